@@ -1,0 +1,1 @@
+"""One module per resource kind, each implementing :class:`controller.actions.base.Action`."""

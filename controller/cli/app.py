@@ -1,0 +1,114 @@
+"""The Typer application, its consoles, shared options and the one error boundary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from controller.errors import FailoverError
+
+app = typer.Typer(
+    name="failover",
+    help="Multi-region failover for serverless applications on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+SpecOption = Annotated[
+    Path | None,
+    typer.Option("--spec", "-s", help="Topology file [default: $FAILOVER_SPEC, ./topology.yaml, "
+                 "then the example]", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output (-vv for debug).")] = 0,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON lines (audit).")]
+    = False,
+) -> None:
+    """Multi-region failover for serverless applications on AWS."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler: logging.Handler
+    if log_json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = RichHandler(console=err_console, show_path=False, show_time=verbose > 1)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message and any extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "event", None)
+        if isinstance(extra, dict):
+            out.update(extra)
+        return json.dumps(out, default=str)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def spec_path(spec: Path | None) -> Path:
+    """The topology file to read: the option, else the default chain."""
+    from controller.spec import default_spec_path
+
+    return spec if spec is not None else default_spec_path()
+
+
+def run(application: typer.Typer, argv: list[str] | None) -> int:
+    """Run ``application`` and map every outcome to an exit code (the one error boundary)."""
+    command = typer.main.get_command(application)
+    try:
+        result = command.main(args=argv, prog_name="failover", standalone_mode=False)
+    except FailoverError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("[red]aborted[/]")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        return 130
+    except click.ClickException as exc:
+        err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    return int(result) if isinstance(result, int) else 0
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to a true value."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

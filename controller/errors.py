@@ -1,0 +1,102 @@
+"""The one exception hierarchy of the controller.
+
+Everything below the CLI raises a subclass of :class:`FailoverError`; the CLI turns any of them
+into one line and an exit code. Step errors say whether a retry can help (kopf's
+``TemporaryError`` / ``PermanentError`` split).
+"""
+
+from __future__ import annotations
+
+
+class FailoverError(Exception):
+    """Root of every error the controller raises on purpose."""
+
+    exit_code: int = 1
+
+
+class SpecError(FailoverError):
+    """A topology (or manifest) file is missing, malformed or inconsistent.
+
+    The message names the file, and where known the component and the field.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        component: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.source = source
+        self.component = component
+        self.field = field
+        self.line = line
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source + (f":{self.line}" if self.line else "")
+        path = ".".join(p for p in ("components" if self.component else None, self.component,
+                                    self.field) if p)
+        if not self.component and self.field:
+            path = self.field
+        head = ": ".join(p for p in (where, path) if p)
+        return f"{head}: {self.reason}" if head else self.reason
+
+
+class UsageError(FailoverError):
+    """A request is invalid for this topology (unknown region or component, same from and to)."""
+
+    exit_code = 2
+
+
+class PlanError(FailoverError):
+    """A plan cannot be built or run as asked (prechecks failed, nothing to fail over to)."""
+
+    exit_code = 1
+
+
+class LeaseHeldError(FailoverError):
+    """Another controller holds the lease; the message names the holder."""
+
+    exit_code = 3
+
+    def __init__(self, holder: str, expires_at: float | None = None) -> None:
+        self.holder = holder
+        self.expires_at = expires_at
+        super().__init__(f"another controller holds the lease: {holder}")
+
+
+class StaleTokenError(FailoverError):
+    """A journal write carried a fencing token older than the lease's: this controller lost it."""
+
+    exit_code = 3
+
+
+class ActionError(FailoverError):
+    """An AWS action on one component in one region failed."""
+
+    def __init__(self, message: str, *, component: str = "", region: str = "") -> None:
+        self.component = component
+        self.region = region
+        where = "/".join(p for p in (component, region) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class TransientStepError(ActionError):
+    """A step failed in a way a retry may fix (throttled, 5xx, timeout, unreachable)."""
+
+    def __init__(self, message: str, *, component: str = "", region: str = "",
+                 delay: float = 0.5) -> None:
+        self.delay = delay
+        super().__init__(message, component=component, region=region)
+
+
+class PermanentStepError(ActionError):
+    """A step failed in a way no retry can fix (resource missing, access denied)."""

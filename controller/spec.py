@@ -1,0 +1,457 @@
+"""The topology: one YAML file that describes an application, its regions and its components.
+
+Read by the CLI, the plan, the sandbox and the Pulumi program (``infra`` imports this module and
+nothing else of the controller). Validation is pydantic's; every failure becomes one
+:class:`~controller.errors.SpecError` naming the file, the line, the component and the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controller.errors import SpecError
+
+EXAMPLE_SPEC = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,47}$"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Kind(StrEnum):
+    """What a component is; each kind has its own fields and its own action module."""
+
+    FUNCTION = "function"
+    QUEUE = "queue"
+    TABLE = "table"
+    BUCKET = "bucket"
+    STREAM = "stream"
+    SCHEDULE = "schedule"
+    PARAMETER = "parameter"
+    API = "api"
+    DNS = "dns"
+
+
+class Tier(StrEnum):
+    """The layer a component belongs to; traffic is always shifted last."""
+
+    DATA = "data"
+    EVENTS = "events"
+    COMPUTE = "compute"
+    TRAFFIC = "traffic"
+
+
+class DegradedMode(StrEnum):
+    """What a component answers when something it needs cannot be activated."""
+
+    READ_ONLY = "read_only"
+    QUEUE_WRITES = "queue_writes"
+    STATIC = "static"
+    UNAVAILABLE = "unavailable"
+
+
+class OnFailure(StrEnum):
+    """What the executor does when this component cannot be activated in the target."""
+
+    DEGRADE = "degrade"
+    ROLLBACK = "rollback"
+
+
+DEFAULT_TIER: Mapping[Kind, Tier] = {
+    Kind.TABLE: Tier.DATA,
+    Kind.BUCKET: Tier.DATA,
+    Kind.PARAMETER: Tier.DATA,
+    Kind.QUEUE: Tier.EVENTS,
+    Kind.STREAM: Tier.EVENTS,
+    Kind.SCHEDULE: Tier.EVENTS,
+    Kind.FUNCTION: Tier.COMPUTE,
+    Kind.API: Tier.TRAFFIC,
+    Kind.DNS: Tier.TRAFFIC,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ComponentBase(_Strict):
+    """Fields every component has."""
+
+    tier: Tier | None = None
+    depends_on: tuple[str, ...] = ()
+    degraded: DegradedMode | None = None
+    on_failure: OnFailure = OnFailure.DEGRADE
+    description: str = ""
+
+    @property
+    def resolved_tier(self) -> Tier:
+        """The declared tier, or the kind's default."""
+        return self.tier or DEFAULT_TIER[Kind(self.kind)]  # type: ignore[attr-defined]
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        """Components needed without saying so in ``depends_on`` (event sources, targets)."""
+        return ()
+
+    def all_dependencies(self) -> tuple[str, ...]:
+        """``depends_on`` plus the implied dependencies, without repeats, in declared order."""
+        return tuple(dict.fromkeys((*self.depends_on, *self.implied_dependencies())))
+
+
+class EventSource(_Strict):
+    """An event source mapping of a function: a queue, a table's stream, or a Kinesis stream."""
+
+    source: str
+    batch_size: int = Field(default=10, ge=1, le=10000)
+
+
+class FunctionSpec(_ComponentBase):
+    """A Lambda function, replicated in every region with its own role and a ``live`` alias."""
+
+    kind: Literal["function"]
+    code: str = "functions"
+    handler: str = "app.handler"
+    runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
+    memory: int = Field(default=256, ge=128, le=10240)
+    timeout: int = Field(default=10, ge=1, le=900)
+    reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    events: tuple[EventSource, ...] = ()
+    writes: bool = True
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        return tuple(e.source for e in self.events)
+
+
+class QueueSpec(_ComponentBase):
+    """An SQS queue with its dead-letter queue."""
+
+    kind: Literal["queue"]
+    visibility_timeout: int = Field(default=60, ge=0, le=43200)
+    max_receive_count: int = Field(default=3, ge=1, le=1000)
+    dlq: bool = True
+
+
+class TableSpec(_ComponentBase):
+    """A DynamoDB table, a global table with a replica in every region."""
+
+    kind: Literal["table"]
+    hash_key: str = "pk"
+    range_key: str | None = None
+    stream: bool = True
+    max_lag_seconds: float = Field(default=30.0, gt=0)
+
+
+class BucketSpec(_ComponentBase):
+    """An S3 bucket, versioned and replicated to every other region."""
+
+    kind: Literal["bucket"]
+    versioning: bool = True
+
+
+class StreamSpec(_ComponentBase):
+    """A Kinesis data stream."""
+
+    kind: Literal["stream"]
+    shards: int = Field(default=1, ge=1, le=500)
+
+
+class ScheduleSpec(_ComponentBase):
+    """An EventBridge schedule rule that invokes a function; enabled only in the active region."""
+
+    kind: Literal["schedule"]
+    expression: str = Field(pattern=r"^(rate|cron)\(.+\)$")
+    target: str
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        return (self.target,)
+
+
+class ParameterSpec(_ComponentBase):
+    """An SSM parameter; a secure one carries no value here (it is set out of band)."""
+
+    kind: Literal["parameter"]
+    value: str = ""
+    secure: bool = False
+
+    @model_validator(mode="after")
+    def _no_secret_values(self) -> ParameterSpec:
+        if self.secure and self.value:
+            raise ValueError("a secure parameter must not carry its value in the topology")
+        return self
+
+
+class Route(_Strict):
+    """One route of the regional HTTP API."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH", "ANY"] = "GET"
+    path: str = Field(pattern=r"^/[A-Za-z0-9_{}/.-]*$")
+    function: str
+    auth: Literal["iam", "jwt", "none"] = "iam"
+
+
+class ApiSpec(_ComponentBase):
+    """The regional HTTPS API; ``/health`` is open, every other route is authorized."""
+
+    kind: Literal["api"]
+    routes: tuple[Route, ...] = ()
+    health_path: str = "/health"
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        return tuple(r.function for r in self.routes)
+
+
+class HealthCheck(_Strict):
+    """The Route 53 health check of each regional endpoint."""
+
+    path: str = "/health"
+    interval: Literal[10, 30] = 10
+    threshold: int = Field(default=3, ge=1, le=10)
+
+
+class DnsSpec(_ComponentBase):
+    """The application's DNS record, with failover records and a health check per region."""
+
+    kind: Literal["dns"]
+    name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+    zone: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+    target: str
+    ttl: int = Field(default=60, ge=1, le=86400)
+    health_check: HealthCheck = HealthCheck()
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        return (self.target,)
+
+
+Component = Annotated[
+    FunctionSpec | QueueSpec | TableSpec | BucketSpec | StreamSpec | ScheduleSpec | ParameterSpec
+    | ApiSpec | DnsSpec,
+    Field(discriminator="kind"),
+]
+
+
+class Regions(_Strict):
+    """The primary region and the standbys, in order of preference."""
+
+    primary: str
+    standby: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("primary")
+    @classmethod
+    def _known_primary(cls, value: str) -> str:
+        return _check_region(value)
+
+    @field_validator("standby")
+    @classmethod
+    def _known_standbys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for region in value:
+            _check_region(region)
+            if region in seen:
+                raise ValueError(f"region {region!r} is listed twice")
+            seen.add(region)
+        return value
+
+    @model_validator(mode="after")
+    def _primary_not_standby(self) -> Regions:
+        if self.primary in self.standby:
+            raise ValueError(f"region {self.primary!r} is both primary and standby")
+        return self
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every region, primary first."""
+        return (self.primary, *self.standby)
+
+
+class Policy(_Strict):
+    """How the watcher decides and how the executor behaves."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    quorum: int = Field(default=2, ge=1, le=3)
+    cooldown_seconds: float = Field(default=300.0, ge=0)
+    auto_failback: bool = False
+    step_timeout_seconds: float = Field(default=10.0, gt=0)
+    step_retries: int = Field(default=3, ge=0, le=10)
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+
+class Topology(_Strict):
+    """A whole application: its name, regions, components and policy.
+
+    Use :func:`load` to read one from a file; the graph checks (cycles, dangling references)
+    live in :mod:`controller.graph`.
+    """
+
+    app: str = Field(pattern=NAME_PATTERN)
+    regions: Regions
+    components: dict[str, Component] = Field(min_length=1)
+    policy: Policy = Policy()
+
+    @field_validator("components")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"component name {name!r} must be lower-case letters, digits and dashes"
+                )
+        return value
+
+    def physical_name(self, component: str, region: str) -> str:
+        """The AWS name of ``component`` in ``region``: the one naming rule for every tool.
+
+        >>> t = Topology.model_validate({"app": "shop", "regions": {"primary": "us-east-1",
+        ...     "standby": ["us-west-2"]}, "components": {"t": {"kind": "table"}}})
+        >>> t.physical_name("t", "us-west-2")
+        'shop-t-us-west-2'
+        """
+        return f"{self.app}-{component}-{region}"
+
+    def mode_parameter(self, region: str) -> str:
+        """The SSM parameter that carries ``region``'s mode for the functions to read."""
+        return f"/failover/{self.app}/{region}/mode"
+
+    def component_mode_parameter(self, component: str, region: str) -> str:
+        """The SSM parameter that carries one component's mode (degraded answers) in ``region``."""
+        return f"/failover/{self.app}/{region}/mode/{component}"
+
+    @property
+    def control_table(self) -> str:
+        """The DynamoDB control table that holds the journal and the lease."""
+        return f"{self.app}-failover-control"
+
+    def of_kind(self, kind: Kind) -> Iterator[tuple[str, Any]]:
+        """Yield ``(name, component)`` for every component of ``kind``, in declared order."""
+        for name, comp in self.components.items():
+            if comp.kind == kind:
+                yield name, comp
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every AWS region name botocore knows, across all partitions."""
+    import botocore.loaders
+
+    data = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(r for part in data["partitions"] for r in part.get("regions", {}))
+
+
+def _check_region(region: str) -> str:
+    if region not in known_regions():
+        raise ValueError(f"unknown AWS region {region!r}")
+    return region
+
+
+def default_spec_path() -> Path:
+    """``$FAILOVER_SPEC``, else ``./topology.yaml``, else the example application."""
+    env = os.environ.get("FAILOVER_SPEC")
+    if env:
+        return Path(env)
+    local = Path("topology.yaml")
+    return local if local.exists() else EXAMPLE_SPEC
+
+
+def load(path: str | Path) -> Topology:
+    """Read and validate a topology file.
+
+    Parameters
+    ----------
+    path : a YAML file.
+
+    Returns
+    -------
+    The validated :class:`Topology` (graph checks are :func:`controller.graph.build`'s).
+
+    Raises
+    ------
+    SpecError
+        One line naming the file, the line, the component and the field.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise SpecError("file does not exist", source=source)
+    if path.is_dir():
+        raise SpecError("is a directory, not a topology file", source=source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", source=source) from exc
+    return loads(text, source=source)
+
+
+def loads(text: str, *, source: str = "<topology>") -> Topology:
+    """Validate a topology given as YAML text; see :func:`load`."""
+    try:
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"not valid YAML: {problem}", source=source, line=line) from exc
+    if data is None:
+        raise SpecError("file is empty", source=source)
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"expected a mapping with app, regions and components, found {type(data).__name__}",
+            source=source,
+        )
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, yaml.compose(text, Loader=_LOADER), source) from None
+
+
+def _spec_error(exc: ValidationError, node: yaml.Node | None, source: str) -> SpecError:
+    """Turn pydantic's first error into one SpecError naming component, field and line."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    line = _line_of(node, loc)
+    kinds = {k.value for k in Kind}
+    component = None
+    if len(loc) >= 2 and loc[0] == "components":
+        component = loc[1]
+        loc = [p for p in loc[2:] if p not in kinds]
+    elif loc[:1] == ["components"]:
+        loc = ["components"]
+    field = ".".join(loc) or None
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        message = "required field is missing"
+    elif err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "union_tag_invalid":
+        allowed = ", ".join(k.value for k in Kind)
+        message = f"unknown kind {err['input'].get('kind')!r} (one of: {allowed})"
+    elif err["type"] == "union_tag_not_found":
+        message = "missing 'kind'"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return SpecError(message, source=source, component=component, field=field, line=line)
+
+
+def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
+    """The 1-based line of the deepest YAML node found along ``loc``."""
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            if node is not None:
+                line = node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
