@@ -1,25 +1,38 @@
 """The action interface: read the state of one component in one region, activate, fence, verify.
 
 Called by the executor (one action per plan step) and by ``health``. The shared work lives here,
-once: the idempotence check ("already in the wanted state: nothing to do"), the read-back
-verification, and turning every botocore error into a transient or permanent step error that
-names the component and the region. A kind implements only ``_read``, ``_activate`` and
-``_deactivate`` (the pattern of powertools' parameter providers).
+once: the component's mode parameter (read into ``facts["mode"]``, written after every change),
+the idempotence check ("already in the wanted state: nothing to do"), the read-back verification,
+and turning every botocore error into a transient or permanent step error that names the
+component and the region. A kind implements only ``_read``, ``_activate`` and ``_deactivate``
+(the pattern of powertools' parameter providers).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+import botocore.exceptions
+
+from controller.actions import mode as modes
 from controller.aws import Clients, classify
+from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef, Manifest
 from controller.spec import DegradedMode, Topology
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NOT_FOUND_CODES = frozenset({
+    "ResourceNotFoundException", "ResourceNotFound", "NotFoundException", "NotFound", "404",
+    "NoSuchBucket", "NoSuchEntity", "NoSuchHealthCheck", "NoSuchHostedZone", "ParameterNotFound",
+    "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue",
+})
 
 
 class State(StrEnum):
@@ -51,16 +64,41 @@ class Outcome:
     observed: Observed
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """True when a botocore error says the resource does not exist."""
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in NOT_FOUND_CODES or code.endswith("NotFound") or code.startswith("NoSuch")
+
+
+def missing(what: str) -> Observed:
+    """The observation of a resource that does not exist."""
+    return Observed(State.MISSING, healthy=False, detail=f"{what} does not exist")
+
+
 class Action(ABC):
     """Read, activate, fence and verify one component in one region.
 
     Subclasses set ``kind`` and implement ``_read``, ``_activate`` and ``_deactivate``; each of
-    those sets a state, never toggles one, so doing it twice is doing it once.
+    those sets a state, never toggles one, so doing it twice is doing it once. ``_read`` returns
+    the resource's own state; the component's mode (its parameter, else the region's) refines it
+    here: a *passive* kind (a queue, a table: nothing to switch off) takes its state from the mode
+    alone, an active one (a function, a rule, the DNS) is degraded when it serves in a degraded
+    mode.
     """
 
     kind: ClassVar[str]
-    #: The state a fenced component is left in (a table is not fenced, it stays as it is).
+    #: The state a fenced component is left in.
     fenced_state: ClassVar[State] = State.FENCED
+    #: True when the resource has no on/off switch: its state is its mode parameter.
+    passive: ClassVar[bool] = False
+    #: True when "switched off and told fenced" is fenced (a rule); False when fencing has a
+    #: mark of its own that ``_read`` reports (a function's concurrency 0).
+    off_is_fenced: ClassVar[bool] = True
+    #: True when the resource lives in the global endpoint (DNS): the region's mode parameter
+    #: is then best effort, so that a dead region can still be fenced.
+    global_resource: ClassVar[bool] = False
 
     def __init__(self, topology: Topology, manifest: Manifest, clients: Clients,
                  component: str, region: str) -> None:
@@ -88,27 +126,37 @@ class Action(ABC):
 
     def read(self) -> Observed:
         """Read the real state (raises a transient or permanent step error)."""
-        observed: Observed = self._guard(self._read)
-        return observed
+        component_mode, region_mode = self._guard(self._read_modes)
+        observed = self._guard(self._read)
+        facts = {**observed.facts, "mode": component_mode, "region_mode": region_mode}
+        effective = component_mode or region_mode
+        return replace(observed, state=self._settle(observed.state, effective), facts=facts)
 
     def activate(self, mode: DegradedMode | None = None) -> Outcome:
         """Make the component serve in this region (in ``mode`` when degraded); idempotent."""
         want = State.DEGRADED if mode else State.ACTIVE
+        value = mode.value if mode else modes.ACTIVE
         before = self.read()
-        if before.state == want and self._mode_matches(before, mode):
+        if before.state == State.MISSING:
+            raise PermanentStepError(before.detail or f"{self.kind} is missing",
+                                     component=self.component, region=self.region)
+        if before.state == want and self._mode_is(before, value):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, want)
             return Outcome(False, before)
         self._guard(lambda: self._activate(mode))
-        return Outcome(True, self.read())
+        self._write_mode(value)
+        return Outcome(True, self._expect(want))
 
     def deactivate(self) -> Outcome:
         """Fence the component in this region: it consumes and serves nothing; idempotent."""
         before = self.read()
-        if before.state in (self.fenced_state, State.MISSING):
+        if before.state == State.MISSING or (
+                before.state == self.fenced_state and self._mode_is(before, modes.FENCED)):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, before.state)
             return Outcome(False, before)
         self._guard(self._deactivate)
-        return Outcome(True, self.read())
+        self._write_mode(modes.FENCED)
+        return Outcome(True, self._expect(self.fenced_state))
 
     def verify(self, want: State) -> bool:
         """Read the state back and say whether it is ``want``."""
@@ -118,7 +166,7 @@ class Action(ABC):
 
     @abstractmethod
     def _read(self) -> Observed:
-        """Read the state with real API calls."""
+        """Read the resource's own state with real API calls (``missing(...)`` when absent)."""
 
     @abstractmethod
     def _activate(self, mode: DegradedMode | None) -> None:
@@ -130,11 +178,80 @@ class Action(ABC):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _mode_matches(self, observed: Observed, mode: DegradedMode | None) -> bool:
-        return observed.facts.get("mode") in (None, mode.value if mode else "active")
+    def _settle(self, state: State, mode: str | None) -> State:
+        """Refine the resource's own state with the mode it was told to serve in."""
+        if state in (State.MISSING, State.UNREACHABLE) or mode is None:
+            return state
+        named = State(modes.state_of(mode))
+        if self.passive:
+            return named
+        if state == State.STANDBY and named == State.FENCED and self.off_is_fenced:
+            return State.FENCED
+        if state != State.ACTIVE or named == State.ACTIVE:
+            return state
+        # Switched on but told to degrade (degraded), or told not to serve at all (standby).
+        return State.DEGRADED if named == State.DEGRADED else State.STANDBY
 
-    def _guard(self, fn: Any) -> Any:
+    def _mode_is(self, observed: Observed, value: str) -> bool:
+        got = observed.facts.get("mode")
+        if got is None and self.global_resource:
+            return True
+        return bool(got == value)
+
+    def _expect(self, want: State) -> Observed:
+        """Read back after a change; a state other than ``want`` is worth a retry."""
+        after = self.read()
+        if after.state != want:
+            raise TransientStepError(f"read back {after.state}, wanted {want}: {after.detail}",
+                                     component=self.component, region=self.region)
+        return after
+
+    @property
+    def mode_parameter(self) -> str:
+        """The SSM parameter that carries this component's mode in this region."""
+        ref = self.manifest.regions.get(self.region)
+        named = ref.components.get(self.component) if ref else None
+        return (named.mode_parameter if named and named.mode_parameter
+                else self.topology.component_mode_parameter(self.component, self.region))
+
+    def _read_modes(self) -> tuple[str | None, str | None]:
+        region_parameter = modes.parameter_of(self.topology, self.manifest, self.region)
+        try:
+            return modes.read_modes(self.clients, self.region, self.mode_parameter,
+                                    region_parameter)
+        except Exception as exc:
+            if not self.global_resource:
+                raise
+            log.warning("%s/%s: mode parameter unreadable: %s", self.component, self.region, exc)
+            return None, None
+
+    def _write_mode(self, value: str) -> None:
+        name = self.mode_parameter
+        try:
+            self._guard(lambda: modes.put(self.clients, self.region, name, value))
+        except TransientStepError as exc:
+            if not self.global_resource:
+                raise
+            log.warning("%s/%s: mode parameter not written: %s", self.component, self.region, exc)
+
+    def _guard(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except Exception as exc:
             raise classify(exc, component=self.component, region=self.region) from exc
+
+
+class PassiveAction(Action):
+    """A kind with no on/off switch (a queue, a table): its state is its mode parameter.
+
+    Activating and fencing only check that the resource exists (the shared part does that) and
+    write the mode; the functions that use the resource read the mode and answer accordingly.
+    """
+
+    passive = True
+
+    def _activate(self, mode: DegradedMode | None) -> None:
+        """Nothing to switch on: the resource serves whenever it exists."""
+
+    def _deactivate(self) -> None:
+        """Nothing to switch off: fencing is the mode parameter alone."""
