@@ -1,0 +1,72 @@
+"""``failover status``: every component's state and health in every region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from controller import health
+from controller.aws import Clients
+from controller.cli.app import JsonOption, SpecOption, app, console, print_json
+from controller.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
+from controller.spec import Topology, load
+
+ManifestOption = Annotated[
+    Path, typer.Option("--manifest", "-m", help="The manifest written by the sandbox or exported "
+                       "from the Pulumi stack.")]
+
+STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unreachable": "magenta"}
+
+
+@app.command()
+def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
+           as_json: JsonOption = False) -> None:
+    """Show every component's state and health in every region (regions as columns)."""
+    deployed = load_manifest(manifest)
+    topology = load(_spec_of(spec, deployed))
+    report = health.status(topology, deployed, Clients(endpoints=deployed.endpoints))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render(report, topology)
+
+
+def _spec_of(spec: Path | None, deployed: Manifest) -> Path:
+    """The option, else the topology the manifest was made from, else the default chain."""
+    from controller.cli.app import spec_path
+
+    if spec is None and deployed.spec and Path(deployed.spec).exists():
+        return Path(deployed.spec)
+    return spec_path(spec)
+
+
+def render(report: health.StatusReport, topology: Topology) -> None:
+    """Print the report as one table: a row per component, a column per region."""
+    table = Table(title=f"{report.app}: active region {report.active_region or '?'}")
+    table.add_column("component")
+    table.add_column("kind")
+    for name, region in report.regions.items():
+        table.add_column(f"{name}\n[{STYLE[region.health]}]{region.health}[/]"
+                         + (f" ({region.mode})" if region.mode else ""))
+    for name, spec in topology.components.items():
+        cells = []
+        for region in report.regions.values():
+            comp = region.components.get(name)
+            cells.append(f"[{STYLE[comp.health]}]{comp.state}[/]" if comp else "-")
+        table.add_row(name, str(spec.kind), *cells)
+    console.print(table)
+    for name, region in report.regions.items():
+        problems = [f"{c.name}: {c.detail}" for c in region.components.values()
+                    if c.detail and c.health != health.Health.HEALTHY]
+        if region.error:
+            problems.insert(0, region.error)
+        if region.signals.alarms_firing:
+            problems.append("alarms: " + ", ".join(region.signals.alarms_firing))
+        for problem in problems[:5]:
+            console.print(f"[{STYLE[region.health]}]{name}[/]: {escape(problem)}",
+                          highlight=False)
+    console.print(f"read in {report.elapsed:.2f}s", style="dim")

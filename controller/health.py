@@ -1,0 +1,350 @@
+"""Health: every component's state and health in every region, read in parallel, fast.
+
+Called by ``failover status`` and the watcher. First one cheap probe per region (its mode
+parameter), all at once, with short timeouts and no retries: a region that does not answer within
+the probe timeout is ``unreachable`` and is not asked again. Then every component of every
+reachable region is read through its action, beside the region's alarm states, its Route 53
+health-check status and, when given, an HTTP probe of its endpoint. The result is plain data; the
+aggregation rules are small functions over it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from controller.actions import alarms as alarm_reads
+from controller.actions import mode as modes
+from controller.actions.base import Observed, State
+from controller.actions.dns import DnsAction
+from controller.actions.registry import action_for
+from controller.aws import GLOBAL, AwsSettings, Clients, classify, is_unreachable
+from controller.errors import ActionError, TransientStepError
+from controller.manifest import Manifest
+from controller.spec import Kind, Topology
+
+log = logging.getLogger(__name__)
+
+#: Fail fast: one attempt, short timeouts, so a hung region costs one read timeout.
+PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
+#: How long status waits for all its reads before calling what is left unreachable.
+DEADLINE_SECONDS = 4.0
+WORKERS = 32
+
+#: ``probe(region, url) -> ok``: an HTTP probe of a regional endpoint, supplied by the caller.
+HttpProbe = Callable[[str, str], bool]
+
+
+class Health(StrEnum):
+    """How well a component, or a region, is doing."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One component in one region: what it does (state) and how well (health)."""
+
+    name: str
+    kind: str
+    state: str
+    health: Health
+    detail: str = ""
+    alarms: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The independent health signals of a region the watcher weighs (quorum)."""
+
+    alarms_firing: tuple[str, ...] = ()
+    route53_healthy: bool | None = None
+    http_ok: bool | None = None
+
+
+@dataclass(frozen=True)
+class RegionStatus:
+    """One region: reachable or not, its mode, its components and its aggregate health."""
+
+    region: str
+    reachable: bool
+    health: Health
+    mode: str | None = None
+    components: dict[str, ComponentStatus] = field(default_factory=dict)
+    signals: Signals = Signals()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Every region of an application, and which one is active."""
+
+    app: str
+    active_region: str | None
+    regions: dict[str, RegionStatus]
+    elapsed: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``failover status --json`` shape."""
+        return {
+            "app": self.app,
+            "active_region": self.active_region,
+            "regions": {
+                name: {
+                    "reachable": region.reachable,
+                    "health": region.health.value,
+                    "components": {c.name: {"state": c.state, "health": c.health.value}
+                                   for c in region.components.values()},
+                }
+                for name, region in self.regions.items()
+            },
+        }
+
+
+def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> Clients:
+    """Clients to the same endpoints, with the same hooks, but fail-fast settings."""
+    return Clients(endpoints=clients.endpoints, settings=settings, hooks=clients.hooks)
+
+
+def status(topology: Topology, manifest: Manifest, clients: Clients, *,
+           regions: Iterable[str] | None = None, http_probe: HttpProbe | None = None,
+           settings: AwsSettings | None = PROBE_SETTINGS,
+           deadline: float = DEADLINE_SECONDS) -> StatusReport:
+    """Read every component in every region (or in ``regions``) in parallel.
+
+    Parameters
+    ----------
+    clients : where to send calls; with ``settings`` (the default) a fail-fast copy is used,
+        with ``settings=None`` the clients as given (a watcher keeps its own probe clients).
+    http_probe : optional ``probe(region, url) -> ok`` of each region's API health route.
+    deadline : seconds to wait for the reads; what has not answered by then is unreachable.
+
+    Returns
+    -------
+    A :class:`StatusReport`; never raises for a region that does not answer.
+    """
+    started = time.monotonic()
+    fast = probe_clients(clients, settings) if settings is not None else clients
+    names = list(regions) if regions is not None else list(topology.regions.all)
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="health")
+    try:
+        mode_of = _probe(pool, fast, topology, manifest, names, started + deadline)
+        reads = _read_all(pool, fast, topology, manifest,
+                          [r for r in names if isinstance(mode_of[r], str)], http_probe)
+        wait(_futures(reads), timeout=max(0.0, started + deadline - time.monotonic()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    report = {r: _region(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
+    elapsed = time.monotonic() - started
+    log.info("status of %d regions in %.2fs", len(names), elapsed)
+    return StatusReport(topology.app, _active_region(report, topology, manifest, fast),
+                        report, elapsed)
+
+
+def region_health(topology: Topology, manifest: Manifest, clients: Clients, region: str,
+                  **kwargs: Any) -> RegionStatus:
+    """The status of one region (see :func:`status`)."""
+    return status(topology, manifest, clients, regions=[region], **kwargs).regions[region]
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _RegionReads:
+    """The pending reads of one reachable region."""
+
+    components: dict[str, Future[Observed]]
+    alarms: Future[dict[str, str]]
+    route53: Future[bool | None]
+    http: Future[bool | None] | None
+
+
+def _futures(reads: Mapping[str, _RegionReads]) -> list[Future[Any]]:
+    out: list[Future[Any]] = []
+    for r in reads.values():
+        out += [*r.components.values(), r.alarms, r.route53, *([r.http] if r.http else [])]
+    return out
+
+
+def _probe(pool: ThreadPoolExecutor, clients: Clients, topology: Topology, manifest: Manifest,
+           regions: list[str], until: float) -> dict[str, str | Exception]:
+    """Each region's mode, or the error that says it did not answer."""
+    futures = {r: pool.submit(modes.read_region_mode, clients, topology, manifest, r)
+               for r in regions}
+    wait(futures.values(), timeout=max(0.0, until - time.monotonic()))
+    out: dict[str, str | Exception] = {}
+    for region, future in futures.items():
+        if not future.done():
+            out[region] = TransientStepError("no answer before the deadline", region=region)
+            continue
+        exc = future.exception()
+        out[region] = future.result() if exc is None else classify(exc, region=region)
+    return out
+
+
+def _read_all(pool: ThreadPoolExecutor, clients: Clients, topology: Topology,
+              manifest: Manifest, regions: list[str], http_probe: HttpProbe | None
+              ) -> dict[str, _RegionReads]:
+    reads: dict[str, _RegionReads] = {}
+    for region in regions:
+        regional = manifest.regions.get(region)
+        alarm_names = [a for c in (regional.components.values() if regional else ())
+                       for a in c.alarms]
+        url = _health_url(topology, manifest, region)
+        reads[region] = _RegionReads(
+            components={name: pool.submit(_read_one, topology, manifest, clients, name, region)
+                        for name in topology.components},
+            alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
+            route53=pool.submit(_route53_healthy, clients, manifest, region),
+            http=pool.submit(http_probe, region, url) if http_probe and url else None,
+        )
+    return reads
+
+
+def _read_one(topology: Topology, manifest: Manifest, clients: Clients, component: str,
+              region: str) -> Observed:
+    return action_for(topology, manifest, clients, component, region).read()
+
+
+def _route53_healthy(clients: Clients, manifest: Manifest, region: str) -> bool | None:
+    """What Route 53's own checkers say of ``region`` (the emulator always says healthy)."""
+    check = manifest.dns.health_checks.get(region) if manifest.dns else None
+    if not check:
+        return None
+    got = clients.client("route53", GLOBAL).get_health_check_status(HealthCheckId=check)
+    observations = got.get("HealthCheckObservations", [])
+    return bool(observations) and all(
+        str(o.get("StatusReport", {}).get("Status", "")).startswith("Success")
+        for o in observations)
+
+
+def _health_url(topology: Topology, manifest: Manifest, region: str) -> str | None:
+    regional = manifest.regions.get(region)
+    if regional is None or not regional.api_endpoint:
+        return None
+    path = next((getattr(c, "health_path", "/health") for _, c in topology.of_kind(Kind.API)),
+                "/health")
+    return regional.api_endpoint.rstrip("/") + path
+
+
+# -- aggregating ------------------------------------------------------------------------------
+
+
+def _result(future: Future[Any] | None) -> tuple[Any, BaseException | None]:
+    if future is None:
+        return None, None
+    if not future.done():
+        return None, TimeoutError("no answer before the deadline")
+    exc = future.exception()
+    return (None, exc) if exc is not None else (future.result(), None)
+
+
+def _region(region: str, topology: Topology, manifest: Manifest, mode: str | Exception,
+            reads: _RegionReads | None) -> RegionStatus:
+    if isinstance(mode, Exception) or reads is None:
+        error = str(mode) if isinstance(mode, Exception) else "not read"
+        comps = {name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE.value,
+                                       Health.UNREACHABLE)
+                 for name, spec in topology.components.items()}
+        return RegionStatus(region, False, Health.UNREACHABLE, components=comps, error=error)
+    alarm_states, alarm_error = _result(reads.alarms)
+    alarm_states = alarm_states or {}
+    route53, _ = _result(reads.route53)
+    http, http_error = _result(reads.http)
+    regional = manifest.regions.get(region)
+    comps = {}
+    for name, spec in topology.components.items():
+        observed, exc = _result(reads.components[name])
+        ref = regional.components.get(name) if regional else None
+        own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}
+        comps[name] = component_status(name, str(spec.kind), observed, exc, own)
+    signals = Signals(alarms_firing=tuple(alarm_reads.firing(alarm_states)),
+                      route53_healthy=route53,
+                      http_ok=None if reads.http is None else bool(http and not http_error))
+    health = region_verdict(comps.values(), signals, mode)
+    return RegionStatus(region, True, health, mode=mode, components=comps, signals=signals,
+                        error=str(alarm_error or ""))
+
+
+def component_status(name: str, kind: str, observed: Observed | None,
+                     error: BaseException | None, alarms: dict[str, str]) -> ComponentStatus:
+    """One component's health from its read (or the error of reading it) and its alarms."""
+    if error is not None or observed is None:
+        unreachable = error is None or isinstance(error, TimeoutError) or is_unreachable(
+            error.__cause__ or error) or (isinstance(error, TransientStepError)
+                                          and "unreachable" in str(error))
+        if unreachable:
+            return ComponentStatus(name, kind, State.UNREACHABLE.value, Health.UNREACHABLE,
+                                   detail=str(error or ""))
+        detail = str(error) if isinstance(error, ActionError) else repr(error)
+        return ComponentStatus(name, kind, "unknown", Health.UNHEALTHY, detail=detail)
+    firing = alarm_reads.firing(alarms)
+    if observed.state == State.MISSING or not observed.healthy or firing:
+        detail = observed.detail or ("alarm: " + ", ".join(firing))
+        health = Health.UNHEALTHY
+    elif observed.state == State.DEGRADED:
+        detail, health = observed.detail, Health.DEGRADED
+    else:
+        detail, health = observed.detail, Health.HEALTHY
+    return ComponentStatus(name, kind, observed.state.value, health, detail, alarms,
+                           observed.facts)
+
+
+def region_verdict(components: Iterable[ComponentStatus], signals: Signals,
+                   mode: str | None) -> Health:
+    """A region's health: its worst component, an alarm, a failed HTTP probe, or its mode.
+
+    >>> ok = ComponentStatus("q", "queue", "active", Health.HEALTHY)
+    >>> region_verdict([ok], Signals(), "active").value
+    'healthy'
+    >>> region_verdict([ok], Signals(http_ok=False), "active").value
+    'unhealthy'
+    """
+    healths = {c.health for c in components}
+    if healths & {Health.UNHEALTHY, Health.UNREACHABLE} or signals.alarms_firing \
+            or signals.http_ok is False:
+        return Health.UNHEALTHY
+    if Health.DEGRADED in healths or (mode and modes.state_of(mode) == State.DEGRADED.value):
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
+                   clients: Clients) -> str | None:
+    """The region whose mode says active (else degraded), else the PRIMARY record's region."""
+    for wanted in (modes.ACTIVE, State.DEGRADED.value):
+        for name, region in report.items():
+            if region.mode and modes.state_of(region.mode) == wanted:
+                return name
+    return _dns_primary(report, topology, manifest, clients)
+
+
+def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
+                 clients: Clients) -> str | None:
+    dns = next((name for name, _ in topology.of_kind(Kind.DNS)), None)
+    if dns is None or manifest.dns is None:
+        return None
+    primary = next((c.facts.get("primary") for r in report.values()
+                    for c in r.components.values() if c.name == dns and c.facts), None)
+    try:
+        action = DnsAction(topology, manifest, clients, dns, topology.regions.primary)
+        if primary is None:
+            record = action.records().get("PRIMARY")
+            primary = record["ResourceRecords"][0]["Value"] if record else None
+        if primary is None:
+            return None
+        return next((r for r in topology.regions.all
+                     if action.host(r) == str(primary).rstrip(".").lower()), None)
+    except Exception as exc:
+        log.warning("cannot read the PRIMARY record: %s", exc)
+        return None
