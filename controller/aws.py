@@ -104,7 +104,9 @@ class Clients:
         config = botocore.config.Config(
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
-            retries={"max_attempts": self.settings.max_attempts, "mode": self.settings.retry_mode},
+            # total_max_attempts counts the first try; botocore's max_attempts would not.
+            retries={"total_max_attempts": self.settings.max_attempts,
+                     "mode": self.settings.retry_mode},
             max_pool_connections=32,
         )
         signing_region = "us-east-1" if region == GLOBAL else region
