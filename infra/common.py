@@ -1,0 +1,137 @@
+"""What every part of the Pulumi program shares: settings, references, names, ARNs, policies.
+
+Imported by ``function``, ``api``, ``regional``, ``global_`` and ``program``; it creates no
+resources. Names and ARNs are derived here in one place so the parts agree with each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Actions AWS only grants on Resource "*" (they have no resource-level permissions).
+STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+
+class InfraError(ValueError):
+    """The topology asks for something the program refuses to deploy (an open route, …)."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(f"components.{component}: {message}")
+        self.component = component
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program reads from stack config besides the topology itself.
+
+    ``__main__`` fills it from ``pulumi.Config()``; tests build it directly.
+    """
+
+    spec_path: str = ""
+    code_root: Path = PROJECT_ROOT
+    log_retention_days: int = 30
+    jwt_issuer: str | None = None
+    jwt_audience: tuple[str, ...] = ()
+    # Values of secure parameters, by component name (pulumi config secrets, never plain text).
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Who may assume the controller and the deployer roles; default: this account's root.
+    controller_principals: tuple[str, ...] = ()
+    deployer_principals: tuple[str, ...] = ()
+    # Hosted zones that already exist, by zone name (else the program creates the zone).
+    zone_ids: Mapping[str, str] = field(default_factory=dict)
+    # Deletion protection on data tables (turn off for throw-away stacks).
+    protect_data: bool = True
+    api_throttle_rate: float = 100.0
+    api_throttle_burst: int = 200
+
+
+@dataclass(frozen=True)
+class Account:
+    """The partition and account id every constructed ARN needs."""
+
+    partition: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+
+    def arn(self, service: str, region: str, resource: str) -> pulumi.Output[str]:
+        """``arn:<partition>:<service>:<region>:<account>:<resource>``."""
+        return pulumi.Output.concat(
+            "arn:", self.partition, f":{service}:{region}:", self.account_id, f":{resource}"
+        )
+
+    def root(self) -> pulumi.Output[str]:
+        """The account's root principal (every IAM identity the account allows)."""
+        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One component's resource in one region, as the components that need it see it."""
+
+    kind: str
+    name: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    stream_arn: pulumi.Input[str] | None = None
+    url: pulumi.Input[str] | None = None
+
+
+def fit(name: str, limit: int) -> str:
+    """``name`` if it fits in ``limit`` characters, else a prefix plus a short stable hash.
+
+    >>> fit("orders-worker-us-east-1", 64)
+    'orders-worker-us-east-1'
+    >>> len(fit("x" * 100, 64)), fit("x" * 100, 64) == fit("x" * 100, 64)
+    (64, True)
+    """
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9]}-{digest}"
+
+
+def env_key(*parts: str) -> str:
+    """An environment variable name from parts: upper case, dashes to underscores.
+
+    >>> env_key("table", "orders-table")
+    'TABLE_ORDERS_TABLE'
+    """
+    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
+
+
+def statement(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """One Allow statement; actions sorted so that policies diff cleanly."""
+    return {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": list(resources)}
+
+
+def policy_json(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    """An IAM policy document as JSON, resolving any outputs inside the statements."""
+    return pulumi.Output.from_input(list(statements)).apply(
+        lambda s: json.dumps({"Version": "2012-10-17", "Statement": s}, sort_keys=True)
+    )
+
+
+def assume_role_policy(
+    service: str | None = None, principals: Sequence[pulumi.Input[str]] = ()
+) -> pulumi.Output[str]:
+    """A trust policy for one AWS service, or for the given IAM principals."""
+    principal: dict[str, Any] = (
+        {"Service": service} if service else {"AWS": list(principals)}
+    )
+    return pulumi.Output.from_input(principal).apply(
+        lambda p: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": p}],
+            },
+            sort_keys=True,
+        )
+    )

@@ -1,0 +1,266 @@
+"""One function in one region, with everything it owns.
+
+Created by :class:`infra.regional.Region` once per function per region: its own IAM role with an
+inline least-privilege policy (exact actions on the exact resources its dependencies and event
+sources name, in this region), its log group, the function (tracing Active, short timeout,
+environment variables that carry names only), a ``live`` alias, its event source mappings
+(enabled only in the primary region) and alarms with high and low thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from controller.spec import FunctionSpec, Topology
+from infra.common import (
+    Account,
+    InfraError,
+    Ref,
+    Settings,
+    assume_role_policy,
+    env_key,
+    fit,
+    policy_json,
+    statement,
+)
+
+ALIAS = "live"
+
+# What a function may do to each kind of dependency; reads only when it does not write.
+TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+              "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem")
+TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+               "dynamodb:BatchWriteItem")
+TABLE_STREAM = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+QUEUE_SEND = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                 "sqs:GetQueueAttributes")
+BUCKET_READ = ("s3:GetObject",)
+BUCKET_WRITE = ("s3:PutObject",)
+KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary")
+KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+                   "kinesis:DescribeStreamSummary", "kinesis:ListShards")
+PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
+LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
+XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+@dataclass(frozen=True)
+class FunctionArgs:
+    """What one function needs to be built in one region."""
+
+    topology: Topology
+    name: str
+    spec: FunctionSpec
+    region: str
+    refs: Mapping[str, Ref]
+    mode_parameter: Ref
+    component_mode_parameter: Ref
+    settings: Settings
+
+    @property
+    def primary(self) -> bool:
+        """Whether this region is the primary (the only one with event sources enabled)."""
+        return self.region == self.topology.regions.primary
+
+    @property
+    def physical(self) -> str:
+        """The function's (and its role's) AWS name in this region."""
+        return fit(self.topology.physical_name(self.name, self.region), 64)
+
+
+class RegionalFunction(pulumi.ComponentResource):
+    """A Lambda function in one region with its role, alias, log group, mappings and alarms."""
+
+    def __init__(
+        self, args: FunctionArgs, account: Account, opts: pulumi.ResourceOptions
+    ) -> None:
+        super().__init__("failover:infra:Function", args.physical, None, opts)
+        self.args = args
+        child = pulumi.ResourceOptions(parent=self)
+        name = args.physical
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{name}",
+            retention_in_days=args.settings.log_retention_days,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=name,
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+            description=f"{args.name} in {args.region} only",
+            opts=child,
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.name,
+            policy=policy_json(self._statements()),
+            opts=child,
+        )
+        code = args.settings.code_root / args.spec.code
+        self.function = aws.lambda_.Function(
+            name,
+            name=name,
+            role=self.role.arn,
+            runtime=args.spec.runtime,
+            handler=args.spec.handler,
+            code=pulumi.FileArchive(str(code)),
+            memory_size=args.spec.memory,
+            timeout=args.spec.timeout,
+            reserved_concurrent_executions=args.spec.reserved_concurrency,
+            publish=True,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=self._environment()),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+        )
+        self.alias = aws.lambda_.Alias(
+            f"{name}-{ALIAS}",
+            name=ALIAS,
+            function_name=self.function.name,
+            function_version=self.function.version,
+            opts=child,
+        )
+        self.mappings = [self._mapping(i, e.source, e.batch_size)
+                         for i, e in enumerate(args.spec.events)]
+        self.alarms = self._alarms()
+        self.ref = Ref(kind="function", name=self.function.name, arn=self.alias.arn)
+        self.register_outputs({"function": self.function.arn, "role": self.role.arn})
+
+    def _statements(self) -> list[dict[str, Any]]:
+        """The function's policy: what its dependencies and event sources need, nothing more."""
+        args = self.args
+        events = {e.source for e in args.spec.events}
+        out = [
+            statement(LOGS_WRITE, [pulumi.Output.concat(self.log_group.arn, ":log-stream:*")]),
+            statement(XRAY_WRITE, ["*"]),
+            statement(PARAMETER_READ, [args.mode_parameter.arn,
+                                       args.component_mode_parameter.arn]),
+        ]
+        for dep in args.spec.all_dependencies():
+            ref = args.refs.get(dep)
+            if ref is None:
+                continue  # api, dns, schedule: nothing to call
+            out.extend(_grants(ref, dep in events, args.spec.writes))
+        return out
+
+    def _environment(self) -> dict[str, pulumi.Input[str]]:
+        """Names the code needs to find its resources; never a value that is a secret."""
+        args = self.args
+        env: dict[str, pulumi.Input[str]] = {
+            "FAILOVER_APP": args.topology.app,
+            "FAILOVER_COMPONENT": args.name,
+            "FAILOVER_MODE_PARAMETER": args.mode_parameter.name,
+            "FAILOVER_COMPONENT_MODE_PARAMETER": args.component_mode_parameter.name,
+            "POWERTOOLS_SERVICE_NAME": args.name,
+        }
+        for dep in args.spec.all_dependencies():
+            ref = args.refs.get(dep)
+            if ref is None:
+                continue
+            env[env_key(ref.kind, dep)] = ref.name
+            if ref.url is not None:
+                env[env_key(ref.kind, dep, "url")] = ref.url
+        return env
+
+    def _mapping(self, index: int, source: str, batch_size: int) -> aws.lambda_.EventSourceMapping:
+        """An event source mapping on the alias, enabled only in the primary region."""
+        args = self.args
+        ref = args.refs.get(source)
+        if ref is None or ref.kind not in {"queue", "table", "stream"}:
+            raise InfraError(args.name, f"event source {source!r} is not a queue, table or stream")
+        if ref.kind == "table" and ref.stream_arn is None:
+            raise InfraError(args.name, f"event source {source!r} has no stream")
+        polled = ref.kind != "queue"
+        return aws.lambda_.EventSourceMapping(
+            f"{args.physical}-{source}-{index}",
+            function_name=self.alias.arn,
+            event_source_arn=ref.stream_arn if ref.kind == "table" else ref.arn,
+            batch_size=batch_size,
+            enabled=args.primary,
+            starting_position="LATEST" if polled else None,
+            maximum_retry_attempts=3 if polled else None,
+            bisect_batch_on_function_error=True if polled else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+        )
+
+    def _alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
+        """High alarms (errors, throttles, duration near the timeout) and a low one (traffic).
+
+        In a standby region no traffic is expected, so missing invocations count as breaching
+        only in the primary.
+        """
+        args = self.args
+        near_timeout_ms = args.spec.timeout * 1000 * 0.8
+        rules = [
+            ("errors-high", "Errors", "Sum", "GreaterThanOrEqualToThreshold", 1.0, 1, 300,
+             "notBreaching"),
+            ("throttles-high", "Throttles", "Sum", "GreaterThanOrEqualToThreshold", 1.0, 1, 300,
+             "notBreaching"),
+            ("duration-high", "Duration", "Maximum", "GreaterThanOrEqualToThreshold",
+             near_timeout_ms, 3, 60, "notBreaching"),
+            ("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold", 0.0, 12, 300,
+             "breaching" if args.primary else "notBreaching"),
+        ]
+        alarms = []
+        for suffix, metric, stat, op, threshold, periods, period, missing in rules:
+            alarms.append(aws.cloudwatch.MetricAlarm(
+                f"{args.physical}-{suffix}",
+                name=f"{args.physical}-{suffix}",
+                namespace="AWS/Lambda",
+                metric_name=metric,
+                statistic=stat,
+                comparison_operator=op,
+                threshold=threshold,
+                evaluation_periods=periods,
+                period=period,
+                treat_missing_data=missing,
+                dimensions={"FunctionName": self.function.name},
+                alarm_description=f"{args.name} in {args.region}: {suffix.replace('-', ' ')}",
+                opts=pulumi.ResourceOptions(parent=self),
+            ))
+        return alarms
+
+    def manifest(self) -> dict[str, Any]:
+        """This function's entry in the region's ``components`` of the manifest."""
+        return {
+            "kind": "function",
+            "name": self.function.name,
+            "arn": self.function.arn,
+            "alias": ALIAS,
+            "role_arn": self.role.arn,
+            "mappings": [m.uuid for m in self.mappings],
+            "alarms": [a.name for a in self.alarms],
+            "mode_parameter": self.args.component_mode_parameter.name,
+        }
+
+
+def _grants(ref: Ref, is_event_source: bool, writes: bool) -> list[dict[str, Any]]:
+    """The statements a function needs on one dependency in its region."""
+    if ref.kind == "table":
+        actions = TABLE_READ + (TABLE_WRITE if writes else ())
+        out = [statement(actions, [ref.arn, pulumi.Output.concat(ref.arn, "/index/*")])]
+        if is_event_source and ref.stream_arn is not None:
+            out.append(statement(TABLE_STREAM, [ref.stream_arn]))
+            out.append(statement(("dynamodb:ListStreams",),
+                                 [pulumi.Output.concat(ref.arn, "/stream/*")]))
+        return out
+    if ref.kind == "queue":
+        return [statement(QUEUE_CONSUME if is_event_source else QUEUE_SEND, [ref.arn])]
+    if ref.kind == "bucket":
+        actions = BUCKET_READ + (BUCKET_WRITE if writes else ())
+        return [statement(actions, [pulumi.Output.concat(ref.arn, "/*")]),
+                statement(("s3:ListBucket",), [ref.arn])]
+    if ref.kind == "stream":
+        return [statement(KINESIS_CONSUME if is_event_source else KINESIS_PUT, [ref.arn])]
+    if ref.kind == "parameter":
+        return [statement(PARAMETER_READ, [ref.arn])]
+    if ref.kind == "function":
+        return [statement(("lambda:InvokeFunction",), [ref.arn])]
+    return []

@@ -1,0 +1,319 @@
+"""What spans regions: replicated data, DNS failover, and the roles that operate the stack.
+
+Composed by :func:`infra.program.deploy`: :class:`GlobalData` first (DynamoDB global tables, the
+control table, replicated buckets, hosted zones), because every region needs their ARNs; then the
+regions; then :class:`Traffic` (a health check per regional endpoint and Route 53 failover
+records, so DNS fails over on health checks alone) and :class:`AccessRoles` (the controller's
+role, allowed only what the controller does, and the separate deployer role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from controller.spec import BucketSpec, DnsSpec, Kind, Topology
+from infra.common import Account, Ref, Settings, assume_role_policy, fit, policy_json, statement
+
+CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                   "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
+                   "dynamodb:DescribeTable")
+FUNCTION_CONTROL = ("lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                    "lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
+                    "lambda:DeleteFunctionConcurrency", "lambda:GetAlias", "lambda:UpdateAlias")
+FUNCTION_DEPLOY = ("lambda:UpdateFunctionCode", "lambda:PublishVersion", "lambda:GetFunction",
+                   "lambda:GetFunctionConfiguration", "lambda:GetAlias", "lambda:UpdateAlias")
+REPLICATION_SOURCE = ("s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                      "s3:GetObjectVersionTagging")
+REPLICATION_TARGET = ("s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags")
+
+
+def _opts(parent: pulumi.Resource, provider: aws.Provider, **kw: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, provider=provider, **kw)
+
+
+class GlobalData(pulumi.ComponentResource):
+    """Global tables (a replica in every region), the control table, replicated buckets, zones."""
+
+    def __init__(self, topology: Topology, settings: Settings,
+                 providers: Mapping[str, aws.Provider], account: Account) -> None:
+        super().__init__("failover:infra:GlobalData", f"{topology.app}-data")
+        self.topology = topology
+        self.providers = providers
+        self.account = account
+        primary = providers[topology.regions.primary]
+        self.tables = {
+            name: self._global_table(topology.physical_name(name, topology.regions.primary),
+                                     spec.hash_key, spec.range_key, primary,
+                                     protect=settings.protect_data)
+            for name, spec in topology.of_kind(Kind.TABLE)
+        }
+        self.control_table = self._global_table(topology.control_table, "pk", "sk", primary,
+                                                protect=False, ttl="expires_at")
+        self.buckets = {name: self._buckets(name, spec)
+                        for name, spec in topology.of_kind(Kind.BUCKET)}
+        self.zone_ids: dict[str, pulumi.Input[str]] = {}
+        for _, dns in topology.of_kind(Kind.DNS):
+            if dns.zone in self.zone_ids:
+                continue
+            existing = settings.zone_ids.get(dns.zone)
+            self.zone_ids[dns.zone] = existing or aws.route53.Zone(
+                f"{topology.app}-{dns.zone}", name=dns.zone,
+                comment=f"{topology.app}: failover records", opts=_opts(self, primary),
+            ).zone_id
+        self.register_outputs({"control_table": self.control_table.name})
+
+    def _global_table(self, name: str, hash_key: str, range_key: str | None,
+                      provider: aws.Provider, *, protect: bool,
+                      ttl: str | None = None) -> aws.dynamodb.Table:
+        """A table in the primary with a replica in every standby: streams, PITR, encryption."""
+        keys = [hash_key] + ([range_key] if range_key else [])
+        return aws.dynamodb.Table(
+            name,
+            name=name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=hash_key,
+            range_key=range_key,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=k, type="S") for k in keys],
+            # Global tables replicate through the stream: it is on whatever the spec says.
+            stream_enabled=True,
+            stream_view_type="NEW_AND_OLD_IMAGES",
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            deletion_protection_enabled=protect,
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=ttl, enabled=True) if ttl else None,
+            replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, point_in_time_recovery=True,
+                                                    propagate_tags=True)
+                      for r in self.topology.regions.standby],
+            opts=_opts(self, provider),
+        )
+
+    def table_ref(self, name: str, region: str) -> Ref:
+        """A table (or its replica) in ``region``: its name, ARN and stream ARN there."""
+        return _table_ref(self.tables[name], region, self.topology.regions.primary)
+
+    def control_arns(self) -> list[pulumi.Output[str]]:
+        """The control table's ARN in every region."""
+        return [pulumi.Output.from_input(
+            _table_ref(self.control_table, r, self.topology.regions.primary).arn)
+            for r in self.topology.regions.all]
+
+    def _buckets(self, name: str, spec: BucketSpec) -> dict[str, aws.s3.Bucket]:
+        """One private, encrypted, versioned bucket per region, each replicating to the others."""
+        buckets: dict[str, aws.s3.Bucket] = {}
+        versionings: list[pulumi.Resource] = []
+        for region in self.topology.regions.all:
+            provider = self.providers[region]
+            physical = fit(self.topology.physical_name(name, region), 63)
+            bucket = aws.s3.Bucket(physical, bucket=physical, opts=_opts(self, provider))
+            aws.s3.BucketPublicAccessBlock(
+                f"{physical}-private", bucket=bucket.id, block_public_acls=True,
+                block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+                opts=_opts(self, provider))
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{physical}-sse", bucket=bucket.id,
+                rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.
+                    BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"))],
+                opts=_opts(self, provider))
+            status = "Enabled" if spec.versioning else "Suspended"
+            versionings.append(aws.s3.BucketVersioning(
+                f"{physical}-versioning", bucket=bucket.id,
+                versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                    status=status),
+                opts=_opts(self, provider)))
+            buckets[region] = bucket
+        if spec.versioning:  # replication needs versioning on both sides
+            for region, bucket in buckets.items():
+                self._replicate(name, region, bucket, buckets, versionings)
+        return buckets
+
+    def _replicate(self, name: str, region: str, source: aws.s3.Bucket,
+                   buckets: Mapping[str, aws.s3.Bucket], after: Sequence[pulumi.Resource]) -> None:
+        """Replicate ``source`` to the bucket of every other region, with a role of its own."""
+        provider = self.providers[region]
+        physical = fit(f"{self.topology.physical_name(name, region)}-replication", 64)
+        targets = {r: b for r, b in buckets.items() if r != region}
+        role = aws.iam.Role(physical, name=physical,
+                            assume_role_policy=assume_role_policy("s3.amazonaws.com"),
+                            opts=_opts(self, provider))
+        policy = aws.iam.RolePolicy(
+            physical, role=role.name,
+            policy=policy_json([
+                statement(("s3:GetReplicationConfiguration", "s3:ListBucket"), [source.arn]),
+                statement(REPLICATION_SOURCE, [pulumi.Output.concat(source.arn, "/*")]),
+                statement(REPLICATION_TARGET,
+                          [pulumi.Output.concat(b.arn, "/*") for b in targets.values()]),
+            ]),
+            opts=_opts(self, provider))
+        aws.s3.BucketReplicationConfig(
+            physical, bucket=source.id, role=role.arn,
+            rules=[aws.s3.BucketReplicationConfigRuleArgs(
+                id=f"to-{target_region}", status="Enabled", priority=i,
+                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+                delete_marker_replication=aws.s3.
+                BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),
+                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+                    bucket=target.arn, storage_class="STANDARD"),
+            ) for i, (target_region, target) in enumerate(targets.items())],
+            opts=_opts(self, provider, depends_on=[policy, *after]))
+
+    def bucket_ref(self, name: str, region: str) -> Ref:
+        """The bucket of ``name`` in ``region``."""
+        bucket = self.buckets[name][region]
+        return Ref(kind="bucket", name=bucket.bucket, arn=bucket.arn)
+
+
+def _table_ref(table: aws.dynamodb.Table, region: str, primary: str) -> Ref:
+    if region == primary:
+        return Ref(kind="table", name=table.name, arn=table.arn, stream_arn=table.stream_arn)
+
+    def replica(attr: str) -> pulumi.Output[str]:
+        return table.replicas.apply(
+            lambda reps: next(getattr(r, attr) for r in reps or [] if r.region_name == region))
+
+    return Ref(kind="table", name=table.name, arn=replica("arn"), stream_arn=replica("stream_arn"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One region's API as DNS sees it: its own host name and its custom domain target."""
+
+    host: pulumi.Input[str]
+    target_domain: pulumi.Input[str]
+    target_zone_id: pulumi.Input[str]
+
+
+class Traffic(pulumi.ComponentResource):
+    """A health check per regional endpoint and failover records PRIMARY/SECONDARY.
+
+    Route 53 moves the name to the secondary when the primary's health check fails, with or
+    without a controller; the controller picks among three or more regions by rewriting the
+    records or inverting health checks.
+    """
+
+    def __init__(self, topology: Topology, name: str, spec: DnsSpec,
+                 zone_id: pulumi.Input[str], endpoints: Mapping[str, Endpoint],
+                 provider: aws.Provider) -> None:
+        super().__init__("failover:infra:Traffic", topology.physical_name(name, "global"))
+        self.spec = spec
+        self.zone_id = zone_id
+        hc = spec.health_check
+        self.health_checks = {
+            region: aws.route53.HealthCheck(
+                f"{topology.physical_name(name, region)}-health",
+                type="HTTPS",
+                fqdn=endpoint.host,
+                port=443,
+                resource_path=hc.path,
+                request_interval=hc.interval,
+                failure_threshold=hc.threshold,
+                enable_sni=True,
+                tags={"Name": f"{spec.name} {region}"},
+                opts=_opts(self, provider),
+            )
+            for region, endpoint in endpoints.items()
+        }
+        roles = {topology.regions.primary: "PRIMARY", topology.regions.standby[0]: "SECONDARY"}
+        self.records = {
+            region: aws.route53.Record(
+                f"{topology.physical_name(name, region)}-{role.lower()}",
+                zone_id=zone_id,
+                name=spec.name,
+                type="A",
+                set_identifier=region,
+                failover_routing_policies=[aws.route53.RecordFailoverRoutingPolicyArgs(type=role)],
+                health_check_id=self.health_checks[region].id,
+                aliases=[aws.route53.RecordAliasArgs(
+                    name=endpoints[region].target_domain,
+                    zone_id=endpoints[region].target_zone_id,
+                    evaluate_target_health=True)],
+                opts=_opts(self, provider),
+            )
+            for region, role in roles.items() if region in endpoints
+        }
+        self.register_outputs({"health_checks": {r: h.id for r, h in self.health_checks.items()}})
+
+
+@dataclass
+class Operated:
+    """The ARNs of what the controller operates and the deployer deploys, across regions."""
+
+    functions: list[pulumi.Input[str]] = field(default_factory=list)
+    mappings: list[pulumi.Input[str]] = field(default_factory=list)
+    rules: list[pulumi.Input[str]] = field(default_factory=list)
+    queues: list[pulumi.Input[str]] = field(default_factory=list)
+    tables: list[pulumi.Input[str]] = field(default_factory=list)
+    control_tables: list[pulumi.Input[str]] = field(default_factory=list)
+    zones: list[pulumi.Input[str]] = field(default_factory=list)
+    health_checks: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+class AccessRoles(pulumi.ComponentResource):
+    """The controller's role (only the actions it takes) and the deployer's (code and alias)."""
+
+    def __init__(self, topology: Topology, settings: Settings, account: Account,
+                 operated: Operated, provider: aws.Provider) -> None:
+        super().__init__("failover:infra:AccessRoles", f"{topology.app}-access")
+        app = topology.app
+        regions = topology.regions.all
+        self.controller = self._role(
+            fit(f"{app}-failover-controller", 64),
+            settings.controller_principals or (account.root(),), provider,
+            {
+                "functions": [statement(FUNCTION_CONTROL, operated.functions)],
+                "events": [
+                    statement(("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
+                              operated.mappings),
+                    statement(("events:DescribeRule", "events:EnableRule", "events:DisableRule"),
+                              operated.rules),
+                    statement(("sqs:GetQueueAttributes",), operated.queues),
+                ],
+                "traffic": [
+                    statement(("route53:ChangeResourceRecordSets",
+                               "route53:ListResourceRecordSets", "route53:GetHostedZone"),
+                              operated.zones),
+                    statement(("route53:GetHealthCheck", "route53:GetHealthCheckStatus",
+                               "route53:UpdateHealthCheck"), operated.health_checks),
+                    statement(("route53:GetChange",),
+                              [pulumi.Output.concat("arn:", account.partition,
+                                                    ":route53:::change/*")]),
+                ],
+                "state": [
+                    statement(("ssm:GetParameter", "ssm:PutParameter"),
+                              [account.arn("ssm", r, f"parameter/failover/{app}/*")
+                               for r in regions]),
+                    statement(CONTROL_ACTIONS, operated.control_tables),
+                    statement(("dynamodb:DescribeTable",), operated.tables),
+                    statement(("cloudwatch:DescribeAlarms",),
+                              [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
+                ],
+            },
+        )
+        self.deployer = self._role(
+            fit(f"{app}-failover-deployer", 64),
+            settings.deployer_principals or (account.root(),), provider,
+            {"deploy": [statement(FUNCTION_DEPLOY, operated.functions)]},
+        )
+        self.register_outputs({"controller": self.controller.arn, "deployer": self.deployer.arn})
+
+    def _role(self, name: str, principals: Sequence[pulumi.Input[str]], provider: aws.Provider,
+              policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role:
+        """A role with one managed policy per area (each stays under IAM's size limit)."""
+        role = aws.iam.Role(name, name=name, assume_role_policy=assume_role_policy(
+            principals=principals), opts=_opts(self, provider))
+        for area, statements in policies.items():
+            statements = [s for s in statements if s["Resource"]]
+            if not statements:
+                continue
+            policy = aws.iam.Policy(f"{name}-{area}", name=fit(f"{name}-{area}", 128),
+                                    policy=policy_json(statements), opts=_opts(self, provider))
+            aws.iam.RolePolicyAttachment(f"{name}-{area}", role=role.name, policy_arn=policy.arn,
+                                         opts=_opts(self, provider))
+        return role
+

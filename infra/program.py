@@ -1,0 +1,126 @@
+"""The whole program as one function: a topology in, the stack's ``manifest`` output out.
+
+``infra/__main__.py`` calls :func:`deploy` with the topology named in the stack config; tests call
+it under ``pulumi.runtime.set_mocks``. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from controller.spec import DnsSpec, Kind, Topology
+from infra.common import Account, Settings
+from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
+from infra.regional import Region, RegionArgs
+
+
+def providers_for(topology: Topology) -> dict[str, aws.Provider]:
+    """One explicit provider per region, tagging everything it creates with app and region."""
+    return {
+        region: aws.Provider(
+            f"aws-{region}",
+            region=region,
+            default_tags=aws.ProviderDefaultTagsArgs(
+                tags={"failover:app": topology.app, "failover:region": region}),
+        )
+        for region in topology.regions.all
+    }
+
+
+def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Output[dict[str, Any]]:
+    """Create every resource of ``topology`` in every region; return the manifest output.
+
+    The manifest has the shape of ``controller.manifest.Manifest`` (documented in
+    ``docs/manifest.md``): the controller finds every real resource through it.
+    """
+    settings = settings or Settings()
+    providers = providers_for(topology)
+    primary = providers[topology.regions.primary]
+    invoke = pulumi.InvokeOutputOptions(provider=primary)
+    identity = aws.get_caller_identity_output(opts=invoke)
+    partition = aws.get_partition_output(opts=invoke)
+    account = Account(partition=partition.partition, account_id=identity.account_id)
+
+    data = GlobalData(topology, settings, providers, account)
+    regions = {
+        region: Region(RegionArgs(topology=topology, region=region, settings=settings,
+                                  data=data, account=account), providers[region])
+        for region in topology.regions.all
+    }
+    traffic = {
+        name: Traffic(topology, name, spec, data.zone_ids[spec.zone],
+                      _endpoints(spec, regions), primary)
+        for name, spec in topology.of_kind(Kind.DNS)
+    }
+    AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
+                primary)
+    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data))
+
+
+def _endpoints(spec: DnsSpec, regions: dict[str, Region]) -> dict[str, Endpoint]:
+    """Each region's endpoint of the api a dns record points at."""
+    out = {}
+    for region, stack in regions.items():
+        api = stack.apis[spec.target]
+        if api.domain is None:
+            continue
+        config = api.domain.domain_name_configuration
+        out[region] = Endpoint(
+            host=api.endpoint.apply(lambda url: url.removeprefix("https://").split("/")[0]),
+            target_domain=config.target_domain_name.apply(lambda v: v or ""),
+            target_zone_id=config.hosted_zone_id.apply(lambda v: v or ""),
+        )
+    return out
+
+
+def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
+              traffic: dict[str, Traffic], account: Account) -> Operated:
+    """Collect the ARNs of everything the controller and the deployer act on."""
+    operated = Operated(control_tables=list(data.control_arns()))
+    for region, stack in regions.items():
+        for fn in stack.functions.values():
+            operated.functions += [fn.function.arn, fn.alias.arn]
+            operated.mappings += [m.arn for m in fn.mappings]
+        operated.rules += [rule.arn for rule in stack.rules.values()]
+        operated.queues += [ref.arn for ref in stack.refs.values() if ref.kind == "queue"]
+        operated.tables += [data.table_ref(name, region).arn for name in data.tables]
+    zones = {t.spec.zone: t.zone_id for t in traffic.values()}
+    operated.zones = [pulumi.Output.concat("arn:", account.partition, ":route53:::hostedzone/", z)
+                      for z in zones.values()]
+    for t in traffic.values():
+        operated.health_checks += [hc.arn for hc in t.health_checks.values()]
+    return operated
+
+
+def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region],
+              traffic: dict[str, Traffic], data: GlobalData) -> dict[str, Any]:
+    """The stack output the controller reads, as a plain dict of outputs."""
+    dns_entries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
+    for name, t in traffic.items():
+        for region, stack in regions.items():
+            hc = t.health_checks.get(region)
+            dns_entries[region][name] = {
+                "kind": "dns", "name": t.spec.name, "arn": "",
+                "endpoint": stack.apis[t.spec.target].endpoint,
+                "health_check_id": hc.id if hc else None,
+                "set_identifier": region,
+            }
+    first = next(iter(traffic.values()), None)
+    return {
+        "app": topology.app,
+        "primary": topology.regions.primary,
+        "spec": settings.spec_path,
+        "control": {"table": data.control_table.name, "regions": list(topology.regions.all)},
+        "dns": None if first is None else {
+            "zone_id": first.zone_id,
+            "zone": first.spec.zone,
+            "record": first.spec.name,
+            "health_checks": {r: hc.id for r, hc in first.health_checks.items()},
+        },
+        "regions": {region: stack.manifest(dns_entries[region])
+                    for region, stack in regions.items()},
+        "endpoints": {},
+    }

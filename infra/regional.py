@@ -1,0 +1,216 @@
+"""One region of the application: everything that is deployed once per region.
+
+Created by :func:`infra.program.deploy` once per region, with that region's provider, which every
+child inherits. The region's mode parameter says ``active`` in the primary and ``standby``
+elsewhere; queues come with their dead-letter queues; schedules and event source mappings are
+enabled only in the primary; each function is a :class:`~infra.function.RegionalFunction`; each
+api a :class:`~infra.api.RegionalApi`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from controller.spec import (
+    ApiSpec,
+    FunctionSpec,
+    Kind,
+    ParameterSpec,
+    QueueSpec,
+    ScheduleSpec,
+    StreamSpec,
+    Topology,
+)
+from infra.api import ApiArgs, Domain, RegionalApi
+from infra.common import Account, InfraError, Ref, Settings, fit
+from infra.function import ALIAS, FunctionArgs, RegionalFunction
+from infra.global_ import GlobalData
+
+ACTIVE, STANDBY, NORMAL = "active", "standby", "normal"
+UNSET = "unset"  # placeholder value of a parameter whose value is managed out of band
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RegionArgs:
+    """What one region needs: the topology, the global pieces it refers to, the settings."""
+
+    topology: Topology
+    region: str
+    settings: Settings
+    data: GlobalData
+    account: Account
+
+    @property
+    def primary(self) -> bool:
+        """Whether this is the primary region (event sources and schedules enabled)."""
+        return self.region == self.topology.regions.primary
+
+    def physical(self, component: str, limit: int = 64) -> str:
+        """A component's AWS name in this region."""
+        return fit(self.topology.physical_name(component, self.region), limit)
+
+
+class Region(pulumi.ComponentResource):
+    """Every per-region resource of the topology, in one region, with one provider."""
+
+    def __init__(self, args: RegionArgs, provider: aws.Provider) -> None:
+        super().__init__("failover:infra:Region", f"{args.topology.app}-{args.region}", None,
+                         pulumi.ResourceOptions(provider=provider))
+        self.args = args
+        topology, region = args.topology, args.region
+        self.mode_parameter = self._parameter(
+            f"{topology.app}-{region}-mode", topology.mode_parameter(region),
+            ACTIVE if args.primary else STANDBY, owned_elsewhere=True)
+        self.component_modes = {
+            name: self._parameter(f"{args.physical(name, 128)}-mode",
+                                  topology.component_mode_parameter(name, region), NORMAL,
+                                  owned_elsewhere=True)
+            for name in topology.components
+        }
+        self.refs: dict[str, Ref] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        for name, spec in topology.components.items():
+            if isinstance(spec, ParameterSpec):
+                self._app_parameter(name, spec)
+            elif isinstance(spec, QueueSpec):
+                self._queue(name, spec)
+            elif isinstance(spec, StreamSpec):
+                self._stream(name, spec)
+            elif spec.kind == Kind.TABLE:
+                self._add(name, args.data.table_ref(name, region))
+            elif spec.kind == Kind.BUCKET:
+                self._add(name, args.data.bucket_ref(name, region))
+        self.functions = self._functions()
+        self.rules = {name: self._schedule(name, spec)
+                      for name, spec in topology.of_kind(Kind.SCHEDULE)}
+        self.apis = {name: self._api(name, spec) for name, spec in topology.of_kind(Kind.API)}
+        self.register_outputs({"mode_parameter": self.mode_parameter.name})
+
+    def _child(self, **kw: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **kw)
+
+    def _add(self, name: str, ref: Ref, **extra: Any) -> None:
+        """Record a component's resource for its dependents and for the manifest."""
+        self.refs[name] = ref
+        self.entries[name] = {"kind": ref.kind, "name": ref.name, "arn": ref.arn, **extra}
+        if ref.stream_arn is not None:
+            self.entries[name]["stream_arn"] = ref.stream_arn
+
+    def _parameter(self, resource: str, name: str, value: pulumi.Input[str], *,
+                   secure: bool = False, owned_elsewhere: bool = False) -> aws.ssm.Parameter:
+        """An SSM parameter; one whose value the controller or an operator owns is set once."""
+        return aws.ssm.Parameter(
+            resource, name=name, type="SecureString" if secure else "String", value=value,
+            opts=self._child(ignore_changes=["value"] if owned_elsewhere else None))
+
+    def _app_parameter(self, name: str, spec: ParameterSpec) -> None:
+        """A parameter of the application; a secure one never carries its value in code."""
+        secret = self.args.settings.secrets.get(name) if spec.secure else None
+        value: pulumi.Input[str] = secret if secret is not None else (spec.value or UNSET)
+        parameter = self._parameter(
+            self.args.physical(name, 128), self.args.physical(name, 1011), value,
+            secure=spec.secure, owned_elsewhere=secret is None and (spec.secure or not spec.value))
+        self._add(name, Ref(kind="parameter", name=parameter.name, arn=parameter.arn))
+
+    def _queue(self, name: str, spec: QueueSpec) -> None:
+        """A queue, encrypted, with its dead-letter queue (redrive after max_receive_count)."""
+        physical = self.args.physical(name, 80)
+        dlq = None
+        redrive: pulumi.Input[str] | None = None
+        if spec.dlq:
+            dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
+            dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
+                                message_retention_seconds=DLQ_RETENTION_SECONDS,
+                                opts=self._child())
+            redrive = dlq.arn.apply(lambda arn: json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}))
+        queue = aws.sqs.Queue(physical, name=physical, sqs_managed_sse_enabled=True,
+                              visibility_timeout_seconds=spec.visibility_timeout,
+                              redrive_policy=redrive, opts=self._child())
+        self._add(name, Ref(kind="queue", name=queue.name, arn=queue.arn, url=queue.url),
+                  queue_url=queue.url, dlq_arn=dlq.arn if dlq else None)
+
+    def _stream(self, name: str, spec: StreamSpec) -> None:
+        """A Kinesis stream, encrypted with the AWS managed key."""
+        physical = self.args.physical(name, 128)
+        stream = aws.kinesis.Stream(physical, name=physical, shard_count=spec.shards,
+                                    retention_period=24, encryption_type="KMS",
+                                    kms_key_id="alias/aws/kinesis", opts=self._child())
+        self._add(name, Ref(kind="stream", name=stream.name, arn=stream.arn))
+
+    def _functions(self) -> dict[str, RegionalFunction]:
+        """Every function, those another function invokes first (they need its alias ARN)."""
+        specs: dict[str, FunctionSpec] = dict(self.args.topology.of_kind(Kind.FUNCTION))
+        order = TopologicalSorter(
+            {n: [d for d in s.all_dependencies() if d in specs] for n, s in specs.items()})
+        functions: dict[str, RegionalFunction] = {}
+        for name in order.static_order():
+            fn = RegionalFunction(
+                FunctionArgs(topology=self.args.topology, name=name, spec=specs[name],
+                             region=self.args.region, refs=dict(self.refs),
+                             mode_parameter=_param_ref(self.mode_parameter),
+                             component_mode_parameter=_param_ref(self.component_modes[name]),
+                             settings=self.args.settings),
+                self.args.account, self._child())
+            self.refs[name] = fn.ref
+            self.entries[name] = fn.manifest()
+            functions[name] = fn
+        return functions
+
+    def _schedule(self, name: str, spec: ScheduleSpec) -> aws.cloudwatch.EventRule:
+        """A schedule rule on its function's alias, enabled only in the primary region."""
+        target = self.functions.get(spec.target)
+        if target is None:
+            raise InfraError(name, f"schedule target {spec.target!r} is not a function")
+        physical = self.args.physical(name)
+        rule = aws.cloudwatch.EventRule(
+            physical, name=physical, schedule_expression=spec.expression,
+            state="ENABLED" if self.args.primary else "DISABLED", opts=self._child())
+        aws.cloudwatch.EventTarget(physical, rule=rule.name, arn=target.alias.arn,
+                                   opts=self._child())
+        aws.lambda_.Permission(
+            f"{physical}-invoke", action="lambda:InvokeFunction",
+            function=target.function.name, qualifier=ALIAS,
+            principal="events.amazonaws.com", source_arn=rule.arn, opts=self._child())
+        self.entries[name] = {"kind": "schedule", "name": rule.name, "arn": rule.arn}
+        return rule
+
+    def _api(self, name: str, spec: ApiSpec) -> RegionalApi:
+        """The regional HTTP API, with the custom domain of the dns record that points at it."""
+        topology = self.args.topology
+        dns = next((d for _, d in topology.of_kind(Kind.DNS) if d.target == name), None)
+        domain = (Domain(record=dns.name, zone_id=self.args.data.zone_ids[dns.zone])
+                  if dns is not None else None)
+        functions = {n: f.ref for n, f in self.functions.items()}
+        api = RegionalApi(ApiArgs(topology=topology, name=name, spec=spec,
+                                  region=self.args.region, functions=functions,
+                                  settings=self.args.settings, domain=domain), self._child())
+        self.entries[name] = {"kind": "api", "name": api.api.name, "arn": api.api.arn,
+                              "endpoint": api.endpoint}
+        return api
+
+    def manifest(self, extra: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """This region's entry in the manifest; ``extra`` adds entries built elsewhere (dns)."""
+        components = {}
+        for name in self.args.topology.components:
+            entry = dict(self.entries.get(name) or extra[name])
+            entry["mode_parameter"] = self.component_modes[name].name
+            components[name] = {k: v for k, v in entry.items() if v is not None}
+        first_api = next(iter(self.apis.values()), None)
+        return {
+            "mode_parameter": self.mode_parameter.name,
+            "api_endpoint": first_api.endpoint if first_api else "",
+            "components": components,
+        }
+
+
+def _param_ref(parameter: aws.ssm.Parameter) -> Ref:
+    return Ref(kind="parameter", name=parameter.name, arn=parameter.arn)
