@@ -1,0 +1,263 @@
+"""The sandbox as a whole: start it, attach to it, fail and heal a region, reset it, stop it.
+
+Called by the CLI (``failover sandbox ...``), by the tests' session fixture and by the demo.
+Processes are in :mod:`~controller.sandbox.servers`, what they hold in
+:mod:`~controller.sandbox.provision`, what is remembered between commands in
+:mod:`~controller.sandbox.state`; this module only sequences them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from controller.aws import GLOBAL, Clients
+from controller.errors import FailoverError, UsageError
+from controller.manifest import Manifest, load_manifest
+from controller.sandbox import servers
+from controller.sandbox.functions import set_alarms
+from controller.sandbox.provision import process_clients, provision_all, provision_standby
+from controller.sandbox.state import (
+    DEFAULT_STATE_DIR,
+    LOG_DIR,
+    MANIFEST_FILE,
+    Condition,
+    SandboxState,
+    ServerState,
+    read_state,
+    remove_state,
+    write_state,
+)
+from controller.spec import Topology, load
+
+log = logging.getLogger(__name__)
+
+
+class FailMode(StrEnum):
+    """How a region fails: killed (refused at once) or hung (calls time out)."""
+
+    DOWN = "down"
+    HANG = "hang"
+
+
+class Sandbox:
+    """A running sandbox: one moto server per region plus ``global``, and its manifest.
+
+    Use :meth:`up` to start one or :meth:`attach` to find a running one.
+    """
+
+    def __init__(self, state_dir: Path, state: SandboxState, manifest: Manifest) -> None:
+        self.state_dir = Path(state_dir)
+        self.state = state
+        self.manifest = manifest
+
+    # -- starting and finding ------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, spec_path: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR) -> Sandbox:
+        """Start a server per region and ``global``, provision them, write the manifest.
+
+        Raises
+        ------
+        FailoverError
+            A sandbox already runs in ``state_dir`` (nothing is done), or a server or the
+            provisioning failed (everything started is stopped again).
+        SpecError
+            The topology is invalid.
+        """
+        state_dir = Path(state_dir)
+        _refuse_if_running(state_dir)
+        topology = load(spec_path)
+        started = time.monotonic()
+        names = [*topology.regions.all, GLOBAL]
+        state = SandboxState(spec=str(spec_path), started_at=time.time(), servers={})
+        try:
+            for name in names:
+                state.servers[name] = servers.start(name, servers.free_port(),
+                                                    state_dir / LOG_DIR)
+            write_state(state_dir, state)
+            servers.wait_ready(state.servers.values())
+            manifest = provision_all(topology, str(spec_path),
+                                     {n: s.url for n, s in state.servers.items()})
+        except BaseException:
+            _stop_all(state)
+            remove_state(state_dir)
+            raise
+        manifest.save(state_dir / MANIFEST_FILE)
+        log.info("sandbox up in %.2f s", time.monotonic() - started)
+        return cls(state_dir, state, manifest)
+
+    @classmethod
+    def attach(cls, state_dir: str | Path = DEFAULT_STATE_DIR) -> Sandbox:
+        """The sandbox running in ``state_dir``.
+
+        Raises
+        ------
+        FailoverError
+            No sandbox runs there.
+        """
+        state_dir = Path(state_dir)
+        state = read_state(state_dir)
+        if state is None:
+            raise FailoverError(f"no sandbox in {state_dir}: start one with "
+                                "'failover sandbox up'")
+        return cls(state_dir, state, load_manifest(state_dir / MANIFEST_FILE))
+
+    # -- what it is ----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def topology(self) -> Topology:
+        """The topology the sandbox was started from."""
+        return load(self.state.spec)
+
+    @functools.cached_property
+    def clients(self) -> Clients:
+        """Clients on the sandbox's endpoints: regions to their servers, global services to
+        ``global``."""
+        return Clients(endpoints=dict(self.manifest.endpoints))
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the manifest is written."""
+        return self.state_dir / MANIFEST_FILE
+
+    def describe(self) -> dict[str, Any]:
+        """Every server: its pid, port, endpoint, condition and whether it is alive."""
+        return {
+            "state_dir": str(self.state_dir), "spec": self.state.spec, "app": self.manifest.app,
+            "primary": self.manifest.primary, "manifest": str(self.manifest_path),
+            "servers": {name: {"pid": s.pid, "port": s.port, "endpoint": s.url,
+                               "condition": s.condition.value,
+                               "alive": servers.is_ours(s), "log": s.log}
+                        for name, s in self.state.servers.items()},
+        }
+
+    # -- failing and healing -------------------------------------------------------------------
+
+    def fail(self, region: str, mode: FailMode | str) -> None:
+        """Make ``region`` fail: ``down`` kills its server, ``hang`` sets its alarms to ALARM and
+        stops it (SIGSTOP). Failing a region that already fails that way does nothing."""
+        mode = FailMode(mode)
+        self._reload()
+        server = self._server(region)
+        if mode is FailMode.DOWN:
+            servers.kill(server)
+            server.condition = Condition.DOWN
+        elif server.condition is Condition.DOWN:
+            raise FailoverError(f"region {region} is down; heal it before making it hang")
+        elif server.condition is Condition.RUNNING:
+            set_alarms(self.clients, region, self._alarms(region), "ALARM")
+            servers.hang(server)
+            server.condition = Condition.HUNG
+        self._save()
+        log.info("region %s failed (%s)", region, mode.value)
+
+    def heal(self, region: str) -> None:
+        """Bring ``region`` back: a hung server is resumed, a killed one restarted on the same
+        port and provisioned again in the standby shape; its alarms go back to OK."""
+        self._reload()
+        server = self._server(region)
+        if server.condition is Condition.HUNG:
+            servers.resume(server)
+        elif server.condition is Condition.DOWN:
+            self._restart(server)
+            self.manifest = provision_standby(self.topology, self.manifest, region, server.url)
+            self.manifest.save(self.manifest_path)
+        server.condition = Condition.RUNNING
+        self._save()
+        set_alarms(self.clients, region, self._alarms(region), "OK")
+        log.info("region %s healed", region)
+
+    # -- resetting and stopping ----------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Heal every region, empty every server and provision everything again (fresh state
+        for each test, without starting processes)."""
+        self._reload()
+        for server in self.state.servers.values():
+            if server.condition is Condition.HUNG:
+                servers.resume(server)
+            elif server.condition is Condition.DOWN or not servers.is_ours(server):
+                self._restart(server)
+            server.condition = Condition.RUNNING
+        self._save()
+        with ThreadPoolExecutor(len(self.state.servers)) as pool:
+            list(pool.map(servers.reset, [s.url for s in self.state.servers.values()]))
+        self.manifest = provision_all(self.topology, self.state.spec,
+                                      {n: s.url for n, s in self.state.servers.items()})
+        self.manifest.save(self.manifest_path)
+        self.__dict__.pop("clients", None)
+
+    def down(self) -> None:
+        """Stop every server (resuming stopped ones first) and remove the state."""
+        self._reload()
+        _stop_all(self.state)
+        remove_state(self.state_dir)
+        log.info("sandbox in %s is down", self.state_dir)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _server(self, region: str) -> ServerState:
+        if region == GLOBAL or region not in self.state.servers:
+            known = ", ".join(n for n in self.state.servers if n != GLOBAL)
+            raise UsageError(f"unknown region {region!r} (one of: {known})")
+        return self.state.servers[region]
+
+    def _alarms(self, region: str) -> list[str]:
+        part = self.manifest.regions.get(region)
+        return [a for ref in part.components.values() for a in ref.alarms] if part else []
+
+    def _restart(self, server: ServerState) -> None:
+        servers.kill(server)
+        fresh = servers.start(server.name, server.port, self.state_dir / LOG_DIR)
+        server.pid = fresh.pid
+        self._save()
+        servers.wait_ready([server])
+
+    def _reload(self) -> None:
+        """Pick up what another command (or another :class:`Sandbox`) changed on disk."""
+        state = read_state(self.state_dir)
+        if state is not None:
+            self.state = state
+        if self.manifest_path.exists():
+            self.manifest = load_manifest(self.manifest_path)
+            self.__dict__.pop("clients", None)
+
+    def _save(self) -> None:
+        write_state(self.state_dir, self.state)
+
+
+def _refuse_if_running(state_dir: Path) -> None:
+    state = read_state(state_dir)
+    if state is None:
+        return
+    running = [s for s in state.servers.values() if servers.is_ours(s)]
+    if running:
+        pids = ", ".join(f"{s.name}={s.pid}" for s in running)
+        raise FailoverError(f"a sandbox is already running in {state_dir} ({pids}); "
+                            "stop it first with 'failover sandbox down'")
+    log.info("removing the state of a sandbox that is no longer running")
+    remove_state(state_dir)
+
+
+def _stop_all(state: SandboxState) -> None:
+    with ThreadPoolExecutor(max(1, len(state.servers))) as pool:
+        list(pool.map(servers.stop, state.servers.values()))
+
+
+def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
+    """Stop the sandbox in ``state_dir``; the names of the servers stopped (none if none ran)."""
+    state = read_state(Path(state_dir))
+    if state is None:
+        return []
+    _stop_all(state)
+    remove_state(Path(state_dir))
+    return list(state.servers)
+
+
+__all__ = ["FailMode", "Sandbox", "down", "process_clients"]

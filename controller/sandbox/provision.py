@@ -1,0 +1,101 @@
+"""Provision a whole sandbox (every region and the global process) and build its manifest.
+
+Called by :mod:`controller.sandbox.lifecycle` for ``up`` and ``reset``, and for one region when
+a killed region is restarted. Regions are provisioned in parallel, each by
+:func:`controller.sandbox.regional.provision_region` in its own process, with a
+:class:`~controller.aws.Clients` that sends every call (IAM too) to that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import botocore.exceptions
+
+from controller.aws import GLOBAL, AwsSettings, Clients
+from controller.errors import FailoverError
+from controller.manifest import Manifest
+from controller.sandbox import global_
+from controller.sandbox.regional import provision_region
+from controller.spec import Topology
+
+log = logging.getLogger(__name__)
+
+#: Creating is not idempotent: one attempt, and a generous read timeout for a busy emulator.
+PROVISION_SETTINGS = AwsSettings(connect_timeout=2.0, read_timeout=30.0, max_attempts=1)
+
+
+def process_clients(url: str, region: str = GLOBAL) -> Clients:
+    """Clients that send every call, global services included, to the one server at ``url``."""
+    return Clients(endpoints={region: url, GLOBAL: url}, settings=PROVISION_SETTINGS)
+
+
+def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Manifest:
+    """Create everything in fresh servers (``urls``: each region and ``global``).
+
+    Raises
+    ------
+    FailoverError
+        A call to the emulator failed; the message names it.
+    """
+    started = time.monotonic()
+    regions = topology.regions.all
+    global_clients = process_clients(urls[GLOBAL])
+    with _errors(), ThreadPoolExecutor(len(regions) + 2, thread_name_prefix="prov") as pool:
+        control = pool.submit(global_.provision_control, topology, global_clients)
+        zone = pool.submit(global_.create_zone, topology, global_clients)
+        futures = {region: pool.submit(provision_region, topology, region, urls[region],
+                                       process_clients(urls[region], region),
+                                       active=region == topology.regions.primary)
+                   for region in regions}
+        manifests = {region: future.result() for region, future in futures.items()}
+        manifest = Manifest(app=topology.app, primary=topology.regions.primary, spec=spec,
+                            control=control.result(), regions=manifests, endpoints=dict(urls))
+        zone_id = zone.result()
+        if zone_id is not None:
+            endpoints = {r: m.api_endpoint for r, m in manifests.items()}
+            manifest.dns = global_.provision_dns(topology, global_clients, zone_id, endpoints)
+            _add_dns_refs(topology, manifest)
+    log.info("provisioned %d regions in %.2f s", len(regions), time.monotonic() - started)
+    return manifest
+
+
+def provision_standby(topology: Topology, manifest: Manifest, region: str,
+                      url: str) -> Manifest:
+    """Re-create ``region`` in its restarted (empty) server, in the standby shape.
+
+    The names are the same as before; what the emulator chose (mapping UUIDs) is new, so the
+    returned manifest replaces that region's part.
+    """
+    with _errors():
+        fresh = provision_region(topology, region, url, process_clients(url, region),
+                                 active=False)
+    old = manifest.regions.get(region)
+    if old is not None and old.api_endpoint != fresh.api_endpoint:
+        log.warning("region %s came back with API %s (was %s): its health check probes the old "
+                    "host", region, fresh.api_endpoint, old.api_endpoint)
+    updated = manifest.model_copy(deep=True)
+    updated.regions[region] = fresh
+    _add_dns_refs(topology, updated)
+    return updated
+
+
+def _add_dns_refs(topology: Topology, manifest: Manifest) -> None:
+    found = global_.dns_component(topology)
+    if found is None or manifest.dns is None:
+        return
+    for region, part in manifest.regions.items():
+        part.components[found[0]] = global_.dns_ref(topology, manifest.dns, region)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn an emulator error during provisioning into one :class:`FailoverError`."""
+    try:
+        yield
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise FailoverError(f"sandbox provisioning failed: {exc}") from exc

@@ -1,0 +1,93 @@
+"""What the sandbox holds between commands: its processes, their ports and their condition.
+
+Called by :mod:`controller.sandbox.lifecycle` only. The state is one JSON file,
+``<state_dir>/sandbox.json``, written atomically; the manifest beside it is the public part.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from controller.errors import FailoverError
+
+DEFAULT_STATE_DIR = Path(".failover")
+STATE_FILE = "sandbox.json"
+MANIFEST_FILE = "manifest.json"
+LOG_DIR = "logs"
+
+
+class Condition(StrEnum):
+    """What a region's process is doing now."""
+
+    RUNNING = "running"
+    DOWN = "down"  # killed: connections are refused
+    HUNG = "hung"  # stopped with SIGSTOP: calls time out
+
+
+class ServerState(BaseModel):
+    """One moto server process: a region, or ``global``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pid: int
+    port: int
+    log: str
+    condition: Condition = Condition.RUNNING
+
+    @property
+    def url(self) -> str:
+        """The server's endpoint URL (loopback only)."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+class SandboxState(BaseModel):
+    """Every process of one sandbox, and the topology it was started from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str
+    started_at: float
+    servers: dict[str, ServerState]
+
+
+def state_path(state_dir: Path) -> Path:
+    """Where the sandbox state of ``state_dir`` lives."""
+    return state_dir / STATE_FILE
+
+
+def read_state(state_dir: Path) -> SandboxState | None:
+    """The saved state, or None when no sandbox was started in ``state_dir``.
+
+    Raises
+    ------
+    FailoverError
+        The file exists but is not a sandbox state.
+    """
+    path = state_path(state_dir)
+    if not path.exists():
+        return None
+    try:
+        return SandboxState.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as exc:
+        raise FailoverError(f"{path}: not a sandbox state file ({exc.__class__.__name__}); "
+                            "remove it by hand") from exc
+
+
+def write_state(state_dir: Path, state: SandboxState) -> None:
+    """Save ``state`` atomically."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_path(state_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def remove_state(state_dir: Path) -> None:
+    """Delete the state and the manifest (the logs stay, for post-mortems)."""
+    for name in (STATE_FILE, MANIFEST_FILE):
+        (state_dir / name).unlink(missing_ok=True)

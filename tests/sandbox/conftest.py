@@ -1,0 +1,61 @@
+"""Fixtures for tests that need the emulator: one sandbox per session, reset per test.
+
+``sandbox`` starts the example topology on free loopback ports in a temporary state directory
+and always stops every process it started, also when a test or the start fails.
+``fresh_sandbox`` is the same object, reset to the state ``up`` leaves (every region running and
+provisioned again, the primary active) before the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.sandbox import Sandbox
+from controller.sandbox import servers as sandbox_servers
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
+
+#: Dummy credentials for plain boto3 clients in tests; the emulator accepts anything.
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+UNSET_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+@pytest.fixture(scope="session")
+def sandbox_env() -> Iterator[None]:
+    """Dummy AWS credentials and no profile or endpoint override, for the whole session."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in TEST_ENV.items():
+            patch.setenv(name, value)
+        for name in UNSET_ENV:
+            patch.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The example topology running on the emulator, for the whole session."""
+    state_dir = tmp_path_factory.mktemp("sandbox") / ".failover"
+    box = Sandbox.up(EXAMPLE, state_dir)
+    try:
+        yield box
+    finally:
+        try:
+            box.down()
+        finally:  # whatever happened, no process outlives the session
+            for server in box.state.servers.values():
+                sandbox_servers.kill(server)
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox: Sandbox) -> Sandbox:
+    """The session's sandbox, reset: every region running and provisioned as after ``up``."""
+    sandbox.reset()
+    return sandbox

@@ -1,0 +1,301 @@
+"""The sandbox, checked from outside: plain boto3 calls against each region's own server.
+
+Nothing here goes through ``controller.aws`` or the actions: every check is a boto3 client made
+on the spot with the endpoint from the sandbox's state, so a bug in our clients cannot hide a
+bug in the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from controller.errors import FailoverError
+from controller.manifest import load_manifest
+from controller.sandbox import Sandbox
+from controller.sandbox import down as sandbox_down
+from controller.spec import Kind, Topology
+from tests.conftest import EXAMPLE
+
+pytestmark = pytest.mark.sandbox
+
+PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
+REGIONS = (PRIMARY, STANDBY, OTHER)
+
+
+def client(box: Sandbox, service: str, region: str, *, read_timeout: float = 10.0) -> Any:
+    """A plain boto3 client on ``region``'s own server (``global`` for Route 53 and control)."""
+    config = botocore.config.Config(connect_timeout=1, read_timeout=read_timeout,
+                                    retries={"max_attempts": 1, "mode": "standard"})
+    return boto3.client(service, endpoint_url=box.state.servers[region].url,
+                        region_name="us-east-1" if region == "global" else region, config=config)
+
+
+@pytest.fixture(scope="module")
+def pristine(sandbox: Sandbox) -> Sandbox:
+    """The sandbox as ``up`` leaves it, shared by the read-only checks of this module."""
+    sandbox.reset()
+    return sandbox
+
+
+def names(topology: Topology, kind: Kind, region: str) -> list[str]:
+    return [topology.physical_name(n, region) for n, _ in topology.of_kind(kind)]
+
+
+# -- every component exists in every region --------------------------------------------------
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_functions_exist_with_role_alias_logs_and_alarms(pristine: Sandbox, region: str) -> None:
+    lam, iam = client(pristine, "lambda", region), client(pristine, "iam", region)
+    logs, cloudwatch = client(pristine, "logs", region), client(pristine, "cloudwatch", region)
+    for name in names(pristine.topology, Kind.FUNCTION, region):
+        config = lam.get_function(FunctionName=name)["Configuration"]
+        assert config["Role"] == iam.get_role(RoleName=f"{name}-role")["Role"]["Arn"]
+        assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] != "$LATEST"
+        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+        assert groups and groups[0]["retentionInDays"] > 0
+        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]
+        assert {a["AlarmName"] for a in alarms} == {f"{name}-errors-high",
+                                                    f"{name}-invocations-low"}
+        assert {a["StateValue"] for a in alarms} == {"OK"}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_data_and_event_resources_exist(pristine: Sandbox, region: str) -> None:
+    topology = pristine.topology
+    sqs, ddb = client(pristine, "sqs", region), client(pristine, "dynamodb", region)
+    s3, ssm = client(pristine, "s3", region), client(pristine, "ssm", region)
+    for name in names(topology, Kind.QUEUE, region):
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        redrive = json.loads(sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"].endswith(f":{name}-dlq")
+        sqs.get_queue_url(QueueName=f"{name}-dlq")
+    for name in names(topology, Kind.TABLE, region):
+        table = ddb.describe_table(TableName=name)["Table"]
+        assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    for name in names(topology, Kind.BUCKET, region):
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    for name in names(topology, Kind.PARAMETER, region):
+        assert ssm.get_parameter(Name=name)["Parameter"]["Type"] == "String"
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_api_has_its_routes_and_an_open_health_route(pristine: Sandbox, region: str) -> None:
+    gateway = client(pristine, "apigatewayv2", region)
+    apis = {a["Name"]: a for a in gateway.get_apis()["Items"]}
+    api = apis[pristine.topology.physical_name("api", region)]
+    routes = {r["RouteKey"]: r for r in gateway.get_routes(ApiId=api["ApiId"])["Items"]}
+    assert set(routes) == {"GET /orders/{id}", "POST /orders", "GET /health"}
+    assert routes["GET /health"]["AuthorizationType"] == "NONE"
+    assert routes["POST /orders"]["AuthorizationType"] == "AWS_IAM"
+    assert pristine.manifest.regions[region].api_endpoint == api["ApiEndpoint"]
+
+
+def test_mappings_are_enabled_only_in_the_primary(pristine: Sandbox) -> None:
+    for region in REGIONS:
+        lam = client(pristine, "lambda", region)
+        states = {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]}
+        assert states == ({"Enabled"} if region == PRIMARY else {"Disabled"}), region
+        assert len(lam.list_event_source_mappings()["EventSourceMappings"]) == 2
+
+
+def test_schedules_are_enabled_only_in_the_primary(pristine: Sandbox) -> None:
+    for region in REGIONS:
+        events = client(pristine, "events", region)
+        rule = events.describe_rule(Name=pristine.topology.physical_name("nightly-report", region))
+        assert rule["State"] == ("ENABLED" if region == PRIMARY else "DISABLED"), region
+        target = events.list_targets_by_rule(Rule=rule["Name"])["Targets"][0]
+        assert target["Arn"].endswith(f"orders-worker-{region}:live")
+
+
+def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(
+        pristine: Sandbox) -> None:
+    topology = pristine.topology
+    for region in REGIONS:
+        ssm = client(pristine, "ssm", region)
+        wanted = "active" if region == PRIMARY else "standby"
+        assert ssm.get_parameter(Name=topology.mode_parameter(region))["Parameter"]["Value"] \
+            == wanted
+        for name in topology.components:
+            parameter = topology.component_mode_parameter(name, region)
+            assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == wanted, parameter
+
+
+def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
+    route53 = client(pristine, "route53", "global")
+    dns = pristine.manifest.dns
+    assert dns is not None
+    records = {r["SetIdentifier"]: r for r in route53.list_resource_record_sets(
+        HostedZoneId=dns.zone_id)["ResourceRecordSets"] if r["Type"] == "CNAME"}
+    hosts = {r: pristine.manifest.regions[r].api_endpoint.split("://")[1] for r in REGIONS}
+    assert records["primary"]["Failover"] == "PRIMARY"
+    assert records["primary"]["ResourceRecords"] == [{"Value": hosts[PRIMARY]}]
+    assert records["primary"]["HealthCheckId"] == dns.health_checks[PRIMARY]
+    assert records["secondary"]["Failover"] == "SECONDARY"
+    assert records["secondary"]["ResourceRecords"] == [{"Value": hosts[STANDBY]}]
+    for region in REGIONS:
+        check = route53.get_health_check(HealthCheckId=dns.health_checks[region])["HealthCheck"]
+        assert check["HealthCheckConfig"]["FullyQualifiedDomainName"] == hosts[region]
+        assert check["HealthCheckConfig"]["ResourcePath"] == "/health"
+        assert check["CallerReference"] == f"orders-{region}"
+
+
+def test_control_table_is_in_the_global_server(pristine: Sandbox) -> None:
+    table = client(pristine, "dynamodb", "global").describe_table(
+        TableName="orders-failover-control")["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
+    assert pristine.manifest.control.regions == ["global"]
+
+
+def test_manifest_on_disk_names_every_component_in_every_region(pristine: Sandbox) -> None:
+    manifest = load_manifest(pristine.manifest_path)
+    for region in REGIONS:
+        assert set(manifest.regions[region].components) == set(pristine.topology.components)
+        assert manifest.endpoints[region] == pristine.state.servers[region].url
+    worker = manifest.ref("worker", PRIMARY)
+    assert worker.alias == "live" and len(worker.mappings) == 1 and worker.role_arn
+    assert manifest.ref("dns", STANDBY).set_identifier == "secondary"
+
+
+# -- failing and healing ---------------------------------------------------------------------
+
+
+def answers(box: Sandbox, region: str) -> bool:
+    client(box, "sqs", region, read_timeout=5).list_queues()
+    return True
+
+
+def elapsed(call: Callable[[], Any]) -> tuple[float, BaseException | None]:
+    started = time.monotonic()
+    try:
+        call()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        return time.monotonic() - started, exc
+    return time.monotonic() - started, None
+
+
+def test_fail_down_refuses_calls_at_once_while_other_regions_answer(
+        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox.fail(PRIMARY, "down")
+    seconds, error = elapsed(lambda: client(fresh_sandbox, "sqs", PRIMARY).list_queues())
+    assert isinstance(error, botocore.exceptions.EndpointConnectionError)
+    assert seconds < 1.0
+    assert answers(fresh_sandbox, STANDBY) and answers(fresh_sandbox, OTHER)
+    assert answers(fresh_sandbox, "global")
+
+
+def test_heal_after_down_brings_the_region_back_as_a_standby(fresh_sandbox: Sandbox) -> None:
+    topology = fresh_sandbox.topology
+    api_before = fresh_sandbox.manifest.regions[PRIMARY].api_endpoint
+    fresh_sandbox.fail(PRIMARY, "down")
+    fresh_sandbox.heal(PRIMARY)
+    lam = client(fresh_sandbox, "lambda", PRIMARY)
+    for name in names(topology, Kind.FUNCTION, PRIMARY):
+        lam.get_alias(FunctionName=name, Name="live")
+    states = {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]}
+    assert states == {"Disabled"}
+    rule = client(fresh_sandbox, "events", PRIMARY).describe_rule(
+        Name=topology.physical_name("nightly-report", PRIMARY))
+    assert rule["State"] == "DISABLED"
+    mode = client(fresh_sandbox, "ssm", PRIMARY).get_parameter(
+        Name=topology.mode_parameter(PRIMARY))["Parameter"]["Value"]
+    assert mode == "standby"
+    alarms = client(fresh_sandbox, "cloudwatch", PRIMARY).describe_alarms()["MetricAlarms"]
+    assert alarms and {a["StateValue"] for a in alarms} == {"OK"}
+    assert fresh_sandbox.manifest.regions[PRIMARY].api_endpoint == api_before
+    uuids = fresh_sandbox.manifest.ref("worker", PRIMARY).mappings
+    assert lam.get_event_source_mapping(UUID=uuids[0])["State"] == "Disabled"
+
+
+def test_fail_hang_makes_calls_time_out_and_heal_resumes(fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox.fail(STANDBY, "hang")
+    seconds, error = elapsed(
+        lambda: client(fresh_sandbox, "sqs", STANDBY, read_timeout=1).list_queues())
+    assert isinstance(error, botocore.exceptions.ReadTimeoutError)
+    assert seconds < 3.0
+    assert answers(fresh_sandbox, PRIMARY) and answers(fresh_sandbox, OTHER)
+    cloudwatch = client(fresh_sandbox, "cloudwatch", STANDBY)
+    os.kill(fresh_sandbox.state.servers[STANDBY].pid, signal.SIGCONT)  # a peek behind the outage
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    assert alarms and {a["StateValue"] for a in alarms} == {"ALARM"}
+    fresh_sandbox.heal(STANDBY)
+    assert answers(fresh_sandbox, STANDBY)
+    assert {a["StateValue"] for a in cloudwatch.describe_alarms()["MetricAlarms"]} == {"OK"}
+
+
+def test_fail_rejects_an_unknown_region(fresh_sandbox: Sandbox) -> None:
+    with pytest.raises(FailoverError, match="unknown region"):
+        fresh_sandbox.fail("ap-south-1", "down")
+    with pytest.raises(FailoverError, match="unknown region"):
+        fresh_sandbox.fail("global", "hang")
+
+
+def test_second_up_is_refused_and_changes_nothing(fresh_sandbox: Sandbox) -> None:
+    before = fresh_sandbox.state_dir.joinpath("sandbox.json").read_text()
+    with pytest.raises(FailoverError, match="already running"):
+        Sandbox.up(EXAMPLE, fresh_sandbox.state_dir)
+    assert fresh_sandbox.state_dir.joinpath("sandbox.json").read_text() == before
+    assert all(answers(fresh_sandbox, r) for r in (*REGIONS, "global"))
+
+
+def test_reset_restores_a_failed_region(fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox.fail(PRIMARY, "down")
+    fresh_sandbox.fail(STANDBY, "hang")
+    fresh_sandbox.reset()
+    assert all(answers(fresh_sandbox, r) for r in REGIONS)
+    lam = client(fresh_sandbox, "lambda", PRIMARY)
+    assert {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]} \
+        == {"Enabled"}
+
+
+# -- the CLI, on a sandbox of its own ---------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def test_cli_up_show_fail_heal_down_leaves_no_process(
+        sandbox_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli: Callable[..., Any]) -> None:
+    monkeypatch.chdir(tmp_path)
+    pids: list[int] = []
+    try:
+        up = cli("sandbox", "up", "--spec", EXAMPLE, "--json")
+        assert up.code == 0, up.err
+        pids = [s["pid"] for s in json.loads(up.out)["servers"].values()]
+        assert (tmp_path / ".failover" / "manifest.json").exists()
+        again = cli("sandbox", "up", "--spec", EXAMPLE)
+        assert again.code == 1 and "already running" in again.err
+        shown = json.loads(cli("sandbox", "show", "--json").out)
+        assert set(shown["servers"]) == {*REGIONS, "global"}
+        assert all(s["alive"] and s["condition"] == "running" for s in shown["servers"].values())
+        assert cli("sandbox", "fail", OTHER, "--mode", "hang").code == 0
+        shown = json.loads(cli("sandbox", "show", "--json").out)
+        assert shown["servers"][OTHER]["condition"] == "hung"
+        assert cli("sandbox", "heal", OTHER).code == 0
+        down = cli("sandbox", "down")
+        assert down.code == 0, down.err
+        assert not any(pid_alive(pid) for pid in pids)
+        assert not (tmp_path / ".failover" / "sandbox.json").exists()
+        assert cli("sandbox", "show").code == 1
+    finally:
+        sandbox_down(tmp_path / ".failover")  # does nothing when the test stopped it
