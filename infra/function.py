@@ -147,7 +147,10 @@ class RegionalFunction(pulumi.ComponentResource):
             ref = args.refs.get(dep)
             if ref is None:
                 continue  # api, dns, schedule: nothing to call
-            out.extend(_grants(ref, dep in events, args.spec.writes))
+            if dep in args.spec.depends_on:
+                out.extend(_uses(ref, args.spec.writes))
+            if dep in events:
+                out.extend(_consumes(ref))
         return out
 
     def _environment(self) -> dict[str, pulumi.Input[str]]:
@@ -241,26 +244,33 @@ class RegionalFunction(pulumi.ComponentResource):
         }
 
 
-def _grants(ref: Ref, is_event_source: bool, writes: bool) -> list[dict[str, Any]]:
-    """The statements a function needs on one dependency in its region."""
+def _uses(ref: Ref, writes: bool) -> list[dict[str, Any]]:
+    """The statements a function needs to call a dependency in its region."""
     if ref.kind == "table":
         actions = TABLE_READ + (TABLE_WRITE if writes else ())
-        out = [statement(actions, [ref.arn, pulumi.Output.concat(ref.arn, "/index/*")])]
-        if is_event_source and ref.stream_arn is not None:
-            out.append(statement(TABLE_STREAM, [ref.stream_arn]))
-            out.append(statement(("dynamodb:ListStreams",),
-                                 [pulumi.Output.concat(ref.arn, "/stream/*")]))
-        return out
+        return [statement(actions, [ref.arn, pulumi.Output.concat(ref.arn, "/index/*")])]
     if ref.kind == "queue":
-        return [statement(QUEUE_CONSUME if is_event_source else QUEUE_SEND, [ref.arn])]
+        return [statement(QUEUE_SEND, [ref.arn])]
     if ref.kind == "bucket":
         actions = BUCKET_READ + (BUCKET_WRITE if writes else ())
         return [statement(actions, [pulumi.Output.concat(ref.arn, "/*")]),
                 statement(("s3:ListBucket",), [ref.arn])]
     if ref.kind == "stream":
-        return [statement(KINESIS_CONSUME if is_event_source else KINESIS_PUT, [ref.arn])]
+        return [statement(KINESIS_PUT, [ref.arn])]
     if ref.kind == "parameter":
         return [statement(PARAMETER_READ, [ref.arn])]
     if ref.kind == "function":
         return [statement(("lambda:InvokeFunction",), [ref.arn])]
+    return []
+
+
+def _consumes(ref: Ref) -> list[dict[str, Any]]:
+    """The statements Lambda needs to poll an event source on the function's behalf."""
+    if ref.kind == "table" and ref.stream_arn is not None:
+        return [statement(TABLE_STREAM, [ref.stream_arn]),
+                statement(("dynamodb:ListStreams",), [pulumi.Output.concat(ref.arn, "/stream/*")])]
+    if ref.kind == "queue":
+        return [statement(QUEUE_CONSUME, [ref.arn])]
+    if ref.kind == "stream":
+        return [statement(KINESIS_CONSUME, [ref.arn])]
     return []

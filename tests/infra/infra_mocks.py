@@ -1,0 +1,229 @@
+"""Run the Pulumi program under ``pulumi.runtime.set_mocks``: no CLI, no AWS.
+
+Used by ``conftest.py`` (the session fixtures) and by the tests for the types they assert on.
+
+The mocks record every resource with its inputs and the region of the provider it was created
+with, and answer with the attributes AWS would compute (ARNs in the provider's region, queue URLs,
+stream ARNs, replica ARNs), so the program's wiring can be checked end to end. Each topology is
+run once per session; the tests assert over the collected resources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from controller.spec import EXAMPLE_SPEC, Topology, load
+from infra.common import Settings
+from infra.program import deploy
+
+ACCOUNT = "123456789012"
+PROVIDER = "pulumi:providers:aws"
+SECRET_VALUE = "synthetic-secret-value-for-tests"
+
+GENERATED = textwrap.dedent("""\
+    app: ledger
+    regions: {primary: eu-central-1, standby: [ap-southeast-2]}
+    components:
+      api-key:   {kind: parameter, secure: true}
+      limits:    {kind: parameter, value: "10"}
+      events:    {kind: stream, shards: 2}
+      entries:   {kind: table, hash_key: account, range_key: at}
+      archive:   {kind: bucket}
+      jobs:      {kind: queue, max_receive_count: 5}
+      spill:     {kind: queue, dlq: false}
+      ingest:
+        kind: function
+        code: examples/orders/functions
+        timeout: 30
+        memory: 1024
+        events: [{source: events, batch_size: 50}]
+        depends_on: [entries]
+      notifier:
+        kind: function
+        timeout: 3
+        writes: false
+        events: [{source: jobs}, {source: entries, batch_size: 5}]
+        depends_on: [api-key, archive, limits]
+      front:
+        kind: function
+        reserved_concurrency: 20
+        depends_on: [ingest, spill, entries, events]
+      tick: {kind: schedule, expression: rate(5 minutes), target: notifier}
+      gateway:
+        kind: api
+        routes:
+          - {method: GET, path: /health, function: front, auth: none}
+          - {method: GET, path: /items, function: front, auth: jwt}
+          - {method: PUT, path: "/items/{id}", function: front, auth: iam}
+          - {method: POST, path: /jobs, function: notifier, auth: iam}
+      www:
+        kind: dns
+        name: www.ledger.example.org
+        zone: ledger.example.org
+        target: gateway
+        health_check: {path: /health, interval: 30, threshold: 2}
+""")
+
+
+@dataclass(frozen=True)
+class Res:
+    """One resource the program registered: type, name, inputs, provider region, outputs, id."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    region: str | None
+    state: dict[str, Any]
+    id: str
+
+
+@dataclass
+class Run:
+    """The outcome of one program run: the topology, its resources and its manifest output."""
+
+    topology: Topology
+    settings: Settings
+    resources: list[Res]
+    manifest: dict[str, Any]
+
+    def of(self, typ: str) -> list[Res]:
+        """Resources of one type token, e.g. ``aws:lambda/function:Function``."""
+        return [r for r in self.resources if r.typ == typ]
+
+
+def _h(text: str, n: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """What AWS computes for a resource of ``typ``, in ``region``; camelCase like the engine."""
+    n = inputs.get("name") or name
+    regional = f"{region}:{ACCOUNT}"
+    if typ == "aws:lambda/function:Function":
+        arn = f"arn:aws:lambda:{regional}:function:{n}"
+        return {"arn": arn, "version": "1", "qualifiedArn": f"{arn}:1",
+                "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/{arn}/invocations"}
+    if typ == "aws:lambda/alias:Alias":
+        return {"arn": f"arn:aws:lambda:{regional}:function:{inputs['functionName']}:{n}"}
+    if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
+        uuid = f"{_h(name)}-0000-4000-8000-{_h(name + 'x', 12)}"
+        return {"uuid": uuid, "arn": f"arn:aws:lambda:{regional}:event-source-mapping:{uuid}"}
+    if typ == "aws:sqs/queue:Queue":
+        return {"arn": f"arn:aws:sqs:{regional}:{n}",
+                "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{n}"}
+    if typ == "aws:dynamodb/table:Table":
+        def table(r: str) -> dict[str, str]:
+            arn = f"arn:aws:dynamodb:{r}:{ACCOUNT}:table/{n}"
+            return {"arn": arn, "streamArn": f"{arn}/stream/2026-01-01T00:00:00.000"}
+        replicas = [{**rep, **table(rep["regionName"])} for rep in inputs.get("replicas", [])]
+        return {**table(region), "replicas": replicas}
+    if typ == "aws:s3/bucket:Bucket":
+        return {"arn": f"arn:aws:s3:::{inputs['bucket']}", "id": inputs["bucket"]}
+    if typ == "aws:ssm/parameter:Parameter":
+        return {"arn": f"arn:aws:ssm:{regional}:parameter/{n.lstrip('/')}"}
+    if typ == "aws:cloudwatch/logGroup:LogGroup":
+        return {"arn": f"arn:aws:logs:{regional}:log-group:{n}"}
+    if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return {"arn": f"arn:aws:cloudwatch:{regional}:alarm:{n}"}
+    if typ == "aws:cloudwatch/eventRule:EventRule":
+        return {"arn": f"arn:aws:events:{regional}:rule/{n}"}
+    if typ == "aws:kinesis/stream:Stream":
+        return {"arn": f"arn:aws:kinesis:{regional}:stream/{n}"}
+    if typ == "aws:iam/role:Role":
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{n}"}
+    if typ == "aws:iam/policy:Policy":
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{n}"}
+    if typ == "aws:apigatewayv2/api:Api":
+        api_id = _h(name, 10)
+        return {"id": api_id, "arn": f"arn:aws:apigateway:{region}::/apis/{api_id}",
+                "apiEndpoint": f"https://{api_id}.execute-api.{region}.amazonaws.com",
+                "executionArn": f"arn:aws:execute-api:{regional}:{api_id}"}
+    if typ == "aws:apigatewayv2/domainName:DomainName":
+        config = {**inputs["domainNameConfiguration"],
+                  "targetDomainName": f"d-{_h(name, 10)}.execute-api.{region}.amazonaws.com",
+                  "hostedZoneId": f"Z{_h(region, 12).upper()}"}
+        return {"domainNameConfiguration": config}
+    if typ == "aws:acm/certificate:Certificate":
+        domain = inputs["domainName"]
+        return {"arn": f"arn:aws:acm:{regional}:certificate/{_h(name)}",
+                "domainValidationOptions": [{
+                    "domainName": domain, "resourceRecordName": f"_{_h(domain)}.{domain}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{_h(domain, 12)}.acm-validations.aws."}]}
+    if typ == "aws:route53/zone:Zone":
+        zone_id = f"Z{_h(name, 12).upper()}"
+        return {"zoneId": zone_id, "arn": f"arn:aws:route53:::hostedzone/{zone_id}"}
+    if typ == "aws:route53/healthCheck:HealthCheck":
+        hc = f"{_h(name)}-hc"
+        return {"id": hc, "arn": f"arn:aws:route53:::healthcheck/{hc}"}
+    if typ == "aws:route53/record:Record":
+        return {"fqdn": inputs["name"].rstrip(".")}
+    service = typ.split(":")[1].split("/")[0]
+    return {"arn": f"arn:aws:{service}:{regional}:{name}"}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that record each resource and the region of its provider."""
+
+    def __init__(self) -> None:
+        self.resources: list[Res] = []
+        self.provider_regions: dict[str, str] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == PROVIDER:
+            rid = f"{args.name}-id"
+            self.provider_regions[rid] = args.inputs.get("region", "")
+            return rid, dict(args.inputs)
+        region = self.provider_regions.get((args.provider or "").split("::")[-1])
+        if not args.custom:  # a ComponentResource: nothing is created in AWS
+            return f"{args.name}-id", {}
+        state = {**args.inputs, **_computed(args.typ, args.name, args.inputs, region or "none")}
+        rid = str(state.pop("id", f"{args.name}-id"))
+        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid))
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
+                    "userId": "AIDTEST", "id": ACCOUNT}
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com",
+                    "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+
+def run_program(topology: Topology, settings: Settings) -> Run:
+    """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
+    captured: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        return deploy(topology, settings).apply(captured.update)
+
+    program()
+    return Run(topology, settings, mocks.resources, captured)
+
+
+def generated_topology(tmp: Path) -> Topology:
+    """A second application: two other regions, a Kinesis stream, a secure parameter, JWT."""
+    path = tmp / "topology.yaml"
+    path.write_text(GENERATED, encoding="utf-8")
+    return load(path)
+
+
+SETTINGS: dict[str, Callable[[], Settings]] = {
+    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC)),
+    "generated": lambda: Settings(
+        spec_path="topology.yaml", log_retention_days=14,
+        jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),
+        secrets={"api-key": SECRET_VALUE}, protect_data=False),
+}

@@ -1,0 +1,179 @@
+"""Operational rules: what makes each region ready to take over and observable while it waits.
+
+Functions traced, logged with retention, short timeouts, high and low alarms; standbys deployed
+but paused (mappings and schedules enabled only in the primary); tables replicated to every
+region; buckets versioned and replicated; queues with dead-letter queues; the API's health route
+open and every other route authorized; DNS failover on health checks alone.
+"""
+
+from __future__ import annotations
+
+import json
+
+from infra_mocks import Run
+
+from controller.spec import Kind
+
+REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+
+
+def functions(run: Run) -> dict[tuple[str, str], dict]:
+    """(component, region) -> the function's inputs."""
+    t = run.topology
+    by_name = {f.inputs["name"]: f.inputs for f in run.of("aws:lambda/function:Function")}
+    return {(n, r): by_name[t.physical_name(n, r)]
+            for n, _ in t.of_kind(Kind.FUNCTION) for r in t.regions.all}
+
+
+def test_functions_are_traced_short_and_logged_with_retention(run: Run) -> None:
+    t = run.topology
+    groups = {g.inputs["name"]: g for g in run.of("aws:cloudwatch/logGroup:LogGroup")}
+    for (name, region), fn in functions(run).items():
+        spec = t.components[name]
+        assert fn["tracingConfig"] == {"mode": "Active"}
+        assert fn["timeout"] == spec.timeout <= 30
+        assert fn["memorySize"] == spec.memory
+        assert fn["publish"] is True
+        group = groups[f"/aws/lambda/{fn['name']}"]
+        assert group.region == region
+        assert group.inputs["retentionInDays"] == run.settings.log_retention_days > 0
+
+
+def test_every_function_has_a_live_alias(run: Run) -> None:
+    aliases = {(a.inputs["functionName"], a.inputs["name"]) for a in
+               run.of("aws:lambda/alias:Alias")}
+    for fn in functions(run).values():
+        assert (fn["name"], "live") in aliases
+
+
+def test_every_function_has_high_and_low_alarms(run: Run) -> None:
+    alarms = run.of("aws:cloudwatch/metricAlarm:MetricAlarm")
+    for (name, _region), fn in functions(run).items():
+        mine = [a.inputs for a in alarms if a.inputs["dimensions"] == {"FunctionName": fn["name"]}]
+        by_metric = {a["metricName"]: a for a in mine}
+        assert set(by_metric) == {"Errors", "Throttles", "Duration", "Invocations"}
+        for metric in ("Errors", "Throttles", "Duration"):
+            assert by_metric[metric]["comparisonOperator"].startswith("GreaterThan")
+        assert by_metric["Invocations"]["comparisonOperator"].startswith("LessThan")
+        timeout_ms = run.topology.components[name].timeout * 1000
+        assert 0 < by_metric["Duration"]["threshold"] < timeout_ms
+
+
+def test_low_traffic_alarm_only_breaches_on_silence_in_the_primary(run: Run) -> None:
+    t = run.topology
+    for alarm in run.of("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        if alarm.inputs["metricName"] == "Invocations":
+            expected = "breaching" if alarm.region == t.regions.primary else "notBreaching"
+            assert alarm.inputs["treatMissingData"] == expected
+
+
+def test_event_source_mappings_are_enabled_only_in_the_primary(run: Run) -> None:
+    t = run.topology
+    mappings = run.of("aws:lambda/eventSourceMapping:EventSourceMapping")
+    expected = sum(len(s.events) for _, s in t.of_kind(Kind.FUNCTION)) * len(t.regions.all)
+    assert len(mappings) == expected > 0
+    for m in mappings:
+        assert m.inputs["enabled"] is (m.region == t.regions.primary), m.name
+        assert m.inputs["functionName"].endswith(":live"), "mappings must target the alias"
+
+
+def test_schedules_are_enabled_only_in_the_primary(run: Run) -> None:
+    t = run.topology
+    rules = run.of("aws:cloudwatch/eventRule:EventRule")
+    assert len(rules) == len(list(t.of_kind(Kind.SCHEDULE))) * len(t.regions.all) > 0
+    for rule in rules:
+        assert rule.inputs["state"] == ("ENABLED" if rule.region == t.regions.primary
+                                        else "DISABLED")
+    targets = run.of("aws:cloudwatch/eventTarget:EventTarget")
+    assert all(target.inputs["arn"].endswith(":live") for target in targets)
+
+
+def test_every_table_has_a_replica_in_every_region(run: Run) -> None:
+    t = run.topology
+    tables = run.of("aws:dynamodb/table:Table")
+    assert {x.inputs["name"] for x in tables} == {
+        t.control_table, *(t.physical_name(n, t.regions.primary) for n, _ in t.of_kind(Kind.TABLE))}
+    for table in tables:
+        regions = [table.region] + [r["regionName"] for r in table.inputs["replicas"]]
+        assert sorted(regions) == sorted(t.regions.all), table.name
+        assert table.inputs["streamEnabled"] is True
+        assert table.inputs["pointInTimeRecovery"]["enabled"] is True
+        assert table.inputs["serverSideEncryption"]["enabled"] is True
+        assert all(r["pointInTimeRecovery"] for r in table.inputs["replicas"])
+
+
+def test_buckets_are_versioned_private_and_replicated_to_every_other_region(run: Run) -> None:
+    t = run.topology
+    for name, _ in t.of_kind(Kind.BUCKET):
+        buckets = {r: t.physical_name(name, r) for r in t.regions.all}
+        versioned = {v.inputs["bucket"] for v in run.of("aws:s3/bucketVersioning:BucketVersioning")
+                     if v.inputs["versioningConfiguration"]["status"] == "Enabled"}
+        private = {p.inputs["bucket"] for p in
+                   run.of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+                   if p.inputs["blockPublicPolicy"] and p.inputs["restrictPublicBuckets"]}
+        for region, bucket in buckets.items():
+            assert bucket in versioned and bucket in private
+            config = next(c for c in run.of(REPLICATION) if c.inputs["bucket"] == bucket)
+            assert config.region == region
+            targets = {rule["destination"]["bucket"] for rule in config.inputs["rules"]}
+            assert targets == {f"arn:aws:s3:::{b}" for r, b in buckets.items() if r != region}
+
+
+def test_queues_have_a_dead_letter_queue_in_their_region(run: Run) -> None:
+    t = run.topology
+    queues = {q.inputs["name"]: q for q in run.of("aws:sqs/queue:Queue")}
+    for name, spec in t.of_kind(Kind.QUEUE):
+        for region in t.regions.all:
+            queue = queues[t.physical_name(name, region)]
+            assert queue.inputs["sqsManagedSseEnabled"] is True
+            if not spec.dlq:
+                assert "redrivePolicy" not in queue.inputs
+                continue
+            redrive = json.loads(queue.inputs["redrivePolicy"])
+            dlq = queues[f"{t.physical_name(name, region)}-dlq"]
+            assert redrive == {"deadLetterTargetArn": dlq.state["arn"],
+                               "maxReceiveCount": spec.max_receive_count}
+            assert dlq.region == region
+
+
+def test_health_route_is_open_and_every_other_route_is_authorized(run: Run) -> None:
+    t = run.topology
+    routes = run.of("aws:apigatewayv2/route:Route")
+    for _, api in t.of_kind(Kind.API):
+        health = [r for r in routes if r.inputs["routeKey"] == f"GET {api.health_path}"]
+        assert len(health) == len(t.regions.all)
+        assert all(r.inputs["authorizationType"] == "NONE" for r in health)
+    others = [r for r in routes if r.inputs["authorizationType"] != "NONE"]
+    assert len(others) + len(t.regions.all) == len(routes)
+    for route in others:
+        assert route.inputs["authorizationType"] in ("AWS_IAM", "JWT")
+        if route.inputs["authorizationType"] == "JWT":
+            assert route.inputs["authorizerId"]
+
+
+def test_dns_fails_over_on_health_checks_alone(run: Run) -> None:
+    t = run.topology
+    (_, dns), = t.of_kind(Kind.DNS)
+    checks = run.of("aws:route53/healthCheck:HealthCheck")
+    assert len(checks) == len(t.regions.all)
+    hosts = {}
+    for hc in checks:
+        assert hc.inputs["type"] == "HTTPS" and hc.inputs["port"] == 443
+        assert hc.inputs["resourcePath"] == dns.health_check.path
+        assert hc.inputs["requestInterval"] == dns.health_check.interval
+        assert hc.inputs["failureThreshold"] == dns.health_check.threshold
+        region = hc.inputs["fqdn"].split(".")[2]
+        hosts[region] = hc
+    assert set(hosts) == set(t.regions.all), "one health check per regional endpoint"
+    records = {r.inputs["setIdentifier"]: r.inputs for r in run.of("aws:route53/record:Record")
+               if r.inputs.get("setIdentifier")}
+    primary, secondary = t.regions.primary, t.regions.standby[0]
+    assert set(records) == {primary, secondary}
+    assert records[primary]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert records[secondary]["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
+    for region, record in records.items():
+        assert record["name"] == dns.name
+        assert record["healthCheckId"] == hosts[region].id
+        alias, = record["aliases"]
+        assert alias["evaluateTargetHealth"] is True
+        assert region in alias["name"], "the record must point at its own region's API"
