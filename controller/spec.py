@@ -8,6 +8,7 @@ nothing else of the controller). Validation is pydantic's; every failure becomes
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
@@ -389,8 +390,10 @@ def load(path: str | Path) -> Topology:
 
 def loads(text: str, *, source: str = "<topology>") -> Topology:
     """Validate a topology given as YAML text; see :func:`load`."""
+    data = _load_json(text)
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        if data is None:
+            data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -407,6 +410,16 @@ def loads(text: str, *, source: str = "<topology>") -> Topology:
         return Topology.model_validate(data)
     except ValidationError as exc:
         raise _spec_error(exc, yaml.compose(text, Loader=_LOADER), source) from None
+
+
+def _load_json(text: str) -> Any:
+    """JSON is YAML too, and parses an order of magnitude faster: try it first for ``{...}``."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _spec_error(exc: ValidationError, node: yaml.Node | None, source: str) -> SpecError:

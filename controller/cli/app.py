@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -95,20 +94,36 @@ def run(application: typer.Typer, argv: list[str] | None) -> int:
     except FailoverError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("[red]aborted[/]")
-        return 130
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("[red]interrupted[/]")
         return 130
-    except click.ClickException as exc:
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except Exception as exc:
+        # Typer's (vendored) click usage errors: a bad option, a missing argument.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        if type(exc).__name__ == "Abort":
+            err_console.print("[red]aborted[/]")
+            return 130
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # prints the help
+            return 0
         err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False)
         return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
     return int(result) if isinstance(result, int) else 0
 
 
 def env_flag(name: str) -> bool:
     """True when the environment variable ``name`` is set to a true value."""
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def load_spec(spec: Path | None) -> tuple[Any, Any]:
+    """Load and validate the topology and build its graph: ``(topology, graph)``."""
+    from controller import graph
+    from controller import spec as specs
+
+    path = spec_path(spec)
+    topology = specs.load(path)
+    return topology, graph.build(topology, source=str(path))
