@@ -1,0 +1,50 @@
+"""``infra/__main__.py``: reads the stack config and deploys the topology it names.
+
+Run as Pulumi runs it (``runpy`` on the file) under mocks, with stack config set.
+"""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pulumi
+from infra_mocks import RecordingMocks
+
+from infra.common import PROJECT_ROOT
+
+MINI = """
+app: mini
+regions: {primary: us-east-2, standby: [us-west-1]}
+components:
+  token: {kind: parameter, secure: true}
+  jobs: {kind: queue}
+  fn: {kind: function, events: [{source: jobs}], depends_on: [token]}
+"""
+
+
+def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
+    spec = tmp_path / "mini.yaml"
+    spec.write_text(MINI, encoding="utf-8")
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        pulumi.runtime.set_all_config(
+            {"failover:topology": str(spec), "failover:logRetentionDays": "7",
+             "failover:secret-token": "from-config"},
+            ["failover:secret-token"])
+        runpy.run_path(str(PROJECT_ROOT / "infra" / "__main__.py"))
+
+    program()
+    functions = {r.inputs["name"]: r for r in mocks.resources
+                 if r.typ == "aws:lambda/function:Function"}
+    assert set(functions) == {"mini-fn-us-east-2", "mini-fn-us-west-1"}
+    assert {r.inputs["retentionInDays"] for r in mocks.resources
+            if r.typ == "aws:cloudwatch/logGroup:LogGroup"} == {7}
+    token = [r.inputs["value"] for r in mocks.resources
+             if r.typ == "aws:ssm/parameter:Parameter"
+             and r.inputs["name"].startswith("mini-token-")]
+    assert len(token) == 2
+    assert all(v["value"] == "from-config" for v in token), "the secret comes from config"
