@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
 DEADLINE_SECONDS = 4.0
-WORKERS = 32
+MAX_WORKERS = 64
 
 #: ``probe(region, url) -> ok``: an HTTP probe of a regional endpoint, supplied by the caller.
 HttpProbe = Callable[[str, str], bool]
@@ -135,11 +135,16 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     started = time.monotonic()
     fast = probe_clients(clients, settings) if settings is not None else clients
     names = list(regions) if regions is not None else list(topology.regions.all)
-    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="health")
+    workers = min(MAX_WORKERS, len(names) * (len(topology.components) + 4))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
     try:
-        mode_of = _probe(pool, fast, topology, manifest, names, started + deadline)
-        reads = _read_all(pool, fast, topology, manifest,
-                          [r for r in names if isinstance(mode_of[r], str)], http_probe)
+        # The probes decide reachability; the reads start at once beside them, so that a hung
+        # region costs one probe timeout in all, and only the reachable regions' are awaited.
+        probes = {r: pool.submit(modes.read_region_mode, fast, topology, manifest, r)
+                  for r in names}
+        reads = _read_all(pool, fast, topology, manifest, names, http_probe)
+        mode_of = _probe_results(probes, started + deadline)
+        reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
         wait(_futures(reads), timeout=max(0.0, started + deadline - time.monotonic()))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -176,14 +181,12 @@ def _futures(reads: Mapping[str, _RegionReads]) -> list[Future[Any]]:
     return out
 
 
-def _probe(pool: ThreadPoolExecutor, clients: Clients, topology: Topology, manifest: Manifest,
-           regions: list[str], until: float) -> dict[str, str | Exception]:
-    """Each region's mode, or the error that says it did not answer."""
-    futures = {r: pool.submit(modes.read_region_mode, clients, topology, manifest, r)
-               for r in regions}
-    wait(futures.values(), timeout=max(0.0, until - time.monotonic()))
+def _probe_results(probes: Mapping[str, Future[str]], until: float
+                   ) -> dict[str, str | Exception]:
+    """Each region's mode, or the error that says it did not answer by ``until``."""
+    wait(probes.values(), timeout=max(0.0, until - time.monotonic()))
     out: dict[str, str | Exception] = {}
-    for region, future in futures.items():
+    for region, future in probes.items():
         if not future.done():
             out[region] = TransientStepError("no answer before the deadline", region=region)
             continue

@@ -49,9 +49,11 @@ def render(report: health.StatusReport, topology: Topology) -> None:
     table = Table(title=f"{report.app}: active region {report.active_region or '?'}")
     table.add_column("component")
     table.add_column("kind")
-    for name, region in report.regions.items():
-        table.add_column(f"{name}\n[{STYLE[region.health]}]{region.health}[/]"
-                         + (f" ({region.mode})" if region.mode else ""))
+    for name in report.regions:
+        table.add_column(name)
+    table.add_row("[bold]region[/]", "", *(
+        f"[{STYLE[r.health]}]{r.health}[/]" + (f" ({r.mode})" if r.mode else "")
+        for r in report.regions.values()), end_section=True)
     for name, spec in topology.components.items():
         cells = []
         for region in report.regions.values():
