@@ -11,11 +11,12 @@ component and the region. A kind implements only ``_read``, ``_activate`` and ``
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import botocore.exceptions
 
@@ -27,6 +28,8 @@ from controller.spec import DegradedMode, Topology
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Seconds a global resource waits for its region's mode parameter before going on without it.
+MODE_WAIT = 2.0
 
 NOT_FOUND_CODES = frozenset({
     "ResourceNotFoundException", "ResourceNotFound", "NotFoundException", "NotFound", "404",
@@ -107,6 +110,7 @@ class Action(ABC):
         self.clients = clients
         self.component = component
         self.region = region
+        self._region_silent = False
 
     @property
     def ref(self) -> ComponentRef:
@@ -216,23 +220,51 @@ class Action(ABC):
 
     def _read_modes(self) -> tuple[str | None, str | None]:
         region_parameter = modes.parameter_of(self.topology, self.manifest, self.region)
-        try:
+
+        def read() -> tuple[str | None, str | None]:
             return modes.read_modes(self.clients, self.region, self.mode_parameter,
                                     region_parameter)
-        except Exception as exc:
-            if not self.global_resource:
-                raise
-            log.warning("%s/%s: mode parameter unreadable: %s", self.component, self.region, exc)
-            return None, None
+
+        if self.global_resource:
+            unknown: tuple[str | None, str | None] = (None, None)
+            return self._best_effort("read", read, unknown)
+        return read()
 
     def _write_mode(self, value: str) -> None:
-        name = self.mode_parameter
-        try:
-            self._guard(lambda: modes.put(self.clients, self.region, name, value))
-        except TransientStepError as exc:
-            if not self.global_resource:
-                raise
-            log.warning("%s/%s: mode parameter not written: %s", self.component, self.region, exc)
+        def write() -> None:
+            modes.put(self.clients, self.region, self.mode_parameter, value)
+
+        if self.global_resource:
+            self._best_effort("write", write, None)
+        else:
+            self._guard(write)
+
+    def _best_effort(self, what: str, fn: Callable[[], T], default: T) -> T:
+        """Run ``fn`` against the region for at most ``MODE_WAIT`` seconds, else ``default``.
+
+        A global resource's mode lives in its region, which may be the dead one being fenced:
+        its traffic must move anyway. A late call finishes in a daemon thread (same value: a
+        late write is harmless); after one failure the region is not asked again.
+        """
+        if self._region_silent:
+            return default
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True, name=f"mode-{self.region}")
+        thread.start()
+        thread.join(MODE_WAIT)
+        if "value" in box:
+            return cast(T, box["value"])
+        self._region_silent = True
+        log.warning("%s/%s: mode parameter %s skipped: %s", self.component, self.region, what,
+                    box.get("error", f"no answer in {MODE_WAIT}s"))
+        return default
 
     def _guard(self, fn: Callable[[], T]) -> T:
         try:

@@ -20,8 +20,9 @@ from controller.actions.base import Action, State
 from controller.actions.registry import action_for
 from controller.aws import GLOBAL, AwsSettings, Clients
 from controller.errors import PermanentStepError, TransientStepError
+from controller.manifest import ComponentRef
 from controller.sandbox import Sandbox
-from controller.spec import DegradedMode
+from controller.spec import DegradedMode, Topology
 
 pytestmark = pytest.mark.sandbox
 
@@ -282,7 +283,30 @@ def test_a_hung_region_fails_fast_and_transient(fresh_sandbox: Sandbox) -> None:
         with pytest.raises(TransientStepError, match="us-west-2"):
             action(box, "worker", STANDBY, fast).activate()
         assert time.monotonic() - started < 5
-        # The global endpoint still answers: the hung region's traffic can still be fenced.
-        assert action(box, "dns", STANDBY, fast).deactivate().changed
+        # The global endpoint still answers: the hung region's traffic is fenced all the same,
+        # with the default (retrying) clients, without waiting on the region's mode parameter.
+        started = time.monotonic()
+        assert action(box, "dns", STANDBY).deactivate().changed
+        assert time.monotonic() - started < 5
     finally:
         box.heal(STANDBY)
+
+
+def test_stream_kind_reads_activates_and_goes_missing(fresh_sandbox: Sandbox) -> None:
+    """The example has no stream: add one to a copy of the topology and the manifest."""
+    box = fresh_sandbox
+    data = box.topology.model_dump(mode="json", exclude_none=True)
+    data["components"]["events"] = {"kind": "stream"}
+    topology = Topology.model_validate(data)
+    manifest = box.manifest.model_copy(deep=True)
+    name = topology.physical_name("events", STANDBY)
+    manifest.regions[STANDBY].components["events"] = ComponentRef(kind="stream", name=name)
+    kinesis = plain(box, "kinesis", STANDBY)
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+
+    act = action_for(topology, manifest, box.clients, "events", STANDBY)
+    assert act.read().state == State.STANDBY  # no mode of its own: the region's
+    assert [act.activate().changed, act.activate().changed] == [True, False]
+    assert act.read().facts["status"] == "ACTIVE"
+    kinesis.delete_stream(StreamName=name)
+    assert act.read().state == State.MISSING
