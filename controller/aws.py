@@ -147,7 +147,8 @@ def classify(exc: BaseException, *, component: str = "", region: str = "") -> Ex
     if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError
                   | botocore.exceptions.ConnectTimeoutError | ConnectionError | TimeoutError):
         return TransientStepError(
-            f"unreachable: {type(exc).__name__}", component=component, region=region
+            f"unreachable: {type(exc).__name__}", component=component, region=region,
+            unreachable=True,
         )
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return TransientStepError(str(exc), component=component, region=region)

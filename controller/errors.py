@@ -93,8 +93,10 @@ class TransientStepError(ActionError):
     """A step failed in a way a retry may fix (throttled, 5xx, timeout, unreachable)."""
 
     def __init__(self, message: str, *, component: str = "", region: str = "",
-                 delay: float = 0.5) -> None:
+                 delay: float = 0.5, unreachable: bool = False) -> None:
         self.delay = delay
+        #: True when the endpoint did not answer at all (refused or timed out).
+        self.unreachable = unreachable
         super().__init__(message, component=component, region=region)
 
 

@@ -127,3 +127,24 @@ def load_spec(spec: Path | None) -> tuple[Any, Any]:
     path = spec_path(spec)
     topology = specs.load(path)
     return topology, graph.build(topology, source=str(path))
+
+
+ManifestOption = Annotated[
+    Path, typer.Option("--manifest", "-m", help="The manifest written by the sandbox or exported "
+                       "from the Pulumi stack.")]
+
+
+def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
+    """``(topology, manifest, clients)`` of a deployed application.
+
+    The topology is ``spec`` if given, else the file the manifest was made from, else the
+    default chain; the clients reach the manifest's endpoints (the emulator) or AWS itself.
+    """
+    from controller.aws import Clients
+    from controller.manifest import load_manifest
+    from controller.spec import load
+
+    deployed = load_manifest(manifest)
+    if spec is None and deployed.spec and Path(deployed.spec).exists():
+        spec = Path(deployed.spec)
+    return load(spec_path(spec)), deployed, Clients(endpoints=deployed.endpoints)

@@ -1,0 +1,215 @@
+"""``failover execute``, ``resume``, ``failback`` and ``runs``: the verbs that act."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from controller import graph as graphs
+from controller import health
+from controller.cli.app import (
+    JsonOption,
+    ManifestOption,
+    SpecOption,
+    app,
+    console,
+    err_console,
+    load_deployment,
+    print_json,
+)
+from controller.cli.plan_cmds import render_plan
+from controller.errors import UsageError
+from controller.executor import Executor, Precheck, RunResult, StepEvent
+from controller.journal import Journal, Run, StepState
+from controller.manifest import DEFAULT_MANIFEST
+from controller.plan import FailoverPlan, build_plan
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
+               "running": "cyan", "pending": "dim"}
+STATUS_STYLE = {"completed": "green", "completed_degraded": "yellow", "rolled_back": "red",
+                "failed": "red", "running": "cyan"}
+
+
+@app.command()
+def execute(
+    to: Annotated[str, typer.Option("--to", help="Region to fail over to.")],
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Region to fail over from [default: the active region].")] = None,
+    unavailable: Annotated[list[str] | None, typer.Option(
+        "--unavailable", "-u", help="A component known not to activate in the target.")] = None,
+    yes: YesOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and the live "
+                                          "prechecks; touch nothing.")] = False,
+    sequential: Annotated[bool, typer.Option("--sequential", help="One step at a time.")]
+    = False,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Fail over: fence the source, activate the target dependencies first, traffic last."""
+    topology, deployed, clients = load_deployment(manifest, spec)
+    source = from_ or _active(topology, deployed, clients)
+    plan = build_plan(topology, graphs.build(topology), target=to, source=source,
+                      unavailable=unavailable or ())
+    return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
+                     as_json=as_json, workers=1 if sequential else 8, kind="failover")
+
+
+@app.command()
+def failback(
+    yes: YesOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and precheck only.")] = False,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Go back to the original primary, once it is healthy again, with the same machinery."""
+    topology, deployed, clients = load_deployment(manifest, spec)
+    source = _active(topology, deployed, clients)
+    primary = topology.regions.primary
+    if source == primary:
+        raise UsageError(f"{primary} is already the active region: nothing to fail back")
+    plan = build_plan(topology, graphs.build(topology), target=primary, source=source)
+    return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
+                     as_json=as_json, workers=8, kind="failback")
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to continue.")],
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Continue a run whose controller died: take the lease anew, redo what is not done."""
+    topology, deployed, clients = load_deployment(manifest, spec)
+    journal = Journal(clients, deployed)
+    steps = len(journal.run(run_id).plan.steps)
+    with _progress(steps, as_json) as show:
+        result = Executor(topology, deployed, clients, journal=journal,
+                          progress=show).resume(run_id)
+    return _render_result(result, as_json)
+
+
+@app.command()
+def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
+         as_json: JsonOption = False) -> None:
+    """List the journalled runs, newest first."""
+    _, deployed, clients = load_deployment(manifest, spec)
+    found = Journal(clients, deployed).runs()
+    if as_json:
+        print_json({"runs": [_summary(r) for r in found]})
+        return
+    table = Table(title="runs")
+    for column in ("run", "kind", "from", "to", "status", "started", "owner"):
+        table.add_column(column)
+    for run in found:
+        style = STATUS_STYLE.get(run.status.value, "")
+        table.add_row(run.id, run.kind, run.plan.source, run.plan.target,
+                      f"[{style}]{run.status.value}[/]", _when(run.created), run.owner)
+    console.print(table if found else "no runs yet")
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def _active(topology: Any, deployed: Any, clients: Any) -> str:
+    """The active region as the deployment says (mode parameters, else DNS), else the primary."""
+    report = health.status(topology, deployed, clients)
+    return report.active_region or topology.regions.primary
+
+
+def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
+              dry_run: bool, as_json: bool, workers: int, kind: str) -> int:
+    executor = Executor(topology, deployed, clients, max_workers=workers)
+    if dry_run:
+        checks = executor.prechecks(plan)
+        if as_json:
+            print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
+        else:
+            render_plan(plan)
+            _render_checks(checks)
+        return 0 if all(c.ok for c in checks) else 1
+    if not as_json:
+        render_plan(plan)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to act without confirmation: pass --yes")
+        typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
+    with _progress(len(plan.steps), as_json) as show:
+        executor.progress = show
+        result = executor.execute(plan, kind=kind)
+    return _render_result(result, as_json)
+
+
+class _progress:
+    """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                            transient=True, disable=quiet)
+        self.task = self.bar.add_task("steps", total=total)
+
+    def __enter__(self) -> _progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def __call__(self, event: StepEvent) -> None:
+        if self.quiet:
+            return
+        if event.state == StepState.RUNNING:
+            self.bar.update(self.task, description=f"{event.step.id}")
+            return
+        self.bar.advance(self.task)
+        style = STATE_STYLE.get(event.state.value, "")
+        note = f"  {escape(event.error)}" if event.error else ""
+        self.bar.console.print(f"  [{style}]{event.state.value:<10}[/] {event.step.id}{note}",
+                               highlight=False)
+
+
+def _render_checks(checks: list[Precheck]) -> None:
+    for check in checks:
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        console.print(f"  {mark} {check.name}: {escape(check.detail)}", highlight=False)
+
+
+def _render_result(result: RunResult, as_json: bool) -> int:
+    run = result.run
+    if as_json:
+        print_json(result.to_dict())
+        return result.exit_code
+    counts: dict[str, int] = {}
+    for record in run.steps.values():
+        counts[record.state.value] = counts.get(record.state.value, 0) + 1
+    style = STATUS_STYLE.get(run.status.value, "")
+    console.print(f"run {run.id}: [{style}]{run.status.value}[/] ({run.plan.source} -> "
+                  f"{run.plan.target}; " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                  + ")", highlight=False)
+    if run.degraded:
+        console.print("[yellow]degraded:[/] " + ", ".join(
+            f"{k} -> {v}" for k, v in sorted(run.degraded.items())))
+    if run.error:
+        console.print(f"[red]{escape(run.error)}[/]")
+    return result.exit_code
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    return {"id": run.id, "kind": run.kind, "status": run.status.value, "from": run.plan.source,
+            "to": run.plan.target, "owner": run.owner, "created": run.created,
+            "updated": run.updated, "error": run.error}
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
