@@ -20,12 +20,14 @@ import pulumi_aws as aws
 
 from controller.spec import (
     ApiSpec,
+    BucketSpec,
     FunctionSpec,
     Kind,
     ParameterSpec,
     QueueSpec,
     ScheduleSpec,
     StreamSpec,
+    TableSpec,
     Topology,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
@@ -84,9 +86,9 @@ class Region(pulumi.ComponentResource):
                 self._queue(name, spec)
             elif isinstance(spec, StreamSpec):
                 self._stream(name, spec)
-            elif spec.kind == Kind.TABLE:
+            elif isinstance(spec, TableSpec):
                 self._add(name, args.data.table_ref(name, region))
-            elif spec.kind == Kind.BUCKET:
+            elif isinstance(spec, BucketSpec):
                 self._add(name, args.data.bucket_ref(name, region))
         self.functions = self._functions()
         self.rules = {name: self._schedule(name, spec)
