@@ -1,14 +1,20 @@
 """A DynamoDB table: ``ACTIVE``, its stream, and its replicas where it is a global table.
 
 A table is not fenced (a global table stays writable everywhere): writers are fenced where they
-run, and the table's mode tells the functions whether to write.
+run, and the table's mode tells the functions whether to write. :func:`replication_lag` gives
+the plan's precheck a replica's lag.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.actions.base import Observed, PassiveAction, State, is_not_found, missing
+from controller.aws import Clients, classify
+from controller.errors import TransientStepError
+from controller.manifest import Manifest
+from controller.spec import DegradedMode
 
 
 class TableAction(PassiveAction):
@@ -35,3 +41,33 @@ class TableAction(PassiveAction):
             return Observed(State.ACTIVE, healthy=False, detail="stream disabled", facts=facts)
         return Observed(State.ACTIVE, healthy=healthy,
                         detail="" if healthy else f"status {status}", facts=facts)
+
+    def _activate(self, mode: DegradedMode | None) -> None:
+        """A table serves once it (and its replicas) are ``ACTIVE``; until then, retry."""
+        facts = self._read().facts
+        statuses = {facts.get("status"), *facts.get("replicas", {}).values()}
+        if statuses != {"ACTIVE"}:
+            raise TransientStepError(f"table not writable yet: {sorted(map(str, statuses))}",
+                                     component=self.component, region=self.region)
+
+
+def replication_lag(clients: Clients, manifest: Manifest, component: str, source: str,
+                    target: str, *, window_seconds: int = 300) -> float | None:
+    """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window.
+
+    Reads CloudWatch's ``AWS/DynamoDB`` ``ReplicationLatency`` (milliseconds), which AWS emits in
+    the source region per receiving region (the sandbox's replicator publishes the same metric).
+    None when there is no datapoint: nothing is known, which a precheck must not take for 0.
+    """
+    end = datetime.now(UTC) + timedelta(seconds=60)  # include the current minute
+    try:
+        got = clients.client("cloudwatch", source).get_metric_statistics(
+            Namespace="AWS/DynamoDB", MetricName="ReplicationLatency",
+            Dimensions=[{"Name": "TableName", "Value": manifest.ref(component, source).name},
+                        {"Name": "ReceivingRegion", "Value": target}],
+            StartTime=end - timedelta(seconds=window_seconds), EndTime=end, Period=60,
+            Statistics=["Maximum"])
+    except Exception as exc:
+        raise classify(exc, component=component, region=source) from exc
+    points = [float(p["Maximum"]) for p in got.get("Datapoints", [])]
+    return max(points) / 1000.0 if points else None

@@ -18,6 +18,7 @@ from botocore.awsrequest import AWSResponse
 
 from controller.actions.base import Action, State
 from controller.actions.registry import action_for
+from controller.actions.table import replication_lag
 from controller.aws import GLOBAL, AwsSettings, Clients
 from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef
@@ -310,3 +311,15 @@ def test_stream_kind_reads_activates_and_goes_missing(fresh_sandbox: Sandbox) ->
     assert act.read().facts["status"] == "ACTIVE"
     kinesis.delete_stream(StreamName=name)
     assert act.read().state == State.MISSING
+
+
+def test_replication_lag_reads_the_cloudwatch_metric(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    assert replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY) is None
+    plain(box, "cloudwatch", PRIMARY).put_metric_data(Namespace="AWS/DynamoDB", MetricData=[{
+        "MetricName": "ReplicationLatency", "Unit": "Milliseconds", "Value": value,
+        "Dimensions": [
+            {"Name": "TableName", "Value": box.manifest.ref("orders-table", PRIMARY).name},
+            {"Name": "ReceivingRegion", "Value": STANDBY}]} for value in (1200.0, 2500.0)])
+    lag = replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)
+    assert lag == pytest.approx(2.5)
