@@ -19,7 +19,8 @@ import pulumi
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Actions AWS only grants on Resource "*" (they have no resource-level permissions).
-STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                               "cloudwatch:GetMetricStatistics"})
 
 
 class InfraError(ValueError):

@@ -20,8 +20,8 @@ from controller.spec import BucketSpec, DnsSpec, Kind, Topology
 from infra.common import Account, Ref, Settings, assume_role_policy, fit, policy_json, statement
 
 CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                   "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
-                   "dynamodb:DescribeTable")
+                   "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",
+                   "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable")
 FUNCTION_CONTROL = ("lambda:GetFunction", "lambda:GetFunctionConfiguration",
                     "lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
                     "lambda:DeleteFunctionConcurrency", "lambda:GetAlias", "lambda:UpdateAlias")
@@ -186,7 +186,6 @@ class Endpoint:
 
     host: pulumi.Input[str]
     target_domain: pulumi.Input[str]
-    target_zone_id: pulumi.Input[str]
 
 
 class Traffic(pulumi.ComponentResource):
@@ -194,7 +193,8 @@ class Traffic(pulumi.ComponentResource):
 
     Route 53 moves the name to the secondary when the primary's health check fails, with or
     without a controller; the controller picks among three or more regions by rewriting the
-    records or inverting health checks.
+    records (``primary``/``secondary`` set identifiers, CNAMEs to a region's custom domain) and
+    inverting health checks.
     """
 
     def __init__(self, topology: Topology, name: str, spec: DnsSpec,
@@ -219,24 +219,28 @@ class Traffic(pulumi.ComponentResource):
             )
             for region, endpoint in endpoints.items()
         }
-        roles = {topology.regions.primary: "PRIMARY", topology.regions.standby[0]: "SECONDARY"}
+        # The controller finds the records by failover role and keeps their set identifiers.
+        self.set_identifiers = {topology.regions.primary: "primary",
+                                topology.regions.standby[0]: "secondary"}
         self.records = {
             region: aws.route53.Record(
-                f"{topology.physical_name(name, region)}-{role.lower()}",
+                f"{topology.physical_name(name, 'global')}-{identifier}",
                 zone_id=zone_id,
                 name=spec.name,
-                type="A",
-                set_identifier=region,
-                failover_routing_policies=[aws.route53.RecordFailoverRoutingPolicyArgs(type=role)],
+                type="CNAME",
+                ttl=spec.ttl,
+                set_identifier=identifier,
+                failover_routing_policies=[
+                    aws.route53.RecordFailoverRoutingPolicyArgs(type=identifier.upper())],
                 health_check_id=self.health_checks[region].id,
-                aliases=[aws.route53.RecordAliasArgs(
-                    name=endpoints[region].target_domain,
-                    zone_id=endpoints[region].target_zone_id,
-                    evaluate_target_health=True)],
-                opts=_opts(self, provider),
+                records=[endpoints[region].target_domain],
+                # Created once: after that the controller points them (a failover must survive
+                # the next `pulumi up`).
+                opts=_opts(self, provider, ignore_changes=["records", "health_check_id"]),
             )
-            for region, role in roles.items() if region in endpoints
+            for region, identifier in self.set_identifiers.items() if region in endpoints
         }
+        self.endpoints = endpoints
         self.register_outputs({"health_checks": {r: h.id for r, h in self.health_checks.items()}})
 
 
@@ -248,6 +252,10 @@ class Operated:
     mappings: list[pulumi.Input[str]] = field(default_factory=list)
     rules: list[pulumi.Input[str]] = field(default_factory=list)
     queues: list[pulumi.Input[str]] = field(default_factory=list)
+    streams: list[pulumi.Input[str]] = field(default_factory=list)
+    buckets: list[pulumi.Input[str]] = field(default_factory=list)
+    parameters: list[pulumi.Input[str]] = field(default_factory=list)
+    apis: list[pulumi.Input[str]] = field(default_factory=list)
     tables: list[pulumi.Input[str]] = field(default_factory=list)
     control_tables: list[pulumi.Input[str]] = field(default_factory=list)
     zones: list[pulumi.Input[str]] = field(default_factory=list)
@@ -272,7 +280,18 @@ class AccessRoles(pulumi.ComponentResource):
                               operated.mappings),
                     statement(("events:DescribeRule", "events:EnableRule", "events:DisableRule"),
                               operated.rules),
-                    statement(("sqs:GetQueueAttributes",), operated.queues),
+                ],
+                "reads": [
+                    statement(("sqs:GetQueueAttributes", "sqs:GetQueueUrl"), operated.queues),
+                    statement(("kinesis:DescribeStreamSummary",), operated.streams),
+                    statement(("s3:ListBucket", "s3:GetBucketVersioning"), operated.buckets),
+                    statement(("ssm:GetParameter",), operated.parameters),
+                    statement(("apigateway:GET",), operated.apis),
+                    statement(("dynamodb:DescribeTable",), operated.tables),
+                    statement(("cloudwatch:DescribeAlarms",),
+                              [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
+                    # replication lag: CloudWatch has no resource-level permission for metrics
+                    statement(("cloudwatch:GetMetricStatistics",), ["*"]),
                 ],
                 "traffic": [
                     statement(("route53:ChangeResourceRecordSets",
@@ -285,13 +304,10 @@ class AccessRoles(pulumi.ComponentResource):
                                                     ":route53:::change/*")]),
                 ],
                 "state": [
-                    statement(("ssm:GetParameter", "ssm:PutParameter"),
+                    statement(("ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"),
                               [account.arn("ssm", r, f"parameter/failover/{app}/*")
                                for r in regions]),
                     statement(CONTROL_ACTIONS, operated.control_tables),
-                    statement(("dynamodb:DescribeTable",), operated.tables),
-                    statement(("cloudwatch:DescribeAlarms",),
-                              [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
                 ],
             },
         )

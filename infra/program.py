@@ -71,7 +71,6 @@ def _endpoints(spec: DnsSpec, regions: dict[str, Region]) -> dict[str, Endpoint]
         out[region] = Endpoint(
             host=api.endpoint.apply(lambda url: url.removeprefix("https://").split("/")[0]),
             target_domain=config.target_domain_name.apply(lambda v: v or ""),
-            target_zone_id=config.hosted_zone_id.apply(lambda v: v or ""),
         )
     return out
 
@@ -85,7 +84,12 @@ def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
             operated.functions += [fn.function.arn, fn.alias.arn]
             operated.mappings += [m.arn for m in fn.mappings]
         operated.rules += [rule.arn for rule in stack.rules.values()]
-        operated.queues += [ref.arn for ref in stack.refs.values() if ref.kind == "queue"]
+        refs = stack.refs.values()
+        operated.queues += [ref.arn for ref in refs if ref.kind == "queue"]
+        operated.streams += [ref.arn for ref in refs if ref.kind == "stream"]
+        operated.buckets += [ref.arn for ref in refs if ref.kind == "bucket"]
+        operated.parameters += [ref.arn for ref in refs if ref.kind == "parameter"]
+        operated.apis += [api.api.arn for api in stack.apis.values()]
         operated.tables += [data.table_ref(name, region).arn for name in data.tables]
     zones = {t.spec.zone: t.zone_id for t in traffic.values()}
     operated.zones = [pulumi.Output.concat("arn:", account.partition, ":route53:::hostedzone/", z)
@@ -100,13 +104,17 @@ def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region]
     """The stack output the controller reads, as a plain dict of outputs."""
     dns_entries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
     for name, t in traffic.items():
+        zone_arn = pulumi.Output.concat("arn:aws:route53:::hostedzone/", t.zone_id)
         for region, stack in regions.items():
             hc = t.health_checks.get(region)
+            endpoint = t.endpoints.get(region)
             dns_entries[region][name] = {
-                "kind": "dns", "name": t.spec.name, "arn": "",
-                "endpoint": stack.apis[t.spec.target].endpoint,
+                "kind": "dns", "name": t.spec.name, "arn": zone_arn,
+                # the host the failover records point at when this region serves the name
+                "endpoint": (pulumi.Output.concat("https://", endpoint.target_domain)
+                             if endpoint else stack.apis[t.spec.target].endpoint),
                 "health_check_id": hc.id if hc else None,
-                "set_identifier": region,
+                "set_identifier": t.set_identifiers.get(region),
             }
     first = next(iter(traffic.values()), None)
     return {

@@ -79,10 +79,14 @@ def test_manifest_dns_names_a_health_check_per_region(run: Run, manifest: Manife
     checks = {hc.id for hc in run.of("aws:route53/healthCheck:HealthCheck")}
     assert set(manifest.dns.health_checks) == set(t.regions.all)
     assert set(manifest.dns.health_checks.values()) == checks
+    identifiers = {t.regions.primary: "primary", t.regions.standby[0]: "secondary"}
     for region in t.regions.all:
         ref = manifest.ref(name, region)
         assert ref.health_check_id == manifest.dns.health_checks[region]
-        assert ref.set_identifier == region
+        assert ref.set_identifier == identifiers.get(region)
+        assert ref.arn == f"arn:aws:route53:::hostedzone/{manifest.dns.zone_id}"
+        # the host the controller writes into the records for this region
+        assert ref.endpoint and ref.endpoint.startswith("https://d-") and region in ref.endpoint
 
 
 OPEN_ROUTE = """

@@ -167,13 +167,15 @@ def test_dns_fails_over_on_health_checks_alone(run: Run) -> None:
     assert set(hosts) == set(t.regions.all), "one health check per regional endpoint"
     records = {r.inputs["setIdentifier"]: r.inputs for r in run.of("aws:route53/record:Record")
                if r.inputs.get("setIdentifier")}
-    primary, secondary = t.regions.primary, t.regions.standby[0]
-    assert set(records) == {primary, secondary}
-    assert records[primary]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
-    assert records[secondary]["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
-    for region, record in records.items():
-        assert record["name"] == dns.name
+    # the controller finds and moves the records by these identifiers (controller.actions.dns)
+    assert set(records) == {"primary", "secondary"}
+    domains = {d.region: d.state["domainNameConfiguration"]["targetDomainName"]
+               for d in run.of("aws:apigatewayv2/domainName:DomainName")}
+    for identifier, region in (("primary", t.regions.primary),
+                               ("secondary", t.regions.standby[0])):
+        record = records[identifier]
+        assert record["failoverRoutingPolicies"] == [{"type": identifier.upper()}]
+        assert record["name"] == dns.name and record["type"] == "CNAME"
+        assert record["ttl"] == dns.ttl
         assert record["healthCheckId"] == hosts[region].id
-        alias, = record["aliases"]
-        assert alias["evaluateTargetHealth"] is True
-        assert region in alias["name"], "the record must point at its own region's API"
+        assert record["records"] == [domains[region]], "must point at its region's domain"

@@ -150,7 +150,15 @@ def test_controller_role_only_takes_controller_actions(run: Run) -> None:
             "route53:ChangeResourceRecordSets", "route53:UpdateHealthCheck",
             "ssm:PutParameter", "dynamodb:PutItem", "cloudwatch:DescribeAlarms"} <= actions
     assert {a.split(":")[0] for a in actions} <= {
-        "lambda", "events", "route53", "ssm", "dynamodb", "cloudwatch", "sqs"}
+        "lambda", "events", "route53", "ssm", "dynamodb", "cloudwatch", "sqs", "kinesis", "s3",
+        "apigateway"}
+    writes = {a for a in actions if not re.search(r":(Get|GET|Describe|List|Query|Scan|Head)", a)}
+    assert writes == {
+        "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
+        "lambda:UpdateAlias", "lambda:UpdateEventSourceMapping", "events:EnableRule",
+        "events:DisableRule", "route53:ChangeResourceRecordSets", "route53:UpdateHealthCheck",
+        "ssm:PutParameter", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem"}
     assert not {"lambda:UpdateFunctionCode", "lambda:PublishVersion",
                 "iam:PassRole", "lambda:CreateFunction"} & actions
 
