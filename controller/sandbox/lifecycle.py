@@ -21,11 +21,12 @@ from controller.errors import FailoverError, UsageError
 from controller.manifest import Manifest, load_manifest
 from controller.sandbox import servers
 from controller.sandbox.functions import set_alarms
-from controller.sandbox.provision import process_clients, provision_all, provision_standby
+from controller.sandbox.provision import provision_all, provision_standby
 from controller.sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_DIR,
     MANIFEST_FILE,
+    SOCKET_FILE,
     Condition,
     SandboxState,
     ServerState,
@@ -77,9 +78,8 @@ class Sandbox:
         names = [*topology.regions.all, GLOBAL]
         state = SandboxState(spec=str(spec_path), started_at=time.time(), servers={})
         try:
-            for name in names:
-                state.servers[name] = servers.start(name, servers.free_port(),
-                                                    state_dir / LOG_DIR)
+            state.servers, state.zygote = servers.start_all(
+                _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             manifest = provision_all(topology, str(spec_path),
@@ -166,7 +166,7 @@ class Sandbox:
             servers.resume(server)
         elif server.condition is Condition.DOWN:
             self._restart(server)
-            self.manifest = provision_standby(self.topology, self.manifest, region, server.url)
+            self.manifest = provision_standby(self.topology, self.manifest, region)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
@@ -191,7 +191,6 @@ class Sandbox:
         self.manifest = provision_all(self.topology, self.state.spec,
                                       {n: s.url for n, s in self.state.servers.items()})
         self.manifest.save(self.manifest_path)
-        self.__dict__.pop("clients", None)
 
     def down(self) -> None:
         """Stop every server (resuming stopped ones first) and remove the state."""
@@ -214,8 +213,11 @@ class Sandbox:
 
     def _restart(self, server: ServerState) -> None:
         servers.kill(server)
-        fresh = servers.start(server.name, server.port, self.state_dir / LOG_DIR)
-        server.pid = fresh.pid
+        pid = servers.respawn(self.state.zygote, server)
+        if pid is None:
+            fresh, _ = servers.start_all({server.name: server.port}, self.state_dir / LOG_DIR)
+            pid = fresh[server.name].pid
+        server.pid = pid
         self._save()
         servers.wait_ready([server])
 
@@ -225,11 +227,23 @@ class Sandbox:
         if state is not None:
             self.state = state
         if self.manifest_path.exists():
+            endpoints = self.manifest.endpoints
             self.manifest = load_manifest(self.manifest_path)
-            self.__dict__.pop("clients", None)
+            if self.manifest.endpoints != endpoints:
+                self.__dict__.pop("clients", None)
 
     def _save(self) -> None:
         write_state(self.state_dir, self.state)
+
+
+def _free_ports(names: list[str]) -> dict[str, int]:
+    """A distinct free loopback port for every name."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):
+        port = servers.free_port()
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
+    return ports
 
 
 def _refuse_if_running(state_dir: Path) -> None:
@@ -242,10 +256,12 @@ def _refuse_if_running(state_dir: Path) -> None:
         raise FailoverError(f"a sandbox is already running in {state_dir} ({pids}); "
                             "stop it first with 'failover sandbox down'")
     log.info("removing the state of a sandbox that is no longer running")
+    servers.stop_zygote(state.zygote)
     remove_state(state_dir)
 
 
 def _stop_all(state: SandboxState) -> None:
+    servers.stop_zygote(state.zygote)
     with ThreadPoolExecutor(max(1, len(state.servers))) as pool:
         list(pool.map(servers.stop, state.servers.values()))
 
@@ -260,4 +276,4 @@ def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
     return list(state.servers)
 
 
-__all__ = ["FailMode", "Sandbox", "down", "process_clients"]
+__all__ = ["FailMode", "Sandbox", "down"]

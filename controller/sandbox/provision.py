@@ -2,17 +2,19 @@
 
 Called by :mod:`controller.sandbox.lifecycle` for ``up`` and ``reset``, and for one region when
 a killed region is restarted. Regions are provisioned in parallel, each by
-:func:`controller.sandbox.regional.provision_region` in its own process, with a
-:class:`~controller.aws.Clients` that sends every call (IAM too) to that process.
+:func:`controller.sandbox.regional.provision_region` in its own process, through one cached set
+of clients that sends every call (a region's IAM calls too) to the right process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import botocore.exceptions
 
@@ -29,9 +31,33 @@ log = logging.getLogger(__name__)
 PROVISION_SETTINGS = AwsSettings(connect_timeout=2.0, read_timeout=30.0, max_attempts=1)
 
 
-def process_clients(url: str, region: str = GLOBAL) -> Clients:
-    """Clients that send every call, global services included, to the one server at ``url``."""
-    return Clients(endpoints={region: url, GLOBAL: url}, settings=PROVISION_SETTINGS)
+@dataclass
+class SandboxClients(Clients):
+    """Clients on a whole sandbox that also send a region's IAM calls to that region's server.
+
+    moto's Lambda accepts only a role that exists in its own process, so each region's roles
+    are made there; everything else is routed as :class:`~controller.aws.Clients` does.
+    """
+
+    def endpoint(self, service: str, region: str) -> str | None:
+        """The region's own server for IAM in a region, else the usual endpoint."""
+        if service == "iam" and region != GLOBAL and region in self.endpoints:
+            return self.endpoints[region]
+        return super().endpoint(service, region)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_clients(endpoints: tuple[tuple[str, str], ...]) -> SandboxClients:
+    return SandboxClients(endpoints=dict(endpoints), settings=PROVISION_SETTINGS)
+
+
+def sandbox_clients(urls: Mapping[str, str]) -> SandboxClients:
+    """The provisioning clients of the servers at ``urls`` (each region and ``global``).
+
+    Cached: making boto3 clients costs more CPU than provisioning a region, and ``reset``
+    provisions the same servers again and again.
+    """
+    return _cached_clients(tuple(sorted(urls.items())))
 
 
 def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Manifest:
@@ -44,12 +70,12 @@ def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Man
     """
     started = time.monotonic()
     regions = topology.regions.all
-    global_clients = process_clients(urls[GLOBAL])
+    clients = sandbox_clients(urls)
     with _errors(), ThreadPoolExecutor(len(regions) + 2, thread_name_prefix="prov") as pool:
-        control = pool.submit(global_.provision_control, topology, global_clients)
-        zone = pool.submit(global_.create_zone, topology, global_clients)
+        control = pool.submit(global_.provision_control, topology, clients)
+        zone = pool.submit(global_.create_zone, topology, clients)
         futures = {region: pool.submit(provision_region, topology, region, urls[region],
-                                       process_clients(urls[region], region),
+                                       clients,
                                        active=region == topology.regions.primary)
                    for region in regions}
         manifests = {region: future.result() for region, future in futures.items()}
@@ -58,22 +84,21 @@ def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Man
         zone_id = zone.result()
         if zone_id is not None:
             endpoints = {r: m.api_endpoint for r, m in manifests.items()}
-            manifest.dns = global_.provision_dns(topology, global_clients, zone_id, endpoints)
+            manifest.dns = global_.provision_dns(topology, clients, zone_id, endpoints)
             _add_dns_refs(topology, manifest)
     log.info("provisioned %d regions in %.2f s", len(regions), time.monotonic() - started)
     return manifest
 
 
-def provision_standby(topology: Topology, manifest: Manifest, region: str,
-                      url: str) -> Manifest:
+def provision_standby(topology: Topology, manifest: Manifest, region: str) -> Manifest:
     """Re-create ``region`` in its restarted (empty) server, in the standby shape.
 
     The names are the same as before; what the emulator chose (mapping UUIDs) is new, so the
     returned manifest replaces that region's part.
     """
     with _errors():
-        fresh = provision_region(topology, region, url, process_clients(url, region),
-                                 active=False)
+        fresh = provision_region(topology, region, manifest.endpoints[region],
+                                 sandbox_clients(manifest.endpoints), active=False)
     old = manifest.regions.get(region)
     if old is not None and old.api_endpoint != fresh.api_endpoint:
         log.warning("region %s came back with API %s (was %s): its health check probes the old "

@@ -1,6 +1,6 @@
 """How one moto server process is started, probed, failed, healed and stopped.
 
-Called by :mod:`controller.sandbox.lifecycle`. Each server is a ``python -m moto.server`` bound to
+Called by :mod:`controller.sandbox.lifecycle`. Each server is a moto server process bound to
 127.0.0.1 on its own port, in its own session so that it outlives the CLI that started it. A
 region fails as a real one does: killed (connections refused at once) or stopped with SIGSTOP
 (connections accepted, no answer: calls time out).
@@ -19,16 +19,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from controller.errors import FailoverError
-from controller.sandbox.state import ServerState
+from controller.sandbox.state import ServerState, Zygote
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 30.0
+LAUNCH_TIMEOUT = 60.0
+ZYGOTE = "zygote"  # the name under which the launcher reports its zygote
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 STOP_TIMEOUT = 10.0
 _POLL = 0.05
 #: moto's own switch: Lambda invocations answer a stub instead of needing Docker.
@@ -42,19 +45,94 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(name: str, port: int, log_dir: Path) -> ServerState:
-    """Start the moto server ``name`` on ``port``; returns at once (see :func:`wait_ready`)."""
+def start_all(ports: Mapping[str, int], log_dir: Path,
+              socket_path: Path | None = None) -> tuple[dict[str, ServerState], Zygote | None]:
+    """Start a moto server per ``name: port``; returns at once (see :func:`wait_ready`).
+
+    One launcher imports moto once and forks the servers (:mod:`controller.sandbox.launcher`);
+    each is a process of its own, in its own session, that outlives the caller. With
+    ``socket_path``, a zygote that can fork more (:func:`respawn`) is left listening there.
+
+    Raises
+    ------
+    FailoverError
+        The launcher failed; the message carries its error output.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{name}.log"
-    env = {**os.environ, "MOTO_PORT": str(port)}
-    with log_file.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env, close_fds=True,
+    logs = {name: (log_dir / f"{name}.log").resolve() for name in ports}
+    if socket_path is not None:
+        socket_path = socket_path.resolve()
+        socket_path.unlink(missing_ok=True)
+        if len(str(socket_path)) > MAX_SOCKET_PATH:
+            socket_path = None
+    args = [str(socket_path or "-"),
+            *(f"{name}={port}={logs[name]}" for name, port in ports.items())]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "controller.sandbox.launcher", *args],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
+            start_new_session=True, check=False,
         )
-    log.info("started moto server %s: pid %d, port %d", name, proc.pid, port)
-    return ServerState(name=name, pid=proc.pid, port=port, log=str(log_file))
+    except subprocess.TimeoutExpired as exc:
+        raise FailoverError(f"the moto launcher did not start within {LAUNCH_TIMEOUT:.0f} s") \
+            from exc
+    pids = {name: int(pid) for name, pid in
+            (line.split() for line in done.stdout.splitlines() if line.strip())}
+    zygote_pid = pids.pop(ZYGOTE, None)
+    if done.returncode != 0 or set(pids) != set(ports):
+        for pid in (*pids.values(), *([zygote_pid] if zygote_pid else [])):
+            _signal(pid, signal.SIGKILL)
+        raise FailoverError(f"the moto launcher failed: {done.stderr.strip()[-2000:]}")
+    started = {name: ServerState(name=name, pid=pids[name], port=port, log=str(logs[name]))
+               for name, port in ports.items()}
+    for server in started.values():
+        log.info("started moto server %s: pid %d, port %d", server.name, server.pid, server.port)
+    zygote = Zygote(pid=zygote_pid, socket=str(socket_path)) if zygote_pid and socket_path \
+        else None
+    return started, zygote
+
+
+def respawn(zygote: Zygote | None, server: ServerState) -> int | None:
+    """Fork a new server for ``server``'s name, port and log from the zygote; its pid.
+
+    Returns None when there is no zygote or it does not answer (start one with
+    :func:`start_all` then).
+    """
+    if zygote is None or not _zygote_alive(zygote):
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(5.0)
+            conn.connect(zygote.socket)
+            conn.sendall(f"{server.name} {server.port} {server.log}\n".encode())
+            answer = conn.makefile("r").readline().strip()
+    except OSError as exc:
+        log.warning("zygote %d did not answer (%s); starting a new launcher", zygote.pid, exc)
+        return None
+    if not answer.isdigit():
+        log.warning("zygote %d answered %r; starting a new launcher", zygote.pid, answer)
+        return None
+    log.info("respawned moto server %s: pid %s, port %d", server.name, answer, server.port)
+    return int(answer)
+
+
+def _zygote_alive(zygote: Zygote) -> bool:
+    if not alive(zygote.pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{zygote.pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"controller.sandbox.launcher" in cmdline and zygote.socket.encode() in cmdline
+
+
+def stop_zygote(zygote: Zygote | None) -> None:
+    """Stop the zygote (the servers it forked are stopped one by one, by :func:`stop`)."""
+    if zygote is not None and _zygote_alive(zygote):
+        _signal(zygote.pid, signal.SIGKILL)
+        _wait_gone(ServerState(name=ZYGOTE, pid=zygote.pid, port=0, log=""))
+    if zygote is not None:
+        Path(zygote.socket).unlink(missing_ok=True)
 
 
 def wait_ready(servers: Iterable[ServerState], timeout: float = READY_TIMEOUT) -> None:
@@ -142,7 +220,9 @@ def is_ours(server: ServerState) -> bool:
         cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid
-    return b"moto.server" in cmdline and str(server.port).encode() in cmdline
+    joined = b" ".join(cmdline)
+    return b"controller.sandbox.launcher" in joined \
+        and f"={server.port}=".encode() in joined
 
 
 def kill(server: ServerState) -> None:

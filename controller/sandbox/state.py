@@ -18,6 +18,7 @@ DEFAULT_STATE_DIR = Path(".failover")
 STATE_FILE = "sandbox.json"
 MANIFEST_FILE = "manifest.json"
 LOG_DIR = "logs"
+SOCKET_FILE = "launcher.sock"
 
 
 class Condition(StrEnum):
@@ -45,6 +46,15 @@ class ServerState(BaseModel):
         return f"http://127.0.0.1:{self.port}"
 
 
+class Zygote(BaseModel):
+    """The warm process that forks a new server when a killed region is restarted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pid: int
+    socket: str
+
+
 class SandboxState(BaseModel):
     """Every process of one sandbox, and the topology it was started from."""
 
@@ -53,6 +63,7 @@ class SandboxState(BaseModel):
     spec: str
     started_at: float
     servers: dict[str, ServerState]
+    zygote: Zygote | None = None
 
 
 def state_path(state_dir: Path) -> Path:
@@ -89,5 +100,5 @@ def write_state(state_dir: Path, state: SandboxState) -> None:
 
 def remove_state(state_dir: Path) -> None:
     """Delete the state and the manifest (the logs stay, for post-mortems)."""
-    for name in (STATE_FILE, MANIFEST_FILE):
+    for name in (STATE_FILE, MANIFEST_FILE, SOCKET_FILE):
         (state_dir / name).unlink(missing_ok=True)
