@@ -1,12 +1,11 @@
 """Health: every component's state and health in every region, read in parallel, fast.
 
-Called by ``failover status`` and the watcher. First one cheap probe per region (its mode
-parameter), all at once, with short timeouts and no retries: a region that does not answer within
-the probe timeout is ``unreachable`` and is not asked again. Then every component of every
-reachable region is read through its action, beside the region's alarm states, its Route 53
-health-check status and, when given, an HTTP probe of its endpoint. The result is plain data; the
-aggregation rules are small functions over it.
-"""
+Called by ``failover status`` and the watcher. One cheap probe per region (its mode parameter)
+decides whether the region is reachable: short timeouts, no retries, so a region that does not
+answer costs one probe timeout and is ``unreachable``. Every component of every region is read
+through its action at the same time, beside the region's alarm states, its Route 53 health-check
+status and, when given, an HTTP probe of its endpoint; only the reachable regions' reads are
+awaited. The result is plain data; the aggregation rules are small functions over it."""
 
 from __future__ import annotations
 
