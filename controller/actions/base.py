@@ -262,8 +262,9 @@ class Action(ABC):
         if "value" in box:
             return cast(T, box["value"])
         self._region_silent = True
-        log.warning("%s/%s: mode parameter %s skipped: %s", self.component, self.region, what,
-                    box.get("error", f"no answer in {MODE_WAIT}s"))
+        log.log(logging.WARNING if what == "write" else logging.INFO,
+                "%s/%s: mode parameter %s skipped: %s", self.component, self.region, what,
+                box.get("error", f"no answer in {MODE_WAIT}s"))
         return default
 
     def _guard(self, fn: Callable[[], T]) -> T:
