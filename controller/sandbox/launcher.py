@@ -33,10 +33,14 @@ SERVICES = (
 
 
 def _application() -> Any:
-    """moto's dispatching application, with the sandbox's services already built."""
+    """moto's dispatching application, with the sandbox's services already built and the
+    sandbox's changes to moto applied (:mod:`controller.sandbox.moto_patches`)."""
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from controller.sandbox.moto_patches import detach_event_sources
+
+    detach_event_sources()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:

@@ -170,6 +170,25 @@ def test_manifest_on_disk_names_every_component_in_every_region(pristine: Sandbo
     assert manifest.ref("dns", STANDBY).set_identifier == "secondary"
 
 
+def test_enabled_mappings_leave_messages_and_stream_records_to_the_sandbox(
+        fresh_sandbox: Sandbox) -> None:
+    """moto would consume them with a stub invocation; the sandbox's own pollers need them."""
+    queue = fresh_sandbox.manifest.ref("orders-queue", PRIMARY)
+    sqs = client(fresh_sandbox, "sqs", PRIMARY)
+    sqs.send_message(QueueUrl=queue.queue_url, MessageBody="order 1")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue.queue_url)["Messages"]] \
+        == ["order 1"]
+    table = fresh_sandbox.manifest.ref("orders-table", PRIMARY)
+    client(fresh_sandbox, "dynamodb", PRIMARY).put_item(TableName=table.name,
+                                                        Item={"order_id": {"S": "1"}})
+    streams = client(fresh_sandbox, "dynamodbstreams", PRIMARY)
+    shard = streams.describe_stream(StreamArn=table.stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=table.stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [r["eventName"] for r in records] == ["INSERT"]
+
+
 # -- failing and healing ---------------------------------------------------------------------
 
 
