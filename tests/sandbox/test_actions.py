@@ -323,3 +323,14 @@ def test_replication_lag_reads_the_cloudwatch_metric(fresh_sandbox: Sandbox) -> 
             {"Name": "ReceivingRegion", "Value": STANDBY}]} for value in (1200.0, 2500.0)])
     lag = replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)
     assert lag == pytest.approx(2.5)
+
+
+def test_schedule_degraded_to_unavailable_is_a_disabled_rule(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    act = action(box, "nightly-report", PRIMARY)
+    first = act.activate(DegradedMode.UNAVAILABLE)
+    second = act.activate(DegradedMode.UNAVAILABLE)
+    assert (first.changed, second.changed) == (True, False)
+    assert second.observed.state == State.DEGRADED
+    rule = box.manifest.ref("nightly-report", PRIMARY).name
+    assert plain(box, "events", PRIMARY).describe_rule(Name=rule)["State"] == "DISABLED"
