@@ -137,9 +137,7 @@ class Executor:
         target = health.region_health(self.topology, self.manifest, self.clients, plan.target)
         checks.append(Precheck("target_reachable", target.reachable,
                                target.error or f"{plan.target} answers"))
-        healthy = target.health in (health.Health.HEALTHY, health.Health.DEGRADED)
-        checks.append(Precheck("target_healthy", target.reachable and healthy,
-                               f"{plan.target} is {target.health.value}"))
+        checks.append(self._target_check(plan, target))
         checks.append(self._lag_check(plan, target))
         current = self.journal.current_run_id()
         checks.append(Precheck(
@@ -152,6 +150,23 @@ class Executor:
         else:
             checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
         return checks
+
+    def _target_check(self, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
+        """Healthy enough to take traffic: no alarm firing, probes fine; missing components are
+        not a refusal (what needs them will run degraded) unless their policy is rollback."""
+        signals = target.signals
+        problems = [f"alarms firing: {', '.join(signals.alarms_firing)}"] \
+            if signals.alarms_firing else []
+        if signals.http_ok is False:
+            problems.append("HTTP probe failed")
+        missing = sorted(n for n, c in target.components.items() if c.state == State.MISSING)
+        problems += [f"{n} is missing and its policy is rollback" for n in missing
+                     if self.topology.components[n].on_failure == OnFailure.ROLLBACK]
+        if not target.reachable:
+            problems.insert(0, "unreachable")
+        detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
+            f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else "")
+        return Precheck("target_healthy", not problems, detail)
 
     def _lag_check(self, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
         worst: list[str] = []

@@ -102,7 +102,7 @@ def test_run_round_trips_with_its_plan_and_steps(fresh_sandbox: Sandbox) -> None
     assert all(r.state == StepState.PENDING for r in list(run.steps.values())[1:])
     j.finish_run(lease, run, RunStatus.COMPLETED)
     assert j.current_run_id() is None
-    assert [r.id for r in j.runs()][0] == run_id
+    assert next(r.id for r in j.runs()) == run_id
     assert j.runs()[0].status == RunStatus.COMPLETED
 
 

@@ -1,0 +1,227 @@
+"""Ordered failover against the emulator: hung primary, no two writers, degraded, faults, leases."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from controller import graph as graphs
+from controller import health
+from controller.actions import mode as modes
+from controller.aws import GLOBAL, AwsSettings, Clients
+from controller.errors import LeaseHeldError, PlanError, StaleTokenError
+from controller.executor import Executor, StepEvent
+from controller.journal import Journal, RunStatus, StepState
+from controller.plan import build_plan
+from controller.sandbox import Sandbox
+from controller.spec import Kind
+from tests.sandbox.test_actions import fault, plain
+
+SOURCE, TARGET, OTHER = "us-east-1", "us-west-2", "eu-west-1"
+
+
+def plan_to(box: Sandbox, target: str = TARGET, source: str = SOURCE):
+    t = box.topology
+    return build_plan(t, graphs.build(t), target=target, source=source)
+
+
+def executor(box: Sandbox, **kwargs: Any) -> Executor:
+    return Executor(box.topology, box.manifest, kwargs.pop("clients", box.clients), **kwargs)
+
+
+def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
+    """Per function with event sources: is any of its mappings enabled in ``region``?"""
+    lam = plain(box, "lambda", region)
+    out = {}
+    for name, _ in box.topology.of_kind(Kind.FUNCTION):
+        ref = box.manifest.ref(name, region)
+        if ref.mappings:
+            states = [lam.get_event_source_mapping(UUID=u)["State"] for u in ref.mappings]
+            out[name] = any(s in ("Enabled", "Enabling", "Updating", "Creating") for s in states)
+    return out
+
+
+def rules_enabled(box: Sandbox, region: str) -> dict[str, bool]:
+    events = plain(box, "events", region)
+    return {name: events.describe_rule(Name=box.manifest.ref(name, region).name)["State"]
+            == "ENABLED" for name, _ in box.topology.of_kind(Kind.SCHEDULE)}
+
+
+def primary_record(box: Sandbox) -> str:
+    r53 = plain(box, "route53", GLOBAL)
+    records = r53.list_resource_record_sets(HostedZoneId=box.manifest.dns.zone_id)
+    for rs in records["ResourceRecordSets"]:
+        if rs.get("Failover") == "PRIMARY":
+            return str(rs["ResourceRecords"][0]["Value"])
+    raise AssertionError("no PRIMARY record")
+
+
+def region_host(box: Sandbox, region: str) -> str:
+    from controller.actions.dns import normalize_host
+
+    return normalize_host(box.manifest.regions[region].api_endpoint)
+
+
+def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    box.fail(SOURCE, "hang")
+    result = executor(box).execute(plan_to(box))
+    run = result.run
+    assert run.status == RunStatus.COMPLETED
+    fences = {s.id: run.steps[s.id].state for s in run.plan.steps if s.phase == "fence"}
+    assert fences["fence:dns@us-east-1"] == StepState.DONE  # Route 53 is global: still fenced
+    assert all(st in (StepState.DONE, StepState.UNVERIFIED) for st in fences.values())
+    assert StepState.UNVERIFIED in fences.values()
+    assert all(run.steps[s.id].state == StepState.DONE for s in run.plan.steps
+               if s.phase == "activate")
+    # Read back with plain boto3: mappings and schedules on in the target only.
+    assert all(mapping_enabled(box, TARGET).values())
+    assert not any(mapping_enabled(box, OTHER).values())
+    assert all(rules_enabled(box, TARGET).values())
+    assert not any(rules_enabled(box, OTHER).values())
+    assert primary_record(box).rstrip(".") == region_host(box, TARGET)
+    ssm = plain(box, "ssm", TARGET)
+    assert ssm.get_parameter(Name=box.topology.mode_parameter(TARGET))["Parameter"]["Value"] \
+        == "active"
+    report = health.status(box.topology, box.manifest, box.clients)
+    assert report.active_region == TARGET
+    assert report.regions[SOURCE].health == health.Health.UNREACHABLE
+    assert {c.state for c in report.regions[TARGET].components.values()} == {"active"}
+
+
+def test_no_two_writers_at_any_instant(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    lock = threading.Lock()
+    seen: list[dict[str, list[str]]] = []
+
+    def writers() -> dict[str, list[str]]:
+        """Per event-sourced function: the regions where it consumes (mapping on, not fenced)."""
+        out: dict[str, list[str]] = {}
+        for region in box.topology.regions.all:
+            lam = plain(box, "lambda", region)
+            for name, on in mapping_enabled(box, region).items():
+                ref = box.manifest.ref(name, region)
+                conc = lam.get_function_concurrency(FunctionName=ref.name).get(
+                    "ReservedConcurrentExecutions")
+                if on and conc != 0:
+                    out.setdefault(name, []).append(region)
+        return out
+
+    def observe(event: StepEvent) -> None:
+        if event.state == StepState.RUNNING:
+            return
+        with lock:
+            seen.append(writers())
+
+    seen.append(writers())
+    executor(box, progress=observe).execute(plan_to(box))
+    assert len(seen) == len(plan_to(box).steps) + 1
+    for snapshot in seen:
+        for name, regions in snapshot.items():
+            assert len(regions) <= 1, (name, regions)
+    assert seen[0] == {"worker": [SOURCE], "projector": [SOURCE]}
+    assert seen[-1] == {"worker": [TARGET], "projector": [TARGET]}
+
+
+def test_unactivatable_dependency_degrades_its_dependents(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    table = box.manifest.ref("orders-table", TARGET).name
+    plain(box, "dynamodb", TARGET).delete_table(TableName=table)
+    run = executor(box).execute(plan_to(box)).run
+    assert run.status == RunStatus.COMPLETED_DEGRADED
+    assert run.steps["activate:orders-table@us-west-2"].state == StepState.FAILED
+    assert "orders-table/us-west-2" in run.steps["activate:orders-table@us-west-2"].error
+    expected = {"api-handler": "read_only", "worker": "queue_writes", "projector": "queue_writes",
+                "nightly-report": "unavailable", "api": "read_only", "dns": "read_only"}
+    assert run.degraded == expected
+    ssm = plain(box, "ssm", TARGET)
+    for name, mode in expected.items():
+        param = box.topology.component_mode_parameter(name, TARGET)
+        assert ssm.get_parameter(Name=param)["Parameter"]["Value"] == mode
+    report = health.status(box.topology, box.manifest, box.clients)
+    states = {n: c.state for n, c in report.regions[TARGET].components.items()}
+    assert states["api-handler"] == "degraded"
+    assert states["worker"] == "degraded"
+    assert states["config"] == "active"
+
+
+def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    rng = random.Random(3)
+    hits = [0]
+
+    def flaky(request: Any, **kwargs: Any) -> Any:
+        if "dynamodb" in request.url.split("/")[2] and "X-Amz-Target" in request.headers \
+                and b"TransactWriteItems" in request.headers["X-Amz-Target"].encode():
+            return None  # journal writes stay clean: this test is about the actions
+        if rng.random() < 0.2:
+            hits[0] += 1
+            return (throttle if rng.random() < 0.5 else server_error)(request, **kwargs)
+        return None
+
+    throttle, _ = fault(400, "ThrottlingException")
+    server_error, _ = fault(500, "ServiceException")
+    clients = Clients(endpoints=box.manifest.endpoints,
+                      settings=AwsSettings(connect_timeout=1, read_timeout=3, max_attempts=3),
+                      hooks=[("before-send", flaky)])
+    run = executor(box, clients=clients, journal=Journal(box.clients, box.manifest)) \
+        .execute(plan_to(box)).run
+    assert hits[0] > 10
+    assert run.status == RunStatus.COMPLETED
+    assert all(mapping_enabled(box, TARGET).values())
+
+
+def test_a_second_controller_is_refused_while_the_first_holds_the_lease(
+        fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    journal = Journal(box.clients, box.manifest)
+    held = journal.acquire("someone@elsewhere:1", 60)
+    try:
+        with pytest.raises(LeaseHeldError, match="someone@elsewhere:1"):
+            executor(box).execute(plan_to(box))
+        assert mapping_enabled(box, SOURCE) == {"worker": True, "projector": True}
+    finally:
+        journal.release(held)
+
+
+def test_a_controller_that_lost_its_lease_stops_writing(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    usurper = Journal(box.clients, box.manifest, clock=lambda: 4e9)  # sees every lease expired
+    taken: list[int] = []
+
+    def take_over(event: StepEvent) -> None:
+        if event.state == StepState.DONE and not taken:
+            taken.append(usurper.acquire("usurper@elsewhere:2", 60).token)
+
+    with pytest.raises(StaleTokenError):
+        executor(box, progress=take_over).execute(plan_to(box))
+    run_id = usurper.current_run_id()
+    assert run_id is not None
+    run = usurper.run(run_id)
+    done = [r for r in run.steps.values() if r.state == StepState.DONE]
+    assert len(done) == 1  # nothing the old controller did after losing the lease was written
+    assert not any(mapping_enabled(box, TARGET).values())
+
+
+def test_prechecks_refuse_an_unreachable_target_and_touch_nothing(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    box.fail(TARGET, "down")
+    with pytest.raises(PlanError, match="target_reachable"):
+        executor(box).execute(plan_to(box))
+    assert mapping_enabled(box, SOURCE) == {"worker": True, "projector": True}
+    assert modes.read_region_mode(box.clients, box.topology, box.manifest, SOURCE) == "active"
+    assert Journal(box.clients, box.manifest).current_run_id() is None
+
+
+def test_failback_returns_to_the_primary(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    assert executor(box).execute(plan_to(box)).run.status == RunStatus.COMPLETED
+    back = executor(box).execute(plan_to(box, target=SOURCE, source=TARGET), kind="failback")
+    assert back.run.status == RunStatus.COMPLETED
+    assert mapping_enabled(box, SOURCE) == {"worker": True, "projector": True}
+    assert not any(mapping_enabled(box, TARGET).values())
+    assert primary_record(box).rstrip(".") == region_host(box, SOURCE)
+    assert [r.kind for r in Journal(box.clients, box.manifest).runs()] == ["failback", "failover"]
