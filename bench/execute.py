@@ -1,0 +1,95 @@
+"""Fail over a generated 60-component topology in the sandbox, in parallel and one step at a time.
+
+Prints both wall times, their ratio (goal: parallel under 0.4 of sequential), the number of steps
+and levels, and the critical path (the longest chain of needs). The sandbox is started and stopped
+by this script, on loopback.
+
+Run: ``.venv/bin/python bench/execute.py``
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from controller import graph as graphs
+from controller.executor import Executor
+from controller.journal import RunStatus
+from controller.plan import build_plan
+from controller.sandbox import Sandbox
+from controller.spec import load
+
+
+def generate() -> dict[str, object]:
+    """60 components: 8 tables, 8 queues, 4 buckets, 4 parameters, 30 functions, 4 schedules,
+    an api and its dns record."""
+    comps: dict[str, dict[str, object]] = {}
+    for i in range(8):
+        comps[f"table-{i}"] = {"kind": "table"}
+        comps[f"queue-{i}"] = {"kind": "queue"}
+    for i in range(4):
+        comps[f"bucket-{i}"] = {"kind": "bucket"}
+        comps[f"param-{i}"] = {"kind": "parameter", "value": str(i)}
+    for i in range(30):
+        deps = [f"table-{i % 8}", f"param-{i % 4}"]
+        if i >= 15:  # a second layer of functions that call the first
+            deps.append(f"fn-{i - 15}")
+        fn: dict[str, object] = {"kind": "function", "depends_on": deps, "degraded": "read_only"}
+        if i < 8:
+            fn["events"] = [{"source": f"queue-{i}"}]
+        elif i < 12:
+            fn["depends_on"] = [*deps, f"bucket-{i - 8}"]
+        comps[f"fn-{i}"] = fn
+    for i in range(4):
+        comps[f"schedule-{i}"] = {"kind": "schedule", "expression": "rate(1 hour)",
+                                  "target": f"fn-{20 + i}"}
+    comps["api"] = {"kind": "api", "routes": [
+        {"method": "GET", "path": f"/r{i}", "function": f"fn-{15 + i}"} for i in range(15)]}
+    comps["dns"] = {"kind": "dns", "name": "api.bench.example.com", "zone": "bench.example.com",
+                    "target": "api"}
+    return {"app": "bench", "regions": {"primary": "us-east-1", "standby": ["us-west-2"]},
+            "components": comps}
+
+
+def timed_run(box: Sandbox, workers: int) -> float:
+    box.reset()
+    topology = box.topology
+    plan = build_plan(topology, graphs.build(topology), target="us-west-2")
+    start = time.perf_counter()
+    result = Executor(topology, box.manifest, box.clients, max_workers=workers).execute(plan)
+    elapsed = time.perf_counter() - start
+    assert result.run.status == RunStatus.COMPLETED, result.run.status
+    return elapsed
+
+
+def main() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "topology.yaml"
+        spec.write_text(yaml.safe_dump(generate(), sort_keys=False))
+        topology = load(spec)
+        graph = graphs.build(topology)
+        plan = build_plan(topology, graph, target="us-west-2")
+        box = Sandbox.up(spec, Path(tmp) / ".failover")
+        try:
+            parallel = timed_run(box, 8)
+            sequential = timed_run(box, 1)
+        finally:
+            box.down()
+    path = graphs.critical_path(graph)
+    print(f"components={len(topology.components)} steps={len(plan.steps)} "
+          f"levels={len(plan.levels)}")
+    print(f"critical_path_length={len(path)} critical_path={' -> '.join(path)}")
+    print(f"parallel_seconds={parallel:.2f}")
+    print(f"sequential_seconds={sequential:.2f}")
+    print(f"ratio_parallel_to_sequential={parallel / sequential:.2f} (goal < 0.40)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
