@@ -28,6 +28,7 @@ from controller.spec import DegradedMode, Topology
 pytestmark = pytest.mark.sandbox
 
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
+XML_SERVICES = frozenset({"s3", "route53"})
 PASSIVE = ["config", "orders-table", "receipts-bucket", "orders-queue", "api"]
 
 
@@ -220,16 +221,28 @@ class _Body:
 
 
 def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], list[int]]:
-    """A ``before-send`` hook answering ``status``/``code`` to one Lambda call in ``every``."""
+    """A ``before-send`` hook answering ``status``/``code`` to one call in ``every``.
+
+    The answer is shaped as the service would send it: JSON for the JSON protocols, an XML
+    ``<Error>`` for S3 and Route 53, and S3's own throttling (``503 SlowDown``), since a HEAD
+    answer has no body and its status is all the client sees.
+    """
     calls = [0, 0]  # seen, faulted
 
-    def hook(request: Any, **_: Any) -> AWSResponse | None:
+    def hook(request: Any, **kwargs: Any) -> AWSResponse | None:
         calls[0] += 1
         if calls[0] % every:
             return None
         calls[1] += 1
-        body = b'{"message": "injected", "__type": "%s"}' % code.encode()
-        return AWSResponse(request.url, status, {"x-amzn-ErrorType": code}, _Body(body))
+        service = str(kwargs.get("event_name", "before-send.x")).split(".")[1]
+        answer, name = status, code
+        if service in XML_SERVICES:
+            if "Throttl" in code or status == 429:
+                answer, name = 503, "SlowDown"
+            body = b"<Error><Code>%s</Code><Message>injected</Message></Error>" % name.encode()
+        else:
+            body = b'{"message": "injected", "__type": "%s"}' % name.encode()
+        return AWSResponse(request.url, answer, {"x-amzn-ErrorType": name}, _Body(body))
 
     return hook, calls
 
