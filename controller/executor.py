@@ -181,8 +181,12 @@ class Executor:
 
     # -- running -----------------------------------------------------------------------------
 
-    def execute(self, plan: FailoverPlan, *, kind: str = "failover") -> RunResult:
+    def execute(self, plan: FailoverPlan, *, kind: str = "failover",
+                since: float | None = None) -> RunResult:
         """Take the lease, check, journal a new run and drive it to its end.
+
+        ``since`` (a watcher's decision time): refuse when another run started after it, so
+        that a decision taken before another controller acted is not carried out twice.
 
         Raises
         ------
@@ -193,6 +197,11 @@ class Executor:
         """
         lease = self.journal.acquire(self.owner, self.policy.lease_seconds)
         try:
+            if since is not None:
+                newer = [r for r in self.journal.runs(limit=5) if r.created >= since]
+                if newer:
+                    raise PlanError(f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
+                                    f"{newer[0].plan.target}) started after this decision")
             checks = self.prechecks(plan)
             failed = [c for c in checks if not c.ok and c.name != "lease_free"]
             if failed:

@@ -119,12 +119,12 @@ class Run:
 
 
 def default_owner() -> str:
-    """This controller's name: ``user@host:pid``."""
+    """A new controller's name: ``user@host:pid/nonce`` (two in one process differ)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "controller"
-    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(2)}"
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -456,7 +456,7 @@ def _stale(lease: Lease) -> StaleTokenError:
 
 def _dead_local_owner(owner: str) -> bool:
     """True when ``owner`` names a process of this host that no longer runs."""
-    host, _, pid = owner.rpartition("@")[2].rpartition(":")
+    host, _, pid = owner.rpartition("@")[2].partition("/")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

@@ -1,0 +1,95 @@
+"""``failover watch`` (automated, health-triggered failover) and ``failover automation``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from typing import Annotated
+
+import typer
+
+from controller.cli.app import (
+    JsonOption,
+    ManifestOption,
+    SpecOption,
+    app,
+    console,
+    load_deployment,
+    print_json,
+)
+from controller.journal import Journal, default_owner
+from controller.manifest import DEFAULT_MANIFEST
+from controller.watcher import Decision, Watcher
+
+automation = typer.Typer(help="Pause or resume automatic failover (for every watcher).",
+                         no_args_is_help=True)
+app.add_typer(automation, name="automation")
+
+
+def http_probe(region: str, url: str) -> bool:
+    """GET the regional health route; 2xx within 2 s is healthy."""
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - http(s) only
+            return 200 <= int(response.status) < 300
+    except OSError:
+        return False
+
+
+@app.command()
+def watch(
+    once: Annotated[bool, typer.Option("--once", help="Evaluate once, decide, exit.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between evaluations.")]
+    = 10.0,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Stop after N "
+                                                   "evaluations.")] = None,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="HTTP-probe each region's "
+                                        "health route (on by default on AWS).")] = False,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+) -> None:
+    """Watch every region; fail over when the active one fails (one JSON line per decision)."""
+    topology, deployed, clients = load_deployment(manifest, spec)
+    use_probe = probe or not deployed.endpoints
+    watcher = Watcher(topology, deployed, clients, http_probe=http_probe if use_probe else None)
+    for decision in watcher.run(interval, iterations=1 if once else iterations):
+        _emit(decision)
+
+
+def _emit(decision: Decision) -> None:
+    sys.stdout.write(json.dumps(decision.to_dict()) + "\n")
+    sys.stdout.flush()
+
+
+
+
+@automation.command("pause")
+def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to others).")] = "",
+          manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None) -> None:
+    """Stop automatic failover; watchers keep evaluating and logging."""
+    _, deployed, clients = load_deployment(manifest, spec)
+    Journal(clients, deployed).set_automation(True, default_owner(), reason)
+    console.print("[yellow]automation paused[/]: watchers will not act")
+
+
+@automation.command("resume")
+def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
+                      spec: SpecOption = None) -> None:
+    """Let watchers act again."""
+    _, deployed, clients = load_deployment(manifest, spec)
+    Journal(clients, deployed).set_automation(False, default_owner())
+    console.print("[green]automation resumed[/]")
+
+
+@automation.command("show")
+def show(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
+         as_json: JsonOption = False) -> None:
+    """Say whether automation is paused, by whom and why."""
+    _, deployed, clients = load_deployment(manifest, spec)
+    state = Journal(clients, deployed).automation()
+    if as_json:
+        print_json(state)
+    elif state["paused"]:
+        console.print(f"[yellow]paused[/] by {state['by']}: {state['reason'] or '-'}")
+    else:
+        console.print("[green]active[/]: watchers act on failures")

@@ -1,0 +1,243 @@
+"""The watcher: turns health into failover decisions, carefully.
+
+Called by ``failover watch`` and the demo. Each evaluation reads every region's health; the
+active region counts as bad only when a quorum of independent probes agree (the control plane
+does not answer, an alarm fires, Route 53's check fails, the HTTP probe fails). It is declared
+failed only after N consecutive bad evaluations (hysteresis), more when it has been flapping.
+Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
+several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
+topology's policy says so, and does nothing while automation is paused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller import graph as graphs
+from controller import health
+from controller.aws import Clients
+from controller.errors import FailoverError, LeaseHeldError, PlanError
+from controller.executor import Executor, RunResult
+from controller.journal import Journal
+from controller.manifest import Manifest
+from controller.plan import build_plan
+from controller.spec import Topology
+
+log = logging.getLogger(__name__)
+
+#: How many recent evaluations the flap detector remembers.
+FLAP_WINDOW = 12
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One look at every region: its health and each probe's vote (True: the probe says bad)."""
+
+    time: float
+    active: str | None
+    health: dict[str, str]
+    votes: dict[str, dict[str, bool]]
+    quorum: int
+
+    def bad(self, region: str) -> bool:
+        """True when a quorum of the probes that answered say ``region`` is failing.
+
+        The quorum never exceeds the number of probes that could vote on ``region``: a region
+        whose control plane does not answer cannot have its alarms read either.
+        """
+        votes = self.votes.get(region, {})
+        return bool(votes) and sum(votes.values()) >= min(self.quorum, len(votes))
+
+    def good(self, region: str) -> bool:
+        """True when ``region`` is reachable, healthy or degraded, and no probe says bad."""
+        return self.health.get(region) in ("healthy", "degraded") \
+            and not any(self.votes.get(region, {}).values())
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the watcher decided after an evaluation, and why (one JSON log line)."""
+
+    time: float
+    action: str
+    reason: str
+    active: str | None
+    health: dict[str, str]
+    consecutive_bad: int = 0
+    target: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as the JSON line ``failover watch`` prints."""
+        return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time)),
+                "action": self.action, "reason": self.reason, "active_region": self.active,
+                "region_health": self.health, "consecutive_bad": self.consecutive_bad,
+                "target": self.target, "run_id": self.run_id, "status": self.status}
+
+
+Evaluate = Callable[[], Evaluation]
+
+
+@dataclass
+class Watcher:
+    """Decides, from consecutive evaluations, when to fail over, and does it.
+
+    Parameters
+    ----------
+    topology, manifest, clients : the deployment.
+    http_probe : ``probe(region, url) -> ok`` of each region's health route (optional).
+    executor : runs the failover (default: a new :class:`Executor`).
+    evaluate : replaces the health read (tests feed evaluations this way).
+    clock : seconds, for the cooldown and the decision times.
+    """
+
+    topology: Topology
+    manifest: Manifest
+    clients: Clients
+    http_probe: health.HttpProbe | None = None
+    executor: Executor | None = None
+    evaluate: Evaluate | None = None
+    clock: Callable[[], float] = time.time
+    on_run: Callable[[RunResult], None] | None = None
+    consecutive_bad: int = field(default=0, init=False)
+    last_action: float | None = field(default=None, init=False)
+    _history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_WINDOW),
+                                  init=False)
+    _good_primary: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = self.topology.policy
+        self.journal = Journal(self.clients, self.manifest)
+        self.graph = graphs.build(self.topology)
+
+    # -- evaluating --------------------------------------------------------------------------
+
+    def read(self) -> Evaluation:
+        """Evaluate every region now (the default ``evaluate``)."""
+        report = health.status(self.topology, self.manifest, self.clients,
+                               http_probe=self.http_probe)
+        # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
+        votes = {name: _votes(region, route53=not self.clients.emulated)
+                 for name, region in report.regions.items()}
+        return Evaluation(self.clock(), report.active_region,
+                          {n: r.health.value for n, r in report.regions.items()}, votes,
+                          self.policy.quorum)
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def threshold(self) -> int:
+        """N consecutive bad evaluations, plus one for every recent flap (up to 2N)."""
+        history = list(self._history)
+        flaps = sum(1 for a, b in itertools.pairwise(history) if a and not b)
+        return min(2 * self.policy.failure_threshold, self.policy.failure_threshold + flaps)
+
+    def step(self) -> Decision:
+        """Evaluate once and decide; run a failover when the decision is to."""
+        ev = (self.evaluate or self.read)()
+        active = ev.active or self.topology.regions.primary
+        bad = ev.bad(active)
+        threshold = self.threshold()
+        self._history.append(bad)
+        self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
+        decision = self._decide(ev, active, bad, threshold)
+        log.info("watch decision: %s (%s)", decision.action, decision.reason,
+                 extra={"event": decision.to_dict()})
+        return decision
+
+    def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
+        def say(action: str, reason: str, **kw: Any) -> Decision:
+            return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad,
+                            **kw)
+
+        automation = self.journal.automation()
+        if automation["paused"]:
+            return say("paused", f"automation paused by {automation['by'] or '?'}"
+                       + (f": {automation['reason']}" if automation["reason"] else ""))
+        if self.last_action is not None and ev.time - self.last_action \
+                < self.policy.cooldown_seconds:
+            left = self.policy.cooldown_seconds - (ev.time - self.last_action)
+            return say("cooldown", f"cooling down after a failover ({left:.0f}s left)")
+        if not bad:
+            return self._maybe_failback(ev, active, say)
+        if self.consecutive_bad < threshold:
+            return say("watch", f"{active} bad {self.consecutive_bad}/{threshold} "
+                       f"({', '.join(k for k, v in ev.votes[active].items() if v)})")
+        target = self._target(ev, active)
+        if target is None:
+            return say("hold", f"{active} failed but no healthy region to fail over to")
+        return self._failover(ev, active, target, say,
+                              f"{active} failed {self.consecutive_bad} evaluations in a row")
+
+    def _maybe_failback(self, ev: Evaluation, active: str, say: Callable[..., Decision]
+                        ) -> Decision:
+        primary = self.topology.regions.primary
+        if not self.policy.auto_failback or active == primary:
+            return say("none", f"{active} healthy")
+        self._good_primary = self._good_primary + 1 if ev.good(primary) else 0
+        if self._good_primary < self.threshold():
+            return say("none", f"{active} healthy; primary good "
+                       f"{self._good_primary}/{self.threshold()} for failback")
+        return self._failover(ev, active, primary, say, "primary healthy again: failback",
+                              kind="failback")
+
+    def _target(self, ev: Evaluation, active: str) -> str | None:
+        """The first good region in the spec's preference order (standbys, then the primary)."""
+        order = [*self.topology.regions.standby, self.topology.regions.primary]
+        return next((r for r in order if r != active and ev.good(r)), None)
+
+    def _failover(self, ev: Evaluation, source: str, target: str,
+                  say: Callable[..., Decision], reason: str, kind: str = "failover"
+                  ) -> Decision:
+        plan = build_plan(self.topology, self.graph, source=source, target=target)
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        try:
+            result = executor.execute(plan, kind=kind, since=ev.time)
+        except LeaseHeldError as exc:
+            return say("lease_held", f"another controller acts: {exc.holder}", target=target)
+        except PlanError as exc:
+            return say("refused", str(exc), target=target)
+        except FailoverError as exc:
+            self.last_action = ev.time
+            return say("error", str(exc), target=target)
+        self.last_action = ev.time
+        self.consecutive_bad = 0
+        self._good_primary = 0
+        if self.on_run:
+            self.on_run(result)
+        return say(kind, reason, target=target, run_id=result.run.id,
+                   status=result.run.status.value)
+
+    # -- looping -----------------------------------------------------------------------------
+
+    def run(self, interval: float, *, iterations: int | None = None,
+            stop: Callable[[], bool] | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> Iterator[Decision]:
+        """Evaluate every ``interval`` seconds, yielding each decision."""
+        count = 0
+        while iterations is None or count < iterations:
+            started = time.monotonic()
+            yield self.step()
+            count += 1
+            if stop is not None and stop():
+                return
+            if iterations is None or count < iterations:
+                sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def _votes(region: health.RegionStatus, *, route53: bool = True) -> dict[str, bool]:
+    """Each independent probe's vote on ``region`` (True: failing); silent probes do not vote."""
+    votes = {"control_plane": not region.reachable}
+    if region.reachable:
+        votes["alarms"] = bool(region.signals.alarms_firing)
+    if route53 and region.signals.route53_healthy is not None:
+        votes["route53"] = not region.signals.route53_healthy
+    if region.signals.http_ok is not None:
+        votes["http"] = not region.signals.http_ok
+    return votes
