@@ -133,7 +133,8 @@ class Action(ABC):
         component_mode, region_mode = self._guard(self._read_modes)
         observed = self._guard(self._read)
         facts = {**observed.facts, "mode": component_mode, "region_mode": region_mode}
-        effective = component_mode or region_mode
+        # A component mode of no opinion ("normal", as Pulumi deploys it) defers to the region's.
+        effective = component_mode if component_mode in modes.MODES else region_mode
         return replace(observed, state=self._settle(observed.state, effective), facts=facts)
 
     def activate(self, mode: DegradedMode | None = None) -> Outcome:

@@ -2,7 +2,8 @@
 
 Called by the executor (a region's mode is the last word of a failover), by ``health`` (which
 region is active) and by :mod:`controller.actions.base` (each component's own mode). A mode is
-``active``, ``standby``, ``fenced`` or a degraded mode (``read_only``, ``queue_writes``, ...).
+``active``, ``standby``, ``fenced`` or a degraded mode (``read_only``, ``queue_writes``, ...); a
+component's mode may also be ``normal`` (as deployed: no opinion, the region's mode holds).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 ACTIVE = "active"
 STANDBY = "standby"
 FENCED = "fenced"
+NORMAL = "normal"
 MODES = frozenset({ACTIVE, STANDBY, FENCED, *(m.value for m in DegradedMode)})
 
 

@@ -347,3 +347,16 @@ def test_schedule_degraded_to_unavailable_is_a_disabled_rule(fresh_sandbox: Sand
     assert second.observed.state == State.DEGRADED
     rule = box.manifest.ref("nightly-report", PRIMARY).name
     assert plain(box, "events", PRIMARY).describe_rule(Name=rule)["State"] == "DISABLED"
+
+
+def test_a_component_mode_of_normal_defers_to_the_region_mode(fresh_sandbox: Sandbox) -> None:
+    """Pulumi deploys component modes as ``normal``: the region's mode decides then."""
+    box = fresh_sandbox
+    for region in (PRIMARY, STANDBY):
+        plain(box, "ssm", region).put_parameter(
+            Name=box.topology.component_mode_parameter("orders-queue", region), Value="normal",
+            Type="String", Overwrite=True)
+    assert action(box, "orders-queue", PRIMARY).read().state == State.ACTIVE
+    assert action(box, "orders-queue", STANDBY).read().state == State.STANDBY
+    assert action(box, "orders-queue", PRIMARY).activate().changed  # writes "active" once
+    assert not action(box, "orders-queue", PRIMARY).activate().changed
