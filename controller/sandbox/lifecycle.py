@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
+
 from controller.aws import GLOBAL, Clients
 from controller.errors import FailoverError, UsageError
 from controller.manifest import Manifest, load_manifest
@@ -74,15 +76,16 @@ class Sandbox:
         state_dir = Path(state_dir)
         _refuse_if_running(state_dir)
         topology = load(spec_path)
+        spec = str(Path(spec_path).resolve())
         started = time.monotonic()
         names = [*topology.regions.all, GLOBAL]
-        state = SandboxState(spec=str(spec_path), started_at=time.time(), servers={})
+        state = SandboxState(spec=spec, started_at=time.time(), servers={})
         try:
             state.servers, state.zygote = servers.start_all(
                 _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
-            manifest = provision_all(topology, str(spec_path),
+            manifest = provision_all(topology, spec,
                                      {n: s.url for n, s in state.servers.items()})
         except BaseException:
             _stop_all(state)
@@ -151,7 +154,7 @@ class Sandbox:
         elif server.condition is Condition.DOWN:
             raise FailoverError(f"region {region} is down; heal it before making it hang")
         elif server.condition is Condition.RUNNING:
-            set_alarms(self.clients, region, self._alarms(region), "ALARM")
+            self._set_alarms(region, "ALARM")
             servers.hang(server)
             server.condition = Condition.HUNG
         self._save()
@@ -164,13 +167,13 @@ class Sandbox:
         server = self._server(region)
         if server.condition is Condition.HUNG:
             servers.resume(server)
-        elif server.condition is Condition.DOWN:
+        elif server.condition is Condition.DOWN or not servers.is_ours(server):
             self._restart(server)
             self.manifest = provision_standby(self.topology, self.manifest, region)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
-        set_alarms(self.clients, region, self._alarms(region), "OK")
+        self._set_alarms(region, "OK")
         log.info("region %s healed", region)
 
     # -- resetting and stopping ----------------------------------------------------------------
@@ -207,9 +210,14 @@ class Sandbox:
             raise UsageError(f"unknown region {region!r} (one of: {known})")
         return self.state.servers[region]
 
-    def _alarms(self, region: str) -> list[str]:
+    def _set_alarms(self, region: str, value: str) -> None:
         part = self.manifest.regions.get(region)
-        return [a for ref in part.components.values() for a in ref.alarms] if part else []
+        alarms = [a for ref in part.components.values() for a in ref.alarms] if part else []
+        try:
+            set_alarms(self.clients, region, alarms, value)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise FailoverError(f"region {region}: cannot set its alarms to {value}: {exc}") \
+                from exc
 
     def _restart(self, server: ServerState) -> None:
         servers.kill(server)

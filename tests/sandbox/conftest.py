@@ -50,6 +50,7 @@ def sandbox(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         try:
             box.down()
         finally:  # whatever happened, no process outlives the session
+            sandbox_servers.stop_zygote(box.state.zygote)
             for server in box.state.servers.values():
                 sandbox_servers.kill(server)
 
