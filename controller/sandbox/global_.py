@@ -18,7 +18,8 @@ from controller.spec import DnsSpec, Kind, Topology
 
 PRIMARY_ID = "primary"
 SECONDARY_ID = "secondary"
-HEALTH_CHECK_PORT = 80
+#: As the Pulumi program does: the regional API answers HTTPS only.
+HEALTH_CHECK_TYPE, HEALTH_CHECK_PORT = "HTTPS", 443
 
 
 def provision_control(topology: Topology, clients: Clients) -> ControlManifest:
@@ -63,7 +64,7 @@ def provision_dns(topology: Topology, clients: Clients, zone_id: str,
         checks[region] = str(route53.create_health_check(
             CallerReference=f"{topology.app}-{region}",
             HealthCheckConfig={
-                "Type": "HTTP", "FullyQualifiedDomainName": api_host(endpoints[region]),
+                "Type": HEALTH_CHECK_TYPE, "FullyQualifiedDomainName": api_host(endpoints[region]),
                 "Port": HEALTH_CHECK_PORT, "ResourcePath": spec.health_check.path,
                 "RequestInterval": spec.health_check.interval,
                 "FailureThreshold": spec.health_check.threshold,

@@ -150,6 +150,8 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
         check = route53.get_health_check(HealthCheckId=dns.health_checks[region])["HealthCheck"]
         assert check["HealthCheckConfig"]["FullyQualifiedDomainName"] == hosts[region]
         assert check["HealthCheckConfig"]["ResourcePath"] == "/health"
+        assert (check["HealthCheckConfig"]["Type"], check["HealthCheckConfig"]["Port"]) \
+            == ("HTTPS", 443)
         assert check["CallerReference"] == f"orders-{region}"
 
 
