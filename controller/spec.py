@@ -7,7 +7,6 @@ nothing else of the controller). Validation is pydantic's; every failure becomes
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.errors import SpecError
+from controller.regions import known_regions
 
 EXAMPLE_SPEC = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,47}$"
@@ -333,15 +333,6 @@ class Topology(_Strict):
         for name, comp in self.components.items():
             if comp.kind == kind:
                 yield name, comp
-
-
-@functools.cache
-def known_regions() -> frozenset[str]:
-    """Every AWS region name botocore knows, across all partitions."""
-    import botocore.loaders
-
-    data = botocore.loaders.create_loader().load_data("endpoints")
-    return frozenset(r for part in data["partitions"] for r in part.get("regions", {}))
 
 
 def _check_region(region: str) -> str:

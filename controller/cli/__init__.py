@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script's entry point)."""
     from controller.cli import plan_cmds  # noqa: F401  (registers the verbs)
 
-    for module in ("sandbox_cmds", "status_cmds", "execute_cmds", "watch_cmds", "drill_cmds"):
+    for module in ("sandbox_cmds", "status_cmds", "execute_cmds", "watch_cmds", "demo_cmds",
+                   "drill_cmds"):
         try:
             __import__(f"controller.cli.{module}")
         except ModuleNotFoundError as exc:

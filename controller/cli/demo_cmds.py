@@ -1,0 +1,73 @@
+"""``failover demo``: the whole story on the emulator, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from controller.cli.app import JsonOption, SpecOption, app, console, err_console, print_json
+from controller.cli.app import spec_path as resolve_spec
+from controller.sandbox.demo import DemoOptions, DemoResult, run_demo
+
+
+@app.command()
+def demo(
+    region: Annotated[str | None, typer.Option("--region", help="Region to fail "
+                                               "[default: the primary].")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="down (killed) or hang (stopped).")]
+    = "hang",
+    lag: Annotated[float, typer.Option("--replication-lag", help="Seconds of asynchronous "
+                                       "replication; 0 is synchronous.")] = 0.0,
+    warmup: Annotated[float, typer.Option("--warmup", help="Seconds of load before the "
+                                          "outage.")] = 12.0,
+    after: Annotated[float, typer.Option("--after", help="Seconds of load after the shift.")]
+    = 15.0,
+    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
+                                            "report live.")] = Path(".failover"),
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Deploy the example to the emulator, send traffic, fail a region, fail over, report."""
+    if mode not in ("down", "hang"):
+        raise typer.BadParameter("--mode must be down or hang")
+    options = DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir, region=region,
+                          mode=mode, warmup=warmup, after=after, replication_lag=lag)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("starting", total=1.0, counts="")
+
+        def show(phase: str, done: float, total: float, counts: dict[str, int]) -> None:
+            text = " ".join(f"{k}={v}" for k, v in counts.items())
+            bar.update(task, description=phase, completed=min(done, total), total=total,
+                       counts=text)
+
+        result = run_demo(options, show)
+    if as_json:
+        print_json(result.report)
+    else:
+        render(result)
+    return 0 if result.report["time_to_shift_seconds"] is not None else 1
+
+
+def render(result: DemoResult) -> None:
+    """The report as a table, and where its files are."""
+    report = result.report
+    console.print(f"[bold]{report['title']}[/]")
+    table = Table(title="requests by phase (final outcome, after client retries)")
+    for column in ("phase", "ok", "degraded", "failed", "total"):
+        table.add_column(column, justify="right" if column != "phase" else "left")
+    for phase, counts in report["requests"].items():
+        table.add_row(phase, *(str(counts[k]) for k in ("ok", "degraded", "failed", "total")))
+    console.print(table)
+    console.print(f"time to detect: {report['time_to_detect_seconds']} s   "
+                  f"time to shift traffic: {report['time_to_shift_seconds']} s   "
+                  f"failed during the outage: {report['failed_share_during_outage']:.2%}")
+    console.print(f"writes acknowledged: {report['writes_acknowledged']}   found in the new "
+                  f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
+                  f"   lost: {report['lost_writes']}")
+    console.print(f"report: {result.json_path}  timeline: {result.png_path}")

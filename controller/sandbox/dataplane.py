@@ -1,0 +1,135 @@
+"""The sandbox's data plane: regional endpoints, the router, pollers and the replicator, together.
+
+Called by the demo and the drill. The emulator cannot run Lambda code, so this runs each
+region's handlers in-process against that region's emulator (:mod:`.runtime`), behind one
+endpoint per region (:mod:`.endpoint`) and the router that resolves the API's name as Route 53
+failover would (:mod:`.router`); event-sourced functions are driven by :mod:`.pollers`, and the
+tables are copied between regions by :mod:`.replicator`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from controller.aws import AwsSettings, Clients
+from controller.sandbox.endpoint import RegionalEndpoint
+from controller.sandbox.lifecycle import Sandbox
+from controller.sandbox.pollers import Pollers
+from controller.sandbox.replicator import Replicator
+from controller.sandbox.router import HealthChecks, Resolver, Router
+from controller.sandbox.runtime import FunctionRuntime
+from controller.spec import ApiSpec, DnsSpec, Kind
+
+log = logging.getLogger(__name__)
+
+#: The data plane's own AWS calls fail fast: a hung region must not stall the others.
+FAST = AwsSettings(connect_timeout=0.5, read_timeout=1.5, max_attempts=1)
+
+
+@dataclass
+class DataPlaneSettings:
+    """Timings of the local data plane (the demo speeds Route 53's up)."""
+
+    check_interval: float = 1.0
+    check_threshold: int = 3
+    ttl: float | None = None  # None: the record's own TTL
+    replication_lag: float = 0.0
+    schedule_every: float = 10.0
+
+
+@dataclass
+class DataPlane:
+    """Everything that serves traffic in the sandbox; ``start`` it, then call :attr:`url`."""
+
+    box: Sandbox
+    settings: DataPlaneSettings = field(default_factory=DataPlaneSettings)
+    endpoints: dict[str, RegionalEndpoint] = field(default_factory=dict, init=False)
+    _alive: dict[str, tuple[float, bool]] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        topology, manifest = self.box.topology, self.box.manifest
+        self.clients = Clients(endpoints=manifest.endpoints, settings=FAST)
+        self.runtime = FunctionRuntime(topology, manifest)
+        self.replicator = Replicator(topology, manifest, self.clients,
+                                     lag=self.settings.replication_lag)
+        self.pollers = Pollers(topology, manifest, self.clients, self.runtime.invoke,
+                               schedule_every=self.settings.schedule_every)
+        api = next((c for _, c in topology.of_kind(Kind.API)), None)
+        dns = next((c for _, c in topology.of_kind(Kind.DNS)), None)
+        if not isinstance(api, ApiSpec) or not isinstance(dns, DnsSpec):
+            from controller.errors import UsageError
+
+            raise UsageError("the data plane needs an api and a dns component in the topology")
+        strong = self.settings.replication_lag == 0
+        for region in topology.regions.all:
+            self.endpoints[region] = RegionalEndpoint(
+                region, api, self.runtime.invoke, self.alive,
+                after_write=self.replicator.sync if strong else None)
+        self.checks = HealthChecks(self.probe, list(topology.regions.all),
+                                   self.settings.check_interval, self.settings.check_threshold)
+        ttl = self.settings.ttl if self.settings.ttl is not None else float(dns.ttl)
+        self.resolver = Resolver(self.clients, manifest, self.checks, ttl)
+        self.router = Router(self.resolver, {r: e.url for r, e in self.endpoints.items()})
+
+    @property
+    def url(self) -> str:
+        """Where clients send requests: the router."""
+        return self.router.url
+
+    def start(self) -> None:
+        """Start endpoints, checks, router, replicator and pollers."""
+        for endpoint in self.endpoints.values():
+            endpoint.start()
+        self.checks.start()
+        self.router.start()
+        self.replicator.start()
+        self.pollers.start()
+        log.info("data plane up: router %s", self.url)
+
+    def stop(self) -> None:
+        """Stop everything this started (nothing is left listening)."""
+        self.pollers.stop()
+        self.replicator.stop()
+        self.router.stop()
+        self.checks.stop()
+        for endpoint in self.endpoints.values():
+            endpoint.stop()
+
+    def alive(self, region: str) -> bool:
+        """Does ``region``'s emulator answer within a second? (cached for a quarter second)"""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._alive.get(region)
+            if cached and now - cached[0] < 0.25:
+                return cached[1]
+        url = self.box.manifest.endpoints[region] + "/moto-api/"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - loopback
+                ok = bool(response.status < 500)
+        except OSError:
+            ok = False
+        with self._lock:
+            self._alive[region] = (time.monotonic(), ok)
+        return ok
+
+    def probe(self, region: str) -> bool:
+        """Route 53's checker: GET the region's health route through its endpoint."""
+        url = self.endpoints[region].url + self._health_path()
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback
+                return 200 <= int(response.status) < 300
+        except OSError:
+            return False
+
+    def http_probe(self, region: str, url: str) -> bool:
+        """The watcher's HTTP probe: the same check, on the region's local endpoint."""
+        return self.probe(region)
+
+    def _health_path(self) -> str:
+        api = next(c for _, c in self.box.topology.of_kind(Kind.API))
+        return str(api.health_path)

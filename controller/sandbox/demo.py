@@ -1,0 +1,195 @@
+"""``failover demo`` and ``failover drill``: the whole story on the emulator, with a report.
+
+Called by the CLI. Sandbox up; the data plane; a steady load through the router; the primary
+fails (hung or killed); the watcher detects it and fails over; the load goes on; then the report
+(what the clients saw per phase, times to detect and to shift, acknowledged writes against the
+writes found in the new primary) as JSON and a PNG timeline. Everything started is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.executor import RunResult
+from controller.sandbox import report as reports
+from controller.sandbox.dataplane import DataPlane, DataPlaneSettings
+from controller.sandbox.lifecycle import Sandbox
+from controller.sandbox.loadgen import LoadGenerator
+from controller.spec import Kind, load
+from controller.watcher import Decision, Watcher
+
+log = logging.getLogger(__name__)
+
+#: ``progress(phase, seconds_done, seconds_total, counts)`` for the CLI's live display.
+Progress = Callable[[str, float, float, dict[str, int]], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How long each phase lasts and how the outage looks."""
+
+    spec: Path
+    state_dir: Path = Path(".failover")
+    region: str | None = None  # default: the primary
+    mode: str = "hang"
+    warmup: float = 12.0
+    outage_max: float = 60.0
+    after: float = 15.0
+    rate: float = 40.0
+    replication_lag: float = 0.0
+    interval: float = 1.0
+
+
+@dataclass
+class DemoResult:
+    """The report and where it was written."""
+
+    report: dict[str, Any]
+    json_path: Path
+    png_path: Path
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def demo_topology(spec: Path, directory: Path) -> Path:
+    """The topology with the demo's time scale: a short DNS TTL, a one-second cooldown floor.
+
+    Route 53's 10-second checks and a 60-second TTL would make the demo wait minutes; the
+    failover logic is the same at any time scale.
+    """
+    data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    for comp in data["components"].values():
+        if comp.get("kind") == "dns":
+            comp["ttl"] = 1
+    data.setdefault("policy", {}).update({"cooldown_seconds": 30, "lease_seconds": 30})
+    out = directory / "demo-topology.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    load(out)  # still valid
+    return out
+
+
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
+    """Run the whole story and write the report into ``options.state_dir``."""
+    say = progress or (lambda *args: None)
+    with tempfile.TemporaryDirectory(prefix="failover-demo-") as tmp:
+        spec = demo_topology(options.spec, Path(tmp))
+        say("sandbox up", 0, 1, {})
+        box = Sandbox.up(spec, options.state_dir)
+        try:
+            return _story(box, options, say)
+        finally:
+            box.down()
+
+
+def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
+    topology = box.topology
+    region = options.region or topology.regions.primary
+    plane = DataPlane(box, DataPlaneSettings(replication_lag=options.replication_lag,
+                                             check_interval=options.interval))
+    plane.start()
+    load_gen = LoadGenerator(plane.url, rate=options.rate)
+    decisions: list[Decision] = []
+    runs: list[RunResult] = []
+    watcher = Watcher(topology, box.manifest, box.clients, http_probe=plane.http_probe,
+                      on_run=runs.append)
+    stop = threading.Event()
+    watch_thread = threading.Thread(target=_watch, args=(watcher, options.interval, stop,
+                                                         decisions), daemon=True)
+    try:
+        start = time.time()
+        load_gen.start()
+        watch_thread.start()
+        _wait(options.warmup, "steady load", say, load_gen)
+        outage = time.time()
+        box.fail(region, options.mode)
+        shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage)
+        _wait(options.after, "after the shift", say, load_gen)
+        stop.set()
+        load_gen.stop()
+        end = time.time()
+        watch_thread.join(timeout=60)
+        detected = next((d.time for d in decisions if d.action in ("failover", "hold")
+                         and d.time >= outage), None)
+        first_bad = next((d.time for d in decisions if d.action == "watch"
+                          and d.time >= outage), None)
+        marks = reports.Marks(start, outage, detected, shifted, end)
+        new_primary = plane.resolver.resolve() or ""
+        found = _orders_in(box, new_primary, set(load_gen.acked))
+        extra = {"title": f"{topology.app}: {region} {options.mode} at "
+                          f"{outage - start:.0f}s, failover to {new_primary}",
+                 "app": topology.app, "failed_region": region, "mode": options.mode,
+                 "new_primary": new_primary, "replication_lag_seconds": options.replication_lag,
+                 "first_bad_evaluation_seconds": None if first_bad is None
+                 else round(first_bad - outage, 2),
+                 "runs": [r.run.to_dict() | {"steps": len(r.run.steps)} for r in runs],
+                 "decisions": [d.to_dict() for d in decisions if d.action != "none"]}
+        report = reports.build(load_gen.samples, marks, acked=load_gen.acked, found=found,
+                               extra=extra)
+        json_path, png_path = reports.write(report, load_gen.samples, marks, options.state_dir)
+        return DemoResult(report, json_path, png_path, decisions)
+    finally:
+        stop.set()
+        load_gen.stop()
+        plane.stop()
+
+
+def _watch(watcher: Watcher, interval: float, stop: threading.Event,
+           decisions: list[Decision]) -> None:
+    for decision in watcher.run(interval, stop=stop.is_set):
+        decisions.append(decision)
+
+
+def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) -> None:
+    started = time.monotonic()
+    while (done := time.monotonic() - started) < seconds:
+        say(phase, done, seconds, _counts(load_gen))
+        time.sleep(0.25)
+
+
+def _until_shifted(plane: DataPlane, region: str, limit: float, say: Progress,
+                   load_gen: LoadGenerator, outage: float) -> float | None:
+    """Wait until the router resolves to another region; when that happened (or None)."""
+    while time.time() - outage < limit:
+        say(f"{region} down: waiting for failover", time.time() - outage, limit,
+            _counts(load_gen))
+        resolved = plane.resolver.resolve()
+        if resolved and resolved != region:
+            return time.time()
+        time.sleep(0.2)
+    return None
+
+
+def _counts(load_gen: LoadGenerator) -> dict[str, int]:
+    counts: dict[str, int] = {"ok": 0, "degraded": 0, "failed": 0}
+    for sample in list(load_gen.samples):
+        counts[sample.outcome] += 1
+    return counts
+
+
+def _orders_in(box: Sandbox, region: str, ids: set[str]) -> set[str]:
+    """Which of ``ids`` are in the orders table(s) of ``region`` (scanned, after the queues)."""
+    if not region:
+        return set()
+    db = box.clients.client("dynamodb", region)
+    deadline = time.monotonic() + 15
+    found: set[str] = set()
+    tables = [box.manifest.ref(n, region).name for n, _ in box.topology.of_kind(Kind.TABLE)]
+    while True:
+        found = set()
+        for table in tables:
+            for page in db.get_paginator("scan").paginate(TableName=table):
+                for item in page.get("Items", []):
+                    for value in item.values():
+                        if "S" in value and value["S"] in ids:
+                            found.add(value["S"])
+        if found >= ids or time.monotonic() > deadline:  # queued writes land via the worker
+            return found
+        time.sleep(1.0)

@@ -1,0 +1,155 @@
+"""The replicator: copies each table's writes between the regions' emulators, from the streams.
+
+Called by the data plane. The emulator has no global tables, so the sandbox plays their part:
+it reads each region's table stream and applies every change to the same table in the other
+regions, after ``lag`` seconds (asynchronous, as global tables in their default mode: a write
+acknowledged just before an outage can be lost, and the demo counts it). With ``lag`` 0 the
+regional endpoints wait for :meth:`Replicator.sync` before they acknowledge a write, the model of
+multi-Region strong consistency: nothing acknowledged is lost. A replicated item carries
+``_replicated_from`` so it is not copied back.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.aws import Clients
+from controller.manifest import Manifest
+from controller.spec import Kind, Topology
+
+log = logging.getLogger(__name__)
+
+MARK = "_replicated_from"
+
+
+@dataclass
+class _Shard:
+    table: str  # component name
+    region: str
+    stream_arn: str
+    shard_id: str
+    iterator: str | None = None
+
+
+@dataclass
+class Replicator:
+    """Streams in, puts and deletes out, per table, between every pair of regions."""
+
+    topology: Topology
+    manifest: Manifest
+    clients: Clients
+    lag: float = 0.0
+    poll: float = 0.2
+    applied: int = 0
+    _shards: list[_Shard] = field(default_factory=list)
+    #: per destination region, a heap of (due, seq, table, record)
+    _due: dict[str, list[tuple[float, int, str, dict[str, Any]]]] = field(default_factory=dict)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open every table stream at its latest position and start copying."""
+        for name, comp in self.topology.of_kind(Kind.TABLE):
+            if not comp.stream:
+                continue
+            for region in self.topology.regions.all:
+                self._open(name, region)
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="replicator")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop copying."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def sync(self, region: str) -> None:
+        """Copy everything ``region`` has written so far, now (used when ``lag`` is 0)."""
+        with self._lock:
+            for shard in [s for s in self._shards if s.region == region]:
+                self._read(shard)
+            self._apply_due(force=True)
+
+    def _open(self, table: str, region: str) -> None:
+        ref = self.manifest.regions[region].components.get(table)
+        if ref is None or not ref.stream_arn:
+            return
+        streams = self.clients.client("dynamodbstreams", region)
+        try:
+            desc = streams.describe_stream(StreamArn=ref.stream_arn)["StreamDescription"]
+            for shard in desc.get("Shards", []):
+                it = streams.get_shard_iterator(StreamArn=ref.stream_arn,
+                                                ShardId=shard["ShardId"],
+                                                ShardIteratorType="LATEST")["ShardIterator"]
+                self._shards.append(_Shard(table, region, ref.stream_arn, shard["ShardId"], it))
+        except Exception as exc:
+            log.warning("stream of %s in %s not opened: %s", table, region, exc)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                for shard in self._shards:
+                    self._read(shard)
+                self._apply_due()
+            self._stop.wait(self.poll)
+
+    def _read(self, shard: _Shard) -> None:
+        if shard.iterator is None:
+            return
+        streams = self.clients.client("dynamodbstreams", shard.region)
+        try:
+            got = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+        except Exception as exc:  # a failed region: keep the iterator, try again later
+            log.debug("stream of %s in %s unreadable: %s", shard.table, shard.region, exc)
+            return
+        shard.iterator = got.get("NextShardIterator", shard.iterator)
+        due = time.monotonic() + self.lag
+        for record in got.get("Records", []):
+            change = record.get("dynamodb", {})
+            image = change.get("NewImage")
+            if image and MARK in image:
+                continue  # itself a copy: do not send it back
+            for region in self.topology.regions.all:
+                if region != shard.region:
+                    heapq.heappush(self._due.setdefault(region, []),
+                                   (due, next(self._seq), shard.table,
+                                    {**record, "_source": shard.region}))
+
+    def _apply_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for region, heap in self._due.items():
+            while heap and (force or heap[0][0] <= now):
+                _, _, table, record = heap[0]
+                if not self._apply(table, region, record):
+                    break  # this destination does not answer: keep its order, retry later
+                heapq.heappop(heap)
+
+    def backlog(self) -> int:
+        """Changes read but not yet applied (all destinations)."""
+        return sum(len(h) for h in self._due.values())
+
+    def _apply(self, table: str, region: str, record: dict[str, Any]) -> bool:
+        ref = self.manifest.regions[region].components.get(table)
+        if ref is None:
+            return True
+        db = self.clients.client("dynamodb", region)
+        change = record.get("dynamodb", {})
+        try:
+            if record.get("eventName") == "REMOVE":
+                db.delete_item(TableName=ref.name, Key=change["Keys"])
+            else:
+                item = {**change["NewImage"], MARK: {"S": record["_source"]}}
+                db.put_item(TableName=ref.name, Item=item)
+        except Exception as exc:
+            log.debug("replication to %s/%s failed: %s", table, region, exc)
+            return False
+        self.applied += 1
+        return True

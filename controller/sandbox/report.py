@@ -1,0 +1,115 @@
+"""The demo's report: what the clients saw, phase by phase, as JSON and as a PNG timeline.
+
+Called by the demo and the drill. Phases: ``before`` the outage, ``outage`` (from the outage to
+the traffic shift) and ``after`` the shift. Times are seconds from the start of the load.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.sandbox.loadgen import Sample
+
+OUTCOMES = ("ok", "degraded", "failed")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The moments of the story, as epoch seconds (None when it did not happen)."""
+
+    start: float
+    outage: float
+    detected: float | None
+    shifted: float | None
+    end: float
+
+
+def phase_of(sample: Sample, marks: Marks) -> str:
+    """The phase a request started in."""
+    if sample.start < marks.outage:
+        return "before"
+    if marks.shifted is None or sample.start < marks.shifted:
+        return "outage"
+    return "after"
+
+
+def build(samples: Sequence[Sample], marks: Marks, *, acked: dict[str, str],
+          found: set[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """The report as plain data (the JSON written beside the PNG)."""
+    phases: dict[str, Counter[str]] = {p: Counter() for p in ("before", "outage", "after")}
+    for sample in samples:
+        phases[phase_of(sample, marks)][sample.outcome] += 1
+    lost = sorted(set(acked) - found)
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - marks.start, 2)
+
+    outage = phases["outage"]
+    outage_total = sum(outage.values())
+    return {
+        **extra,
+        "time_to_detect_seconds": None if marks.detected is None
+        else round(marks.detected - marks.outage, 2),
+        "time_to_shift_seconds": None if marks.shifted is None
+        else round(marks.shifted - marks.outage, 2),
+        "timeline": {"outage": rel(marks.outage), "detected": rel(marks.detected),
+                     "shifted": rel(marks.shifted), "end": rel(marks.end)},
+        "requests": {p: {o: c[o] for o in OUTCOMES} | {"total": sum(c.values())}
+                     for p, c in phases.items()},
+        "failed_share_during_outage": round(outage["failed"] / outage_total, 4)
+        if outage_total else 0.0,
+        "writes_acknowledged": len(acked),
+        "writes_found_in_new_primary": len(set(acked) & found),
+        "lost_writes": len(lost),
+        "lost_write_ids": lost[:20],
+        "retries": sum(s.attempts - 1 for s in samples),
+    }
+
+
+def write(report: dict[str, Any], samples: Sequence[Sample], marks: Marks,
+          directory: Path) -> tuple[Path, Path]:
+    """Write ``demo-report.json`` and ``demo-report.png`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "demo-report.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    png_path = directory / "demo-report.png"
+    plot(samples, marks, png_path, title=str(report.get("title", "failover demo")))
+    return json_path, png_path
+
+
+def plot(samples: Sequence[Sample], marks: Marks, path: Path, *, title: str) -> None:
+    """Requests per second by outcome, stacked, with the outage, detection and shift marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = int(marks.end - marks.start) + 1
+    series = {o: [0] * seconds for o in OUTCOMES}
+    for sample in samples:
+        second = int(sample.start - marks.start)
+        if 0 <= second < seconds:
+            series[sample.outcome][second] += 1
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
+    xs = list(range(seconds))
+    ax.stackplot(xs, *(series[o] for o in OUTCOMES), labels=["ok", "degraded", "failed"],
+                 colors=["#3a923a", "#e8a33d", "#c0392b"], alpha=0.9)
+    for label, at, style in (("outage", marks.outage, "--"), ("detected", marks.detected, ":"),
+                             ("traffic shifted", marks.shifted, "-.")):
+        if at is not None:
+            ax.axvline(at - marks.start, color="black", linestyle=style, linewidth=1.2)
+            ax.text(at - marks.start + 0.3, ax.get_ylim()[1] * 0.92, label, rotation=90,
+                    va="top", fontsize=8)
+    ax.set_xlabel("seconds since the load started (by request start)")
+    ax.set_ylabel("requests per second")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_xlim(0, max(1, seconds - 1))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

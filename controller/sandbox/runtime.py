@@ -1,0 +1,123 @@
+"""The function runtime: each function's own code, run in-process, once per region.
+
+Called by the data plane. Lambda would give each function its environment (names only) and run
+its handler; here one process serves every region, so instead of the process environment each
+(function, region) gets its settings as a mapping and its own boto3 session pointed at that
+region's emulator. A function module exposes ``build(env, session, endpoint_url)`` (its service,
+built once and kept warm, as a Lambda container keeps its globals) and ``handle(event, service)``
+(what its Lambda handler does with an injected service). Environment names are the Pulumi
+program's: ``FAILOVER_*`` and one ``KIND_COMPONENT`` per dependency.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import botocore.config
+
+from controller.aws import EMULATOR_KEY
+from controller.errors import UsageError
+from controller.manifest import Manifest
+from controller.spec import FunctionSpec, Kind, Topology
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def env_key(*parts: str) -> str:
+    """An environment variable name from parts (the Pulumi program's rule).
+
+    >>> env_key("queue", "orders-queue", "url")
+    'QUEUE_ORDERS_QUEUE_URL'
+    """
+    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
+
+
+def lambda_env(topology: Topology, manifest: Manifest, component: str,
+               region: str) -> dict[str, str]:
+    """The environment Lambda would give ``component`` in ``region``: names, never secrets."""
+    spec = topology.components[component]
+    regional = manifest.regions[region]
+    ref = regional.components[component]
+    env = {"FAILOVER_APP": topology.app, "FAILOVER_COMPONENT": component,
+           "FAILOVER_MODE_PARAMETER": regional.mode_parameter,
+           "FAILOVER_COMPONENT_MODE_PARAMETER": ref.mode_parameter
+           or topology.component_mode_parameter(component, region),
+           "POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_TRACE_DISABLED": "true",
+           "AWS_REGION": region}
+    for dep in spec.all_dependencies():
+        dep_ref = regional.components.get(dep)
+        if dep_ref is None:
+            continue
+        env[env_key(dep_ref.kind, dep)] = dep_ref.name
+        if dep_ref.queue_url:
+            env[env_key(dep_ref.kind, dep, "url")] = dep_ref.queue_url
+    return env
+
+
+class FunctionRuntime:
+    """Loads each function's code once and keeps one warm service per (function, region)."""
+
+    def __init__(self, topology: Topology, manifest: Manifest, *, read_timeout: float = 1.5
+                 ) -> None:
+        self.topology = topology
+        self.manifest = manifest
+        self.config = botocore.config.Config(connect_timeout=0.5, read_timeout=read_timeout,
+                                             retries={"total_max_attempts": 2,
+                                                      "mode": "standard"})
+        self._modules: dict[str, ModuleType] = {}
+        self._services: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def invoke(self, region: str, component: str, event: dict[str, Any]) -> Any:
+        """Run ``component``'s handler in ``region`` with ``event``; its response."""
+        module, service = self._service(region, component)
+        return module.handle(event, service)
+
+    def _service(self, region: str, component: str) -> tuple[ModuleType, Any]:
+        with self._lock:
+            spec = self.topology.components[component]
+            if not isinstance(spec, FunctionSpec):
+                raise UsageError(f"{component} is a {spec.kind}, not a function")
+            module = self._module(spec)
+            key = (component, region)
+            if key not in self._services:
+                session = boto3.session.Session(aws_access_key_id=EMULATOR_KEY,
+                                                aws_secret_access_key=EMULATOR_KEY,
+                                                region_name=region)
+                env = lambda_env(self.topology, self.manifest, component, region)
+                self._services[key] = module.build(env, session=session,
+                                                   endpoint_url=self.manifest.endpoints[region],
+                                                   config=self.config)
+            return module, self._services[key]
+
+    def _module(self, spec: FunctionSpec) -> ModuleType:
+        name, _, _ = spec.handler.rpartition(".")
+        code = (REPO / spec.code) if not Path(spec.code).is_absolute() else Path(spec.code)
+        path = code / f"{name.replace('.', '/')}.py"
+        key = str(path)
+        if key not in self._modules:
+            if not path.exists():
+                raise UsageError(f"function code {path} not found (handler {spec.handler})")
+            package = str(code)
+            if package not in sys.path:
+                sys.path.insert(0, package)  # the code's own sibling imports, as in Lambda
+            loaded = importlib.util.spec_from_file_location(f"_fn_{code.name}_{name}", path)
+            if loaded is None or loaded.loader is None:
+                raise UsageError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+            self._modules[key] = module
+        return self._modules[key]
+
+
+__all__ = ["FunctionRuntime", "Kind", "env_key", "lambda_env"]
