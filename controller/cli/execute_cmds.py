@@ -135,7 +135,7 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
         else:
             render_plan(plan)
-            _render_checks(checks)
+            render_checks(checks)
         return 0 if all(c.ok for c in checks) else 1
     if not as_json:
         render_plan(plan)
@@ -179,7 +179,7 @@ class _progress:
                                highlight=False)
 
 
-def _render_checks(checks: list[Precheck]) -> None:
+def render_checks(checks: list[Precheck]) -> None:
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         console.print(f"  {mark} {check.name}: {escape(check.detail)}", highlight=False)
