@@ -117,7 +117,7 @@ def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> C
 def status(topology: Topology, manifest: Manifest, clients: Clients, *,
            regions: Iterable[str] | None = None, http_probe: HttpProbe | None = None,
            settings: AwsSettings | None = PROBE_SETTINGS,
-           deadline: float = DEADLINE_SECONDS) -> StatusReport:
+           deadline: float = DEADLINE_SECONDS, components: bool = True) -> StatusReport:
     """Read every component in every region (or in ``regions``) in parallel.
 
     Parameters
@@ -126,6 +126,9 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
         with ``settings=None`` the clients as given (a watcher keeps its own probe clients).
     http_probe : optional ``probe(region, url) -> ok`` of each region's API health route.
     deadline : seconds to wait for the reads; what has not answered by then is unreachable.
+    components : False reads only the region-level signals (reachability, alarms, Route 53,
+        HTTP): the watcher's cheap evaluation, a few calls per region instead of several per
+        component.
 
     Returns
     -------
@@ -141,7 +144,7 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
         # region costs one probe timeout in all, and only the reachable regions' are awaited.
         probes = {r: pool.submit(modes.read_region_mode, fast, topology, manifest, r)
                   for r in names}
-        reads = _read_all(pool, fast, topology, manifest, names, http_probe)
+        reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
         mode_of = _probe_results(probes, started + deadline)
         reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
         wait(_futures(reads), timeout=max(0.0, started + deadline - time.monotonic()))
@@ -195,8 +198,8 @@ def _probe_results(probes: Mapping[str, Future[str]], until: float
 
 
 def _read_all(pool: ThreadPoolExecutor, clients: Clients, topology: Topology,
-              manifest: Manifest, regions: list[str], http_probe: HttpProbe | None
-              ) -> dict[str, _RegionReads]:
+              manifest: Manifest, regions: list[str], http_probe: HttpProbe | None,
+              components: bool = True) -> dict[str, _RegionReads]:
     reads: dict[str, _RegionReads] = {}
     for region in regions:
         regional = manifest.regions.get(region)
@@ -205,7 +208,7 @@ def _read_all(pool: ThreadPoolExecutor, clients: Clients, topology: Topology,
         url = _health_url(topology, manifest, region)
         reads[region] = _RegionReads(
             components={name: pool.submit(_read_one, topology, manifest, clients, name, region)
-                        for name in topology.components},
+                        for name in topology.components} if components else {},
             alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
             route53=pool.submit(_route53_healthy, clients, manifest, region),
             http=pool.submit(http_probe, region, url) if http_probe and url else None,
@@ -266,6 +269,8 @@ def _region(region: str, topology: Topology, manifest: Manifest, mode: str | Exc
     regional = manifest.regions.get(region)
     comps = {}
     for name, spec in topology.components.items():
+        if name not in reads.components:
+            continue  # a signals-only read
         observed, exc = _result(reads.components[name])
         ref = regional.components.get(name) if regional else None
         own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}

@@ -122,7 +122,7 @@ class Watcher:
     def read(self) -> Evaluation:
         """Evaluate every region now (the default ``evaluate``)."""
         report = health.status(self.topology, self.manifest, self.clients,
-                               http_probe=self.http_probe)
+                               http_probe=self.http_probe, components=False)
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
         votes = {name: _votes(region, route53=not self.clients.emulated)
                  for name, region in report.regions.items()}

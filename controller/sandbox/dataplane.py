@@ -83,6 +83,7 @@ class DataPlane:
 
     def start(self) -> None:
         """Start endpoints, checks, router, replicator and pollers."""
+        self.runtime.warm()
         for endpoint in self.endpoints.values():
             endpoint.start()
         self.checks.start()

@@ -16,11 +16,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from controller.sandbox.pollers import Invoke
+from controller.sandbox.router import QuietServer
 from controller.spec import ApiSpec, Route
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ class RegionalEndpoint:
     """The API of one region: routes to functions, ``/health`` open, on 127.0.0.1."""
 
     def __init__(self, region: str, api: ApiSpec, invoke: Invoke, alive: Alive,
-                 after_write: Callable[[str], None] | None = None) -> None:
+                 after_write: Callable[[str], bool] | None = None) -> None:
         self.region = region
         self.api = api
         self.invoke = invoke
         self.alive = alive
         self.after_write = after_write
         self.routes = [(_pattern(r.path), r) for r in api.routes]
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name=f"api-{region}")
@@ -74,8 +75,11 @@ class RegionalEndpoint:
         event = _event(method, target, headers, body, route, params)
         response = self.invoke(self.region, route.function, event)
         status, out, payload = _response(response)
-        if self.after_write and method != "GET" and 200 <= status < 300:
-            self.after_write(self.region)
+        if self.after_write and method != "GET" and 200 <= status < 300 \
+                and not self.after_write(self.region):
+            # Not replicated to another region: not acknowledged (the client retries; writes
+            # carry their id, so the retry is idempotent).
+            return 503, {"Retry-After": "1"}, b'{"message": "write not replicated"}'
         return status, out, payload
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:

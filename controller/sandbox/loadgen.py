@@ -41,7 +41,7 @@ class LoadGenerator:
 
     url: str
     rate: float = 40.0
-    workers: int = 8
+    workers: int = 16
     write_share: float = 0.3
     timeout: float = 2.0
     deadline: float = 25.0

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 #: ``invoke(region, component, event) -> response``: runs a function's handler in-process.
 Invoke = Callable[[str, str, dict[str, Any]], Any]
 ON_STATES = ("Enabled", "Enabling", "Updating")
+SWITCH_MAX_AGE = 1.0
 
 
 @dataclass
@@ -35,9 +36,10 @@ class Pollers:
     manifest: Manifest
     clients: Clients
     invoke: Invoke
-    poll: float = 0.3
+    poll: float = 0.5
     schedule_every: float = 10.0
     invocations: dict[tuple[str, str], int] = field(default_factory=dict)
+    _switches: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -66,7 +68,19 @@ class Pollers:
     # -- switches ----------------------------------------------------------------------------
 
     def consuming(self, region: str, function: str) -> bool:
-        """True when ``function``'s mappings are enabled in ``region`` and it is not fenced."""
+        """True when ``function``'s mappings are enabled in ``region`` and it is not fenced.
+
+        Read at most once a second per (function, region), as Lambda's pollers notice a change.
+        """
+        key = (function, region)
+        cached = self._switches.get(key)
+        if cached and time.monotonic() - cached[0] < SWITCH_MAX_AGE:
+            return cached[1]
+        on = self._read_switch(region, function)
+        self._switches[key] = (time.monotonic(), on)
+        return on
+
+    def _read_switch(self, region: str, function: str) -> bool:
         ref = self.manifest.ref(function, region)
         lam = self.clients.client("lambda", region)
         if not ref.mappings:

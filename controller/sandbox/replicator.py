@@ -16,6 +16,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from controller.spec import Kind, Topology
 log = logging.getLogger(__name__)
 
 MARK = "_replicated_from"
+DOWN_BACKOFF = 5.0
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Replicator:
     _due: dict[str, list[tuple[float, int, str, dict[str, Any]]]] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    #: a destination that failed is skipped until then (monotonic seconds), so that one dead
+    #: region does not hold up the copies to the others
+    _down_until: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -71,12 +76,22 @@ class Replicator:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def sync(self, region: str) -> None:
-        """Copy everything ``region`` has written so far, now (used when ``lag`` is 0)."""
+    def sync(self, region: str) -> bool:
+        """Copy everything ``region`` has written so far, now (used when ``lag`` is 0).
+
+        True when the source could be read and every change reached at least one other region
+        (a majority of three, as multi-Region strong consistency asks); False when the write
+        must not be acknowledged.
+        """
         with self._lock:
+            seqs: list[int] = []
             for shard in [s for s in self._shards if s.region == region]:
-                self._read(shard)
+                if not self._read(shard, seqs):
+                    return False
             self._apply_due(force=True)
+            waiting = Counter(seq for heap in self._due.values() for _, seq, _, _ in heap)
+            others = len(self.topology.regions.all) - 1
+            return all(waiting[seq] < others for seq in seqs)
 
     def _open(self, table: str, region: str) -> None:
         ref = self.manifest.regions[region].components.get(table)
@@ -101,15 +116,19 @@ class Replicator:
                 self._apply_due()
             self._stop.wait(self.poll)
 
-    def _read(self, shard: _Shard) -> None:
+    def _read(self, shard: _Shard, seqs: list[int] | None = None) -> bool:
+        """Queue the shard's new changes for every other region; False if it was unreadable."""
         if shard.iterator is None:
-            return
+            return True
+        if self._down_until.get(shard.region, 0.0) > time.monotonic():
+            return False
         streams = self.clients.client("dynamodbstreams", shard.region)
         try:
             got = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except Exception as exc:  # a failed region: keep the iterator, try again later
             log.debug("stream of %s in %s unreadable: %s", shard.table, shard.region, exc)
-            return
+            self._down_until[shard.region] = time.monotonic() + DOWN_BACKOFF
+            return False
         shard.iterator = got.get("NextShardIterator", shard.iterator)
         due = time.monotonic() + self.lag
         for record in got.get("Records", []):
@@ -117,19 +136,26 @@ class Replicator:
             image = change.get("NewImage")
             if image and MARK in image:
                 continue  # itself a copy: do not send it back
+            seq = next(self._seq)
+            if seqs is not None:
+                seqs.append(seq)
             for region in self.topology.regions.all:
                 if region != shard.region:
                     heapq.heappush(self._due.setdefault(region, []),
-                                   (due, next(self._seq), shard.table,
-                                    {**record, "_source": shard.region}))
+                                   (due, seq, shard.table, {**record, "_source": shard.region}))
+        return True
 
     def _apply_due(self, force: bool = False) -> None:
         now = time.monotonic()
         for region, heap in self._due.items():
+            if self._down_until.get(region, 0.0) > now:
+                continue
             while heap and (force or heap[0][0] <= now):
                 _, _, table, record = heap[0]
                 if not self._apply(table, region, record):
-                    break  # this destination does not answer: keep its order, retry later
+                    # this destination does not answer: keep its order, retry it later
+                    self._down_until[region] = time.monotonic() + DOWN_BACKOFF
+                    break
                 heapq.heappop(heap)
 
     def backlog(self) -> int:

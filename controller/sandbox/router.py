@@ -136,6 +136,15 @@ class Resolver:
         return not healthy if config.get("Inverted") else healthy
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that logs a client hanging up instead of printing a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended early", client_address)
+
+
 class Router:
     """An HTTP server on loopback that forwards each request to the region DNS resolves to."""
 
@@ -144,7 +153,7 @@ class Router:
         self.resolver = resolver
         self.endpoints = dict(endpoints)
         self.upstream_timeout = upstream_timeout
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name="router")

@@ -53,6 +53,7 @@ def lambda_env(topology: Topology, manifest: Manifest, component: str,
            "FAILOVER_COMPONENT_MODE_PARAMETER": ref.mode_parameter
            or topology.component_mode_parameter(component, region),
            "POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_TRACE_DISABLED": "true",
+           "POWERTOOLS_LOG_LEVEL": "WARNING",
            "AWS_REGION": region}
     for dep in spec.all_dependencies():
         dep_ref = regional.components.get(dep)
@@ -73,7 +74,8 @@ class FunctionRuntime:
         self.manifest = manifest
         self.config = botocore.config.Config(connect_timeout=0.5, read_timeout=read_timeout,
                                              retries={"total_max_attempts": 2,
-                                                      "mode": "standard"})
+                                                      "mode": "standard"},
+                                             max_pool_connections=32)
         self._modules: dict[str, ModuleType] = {}
         self._services: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -82,6 +84,14 @@ class FunctionRuntime:
         """Run ``component``'s handler in ``region`` with ``event``; its response."""
         module, service = self._service(region, component)
         return module.handle(event, service)
+
+    def warm(self) -> None:
+        """Load every function's code and build its service in every region now, as
+        provisioned concurrency would, so the first requests do not pay for it."""
+        for name, spec in self.topology.components.items():
+            if isinstance(spec, FunctionSpec):
+                for region in self.topology.regions.all:
+                    self._service(region, name)
 
     def _service(self, region: str, component: str) -> tuple[ModuleType, Any]:
         with self._lock:

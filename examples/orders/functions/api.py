@@ -1,0 +1,35 @@
+"""The API function: GET /orders/{id}, POST /orders, GET /health (HTTP API, payload 2.0)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from orders import OrdersService, Response, build
+
+_service: OrdersService | None = None
+
+
+def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
+    """Route one HTTP API event to the service and answer in the proxy shape."""
+    http = event.get("requestContext", {}).get("http", {})
+    method, path = http.get("method", "GET"), event.get("rawPath", "/")
+    params = event.get("pathParameters") or {}
+    if method == "GET" and path == "/health":
+        return Response(200, {"status": "ok", "mode": service.modes.current()}).to_proxy()
+    if method == "GET" and path.startswith("/orders/"):
+        order_id = params.get("id") or path.rsplit("/", 1)[-1]
+        return service.get_order(order_id).to_proxy()
+    if method == "POST" and path == "/orders":
+        return service.create_order(event.get("body") or "").to_proxy()
+    return Response(404, {"message": f"no route {method} {path}"}).to_proxy()
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: one warm service per container."""
+    global _service
+    if _service is None:
+        _service = build(os.environ)
+    with _service.logger.append_context_keys(mode=_service.modes.last,
+                                             region=_service.settings.region):
+        return handle(event, _service)

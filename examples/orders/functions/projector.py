@@ -1,0 +1,31 @@
+"""The projector: writes a receipt for every new order (DynamoDB stream)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from orders import OrdersService, build
+
+_service: OrdersService | None = None
+
+
+def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
+    """A receipt per INSERT; replicated copies (from another region) are not projected again."""
+    written = []
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage", {})
+        if record.get("eventName") != "INSERT" or "_replicated_from" in image:
+            continue
+        order = json.loads(image["body"]["S"])
+        written.append(service.write_receipt(order))
+    return {"receipts": written}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point."""
+    global _service
+    if _service is None:
+        _service = build(os.environ)
+    return handle(event, _service)
