@@ -1,0 +1,80 @@
+"""The demo's story end to end: outage, automated failover, no acknowledged write lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.sandbox.demo import DemoOptions, run_demo
+from tests.conftest import EXAMPLE
+
+REPORT_FIELDS = {"time_to_detect_seconds", "time_to_shift_seconds", "requests",
+                 "writes_acknowledged", "writes_found_in_new_primary", "lost_writes", "timeline",
+                 "failed_share_during_outage", "new_primary", "runs", "decisions"}
+
+
+@pytest.fixture(scope="module")
+def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    state = tmp_path_factory.mktemp("demo") / ".failover"
+    result = run_demo(DemoOptions(spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0,
+                                  rate=20.0))
+    return {"report": result.report, "json": result.json_path, "png": result.png_path,
+            "state": state}
+
+
+def test_report_has_every_field_and_is_written(story: dict) -> None:
+    report = story["report"]
+    assert set(report) >= REPORT_FIELDS
+    assert json.loads(Path(story["json"]).read_text()) == report
+    png = Path(story["png"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_the_watcher_failed_over_to_a_standby(story: dict) -> None:
+    report = story["report"]
+    assert report["new_primary"] == "us-west-2"
+    assert [r["status"] for r in report["runs"]] == ["completed"]
+    actions = [d["action"] for d in report["decisions"]]
+    assert actions.count("failover") == 1
+    assert report["time_to_detect_seconds"] is not None and report["time_to_detect_seconds"] > 0
+    assert report["time_to_shift_seconds"] is not None and report["time_to_shift_seconds"] > 0
+
+
+def test_no_acknowledged_write_is_lost_with_lag_zero(story: dict) -> None:
+    report = story["report"]
+    assert report["writes_acknowledged"] > 10
+    assert report["lost_writes"] == 0
+    assert report["writes_found_in_new_primary"] == report["writes_acknowledged"]
+
+
+def test_under_one_percent_failed_during_the_outage(story: dict) -> None:
+    report = story["report"]
+    outage = report["requests"]["outage"]
+    assert outage["total"] > 0
+    assert outage["failed"] / outage["total"] < 0.01
+    assert report["requests"]["before"]["ok"] > 0
+    assert report["requests"]["after"]["ok"] > 0
+
+
+def test_the_demo_leaves_nothing_running(story: dict) -> None:
+    state = json.loads((story["state"] / "sandbox.json").read_text()) \
+        if (story["state"] / "sandbox.json").exists() else None
+    assert state is None  # down removes the state
+    for line in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = line.read_bytes()
+        except OSError:
+            continue
+        assert str(story["state"]).encode() not in cmd, cmd
+
+
+def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
+    result = cli("demo", "--warmup", "4", "--after", "4", "--mode", "down", "--json",
+                 "--state-dir", tmp_path / ".failover", "--spec", EXAMPLE)
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["mode"] == "down"
+    assert report["lost_writes"] == 0
+    assert (tmp_path / ".failover" / "demo-report.png").exists()
