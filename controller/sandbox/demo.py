@@ -126,6 +126,7 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
         extra = {"title": f"{topology.app}: {region} {options.mode} at "
                           f"{outage - start:.0f}s, failover to {new_primary}",
                  "app": topology.app, "failed_region": region, "mode": options.mode,
+                 "outage_at": outage,
                  "new_primary": new_primary, "replication_lag_seconds": options.replication_lag,
                  "first_bad_evaluation_seconds": None if first_bad is None
                  else round(first_bad - outage, 2),

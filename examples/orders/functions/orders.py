@@ -85,6 +85,7 @@ class Modes:
         self.provider = provider
         self.settings = settings
         self.last: str | None = None
+        self._missing: dict[str, float] = {}
 
     def current(self) -> str:
         """The component's mode, else the region's; the last known one if SSM does not answer.
@@ -93,12 +94,14 @@ class Modes:
         is the safe answer, never ``active`` (a fenced region must not start writing).
         """
         for name in (self.settings.component_mode_parameter, self.settings.mode_parameter):
-            if not name:
+            if not name or self._missing.get(name, 0.0) > time.monotonic():
                 continue
             try:
                 value = self.provider.get(name, max_age=MODE_MAX_AGE)
             except GetParameterError as exc:
                 if "ParameterNotFound" in str(exc):
+                    # remembered as missing for as long as a value would be cached
+                    self._missing[name] = time.monotonic() + MODE_MAX_AGE
                     continue
                 return self.last or "unavailable"
             if value and value != "normal":
