@@ -345,12 +345,16 @@ class Executor:
         plan = run.plan
         modes.set_region_mode(self.clients, self.topology, self.manifest, plan.target,
                               modes.ACTIVE)
-        try:
-            modes.set_region_mode(self.fence_clients, self.topology, self.manifest, plan.source,
-                                  modes.FENCED)
-        except TransientStepError as exc:
-            log.warning("source %s mode not written (%s): fence it again when it is back",
-                        plan.source, exc)
+        if plan.source in unreachable:
+            log.warning("source %s unreachable: its mode not written; fence it again when it "
+                        "is back", plan.source)
+        else:
+            try:
+                modes.set_region_mode(self.fence_clients, self.topology, self.manifest,
+                                      plan.source, modes.FENCED)
+            except TransientStepError as exc:
+                log.warning("source %s mode not written (%s): fence it again when it is back",
+                            plan.source, exc)
         run.degraded = {k: v.value for k, v in degraded.items()}
         failed = any(r.state == StepState.FAILED for r in run.steps.values())
         status = RunStatus.COMPLETED_DEGRADED if degraded or failed else RunStatus.COMPLETED
