@@ -330,9 +330,15 @@ def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manif
                    clients: Clients) -> str | None:
     """The region whose mode says active (else degraded), else the PRIMARY record's region."""
     for wanted in (modes.ACTIVE, State.DEGRADED.value):
-        for name, region in report.items():
-            if region.mode and modes.state_of(region.mode) == wanted:
-                return name
+        claimed = [name for name, region in report.items()
+                   if region.mode and modes.state_of(region.mode) == wanted]
+        if len(claimed) > 1:
+            # A region that came back from an outage still says active (it could not be told
+            # otherwise): the traffic record, which the controller moved, decides.
+            primary = _dns_primary(report, topology, manifest, clients)
+            return primary if primary in claimed else claimed[0]
+        if claimed:
+            return claimed[0]
     return _dns_primary(report, topology, manifest, clients)
 
 

@@ -26,7 +26,7 @@ from controller.errors import FailoverError, LeaseHeldError, PlanError
 from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
-from controller.plan import build_plan
+from controller.plan import FailoverPlan, build_plan
 from controller.spec import Topology
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ class Evaluation:
     health: dict[str, str]
     votes: dict[str, dict[str, bool]]
     quorum: int
+    modes: dict[str, str | None] = field(default_factory=dict)
+
+    def stale(self) -> list[str]:
+        """Reachable regions that still say ``active`` although another region is: they came
+        back from an outage before anyone could fence them (two writers, unless fenced now)."""
+        return sorted(r for r, mode in self.modes.items()
+                      if mode == "active" and r != self.active
+                      and self.health.get(r) != "unreachable")
 
     def bad(self, region: str) -> bool:
         """True when a quorum of the probes that answered say ``region`` is failing.
@@ -128,7 +136,7 @@ class Watcher:
                  for name, region in report.regions.items()}
         return Evaluation(self.clock(), report.active_region,
                           {n: r.health.value for n, r in report.regions.items()}, votes,
-                          self.policy.quorum)
+                          self.policy.quorum, {n: r.mode for n, r in report.regions.items()})
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -160,6 +168,9 @@ class Watcher:
         if automation["paused"]:
             return say("paused", f"automation paused by {automation['by'] or '?'}"
                        + (f": {automation['reason']}" if automation["reason"] else ""))
+        stale = ev.stale()
+        if stale and ev.active:
+            return self._refence(ev, stale[0], ev.active, say)
         if self.last_action is not None and ev.time - self.last_action \
                 < self.policy.cooldown_seconds:
             left = self.policy.cooldown_seconds - (ev.time - self.last_action)
@@ -213,6 +224,22 @@ class Watcher:
             self.on_run(result)
         return say(kind, reason, target=target, run_id=result.run.id,
                    status=result.run.status.value)
+
+    def _refence(self, ev: Evaluation, region: str, active: str,
+                 say: Callable[..., Decision]) -> Decision:
+        """Fence ``region`` again (dependents first): it is back and still says active."""
+        full = build_plan(self.topology, self.graph, source=region, target=active)
+        plan = FailoverPlan(full.app, region, active,
+                            tuple(s for s in full.steps if s.phase == "fence"))
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        try:
+            result = executor.execute(plan, kind="refence")
+        except LeaseHeldError as exc:
+            return say("lease_held", f"another controller acts: {exc.holder}", target=region)
+        except FailoverError as exc:
+            return say("error", f"re-fencing {region}: {exc}", target=region)
+        return say("refence", f"{region} is back and still said active: fenced again",
+                   target=region, run_id=result.run.id, status=result.run.status.value)
 
     # -- looping -----------------------------------------------------------------------------
 

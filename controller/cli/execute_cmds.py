@@ -208,7 +208,8 @@ def _render_result(result: RunResult, as_json: bool) -> int:
 def _summary(run: Run) -> dict[str, Any]:
     return {"id": run.id, "kind": run.kind, "status": run.status.value, "from": run.plan.source,
             "to": run.plan.target, "owner": run.owner, "created": run.created,
-            "updated": run.updated, "error": run.error}
+            "updated": run.updated, "error": run.error,
+            "degraded": dict(sorted(run.degraded.items()))}
 
 
 def _when(stamp: float) -> str:

@@ -124,3 +124,23 @@ def test_automation_cli_round_trip(fresh_sandbox: Sandbox, cli) -> None:
     assert shown["paused"] is True and shown["reason"] == "drill"
     assert cli("automation", "resume", "--manifest", m).code == 0
     assert json.loads(cli("automation", "show", "--json", "--manifest", m).out)["paused"] is False
+
+
+def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) -> None:
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.plan import build_plan
+    from tests.sandbox.test_executor import mapping_enabled
+
+    box = fresh_sandbox
+    box.fail(PRIMARY, "hang")
+    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
+    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    box.heal(PRIMARY)
+    assert mapping_enabled(box, PRIMARY) == {"worker": True, "projector": True}  # stale
+    decision = Watcher(box.topology, box.manifest, box.clients).step()
+    assert decision.action == "refence" and decision.target == PRIMARY, decision
+    assert decision.status == "completed"
+    assert mapping_enabled(box, PRIMARY) == {"worker": False, "projector": False}
+    assert mapping_enabled(box, STANDBY) == {"worker": True, "projector": True}
+    assert Watcher(box.topology, box.manifest, box.clients).step().action == "none"
