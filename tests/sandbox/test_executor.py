@@ -157,7 +157,7 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
         if "dynamodb" in request.url.split("/")[2] and "X-Amz-Target" in request.headers \
                 and b"TransactWriteItems" in request.headers["X-Amz-Target"].encode():
             return None  # journal writes stay clean: this test is about the actions
-        if rng.random() < 0.2:
+        if rng.random() < 0.1:
             hits[0] += 1
             return (throttle if rng.random() < 0.5 else server_error)(request, **kwargs)
         return None
