@@ -78,3 +78,16 @@ def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
     assert report["mode"] == "down"
     assert report["lost_writes"] == 0
     assert (tmp_path / ".failover" / "demo-report.png").exists()
+
+
+def test_drill_with_a_manifest_only_plans_and_prechecks(fresh_sandbox, cli) -> None:
+    from tests.sandbox.test_executor import mapping_enabled
+
+    result = cli("drill", "--manifest", fresh_sandbox.manifest_path, "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["practice"] is True
+    assert (data["from"], data["to"]) == ("us-east-1", "us-west-2")
+    assert all(c["ok"] for c in data["prechecks"])
+    assert mapping_enabled(fresh_sandbox, "us-east-1") == {"worker": True, "projector": True}
+    assert cli("drill", "--mode", "sideways").code == 2
