@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
@@ -21,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from controller.sandbox.pollers import Invoke
-from controller.sandbox.router import QuietServer
+from controller.sandbox.router import LoopbackService
 from controller.spec import ApiSpec, Route
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 Alive = Callable[[str], bool]
 
 
-class RegionalEndpoint:
+class RegionalEndpoint(LoopbackService):
     """The API of one region: routes to functions, ``/health`` open, on 127.0.0.1."""
 
     def __init__(self, region: str, api: ApiSpec, invoke: Invoke, alive: Alive,
@@ -41,25 +40,7 @@ class RegionalEndpoint:
         self.alive = alive
         self.after_write = after_write
         self.routes = [(_pattern(r.path), r) for r in api.routes]
-        self.server = QuietServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       name=f"api-{region}")
-
-    @property
-    def url(self) -> str:
-        """This endpoint's loopback URL."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        """Serve in a background thread."""
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler(), f"api-{region}")
 
     def handle(self, method: str, target: str, headers: Mapping[str, str],
                body: bytes) -> tuple[int, dict[str, str], bytes]:

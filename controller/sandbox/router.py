@@ -145,22 +145,16 @@ class QuietServer(ThreadingHTTPServer):
         log.debug("connection from %s ended early", client_address)
 
 
-class Router:
-    """An HTTP server on loopback that forwards each request to the region DNS resolves to."""
+class LoopbackService:
+    """An HTTP server of ours on 127.0.0.1, a free port, served from a background thread."""
 
-    def __init__(self, resolver: Resolver, endpoints: Mapping[str, str], *,
-                 upstream_timeout: float = 2.0) -> None:
-        self.resolver = resolver
-        self.endpoints = dict(endpoints)
-        self.upstream_timeout = upstream_timeout
-        self.server = QuietServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       name="router")
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = QuietServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=name)
 
     @property
     def url(self) -> str:
-        """The router's URL: what the clients call."""
+        """The server's loopback URL."""
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
@@ -172,6 +166,17 @@ class Router:
         """Stop serving and close the socket."""
         self.server.shutdown()
         self.server.server_close()
+
+
+class Router(LoopbackService):
+    """An HTTP server on loopback that forwards each request to the region DNS resolves to."""
+
+    def __init__(self, resolver: Resolver, endpoints: Mapping[str, str], *,
+                 upstream_timeout: float = 2.0) -> None:
+        self.resolver = resolver
+        self.endpoints = dict(endpoints)
+        self.upstream_timeout = upstream_timeout
+        super().__init__(self._handler(), "router")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         router = self
