@@ -1,42 +1,35 @@
-"""Lambda entry point of ``api-handler`` (handler ``api.handler``): the orders HTTP API.
-
-``handler`` is what Lambda calls; ``handle(event, service)`` is the same path with an injected
-:class:`~orders_core.service.Service`, for the sandbox's data plane and for tests.
-"""
+"""The API function: GET /orders/{id}, POST /orders, GET /health (HTTP API, payload 2.0)."""
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from orders_core.answers import answer
-from orders_core.modes import READ_ONLY
-from orders_core.service import Service, build
-from orders_core.settings import Settings, tracing_disabled
+from orders import OrdersService, Response, build
 
-logger = Logger()
-tracer = Tracer(disabled=tracing_disabled(os.environ))
-UNKNOWN_MODE = READ_ONLY  # mode unreadable: serve reads, refuse writes
+_service: OrdersService | None = None
 
 
-def handle(event: dict[str, Any], service: Service) -> dict[str, Any]:
-    """Answer one HTTP API (payload v2) event in the service's current mode."""
-    return answer(event, service).to_event()
+def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
+    """Route one HTTP API event to the service and answer in the proxy shape."""
+    http = event.get("requestContext", {}).get("http", {})
+    method, path = http.get("method", "GET"), event.get("rawPath", "/")
+    params = event.get("pathParameters") or {}
+    if method == "GET" and path == "/health":
+        return Response(200, {"status": "ok", "mode": service.modes.current()}).to_proxy()
+    if method == "GET" and path.startswith("/orders/"):
+        order_id = params.get("id") or path.rsplit("/", 1)[-1]
+        return service.get_order(order_id).to_proxy()
+    if method == "POST" and path == "/orders":
+        return service.create_order(event.get("body") or "").to_proxy()
+    return Response(404, {"message": f"no route {method} {path}"}).to_proxy()
 
 
-@functools.cache
-def lambda_service() -> Service:
-    """The container's service, built once from the Lambda environment."""
-    settings = Settings.from_env(os.environ)
-    logger.append_keys(region=settings.region)
-    return build(settings, unknown_mode=UNKNOWN_MODE, log=logger)
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda's entry point: thin, everything is in :func:`handle`."""
-    return handle(event, lambda_service())
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: one warm service per container."""
+    global _service
+    if _service is None:
+        _service = build(os.environ)
+    with _service.logger.append_context_keys(mode=_service.modes.last,
+                                             region=_service.settings.region):
+        return handle(event, _service)

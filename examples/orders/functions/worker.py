@@ -1,45 +1,42 @@
-"""Lambda entry point of ``worker`` (handler ``worker.handler``): queued orders into the table.
-
-Fed by the SQS queue ``orders-queue`` (partial batch failures reported) and by the
-``nightly-report`` schedule (an EventBridge scheduled event: it counts the orders).
-``handle(event, service)`` is the same path with an injected service, for the sandbox and tests.
-"""
+"""The worker: applies queued orders to the table (SQS batch, partial failures reported)."""
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from orders_core.consumers import apply_orders, nightly_report
-from orders_core.modes import STANDBY
-from orders_core.service import Service, build
-from orders_core.settings import Settings, tracing_disabled
+from orders import OrdersService, build
 
-logger = Logger()
-tracer = Tracer(disabled=tracing_disabled(os.environ))
-UNKNOWN_MODE = STANDBY  # mode unreadable: consume nothing
+_service: OrdersService | None = None
 
 
-def handle(event: dict[str, Any], service: Service) -> dict[str, Any]:
-    """An SQS batch (returns ``batchItemFailures``) or a scheduled event (returns the report)."""
-    if event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events":
-        return nightly_report(service)
-    return dict(apply_orders(event, service))
+def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
+    """Put every queued order once; report the ones not applied so SQS redelivers them.
+
+    A schedule event (the nightly report) only counts the orders; a region that may not
+    consume (standby, fenced) reports every message as failed, so nothing is lost.
+    """
+    records = event.get("Records")
+    if records is None:  # EventBridge schedule
+        count = service.dynamodb.scan(TableName=service.settings.table, Select="COUNT")["Count"]
+        service.logger.info("nightly report", extra={"orders": count})
+        return {"orders": count}
+    if not service.consuming():
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+    failures = []
+    for record in records:
+        try:
+            service.put(service.validate(json.loads(record["body"])))
+        except Exception as exc:
+            service.logger.warning("order not applied", extra={"error": str(exc)})
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
 
 
-@functools.cache
-def lambda_service() -> Service:
-    """The container's service, built once from the Lambda environment."""
-    settings = Settings.from_env(os.environ)
-    logger.append_keys(region=settings.region)
-    return build(settings, unknown_mode=UNKNOWN_MODE, log=logger)
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda's entry point: thin, everything is in :func:`handle`."""
-    return handle(event, lambda_service())
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point."""
+    global _service
+    if _service is None:
+        _service = build(os.environ)
+    return handle(event, _service)
