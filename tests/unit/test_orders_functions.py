@@ -177,3 +177,21 @@ def test_projector_writes_a_receipt_for_new_orders_only(aws: dict[str, Any]) -> 
     body = boto3.client("s3", region_name=REGION).get_object(Bucket="receipts",
                                                               Key="receipts/o-1.json")["Body"]
     assert json.loads(body.read())["order_id"] == "o-1"
+
+
+def test_a_degraded_worker_keeps_queued_writes_queued(aws: dict[str, Any]) -> None:
+    set_mode(aws, "queue_writes")
+    out = aws["worker"].handle({"Records": [{"messageId": "m1", "body": json.dumps(ORDER)}]},
+                               aws["service"])
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+def test_the_lambda_entry_point_reads_its_environment(aws: dict[str, Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**ENV, "QUEUE_ORDERS_QUEUE_URL": aws["url"]}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aws["api"], "_service", None)
+    event = {"rawPath": "/orders", "requestContext": {"http": {"method": "POST"}},
+             "body": json.dumps(ORDER)}
+    assert aws["api"].handler(event, None)["statusCode"] == 201
+    assert aws["api"]._service.settings.table == "orders"  # built once, from the environment

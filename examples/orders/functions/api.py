@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from aws_lambda_powertools import Tracer
 from orders import OrdersService, Response, build
 
 _service: OrdersService | None = None
+# X-Ray in Lambda; off anywhere else (tests, the sandbox), so no daemon is needed.
+tracer = Tracer(disabled=not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
@@ -25,6 +28,7 @@ def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
     return Response(404, {"message": f"no route {method} {path}"}).to_proxy()
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point: one warm service per container."""
     global _service

@@ -107,7 +107,9 @@ class Modes:
             if value and value != "normal":
                 self.last = str(value)
                 return self.last
-        self.last = self.last or "active"
+        # Neither parameter exists: a function deployed outside the failover program. Answer
+        # as a standby (reads served, writes queued, nothing consumed), never as a writer.
+        self.last = self.last or "standby"
         return self.last
 
 
@@ -187,8 +189,9 @@ class OrdersService:
     # -- worker and projector ----------------------------------------------------------------
 
     def consuming(self) -> bool:
-        """True when this region may apply queued writes (active, or degraded but serving)."""
-        return self.modes.current() not in REFUSING | {"standby", "read_only"}
+        """True only in ``active``: a degraded region keeps queued writes queued, where they are
+        safe, rather than failing them against a dependency it cannot reach."""
+        return self.modes.current() in SERVING
 
     def put(self, order: dict[str, Any]) -> bool:
         """Write ``order`` once: a second put of the same id changes nothing (idempotent)."""

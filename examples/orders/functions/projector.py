@@ -6,9 +6,12 @@ import json
 import os
 from typing import Any
 
+from aws_lambda_powertools import Tracer
 from orders import OrdersService, build
 
 _service: OrdersService | None = None
+# X-Ray in Lambda; off anywhere else (tests, the sandbox), so no daemon is needed.
+tracer = Tracer(disabled=not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
@@ -23,6 +26,7 @@ def handle(event: dict[str, Any], service: OrdersService) -> dict[str, Any]:
     return {"receipts": written}
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point."""
     global _service
