@@ -98,7 +98,37 @@ class DnsAction(Action):
         log.info("dns: PRIMARY -> %s, SECONDARY -> %s", target, standby)
 
     def _deactivate(self) -> None:
-        self.r53.update_health_check(HealthCheckId=self.check_id(self.region), Inverted=True)
+        """Invert the region's check (the fenced mark) and move every record off the region.
+
+        Inverting alone is not enough: Route 53 reads an inverted check of a *dead* endpoint as
+        healthy, so a record still pointing at a failed region would draw traffic back to it.
+        The PRIMARY record moves to the region the SECONDARY named (or the next one in the
+        topology's order), the SECONDARY to the next region after that.
+        """
+        fenced = self.region
+        self.r53.update_health_check(HealthCheckId=self.check_id(fenced), Inverted=True)
+        records = self.records()
+        by_host = {self.host(r): r for r in self.topology.regions.all}
+        others = [r for r in self.topology.regions.all if r != fenced and not self.inverted(r)]
+        primary = by_host.get(_value(records.get(PRIMARY)) or "")
+        secondary = by_host.get(_value(records.get(SECONDARY)) or "")
+        changes = []
+        if primary == fenced:
+            primary = secondary if secondary in others else (others[0] if others else None)
+            if primary is not None:
+                changes.append(self._upsert(PRIMARY, primary, records.get(PRIMARY)))
+            if secondary == primary:
+                secondary = None
+        if secondary in (None, fenced):
+            candidates = [r for r in others if r != primary]
+            if candidates:
+                changes.append(self._upsert(SECONDARY, candidates[0], records.get(SECONDARY)))
+        if changes:
+            self.r53.change_resource_record_sets(
+                HostedZoneId=self.dns.zone_id,
+                ChangeBatch={"Comment": f"fence {self.topology.app} in {fenced}",
+                             "Changes": changes})
+            log.info("dns: records moved off %s", fenced)
 
     # -- reading the global pieces -------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from controller.spec import DegradedMode, Topology
 pytestmark = pytest.mark.sandbox
 
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
-XML_SERVICES = frozenset({"s3", "route53"})
+XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize the id
 PASSIVE = ["config", "orders-table", "receipts-bucket", "orders-queue", "api"]
 
 
@@ -240,6 +240,8 @@ def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], l
             if "Throttl" in code or status == 429:
                 answer, name = 503, "SlowDown"
             body = b"<Error><Code>%s</Code><Message>injected</Message></Error>" % name.encode()
+            if service != "s3":  # Route 53 wraps its errors in an ErrorResponse
+                body = b"<ErrorResponse>%s</ErrorResponse>" % body
         else:
             body = b'{"message": "injected", "__type": "%s"}' % name.encode()
         return AWSResponse(request.url, answer, {"x-amzn-ErrorType": name}, _Body(body))

@@ -170,7 +170,8 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
     run = executor(box, clients=clients, journal=Journal(box.clients, box.manifest)) \
         .execute(plan_to(box)).run
     assert hits[0] > 10
-    assert run.status == RunStatus.COMPLETED
+    failed = {k: r.error for k, r in run.steps.items() if r.state != StepState.DONE}
+    assert run.status == RunStatus.COMPLETED, failed
     assert all(mapping_enabled(box, TARGET).values())
 
 
