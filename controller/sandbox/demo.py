@@ -111,7 +111,8 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
         outage = time.time()
         box.fail(region, options.mode)
         shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage)
-        _wait(options.after, "after the shift", say, load_gen)
+        _until_failed_over(runs, outage + options.outage_max, say, load_gen)
+        _wait(options.after, "after the failover", say, load_gen)
         stop.set()
         load_gen.stop()
         end = time.time()
@@ -167,6 +168,14 @@ def _until_shifted(plane: DataPlane, region: str, limit: float, say: Progress,
             return time.time()
         time.sleep(0.2)
     return None
+
+
+def _until_failed_over(runs: list[RunResult], deadline: float, say: Progress,
+                       load_gen: LoadGenerator) -> None:
+    """Wait until the watcher's failover run has ended (DNS may have shifted before it)."""
+    while not runs and time.time() < deadline:
+        say("failing over", 0, 1, _counts(load_gen))
+        time.sleep(0.2)
 
 
 def _counts(load_gen: LoadGenerator) -> dict[str, int]:

@@ -52,10 +52,10 @@ def test_no_acknowledged_write_is_lost_with_lag_zero(story: dict) -> None:
 def test_under_one_percent_failed_during_the_outage(story: dict) -> None:
     report = story["report"]
     outage = report["requests"]["outage"]
-    assert outage["total"] > 0
-    assert outage["failed"] / outage["total"] < 0.01
-    assert report["requests"]["before"]["ok"] > 0
-    assert report["requests"]["after"]["ok"] > 0
+    assert outage["total"] > 0, report["requests"]
+    assert outage["failed"] / outage["total"] < 0.01, report["requests"]
+    assert report["requests"]["before"]["ok"] > 0, report["requests"]
+    assert report["requests"]["after"]["ok"] > 0, report["requests"]
 
 
 def test_the_demo_leaves_nothing_running(story: dict) -> None:
