@@ -44,7 +44,7 @@ def generate(n: int, seed: int = 7) -> dict[str, object]:
             "components": components}
 
 
-def best_of(fn, repeat: int = 3) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+def best_of(fn, repeat: int = 5) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     """The fastest of ``repeat`` timed runs, and the last result."""
     times, result = [], None
     for _ in range(repeat):

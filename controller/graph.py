@@ -2,7 +2,7 @@
 
 Called by the plan, the CLI (``failover graph``) and the watcher. An edge ``A -> B`` means
 *A needs B*. Everything here is a small function over a networkx DiGraph, built on networkx's own
-algorithms (``find_cycle``, ``topological_generations``, ``ancestors``).
+algorithms (``find_cycle``, ``topological_generations``, ``bfs_layers``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from collections.abc import Iterable
 
 import networkx as nx
 
+from controller.bulk import paused_gc
 from controller.errors import SpecError
 from controller.spec import Tier, Topology
 
+#: Where :func:`build` keeps the levels it computed while checking for cycles.
+_LEVELS = "controller.graph.activation_levels"
 
+
+@paused_gc()
 def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
     """Build and validate the dependency graph of ``topology``.
 
@@ -47,23 +52,28 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
     >>> sorted(build(t).edges)
     [('f', 't')]
     """
+    components = topology.components
     graph = nx.DiGraph()
-    for name, comp in topology.components.items():
-        graph.add_node(name, kind=comp.kind, tier=comp.resolved_tier, degraded=comp.degraded,
-                       on_failure=comp.on_failure)
-    for name, comp in topology.components.items():
-        for dep in comp.all_dependencies():
-            field = "depends_on" if dep in comp.depends_on else _implied_field(comp.kind)
-            if dep not in topology.components:
-                raise SpecError(f"unknown component {dep!r}", source=source, component=name,
-                                field=field)
-            if dep == name:
-                raise SpecError("a component cannot depend on itself", source=source,
-                                component=name, field=field)
-            graph.add_edge(name, dep)
-    _check_acyclic(graph, source)
+    graph.add_nodes_from((name, {"kind": comp.kind, "tier": comp.resolved_tier,
+                                 "degraded": comp.degraded, "on_failure": comp.on_failure})
+                         for name, comp in components.items())
+    edges = [(name, dep) for name, comp in components.items() for dep in comp.all_dependencies()]
+    for name, dep in edges:
+        if dep not in components or dep == name:
+            _bad_dependency(topology, name, dep, source)
+    graph.add_edges_from(edges)
+    levels = _levels_or_cycle(graph, source)
     _check_traffic_last(graph, source)
+    # networkx clears this cache on any change to the graph's nodes or edges.
+    graph.__networkx_cache__[_LEVELS] = levels
     return graph
+
+
+def _bad_dependency(topology: Topology, name: str, dep: str, source: str | None) -> None:
+    comp = topology.components[name]
+    field = "depends_on" if dep in comp.depends_on else _implied_field(comp.kind)
+    what = "a component cannot depend on itself" if dep == name else f"unknown component {dep!r}"
+    raise SpecError(what, source=source, component=name, field=field)
 
 
 def _implied_field(kind: str) -> str:
@@ -71,23 +81,27 @@ def _implied_field(kind: str) -> str:
         kind, "depends_on")
 
 
-def _check_acyclic(graph: nx.DiGraph, source: str | None) -> None:
-    # is_directed_acyclic_graph is linear; find_cycle is much slower on a large DAG, so it
-    # only runs to name the cycle once we know there is one.
-    if nx.is_directed_acyclic_graph(graph):
-        return
+def _levels_or_cycle(graph: nx.DiGraph, source: str | None) -> list[list[str]]:
+    """The activation levels, which a topological pass gives, or the cycle that prevents them.
+
+    ``find_cycle`` is much slower than a topological pass on a large DAG, so it only runs to name
+    the cycle once the pass has found there is one.
+    """
     try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        return
+        return activation_levels(graph)
+    except nx.NetworkXUnfeasible:
+        pass
+    cycle = nx.find_cycle(graph)
     path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
     raise SpecError(f"dependency cycle: {path}", source=source, component=cycle[0][0],
                     field="depends_on")
 
 
 def _check_traffic_last(graph: nx.DiGraph, source: str | None) -> None:
-    for node, dep in graph.edges:
-        if graph.nodes[dep]["tier"] == Tier.TRAFFIC and graph.nodes[node]["tier"] != Tier.TRAFFIC:
+    traffic = {n for n, t in graph.nodes(data="tier") if t == Tier.TRAFFIC}
+    for dep in sorted(traffic):
+        node = next((n for n in sorted(graph.predecessors(dep)) if n not in traffic), None)
+        if node is not None:
             raise SpecError(
                 f"needs {dep!r}, a traffic component: traffic shifts last, so only traffic "
                 "components may need it",
@@ -106,14 +120,17 @@ def activation_levels(graph: nx.DiGraph) -> list[list[str]]:
     >>> activation_levels(g)
     [['table'], ['fn'], ['api'], ['dns']]
     """
+    cached = getattr(graph, "__networkx_cache__", {}).get(_LEVELS)
+    if cached is not None:
+        return [list(level) for level in cached]
     traffic = {n for n, t in graph.nodes(data="tier") if t == Tier.TRAFFIC}
-    levels: list[list[str]] = []
-    for drop in (traffic, set(graph) - traffic):
-        # A pruned copy, not a subgraph view: walking a filtered view costs far more.
-        sub = graph.copy(as_view=False)
-        sub.remove_nodes_from(drop)
-        levels += [sorted(g) for g in nx.topological_generations(sub.reverse(copy=False))]
-    return levels
+    # Nothing but traffic may need traffic (see build), so the other components' generations in
+    # the whole graph are their generations among themselves: one pass over a reversed view, no
+    # copy of the graph. Traffic components then get levels of their own, after all others.
+    first = nx.topological_generations(graph.reverse(copy=False))
+    levels = [level for g in first if (level := sorted(n for n in g if n not in traffic))]
+    last = nx.topological_generations(graph.subgraph(traffic).reverse(copy=False))
+    return levels + [sorted(g) for g in last]
 
 
 def fencing_levels(graph: nx.DiGraph) -> list[list[str]]:
@@ -134,10 +151,9 @@ def impact(graph: nx.DiGraph, unavailable: Iterable[str]) -> set[str]:
     ['a', 'b']
     """
     down = set(unavailable)
-    out: set[str] = set()
-    for name in down:
-        out |= nx.ancestors(graph, name)
-    return out - down
+    # One breadth-first walk from all of them at once, along the edges reversed (to dependents).
+    reached = set().union(*nx.bfs_layers(graph.reverse(copy=False), down)) if down else set()
+    return reached - down
 
 
 def critical_path(graph: nx.DiGraph) -> list[str]:

@@ -109,6 +109,20 @@ class StatusReport:
         }
 
 
+def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
+    """Fail-fast settings in proportion to ``deadline``: one attempt, a read a third of it.
+
+    Example
+    -------
+    >>> probe_settings(4.0) == PROBE_SETTINGS
+    True
+    """
+    if deadline == DEADLINE_SECONDS:
+        return PROBE_SETTINGS
+    return AwsSettings(connect_timeout=deadline / 4, read_timeout=deadline * 3 / 8,
+                       max_attempts=1)
+
+
 def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> Clients:
     """Clients to the same endpoints, with the same hooks, but fail-fast settings."""
     return Clients(endpoints=clients.endpoints, settings=settings, hooks=clients.hooks)
@@ -122,8 +136,9 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
 
     Parameters
     ----------
-    clients : where to send calls; with ``settings`` (the default) a fail-fast copy is used,
-        with ``settings=None`` the clients as given (a watcher keeps its own probe clients).
+    clients : where to send calls; with ``settings`` a fail-fast copy is used (by default one
+        whose timeouts scale with ``deadline``), with ``settings=None`` the clients as given
+        (a watcher keeps its own probe clients).
     http_probe : optional ``probe(region, url) -> ok`` of each region's API health route.
     deadline : seconds to wait for the reads; what has not answered by then is unreachable.
     components : False reads only the region-level signals (reachability, alarms, Route 53,
@@ -135,6 +150,8 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     A :class:`StatusReport`; never raises for a region that does not answer.
     """
     started = time.monotonic()
+    if settings is PROBE_SETTINGS:
+        settings = probe_settings(deadline)
     fast = probe_clients(clients, settings) if settings is not None else clients
     names = list(regions) if regions is not None else list(topology.regions.all)
     workers = min(MAX_WORKERS, len(names) * (len(topology.components) + 4))

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import networkx as nx
 
 from controller import graph as graphs
+from controller.bulk import paused_gc
 from controller.errors import UsageError
 from controller.spec import DegradedMode, Topology
 
 Phase = Literal["fence", "activate"]
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One action on one component in one region.
 
     ``action`` is ``fence`` (source), ``activate`` or ``activate_degraded`` (target; the mode is
-    in the plan's degraded map).
+    in the plan's degraded map). A named tuple, not a dataclass: a plan of 10,000 components
+    makes 20,000 of them, and a tuple is built several times faster than a frozen dataclass.
     """
 
     id: str
@@ -106,6 +107,7 @@ def degraded_map(topology: Topology, graph: nx.DiGraph,
             for name in sorted(graphs.impact(graph, unavailable))}
 
 
+@paused_gc()
 def build_plan(topology: Topology, graph: nx.DiGraph, *, target: str, source: str | None = None,
                unavailable: Iterable[str] = ()) -> FailoverPlan:
     """Build the plan of a failover from ``source`` (default: the primary) to ``target``.
@@ -158,26 +160,27 @@ def build_plan(topology: Topology, graph: nx.DiGraph, *, target: str, source: st
         raise UsageError(f"--unavailable {unknown[0]!r} is not a component of {topology.app}")
     degraded = degraded_map(topology, graph, down)
 
-    steps: list[Step] = []
     activation = graphs.activation_levels(graph)
+    fence_id = {name: step_id("fence", name, source) for name in graph}
+    activate_id = {name: step_id("activate", name, target) for name in graph}
+    # Plain dicts of neighbours (A -> B when A needs B): a view's lookups cost more.
+    needs_of, needed_by = dict(graph.adjacency()), dict(graph.reverse(copy=False).adjacency())
+    steps: list[Step] = []
     fence = activation[::-1]  # the exact reverse: see graphs.fencing_levels
     for level, names in enumerate(fence):
-        for name in names:
-            needs = tuple(step_id("fence", d, source) for d in sorted(graph.predecessors(name)))
-            steps.append(Step(step_id("fence", name, source), name, source, "fence", "fence",
-                              level, needs))
+        steps += [Step(fence_id[name], name, source, "fence", "fence", level,
+                       tuple([fence_id[d] for d in sorted(needed_by[name])]))
+                  for name in names]
     level = len(fence)
     for names in activation:
         live = [n for n in names if n not in down]
         if not live:
             continue
-        for name in live:
-            deps = [step_id("activate", d, target) for d in sorted(graph.successors(name))
-                    if d not in down]
-            needs = (step_id("fence", name, source), *deps)
-            action = "activate_degraded" if name in degraded else "activate"
-            steps.append(Step(step_id("activate", name, target), name, target, "activate",
-                              action, level, needs))
+        steps += [Step(activate_id[name], name, target, "activate",
+                       "activate_degraded" if name in degraded else "activate", level,
+                       (fence_id[name], *[activate_id[d] for d in sorted(needs_of[name])
+                                          if d not in down]))
+                  for name in live]
         level += 1
     return FailoverPlan(app=topology.app, source=source, target=target, steps=tuple(steps),
                         degraded=degraded, unavailable=down)

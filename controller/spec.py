@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from controller.bulk import paused_gc
 from controller.errors import SpecError
 from controller.regions import known_regions
 
@@ -101,7 +102,10 @@ class _ComponentBase(_Strict):
 
     def all_dependencies(self) -> tuple[str, ...]:
         """``depends_on`` plus the implied dependencies, without repeats, in declared order."""
-        return tuple(dict.fromkeys((*self.depends_on, *self.implied_dependencies())))
+        implied = self.implied_dependencies()
+        if not implied and len(set(self.depends_on)) == len(self.depends_on):
+            return self.depends_on
+        return tuple(dict.fromkeys((*self.depends_on, *implied)))
 
 
 class EventSource(_Strict):
@@ -379,6 +383,7 @@ def load(path: str | Path) -> Topology:
     return loads(text, source=source)
 
 
+@paused_gc()
 def loads(text: str, *, source: str = "<topology>") -> Topology:
     """Validate a topology given as YAML text; see :func:`load`."""
     data = _load_json(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,38 +9,35 @@ from rich.markup import escape
 from rich.table import Table
 
 from controller import health
-from controller.aws import Clients
-from controller.cli.app import JsonOption, SpecOption, app, console, print_json
-from controller.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
-from controller.spec import Topology, load
+from controller.cli.app import (
+    JsonOption,
+    ManifestOption,
+    SpecOption,
+    app,
+    console,
+    load_deployment,
+    print_json,
+)
+from controller.manifest import DEFAULT_MANIFEST
+from controller.spec import Topology
 
-ManifestOption = Annotated[
-    Path, typer.Option("--manifest", "-m", help="The manifest written by the sandbox or exported "
-                       "from the Pulumi stack.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.5, help="Seconds to wait for a region's answers; "
+                        "what has not answered by then is shown unreachable.")]
 
 STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unreachable": "magenta"}
 
 
 @app.command()
 def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
-           as_json: JsonOption = False) -> None:
+           timeout: TimeoutOption = health.DEADLINE_SECONDS, as_json: JsonOption = False) -> None:
     """Show every component's state and health in every region (regions as columns)."""
-    deployed = load_manifest(manifest)
-    topology = load(_spec_of(spec, deployed))
-    report = health.status(topology, deployed, Clients(endpoints=deployed.endpoints))
+    topology, deployed, clients = load_deployment(manifest, spec)
+    report = health.status(topology, deployed, clients, deadline=timeout)
     if as_json:
         print_json(report.to_dict())
     else:
         render(report, topology)
-
-
-def _spec_of(spec: Path | None, deployed: Manifest) -> Path:
-    """The option, else the topology the manifest was made from, else the default chain."""
-    from controller.cli.app import spec_path
-
-    if spec is None and deployed.spec and Path(deployed.spec).exists():
-        return Path(deployed.spec)
-    return spec_path(spec)
 
 
 def render(report: health.StatusReport, topology: Topology) -> None:

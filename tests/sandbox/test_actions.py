@@ -6,15 +6,12 @@ did is checked with plain boto3 clients, not through our code.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from controller.actions.base import Action, State
 from controller.actions.registry import action_for
@@ -24,19 +21,12 @@ from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef
 from controller.sandbox import Sandbox
 from controller.spec import DegradedMode, Topology
+from tests.sandbox.helpers import HANG_BOUND, fault, plain
 
 pytestmark = pytest.mark.sandbox
 
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
-XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize the id
 PASSIVE = ["config", "orders-table", "receipts-bucket", "orders-queue", "api"]
-
-
-def plain(box: Sandbox, service: str, region: str) -> Any:
-    """A plain boto3 client on the sandbox (not ours: no cache, no hooks, no retries)."""
-    endpoint = box.manifest.endpoints[GLOBAL if service == "route53" else region]
-    return boto3.client(service, region_name=region if region != GLOBAL else PRIMARY,
-                        endpoint_url=endpoint)
 
 
 def action(box: Sandbox, component: str, region: str, clients: Clients | None = None) -> Action:
@@ -212,43 +202,6 @@ def test_a_missing_queue_reads_missing_and_cannot_be_activated(fresh_sandbox: Sa
 # -- injected faults --------------------------------------------------------------------------
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def stream(self, **_: Any) -> Any:
-        yield self._data.read()
-
-
-def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], list[int]]:
-    """A ``before-send`` hook answering ``status``/``code`` to one call in ``every``.
-
-    The answer is shaped as the service would send it: JSON for the JSON protocols, an XML
-    ``<Error>`` for S3 and Route 53, and S3's own throttling (``503 SlowDown``), since a HEAD
-    answer has no body and its status is all the client sees.
-    """
-    calls = [0, 0]  # seen, faulted
-
-    def hook(request: Any, **kwargs: Any) -> AWSResponse | None:
-        calls[0] += 1
-        if calls[0] % every:
-            return None
-        calls[1] += 1
-        service = str(kwargs.get("event_name", "before-send.x")).split(".")[1]
-        answer, name = status, code
-        if service in XML_SERVICES:
-            if "Throttl" in code or status == 429:
-                answer, name = 503, "SlowDown"
-            body = b"<Error><Code>%s</Code><Message>injected</Message></Error>" % name.encode()
-            if service != "s3":  # Route 53 wraps its errors in an ErrorResponse
-                body = b"<ErrorResponse>%s</ErrorResponse>" % body
-        else:
-            body = b'{"message": "injected", "__type": "%s"}' % name.encode()
-        return AWSResponse(request.url, answer, {"x-amzn-ErrorType": name}, _Body(body))
-
-    return hook, calls
-
-
 def faulty(box: Sandbox, hook: Callable[..., Any], attempts: int) -> Clients:
     settings = AwsSettings(connect_timeout=1, read_timeout=2, max_attempts=attempts)
     return Clients(endpoints=box.manifest.endpoints, settings=settings,
@@ -298,12 +251,12 @@ def test_a_hung_region_fails_fast_and_transient(fresh_sandbox: Sandbox) -> None:
         started = time.monotonic()
         with pytest.raises(TransientStepError, match="us-west-2"):
             action(box, "worker", STANDBY, fast).activate()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < HANG_BOUND
         # The global endpoint still answers: the hung region's traffic is fenced all the same,
         # with the default (retrying) clients, without waiting on the region's mode parameter.
         started = time.monotonic()
         assert action(box, "dns", STANDBY).deactivate().changed
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < HANG_BOUND
     finally:
         box.heal(STANDBY)
 

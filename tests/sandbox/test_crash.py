@@ -20,7 +20,7 @@ from controller.plan import build_plan
 from controller.sandbox import Sandbox
 from controller.spec import load
 from tests.conftest import EXAMPLE, REPO
-from tests.sandbox.test_executor import mapping_enabled, primary_record, rules_enabled
+from tests.sandbox.helpers import mapping_enabled, primary_record, rules_enabled
 
 TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)

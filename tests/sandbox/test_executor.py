@@ -11,14 +11,21 @@ import pytest
 from controller import graph as graphs
 from controller import health
 from controller.actions import mode as modes
-from controller.aws import GLOBAL, AwsSettings, Clients
+from controller.aws import AwsSettings, Clients
 from controller.errors import LeaseHeldError, PlanError, StaleTokenError
 from controller.executor import Executor, StepEvent
 from controller.journal import Journal, RunStatus, StepState
 from controller.plan import build_plan
 from controller.sandbox import Sandbox
-from controller.spec import Kind
-from tests.sandbox.test_actions import fault, plain
+from tests.sandbox.helpers import (
+    SLACK,
+    fault,
+    mapping_enabled,
+    plain,
+    primary_record,
+    region_host,
+    rules_enabled,
+)
 
 SOURCE, TARGET, OTHER = "us-east-1", "us-west-2", "eu-west-1"
 
@@ -30,39 +37,6 @@ def plan_to(box: Sandbox, target: str = TARGET, source: str = SOURCE):
 
 def executor(box: Sandbox, **kwargs: Any) -> Executor:
     return Executor(box.topology, box.manifest, kwargs.pop("clients", box.clients), **kwargs)
-
-
-def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
-    """Per function with event sources: is any of its mappings enabled in ``region``?"""
-    lam = plain(box, "lambda", region)
-    out = {}
-    for name, _ in box.topology.of_kind(Kind.FUNCTION):
-        ref = box.manifest.ref(name, region)
-        if ref.mappings:
-            states = [lam.get_event_source_mapping(UUID=u)["State"] for u in ref.mappings]
-            out[name] = any(s in ("Enabled", "Enabling", "Updating", "Creating") for s in states)
-    return out
-
-
-def rules_enabled(box: Sandbox, region: str) -> dict[str, bool]:
-    events = plain(box, "events", region)
-    return {name: events.describe_rule(Name=box.manifest.ref(name, region).name)["State"]
-            == "ENABLED" for name, _ in box.topology.of_kind(Kind.SCHEDULE)}
-
-
-def primary_record(box: Sandbox) -> str:
-    r53 = plain(box, "route53", GLOBAL)
-    records = r53.list_resource_record_sets(HostedZoneId=box.manifest.dns.zone_id)
-    for rs in records["ResourceRecordSets"]:
-        if rs.get("Failover") == "PRIMARY":
-            return str(rs["ResourceRecords"][0]["Value"])
-    raise AssertionError("no PRIMARY record")
-
-
-def region_host(box: Sandbox, region: str) -> str:
-    from controller.actions.dns import normalize_host
-
-    return normalize_host(box.manifest.regions[region].api_endpoint)
 
 
 def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> None:
@@ -86,7 +60,7 @@ def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> Non
     ssm = plain(box, "ssm", TARGET)
     assert ssm.get_parameter(Name=box.topology.mode_parameter(TARGET))["Parameter"]["Value"] \
         == "active"
-    report = health.status(box.topology, box.manifest, box.clients)
+    report = health.status(box.topology, box.manifest, box.clients, deadline=SLACK)
     assert report.active_region == TARGET
     assert report.regions[SOURCE].health == health.Health.UNREACHABLE
     assert {c.state for c in report.regions[TARGET].components.values()} == {"active"}
@@ -141,7 +115,7 @@ def test_unactivatable_dependency_degrades_its_dependents(fresh_sandbox: Sandbox
     for name, mode in expected.items():
         param = box.topology.component_mode_parameter(name, TARGET)
         assert ssm.get_parameter(Name=param)["Parameter"]["Value"] == mode
-    report = health.status(box.topology, box.manifest, box.clients)
+    report = health.status(box.topology, box.manifest, box.clients, deadline=SLACK)
     states = {n: c.state for n, c in report.regions[TARGET].components.items()}
     assert states["api-handler"] == "degraded"
     assert states["worker"] == "degraded"

@@ -130,7 +130,7 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     from controller import graph as graphs
     from controller.executor import Executor
     from controller.plan import build_plan
-    from tests.sandbox.test_executor import mapping_enabled
+    from tests.sandbox.helpers import mapping_enabled
 
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")

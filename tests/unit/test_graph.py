@@ -42,6 +42,17 @@ def test_fencing_is_the_reverse() -> None:
     assert graphs.fencing_levels(g) == graphs.activation_levels(g)[::-1]
 
 
+def test_levels_kept_by_build_follow_a_later_change_to_the_graph() -> None:
+    g = example()
+    before = graphs.activation_levels(g)
+    before[0].append("not-a-component")  # the caller's copy, not the graph's
+    assert "not-a-component" not in graphs.activation_levels(g)[0]
+    g.add_edge("orders-table", "config")  # networkx clears its cache: the levels follow
+    where = {n: i for i, names in enumerate(graphs.activation_levels(g)) for n in names}
+    assert where["config"] < where["orders-table"]
+    assert graphs.activation_levels(g) == graphs.activation_levels(nx.DiGraph(g))
+
+
 def test_impact_is_transitive() -> None:
     assert graphs.impact(example(), ["orders-table"]) == {
         "api-handler", "worker", "projector", "nightly-report", "api", "dns"}

@@ -1,0 +1,102 @@
+"""What the sandbox tests share: plain boto3 reads, injected faults, and patient limits.
+
+Plain clients are not ours (no cache, no hooks, no retries), so what they read back is what the
+emulator holds, not what our code believes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+from controller.aws import GLOBAL
+from controller.sandbox import Sandbox
+from controller.spec import Kind
+
+PRIMARY = "us-east-1"
+#: A deadline for tests about what status says, not how fast (a loaded machine is slow).
+SLACK = 15.0
+#: A bound that tells a fail-fast call from a hang: botocore's default read timeout is 60 s.
+HANG_BOUND = 30.0
+XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize the id
+
+
+def plain(box: Sandbox, service: str, region: str) -> Any:
+    """A plain boto3 client on the sandbox (not ours: no cache, no hooks, no retries)."""
+    endpoint = box.manifest.endpoints[GLOBAL if service == "route53" else region]
+    return boto3.client(service, region_name=region if region != GLOBAL else PRIMARY,
+                        endpoint_url=endpoint)
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data.read()
+
+
+def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], list[int]]:
+    """A ``before-send`` hook answering ``status``/``code`` to one call in ``every``.
+
+    The answer is shaped as the service would send it: JSON for the JSON protocols, an XML
+    ``<Error>`` for S3 and Route 53, and S3's own throttling (``503 SlowDown``), since a HEAD
+    answer has no body and its status is all the client sees.
+    """
+    calls = [0, 0]  # seen, faulted
+
+    def hook(request: Any, **kwargs: Any) -> AWSResponse | None:
+        calls[0] += 1
+        if calls[0] % every:
+            return None
+        calls[1] += 1
+        service = str(kwargs.get("event_name", "before-send.x")).split(".")[1]
+        answer, name = status, code
+        if service in XML_SERVICES:
+            if "Throttl" in code or status == 429:
+                answer, name = 503, "SlowDown"
+            body = b"<Error><Code>%s</Code><Message>injected</Message></Error>" % name.encode()
+            if service != "s3":  # Route 53 wraps its errors in an ErrorResponse
+                body = b"<ErrorResponse>%s</ErrorResponse>" % body
+        else:
+            body = b'{"message": "injected", "__type": "%s"}' % name.encode()
+        return AWSResponse(request.url, answer, {"x-amzn-ErrorType": name}, _Body(body))
+
+    return hook, calls
+
+
+def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
+    """Per function with event sources: is any of its mappings enabled in ``region``?"""
+    lam = plain(box, "lambda", region)
+    out = {}
+    for name, _ in box.topology.of_kind(Kind.FUNCTION):
+        ref = box.manifest.ref(name, region)
+        if ref.mappings:
+            states = [lam.get_event_source_mapping(UUID=u)["State"] for u in ref.mappings]
+            out[name] = any(s in ("Enabled", "Enabling", "Updating", "Creating") for s in states)
+    return out
+
+
+def rules_enabled(box: Sandbox, region: str) -> dict[str, bool]:
+    events = plain(box, "events", region)
+    return {name: events.describe_rule(Name=box.manifest.ref(name, region).name)["State"]
+            == "ENABLED" for name, _ in box.topology.of_kind(Kind.SCHEDULE)}
+
+
+def primary_record(box: Sandbox) -> str:
+    r53 = plain(box, "route53", GLOBAL)
+    records = r53.list_resource_record_sets(HostedZoneId=box.manifest.dns.zone_id)
+    for rs in records["ResourceRecordSets"]:
+        if rs.get("Failover") == "PRIMARY":
+            return str(rs["ResourceRecords"][0]["Value"])
+    raise AssertionError("no PRIMARY record")
+
+
+def region_host(box: Sandbox, region: str) -> str:
+    from controller.actions.dns import normalize_host
+
+    return normalize_host(box.manifest.regions[region].api_endpoint)
