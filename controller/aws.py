@@ -41,6 +41,13 @@ TRANSIENT_CODES = frozenset({
 
 Hook = tuple[str, Callable[..., Any]]
 
+#: One boto3 session, and the clients made from it, for the whole process. Making a session, and
+#: a service's first client in it, costs tens of milliseconds of CPU (the service model is parsed
+#: per session); a status read or a precheck that made its own would pay it on every call.
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_SESSION: list[boto3.session.Session] = []
+
 
 @dataclass(frozen=True)
 class AwsSettings:
@@ -74,8 +81,6 @@ class Clients:
     settings: AwsSettings = field(default_factory=AwsSettings)
     hooks: Sequence[Hook] = ()
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
 
     @property
     def emulated(self) -> bool:
@@ -85,12 +90,17 @@ class Clients:
     def client(self, service: str, region: str) -> Any:
         """The cached client of ``service`` in ``region`` (global services go to ``global``)."""
         key = (service, region)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is None:
-                cached = self._make(service, region)
-                self._cache[key] = cached
-            return cached
+        cached = self._cache.get(key)
+        if cached is None:
+            # Clients alike in endpoint, settings and hooks share one (clients are thread safe).
+            shared = (service, region, self.endpoint(service, region), self.settings,
+                      tuple(self.hooks))
+            with _SHARED_LOCK:  # a boto3 session is not thread safe: make clients one at a time
+                cached = _SHARED.get(shared)
+                if cached is None:
+                    cached = _SHARED[shared] = self._make(service, region)
+            self._cache[key] = cached
+        return cached
 
     def endpoint(self, service: str, region: str) -> str | None:
         """The endpoint URL a client of ``service`` in ``region`` uses, or None for AWS's own."""
@@ -116,9 +126,9 @@ class Clients:
             kwargs["endpoint_url"] = endpoint
             kwargs["aws_access_key_id"] = EMULATOR_KEY
             kwargs["aws_secret_access_key"] = EMULATOR_KEY
-        if self._session is None:
-            self._session = boto3.session.Session()
-        client = self._session.client(service, **kwargs)
+        if not _SESSION:
+            _SESSION.append(boto3.session.Session())
+        client = _SESSION[0].client(service, **kwargs)
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")
