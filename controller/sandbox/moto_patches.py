@@ -7,6 +7,10 @@ the table's stream shard. The sandbox runs the handlers itself, in-process, by p
 queues and reading the streams (``dynamodbstreams``) as Lambda would, so moto must leave them
 alone: mappings still exist, are enabled and disabled through the Lambda API and are listed as
 usual, but are never attached to their queue, table or stream inside moto.
+
+Two more changes make the servers cheaper per request without changing what they answer: moto's
+list of its own packages is read once, and a DynamoDB transaction backs up the items it touches
+rather than whole tables.
 """
 
 from __future__ import annotations
@@ -48,3 +52,114 @@ def _detached(init: Any) -> Any:
 
     wrapper._failover_detached = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def cache_module_list() -> None:
+    """List moto's service packages once, not on every request.
+
+    moto's server works out which service a request is for while holding one lock per server,
+    and on the way lists its own package directory (``os.listdir`` and an ``isdir`` per entry),
+    twice per request. The directory does not change while the server runs.
+    """
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_failover_cached", False):
+        return
+    modules = frozenset(backends.list_of_moto_modules())
+
+    def listed() -> frozenset[str]:
+        return modules
+
+    listed._failover_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = listed  # type: ignore[assignment]
+
+
+class _TableCopies:
+    """moto's ``copy`` module as its DynamoDB backend sees it: during a light transaction, a
+    table's "deep copy" is the table itself (the transaction keeps its own backup)."""
+
+    def __init__(self) -> None:
+        import copy
+        import threading
+
+        self.active = threading.local()
+        self._copy = copy
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if getattr(self.active, "on", False) and isinstance(value, Table):
+            return value
+        return self._copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._copy, name)
+
+
+def light_transactions() -> None:
+    """Back up only the items a DynamoDB transaction touches, as DynamoDB does, not every table.
+
+    moto's ``TransactWriteItems`` deep-copies each whole table it writes to, to roll back when a
+    condition fails: its cost grows with the table. The control table takes two transactions per
+    failover step (the journal's token-guarded writes) and keeps every run, so each step made the
+    global server copy the whole journal twice. Here the touched items are copied instead, and put
+    back if moto rolls the transaction back.
+    """
+    import copy
+
+    from moto.dynamodb import models
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_failover_light", False):
+        return
+    copies = _TableCopies()
+    models.copy = copies  # type: ignore[assignment,attr-defined]
+    original = backend.transact_write_items
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        try:
+            saved = [(table, key, copy.deepcopy(table.get_item(*key)))
+                     for table, key in _touched(self, transact_items)]
+        except Exception:  # a malformed request: moto's own path names the error
+            return original(self, transact_items)
+        copies.active.on = True
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, (hash_key, range_key), item in saved:
+                _put_back(table, hash_key, range_key, item)
+            raise
+        finally:
+            copies.active.on = False
+
+    transact_write_items._failover_light = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    """``(table, (hash, range))`` of every item a transaction names."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    out = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = backend.get_table(op["TableName"])
+        key = op["Key"] if "Key" in op else op["Item"]
+        range_key = (DynamoType(key[table.range_key_attr]) if table.range_key_attr else None)
+        out.append((table, (DynamoType(key[table.hash_key_attr]), range_key)))
+    return out
+
+
+def _put_back(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
+    """Restore one item of ``table`` to ``item`` (None: it did not exist)."""
+    if range_key is not None:
+        rows = table.items[hash_key]
+        if item is None:
+            rows.pop(range_key, None)
+        else:
+            rows[range_key] = item
+    elif item is None:
+        table.items.pop(hash_key, None)
+    else:
+        table.items[hash_key] = item

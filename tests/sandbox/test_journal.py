@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import boto3
 import pytest
 
 from controller import graph as graphs
+from controller.aws import GLOBAL
 from controller.errors import LeaseHeldError, StaleTokenError
 from controller.journal import Journal, RunStatus, StepRecord, StepState, new_run_id
 from controller.plan import build_plan
@@ -112,3 +114,29 @@ def test_automation_switch(fresh_sandbox: Sandbox) -> None:
     j.set_automation(True, "oncall", "maintenance")
     assert j.automation() | {"since": None} == {"paused": True, "by": "oncall",
                                                  "reason": "maintenance", "since": None}
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(fresh_sandbox: Sandbox) -> None:
+    """The sandbox's DynamoDB backs up only the items a transaction touches: a failed
+    condition must still undo the writes moto applied before it gave up."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1",
+                       endpoint_url=fresh_sandbox.manifest.endpoints[GLOBAL])
+    table = fresh_sandbox.manifest.control.table
+    key = {"pk": {"S": "t#kept"}, "sk": {"S": "x"}}
+    ddb.put_item(TableName=table, Item={**key, "v": {"N": "1"}})
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "t#new"}, "sk": {"S": "x"}}}},
+            {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "t#none"},
+                                                               "sk": {"S": "x"}},
+                                "ConditionExpression": "attribute_exists(pk)"}},
+        ])
+    assert ddb.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "1"}
+    assert "Item" not in ddb.get_item(TableName=table,
+                                      Key={"pk": {"S": "t#new"}, "sk": {"S": "x"}})
+    ddb.transact_write_items(TransactItems=[
+        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
+                    "ExpressionAttributeValues": {":two": {"N": "2"}}}}])
+    assert ddb.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "2"}
