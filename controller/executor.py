@@ -250,6 +250,7 @@ class Executor:
                 lease = self.journal.renew(lease, self.policy.lease_seconds)
                 todo = [s for s in level if not run.steps[s.id].state.finished
                         and run.steps[s.id].state != StepState.FAILED]
+                self._start(run, lease, todo)
                 futures = [pool.submit(self._step, run, lease, s, degraded, unreachable)
                            for s in todo]
                 for future in futures:
@@ -282,11 +283,23 @@ class Executor:
 
     # -- one step ----------------------------------------------------------------------------
 
+    def _start(self, run: Run, lease: Lease, steps: list[Step]) -> None:
+        """Journal a level's steps ``running`` in one write, before any of them acts.
+
+        One transaction per level, not one per step: a resumed run re-reads every step that
+        is not done, so what matters is that a step is journalled before it acts.
+        """
+        now = time.time()
+        for step in steps:
+            record = run.steps[step.id]
+            record.state, record.started, record.error = StepState.RUNNING, now, ""
+        self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
+
     def _step(self, run: Run, lease: Lease, step: Step, degraded: dict[str, DegradedMode],
               unreachable: set[str]) -> None:
         record = run.steps[step.id]
-        record.state, record.started, record.error = StepState.RUNNING, time.time(), ""
-        self._journal(run, lease, record, step)
+        record.started = time.time()
+        self.progress(StepEvent(run.id, step, record.state, record.attempts, record.error))
         fence = step.phase == "fence"
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)

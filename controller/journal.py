@@ -37,6 +37,9 @@ from controller.plan import FailoverPlan
 
 log = logging.getLogger(__name__)
 
+#: Items per journal transaction: DynamoDB takes 100 actions, one is the lease's token check.
+PER_TRANSACTION = 99
+
 
 class RunStatus(StrEnum):
     """How a run ended (or that it has not yet)."""
@@ -288,13 +291,17 @@ class Journal:
                       degraded=json.dumps(run.degraded), error=""),
                 _item("current", "run", run_id=run_id, owner=lease.owner, updated=now)]
         self._write(lease, puts)
-        for chunk in _chunks(list(run.steps.values()), 24):
-            self._write(lease, [_step_item(run_id, s) for s in chunk])
+        self.record_steps(lease, run_id, list(run.steps.values()))
         return run
 
     def record_step(self, lease: Lease, run_id: str, record: StepRecord) -> None:
         """Journal one step's state (before and after it acts)."""
         self._write(lease, [_step_item(run_id, record)])
+
+    def record_steps(self, lease: Lease, run_id: str, records: Sequence[StepRecord]) -> None:
+        """Journal several steps' states, as few transactions as DynamoDB allows."""
+        for chunk in _chunks(list(records), PER_TRANSACTION):
+            self._write(lease, [_step_item(run_id, s) for s in chunk])
 
     def finish_run(self, lease: Lease, run: Run, status: RunStatus, error: str = "") -> None:
         """Journal the run's outcome and clear the run-in-progress mark."""

@@ -111,6 +111,9 @@ class Action(ABC):
         self.component = component
         self.region = region
         self._region_silent = False
+        #: What the read before an activate or a fence saw: ``_activate``/``_deactivate`` act
+        #: on it instead of reading again (the read after the change verifies).
+        self.before: Observed | None = None
 
     @property
     def ref(self) -> ComponentRef:
@@ -148,6 +151,7 @@ class Action(ABC):
         if before.state == want and self._mode_is(before, value):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, want)
             return Outcome(False, before)
+        self.before = before
         self._guard(lambda: self._activate(mode))
         self._write_mode(value)
         return Outcome(True, self._expect(want))
@@ -159,6 +163,7 @@ class Action(ABC):
                 before.state == self.fenced_state and self._mode_is(before, modes.FENCED)):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, before.state)
             return Outcome(False, before)
+        self.before = before
         self._guard(self._deactivate)
         self._write_mode(modes.FENCED)
         return Outcome(True, self._expect(self.fenced_state))
@@ -202,6 +207,10 @@ class Action(ABC):
         if got is None and self.global_resource:
             return True
         return bool(got == value)
+
+    def _seen(self) -> dict[str, Any]:
+        """The facts of the read before this change, or a fresh read when there was none."""
+        return (self.before or self._read()).facts
 
     def _expect(self, want: State) -> Observed:
         """Read back after a change; a state other than ``want`` is worth a retry."""

@@ -59,25 +59,26 @@ class FunctionAction(Action):
         return Observed(state, healthy=healthy, detail=detail, facts=facts)
 
     def _activate(self, mode: DegradedMode | None) -> None:
-        name = self.ref.name
+        name, seen = self.ref.name, self._seen()
         wanted = getattr(self.spec, "reserved_concurrency", None)
-        current = self._concurrency()
+        current = seen["concurrency"]
         if wanted is not None and current != wanted:
             self.lambda_.put_function_concurrency(FunctionName=name,
                                                   ReservedConcurrentExecutions=wanted)
         elif wanted is None and current is not None:
             self.lambda_.delete_function_concurrency(FunctionName=name)
-        if not self._has_alias():
+        if not seen["alias"]:
             log.info("%s/%s: creating alias %s", self.component, self.region, self.alias)
             self.lambda_.create_alias(FunctionName=name, Name=self.alias,
                                       FunctionVersion="$LATEST")
-        mapping.set_enabled(self.lambda_, self.ref.mappings, True)
+        mapping.set_enabled(self.lambda_, self.ref.mappings, True, known=seen["mappings"])
 
     def _deactivate(self) -> None:
-        if self._concurrency() != 0:
+        seen = self._seen()
+        if seen["concurrency"] != 0:
             self.lambda_.put_function_concurrency(FunctionName=self.ref.name,
                                                   ReservedConcurrentExecutions=0)
-        mapping.set_enabled(self.lambda_, self.ref.mappings, False)
+        mapping.set_enabled(self.lambda_, self.ref.mappings, False, known=seen["mappings"])
 
     def _concurrency(self) -> int | None:
         got = self.lambda_.get_function_concurrency(FunctionName=self.ref.name)

@@ -46,19 +46,23 @@ def read(client: Any, uuids: Sequence[str]) -> MappingStates:
 
 
 def set_enabled(client: Any, uuids: Sequence[str], enabled: bool, *,
-                settle_seconds: float = 5.0, poll: float = 0.2) -> MappingStates:
+                known: dict[str, str] | None = None, settle_seconds: float = 5.0,
+                poll: float = 0.2) -> MappingStates:
     """Enable (or disable) every mapping, then wait up to ``settle_seconds`` for it to settle.
 
     A mapping already in, or on its way to, the wanted state is not touched (idempotent).
+    ``known`` is each mapping's state as just read, which saves reading it again.
     """
     wanted = ENABLED if enabled else DISABLED
-    for uuid, state in read(client, uuids).states.items():
+    states = dict(known) if known is not None and set(known) == set(uuids) \
+        else read(client, uuids).states
+    for uuid, state in states.items():
         if state not in TOWARDS[enabled]:
             log.info("mapping %s: %s -> %s", uuid, state, wanted)
-            client.update_event_source_mapping(UUID=uuid, Enabled=enabled)
+            answer = client.update_event_source_mapping(UUID=uuid, Enabled=enabled)
+            states[uuid] = str(answer.get("State", "Updating"))
     deadline = time.monotonic() + settle_seconds
-    while True:
-        now = read(client, uuids)
-        if all(s == wanted for s in now.states.values()) or time.monotonic() >= deadline:
-            return now
+    while not all(s == wanted for s in states.values()) and time.monotonic() < deadline:
         time.sleep(poll)
+        states = read(client, uuids).states
+    return MappingStates(states)

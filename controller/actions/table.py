@@ -44,7 +44,7 @@ class TableAction(PassiveAction):
 
     def _activate(self, mode: DegradedMode | None) -> None:
         """A table serves once it (and its replicas) are ``ACTIVE``; until then, retry."""
-        facts = self._read().facts
+        facts = self._seen()
         statuses = {facts.get("status"), *facts.get("replicas", {}).values()}
         if statuses != {"ACTIVE"}:
             raise TransientStepError(f"table not writable yet: {sorted(map(str, statuses))}",
