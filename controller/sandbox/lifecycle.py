@@ -176,6 +176,13 @@ class Sandbox:
         self._set_alarms(region, "OK")
         log.info("region %s healed", region)
 
+    def model_round_trip(self, seconds: float) -> None:
+        """Make every server wait ``seconds`` before each answer, as a real region's API does
+        (0 turns it off). Not kept in the state: a restarted server answers at once."""
+        with ThreadPoolExecutor(len(self.state.servers)) as pool:
+            list(pool.map(lambda s: servers.set_round_trip(s.url, seconds),
+                          self.state.servers.values()))
+
     # -- resetting and stopping ----------------------------------------------------------------
 
     def reset(self) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from controller.errors import FailoverError
+from controller.sandbox import launcher
 from controller.sandbox.state import ServerState, Zygote
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,11 @@ def reset(url: str) -> None:
     """Forget every resource the server holds (moto's reset API), then configure it again."""
     _post(url, "/moto-api/reset")
     configure(url)
+
+
+def set_round_trip(url: str, seconds: float) -> None:
+    """Make the server wait ``seconds`` before it serves each request (0: answer at once)."""
+    _post(url, f"{launcher.ROUND_TRIP_PATH}?seconds={seconds}")
 
 
 def seed(url: str, value: int) -> None:

@@ -320,3 +320,24 @@ def test_cli_up_show_fail_heal_down_leaves_no_process(
         assert cli("sandbox", "show").code == 1
     finally:
         sandbox_down(tmp_path / ".failover")  # does nothing when the test stopped it
+
+
+def test_every_server_takes_a_modelled_round_trip_and_can_drop_it(fresh_sandbox: Sandbox) -> None:
+    import urllib.request
+
+    from controller.sandbox import launcher
+
+    box = fresh_sandbox
+    box.model_round_trip(0.01)
+    try:
+        for server in box.state.servers.values():
+            url = f"{server.url}{launcher.ROUND_TRIP_PATH}?seconds=0.01"  # loopback only
+            request = urllib.request.Request(url, method="POST")  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                assert answer.status == 204  # moto itself answers 404 to a path it does not know
+        ssm = boto3.client("ssm", region_name="us-east-1",
+                           endpoint_url=box.manifest.endpoints["us-east-1"])
+        assert ssm.get_parameter(Name=box.topology.mode_parameter("us-east-1"))[
+            "Parameter"]["Value"] == "active"
+    finally:
+        box.model_round_trip(0.0)
