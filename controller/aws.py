@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
 from controller.errors import PermanentStepError, TransientStepError
 
@@ -46,7 +47,23 @@ Hook = tuple[str, Callable[..., Any]]
 #: per session); a status read or a precheck that made its own would pay it on every call.
 _SHARED_LOCK = threading.Lock()
 _SHARED: dict[tuple[Any, ...], Any] = {}
-_SESSION: list[boto3.session.Session] = []
+_SESSIONS: dict[bool, boto3.session.Session] = {}
+
+
+def emulator_session(region: str | None = None) -> boto3.session.Session:
+    """A boto3 session for the loopback emulator: its placeholder keys, and no AWS profile.
+
+    An operator's ``AWS_PROFILE`` names a profile of theirs; the emulator needs none, and a
+    profile missing from this machine's config must not stop the sandbox.
+
+    >>> emulator_session("us-west-2").region_name
+    'us-west-2'
+    """
+    unset = (None, None, None, None)  # read from no config key, no variable, no default
+    core = botocore.session.Session(session_vars={"profile": unset})
+    return boto3.session.Session(aws_access_key_id=EMULATOR_KEY,
+                                 aws_secret_access_key=EMULATOR_KEY, region_name=region,
+                                 botocore_session=core)
 
 
 @dataclass(frozen=True)
@@ -126,9 +143,10 @@ class Clients:
             kwargs["endpoint_url"] = endpoint
             kwargs["aws_access_key_id"] = EMULATOR_KEY
             kwargs["aws_secret_access_key"] = EMULATOR_KEY
-        if not _SESSION:
-            _SESSION.append(boto3.session.Session())
-        client = _SESSION[0].client(service, **kwargs)
+        emulated = bool(endpoint)
+        if emulated not in _SESSIONS:
+            _SESSIONS[emulated] = emulator_session() if emulated else boto3.session.Session()
+        client = _SESSIONS[emulated].client(service, **kwargs)
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")

@@ -20,10 +20,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import botocore.config
 
-from controller.aws import EMULATOR_KEY
+from controller.aws import emulator_session
 from controller.errors import UsageError
 from controller.manifest import Manifest
 from controller.spec import FunctionSpec, Kind, Topology
@@ -101,9 +100,7 @@ class FunctionRuntime:
             module = self._module(spec)
             key = (component, region)
             if key not in self._services:
-                session = boto3.session.Session(aws_access_key_id=EMULATOR_KEY,
-                                                aws_secret_access_key=EMULATOR_KEY,
-                                                region_name=region)
+                session = emulator_session(region)
                 env = lambda_env(self.topology, self.manifest, component, region)
                 self._services[key] = module.build(env, session=session,
                                                    endpoint_url=self.manifest.endpoints[region],

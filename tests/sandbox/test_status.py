@@ -151,3 +151,21 @@ def test_status_without_a_manifest_is_one_line_and_exit_2(tmp_path: Path,
     result = cli("status", "--manifest", tmp_path / "none.json", "--spec", EXAMPLE)
     assert result.code == 2
     assert "no manifest" in result.err
+
+
+def test_an_operators_missing_aws_profile_does_not_stop_the_sandbox(fresh_sandbox: Sandbox,
+                                                                     tmp_path: Path) -> None:
+    """AWS_PROFILE names a profile of the operator's; the emulator needs none."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AWS_PROFILE": "not-on-this-machine",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-m", "controller", "status", "--json", "--timeout", str(SLACK),
+         "--manifest", str(fresh_sandbox.manifest_path), "--spec", str(EXAMPLE)],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["active_region"] == PRIMARY
