@@ -7,6 +7,8 @@ into one line and an exit code. Step errors say whether a retry can help (kopf's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 class FailoverError(Exception):
     """Root of every error the controller raises on purpose."""
@@ -63,14 +65,23 @@ class PlanError(FailoverError):
 
 
 class LeaseHeldError(FailoverError):
-    """Another controller holds the lease; the message names the holder."""
+    """Another controller holds the lease; the message names the holder and until when.
+
+    >>> print(LeaseHeldError("ops@host:41/x", 0.0))  # doctest: +NORMALIZE_WHITESPACE
+    another controller holds the lease: ops@host:41/x until 1970-01-01T00:00:00Z
+    (renewed while it runs)
+    """
 
     exit_code = 3
 
     def __init__(self, holder: str, expires_at: float | None = None) -> None:
         self.holder = holder
         self.expires_at = expires_at
-        super().__init__(f"another controller holds the lease: {holder}")
+        until = ""
+        if expires_at is not None:
+            stamp = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            until = f" until {stamp} (renewed while it runs)"
+        super().__init__(f"another controller holds the lease: {holder}{until}")
 
 
 class StaleTokenError(FailoverError):

@@ -215,7 +215,8 @@ class Journal:
         except Exception as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 winner = self.holder()
-                raise LeaseHeldError(winner.owner if winner else "unknown") from None
+                raise LeaseHeldError(winner.owner if winner else "unknown",
+                                     winner.expires_at if winner else None) from None
             raise classify(exc) from exc
         log.info("lease taken by %s with token %d", owner, token)
         return lease
