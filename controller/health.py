@@ -91,12 +91,15 @@ class StatusReport:
     active_region: str | None
     regions: dict[str, RegionStatus]
     elapsed: float = 0.0
+    #: What an operator must act on, one line each (two regions that say active, ...).
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``failover status --json`` shape."""
         return {
             "app": self.app,
             "active_region": self.active_region,
+            "warnings": list(self.warnings),
             "regions": {
                 name: {
                     "reachable": region.reachable,
@@ -170,8 +173,8 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     report = {r: _region(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
     elapsed = time.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)
-    return StatusReport(topology.app, _active_region(report, topology, manifest, fast),
-                        report, elapsed)
+    active = _active_region(report, topology, manifest, fast)
+    return StatusReport(topology.app, active, report, elapsed, _warnings(report, active))
 
 
 def region_health(topology: Topology, manifest: Manifest, clients: Clients, region: str,
@@ -357,6 +360,17 @@ def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manif
         if claimed:
             return claimed[0]
     return _dns_primary(report, topology, manifest, clients)
+
+
+def _warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[str, ...]:
+    """Two regions that both say active: the one traffic does not go to must be fenced."""
+    claimed = [name for name, region in report.items() if region.mode == modes.ACTIVE]
+    if len(claimed) < 2:
+        return ()
+    stale = [name for name in claimed if name != active]
+    return (f"{' and '.join(claimed)} {'both' if len(claimed) == 2 else 'all'} say active; traffic goes to {active or '?'}: fence "
+            f"{', '.join(stale)} (failover execute --to {active or 'R'} --from {stale[0]}, or "
+            "let the watcher do it)",)
 
 
 def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,

@@ -67,4 +67,6 @@ def render(report: health.StatusReport, topology: Topology) -> None:
         for problem in problems[:5]:
             console.print(f"[{STYLE[region.health]}]{name}[/]: {escape(problem)}",
                           highlight=False)
+    for warning in report.warnings:
+        console.print(f"[bold yellow]warning[/]: {escape(warning)}", highlight=False)
     console.print(f"read in {report.elapsed:.2f}s", style="dim")

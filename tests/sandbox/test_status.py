@@ -169,3 +169,18 @@ def test_an_operators_missing_aws_profile_does_not_stop_the_sandbox(fresh_sandbo
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["active_region"] == PRIMARY
+
+
+def test_two_regions_that_say_active_are_a_warning_naming_the_one_to_fence(
+        fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    box = fresh_sandbox
+    assert status_json(cli, box)["warnings"] == []
+    set_region_mode(box.clients, box.topology, box.manifest, STANDBY, "active")
+    data = status_json(cli, box)
+    assert data["active_region"] == PRIMARY  # the traffic record still names it
+    (warning,) = data["warnings"]
+    assert f"{PRIMARY} and {STANDBY} both say active" in warning
+    assert f"--to {PRIMARY} --from {STANDBY}" in warning
+    text = cli("status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--timeout",
+               str(SLACK))
+    assert "warning" in text.out and "both say active" in text.out
