@@ -368,9 +368,10 @@ def _warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[s
     if len(claimed) < 2:
         return ()
     stale = [name for name in claimed if name != active]
-    return (f"{' and '.join(claimed)} {'both' if len(claimed) == 2 else 'all'} say active; traffic goes to {active or '?'}: fence "
-            f"{', '.join(stale)} (failover execute --to {active or 'R'} --from {stale[0]}, or "
-            "let the watcher do it)",)
+    every = "both" if len(claimed) == 2 else "all"
+    return (f"{' and '.join(claimed)} {every} say active; traffic goes to {active or '?'}: "
+            f"fence {', '.join(stale)} (failover execute --to {active or 'R'} --from "
+            f"{stale[0]}, or let the watcher do it)",)
 
 
 def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
