@@ -299,7 +299,7 @@ class Executor:
               unreachable: set[str]) -> None:
         record = run.steps[step.id]
         record.started = time.time()
-        self.progress(StepEvent(run.id, step, record.state, record.attempts, record.error))
+        self._announce(run, step)
         fence = step.phase == "fence"
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)
@@ -349,6 +349,11 @@ class Executor:
 
     def _journal(self, run: Run, lease: Lease, record: StepRecord, step: Step) -> None:
         self.journal.record_step(lease, run.id, record)
+        self._announce(run, step)
+
+    def _announce(self, run: Run, step: Step) -> None:
+        """Tell the progress callback the step's state as the run holds it."""
+        record = run.steps[step.id]
         self.progress(StepEvent(run.id, step, record.state, record.attempts, record.error))
 
     # -- endings -----------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class StatusReport:
 
 
 def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
-    """Fail-fast settings in proportion to ``deadline``: one attempt, a read a third of it.
+    """Fail-fast settings in proportion to ``deadline``: one attempt, a read 3/8 of it.
 
     Example
     -------

@@ -296,8 +296,8 @@ class Journal:
         return run
 
     def record_step(self, lease: Lease, run_id: str, record: StepRecord) -> None:
-        """Journal one step's state (before and after it acts)."""
-        self._write(lease, [_step_item(run_id, record)])
+        """Journal one step's state (after it acts; see :meth:`record_steps` for before)."""
+        self.record_steps(lease, run_id, [record])
 
     def record_steps(self, lease: Lease, run_id: str, records: Sequence[StepRecord]) -> None:
         """Journal several steps' states, as few transactions as DynamoDB allows."""

@@ -102,10 +102,7 @@ class _ComponentBase(_Strict):
 
     def all_dependencies(self) -> tuple[str, ...]:
         """``depends_on`` plus the implied dependencies, without repeats, in declared order."""
-        implied = self.implied_dependencies()
-        if not implied and len(set(self.depends_on)) == len(self.depends_on):
-            return self.depends_on
-        return tuple(dict.fromkeys((*self.depends_on, *implied)))
+        return tuple(dict.fromkeys((*self.depends_on, *self.implied_dependencies())))
 
 
 class EventSource(_Strict):
