@@ -11,15 +11,14 @@ from rich.table import Table
 
 from controller.cli.app import JsonOption, SpecOption, app, console, err_console, print_json
 from controller.cli.app import spec_path as resolve_spec
+from controller.cli.sandbox_cmds import Mode, OutageModeOption, OutageRegionOption
 from controller.sandbox.demo import DemoOptions, DemoResult, run_demo
 
 
 @app.command()
 def demo(
-    region: Annotated[str | None, typer.Option("--region", help="Region to fail "
-                                               "[default: the primary].")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="down (killed) or hang (stopped).")]
-    = "hang",
+    region: OutageRegionOption = None,
+    mode: OutageModeOption = Mode.HANG,
     lag: Annotated[float, typer.Option("--replication-lag", help="Seconds of asynchronous "
                                        "replication; 0 is synchronous.")] = 0.0,
     warmup: Annotated[float, typer.Option("--warmup", help="Seconds of load before the "
@@ -32,10 +31,8 @@ def demo(
     as_json: JsonOption = False,
 ) -> int:
     """Deploy the example to the emulator, send traffic, fail a region, fail over, report."""
-    if mode not in ("down", "hang"):
-        raise typer.BadParameter("--mode must be down or hang")
     options = DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir, region=region,
-                          mode=mode, warmup=warmup, after=after, replication_lag=lag)
+                          mode=mode.value, warmup=warmup, after=after, replication_lag=lag)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
@@ -47,6 +44,11 @@ def demo(
                        counts=text)
 
         result = run_demo(options, show)
+    return finish(result, as_json)
+
+
+def finish(result: DemoResult, as_json: bool) -> int:
+    """Print the report (JSON or a table); exit 0 when traffic was shifted, else 1."""
     if as_json:
         print_json(result.report)
     else:
