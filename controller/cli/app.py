@@ -28,8 +28,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 SpecOption = Annotated[
     Path | None,
-    typer.Option("--spec", "-s", help="Topology file [default: $FAILOVER_SPEC, ./topology.yaml, "
-                 "then the example]", show_default=False),
+    typer.Option("--spec", "-s", help="Topology file (default: $FAILOVER_SPEC, ./topology.yaml, "
+                 "then the example)", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 

@@ -41,7 +41,7 @@ STATUS_STYLE = {"completed": "green", "completed_degraded": "yellow", "rolled_ba
 def execute(
     to: Annotated[str, typer.Option("--to", help="Region to fail over to.")],
     from_: Annotated[str | None, typer.Option(
-        "--from", help="Region to fail over from [default: the active region].")] = None,
+        "--from", help="Region to fail over from (default: the active region).")] = None,
     unavailable: Annotated[list[str] | None, typer.Option(
         "--unavailable", "-u", help="A component known not to activate in the target.")] = None,
     yes: YesOption = False,

@@ -61,7 +61,7 @@ def graph_cmd(
 def plan(
     to: Annotated[str, typer.Option("--to", help="Region to fail over to.")],
     from_: Annotated[str | None, typer.Option("--from", help="Region to fail over from "
-                                              "[default: the primary].")] = None,
+                                              "(default: the primary).")] = None,
     unavailable: Annotated[list[str] | None, typer.Option(
         "--unavailable", "-u", help="A component that cannot be activated in the target "
         "(repeatable).")] = None,

@@ -27,7 +27,7 @@ class Mode(StrEnum):
 RegionArg = Annotated[str, typer.Argument(help="The region, as named in the topology.")]
 #: The region a demo or a drill fails, and how.
 OutageRegionOption = Annotated[str | None, typer.Option(
-    "--region", help="Region to fail [default: the primary].")]
+    "--region", help="Region to fail (default: the primary).")]
 OutageModeOption = Annotated[Mode, typer.Option("--mode", help="down (killed) or hang (stopped).")]
 
 
