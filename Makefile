@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller infra tests bench examples
+	$(BIN)/ruff check controller sandbox infra tests bench examples
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy controller
+	$(BIN)/mypy controller sandbox
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from controller import graph as graphs
 from controller.plan import build_plan
-from controller.sandbox import Sandbox
-from controller.sandbox.demo import DemoOptions, run_demo
 from controller.spec import load
+from sandbox import Sandbox
+from sandbox.demo import DemoOptions, run_demo
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
 

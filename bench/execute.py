@@ -28,8 +28,8 @@ from controller import graph as graphs
 from controller.executor import Executor
 from controller.journal import RunStatus
 from controller.plan import build_plan
-from controller.sandbox import Sandbox
 from controller.spec import load
+from sandbox import Sandbox
 
 
 def generate() -> dict[str, object]:

@@ -22,12 +22,12 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
+from controller.contract import GLOBAL
 from controller.errors import PermanentStepError, TransientStepError
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SERVICES = frozenset({"route53", "iam", "sts", "route53-recovery-control-config"})
-GLOBAL = "global"
 #: Placeholder credentials for the loopback emulator only; they are not AWS credentials.
 EMULATOR_KEY = "sandbox"
 

@@ -27,6 +27,7 @@ from controller.actions import mode as modes
 from controller.actions.base import State
 from controller.actions.registry import action_for
 from controller.aws import AwsSettings, Clients
+from controller.contract import DegradedMode
 from controller.errors import (
     FailoverError,
     PermanentStepError,
@@ -47,7 +48,7 @@ from controller.journal import (
 )
 from controller.manifest import Manifest
 from controller.plan import FailoverPlan, Step
-from controller.spec import DegradedMode, Kind, OnFailure, Topology
+from controller.spec import Kind, OnFailure, Topology
 
 log = logging.getLogger(__name__)
 

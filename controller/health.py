@@ -22,7 +22,8 @@ from controller.actions import mode as modes
 from controller.actions.base import Observed, State
 from controller.actions.dns import DnsAction
 from controller.actions.registry import action_for
-from controller.aws import GLOBAL, AwsSettings, Clients, classify, is_unreachable
+from controller.aws import AwsSettings, Clients, classify, is_unreachable
+from controller.contract import GLOBAL
 from controller.errors import ActionError, TransientStepError
 from controller.manifest import Manifest
 from controller.spec import Kind, Topology

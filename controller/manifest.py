@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controller.errors import SpecError
 
 DEFAULT_MANIFEST = Path(".failover") / "manifest.json"
-GLOBAL = "global"
 
 
 class _Model(BaseModel):

@@ -16,8 +16,9 @@ import networkx as nx
 
 from controller import graph as graphs
 from controller.bulk import paused_gc
+from controller.contract import DegradedMode
 from controller.errors import UsageError
-from controller.spec import DegradedMode, Topology
+from controller.spec import Topology
 
 Phase = Literal["fence", "activate"]
 

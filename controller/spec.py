@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.bulk import paused_gc
+from controller.contract import DegradedMode
 from controller.errors import SpecError
 from controller.regions import known_regions
 
@@ -47,15 +48,6 @@ class Tier(StrEnum):
     EVENTS = "events"
     COMPUTE = "compute"
     TRAFFIC = "traffic"
-
-
-class DegradedMode(StrEnum):
-    """What a component answers when something it needs cannot be activated."""
-
-    READ_ONLY = "read_only"
-    QUEUE_WRITES = "queue_writes"
-    STATIC = "static"
-    UNAVAILABLE = "unavailable"
 
 
 class OnFailure(StrEnum):

@@ -18,8 +18,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from controller.contract import ALIAS, fit
 from controller.spec import ApiSpec, Route, Topology
-from infra.common import InfraError, Ref, Settings, fit
+from infra.common import InfraError, Ref, Settings
 
 ACCESS_LOG_FORMAT = json.dumps({
     "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
@@ -109,7 +110,7 @@ class RegionalApi(pulumi.ComponentResource):
             f"{name}-invoke",
             action="lambda:InvokeFunction",
             function=ref.name,
-            qualifier="live",
+            qualifier=ALIAS,
             principal="apigateway.amazonaws.com",
             source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/*"),
             opts=pulumi.ResourceOptions(parent=self),

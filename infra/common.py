@@ -6,9 +6,7 @@ resources. Names and ARNs are derived here in one place so the parts agree with 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,29 +81,6 @@ class Ref:
     arn: pulumi.Input[str]
     stream_arn: pulumi.Input[str] | None = None
     url: pulumi.Input[str] | None = None
-
-
-def fit(name: str, limit: int) -> str:
-    """``name`` if it fits in ``limit`` characters, else a prefix plus a short stable hash.
-
-    >>> fit("orders-worker-us-east-1", 64)
-    'orders-worker-us-east-1'
-    >>> len(fit("x" * 100, 64)), fit("x" * 100, 64) == fit("x" * 100, 64)
-    (64, True)
-    """
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9]}-{digest}"
-
-
-def env_key(*parts: str) -> str:
-    """An environment variable name from parts: upper case, dashes to underscores.
-
-    >>> env_key("table", "orders-table")
-    'TABLE_ORDERS_TABLE'
-    """
-    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
 
 
 def statement(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:

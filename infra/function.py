@@ -16,6 +16,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from controller.contract import (
+    ALIAS,
+    ENV_APP,
+    ENV_COMPONENT,
+    ENV_COMPONENT_MODE_PARAMETER,
+    ENV_MODE_PARAMETER,
+    env_key,
+    fit,
+)
 from controller.spec import FunctionSpec, Topology
 from infra.common import (
     Account,
@@ -23,13 +32,9 @@ from infra.common import (
     Ref,
     Settings,
     assume_role_policy,
-    env_key,
-    fit,
     policy_json,
     statement,
 )
-
-ALIAS = "live"
 
 # What a function may do to each kind of dependency; reads only when it does not write.
 TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
@@ -157,10 +162,10 @@ class RegionalFunction(pulumi.ComponentResource):
         """Names the code needs to find its resources; never a value that is a secret."""
         args = self.args
         env: dict[str, pulumi.Input[str]] = {
-            "FAILOVER_APP": args.topology.app,
-            "FAILOVER_COMPONENT": args.name,
-            "FAILOVER_MODE_PARAMETER": args.mode_parameter.name,
-            "FAILOVER_COMPONENT_MODE_PARAMETER": args.component_mode_parameter.name,
+            ENV_APP: args.topology.app,
+            ENV_COMPONENT: args.name,
+            ENV_MODE_PARAMETER: args.mode_parameter.name,
+            ENV_COMPONENT_MODE_PARAMETER: args.component_mode_parameter.name,
             "POWERTOOLS_SERVICE_NAME": args.name,
         }
         for dep in args.spec.all_dependencies():

@@ -16,8 +16,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from controller.contract import fit
 from controller.spec import BucketSpec, DnsSpec, Kind, Topology
-from infra.common import Account, Ref, Settings, assume_role_policy, fit, policy_json, statement
+from infra.common import Account, Ref, Settings, assume_role_policy, policy_json, statement
 
 CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",

@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from controller.contract import ALIAS, fit
 from controller.spec import (
     ApiSpec,
     BucketSpec,
@@ -31,8 +32,8 @@ from controller.spec import (
     Topology,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
-from infra.common import Account, InfraError, Ref, Settings, fit
-from infra.function import ALIAS, FunctionArgs, RegionalFunction
+from infra.common import Account, InfraError, Ref, Settings
+from infra.function import FunctionArgs, RegionalFunction
 from infra.global_ import GlobalData
 
 ACTIVE, STANDBY, NORMAL = "active", "standby", "normal"

@@ -22,9 +22,10 @@ import botocore.exceptions
 
 from controller.actions import mode as modes
 from controller.aws import Clients, classify
+from controller.contract import DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef, Manifest
-from controller.spec import DegradedMode, Topology
+from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

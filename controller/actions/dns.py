@@ -11,32 +11,17 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from controller.actions.base import Action, Observed, State, is_not_found, missing
-from controller.aws import GLOBAL
+from controller.contract import GLOBAL, DegradedMode, normalize_host
 from controller.errors import PermanentStepError
 from controller.manifest import DnsManifest
-from controller.spec import DegradedMode
 
 log = logging.getLogger(__name__)
 
 PRIMARY = "PRIMARY"
 SECONDARY = "SECONDARY"
 DEFAULT_IDS = {PRIMARY: "primary", SECONDARY: "secondary"}
-
-
-def normalize_host(value: str) -> str:
-    """A record value or an endpoint URL as a comparable host.
-
-    >>> normalize_host("https://abc.execute-api.us-east-1.amazonaws.com/prod")
-    'abc.execute-api.us-east-1.amazonaws.com'
-    >>> normalize_host("Api.Example.com.")
-    'api.example.com'
-    """
-    if "://" in value:
-        value = urlsplit(value).netloc
-    return value.rstrip(".").lower()
 
 
 class DnsAction(Action):

@@ -13,11 +13,10 @@ from typing import Any
 
 from controller.actions import mapping
 from controller.actions.base import Action, Observed, State, is_not_found, missing
-from controller.spec import DegradedMode
+from controller.contract import ALIAS, DegradedMode
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALIAS = "live"
 
 
 class FunctionAction(Action):
@@ -33,7 +32,7 @@ class FunctionAction(Action):
     @property
     def alias(self) -> str:
         """The alias callers invoke."""
-        return self.ref.alias or DEFAULT_ALIAS
+        return self.ref.alias or ALIAS
 
     def _read(self) -> Observed:
         name = self.ref.name

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 
 from controller.aws import Clients, classify
+from controller.contract import Mode
+from controller.errors import UsageError
 from controller.manifest import Manifest
-from controller.spec import DegradedMode, Topology
+from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
-ACTIVE = "active"
-STANDBY = "standby"
-FENCED = "fenced"
-NORMAL = "normal"
-MODES = frozenset({ACTIVE, STANDBY, FENCED, *(m.value for m in DegradedMode)})
+ACTIVE, STANDBY, FENCED, NORMAL = (m.value for m in (Mode.ACTIVE, Mode.STANDBY, Mode.FENCED,
+                                                    Mode.NORMAL))
+#: What a region's mode can be (a component's may also be ``normal``).
+MODES = frozenset(m.value for m in Mode if m is not Mode.NORMAL)
 
 
 def state_of(mode: str) -> str:
@@ -58,7 +59,7 @@ def set_region_mode(clients: Clients, topology: Topology, manifest: Manifest, re
                     mode: str) -> None:
     """Write ``region``'s mode (idempotent: writing the same value again changes nothing)."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r} (one of: {', '.join(sorted(MODES))})")
+        raise UsageError(f"unknown mode {mode!r} (one of: {', '.join(sorted(MODES))})")
     name = parameter_of(topology, manifest, region)
     try:
         put(clients, region, name, mode)

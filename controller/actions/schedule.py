@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.actions.base import Action, Observed, State, is_not_found, missing
-from controller.spec import DegradedMode
+from controller.contract import DegradedMode
 
 
 class ScheduleAction(Action):

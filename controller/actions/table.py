@@ -12,9 +12,9 @@ from typing import Any
 
 from controller.actions.base import Observed, PassiveAction, State, is_not_found, missing
 from controller.aws import Clients, classify
+from controller.contract import DegradedMode
 from controller.errors import TransientStepError
 from controller.manifest import Manifest
-from controller.spec import DegradedMode
 
 
 class TableAction(PassiveAction):

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from controller.errors import FailoverError
+from controller.errors import FailoverError, UsageError
 
 app = typer.Typer(
     name="failover",
@@ -112,6 +112,25 @@ def run(application: typer.Typer, argv: list[str] | None) -> int:
         err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False)
         return 2
     return int(result) if isinstance(result, int) else 0
+
+
+def extra(module: str, extra_name: str) -> Any:
+    """Import ``module`` of an optional extra, or say in one line what to install (exit 2).
+
+    The sandbox, the demo and the drill live in the ``sandbox`` package, which imports the
+    controller and never the other way; the CLI reaches it only here, when such a verb runs.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in {module.split(".")[0], "moto", "matplotlib", "werkzeug", "flask",
+                       "aws_lambda_powertools"}:
+            raise
+        raise UsageError(f"this verb needs the {extra_name} extra ({top} is not installed): "
+                         f"pip install 'failover[{extra_name}]'") from exc
 
 
 def env_flag(name: str) -> bool:

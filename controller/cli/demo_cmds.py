@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from controller.cli.app import JsonOption, SpecOption, app, console, err_console, print_json
+from controller.cli.app import (
+    JsonOption,
+    SpecOption,
+    app,
+    console,
+    err_console,
+    extra,
+    print_json,
+)
 from controller.cli.app import spec_path as resolve_spec
-from controller.cli.sandbox_cmds import Mode, OutageModeOption, OutageRegionOption
-from controller.sandbox.demo import DemoOptions, DemoResult, run_demo
+from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
+from controller.contract import FailMode
 
 
 @app.command()
 def demo(
     region: OutageRegionOption = None,
-    mode: OutageModeOption = Mode.HANG,
+    mode: OutageModeOption = FailMode.HANG,
     lag: Annotated[float, typer.Option("--replication-lag", help="Seconds of asynchronous "
                                        "replication; 0 is synchronous.")] = 0.0,
     warmup: Annotated[float, typer.Option("--warmup", help="Seconds of load before the "
@@ -31,8 +39,10 @@ def demo(
     as_json: JsonOption = False,
 ) -> int:
     """Deploy the example to the emulator, send traffic, fail a region, fail over, report."""
-    options = DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir, region=region,
-                          mode=mode.value, warmup=warmup, after=after, replication_lag=lag)
+    demos = extra("sandbox.demo", "sandbox")
+    options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
+                                region=region, mode=mode.value, warmup=warmup, after=after,
+                                replication_lag=lag)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
@@ -43,11 +53,11 @@ def demo(
             bar.update(task, description=phase, completed=min(done, total), total=total,
                        counts=text)
 
-        result = run_demo(options, show)
+        result = demos.run_demo(options, show)
     return finish(result, as_json)
 
 
-def finish(result: DemoResult, as_json: bool) -> int:
+def finish(result: Any, as_json: bool) -> int:
     """Print the report (JSON or a table); exit 0 when traffic was shifted, else 1."""
     if as_json:
         print_json(result.report)
@@ -56,7 +66,7 @@ def finish(result: DemoResult, as_json: bool) -> int:
     return 0 if result.report["time_to_shift_seconds"] is not None else 1
 
 
-def render(result: DemoResult) -> None:
+def render(result: Any) -> None:
     """The report as a table, and where its files are."""
     report = result.report
     console.print(f"[bold]{report['title']}[/]")

@@ -8,22 +8,30 @@ from typing import Annotated
 import typer
 
 from controller import graph as graphs
-from controller.cli.app import JsonOption, SpecOption, app, console, load_deployment, print_json
+from controller.cli.app import (
+    JsonOption,
+    SpecOption,
+    app,
+    console,
+    extra,
+    load_deployment,
+    print_json,
+)
 from controller.cli.app import spec_path as resolve_spec
 from controller.cli.demo_cmds import finish
 from controller.cli.execute_cmds import render_checks
 from controller.cli.plan_cmds import render_plan
-from controller.cli.sandbox_cmds import Mode, OutageModeOption, OutageRegionOption
+from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
+from controller.contract import FailMode
 from controller.errors import UsageError
 from controller.executor import Executor
 from controller.plan import build_plan
-from controller.sandbox.demo import DemoOptions, run_demo
 
 
 @app.command()
 def drill(
     region: OutageRegionOption = None,
-    mode: OutageModeOption = Mode.HANG,
+    mode: OutageModeOption = FailMode.HANG,
     manifest: Annotated[Path | None, typer.Option(
         "--manifest", "-m", help="A real stack's manifest: plan and precheck only.")] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
@@ -33,9 +41,10 @@ def drill(
 ) -> int:
     """Game day: on the sandbox, the demo's story and report; on AWS, only plan and prechecks."""
     if manifest is None:
-        options = DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
+        demos = extra("sandbox.demo", "sandbox")
+        options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
                               region=region, mode=mode.value, warmup=8.0, after=8.0)
-        return finish(run_demo(options), as_json)
+        return finish(demos.run_demo(options), as_json)
     return _practice(manifest, spec, region, as_json)
 
 

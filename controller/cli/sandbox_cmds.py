@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import os
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from controller.cli.app import JsonOption, SpecOption, app, console, print_json, spec_path
+from controller.cli.app import (
+    JsonOption,
+    SpecOption,
+    app,
+    console,
+    extra,
+    print_json,
+    spec_path,
+)
+from controller.contract import FailMode
 
 sandbox_app = typer.Typer(help="The embedded AWS emulator: one moto server per region.",
                           no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
-class Mode(StrEnum):
-    """How ``fail`` makes a region fail."""
-
-    DOWN = "down"
-    HANG = "hang"
-
-
 RegionArg = Annotated[str, typer.Argument(help="The region, as named in the topology.")]
 #: The region a demo or a drill fails, and how.
 OutageRegionOption = Annotated[str | None, typer.Option(
     "--region", help="Region to fail (default: the primary).")]
-OutageModeOption = Annotated[Mode, typer.Option("--mode", help="down (killed) or hang (stopped).")]
+OutageModeOption = Annotated[FailMode, typer.Option(
+    "--mode", help="down (killed) or hang (stopped).")]
+
+
+def _sandbox() -> Any:
+    """The ``sandbox`` package (the ``failover[sandbox]`` extra), loaded only when a verb runs."""
+    return extra("sandbox", "sandbox")
 
 
 def _state_dir() -> Path:
@@ -53,10 +60,8 @@ def _render(info: dict[str, Any]) -> None:
 def up(spec: SpecOption = None, as_json: JsonOption = False) -> None:
     """Start a moto server per region plus 'global', create the topology's resources in them
     and write the manifest."""
-    from controller.sandbox import Sandbox
-
     started = time.monotonic()
-    info = Sandbox.up(spec_path(spec), _state_dir()).describe()
+    info = _sandbox().Sandbox.up(spec_path(spec), _state_dir()).describe()
     info["seconds"] = round(time.monotonic() - started, 2)
     if as_json:
         print_json(info)
@@ -68,40 +73,32 @@ def up(spec: SpecOption = None, as_json: JsonOption = False) -> None:
 @sandbox_app.command("down")
 def down() -> None:
     """Stop every server of the sandbox and remove its state."""
-    from controller import sandbox
-
-    stopped = sandbox.down(_state_dir())
+    stopped = _sandbox().down(_state_dir())
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "no sandbox was running")
 
 
 @sandbox_app.command("fail")
 def fail(
     region: RegionArg,
-    mode: Annotated[Mode, typer.Option("--mode", help="down: killed, calls are refused; "
-                                       "hang: stopped, calls time out.")] = Mode.DOWN,
+    mode: Annotated[FailMode, typer.Option("--mode", help="down: killed, calls are refused; "
+                                       "hang: stopped, calls time out.")] = FailMode.DOWN,
 ) -> None:
     """Make one region fail as a real one does."""
-    from controller.sandbox import Sandbox
-
-    Sandbox.attach(_state_dir()).fail(region, mode.value)
+    _sandbox().Sandbox.attach(_state_dir()).fail(region, mode.value)
     console.print(f"region {region}: {mode.value}")
 
 
 @sandbox_app.command("heal")
 def heal(region: RegionArg) -> None:
     """Bring a failed region back (a killed one comes back provisioned as a standby)."""
-    from controller.sandbox import Sandbox
-
-    Sandbox.attach(_state_dir()).heal(region)
+    _sandbox().Sandbox.attach(_state_dir()).heal(region)
     console.print(f"region {region}: running")
 
 
 @sandbox_app.command("show")
 def show(as_json: JsonOption = False) -> None:
     """Show the sandbox's servers: endpoint, pid and condition of each."""
-    from controller.sandbox import Sandbox
-
-    info = Sandbox.attach(_state_dir()).describe()
+    info = _sandbox().Sandbox.attach(_state_dir()).describe()
     if as_json:
         print_json(info)
     else:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.sandbox import Sandbox
-from controller.sandbox import servers as sandbox_servers
+from sandbox import Sandbox
+from sandbox import servers as sandbox_servers
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
 

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 
-from controller.aws import GLOBAL
-from controller.sandbox import Sandbox
+from controller.contract import GLOBAL
 from controller.spec import Kind
+from sandbox import Sandbox
 
 PRIMARY = "us-east-1"
 #: A deadline for tests about what status says, not how fast (a loaded machine is slow).
@@ -97,6 +97,6 @@ def primary_record(box: Sandbox) -> str:
 
 
 def region_host(box: Sandbox, region: str) -> str:
-    from controller.actions.dns import normalize_host
+    from controller.contract import normalize_host
 
     return normalize_host(box.manifest.regions[region].api_endpoint)

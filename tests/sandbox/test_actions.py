@@ -16,11 +16,12 @@ import pytest
 from controller.actions.base import Action, State
 from controller.actions.registry import action_for
 from controller.actions.table import replication_lag
-from controller.aws import GLOBAL, AwsSettings, Clients
+from controller.aws import AwsSettings, Clients
+from controller.contract import GLOBAL, DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef
-from controller.sandbox import Sandbox
-from controller.spec import DegradedMode, Topology
+from controller.spec import Topology
+from sandbox import Sandbox
 from tests.sandbox.helpers import HANG_BOUND, fault, plain
 
 pytestmark = pytest.mark.sandbox

@@ -17,8 +17,8 @@ from controller import health
 from controller.executor import KILL_AFTER_ENV, Executor
 from controller.journal import Journal, RunStatus, StepState
 from controller.plan import build_plan
-from controller.sandbox import Sandbox
 from controller.spec import load
+from sandbox import Sandbox
 from tests.conftest import EXAMPLE, REPO
 from tests.sandbox.helpers import mapping_enabled, primary_record, rules_enabled
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.sandbox.demo import DemoOptions, run_demo
+from sandbox.demo import DemoOptions, run_demo
 from tests.conftest import EXAMPLE
 
 REPORT_FIELDS = {"time_to_detect_seconds", "time_to_shift_seconds", "requests",

@@ -16,7 +16,7 @@ from controller.errors import LeaseHeldError, PlanError, StaleTokenError
 from controller.executor import Executor, StepEvent
 from controller.journal import Journal, RunStatus, StepState
 from controller.plan import build_plan
-from controller.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.sandbox.helpers import (
     SLACK,
     fault,

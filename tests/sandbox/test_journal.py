@@ -8,11 +8,11 @@ import boto3
 import pytest
 
 from controller import graph as graphs
-from controller.aws import GLOBAL
+from controller.contract import GLOBAL
 from controller.errors import LeaseHeldError, StaleTokenError
 from controller.journal import Journal, RunStatus, StepRecord, StepState, new_run_id
 from controller.plan import build_plan
-from controller.sandbox import Sandbox
+from sandbox import Sandbox
 
 
 class Clock:

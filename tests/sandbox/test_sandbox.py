@@ -22,9 +22,9 @@ import pytest
 
 from controller.errors import FailoverError
 from controller.manifest import load_manifest
-from controller.sandbox import Sandbox
-from controller.sandbox import down as sandbox_down
 from controller.spec import Kind, Topology
+from sandbox import Sandbox
+from sandbox import down as sandbox_down
 from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -325,7 +325,7 @@ def test_cli_up_show_fail_heal_down_leaves_no_process(
 def test_every_server_takes_a_modelled_round_trip_and_can_drop_it(fresh_sandbox: Sandbox) -> None:
     import urllib.request
 
-    from controller.sandbox import launcher
+    from sandbox import launcher
 
     box = fresh_sandbox
     box.model_round_trip(0.01)

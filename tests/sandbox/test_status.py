@@ -14,9 +14,8 @@ import pytest
 from controller import health
 from controller.actions.mode import read_region_mode, set_region_mode
 from controller.actions.registry import action_for
-from controller.aws import GLOBAL
-from controller.sandbox import Sandbox
-from controller.spec import DegradedMode
+from controller.contract import GLOBAL, DegradedMode
+from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import HANG_BOUND, SLACK
 

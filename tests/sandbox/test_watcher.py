@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 
 from controller.journal import Journal, RunStatus
-from controller.sandbox import Sandbox
 from controller.watcher import Evaluation, Watcher
+from sandbox import Sandbox
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
 HEALTHY = {"us-east-1": "healthy", "us-west-2": "healthy", "eu-west-1": "healthy"}

@@ -8,7 +8,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from controller.aws import GLOBAL, AwsSettings, Clients, classify, is_unreachable
+from controller.aws import AwsSettings, Clients, classify, is_unreachable
+from controller.contract import GLOBAL
 from controller.errors import PermanentStepError, TransientStepError
 
 ENDPOINTS = {"us-east-1": "http://127.0.0.1:1", "us-west-2": "http://127.0.0.1:2",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox import launcher
+from sandbox import launcher
 
 
 def call(app: launcher.RoundTrip, path: str, query: str = "") -> tuple[str, list[bytes]]:

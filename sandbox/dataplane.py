@@ -16,13 +16,13 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from controller.aws import AwsSettings, Clients
-from controller.sandbox.endpoint import RegionalEndpoint
-from controller.sandbox.lifecycle import Sandbox
-from controller.sandbox.pollers import Pollers
-from controller.sandbox.replicator import Replicator
-from controller.sandbox.router import HealthChecks, Resolver, Router
-from controller.sandbox.runtime import FunctionRuntime
 from controller.spec import ApiSpec, DnsSpec, Kind
+from sandbox.endpoint import RegionalEndpoint
+from sandbox.lifecycle import Sandbox
+from sandbox.pollers import Pollers
+from sandbox.replicator import Replicator
+from sandbox.router import HealthChecks, Resolver, Router
+from sandbox.runtime import FunctionRuntime
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What the sandbox changes in moto, inside its own server processes only.
 
-Called by :mod:`controller.sandbox.launcher` before it forks the servers. moto "runs" an enabled
+Called by :mod:`sandbox.launcher` before it forks the servers. moto "runs" an enabled
 event source mapping itself: on every ``SendMessage`` or table write it invokes the function
 (without Docker, a stub that always succeeds) and then deletes the queue's messages and empties
 the table's stream shard. The sandbox runs the handlers itself, in-process, by polling the

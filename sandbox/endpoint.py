@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from controller.sandbox.pollers import Invoke
-from controller.sandbox.router import LoopbackService
 from controller.spec import ApiSpec, Route
+from sandbox.pollers import Invoke
+from sandbox.router import LoopbackService
 
 log = logging.getLogger(__name__)
 

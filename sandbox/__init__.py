@@ -1,5 +1,5 @@
 """The embedded emulator: moto servers per region, the resources, and the local data plane."""
 
-from controller.sandbox.lifecycle import FailMode, Sandbox, down
+from sandbox.lifecycle import FailMode, Sandbox, down
 
 __all__ = ["FailMode", "Sandbox", "down"]

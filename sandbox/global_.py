@@ -1,6 +1,6 @@
 """What spans regions, in the ``global`` moto process: the control table and Route 53.
 
-Called by :mod:`controller.sandbox.provision`. The DNS shape is the one the traffic actions move
+Called by :mod:`sandbox.provision`. The DNS shape is the one the traffic actions move
 on failover: a health check per region (``CallerReference`` ``<app>-<region>``) and two failover
 CNAME records for the application's name, ``primary`` (PRIMARY, the primary region's API host)
 and ``secondary`` (SECONDARY, the first standby's).
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.aws import GLOBAL, Clients
+from controller.aws import Clients
+from controller.contract import GLOBAL, normalize_host
 from controller.manifest import ComponentRef, ControlManifest, DnsManifest
-from controller.sandbox.resources import api_host
 from controller.spec import DnsSpec, Kind, Topology
 
 PRIMARY_ID = "primary"
@@ -64,7 +64,8 @@ def provision_dns(topology: Topology, clients: Clients, zone_id: str,
         checks[region] = str(route53.create_health_check(
             CallerReference=f"{topology.app}-{region}",
             HealthCheckConfig={
-                "Type": HEALTH_CHECK_TYPE, "FullyQualifiedDomainName": api_host(endpoints[region]),
+                "Type": HEALTH_CHECK_TYPE,
+                "FullyQualifiedDomainName": normalize_host(endpoints[region]),
                 "Port": HEALTH_CHECK_PORT, "ResourcePath": spec.health_check.path,
                 "RequestInterval": spec.health_check.interval,
                 "FailureThreshold": spec.health_check.threshold,
@@ -82,7 +83,7 @@ def _record(spec: DnsSpec, identifier: str, failover: str, endpoint: str,
     return {"Action": "UPSERT", "ResourceRecordSet": {
         "Name": spec.name, "Type": "CNAME", "SetIdentifier": identifier, "Failover": failover,
         "TTL": spec.ttl, "HealthCheckId": check,
-        "ResourceRecords": [{"Value": api_host(endpoint)}],
+        "ResourceRecords": [{"Value": normalize_host(endpoint)}],
     }}
 
 

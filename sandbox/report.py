@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.sandbox.loadgen import Sample
+from sandbox.loadgen import Sample
 
 OUTCOMES = ("ok", "degraded", "failed")
 

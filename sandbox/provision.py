@@ -1,8 +1,8 @@
 """Provision a whole sandbox (every region and the global process) and build its manifest.
 
-Called by :mod:`controller.sandbox.lifecycle` for ``up`` and ``reset``, and for one region when
+Called by :mod:`sandbox.lifecycle` for ``up`` and ``reset``, and for one region when
 a killed region is restarted. Regions are provisioned in parallel, each by
-:func:`controller.sandbox.regional.provision_region` in its own process, through one cached set
+:func:`sandbox.regional.provision_region` in its own process, through one cached set
 of clients that sends every call (a region's IAM calls too) to the right process.
 """
 
@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from controller.aws import GLOBAL, AwsSettings, Clients
+from controller.aws import AwsSettings, Clients
+from controller.contract import GLOBAL
 from controller.errors import FailoverError
 from controller.manifest import Manifest
-from controller.sandbox import global_
-from controller.sandbox.regional import provision_region
 from controller.spec import Topology
+from sandbox import global_
+from sandbox.regional import provision_region
 
 log = logging.getLogger(__name__)
 

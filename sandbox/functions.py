@@ -1,6 +1,6 @@
 """A function and everything it owns in one region: role, code, version, alias, logs, alarms.
 
-Called by :mod:`controller.sandbox.regional`, in the region's own moto process (moto's Lambda
+Called by :mod:`sandbox.regional`, in the region's own moto process (moto's Lambda
 accepts only a role that exists in the same process). Mirrors ``infra/function.py``: one role per
 function per region, a ``live`` alias on a published version, a log group with retention and a
 high and a low alarm.
@@ -14,10 +14,16 @@ import zipfile
 from typing import Any
 
 from controller.aws import Clients
+from controller.contract import (
+    ALIAS,
+    ENV_APP,
+    ENV_COMPONENT,
+    ENV_COMPONENT_MODE_PARAMETER,
+    ENV_MODE_PARAMETER,
+)
 from controller.manifest import ComponentRef
 from controller.spec import FunctionSpec, Topology
 
-ALIAS = "live"
 LOG_RETENTION_DAYS = 14
 TRUST_POLICY = json.dumps({
     "Version": "2012-10-17",
@@ -64,9 +70,9 @@ def provision_function(topology: Topology, region: str, name: str, spec: Functio
         Code={"ZipFile": _code(spec.handler)}, MemorySize=spec.memory, Timeout=spec.timeout,
         TracingConfig={"Mode": "Active"},
         Environment={"Variables": {
-            "APP": topology.app, "COMPONENT": name, "REGION": region,
-            "MODE_PARAMETER": topology.mode_parameter(region),
-            "COMPONENT_MODE_PARAMETER": topology.component_mode_parameter(name, region),
+            ENV_APP: topology.app, ENV_COMPONENT: name,
+            ENV_MODE_PARAMETER: topology.mode_parameter(region),
+            ENV_COMPONENT_MODE_PARAMETER: topology.component_mode_parameter(name, region),
         }},
     )
     version = lam.publish_version(FunctionName=physical)["Version"]

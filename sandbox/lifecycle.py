@@ -1,9 +1,9 @@
 """The sandbox as a whole: start it, attach to it, fail and heal a region, reset it, stop it.
 
 Called by the CLI (``failover sandbox ...``), by the tests' session fixture and by the demo.
-Processes are in :mod:`~controller.sandbox.servers`, what they hold in
-:mod:`~controller.sandbox.provision`, what is remembered between commands in
-:mod:`~controller.sandbox.state`; this module only sequences them.
+Processes are in :mod:`~sandbox.servers`, what they hold in
+:mod:`~sandbox.provision`, what is remembered between commands in
+:mod:`~sandbox.state`; this module only sequences them.
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
-from controller.aws import GLOBAL, Clients
+from controller.aws import Clients
+from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.manifest import Manifest, load_manifest
-from controller.sandbox import servers
-from controller.sandbox.functions import set_alarms
-from controller.sandbox.provision import provision_all, provision_standby
-from controller.sandbox.state import (
+from controller.spec import Topology, load
+from sandbox import servers
+from sandbox.functions import set_alarms
+from sandbox.provision import provision_all, provision_standby
+from sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_DIR,
     MANIFEST_FILE,
@@ -36,16 +37,8 @@ from controller.sandbox.state import (
     remove_state,
     write_state,
 )
-from controller.spec import Topology, load
 
 log = logging.getLogger(__name__)
-
-
-class FailMode(StrEnum):
-    """How a region fails: killed (refused at once) or hung (calls time out)."""
-
-    DOWN = "down"
-    HANG = "hang"
 
 
 class Sandbox:

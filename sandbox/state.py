@@ -1,6 +1,6 @@
 """What the sandbox holds between commands: its processes, their ports and their condition.
 
-Called by :mod:`controller.sandbox.lifecycle` only. The state is one JSON file,
+Called by :mod:`sandbox.lifecycle` only. The state is one JSON file,
 ``<state_dir>/sandbox.json``, written atomically; the manifest beside it is the public part.
 """
 

@@ -1,6 +1,6 @@
 """Provision one region's moto process with every component of the topology.
 
-Called by :mod:`controller.sandbox.provision` for ``up``, ``reset`` and a restarted region. Runs
+Called by :mod:`sandbox.provision` for ``up``, ``reset`` and a restarted region. Runs
 in three phases: the API first (right after seeding the server's id generator, so that a
 restarted region gets the same API host the Route 53 health check probes), then every
 independent resource in parallel, then what needs them (event source mappings, schedules,
@@ -17,9 +17,9 @@ from typing import Any
 
 from controller.aws import Clients
 from controller.manifest import ComponentRef, RegionManifest
-from controller.sandbox import resources, servers
-from controller.sandbox.functions import provision_function
 from controller.spec import ApiSpec, FunctionSpec, Kind, ScheduleSpec, Topology
+from sandbox import resources, servers
+from sandbox.functions import provision_function
 
 log = logging.getLogger(__name__)
 

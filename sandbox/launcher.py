@@ -1,7 +1,7 @@
 """Start moto servers for the price of one: import moto once, then fork a server per port.
 
-Run by :func:`controller.sandbox.servers.start_all` as
-``python -m controller.sandbox.launcher SOCKET NAME=PORT=LOGFILE ...``. Importing moto and
+Run by :func:`sandbox.servers.start_all` as
+``python -m sandbox.launcher SOCKET NAME=PORT=LOGFILE ...``. Importing moto and
 building its per-service applications cost seconds of CPU; done once before forking, every server
 shares it. Each child is a server of its own, in its own session, with its own log, bound to
 127.0.0.1 on its port: killing or stopping one leaves the others alone.
@@ -66,11 +66,11 @@ class RoundTrip:
 
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
-    sandbox's changes to moto applied (:mod:`controller.sandbox.moto_patches`)."""
+    sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from controller.sandbox import moto_patches
+    from sandbox import moto_patches
 
     moto_patches.detach_event_sources()
     moto_patches.cache_module_list()

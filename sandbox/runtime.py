@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 import sys
 import threading
 from pathlib import Path
@@ -23,22 +22,20 @@ from typing import Any
 import botocore.config
 
 from controller.aws import emulator_session
+from controller.contract import (
+    ENV_APP,
+    ENV_COMPONENT,
+    ENV_COMPONENT_MODE_PARAMETER,
+    ENV_MODE_PARAMETER,
+    env_key,
+)
 from controller.errors import UsageError
 from controller.manifest import Manifest
 from controller.spec import FunctionSpec, Kind, Topology
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def env_key(*parts: str) -> str:
-    """An environment variable name from parts (the Pulumi program's rule).
-
-    >>> env_key("queue", "orders-queue", "url")
-    'QUEUE_ORDERS_QUEUE_URL'
-    """
-    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
+REPO = Path(__file__).resolve().parents[1]
 
 
 def lambda_env(topology: Topology, manifest: Manifest, component: str,
@@ -47,9 +44,9 @@ def lambda_env(topology: Topology, manifest: Manifest, component: str,
     spec = topology.components[component]
     regional = manifest.regions[region]
     ref = regional.components[component]
-    env = {"FAILOVER_APP": topology.app, "FAILOVER_COMPONENT": component,
-           "FAILOVER_MODE_PARAMETER": regional.mode_parameter,
-           "FAILOVER_COMPONENT_MODE_PARAMETER": ref.mode_parameter
+    env = {ENV_APP: topology.app, ENV_COMPONENT: component,
+           ENV_MODE_PARAMETER: regional.mode_parameter,
+           ENV_COMPONENT_MODE_PARAMETER: ref.mode_parameter
            or topology.component_mode_parameter(component, region),
            "POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_TRACE_DISABLED": "true",
            "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -127,4 +124,4 @@ class FunctionRuntime:
         return self._modules[key]
 
 
-__all__ = ["FunctionRuntime", "Kind", "env_key", "lambda_env"]
+__all__ = ["FunctionRuntime", "Kind", "lambda_env"]

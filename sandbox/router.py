@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from controller.aws import GLOBAL, Clients
+from controller.aws import Clients
+from controller.contract import GLOBAL, normalize_host
 from controller.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Resolver:
 
     def host_region(self) -> dict[str, str]:
         """Each region's API host, as the records name it."""
-        return {_host(m.api_endpoint): r for r, m in self.manifest.regions.items()
+        return {normalize_host(m.api_endpoint): r for r, m in self.manifest.regions.items()
                 if m.api_endpoint}
 
     def resolve(self) -> str | None:
@@ -120,12 +121,14 @@ class Resolver:
         for role in ("PRIMARY", "SECONDARY"):
             rs = by_role.get(role)
             if rs and self._healthy(r53, rs, hosts):
-                return hosts.get(_host(rs["ResourceRecords"][0]["Value"]))
+                return hosts.get(normalize_host(rs["ResourceRecords"][0]["Value"]))
         primary = by_role.get("PRIMARY")
-        return hosts.get(_host(primary["ResourceRecords"][0]["Value"])) if primary else None
+        if primary is None:
+            return None
+        return hosts.get(normalize_host(primary["ResourceRecords"][0]["Value"]))
 
     def _healthy(self, r53: Any, rs: Mapping[str, Any], hosts: Mapping[str, str]) -> bool:
-        region = hosts.get(_host(rs["ResourceRecords"][0]["Value"]))
+        region = hosts.get(normalize_host(rs["ResourceRecords"][0]["Value"]))
         check_id = rs.get("HealthCheckId")
         if region is None:
             return False
@@ -233,8 +236,3 @@ def _reply(request: BaseHTTPRequestHandler, status: int, headers: Mapping[str, s
     except OSError:
         log.debug("client went away")
 
-
-def _host(value: str) -> str:
-    if "://" in value:
-        value = urlsplit(value).netloc
-    return value.rstrip(".").lower()

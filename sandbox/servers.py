@@ -1,6 +1,6 @@
 """How one moto server process is started, probed, failed, healed and stopped.
 
-Called by :mod:`controller.sandbox.lifecycle`. Each server is a moto server process bound to
+Called by :mod:`sandbox.lifecycle`. Each server is a moto server process bound to
 127.0.0.1 on its own port, in its own session so that it outlives the CLI that started it. A
 region fails as a real one does: killed (connections refused at once) or stopped with SIGSTOP
 (connections accepted, no answer: calls time out).
@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from controller.errors import FailoverError
-from controller.sandbox import launcher
-from controller.sandbox.state import ServerState, Zygote
+from sandbox import launcher
+from sandbox.state import ServerState, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def start_all(ports: Mapping[str, int], log_dir: Path,
               socket_path: Path | None = None) -> tuple[dict[str, ServerState], Zygote | None]:
     """Start a moto server per ``name: port``; returns at once (see :func:`wait_ready`).
 
-    One launcher imports moto once and forks the servers (:mod:`controller.sandbox.launcher`);
+    One launcher imports moto once and forks the servers (:mod:`sandbox.launcher`);
     each is a process of its own, in its own session, that outlives the caller. With
     ``socket_path``, a zygote that can fork more (:func:`respawn`) is left listening there.
 
@@ -70,7 +70,7 @@ def start_all(ports: Mapping[str, int], log_dir: Path,
             *(f"{name}={port}={logs[name]}" for name, port in ports.items())]
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "controller.sandbox.launcher", *args],
+            [sys.executable, "-m", "sandbox.launcher", *args],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
             start_new_session=True, check=False,
         )
@@ -124,7 +124,7 @@ def _zygote_alive(zygote: Zygote) -> bool:
         cmdline = Path(f"/proc/{zygote.pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"controller.sandbox.launcher" in cmdline and zygote.socket.encode() in cmdline
+    return b"sandbox.launcher" in cmdline and zygote.socket.encode() in cmdline
 
 
 def stop_zygote(zygote: Zygote | None) -> None:
@@ -227,7 +227,7 @@ def is_ours(server: ServerState) -> bool:
     except OSError:
         return True  # no /proc: trust the pid
     joined = b" ".join(cmdline)
-    return b"controller.sandbox.launcher" in joined \
+    return b"sandbox.launcher" in joined \
         and f"={server.port}=".encode() in joined
 
 

@@ -1,6 +1,6 @@
 """The non-function resources of one region: data, events, parameters, schedules and the API.
 
-Called by :mod:`controller.sandbox.regional`. One function per kind, each creating the resource
+Called by :mod:`sandbox.regional`. One function per kind, each creating the resource
 just as the Pulumi program would (same names, same shape) and returning its
 :class:`~controller.manifest.ComponentRef`. ``active`` says whether the region is the primary:
 standby regions get their schedules disabled (mappings are made in
@@ -16,7 +16,6 @@ from typing import Any
 
 from controller.aws import Clients
 from controller.manifest import ComponentRef
-from controller.sandbox.functions import alias_arn
 from controller.spec import (
     ApiSpec,
     BucketSpec,
@@ -27,6 +26,7 @@ from controller.spec import (
     StreamSpec,
     TableSpec,
 )
+from sandbox.functions import alias_arn
 
 ACTIVE = "active"
 STANDBY = "standby"
@@ -191,12 +191,4 @@ def _jwt_authorizer(gateway: Any, api_id: str, name: str) -> str:
         IdentitySource=["$request.header.Authorization"],
         JwtConfiguration={"Audience": [name], "Issuer": "https://issuer.invalid"})["AuthorizerId"])
 
-
-def api_host(endpoint: str) -> str:
-    """The host name of an API endpoint URL (what a health check probes).
-
-    >>> api_host("https://abc.execute-api.us-east-1.amazonaws.com")
-    'abc.execute-api.us-east-1.amazonaws.com'
-    """
-    return endpoint.split("://", 1)[-1].split("/", 1)[0]
 

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 from controller.executor import RunResult
-from controller.sandbox import report as reports
-from controller.sandbox.dataplane import DataPlane, DataPlaneSettings
-from controller.sandbox.lifecycle import Sandbox
-from controller.sandbox.loadgen import LoadGenerator
 from controller.spec import Kind, load
 from controller.watcher import Decision, Watcher
+from sandbox import report as reports
+from sandbox.dataplane import DataPlane, DataPlaneSettings
+from sandbox.lifecycle import Sandbox
+from sandbox.loadgen import LoadGenerator
 
 log = logging.getLogger(__name__)
 

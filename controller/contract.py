@@ -1,0 +1,105 @@
+"""Names that the controller, the sandbox and the Pulumi program must agree on, in one place.
+
+Imported by the controller, by ``sandbox`` and by ``infra``; it imports nothing of theirs (only
+the standard library), so a Lambda bundle, the emulator and ``pulumi up`` all read the same
+spelling. A function's environment, its alias, the mode values, the name of the global services'
+"region", how a host is compared and how a physical name is cut to a service's limit live here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+#: The pseudo-region of the global services (Route 53, IAM, STS) in a manifest and the sandbox.
+GLOBAL = "global"
+#: The alias every function is invoked through; the controller acts on it, traffic reaches it.
+ALIAS = "live"
+
+# The environment every deployed function gets (the sandbox gives its in-process functions the
+# same): who it is and where its modes live. Dependencies add ``env_key(kind, name[, "url"])``.
+ENV_APP = "FAILOVER_APP"
+ENV_COMPONENT = "FAILOVER_COMPONENT"
+ENV_MODE_PARAMETER = "FAILOVER_MODE_PARAMETER"
+ENV_COMPONENT_MODE_PARAMETER = "FAILOVER_COMPONENT_MODE_PARAMETER"
+
+
+class DegradedMode(StrEnum):
+    """What a component answers when something it needs cannot be activated."""
+
+    READ_ONLY = "read_only"
+    QUEUE_WRITES = "queue_writes"
+    STATIC = "static"
+    UNAVAILABLE = "unavailable"
+
+
+class Mode(StrEnum):
+    """Every value a region's or a component's mode parameter can hold.
+
+    ``normal`` is a component's "as deployed" (the region's mode holds); the degraded modes are
+    :class:`DegradedMode`'s values.
+
+    >>> Mode("fenced") is Mode.FENCED, Mode.READ_ONLY == DegradedMode.READ_ONLY
+    (True, True)
+    """
+
+    ACTIVE = "active"
+    STANDBY = "standby"
+    FENCED = "fenced"
+    NORMAL = "normal"
+    READ_ONLY = DegradedMode.READ_ONLY.value
+    QUEUE_WRITES = DegradedMode.QUEUE_WRITES.value
+    STATIC = DegradedMode.STATIC.value
+    UNAVAILABLE = DegradedMode.UNAVAILABLE.value
+
+
+class FailMode(StrEnum):
+    """How the sandbox makes a region fail: killed (calls refused) or stopped (calls hang)."""
+
+    DOWN = "down"
+    HANG = "hang"
+
+
+def env_key(*parts: str) -> str:
+    """An environment variable name from parts: upper case, anything else to underscores.
+
+    >>> env_key("queue", "orders-queue", "url")
+    'QUEUE_ORDERS_QUEUE_URL'
+    """
+    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
+
+
+def normalize_host(value: str) -> str:
+    """A record value or an endpoint URL as a comparable host name.
+
+    >>> normalize_host("https://abc.execute-api.us-east-1.amazonaws.com/prod")
+    'abc.execute-api.us-east-1.amazonaws.com'
+    >>> normalize_host("Api.Example.com.")
+    'api.example.com'
+    """
+    if "://" in value:
+        value = urlsplit(value).netloc
+    return value.split("/", 1)[0].rstrip(".").lower()
+
+
+def fit(name: str, limit: int) -> str:
+    """``name`` if it fits in ``limit`` characters, else a prefix plus a short stable hash.
+
+    >>> fit("orders-worker-us-east-1", 64)
+    'orders-worker-us-east-1'
+    >>> len(fit("x" * 100, 64)), fit("x" * 100, 64) == fit("x" * 100, 64)
+    (64, True)
+    """
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9]}-{digest}"
+
+
+__all__ = [
+    "ALIAS", "ENV_APP", "ENV_COMPONENT", "ENV_COMPONENT_MODE_PARAMETER", "ENV_MODE_PARAMETER",
+    "GLOBAL", "DegradedMode", "FailMode", "Mode", "env_key", "fit", "normalize_host",
+]
