@@ -36,6 +36,13 @@ from infra.common import (
     statement,
 )
 
+# Properties the controller sets during a failover and `pulumi up` must never set back: the
+# program declares them at creation only (see docs/manifest.md, "Who owns what").
+CONTROLLER_OWNED = {
+    "function": ["reserved_concurrent_executions"],
+    "mapping": ["enabled"],
+}
+
 # What a function may do to each kind of dependency; reads only when it does not write.
 TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
               "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem")
@@ -51,6 +58,7 @@ KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStrea
 KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                    "kinesis:DescribeStreamSummary", "kinesis:ListShards")
 PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
+FAILURES_RETENTION_SECONDS = 14 * 24 * 3600
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
@@ -103,6 +111,11 @@ class RegionalFunction(pulumi.ComponentResource):
             description=f"{args.name} in {args.region} only",
             opts=child,
         )
+        polled = [e for e in args.spec.events
+                  if (ref := args.refs.get(e.source)) is not None and ref.kind != "queue"]
+        self.failures = aws.sqs.Queue(
+            f"{name}-failures", name=fit(f"{name}-failures", 80), sqs_managed_sse_enabled=True,
+            message_retention_seconds=FAILURES_RETENTION_SECONDS, opts=child) if polled else None
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.name,
@@ -123,7 +136,10 @@ class RegionalFunction(pulumi.ComponentResource):
             publish=True,
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=self._environment()),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+            # The controller fences a region by setting reserved concurrency to 0: a later
+            # `pulumi up` must not lift the fence (two writers).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy],
+                                        ignore_changes=CONTROLLER_OWNED["function"]),
         )
         self.alias = aws.lambda_.Alias(
             f"{name}-{ALIAS}",
@@ -148,6 +164,8 @@ class RegionalFunction(pulumi.ComponentResource):
             statement(PARAMETER_READ, [args.mode_parameter.arn,
                                        args.component_mode_parameter.arn]),
         ]
+        if self.failures is not None:  # Lambda sends failed stream batches with this role
+            out.append(statement(("sqs:SendMessage",), [self.failures.arn]))
         for dep in args.spec.all_dependencies():
             ref = args.refs.get(dep)
             if ref is None:
@@ -186,16 +204,29 @@ class RegionalFunction(pulumi.ComponentResource):
         if ref.kind == "table" and ref.stream_arn is None:
             raise InfraError(args.name, f"event source {source!r} has no stream")
         polled = ref.kind != "queue"
+        on_failure = None
+        if polled and self.failures is not None:
+            # A poison record is sent here after the retries instead of being dropped.
+            on_failure = aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
+                    destination_arn=self.failures.arn))
         return aws.lambda_.EventSourceMapping(
             f"{args.physical}-{source}-{index}",
             function_name=self.alias.arn,
             event_source_arn=ref.stream_arn if ref.kind == "table" else ref.arn,
             batch_size=batch_size,
             enabled=args.primary,
-            starting_position="LATEST" if polled else None,
+            # A standby enabled after an outage starts from the oldest record still kept, so
+            # nothing written between the outage and the enabling is skipped (the consumers are
+            # idempotent); a queue's failed messages, and the whole batch a standby refuses,
+            # go back to the queue instead of being deleted.
+            starting_position="TRIM_HORIZON" if polled else None,
             maximum_retry_attempts=3 if polled else None,
             bisect_batch_on_function_error=True if polled else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+            destination_config=on_failure,
+            function_response_types=None if polled else ["ReportBatchItemFailures"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy],
+                                        ignore_changes=CONTROLLER_OWNED["mapping"]),
         )
 
     def _alarms(self) -> list[aws.cloudwatch.MetricAlarm]:

@@ -215,8 +215,10 @@ class Traffic(pulumi.ComponentResource):
                 request_interval=hc.interval,
                 failure_threshold=hc.threshold,
                 enable_sni=True,
+                invert_healthcheck=False,
                 tags={"Name": f"{spec.name} {region}"},
-                opts=_opts(self, provider),
+                # the controller inverts a fenced region's check: `pulumi up` must not undo it
+                opts=_opts(self, provider, ignore_changes=["invert_healthcheck"]),
             )
             for region, endpoint in endpoints.items()
         }

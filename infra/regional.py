@@ -32,13 +32,15 @@ from controller.spec import (
     Topology,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
-from infra.common import Account, InfraError, Ref, Settings
+from infra.common import Account, InfraError, Ref, Settings, policy_json
 from infra.function import FunctionArgs, RegionalFunction
 from infra.global_ import GlobalData
 
 ACTIVE, STANDBY, NORMAL = "active", "standby", "normal"
 UNSET = "unset"  # placeholder value of a parameter whose value is managed out of band
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SCHEDULE_MAX_EVENT_AGE = 3600  # seconds EventBridge keeps retrying one scheduled invocation
+SCHEDULE_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,28 @@ class Region(pulumi.ComponentResource):
         physical = self.args.physical(name)
         rule = aws.cloudwatch.EventRule(
             physical, name=physical, schedule_expression=spec.expression,
-            state="ENABLED" if self.args.primary else "DISABLED", opts=self._child())
-        aws.cloudwatch.EventTarget(physical, rule=rule.name, arn=target.alias.arn,
-                                   opts=self._child())
+            state="ENABLED" if self.args.primary else "DISABLED",
+            # the controller enables and disables the rule: a later `pulumi up` leaves it be
+            opts=self._child(ignore_changes=["state"]))
+        # An invocation EventBridge cannot deliver (throttled, function fenced) is retried for
+        # up to an hour, then kept in a dead-letter queue rather than dropped.
+        dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
+        dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
+                            message_retention_seconds=DLQ_RETENTION_SECONDS, opts=self._child())
+        aws.sqs.QueuePolicy(
+            dlq_name, queue_url=dlq.url,
+            policy=policy_json([{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": ["sqs:SendMessage"], "Resource": [dlq.arn],
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}}}]),
+            opts=self._child())
+        aws.cloudwatch.EventTarget(
+            physical, rule=rule.name, arn=target.alias.arn,
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE,
+                maximum_retry_attempts=SCHEDULE_RETRIES),
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dlq.arn),
+            opts=self._child())
         aws.lambda_.Permission(
             f"{physical}-invoke", action="lambda:InvokeFunction",
             function=target.function.name, qualifier=ALIAS,

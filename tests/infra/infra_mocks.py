@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from controller.spec import EXAMPLE_SPEC, Topology, load
 from infra.common import Settings
@@ -82,6 +83,12 @@ class Res:
     region: str | None
     state: dict[str, Any]
     id: str
+    #: resource options the engine received: ``ignore_changes`` (camelCase), ``protect``
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def ignores(self, prop: str) -> bool:
+        """Whether ``pulumi up`` leaves ``prop`` (camelCase) alone after creation."""
+        return prop in self.options.get("ignore_changes", ())
 
 
 @dataclass
@@ -169,12 +176,33 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     return {"arn": f"arn:aws:{service}:{regional}:{name}"}
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also keeping each resource's options (the mocks only see inputs)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording.options[request.name] = {
+            "ignore_changes": tuple(request.ignoreChanges), "protect": bool(request.protect),
+            "delete_before_replace": bool(request.deleteBeforeReplace)}
+        return super().RegisterResource(request)
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Mocks that record each resource and the region of its provider."""
 
     def __init__(self) -> None:
         self.resources: list[Res] = []
         self.provider_regions: dict[str, str] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        self.zones: dict[str, str] = {}
+
+    def install(self, stack: str = "test") -> None:
+        """Make these mocks (and the monitor that records options) the engine of a run."""
+        pulumi.runtime.set_mocks(self, project="failover", stack=stack, preview=False,
+                                 monitor=RecordingMonitor(self))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == PROVIDER:
@@ -186,7 +214,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return f"{args.name}-id", {}
         state = {**args.inputs, **_computed(args.typ, args.name, args.inputs, region or "none")}
         rid = str(state.pop("id", f"{args.name}-id"))
-        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid))
+        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid,
+                                  self.options.get(args.name, {})))
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -202,7 +231,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 def run_program(topology: Topology, settings: Settings) -> Run:
     """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest."""
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
+    mocks.install()
     captured: dict[str, Any] = {}
 
     @pulumi.runtime.test
