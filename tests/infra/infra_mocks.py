@@ -41,7 +41,7 @@ GENERATED = textwrap.dedent("""\
       spill:     {kind: queue, dlq: false}
       ingest:
         kind: function
-        code: examples/orders/functions
+        code: functions
         timeout: 30
         memory: 1024
         events: [{source: events, batch_size: 50}]
@@ -62,7 +62,10 @@ GENERATED = textwrap.dedent("""\
         routes:
           - {method: GET, path: /health, function: front, auth: none}
           - {method: GET, path: /items, function: front, auth: jwt}
-          - {method: PUT, path: "/items/{id}", function: front, auth: iam}
+          - {method: PUT, path: "/items/{id}", function: front, auth: jwt}
+      internal:
+        kind: api
+        routes:
           - {method: POST, path: /jobs, function: notifier, auth: iam}
       www:
         kind: dns
@@ -246,11 +249,16 @@ def generated_topology(tmp: Path) -> Topology:
     """A second application: two other regions, a Kinesis stream, a secure parameter, JWT."""
     path = tmp / "topology.yaml"
     path.write_text(GENERATED, encoding="utf-8")
+    (tmp / "functions").mkdir()
+    (tmp / "functions" / "app.py").write_text(
+        "def handler(event, context):\n    return {}\n", encoding="utf-8")
     return load(path)
 
 
 SETTINGS: dict[str, Callable[[], Settings]] = {
-    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC)),
+    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC),
+                                jwt_issuer="https://issuer.example.com/",
+                                jwt_audience=("orders",)),
     "generated": lambda: Settings(
         spec_path="topology.yaml", log_retention_days=14,
         jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),

@@ -26,6 +26,8 @@ components:
 def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
     spec = tmp_path / "mini.yaml"
     spec.write_text(MINI, encoding="utf-8")
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "app.py").write_text("def handler(e, c):\n    return e\n")
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
 

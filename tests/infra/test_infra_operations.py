@@ -139,12 +139,15 @@ def test_queues_have_a_dead_letter_queue_in_their_region(run: Run) -> None:
 def test_health_route_is_open_and_every_other_route_is_authorized(run: Run) -> None:
     t = run.topology
     routes = run.of("aws:apigatewayv2/route:Route")
-    for _, api in t.of_kind(Kind.API):
-        health = [r for r in routes if r.inputs["routeKey"] == f"GET {api.health_path}"]
+    apis = list(t.of_kind(Kind.API))
+    for name, api in apis:
+        names = {f"{t.physical_name(name, region)}-health" for region in t.regions.all}
+        health = [r for r in routes if r.name in names]
         assert len(health) == len(t.regions.all)
+        assert all(r.inputs["routeKey"] == f"GET {api.health_path}" for r in health)
         assert all(r.inputs["authorizationType"] == "NONE" for r in health)
     others = [r for r in routes if r.inputs["authorizationType"] != "NONE"]
-    assert len(others) + len(t.regions.all) == len(routes)
+    assert len(others) + len(t.regions.all) * len(apis) == len(routes)
     for route in others:
         assert route.inputs["authorizationType"] in ("AWS_IAM", "JWT")
         if route.inputs["authorizationType"] == "JWT":
