@@ -37,7 +37,10 @@ class Settings:
     """
 
     spec_path: str = ""
+    # Where a relative ``code`` folder is resolved (a topology read from a file has absolute ones).
     code_root: Path = PROJECT_ROOT
+    # Where each function code folder's bundle (code + dependencies, a zip) is written.
+    bundle_dir: Path = PROJECT_ROOT / ".failover" / "bundles"
     log_retention_days: int = 30
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -75,6 +76,8 @@ class FunctionArgs:
     mode_parameter: Ref
     component_mode_parameter: Ref
     settings: Settings
+    # The zip of the code folder and its dependencies (None: the bare folder, no dependencies).
+    bundle: Path | None = None
 
     @property
     def primary(self) -> bool:
@@ -122,7 +125,7 @@ class RegionalFunction(pulumi.ComponentResource):
             policy=policy_json(self._statements()),
             opts=child,
         )
-        code = args.settings.code_root / args.spec.code
+        code = args.bundle or args.settings.code_root / args.spec.code
         self.function = aws.lambda_.Function(
             name,
             name=name,

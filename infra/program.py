@@ -6,13 +6,15 @@ it under ``pulumi.runtime.set_mocks``. Nothing here runs at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from controller.spec import DnsSpec, Kind, Topology
-from infra.common import Account, Settings
+from infra.bundle import BundleError, function_bundle
+from infra.common import Account, InfraError, Settings
 from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
 from infra.regional import Region, RegionArgs
 
@@ -45,9 +47,11 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     account = Account(partition=partition.partition, account_id=identity.account_id)
 
     data = GlobalData(topology, settings, providers, account)
+    bundles = build_bundles(topology, settings)
     regions = {
         region: Region(RegionArgs(topology=topology, region=region, settings=settings,
-                                  data=data, account=account), providers[region])
+                                  data=data, account=account, bundles=bundles),
+                       providers[region])
         for region in topology.regions.all
     }
     traffic = {
@@ -58,6 +62,19 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
                 primary)
     return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data))
+
+
+def build_bundles(topology: Topology, settings: Settings) -> dict[str, Path]:
+    """Each function code folder's bundle (its files and requirements), built once: code -> zip."""
+    out: dict[str, Path] = {}
+    for name, spec in topology.of_kind(Kind.FUNCTION):
+        if spec.code not in out:
+            folder = settings.code_root / spec.code  # an absolute code stays as it is
+            try:
+                out[spec.code] = function_bundle(folder, settings.bundle_dir).path
+            except BundleError as exc:
+                raise InfraError(name, str(exc)) from exc
+    return out
 
 
 def _endpoints(spec: DnsSpec, regions: dict[str, Region]) -> dict[str, Endpoint]:

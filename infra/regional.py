@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -52,6 +53,8 @@ class RegionArgs:
     settings: Settings
     data: GlobalData
     account: Account
+    # Each function code folder's bundle (code + dependencies): ``spec.code`` -> zip.
+    bundles: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def primary(self) -> bool:
@@ -163,7 +166,8 @@ class Region(pulumi.ComponentResource):
                              region=self.args.region, refs=dict(self.refs),
                              mode_parameter=_param_ref(self.mode_parameter),
                              component_mode_parameter=_param_ref(self.component_modes[name]),
-                             settings=self.args.settings),
+                             settings=self.args.settings,
+                             bundle=self.args.bundles.get(specs[name].code)),
                 self.args.account, self._child())
             self.refs[name] = fn.ref
             self.entries[name] = fn.manifest()

@@ -11,6 +11,7 @@ run once per session; the tests assert over the collected resources.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from infra.program import deploy
 ACCOUNT = "123456789012"
 PROVIDER = "pulumi:providers:aws"
 SECRET_VALUE = "synthetic-secret-value-for-tests"
+#: Where the tests' bundles go (one per code folder, rebuilt only when their bytes change).
+BUNDLES = Path(tempfile.gettempdir()) / "failover-infra-tests" / "bundles"
 
 GENERATED = textwrap.dedent("""\
     app: ledger
@@ -256,11 +259,11 @@ def generated_topology(tmp: Path) -> Topology:
 
 
 SETTINGS: dict[str, Callable[[], Settings]] = {
-    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC),
+    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC), bundle_dir=BUNDLES / "example",
                                 jwt_issuer="https://issuer.example.com/",
                                 jwt_audience=("orders",)),
     "generated": lambda: Settings(
-        spec_path="topology.yaml", log_retention_days=14,
+        spec_path="topology.yaml", log_retention_days=14, bundle_dir=BUNDLES / "generated",
         jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),
         secrets={"api-key": SECRET_VALUE}, protect_data=False),
 }
