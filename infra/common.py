@@ -21,8 +21,11 @@ STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecord
                                "cloudwatch:GetMetricStatistics"})
 
 
-class InfraError(ValueError):
-    """The topology asks for something the program refuses to deploy (an open route, …)."""
+class InfraError(pulumi.RunError, ValueError):
+    """The topology asks for something the program refuses to deploy (an open route, …).
+
+    A ``pulumi.RunError``: ``pulumi up`` stops with this one line, not a stack trace.
+    """
 
     def __init__(self, component: str, message: str) -> None:
         super().__init__(f"components.{component}: {message}")
@@ -49,7 +52,7 @@ class Settings:
     # Who may assume the controller and the deployer roles; default: this account's root.
     controller_principals: tuple[str, ...] = ()
     deployer_principals: tuple[str, ...] = ()
-    # Hosted zones that already exist, by zone name (else the program creates the zone).
+    # Hosted zone ids by zone name (else the program looks the public zone up by its name).
     zone_ids: Mapping[str, str] = field(default_factory=dict)
     # Deletion protection on data tables (turn off for throw-away stacks).
     protect_data: bool = True

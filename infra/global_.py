@@ -18,7 +18,15 @@ import pulumi_aws as aws
 
 from controller.contract import fit
 from controller.spec import BucketSpec, DnsSpec, Kind, Topology
-from infra.common import Account, Ref, Settings, assume_role_policy, policy_json, statement
+from infra.common import (
+    Account,
+    InfraError,
+    Ref,
+    Settings,
+    assume_role_policy,
+    policy_json,
+    statement,
+)
 
 CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",
@@ -58,14 +66,10 @@ class GlobalData(pulumi.ComponentResource):
         self.buckets = {name: self._buckets(name, spec)
                         for name, spec in topology.of_kind(Kind.BUCKET)}
         self.zone_ids: dict[str, pulumi.Input[str]] = {}
-        for _, dns in topology.of_kind(Kind.DNS):
-            if dns.zone in self.zone_ids:
-                continue
-            existing = settings.zone_ids.get(dns.zone)
-            self.zone_ids[dns.zone] = existing or aws.route53.Zone(
-                f"{topology.app}-{dns.zone}", name=dns.zone,
-                comment=f"{topology.app}: failover records", opts=_opts(self, primary),
-            ).zone_id
+        for name, dns in topology.of_kind(Kind.DNS):
+            if dns.zone not in self.zone_ids:
+                self.zone_ids[dns.zone] = (settings.zone_ids.get(dns.zone)
+                                           or existing_zone(name, dns.zone, primary))
         self.register_outputs({"control_table": self.control_table.name})
 
     def _global_table(self, name: str, hash_key: str, range_key: str | None,
@@ -168,6 +172,24 @@ class GlobalData(pulumi.ComponentResource):
         """The bucket of ``name`` in ``region``."""
         bucket = self.buckets[name][region]
         return Ref(kind="bucket", name=bucket.bucket, arn=bucket.arn)
+
+
+def existing_zone(component: str, zone: str, provider: aws.Provider) -> str:
+    """The id of the public hosted zone ``zone`` in this account; refuse at once without one.
+
+    The program never creates the zone: a new zone's name servers are delegated by nobody, so
+    the certificates' DNS validation would never complete and ``pulumi up`` would hang.
+    """
+    try:
+        found = aws.route53.get_zone(name=zone, private_zone=False,
+                                     opts=pulumi.InvokeOptions(provider=provider))
+    except Exception as exc:  # the invoke's error type is the engine's; its text says why
+        raise InfraError(component, f"no public hosted zone {zone!r} in this account: create "
+                         "it and delegate it from the parent domain, or give its id with "
+                         f"`pulumi config set --path 'failover:zoneIds[\"{zone}\"]' <id>`"
+                         f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                         ) from exc
+    return str(found.zone_id)
 
 
 def _table_ref(table: aws.dynamodb.Table, region: str, primary: str) -> Ref:

@@ -28,6 +28,8 @@ from infra.program import deploy
 ACCOUNT = "123456789012"
 PROVIDER = "pulumi:providers:aws"
 SECRET_VALUE = "synthetic-secret-value-for-tests"
+#: The public hosted zones the mocked account already has (the program looks them up).
+ZONES = {"orders.example.com": "Z0ORDERS0EXAMPLE", "ledger.example.org": "Z0LEDGER0EXAMPLE"}
 #: Where the tests' bundles go (one per code folder, rebuilt only when their bytes change).
 BUNDLES = Path(tempfile.gettempdir()) / "failover-infra-tests" / "bundles"
 
@@ -203,7 +205,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Res] = []
         self.provider_regions: dict[str, str] = {}
         self.options: dict[str, dict[str, Any]] = {}
-        self.zones: dict[str, str] = {}
+        #: the public hosted zones this account has (name -> id), and the lookups made
+        self.zones: dict[str, str] = dict(ZONES)
+        self.zone_lookups: list[str] = []
 
     def install(self, stack: str = "test") -> None:
         """Make these mocks (and the monitor that records options) the engine of a run."""
@@ -231,12 +235,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com",
                     "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        if args.token == "aws:route53/getZone:getZone":
+            name = args.args["name"].rstrip(".")
+            self.zone_lookups.append(name)
+            if name not in self.zones or args.args.get("privateZone"):  # the provider's answer
+                return {}, [("name", "no matching Route 53 Hosted Zone found")]  # type: ignore
+            return {"zoneId": self.zones[name], "name": f"{name}.", "id": self.zones[name],
+                    "arn": f"arn:aws:route53:::hostedzone/{self.zones[name]}"}
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
-def run_program(topology: Topology, settings: Settings) -> Run:
-    """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest."""
+def run_program(topology: Topology, settings: Settings,
+                zones: dict[str, str] | None = None) -> Run:
+    """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
+
+    ``zones``: the public hosted zones the account has (default :data:`ZONES`).
+    """
     mocks = RecordingMocks()
+    if zones is not None:
+        mocks.zones = dict(zones)
     mocks.install()
     captured: dict[str, Any] = {}
 
