@@ -70,7 +70,29 @@ class GlobalData(pulumi.ComponentResource):
             if dns.zone not in self.zone_ids:
                 self.zone_ids[dns.zone] = (settings.zone_ids.get(dns.zone)
                                            or existing_zone(name, dns.zone, primary))
+        self._validations: dict[str, pulumi.Output[str]] = {}
         self.register_outputs({"control_table": self.control_table.name})
+
+    def validation_record(self, domain: str, zone_id: pulumi.Input[str],
+                          certificate: aws.acm.Certificate) -> pulumi.Output[str]:
+        """The FQDN of ``domain``'s ACM validation record, created for the first certificate.
+
+        ACM asks for the same CNAME for one name in every region of an account, so one record
+        serves every regional certificate; owned here, not by a region, removing a region
+        never deletes the record the other regions' certificates renew with.
+        """
+        if domain not in self._validations:
+            option = certificate.domain_validation_options[0]
+            record = aws.route53.Record(
+                fit(f"{self.topology.app}-{domain}-cert-validation", 128),
+                zone_id=zone_id,
+                name=option.resource_record_name,
+                type=option.resource_record_type,
+                records=[option.resource_record_value],
+                ttl=300,
+                opts=_opts(self, self.providers[self.topology.regions.primary]))
+            self._validations[domain] = record.fqdn
+        return self._validations[domain]
 
     def _global_table(self, name: str, hash_key: str, range_key: str | None,
                       provider: aws.Provider, *, protect: bool,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,10 @@ class Region(pulumi.ComponentResource):
         """The regional HTTP API, with the custom domain of the dns record that points at it."""
         topology = self.args.topology
         dns = next((d for _, d in topology.of_kind(Kind.DNS) if d.target == name), None)
-        domain = (Domain(record=dns.name, zone_id=self.args.data.zone_ids[dns.zone])
+        data = self.args.data
+        domain = (Domain(record=dns.name, zone_id=data.zone_ids[dns.zone],
+                         validation=partial(data.validation_record, dns.name,
+                                            data.zone_ids[dns.zone]))
                   if dns is not None else None)
         functions = {n: f.ref for n, f in self.functions.items()}
         api = RegionalApi(ApiArgs(topology=topology, name=name, spec=spec,

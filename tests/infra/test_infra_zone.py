@@ -36,3 +36,20 @@ def test_a_zone_id_from_config_is_used_without_a_lookup() -> None:
                                    zone_ids={"orders.example.com": "ZFROMCONFIG"})
     run = run_program(load(EXAMPLE_SPEC), settings, zones={})
     assert {r.inputs["zoneId"] for r in run.of("aws:route53/record:Record")} == {"ZFROMCONFIG"}
+
+
+def test_one_validation_record_serves_every_regional_certificate(run: Run) -> None:
+    certs = run.of("aws:acm/certificate:Certificate")
+    assert len(certs) == len(run.topology.regions.all)
+    records = [r for r in run.of("aws:route53/record:Record")
+               if not r.inputs.get("failoverRoutingPolicies")]
+    assert len(records) == 1, "one record per name, not one per region"
+    (record,) = records
+    assert not record.inputs.get("allowOverwrite"), "nobody else writes it"
+    assert record.region == run.topology.regions.primary
+    assert not any(region in record.name for region in run.topology.regions.all), (
+        "the stack owns it, not a region that can be removed")
+    validations = run.of("aws:acm/certificateValidation:CertificateValidation")
+    assert len(validations) == len(certs)
+    assert {tuple(v.inputs["validationRecordFqdns"]) for v in validations} == {
+        (record.state["fqdn"],)}
