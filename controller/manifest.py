@@ -45,6 +45,7 @@ class RegionManifest(_Model):
 
     mode_parameter: str
     api_endpoint: str = ""
+    alarm_topic: str | None = None  # the SNS topic the region's alarms notify (AWS only)
     components: dict[str, ComponentRef]
 
 

@@ -26,7 +26,7 @@ from controller.contract import (
     env_key,
     fit,
 )
-from controller.spec import FunctionSpec, Topology
+from controller.spec import FunctionSpec, Kind, Topology
 from infra.common import (
     Account,
     InfraError,
@@ -78,6 +78,14 @@ class FunctionArgs:
     settings: Settings
     # The zip of the code folder and its dependencies (None: the bare folder, no dependencies).
     bundle: Path | None = None
+    # The region's SNS topic every alarm notifies (None: alarms notify nobody).
+    alarm_topic: pulumi.Input[str] | None = None
+
+    @property
+    def traffic_facing(self) -> bool:
+        """Whether an api routes requests to this function (silence then means trouble)."""
+        return any(route.function == self.name
+                   for _, api in self.topology.of_kind(Kind.API) for route in api.routes)
 
     @property
     def primary(self) -> bool:
@@ -235,8 +243,11 @@ class RegionalFunction(pulumi.ComponentResource):
     def _alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
         """High alarms (errors, throttles, duration near the timeout) and a low one (traffic).
 
-        In a standby region no traffic is expected, so missing invocations count as breaching
-        only in the primary.
+        The low one only for a function an api routes to: a queue worker or a stream
+        projector is quiet whenever nothing happens, and an alarm on that silence would make a
+        healthy region look failed (and refuse failback). In a standby region no traffic is
+        expected, so missing invocations count as breaching only in the primary. Every alarm
+        notifies the region's topic.
         """
         args = self.args
         near_timeout_ms = args.spec.timeout * 1000 * 0.8
@@ -247,9 +258,11 @@ class RegionalFunction(pulumi.ComponentResource):
              "notBreaching"),
             ("duration-high", "Duration", "Maximum", "GreaterThanOrEqualToThreshold",
              near_timeout_ms, 3, 60, "notBreaching"),
-            ("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold", 0.0, 12, 300,
-             "breaching" if args.primary else "notBreaching"),
         ]
+        if args.traffic_facing:
+            rules.append(("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold",
+                          0.0, 12, 300, "breaching" if args.primary else "notBreaching"))
+        actions = [args.alarm_topic] if args.alarm_topic is not None else []
         alarms = []
         for suffix, metric, stat, op, threshold, periods, period, missing in rules:
             alarms.append(aws.cloudwatch.MetricAlarm(
@@ -264,6 +277,8 @@ class RegionalFunction(pulumi.ComponentResource):
                 period=period,
                 treat_missing_data=missing,
                 dimensions={"FunctionName": self.function.name},
+                alarm_actions=actions,
+                ok_actions=actions,
                 alarm_description=f"{args.name} in {args.region}: {suffix.replace('-', ' ')}",
                 opts=pulumi.ResourceOptions(parent=self),
             ))

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.spec import DnsSpec, Kind, Topology
+from infra.alarms import RegionAlarms, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings
 from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
@@ -48,12 +49,17 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
 
     data = GlobalData(topology, settings, providers, account)
     bundles = build_bundles(topology, settings)
+    topics = {region: alarm_topic(topology, region, providers[region])
+              for region in topology.regions.all}
     regions = {
         region: Region(RegionArgs(topology=topology, region=region, settings=settings,
-                                  data=data, account=account, bundles=bundles),
+                                  data=data, account=account, bundles=bundles,
+                                  alarm_topic=topics[region].arn),
                        providers[region])
         for region in topology.regions.all
     }
+    for region, stack in regions.items():
+        RegionAlarms(topology, stack, data.tables, topics[region], providers[region])
     traffic = {
         name: Traffic(topology, name, spec, data.zone_ids[spec.zone],
                       _endpoints(spec, regions), primary)

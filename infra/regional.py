@@ -56,6 +56,8 @@ class RegionArgs:
     account: Account
     # Each function code folder's bundle (code + dependencies): ``spec.code`` -> zip.
     bundles: Mapping[str, Path] = field(default_factory=dict)
+    # The region's SNS topic its alarms notify.
+    alarm_topic: pulumi.Input[str] | None = None
 
     @property
     def primary(self) -> bool:
@@ -86,6 +88,8 @@ class Region(pulumi.ComponentResource):
         }
         self.refs: dict[str, Ref] = {}
         self.entries: dict[str, dict[str, Any]] = {}
+        # Queues where what failed waits for someone (a depth above 0 is worth an alarm).
+        self.dead_letters: list[aws.sqs.Queue] = []
         for name, spec in topology.components.items():
             if isinstance(spec, ParameterSpec):
                 self._app_parameter(name, spec)
@@ -139,6 +143,7 @@ class Region(pulumi.ComponentResource):
             dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
                                 message_retention_seconds=DLQ_RETENTION_SECONDS,
                                 opts=self._child())
+            self.dead_letters.append(dlq)
             redrive = dlq.arn.apply(lambda arn: json.dumps(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}))
         queue = aws.sqs.Queue(physical, name=physical, sqs_managed_sse_enabled=True,
@@ -168,10 +173,13 @@ class Region(pulumi.ComponentResource):
                              mode_parameter=_param_ref(self.mode_parameter),
                              component_mode_parameter=_param_ref(self.component_modes[name]),
                              settings=self.args.settings,
-                             bundle=self.args.bundles.get(specs[name].code)),
+                             bundle=self.args.bundles.get(specs[name].code),
+                             alarm_topic=self.args.alarm_topic),
                 self.args.account, self._child())
             self.refs[name] = fn.ref
             self.entries[name] = fn.manifest()
+            if fn.failures is not None:
+                self.dead_letters.append(fn.failures)
             functions[name] = fn
         return functions
 
@@ -191,6 +199,7 @@ class Region(pulumi.ComponentResource):
         dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
         dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
                             message_retention_seconds=DLQ_RETENTION_SECONDS, opts=self._child())
+        self.dead_letters.append(dlq)
         aws.sqs.QueuePolicy(
             dlq_name, queue_url=dlq.url,
             policy=policy_json([{
@@ -239,6 +248,7 @@ class Region(pulumi.ComponentResource):
         first_api = next(iter(self.apis.values()), None)
         return {
             "mode_parameter": self.mode_parameter.name,
+            "alarm_topic": self.args.alarm_topic,
             "api_endpoint": first_api.endpoint if first_api else "",
             "components": components,
         }

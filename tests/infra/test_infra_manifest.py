@@ -60,7 +60,9 @@ def test_manifest_function_entries_carry_what_the_controller_acts_on(
             assert ref.role_arn and ref.role_arn.endswith(f"role/{ref.name}")
             assert len(ref.mappings) == len(spec.events)
             assert all(uuids[u] == region for u in ref.mappings)
-            assert len(ref.alarms) == 4 and all(a.startswith(ref.name) for a in ref.alarms)
+            facing = any(r.function == name for _, api in t.of_kind(Kind.API) for r in api.routes)
+            assert len(ref.alarms) == (4 if facing else 3)
+            assert all(a.startswith(ref.name) for a in ref.alarms)
         for name, spec in t.of_kind(Kind.QUEUE):
             ref = manifest.ref(name, region)
             assert ref.queue_url and region in ref.queue_url

@@ -46,15 +46,24 @@ def test_every_function_has_a_live_alias(run: Run) -> None:
         assert (fn["name"], "live") in aliases
 
 
-def test_every_function_has_high_and_low_alarms(run: Run) -> None:
+def routed(run: Run) -> set[str]:
+    """The functions an api routes to (traffic-facing: silence there means trouble)."""
+    return {r.function for _, api in run.topology.of_kind(Kind.API) for r in api.routes}
+
+
+def test_every_function_has_high_alarms_and_a_low_one_only_if_traffic_faces_it(run: Run) -> None:
     alarms = run.of("aws:cloudwatch/metricAlarm:MetricAlarm")
+    facing = routed(run)
+    assert facing and set(dict(run.topology.of_kind(Kind.FUNCTION))) - facing
     for (name, _region), fn in functions(run).items():
         mine = [a.inputs for a in alarms if a.inputs["dimensions"] == {"FunctionName": fn["name"]}]
         by_metric = {a["metricName"]: a for a in mine}
-        assert set(by_metric) == {"Errors", "Throttles", "Duration", "Invocations"}
+        low = {"Invocations"} if name in facing else set()
+        assert set(by_metric) == {"Errors", "Throttles", "Duration"} | low, name
         for metric in ("Errors", "Throttles", "Duration"):
             assert by_metric[metric]["comparisonOperator"].startswith("GreaterThan")
-        assert by_metric["Invocations"]["comparisonOperator"].startswith("LessThan")
+        if low:
+            assert by_metric["Invocations"]["comparisonOperator"].startswith("LessThan")
         timeout_ms = run.topology.components[name].timeout * 1000
         assert 0 < by_metric["Duration"]["threshold"] < timeout_ms
 
