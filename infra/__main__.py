@@ -4,9 +4,10 @@
 ``failover``): ``topology`` (a topology file; default the example application),
 ``logRetentionDays``, ``jwtIssuer``, ``jwtAudience`` (list), ``secret-<component>`` (a secret:
 the value of a secure parameter; unset, the value is managed out of band), ``controllerPrincipals``
-and ``deployerPrincipals`` (lists of IAM ARNs allowed to assume those roles; default this account),
+and ``deployerPrincipals`` (lists of IAM ARNs allowed to assume those roles; unset, the role is not
+created: the account root is never trusted),
 ``zoneIds`` (hosted zone ids by zone name; default: the account's public zone of that name,
-looked up), ``protectData`` (deletion protection on tables).
+looked up), ``protectData`` (deletion protection on tables, replicas and the control table; default on).
 """
 
 from __future__ import annotations

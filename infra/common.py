@@ -49,7 +49,7 @@ class Settings:
     jwt_audience: tuple[str, ...] = ()
     # Values of secure parameters, by component name (pulumi config secrets, never plain text).
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    # Who may assume the controller and the deployer roles; default: this account's root.
+    # Who may assume the controller and the deployer roles (IAM ARNs); none: no such role.
     controller_principals: tuple[str, ...] = ()
     deployer_principals: tuple[str, ...] = ()
     # Hosted zone ids by zone name (else the program looks the public zone up by its name).
@@ -72,10 +72,6 @@ class Account:
         return pulumi.Output.concat(
             "arn:", self.partition, f":{service}:{region}:", self.account_id, f":{resource}"
         )
-
-    def root(self) -> pulumi.Output[str]:
-        """The account's root principal (every IAM identity the account allows)."""
-        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
 
 
 @dataclass(frozen=True)
@@ -102,18 +98,19 @@ def policy_json(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
 
 
 def assume_role_policy(
-    service: str | None = None, principals: Sequence[pulumi.Input[str]] = ()
+    service: str | None = None, principals: Sequence[pulumi.Input[str]] = (),
+    source_account: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[str]:
-    """A trust policy for one AWS service, or for the given IAM principals."""
+    """A trust policy for one AWS service, or for the given IAM principals.
+
+    ``source_account``: the service may assume the role only on behalf of this account's
+    resources (``aws:SourceAccount``), the confused-deputy guard.
+    """
     principal: dict[str, Any] = (
         {"Service": service} if service else {"AWS": list(principals)}
     )
-    return pulumi.Output.from_input(principal).apply(
-        lambda p: json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": p}],
-            },
-            sort_keys=True,
-        )
-    )
+    trust: dict[str, Any] = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}
+    if source_account is not None:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return pulumi.Output.from_input(trust).apply(
+        lambda t: json.dumps({"Version": "2012-10-17", "Statement": [t]}, sort_keys=True))

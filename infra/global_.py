@@ -61,8 +61,9 @@ class GlobalData(pulumi.ComponentResource):
                                      protect=settings.protect_data)
             for name, spec in topology.of_kind(Kind.TABLE)
         }
+        # The journal and the lease: losing it mid-failover loses the run's memory.
         self.control_table = self._global_table(topology.control_table, "pk", "sk", primary,
-                                                protect=False, ttl="expires_at")
+                                                protect=settings.protect_data, ttl="expires_at")
         self.buckets = {name: self._buckets(name, spec)
                         for name, spec in topology.of_kind(Kind.BUCKET)}
         self.zone_ids: dict[str, pulumi.Input[str]] = {}
@@ -114,7 +115,8 @@ class GlobalData(pulumi.ComponentResource):
             deletion_protection_enabled=protect,
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=ttl, enabled=True) if ttl else None,
             replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, point_in_time_recovery=True,
-                                                    propagate_tags=True)
+                                                    propagate_tags=True,
+                                                    deletion_protection_enabled=protect)
                       for r in self.topology.regions.standby],
             opts=_opts(self, provider),
         )
@@ -148,6 +150,14 @@ class GlobalData(pulumi.ComponentResource):
                     BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                         sse_algorithm="AES256"))],
                 opts=_opts(self, provider))
+            aws.s3.BucketPolicy(
+                f"{physical}-tls-only", bucket=bucket.id,
+                policy=policy_json([{
+                    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
+                opts=_opts(self, provider))
             status = "Enabled" if spec.versioning else "Suspended"
             versionings.append(aws.s3.BucketVersioning(
                 f"{physical}-versioning", bucket=bucket.id,
@@ -167,7 +177,8 @@ class GlobalData(pulumi.ComponentResource):
         physical = fit(f"{self.topology.physical_name(name, region)}-replication", 64)
         targets = {r: b for r, b in buckets.items() if r != region}
         role = aws.iam.Role(physical, name=physical,
-                            assume_role_policy=assume_role_policy("s3.amazonaws.com"),
+                            assume_role_policy=assume_role_policy(
+                                "s3.amazonaws.com", source_account=self.account.account_id),
                             opts=_opts(self, provider))
         policy = aws.iam.RolePolicy(
             physical, role=role.name,
@@ -319,7 +330,7 @@ class AccessRoles(pulumi.ComponentResource):
         regions = topology.regions.all
         self.controller = self._role(
             fit(f"{app}-failover-controller", 64),
-            settings.controller_principals or (account.root(),), provider,
+            settings.controller_principals, provider,
             {
                 "functions": [statement(FUNCTION_CONTROL, operated.functions)],
                 "events": [
@@ -360,14 +371,25 @@ class AccessRoles(pulumi.ComponentResource):
         )
         self.deployer = self._role(
             fit(f"{app}-failover-deployer", 64),
-            settings.deployer_principals or (account.root(),), provider,
+            settings.deployer_principals, provider,
             {"deploy": [statement(FUNCTION_DEPLOY, operated.functions)]},
         )
-        self.register_outputs({"controller": self.controller.arn, "deployer": self.deployer.arn})
+        self.register_outputs({
+            "controller": self.controller.arn if self.controller else None,
+            "deployer": self.deployer.arn if self.deployer else None})
 
     def _role(self, name: str, principals: Sequence[pulumi.Input[str]], provider: aws.Provider,
-              policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role:
-        """A role with one managed policy per area (each stays under IAM's size limit)."""
+              policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role | None:
+        """A role with one managed policy per area (each stays under IAM's size limit).
+
+        Trusted by the named principals only; with none configured the role is not created
+        (trusting the account root would let every identity of the account that may call
+        ``sts:AssumeRole`` act as the controller).
+        """
+        if not principals:
+            pulumi.log.warn(f"{name}: no principals configured (failover:controllerPrincipals / "
+                            "failover:deployerPrincipals): the role is not created")
+            return None
         role = aws.iam.Role(name, name=name, assume_role_policy=assume_role_policy(
             principals=principals), opts=_opts(self, provider))
         for area, statements in policies.items():

@@ -67,7 +67,8 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     }
     AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
                 primary)
-    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data))
+    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data,
+                                              account.partition))
 
 
 def build_bundles(topology: Topology, settings: Settings) -> dict[str, Path]:
@@ -123,11 +124,12 @@ def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
 
 
 def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region],
-              traffic: dict[str, Traffic], data: GlobalData) -> dict[str, Any]:
+              traffic: dict[str, Traffic], data: GlobalData,
+              partition: pulumi.Input[str]) -> dict[str, Any]:
     """The stack output the controller reads, as a plain dict of outputs."""
     dns_entries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
     for name, t in traffic.items():
-        zone_arn = pulumi.Output.concat("arn:aws:route53:::hostedzone/", t.zone_id)
+        zone_arn = pulumi.Output.concat("arn:", partition, ":route53:::hostedzone/", t.zone_id)
         for region, stack in regions.items():
             hc = t.health_checks.get(region)
             endpoint = t.endpoints.get(region)

@@ -28,6 +28,9 @@ from infra.program import deploy
 ACCOUNT = "123456789012"
 PROVIDER = "pulumi:providers:aws"
 SECRET_VALUE = "synthetic-secret-value-for-tests"
+#: Who may assume the controller and the deployer roles in the tests' stacks.
+ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
+CI = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"
 #: The public hosted zones the mocked account already has (the program looks them up).
 ZONES = {"orders.example.com": "Z0ORDERS0EXAMPLE", "ledger.example.org": "Z0LEDGER0EXAMPLE"}
 #: Where the tests' bundles go (one per code folder, rebuilt only when their bytes change).
@@ -208,6 +211,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         #: the public hosted zones this account has (name -> id), and the lookups made
         self.zones: dict[str, str] = dict(ZONES)
         self.zone_lookups: list[str] = []
+        self.partition = "aws"
 
     def install(self, stack: str = "test") -> None:
         """Make these mocks (and the monitor that records options) the engine of a run."""
@@ -233,7 +237,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
                     "userId": "AIDTEST", "id": ACCOUNT}
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com",
+            return {"partition": self.partition, "dnsSuffix": "amazonaws.com",
                     "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
         if args.token == "aws:route53/getZone:getZone":
             name = args.args["name"].rstrip(".")
@@ -246,12 +250,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def run_program(topology: Topology, settings: Settings,
-                zones: dict[str, str] | None = None) -> Run:
+                zones: dict[str, str] | None = None, partition: str = "aws") -> Run:
     """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
 
-    ``zones``: the public hosted zones the account has (default :data:`ZONES`).
+    ``zones``: the public hosted zones the account has (default :data:`ZONES`); ``partition``
+    what ``get_partition`` answers.
     """
     mocks = RecordingMocks()
+    mocks.partition = partition
     if zones is not None:
         mocks.zones = dict(zones)
     mocks.install()
@@ -277,10 +283,12 @@ def generated_topology(tmp: Path) -> Topology:
 
 SETTINGS: dict[str, Callable[[], Settings]] = {
     "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC), bundle_dir=BUNDLES / "example",
+                                controller_principals=(ONCALL,), deployer_principals=(CI,),
                                 jwt_issuer="https://issuer.example.com/",
                                 jwt_audience=("orders",)),
     "generated": lambda: Settings(
         spec_path="topology.yaml", log_retention_days=14, bundle_dir=BUNDLES / "generated",
+        controller_principals=(ONCALL,), deployer_principals=(CI,),
         jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),
         secrets={"api-key": SECRET_VALUE}, protect_data=False),
 }
