@@ -26,6 +26,7 @@ from controller import health
 from controller.actions import mode as modes
 from controller.actions.base import State
 from controller.actions.registry import action_for
+from controller.actions.table import replication_lag
 from controller.aws import AwsSettings, Clients
 from controller.contract import DegradedMode
 from controller.errors import (
@@ -111,11 +112,16 @@ class Executor:
     owner : this controller's name in the lease (default ``user@host:pid``).
     progress : called with a :class:`StepEvent` whenever a step changes state.
     max_workers : the steps of a level run on this many threads (1: one step at a time).
+    accept_unknown_lag : let the replication-lag precheck pass when a table's lag cannot be
+        read (no datapoint, or the source region does not answer); a lag known to be above
+        the table's bound is refused either way.
     """
 
     def __init__(self, topology: Topology, manifest: Manifest, clients: Clients, *,
                  journal: Journal | None = None, owner: str | None = None,
-                 progress: Progress | None = None, max_workers: int = 8) -> None:
+                 progress: Progress | None = None, max_workers: int = 8,
+                 accept_unknown_lag: bool = False) -> None:
+        self.accept_unknown_lag = accept_unknown_lag
         self.topology = topology
         self.manifest = manifest
         self.clients = clients
@@ -139,7 +145,7 @@ class Executor:
         checks.append(Precheck("target_reachable", target.reachable,
                                target.error or f"{plan.target} answers"))
         checks.append(self._target_check(plan, target))
-        checks.append(self._lag_check(plan, target))
+        checks.append(self._lag_check(plan))
         current = self.journal.current_run_id()
         checks.append(Precheck(
             "no_run_in_progress", current is None or current == resuming,
@@ -169,16 +175,39 @@ class Executor:
             f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else "")
         return Precheck("target_healthy", not problems, detail)
 
-    def _lag_check(self, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
-        worst: list[str] = []
+    def _lag_check(self, plan: FailoverPlan) -> Precheck:
+        """Each table's replica in the target within ``max_lag_seconds`` of the source.
+
+        The lag is CloudWatch's ``ReplicationLatency`` (source region, per receiving region;
+        :func:`~controller.actions.table.replication_lag`), read with the fencing timeouts since
+        the source may be the region that is failing. Unknown fails unless accepted.
+        """
+        too_far: list[str] = []
+        unknown: list[str] = []
+        known: list[str] = []
         for name, comp in self.topology.of_kind(Kind.TABLE):
-            status = target.components.get(name)
-            lag = status.facts.get("lag_seconds") if status else None
-            if lag is not None and float(lag) > comp.max_lag_seconds:
-                worst.append(f"{name} {float(lag):.1f}s > {comp.max_lag_seconds:.0f}s")
-        if worst:
-            return Precheck("replication_lag", False, "; ".join(worst))
-        return Precheck("replication_lag", True, "within bounds")
+            try:
+                lag = replication_lag(self.fence_clients, self.manifest, name, plan.source,
+                                      plan.target)
+            except (FailoverError, KeyError) as exc:
+                log.info("replication lag of %s unknown: %s", name, exc)
+                lag = None
+            if lag is None:
+                unknown.append(name)
+            elif lag > comp.max_lag_seconds:
+                too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
+            else:
+                known.append(f"{name} {lag:.1f}s")
+        if too_far:
+            return Precheck("replication_lag", False, "; ".join(too_far))
+        if unknown and not self.accept_unknown_lag:
+            return Precheck("replication_lag", False,
+                            f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
+                            f"{plan.source}); pass --accept-unknown-lag to fail over anyway")
+        detail = ", ".join(known) or "no tables"
+        if unknown:
+            detail += f"; unknown, accepted: {', '.join(unknown)}"
+        return Precheck("replication_lag", True, detail)
 
     # -- running -----------------------------------------------------------------------------
 

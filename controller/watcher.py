@@ -31,6 +31,10 @@ from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
+#: Automation acts when the source region fails, which is exactly when its replication metrics
+#: cannot be read: an unknown lag does not stop it (a lag known to be above bound still does).
+AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
+
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
 
@@ -207,7 +211,8 @@ class Watcher:
                   say: Callable[..., Decision], reason: str, kind: str = "failover"
                   ) -> Decision:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
+                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
             result = executor.execute(plan, kind=kind, since=ev.time)
         except LeaseHeldError as exc:
@@ -231,7 +236,8 @@ class Watcher:
         full = build_plan(self.topology, self.graph, source=region, target=active)
         plan = FailoverPlan(full.app, region, active,
                             tuple(s for s in full.steps if s.phase == "fence"))
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
+                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
             result = executor.execute(plan, kind="refence")
         except LeaseHeldError as exc:

@@ -7,7 +7,8 @@ the value of a secure parameter; unset, the value is managed out of band), ``con
 and ``deployerPrincipals`` (lists of IAM ARNs allowed to assume those roles; unset, the role is not
 created: the account root is never trusted),
 ``zoneIds`` (hosted zone ids by zone name; default: the account's public zone of that name,
-looked up), ``protectData`` (deletion protection on tables, replicas and the control table; default on).
+looked up), ``protectData`` (deletion protection on tables, replicas and the control table;
+default on).
 """
 
 from __future__ import annotations

@@ -166,6 +166,7 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
     api_id = api.arn.rsplit("/", 1)[-1]
     gateway.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
     integrations: dict[str, str] = {}
+    authorizer: str | None = None  # one JWT authorizer per API, made for its first jwt route
     for route in spec.routes:
         if route.function not in integrations:
             integrations[route.function] = gateway.create_integration(
@@ -173,7 +174,8 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
                 IntegrationUri=alias_arn(functions[route.function]))["IntegrationId"]
         kwargs: dict[str, Any] = {"AuthorizationType": _AUTH[route.auth]}
         if route.auth == "jwt":
-            kwargs["AuthorizerId"] = _jwt_authorizer(gateway, api_id, api.name)
+            authorizer = authorizer or _jwt_authorizer(gateway, api_id, api.name)
+            kwargs["AuthorizerId"] = authorizer
         gateway.create_route(ApiId=api_id, RouteKey=f"{route.method} {route.path}",
                              Target=f"integrations/{integrations[route.function]}", **kwargs)
     health: dict[str, Any] = {"AuthorizationType": "NONE"}
@@ -183,9 +185,7 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
 
 
 def _jwt_authorizer(gateway: Any, api_id: str, name: str) -> str:
-    for authorizer in gateway.get_authorizers(ApiId=api_id).get("Items", []):
-        if authorizer["Name"] == f"{name}-jwt":
-            return str(authorizer["AuthorizerId"])
+    """Create the API's JWT authorizer (the emulator has no GetAuthorizers to look one up)."""
     return str(gateway.create_authorizer(
         ApiId=api_id, Name=f"{name}-jwt", AuthorizerType="JWT",
         IdentitySource=["$request.header.Authorization"],

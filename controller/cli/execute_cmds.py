@@ -31,6 +31,11 @@ from controller.manifest import DEFAULT_MANIFEST
 from controller.plan import FailoverPlan, build_plan
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AcceptLagOption = Annotated[bool, typer.Option(
+    "--accept-unknown-lag", envvar="FAILOVER_ACCEPT_UNKNOWN_LAG",
+    help="Fail over even when a table's replication lag cannot be read (the source region "
+         "does not answer, or no replication was measured); a lag known to be over the "
+         "table's bound is refused anyway.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
                "running": "cyan", "pending": "dim"}
 STATUS_STYLE = {"completed": "green", "completed_degraded": "yellow", "rolled_back": "red",
@@ -49,6 +54,7 @@ def execute(
                                           "prechecks; touch nothing.")] = False,
     sequential: Annotated[bool, typer.Option("--sequential", help="One step at a time.")]
     = False,
+    accept_unknown_lag: AcceptLagOption = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -59,13 +65,15 @@ def execute(
     plan = build_plan(topology, graphs.build(topology), target=to, source=source,
                       unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=1 if sequential else 8, kind="failover")
+                     as_json=as_json, workers=1 if sequential else 8, kind="failover",
+                     accept_unknown_lag=accept_unknown_lag)
 
 
 @app.command()
 def failback(
     yes: YesOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and precheck only.")] = False,
+    accept_unknown_lag: AcceptLagOption = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -78,7 +86,8 @@ def failback(
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
     plan = build_plan(topology, graphs.build(topology), target=primary, source=source)
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=8, kind="failback")
+                     as_json=as_json, workers=8, kind="failback",
+                     accept_unknown_lag=accept_unknown_lag)
 
 
 @app.command()
@@ -127,8 +136,10 @@ def _active(topology: Any, deployed: Any, clients: Any) -> str:
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
-              dry_run: bool, as_json: bool, workers: int, kind: str) -> int:
-    executor = Executor(topology, deployed, clients, max_workers=workers)
+              dry_run: bool, as_json: bool, workers: int, kind: str,
+              accept_unknown_lag: bool = False) -> int:
+    executor = Executor(topology, deployed, clients, max_workers=workers,
+                        accept_unknown_lag=accept_unknown_lag)
     if dry_run:
         checks = executor.prechecks(plan)
         if as_json:
