@@ -25,10 +25,11 @@ from controller.cli.app import (
 )
 from controller.cli.plan_cmds import render_plan
 from controller.errors import UsageError
-from controller.executor import Executor, Precheck, RunResult, StepEvent
+from controller.executor import Executor, RunResult, StepEvent
 from controller.journal import Journal, Run, StepState
 from controller.manifest import DEFAULT_MANIFEST
 from controller.plan import FailoverPlan, build_plan
+from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",

@@ -18,7 +18,8 @@ from controller.cli.app import (
     load_deployment,
     print_json,
 )
-from controller.journal import Journal, default_owner
+from controller.journal import Journal
+from controller.lease import default_owner
 from controller.manifest import DEFAULT_MANIFEST
 from controller.watcher import Decision, Watcher
 
