@@ -24,9 +24,10 @@ from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
 
 if TYPE_CHECKING:
-    from controller.executor import Precheck, RunResult, StepEvent
+    from controller.executor import RunResult, StepEvent
     from controller.journal import Run
     from controller.plan import FailoverPlan
+    from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",

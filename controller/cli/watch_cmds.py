@@ -71,7 +71,8 @@ def _emit(decision: Decision) -> None:
 def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to others).")] = "",
           manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None) -> None:
     """Stop automatic failover; watchers keep evaluating and logging."""
-    from controller.journal import Journal, default_owner
+    from controller.journal import Journal
+    from controller.lease import default_owner
 
     _, deployed, clients = load_deployment(manifest, spec)
     Journal(clients, deployed).set_automation(True, default_owner(), reason)
@@ -82,7 +83,8 @@ def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to ot
 def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
                       spec: SpecOption = None) -> None:
     """Let watchers act again."""
-    from controller.journal import Journal, default_owner
+    from controller.journal import Journal
+    from controller.lease import default_owner
 
     _, deployed, clients = load_deployment(manifest, spec)
     Journal(clients, deployed).set_automation(False, default_owner())
