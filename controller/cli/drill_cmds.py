@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from controller import graph as graphs
 from controller.cli.app import (
     JsonOption,
     SpecOption,
@@ -19,13 +18,11 @@ from controller.cli.app import (
 )
 from controller.cli.app import spec_path as resolve_spec
 from controller.cli.demo_cmds import finish
-from controller.cli.execute_cmds import render_checks
+from controller.cli.execute_cmds import AcceptLagOption, render_checks
 from controller.cli.plan_cmds import render_plan
 from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
 from controller.contract import FailMode
 from controller.errors import UsageError
-from controller.executor import Executor
-from controller.plan import build_plan
 
 
 @app.command()
@@ -36,6 +33,7 @@ def drill(
         "--manifest", "-m", help="A real stack's manifest: plan and precheck only.")] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
                                             "report live.")] = Path(".failover-drill"),
+    accept_unknown_lag: AcceptLagOption = False,
     spec: SpecOption = None,
     as_json: JsonOption = False,
 ) -> int:
@@ -45,18 +43,24 @@ def drill(
         options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
                               region=region, mode=mode.value, warmup=8.0, after=8.0)
         return finish(demos.run_demo(options), as_json)
-    return _practice(manifest, spec, region, as_json)
+    return _practice(manifest, spec, region, as_json, accept_unknown_lag)
 
 
-def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool) -> int:
+def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool,
+              accept_unknown_lag: bool = False) -> int:
     """Against a real stack nothing is failed: plan the failover and run the live prechecks."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = region or topology.regions.primary
     target = next((r for r in topology.regions.all if r != source), None)
     if target is None:
         raise UsageError("no other region to practise a failover to")
     plan = build_plan(topology, graphs.build(topology), source=source, target=target)
-    checks = Executor(topology, deployed, clients).prechecks(plan)
+    checks = Executor(topology, deployed, clients,
+                      accept_unknown_lag=accept_unknown_lag).prechecks(plan)
     if as_json:
         print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks], "practice": True})
     else:
