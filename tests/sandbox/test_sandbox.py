@@ -100,7 +100,9 @@ def test_api_has_its_routes_and_an_open_health_route(pristine: Sandbox, region: 
     routes = {r["RouteKey"]: r for r in gateway.get_routes(ApiId=api["ApiId"])["Items"]}
     assert set(routes) == {"GET /orders/{id}", "POST /orders", "GET /health"}
     assert routes["GET /health"]["AuthorizationType"] == "NONE"
-    assert routes["POST /orders"]["AuthorizationType"] == "AWS_IAM"
+    # JWT, not IAM: a SigV4 signature is for one region and the name moves between regions
+    assert routes["POST /orders"]["AuthorizationType"] == "JWT"
+    assert routes["POST /orders"]["AuthorizerId"] == routes["GET /orders/{id}"]["AuthorizerId"]
     assert pristine.manifest.regions[region].api_endpoint == api["ApiEndpoint"]
 
 
