@@ -59,7 +59,9 @@ GENERATED = textwrap.dedent("""\
       news:
         kind: bus
         rules:
-          big: {pattern: {source: [ledger], detail: {amount: [{numeric: [">", 1000]}]}}, target: jobs}
+          big:
+            pattern: {source: [ledger], detail: {amount: [{numeric: [">", 1000]}]}}
+            target: jobs
           late: {pattern: {detail-type: [Late]}, target: spill}
       gateway:
         kind: api
