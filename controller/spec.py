@@ -82,7 +82,7 @@ class Declared:
     action: str
     provisioner: str | None
     deployer: str | None
-    #: What fencing and activating do to the resource, in words (for ``failover kinds``, docs).
+    #: What fencing and activating do to the resource, in words (for readers of the registry).
     switch: str = "nothing to switch: its mode parameter says whether it serves"
     #: Where ``infra`` and the sandbox create the global pieces (tables, buckets, DNS).
     global_part: str | None = None
