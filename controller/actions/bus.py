@@ -69,7 +69,11 @@ class BusAction(Action):
                 events.disable_rule(Name=rule, EventBusName=self.ref.name)
 
     def _settle(self, state: State, mode: str | None) -> State:
-        # Degraded to "unavailable" is a bus whose rules are disabled.
-        if state == State.STANDBY and mode == DegradedMode.UNAVAILABLE.value:
-            return State.DEGRADED
+        # Degraded to "unavailable" is a bus whose rules are all disabled; rules that disagree
+        # are not that yet (so that activating in that mode still disables the rest).
+        if mode == DegradedMode.UNAVAILABLE.value:
+            if state == State.STANDBY:
+                return State.DEGRADED
+            if state == State.DEGRADED:
+                return State.STANDBY
         return super()._settle(state, mode)

@@ -107,6 +107,11 @@ def test_rules_that_disagree_are_degraded_and_activate_sets_them_right(
     assert seen.state == State.DEGRADED and not seen.healthy and rule in seen.detail
     assert act.activate().observed.state == State.ACTIVE
     assert events.describe_rule(Name=rule, EventBusName=bus)["State"] == "ENABLED"
+    assert act.activate(DegradedMode.UNAVAILABLE).observed.state == State.DEGRADED
+    events.enable_rule(Name=f"{bus}-extra", EventBusName=bus)  # disagree while "unavailable"
+    again = act.activate(DegradedMode.UNAVAILABLE)
+    assert again.changed and again.observed.state == State.DEGRADED
+    assert events.describe_rule(Name=f"{bus}-extra", EventBusName=bus)["State"] == "DISABLED"
 
 
 def test_degraded_unavailable_is_a_bus_that_delivers_nothing(fresh_sandbox: Sandbox) -> None:
