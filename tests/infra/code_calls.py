@@ -15,7 +15,7 @@ from pathlib import Path
 
 #: attribute names the example binds boto3 clients to -> the IAM service prefix
 CLIENTS = {"dynamodb": "dynamodb", "sqs": "sqs", "s3": "s3", "ssm": "ssm", "kinesis": "kinesis",
-           "lambda_": "lambda"}
+           "lambda_": "lambda", "events": "events"}
 #: calls that are not boto3 operations but make one (powertools' SSMProvider.get)
 INDIRECT = {("provider", "get"): "ssm:GetParameter"}
 

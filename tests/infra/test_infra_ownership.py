@@ -62,7 +62,9 @@ def test_stream_mappings_start_at_the_oldest_record_and_keep_failures(run: Run) 
 
 def test_scheduled_invocations_retry_then_dead_letter(run: Run) -> None:
     queues = {q.state["arn"]: q for q in run.of("aws:sqs/queue:Queue")}
-    targets = run.of("aws:cloudwatch/eventTarget:EventTarget")
+    # a schedule invokes a function (its alias); a bus rule's target is a queue
+    targets = [t for t in run.of("aws:cloudwatch/eventTarget:EventTarget")
+               if ":function:" in t.inputs["arn"]]
     assert targets
     for target in targets:
         retry = target.inputs["retryPolicy"]

@@ -45,7 +45,8 @@ def test_the_reader_finds_the_calls_the_example_makes(example: Run) -> None:
     assert called(example, "worker") == {"dynamodb:PutItem", "dynamodb:Scan", "ssm:GetParameter"}
     assert called(example, "projector") == {"s3:PutObject"}
     assert called(example, "api-handler") == {"dynamodb:GetItem", "dynamodb:PutItem",
-                                              "sqs:SendMessage", "ssm:GetParameter"}
+                                              "sqs:SendMessage", "ssm:GetParameter",
+                                              "events:PutEvents"}
 
 
 def test_every_call_is_allowed_on_its_resource(example: Run) -> None:
