@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy controller sandbox
+	$(BIN)/mypy controller sandbox infra
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 import botocore.config
@@ -24,6 +24,22 @@ import botocore.session
 
 from controller.contract import GLOBAL
 from controller.errors import PermanentStepError, TransientStepError
+
+if TYPE_CHECKING:  # the [dev] extra's types-boto3 stubs; nothing of them at run time
+    from types_boto3_apigatewayv2.client import ApiGatewayV2Client
+    from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodbstreams.client import DynamoDBStreamsClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_iam.client import IAMClient
+    from types_boto3_kinesis.client import KinesisClient
+    from types_boto3_lambda.client import LambdaClient
+    from types_boto3_logs.client import CloudWatchLogsClient
+    from types_boto3_route53.client import Route53Client
+    from types_boto3_s3.client import S3Client
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_ssm.client import SSMClient
+    from types_boto3_sts.client import STSClient
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +89,7 @@ class AwsSettings:
     connect_timeout: float = 2.0
     read_timeout: float = 4.0
     max_attempts: int = 3
-    retry_mode: str = "standard"
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
 
 
 @dataclass
@@ -103,6 +119,39 @@ class Clients:
     def emulated(self) -> bool:
         """True when every call goes to the loopback emulator."""
         return bool(self.endpoints)
+
+    # One overload per service the controller and the sandbox call: a typed client each.
+    @overload
+    def client(self, service: Literal["apigatewayv2"], region: str) -> ApiGatewayV2Client: ...
+    @overload
+    def client(self, service: Literal["cloudwatch"], region: str) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["dynamodbstreams"], region: str
+               ) -> DynamoDBStreamsClient: ...
+    @overload
+    def client(self, service: Literal["events"], region: str) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["iam"], region: str) -> IAMClient: ...
+    @overload
+    def client(self, service: Literal["kinesis"], region: str) -> KinesisClient: ...
+    @overload
+    def client(self, service: Literal["lambda"], region: str) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["logs"], region: str) -> CloudWatchLogsClient: ...
+    @overload
+    def client(self, service: Literal["route53"], region: str) -> Route53Client: ...
+    @overload
+    def client(self, service: Literal["s3"], region: str) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"], region: str) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["ssm"], region: str) -> SSMClient: ...
+    @overload
+    def client(self, service: Literal["sts"], region: str) -> STSClient: ...
+    @overload
+    def client(self, service: str, region: str) -> Any: ...
 
     def client(self, service: str, region: str) -> Any:
         """The cached client of ``service`` in ``region`` (global services go to ``global``)."""
@@ -146,7 +195,8 @@ class Clients:
         emulated = bool(endpoint)
         if emulated not in _SESSIONS:
             _SESSIONS[emulated] = emulator_session() if emulated else boto3.session.Session()
-        client = _SESSIONS[emulated].client(service, **kwargs)
+        # A service name known only at run time: the overloads of client() type the callers.
+        client = _SESSIONS[emulated].client(service, **kwargs)  # type: ignore[call-overload]
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")

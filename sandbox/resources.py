@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.aws import Clients
+from controller.contract import ALIAS
 from controller.manifest import ComponentRef
 from controller.spec import (
     ApiSpec,
@@ -27,6 +28,9 @@ from controller.spec import (
     TableSpec,
 )
 from sandbox.functions import alias_arn
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import QueueAttributeNameType
 
 ACTIVE = "active"
 STANDBY = "standby"
@@ -94,7 +98,8 @@ def provision_bucket(clients: Clients, region: str, physical: str,
 def provision_queue(clients: Clients, region: str, physical: str, spec: QueueSpec) -> ComponentRef:
     """An SQS queue, with its dead-letter queue ``<name>-dlq`` and a redrive policy."""
     sqs = clients.client("sqs", region)
-    attributes = {"VisibilityTimeout": str(spec.visibility_timeout)}
+    attributes: dict[QueueAttributeNameType, str] = {
+        "VisibilityTimeout": str(spec.visibility_timeout)}
     dlq_arn = None
     if spec.dlq:
         dlq_url = sqs.create_queue(QueueName=f"{physical}-dlq")["QueueUrl"]
@@ -147,7 +152,7 @@ def provision_schedule(clients: Clients, region: str, physical: str, spec: Sched
                                State="ENABLED" if active else "DISABLED")["RuleArn"]
     events.put_targets(Rule=physical, Targets=[{"Id": "target", "Arn": alias_arn(target)}])
     clients.client("lambda", region).add_permission(
-        FunctionName=target.name, Qualifier=target.alias, StatementId=f"{physical}-invoke",
+        FunctionName=target.name, Qualifier=target.alias or ALIAS, StatementId=f"{physical}-invoke",
         Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
     return ComponentRef(kind="schedule", name=physical, arn=rule_arn)
 

@@ -126,10 +126,6 @@ class Action(ABC):
         """This component's declaration in the topology."""
         return self.topology.components[self.component]
 
-    def client(self, service: str) -> Any:
-        """A client of ``service`` in this action's region."""
-        return self.clients.client(service, self.region)
-
     # -- the public, shared part -------------------------------------------------------------
 
     def read(self) -> Observed:
