@@ -12,9 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controller.contract import DEFAULT_MANIFEST
 from controller.errors import SpecError
-
-DEFAULT_MANIFEST = Path(".failover") / "manifest.json"
 
 
 class _Model(BaseModel):

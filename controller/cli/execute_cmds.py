@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from controller import graph as graphs
-from controller import health
 from controller.cli.app import (
     JsonOption,
     ManifestOption,
@@ -24,12 +20,14 @@ from controller.cli.app import (
     print_json,
 )
 from controller.cli.plan_cmds import render_plan
+from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
-from controller.executor import Executor, RunResult, StepEvent
-from controller.journal import Journal, Run, StepState
-from controller.manifest import DEFAULT_MANIFEST
-from controller.plan import FailoverPlan, build_plan
-from controller.prechecks import Precheck
+
+if TYPE_CHECKING:
+    from controller.executor import RunResult, StepEvent
+    from controller.journal import Run
+    from controller.plan import FailoverPlan
+    from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
@@ -55,6 +53,9 @@ def execute(
     as_json: JsonOption = False,
 ) -> int:
     """Fail over: fence the source, activate the target dependencies first, traffic last."""
+    from controller import graph as graphs
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = from_ or _active(topology, deployed, clients)
     plan = build_plan(topology, graphs.build(topology), target=to, source=source,
@@ -72,6 +73,9 @@ def failback(
     as_json: JsonOption = False,
 ) -> int:
     """Go back to the original primary, once it is healthy again, with the same machinery."""
+    from controller import graph as graphs
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = _active(topology, deployed, clients)
     primary = topology.regions.primary
@@ -90,6 +94,9 @@ def resume(
     as_json: JsonOption = False,
 ) -> int:
     """Continue a run whose controller died: take the lease anew, redo what is not done."""
+    from controller.executor import Executor
+    from controller.journal import Journal
+
     topology, deployed, clients = load_deployment(manifest, spec)
     journal = Journal(clients, deployed)
     steps = len(journal.run(run_id).plan.steps)
@@ -103,6 +110,10 @@ def resume(
 def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
          as_json: JsonOption = False) -> None:
     """List the journalled runs, newest first."""
+    from rich.table import Table
+
+    from controller.journal import Journal
+
     _, deployed, clients = load_deployment(manifest, spec)
     found = Journal(clients, deployed).runs()
     if as_json:
@@ -123,12 +134,16 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 
 def _active(topology: Any, deployed: Any, clients: Any) -> str:
     """The active region as the deployment says (mode parameters, else DNS), else the primary."""
+    from controller import health
+
     report = health.status(topology, deployed, clients)
     return report.active_region or topology.regions.primary
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
               dry_run: bool, as_json: bool, workers: int, kind: str) -> int:
+    from controller.executor import Executor
+
     executor = Executor(topology, deployed, clients, max_workers=workers)
     if dry_run:
         checks = executor.prechecks(plan)
@@ -154,6 +169,14 @@ class _progress:
     """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
 
     def __init__(self, total: int, quiet: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.quiet = quiet
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
@@ -170,6 +193,8 @@ class _progress:
     def __call__(self, event: StepEvent) -> None:
         if self.quiet:
             return
+        from controller.journal import StepState
+
         if event.state == StepState.RUNNING:
             self.bar.update(self.task, description=f"{event.step.id}")
             return

@@ -23,7 +23,7 @@ from controller.actions.base import Observed, State
 from controller.actions.dns import DnsAction
 from controller.actions.registry import action_for
 from controller.aws import AwsSettings, Clients, classify
-from controller.contract import GLOBAL
+from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS
 from controller.errors import TransientStepError
 from controller.health import verdicts
 from controller.health.model import (
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: Fail fast: one attempt, short timeouts, so a hung region costs one read timeout.
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
-DEADLINE_SECONDS = 4.0
+DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
 MAX_WORKERS = 64
 
 def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
