@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from controller.aws import Clients, classify, is_unreachable
+from controller.aws import Clients, classify, explain, is_not_found, is_unreachable
+from controller.aws import error_code as _code
 from controller.errors import FailoverError, LeaseHeldError, StaleTokenError
 from controller.manifest import Manifest
 from controller.plan import FailoverPlan
@@ -79,6 +80,11 @@ class Lease:
     owner: str
     token: int
     expires_at: float
+
+    @property
+    def holder_dead(self) -> bool:
+        """True when the holder is provably dead: a process of this machine that has ended."""
+        return _dead_local_owner(self.owner)
 
 
 @dataclass
@@ -165,6 +171,9 @@ class Journal:
                     return client.transact_write_items(**kwargs)
                 return getattr(client, op)(TableName=self.table, **kwargs)
             except Exception as exc:
+                if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
+                    raise explain(exc, what=f"the control table {self.table}",
+                                  where=region) or exc from exc
                 if not is_unreachable(exc):
                     raise
                 log.warning("control table unreachable in %s, trying the next region", region)
@@ -449,11 +458,6 @@ def _float(value: Any) -> float | None:
 def _chunks(items: list[StepRecord], size: int) -> Iterator[list[StepRecord]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
 def _stale(lease: Lease) -> StaleTokenError:

@@ -375,7 +375,10 @@ def load(path: str | Path) -> Topology:
 @paused_gc()
 def loads(text: str, *, source: str = "<topology>") -> Topology:
     """Validate a topology given as YAML text; see :func:`load`."""
-    data = _load_json(text)
+    try:
+        data = _load_json(text)
+    except SpecError as exc:
+        raise SpecError(exc.reason, source=source) from None
     try:
         if data is None:
             data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
@@ -405,6 +408,8 @@ def _load_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+    except RecursionError:  # YAML's loader refuses the same nesting; say it the same way
+        raise SpecError("not valid JSON: exceeded maximum nesting depth") from None
 
 
 def _spec_error(exc: ValidationError, node: yaml.Node | None, source: str) -> SpecError:
