@@ -8,6 +8,7 @@ emulator, the endpoint of every region.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,11 +99,15 @@ class Manifest(_Model):
             ) from None
 
     def save(self, path: str | Path) -> None:
-        """Write the manifest as JSON, atomically."""
+        """Write the manifest as JSON, atomically, readable by its owner only (0600)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2, exclude_none=True), encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(self.model_dump_json(indent=2, exclude_none=True))
         tmp.replace(path)
 
 
