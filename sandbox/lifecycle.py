@@ -274,10 +274,10 @@ def _trust(state: SandboxState) -> None:
 
 
 def _stop_orphans(state_dir: Path) -> list[int]:
-    """Stop the processes of a sandbox whose state file is unreadable; their pids."""
+    """Stop the processes of a sandbox whose state file is unreadable or gone; their pids."""
     pids = servers.find_processes(state_dir / LOG_DIR)
     if pids:
-        log.warning("the state in %s is unreadable: stopping its processes %s", state_dir,
+        log.warning("the state in %s is lost: stopping its processes %s", state_dir,
                     ", ".join(map(str, pids)))
         servers.stop_pids(pids)
     remove_state(state_dir)
@@ -288,9 +288,9 @@ def _refuse_if_running(state_dir: Path) -> None:
     try:
         state = read_state(state_dir)
     except CorruptStateError:
-        _stop_orphans(state_dir)  # never start a second set beside an orphaned first
-        return
-    if state is None:
+        state = None
+    if state is None:  # unreadable or removed: never start a second set beside the first
+        _stop_orphans(state_dir)
         return
     running = [s for s in state.servers.values() if servers.is_ours(s)]
     if running:
@@ -311,15 +311,15 @@ def _stop_all(state: SandboxState) -> None:
 def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
     """Stop the sandbox in ``state_dir``; the names of the servers stopped (none if none ran).
 
-    A sandbox whose state file is unreadable is found by its processes and stopped all the same
-    (they are then named by pid).
+    A sandbox whose state file is unreadable or removed is found by its processes and stopped
+    all the same (they are then named by pid).
     """
     try:
         state = read_state(Path(state_dir))
     except CorruptStateError:
+        state = None
+    if state is None:  # unreadable or removed: its processes are found by their logs
         return [f"pid {pid}" for pid in _stop_orphans(Path(state_dir))]
-    if state is None:
-        return []
     _stop_all(state)
     remove_state(Path(state_dir))
     return list(state.servers)

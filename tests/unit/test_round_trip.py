@@ -78,3 +78,13 @@ def test_controls_with_the_secret_reach_moto_and_reads_need_none() -> None:
 def test_a_server_without_a_secret_refuses_every_control() -> None:
     app = launcher.RoundTrip(moto_app([]), "")
     assert call(app, "/moto-api/reset", secret="")[0] == "403 Forbidden"
+
+
+def test_the_launcher_knows_its_peer_user() -> None:
+    """What the zygote compares with its own uid before it forks anything (SO_PEERCRED)."""
+    import os
+    import socket
+
+    left, right = socket.socketpair(socket.AF_UNIX)
+    with left, right:
+        assert launcher.peer_uid(left) == os.getuid()
