@@ -20,7 +20,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from controller.aws import Clients, decode, error_code, explain, is_not_found
+from controller.aws import AwsSettings, Clients, decode, error_code, explain, is_not_found
 from controller.errors import AwsError, SpecError
 from controller.manifest import (
     ComponentRef,
@@ -222,7 +222,7 @@ def test_a_manifest_missing_an_endpoint_attempts_no_request_outside_loopback(
 
 def test_the_trap_does_catch_a_call_to_aws(proxy_trap: Trap) -> None:
     """The check above can fail: a real-AWS client does go through the proxy variables."""
-    client = Clients().client("sqs", "us-west-2")
+    client = Clients(settings=AwsSettings(connect_timeout=1.5)).client("sqs", "us-west-2")
     with pytest.raises(botocore.exceptions.BotoCoreError):
         client.list_queues()
     assert proxy_trap.hits >= 1
