@@ -9,10 +9,14 @@ and nowhere else.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from enum import StrEnum
-from urllib.parse import urlsplit
+from pathlib import Path
+
+#: Where the sandbox writes the manifest and every verb that acts reads it by default.
+DEFAULT_MANIFEST = Path(".failover") / "manifest.json"
+#: Seconds ``failover status`` waits for a region's answers before calling it unreachable.
+STATUS_DEADLINE_SECONDS = 4.0
 
 #: The pseudo-region of the global services (Route 53, IAM, STS) in a manifest and the sandbox.
 GLOBAL = "global"
@@ -81,7 +85,7 @@ def normalize_host(value: str) -> str:
     'api.example.com'
     """
     if "://" in value:
-        value = urlsplit(value).netloc
+        value = value.split("://", 1)[1]
     return value.split("/", 1)[0].rstrip(".").lower()
 
 
@@ -95,11 +99,14 @@ def fit(name: str, limit: int) -> str:
     """
     if len(name) <= limit:
         return name
+    import hashlib  # only for names too long (hashlib costs start-up)
+
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: limit - 9]}-{digest}"
 
 
 __all__ = [
-    "ALIAS", "ENV_APP", "ENV_COMPONENT", "ENV_COMPONENT_MODE_PARAMETER", "ENV_MODE_PARAMETER",
-    "GLOBAL", "DegradedMode", "FailMode", "Mode", "env_key", "fit", "normalize_host",
+    "ALIAS", "DEFAULT_MANIFEST", "ENV_APP", "ENV_COMPONENT", "ENV_COMPONENT_MODE_PARAMETER",
+    "ENV_MODE_PARAMETER", "GLOBAL", "STATUS_DEADLINE_SECONDS", "DegradedMode", "FailMode", "Mode",
+    "env_key", "fit", "normalize_host",
 ]

@@ -140,3 +140,7 @@ class TransientStepError(ActionError):
 
 class PermanentStepError(ActionError):
     """A step failed in a way no retry can fix (resource missing, access denied)."""
+
+
+class RunNotFoundError(UsageError):
+    """The journal has no run of that id (``failover runs`` lists them)."""

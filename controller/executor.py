@@ -11,10 +11,7 @@ is held from the prechecks to the end, and renewed before every level.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import graph as graphs
-from controller import health
 from controller.actions import mode as modes
 from controller.actions.base import State
 from controller.actions.registry import action_for
@@ -36,27 +32,18 @@ from controller.errors import (
     TransientStepError,
     UsageError,
 )
-from controller.journal import (
-    Journal,
-    Lease,
-    Run,
-    RunStatus,
-    StepRecord,
-    StepState,
-    default_owner,
-    new_run_id,
-)
+from controller.journal import Journal, Run, RunStatus, StepRecord, StepState, new_run_id
+from controller.lease import Lease, default_owner
 from controller.manifest import Manifest
 from controller.plan import FailoverPlan, Step
-from controller.spec import Kind, OnFailure, Topology
+from controller.prechecks import Precheck, prechecks
+from controller.retry import decide
+from controller.spec import OnFailure, Topology
 
 log = logging.getLogger(__name__)
 
-#: Fault injection for the crash tests: SIGKILL this process after N steps have finished.
-KILL_AFTER_ENV = "FAILOVER_FAULT_KILL_AFTER_STEPS"
 #: Fencing a source that may be gone: one attempt, short timeouts.
 FENCE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=2.0, max_attempts=1)
-MAX_BACKOFF = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,15 +58,6 @@ class StepEvent:
 
 
 Progress = Callable[[StepEvent], None]
-
-
-@dataclass(frozen=True)
-class Precheck:
-    """One check made before anything is touched."""
-
-    name: str
-    ok: bool
-    detail: str = ""
 
 
 @dataclass
@@ -127,61 +105,13 @@ class Executor:
         self.max_workers = max(1, max_workers)
         self.policy = topology.policy
         self.graph = graphs.build(topology)
-        self._finished = 0
-        self._lock = threading.Lock()
 
     # -- prechecks ---------------------------------------------------------------------------
 
     def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
-        """Check the target before touching anything: reachable, healthy, lag, no other run."""
-        checks: list[Precheck] = []
-        target = health.region_health(self.topology, self.manifest, self.clients, plan.target)
-        checks.append(Precheck("target_reachable", target.reachable,
-                               target.error or f"{plan.target} answers"))
-        checks.append(self._target_check(plan, target))
-        checks.append(self._lag_check(plan, target))
-        current = self.journal.current_run_id()
-        checks.append(Precheck(
-            "no_run_in_progress", current is None or current == resuming,
-            f"run {current} is in progress (failover resume {current})" if current
-            and current != resuming else "none"))
-        holder = self.journal.holder()
-        if holder is None or holder.expires_at <= time.time() or holder.owner == self.owner:
-            checks.append(Precheck("lease_free", True, "free"))
-        elif holder.holder_dead:  # the lease is taken over at once (Journal.acquire)
-            checks.append(Precheck("lease_free", True, f"held by {holder.owner}, a process of "
-                                   "this machine that has ended: it will be taken over"))
-        else:
-            checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
-        return checks
-
-    def _target_check(self, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
-        """Healthy enough to take traffic: no alarm firing, probes fine; missing components are
-        not a refusal (what needs them will run degraded) unless their policy is rollback."""
-        signals = target.signals
-        problems = [f"alarms firing: {', '.join(signals.alarms_firing)}"] \
-            if signals.alarms_firing else []
-        if signals.http_ok is False:
-            problems.append("HTTP probe failed")
-        missing = sorted(n for n, c in target.components.items() if c.state == State.MISSING)
-        problems += [f"{n} is missing and its policy is rollback" for n in missing
-                     if self.topology.components[n].on_failure == OnFailure.ROLLBACK]
-        if not target.reachable:
-            problems.insert(0, "unreachable")
-        detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
-            f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else "")
-        return Precheck("target_healthy", not problems, detail)
-
-    def _lag_check(self, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
-        worst: list[str] = []
-        for name, comp in self.topology.of_kind(Kind.TABLE):
-            status = target.components.get(name)
-            lag = status.facts.get("lag_seconds") if status else None
-            if lag is not None and float(lag) > comp.max_lag_seconds:
-                worst.append(f"{name} {float(lag):.1f}s > {comp.max_lag_seconds:.0f}s")
-        if worst:
-            return Precheck("replication_lag", False, "; ".join(worst))
-        return Precheck("replication_lag", True, "within bounds")
+        """Check the target before touching anything (see :mod:`controller.prechecks`)."""
+        return prechecks(self.topology, self.manifest, self.clients, self.journal, plan,
+                         self.owner, resuming=resuming)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -312,44 +242,33 @@ class Executor:
                              f"{step.region} unreachable: not fenced")
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
-        error = ""
         for attempt in range(retries + 1):
             record.attempts += 1
+            error: TransientStepError | PermanentStepError | None = None
             try:
-                outcome = action.deactivate() if fence else action.activate(mode)
-                seen = outcome.observed.state
+                result = action.deactivate() if fence else action.activate(mode)
+                seen = result.observed.state
                 if fence and seen not in (action.fenced_state, State.MISSING):
                     raise TransientStepError(f"read back {seen}, wanted fenced")
-                log.info("%s: %s (%s)", step.id, seen, "changed" if outcome.changed
+                log.info("%s: %s (%s)", step.id, seen, "changed" if result.changed
                          else "already so")
-                return self._end(run, lease, step, StepState.DONE)
-            except TransientStepError as exc:
-                error = str(exc)
-                if fence and exc.unreachable and not action.global_resource:
-                    unreachable.add(step.region)
-                    return self._end(run, lease, step, StepState.UNVERIFIED, error)
-                delay = min(MAX_BACKOFF, exc.delay * 2 ** attempt) * (0.5 + random.random())
-                log.warning("%s: attempt %d failed (%s); retrying in %.1fs", step.id,
-                            attempt + 1, error, delay)
-                if attempt < retries:
-                    time.sleep(delay)
-            except PermanentStepError as exc:
-                error = str(exc)
-                break
-        ending = StepState.UNVERIFIED if fence else StepState.FAILED
-        return self._end(run, lease, step, ending, error)
+            except (TransientStepError, PermanentStepError) as exc:
+                error = exc
+            outcome = decide(error, attempt=attempt, retries=retries, fence=fence,
+                             global_resource=action.global_resource,
+                             jitter=0.5 + random.random())
+            if outcome.region_unreachable:
+                unreachable.add(step.region)
+            if outcome.final:
+                return self._end(run, lease, step, outcome.state, outcome.error)
+            log.warning("%s: attempt %d failed (%s); retrying in %.1fs", step.id,
+                        attempt + 1, outcome.error, outcome.delay)
+            time.sleep(outcome.delay)
 
     def _end(self, run: Run, lease: Lease, step: Step, state: StepState, error: str = "") -> None:
         record = run.steps[step.id]
         record.state, record.ended, record.error = state, time.time(), error
         self._journal(run, lease, record, step)
-        with self._lock:
-            self._finished += 1
-            finished = self._finished
-        limit = os.environ.get(KILL_AFTER_ENV)
-        if limit and finished >= int(limit):
-            log.critical("fault injection: killing this controller after %d steps", finished)
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _journal(self, run: Run, lease: Lease, record: StepRecord, step: Step) -> None:
         self.journal.record_step(lease, run.id, record)

@@ -15,10 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.contract import GLOBAL
+from controller.contract import DEFAULT_MANIFEST, GLOBAL
 from controller.errors import SpecError
-
-DEFAULT_MANIFEST = Path(".failover") / "manifest.json"
 
 
 class _Model(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from controller.errors import FailoverError, UsageError
 
@@ -22,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: Rich's help formatter costs ~90 ms of imports and layout at every
+    # `failover --help`, which operators type often in an incident (bench/cli_startup.py).
+    rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -34,22 +36,22 @@ SpecOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-@app.callback()
-def _root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                         help="More log output (-vv for debug).")] = 0,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON lines (audit).")]
-    = False,
-) -> None:
-    """Multi-region failover for serverless applications on AWS."""
+def configure_logging(verbose: int, log_json: bool) -> None:
+    """Send the library's log records to stderr: Rich lines, or JSON lines with ``--log-json``."""
+    import logging
+
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     root = logging.getLogger()
     root.handlers.clear()
     handler: logging.Handler
     if log_json:
+        from controller.cli.logs import JsonFormatter
+
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     else:
+        from rich.logging import RichHandler
+
         handler = RichHandler(console=err_console, show_path=False, show_time=verbose > 1)
     root.addHandler(handler)
     root.setLevel(level)
@@ -57,20 +59,77 @@ def _root(
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, message and any extra fields."""
+def _root_command() -> Any:
+    """The root's own options (typer builds their click form)."""
+    root = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        extra = getattr(record, "event", None)
-        if isinstance(extra, dict):
-            out.update(extra)
-        return json.dumps(out, default=str)
+    @root.command()
+    def options(
+        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                             help="More log output (-vv for debug).")] = 0,
+        log_json: Annotated[bool, typer.Option("--log-json",
+                                               help="Log as JSON lines (audit).")] = False,
+    ) -> None:
+        configure_logging(verbose, log_json)
+
+    return typer.main.get_command(root)
+
+
+class LazyGroup(TyperGroup):
+    """The ``failover`` command: lists every verb, but builds a verb only when it runs.
+
+    Typer turns each verb's parameters into click parameters through pydantic adapters; doing
+    that for every verb at every call cost ``failover --help`` a third of its start-up.
+    """
+
+    def __init__(self, application: typer.Typer) -> None:
+        self.application = application
+        self.infos: dict[str, Any] = {}
+        for command in application.registered_commands:
+            callback_name = getattr(command.callback, "__name__", "")
+            name = command.name or typer.main.get_command_name(callback_name)
+            self.infos[name] = command
+        for group in application.registered_groups:
+            self.infos[str(group.name)] = group
+        root = _root_command()
+        super().__init__(name="failover", help=application.info.help, no_args_is_help=True,
+                         rich_markup_mode=None, callback=root.callback, params=root.params)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.infos)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in self.infos:
+            self.commands[cmd_name] = self._build(self.infos[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from typer._click.utils import make_default_short_help
+
+        limit = formatter.width - 6 - max(len(name) for name in self.infos)
+        rows = [(name, make_default_short_help(_summary(info), limit))
+                for name, info in self.infos.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _build(self, info: Any) -> Any:
+        if isinstance(info, typer.models.TyperInfo):
+            return typer.main.get_group_from_info(
+                info, pretty_exceptions_short=False, rich_markup_mode=None,
+                suggest_commands=True)
+        return typer.main.get_command_from_info(info, pretty_exceptions_short=False,
+                                                rich_markup_mode=None)
+
+
+def _summary(info: Any) -> str:
+    """A verb's help text (a group's ``help=``, else the callback's docstring)."""
+    import inspect
+
+    if isinstance(info, typer.models.TyperInfo):
+        if isinstance(info.help, str):
+            return info.help
+        return str(info.typer_instance.info.help or "") if info.typer_instance else ""
+    return inspect.getdoc(info.callback) or ""
 
 
 def print_json(data: Any) -> None:
@@ -88,7 +147,7 @@ def spec_path(spec: Path | None) -> Path:
 
 def run(application: typer.Typer, argv: list[str] | None) -> int:
     """Run ``application`` and map every outcome to an exit code (the one error boundary)."""
-    command = typer.main.get_command(application)
+    command = LazyGroup(application)
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)
     except FailoverError as exc:

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from controller.cli.app import (
     JsonOption,
@@ -39,6 +37,8 @@ def demo(
     as_json: JsonOption = False,
 ) -> int:
     """Deploy the example to the emulator, send traffic, fail a region, fail over, report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     demos = extra("sandbox.demo", "sandbox")
     options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
                                 region=region, mode=mode.value, warmup=warmup, after=after,
@@ -68,6 +68,8 @@ def finish(result: Any, as_json: bool) -> int:
 
 def render(result: Any) -> None:
     """The report as a table, and where its files are."""
+    from rich.table import Table
+
     report = result.report
     console.print(f"[bold]{report['title']}[/]")
     table = Table(title="requests by phase (final outcome, after client retries)")

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from controller import graph as graphs
 from controller.cli.app import (
     JsonOption,
     SpecOption,
@@ -24,8 +23,6 @@ from controller.cli.plan_cmds import render_plan
 from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
 from controller.contract import FailMode
 from controller.errors import UsageError
-from controller.executor import Executor
-from controller.plan import build_plan
 
 
 @app.command()
@@ -50,6 +47,10 @@ def drill(
 
 def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool) -> int:
     """Against a real stack nothing is failed: plan the failover and run the live prechecks."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = region or topology.regions.primary
     target = next((r for r in topology.regions.all if r != source), None)

@@ -5,15 +5,11 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from controller import graph as graphs
-from controller import health
 from controller.cli.app import (
     JsonOption,
     ManifestOption,
@@ -25,11 +21,14 @@ from controller.cli.app import (
     print_json,
 )
 from controller.cli.plan_cmds import render_plan
+from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
-from controller.executor import Executor, Precheck, RunResult, StepEvent
-from controller.journal import Journal, Run, StepState
-from controller.manifest import DEFAULT_MANIFEST
-from controller.plan import FailoverPlan, build_plan
+
+if TYPE_CHECKING:
+    from controller.executor import RunResult, StepEvent
+    from controller.journal import Run
+    from controller.plan import FailoverPlan
+    from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
@@ -55,6 +54,9 @@ def execute(
     as_json: JsonOption = False,
 ) -> int:
     """Fail over: fence the source, activate the target dependencies first, traffic last."""
+    from controller import graph as graphs
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = from_ or _active(topology, deployed, clients)
     plan = build_plan(topology, graphs.build(topology), target=to, source=source,
@@ -73,6 +75,9 @@ def failback(
     as_json: JsonOption = False,
 ) -> int:
     """Go back to the original primary, once it is healthy again, with the same machinery."""
+    from controller import graph as graphs
+    from controller.plan import build_plan
+
     topology, deployed, clients = load_deployment(manifest, spec)
     source = _active(topology, deployed, clients)
     primary = topology.regions.primary
@@ -91,9 +96,11 @@ def resume(
     as_json: JsonOption = False,
 ) -> int:
     """Continue a run whose controller died: take the lease anew, redo what is not done."""
-    topology, deployed, clients = load_deployment(manifest, spec)
+    from controller.executor import Executor
+    from controller.journal import Journal
     from controller.manifest import check_steps
 
+    topology, deployed, clients = load_deployment(manifest, spec)
     journal = Journal(clients, deployed)
     planned = journal.run(run_id).plan.steps
     check_steps(deployed, ((s.component, s.region) for s in planned))
@@ -108,6 +115,10 @@ def resume(
 def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
          as_json: JsonOption = False) -> None:
     """List the journalled runs, newest first."""
+    from rich.table import Table
+
+    from controller.journal import Journal
+
     _, deployed, clients = load_deployment(manifest, spec)
     found = Journal(clients, deployed).runs()
     if as_json:
@@ -131,12 +142,15 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 
 def _active(topology: Any, deployed: Any, clients: Any) -> str:
     """The active region as the deployment says (mode parameters, else DNS), else the primary."""
+    from controller import health
+
     report = health.status(topology, deployed, clients)
     return report.active_region or topology.regions.primary
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
               dry_run: bool, as_json: bool, workers: int, kind: str, hint: str) -> int:
+    from controller.executor import Executor
     from controller.manifest import check_steps
 
     # The same refusal for the dry run and the real run: a step the manifest cannot place.
@@ -186,6 +200,14 @@ class _progress:
     """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
 
     def __init__(self, total: int, quiet: bool, hint: str = "") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.quiet = quiet
         #: What a resume command needs besides the run id (the manifest, when not the default).
         self.hint = hint
@@ -207,6 +229,8 @@ class _progress:
         self.run_id = event.run_id
         if self.quiet:
             return
+        from controller.journal import StepState
+
         if event.state == StepState.RUNNING:
             self.bar.update(self.task, description=f"{event.step.id}")
             return

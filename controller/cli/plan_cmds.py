@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from controller import graph as graphs
 from controller.cli.app import JsonOption, SpecOption, app, console, load_spec, print_json
-from controller.plan import FailoverPlan, build_plan, plan_to_dot, plan_to_mermaid
+
+if TYPE_CHECKING:
+    from controller.plan import FailoverPlan
 
 
 class Format(StrEnum):
@@ -25,6 +25,8 @@ class Format(StrEnum):
 @app.command()
 def validate(spec: SpecOption = None) -> None:
     """Check a topology file: schema, regions, references, cycles."""
+    from controller import graph as graphs
+
     topology, graph = load_spec(spec)
     levels = graphs.activation_levels(graph)
     console.print(f"[green]ok[/]: {topology.app}: {len(topology.components)} components, "
@@ -37,6 +39,10 @@ def graph_cmd(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
     """Show the dependency graph (an edge A -> B means A needs B)."""
+    from rich.table import Table
+
+    from controller import graph as graphs
+
     topology, graph = load_spec(spec)
     if fmt == Format.json:
         print_json({"app": topology.app, **graphs.to_data(graph)})
@@ -70,6 +76,8 @@ def plan(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
     """Show the ordered failover plan: fence the source, activate the target, traffic last."""
+    from controller.plan import build_plan, plan_to_dot, plan_to_mermaid
+
     topology, graph = load_spec(spec)
     result = build_plan(topology, graph, target=to, source=from_, unavailable=unavailable or ())
     if as_json or fmt == Format.json:
@@ -84,6 +92,8 @@ def plan(
 
 def render_plan(result: FailoverPlan) -> None:
     """Print a plan as a table grouped by level, then its degraded answers."""
+    from rich.table import Table
+
     table = Table(title=f"{result.app}: fail over {result.source} -> {result.target}",
                   show_lines=False)
     for column in ("level", "phase", "action", "component", "region"):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from controller.cli.app import (
     JsonOption,
@@ -44,6 +43,8 @@ def _state_dir() -> Path:
 
 
 def _render(info: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"sandbox of {info['app']} ({info['state_dir']})")
     for column in ("server", "role", "endpoint", "pid", "condition"):
         table.add_column(column)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from controller import health
 from controller.cli.app import (
     JsonOption,
     ManifestOption,
@@ -19,8 +17,11 @@ from controller.cli.app import (
     load_deployment,
     print_json,
 )
-from controller.manifest import DEFAULT_MANIFEST
-from controller.spec import Topology
+from controller.contract import DEFAULT_MANIFEST, STATUS_DEADLINE_SECONDS
+
+if TYPE_CHECKING:
+    from controller.health import StatusReport
+    from controller.spec import Topology
 
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.5, help="Seconds to wait for a region's answers; "
@@ -32,8 +33,10 @@ STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unreacha
 
 @app.command()
 def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
-           timeout: TimeoutOption = health.DEADLINE_SECONDS, as_json: JsonOption = False) -> None:
+           timeout: TimeoutOption = STATUS_DEADLINE_SECONDS, as_json: JsonOption = False) -> None:
     """Show every component's state and health in every region (regions as columns)."""
+    from controller import health
+
     topology, deployed, clients = load_deployment(manifest, spec)
     report = health.status(topology, deployed, clients, deadline=timeout)
     running = _run_in_progress(deployed, clients)
@@ -61,8 +64,12 @@ def _run_in_progress(deployed: Any, clients: Any) -> str | None:
         return None
 
 
-def render(report: health.StatusReport, topology: Topology) -> None:
+def render(report: StatusReport, topology: Topology) -> None:
     """Print the report as one table: a row per component, a column per region."""
+    from rich.table import Table
+
+    from controller.health import Health
+
     table = Table(title=f"{report.app}: active region {report.active_region or '?'}")
     table.add_column("component")
     table.add_column("kind")
@@ -80,7 +87,7 @@ def render(report: health.StatusReport, topology: Topology) -> None:
     console.print(table)
     for name, region in report.regions.items():
         problems = [f"{c.name}: {c.detail}" for c in region.components.values()
-                    if c.detail and c.health != health.Health.HEALTHY]
+                    if c.detail and c.health != Health.HEALTHY]
         if region.error:
             problems.insert(0, region.error)
         if region.signals.alarms_firing:

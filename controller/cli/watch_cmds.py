@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.request
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,9 +17,10 @@ from controller.cli.app import (
     load_deployment,
     print_json,
 )
-from controller.journal import Journal, default_owner
-from controller.manifest import DEFAULT_MANIFEST
-from controller.watcher import Decision, Watcher
+from controller.contract import DEFAULT_MANIFEST
+
+if TYPE_CHECKING:
+    from controller.watcher import Decision
 
 automation = typer.Typer(help="Pause or resume automatic failover (for every watcher).",
                          no_args_is_help=True)
@@ -29,6 +29,8 @@ app.add_typer(automation, name="automation")
 
 def http_probe(region: str, url: str) -> bool:
     """GET the regional health route; 2xx within 2 s is healthy."""
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - http(s) only
             return 200 <= int(response.status) < 300
@@ -49,6 +51,8 @@ def watch(
     spec: SpecOption = None,
 ) -> None:
     """Watch every region; fail over when the active one fails (one JSON line per decision)."""
+    from controller.watcher import Watcher
+
     topology, deployed, clients = load_deployment(manifest, spec)
     use_probe = probe or not deployed.endpoints
     watcher = Watcher(topology, deployed, clients, http_probe=http_probe if use_probe else None)
@@ -67,6 +71,9 @@ def _emit(decision: Decision) -> None:
 def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to others).")] = "",
           manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None) -> None:
     """Stop automatic failover; watchers keep evaluating and logging."""
+    from controller.journal import Journal
+    from controller.lease import default_owner
+
     _, deployed, clients = load_deployment(manifest, spec)
     Journal(clients, deployed).set_automation(True, default_owner(), reason)
     console.print("[yellow]automation paused[/]: watchers will not act")
@@ -76,6 +83,9 @@ def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to ot
 def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
                       spec: SpecOption = None) -> None:
     """Let watchers act again."""
+    from controller.journal import Journal
+    from controller.lease import default_owner
+
     _, deployed, clients = load_deployment(manifest, spec)
     Journal(clients, deployed).set_automation(False, default_owner())
     console.print("[green]automation resumed[/]")
@@ -85,6 +95,8 @@ def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
 def show(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
          as_json: JsonOption = False) -> None:
     """Say whether automation is paused, by whom and why."""
+    from controller.journal import Journal
+
     _, deployed, clients = load_deployment(manifest, spec)
     state = Journal(clients, deployed).automation()
     if as_json:

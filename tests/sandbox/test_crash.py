@@ -14,7 +14,7 @@ import pytest
 
 from controller import graph as graphs
 from controller import health
-from controller.executor import KILL_AFTER_ENV, Executor
+from controller.executor import Executor
 from controller.journal import Journal, RunStatus, StepState
 from controller.plan import build_plan
 from controller.spec import load
@@ -26,15 +26,15 @@ TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)
 
 
-def controller(box: Sandbox, *args: str, env: dict[str, str] | None = None
+def controller(box: Sandbox, *args: str, kill_after: int | None = None
                ) -> subprocess.Popen[str]:
-    """``failover ARGS --manifest M`` as a real process."""
-    import os
-
+    """``failover ARGS --manifest M`` as a real process; with ``kill_after``, one that SIGKILLs
+    itself once that many steps have ended (``sandbox.faults``)."""
+    entry = ["-m", "controller"] if kill_after is None else [
+        "-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
     return subprocess.Popen(
-        [sys.executable, "-m", "controller", *args, "--manifest", str(box.manifest_path)],
-        cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [sys.executable, *entry, *args, "--manifest", str(box.manifest_path)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def snapshot(box: Sandbox) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox:
                                          k: int) -> None:
     sandbox.reset()
     proc = controller(sandbox, "execute", "--to", TARGET, "--yes", "--json",
-                      env={KILL_AFTER_ENV: str(k)})
+                      kill_after=k)
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     journal = Journal(sandbox.clients, sandbox.manifest)

@@ -44,7 +44,7 @@ JOBS = int(os.environ.get("RUNBOOK_JOBS", "2"))
 #: Environment variables that would let a runbook lean on something the reader may not have.
 SCRUBBED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
             "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
-            "FAILOVER_SPEC", "FAILOVER_FAULT_KILL_AFTER_STEPS", "VIRTUAL_ENV")
+            "FAILOVER_SPEC", "VIRTUAL_ENV")
 
 
 #: What running a page found wrong (empty: nothing), and the seconds each line took.
@@ -244,5 +244,5 @@ def test_the_parser_reads_markers() -> None:
         parse_line("failover runs  # expect-exits: 3", 1)
     assert parse_line("RUN=$(failover runs --json | python3 -c 'x')", 1).exit == 0
     kill = next(s for s in lines(REPO / "runbooks" / "controller-stuck.md")
-                if "FAILOVER_FAULT_KILL_AFTER_STEPS" in s.command)
+                if "--kill-after-steps" in s.command)
     assert kill.exit == 137

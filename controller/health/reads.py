@@ -5,16 +5,16 @@ decides whether the region is reachable: short timeouts, no retries, so a region
 answer costs one probe timeout and is ``unreachable``. Every component of every region is read
 through its action at the same time, beside the region's alarm states, its Route 53 health-check
 status and, when given, an HTTP probe of its endpoint; only the reachable regions' reads are
-awaited. The result is plain data; the aggregation rules are small functions over it."""
+awaited. The result is plain data (:mod:`controller.health.model`); the verdicts are small
+functions over it (:mod:`controller.health.verdicts`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from controller.actions import alarms as alarm_reads
@@ -22,9 +22,18 @@ from controller.actions import mode as modes
 from controller.actions.base import Observed, State
 from controller.actions.dns import DnsAction
 from controller.actions.registry import action_for
-from controller.aws import AwsSettings, Clients, classify, is_unreachable
-from controller.contract import GLOBAL
-from controller.errors import ActionError, TransientStepError
+from controller.aws import AwsSettings, Clients, classify
+from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS
+from controller.errors import TransientStepError
+from controller.health import verdicts
+from controller.health.model import (
+    ComponentStatus,
+    Health,
+    HttpProbe,
+    RegionStatus,
+    Signals,
+    StatusReport,
+)
 from controller.manifest import Manifest
 from controller.spec import Kind, Topology
 
@@ -33,85 +42,8 @@ log = logging.getLogger(__name__)
 #: Fail fast: one attempt, short timeouts, so a hung region costs one read timeout.
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
-DEADLINE_SECONDS = 4.0
+DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
 MAX_WORKERS = 64
-
-#: ``probe(region, url) -> ok``: an HTTP probe of a regional endpoint, supplied by the caller.
-HttpProbe = Callable[[str, str], bool]
-
-
-class Health(StrEnum):
-    """How well a component, or a region, is doing."""
-
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    UNHEALTHY = "unhealthy"
-    UNREACHABLE = "unreachable"
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    """One component in one region: what it does (state) and how well (health)."""
-
-    name: str
-    kind: str
-    state: str
-    health: Health
-    detail: str = ""
-    alarms: dict[str, str] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Signals:
-    """The independent health signals of a region the watcher weighs (quorum)."""
-
-    alarms_firing: tuple[str, ...] = ()
-    route53_healthy: bool | None = None
-    http_ok: bool | None = None
-
-
-@dataclass(frozen=True)
-class RegionStatus:
-    """One region: reachable or not, its mode, its components and its aggregate health."""
-
-    region: str
-    reachable: bool
-    health: Health
-    mode: str | None = None
-    components: dict[str, ComponentStatus] = field(default_factory=dict)
-    signals: Signals = Signals()
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """Every region of an application, and which one is active."""
-
-    app: str
-    active_region: str | None
-    regions: dict[str, RegionStatus]
-    elapsed: float = 0.0
-    #: What an operator must act on, one line each (two regions that say active, ...).
-    warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``failover status --json`` shape."""
-        return {
-            "app": self.app,
-            "active_region": self.active_region,
-            "warnings": list(self.warnings),
-            "regions": {
-                name: {
-                    "reachable": region.reachable,
-                    "health": region.health.value,
-                    "components": {c.name: {"state": c.state, "health": c.health.value}
-                                   for c in region.components.values()},
-                }
-                for name, region in self.regions.items()
-            },
-        }
-
 
 def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
     """Fail-fast settings in proportion to ``deadline``: one attempt, a read 3/8 of it.
@@ -175,7 +107,7 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     elapsed = time.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)
     active = _active_region(report, topology, manifest, fast)
-    return StatusReport(topology.app, active, report, elapsed, _warnings(report, active))
+    return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
 
 
 def region_health(topology: Topology, manifest: Manifest, clients: Clients, region: str,
@@ -295,56 +227,13 @@ def _region(region: str, topology: Topology, manifest: Manifest, mode: str | Exc
         observed, exc = _result(reads.components[name])
         ref = regional.components.get(name) if regional else None
         own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}
-        comps[name] = component_status(name, str(spec.kind), observed, exc, own)
+        comps[name] = verdicts.component_status(name, str(spec.kind), observed, exc, own)
     signals = Signals(alarms_firing=tuple(alarm_reads.firing(alarm_states)),
                       route53_healthy=route53,
                       http_ok=None if reads.http is None else bool(http and not http_error))
-    health = region_verdict(comps.values(), signals, mode)
+    health = verdicts.region_verdict(comps.values(), signals, mode)
     return RegionStatus(region, True, health, mode=mode, components=comps, signals=signals,
                         error=str(alarm_error or ""))
-
-
-def component_status(name: str, kind: str, observed: Observed | None,
-                     error: BaseException | None, alarms: dict[str, str]) -> ComponentStatus:
-    """One component's health from its read (or the error of reading it) and its alarms."""
-    if error is not None or observed is None:
-        unreachable = error is None or isinstance(error, TimeoutError) or is_unreachable(
-            error.__cause__ or error) or (isinstance(error, TransientStepError)
-                                          and "unreachable" in str(error))
-        if unreachable:
-            return ComponentStatus(name, kind, State.UNREACHABLE.value, Health.UNREACHABLE,
-                                   detail=str(error or ""))
-        detail = str(error) if isinstance(error, ActionError) else repr(error)
-        return ComponentStatus(name, kind, "unknown", Health.UNHEALTHY, detail=detail)
-    firing = alarm_reads.firing(alarms)
-    if observed.state == State.MISSING or not observed.healthy or firing:
-        detail = observed.detail or ("alarm: " + ", ".join(firing))
-        health = Health.UNHEALTHY
-    elif observed.state == State.DEGRADED:
-        detail, health = observed.detail, Health.DEGRADED
-    else:
-        detail, health = observed.detail, Health.HEALTHY
-    return ComponentStatus(name, kind, observed.state.value, health, detail, alarms,
-                           observed.facts)
-
-
-def region_verdict(components: Iterable[ComponentStatus], signals: Signals,
-                   mode: str | None) -> Health:
-    """A region's health: its worst component, an alarm, a failed HTTP probe, or its mode.
-
-    >>> ok = ComponentStatus("q", "queue", "active", Health.HEALTHY)
-    >>> region_verdict([ok], Signals(), "active").value
-    'healthy'
-    >>> region_verdict([ok], Signals(http_ok=False), "active").value
-    'unhealthy'
-    """
-    healths = {c.health for c in components}
-    if healths & {Health.UNHEALTHY, Health.UNREACHABLE} or signals.alarms_firing \
-            or signals.http_ok is False:
-        return Health.UNHEALTHY
-    if Health.DEGRADED in healths or (mode and modes.state_of(mode) == State.DEGRADED.value):
-        return Health.DEGRADED
-    return Health.HEALTHY
 
 
 def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
@@ -361,18 +250,6 @@ def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manif
         if claimed:
             return claimed[0]
     return _dns_primary(report, topology, manifest, clients)
-
-
-def _warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[str, ...]:
-    """Two regions that both say active: the one traffic does not go to must be fenced."""
-    claimed = [name for name, region in report.items() if region.mode == modes.ACTIVE]
-    if len(claimed) < 2:
-        return ()
-    stale = [name for name in claimed if name != active]
-    every = "both" if len(claimed) == 2 else "all"
-    return (f"{' and '.join(claimed)} {every} say active; traffic goes to {active or '?'}: "
-            f"fence {', '.join(stale)} (failover execute --to {active or 'R'} --from "
-            f"{stale[0]}, or let the watcher do it)",)
 
 
 def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,

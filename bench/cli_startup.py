@@ -1,0 +1,98 @@
+"""CLI start-up: `failover --help` and `failover plan` against the imports they cannot avoid.
+
+Goal (issue "lean controller package"): each verb within 1.25x its floor, the floor being a bare
+Python that imports what the verb needs anyway:
+
+- ``failover --help``              vs ``python -c "import typer, rich.console"``
+- ``failover plan --to us-west-2`` vs ``python -c "import typer, rich.console, networkx,
+  pydantic, yaml"``
+
+Each pair runs alternately (A B A B ...) after one warm-up, 10 counted runs each, all from this
+one process; the figures are medians of wall time and the median of the per-pair ratios, so a
+machine whose speed drifts during the run still compares like with like. It also lists which of
+boto3, botocore, moto, matplotlib and pulumi each verb imports (``python -X importtime``): none
+is the goal.
+
+Run: ``.venv/bin/python bench/cli_startup.py [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+FAILOVER = [sys.executable, "-c", "from controller.cli import main; main()"]
+if (BIN / "failover").exists():
+    FAILOVER = [str(BIN / "failover")]
+HEAVY = ("boto3", "botocore", "moto", "matplotlib", "pulumi", "pulumi_aws")
+GOAL = 1.25
+
+PAIRS = {
+    "help": ([*FAILOVER, "--help"],
+             [sys.executable, "-c", "import typer, rich.console"]),
+    "plan": ([*FAILOVER, "plan", "--to", "us-west-2"],
+             [sys.executable, "-c", "import typer, rich.console, networkx, pydantic, yaml"]),
+}
+
+
+def wall(command: list[str]) -> float:
+    """Seconds one run of ``command`` takes, start to exit (its output thrown away)."""
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def heavy_imports(command: list[str]) -> list[str]:
+    """The top-level packages of :data:`HEAVY` that ``command`` imports."""
+    python = [sys.executable, "-X", "importtime"]
+    argv = python + command[1:] if command[0] == sys.executable else \
+        [*python, "-c", "from controller.cli import main; main()", *command[1:]]
+    err = subprocess.run(argv, capture_output=True, text=True, check=False).stderr
+    found = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in err.splitlines()
+             if line.startswith("import time:")}
+    return sorted(found & set(HEAVY))
+
+
+def measure(runs: int) -> dict[str, dict[str, object]]:
+    """Median wall times of every pair, the median ratio, and the heavy imports of each verb."""
+    out: dict[str, dict[str, object]] = {}
+    for name, (verb, floor) in PAIRS.items():
+        wall(verb), wall(floor)  # warm-up: page cache, .pyc files
+        verb_times, floor_times, ratios = [], [], []
+        for _ in range(runs):
+            a, b = wall(verb), wall(floor)
+            verb_times.append(a)
+            floor_times.append(b)
+            ratios.append(a / b)
+        ratio = statistics.median(ratios)
+        out[name] = {
+            "verb_seconds": round(statistics.median(verb_times), 3),
+            "floor_seconds": round(statistics.median(floor_times), 3),
+            "ratio": round(ratio, 2),
+            "goal": GOAL,
+            "met": ratio <= GOAL,
+            "heavy_imports": heavy_imports(verb),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    figures = measure(args.runs)
+    for name, row in figures.items():
+        print(f"{name:5s} verb {row['verb_seconds']:.3f} s  floor {row['floor_seconds']:.3f} s  "
+              f"ratio {row['ratio']:.2f} (goal <= {GOAL})  heavy imports: "
+              f"{', '.join(row['heavy_imports']) or 'none'}")  # type: ignore[arg-type]
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

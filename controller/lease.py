@@ -1,0 +1,146 @@
+"""The lease: one controller acts at a time.
+
+Called by the journal (which the executor and the watcher hold). The lease is one item of the
+control table with an owner, an expiry and a fencing token that grows with every new holder (a
+conditional write on the old token, so two takers cannot both win). Every journal write checks
+the writer's token against it (:meth:`ControlTable.write`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+from controller.aws import classify, error_code
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, item, key, stale
+from controller.errors import LeaseHeldError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: who, until when, and the fencing token every write must carry."""
+
+    owner: str
+    token: int
+    expires_at: float
+
+    @property
+    def holder_dead(self) -> bool:
+        """True when the holder is provably dead: a process of this machine that has ended."""
+        return _dead_local_owner(self.owner)
+
+
+def default_owner() -> str:
+    """A new controller's name: ``user@host:pid/nonce`` (two in one process differ)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "controller"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(2)}"
+
+
+class Leases:
+    """Take, renew, release and read the lease item of ``table``."""
+
+    def __init__(self, table: ControlTable) -> None:
+        self.table = table
+
+    def holder(self) -> Lease | None:
+        """The current lease, if any (expired or not)."""
+        got = self.table.get(LEASE_PK, LEASE_SK)
+        if not got:
+            return None
+        return Lease(got["owner"], int(got["token"]), float(got["expires_at"]))
+
+    def acquire(self, owner: str, seconds: float) -> Lease:
+        """Take the lease for ``seconds``, with a token one higher than the last holder's.
+
+        The lease is free when nobody holds it, when it has expired, when ``owner`` already
+        holds it, or when its holder is a process of this host that is no longer alive.
+
+        Raises
+        ------
+        LeaseHeldError
+            Another live controller holds it (the message names it); also when another taker
+            won the race for the same token.
+        """
+        current = self.holder()
+        now = self.table.clock()
+        if current and current.expires_at > now and current.owner != owner \
+                and not _dead_local_owner(current.owner):
+            raise LeaseHeldError(current.owner, current.expires_at)
+        token = (current.token if current else 0) + 1
+        lease = Lease(owner, token, now + seconds)
+        condition = "attribute_not_exists(pk)" if current is None else "#t = :old"
+        values = {} if current is None else {":old": {"N": str(current.token)}}
+        try:
+            self.table.call("put_item", Item=item(LEASE_PK, LEASE_SK, owner=owner, token=token,
+                                                  expires_at=lease.expires_at),
+                            ConditionExpression=condition,
+                            ExpressionAttributeNames={"#t": "token"} if current else {},
+                            **({"ExpressionAttributeValues": values} if values else {}))
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                winner = self.holder()
+                raise LeaseHeldError(winner.owner if winner else "unknown",
+                                     winner.expires_at if winner else None) from None
+            raise classify(exc) from exc
+        log.info("lease taken by %s with token %d", owner, token)
+        return lease
+
+    def renew(self, lease: Lease, seconds: float) -> Lease:
+        """Extend a held lease.
+
+        Raises
+        ------
+        StaleTokenError
+            The lease was taken over (its token moved on).
+        """
+        renewed = Lease(lease.owner, lease.token, self.table.clock() + seconds)
+        try:
+            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
+                            UpdateExpression="SET expires_at = :e",
+                            ConditionExpression="#t = :t AND #o = :o",
+                            ExpressionAttributeNames={"#t": "token", "#o": "owner"},
+                            ExpressionAttributeValues={":e": {"N": repr(renewed.expires_at)},
+                                                       ":t": {"N": str(lease.token)},
+                                                       ":o": {"S": lease.owner}})
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise stale(lease.owner, lease.token) from None
+            raise classify(exc) from exc
+        return renewed
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up (it keeps its token, so the next holder's is higher)."""
+        try:
+            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
+                            UpdateExpression="SET expires_at = :z",
+                            ConditionExpression="#t = :t",
+                            ExpressionAttributeNames={"#t": "token"},
+                            ExpressionAttributeValues={":z": {"N": "0"},
+                                                       ":t": {"N": str(lease.token)}})
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise classify(exc) from exc
+        log.info("lease released by %s (token %d)", lease.owner, lease.token)
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True when ``owner`` names a process of this host that no longer runs."""
+    host, _, pid = owner.rpartition("@")[2].partition("/")[0].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

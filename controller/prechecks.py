@@ -1,0 +1,85 @@
+"""Prechecks: what must hold of the target before a run touches anything.
+
+Called by the executor (``execute``, and ``execute --dry-run`` and ``drill`` through it). Each
+check is a value (name, ok, detail) the CLI renders; the target's checks are small functions
+over its :class:`~controller.health.RegionStatus`, the rest read the journal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from controller import health
+from controller.actions.base import State
+from controller.aws import Clients
+from controller.journal import Journal
+from controller.manifest import Manifest
+from controller.plan import FailoverPlan
+from controller.spec import Kind, OnFailure, Topology
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """One check made before anything is touched."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal: Journal,
+              plan: FailoverPlan, owner: str, *, resuming: str | None = None) -> list[Precheck]:
+    """Check the target before touching anything: reachable, healthy, lag, no other run."""
+    checks: list[Precheck] = []
+    target = health.region_health(topology, manifest, clients, plan.target)
+    checks.append(Precheck("target_reachable", target.reachable,
+                           target.error or f"{plan.target} answers"))
+    checks.append(target_check(topology, plan, target))
+    checks.append(lag_check(topology, plan, target))
+    current = journal.current_run_id()
+    checks.append(Precheck(
+        "no_run_in_progress", current is None or current == resuming,
+        f"run {current} is in progress (failover resume {current})" if current
+        and current != resuming else "none"))
+    holder = journal.holder()
+    if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
+        checks.append(Precheck("lease_free", True, "free"))
+    elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
+        checks.append(Precheck("lease_free", True, f"held by {holder.owner}, a process of "
+                               "this machine that has ended: it will be taken over"))
+    else:
+        checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
+    return checks
+
+
+def target_check(topology: Topology, plan: FailoverPlan,
+                 target: health.RegionStatus) -> Precheck:
+    """Healthy enough to take traffic: no alarm firing, probes fine; missing components are
+    not a refusal (what needs them will run degraded) unless their policy is rollback."""
+    signals = target.signals
+    problems = [f"alarms firing: {', '.join(signals.alarms_firing)}"] \
+        if signals.alarms_firing else []
+    if signals.http_ok is False:
+        problems.append("HTTP probe failed")
+    missing = sorted(n for n, c in target.components.items() if c.state == State.MISSING)
+    problems += [f"{n} is missing and its policy is rollback" for n in missing
+                 if topology.components[n].on_failure == OnFailure.ROLLBACK]
+    if not target.reachable:
+        problems.insert(0, "unreachable")
+    detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
+        f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else "")
+    return Precheck("target_healthy", not problems, detail)
+
+
+def lag_check(topology: Topology, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
+    """Every table's replication lag into the target within its ``max_lag_seconds``."""
+    worst: list[str] = []
+    for name, comp in topology.of_kind(Kind.TABLE):
+        status = target.components.get(name)
+        lag = status.facts.get("lag_seconds") if status else None
+        if lag is not None and float(lag) > comp.max_lag_seconds:
+            worst.append(f"{name} {float(lag):.1f}s > {comp.max_lag_seconds:.0f}s")
+    if worst:
+        return Precheck("replication_lag", False, "; ".join(worst))
+    return Precheck("replication_lag", True, "within bounds")

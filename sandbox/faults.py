@@ -1,0 +1,69 @@
+"""Fault injection for drills and crash tests: a controller that dies half-way through a run.
+
+Used by ``tests/sandbox/test_crash.py`` and the controller-stuck runbook. The control plane has
+no hook for this: ``python -m sandbox.faults --kill-after-steps N -- ARGS`` runs ``failover ARGS``
+in this process with :meth:`Journal.record_step` wrapped so that the process SIGKILLs itself
+once ``N`` steps have journalled their end (the same moment a real crash loses the least).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from controller.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+def kill_after_steps(count: int, kill: Callable[[], None] | None = None) -> Callable[[], None]:
+    """Kill this process once ``count`` steps have journalled their end; returns the undo.
+
+    ``kill`` replaces the SIGKILL (tests of this module pass their own).
+    """
+    original = Journal.record_step
+    lock = threading.Lock()
+    ended = 0
+
+    def die() -> None:
+        log.critical("fault injection: killing this controller after %d steps", count)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def record_step(self: Journal, *args: Any, **kwargs: Any) -> None:
+        nonlocal ended
+        original(self, *args, **kwargs)
+        with lock:
+            ended += 1
+            reached = ended >= count
+        if reached:
+            (kill or die)()
+
+    Journal.record_step = record_step  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Journal.record_step = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sandbox.faults --kill-after-steps N [--] FAILOVER-ARGS``."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox.faults", description=__doc__)
+    parser.add_argument("--kill-after-steps", type=int, required=True, metavar="N")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the failover command's words")
+    ns = parser.parse_args(argv)
+    words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
+    kill_after_steps(ns.kill_after_steps)
+    from controller.cli import main as failover
+
+    return failover(words)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

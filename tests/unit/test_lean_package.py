@@ -1,0 +1,117 @@
+"""The control plane stands on its own: what it installs, what its verbs import, what it says
+when an extra is missing."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = {"moto", "matplotlib", "pulumi", "pulumi-aws", "pulumi_aws", "aws-lambda-powertools",
+         "cfn-lint", "sympy", "flask", "werkzeug"}
+BOTO = {"boto3", "botocore"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _closure(names: set[str]) -> set[str]:
+    """Every distribution the installed ``names`` need, transitively (no extras)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo.extend(_name(r) for r in requires if "extra ==" not in r)
+    return seen
+
+
+def test_base_install_carries_no_emulator_plotting_or_pulumi() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {_name(r) for r in project["dependencies"]}
+    assert base == {"boto3", "networkx", "pydantic", "pyyaml", "typer", "rich"}
+    assert not _closure(base) & HEAVY
+    extras = project["optional-dependencies"]
+    assert {"moto", "matplotlib"} <= {_name(r) for r in extras["sandbox"]}
+    assert {"pulumi", "pulumi-aws"} <= {_name(r) for r in extras["infra"]}
+
+
+def _imports(*argv: str) -> set[str]:
+    """Top-level modules the CLI imports to run ``argv`` (``python -X importtime``)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "from controller.cli import main; main()",
+         *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("argv", [("--help",), ("plan", "--to", "us-west-2")])
+def test_help_and_plan_import_no_aws_sdk_emulator_or_pulumi(argv: tuple[str, ...]) -> None:
+    loaded = _imports(*argv)
+    assert "controller" in loaded  # the probe itself works
+    assert not loaded & {"boto3", "botocore", "moto", "matplotlib", "pulumi", "pulumi_aws",
+                         "sandbox", "infra"}
+
+
+def test_help_builds_no_verb() -> None:
+    """``--help`` lists the verbs from their docstrings; typer's adapters are not loaded."""
+    assert "typer._adapters" not in _modules("--help")
+
+
+def _modules(*argv: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "from controller.cli import main; main()",
+         *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+BLOCKER = textwrap.dedent("""
+    import sys
+    from importlib.abc import MetaPathFinder
+
+    class Missing(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"moto", "matplotlib", "sandbox"}:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, Missing())
+    from controller.cli import main
+    main()
+""")
+
+
+@pytest.mark.parametrize("argv", [("sandbox", "up"), ("demo",), ("drill",)])
+def test_sandbox_verbs_without_the_extra_say_what_to_install(argv: tuple[str, ...],
+                                                             tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, *argv], capture_output=True, text=True,
+                          cwd=tmp_path, check=False, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "pip install 'failover[sandbox]'" in lines[0]
+    assert not (tmp_path / ".failover").exists()  # nothing was started or written
+
+
+def test_plan_works_without_the_extras(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, "plan", "--to", "us-west-2", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["to"] == "us-west-2"
