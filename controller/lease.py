@@ -15,8 +15,8 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from controller.aws import classify
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, error_code, item, key, stale
+from controller.aws import classify, error_code
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, item, key, stale
 from controller.errors import LeaseHeldError
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ class Lease:
     owner: str
     token: int
     expires_at: float
+
+    @property
+    def holder_dead(self) -> bool:
+        """True when the holder is provably dead: a process of this machine that has ended."""
+        return _dead_local_owner(self.owner)
 
 
 def default_owner() -> str:

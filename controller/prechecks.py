@@ -58,6 +58,9 @@ def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal:
     holder = journal.holder()
     if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
         checks.append(Precheck("lease_free", True, "free"))
+    elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
+        checks.append(Precheck("lease_free", True, f"held by {holder.owner}, a process of "
+                               "this machine that has ended: it will be taken over"))
     else:
         checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
     return checks

@@ -525,7 +525,10 @@ def loads(text: str, *, source: str = "<topology>", base: Path | None = None) ->
     it (and becomes absolute) and checked to hold the handler's module. Without ``base`` (text
     that is not a file) the code folders are left as written and not checked.
     """
-    data = _load_json(text)
+    try:
+        data = _load_json(text)
+    except SpecError as exc:
+        raise SpecError(exc.reason, source=source) from None
     try:
         if data is None:
             data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
@@ -639,6 +642,8 @@ def _load_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+    except RecursionError:  # YAML's loader refuses the same nesting; say it the same way
+        raise SpecError("not valid JSON: exceeded maximum nesting depth") from None
 
 
 def _spec_error(exc: ValidationError, node: yaml.Node | None, source: str) -> SpecError:

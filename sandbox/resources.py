@@ -14,9 +14,10 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.aws import Clients
+from controller.contract import ALIAS
 from controller.manifest import ComponentRef
 from controller.spec import (
     ApiSpec,
@@ -32,6 +33,9 @@ from controller.spec import (
 )
 from sandbox import functions
 from sandbox.functions import alias_arn
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import QueueAttributeNameType
 
 ACTIVE = "active"
 STANDBY = "standby"
@@ -121,7 +125,8 @@ def provision_queue(ctx: Provisioning, name: str, spec: QueueSpec) -> ComponentR
     """An SQS queue, with its dead-letter queue ``<name>-dlq`` and a redrive policy."""
     clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     sqs = clients.client("sqs", region)
-    attributes = {"VisibilityTimeout": str(spec.visibility_timeout)}
+    attributes: dict[QueueAttributeNameType, str] = {
+        "VisibilityTimeout": str(spec.visibility_timeout)}
     dlq_arn = None
     if spec.dlq:
         dlq_url = sqs.create_queue(QueueName=f"{physical}-dlq")["QueueUrl"]
@@ -182,7 +187,8 @@ def provision_schedule(ctx: Provisioning, name: str, spec: ScheduleSpec) -> Comp
                                State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
     events.put_targets(Rule=physical, Targets=[{"Id": "target", "Arn": alias_arn(target)}])
     ctx.client("lambda").add_permission(
-        FunctionName=target.name, Qualifier=target.alias, StatementId=f"{physical}-invoke",
+        FunctionName=target.name, Qualifier=target.alias or ALIAS,
+        StatementId=f"{physical}-invoke",
         Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
     return ComponentRef(kind="schedule", name=physical, arn=rule_arn)
 

@@ -59,6 +59,9 @@ def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bo
     if target is None:
         raise UsageError("no other region to practise a failover to")
     plan = build_plan(topology, graphs.build(topology), source=source, target=target)
+    from controller.manifest import check_steps
+
+    check_steps(deployed, ((s.component, s.region) for s in plan.steps))
     checks = Executor(topology, deployed, clients,
                       accept_unknown_lag=accept_unknown_lag).prechecks(plan)
     if as_json:

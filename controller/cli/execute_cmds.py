@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -68,7 +69,7 @@ def execute(
                       unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
                      as_json=as_json, workers=1 if sequential else 8, kind="failover",
-                     accept_unknown_lag=accept_unknown_lag)
+                     accept_unknown_lag=accept_unknown_lag, hint=_resume_hint(manifest))
 
 
 @app.command()
@@ -91,7 +92,7 @@ def failback(
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
     plan = build_plan(topology, graphs.build(topology), target=primary, source=source)
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=8, kind="failback",
+                     as_json=as_json, workers=8, kind="failback", hint=_resume_hint(manifest),
                      accept_unknown_lag=accept_unknown_lag)
 
 
@@ -105,13 +106,16 @@ def resume(
     """Continue a run whose controller died: take the lease anew, redo what is not done."""
     from controller.executor import Executor
     from controller.journal import Journal
+    from controller.manifest import check_steps
 
     topology, deployed, clients = load_deployment(manifest, spec)
     journal = Journal(clients, deployed)
-    steps = len(journal.run(run_id).plan.steps)
-    with _progress(steps, as_json) as show:
-        result = Executor(topology, deployed, clients, journal=journal,
-                          progress=show).resume(run_id)
+    planned = journal.run(run_id).plan.steps
+    check_steps(deployed, ((s.component, s.region) for s in planned))
+    with _progress(len(planned), as_json, _resume_hint(manifest)) as show:
+        show.run_id = run_id
+        executor = Executor(topology, deployed, clients, journal=journal, progress=show)
+        result = _interruptible(show, lambda: executor.resume(run_id))
     return _render_result(result, as_json)
 
 
@@ -129,8 +133,11 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
         print_json({"runs": [_summary(r) for r in found]})
         return
     table = Table(title="runs")
-    for column in ("run", "kind", "from", "to", "status", "started", "owner"):
-        table.add_column(column)
+    # The id is what an operator copies (failover resume RUN): never cut, whatever the width.
+    table.add_column("run", no_wrap=True, overflow="ignore",
+                     min_width=max((len(r.id) for r in found), default=3))
+    for column in ("kind", "from", "to", "status", "started", "owner"):
+        table.add_column(column, overflow="fold")
     for run in found:
         style = STATUS_STYLE.get(run.status.value, "")
         table.add_row(run.id, run.kind, run.plan.source, run.plan.target,
@@ -150,10 +157,13 @@ def _active(topology: Any, deployed: Any, clients: Any) -> str:
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
-              dry_run: bool, as_json: bool, workers: int, kind: str,
+              dry_run: bool, as_json: bool, workers: int, kind: str, hint: str,
               accept_unknown_lag: bool = False) -> int:
     from controller.executor import Executor
+    from controller.manifest import check_steps
 
+    # The same refusal for the dry run and the real run: a step the manifest cannot place.
+    check_steps(deployed, ((s.component, s.region) for s in plan.steps))
     executor = Executor(topology, deployed, clients, max_workers=workers,
                         accept_unknown_lag=accept_unknown_lag)
     if dry_run:
@@ -170,16 +180,36 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
         if not sys.stdin.isatty():
             raise UsageError("refusing to act without confirmation: pass --yes")
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
-    with _progress(len(plan.steps), as_json) as show:
+    with _progress(len(plan.steps), as_json, hint) as show:
         executor.progress = show
-        result = executor.execute(plan, kind=kind)
+        result = _interruptible(show, lambda: executor.execute(plan, kind=kind))
     return _render_result(result, as_json)
+
+
+def _interruptible(show: _progress, work: Any) -> RunResult:
+    """``work()``; on Ctrl-C, say which run was interrupted and how to continue it (exit 130)."""
+    from controller.errors import FailoverError
+
+    try:
+        result: RunResult = work()
+    except KeyboardInterrupt:
+        show.__exit__()
+        if show.run_id:
+            text = (f"interrupted: run {show.run_id} stopped part-way; continue it with "
+                    f"'failover resume {show.run_id}{show.hint}'")
+        else:
+            text = ("interrupted before the first step: see 'failover runs" + show.hint
+                    + "' for a run to resume")
+        error = FailoverError(text)
+        error.exit_code = 130
+        raise error from None
+    return result
 
 
 class _progress:
     """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    def __init__(self, total: int, quiet: bool, hint: str = "") -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -189,10 +219,14 @@ class _progress:
         )
 
         self.quiet = quiet
+        #: What a resume command needs besides the run id (the manifest, when not the default).
+        self.hint = hint
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
                             transient=True, disable=quiet)
         self.task = self.bar.add_task("steps", total=total)
+        #: The run the steps belong to, once the first event names it.
+        self.run_id = ""
 
     def __enter__(self) -> _progress:
         self.bar.__enter__()
@@ -202,6 +236,7 @@ class _progress:
         self.bar.__exit__(None, None, None)
 
     def __call__(self, event: StepEvent) -> None:
+        self.run_id = event.run_id
         if self.quiet:
             return
         from controller.journal import StepState
@@ -240,6 +275,11 @@ def _render_result(result: RunResult, as_json: bool) -> int:
     if run.error:
         console.print(f"[red]{escape(run.error)}[/]")
     return result.exit_code
+
+
+def _resume_hint(manifest: Path) -> str:
+    """The options a ``failover resume`` of this run needs: the manifest, unless the default."""
+    return "" if manifest == DEFAULT_MANIFEST else f" --manifest {manifest}"
 
 
 def _summary(run: Run) -> dict[str, Any]:

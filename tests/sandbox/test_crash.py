@@ -57,6 +57,7 @@ def uninterrupted(sandbox: Sandbox) -> dict[str, Any]:
     return snapshot(sandbox)
 
 
+@pytest.mark.independent  # resets the sandbox; each worker computes its own uninterrupted run
 @pytest.mark.parametrize("k", range(1, EXAMPLE_STEPS + 1))
 def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox: Sandbox,
                                          k: int) -> None:
