@@ -131,6 +131,8 @@ def test_a_spec_naming_a_region_the_manifest_lacks_is_refused(cli, tmp_path: Pat
                                                               topology: Topology) -> None:
     text = EXAMPLE.read_text().replace("standby: [us-west-2, eu-west-1]",
                                        "standby: [us-west-2, eu-west-1, eu-central-1]")
+    # the copy's code folders are relative to the example's folder, not the copy's
+    text = text.replace("code: functions", f"code: {EXAMPLE.parent / 'functions'}")
     spec = tmp_path / "topology.yaml"
     spec.write_text(text)
     path = write_manifest(tmp_path, fake_manifest(topology))
