@@ -7,6 +7,7 @@ as one line; ``failover runs`` never cuts a run id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -176,8 +177,12 @@ class Trap:
             conn.close()
 
     def close(self) -> None:
+        # shutdown wakes the blocked accept() (close alone does not, on Linux)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(timeout=5)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
