@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.bulk import paused_gc
 from controller.contract import DegradedMode, fit
-from controller.errors import SpecError
+from controller.errors import SpecError as SpecError  # re-exported: infra reads it from here
 from controller.regions import known_regions
 
 EXAMPLE_SPEC = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"

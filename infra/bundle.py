@@ -27,6 +27,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -92,10 +93,11 @@ def closure(requirements: Iterable[str],
             raise BundleError(f"requirement {name!r} is not installed in this environment "
                               "(install it, then build the bundle again)") from exc
         found[key] = dist
+        environment = cast("dict[str, str]", dict(default_environment()))
         for text in dist.requires or ():
             req = _parse(text)
             if req.marker is None or any(
-                    req.marker.evaluate({**default_environment(), "extra": extra})
+                    req.marker.evaluate({**environment, "extra": extra})
                     for extra in (extras or {""})):
                 pending.append((req.name, frozenset(req.extras)))
     return [found[k] for k in sorted(found)]
