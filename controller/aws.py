@@ -23,7 +23,7 @@ import botocore.exceptions
 import botocore.session
 
 from controller.contract import GLOBAL
-from controller.errors import PermanentStepError, TransientStepError
+from controller.errors import ActionError, FailoverError, PermanentStepError, TransientStepError
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,8 @@ def classify(exc: BaseException, *, component: str = "", region: str = "") -> Ex
     """
     if isinstance(exc, TransientStepError | PermanentStepError):
         return exc
+    if isinstance(exc, FailoverError) and not isinstance(exc, ActionError):
+        return exc  # ours, raised on purpose below the call (a lost lease): not a step error
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", ""))

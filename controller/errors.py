@@ -90,6 +90,16 @@ class StaleTokenError(FailoverError):
     exit_code = 3
 
 
+class ConflictError(FailoverError):
+    """Another controller changed the active region since this one read it (exit code 3).
+
+    A decision taken on what was true before another run started is not carried out: the
+    operator (or the watcher) reads again and decides again.
+    """
+
+    exit_code = 3
+
+
 class ActionError(FailoverError):
     """An AWS action on one component in one region failed."""
 

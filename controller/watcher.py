@@ -16,13 +16,19 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller import graph as graphs
 from controller import health
 from controller.aws import Clients
-from controller.errors import FailoverError, LeaseHeldError, PlanError
+from controller.errors import (
+    ConflictError,
+    FailoverError,
+    LeaseHeldError,
+    PlanError,
+    UsageError,
+)
 from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
@@ -119,6 +125,7 @@ class Watcher:
     _history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_WINDOW),
                                   init=False)
     _good_primary: int = field(default=0, init=False)
+    _epoch: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -149,7 +156,12 @@ class Watcher:
     def step(self) -> Decision:
         """Evaluate once and decide; run a failover when the decision is to."""
         ev = (self.evaluate or self.read)()
-        active = ev.active or self.topology.regions.primary
+        # The active region is the control table's desired state, not what the regions say:
+        # a region that came back still saying active is stale, not active.
+        desired = self.journal.desired(self.topology.regions.primary)
+        self._epoch = desired.epoch
+        ev = replace(ev, active=desired.active)
+        active = desired.active
         bad = ev.bad(active)
         threshold = self.threshold()
         self._history.append(bad)
@@ -209,10 +221,11 @@ class Watcher:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
         executor = self.executor or Executor(self.topology, self.manifest, self.clients)
         try:
-            result = executor.execute(plan, kind=kind, since=ev.time)
+            result = executor.execute(plan, kind=kind, since=ev.time,
+                                      expect_epoch=self._epoch)
         except LeaseHeldError as exc:
             return say("lease_held", f"another controller acts: {exc.holder}", target=target)
-        except PlanError as exc:
+        except (PlanError, ConflictError, UsageError) as exc:
             return say("refused", str(exc), target=target)
         except FailoverError as exc:
             self.last_action = ev.time

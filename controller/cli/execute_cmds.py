@@ -24,6 +24,7 @@ from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
 
 if TYPE_CHECKING:
+    from controller.desired import Desired
     from controller.executor import RunResult, StepEvent
     from controller.journal import Run
     from controller.plan import FailoverPlan
@@ -57,11 +58,12 @@ def execute(
     from controller.plan import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    source = from_ or _active(topology, deployed, clients)
-    plan = build_plan(topology, graphs.build(topology), target=to, source=source,
-                      unavailable=unavailable or ())
+    desired = _desired(topology, deployed, clients)
+    plan = build_plan(topology, graphs.build(topology), target=to,
+                      source=from_ or desired.active, unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=1 if sequential else 8, kind="failover")
+                     as_json=as_json, workers=1 if sequential else 8, kind="failover",
+                     source_given=from_ is not None, epoch=desired.epoch)
 
 
 @app.command()
@@ -77,13 +79,14 @@ def failback(
     from controller.plan import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    source = _active(topology, deployed, clients)
+    desired = _desired(topology, deployed, clients)
     primary = topology.regions.primary
-    if source == primary:
+    if desired.active == primary:
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
-    plan = build_plan(topology, graphs.build(topology), target=primary, source=source)
+    plan = build_plan(topology, graphs.build(topology), target=primary, source=desired.active)
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=8, kind="failback")
+                     as_json=as_json, workers=8, kind="failback", source_given=False,
+                     epoch=desired.epoch)
 
 
 @app.command()
@@ -132,20 +135,22 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _active(topology: Any, deployed: Any, clients: Any) -> str:
-    """The active region as the deployment says (mode parameters, else DNS), else the primary."""
-    from controller import health
+def _desired(topology: Any, deployed: Any, clients: Any) -> Desired:
+    """The active region as the control table's desired state names it (the one truth)."""
+    from controller.journal import Journal
 
-    report = health.status(topology, deployed, clients)
-    return report.active_region or topology.regions.primary
+    return Journal(clients, deployed).desired(topology.regions.primary)
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
-              dry_run: bool, as_json: bool, workers: int, kind: str) -> int:
+              dry_run: bool, as_json: bool, workers: int, kind: str, source_given: bool,
+              epoch: int) -> int:
     from controller.executor import Executor
 
     executor = Executor(topology, deployed, clients, max_workers=workers)
     if dry_run:
+        plan = executor.checked(plan, executor.desired(), kind=kind, source_given=source_given,
+                                expect_epoch=None)
         checks = executor.prechecks(plan)
         if as_json:
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
@@ -161,7 +166,8 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
     with _progress(len(plan.steps), as_json) as show:
         executor.progress = show
-        result = executor.execute(plan, kind=kind)
+        result = executor.execute(plan, kind=kind, source_given=source_given,
+                                  expect_epoch=epoch)
     return _render_result(result, as_json)
 
 
