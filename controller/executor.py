@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,21 @@ class Executor:
         self.keeper = LeaseKeeper(self.journal.leases, lease, self.policy.lease_seconds,
                                   min(budget, self.policy.lease_seconds / 2))
         return self.keeper
+
+    @contextmanager
+    def holding(self) -> Iterator[Lease]:
+        """Take the lease for work that is not a run (the reconciler's fixes); release it after.
+
+        Raises
+        ------
+        LeaseHeldError
+            Another controller holds the lease (exit code 3).
+        """
+        keeper = self._hold(self.journal.acquire(self.owner, self.policy.lease_seconds))
+        try:
+            yield keeper.lease
+        finally:
+            self._release()
 
     def _guard(self, **_: Any) -> None:
         """Just before an action's AWS request: the lease must be held (else stop acting)."""

@@ -24,6 +24,8 @@ from sandbox import Sandbox
 from tests.sandbox.helpers import mapping_enabled, plain
 from tests.sandbox.test_crash import controller
 
+pytestmark = pytest.mark.sandbox
+
 SOURCE, TARGET, OTHER = "us-east-1", "us-west-2", "eu-west-1"
 #: Seconds between the two executes: the whole 0-5 s sweep in 0.25 s steps with
 #: FAILOVER_FULL_SWEEP=1, else a sample of it (each pair costs two failovers).
