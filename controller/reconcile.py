@@ -181,10 +181,12 @@ def _serves(seen: health.ComponentStatus) -> bool:
 
 
 def observe(topology: Topology, manifest: Manifest, clients: Clients, journal: Journal,
-            *, fence_only: bool = False) -> tuple[Desired, list[Fix]]:
-    """Read the desired state, the journal and every component, and decide."""
+            *, fence_only: bool = False, report: health.StatusReport | None = None
+            ) -> tuple[Desired, list[Fix]]:
+    """Read the desired state, the journal and every component (unless ``report`` is a
+    fresh read of them already), and decide."""
     desired = journal.desired(topology.regions.primary)
-    report = health.status(topology, manifest, clients)
+    report = report or health.status(topology, manifest, clients)
     run_id = journal.current_run_id()
     holder = journal.holder()
     live = holder is not None and holder.expires_at > journal.clock()
@@ -195,8 +197,11 @@ def observe(topology: Topology, manifest: Manifest, clients: Clients, journal: J
 
 def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
               journal: Journal | None = None, owner: str | None = None, dry_run: bool = False,
-              fence_only: bool = False) -> Reconciliation:
+              fence_only: bool = False, report: health.StatusReport | None = None,
+              executor: Executor | None = None) -> Reconciliation:
     """Decide, and unless ``dry_run``, apply the fixes under the lease.
+
+    ``report``: a fresh status read with components (the watcher's), instead of a new one.
 
     Raises
     ------
@@ -206,12 +211,13 @@ def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
         The desired state changed between the read and the lease (exit code 3).
     """
     journal = journal or Journal(clients, manifest)
-    desired, fixes = observe(topology, manifest, clients, journal, fence_only=fence_only)
+    desired, fixes = observe(topology, manifest, clients, journal, fence_only=fence_only,
+                             report=report)
     result = Reconciliation(desired, fixes, dry_run)
     todo = [i for i, f in enumerate(fixes) if f.action != REPORT]
     if dry_run or not todo:
         return result
-    executor = Executor(topology, manifest, clients, journal=journal, owner=owner)
+    executor = executor or Executor(topology, manifest, clients, journal=journal, owner=owner)
     resume = next((f for f in fixes if f.action == RESUME), None)
     if resume is not None and resume.run_id:
         run = executor.resume(resume.run_id).run

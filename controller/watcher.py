@@ -6,7 +6,10 @@ does not answer, an alarm fires, Route 53's check fails, the HTTP probe fails). 
 failed only after N consecutive bad evaluations (hysteresis), more when it has been flapping.
 Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
 several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
-topology's policy says so, and does nothing while automation is paused.
+topology's policy says so, and starts no run while automation is paused. Every evaluation that
+starts no run ends with the reconciler (:mod:`controller.reconcile`) on the same read: a region
+back from an outage is fenced (also while paused: fencing only removes writers), drift in the
+active region undone, a run whose controller died taken over.
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ from controller.errors import (
 from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan, build_plan
+from controller.plan import build_plan
+from controller.reconcile import reconcile
 from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
+#: Decisions after which the reconciler runs (a run that was started converges by itself).
+CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold"})
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class Watcher:
                                   init=False)
     _good_primary: int = field(default=0, init=False)
     _epoch: int = field(default=0, init=False)
+    _report: health.StatusReport | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -135,9 +142,11 @@ class Watcher:
     # -- evaluating --------------------------------------------------------------------------
 
     def read(self) -> Evaluation:
-        """Evaluate every region now (the default ``evaluate``)."""
+        """Evaluate every region now (the default ``evaluate``); the reconciler decides on the
+        same read of every component."""
         report = health.status(self.topology, self.manifest, self.clients,
-                               http_probe=self.http_probe, components=False)
+                               http_probe=self.http_probe)
+        self._report = report
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
         votes = {name: _votes(region, route53=not self.clients.emulated)
                  for name, region in report.regions.items()}
@@ -155,6 +164,7 @@ class Watcher:
 
     def step(self) -> Decision:
         """Evaluate once and decide; run a failover when the decision is to."""
+        self._report = None
         ev = (self.evaluate or self.read)()
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale, not active.
@@ -167,6 +177,8 @@ class Watcher:
         self._history.append(bad)
         self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
         decision = self._decide(ev, active, bad, threshold)
+        if decision.action in CONVERGE_AFTER:
+            decision = self._reconcile(decision)
         log.info("watch decision: %s (%s)", decision.action, decision.reason,
                  extra={"event": decision.to_dict()})
         return decision
@@ -180,9 +192,6 @@ class Watcher:
         if automation["paused"]:
             return say("paused", f"automation paused by {automation['by'] or '?'}"
                        + (f": {automation['reason']}" if automation["reason"] else ""))
-        stale = ev.stale()
-        if stale and ev.active:
-            return self._refence(ev, stale[0], ev.active, say)
         if self.last_action is not None and ev.time - self.last_action \
                 < self.policy.cooldown_seconds:
             left = self.policy.cooldown_seconds - (ev.time - self.last_action)
@@ -238,21 +247,35 @@ class Watcher:
         return say(kind, reason, target=target, run_id=result.run.id,
                    status=result.run.status.value)
 
-    def _refence(self, ev: Evaluation, region: str, active: str,
-                 say: Callable[..., Decision]) -> Decision:
-        """Fence ``region`` again (dependents first): it is back and still says active."""
-        full = build_plan(self.topology, self.graph, source=region, target=active)
-        plan = FailoverPlan(full.app, region, active,
-                            tuple(s for s in full.steps if s.phase == "fence"))
+    def _reconcile(self, decision: Decision) -> Decision:
+        """Converge every region to the desired state (fencing only, while paused).
+
+        Runs at every evaluation that did not start a run: a region back from an outage is
+        fenced, drift in the active region undone, a run whose controller died taken over.
+        """
+        paused = decision.action == "paused"
         executor = self.executor or Executor(self.topology, self.manifest, self.clients)
         try:
-            result = executor.execute(plan, kind="refence")
+            result = reconcile(self.topology, self.manifest, self.clients, journal=self.journal,
+                               fence_only=paused, report=self._report, executor=executor)
         except LeaseHeldError as exc:
-            return say("lease_held", f"another controller acts: {exc.holder}", target=region)
+            return decision if decision.action != "none" else replace(
+                decision, action="lease_held", reason=f"another controller acts: {exc.holder}")
         except FailoverError as exc:
-            return say("error", f"re-fencing {region}: {exc}", target=region)
-        return say("refence", f"{region} is back and still said active: fenced again",
-                   target=region, run_id=result.run.id, status=result.run.status.value)
+            log.warning("reconcile: %s", exc)
+            return replace(decision, action="error", reason=f"reconcile: {exc}")
+        acted = [f for i, f in enumerate(result.fixes) if i in result.outcomes]
+        if not acted:
+            return decision
+        regions = sorted({f.region for f in acted})
+        failed = result.failed
+        reason = (f"{len(acted)} fixes towards {result.desired.active} (epoch "
+                  f"{result.desired.epoch}) in {', '.join(regions)}"
+                  + (f", {len(failed)} failed" if failed else "")
+                  + (f"; {decision.reason}" if paused else ""))
+        run = next((f.run_id for f in acted if f.run_id), None)
+        return replace(decision, action="reconcile", reason=reason, target=regions[0],
+                       run_id=run, status="failed" if failed else "completed")
 
     # -- looping -----------------------------------------------------------------------------
 

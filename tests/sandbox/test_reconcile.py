@@ -105,3 +105,21 @@ def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
     assert journal.run(run_id).status == RunStatus.COMPLETED
     assert journal.current_run_id() is None
     assert all(mapping_enabled(box, STANDBY).values())
+
+
+def test_a_paused_watcher_still_fences_a_returning_region_but_starts_no_run(
+        fresh_sandbox: Sandbox) -> None:
+    from controller.watcher import Watcher
+
+    box = fresh_sandbox
+    box.fail(PRIMARY, "hang")
+    journal = Journal(box.clients, box.manifest)
+    journal.set_automation(True, "test", "game day")
+    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
+    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    box.heal(PRIMARY)
+    decision = Watcher(box.topology, box.manifest, box.clients).step()
+    assert decision.action == "reconcile" and decision.target == PRIMARY, decision
+    assert "automation paused" in decision.reason
+    assert fenced_everywhere(box, PRIMARY) == {}
+    assert len(journal.runs()) == 1  # the fence is not a run
