@@ -100,6 +100,20 @@ class ConflictError(FailoverError):
     exit_code = 3
 
 
+class RunInterruptedError(FailoverError):
+    """A run was stopped by SIGINT or SIGTERM: journalled ``interrupted``, lease released.
+
+    The message names the run and the command that continues it (exit code 130).
+    """
+
+    exit_code = 130
+
+    def __init__(self, run_id: str, why: str = "interrupted") -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} {why}: the journal says interrupted and the lease is "
+                         f"released; continue it with: failover resume {run_id}")
+
+
 class ActionError(FailoverError):
     """An AWS action on one component in one region failed."""
 

@@ -35,6 +35,7 @@ from controller.errors import (
     FailoverError,
     PermanentStepError,
     PlanError,
+    RunInterruptedError,
     StaleTokenError,
     TransientStepError,
     UsageError,
@@ -257,7 +258,7 @@ class Executor:
         keeper = self._hold(lease)
         try:
             run = self.journal.run(run_id)
-            if run.status != RunStatus.RUNNING:
+            if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
                 raise UsageError(f"run {run_id} has already ended: {run.status.value}")
             desired = self.desired()
             if run.epoch and (desired.epoch != run.epoch or desired.active != run.plan.target):
@@ -280,6 +281,21 @@ class Executor:
             log.warning("could not release the lease: %s", exc)
 
     def _drive(self, run: Run) -> Run:
+        """Drive ``run``; on SIGINT or SIGTERM, let the steps in flight end, journal the run
+        ``interrupted`` and stop (the caller releases the lease)."""
+        try:
+            return self._levels(run)
+        except KeyboardInterrupt as exc:
+            assert self.keeper is not None
+            why = str(exc) or "interrupted"
+            log.warning("run %s %s: journalling it interrupted", run.id, why)
+            try:
+                self.journal.finish_run(self.keeper.check(), run, RunStatus.INTERRUPTED, why)
+            except FailoverError as lost:
+                log.error("run %s: could not journal the interruption: %s", run.id, lost)
+            raise RunInterruptedError(run.id, why) from None
+
+    def _levels(self, run: Run) -> Run:
         assert self.keeper is not None
         plan = run.plan
         degraded = self._degraded(run)

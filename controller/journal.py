@@ -52,6 +52,8 @@ class RunStatus(StrEnum):
     COMPLETED_DEGRADED = "completed_degraded"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    #: Stopped by SIGINT or SIGTERM between steps; ``failover resume`` continues it.
+    INTERRUPTED = "interrupted"
 
     @property
     def ok(self) -> bool:
@@ -231,12 +233,14 @@ class Journal:
         ], done)
 
     def adopt_run(self, lease: Lease, run: Run) -> None:
-        """Mark ``run`` as owned by the holder of ``lease`` (resume)."""
-        run.owner = lease.owner
-        self._write(lease, [], [{
-            "Key": key(f"run#{run.id}", "run"), "UpdateExpression": "SET #o = :o",
-            "ExpressionAttributeNames": {"#o": "owner"},
-            "ExpressionAttributeValues": {":o": {"S": lease.owner}}}])
+        """Mark ``run`` as owned by the holder of ``lease``, running again (resume)."""
+        run.owner, run.status = lease.owner, RunStatus.RUNNING
+        self._write(lease, [item("current", "run", run_id=run.id, owner=lease.owner,
+                                 updated=self.clock())], [{
+            "Key": key(f"run#{run.id}", "run"), "UpdateExpression": "SET #o = :o, #s = :s",
+            "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+            "ExpressionAttributeValues": {":o": {"S": lease.owner},
+                                          ":s": {"S": RunStatus.RUNNING.value}}}])
 
     # -- reads -------------------------------------------------------------------------------
 

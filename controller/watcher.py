@@ -7,7 +7,8 @@ failed only after N consecutive bad evaluations (hysteresis), more when it has b
 Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
 several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
 topology's policy says so, and starts no run while automation is paused. Every evaluation that
-starts no run ends with the reconciler (:mod:`controller.reconcile`) on the same read: a region
+starts no run ends with the reconciler (:mod:`controller.reconcile`), first on the same read of
+the region modes, on a read of every component when those disagree (and every few rounds): a region
 back from an outage is fenced (also while paused: fencing only removes writers), drift in the
 active region undone, a run whose controller died taken over.
 """
@@ -30,19 +31,22 @@ from controller.errors import (
     FailoverError,
     LeaseHeldError,
     PlanError,
+    RunInterruptedError,
     UsageError,
 )
 from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
 from controller.plan import build_plan
-from controller.reconcile import reconcile
+from controller.reconcile import REPORT, observe, reconcile
 from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
+#: Every this many evaluations the reconciler reads every component (drift), not only modes.
+DEEP_EVERY = 10
 #: Decisions after which the reconciler runs (a run that was started converges by itself).
 CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold"})
 
@@ -133,6 +137,7 @@ class Watcher:
     _good_primary: int = field(default=0, init=False)
     _epoch: int = field(default=0, init=False)
     _report: health.StatusReport | None = field(default=None, init=False)
+    _rounds: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -142,10 +147,10 @@ class Watcher:
     # -- evaluating --------------------------------------------------------------------------
 
     def read(self) -> Evaluation:
-        """Evaluate every region now (the default ``evaluate``); the reconciler decides on the
-        same read of every component."""
+        """Evaluate every region now (the default ``evaluate``): its signals and mode, not every
+        component (the reconciler reads those when the modes disagree, or every few rounds)."""
         report = health.status(self.topology, self.manifest, self.clients,
-                               http_probe=self.http_probe)
+                               http_probe=self.http_probe, components=False)
         self._report = report
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
         votes = {name: _votes(region, route53=not self.clients.emulated)
@@ -232,6 +237,8 @@ class Watcher:
         try:
             result = executor.execute(plan, kind=kind, since=ev.time,
                                       expect_epoch=self._epoch)
+        except RunInterruptedError:
+            raise  # SIGINT or SIGTERM: the watcher stops, it does not decide again
         except LeaseHeldError as exc:
             return say("lease_held", f"another controller acts: {exc.holder}", target=target)
         except (PlanError, ConflictError, UsageError) as exc:
@@ -254,10 +261,21 @@ class Watcher:
         fenced, drift in the active region undone, a run whose controller died taken over.
         """
         paused = decision.action == "paused"
+        self._rounds += 1
         executor = self.executor or Executor(self.topology, self.manifest, self.clients)
         try:
+            if self._report is not None and self._rounds % DEEP_EVERY:
+                # The evaluation's own read (region modes, no components) first: a full read of
+                # every component costs the data plane CPU; it is made only when the modes
+                # disagree with the desired state, and every DEEP_EVERY rounds for drift.
+                _, fixes = observe(self.topology, self.manifest, self.clients, self.journal,
+                                   fence_only=paused, report=self._report)
+                if all(f.action == REPORT for f in fixes):
+                    return decision
             result = reconcile(self.topology, self.manifest, self.clients, journal=self.journal,
-                               fence_only=paused, report=self._report, executor=executor)
+                               fence_only=paused, executor=executor)
+        except RunInterruptedError:
+            raise
         except LeaseHeldError as exc:
             return decision if decision.action != "none" else replace(
                 decision, action="lease_held", reason=f"another controller acts: {exc.holder}")
