@@ -156,3 +156,30 @@ def test_a_controller_that_lost_its_lease_stops_acting_before_its_next_action(
     assert active_regions(box) == [OTHER]
     assert not any(mapping_enabled(box, TARGET).values())
     assert desired(box).active == OTHER
+
+
+def test_a_run_uses_only_what_a_strongly_consistent_global_table_serves(
+        fresh_sandbox: Sandbox) -> None:
+    """MRSC tables take no transactions: the journal, the lease and the desired state write
+    single items conditionally, and read strongly consistent."""
+    from controller.aws import Clients
+
+    box = fresh_sandbox
+    calls: list[tuple[str, dict]] = []
+
+    def record(model, params, **_: object) -> None:
+        if model.service_model.service_name == "dynamodb":
+            calls.append((model.name, params))
+
+    clients = Clients(endpoints=box.manifest.endpoints,
+                      hooks=(("provide-client-params.dynamodb", record),))
+    run = Executor(box.topology, box.manifest, clients).execute(plan_to(box, TARGET)).run
+    assert run.status == RunStatus.COMPLETED
+    control = [(op, p) for op, p in calls if p.get("TableName") == box.manifest.control.table
+               or op.startswith("Transact")]
+    assert control
+    assert not [op for op, _ in control if op.startswith("Transact")]
+    reads = [p for op, p in control if op in ("GetItem", "Query")]
+    assert reads and all(p.get("ConsistentRead") for p in reads)
+    writes = [p for op, p in control if op in ("PutItem", "UpdateItem", "DeleteItem")]
+    assert writes and all(p.get("ConditionExpression") for p in writes)
