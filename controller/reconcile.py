@@ -147,12 +147,15 @@ def _activations(topology: Topology, graph: nx.DiGraph, desired: Desired,
             state = seen.state
             needs = [d for d in nx.descendants(graph, comp) if d in broken]
             is_traffic = graph.nodes[comp].get("tier") == Tier.TRAFFIC
-            if state in SERVING:
-                if state == State.DEGRADED.value:
-                    fixes.append(Fix(REPORT, active, f"{comp} serves degraded in {active}: "
-                                     f"{seen.detail or seen.facts.get('mode')}", component=comp))
+            if state == State.ACTIVE.value:
                 continue
-            if state not in (State.STANDBY.value, State.FENCED.value):
+            if state == State.DEGRADED.value and (needs or fence_only):
+                why = f"needs {', '.join(sorted(needs))}" if needs else "automation paused"
+                fixes.append(Fix(REPORT, active, f"{comp} serves degraded in {active} "
+                                 f"({seen.facts.get('mode') or seen.detail}): {why}",
+                                 component=comp))
+                continue
+            if state not in (State.STANDBY.value, State.FENCED.value, State.DEGRADED.value):
                 broken.add(comp)
                 fixes.append(Fix(REPORT, active, f"{comp} is {state} in {active}: cannot "
                                  f"activate it; what needs it runs degraded ({seen.detail})",
@@ -168,7 +171,8 @@ def _activations(topology: Topology, graph: nx.DiGraph, desired: Desired,
                                  "automation paused: not activating", component=comp))
                 continue
             fixes.append(Fix(ACTIVATE, active, f"{comp} is {state} in the active region "
-                             f"{active}", component=comp))
+                             f"{active}" + (" and what it needs serves" if state ==
+                                            State.DEGRADED.value else ""), component=comp))
     if region.mode != modes.ACTIVE and not fence_only:
         fixes.append(Fix(ACTIVATE, active, f"{active}'s mode says {region.mode}"))
     return fixes
@@ -229,8 +233,18 @@ def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
             raise ConflictError(f"the desired state changed while reconciling ({desired.active}"
                                 f" epoch {desired.epoch} -> {now.active} epoch {now.epoch}): "
                                 "nothing done; reconcile again")
+        graph = graphs.build(topology)
+        failed: set[str] = set()
         for i in todo:
-            result.outcomes[i] = _apply(topology, manifest, executor, lease, fixes[i])
+            fix = fixes[i]
+            blocked = sorted(failed & nx.descendants(graph, fix.component)) \
+                if fix.action == ACTIVATE and fix.component else []
+            if blocked:
+                result.outcomes[i] = f"failed: skipped, needs {', '.join(blocked)}"
+            else:
+                result.outcomes[i] = _apply(topology, manifest, executor, lease, fix)
+            if result.outcomes[i].startswith("failed") and fix.component:
+                failed.add(fix.component)
     return result
 
 

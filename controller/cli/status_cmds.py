@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -37,10 +37,37 @@ def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 
     topology, deployed, clients = load_deployment(manifest, spec)
     report = health.status(topology, deployed, clients, deadline=timeout)
+    control = _desired(topology, deployed, clients)
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "control": control})
     else:
         render(report, topology)
+        _render_control(control, report)
+
+
+def _desired(topology: Topology, deployed: Any, clients: Any) -> dict[str, Any]:
+    """The control table's desired state (who is active, by its epoch), or why it is unknown."""
+    from controller.errors import FailoverError
+    from controller.journal import Journal
+
+    try:
+        return Journal(clients, deployed).desired(topology.regions.primary).to_dict()
+    except FailoverError as exc:
+        return {"error": f"{exc}: no controller can take the lease, nothing acts"}
+
+
+def _render_control(control: dict[str, Any], report: StatusReport) -> None:
+    if "error" in control:
+        console.print(f"[bold red]control table[/]: {escape(control['error'])}",
+                      highlight=False)
+        return
+    console.print(f"control table: {control['active']} active (epoch {control['epoch']}"
+                  + (f", run {control['run_id']})" if control["run_id"] else ")"),
+                  highlight=False)
+    if report.active_region and report.active_region != control["active"]:
+        console.print(f"[bold yellow]warning[/]: the regions say {report.active_region} is "
+                      f"active, the control table {control['active']}: failover reconcile",
+                      highlight=False)
 
 
 def render(report: StatusReport, topology: Topology) -> None:

@@ -80,3 +80,16 @@ def test_a_run_without_a_live_lease_is_taken_over_first() -> None:
     held = decide(TOPOLOGY, GRAPH, Desired(STANDBY, 1), state, run_in_progress="r1",
                   lease_live=True)
     assert [f.action for f in held] == ["report"]
+
+
+def test_degraded_components_go_back_to_active_once_what_they_need_serves() -> None:
+    left = {n: "active" for n in TOPOLOGY.components} | {"orders-table": "standby",
+                                                         "worker": "degraded"}
+    got = decide(TOPOLOGY, GRAPH, Desired(STANDBY, 1), report(
+        region(PRIMARY, "fenced", "fenced"), region(STANDBY, left, "active")))
+    assert [(f.action, f.component) for f in got] == [("activate", "orders-table"),
+                                                      ("activate", "worker")]
+    broken = left | {"orders-table": "missing"}
+    still = decide(TOPOLOGY, GRAPH, Desired(STANDBY, 1), report(
+        region(PRIMARY, "fenced", "fenced"), region(STANDBY, broken, "active")))
+    assert [f.action for f in still if f.component == "worker"] == ["report"]
