@@ -61,6 +61,13 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
     for name, dep in edges:
         if dep not in components or dep == name:
             _bad_dependency(topology, name, dep, source)
+    kinds = {name: str(comp.kind) for name, comp in components.items()}
+    for name, comp in components.items():
+        try:
+            comp.check_references(kinds)
+        except ValueError as exc:
+            raise SpecError(str(exc), source=source, component=name,
+                            field=comp.implied_field) from None
     graph.add_edges_from(edges)
     levels = _levels_or_cycle(graph, source)
     _check_traffic_last(graph, source)
@@ -71,14 +78,9 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
 
 def _bad_dependency(topology: Topology, name: str, dep: str, source: str | None) -> None:
     comp = topology.components[name]
-    field = "depends_on" if dep in comp.depends_on else _implied_field(comp.kind)
+    field = "depends_on" if dep in comp.depends_on else comp.implied_field
     what = "a component cannot depend on itself" if dep == name else f"unknown component {dep!r}"
     raise SpecError(what, source=source, component=name, field=field)
-
-
-def _implied_field(kind: str) -> str:
-    return {"function": "events", "schedule": "target", "api": "routes", "dns": "target"}.get(
-        kind, "depends_on")
 
 
 def _levels_or_cycle(graph: nx.DiGraph, source: str | None) -> list[list[str]]:

@@ -7,18 +7,20 @@ nothing else of the controller). Validation is pydantic's; every failure becomes
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.bulk import paused_gc
-from controller.contract import DegradedMode
+from controller.contract import DegradedMode, fit
 from controller.errors import SpecError
 from controller.regions import default_control, known_regions, mrsc_set_of, mrsc_sets_text
 
@@ -28,7 +30,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Kind(StrEnum):
-    """What a component is; each kind has its own fields and its own action module."""
+    """What a component is; each kind's model below declares the rest (:class:`Declared`)."""
 
     FUNCTION = "function"
     QUEUE = "queue"
@@ -39,6 +41,7 @@ class Kind(StrEnum):
     PARAMETER = "parameter"
     API = "api"
     DNS = "dns"
+    BUS = "bus"
 
 
 class Tier(StrEnum):
@@ -57,17 +60,45 @@ class OnFailure(StrEnum):
     ROLLBACK = "rollback"
 
 
-DEFAULT_TIER: Mapping[Kind, Tier] = {
-    Kind.TABLE: Tier.DATA,
-    Kind.BUCKET: Tier.DATA,
-    Kind.PARAMETER: Tier.DATA,
-    Kind.QUEUE: Tier.EVENTS,
-    Kind.STREAM: Tier.EVENTS,
-    Kind.SCHEDULE: Tier.EVENTS,
-    Kind.FUNCTION: Tier.COMPUTE,
-    Kind.API: Tier.TRAFFIC,
-    Kind.DNS: Tier.TRAFFIC,
-}
+@dataclass(frozen=True)
+class Declared:
+    """What a kind declares besides its fields: the one registry entry of a kind.
+
+    The three code paths are ``"module:attribute"`` names that each side resolves with
+    :func:`resolve` when it needs them (the controller never imports ``sandbox`` or ``infra``):
+
+    - ``action``: the :class:`controller.actions.base.Action` subclass that reads, activates and
+      fences the component in one region;
+    - ``provisioner``: the sandbox function ``(Provisioning, name, spec) -> ComponentRef`` that
+      creates it in one region of the emulator, or ``None`` for a kind that is global only;
+    - ``deployer``: the Pulumi function ``(Region, name, spec) -> None`` that creates it in one
+      region, or ``None`` for a kind that is global only.
+
+    A new kind is its model here, its action module, its provisioner and its deployer: four
+    files (``tests/unit/test_kinds.py`` checks every kind resolves all of them).
+    """
+
+    tier: Tier
+    action: str
+    provisioner: str | None
+    deployer: str | None
+    #: What fencing and activating do to the resource, in words (for readers of the registry).
+    switch: str = "nothing to switch: its mode parameter says whether it serves"
+    #: Where ``infra`` and the sandbox create the global pieces (tables, buckets, DNS).
+    global_part: str | None = None
+
+
+def resolve(path: str) -> Any:
+    """The object a ``"module:attribute"`` name points at (``Class.method`` allowed).
+
+    >>> resolve("controller.spec:Kind.BUS")
+    <Kind.BUS: 'bus'>
+    """
+    module, _, attribute = path.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found
 
 
 class _Strict(BaseModel):
@@ -76,6 +107,8 @@ class _Strict(BaseModel):
 
 class _ComponentBase(_Strict):
     """Fields every component has."""
+
+    declared: ClassVar[Declared]
 
     tier: Tier | None = None
     depends_on: tuple[str, ...] = ()
@@ -86,15 +119,24 @@ class _ComponentBase(_Strict):
     @property
     def resolved_tier(self) -> Tier:
         """The declared tier, or the kind's default."""
-        return self.tier or DEFAULT_TIER[Kind(self.kind)]  # type: ignore[attr-defined]
+        return self.tier or self.declared.tier
 
     def implied_dependencies(self) -> tuple[str, ...]:
         """Components needed without saying so in ``depends_on`` (event sources, targets)."""
         return ()
 
+    #: The field that names the implied dependencies (for error messages).
+    implied_field: ClassVar[str] = "depends_on"
+
     def all_dependencies(self) -> tuple[str, ...]:
         """``depends_on`` plus the implied dependencies, without repeats, in declared order."""
         return tuple(dict.fromkeys((*self.depends_on, *self.implied_dependencies())))
+
+    def check_references(self, kinds: Mapping[str, str]) -> None:
+        """Raise ``ValueError`` when a component this one names has the wrong kind.
+
+        ``kinds`` maps every component name to its kind; unknown names are the graph's to report.
+        """
 
 
 class EventSource(_Strict):
@@ -108,6 +150,11 @@ class FunctionSpec(_ComponentBase):
     """A Lambda function, replicated in every region with its own role and a ``live`` alias."""
 
     kind: Literal["function"]
+    declared = Declared(
+        Tier.COMPUTE, "controller.actions.function:FunctionAction",
+        "sandbox.resources:provision_function", "infra.regional:Region.deploy_function",
+        switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse")
+    implied_field = "events"
     code: str = "functions"
     handler: str = "app.handler"
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
@@ -125,6 +172,8 @@ class QueueSpec(_ComponentBase):
     """An SQS queue with its dead-letter queue."""
 
     kind: Literal["queue"]
+    declared = Declared(Tier.EVENTS, "controller.actions.queue:QueueAction",
+                        "sandbox.resources:provision_queue", "infra.regional:Region.deploy_queue")
     visibility_timeout: int = Field(default=60, ge=0, le=43200)
     max_receive_count: int = Field(default=3, ge=1, le=1000)
     dlq: bool = True
@@ -134,6 +183,9 @@ class TableSpec(_ComponentBase):
     """A DynamoDB table, a global table with a replica in every region."""
 
     kind: Literal["table"]
+    declared = Declared(Tier.DATA, "controller.actions.table:TableAction",
+                        "sandbox.resources:provision_table", "infra.regional:Region.deploy_global",
+                        global_part="infra.global_:GlobalData (the global table)")
     hash_key: str = "pk"
     range_key: str | None = None
     stream: bool = True
@@ -144,6 +196,9 @@ class BucketSpec(_ComponentBase):
     """An S3 bucket, versioned and replicated to every other region."""
 
     kind: Literal["bucket"]
+    declared = Declared(Tier.DATA, "controller.actions.bucket:BucketAction",
+                        "sandbox.resources:provision_bucket", "infra.regional:Region.deploy_global",
+                        global_part="infra.global_:GlobalData (replication between regions)")
     versioning: bool = True
 
 
@@ -151,6 +206,8 @@ class StreamSpec(_ComponentBase):
     """A Kinesis data stream."""
 
     kind: Literal["stream"]
+    declared = Declared(Tier.EVENTS, "controller.actions.stream:StreamAction",
+                        "sandbox.resources:provision_stream", "infra.regional:Region.deploy_stream")
     shards: int = Field(default=1, ge=1, le=500)
 
 
@@ -158,6 +215,11 @@ class ScheduleSpec(_ComponentBase):
     """An EventBridge schedule rule that invokes a function; enabled only in the active region."""
 
     kind: Literal["schedule"]
+    declared = Declared(
+        Tier.EVENTS, "controller.actions.schedule:ScheduleAction",
+        "sandbox.resources:provision_schedule", "infra.regional:Region.deploy_schedule",
+        switch="the rule is enabled in the active region, disabled elsewhere")
+    implied_field = "target"
     expression: str = Field(pattern=r"^(rate|cron)\(.+\)$")
     target: str
 
@@ -169,6 +231,9 @@ class ParameterSpec(_ComponentBase):
     """An SSM parameter; a secure one carries no value here (it is set out of band)."""
 
     kind: Literal["parameter"]
+    declared = Declared(Tier.DATA, "controller.actions.parameter:ParameterAction",
+                        "sandbox.resources:provision_parameter",
+                        "infra.regional:Region.deploy_parameter")
     value: str = ""
     secure: bool = False
 
@@ -192,6 +257,9 @@ class ApiSpec(_ComponentBase):
     """The regional HTTPS API; ``/health`` is open, every other route is authorized."""
 
     kind: Literal["api"]
+    declared = Declared(Tier.TRAFFIC, "controller.actions.api:ApiAction",
+                        "sandbox.resources:provision_api", "infra.regional:Region.deploy_api")
+    implied_field = "routes"
     routes: tuple[Route, ...] = ()
     health_path: str = "/health"
 
@@ -211,6 +279,11 @@ class DnsSpec(_ComponentBase):
     """The application's DNS record, with failover records and a health check per region."""
 
     kind: Literal["dns"]
+    declared = Declared(
+        Tier.TRAFFIC, "controller.actions.dns:DnsAction", None, None,
+        switch="the failover records point at the active region's endpoint",
+        global_part="sandbox.global_ and infra.program:Traffic (zone, records, health checks)")
+    implied_field = "target"
     name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
     zone: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
     target: str
@@ -221,11 +294,83 @@ class DnsSpec(_ComponentBase):
         return (self.target,)
 
 
+class BusRule(_Strict):
+    """One rule of an event bus: events matching ``pattern`` go to the ``target`` queue."""
+
+    pattern: dict[str, Any] = Field(min_length=1)
+    target: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, match in value.items():
+            if not isinstance(match, (list, dict)):
+                raise ValueError(f"pattern field {key!r} must be a list of values or a mapping")
+        return value
+
+
+class BusSpec(_ComponentBase):
+    """An EventBridge custom event bus and its rules, in every region.
+
+    Fencing disables the bus's rules in the fenced region (events published there reach no
+    target); activating enables them in the active region. Each rule delivers to a queue.
+    """
+
+    kind: Literal["bus"]
+    declared = Declared(
+        Tier.EVENTS, "controller.actions.bus:BusAction", "sandbox.resources:provision_bus",
+        "infra.bus:deploy",
+        switch="its rules are enabled in the active region, disabled elsewhere")
+    implied_field = "rules"
+    rules: dict[str, BusRule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_names(cls, value: dict[str, BusRule]) -> dict[str, BusRule]:
+        import re
+
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"rule name {name!r} must be lower-case letters, digits and dashes")
+        return value
+
+    def implied_dependencies(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.target for r in self.rules.values()))
+
+    def check_references(self, kinds: Mapping[str, str]) -> None:
+        for rule, spec in self.rules.items():
+            kind = kinds.get(spec.target)
+            if kind is not None and kind != Kind.QUEUE:
+                raise ValueError(f"rule {rule!r}: target {spec.target!r} is a {kind}, not a queue")
+
+    @staticmethod
+    def rule_name(bus: str, rule: str) -> str:
+        """The AWS name of ``rule`` on the bus whose AWS name is ``bus`` (64 characters at most).
+
+        >>> BusSpec.rule_name("orders-events-us-east-1", "placed")
+        'orders-events-us-east-1-placed'
+        """
+        return fit(f"{bus}-{rule}", 64)
+
+
 Component = Annotated[
     FunctionSpec | QueueSpec | TableSpec | BucketSpec | StreamSpec | ScheduleSpec | ParameterSpec
-    | ApiSpec | DnsSpec,
+    | ApiSpec | DnsSpec | BusSpec,
     Field(discriminator="kind"),
 ]
+
+#: Every kind's model: the registry of kinds (each model's ``declared`` says the rest).
+KINDS: Mapping[Kind, type[_ComponentBase]] = {
+    Kind(get_args(model.model_fields["kind"].annotation)[0]): model
+    for model in get_args(get_args(Component)[0])
+}
+DEFAULT_TIER: Mapping[Kind, Tier] = {kind: model.declared.tier for kind, model in KINDS.items()}
+
+
+def declared(kind: str) -> Declared:
+    """What ``kind`` declares (its tier, action, provisioner and deployer)."""
+    return KINDS[Kind(kind)].declared
 
 
 class Regions(_Strict):

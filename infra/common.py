@@ -81,6 +81,9 @@ class Ref:
     arn: pulumi.Input[str]
     stream_arn: pulumi.Input[str] | None = None
     url: pulumi.Input[str] | None = None
+    #: What a function that depends on it may do to ``arn``, when its kind says so itself
+    #: (a kind deployed by its own module, e.g. ``infra.bus``); else ``function._uses`` decides.
+    use_actions: tuple[str, ...] = ()
 
 
 def statement(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:

@@ -251,6 +251,8 @@ class RegionalFunction(pulumi.ComponentResource):
 
 def _uses(ref: Ref, writes: bool) -> list[dict[str, Any]]:
     """The statements a function needs to call a dependency in its region."""
+    if ref.use_actions:
+        return [statement(ref.use_actions, [ref.arn])]
     if ref.kind == "table":
         actions = TABLE_READ + (TABLE_WRITE if writes else ())
         return [statement(actions, [ref.arn, pulumi.Output.concat(ref.arn, "/index/*")])]

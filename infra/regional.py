@@ -9,8 +9,9 @@ api a :class:`~infra.api.RegionalApi`.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Any
@@ -30,6 +31,8 @@ from controller.spec import (
     StreamSpec,
     TableSpec,
     Topology,
+    declared,
+    resolve,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
 from infra.common import Account, InfraError, Ref, Settings
@@ -80,22 +83,29 @@ class Region(pulumi.ComponentResource):
         }
         self.refs: dict[str, Ref] = {}
         self.entries: dict[str, dict[str, Any]] = {}
-        for name, spec in topology.components.items():
-            if isinstance(spec, ParameterSpec):
-                self._app_parameter(name, spec)
-            elif isinstance(spec, QueueSpec):
-                self._queue(name, spec)
-            elif isinstance(spec, StreamSpec):
-                self._stream(name, spec)
-            elif isinstance(spec, TableSpec):
-                self._add(name, args.data.table_ref(name, region))
-            elif isinstance(spec, BucketSpec):
-                self._add(name, args.data.bucket_ref(name, region))
-        self.functions = self._functions()
-        self.rules = {name: self._schedule(name, spec)
-                      for name, spec in topology.of_kind(Kind.SCHEDULE)}
-        self.apis = {name: self._api(name, spec) for name, spec in topology.of_kind(Kind.API)}
+        self.functions: dict[str, RegionalFunction] = {}
+        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
+        self.apis: dict[str, RegionalApi] = {}
+        for name in _dependencies_first(topology):
+            spec = topology.components[name]
+            deploy = deployer(str(spec.kind))
+            if deploy is not None:
+                deploy(self, name, spec)
         self.register_outputs({"mode_parameter": self.mode_parameter.name})
+
+    def child(self, **kw: Any) -> pulumi.ResourceOptions:
+        """Options of a resource this region owns (its provider is inherited)."""
+        return self._child(**kw)
+
+    def add(self, name: str, ref: Ref, **extra: Any) -> None:
+        """Record a component's resource for its dependents and for the manifest."""
+        self._add(name, ref, **extra)
+
+    def deploy_global(self, name: str, spec: TableSpec | BucketSpec) -> None:
+        """A table's replica or a bucket of this region, made by :class:`GlobalData`."""
+        data, region = self.args.data, self.args.region
+        self._add(name, data.table_ref(name, region) if isinstance(spec, TableSpec)
+                  else data.bucket_ref(name, region))
 
     def _child(self, **kw: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kw)
@@ -114,7 +124,7 @@ class Region(pulumi.ComponentResource):
             resource, name=name, type="SecureString" if secure else "String", value=value,
             opts=self._child(ignore_changes=["value"] if owned_elsewhere else None))
 
-    def _app_parameter(self, name: str, spec: ParameterSpec) -> None:
+    def deploy_parameter(self, name: str, spec: ParameterSpec) -> None:
         """A parameter of the application; a secure one never carries its value in code."""
         secret = self.args.settings.secrets.get(name) if spec.secure else None
         value: pulumi.Input[str] = secret if secret is not None else (spec.value or UNSET)
@@ -123,7 +133,7 @@ class Region(pulumi.ComponentResource):
             secure=spec.secure, owned_elsewhere=secret is None and (spec.secure or not spec.value))
         self._add(name, Ref(kind="parameter", name=parameter.name, arn=parameter.arn))
 
-    def _queue(self, name: str, spec: QueueSpec) -> None:
+    def deploy_queue(self, name: str, spec: QueueSpec) -> None:
         """A queue, encrypted, with its dead-letter queue (redrive after max_receive_count)."""
         physical = self.args.physical(name, 80)
         dlq = None
@@ -141,7 +151,7 @@ class Region(pulumi.ComponentResource):
         self._add(name, Ref(kind="queue", name=queue.name, arn=queue.arn, url=queue.url),
                   queue_url=queue.url, dlq_arn=dlq.arn if dlq else None)
 
-    def _stream(self, name: str, spec: StreamSpec) -> None:
+    def deploy_stream(self, name: str, spec: StreamSpec) -> None:
         """A Kinesis stream, encrypted with the AWS managed key."""
         physical = self.args.physical(name, 128)
         stream = aws.kinesis.Stream(physical, name=physical, shard_count=spec.shards,
@@ -149,26 +159,20 @@ class Region(pulumi.ComponentResource):
                                     kms_key_id="alias/aws/kinesis", opts=self._child())
         self._add(name, Ref(kind="stream", name=stream.name, arn=stream.arn))
 
-    def _functions(self) -> dict[str, RegionalFunction]:
-        """Every function, those another function invokes first (they need its alias ARN)."""
-        specs: dict[str, FunctionSpec] = dict(self.args.topology.of_kind(Kind.FUNCTION))
-        order = TopologicalSorter(
-            {n: [d for d in s.all_dependencies() if d in specs] for n, s in specs.items()})
-        functions: dict[str, RegionalFunction] = {}
-        for name in order.static_order():
-            fn = RegionalFunction(
-                FunctionArgs(topology=self.args.topology, name=name, spec=specs[name],
-                             region=self.args.region, refs=dict(self.refs),
-                             mode_parameter=_param_ref(self.mode_parameter),
-                             component_mode_parameter=_param_ref(self.component_modes[name]),
-                             settings=self.args.settings),
-                self.args.account, self._child())
-            self.refs[name] = fn.ref
-            self.entries[name] = fn.manifest()
-            functions[name] = fn
-        return functions
+    def deploy_function(self, name: str, spec: FunctionSpec) -> None:
+        """A function with everything it owns; what it needs is deployed before it."""
+        fn = RegionalFunction(
+            FunctionArgs(topology=self.args.topology, name=name, spec=spec,
+                         region=self.args.region, refs=dict(self.refs),
+                         mode_parameter=_param_ref(self.mode_parameter),
+                         component_mode_parameter=_param_ref(self.component_modes[name]),
+                         settings=self.args.settings),
+            self.args.account, self._child())
+        self.refs[name] = fn.ref
+        self.entries[name] = fn.manifest()
+        self.functions[name] = fn
 
-    def _schedule(self, name: str, spec: ScheduleSpec) -> aws.cloudwatch.EventRule:
+    def deploy_schedule(self, name: str, spec: ScheduleSpec) -> None:
         """A schedule rule on its function's alias, enabled only in the primary region."""
         target = self.functions.get(spec.target)
         if target is None:
@@ -184,9 +188,9 @@ class Region(pulumi.ComponentResource):
             function=target.function.name, qualifier=ALIAS,
             principal="events.amazonaws.com", source_arn=rule.arn, opts=self._child())
         self.entries[name] = {"kind": "schedule", "name": rule.name, "arn": rule.arn}
-        return rule
+        self.rules[name] = rule
 
-    def _api(self, name: str, spec: ApiSpec) -> RegionalApi:
+    def deploy_api(self, name: str, spec: ApiSpec) -> None:
         """The regional HTTP API, with the custom domain of the dns record that points at it."""
         topology = self.args.topology
         dns = next((d for _, d in topology.of_kind(Kind.DNS) if d.target == name), None)
@@ -198,7 +202,7 @@ class Region(pulumi.ComponentResource):
                                   settings=self.args.settings, domain=domain), self._child())
         self.entries[name] = {"kind": "api", "name": api.api.name, "arn": api.api.arn,
                               "endpoint": api.endpoint}
-        return api
+        self.apis[name] = api
 
     def manifest(self, extra: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
         """This region's entry in the manifest; ``extra`` adds entries built elsewhere (dns)."""
@@ -213,6 +217,24 @@ class Region(pulumi.ComponentResource):
             "api_endpoint": first_api.endpoint if first_api else "",
             "components": components,
         }
+
+
+@functools.cache
+def deployer(kind: str) -> Callable[[Region, str, Any], None] | None:
+    """The deployer ``kind`` declares; ``None`` for a kind that is global only (dns)."""
+    path = declared(kind).deployer
+    if path is None:
+        return None
+    found: Callable[[Region, str, Any], None] = resolve(path)
+    return found
+
+
+def _dependencies_first(topology: Topology) -> list[str]:
+    """Every component after the components it needs (the graph's order, without the graph)."""
+    names = topology.components
+    return list(TopologicalSorter(
+        {n: [d for d in c.all_dependencies() if d in names] for n, c in names.items()}
+    ).static_order())
 
 
 def _param_ref(parameter: aws.ssm.Parameter) -> Ref:

@@ -73,6 +73,7 @@ def _application() -> Any:
     from sandbox import moto_patches
 
     moto_patches.detach_event_sources()
+    moto_patches.respect_rule_state()
     moto_patches.cache_module_list()
     moto_patches.light_transactions()
     application = DomainDispatcherApplication(create_backend_app)

@@ -8,6 +8,9 @@ queues and reading the streams (``dynamodbstreams``) as Lambda would, so moto mu
 alone: mappings still exist, are enabled and disabled through the Lambda API and are listed as
 usual, but are never attached to their queue, table or stream inside moto.
 
+moto also sends an event to the targets of a rule that is disabled, which EventBridge never does;
+the sandbox fences an event bus by disabling its rules, so a disabled rule here delivers nothing.
+
 Two more changes make the servers cheaper per request without changing what they answer: moto's
 list of its own packages is read once, and a DynamoDB transaction backs up the items it touches
 rather than whole tables.
@@ -52,6 +55,23 @@ def _detached(init: Any) -> Any:
 
     wrapper._failover_detached = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def respect_rule_state() -> None:
+    """Make a disabled EventBridge rule deliver nothing, as EventBridge does."""
+    from moto.events.models import Rule
+
+    send = Rule.send_to_targets
+    if getattr(send, "_failover_stateful", False):
+        return
+
+    @functools.wraps(send)
+    def send_if_enabled(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.state == "ENABLED":
+            send(self, *args, **kwargs)
+
+    send_if_enabled._failover_stateful = True  # type: ignore[attr-defined]
+    Rule.send_to_targets = send_if_enabled  # type: ignore[method-assign]
 
 
 def cache_module_list() -> None:

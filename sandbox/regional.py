@@ -1,14 +1,15 @@
 """Provision one region's moto process with every component of the topology.
 
-Called by :mod:`sandbox.provision` for ``up``, ``reset`` and a restarted region. Runs
-in three phases: the API first (right after seeding the server's id generator, so that a
-restarted region gets the same API host the Route 53 health check probes), then every
-independent resource in parallel, then what needs them (event source mappings, schedules,
-routes).
+Called by :mod:`sandbox.provision` for ``up``, ``reset`` and a restarted region. The API
+comes first (right after seeding the server's id generator, so that a restarted region gets the
+same API host the Route 53 health check probes); then the components level by level in the
+topology's activation order (dependencies first), those of a level in parallel, each by the
+provisioner its kind declares (:class:`controller.spec.Declared`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 from collections.abc import Callable
@@ -16,22 +17,25 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from controller.aws import Clients
+from controller.graph import activation_levels, build
 from controller.manifest import ComponentRef, RegionManifest
-from controller.spec import ApiSpec, FunctionSpec, Kind, ScheduleSpec, Topology
+from controller.spec import Kind, Topology, declared, resolve
 from sandbox import resources, servers
-from sandbox.functions import provision_function
+from sandbox.resources import Provisioning
 
 log = logging.getLogger(__name__)
 
 WORKERS = 8
 
-_BUILDERS: dict[Kind, Callable[..., ComponentRef]] = {
-    Kind.PARAMETER: resources.provision_parameter,
-    Kind.TABLE: resources.provision_table,
-    Kind.BUCKET: resources.provision_bucket,
-    Kind.QUEUE: resources.provision_queue,
-    Kind.STREAM: resources.provision_stream,
-}
+
+@functools.cache
+def provisioner(kind: str) -> Callable[[Provisioning, str, Any], ComponentRef] | None:
+    """The sandbox provisioner ``kind`` declares; ``None`` for a kind that is global only."""
+    path = declared(kind).provisioner
+    if path is None:
+        return None
+    found: Callable[[Provisioning, str, Any], ComponentRef] = resolve(path)
+    return found
 
 
 def stable_seed(app: str, region: str) -> int:
@@ -59,25 +63,23 @@ def provision_region(topology: Topology, region: str, url: str, clients: Clients
     The region's part of the manifest (DNS references are added by the caller).
     """
     servers.seed(url, stable_seed(topology.app, region))
-    refs: dict[str, ComponentRef] = {}
+    ctx = Provisioning(topology, region, clients, active)
     for name, _ in topology.of_kind(Kind.API):
-        refs[name] = resources.create_api(clients, region, topology.physical_name(name, region))
+        ctx.refs[name] = resources.create_api(clients, region, ctx.physical(name))
     with ThreadPoolExecutor(WORKERS, thread_name_prefix=f"prov-{region}") as pool:
-        futures: dict[str, Any] = {}
-        for name, spec in topology.components.items():
-            physical = topology.physical_name(name, region)
-            if isinstance(spec, FunctionSpec):
-                futures[name] = pool.submit(provision_function, topology, region, name, spec,
-                                            clients)
-            elif Kind(spec.kind) in _BUILDERS:
-                futures[name] = pool.submit(_BUILDERS[Kind(spec.kind)], clients, region,
-                                            physical, spec)
         modes = [pool.submit(resources.put_mode, clients, region, parameter, active)
                  for parameter in _mode_parameters(topology, region)]
-        refs.update({name: future.result() for name, future in futures.items()})
+        for level in activation_levels(build(topology)):
+            futures = {}
+            for name in level:
+                spec = topology.components[name]
+                make = provisioner(str(spec.kind))
+                if make is not None:
+                    futures[name] = pool.submit(make, ctx, name, spec)
+            ctx.refs.update({name: future.result() for name, future in futures.items()})
         for done in modes:
             done.result()
-        _second_phase(topology, region, clients, refs, active, pool)
+    refs = ctx.refs
     for name, ref in refs.items():
         ref.mode_parameter = topology.component_mode_parameter(name, region)
     api = next((refs[n] for n, _ in topology.of_kind(Kind.API)), None)
@@ -88,28 +90,3 @@ def provision_region(topology: Topology, region: str, url: str, clients: Clients
 def _mode_parameters(topology: Topology, region: str) -> list[str]:
     return [topology.mode_parameter(region),
             *(topology.component_mode_parameter(name, region) for name in topology.components)]
-
-
-def _second_phase(topology: Topology, region: str, clients: Clients,
-                  refs: dict[str, ComponentRef], active: bool, pool: ThreadPoolExecutor) -> None:
-    """Mappings, schedules and routes: the resources that need the first phase's."""
-    jobs: list[Any] = []
-    for name, spec in topology.components.items():
-        if isinstance(spec, FunctionSpec) and spec.events:
-            jobs.append((name, pool.submit(resources.provision_mappings, clients, region, spec,
-                                           refs[name], refs, active)))
-        elif isinstance(spec, ScheduleSpec):
-            jobs.append((name, pool.submit(
-                resources.provision_schedule, clients, region,
-                topology.physical_name(name, region), spec, refs[spec.target], active)))
-        elif isinstance(spec, ApiSpec):
-            jobs.append((None, pool.submit(resources.provision_routes, clients, region,
-                                           refs[name], spec, refs)))
-    for name, future in jobs:
-        result = future.result()
-        if name is None:
-            continue
-        if isinstance(result, ComponentRef):
-            refs[name] = result
-        else:
-            refs[name].mappings = list(result)

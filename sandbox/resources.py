@@ -1,10 +1,11 @@
-"""The non-function resources of one region: data, events, parameters, schedules and the API.
+"""The provisioners of one region: one function per kind, named by the kind's model.
 
-Called by :mod:`sandbox.regional`. One function per kind, each creating the resource
-just as the Pulumi program would (same names, same shape) and returning its
-:class:`~controller.manifest.ComponentRef`. ``active`` says whether the region is the primary:
-standby regions get their schedules disabled (mappings are made in
-:func:`provision_mappings`, also disabled outside the primary).
+Called by :mod:`sandbox.regional`, which resolves each kind's ``declared.provisioner``
+(:class:`controller.spec.Declared`) and calls it as ``(Provisioning, name, spec)`` once the
+component's dependencies exist. Each creates the resource just as the Pulumi program would (same
+names, same shape) and returns its :class:`~controller.manifest.ComponentRef`.
+``Provisioning.active`` says whether the region is the primary: standby regions get their
+schedules, bus rules and event source mappings disabled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import Clients
@@ -19,18 +21,41 @@ from controller.manifest import ComponentRef
 from controller.spec import (
     ApiSpec,
     BucketSpec,
+    BusSpec,
     FunctionSpec,
     ParameterSpec,
     QueueSpec,
     ScheduleSpec,
     StreamSpec,
     TableSpec,
+    Topology,
 )
+from sandbox import functions
 from sandbox.functions import alias_arn
 
 ACTIVE = "active"
 STANDBY = "standby"
 _AUTH = {"iam": "AWS_IAM", "none": "NONE", "jwt": "JWT"}
+
+
+@dataclass
+class Provisioning:
+    """One region being provisioned: what every provisioner gets besides its component."""
+
+    topology: Topology
+    region: str
+    clients: Clients
+    active: bool
+    #: What exists so far, by component: every dependency of a component is in it.
+    refs: dict[str, ComponentRef] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        """A client of ``service`` in this region's server."""
+        return self.clients.client(service, self.region)
+
+    def physical(self, component: str) -> str:
+        """The AWS name of ``component`` in this region."""
+        return self.topology.physical_name(component, self.region)
 
 
 def mode(active: bool) -> str:
@@ -44,9 +69,9 @@ def put_mode(clients: Clients, region: str, name: str, active: bool) -> None:
                                                 Overwrite=True)
 
 
-def provision_parameter(clients: Clients, region: str, physical: str,
-                        spec: ParameterSpec) -> ComponentRef:
+def provision_parameter(ctx: Provisioning, name: str, spec: ParameterSpec) -> ComponentRef:
     """An SSM parameter; a secure one gets a random placeholder, never a value from a file."""
+    clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     ssm = clients.client("ssm", region)
     if spec.secure:
         ssm.put_parameter(Name=physical, Value=f"placeholder-{secrets.token_urlsafe(12)}",
@@ -57,8 +82,9 @@ def provision_parameter(clients: Clients, region: str, physical: str,
     return ComponentRef(kind="parameter", name=physical, arn=arn)
 
 
-def provision_table(clients: Clients, region: str, physical: str, spec: TableSpec) -> ComponentRef:
+def provision_table(ctx: Provisioning, name: str, spec: TableSpec) -> ComponentRef:
     """A DynamoDB table, on demand, with a NEW_AND_OLD_IMAGES stream when the spec asks."""
+    clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     keys = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
     if spec.range_key:
         keys.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
@@ -75,9 +101,9 @@ def provision_table(clients: Clients, region: str, physical: str, spec: TableSpe
                         stream_arn=table.get("LatestStreamArn"))
 
 
-def provision_bucket(clients: Clients, region: str, physical: str,
-                     spec: BucketSpec) -> ComponentRef:
+def provision_bucket(ctx: Provisioning, name: str, spec: BucketSpec) -> ComponentRef:
     """An S3 bucket, private, versioned when the spec asks (it does by default)."""
+    clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     s3 = clients.client("s3", region)
     kwargs: dict[str, Any] = {"Bucket": physical}
     if region != "us-east-1":
@@ -91,8 +117,9 @@ def provision_bucket(clients: Clients, region: str, physical: str,
     return ComponentRef(kind="bucket", name=physical, arn=f"arn:aws:s3:::{physical}")
 
 
-def provision_queue(clients: Clients, region: str, physical: str, spec: QueueSpec) -> ComponentRef:
+def provision_queue(ctx: Provisioning, name: str, spec: QueueSpec) -> ComponentRef:
     """An SQS queue, with its dead-letter queue ``<name>-dlq`` and a redrive policy."""
+    clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     sqs = clients.client("sqs", region)
     attributes = {"VisibilityTimeout": str(spec.visibility_timeout)}
     dlq_arn = None
@@ -111,9 +138,9 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return str(attrs["QueueArn"])
 
 
-def provision_stream(clients: Clients, region: str, physical: str,
-                     spec: StreamSpec) -> ComponentRef:
+def provision_stream(ctx: Provisioning, name: str, spec: StreamSpec) -> ComponentRef:
     """A Kinesis data stream."""
+    clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     kinesis = clients.client("kinesis", region)
     kinesis.create_stream(StreamName=physical, ShardCount=spec.shards)
     arn = kinesis.describe_stream_summary(StreamName=physical)["StreamDescriptionSummary"][
@@ -139,17 +166,57 @@ def provision_mappings(clients: Clients, region: str, spec: FunctionSpec, functi
     return uuids
 
 
-def provision_schedule(clients: Clients, region: str, physical: str, spec: ScheduleSpec,
-                       target: ComponentRef, active: bool) -> ComponentRef:
+def provision_function(ctx: Provisioning, name: str, spec: FunctionSpec) -> ComponentRef:
+    """A function with everything it owns (:mod:`sandbox.functions`) and its event sources."""
+    ref = functions.provision_function(ctx.topology, ctx.region, name, spec, ctx.clients)
+    if spec.events:
+        ref.mappings = provision_mappings(ctx.clients, ctx.region, spec, ref, ctx.refs,
+                                          ctx.active)
+    return ref
+
+
+def provision_schedule(ctx: Provisioning, name: str, spec: ScheduleSpec) -> ComponentRef:
     """An EventBridge rule invoking the target's alias, enabled only in the active region."""
-    events = clients.client("events", region)
+    events, physical, target = ctx.client("events"), ctx.physical(name), ctx.refs[spec.target]
     rule_arn = events.put_rule(Name=physical, ScheduleExpression=spec.expression,
-                               State="ENABLED" if active else "DISABLED")["RuleArn"]
+                               State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
     events.put_targets(Rule=physical, Targets=[{"Id": "target", "Arn": alias_arn(target)}])
-    clients.client("lambda", region).add_permission(
+    ctx.client("lambda").add_permission(
         FunctionName=target.name, Qualifier=target.alias, StatementId=f"{physical}-invoke",
         Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
     return ComponentRef(kind="schedule", name=physical, arn=rule_arn)
+
+
+def provision_bus(ctx: Provisioning, name: str, spec: BusSpec) -> ComponentRef:
+    """A custom event bus and its rules, each delivering to its queue; enabled when active.
+
+    Each target queue gets a policy that lets EventBridge send to it from these rules only.
+    """
+    events, sqs, physical = ctx.client("events"), ctx.client("sqs"), ctx.physical(name)
+    bus_arn = events.create_event_bus(Name=physical)["EventBusArn"]
+    senders: dict[str, list[str]] = {}
+    for rule, declared in spec.rules.items():
+        rule_name = BusSpec.rule_name(physical, rule)
+        rule_arn = events.put_rule(Name=rule_name, EventBusName=physical,
+                                   EventPattern=json.dumps(declared.pattern),
+                                   State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
+        queue = ctx.refs[declared.target]
+        events.put_targets(Rule=rule_name, EventBusName=physical,
+                           Targets=[{"Id": declared.target, "Arn": queue.arn}])
+        senders.setdefault(declared.target, []).append(rule_arn)
+    for target, rule_arns in senders.items():
+        queue = ctx.refs[target]
+        sqs.set_queue_attributes(QueueUrl=queue.queue_url, Attributes={
+            "Policy": json.dumps(queue_policy(queue.arn, rule_arns))})
+    return ComponentRef(kind="bus", name=physical, arn=bus_arn)
+
+
+def queue_policy(queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
+    """The policy that lets EventBridge send to a queue from the given rules only."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}}]}
 
 
 def create_api(clients: Clients, region: str, physical: str) -> ComponentRef:
@@ -157,6 +224,13 @@ def create_api(clients: Clients, region: str, physical: str) -> ComponentRef:
     api = clients.client("apigatewayv2", region).create_api(Name=physical, ProtocolType="HTTP")
     arn = f"arn:aws:apigateway:{region}::/apis/{api['ApiId']}"
     return ComponentRef(kind="api", name=physical, arn=arn, endpoint=api["ApiEndpoint"])
+
+
+def provision_api(ctx: Provisioning, name: str, spec: ApiSpec) -> ComponentRef:
+    """The API's routes; the API itself is made first of all (:func:`create_api`)."""
+    api = ctx.refs[name]
+    provision_routes(ctx.clients, ctx.region, api, spec, ctx.refs)
+    return api
 
 
 def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: ApiSpec,

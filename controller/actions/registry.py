@@ -1,36 +1,32 @@
-"""Which action class handles which kind: a new kind is one module and one line here.
+"""Which action class handles which kind: the one each kind's model declares.
 
 Called by the executor and by ``health``: :func:`action_for` is the only way they make actions.
+A kind's action is named in its model's ``declared`` (:class:`controller.spec.Declared`) and
+imported the first time it is needed, so a run imports only the action modules it uses.
 """
 
 from __future__ import annotations
 
-from controller.actions.api import ApiAction
+import functools
+
 from controller.actions.base import Action
-from controller.actions.bucket import BucketAction
-from controller.actions.dns import DnsAction
-from controller.actions.function import FunctionAction
-from controller.actions.parameter import ParameterAction
-from controller.actions.queue import QueueAction
-from controller.actions.schedule import ScheduleAction
-from controller.actions.stream import StreamAction
-from controller.actions.table import TableAction
 from controller.aws import Clients
 from controller.errors import PermanentStepError
 from controller.manifest import Manifest
-from controller.spec import Topology
+from controller.spec import KINDS, Kind, Topology, resolve
 
-ACTIONS: dict[str, type[Action]] = {
-    "api": ApiAction,
-    "bucket": BucketAction,
-    "dns": DnsAction,
-    "function": FunctionAction,
-    "parameter": ParameterAction,
-    "queue": QueueAction,
-    "schedule": ScheduleAction,
-    "stream": StreamAction,
-    "table": TableAction,
-}
+
+@functools.cache
+def action_class(kind: str) -> type[Action]:
+    """The action class of ``kind``.
+
+    Raises
+    ------
+    KeyError
+        ``kind`` is not a kind (:class:`controller.spec.Kind`).
+    """
+    cls: type[Action] = resolve(KINDS[Kind(kind)].declared.action)
+    return cls
 
 
 def action_for(topology: Topology, manifest: Manifest, clients: Clients, component: str,
@@ -45,8 +41,9 @@ def action_for(topology: Topology, manifest: Manifest, clients: Clients, compone
     spec = topology.components.get(component)
     if spec is None:
         raise PermanentStepError("not in the topology", component=component, region=region)
-    cls = ACTIONS.get(str(spec.kind))
-    if cls is None:
-        raise PermanentStepError(f"no action for kind {spec.kind!r}", component=component,
-                                 region=region)
+    try:
+        cls = action_class(str(spec.kind))
+    except (KeyError, ValueError, ImportError, AttributeError) as exc:
+        raise PermanentStepError(f"no action for kind {spec.kind!r}: {exc}",
+                                 component=component, region=region) from exc
     return cls(topology, manifest, clients, component, region)

@@ -54,8 +54,15 @@ GENERATED = textwrap.dedent("""\
       front:
         kind: function
         reserved_concurrency: 20
-        depends_on: [ingest, spill, entries, events]
+        depends_on: [ingest, spill, entries, events, news]
       tick: {kind: schedule, expression: rate(5 minutes), target: notifier}
+      news:
+        kind: bus
+        rules:
+          big:
+            pattern: {source: [ledger], detail: {amount: [{numeric: [">", 1000]}]}}
+            target: jobs
+          late: {pattern: {detail-type: [Late]}, target: spill}
       gateway:
         kind: api
         routes:
@@ -133,7 +140,10 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"arn": f"arn:aws:cloudwatch:{regional}:alarm:{n}"}
     if typ == "aws:cloudwatch/eventRule:EventRule":
-        return {"arn": f"arn:aws:events:{regional}:rule/{n}"}
+        bus = inputs.get("eventBusName")
+        return {"arn": f"arn:aws:events:{regional}:rule/{bus + '/' if bus else ''}{n}"}
+    if typ == "aws:cloudwatch/eventBus:EventBus":
+        return {"arn": f"arn:aws:events:{regional}:event-bus/{n}"}
     if typ == "aws:kinesis/stream:Stream":
         return {"arn": f"arn:aws:kinesis:{regional}:stream/{n}"}
     if typ == "aws:iam/role:Role":

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from controller import graph as graphs
-from controller.actions.registry import ACTIONS, action_for
+from controller.actions.registry import action_class, action_for
 from controller.aws import Clients
 from controller.executor import Executor, StepEvent
 from controller.journal import Journal, RunStatus, StepState
@@ -32,7 +32,7 @@ def fenced_everywhere(box: Sandbox, region: str) -> dict[str, str]:
         action = action_for(box.topology, box.manifest, clients, name, region)
         seen = action.read()
         mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
-        fenced = ACTIONS[str(spec.kind)].fenced_state
+        fenced = action_class(str(spec.kind)).fenced_state
         if seen.state not in (fenced, "missing") or mode != "fenced":
             wrong[name] = f"{seen.state} (mode {mode})"
     return wrong

@@ -76,7 +76,7 @@ def test_validate_reads_failover_spec_env(cli, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("FAILOVER_SPEC", str(EXAMPLE))
     result = cli("validate")
     assert result.code == 0
-    assert "orders: 10 components, 3 regions" in result.out
+    assert "orders: 12 components, 3 regions" in result.out
 
 
 def test_console_script_runs_without_traceback(tmp_path: Path) -> None:

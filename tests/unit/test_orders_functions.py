@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -195,3 +196,26 @@ def test_the_lambda_entry_point_reads_its_environment(aws: dict[str, Any],
              "body": json.dumps(ORDER)}
     assert aws["api"].handler(event, None)["statusCode"] == 201
     assert aws["api"]._service.settings.table == "orders"  # built once, from the environment
+
+
+def test_a_written_order_is_announced_on_the_bus_and_a_dead_bus_loses_no_write(
+        aws: dict[str, Any]) -> None:
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    events.create_event_bus(Name="bus")
+    events.put_rule(Name="placed", EventBusName="bus",
+                    EventPattern=json.dumps({"source": ["orders.api"],
+                                             "detail-type": ["OrderPlaced"]}))
+    shipping = sqs.create_queue(QueueName="shipping")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=shipping, AttributeNames=["QueueArn"])
+    events.put_targets(Rule="placed", EventBusName="bus",
+                       Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}])
+    service = aws["orders"].build({**ENV, "QUEUE_ORDERS_QUEUE_URL": aws["url"],
+                                   "BUS_ORDER_EVENTS": "bus"})
+    aws["service"] = service
+    assert call(aws, "POST", "/orders", ORDER)["statusCode"] == 201
+    got = sqs.receive_message(QueueUrl=shipping, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["detail"]["order_id"] for m in got] == ["o-1"]
+    service.settings = dataclasses.replace(service.settings, bus="no-such-bus")
+    assert call(aws, "POST", "/orders", {**ORDER, "order_id": "o-2"})["statusCode"] == 201
+    assert call(aws, "GET", "/orders/o-2")["statusCode"] == 200

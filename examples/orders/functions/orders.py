@@ -47,6 +47,7 @@ class Settings:
     mode_parameter: str
     component_mode_parameter: str
     log_level: str = "INFO"
+    bus: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -60,7 +61,8 @@ class Settings:
                    config_parameter=env.get("PARAMETER_CONFIG", ""),
                    mode_parameter=env.get("FAILOVER_MODE_PARAMETER", ""),
                    component_mode_parameter=env.get("FAILOVER_COMPONENT_MODE_PARAMETER", ""),
-                   log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+                   log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+                   bus=env.get("BUS_ORDER_EVENTS", ""))
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class OrdersService:
         self.dynamodb = clients["dynamodb"]
         self.sqs = clients["sqs"]
         self.s3 = clients["s3"]
+        self.events = clients.get("events")
         self.modes = Modes(SSMProvider(boto3_client=clients["ssm"]), settings)
         self.logger = Logger(service=settings.component, level=settings.log_level)
         self.static: dict[str, Any] = {}
@@ -155,6 +158,7 @@ class OrdersService:
         mode = self.modes.current()
         if mode in SERVING:
             self.put(order)
+            self.announce(order)
             return Response(201, order)
         if mode in QUEUEING:
             self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=json.dumps(order))
@@ -163,6 +167,18 @@ class OrdersService:
             return Response(503, {"message": "read-only: writes are paused during failover"},
                             {"X-Degraded": mode, "Retry-After": "30"})
         return _unavailable(mode)
+
+    def announce(self, order: dict[str, Any]) -> None:
+        """Publish "order placed" on the bus, best effort: the order is written either way."""
+        if not self.settings.bus or self.events is None:
+            return
+        try:
+            self.events.put_events(Entries=[{
+                "Source": "orders.api", "DetailType": "OrderPlaced",
+                "Detail": json.dumps(order, default=_json_default),
+                "EventBusName": self.settings.bus}])
+        except Exception as exc:
+            self.logger.warning("order event not published", extra={"error": str(exc)})
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """A well-formed order (raises ValueError with what is wrong)."""
@@ -233,7 +249,7 @@ def build(env: Mapping[str, str], session: Any = None, endpoint_url: str | None 
     session = session or boto3.session.Session(region_name=settings.region)
     kwargs = {k: v for k, v in (("endpoint_url", endpoint_url), ("config", config)) if v}
     clients = {name: session.client(name, region_name=settings.region, **kwargs)
-               for name in ("dynamodb", "sqs", "s3", "ssm")}
+               for name in ("dynamodb", "sqs", "s3", "ssm", "events")}
     return OrdersService(settings, clients)
 
 

@@ -1,0 +1,105 @@
+"""The registry of kinds: each kind's model declares its tier, action, provisioner and deployer,
+every name resolves, and the event bus (the kind added last) lives in four source files only."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+from controller import graph as graphs
+from controller import spec
+from controller.actions.base import Action
+from controller.actions.registry import action_class
+from controller.plan import build_plan
+from controller.spec import KINDS, BusSpec, Kind, declared, resolve
+from tests.conftest import EXAMPLE, REPO
+
+SOURCES = ("controller", "sandbox", "infra")
+
+
+def test_every_kind_has_a_model_and_every_model_a_kind() -> None:
+    assert set(KINDS) == set(Kind)
+    for kind, model in KINDS.items():
+        assert model.model_fields["kind"].annotation.__args__ == (kind.value,)
+        assert spec.DEFAULT_TIER[kind] == model.declared.tier
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_has_an_action_of_its_own_kind(kind: Kind) -> None:
+    cls = action_class(kind)
+    assert issubclass(cls, Action) and not inspect.isabstract(cls)
+    assert cls.kind == kind.value
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_has_a_provisioner_and_a_deployer_or_says_where_it_is_global(
+        kind: Kind) -> None:
+    decl = declared(kind)
+    for path in (decl.provisioner, decl.deployer):
+        if path is None:
+            assert decl.global_part, f"{kind}: no regional part and no global part named"
+            continue
+        fn = resolve(path)
+        assert callable(fn)
+        params = list(inspect.signature(fn).parameters)
+        assert len(params) == 3, (path, params)  # (context, name, spec)
+
+
+def test_a_bad_name_in_the_registry_fails_loudly() -> None:
+    with pytest.raises(AttributeError):
+        resolve("controller.actions.bus:NoSuchAction")
+
+
+def _files_naming(pattern: re.Pattern[str]) -> set[str]:
+    found = set()
+    for package in SOURCES:
+        for path in (REPO / package).rglob("*.py"):
+            if pattern.search(path.read_text(encoding="utf-8")):
+                found.add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_the_bus_kind_lives_in_four_source_files() -> None:
+    decl = declared(Kind.BUS)
+    modules = {p.partition(":")[0] for p in (decl.action, decl.provisioner, decl.deployer) if p}
+    declared_files = {"controller/spec.py", *(m.replace(".", "/") + ".py" for m in modules)}
+    assert len(declared_files) <= 4
+    naming = _files_naming(re.compile(r"BusSpec|Kind\.BUS|BusAction|provision_bus|\"bus\""))
+    assert naming <= declared_files, naming - declared_files
+
+
+def test_bus_rules_are_named_within_the_limit() -> None:
+    name = BusSpec.rule_name("x" * 60, "placed")
+    assert len(name) == 64 and name == BusSpec.rule_name("x" * 60, "placed")
+    assert BusSpec.rule_name("x" * 60, "other") != name
+
+
+def test_bus_targets_are_dependencies_and_must_be_queues() -> None:
+    t = spec.loads("""
+        app: shop
+        regions: {primary: us-east-1, standby: [us-west-2]}
+        components:
+          jobs: {kind: queue}
+          fn: {kind: function, depends_on: [events]}
+          events:
+            kind: bus
+            rules:
+              a: {pattern: {source: [shop]}, target: jobs}
+              b: {pattern: {detail-type: [X]}, target: jobs}
+    """)
+    bus = t.components["events"]
+    assert bus.all_dependencies() == ("jobs",) and bus.resolved_tier == spec.Tier.EVENTS
+    g = graphs.build(t)
+    assert g.has_edge("events", "jobs") and g.has_edge("fn", "events")
+
+
+def test_example_plan_moves_the_bus_between_its_queue_and_the_api() -> None:
+    t = spec.load(EXAMPLE)
+    plan = build_plan(t, graphs.build(t), target="us-west-2")
+    bus = plan.step("activate:order-events@us-west-2")
+    assert "activate:shipping-queue@us-west-2" in bus.needs
+    assert "activate:order-events@us-west-2" in plan.step("activate:api-handler@us-west-2").needs
+    fence = plan.step("fence:order-events@us-east-1")
+    assert "fence:api-handler@us-east-1" in fence.needs
