@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest bench clean venv
+.PHONY: test unit demo lint typecheck pytest bench clean venv
 
 venv: $(STAMP)
 
@@ -20,10 +20,18 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy controller sandbox
+	$(BIN)/mypy controller sandbox infra
 
+# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about a minute).
+unit: $(STAMP)
+	$(BIN)/pytest -m "not sandbox" $(UNIT_ARGS)
+
+# Everything, on WORKERS processes (pytest-xdist). A module's tests stay on one worker, sharing
+# its emulator and module fixtures, unless marked independent (tests/conftest.py); each worker
+# has its own sandbox on its own free ports and temporary state directory.
+WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
 test: lint typecheck pytest
 

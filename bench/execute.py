@@ -56,7 +56,8 @@ def generate() -> dict[str, object]:
         comps[f"schedule-{i}"] = {"kind": "schedule", "expression": "rate(1 hour)",
                                   "target": f"fn-{20 + i}"}
     comps["api"] = {"kind": "api", "routes": [
-        {"method": "GET", "path": f"/r{i}", "function": f"fn-{15 + i}"} for i in range(15)]}
+        {"method": "GET", "path": f"/r{i}", "function": f"fn-{15 + i}", "auth": "jwt"}
+        for i in range(15)]}
     comps["dns"] = {"kind": "dns", "name": "api.bench.example.com", "zone": "bench.example.com",
                     "target": "api"}
     return {"app": "bench", "regions": {"primary": "us-east-1", "standby": ["us-west-2"]},
@@ -89,6 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "topology.yaml"
         spec.write_text(yaml.safe_dump(generate(), sort_keys=False))
+        (Path(tmp) / "functions").mkdir()  # every function's code folder must hold its handler
+        (Path(tmp) / "functions" / "app.py").write_text("def handler(e, c):\n    pass\n")
         topology = load(spec)
         graph = graphs.build(topology)
         plan = build_plan(topology, graph, target="us-west-2")

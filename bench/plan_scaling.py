@@ -58,6 +58,8 @@ def main(n: int = 10_000) -> None:
     data = generate(n)
     with tempfile.TemporaryDirectory() as tmp:
         as_yaml, as_json = Path(tmp) / "topology.yaml", Path(tmp) / "topology.json"
+        (Path(tmp) / "functions").mkdir()  # every function's code folder must hold its handler
+        (Path(tmp) / "functions" / "app.py").write_text("def handler(e, c):\n    pass\n")
         as_yaml.write_text(yaml.safe_dump(data, default_flow_style=None, sort_keys=False))
         as_json.write_text(json.dumps(data))  # JSON is YAML: the same file, machine-written
         spec.known_regions()  # botocore's endpoint data: loaded once per process, not per spec

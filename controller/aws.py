@@ -11,11 +11,13 @@ ever sent to it.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -23,7 +25,30 @@ import botocore.exceptions
 import botocore.session
 
 from controller.contract import GLOBAL
-from controller.errors import ActionError, FailoverError, PermanentStepError, TransientStepError
+from controller.errors import (
+    ActionError,
+    AwsError,
+    FailoverError,
+    PermanentStepError,
+    SpecError,
+    TransientStepError,
+)
+
+if TYPE_CHECKING:  # the [dev] extra's types-boto3 stubs; nothing of them at run time
+    from types_boto3_apigatewayv2.client import ApiGatewayV2Client
+    from types_boto3_cloudwatch.client import CloudWatchClient
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodbstreams.client import DynamoDBStreamsClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_iam.client import IAMClient
+    from types_boto3_kinesis.client import KinesisClient
+    from types_boto3_lambda.client import LambdaClient
+    from types_boto3_logs.client import CloudWatchLogsClient
+    from types_boto3_route53.client import Route53Client
+    from types_boto3_s3.client import S3Client
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_ssm.client import SSMClient
+    from types_boto3_sts.client import STSClient
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +64,19 @@ TRANSIENT_CODES = frozenset({
     "ServiceUnavailableException", "ResourceConflictException", "TransactionInProgressException",
     "ResourceInUseException",
 })
+
+NOT_FOUND_CODES = frozenset({
+    "ResourceNotFoundException", "ResourceNotFound", "NotFoundException", "NotFound", "404",
+    "NoSuchEntity",
+    "NoSuchHostedZone", "NoSuchHealthCheck", "ParameterNotFound", "NoSuchBucket",
+    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+})
+DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
+    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
+})
+#: Proxy settings that make botocore ignore ``HTTP(S)_PROXY``: a loopback call stays on loopback.
+NO_PROXY = {"http": "", "https": ""}
 
 Hook = tuple[str, Callable[..., Any]]
 
@@ -73,7 +111,7 @@ class AwsSettings:
     connect_timeout: float = 2.0
     read_timeout: float = 4.0
     max_attempts: int = 3
-    retry_mode: str = "standard"
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
 
 
 @dataclass
@@ -104,6 +142,39 @@ class Clients:
         """True when every call goes to the loopback emulator."""
         return bool(self.endpoints)
 
+    # One overload per service the controller and the sandbox call: a typed client each.
+    @overload
+    def client(self, service: Literal["apigatewayv2"], region: str) -> ApiGatewayV2Client: ...
+    @overload
+    def client(self, service: Literal["cloudwatch"], region: str) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["dynamodbstreams"], region: str
+               ) -> DynamoDBStreamsClient: ...
+    @overload
+    def client(self, service: Literal["events"], region: str) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["iam"], region: str) -> IAMClient: ...
+    @overload
+    def client(self, service: Literal["kinesis"], region: str) -> KinesisClient: ...
+    @overload
+    def client(self, service: Literal["lambda"], region: str) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["logs"], region: str) -> CloudWatchLogsClient: ...
+    @overload
+    def client(self, service: Literal["route53"], region: str) -> Route53Client: ...
+    @overload
+    def client(self, service: Literal["s3"], region: str) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"], region: str) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["ssm"], region: str) -> SSMClient: ...
+    @overload
+    def client(self, service: Literal["sts"], region: str) -> STSClient: ...
+    @overload
+    def client(self, service: str, region: str) -> Any: ...
+
     def client(self, service: str, region: str) -> Any:
         """The cached client of ``service`` in ``region`` (global services go to ``global``)."""
         key = (service, region)
@@ -120,12 +191,26 @@ class Clients:
         return cached
 
     def endpoint(self, service: str, region: str) -> str | None:
-        """The endpoint URL a client of ``service`` in ``region`` uses, or None for AWS's own."""
+        """The endpoint URL a client of ``service`` in ``region`` uses, or None for AWS's own.
+
+        Raises
+        ------
+        SpecError
+            The clients are emulated and ``region`` has no endpoint, or one off loopback: the
+            call would otherwise leave this machine, with whatever credentials the caller has.
+        """
         if not self.endpoints:
             return None
-        if service in GLOBAL_SERVICES or region == GLOBAL:
-            return self.endpoints.get(GLOBAL)
-        return self.endpoints.get(region)
+        name = GLOBAL if service in GLOBAL_SERVICES or region == GLOBAL else region
+        url = self.endpoints.get(name)
+        if not url:
+            raise SpecError(f"no endpoint for {name!r}: a sandbox manifest names every region's "
+                            "emulator, and no call of it may reach AWS", source="manifest",
+                            field=f"endpoints.{name}")
+        if not is_loopback(url):
+            raise SpecError(f"{url} is not on loopback: a sandbox manifest's calls stay on this "
+                            "machine", source="manifest", field=f"endpoints.{name}")
+        return url
 
     def _make(self, service: str, region: str) -> Any:
         config = botocore.config.Config(
@@ -135,6 +220,7 @@ class Clients:
             retries={"total_max_attempts": self.settings.max_attempts,
                      "mode": self.settings.retry_mode},
             max_pool_connections=32,
+            proxies=NO_PROXY if self.endpoints else None,
         )
         signing_region = "us-east-1" if region == GLOBAL else region
         kwargs: dict[str, Any] = {"region_name": signing_region, "config": config}
@@ -146,11 +232,83 @@ class Clients:
         emulated = bool(endpoint)
         if emulated not in _SESSIONS:
             _SESSIONS[emulated] = emulator_session() if emulated else boto3.session.Session()
-        client = _SESSIONS[emulated].client(service, **kwargs)
+        # A service name known only at run time: the overloads of client() type the callers.
+        client = _SESSIONS[emulated].client(service, **kwargs)  # type: ignore[call-overload]
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")
         return client
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url`` names this machine's loopback interface.
+
+    >>> is_loopback("http://127.0.0.1:5000"), is_loopback("https://sqs.us-west-2.amazonaws.com")
+    (True, False)
+    """
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a botocore error says, read once: the one decoder of the controller.
+
+    ``code`` and ``status`` come from the service's answer (empty and 0 when there was none).
+    """
+
+    code: str
+    status: int
+    message: str
+    operation: str
+    #: The endpoint did not answer at all (refused, or timed out).
+    unreachable: bool
+    #: A retry may help: throttled, 5xx, unreachable.
+    transient: bool
+    #: The resource does not exist.
+    missing: bool
+    #: The caller is not allowed (or not known).
+    denied: bool
+
+
+def decode(exc: BaseException) -> Decoded | None:
+    """Read a botocore error once; None when ``exc`` is not one.
+
+    >>> decode(botocore.exceptions.ConnectTimeoutError(endpoint_url="x")).unreachable
+    True
+    >>> decode(ValueError()) is None
+    True
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        missing = code in NOT_FOUND_CODES or code.endswith("NotFound") \
+            or code.startswith("NoSuch")
+        return Decoded(code, status, str(err.get("Message", "")), exc.operation_name,
+                       unreachable=False,
+                       transient=code in TRANSIENT_CODES or status >= 500 or status == 429,
+                       missing=missing, denied=code in DENIED_CODES)
+    unreachable = isinstance(exc, botocore.exceptions.ConnectionError
+                             | botocore.exceptions.ReadTimeoutError
+                             | botocore.exceptions.ConnectTimeoutError
+                             | botocore.exceptions.EndpointConnectionError)
+    if unreachable or isinstance(exc, botocore.exceptions.BotoCoreError):
+        return Decoded(type(exc).__name__, 0, str(exc), "", unreachable=unreachable,
+                       transient=True, missing=False,
+                       denied=isinstance(exc, botocore.exceptions.NoCredentialsError))
+    return None
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code of a botocore error (``""`` for anything else)."""
+    decoded = decode(exc)
+    return decoded.code if decoded and decoded.status else ""
 
 
 def classify(exc: BaseException, *, component: str = "", region: str = "") -> Exception:
@@ -164,30 +322,61 @@ def classify(exc: BaseException, *, component: str = "", region: str = "") -> Ex
     """
     if isinstance(exc, TransientStepError | PermanentStepError):
         return exc
-    if isinstance(exc, FailoverError) and not isinstance(exc, ActionError):
+    if isinstance(exc, FailoverError) and not isinstance(exc, ActionError | AwsError):
         return exc  # ours, raised on purpose below the call (a lost lease): not a step error
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = f"{code}: {err.get('Message', '')}".strip()
-        if code in TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientStepError(message, component=component, region=region)
-        return PermanentStepError(message, component=component, region=region)
-    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError
-                  | botocore.exceptions.ConnectTimeoutError | ConnectionError | TimeoutError):
-        return TransientStepError(
-            f"unreachable: {type(exc).__name__}", component=component, region=region,
-            unreachable=True,
-        )
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return TransientStepError(str(exc), component=component, region=region)
+    decoded = decode(exc)
+    if decoded is not None and decoded.unreachable:
+        return TransientStepError(f"unreachable: {decoded.code}", component=component,
+                                  region=region, unreachable=True)
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return TransientStepError(f"unreachable: {type(exc).__name__}", component=component,
+                                  region=region, unreachable=True)
+    if decoded is not None:
+        message = f"{decoded.code}: {decoded.message}".strip() if decoded.status \
+            else decoded.message
+        cls = TransientStepError if decoded.transient else PermanentStepError
+        return cls(message, component=component, region=region)
     return PermanentStepError(f"{type(exc).__name__}: {exc}", component=component, region=region)
 
 
 def is_unreachable(exc: BaseException) -> bool:
     """True when the error says the endpoint did not answer (refused, or timed out)."""
-    return isinstance(exc, botocore.exceptions.ConnectionError
-                      | botocore.exceptions.ReadTimeoutError
-                      | botocore.exceptions.ConnectTimeoutError
-                      | botocore.exceptions.EndpointConnectionError)
+    decoded = decode(exc)
+    return bool(decoded and decoded.unreachable)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True when a botocore error says the resource does not exist."""
+    decoded = decode(exc)
+    return bool(decoded and decoded.missing)
+
+
+def explain(exc: BaseException, *, what: str = "", where: str = "") -> AwsError | None:
+    """An AWS error as one operator's line: what failed, where, and what to do; None when
+    ``exc`` is not an AWS error.
+
+    >>> err = explain(botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"),
+    ...               what="the control table t", where="us-east-1")
+    >>> err.unreachable, str(err).startswith("the control table t is unreachable in us-east-1")
+    (True, True)
+    """
+    decoded = decode(exc)
+    if decoded is None:
+        return None
+    subject = what or (f"AWS call {decoded.operation}" if decoded.operation else "an AWS call")
+    place = f" in {where}" if where else ""
+    if decoded.missing:
+        text = f"{subject} does not exist{place}: is the manifest right? ({decoded.code})"
+    elif decoded.denied:
+        text = (f"{subject} was refused{place} ({decoded.code}): check the credentials and "
+                "their permissions")
+    elif decoded.unreachable:
+        text = f"{subject} is unreachable{place}: is the region (or the sandbox) up?"
+    elif decoded.transient:
+        text = f"{subject} failed{place} ({decoded.code}): AWS is busy or failing; try again"
+    else:
+        detail = f"{decoded.code}: {decoded.message}" if decoded.status else decoded.message
+        text = f"{subject} failed{place} ({detail.strip()}): is the manifest right?"
+    return AwsError(" ".join(text.split()), code=decoded.code, missing=decoded.missing,
+                    denied=decoded.denied, unreachable=decoded.unreachable,
+                    transient=decoded.transient)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from controller.aws import Clients, classify, is_unreachable
+from controller.aws import Clients, classify, error_code, explain, is_not_found, is_unreachable
 from controller.errors import FailoverError, StaleTokenError
 from controller.manifest import Manifest
 
@@ -61,6 +61,9 @@ class ControlTable:
             try:
                 return getattr(client, op)(TableName=self.table, **kwargs)
             except Exception as exc:
+                if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
+                    raise explain(exc, what=f"the control table {self.table}",
+                                  where=region) or exc from exc
                 if not is_unreachable(exc):
                     raise
                 log.warning("control table unreachable in %s, trying the next region", region)
@@ -221,12 +224,6 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     """``items`` in consecutive lists of at most ``size``."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code a botocore ``ClientError`` carries ("" for any other error)."""
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
 def stale(owner: str, token: int) -> StaleTokenError:

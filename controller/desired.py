@@ -18,8 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from controller.aws import classify
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, error_code, key, stale
+from controller.aws import classify, error_code
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
 from controller.lease import Lease
 
 log = logging.getLogger(__name__)

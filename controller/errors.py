@@ -112,6 +112,31 @@ class RunInterruptedError(FailoverError):
         self.run_id = run_id
         super().__init__(f"run {run_id} {why}: the journal says interrupted and the lease is "
                          f"released; continue it with: failover resume {run_id}")
+class AwsError(FailoverError):
+    """An AWS call failed in a way the operator must act on; the flags say which way.
+
+    The message is one line: what failed, where, and what to do. Code that reacts to the error
+    reads the flags, never the message.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, code: str = "", missing: bool = False,
+                 denied: bool = False, unreachable: bool = False,
+                 transient: bool = False) -> None:
+        #: The service's error code (``ResourceNotFoundException``), or the botocore error's name.
+        self.code = code
+        #: The resource does not exist (a wrong manifest, or a wiped resource).
+        self.missing = missing
+        #: The credentials were refused.
+        self.denied = denied
+        #: The endpoint did not answer.
+        self.unreachable = unreachable
+        #: A retry may help.
+        self.transient = transient
+        if transient and not missing:
+            self.exit_code = 1
+        super().__init__(message)
 
 
 class ActionError(FailoverError):

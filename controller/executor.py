@@ -97,15 +97,23 @@ class Executor:
     owner : this controller's name in the lease (default ``user@host:pid``).
     progress : called with a :class:`StepEvent` whenever a step changes state.
     max_workers : the steps of a level run on this many threads (1: one step at a time).
+    accept_unknown_lag : let the replication-lag precheck pass when a table's lag cannot be
+        read (no datapoint, or the source region does not answer); a lag known to be above
+        the table's bound is refused either way.
     """
 
     def __init__(self, topology: Topology, manifest: Manifest, clients: Clients, *,
                  journal: Journal | None = None, owner: str | None = None,
-                 progress: Progress | None = None, max_workers: int = 8) -> None:
+                 progress: Progress | None = None, max_workers: int = 8,
+                 accept_unknown_lag: bool = False) -> None:
+        self.accept_unknown_lag = accept_unknown_lag
         self.topology = topology
         self.manifest = manifest
         #: Reads (health, prechecks): no lease needed.
         self.read_clients = clients
+        #: Reads that must fail fast (the lag precheck): the fence settings, no lease needed.
+        self.probe_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
+                                     hooks=clients.hooks)
         self.journal = journal or Journal(clients, manifest)
         self.keeper: LeaseKeeper | None = None
         # Every request an action makes first checks the lease (see _guard).
@@ -125,7 +133,8 @@ class Executor:
     def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
         """Check the target before touching anything (see :mod:`controller.prechecks`)."""
         return prechecks(self.topology, self.manifest, self.read_clients, self.journal, plan,
-                         self.owner, resuming=resuming)
+                         self.owner, resuming=resuming, lag_clients=self.probe_clients,
+                         accept_unknown_lag=self.accept_unknown_lag)
 
     def desired(self) -> Desired:
         """The desired state as the control table holds it now."""

@@ -17,8 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from controller.aws import classify
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, error_code, key, stale
+from controller.aws import classify, error_code
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
 from controller.errors import FailoverError, LeaseHeldError, StaleTokenError
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,11 @@ class Lease:
     owner: str
     token: int
     expires_at: float
+
+    @property
+    def holder_dead(self) -> bool:
+        """True when the holder is provably dead: a process of this machine that has ended."""
+        return _dead_local_owner(self.owner)
 
 
 def default_owner() -> str:

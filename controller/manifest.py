@@ -8,11 +8,14 @@ emulator, the endpoint of every region.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.contract import DEFAULT_MANIFEST
+from controller.contract import DEFAULT_MANIFEST, GLOBAL
 from controller.errors import SpecError
 
 
@@ -44,6 +47,7 @@ class RegionManifest(_Model):
 
     mode_parameter: str
     api_endpoint: str = ""
+    alarm_topic: str | None = None  # the SNS topic the region's alarms notify (AWS only)
     components: dict[str, ComponentRef]
 
 
@@ -94,11 +98,15 @@ class Manifest(_Model):
             ) from None
 
     def save(self, path: str | Path) -> None:
-        """Write the manifest as JSON, atomically."""
+        """Write the manifest as JSON, atomically, readable by its owner only (0600)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2, exclude_none=True), encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(self.model_dump_json(indent=2, exclude_none=True))
         tmp.replace(path)
 
 
@@ -124,7 +132,91 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> Manifest:
         return Manifest.model_validate(data)
     except json.JSONDecodeError as exc:
         raise SpecError(f"not valid JSON: {exc.msg}", source=str(path), line=exc.lineno) from exc
+    except RecursionError:
+        raise SpecError("not valid JSON: exceeded maximum nesting depth",
+                        source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text: {exc.reason}", source=str(path)) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         raise SpecError(err["msg"], source=str(path), field=field) from None
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_deployment(manifest: Manifest, *, app: str, primary: str, regions: Iterable[str],
+                     components: Iterable[str], source: str = "manifest") -> None:
+    """Refuse a manifest that does not describe the topology it is used with.
+
+    Checked before anything acts, so that a wrong or damaged manifest changes nothing: the same
+    app, primary and regions as the topology; every component the manifest names in one region
+    named in every region; and, when any region has an endpoint (the sandbox), every region and
+    ``global`` with one, on loopback: a sandbox's call never reaches AWS.
+
+    Raises
+    ------
+    SpecError
+        One line naming the manifest's field that disagrees (exit 2).
+
+    Examples
+    --------
+    >>> m = Manifest(app="a", primary="r1", control={"table": "t", "regions": ["r1"]},
+    ...              regions={"r1": {"mode_parameter": "p", "components": {}}})
+    >>> check_deployment(m, app="b", primary="r1", regions=["r1"], components=[])
+    Traceback (most recent call last):
+    ...
+    controller.errors.SpecError: manifest: app: is 'a', the topology's is 'b'
+    """
+    wanted = list(regions)
+    if manifest.app != app:
+        raise SpecError(f"is {manifest.app!r}, the topology's is {app!r}", source=source,
+                        field="app")
+    if manifest.primary != primary:
+        raise SpecError(f"is {manifest.primary!r}, the topology's is {primary!r}",
+                        source=source, field="primary")
+    for region in wanted:
+        if region not in manifest.regions:
+            raise SpecError(f"the topology's region {region!r} is missing", source=source,
+                            field=f"regions.{region}")
+    for region in manifest.regions:
+        if region not in wanted:
+            raise SpecError(f"{region!r} is not a region of the topology "
+                            f"({', '.join(wanted)})", source=source, field=f"regions.{region}")
+    known = set(components)
+    named = {name for part in manifest.regions.values() for name in part.components}
+    for region, part in manifest.regions.items():
+        for name in sorted(named - set(part.components)):
+            raise SpecError(f"{name!r} is missing here but present in another region",
+                            source=source, field=f"regions.{region}.components.{name}")
+        for name in sorted(set(part.components) - known):
+            raise SpecError(f"{name!r} is not a component of the topology", source=source,
+                            field=f"regions.{region}.components.{name}")
+    if manifest.endpoints:
+        for name in (*wanted, GLOBAL):
+            url = manifest.endpoints.get(name)
+            if not url:
+                raise SpecError("missing: a sandbox manifest names every region's emulator "
+                                "(and 'global'), and no call of it may reach AWS",
+                                source=source, field=f"endpoints.{name}")
+            if (urlsplit(url).hostname or "") not in LOOPBACK_HOSTS:
+                raise SpecError(f"{url} is not on loopback", source=source,
+                                field=f"endpoints.{name}")
+
+
+def check_steps(manifest: Manifest, steps: Iterable[tuple[str, str]],
+                source: str = "manifest") -> None:
+    """Refuse a plan one of whose ``(component, region)`` steps the manifest does not name.
+
+    Raises
+    ------
+    SpecError
+        The first missing one, as the manifest's field (exit 2).
+    """
+    for component, region in steps:
+        part = manifest.regions.get(region)
+        if part is None or component not in part.components:
+            raise SpecError(f"the plan acts on {component!r} in {region!r}, which the manifest "
+                            "does not name", source=source,
+                            field=f"regions.{region}.components.{component}")

@@ -7,16 +7,21 @@ over its :class:`~controller.health.RegionStatus`, the rest read the journal.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from controller import health
 from controller.actions.base import State
+from controller.actions.table import replication_lag
 from controller.aws import Clients
+from controller.errors import FailoverError
 from controller.journal import Journal
 from controller.manifest import Manifest
 from controller.plan import FailoverPlan
 from controller.spec import Kind, OnFailure, Topology
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,14 +34,22 @@ class Precheck:
 
 
 def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal: Journal,
-              plan: FailoverPlan, owner: str, *, resuming: str | None = None) -> list[Precheck]:
-    """Check the target before touching anything: reachable, healthy, lag, no other run."""
+              plan: FailoverPlan, owner: str, *, resuming: str | None = None,
+              lag_clients: Clients | None = None,
+              accept_unknown_lag: bool = False) -> list[Precheck]:
+    """Check the target before touching anything: reachable, healthy, lag, no other run.
+
+    ``lag_clients`` read the source region's replication metrics (the executor gives its
+    short fencing timeouts: the source may be the failing region); ``accept_unknown_lag`` lets
+    an unreadable lag pass (see :func:`lag_check`).
+    """
     checks: list[Precheck] = []
     target = health.region_health(topology, manifest, clients, plan.target)
     checks.append(Precheck("target_reachable", target.reachable,
                            target.error or f"{plan.target} answers"))
     checks.append(target_check(topology, plan, target))
-    checks.append(lag_check(topology, plan, target))
+    checks.append(lag_check(topology, manifest, lag_clients or clients, plan,
+                            accept_unknown=accept_unknown_lag))
     current = journal.current_run_id()
     checks.append(Precheck(
         "no_run_in_progress", current is None or current == resuming,
@@ -45,6 +58,9 @@ def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal:
     holder = journal.holder()
     if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
         checks.append(Precheck("lease_free", True, "free"))
+    elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
+        checks.append(Precheck("lease_free", True, f"held by {holder.owner}, a process of "
+                               "this machine that has ended: it will be taken over"))
     else:
         checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
     return checks
@@ -69,14 +85,37 @@ def target_check(topology: Topology, plan: FailoverPlan,
     return Precheck("target_healthy", not problems, detail)
 
 
-def lag_check(topology: Topology, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
-    """Every table's replication lag into the target within its ``max_lag_seconds``."""
-    worst: list[str] = []
+def lag_check(topology: Topology, manifest: Manifest, clients: Clients, plan: FailoverPlan,
+              *, accept_unknown: bool = False) -> Precheck:
+    """Every table's replica in the target within ``max_lag_seconds`` of the source.
+
+    The lag is CloudWatch's ``ReplicationLatency`` (emitted in the source region, per receiving
+    region; :func:`~controller.actions.table.replication_lag`). A lag known to be over the bound
+    refuses; an unknown one (no datapoint, or the source does not answer) refuses unless
+    ``accept_unknown``: nothing known is not the same as 0.
+    """
+    too_far: list[str] = []
+    unknown: list[str] = []
+    known: list[str] = []
     for name, comp in topology.of_kind(Kind.TABLE):
-        status = target.components.get(name)
-        lag = status.facts.get("lag_seconds") if status else None
-        if lag is not None and float(lag) > comp.max_lag_seconds:
-            worst.append(f"{name} {float(lag):.1f}s > {comp.max_lag_seconds:.0f}s")
-    if worst:
-        return Precheck("replication_lag", False, "; ".join(worst))
-    return Precheck("replication_lag", True, "within bounds")
+        try:
+            lag = replication_lag(clients, manifest, name, plan.source, plan.target)
+        except (FailoverError, KeyError) as exc:
+            log.info("replication lag of %s unknown: %s", name, exc)
+            lag = None
+        if lag is None:
+            unknown.append(name)
+        elif lag > comp.max_lag_seconds:
+            too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
+        else:
+            known.append(f"{name} {lag:.1f}s")
+    if too_far:
+        return Precheck("replication_lag", False, "; ".join(too_far))
+    if unknown and not accept_unknown:
+        return Precheck("replication_lag", False,
+                        f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
+                        f"{plan.source}); pass --accept-unknown-lag to fail over anyway")
+    detail = ", ".join(known) or "no tables"
+    if unknown:
+        detail += f"; unknown, accepted: {', '.join(unknown)}"
+    return Precheck("replication_lag", True, detail)

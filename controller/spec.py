@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.bulk import paused_gc
 from controller.contract import DegradedMode, fit
-from controller.errors import SpecError
+from controller.errors import SpecError as SpecError  # re-exported: infra reads it from here
 from controller.regions import default_control, known_regions, mrsc_set_of, mrsc_sets_text
 
 EXAMPLE_SPEC = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
@@ -579,13 +579,21 @@ def load(path: str | Path) -> Topology:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", source=source) from exc
-    return loads(text, source=source)
+    return loads(text, source=source, base=path.resolve().parent)
 
 
 @paused_gc()
-def loads(text: str, *, source: str = "<topology>") -> Topology:
-    """Validate a topology given as YAML text; see :func:`load`."""
-    data = _load_json(text)
+def loads(text: str, *, source: str = "<topology>", base: Path | None = None) -> Topology:
+    """Validate a topology given as YAML text; see :func:`load`.
+
+    ``base`` is the folder of the topology file: each function's ``code`` is resolved against
+    it (and becomes absolute) and checked to hold the handler's module. Without ``base`` (text
+    that is not a file) the code folders are left as written and not checked.
+    """
+    try:
+        data = _load_json(text)
+    except SpecError as exc:
+        raise SpecError(exc.reason, source=source) from None
     try:
         if data is None:
             data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
@@ -601,10 +609,94 @@ def loads(text: str, *, source: str = "<topology>") -> Topology:
             f"expected a mapping with app, regions and components, found {type(data).__name__}",
             source=source,
         )
+    written = _absolute_code(data, base) if base is not None else {}
     try:
-        return Topology.model_validate(data)
+        topology = Topology.model_validate(data)
     except ValidationError as exc:
         raise _spec_error(exc, yaml.compose(text, Loader=_LOADER), source) from None
+    problem = _signed_routes_behind_failover(topology)
+    if problem is None and base is not None:
+        problem = _missing_code(topology, written)
+    if problem is not None:
+        component, loc, message = problem
+        line = _line_of(yaml.compose(text, Loader=_LOADER), ["components", component, *loc])
+        raise SpecError(message, source=source, component=component, field=".".join(loc),
+                        line=line)
+    return topology
+
+
+#: A rule broken: (component, field path inside it, message).
+_Problem = tuple[str, list[str], str]
+
+
+def _signed_routes_behind_failover(topology: Topology) -> _Problem | None:
+    """An ``auth: iam`` route of an api that a dns failover record points at, if any.
+
+    A SigV4 signature carries the region in its scope: once DNS sends the name to another
+    region, the API there refuses every signed request (403), so the route does not survive a
+    failover. A JWT authorizer does.
+    """
+    for _, dns in topology.of_kind(Kind.DNS):
+        api = topology.components.get(dns.target)
+        if not isinstance(api, ApiSpec):
+            continue
+        for i, route in enumerate(api.routes):
+            if route.auth == "iam":
+                return (dns.target, ["routes", str(i), "auth"],
+                        f"auth iam on {route.method} {route.path} does not survive a failover: "
+                        f"SigV4 signs for one region and {dns.name} moves between regions "
+                        "(use auth: jwt)")
+    return None
+
+
+def _absolute_code(data: Any, base: Path) -> dict[str, str]:
+    """Rewrite each function's ``code`` in the raw ``data`` as a folder under ``base``.
+
+    Done before validation, on plain strings (no file system call, one join per distinct
+    folder), so that ten thousand components cost nothing; returns absolute -> as written.
+    """
+    components = data.get("components") if isinstance(data, dict) else None
+    if not isinstance(components, dict):
+        return {}
+    default = FunctionSpec.model_fields["code"].default
+    written: dict[str, str] = {}
+    absolute: dict[str, str] = {}
+    for comp in components.values():
+        if not isinstance(comp, dict) or comp.get("kind") != Kind.FUNCTION:
+            continue
+        code = comp.get("code", default)
+        if not isinstance(code, str):
+            continue  # validation says what is wrong with it
+        if code not in absolute:
+            absolute[code] = os.path.normpath(os.path.join(base, code))
+            written[absolute[code]] = code
+        comp["code"] = absolute[code]
+    return written
+
+
+def _missing_code(topology: Topology, written: Mapping[str, str]) -> _Problem | None:
+    """The first function whose code folder, or handler module in it, does not exist.
+
+    A folder that does not exist, or one without the handler's module (``mod.func`` needs
+    ``mod.py`` or ``mod/__init__.py``), would deploy a function that fails at every request.
+    """
+    checked: set[tuple[str, str]] = set()  # many functions share one folder and handler
+    for name, spec in topology.of_kind(Kind.FUNCTION):
+        if (spec.code, spec.handler) in checked:
+            continue
+        folder = Path(spec.code)
+        if not folder.is_dir():
+            return (name, ["code"], f"code folder {written.get(spec.code, spec.code)!r} does "
+                    f"not exist (resolved against the topology's folder: {folder})")
+        module, _, function = spec.handler.rpartition(".")
+        relative = Path(*module.split(".")) if module else None
+        if relative is None or not function or not (
+                (folder / relative).with_suffix(".py").is_file()
+                or (folder / relative / "__init__.py").is_file()):
+            return (name, ["handler"], f"handler {spec.handler!r}: no module "
+                    f"{module or '(none)'!r} in the code folder {folder}")
+        checked.add((spec.code, spec.handler))
+    return None
 
 
 def _load_json(text: str) -> Any:
@@ -615,6 +707,8 @@ def _load_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+    except RecursionError:  # YAML's loader refuses the same nesting; say it the same way
+        raise SpecError("not valid JSON: exceeded maximum nesting depth") from None
 
 
 def _spec_error(exc: ValidationError, node: yaml.Node | None, source: str) -> SpecError:

@@ -43,6 +43,10 @@ from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
+#: Automation acts when the source region fails, which is exactly when its replication metrics
+#: cannot be read: an unknown lag does not stop it (a lag known to be above bound still does).
+AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
+
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
 #: Every this many evaluations the reconciler reads every component (drift), not only modes.
@@ -233,7 +237,8 @@ class Watcher:
                   say: Callable[..., Decision], reason: str, kind: str = "failover"
                   ) -> Decision:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
+                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
             result = executor.execute(plan, kind=kind, since=ev.time,
                                       expect_epoch=self._epoch)
@@ -262,7 +267,8 @@ class Watcher:
         """
         paused = decision.action == "paused"
         self._rounds += 1
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients)
+        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
+                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
             if self._report is not None and self._rounds % DEEP_EVERY:
                 # The evaluation's own read (region modes, no components) first: a full read of

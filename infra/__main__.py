@@ -4,8 +4,11 @@
 ``failover``): ``topology`` (a topology file; default the example application),
 ``logRetentionDays``, ``jwtIssuer``, ``jwtAudience`` (list), ``secret-<component>`` (a secret:
 the value of a secure parameter; unset, the value is managed out of band), ``controllerPrincipals``
-and ``deployerPrincipals`` (lists of IAM ARNs allowed to assume those roles; default this account),
-``zoneIds`` (existing hosted zones by name), ``protectData`` (deletion protection on tables).
+and ``deployerPrincipals`` (lists of IAM ARNs allowed to assume those roles; unset, the role is not
+created: the account root is never trusted),
+``zoneIds`` (hosted zone ids by zone name; default: the account's public zone of that name,
+looked up), ``protectData`` (deletion protection on tables, replicas and the control table;
+default on).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pulumi
 
-from controller.spec import EXAMPLE_SPEC, Kind, load
+from controller.spec import EXAMPLE_SPEC, Kind, SpecError, load
 from infra.common import PROJECT_ROOT, Settings
 from infra.program import deploy
 
@@ -22,7 +25,10 @@ config = pulumi.Config("failover")
 spec_path = Path(config.get("topology") or EXAMPLE_SPEC)
 if not spec_path.is_absolute():
     spec_path = PROJECT_ROOT / spec_path
-topology = load(spec_path)
+try:
+    topology = load(spec_path)
+except SpecError as exc:  # one line, as `failover validate` says it, not a stack trace
+    raise pulumi.RunError(str(exc)) from exc
 secure = [name for name, spec in topology.of_kind(Kind.PARAMETER) if spec.secure]
 settings = Settings(
     spec_path=str(spec_path),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +37,16 @@ def _slug(path: str) -> str:
 
 @dataclass(frozen=True)
 class Domain:
-    """The application's DNS name and the hosted zone it lives in."""
+    """The application's DNS name, its hosted zone, and its one certificate validation record.
+
+    ``validation`` takes this region's certificate and returns the FQDN of the validation
+    record: ACM asks for the same record for a name in every region of an account, so it is
+    created once, for the whole stack (:meth:`infra.global_.GlobalData.validation_record`).
+    """
 
     record: str
     zone_id: pulumi.Input[str]
+    validation: Callable[[aws.acm.Certificate], pulumi.Output[str]]
 
 
 @dataclass(frozen=True)
@@ -188,21 +194,9 @@ class RegionalApi(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cert = aws.acm.Certificate(
             f"{name}-cert", domain_name=domain.record, validation_method="DNS", opts=child)
-        option = cert.domain_validation_options[0]
-        # ACM gives the same validation record for a name in every region of an account.
-        record = aws.route53.Record(
-            f"{name}-cert-validation",
-            zone_id=domain.zone_id,
-            name=option.resource_record_name,
-            type=option.resource_record_type,
-            records=[option.resource_record_value],
-            ttl=300,
-            allow_overwrite=True,
-            opts=child,
-        )
         validation = aws.acm.CertificateValidation(
             f"{name}-cert-valid", certificate_arn=cert.arn,
-            validation_record_fqdns=[record.fqdn], opts=child)
+            validation_record_fqdns=[domain.validation(cert)], opts=child)
         domain_name = aws.apigatewayv2.DomainName(
             f"{name}-domain",
             domain_name=domain.record,

@@ -21,8 +21,11 @@ STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecord
                                "cloudwatch:GetMetricStatistics"})
 
 
-class InfraError(ValueError):
-    """The topology asks for something the program refuses to deploy (an open route, …)."""
+class InfraError(pulumi.RunError, ValueError):
+    """The topology asks for something the program refuses to deploy (an open route, …).
+
+    A ``pulumi.RunError``: ``pulumi up`` stops with this one line, not a stack trace.
+    """
 
     def __init__(self, component: str, message: str) -> None:
         super().__init__(f"components.{component}: {message}")
@@ -37,16 +40,19 @@ class Settings:
     """
 
     spec_path: str = ""
+    # Where a relative ``code`` folder is resolved (a topology read from a file has absolute ones).
     code_root: Path = PROJECT_ROOT
+    # Where each function code folder's bundle (code + dependencies, a zip) is written.
+    bundle_dir: Path = PROJECT_ROOT / ".failover" / "bundles"
     log_retention_days: int = 30
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
     # Values of secure parameters, by component name (pulumi config secrets, never plain text).
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    # Who may assume the controller and the deployer roles; default: this account's root.
+    # Who may assume the controller and the deployer roles (IAM ARNs); none: no such role.
     controller_principals: tuple[str, ...] = ()
     deployer_principals: tuple[str, ...] = ()
-    # Hosted zones that already exist, by zone name (else the program creates the zone).
+    # Hosted zone ids by zone name (else the program looks the public zone up by its name).
     zone_ids: Mapping[str, str] = field(default_factory=dict)
     # Deletion protection on data tables (turn off for throw-away stacks).
     protect_data: bool = True
@@ -66,10 +72,6 @@ class Account:
         return pulumi.Output.concat(
             "arn:", self.partition, f":{service}:{region}:", self.account_id, f":{resource}"
         )
-
-    def root(self) -> pulumi.Output[str]:
-        """The account's root principal (every IAM identity the account allows)."""
-        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
 
 
 @dataclass(frozen=True)
@@ -99,18 +101,19 @@ def policy_json(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
 
 
 def assume_role_policy(
-    service: str | None = None, principals: Sequence[pulumi.Input[str]] = ()
+    service: str | None = None, principals: Sequence[pulumi.Input[str]] = (),
+    source_account: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[str]:
-    """A trust policy for one AWS service, or for the given IAM principals."""
+    """A trust policy for one AWS service, or for the given IAM principals.
+
+    ``source_account``: the service may assume the role only on behalf of this account's
+    resources (``aws:SourceAccount``), the confused-deputy guard.
+    """
     principal: dict[str, Any] = (
         {"Service": service} if service else {"AWS": list(principals)}
     )
-    return pulumi.Output.from_input(principal).apply(
-        lambda p: json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": p}],
-            },
-            sort_keys=True,
-        )
-    )
+    trust: dict[str, Any] = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}
+    if source_account is not None:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return pulumi.Output.from_input(trust).apply(
+        lambda t: json.dumps({"Version": "2012-10-17", "Statement": [t]}, sort_keys=True))

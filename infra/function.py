@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -25,7 +26,7 @@ from controller.contract import (
     env_key,
     fit,
 )
-from controller.spec import FunctionSpec, Topology
+from controller.spec import FunctionSpec, Kind, Topology
 from infra.common import (
     Account,
     InfraError,
@@ -36,8 +37,15 @@ from infra.common import (
     statement,
 )
 
+# Properties the controller sets during a failover and `pulumi up` must never set back: the
+# program declares them at creation only (see docs/manifest.md, "Who owns what").
+CONTROLLER_OWNED = {
+    "function": ["reserved_concurrent_executions"],
+    "mapping": ["enabled"],
+}
+
 # What a function may do to each kind of dependency; reads only when it does not write.
-TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
               "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem")
 TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                "dynamodb:BatchWriteItem")
@@ -51,6 +59,7 @@ KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStrea
 KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                    "kinesis:DescribeStreamSummary", "kinesis:ListShards")
 PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
+FAILURES_RETENTION_SECONDS = 14 * 24 * 3600
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
@@ -67,6 +76,16 @@ class FunctionArgs:
     mode_parameter: Ref
     component_mode_parameter: Ref
     settings: Settings
+    # The zip of the code folder and its dependencies (None: the bare folder, no dependencies).
+    bundle: Path | None = None
+    # The region's SNS topic every alarm notifies (None: alarms notify nobody).
+    alarm_topic: pulumi.Input[str] | None = None
+
+    @property
+    def traffic_facing(self) -> bool:
+        """Whether an api routes requests to this function (silence then means trouble)."""
+        return any(route.function == self.name
+                   for _, api in self.topology.of_kind(Kind.API) for route in api.routes)
 
     @property
     def primary(self) -> bool:
@@ -103,13 +122,18 @@ class RegionalFunction(pulumi.ComponentResource):
             description=f"{args.name} in {args.region} only",
             opts=child,
         )
+        polled = [e for e in args.spec.events
+                  if (ref := args.refs.get(e.source)) is not None and ref.kind != "queue"]
+        self.failures = aws.sqs.Queue(
+            f"{name}-failures", name=fit(f"{name}-failures", 80), sqs_managed_sse_enabled=True,
+            message_retention_seconds=FAILURES_RETENTION_SECONDS, opts=child) if polled else None
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.name,
             policy=policy_json(self._statements()),
             opts=child,
         )
-        code = args.settings.code_root / args.spec.code
+        code = args.bundle or args.settings.code_root / args.spec.code
         self.function = aws.lambda_.Function(
             name,
             name=name,
@@ -123,7 +147,10 @@ class RegionalFunction(pulumi.ComponentResource):
             publish=True,
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=self._environment()),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+            # The controller fences a region by setting reserved concurrency to 0: a later
+            # `pulumi up` must not lift the fence (two writers).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy],
+                                        ignore_changes=CONTROLLER_OWNED["function"]),
         )
         self.alias = aws.lambda_.Alias(
             f"{name}-{ALIAS}",
@@ -148,6 +175,8 @@ class RegionalFunction(pulumi.ComponentResource):
             statement(PARAMETER_READ, [args.mode_parameter.arn,
                                        args.component_mode_parameter.arn]),
         ]
+        if self.failures is not None:  # Lambda sends failed stream batches with this role
+            out.append(statement(("sqs:SendMessage",), [self.failures.arn]))
         for dep in args.spec.all_dependencies():
             ref = args.refs.get(dep)
             if ref is None:
@@ -186,23 +215,39 @@ class RegionalFunction(pulumi.ComponentResource):
         if ref.kind == "table" and ref.stream_arn is None:
             raise InfraError(args.name, f"event source {source!r} has no stream")
         polled = ref.kind != "queue"
+        on_failure = None
+        if polled and self.failures is not None:
+            # A poison record is sent here after the retries instead of being dropped.
+            on_failure = aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
+                    destination_arn=self.failures.arn))
         return aws.lambda_.EventSourceMapping(
             f"{args.physical}-{source}-{index}",
             function_name=self.alias.arn,
             event_source_arn=ref.stream_arn if ref.kind == "table" else ref.arn,
             batch_size=batch_size,
             enabled=args.primary,
-            starting_position="LATEST" if polled else None,
+            # A standby enabled after an outage starts from the oldest record still kept, so
+            # nothing written between the outage and the enabling is skipped (the consumers are
+            # idempotent); a queue's failed messages, and the whole batch a standby refuses,
+            # go back to the queue instead of being deleted.
+            starting_position="TRIM_HORIZON" if polled else None,
             maximum_retry_attempts=3 if polled else None,
             bisect_batch_on_function_error=True if polled else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+            destination_config=on_failure,
+            function_response_types=None if polled else ["ReportBatchItemFailures"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy],
+                                        ignore_changes=CONTROLLER_OWNED["mapping"]),
         )
 
     def _alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
         """High alarms (errors, throttles, duration near the timeout) and a low one (traffic).
 
-        In a standby region no traffic is expected, so missing invocations count as breaching
-        only in the primary.
+        The low one only for a function an api routes to: a queue worker or a stream
+        projector is quiet whenever nothing happens, and an alarm on that silence would make a
+        healthy region look failed (and refuse failback). In a standby region no traffic is
+        expected, so missing invocations count as breaching only in the primary. Every alarm
+        notifies the region's topic.
         """
         args = self.args
         near_timeout_ms = args.spec.timeout * 1000 * 0.8
@@ -213,9 +258,11 @@ class RegionalFunction(pulumi.ComponentResource):
              "notBreaching"),
             ("duration-high", "Duration", "Maximum", "GreaterThanOrEqualToThreshold",
              near_timeout_ms, 3, 60, "notBreaching"),
-            ("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold", 0.0, 12, 300,
-             "breaching" if args.primary else "notBreaching"),
         ]
+        if args.traffic_facing:
+            rules.append(("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold",
+                          0.0, 12, 300, "breaching" if args.primary else "notBreaching"))
+        actions = [args.alarm_topic] if args.alarm_topic is not None else []
         alarms = []
         for suffix, metric, stat, op, threshold, periods, period, missing in rules:
             alarms.append(aws.cloudwatch.MetricAlarm(
@@ -230,6 +277,8 @@ class RegionalFunction(pulumi.ComponentResource):
                 period=period,
                 treat_missing_data=missing,
                 dimensions={"FunctionName": self.function.name},
+                alarm_actions=actions,
+                ok_actions=actions,
                 alarm_description=f"{args.name} in {args.region}: {suffix.replace('-', ' ')}",
                 opts=pulumi.ResourceOptions(parent=self),
             ))

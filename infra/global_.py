@@ -18,7 +18,15 @@ import pulumi_aws as aws
 
 from controller.contract import fit
 from controller.spec import BucketSpec, DnsSpec, Kind, Topology
-from infra.common import Account, Ref, Settings, assume_role_policy, policy_json, statement
+from infra.common import (
+    Account,
+    InfraError,
+    Ref,
+    Settings,
+    assume_role_policy,
+    policy_json,
+    statement,
+)
 
 CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",
@@ -53,19 +61,38 @@ class GlobalData(pulumi.ComponentResource):
                                      protect=settings.protect_data)
             for name, spec in topology.of_kind(Kind.TABLE)
         }
-        self.control_table = self._control_table()
+        # The journal and the lease: losing it mid-failover loses the run's memory.
+        self.control_table = self._control_table(protect=settings.protect_data)
         self.buckets = {name: self._buckets(name, spec)
                         for name, spec in topology.of_kind(Kind.BUCKET)}
         self.zone_ids: dict[str, pulumi.Input[str]] = {}
-        for _, dns in topology.of_kind(Kind.DNS):
-            if dns.zone in self.zone_ids:
-                continue
-            existing = settings.zone_ids.get(dns.zone)
-            self.zone_ids[dns.zone] = existing or aws.route53.Zone(
-                f"{topology.app}-{dns.zone}", name=dns.zone,
-                comment=f"{topology.app}: failover records", opts=_opts(self, primary),
-            ).zone_id
+        for name, dns in topology.of_kind(Kind.DNS):
+            if dns.zone not in self.zone_ids:
+                self.zone_ids[dns.zone] = (settings.zone_ids.get(dns.zone)
+                                           or existing_zone(name, dns.zone, primary))
+        self._validations: dict[str, pulumi.Output[str]] = {}
         self.register_outputs({"control_table": self.control_table.name})
+
+    def validation_record(self, domain: str, zone_id: pulumi.Input[str],
+                          certificate: aws.acm.Certificate) -> pulumi.Output[str]:
+        """The FQDN of ``domain``'s ACM validation record, created for the first certificate.
+
+        ACM asks for the same CNAME for one name in every region of an account, so one record
+        serves every regional certificate; owned here, not by a region, removing a region
+        never deletes the record the other regions' certificates renew with.
+        """
+        if domain not in self._validations:
+            option = certificate.domain_validation_options[0]
+            record = aws.route53.Record(
+                fit(f"{self.topology.app}-{domain}-cert-validation", 128),
+                zone_id=zone_id,
+                name=option.resource_record_name,
+                type=option.resource_record_type,
+                records=[option.resource_record_value],
+                ttl=300,
+                opts=_opts(self, self.providers[self.topology.regions.primary]))
+            self._validations[domain] = record.fqdn
+        return self._validations[domain]
 
     def _global_table(self, name: str, hash_key: str, range_key: str | None,
                       provider: aws.Provider, *, protect: bool,
@@ -87,12 +114,13 @@ class GlobalData(pulumi.ComponentResource):
             deletion_protection_enabled=protect,
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=ttl, enabled=True) if ttl else None,
             replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, point_in_time_recovery=True,
-                                                    propagate_tags=True)
+                                                    propagate_tags=True,
+                                                    deletion_protection_enabled=protect)
                       for r in self.topology.regions.standby],
             opts=_opts(self, provider),
         )
 
-    def _control_table(self) -> aws.dynamodb.Table:
+    def _control_table(self, *, protect: bool) -> aws.dynamodb.Table:
         """The control table: multi-Region strong consistency (three replicas, or two and a
         witness, in one region set, as the topology's ``control`` says), and no TTL: the lease
         item is never deleted, so the fencing token never goes back."""
@@ -109,6 +137,7 @@ class GlobalData(pulumi.ComponentResource):
             stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES",
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            deletion_protection_enabled=protect,
             replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, consistency_mode="STRONG",
                                                     point_in_time_recovery=True)
                       for r in control.replicas if r != self.control_home],
@@ -144,6 +173,14 @@ class GlobalData(pulumi.ComponentResource):
                     BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                         sse_algorithm="AES256"))],
                 opts=_opts(self, provider))
+            aws.s3.BucketPolicy(
+                f"{physical}-tls-only", bucket=bucket.id,
+                policy=policy_json([{
+                    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
+                opts=_opts(self, provider))
             status = "Enabled" if spec.versioning else "Suspended"
             versionings.append(aws.s3.BucketVersioning(
                 f"{physical}-versioning", bucket=bucket.id,
@@ -163,7 +200,8 @@ class GlobalData(pulumi.ComponentResource):
         physical = fit(f"{self.topology.physical_name(name, region)}-replication", 64)
         targets = {r: b for r, b in buckets.items() if r != region}
         role = aws.iam.Role(physical, name=physical,
-                            assume_role_policy=assume_role_policy("s3.amazonaws.com"),
+                            assume_role_policy=assume_role_policy(
+                                "s3.amazonaws.com", source_account=self.account.account_id),
                             opts=_opts(self, provider))
         policy = aws.iam.RolePolicy(
             physical, role=role.name,
@@ -190,6 +228,24 @@ class GlobalData(pulumi.ComponentResource):
         """The bucket of ``name`` in ``region``."""
         bucket = self.buckets[name][region]
         return Ref(kind="bucket", name=bucket.bucket, arn=bucket.arn)
+
+
+def existing_zone(component: str, zone: str, provider: aws.Provider) -> str:
+    """The id of the public hosted zone ``zone`` in this account; refuse at once without one.
+
+    The program never creates the zone: a new zone's name servers are delegated by nobody, so
+    the certificates' DNS validation would never complete and ``pulumi up`` would hang.
+    """
+    try:
+        found = aws.route53.get_zone(name=zone, private_zone=False,
+                                     opts=pulumi.InvokeOptions(provider=provider))
+    except Exception as exc:  # the invoke's error type is the engine's; its text says why
+        raise InfraError(component, f"no public hosted zone {zone!r} in this account: create "
+                         "it and delegate it from the parent domain, or give its id with "
+                         f"`pulumi config set --path 'failover:zoneIds[\"{zone}\"]' <id>`"
+                         f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                         ) from exc
+    return str(found.zone_id)
 
 
 def _table_ref(table: aws.dynamodb.Table, region: str, primary: str) -> Ref:
@@ -237,8 +293,10 @@ class Traffic(pulumi.ComponentResource):
                 request_interval=hc.interval,
                 failure_threshold=hc.threshold,
                 enable_sni=True,
+                invert_healthcheck=False,
                 tags={"Name": f"{spec.name} {region}"},
-                opts=_opts(self, provider),
+                # the controller inverts a fenced region's check: `pulumi up` must not undo it
+                opts=_opts(self, provider, ignore_changes=["invert_healthcheck"]),
             )
             for region, endpoint in endpoints.items()
         }
@@ -295,7 +353,7 @@ class AccessRoles(pulumi.ComponentResource):
         regions = topology.regions.all
         self.controller = self._role(
             fit(f"{app}-failover-controller", 64),
-            settings.controller_principals or (account.root(),), provider,
+            settings.controller_principals, provider,
             {
                 "functions": [statement(FUNCTION_CONTROL, operated.functions)],
                 "events": [
@@ -336,14 +394,25 @@ class AccessRoles(pulumi.ComponentResource):
         )
         self.deployer = self._role(
             fit(f"{app}-failover-deployer", 64),
-            settings.deployer_principals or (account.root(),), provider,
+            settings.deployer_principals, provider,
             {"deploy": [statement(FUNCTION_DEPLOY, operated.functions)]},
         )
-        self.register_outputs({"controller": self.controller.arn, "deployer": self.deployer.arn})
+        self.register_outputs({
+            "controller": self.controller.arn if self.controller else None,
+            "deployer": self.deployer.arn if self.deployer else None})
 
     def _role(self, name: str, principals: Sequence[pulumi.Input[str]], provider: aws.Provider,
-              policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role:
-        """A role with one managed policy per area (each stays under IAM's size limit)."""
+              policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role | None:
+        """A role with one managed policy per area (each stays under IAM's size limit).
+
+        Trusted by the named principals only; with none configured the role is not created
+        (trusting the account root would let every identity of the account that may call
+        ``sts:AssumeRole`` act as the controller).
+        """
+        if not principals:
+            pulumi.log.warn(f"{name}: no principals configured (failover:controllerPrincipals / "
+                            "failover:deployerPrincipals): the role is not created")
+            return None
         role = aws.iam.Role(name, name=name, assume_role_policy=assume_role_policy(
             principals=principals), opts=_opts(self, provider))
         for area, statements in policies.items():

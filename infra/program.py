@@ -6,13 +6,16 @@ it under ``pulumi.runtime.set_mocks``. Nothing here runs at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from controller.spec import DnsSpec, Kind, Topology
-from infra.common import Account, Settings
+from infra.alarms import RegionAlarms, alarm_topic
+from infra.bundle import BundleError, function_bundle
+from infra.common import Account, InfraError, Settings
 from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
 from infra.regional import Region, RegionArgs
 
@@ -45,11 +48,18 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     account = Account(partition=partition.partition, account_id=identity.account_id)
 
     data = GlobalData(topology, settings, providers, account)
+    bundles = build_bundles(topology, settings)
+    topics = {region: alarm_topic(topology, region, providers[region])
+              for region in topology.regions.all}
     regions = {
         region: Region(RegionArgs(topology=topology, region=region, settings=settings,
-                                  data=data, account=account), providers[region])
+                                  data=data, account=account, bundles=bundles,
+                                  alarm_topic=topics[region].arn),
+                       providers[region])
         for region in topology.regions.all
     }
+    for region, stack in regions.items():
+        RegionAlarms(topology, stack, data.tables, topics[region], providers[region])
     traffic = {
         name: Traffic(topology, name, spec, data.zone_ids[spec.zone],
                       _endpoints(spec, regions), primary)
@@ -57,7 +67,21 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     }
     AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
                 primary)
-    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data))
+    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data,
+                                              account.partition))
+
+
+def build_bundles(topology: Topology, settings: Settings) -> dict[str, Path]:
+    """Each function code folder's bundle (its files and requirements), built once: code -> zip."""
+    out: dict[str, Path] = {}
+    for name, spec in topology.of_kind(Kind.FUNCTION):
+        if spec.code not in out:
+            folder = settings.code_root / spec.code  # an absolute code stays as it is
+            try:
+                out[spec.code] = function_bundle(folder, settings.bundle_dir).path
+            except BundleError as exc:
+                raise InfraError(name, str(exc)) from exc
+    return out
 
 
 def _endpoints(spec: DnsSpec, regions: dict[str, Region]) -> dict[str, Endpoint]:
@@ -100,11 +124,12 @@ def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
 
 
 def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region],
-              traffic: dict[str, Traffic], data: GlobalData) -> dict[str, Any]:
+              traffic: dict[str, Traffic], data: GlobalData,
+              partition: pulumi.Input[str]) -> dict[str, Any]:
     """The stack output the controller reads, as a plain dict of outputs."""
     dns_entries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
     for name, t in traffic.items():
-        zone_arn = pulumi.Output.concat("arn:aws:route53:::hostedzone/", t.zone_id)
+        zone_arn = pulumi.Output.concat("arn:", partition, ":route53:::hostedzone/", t.zone_id)
         for region, stack in regions.items():
             hc = t.health_checks.get(region)
             endpoint = t.endpoints.get(region)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -35,13 +36,15 @@ from controller.spec import (
     resolve,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
-from infra.common import Account, InfraError, Ref, Settings
+from infra.common import Account, InfraError, Ref, Settings, policy_json
 from infra.function import FunctionArgs, RegionalFunction
 from infra.global_ import GlobalData
 
 ACTIVE, STANDBY, NORMAL = "active", "standby", "normal"
 UNSET = "unset"  # placeholder value of a parameter whose value is managed out of band
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SCHEDULE_MAX_EVENT_AGE = 3600  # seconds EventBridge keeps retrying one scheduled invocation
+SCHEDULE_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class RegionArgs:
     settings: Settings
     data: GlobalData
     account: Account
+    # Each function code folder's bundle (code + dependencies): ``spec.code`` -> zip.
+    bundles: Mapping[str, Path] = field(default_factory=dict)
+    # The region's SNS topic its alarms notify.
+    alarm_topic: pulumi.Input[str] | None = None
 
     @property
     def primary(self) -> bool:
@@ -83,6 +90,8 @@ class Region(pulumi.ComponentResource):
         }
         self.refs: dict[str, Ref] = {}
         self.entries: dict[str, dict[str, Any]] = {}
+        # Queues where what failed waits for someone (a depth above 0 is worth an alarm).
+        self.dead_letters: list[aws.sqs.Queue] = []
         self.functions: dict[str, RegionalFunction] = {}
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
         self.apis: dict[str, RegionalApi] = {}
@@ -143,6 +152,7 @@ class Region(pulumi.ComponentResource):
             dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
                                 message_retention_seconds=DLQ_RETENTION_SECONDS,
                                 opts=self._child())
+            self.dead_letters.append(dlq)
             redrive = dlq.arn.apply(lambda arn: json.dumps(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}))
         queue = aws.sqs.Queue(physical, name=physical, sqs_managed_sse_enabled=True,
@@ -166,10 +176,14 @@ class Region(pulumi.ComponentResource):
                          region=self.args.region, refs=dict(self.refs),
                          mode_parameter=_param_ref(self.mode_parameter),
                          component_mode_parameter=_param_ref(self.component_modes[name]),
-                         settings=self.args.settings),
+                         settings=self.args.settings,
+                         bundle=self.args.bundles.get(spec.code),
+                         alarm_topic=self.args.alarm_topic),
             self.args.account, self._child())
         self.refs[name] = fn.ref
         self.entries[name] = fn.manifest()
+        if fn.failures is not None:
+            self.dead_letters.append(fn.failures)
         self.functions[name] = fn
 
     def deploy_schedule(self, name: str, spec: ScheduleSpec) -> None:
@@ -180,9 +194,29 @@ class Region(pulumi.ComponentResource):
         physical = self.args.physical(name)
         rule = aws.cloudwatch.EventRule(
             physical, name=physical, schedule_expression=spec.expression,
-            state="ENABLED" if self.args.primary else "DISABLED", opts=self._child())
-        aws.cloudwatch.EventTarget(physical, rule=rule.name, arn=target.alias.arn,
-                                   opts=self._child())
+            state="ENABLED" if self.args.primary else "DISABLED",
+            # the controller enables and disables the rule: a later `pulumi up` leaves it be
+            opts=self._child(ignore_changes=["state"]))
+        # An invocation EventBridge cannot deliver (throttled, function fenced) is retried for
+        # up to an hour, then kept in a dead-letter queue rather than dropped.
+        dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
+        dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
+                            message_retention_seconds=DLQ_RETENTION_SECONDS, opts=self._child())
+        self.dead_letters.append(dlq)
+        aws.sqs.QueuePolicy(
+            dlq_name, queue_url=dlq.url,
+            policy=policy_json([{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": ["sqs:SendMessage"], "Resource": [dlq.arn],
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}}}]),
+            opts=self._child())
+        aws.cloudwatch.EventTarget(
+            physical, rule=rule.name, arn=target.alias.arn,
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE,
+                maximum_retry_attempts=SCHEDULE_RETRIES),
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dlq.arn),
+            opts=self._child())
         aws.lambda_.Permission(
             f"{physical}-invoke", action="lambda:InvokeFunction",
             function=target.function.name, qualifier=ALIAS,
@@ -194,7 +228,10 @@ class Region(pulumi.ComponentResource):
         """The regional HTTP API, with the custom domain of the dns record that points at it."""
         topology = self.args.topology
         dns = next((d for _, d in topology.of_kind(Kind.DNS) if d.target == name), None)
-        domain = (Domain(record=dns.name, zone_id=self.args.data.zone_ids[dns.zone])
+        data = self.args.data
+        domain = (Domain(record=dns.name, zone_id=data.zone_ids[dns.zone],
+                         validation=functools.partial(data.validation_record, dns.name,
+                                                      data.zone_ids[dns.zone]))
                   if dns is not None else None)
         functions = {n: f.ref for n, f in self.functions.items()}
         api = RegionalApi(ApiArgs(topology=topology, name=name, spec=spec,
@@ -214,6 +251,7 @@ class Region(pulumi.ComponentResource):
         first_api = next(iter(self.apis.values()), None)
         return {
             "mode_parameter": self.mode_parameter.name,
+            "alarm_topic": self.args.alarm_topic,
             "api_endpoint": first_api.endpoint if first_api else "",
             "components": components,
         }

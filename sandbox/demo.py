@@ -66,9 +66,13 @@ def demo_topology(spec: Path, directory: Path) -> Path:
     failover logic is the same at any time scale.
     """
     data = yaml.safe_load(spec.read_text(encoding="utf-8"))
-    for comp in data["components"].values():
+    # code folders are relative to the original file: keep them found from the copy
+    code = {name: fn.code for name, fn in load(spec).of_kind(Kind.FUNCTION)}
+    for name, comp in data["components"].items():
         if comp.get("kind") == "dns":
             comp["ttl"] = 1
+        if name in code:
+            comp["code"] = code[name]
     data.setdefault("policy", {}).update({"cooldown_seconds": 30, "lease_seconds": 30})
     out = directory / "demo-topology.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

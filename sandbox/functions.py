@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from typing import Any
+from typing import Any, Literal
 
 from controller.aws import Clients
 from controller.contract import (
@@ -65,7 +65,7 @@ def provision_function(topology: Topology, region: str, name: str, spec: Functio
     physical = topology.physical_name(name, region)
     role_arn = _role(clients, region, physical)
     lam = clients.client("lambda", region)
-    function: dict[str, Any] = lam.create_function(
+    function = lam.create_function(
         FunctionName=physical, Runtime=spec.runtime, Role=role_arn, Handler=spec.handler,
         Code={"ZipFile": _code(spec.handler)}, MemorySize=spec.memory, Timeout=spec.timeout,
         TracingConfig={"Mode": "Active"},
@@ -119,6 +119,7 @@ def _alarms(clients: Clients, region: str, physical: str) -> list[str]:
 def set_alarms(clients: Clients, region: str, names: list[str], state: str) -> None:
     """Set ``names`` to ``state`` (OK or ALARM), as a region going down or coming back would."""
     cloudwatch = clients.client("cloudwatch", region)
+    value: Literal["OK", "ALARM"] = "ALARM" if state == "ALARM" else "OK"
     for alarm in names:
-        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue=state,
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue=value,
                                    StateReason=f"sandbox: region {region} {state.lower()}")

@@ -9,17 +9,21 @@ and ``secondary`` (SECONDARY, the first standby's).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from controller.aws import Clients
 from controller.contract import GLOBAL, normalize_host
 from controller.manifest import ComponentRef, ControlManifest, DnsManifest
 from controller.spec import DnsSpec, Kind, Topology
 
+if TYPE_CHECKING:
+    from types_boto3_route53.type_defs import ChangeTypeDef, HealthCheckConfigTypeDef
+
 PRIMARY_ID = "primary"
 SECONDARY_ID = "secondary"
 #: As the Pulumi program does: the regional API answers HTTPS only.
-HEALTH_CHECK_TYPE, HEALTH_CHECK_PORT = "HTTPS", 443
+HEALTH_CHECK_TYPE: Literal["HTTPS"] = "HTTPS"
+HEALTH_CHECK_PORT = 443
 
 
 def provision_control(topology: Topology, clients: Clients) -> ControlManifest:
@@ -61,15 +65,16 @@ def provision_dns(topology: Topology, clients: Clients, zone_id: str,
     route53 = clients.client("route53", GLOBAL)
     checks = {}
     for region in topology.regions.all:
-        checks[region] = str(route53.create_health_check(
-            CallerReference=f"{topology.app}-{region}",
-            HealthCheckConfig={
+        config: HealthCheckConfigTypeDef = {
                 "Type": HEALTH_CHECK_TYPE,
                 "FullyQualifiedDomainName": normalize_host(endpoints[region]),
                 "Port": HEALTH_CHECK_PORT, "ResourcePath": spec.health_check.path,
                 "RequestInterval": spec.health_check.interval,
                 "FailureThreshold": spec.health_check.threshold,
-            })["HealthCheck"]["Id"])
+        }
+        checks[region] = str(route53.create_health_check(
+            CallerReference=f"{topology.app}-{region}", HealthCheckConfig=config,
+        )["HealthCheck"]["Id"])
     primary, secondary = topology.regions.primary, topology.regions.standby[0]
     route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
         _record(spec, PRIMARY_ID, "PRIMARY", endpoints[primary], checks[primary]),
@@ -78,8 +83,8 @@ def provision_dns(topology: Topology, clients: Clients, zone_id: str,
     return DnsManifest(zone_id=zone_id, zone=spec.zone, record=spec.name, health_checks=checks)
 
 
-def _record(spec: DnsSpec, identifier: str, failover: str, endpoint: str,
-            check: str) -> dict[str, Any]:
+def _record(spec: DnsSpec, identifier: str, failover: Literal["PRIMARY", "SECONDARY"],
+            endpoint: str, check: str) -> ChangeTypeDef:
     return {"Action": "UPSERT", "ResourceRecordSet": {
         "Name": spec.name, "Type": "CNAME", "SetIdentifier": identifier, "Failover": failover,
         "TTL": spec.ttl, "HealthCheckId": check,

@@ -11,15 +11,24 @@ The launcher prints ``NAME PID`` for each server and exits. It leaves one more c
 ``NAME PORT LOGFILE`` line it receives, answering with the new pid. That is how a killed region is
 restarted in a fraction of a second (``SOCKET`` ``-`` means no zygote).
 
+Only its owner may use it: the zygote answers a connection only when its peer runs as the same
+user (``SO_PEERCRED``), and only for a name it started, on that name's port and log; the sandbox's
+controls (moto's reset, seed and config, the round-trip model) answer only a request that carries
+the sandbox's secret, which ``up`` generates, keeps in its 0600 state file and gives the launcher
+in its environment (never on its command line, which every local user can read).
+
 Not done, measured and dropped: warming the zygote up by provisioning once in-process costs
 about 4 s of CPU and saves about 1.3 s per restarted server.
 """
 
 from __future__ import annotations
 
+import hmac
+import math
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -37,26 +46,69 @@ SERVICES = (
 
 #: ``POST`` here with ``?seconds=S`` to set a server's modelled round trip.
 ROUND_TRIP_PATH = "/_failover/round-trip"
+#: The longest round trip a server may be told to model: a real region answers well within it.
+MAX_ROUND_TRIP = 2.0
+#: The environment variable that gives the launcher the sandbox's secret.
+SECRET_ENV = "FAILOVER_SANDBOX_SECRET"  # noqa: S105 - the name of a variable
+#: The request header that must carry it on the sandbox's controls.
+SECRET_HEADER = "X-Failover-Sandbox-Secret"  # noqa: S105 - the name of a header
+_SECRET_KEY = "HTTP_" + SECRET_HEADER.upper().replace("-", "_")
+
+
+def guarded(environ: dict[str, Any]) -> bool:
+    """True when the request is one of the sandbox's controls: the round-trip model, or a
+    change through moto's own API (reset, seed, config); reading moto's index is not."""
+    path = str(environ.get("PATH_INFO", ""))
+    if path.startswith("/_failover/"):
+        return True
+    return path.startswith("/moto-api/") and environ.get("REQUEST_METHOD", "GET") != "GET"
+
+
+def round_trip_seconds(query: str) -> float | None:
+    """The round trip a ``?seconds=S`` query asks for, or None when it is not a number in
+    ``[0, MAX_ROUND_TRIP]``.
+
+    >>> round_trip_seconds("seconds=0.02"), round_trip_seconds("seconds=inf")
+    (0.02, None)
+    """
+    try:
+        seconds = float(parse_qs(query).get("seconds", ["0"])[0])
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and 0.0 <= seconds <= MAX_ROUND_TRIP else None
 
 
 class RoundTrip:
-    """WSGI middleware: each request waits a set time before it is served.
+    """WSGI middleware: each request waits a set time before it is served; the sandbox's
+    controls answer only its owner.
 
     On loopback the emulator answers in a few milliseconds of CPU, where a real region's API
     answers in tens of milliseconds, mostly spent on the network and in AWS. To measure what
     running steps side by side saves, the sandbox can model that wait (0 by default). The
     wait sleeps, as a network does: it costs no CPU and overlaps between requests.
+
+    ``secret``: what a control request (:func:`guarded`) must carry in ``SECRET_HEADER``; every
+    control is refused (403) when it is empty.
     """
 
-    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, application: Callable[..., Iterable[bytes]], secret: str = "") -> None:
         self.application = application
+        self.secret = secret
         self.seconds = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
+        if guarded(environ):
+            given = str(environ.get(_SECRET_KEY, ""))
+            if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
+                start_response("403 Forbidden", [("Content-Type", "text/plain")])
+                return [b"the sandbox's controls need its secret\n"]
         if environ.get("PATH_INFO") == ROUND_TRIP_PATH:
-            query = parse_qs(environ.get("QUERY_STRING", ""))
-            self.seconds = max(0.0, float(query.get("seconds", ["0"])[0]))
+            seconds = round_trip_seconds(str(environ.get("QUERY_STRING", "")))
+            if seconds is None:
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [f"seconds: a number from 0 to {MAX_ROUND_TRIP}\n".encode()]
+            self.seconds = seconds
             start_response("204 No Content", [])
             return [b""]
         if self.seconds:
@@ -81,17 +133,32 @@ def _application() -> Any:
     for service in SERVICES:
         if service in known:
             application.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
-    return RoundTrip(application)
+    return RoundTrip(application, os.environ.pop(SECRET_ENV, ""))
 
 
 def _detach(log_file: str) -> None:
-    """Become a session leader with stdin from /dev/null and output to ``log_file``."""
+    """Become a session leader with stdin from /dev/null and output to ``log_file`` (0600)."""
     os.setsid()
     with open(os.devnull, "rb") as devnull:
         os.dup2(devnull.fileno(), 0)
-    with open(log_file, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
+    log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(log, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+    finally:
+        os.close(log)
+
+
+def peer_uid(connection: socket.socket) -> int | None:
+    """The user id of the process at the other end of a unix socket (None if unknown)."""
+    try:
+        creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                      struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def _serve(application: Any, port: int, log_file: str) -> None:
@@ -141,19 +208,34 @@ def _fork(target: Any, *args: Any) -> int:
         os._exit(code)
 
 
-def _zygote(application: Any, listener: socket.socket, log_file: str) -> None:
-    """Fork a server, moto already imported, for every request on ``listener``, until stopped."""
+def _zygote(application: Any, listener: socket.socket, log_file: str,
+            chosen: dict[str, tuple[int, str]]) -> None:
+    """Fork a server, moto already imported, for every request on ``listener``, until stopped.
+
+    A request is one line, ``NAME``: a server the launcher started, restarted on its own port
+    with its own log (``chosen``). A peer of another user, or another name, is refused.
+    """
     _detach(log_file)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the servers it forks are reaped at exit
+    owner = os.getuid()
     while True:
         connection, _ = listener.accept()
         with connection:
-            line = connection.makefile("r").readline().split()
-            if len(line) != 3:
-                connection.sendall(b"error: expected NAME PORT LOGFILE\n")
+            connection.settimeout(5.0)
+            uid = peer_uid(connection)
+            if uid != owner:
+                print(f"refused a request from uid {uid}", flush=True)
+                connection.sendall(b"error: not the sandbox's owner\n")
                 continue
-            name, port, server_log = line
-            pid = _fork(_serve_without, listener, application, int(port), server_log)
+            try:
+                name = connection.makefile("r").readline(256).strip()
+            except OSError:
+                continue
+            if name not in chosen:
+                connection.sendall(b"error: not a server of this sandbox\n")
+                continue
+            port, server_log = chosen[name]
+            pid = _fork(_serve_without, listener, application, port, server_log)
             print(f"forked {name} on port {port}: pid {pid}", flush=True)
             connection.sendall(f"{pid}\n".encode())
 
@@ -161,15 +243,19 @@ def _zygote(application: Any, listener: socket.socket, log_file: str) -> None:
 def main(argv: list[str]) -> int:
     """Fork a server for every ``NAME=PORT=LOGFILE``, and the zygote; print ``NAME PID``."""
     socket_path, *targets = argv
+    os.umask(0o077)  # whatever the caller's umask: its logs and its socket are its owner's
     application = _application()
+    chosen: dict[str, tuple[int, str]] = {}
     for name, port, log_file in (arg.split("=", 2) for arg in targets):
+        chosen[name] = (int(port), log_file)
         sys.stdout.write(f"{name} {_fork(_serve, application, int(port), log_file)}\n")
     if socket_path != "-":
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(socket_path)
+        os.chmod(socket_path, 0o600)
         listener.listen(8)
         log_file = os.path.join(os.path.dirname(targets[0].split("=", 2)[2]), "zygote.log")
-        sys.stdout.write(f"zygote {_fork(_zygote, application, listener, log_file)}\n")
+        sys.stdout.write(f"zygote {_fork(_zygote, application, listener, log_file, chosen)}\n")
         listener.close()
     sys.stdout.flush()
     return 0

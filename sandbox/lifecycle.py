@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,15 +25,17 @@ from controller.manifest import Manifest, load_manifest
 from controller.spec import Topology, load
 from sandbox import servers
 from sandbox.functions import set_alarms
-from sandbox.provision import provision_all, provision_standby
+from sandbox.provision import provision_all, provision_global, provision_standby
 from sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_DIR,
     MANIFEST_FILE,
     SOCKET_FILE,
     Condition,
+    CorruptStateError,
     SandboxState,
     ServerState,
+    private_dir,
     read_state,
     remove_state,
     write_state,
@@ -51,6 +54,7 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.state = state
         self.manifest = manifest
+        _trust(state)
 
     # -- starting and finding ------------------------------------------------------------------
 
@@ -72,10 +76,12 @@ class Sandbox:
         spec = str(Path(spec_path).resolve())
         started = time.monotonic()
         names = [*topology.regions.all, GLOBAL]
-        state = SandboxState(spec=spec, started_at=time.time(), servers={})
+        private_dir(state_dir)
+        state = SandboxState(spec=spec, started_at=time.time(), servers={},
+                             secret=secrets.token_urlsafe(24))
         try:
             state.servers, state.zygote = servers.start_all(
-                _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE)
+                _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             manifest = provision_all(topology, spec,
@@ -141,6 +147,8 @@ class Sandbox:
         mode = FailMode(mode)
         self._reload()
         server = self._server(region)
+        if server.condition is Condition.HUNG and mode is FailMode.DOWN:
+            servers.resume(server)  # a stopped process is killed all the same; say it is down
         if mode is FailMode.DOWN:
             servers.kill(server)
             server.condition = Condition.DOWN
@@ -162,7 +170,11 @@ class Sandbox:
             servers.resume(server)
         elif server.condition is Condition.DOWN or not servers.is_ours(server):
             self._restart(server)
-            self.manifest = provision_standby(self.topology, self.manifest, region)
+            if region == GLOBAL:  # a restarted global server is empty: its control table and
+                # DNS come back as up made them (a real control table survives; this one cannot)
+                self.manifest = provision_global(self.topology, self.manifest)
+            else:
+                self.manifest = provision_standby(self.topology, self.manifest, region)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
@@ -205,8 +217,8 @@ class Sandbox:
     # -- helpers -------------------------------------------------------------------------------
 
     def _server(self, region: str) -> ServerState:
-        if region == GLOBAL or region not in self.state.servers:
-            known = ", ".join(n for n in self.state.servers if n != GLOBAL)
+        if region not in self.state.servers:
+            known = ", ".join(self.state.servers)
             raise UsageError(f"unknown region {region!r} (one of: {known})")
         return self.state.servers[region]
 
@@ -223,7 +235,8 @@ class Sandbox:
         servers.kill(server)
         pid = servers.respawn(self.state.zygote, server)
         if pid is None:
-            fresh, _ = servers.start_all({server.name: server.port}, self.state_dir / LOG_DIR)
+            fresh, _ = servers.start_all({server.name: server.port}, self.state_dir / LOG_DIR,
+                                         secret=self.state.secret)
             pid = fresh[server.name].pid
         server.pid = pid
         self._save()
@@ -234,6 +247,7 @@ class Sandbox:
         state = read_state(self.state_dir)
         if state is not None:
             self.state = state
+            _trust(state)
         if self.manifest_path.exists():
             endpoints = self.manifest.endpoints
             self.manifest = load_manifest(self.manifest_path)
@@ -254,9 +268,29 @@ def _free_ports(names: list[str]) -> dict[str, int]:
     return ports
 
 
+def _trust(state: SandboxState) -> None:
+    """Let this process's calls to the servers' controls carry the sandbox's secret."""
+    servers.trust((s.url for s in state.servers.values()), state.secret)
+
+
+def _stop_orphans(state_dir: Path) -> list[int]:
+    """Stop the processes of a sandbox whose state file is unreadable or gone; their pids."""
+    pids = servers.find_processes(state_dir / LOG_DIR)
+    if pids:
+        log.warning("the state in %s is lost: stopping its processes %s", state_dir,
+                    ", ".join(map(str, pids)))
+        servers.stop_pids(pids)
+    remove_state(state_dir)
+    return pids
+
+
 def _refuse_if_running(state_dir: Path) -> None:
-    state = read_state(state_dir)
-    if state is None:
+    try:
+        state = read_state(state_dir)
+    except CorruptStateError:
+        state = None
+    if state is None:  # unreadable or removed: never start a second set beside the first
+        _stop_orphans(state_dir)
         return
     running = [s for s in state.servers.values() if servers.is_ours(s)]
     if running:
@@ -275,10 +309,17 @@ def _stop_all(state: SandboxState) -> None:
 
 
 def down(state_dir: str | Path = DEFAULT_STATE_DIR) -> list[str]:
-    """Stop the sandbox in ``state_dir``; the names of the servers stopped (none if none ran)."""
-    state = read_state(Path(state_dir))
-    if state is None:
-        return []
+    """Stop the sandbox in ``state_dir``; the names of the servers stopped (none if none ran).
+
+    A sandbox whose state file is unreadable or removed is found by its processes and stopped
+    all the same (they are then named by pid).
+    """
+    try:
+        state = read_state(Path(state_dir))
+    except CorruptStateError:
+        state = None
+    if state is None:  # unreadable or removed: its processes are found by their logs
+        return [f"pid {pid}" for pid in _stop_orphans(Path(state_dir))]
     _stop_all(state)
     remove_state(Path(state_dir))
     return list(state.servers)

@@ -91,7 +91,7 @@ def cache_module_list() -> None:
         return modules
 
     listed._failover_cached = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = listed  # type: ignore[assignment]
+    backends.list_of_moto_modules = listed
 
 
 class _TableCopies:

@@ -114,6 +114,8 @@ class Pollers:
 
     def _drain_queue(self, region: str, function: str, queue: str, batch: int) -> None:
         ref = self.manifest.ref(queue, region)
+        if ref.queue_url is None:
+            return
         sqs = self.clients.client("sqs", region)
         got = sqs.receive_message(QueueUrl=ref.queue_url, MaxNumberOfMessages=min(batch, 10),
                                   WaitTimeSeconds=0, AttributeNames=["All"])
@@ -135,6 +137,8 @@ class Pollers:
     def _read_stream(self, region: str, function: str, table: str, iterator: str | None,
                      batch: int) -> str | None:
         ref = self.manifest.ref(table, region)
+        if ref.stream_arn is None:
+            return iterator
         streams = self.clients.client("dynamodbstreams", region)
         if iterator is None:
             shards = streams.describe_stream(StreamArn=ref.stream_arn)["StreamDescription"]

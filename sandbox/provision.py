@@ -110,6 +110,21 @@ def provision_standby(topology: Topology, manifest: Manifest, region: str) -> Ma
     return updated
 
 
+def provision_global(topology: Topology, manifest: Manifest) -> Manifest:
+    """Re-create what the ``global`` server holds (the control table, the zone, the health
+    checks and records) in its restarted, empty process; the manifest with the new ids."""
+    clients = sandbox_clients(manifest.endpoints)
+    updated = manifest.model_copy(deep=True)
+    with _errors():
+        updated.control = global_.provision_control(topology, clients)
+        zone_id = global_.create_zone(topology, clients)
+        if zone_id is not None:
+            endpoints = {r: m.api_endpoint for r, m in updated.regions.items()}
+            updated.dns = global_.provision_dns(topology, clients, zone_id, endpoints)
+            _add_dns_refs(topology, updated)
+    return updated
+
+
 def _add_dns_refs(topology: Topology, manifest: Manifest) -> None:
     found = global_.dns_component(topology)
     if found is None or manifest.dns is None:

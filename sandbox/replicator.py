@@ -7,6 +7,11 @@ acknowledged just before an outage can be lost, and the demo counts it). With ``
 regional endpoints wait for :meth:`Replicator.sync` before they acknowledge a write, the model of
 multi-Region strong consistency: nothing acknowledged is lost. A replicated item carries
 ``_replicated_from`` so it is not copied back.
+
+Like a global table, it reports how far behind each replica is: once a second, the worst lag it
+measured (from reading a change to applying it elsewhere) goes to the source region's CloudWatch
+as ``AWS/DynamoDB`` ``ReplicationLatency`` (milliseconds, per ``TableName`` and
+``ReceivingRegion``), which the controller's replication-lag precheck reads there, as on AWS.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MARK = "_replicated_from"
 DOWN_BACKOFF = 5.0
+PUBLISH_EVERY = 1.0  # seconds between two ReplicationLatency datapoints of a region pair
 
 
 @dataclass
@@ -59,6 +65,9 @@ class Replicator:
     _down_until: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    #: worst lag measured since the last publication, per (table, source, receiving region)
+    _lags: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    _published: float = 0.0
 
     def start(self) -> None:
         """Open every table stream at its latest position and start copying."""
@@ -114,7 +123,33 @@ class Replicator:
                 for shard in self._shards:
                     self._read(shard)
                 self._apply_due()
+                lags = self._take_lags()
+            self._publish(lags)
             self._stop.wait(self.poll)
+
+    def _take_lags(self) -> dict[tuple[str, str, str], float]:
+        """The lags measured since the last publication, once :data:`PUBLISH_EVERY` passed."""
+        if time.monotonic() - self._published < PUBLISH_EVERY or not self._lags:
+            return {}
+        self._published = time.monotonic()
+        lags, self._lags = self._lags, {}
+        return lags
+
+    def _publish(self, lags: dict[tuple[str, str, str], float]) -> None:
+        """Each lag as a ``ReplicationLatency`` datapoint in its source region's CloudWatch."""
+        for (table, source, target), seconds in lags.items():
+            ref = self.manifest.regions[source].components.get(table)
+            if ref is None:
+                continue
+            try:
+                self.clients.client("cloudwatch", source).put_metric_data(
+                    Namespace="AWS/DynamoDB", MetricData=[{
+                        "MetricName": "ReplicationLatency", "Unit": "Milliseconds",
+                        "Value": seconds * 1000.0,
+                        "Dimensions": [{"Name": "TableName", "Value": ref.name},
+                                       {"Name": "ReceivingRegion", "Value": target}]}])
+            except Exception as exc:  # a failed source region: nobody can read it there either
+                log.debug("lag of %s %s->%s not published: %s", table, source, target, exc)
 
     def _read(self, shard: _Shard, seqs: list[int] | None = None) -> bool:
         """Queue the shard's new changes for every other region; False if it was unreadable."""
@@ -142,7 +177,8 @@ class Replicator:
             for region in self.topology.regions.all:
                 if region != shard.region:
                     heapq.heappush(self._due.setdefault(region, []),
-                                   (due, seq, shard.table, {**record, "_source": shard.region}))
+                                   (due, seq, shard.table, {**record, "_source": shard.region,
+                                                            "_read_at": time.monotonic()}))
         return True
 
     def _apply_due(self, force: bool = False) -> None:
@@ -178,4 +214,7 @@ class Replicator:
             log.debug("replication to %s/%s failed: %s", table, region, exc)
             return False
         self.applied += 1
+        key = (table, str(record["_source"]), region)
+        lag = time.monotonic() - float(record["_read_at"])
+        self._lags[key] = max(lag, self._lags.get(key, 0.0))
         return True

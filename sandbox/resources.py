@@ -14,9 +14,10 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.aws import Clients
+from controller.contract import ALIAS
 from controller.manifest import ComponentRef
 from controller.spec import (
     ApiSpec,
@@ -32,6 +33,9 @@ from controller.spec import (
 )
 from sandbox import functions
 from sandbox.functions import alias_arn
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import QueueAttributeNameType
 
 ACTIVE = "active"
 STANDBY = "standby"
@@ -121,7 +125,8 @@ def provision_queue(ctx: Provisioning, name: str, spec: QueueSpec) -> ComponentR
     """An SQS queue, with its dead-letter queue ``<name>-dlq`` and a redrive policy."""
     clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     sqs = clients.client("sqs", region)
-    attributes = {"VisibilityTimeout": str(spec.visibility_timeout)}
+    attributes: dict[QueueAttributeNameType, str] = {
+        "VisibilityTimeout": str(spec.visibility_timeout)}
     dlq_arn = None
     if spec.dlq:
         dlq_url = sqs.create_queue(QueueName=f"{physical}-dlq")["QueueUrl"]
@@ -182,7 +187,8 @@ def provision_schedule(ctx: Provisioning, name: str, spec: ScheduleSpec) -> Comp
                                State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
     events.put_targets(Rule=physical, Targets=[{"Id": "target", "Arn": alias_arn(target)}])
     ctx.client("lambda").add_permission(
-        FunctionName=target.name, Qualifier=target.alias, StatementId=f"{physical}-invoke",
+        FunctionName=target.name, Qualifier=target.alias or ALIAS,
+        StatementId=f"{physical}-invoke",
         Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
     return ComponentRef(kind="schedule", name=physical, arn=rule_arn)
 
@@ -240,6 +246,7 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
     api_id = api.arn.rsplit("/", 1)[-1]
     gateway.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
     integrations: dict[str, str] = {}
+    authorizer: str | None = None  # one JWT authorizer per API, made for its first jwt route
     for route in spec.routes:
         if route.function not in integrations:
             integrations[route.function] = gateway.create_integration(
@@ -247,7 +254,8 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
                 IntegrationUri=alias_arn(functions[route.function]))["IntegrationId"]
         kwargs: dict[str, Any] = {"AuthorizationType": _AUTH[route.auth]}
         if route.auth == "jwt":
-            kwargs["AuthorizerId"] = _jwt_authorizer(gateway, api_id, api.name)
+            authorizer = authorizer or _jwt_authorizer(gateway, api_id, api.name)
+            kwargs["AuthorizerId"] = authorizer
         gateway.create_route(ApiId=api_id, RouteKey=f"{route.method} {route.path}",
                              Target=f"integrations/{integrations[route.function]}", **kwargs)
     health: dict[str, Any] = {"AuthorizationType": "NONE"}
@@ -257,9 +265,7 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
 
 
 def _jwt_authorizer(gateway: Any, api_id: str, name: str) -> str:
-    for authorizer in gateway.get_authorizers(ApiId=api_id).get("Items", []):
-        if authorizer["Name"] == f"{name}-jwt":
-            return str(authorizer["AuthorizerId"])
+    """Create the API's JWT authorizer (the emulator has no GetAuthorizers to look one up)."""
     return str(gateway.create_authorizer(
         ApiId=api_id, Name=f"{name}-jwt", AuthorizerType="JWT",
         IdentitySource=["$request.header.Authorization"],

@@ -119,9 +119,9 @@ class Resolver:
                 by_role[rs["Failover"]] = rs
         hosts = self.host_region()
         for role in ("PRIMARY", "SECONDARY"):
-            rs = by_role.get(role)
-            if rs and self._healthy(r53, rs, hosts):
-                return hosts.get(normalize_host(rs["ResourceRecords"][0]["Value"]))
+            chosen = by_role.get(role)
+            if chosen and self._healthy(r53, chosen, hosts):
+                return hosts.get(normalize_host(chosen["ResourceRecords"][0]["Value"]))
         primary = by_role.get("PRIMARY")
         if primary is None:
             return None

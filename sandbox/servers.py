@@ -22,9 +22,9 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from controller.errors import FailoverError
+from controller.errors import FailoverError, UsageError
 from sandbox import launcher
-from sandbox.state import ServerState, Zygote
+from sandbox.state import ServerState, Zygote, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_all(ports: Mapping[str, int], log_dir: Path,
-              socket_path: Path | None = None) -> tuple[dict[str, ServerState], Zygote | None]:
+#: The secret each server's controls need, by its URL (see :func:`trust`).
+_SECRETS: dict[str, str] = {}
+
+
+def trust(urls: Iterable[str], secret: str) -> None:
+    """Remember that the servers at ``urls`` take ``secret`` on their controls (reset, seed,
+    config, round trip): the sandbox's state says so, and every call here sends it."""
+    for url in urls:
+        _SECRETS[url] = secret
+
+
+def start_all(ports: Mapping[str, int], log_dir: Path, socket_path: Path | None = None,
+              secret: str = "") -> tuple[dict[str, ServerState], Zygote | None]:
     """Start a moto server per ``name: port``; returns at once (see :func:`wait_ready`).
 
     One launcher imports moto once and forks the servers (:mod:`sandbox.launcher`);
@@ -59,7 +70,7 @@ def start_all(ports: Mapping[str, int], log_dir: Path,
     FailoverError
         The launcher failed; the message carries its error output.
     """
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(log_dir)
     logs = {name: (log_dir / f"{name}.log").resolve() for name in ports}
     if socket_path is not None:
         socket_path = socket_path.resolve()
@@ -68,11 +79,12 @@ def start_all(ports: Mapping[str, int], log_dir: Path,
             socket_path = None
     args = [str(socket_path or "-"),
             *(f"{name}={port}={logs[name]}" for name, port in ports.items())]
+    env = {**os.environ, launcher.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
     try:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
-            start_new_session=True, check=False,
+            start_new_session=True, check=False, env=env,
         )
     except subprocess.TimeoutExpired as exc:
         raise FailoverError(f"the moto launcher did not start within {LAUNCH_TIMEOUT:.0f} s") \
@@ -86,6 +98,7 @@ def start_all(ports: Mapping[str, int], log_dir: Path,
         raise FailoverError(f"the moto launcher failed: {done.stderr.strip()[-2000:]}")
     started = {name: ServerState(name=name, pid=pids[name], port=port, log=str(logs[name]))
                for name, port in ports.items()}
+    trust((server.url for server in started.values()), secret)
     for server in started.values():
         log.info("started moto server %s: pid %d, port %d", server.name, server.pid, server.port)
     zygote = Zygote(pid=zygote_pid, socket=str(socket_path)) if zygote_pid and socket_path \
@@ -105,7 +118,7 @@ def respawn(zygote: Zygote | None, server: ServerState) -> int | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(5.0)
             conn.connect(zygote.socket)
-            conn.sendall(f"{server.name} {server.port} {server.log}\n".encode())
+            conn.sendall(f"{server.name}\n".encode())
             answer = conn.makefile("r").readline().strip()
     except OSError as exc:
         log.warning("zygote %d did not answer (%s); starting a new launcher", zygote.pid, exc)
@@ -169,7 +182,9 @@ def _answers(url: str) -> bool:
 
 
 def _post(url: str, path: str, body: bytes = b"", timeout: float = 10.0) -> None:
-    request = urllib.request.Request(f"{url}{path}", data=body, method="POST")  # noqa: S310
+    headers = {launcher.SECRET_HEADER: _SECRETS.get(url, "")}
+    request = urllib.request.Request(f"{url}{path}", data=body, method="POST",  # noqa: S310
+                                     headers=headers)
     with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
         pass
 
@@ -186,7 +201,16 @@ def reset(url: str) -> None:
 
 
 def set_round_trip(url: str, seconds: float) -> None:
-    """Make the server wait ``seconds`` before it serves each request (0: answer at once)."""
+    """Make the server wait ``seconds`` before it serves each request (0: answer at once).
+
+    Raises
+    ------
+    UsageError
+        ``seconds`` is not a number from 0 to :data:`sandbox.launcher.MAX_ROUND_TRIP`.
+    """
+    if launcher.round_trip_seconds(f"seconds={seconds}") is None:
+        raise UsageError(f"round trip {seconds}: a number of seconds from 0 to "
+                         f"{launcher.MAX_ROUND_TRIP}")
     _post(url, f"{launcher.ROUND_TRIP_PATH}?seconds={seconds}")
 
 
@@ -275,3 +299,37 @@ def _wait_gone(server: ServerState, timeout: float = STOP_TIMEOUT) -> None:
         if time.monotonic() > deadline:
             raise FailoverError(f"moto server {server.name} (pid {server.pid}) did not stop")
         time.sleep(_POLL)
+
+
+def find_processes(log_dir: Path) -> list[int]:
+    """The pids of this user's launcher processes (servers and zygote) whose logs are in
+    ``log_dir``: how a sandbox whose state file is lost or corrupt is still found.
+
+    Every server and the zygote are forks of one launcher, whose command line names each
+    server's log file, so the log folder identifies the sandbox.
+    """
+    marker = (str(log_dir.resolve()) + os.sep).encode()
+    found = []
+    me, uid = os.getpid(), os.getuid()
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"sandbox.launcher" in cmdline and marker in cmdline and not _is_zombie(
+                int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def stop_pids(pids: Iterable[int]) -> None:
+    """SIGKILL each of ``pids`` (after SIGCONT) and wait until they are gone."""
+    for pid in pids:
+        _signal(pid, signal.SIGCONT)
+        _signal(pid, signal.SIGKILL)
+    for pid in pids:
+        _wait_gone(ServerState(name=str(pid), pid=pid, port=0, log=""))

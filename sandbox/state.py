@@ -7,6 +7,7 @@ Called by :mod:`sandbox.lifecycle` only. The state is one JSON file,
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 
@@ -64,6 +65,34 @@ class SandboxState(BaseModel):
     started_at: float
     servers: dict[str, ServerState]
     zygote: Zygote | None = None
+    #: What a request to the servers' controls must carry (generated at ``up``; this file is
+    #: 0600, so only the sandbox's owner can read it).
+    secret: str = ""
+
+
+class CorruptStateError(FailoverError):
+    """The state file exists but cannot be read; :func:`sandbox.lifecycle.down` still finds the
+    sandbox's processes and stops them."""
+
+    exit_code = 2
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) if need be, and make it 0700 whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, as a 0600 file whatever the umask."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+    tmp.replace(path)
 
 
 def state_path(state_dir: Path) -> Path:
@@ -76,7 +105,7 @@ def read_state(state_dir: Path) -> SandboxState | None:
 
     Raises
     ------
-    FailoverError
+    CorruptStateError
         The file exists but is not a sandbox state.
     """
     path = state_path(state_dir)
@@ -84,18 +113,16 @@ def read_state(state_dir: Path) -> SandboxState | None:
         return None
     try:
         return SandboxState.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, ValidationError) as exc:
-        raise FailoverError(f"{path}: not a sandbox state file ({exc.__class__.__name__}); "
-                            "remove it by hand") from exc
+    except (ValueError, ValidationError, RecursionError, OSError) as exc:
+        raise CorruptStateError(
+            f"{path}: not a sandbox state file ({exc.__class__.__name__}); 'failover sandbox "
+            "down' finds the sandbox's processes and stops them") from None
 
 
 def write_state(state_dir: Path, state: SandboxState) -> None:
-    """Save ``state`` atomically."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_path(state_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
-    tmp.replace(path)
+    """Save ``state`` atomically, in a 0700 folder, as a 0600 file (it holds the secret)."""
+    private_dir(state_dir)
+    write_private(state_path(state_dir), state.model_dump_json(indent=2))
 
 
 def remove_state(state_dir: Path) -> None:

@@ -1,4 +1,12 @@
-"""Shared test helpers: run the CLI in-process and capture what it prints."""
+"""Shared test helpers: run the CLI in-process and capture what it prints; the test tiers.
+
+Every test under ``tests/sandbox/``, and any other that asks for an emulator fixture, is marked
+``sandbox`` here, so ``make unit`` (``pytest -m "not sandbox"``) runs exactly what needs no
+emulator. Under pytest-xdist (``make test``: ``--dist loadgroup``) a module's tests run on one
+worker, where they share its module fixtures and its emulator, except tests marked
+``independent``, which may go to any worker; the slowest modules are collected first, so that
+the longest does not start last.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,33 @@ from controller.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "orders" / "topology.yaml"
+SANDBOX_TESTS = REPO / "tests" / "sandbox"
+#: Fixtures that start the emulator (or set its environment for a test that starts one).
+EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
+#: Module fixtures of the longest tests: a demo, every runbook page, a crash at every step.
+SLOW_FIXTURES = frozenset({"story", "page_runs", "uninterrupted"})
+#: Collected first, longest first (about 59% of the suite's time between them).
+HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the emulator ``sandbox`` and the longest ``slow``; heavy modules first."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SANDBOX_TESTS in item.path.parents or fixtures & EMULATOR_FIXTURES:
+            item.add_marker(pytest.mark.sandbox)
+        if fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if not item.get_closest_marker("independent"):
+            infra = REPO / "tests" / "infra" in item.path.parents  # one session fixture
+            item.add_marker(pytest.mark.xdist_group("infra" if infra else item.path.name))
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its order
 
 
 @dataclass

@@ -13,7 +13,7 @@ class ApiAction(PassiveAction):
     kind = "api"
 
     def _read(self) -> Observed:
-        apigw = self.client("apigatewayv2")
+        apigw = self.clients.client("apigatewayv2", self.region)
         try:
             api = self._find(apigw)
         except Exception as exc:

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar, cast
 
-import botocore.exceptions
-
 from controller.actions import mode as modes
 from controller.aws import Clients, classify
+from controller.aws import is_not_found as is_not_found  # the actions read it from here
 from controller.contract import DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.manifest import ComponentRef, Manifest
@@ -32,11 +31,6 @@ T = TypeVar("T")
 #: Seconds a global resource waits for its region's mode parameter before going on without it.
 MODE_WAIT = 2.0
 
-NOT_FOUND_CODES = frozenset({
-    "ResourceNotFoundException", "ResourceNotFound", "NotFoundException", "NotFound", "404",
-    "NoSuchBucket", "NoSuchEntity", "NoSuchHealthCheck", "NoSuchHostedZone", "ParameterNotFound",
-    "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue",
-})
 
 
 class State(StrEnum):
@@ -66,14 +60,6 @@ class Outcome:
 
     changed: bool
     observed: Observed
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """True when a botocore error says the resource does not exist."""
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in NOT_FOUND_CODES or code.endswith("NotFound") or code.startswith("NoSuch")
 
 
 def missing(what: str) -> Observed:
@@ -125,10 +111,6 @@ class Action(ABC):
     def spec(self) -> Any:
         """This component's declaration in the topology."""
         return self.topology.components[self.component]
-
-    def client(self, service: str) -> Any:
-        """A client of ``service`` in this action's region."""
-        return self.clients.client(service, self.region)
 
     # -- the public, shared part -------------------------------------------------------------
 

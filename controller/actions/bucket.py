@@ -11,7 +11,7 @@ class BucketAction(PassiveAction):
     kind = "bucket"
 
     def _read(self) -> Observed:
-        s3 = self.client("s3")
+        s3 = self.clients.client("s3", self.region)
         try:
             s3.head_bucket(Bucket=self.ref.name)
             versioning = s3.get_bucket_versioning(Bucket=self.ref.name).get("Status", "")

@@ -28,7 +28,7 @@ class BusAction(Action):
         return [BusSpec.rule_name(self.ref.name, rule) for rule in spec.rules]
 
     def _read(self) -> Observed:
-        events = self.client("events")
+        events = self.clients.client("events", self.region)
         states: dict[str, Any] = {}
         for rule in self.rules:
             try:
@@ -58,7 +58,7 @@ class BusAction(Action):
 
     def _set(self, state: str) -> None:
         """Set every rule to ``state``; a rule already there is left alone (no call)."""
-        events = self.client("events")
+        events = self.clients.client("events", self.region)
         seen: dict[str, Any] = self._seen().get("rules") or {}
         for rule in self.rules:
             if seen.get(rule) == state:

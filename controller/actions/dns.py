@@ -10,18 +10,29 @@ dead region can be fenced; only its mode parameter, written in the region, is th
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Final, Literal
 
 from controller.actions.base import Action, Observed, State, is_not_found, missing
 from controller.contract import GLOBAL, DegradedMode, normalize_host
 from controller.errors import PermanentStepError
 from controller.manifest import DnsManifest
 
+if TYPE_CHECKING:
+    from types_boto3_route53.client import Route53Client
+    from types_boto3_route53.type_defs import (
+        ChangeTypeDef,
+        ResourceRecordSetOutputTypeDef,
+        ResourceRecordSetTypeDef,
+    )
+
+    Record = ResourceRecordSetOutputTypeDef
+
 log = logging.getLogger(__name__)
 
-PRIMARY = "PRIMARY"
-SECONDARY = "SECONDARY"
-DEFAULT_IDS = {PRIMARY: "primary", SECONDARY: "secondary"}
+Role = Literal["PRIMARY", "SECONDARY"]
+PRIMARY: Final = "PRIMARY"
+SECONDARY: Final = "SECONDARY"
+DEFAULT_IDS: dict[Role, str] = {PRIMARY: "primary", SECONDARY: "secondary"}
 
 
 class DnsAction(Action):
@@ -31,7 +42,7 @@ class DnsAction(Action):
     global_resource = True
 
     @property
-    def r53(self) -> Any:
+    def r53(self) -> Route53Client:
         """The Route 53 client (global endpoint)."""
         return self.clients.client("route53", GLOBAL)
 
@@ -134,7 +145,7 @@ class DnsAction(Action):
         check = self.r53.get_health_check(HealthCheckId=self.check_id(region))["HealthCheck"]
         return bool(check["HealthCheckConfig"].get("Inverted", False))
 
-    def records(self) -> dict[str, dict[str, Any]]:
+    def records(self) -> dict[str, Record]:
         """The failover records of the application's name, by ``PRIMARY``/``SECONDARY``."""
         name = self.dns.record.rstrip(".") + "."
         page = self.r53.list_resource_record_sets(
@@ -160,12 +171,12 @@ class DnsAction(Action):
         return normalize_host(str(config.get("FullyQualifiedDomainName")
                                   or config.get("IPAddress", "")))
 
-    def _upsert(self, failover: str, region: str, current: dict[str, Any] | None
-                ) -> dict[str, Any]:
-        record = {
+    def _upsert(self, failover: Role, region: str, current: Record | None) -> ChangeTypeDef:
+        record: ResourceRecordSetTypeDef = {
             "Name": self.dns.record,
-            "Type": (current or {}).get("Type", "CNAME"),
-            "SetIdentifier": (current or {}).get("SetIdentifier", DEFAULT_IDS[failover]),
+            "Type": current["Type"] if current else "CNAME",
+            "SetIdentifier": current.get("SetIdentifier", DEFAULT_IDS[failover]) if current
+            else DEFAULT_IDS[failover],
             "Failover": failover,
             "TTL": int(getattr(self.spec, "ttl", 60)),
             "ResourceRecords": [{"Value": self.host(region)}],
@@ -174,7 +185,7 @@ class DnsAction(Action):
         return {"Action": "UPSERT", "ResourceRecordSet": record}
 
 
-def _value(record: dict[str, Any] | None) -> str | None:
+def _value(record: Record | None) -> str | None:
     if not record or not record.get("ResourceRecords"):
         return None
     return normalize_host(str(record["ResourceRecords"][0]["Value"]))

@@ -9,11 +9,14 @@ and every mapping is enabled, else ``standby``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from controller.actions import mapping
 from controller.actions.base import Action, Observed, State, is_not_found, missing
 from controller.contract import ALIAS, DegradedMode
+
+if TYPE_CHECKING:
+    from types_boto3_lambda.client import LambdaClient
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +28,9 @@ class FunctionAction(Action):
     kind = "function"
 
     @property
-    def lambda_(self) -> Any:
+    def lambda_(self) -> LambdaClient:
         """The Lambda client of this region."""
-        return self.client("lambda")
+        return self.clients.client("lambda", self.region)
 
     @property
     def alias(self) -> str:

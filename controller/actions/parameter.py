@@ -12,7 +12,8 @@ class ParameterAction(PassiveAction):
 
     def _read(self) -> Observed:
         try:
-            got = self.client("ssm").get_parameter(Name=self.ref.name)["Parameter"]
+            ssm = self.clients.client("ssm", self.region)
+            got = ssm.get_parameter(Name=self.ref.name)["Parameter"]
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"parameter {self.ref.name}")

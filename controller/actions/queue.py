@@ -7,7 +7,6 @@ writes the queue's mode, which the functions read.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from controller.actions.base import Observed, PassiveAction, State, is_not_found, missing
 
@@ -18,10 +17,10 @@ class QueueAction(PassiveAction):
     kind = "queue"
 
     def _read(self) -> Observed:
-        sqs = self.client("sqs")
+        sqs = self.clients.client("sqs", self.region)
         try:
             url = self.ref.queue_url or sqs.get_queue_url(QueueName=self.ref.name)["QueueUrl"]
-            attrs: dict[str, Any] = sqs.get_queue_attributes(
+            attrs = sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["All"])["Attributes"]
         except Exception as exc:
             if is_not_found(exc):

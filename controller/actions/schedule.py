@@ -13,7 +13,7 @@ class ScheduleAction(Action):
 
     def _read(self) -> Observed:
         try:
-            rule = self.client("events").describe_rule(Name=self.ref.name)
+            rule = self.clients.client("events", self.region).describe_rule(Name=self.ref.name)
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"rule {self.ref.name}")
@@ -25,12 +25,12 @@ class ScheduleAction(Action):
 
     def _activate(self, mode: DegradedMode | None) -> None:
         if mode == DegradedMode.UNAVAILABLE:
-            self.client("events").disable_rule(Name=self.ref.name)
+            self.clients.client("events", self.region).disable_rule(Name=self.ref.name)
         else:
-            self.client("events").enable_rule(Name=self.ref.name)
+            self.clients.client("events", self.region).enable_rule(Name=self.ref.name)
 
     def _deactivate(self) -> None:
-        self.client("events").disable_rule(Name=self.ref.name)
+        self.clients.client("events", self.region).disable_rule(Name=self.ref.name)
 
     def _settle(self, state: State, mode: str | None) -> State:
         # Degraded to "unavailable" is a disabled rule.

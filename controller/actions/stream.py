@@ -12,7 +12,7 @@ class StreamAction(PassiveAction):
 
     def _read(self) -> Observed:
         try:
-            summary = self.client("kinesis").describe_stream_summary(
+            summary = self.clients.client("kinesis", self.region).describe_stream_summary(
                 StreamName=self.ref.name)["StreamDescriptionSummary"]
         except Exception as exc:
             if is_not_found(exc):

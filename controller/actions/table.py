@@ -8,7 +8,6 @@ the plan's precheck a replica's lag.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from controller.actions.base import Observed, PassiveAction, State, is_not_found, missing
 from controller.aws import Clients, classify
@@ -24,7 +23,7 @@ class TableAction(PassiveAction):
 
     def _read(self) -> Observed:
         try:
-            table: dict[str, Any] = self.client("dynamodb").describe_table(
+            table = self.clients.client("dynamodb", self.region).describe_table(
                 TableName=self.ref.name)["Table"]
         except Exception as exc:
             if is_not_found(exc):

@@ -175,14 +175,23 @@ def _run(application: typer.Typer, argv: list[str] | None) -> int:
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)
     except FailoverError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return exc.exit_code
+        return _fail(exc)
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("[red]interrupted[/]")
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
+    except RecursionError:
+        err_console.print("[bold red]error:[/] an input nests too deeply to be read",
+                          highlight=False)
+        return 2
     except Exception as exc:
+        if type(exc).__module__.split(".")[0] == "botocore":
+            from controller.aws import explain  # only now: an AWS error means boto3 is loaded
+
+            explained = explain(exc)
+            if explained is not None:
+                return _fail(explained)
         # Typer's (vendored) click usage errors: a bad option, a missing argument.
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise
@@ -195,6 +204,13 @@ def _run(application: typer.Typer, argv: list[str] | None) -> int:
         err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False)
         return 2
     return int(result) if isinstance(result, int) else 0
+
+
+def _fail(exc: FailoverError) -> int:
+    """Print ``exc`` as one red line (its message made one line) and return its exit code."""
+    text = " ".join(str(exc).split())
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    return exc.exit_code
 
 
 def extra(module: str, extra_name: str) -> Any:
@@ -240,13 +256,18 @@ def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
     """``(topology, manifest, clients)`` of a deployed application.
 
     The topology is ``spec`` if given, else the file the manifest was made from, else the
-    default chain; the clients reach the manifest's endpoints (the emulator) or AWS itself.
+    default chain; the clients reach the manifest's endpoints (the emulator) or AWS itself. A
+    manifest that disagrees with the topology is refused here, before anything acts (exit 2).
     """
     from controller.aws import Clients
-    from controller.manifest import load_manifest
+    from controller.manifest import check_deployment, load_manifest
     from controller.spec import load
 
     deployed = load_manifest(manifest)
     if spec is None and deployed.spec and Path(deployed.spec).exists():
         spec = Path(deployed.spec)
-    return load(spec_path(spec)), deployed, Clients(endpoints=deployed.endpoints)
+    topology = load(spec_path(spec))
+    check_deployment(deployed, app=topology.app, primary=topology.regions.primary,
+                     regions=topology.regions.all, components=topology.components,
+                     source=str(manifest))
+    return topology, deployed, Clients(endpoints=deployed.endpoints)

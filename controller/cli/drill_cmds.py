@@ -18,7 +18,7 @@ from controller.cli.app import (
 )
 from controller.cli.app import spec_path as resolve_spec
 from controller.cli.demo_cmds import finish
-from controller.cli.execute_cmds import render_checks
+from controller.cli.execute_cmds import AcceptLagOption, render_checks
 from controller.cli.plan_cmds import render_plan
 from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
 from controller.contract import FailMode
@@ -33,6 +33,7 @@ def drill(
         "--manifest", "-m", help="A real stack's manifest: plan and precheck only.")] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
                                             "report live.")] = Path(".failover-drill"),
+    accept_unknown_lag: AcceptLagOption = False,
     spec: SpecOption = None,
     as_json: JsonOption = False,
 ) -> int:
@@ -42,10 +43,11 @@ def drill(
         options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
                               region=region, mode=mode.value, warmup=8.0, after=8.0)
         return finish(demos.run_demo(options), as_json)
-    return _practice(manifest, spec, region, as_json)
+    return _practice(manifest, spec, region, as_json, accept_unknown_lag)
 
 
-def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool) -> int:
+def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool,
+              accept_unknown_lag: bool = False) -> int:
     """Against a real stack nothing is failed: plan the failover and run the live prechecks."""
     from controller import graph as graphs
     from controller.executor import Executor
@@ -57,7 +59,11 @@ def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bo
     if target is None:
         raise UsageError("no other region to practise a failover to")
     plan = build_plan(topology, graphs.build(topology), source=source, target=target)
-    checks = Executor(topology, deployed, clients).prechecks(plan)
+    from controller.manifest import check_steps
+
+    check_steps(deployed, ((s.component, s.region) for s in plan.steps))
+    checks = Executor(topology, deployed, clients,
+                      accept_unknown_lag=accept_unknown_lag).prechecks(plan)
     if as_json:
         print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks], "practice": True})
     else:

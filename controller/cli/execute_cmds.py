@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AcceptLagOption = Annotated[bool, typer.Option(
+    "--accept-unknown-lag", envvar="FAILOVER_ACCEPT_UNKNOWN_LAG",
+    help="Fail over even when a table's replication lag cannot be read (the source region "
+         "does not answer, or no replication was measured); a lag known to be over the "
+         "table's bound is refused anyway.")]
 STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
                "running": "cyan", "pending": "dim"}
 STATUS_STYLE = {"completed": "green", "completed_degraded": "yellow", "rolled_back": "red",
@@ -49,6 +55,7 @@ def execute(
                                           "prechecks; touch nothing.")] = False,
     sequential: Annotated[bool, typer.Option("--sequential", help="One step at a time.")]
     = False,
+    accept_unknown_lag: AcceptLagOption = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -63,13 +70,15 @@ def execute(
                       source=from_ or desired.active, unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
                      as_json=as_json, workers=1 if sequential else 8, kind="failover",
-                     source_given=from_ is not None, epoch=desired.epoch)
+                     source_given=from_ is not None, epoch=desired.epoch,
+                     accept_unknown_lag=accept_unknown_lag, hint=_resume_hint(manifest))
 
 
 @app.command()
 def failback(
     yes: YesOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and precheck only.")] = False,
+    accept_unknown_lag: AcceptLagOption = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -86,7 +95,8 @@ def failback(
     plan = build_plan(topology, graphs.build(topology), target=primary, source=desired.active)
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
                      as_json=as_json, workers=8, kind="failback", source_given=False,
-                     epoch=desired.epoch)
+                     epoch=desired.epoch, hint=_resume_hint(manifest),
+                     accept_unknown_lag=accept_unknown_lag)
 
 
 @app.command()
@@ -99,13 +109,16 @@ def resume(
     """Continue a run whose controller died: take the lease anew, redo what is not done."""
     from controller.executor import Executor
     from controller.journal import Journal
+    from controller.manifest import check_steps
 
     topology, deployed, clients = load_deployment(manifest, spec)
     journal = Journal(clients, deployed)
-    steps = len(journal.run(run_id).plan.steps)
-    with _progress(steps, as_json) as show:
-        result = Executor(topology, deployed, clients, journal=journal,
-                          progress=show).resume(run_id)
+    planned = journal.run(run_id).plan.steps
+    check_steps(deployed, ((s.component, s.region) for s in planned))
+    with _progress(len(planned), as_json, _resume_hint(manifest)) as show:
+        show.run_id = run_id
+        executor = Executor(topology, deployed, clients, journal=journal, progress=show)
+        result = _interruptible(show, lambda: executor.resume(run_id))
     return _render_result(result, as_json)
 
 
@@ -123,8 +136,11 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
         print_json({"runs": [_summary(r) for r in found]})
         return
     table = Table(title="runs")
-    for column in ("run", "kind", "from", "to", "status", "started", "owner"):
-        table.add_column(column)
+    # The id is what an operator copies (failover resume RUN): never cut, whatever the width.
+    table.add_column("run", no_wrap=True, overflow="ignore",
+                     min_width=max((len(r.id) for r in found), default=3))
+    for column in ("kind", "from", "to", "status", "started", "owner"):
+        table.add_column(column, overflow="fold")
     for run in found:
         style = STATUS_STYLE.get(run.status.value, "")
         table.add_row(run.id, run.kind, run.plan.source, run.plan.target,
@@ -143,11 +159,15 @@ def _desired(topology: Any, deployed: Any, clients: Any) -> Desired:
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
-              dry_run: bool, as_json: bool, workers: int, kind: str, source_given: bool,
-              epoch: int) -> int:
+              dry_run: bool, as_json: bool, workers: int, kind: str, hint: str,
+              source_given: bool, epoch: int, accept_unknown_lag: bool = False) -> int:
     from controller.executor import Executor
+    from controller.manifest import check_steps
 
-    executor = Executor(topology, deployed, clients, max_workers=workers)
+    # The same refusal for the dry run and the real run: a step the manifest cannot place.
+    check_steps(deployed, ((s.component, s.region) for s in plan.steps))
+    executor = Executor(topology, deployed, clients, max_workers=workers,
+                        accept_unknown_lag=accept_unknown_lag)
     if dry_run:
         plan = executor.checked(plan, executor.desired(), kind=kind, source_given=source_given,
                                 expect_epoch=None)
@@ -164,17 +184,37 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
         if not sys.stdin.isatty():
             raise UsageError("refusing to act without confirmation: pass --yes")
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
-    with _progress(len(plan.steps), as_json) as show:
+    with _progress(len(plan.steps), as_json, hint) as show:
         executor.progress = show
-        result = executor.execute(plan, kind=kind, source_given=source_given,
-                                  expect_epoch=epoch)
+        result = _interruptible(show, lambda: executor.execute(
+            plan, kind=kind, source_given=source_given, expect_epoch=epoch))
     return _render_result(result, as_json)
+
+
+def _interruptible(show: _progress, work: Any) -> RunResult:
+    """``work()``; on Ctrl-C, say which run was interrupted and how to continue it (exit 130)."""
+    from controller.errors import FailoverError
+
+    try:
+        result: RunResult = work()
+    except KeyboardInterrupt:
+        show.__exit__()
+        if show.run_id:
+            text = (f"interrupted: run {show.run_id} stopped part-way; continue it with "
+                    f"'failover resume {show.run_id}{show.hint}'")
+        else:
+            text = ("interrupted before the first step: see 'failover runs" + show.hint
+                    + "' for a run to resume")
+        error = FailoverError(text)
+        error.exit_code = 130
+        raise error from None
+    return result
 
 
 class _progress:
     """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    def __init__(self, total: int, quiet: bool, hint: str = "") -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -184,10 +224,14 @@ class _progress:
         )
 
         self.quiet = quiet
+        #: What a resume command needs besides the run id (the manifest, when not the default).
+        self.hint = hint
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
                             transient=True, disable=quiet)
         self.task = self.bar.add_task("steps", total=total)
+        #: The run the steps belong to, once the first event names it.
+        self.run_id = ""
 
     def __enter__(self) -> _progress:
         self.bar.__enter__()
@@ -197,6 +241,7 @@ class _progress:
         self.bar.__exit__(None, None, None)
 
     def __call__(self, event: StepEvent) -> None:
+        self.run_id = event.run_id
         if self.quiet:
             return
         from controller.journal import StepState
@@ -235,6 +280,11 @@ def _render_result(result: RunResult, as_json: bool) -> int:
     if run.error:
         console.print(f"[red]{escape(run.error)}[/]")
     return result.exit_code
+
+
+def _resume_hint(manifest: Path) -> str:
+    """The options a ``failover resume`` of this run needs: the manifest, unless the default."""
+    return "" if manifest == DEFAULT_MANIFEST else f" --manifest {manifest}"
 
 
 def _summary(run: Run) -> dict[str, Any]:

@@ -11,13 +11,15 @@ run once per session; the tests assert over the collected resources.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from controller.spec import EXAMPLE_SPEC, Topology, load
 from infra.common import Settings
@@ -26,6 +28,13 @@ from infra.program import deploy
 ACCOUNT = "123456789012"
 PROVIDER = "pulumi:providers:aws"
 SECRET_VALUE = "synthetic-secret-value-for-tests"
+#: Who may assume the controller and the deployer roles in the tests' stacks.
+ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
+CI = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"
+#: The public hosted zones the mocked account already has (the program looks them up).
+ZONES = {"orders.example.com": "Z0ORDERS0EXAMPLE", "ledger.example.org": "Z0LEDGER0EXAMPLE"}
+#: Where the tests' bundles go (one per code folder, rebuilt only when their bytes change).
+BUNDLES = Path(tempfile.gettempdir()) / "failover-infra-tests" / "bundles"
 
 GENERATED = textwrap.dedent("""\
     app: ledger
@@ -40,7 +49,7 @@ GENERATED = textwrap.dedent("""\
       spill:     {kind: queue, dlq: false}
       ingest:
         kind: function
-        code: examples/orders/functions
+        code: functions
         timeout: 30
         memory: 1024
         events: [{source: events, batch_size: 50}]
@@ -68,7 +77,10 @@ GENERATED = textwrap.dedent("""\
         routes:
           - {method: GET, path: /health, function: front, auth: none}
           - {method: GET, path: /items, function: front, auth: jwt}
-          - {method: PUT, path: "/items/{id}", function: front, auth: iam}
+          - {method: PUT, path: "/items/{id}", function: front, auth: jwt}
+      internal:
+        kind: api
+        routes:
           - {method: POST, path: /jobs, function: notifier, auth: iam}
       www:
         kind: dns
@@ -89,6 +101,12 @@ class Res:
     region: str | None
     state: dict[str, Any]
     id: str
+    #: resource options the engine received: ``ignore_changes`` (camelCase), ``protect``
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def ignores(self, prop: str) -> bool:
+        """Whether ``pulumi up`` leaves ``prop`` (camelCase) alone after creation."""
+        return prop in self.options.get("ignore_changes", ())
 
 
 @dataclass
@@ -179,12 +197,36 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     return {"arn": f"arn:aws:{service}:{regional}:{name}"}
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also keeping each resource's options (the mocks only see inputs)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording.options[request.name] = {
+            "ignore_changes": tuple(request.ignoreChanges), "protect": bool(request.protect),
+            "delete_before_replace": bool(request.deleteBeforeReplace)}
+        return super().RegisterResource(request)
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Mocks that record each resource and the region of its provider."""
 
     def __init__(self) -> None:
         self.resources: list[Res] = []
         self.provider_regions: dict[str, str] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        #: the public hosted zones this account has (name -> id), and the lookups made
+        self.zones: dict[str, str] = dict(ZONES)
+        self.zone_lookups: list[str] = []
+        self.partition = "aws"
+
+    def install(self, stack: str = "test") -> None:
+        """Make these mocks (and the monitor that records options) the engine of a run."""
+        pulumi.runtime.set_mocks(self, project="failover", stack=stack, preview=False,
+                                 monitor=RecordingMonitor(self))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == PROVIDER:
@@ -196,7 +238,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return f"{args.name}-id", {}
         state = {**args.inputs, **_computed(args.typ, args.name, args.inputs, region or "none")}
         rid = str(state.pop("id", f"{args.name}-id"))
-        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid))
+        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid,
+                                  self.options.get(args.name, {})))
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -204,15 +247,30 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
                     "userId": "AIDTEST", "id": ACCOUNT}
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com",
+            return {"partition": self.partition, "dnsSuffix": "amazonaws.com",
                     "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        if args.token == "aws:route53/getZone:getZone":
+            name = args.args["name"].rstrip(".")
+            self.zone_lookups.append(name)
+            if name not in self.zones or args.args.get("privateZone"):  # the provider's answer
+                return {}, [("name", "no matching Route 53 Hosted Zone found")]  # type: ignore
+            return {"zoneId": self.zones[name], "name": f"{name}.", "id": self.zones[name],
+                    "arn": f"arn:aws:route53:::hostedzone/{self.zones[name]}"}
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
-def run_program(topology: Topology, settings: Settings) -> Run:
-    """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest."""
+def run_program(topology: Topology, settings: Settings,
+                zones: dict[str, str] | None = None, partition: str = "aws") -> Run:
+    """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
+
+    ``zones``: the public hosted zones the account has (default :data:`ZONES`); ``partition``
+    what ``get_partition`` answers.
+    """
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
+    mocks.partition = partition
+    if zones is not None:
+        mocks.zones = dict(zones)
+    mocks.install()
     captured: dict[str, Any] = {}
 
     @pulumi.runtime.test
@@ -227,13 +285,20 @@ def generated_topology(tmp: Path) -> Topology:
     """A second application: two other regions, a Kinesis stream, a secure parameter, JWT."""
     path = tmp / "topology.yaml"
     path.write_text(GENERATED, encoding="utf-8")
+    (tmp / "functions").mkdir()
+    (tmp / "functions" / "app.py").write_text(
+        "def handler(event, context):\n    return {}\n", encoding="utf-8")
     return load(path)
 
 
 SETTINGS: dict[str, Callable[[], Settings]] = {
-    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC)),
+    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC), bundle_dir=BUNDLES / "example",
+                                controller_principals=(ONCALL,), deployer_principals=(CI,),
+                                jwt_issuer="https://issuer.example.com/",
+                                jwt_audience=("orders",)),
     "generated": lambda: Settings(
-        spec_path="topology.yaml", log_retention_days=14,
+        spec_path="topology.yaml", log_retention_days=14, bundle_dir=BUNDLES / "generated",
+        controller_principals=(ONCALL,), deployer_principals=(CI,),
         jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),
         secrets={"api-key": SECRET_VALUE}, protect_data=False),
 }

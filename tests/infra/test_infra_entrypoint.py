@@ -9,6 +9,7 @@ import runpy
 from pathlib import Path
 
 import pulumi
+import pytest
 from infra_mocks import RecordingMocks
 
 from infra.common import PROJECT_ROOT
@@ -26,8 +27,10 @@ components:
 def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
     spec = tmp_path / "mini.yaml"
     spec.write_text(MINI, encoding="utf-8")
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "app.py").write_text("def handler(e, c):\n    return e\n")
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="failover", stack="test", preview=False)
+    mocks.install()
 
     @pulumi.runtime.test
     def program() -> None:
@@ -48,3 +51,21 @@ def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
              and r.inputs["name"].startswith("mini-token-")]
     assert len(token) == 2
     assert all(v["value"] == "from-config" for v in token), "the secret comes from config"
+
+
+def test_a_topology_the_validator_refuses_stops_pulumi_with_its_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(MINI.replace("fn: {kind: function,", "fn: {kind: function, code: fuctions,"),
+                    encoding="utf-8")
+    mocks = RecordingMocks()
+    mocks.install()
+
+    @pulumi.runtime.test
+    def program() -> None:
+        pulumi.runtime.set_all_config({"failover:topology": str(spec)})
+        runpy.run_path(str(PROJECT_ROOT / "infra" / "__main__.py"))
+
+    with pytest.raises(pulumi.RunError, match="code folder 'fuctions' does not exist") as info:
+        program()
+    assert "\n" not in str(info.value)
+    assert mocks.resources == [], "nothing is created"

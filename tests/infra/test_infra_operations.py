@@ -46,15 +46,24 @@ def test_every_function_has_a_live_alias(run: Run) -> None:
         assert (fn["name"], "live") in aliases
 
 
-def test_every_function_has_high_and_low_alarms(run: Run) -> None:
+def routed(run: Run) -> set[str]:
+    """The functions an api routes to (traffic-facing: silence there means trouble)."""
+    return {r.function for _, api in run.topology.of_kind(Kind.API) for r in api.routes}
+
+
+def test_every_function_has_high_alarms_and_a_low_one_only_if_traffic_faces_it(run: Run) -> None:
     alarms = run.of("aws:cloudwatch/metricAlarm:MetricAlarm")
+    facing = routed(run)
+    assert facing and set(dict(run.topology.of_kind(Kind.FUNCTION))) - facing
     for (name, _region), fn in functions(run).items():
         mine = [a.inputs for a in alarms if a.inputs["dimensions"] == {"FunctionName": fn["name"]}]
         by_metric = {a["metricName"]: a for a in mine}
-        assert set(by_metric) == {"Errors", "Throttles", "Duration", "Invocations"}
+        low = {"Invocations"} if name in facing else set()
+        assert set(by_metric) == {"Errors", "Throttles", "Duration"} | low, name
         for metric in ("Errors", "Throttles", "Duration"):
             assert by_metric[metric]["comparisonOperator"].startswith("GreaterThan")
-        assert by_metric["Invocations"]["comparisonOperator"].startswith("LessThan")
+        if low:
+            assert by_metric["Invocations"]["comparisonOperator"].startswith("LessThan")
         timeout_ms = run.topology.components[name].timeout * 1000
         assert 0 < by_metric["Duration"]["threshold"] < timeout_ms
 
@@ -143,12 +152,15 @@ def test_queues_have_a_dead_letter_queue_in_their_region(run: Run) -> None:
 def test_health_route_is_open_and_every_other_route_is_authorized(run: Run) -> None:
     t = run.topology
     routes = run.of("aws:apigatewayv2/route:Route")
-    for _, api in t.of_kind(Kind.API):
-        health = [r for r in routes if r.inputs["routeKey"] == f"GET {api.health_path}"]
+    apis = list(t.of_kind(Kind.API))
+    for name, api in apis:
+        names = {f"{t.physical_name(name, region)}-health" for region in t.regions.all}
+        health = [r for r in routes if r.name in names]
         assert len(health) == len(t.regions.all)
+        assert all(r.inputs["routeKey"] == f"GET {api.health_path}" for r in health)
         assert all(r.inputs["authorizationType"] == "NONE" for r in health)
     others = [r for r in routes if r.inputs["authorizationType"] != "NONE"]
-    assert len(others) + len(t.regions.all) == len(routes)
+    assert len(others) + len(t.regions.all) * len(apis) == len(routes)
     for route in others:
         assert route.inputs["authorizationType"] in ("AWS_IAM", "JWT")
         if route.inputs["authorizationType"] == "JWT":

@@ -57,6 +57,7 @@ def uninterrupted(sandbox: Sandbox) -> dict[str, Any]:
     return snapshot(sandbox)
 
 
+@pytest.mark.independent  # resets the sandbox; each worker computes its own uninterrupted run
 @pytest.mark.parametrize("k", range(1, EXAMPLE_STEPS + 1))
 def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox: Sandbox,
                                          k: int) -> None:
@@ -83,7 +84,7 @@ def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox:
 
 def test_resume_of_an_ended_run_is_refused(fresh_sandbox: Sandbox, cli) -> None:
     run = Executor(fresh_sandbox.topology, fresh_sandbox.manifest,
-                   fresh_sandbox.clients).execute(
+                   fresh_sandbox.clients, accept_unknown_lag=True).execute(
         build_plan(fresh_sandbox.topology, graphs.build(fresh_sandbox.topology), target=TARGET))
     result = cli("resume", run.run.id, "--manifest", fresh_sandbox.manifest_path)
     assert result.code == 2

@@ -70,6 +70,7 @@ def test_the_demo_leaves_nothing_running(story: dict) -> None:
         assert str(story["state"]).encode() not in cmd, cmd
 
 
+@pytest.mark.independent  # a demo of its own, in its own directory
 def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
     result = cli("demo", "--warmup", "4", "--after", "4", "--mode", "down", "--json",
                  "--state-dir", tmp_path / ".failover", "--spec", EXAMPLE)

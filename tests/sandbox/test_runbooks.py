@@ -39,8 +39,9 @@ OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
 #: Longest a runbook may take before it counts as hung (a page takes 20-70 s on the sandbox).
 PAGE_TIMEOUT = 240
 #: Pages run at once, each with its own sandbox on its own free ports (1: one after another;
-#: more than 2 loads a 2-CPU machine until status probes time out).
-JOBS = int(os.environ.get("RUNBOOK_JOBS", "2"))
+#: more than 2 loads a 2-CPU machine until status probes time out). Under pytest-xdist another
+#: worker already runs the rest of the suite beside them: one page at a time.
+JOBS = int(os.environ.get("RUNBOOK_JOBS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"))
 #: Environment variables that would let a runbook lean on something the reader may not have.
 SCRUBBED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
             "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
@@ -179,6 +180,12 @@ def page_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield futures
 
 
+#: A page's test waits for the pages queued before it too, each bounded by PAGE_TIMEOUT plus its
+#: sandbox's clean-up (60 s): a hung page is reported by its own timeout, not pytest-timeout's.
+WAIT_TIMEOUT = -(-len(RUNBOOKS) // JOBS) * (PAGE_TIMEOUT + 60) + 60
+
+
+@pytest.mark.timeout(WAIT_TIMEOUT)
 @pytest.mark.parametrize("page", RUNBOOKS, ids=lambda p: p.stem)
 def test_runbook_runs_as_written(page: Path, page_runs: dict[Path, Future[Outcome]]) -> None:
     problems, timings = page_runs[page].result()

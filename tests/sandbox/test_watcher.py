@@ -135,7 +135,7 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")
     plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
-    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    Executor(box.topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
     box.heal(PRIMARY)
     assert mapping_enabled(box, PRIMARY) == {"worker": True, "projector": True}  # stale
     decision = Watcher(box.topology, box.manifest, box.clients).step()

@@ -1,4 +1,5 @@
-"""The sandbox servers' modelled round trip: set over HTTP, slept before each request."""
+"""The sandbox servers' modelled round trip: set over HTTP with the sandbox's secret, bounded,
+slept before each request; moto's own controls need the secret too."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ import pytest
 
 from sandbox import launcher
 
+SECRET = "s3cr3t-of-this-sandbox"
+HEADER = "HTTP_" + launcher.SECRET_HEADER.upper().replace("-", "_")
 
-def call(app: launcher.RoundTrip, path: str, query: str = "") -> tuple[str, list[bytes]]:
+
+def call(app: launcher.RoundTrip, path: str, query: str = "", *, secret: str | None = SECRET,
+         method: str = "POST") -> tuple[str, list[bytes]]:
     seen: list[str] = []
-    body = app({"PATH_INFO": path, "QUERY_STRING": query},
-               lambda status, headers: seen.append(status))
+    environ = {"PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": method}
+    if secret is not None:
+        environ[HEADER] = secret
+    body = app(environ, lambda status, headers: seen.append(status))
     return (seen[0] if seen else ""), list(body)
+
+
+def moto_app(served: list[str]) -> Any:
+    def moto(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"ok"]
+    return moto
 
 
 def test_round_trip_is_set_over_http_and_slept_before_each_request(
@@ -21,18 +36,55 @@ def test_round_trip_is_set_over_http_and_slept_before_each_request(
     slept: list[float] = []
     monkeypatch.setattr(launcher.time, "sleep", slept.append)
     served: list[str] = []
-
-    def moto(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        served.append(environ["PATH_INFO"])
-        start_response("200 OK", [])
-        return [b"ok"]
-
-    app = launcher.RoundTrip(moto)
-    assert call(app, "/") == ("200 OK", [b"ok"]) and slept == []  # off by default
+    app = launcher.RoundTrip(moto_app(served), SECRET)
+    assert call(app, "/", method="GET") == ("200 OK", [b"ok"]) and slept == []  # off by default
     assert call(app, launcher.ROUND_TRIP_PATH, "seconds=0.02")[0] == "204 No Content"
     assert served == ["/"]  # the setting is the middleware's, moto never sees it
-    assert call(app, "/x") == ("200 OK", [b"ok"])
+    assert call(app, "/x", method="GET") == ("200 OK", [b"ok"])
     assert slept == [0.02] and served == ["/", "/x"]
-    call(app, launcher.ROUND_TRIP_PATH, "seconds=-1")  # nonsense is no wait, not a crash
-    call(app, "/y")
-    assert slept == [0.02]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e9", "2.5", "x"])
+def test_round_trip_out_of_bounds_is_refused_and_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(launcher.time, "sleep", slept.append)
+    app = launcher.RoundTrip(moto_app([]), SECRET)
+    assert call(app, launcher.ROUND_TRIP_PATH, f"seconds={value}")[0] == "400 Bad Request"
+    assert app.seconds == 0.0
+    call(app, "/y", method="GET")
+    assert slept == []  # every request is still served at once (not 500s after an inf wait)
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong"])
+@pytest.mark.parametrize("path", [launcher.ROUND_TRIP_PATH, "/moto-api/reset",
+                                  "/moto-api/seed", "/moto-api/config"])
+def test_controls_without_the_sandbox_secret_are_refused(secret: str | None, path: str) -> None:
+    served: list[str] = []
+    app = launcher.RoundTrip(moto_app(served), SECRET)
+    status, _ = call(app, path, "seconds=5" if "round" in path else "", secret=secret)
+    assert status == "403 Forbidden"
+    assert served == [] and app.seconds == 0.0  # moto never saw the reset
+
+
+def test_controls_with_the_secret_reach_moto_and_reads_need_none() -> None:
+    served: list[str] = []
+    app = launcher.RoundTrip(moto_app(served), SECRET)
+    assert call(app, "/moto-api/reset")[0] == "200 OK"
+    assert call(app, "/moto-api/", secret=None, method="GET")[0] == "200 OK"  # liveness probe
+    assert served == ["/moto-api/reset", "/moto-api/"]
+
+
+def test_a_server_without_a_secret_refuses_every_control() -> None:
+    app = launcher.RoundTrip(moto_app([]), "")
+    assert call(app, "/moto-api/reset", secret="")[0] == "403 Forbidden"
+
+
+def test_the_launcher_knows_its_peer_user() -> None:
+    """What the zygote compares with its own uid before it forks anything (SO_PEERCRED)."""
+    import os
+    import socket
+
+    left, right = socket.socketpair(socket.AF_UNIX)
+    with left, right:
+        assert launcher.peer_uid(left) == os.getuid()

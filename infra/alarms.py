@@ -1,0 +1,78 @@
+"""Who hears an alarm, and the alarms that are not a function's: queues, tables, APIs.
+
+Used by :func:`infra.program.deploy`: :func:`alarm_topic` before the regions (every alarm of a
+region notifies its topic, whose ARN the manifest carries), :class:`RegionAlarms` after them,
+once per region: the depth of every dead-letter queue (anything there failed and waits for
+someone), each table's replication latency towards every other region (above the table's
+``max_lag_seconds``, a failover would lose writes), and each API's 5xx answers.
+
+These alarms notify; they are not in the manifest's ``alarms`` lists, which the controller's
+health reads, because a message in a dead-letter queue does not make a region unfit to serve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from controller.contract import fit
+from controller.spec import Kind, Topology
+from infra.regional import Region
+
+API_5XX_THRESHOLD = 5.0  # 5xx answers in 5 minutes
+LAG_PERIODS = 3  # minutes above the bound before the replication alarm fires
+
+
+def alarm_topic(topology: Topology, region: str, provider: aws.Provider) -> aws.sns.Topic:
+    """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager)."""
+    name = fit(f"{topology.app}-alarms-{region}", 256)
+    return aws.sns.Topic(name, name=name, kms_master_key_id="alias/aws/sns",
+                         opts=pulumi.ResourceOptions(provider=provider))
+
+
+class RegionAlarms(pulumi.ComponentResource):
+    """Dead-letter depth, replication latency and API 5xx alarms of one region."""
+
+    def __init__(self, topology: Topology, region: Region, tables: dict[str, Any],
+                 topic: aws.sns.Topic, provider: aws.Provider) -> None:
+        where = region.args.region
+        super().__init__("failover:infra:RegionAlarms", f"{topology.app}-alarms-{where}", None,
+                         pulumi.ResourceOptions(provider=provider))
+        self.topic = topic
+        self.alarms: list[aws.cloudwatch.MetricAlarm] = []
+        for i, queue in enumerate(region.dead_letters):
+            self._alarm(f"{topology.app}-dead-letters-{i}-{where}", "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible", "Maximum",
+                        {"QueueName": queue.name}, 1.0, 1, 300,
+                        pulumi.Output.concat("messages waiting in ", queue.name))
+        for name, spec in topology.of_kind(Kind.TABLE):
+            for other in topology.regions.all:
+                if other == where:
+                    continue
+                # named for the region it lives in only (the receiving one without dashes)
+                to = other.replace("-", "")
+                self._alarm(f"{topology.app}-{name}-lag-to-{to}-{where}", "AWS/DynamoDB",
+                            "ReplicationLatency", "Average",
+                            {"TableName": tables[name].name, "ReceivingRegion": other},
+                            spec.max_lag_seconds * 1000, LAG_PERIODS, 60,
+                            f"{name}: replication {where} -> {other} above "
+                            f"{spec.max_lag_seconds:g} s")
+        for name, api in region.apis.items():
+            self._alarm(f"{topology.app}-{name}-5xx-{where}", "AWS/ApiGateway", "5xx", "Sum",
+                        {"ApiId": api.api.id, "Stage": "$default"}, API_5XX_THRESHOLD, 1, 300,
+                        f"{name} in {where}: 5xx answers")
+        self.register_outputs({"topic": topic.arn})
+
+    def _alarm(self, name: str, namespace: str, metric: str, stat: str,
+               dimensions: dict[str, pulumi.Input[str]], threshold: float, periods: int,
+               period: int, description: pulumi.Input[str]) -> None:
+        physical = fit(name, 255)
+        self.alarms.append(aws.cloudwatch.MetricAlarm(
+            physical, name=physical, namespace=namespace, metric_name=metric, statistic=stat,
+            comparison_operator="GreaterThanOrEqualToThreshold", threshold=threshold,
+            evaluation_periods=periods, period=period, treat_missing_data="notBreaching",
+            dimensions=dimensions, alarm_description=description,
+            alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn],
+            opts=pulumi.ResourceOptions(parent=self)))

@@ -1,0 +1,177 @@
+"""A Lambda deployment bundle: a code folder plus its run-time dependencies, as one zip.
+
+Used by :func:`infra.program.deploy` for each function's code folder (its ``requirements.txt``
+names what the code imports), and meant for the controller's own bundle (the ``controller``
+package and its run-time requirements) the watchers run from. Dependencies come from the
+distributions installed in the current environment (``importlib.metadata``: each requirement,
+its transitive requirements, each distribution's RECORD files), so building a bundle needs no
+network and ships exactly the versions the tests ran against. What the Lambda Python runtime
+already provides (boto3 and its dependencies) is left out.
+
+The zip is reproducible (sorted entries, fixed timestamps and modes): the same inputs give the
+same bytes, so Pulumi sees no change to deploy when nothing changed.
+
+Binary distributions are copied as installed, for this machine's platform and Python: build the
+bundle on the runtime's platform (linux, the function's Python) when a dependency has compiled
+parts. The example functions' dependencies are pure Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as metadata
+import io
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import cast
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+#: What the Lambda Python runtime ships; bundling them again only adds megabytes.
+RUNTIME_PROVIDED = frozenset(canonicalize_name(n) for n in (
+    "boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"))
+#: The file in a code folder that names the distributions its code imports.
+REQUIREMENTS_FILE = "requirements.txt"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
+
+
+class BundleError(ValueError):
+    """A requirement that is not installed here, or a code folder that does not exist."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle: where the zip is, its size, and the distributions it carries."""
+
+    path: Path
+    size: int
+    distributions: tuple[str, ...]
+
+
+def requirement_names(folder: Path) -> list[str]:
+    """The requirements (name and extras, no versions needed) a code folder's file lists."""
+    path = folder / REQUIREMENTS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            out.append(line)
+    return out
+
+
+def closure(requirements: Iterable[str],
+            exclude: frozenset[str] = RUNTIME_PROVIDED) -> list[metadata.Distribution]:
+    """The installed distributions ``requirements`` need, transitively, minus ``exclude``.
+
+    Extras (``aws-lambda-powertools[tracer]``) are followed; environment markers are evaluated
+    for this interpreter. A requirement that is not installed raises :class:`BundleError`.
+    """
+    found: dict[str, metadata.Distribution] = {}
+    pending: list[tuple[str, frozenset[str]]] = []
+    for text in requirements:
+        req = _parse(text)
+        pending.append((req.name, frozenset(req.extras)))
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, extras = pending.pop()
+        key = canonicalize_name(name)
+        if key in exclude or (key, extras) in seen:
+            continue
+        seen.add((key, extras))
+        try:
+            dist = found.get(key) or metadata.distribution(name)
+        except metadata.PackageNotFoundError as exc:
+            raise BundleError(f"requirement {name!r} is not installed in this environment "
+                              "(install it, then build the bundle again)") from exc
+        found[key] = dist
+        environment = cast("dict[str, str]", dict(default_environment()))
+        for text in dist.requires or ():
+            req = _parse(text)
+            if req.marker is None or any(
+                    req.marker.evaluate({**environment, "extra": extra})
+                    for extra in (extras or {""})):
+                pending.append((req.name, frozenset(req.extras)))
+    return [found[k] for k in sorted(found)]
+
+
+def _parse(text: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise BundleError(f"not a requirement: {text!r}") from exc
+
+
+def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
+    """``(path in the zip, file on disk)`` for each installed file of ``dist`` (its RECORD)."""
+    for entry in dist.files or ():
+        parts = PurePosixPath(str(entry)).parts
+        if not parts or parts[0] == ".." or _SKIPPED_PARTS & set(parts) or entry.suffix == ".pyc":
+            continue  # scripts installed outside site-packages, caches
+        source = Path(str(dist.locate_file(entry)))
+        if source.is_file():
+            yield str(PurePosixPath(*parts)), source
+
+
+def _folder_files(folder: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not _SKIPPED_PARTS & set(rel.parts) and path.suffix != ".pyc":
+            yield str(PurePosixPath(prefix, *rel.parts)) if prefix else rel.as_posix(), path
+
+
+def build(out: Path, *, code: Path | None = None, packages: Sequence[Path] = (),
+          requirements: Sequence[str] = (),
+          exclude: frozenset[str] = RUNTIME_PROVIDED) -> Bundle:
+    """Write a reproducible zip to ``out`` and describe it.
+
+    Parameters
+    ----------
+    out : the zip file to write (its folder is created).
+    code : a folder whose contents go at the zip's root (a function's code folder).
+    packages : package folders that go into the zip under their own name (``controller/``).
+    requirements : requirement strings; they and their transitive requirements are bundled
+        from the installed distributions, except ``exclude``.
+    """
+    entries: dict[str, Path] = {}
+    if code is not None:
+        if not code.is_dir():
+            raise BundleError(f"code folder {code} does not exist")
+        entries.update(_folder_files(code))
+    for package in packages:
+        entries.update(_folder_files(package, package.name))
+    dists = closure(requirements, exclude)
+    for dist in dists:
+        for name, source in _distribution_files(dist):
+            entries.setdefault(name, source)  # the code's own files win
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name].read_bytes())
+    data = buffer.getvalue()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.is_file() or out.read_bytes() != data:  # leave an identical file untouched
+        tmp = out.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    return Bundle(path=out, size=len(data),
+                  distributions=tuple(str(d.metadata["Name"]) for d in dists))
+
+
+def function_bundle(code: Path, out_dir: Path) -> Bundle:
+    """The bundle of one function code folder: its files and its ``requirements.txt``."""
+    digest = hashlib.sha256(str(code.resolve()).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "-", code.name) or "code"
+    return build(out_dir / f"{slug}-{digest}.zip", code=code,
+                 requirements=requirement_names(code))

@@ -1,0 +1,72 @@
+"""Alarms that notify someone, and only where their state means trouble.
+
+A quiet worker is not a failed region: only traffic-facing functions have a low-invocations
+alarm (checked in ``test_infra_operations.py``). Every alarm notifies its region's SNS topic,
+whose ARN the manifest carries; dead-letter queues, table replication latency and API 5xx have
+alarms of their own.
+"""
+
+from __future__ import annotations
+
+from infra_mocks import Run
+
+from controller.manifest import Manifest
+from controller.spec import Kind
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def topics(run: Run) -> dict[str, str]:
+    """region -> its alarm topic's ARN."""
+    out = {}
+    for topic in run.of("aws:sns/topic:Topic"):
+        assert topic.region not in out, "one topic per region"
+        out[topic.region] = topic.state["arn"]
+    return out
+
+
+def test_every_alarm_notifies_its_regions_topic(run: Run) -> None:
+    by_region = topics(run)
+    assert set(by_region) == set(run.topology.regions.all)
+    alarms = run.of(ALARM)
+    assert alarms
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == [by_region[alarm.region]], alarm.name
+        assert alarm.inputs["okActions"] == [by_region[alarm.region]], alarm.name
+
+
+def test_the_manifest_names_each_regions_topic(run: Run) -> None:
+    manifest = Manifest.model_validate(run.manifest)
+    for region, arn in topics(run).items():
+        assert manifest.regions[region].alarm_topic == arn
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm(run: Run) -> None:
+    depth = {(a.region, a.inputs["dimensions"]["QueueName"]) for a in run.of(ALARM)
+             if a.inputs["metricName"] == "ApproximateNumberOfMessagesVisible"}
+    dead = {(q.region, q.inputs["name"]) for q in run.of("aws:sqs/queue:Queue")
+            if q.inputs["name"].endswith(("-dlq", "-failures"))}
+    assert dead and depth == dead
+
+
+def test_replication_latency_is_watched_per_region_pair(run: Run) -> None:
+    t = run.topology
+    lag = {(a.region, a.inputs["dimensions"]["TableName"],
+            a.inputs["dimensions"]["ReceivingRegion"]): a.inputs for a in run.of(ALARM)
+           if a.inputs["metricName"] == "ReplicationLatency"}
+    tables = list(t.of_kind(Kind.TABLE))
+    assert len(lag) == len(tables) * len(t.regions.all) * (len(t.regions.all) - 1)
+    for name, spec in tables:
+        physical = t.physical_name(name, t.regions.primary)
+        for source in t.regions.all:
+            for target in t.regions.all:
+                if source != target:
+                    alarm = lag[(source, physical, target)]
+                    assert alarm["threshold"] == spec.max_lag_seconds * 1000  # milliseconds
+
+
+def test_every_api_has_a_5xx_alarm_in_every_region(run: Run) -> None:
+    apis = {(a.region, a.id) for a in run.of("aws:apigatewayv2/api:Api")}
+    errors = {(a.region, a.inputs["dimensions"]["ApiId"]) for a in run.of(ALARM)
+              if a.inputs["metricName"] == "5xx"}
+    assert apis and errors == apis

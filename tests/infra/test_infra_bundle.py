@@ -1,0 +1,118 @@
+"""Each function ships as a bundle its handler imports from, in an interpreter with nothing else.
+
+The Lambda Python runtime gives a function its bundle and boto3 (with botocore, s3transfer,
+jmespath, urllib3, dateutil, six), nothing more: a bare code folder whose modules import
+aws-lambda-powertools fails every invocation with ``Runtime.ImportModuleError``. These tests
+unzip what the program deploys and import every handler in ``python -I -S`` with only the bundle
+and a copy of that runtime on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from infra_mocks import Run
+
+from controller.spec import Kind
+from infra.bundle import RUNTIME_PROVIDED, BundleError, build, closure
+from infra.common import PROJECT_ROOT
+
+CONTROLLER_REQUIREMENTS = ["networkx", "pydantic", "PyYAML", "typer", "rich"]
+
+
+def lambda_runtime(tmp: Path) -> Path:
+    """A folder with what the Lambda Python runtime provides (links to the installed copies)."""
+    runtime = tmp / "runtime"
+    runtime.mkdir()
+    for dist in closure(["boto3"], exclude=frozenset()):
+        for entry in dist.files or ():
+            top = Path(str(entry)).parts[0]
+            if top.startswith("..") or top.endswith((".dist-info", ".pth")):
+                continue
+            target = runtime / top
+            if not target.exists():
+                target.symlink_to(Path(str(dist.locate_file(top))))
+    return runtime
+
+
+def import_in_clean_interpreter(paths: list[Path],
+                                modules: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -I -S``: no site-packages, no user site, no PYTHON* variables; only ``paths``."""
+    script = ("import sys; sys.path[:0] = sys.argv[1].split('|'); import importlib\n"
+              "for m in sys.argv[2].split(','): importlib.import_module(m)\nprint('ok')")
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "bundle-test", "AWS_REGION": "us-east-1",
+           "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, "|".join(map(str, paths)), ",".join(modules)],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def deployed_archives(run: Run) -> dict[str, Path]:
+    """Function name -> the archive the program gives it."""
+    return {f.inputs["name"]: Path(f.inputs["code"].path)
+            for f in run.of("aws:lambda/function:Function")}
+
+
+def test_every_function_deploys_a_zip_with_its_handler(run: Run) -> None:
+    archives = deployed_archives(run)
+    t = run.topology
+    for name, spec in t.of_kind(Kind.FUNCTION):
+        for region in t.regions.all:
+            archive = archives[t.physical_name(name, region)]
+            assert archive.suffix == ".zip" and archive.parent == run.settings.bundle_dir
+            module = spec.handler.rpartition(".")[0].replace(".", "/") + ".py"
+            assert module in zipfile.ZipFile(archive).namelist()
+
+
+def test_example_handlers_import_from_the_bundle_alone(runs: dict[str, Run],
+                                                       tmp_path: Path) -> None:
+    run = runs["example"]
+    (archive,) = set(deployed_archives(run).values())  # one code folder, one bundle
+    unpacked = tmp_path / "bundle"
+    zipfile.ZipFile(archive).extractall(unpacked)
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert not any(n.startswith(("boto3/", "botocore/")) for n in names), "the runtime has them"
+    handlers = sorted({spec.handler.rpartition(".")[0]
+                       for _, spec in run.topology.of_kind(Kind.FUNCTION)})
+    result = import_in_clean_interpreter([unpacked, lambda_runtime(tmp_path)], handlers)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_the_bare_code_folder_would_not_import(runs: dict[str, Run], tmp_path: Path) -> None:
+    """The check can fail: without the bundle's dependencies, the handlers do not import."""
+    folder = Path(next(s for _, s in runs["example"].topology.of_kind(Kind.FUNCTION)).code)
+    result = import_in_clean_interpreter([folder, lambda_runtime(tmp_path)], ["api"])
+    assert result.returncode != 0
+    assert "aws_lambda_powertools" in result.stderr
+
+
+def test_the_controller_bundles_the_same_way(tmp_path: Path) -> None:
+    """The watchers' bundle: the controller package and its run-time requirements only."""
+    bundle = build(tmp_path / "controller.zip", packages=[PROJECT_ROOT / "controller"],
+                   requirements=CONTROLLER_REQUIREMENTS)
+    carried = {metadata.distribution(d).metadata["Name"].lower() for d in bundle.distributions}
+    assert {"networkx", "pydantic", "pyyaml", "typer", "rich"} <= carried
+    assert not carried & {"moto", "matplotlib", "pulumi", "pulumi-aws", *RUNTIME_PROVIDED}
+    unpacked = tmp_path / "bundle"
+    zipfile.ZipFile(bundle.path).extractall(unpacked)
+    result = import_in_clean_interpreter(
+        [unpacked, lambda_runtime(tmp_path)],
+        ["controller.spec", "controller.plan", "controller.executor", "controller.watcher"])
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_bundle_is_reproducible(tmp_path: Path) -> None:
+    code = PROJECT_ROOT / "examples" / "orders" / "functions"
+    first = build(tmp_path / "a.zip", code=code, requirements=["aws-lambda-powertools"])
+    second = build(tmp_path / "b.zip", code=code, requirements=["aws-lambda-powertools"])
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_a_requirement_that_is_not_installed_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not installed"):
+        build(tmp_path / "x.zip", requirements=["surely-not-installed-dist"])

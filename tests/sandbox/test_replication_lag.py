@@ -1,0 +1,98 @@
+"""The replication-lag precheck can fail: a measured lag over the table's bound stops `execute`.
+
+The demo's replicator, with 5 s of asynchronous lag, publishes what it measures as CloudWatch's
+``ReplicationLatency`` in the source region, as a global table does on AWS; with the table's
+``max_lag_seconds`` at 2, ``failover execute`` refuses (exit 1), names the lag, and touches
+nothing. Without any measurement the lag is unknown, which refuses too unless the operator says
+``--accept-unknown-lag``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from controller.actions.table import replication_lag
+from controller.spec import EXAMPLE_SPEC
+from sandbox import Sandbox
+from sandbox.replicator import Replicator
+
+pytestmark = pytest.mark.sandbox
+
+SOURCE, TARGET, TABLE = "us-east-1", "us-west-2", "orders-table"
+
+
+def tight_topology(tmp_path: Path, max_lag: float) -> Path:
+    """The example with ``orders-table``'s bound at ``max_lag`` seconds (same code folder)."""
+    text = EXAMPLE_SPEC.read_text(encoding="utf-8")
+    text = text.replace("max_lag_seconds: 30", f"max_lag_seconds: {max_lag:g}")
+    text = text.replace("code: functions", f"code: {EXAMPLE_SPEC.parent / 'functions'}")
+    assert f"max_lag_seconds: {max_lag:g}" in text
+    path = tmp_path / "topology.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def modes(box: Sandbox) -> dict[str, str]:
+    """Each region's mode parameter: what a failover would change first."""
+    out = {}
+    for region in (SOURCE, TARGET):
+        ssm = box.clients.client("ssm", region)
+        name = box.manifest.regions[region].mode_parameter
+        out[region] = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    return out
+
+
+def test_execute_refuses_a_lag_over_the_tables_bound(fresh_sandbox: Sandbox, cli,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
+    box = fresh_sandbox
+    spec = tight_topology(tmp_path, max_lag=2)
+    replicator = Replicator(box.topology, box.manifest, box.clients, lag=5.0)
+    replicator.start()
+    try:
+        table = box.manifest.ref(TABLE, SOURCE).name
+        db = box.clients.client("dynamodb", SOURCE)
+        for _ in range(3):
+            db.put_item(TableName=table, Item={"order_id": {"S": uuid.uuid4().hex},
+                                               "body": {"S": "{}"}})
+        deadline = time.monotonic() + 45
+        lag = None
+        while time.monotonic() < deadline:
+            lag = replication_lag(box.clients, box.manifest, TABLE, SOURCE, TARGET)
+            if lag is not None:
+                break
+            time.sleep(0.5)
+        assert lag is not None and lag >= 5.0, "the replicator publishes what it measures"
+    finally:
+        replicator.stop()
+    before = modes(box)
+    result = cli("execute", "--to", TARGET, "--from", SOURCE, "--yes",
+                 "--manifest", box.manifest_path, "--spec", spec)
+    assert result.code == 1, result.err
+    assert "replication_lag" in result.err and f"{TABLE} lags 5." in result.err
+    assert "> 2s" in result.err
+    assert modes(box) == before == {SOURCE: "active", TARGET: "standby"}, "nothing touched"
+    # even an operator accepting an unknown lag does not get past a known one
+    result = cli("execute", "--to", TARGET, "--from", SOURCE, "--yes", "--accept-unknown-lag",
+                 "--manifest", box.manifest_path, "--spec", spec)
+    assert result.code == 1 and f"{TABLE} lags 5." in result.err
+
+
+def test_an_unknown_lag_refuses_unless_accepted(fresh_sandbox: Sandbox, cli, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
+    box = fresh_sandbox
+    box.fail(SOURCE, "down")  # its CloudWatch cannot be read: nothing is known
+    result = cli("execute", "--to", "eu-west-1", "--from", SOURCE, "--yes", "--dry-run",
+                 "--manifest", box.manifest_path)
+    assert result.code == 1
+    assert "lag unknown" in result.out + result.err
+    assert "--accept-unknown-lag" in result.out + result.err
+    result = cli("execute", "--to", "eu-west-1", "--from", SOURCE, "--yes", "--dry-run",
+                 "--accept-unknown-lag", "--manifest", box.manifest_path)
+    assert "unknown, accepted" in result.out + result.err
