@@ -65,12 +65,15 @@ def execute(
     from controller.plan import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    desired = _desired(topology, deployed, clients)
+    # Read before the lease only to show the plan and to notice a decision gone stale; the
+    # executor reads it again under the lease, and that read decides.
+    desired = _desired(topology, deployed, clients, required=False)
     plan = build_plan(topology, graphs.build(topology), target=to,
-                      source=from_ or desired.active, unavailable=unavailable or ())
+                      source=from_ or (desired.active if desired else topology.regions.primary),
+                      unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
                      as_json=as_json, workers=1 if sequential else 8, kind="failover",
-                     source_given=from_ is not None, epoch=desired.epoch,
+                     source_given=from_ is not None, epoch=desired.epoch if desired else None,
                      accept_unknown_lag=accept_unknown_lag, hint=_resume_hint(manifest))
 
 
@@ -89,6 +92,7 @@ def failback(
 
     topology, deployed, clients = load_deployment(manifest, spec)
     desired = _desired(topology, deployed, clients)
+    assert desired is not None  # required: failback needs to know where it comes from
     primary = topology.regions.primary
     if desired.active == primary:
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
@@ -151,16 +155,27 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _desired(topology: Any, deployed: Any, clients: Any) -> Desired:
-    """The active region as the control table's desired state names it (the one truth)."""
+def _desired(topology: Any, deployed: Any, clients: Any, *, required: bool = True
+             ) -> Desired | None:
+    """The active region as the control table's desired state names it (the one truth); None
+    when the control table does not answer and ``required`` is false."""
+    from controller.errors import AwsError, FailoverError
     from controller.journal import Journal
 
-    return Journal(clients, deployed).desired(topology.regions.primary)
+    try:
+        return Journal(clients, deployed).desired(topology.regions.primary)
+    except AwsError:
+        raise
+    except FailoverError:
+        if required:
+            raise
+        return None
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
               dry_run: bool, as_json: bool, workers: int, kind: str, hint: str,
-              source_given: bool, epoch: int, accept_unknown_lag: bool = False) -> int:
+              source_given: bool, epoch: int | None,
+              accept_unknown_lag: bool = False) -> int:
     from controller.executor import Executor
     from controller.manifest import check_steps
 
