@@ -139,7 +139,8 @@ class GlobalData(pulumi.ComponentResource):
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             deletion_protection_enabled=protect,
             replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, consistency_mode="STRONG",
-                                                    point_in_time_recovery=True)
+                                                    point_in_time_recovery=True,
+                                                    deletion_protection_enabled=protect)
                       for r in control.replicas if r != self.control_home],
             global_table_witness=aws.dynamodb.TableGlobalTableWitnessArgs(
                 region_name=control.witness) if control.witness else None,
