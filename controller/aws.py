@@ -25,7 +25,14 @@ import botocore.exceptions
 import botocore.session
 
 from controller.contract import GLOBAL
-from controller.errors import AwsError, PermanentStepError, SpecError, TransientStepError
+from controller.errors import (
+    ActionError,
+    AwsError,
+    FailoverError,
+    PermanentStepError,
+    SpecError,
+    TransientStepError,
+)
 
 if TYPE_CHECKING:  # the [dev] extra's types-boto3 stubs; nothing of them at run time
     from types_boto3_apigatewayv2.client import ApiGatewayV2Client
@@ -315,6 +322,8 @@ def classify(exc: BaseException, *, component: str = "", region: str = "") -> Ex
     """
     if isinstance(exc, TransientStepError | PermanentStepError):
         return exc
+    if isinstance(exc, FailoverError) and not isinstance(exc, ActionError | AwsError):
+        return exc  # ours, raised on purpose below the call (a lost lease): not a step error
     decoded = decode(exc)
     if decoded is not None and decoded.unreachable:
         return TransientStepError(f"unreachable: {decoded.code}", component=component,

@@ -3,8 +3,10 @@
 Called by the lease, the journal of runs and the automation switch, which each keep their own
 items in the one DynamoDB global table the manifest names. This module knows the item codec
 (plain values to DynamoDB attribute values and back), tries the control regions in order until
-one answers, and writes in transactions that also check the writer's fencing token, so a
-controller that lost its lease cannot write any more.
+one answers, and writes each item with a single-item conditional write on its last writer's
+fencing token (a multi-Region strongly consistent table takes no transactions, no TTL and no
+local secondary index, so nothing here uses them), so that a controller that lost its lease
+cannot overwrite what the new holder wrote.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from controller.aws import Clients, classify, error_code, explain, is_not_found, is_unreachable
@@ -20,8 +23,15 @@ from controller.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-#: Items per journal transaction: DynamoDB takes 100 actions, one is the lease's token check.
+#: Items per journal write batch (written in parallel, one conditional write each).
 PER_TRANSACTION = 99
+#: Threads writing one batch of journal items.
+WRITERS = 8
+#: The attribute of every journal item that holds its last writer's fencing token.
+WRITER = "writer_token"
+#: The condition of every journal write: the item is new, or its last writer's token is not
+#: newer than this writer's.
+NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = "lease"
 
@@ -49,8 +59,6 @@ class ControlTable:
         for region in self.regions:
             client = self.clients.client("dynamodb", region)
             try:
-                if op == "transact_write_items":
-                    return client.transact_write_items(**kwargs)
                 return getattr(client, op)(TableName=self.table, **kwargs)
             except Exception as exc:
                 if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
@@ -92,28 +100,75 @@ class ControlTable:
     def write(self, owner: str, token: int, puts: Sequence[dict[str, Any]],
               updates: Sequence[dict[str, Any]] = (),
               deletes: Sequence[dict[str, Any]] = ()) -> None:
-        """Write items in one transaction that also checks the lease's token is ``token``.
+        """Write items, each with one single-item conditional write carrying ``token``.
+
+        A multi-Region strongly consistent table takes no transactions, so no write can check
+        the lease item itself. Instead every item records the fencing token of its last writer
+        and each write is conditional on that token not being newer than ``token``: once a new
+        holder has written an item, a controller with an older token cannot overwrite it. Each
+        batch first reads the lease (strongly consistent) and stops if its token moved on; the
+        callers also check the lease's expiry just before (:class:`~controller.lease.
+        LeaseKeeper`), which keeps an old holder from writing while a new one can take it. Writes of
+        several items run in parallel; each is idempotent (it sets values).
 
         Raises
         ------
         StaleTokenError
-            The lease was taken over (its token moved on): nothing was written.
+            An item was last written by a newer lease holder: this controller lost the lease.
         """
-        check = {"ConditionCheck": {
-            "TableName": self.table, "Key": key(LEASE_PK, LEASE_SK),
-            "ConditionExpression": "#t = :t",
-            "ExpressionAttributeNames": {"#t": "token"},
-            "ExpressionAttributeValues": {":t": {"N": str(token)}}}}
-        items = [check, *({"Put": {"TableName": self.table, "Item": p}} for p in puts),
-                 *({"Update": {"TableName": self.table, **u}} for u in updates),
-                 *({"Delete": {"TableName": self.table, **d}} for d in deletes)]
+        lease = self.get(LEASE_PK, LEASE_SK)  # strongly consistent: the token is the latest
+        if lease is None or int(lease["token"]) != token:
+            raise stale(owner, token)
+        calls = [*(self._put(p, token) for p in puts), *(self._update(u, token) for u in updates),
+                 *(self._delete(d, token) for d in deletes)]
+        if len(calls) <= 2:
+            for op, kwargs in calls:
+                self._conditional(owner, token, op, kwargs)
+            return
+        with ThreadPoolExecutor(min(len(calls), WRITERS), thread_name_prefix="journal") as pool:
+            for future in [pool.submit(self._conditional, owner, token, op, kw)
+                           for op, kw in calls]:
+                future.result()
+
+    def _conditional(self, owner: str, token: int, op: str, kwargs: dict[str, Any]) -> None:
         try:
-            self.call("transact_write_items", TransactItems=items)
+            self.call(op, **kwargs)
         except Exception as exc:
-            if error_code(exc) in ("TransactionCanceledException",
-                                   "ConditionalCheckFailedException"):
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise stale(owner, token) from None
             raise classify(exc) from exc
+
+    @staticmethod
+    def _put(put: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
+        return "put_item", {"Item": {**put, WRITER: {"N": str(token)}},
+                            "ConditionExpression": NOT_NEWER,
+                            "ExpressionAttributeNames": {"#tok": WRITER},
+                            "ExpressionAttributeValues": {":tok": {"N": str(token)}}}
+
+    @staticmethod
+    def _update(update: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
+        expression = str(update["UpdateExpression"])
+        assert expression.startswith("SET "), "journal updates only SET"
+        condition = f"({update['ConditionExpression']}) AND {NOT_NEWER}" \
+            if "ConditionExpression" in update else NOT_NEWER
+        return "update_item", {
+            **update, "UpdateExpression": f"{expression}, #tok = :tok",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {**update.get("ExpressionAttributeNames", {}),
+                                         "#tok": WRITER},
+            "ExpressionAttributeValues": {**update.get("ExpressionAttributeValues", {}),
+                                          ":tok": {"N": str(token)}}}
+
+    @staticmethod
+    def _delete(delete: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
+        condition = f"({delete['ConditionExpression']}) AND {NOT_NEWER}" \
+            if "ConditionExpression" in delete else NOT_NEWER
+        return "delete_item", {
+            **delete, "ConditionExpression": condition,
+            "ExpressionAttributeNames": {**delete.get("ExpressionAttributeNames", {}),
+                                         "#tok": WRITER},
+            "ExpressionAttributeValues": {**delete.get("ExpressionAttributeValues", {}),
+                                          ":tok": {"N": str(token)}}}
 
 
 # -- the item codec ----------------------------------------------------------------------------

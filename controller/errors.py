@@ -90,6 +90,28 @@ class StaleTokenError(FailoverError):
     exit_code = 3
 
 
+class ConflictError(FailoverError):
+    """Another controller changed the active region since this one read it (exit code 3).
+
+    A decision taken on what was true before another run started is not carried out: the
+    operator (or the watcher) reads again and decides again.
+    """
+
+    exit_code = 3
+
+
+class RunInterruptedError(FailoverError):
+    """A run was stopped by SIGINT or SIGTERM: journalled ``interrupted``, lease released.
+
+    The message names the run and the command that continues it (exit code 130).
+    """
+
+    exit_code = 130
+
+    def __init__(self, run_id: str, why: str = "interrupted") -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} {why}: the journal says interrupted and the lease is "
+                         f"released; continue it with: failover resume {run_id}")
 class AwsError(FailoverError):
     """An AWS call failed in a way the operator must act on; the flags say which way.
 

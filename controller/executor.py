@@ -5,7 +5,11 @@ Called by the CLI (``execute``, ``resume``, ``failback``) and the watcher. Each 
 on a bounded thread pool. Fencing the source is best effort (a source that does not answer gets
 ``unverified`` steps and the run goes on); a target step that fails after its retries either
 degrades what needs it or rolls the target back, as the component's ``on_failure`` says. The lease
-is held from the prechecks to the end, and renewed before every level.
+is held from the prechecks to the end, renewed before every level, and checked just before
+every AWS request the steps make (:class:`~controller.lease.LeaseKeeper`): a controller that
+cannot renew it stops acting at once. A run's source is the active region the control table's
+desired state names, read under the lease (:mod:`controller.desired`); the run writes its
+target there, with a new epoch, before its first step acts.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +29,21 @@ from controller.actions.base import State
 from controller.actions.registry import action_for
 from controller.aws import AwsSettings, Clients
 from controller.contract import DegradedMode
+from controller.desired import Desired
 from controller.errors import (
+    ConflictError,
     FailoverError,
     PermanentStepError,
     PlanError,
+    RunInterruptedError,
     StaleTokenError,
     TransientStepError,
     UsageError,
 )
 from controller.journal import Journal, Run, RunStatus, StepRecord, StepState, new_run_id
-from controller.lease import Lease, default_owner
+from controller.lease import Lease, LeaseKeeper, default_owner
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan, Step
+from controller.plan import FailoverPlan, Step, build_plan
 from controller.prechecks import Precheck, prechecks
 from controller.retry import decide
 from controller.spec import OnFailure, Topology
@@ -101,10 +109,19 @@ class Executor:
         self.accept_unknown_lag = accept_unknown_lag
         self.topology = topology
         self.manifest = manifest
-        self.clients = clients
-        self.fence_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
+        #: Reads (health, prechecks): no lease needed.
+        self.read_clients = clients
+        #: Reads that must fail fast (the lag precheck): the fence settings, no lease needed.
+        self.probe_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
                                      hooks=clients.hooks)
         self.journal = journal or Journal(clients, manifest)
+        self.keeper: LeaseKeeper | None = None
+        # Every request an action makes first checks the lease (see _guard).
+        guard = ("before-call", self._guard)
+        self.clients = Clients(endpoints=clients.endpoints, settings=clients.settings,
+                               hooks=(*clients.hooks, guard))
+        self.fence_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
+                                     hooks=(*clients.hooks, guard))
         self.owner = owner or default_owner()
         self.progress = progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
@@ -115,28 +132,106 @@ class Executor:
 
     def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
         """Check the target before touching anything (see :mod:`controller.prechecks`)."""
-        return prechecks(self.topology, self.manifest, self.clients, self.journal, plan,
-                         self.owner, resuming=resuming, lag_clients=self.fence_clients,
+        return prechecks(self.topology, self.manifest, self.read_clients, self.journal, plan,
+                         self.owner, resuming=resuming, lag_clients=self.probe_clients,
                          accept_unknown_lag=self.accept_unknown_lag)
 
-    # -- running -----------------------------------------------------------------------------
+    def desired(self) -> Desired:
+        """The desired state as the control table holds it now."""
+        return self.journal.desired(self.topology.regions.primary)
 
-    def execute(self, plan: FailoverPlan, *, kind: str = "failover",
-                since: float | None = None) -> RunResult:
-        """Take the lease, check, journal a new run and drive it to its end.
+    # -- the lease ---------------------------------------------------------------------------
 
-        ``since`` (a watcher's decision time): refuse when another run started after it, so
-        that a decision taken before another controller acted is not carried out twice.
+    def _hold(self, lease: Lease) -> LeaseKeeper:
+        """Keep ``lease`` for this run: each action must find it held for its whole budget."""
+        settings = self.clients.settings
+        budget = settings.max_attempts * (settings.connect_timeout + settings.read_timeout) + 1.0
+        self.keeper = LeaseKeeper(self.journal.leases, lease, self.policy.lease_seconds,
+                                  min(budget, self.policy.lease_seconds / 2))
+        return self.keeper
+
+    @contextmanager
+    def holding(self) -> Iterator[Lease]:
+        """Take the lease for work that is not a run (the reconciler's fixes); release it after.
 
         Raises
         ------
         LeaseHeldError
             Another controller holds the lease (exit code 3).
+        """
+        keeper = self._hold(self.journal.acquire(self.owner, self.policy.lease_seconds))
+        try:
+            yield keeper.lease
+        finally:
+            self._release()
+
+    def _guard(self, **_: Any) -> None:
+        """Just before an action's AWS request: the lease must be held (else stop acting)."""
+        if self.keeper is None:
+            raise StaleTokenError("no lease held: this controller may not act")
+        self.keeper.check()
+
+    def checked(self, plan: FailoverPlan, desired: Desired, *, kind: str,
+                     source_given: bool, expect_epoch: int | None) -> FailoverPlan:
+        """The plan checked against the desired state read under the lease.
+
+        The source is the region the control table names active: a ``--from`` that says
+        otherwise is refused (exit 2), a source that was only guessed is replaced. A request
+        decided on an older epoch is refused (exit 3): another run changed the active region
+        since, and the decision must be taken again.
+        """
+        where = (f"the control table names {desired.active} active (epoch {desired.epoch}"
+                 + (f", run {desired.run_id})" if desired.run_id else ")"))
+        if expect_epoch is not None and desired.epoch != expect_epoch:
+            raise ConflictError(f"the active region changed since this request was decided "
+                                f"(epoch {expect_epoch} -> {desired.epoch}): {where}; "
+                                "nothing changed, decide again")
+        if kind == "refence":
+            if plan.target != desired.active:
+                raise ConflictError(f"not re-fencing {plan.source} towards {plan.target}: "
+                                    f"{where}")
+            return plan
+        if plan.target == desired.active:
+            raise UsageError(f"{plan.target} is already the active region: {where}; "
+                             "nothing to fail over")
+        if plan.source == desired.active:
+            return plan
+        if source_given:
+            raise UsageError(f"--from {plan.source} disagrees with the control table: {where}; "
+                             "nothing changed")
+        return build_plan(self.topology, self.graph, target=plan.target, source=desired.active,
+                          unavailable=plan.unavailable)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def execute(self, plan: FailoverPlan, *, kind: str = "failover",
+                since: float | None = None, source_given: bool = True,
+                expect_epoch: int | None = None) -> RunResult:
+        """Take the lease, check, journal a new run and drive it to its end.
+
+        ``since`` (a watcher's decision time): refuse when another run started after it, so
+        that a decision taken before another controller acted is not carried out twice.
+        ``source_given``: the plan's source was asked for (``--from``) and must be the active
+        region; otherwise it is only a guess, replaced by the desired state's. ``expect_epoch``:
+        the desired state's epoch the request was decided on.
+
+        Raises
+        ------
+        LeaseHeldError
+            Another controller holds the lease (exit code 3).
+        ConflictError
+            The active region changed since the request was decided (exit code 3).
+        UsageError
+            ``--from`` is not the active region, or the target already is (exit code 2).
         PlanError
             A precheck failed; nothing was touched.
         """
         lease = self.journal.acquire(self.owner, self.policy.lease_seconds)
+        keeper = self._hold(lease)
         try:
+            desired = self.desired()
+            plan = self.checked(plan, desired, kind=kind, source_given=source_given,
+                                     expect_epoch=expect_epoch)
             if since is not None:
                 newer = [r for r in self.journal.runs(limit=5) if r.created >= since]
                 if newer:
@@ -147,12 +242,16 @@ class Executor:
             if failed:
                 raise PlanError("prechecks failed, nothing touched: " + "; ".join(
                     f"{c.name}: {c.detail}" for c in failed))
-            run = self.journal.create_run(lease, new_run_id(), plan, kind=kind)
+            changes = kind != "refence"
+            run = self.journal.create_run(keeper.check(), new_run_id(), plan, kind=kind,
+                                          epoch=desired.epoch + 1 if changes else 0)
+            if changes:
+                self.journal.set_desired(keeper.check(), desired, plan.target, run.id)
             log.info("run %s: %s -> %s, %d steps", run.id, plan.source, plan.target,
                      len(plan.steps))
-            return RunResult(self._drive(run, lease), checks)
+            return RunResult(self._drive(run), checks)
         finally:
-            self._release(lease)
+            self._release()
 
     def resume(self, run_id: str) -> RunResult:
         """Continue a run whose controller died: new lease and token, redo what is not done.
@@ -165,33 +264,58 @@ class Executor:
             A live controller holds the lease.
         """
         lease = self.journal.acquire(self.owner, self.policy.lease_seconds)
+        keeper = self._hold(lease)
         try:
             run = self.journal.run(run_id)
-            if run.status != RunStatus.RUNNING:
+            if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
                 raise UsageError(f"run {run_id} has already ended: {run.status.value}")
-            self.journal.adopt_run(lease, run)
+            desired = self.desired()
+            if run.epoch and (desired.epoch != run.epoch or desired.active != run.plan.target):
+                raise ConflictError(
+                    f"run {run_id} was superseded: the control table names {desired.active} "
+                    f"active (epoch {desired.epoch}, this run set epoch {run.epoch})")
+            self.journal.adopt_run(keeper.check(), run)
             log.info("resuming run %s (previous owner %s)", run_id, run.owner)
-            return RunResult(self._drive(run, lease))
+            return RunResult(self._drive(run))
         finally:
-            self._release(lease)
+            self._release()
 
-    def _release(self, lease: Lease) -> None:
+    def _release(self) -> None:
+        keeper, self.keeper = self.keeper, None
+        if keeper is None or keeper.lost:
+            return
         try:
-            self.journal.release(lease)
+            self.journal.release(keeper.lease)
         except FailoverError as exc:
             log.warning("could not release the lease: %s", exc)
 
-    def _drive(self, run: Run, lease: Lease) -> Run:
+    def _drive(self, run: Run) -> Run:
+        """Drive ``run``; on SIGINT or SIGTERM, let the steps in flight end, journal the run
+        ``interrupted`` and stop (the caller releases the lease)."""
+        try:
+            return self._levels(run)
+        except KeyboardInterrupt as exc:
+            assert self.keeper is not None
+            why = str(exc) or "interrupted"
+            log.warning("run %s %s: journalling it interrupted", run.id, why)
+            try:
+                self.journal.finish_run(self.keeper.check(), run, RunStatus.INTERRUPTED, why)
+            except FailoverError as lost:
+                log.error("run %s: could not journal the interruption: %s", run.id, lost)
+            raise RunInterruptedError(run.id, why) from None
+
+    def _levels(self, run: Run) -> Run:
+        assert self.keeper is not None
         plan = run.plan
         degraded = self._degraded(run)
         unreachable: set[str] = set()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
-                lease = self.journal.renew(lease, self.policy.lease_seconds)
+                lease = self.keeper.renew()
                 todo = [s for s in level if not run.steps[s.id].state.finished
                         and run.steps[s.id].state != StepState.FAILED]
                 self._start(run, lease, todo)
-                futures = [pool.submit(self._step, run, lease, s, degraded, unreachable)
+                futures = [pool.submit(self._step, run, s, degraded, unreachable)
                            for s in todo]
                 for future in futures:
                     future.result()
@@ -199,9 +323,9 @@ class Executor:
                           and s.phase == "activate"]
                 for step in failed:
                     if self.topology.components[step.component].on_failure == OnFailure.ROLLBACK:
-                        return self._rollback(run, lease, step)
+                        return self._rollback(run, step)
                     self._degrade(run, step, degraded)
-        return self._finish(run, lease, degraded, unreachable)
+        return self._finish(run, degraded, unreachable)
 
     def _degraded(self, run: Run) -> dict[str, DegradedMode]:
         """The plan's degraded map plus what needs a step that already failed (on resume)."""
@@ -235,7 +359,7 @@ class Executor:
             record.state, record.started, record.error = StepState.RUNNING, now, ""
         self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
 
-    def _step(self, run: Run, lease: Lease, step: Step, degraded: dict[str, DegradedMode],
+    def _step(self, run: Run, step: Step, degraded: dict[str, DegradedMode],
               unreachable: set[str]) -> None:
         record = run.steps[step.id]
         record.started = time.time()
@@ -244,7 +368,7 @@ class Executor:
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)
         if fence and step.region in unreachable and not action.global_resource:
-            return self._end(run, lease, step, StepState.UNVERIFIED,
+            return self._end(run, step, StepState.UNVERIFIED,
                              f"{step.region} unreachable: not fenced")
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
@@ -266,18 +390,19 @@ class Executor:
             if outcome.region_unreachable:
                 unreachable.add(step.region)
             if outcome.final:
-                return self._end(run, lease, step, outcome.state, outcome.error)
+                return self._end(run, step, outcome.state, outcome.error)
             log.warning("%s: attempt %d failed (%s); retrying in %.1fs", step.id,
                         attempt + 1, outcome.error, outcome.delay)
             time.sleep(outcome.delay)
 
-    def _end(self, run: Run, lease: Lease, step: Step, state: StepState, error: str = "") -> None:
+    def _end(self, run: Run, step: Step, state: StepState, error: str = "") -> None:
         record = run.steps[step.id]
         record.state, record.ended, record.error = state, time.time(), error
-        self._journal(run, lease, record, step)
+        self._journal(run, record, step)
 
-    def _journal(self, run: Run, lease: Lease, record: StepRecord, step: Step) -> None:
-        self.journal.record_step(lease, run.id, record)
+    def _journal(self, run: Run, record: StepRecord, step: Step) -> None:
+        assert self.keeper is not None
+        self.journal.record_step(self.keeper.check(), run.id, record)
         self._announce(run, step)
 
     def _announce(self, run: Run, step: Step) -> None:
@@ -287,8 +412,9 @@ class Executor:
 
     # -- endings -----------------------------------------------------------------------------
 
-    def _finish(self, run: Run, lease: Lease, degraded: dict[str, DegradedMode],
+    def _finish(self, run: Run, degraded: dict[str, DegradedMode],
                 unreachable: set[str]) -> Run:
+        assert self.keeper is not None
         plan = run.plan
         modes.set_region_mode(self.clients, self.topology, self.manifest, plan.target,
                               modes.ACTIVE)
@@ -305,11 +431,11 @@ class Executor:
         run.degraded = {k: v.value for k, v in degraded.items()}
         failed = any(r.state == StepState.FAILED for r in run.steps.values())
         status = RunStatus.COMPLETED_DEGRADED if degraded or failed else RunStatus.COMPLETED
-        self.journal.finish_run(lease, run, status)
+        self.journal.finish_run(self.keeper.check(), run, status)
         log.info("run %s %s", run.id, status.value)
         return run
 
-    def _rollback(self, run: Run, lease: Lease, failed: Step) -> Run:
+    def _rollback(self, run: Run, failed: Step) -> Run:
         """Undo the target's activations (dependents first) and re-activate the source."""
         plan = run.plan
         log.error("%s failed and its policy is rollback: rolling the target back", failed.id)
@@ -322,7 +448,11 @@ class Executor:
             self._best_effort(lambda s=step: action_for(  # type: ignore[misc]
                 self.topology, self.manifest, self.fence_clients, s.component,
                 plan.source).activate())
-        self.journal.finish_run(lease, run, RunStatus.ROLLED_BACK,
+        assert self.keeper is not None
+        desired = self.desired()
+        if desired.active == plan.target and run.epoch and desired.epoch == run.epoch:
+            self.journal.set_desired(self.keeper.check(), desired, plan.source, run.id)
+        self.journal.finish_run(self.keeper.check(), run, RunStatus.ROLLED_BACK,
                                 f"{failed.id} failed: {run.steps[failed.id].error}")
         return run
 

@@ -9,7 +9,7 @@ table; any region listed in the manifest can serve it (:mod:`controller.controlt
 
 Items (``pk``, ``sk``):
 
-- ``lease``, ``lease``: owner, token, expires_at
+- ``lease``, ``lease``: owner, token, expires_at; active, epoch, run_id (the desired state)
 - ``automation``, ``automation``: paused, by, reason
 - ``run#<id>``, ``run``: plan, status, source, target, owner, created, updated, degraded
 - ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from controller import desired as desires
 from controller.automation import AutomationSwitch
 from controller.aws import Clients
 from controller.controltable import (
@@ -51,6 +52,8 @@ class RunStatus(StrEnum):
     COMPLETED_DEGRADED = "completed_degraded"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    #: Stopped by SIGINT or SIGTERM between steps; ``failover resume`` continues it.
+    INTERRUPTED = "interrupted"
 
     @property
     def ok(self) -> bool:
@@ -100,11 +103,13 @@ class Run:
     degraded: dict[str, str] = field(default_factory=dict)
     error: str = ""
     steps: dict[str, StepRecord] = field(default_factory=dict)
+    #: The desired state's epoch this run set (0: a run that does not change it).
+    epoch: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The run as plain data (``failover runs --json``)."""
         return {
-            "id": self.id, "kind": self.kind, "status": self.status.value,
+            "id": self.id, "kind": self.kind, "status": self.status.value, "epoch": self.epoch,
             "from": self.plan.source, "to": self.plan.target, "owner": self.owner,
             "created": self.created, "updated": self.updated, "error": self.error,
             "degraded": dict(sorted(self.degraded.items())),
@@ -156,6 +161,17 @@ class Journal:
         """Give the lease up (see :meth:`Leases.release`)."""
         self.leases.release(lease)
 
+    # -- desired state (see controller.desired) ----------------------------------------------
+
+    def desired(self, default: str) -> desires.Desired:
+        """Which region should be active (``default`` at epoch 0 until a run says)."""
+        return desires.read(self.control, default)
+
+    def set_desired(self, lease: Lease, current: desires.Desired, active: str,
+                    run_id: str) -> desires.Desired:
+        """Make ``active`` the desired region, under ``lease`` (see :func:`desired.write`)."""
+        return desires.write(self.control, lease, current, active, run_id)
+
     # -- automation switch (see controller.automation) ---------------------------------------
 
     def automation(self) -> dict[str, Any]:
@@ -175,16 +191,16 @@ class Journal:
         self.control.write(lease.owner, lease.token, puts, updates, deletes)
 
     def create_run(self, lease: Lease, run_id: str, plan: FailoverPlan, *,
-                   kind: str = "failover") -> Run:
+                   kind: str = "failover", epoch: int = 0) -> Run:
         """Journal a new run, every step pending, and mark it the run in progress."""
         now = self.clock()
         run = Run(run_id, plan, RunStatus.RUNNING, lease.owner, now, now, kind,
                   {k: v.value for k, v in plan.degraded.items()},
-                  steps={s.id: StepRecord(s.id) for s in plan.steps})
+                  steps={s.id: StepRecord(s.id) for s in plan.steps}, epoch=epoch)
         plan_json = json.dumps({**plan.to_dict(), "unavailable": list(plan.unavailable)})
         puts = [item(f"run#{run_id}", "run", plan=plan_json, status=run.status.value,
                      owner=lease.owner, created=now, updated=now, kind=kind,
-                     degraded=json.dumps(run.degraded), error=""),
+                     degraded=json.dumps(run.degraded), error="", epoch=epoch),
                 item("current", "run", run_id=run_id, owner=lease.owner, updated=now)]
         self._write(lease, puts)
         self.record_steps(lease, run_id, list(run.steps.values()))
@@ -217,12 +233,14 @@ class Journal:
         ], done)
 
     def adopt_run(self, lease: Lease, run: Run) -> None:
-        """Mark ``run`` as owned by the holder of ``lease`` (resume)."""
-        run.owner = lease.owner
-        self._write(lease, [], [{
-            "Key": key(f"run#{run.id}", "run"), "UpdateExpression": "SET #o = :o",
-            "ExpressionAttributeNames": {"#o": "owner"},
-            "ExpressionAttributeValues": {":o": {"S": lease.owner}}}])
+        """Mark ``run`` as owned by the holder of ``lease``, running again (resume)."""
+        run.owner, run.status = lease.owner, RunStatus.RUNNING
+        self._write(lease, [item("current", "run", run_id=run.id, owner=lease.owner,
+                                 updated=self.clock())], [{
+            "Key": key(f"run#{run.id}", "run"), "UpdateExpression": "SET #o = :o, #s = :s",
+            "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+            "ExpressionAttributeValues": {":o": {"S": lease.owner},
+                                          ":s": {"S": RunStatus.RUNNING.value}}}])
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -247,7 +265,8 @@ class Journal:
         plan = FailoverPlan.from_dict(json.loads(head["plan"]))
         run = Run(run_id, plan, RunStatus(head["status"]), head["owner"],
                   float(head["created"]), float(head["updated"]), head.get("kind", "failover"),
-                  json.loads(head.get("degraded") or "{}"), head.get("error", ""))
+                  json.loads(head.get("degraded") or "{}"), head.get("error", ""),
+                  epoch=int(head.get("epoch", 0)))
         records = {i["sk"].removeprefix("step#"): i for i in items if i["sk"].startswith("step#")}
         for step in plan.steps:
             rec = records.get(step.id, {})
@@ -266,7 +285,8 @@ class Journal:
         return [Run(h["pk"].removeprefix("run#"), FailoverPlan.from_dict(json.loads(h["plan"])),
                     RunStatus(h["status"]), h["owner"], float(h["created"]),
                     float(h["updated"]), h.get("kind", "failover"),
-                    json.loads(h.get("degraded") or "{}"), h.get("error", ""))
+                    json.loads(h.get("degraded") or "{}"), h.get("error", ""),
+                    epoch=int(h.get("epoch", 0)))
                 for h in heads[:limit]]
 
 

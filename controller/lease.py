@@ -13,11 +13,13 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from controller.aws import classify, error_code
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, item, key, stale
-from controller.errors import LeaseHeldError
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
+from controller.errors import FailoverError, LeaseHeldError, StaleTokenError
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +79,19 @@ class Leases:
             raise LeaseHeldError(current.owner, current.expires_at)
         token = (current.token if current else 0) + 1
         lease = Lease(owner, token, now + seconds)
+        # An update, not a put: the item also carries the desired state (controller.desired),
+        # which a new holder inherits; the token only grows (no TTL ever deletes this item).
         condition = "attribute_not_exists(pk)" if current is None else "#t = :old"
-        values = {} if current is None else {":old": {"N": str(current.token)}}
+        values: dict[str, Any] = {":o": {"S": owner}, ":t": {"N": str(token)},
+                                  ":e": {"N": repr(lease.expires_at)}}
+        if current is not None:
+            values[":old"] = {"N": str(current.token)}
         try:
-            self.table.call("put_item", Item=item(LEASE_PK, LEASE_SK, owner=owner, token=token,
-                                                  expires_at=lease.expires_at),
+            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
+                            UpdateExpression="SET #o = :o, #t = :t, expires_at = :e",
                             ConditionExpression=condition,
-                            ExpressionAttributeNames={"#t": "token"} if current else {},
-                            **({"ExpressionAttributeValues": values} if values else {}))
+                            ExpressionAttributeNames={"#t": "token", "#o": "owner"},
+                            ExpressionAttributeValues=values)
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 winner = self.holder()
@@ -130,6 +137,77 @@ class Leases:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise classify(exc) from exc
         log.info("lease released by %s (token %d)", lease.owner, lease.token)
+
+
+class LeaseKeeper:
+    """A held lease, checked before every AWS action and renewed when it runs short.
+
+    Called by the executor's clients just before each request (a ``before-call`` hook) and
+    before each level. An action may take up to ``budget`` seconds (its timeouts and retries):
+    the lease must be held for longer than that when it starts, else it is renewed first. A
+    controller that cannot renew (the token moved on, or the control table does not answer)
+    is *lost*: from then on every check fails at once, so it stops acting.
+
+    Parameters
+    ----------
+    leases : the lease item's handle.
+    lease : the lease just taken.
+    seconds : how long each renewal holds it.
+    budget : seconds an action may take once started.
+    """
+
+    def __init__(self, leases: Leases, lease: Lease, seconds: float, budget: float) -> None:
+        self.leases = leases
+        self.seconds = seconds
+        self.budget = budget
+        self._lease = lease
+        self._lost: str = ""
+        self._lock = threading.Lock()
+
+    @property
+    def lease(self) -> Lease:
+        """The lease as last taken or renewed."""
+        return self._lease
+
+    @property
+    def lost(self) -> str:
+        """Why this controller lost the lease ("" while it holds it)."""
+        return self._lost
+
+    def check(self) -> Lease:
+        """The lease, held for longer than one action's budget (renewed when it is not).
+
+        Raises
+        ------
+        StaleTokenError
+            The lease is lost: this controller must not act any more.
+        """
+        with self._lock:
+            if self._lost:
+                raise StaleTokenError(self._lost)
+            if self._lease.expires_at - self.leases.table.clock() > self.budget:
+                return self._lease
+            return self._renew()
+
+    def renew(self) -> Lease:
+        """Renew now (before a level); see :meth:`check` for what a failure means."""
+        with self._lock:
+            if self._lost:
+                raise StaleTokenError(self._lost)
+            return self._renew()
+
+    def _renew(self) -> Lease:
+        started = self.leases.table.clock()
+        try:
+            renewed = self.leases.renew(self._lease, self.seconds)
+        except FailoverError as exc:
+            self._lost = (f"lease lost: {self._lease.owner} (token {self._lease.token}) could "
+                          f"not renew ({exc}); this controller stops acting")
+            log.error("%s", self._lost)
+            raise StaleTokenError(self._lost) from exc
+        # Count the lease from when the renewal was sent, not when it was answered.
+        self._lease = Lease(renewed.owner, renewed.token, started + self.seconds)
+        return self._lease
 
 
 def _dead_local_owner(owner: str) -> bool:

@@ -40,3 +40,59 @@ def _endpoints() -> Any:
     import botocore.loaders  # an unusual layout: let botocore find its own data
 
     return botocore.loaders.create_loader().load_data("endpoints")
+
+
+#: The region sets DynamoDB multi-Region strong consistency (MRSC) serves: a control table's
+#: three replicas, or two replicas and a witness, must all be in one of them.
+MRSC_SETS: dict[str, tuple[str, ...]] = {
+    "US": ("us-east-1", "us-east-2", "us-west-2"),
+    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
+    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+}
+
+
+def mrsc_sets_text() -> str:
+    """The allowed sets in one line, for error messages.
+
+    >>> mrsc_sets_text().startswith("US (us-east-1, us-east-2, us-west-2); EU (")
+    True
+    """
+    return "; ".join(f"{name} ({', '.join(regions)})" for name, regions in MRSC_SETS.items())
+
+
+def mrsc_set_of(regions: list[str] | tuple[str, ...]) -> str | None:
+    """The name of the MRSC set holding every one of ``regions``, or None.
+
+    >>> mrsc_set_of(["us-east-1", "us-west-2"]), mrsc_set_of(["us-east-1", "eu-west-1"])
+    ('US', None)
+    """
+    return next((name for name, members in MRSC_SETS.items()
+                 if all(r in members for r in regions)), None)
+
+
+def default_control(app_regions: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    """The control table's regions for an application in ``app_regions`` (primary first).
+
+    The set that holds the primary (else the most application regions, else the US set); in
+    it, the application's regions first, as replicas; three of them make three replicas, fewer
+    make two replicas and a witness, filled from the set in its order.
+
+    >>> default_control(("us-east-1", "us-west-2", "eu-west-1"))
+    (('us-east-1', 'us-west-2'), 'us-east-2')
+    >>> default_control(("eu-west-1", "eu-central-1", "eu-west-2"))
+    (('eu-west-1', 'eu-central-1', 'eu-west-2'), None)
+    """
+    def fitting(members: tuple[str, ...]) -> int:
+        return sum(r in members for r in app_regions)
+
+    name = next((n for n, members in MRSC_SETS.items() if app_regions[:1]
+                 and app_regions[0] in members), None) \
+        or max(MRSC_SETS, key=lambda n: (fitting(MRSC_SETS[n]), n == "US"))
+    members = MRSC_SETS[name]
+    ours = [r for r in app_regions if r in members]
+    if len(ours) >= 3:
+        return tuple(ours[:3]), None
+    rest = [r for r in members if r not in ours]
+    replicas = (ours + rest)[:2]
+    witness = next(r for r in members if r not in replicas)
+    return tuple(replicas), witness

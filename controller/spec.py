@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from controller.bulk import paused_gc
 from controller.contract import DegradedMode, fit
 from controller.errors import SpecError as SpecError  # re-exported: infra reads it from here
-from controller.regions import known_regions
+from controller.regions import default_control, known_regions, mrsc_set_of, mrsc_sets_text
 
 EXAMPLE_SPEC = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,47}$"
@@ -407,6 +407,51 @@ class Regions(_Strict):
         return (self.primary, *self.standby)
 
 
+class Control(_Strict):
+    """Where the control table lives: three replicas, or two and a witness, in one MRSC set.
+
+    The journal, the lease and the desired state live there; only multi-Region strong
+    consistency makes a conditional write mean the same in every region.
+    """
+
+    replicas: tuple[str, ...]
+    witness: str | None = None
+
+    @field_validator("replicas")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for region in value:
+            _control_region(region)
+        if len(set(value)) != len(value):
+            raise ValueError(f"a region is listed twice in {list(value)} "
+                             f"({_allowed()})")
+        return value
+
+    @field_validator("witness")
+    @classmethod
+    def _known_witness(cls, value: str | None) -> str | None:
+        return _control_region(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _mrsc(self) -> Control:
+        if self.witness is not None and self.witness in self.replicas:
+            raise ValueError(f"the witness {self.witness!r} is also a replica ({_allowed()})")
+        shape = (len(self.replicas), self.witness is not None)
+        if shape not in ((3, False), (2, True)):
+            raise ValueError(f"a control table has three replicas, or two replicas and a "
+                             f"witness, not {len(self.replicas)} replicas"
+                             f"{' and a witness' if self.witness else ''} ({_allowed()})")
+        if mrsc_set_of(self.all) is None:
+            raise ValueError(f"{', '.join(self.all)} are not in one region set of multi-Region "
+                             f"strong consistency ({_allowed()})")
+        return self
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """The replicas, then the witness if any."""
+        return (*self.replicas, *((self.witness,) if self.witness else ()))
+
+
 class Policy(_Strict):
     """How the watcher decides and how the executor behaves."""
 
@@ -430,6 +475,7 @@ class Topology(_Strict):
     regions: Regions
     components: dict[str, Component] = Field(min_length=1)
     policy: Policy = Policy()
+    control: Control | None = None
 
     @field_validator("components")
     @classmethod
@@ -466,11 +512,30 @@ class Topology(_Strict):
         """The DynamoDB control table that holds the journal and the lease."""
         return f"{self.app}-failover-control"
 
+    @property
+    def control_regions(self) -> Control:
+        """The control table's regions: the ``control`` section, else derived from the
+        application's regions (:func:`controller.regions.default_control`)."""
+        if self.control is not None:
+            return self.control
+        replicas, witness = default_control(self.regions.all)
+        return Control(replicas=replicas, witness=witness)
+
     def of_kind(self, kind: Kind) -> Iterator[tuple[str, Any]]:
         """Yield ``(name, component)`` for every component of ``kind``, in declared order."""
         for name, comp in self.components.items():
             if comp.kind == kind:
                 yield name, comp
+
+
+def _allowed() -> str:
+    return f"allowed region sets: {mrsc_sets_text()}"
+
+
+def _control_region(region: str) -> str:
+    if region not in known_regions():
+        raise ValueError(f"unknown AWS region {region!r} ({_allowed()})")
+    return region
 
 
 def _check_region(region: str) -> str:

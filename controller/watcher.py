@@ -6,7 +6,11 @@ does not answer, an alarm fires, Route 53's check fails, the HTTP probe fails). 
 failed only after N consecutive bad evaluations (hysteresis), more when it has been flapping.
 Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
 several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
-topology's policy says so, and does nothing while automation is paused.
+topology's policy says so, and starts no run while automation is paused. Every evaluation that
+starts no run ends with the reconciler (:mod:`controller.reconcile`), first on the same read of
+the region modes, on a read of every component when those disagree (and every few rounds): a region
+back from an outage is fenced (also while paused: fencing only removes writers), drift in the
+active region undone, a run whose controller died taken over.
 """
 
 from __future__ import annotations
@@ -16,17 +20,25 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller import graph as graphs
 from controller import health
 from controller.aws import Clients
-from controller.errors import FailoverError, LeaseHeldError, PlanError
+from controller.errors import (
+    ConflictError,
+    FailoverError,
+    LeaseHeldError,
+    PlanError,
+    RunInterruptedError,
+    UsageError,
+)
 from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan, build_plan
+from controller.plan import build_plan
+from controller.reconcile import REPORT, observe, reconcile
 from controller.spec import Topology
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,10 @@ AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
 
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
+#: Every this many evaluations the reconciler reads every component (drift), not only modes.
+DEEP_EVERY = 10
+#: Decisions after which the reconciler runs (a run that was started converges by itself).
+CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,9 @@ class Watcher:
     _history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_WINDOW),
                                   init=False)
     _good_primary: int = field(default=0, init=False)
+    _epoch: int = field(default=0, init=False)
+    _report: health.StatusReport | None = field(default=None, init=False)
+    _rounds: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -132,9 +151,11 @@ class Watcher:
     # -- evaluating --------------------------------------------------------------------------
 
     def read(self) -> Evaluation:
-        """Evaluate every region now (the default ``evaluate``)."""
+        """Evaluate every region now (the default ``evaluate``): its signals and mode, not every
+        component (the reconciler reads those when the modes disagree, or every few rounds)."""
         report = health.status(self.topology, self.manifest, self.clients,
                                http_probe=self.http_probe, components=False)
+        self._report = report
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
         votes = {name: _votes(region, route53=not self.clients.emulated)
                  for name, region in report.regions.items()}
@@ -152,13 +173,21 @@ class Watcher:
 
     def step(self) -> Decision:
         """Evaluate once and decide; run a failover when the decision is to."""
+        self._report = None
         ev = (self.evaluate or self.read)()
-        active = ev.active or self.topology.regions.primary
+        # The active region is the control table's desired state, not what the regions say:
+        # a region that came back still saying active is stale, not active.
+        desired = self.journal.desired(self.topology.regions.primary)
+        self._epoch = desired.epoch
+        ev = replace(ev, active=desired.active)
+        active = desired.active
         bad = ev.bad(active)
         threshold = self.threshold()
         self._history.append(bad)
         self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
         decision = self._decide(ev, active, bad, threshold)
+        if decision.action in CONVERGE_AFTER:
+            decision = self._reconcile(decision)
         log.info("watch decision: %s (%s)", decision.action, decision.reason,
                  extra={"event": decision.to_dict()})
         return decision
@@ -172,9 +201,6 @@ class Watcher:
         if automation["paused"]:
             return say("paused", f"automation paused by {automation['by'] or '?'}"
                        + (f": {automation['reason']}" if automation["reason"] else ""))
-        stale = ev.stale()
-        if stale and ev.active:
-            return self._refence(ev, stale[0], ev.active, say)
         if self.last_action is not None and ev.time - self.last_action \
                 < self.policy.cooldown_seconds:
             left = self.policy.cooldown_seconds - (ev.time - self.last_action)
@@ -214,10 +240,13 @@ class Watcher:
         executor = self.executor or Executor(self.topology, self.manifest, self.clients,
                                              accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
-            result = executor.execute(plan, kind=kind, since=ev.time)
+            result = executor.execute(plan, kind=kind, since=ev.time,
+                                      expect_epoch=self._epoch)
+        except RunInterruptedError:
+            raise  # SIGINT or SIGTERM: the watcher stops, it does not decide again
         except LeaseHeldError as exc:
             return say("lease_held", f"another controller acts: {exc.holder}", target=target)
-        except PlanError as exc:
+        except (PlanError, ConflictError, UsageError) as exc:
             return say("refused", str(exc), target=target)
         except FailoverError as exc:
             self.last_action = ev.time
@@ -230,22 +259,47 @@ class Watcher:
         return say(kind, reason, target=target, run_id=result.run.id,
                    status=result.run.status.value)
 
-    def _refence(self, ev: Evaluation, region: str, active: str,
-                 say: Callable[..., Decision]) -> Decision:
-        """Fence ``region`` again (dependents first): it is back and still says active."""
-        full = build_plan(self.topology, self.graph, source=region, target=active)
-        plan = FailoverPlan(full.app, region, active,
-                            tuple(s for s in full.steps if s.phase == "fence"))
+    def _reconcile(self, decision: Decision) -> Decision:
+        """Converge every region to the desired state (fencing only, while paused).
+
+        Runs at every evaluation that did not start a run: a region back from an outage is
+        fenced, drift in the active region undone, a run whose controller died taken over.
+        """
+        paused = decision.action == "paused"
+        self._rounds += 1
         executor = self.executor or Executor(self.topology, self.manifest, self.clients,
                                              accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
         try:
-            result = executor.execute(plan, kind="refence")
+            if self._report is not None and self._rounds % DEEP_EVERY:
+                # The evaluation's own read (region modes, no components) first: a full read of
+                # every component costs the data plane CPU; it is made only when the modes
+                # disagree with the desired state, and every DEEP_EVERY rounds for drift.
+                _, fixes = observe(self.topology, self.manifest, self.clients, self.journal,
+                                   fence_only=paused, report=self._report)
+                if all(f.action == REPORT for f in fixes):
+                    return decision
+            result = reconcile(self.topology, self.manifest, self.clients, journal=self.journal,
+                               fence_only=paused, executor=executor)
+        except RunInterruptedError:
+            raise
         except LeaseHeldError as exc:
-            return say("lease_held", f"another controller acts: {exc.holder}", target=region)
+            return decision if decision.action != "none" else replace(
+                decision, action="lease_held", reason=f"another controller acts: {exc.holder}")
         except FailoverError as exc:
-            return say("error", f"re-fencing {region}: {exc}", target=region)
-        return say("refence", f"{region} is back and still said active: fenced again",
-                   target=region, run_id=result.run.id, status=result.run.status.value)
+            log.warning("reconcile: %s", exc)
+            return replace(decision, action="error", reason=f"reconcile: {exc}")
+        acted = [f for i, f in enumerate(result.fixes) if i in result.outcomes]
+        if not acted:
+            return decision
+        regions = sorted({f.region for f in acted})
+        failed = result.failed
+        reason = (f"{len(acted)} fixes towards {result.desired.active} (epoch "
+                  f"{result.desired.epoch}) in {', '.join(regions)}"
+                  + (f", {len(failed)} failed" if failed else "")
+                  + (f"; {decision.reason}" if paused else ""))
+        run = next((f.run_id for f in acted if f.run_id), None)
+        return replace(decision, action="reconcile", reason=reason, target=regions[0],
+                       run_id=run, status="failed" if failed else "completed")
 
     # -- looping -----------------------------------------------------------------------------
 

@@ -62,8 +62,7 @@ class GlobalData(pulumi.ComponentResource):
             for name, spec in topology.of_kind(Kind.TABLE)
         }
         # The journal and the lease: losing it mid-failover loses the run's memory.
-        self.control_table = self._global_table(topology.control_table, "pk", "sk", primary,
-                                                protect=settings.protect_data, ttl="expires_at")
+        self.control_table = self._control_table(protect=settings.protect_data)
         self.buckets = {name: self._buckets(name, spec)
                         for name, spec in topology.of_kind(Kind.BUCKET)}
         self.zone_ids: dict[str, pulumi.Input[str]] = {}
@@ -121,15 +120,40 @@ class GlobalData(pulumi.ComponentResource):
             opts=_opts(self, provider),
         )
 
+    def _control_table(self, *, protect: bool) -> aws.dynamodb.Table:
+        """The control table: multi-Region strong consistency (three replicas, or two and a
+        witness, in one region set, as the topology's ``control`` says), and no TTL: the lease
+        item is never deleted, so the fencing token never goes back."""
+        control = self.topology.control_regions
+        self.control_home = next((r for r in control.replicas if r in self.providers),
+                                 control.replicas[0])
+        provider = self.providers.get(self.control_home) or aws.Provider(
+            f"{self.topology.app}-control-{self.control_home}", region=self.control_home,
+            opts=pulumi.ResourceOptions(parent=self))
+        name = self.topology.control_table
+        return aws.dynamodb.Table(
+            name, name=name, billing_mode="PAY_PER_REQUEST", hash_key="pk", range_key="sk",
+            attributes=[aws.dynamodb.TableAttributeArgs(name=k, type="S") for k in ("pk", "sk")],
+            stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES",
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            deletion_protection_enabled=protect,
+            replicas=[aws.dynamodb.TableReplicaArgs(region_name=r, consistency_mode="STRONG",
+                                                    point_in_time_recovery=True,
+                                                    deletion_protection_enabled=protect)
+                      for r in control.replicas if r != self.control_home],
+            global_table_witness=aws.dynamodb.TableGlobalTableWitnessArgs(
+                region_name=control.witness) if control.witness else None,
+            opts=_opts(self, provider))
+
     def table_ref(self, name: str, region: str) -> Ref:
         """A table (or its replica) in ``region``: its name, ARN and stream ARN there."""
         return _table_ref(self.tables[name], region, self.topology.regions.primary)
 
     def control_arns(self) -> list[pulumi.Output[str]]:
-        """The control table's ARN in every region."""
-        return [pulumi.Output.from_input(
-            _table_ref(self.control_table, r, self.topology.regions.primary).arn)
-            for r in self.topology.regions.all]
+        """The control table's ARN in every replica region (a witness serves no requests)."""
+        return [pulumi.Output.from_input(_table_ref(self.control_table, r, self.control_home).arn)
+                for r in self.topology.control_regions.replicas]
 
     def _buckets(self, name: str, spec: BucketSpec) -> dict[str, aws.s3.Bucket]:
         """One private, encrypted, versioned bucket per region, each replicating to the others."""

@@ -146,7 +146,8 @@ def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region]
         "app": topology.app,
         "primary": topology.regions.primary,
         "spec": settings.spec_path,
-        "control": {"table": data.control_table.name, "regions": list(topology.regions.all)},
+        "control": {"table": data.control_table.name,
+                    "regions": list(topology.control_regions.replicas)},
         "dns": None if first is None else {
             "zone_id": first.zone_id,
             "zone": first.spec.zone,

@@ -22,25 +22,28 @@ from controller.journal import Journal
 log = logging.getLogger(__name__)
 
 
-def kill_after_steps(count: int, kill: Callable[[], None] | None = None) -> Callable[[], None]:
-    """Kill this process once ``count`` steps have journalled their end; returns the undo.
+def kill_after_steps(count: int, kill: Callable[[], None] | None = None,
+                     signum: int = signal.SIGKILL) -> Callable[[], None]:
+    """Send ``signum`` (SIGKILL) to this process once ``count`` steps have journalled their end;
+    returns the undo.
 
-    ``kill`` replaces the SIGKILL (tests of this module pass their own).
+    ``kill`` replaces the signal (tests of this module pass their own).
     """
     original = Journal.record_step
     lock = threading.Lock()
     ended = 0
 
     def die() -> None:
-        log.critical("fault injection: killing this controller after %d steps", count)
-        os.kill(os.getpid(), signal.SIGKILL)
+        log.critical("fault injection: signal %d to this controller after %d steps", signum,
+                     count)
+        os.kill(os.getpid(), signum)
 
     def record_step(self: Journal, *args: Any, **kwargs: Any) -> None:
         nonlocal ended
         original(self, *args, **kwargs)
         with lock:
             ended += 1
-            reached = ended >= count
+            reached = ended == count  # once: a signal that does not kill is sent only once
         if reached:
             (kill or die)()
 
@@ -53,13 +56,15 @@ def kill_after_steps(count: int, kill: Callable[[], None] | None = None) -> Call
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.faults --kill-after-steps N [--] FAILOVER-ARGS``."""
+    """``python -m sandbox.faults --kill-after-steps N [--signal S] [--] FAILOVER-ARGS``."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.faults", description=__doc__)
     parser.add_argument("--kill-after-steps", type=int, required=True, metavar="N")
+    parser.add_argument("--signal", default="KILL", choices=["KILL", "TERM", "INT"],
+                        help="the signal sent (default KILL: a crash; TERM, INT: a stop)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the failover command's words")
     ns = parser.parse_args(argv)
     words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
-    kill_after_steps(ns.kill_after_steps)
+    kill_after_steps(ns.kill_after_steps, signum=getattr(signal, f"SIG{ns.signal}"))
     from controller.cli import main as failover
 
     return failover(words)

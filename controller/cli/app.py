@@ -145,8 +145,32 @@ def spec_path(spec: Path | None) -> Path:
     return spec if spec is not None else default_spec_path()
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends a command as Ctrl-C does: a run in flight is journalled interrupted."""
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
 def run(application: typer.Typer, argv: list[str] | None) -> int:
     """Run ``application`` and map every outcome to an exit code (the one error boundary)."""
+    import signal
+
+    handlers = {signal.SIGTERM: _terminated,
+                # Also when started with SIGINT ignored (a background job): Ctrl-C must stop.
+                signal.SIGINT: signal.default_int_handler}
+    previous: dict[signal.Signals, Any] = {}
+    try:
+        for signum, handler in handlers.items():
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        return _run(application, argv)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(application: typer.Typer, argv: list[str] | None) -> int:
     command = LazyGroup(application)
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)

@@ -25,6 +25,7 @@ from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
 
 if TYPE_CHECKING:
+    from controller.desired import Desired
     from controller.executor import RunResult, StepEvent
     from controller.journal import Run
     from controller.plan import FailoverPlan
@@ -64,11 +65,15 @@ def execute(
     from controller.plan import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    source = from_ or _active(topology, deployed, clients)
-    plan = build_plan(topology, graphs.build(topology), target=to, source=source,
+    # Read before the lease only to show the plan and to notice a decision gone stale; the
+    # executor reads it again under the lease, and that read decides.
+    desired = _desired(topology, deployed, clients, required=False)
+    plan = build_plan(topology, graphs.build(topology), target=to,
+                      source=from_ or (desired.active if desired else topology.regions.primary),
                       unavailable=unavailable or ())
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
                      as_json=as_json, workers=1 if sequential else 8, kind="failover",
+                     source_given=from_ is not None, epoch=desired.epoch if desired else None,
                      accept_unknown_lag=accept_unknown_lag, hint=_resume_hint(manifest))
 
 
@@ -86,13 +91,15 @@ def failback(
     from controller.plan import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    source = _active(topology, deployed, clients)
+    desired = _desired(topology, deployed, clients)
+    assert desired is not None  # required: failback needs to know where it comes from
     primary = topology.regions.primary
-    if source == primary:
+    if desired.active == primary:
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
-    plan = build_plan(topology, graphs.build(topology), target=primary, source=source)
+    plan = build_plan(topology, graphs.build(topology), target=primary, source=desired.active)
     return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=8, kind="failback", hint=_resume_hint(manifest),
+                     as_json=as_json, workers=8, kind="failback", source_given=False,
+                     epoch=desired.epoch, hint=_resume_hint(manifest),
                      accept_unknown_lag=accept_unknown_lag)
 
 
@@ -148,16 +155,26 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _active(topology: Any, deployed: Any, clients: Any) -> str:
-    """The active region as the deployment says (mode parameters, else DNS), else the primary."""
-    from controller import health
+def _desired(topology: Any, deployed: Any, clients: Any, *, required: bool = True
+             ) -> Desired | None:
+    """The active region as the control table's desired state names it (the one truth); None
+    when the control table does not answer and ``required`` is false."""
+    from controller.errors import AwsError, FailoverError
+    from controller.journal import Journal
 
-    report = health.status(topology, deployed, clients)
-    return report.active_region or topology.regions.primary
+    try:
+        return Journal(clients, deployed).desired(topology.regions.primary)
+    except AwsError:
+        raise
+    except FailoverError:
+        if required:
+            raise
+        return None
 
 
 def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
               dry_run: bool, as_json: bool, workers: int, kind: str, hint: str,
+              source_given: bool, epoch: int | None,
               accept_unknown_lag: bool = False) -> int:
     from controller.executor import Executor
     from controller.manifest import check_steps
@@ -167,6 +184,8 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
     executor = Executor(topology, deployed, clients, max_workers=workers,
                         accept_unknown_lag=accept_unknown_lag)
     if dry_run:
+        plan = executor.checked(plan, executor.desired(), kind=kind, source_given=source_given,
+                                expect_epoch=None)
         checks = executor.prechecks(plan)
         if as_json:
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
@@ -182,7 +201,8 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
     with _progress(len(plan.steps), as_json, hint) as show:
         executor.progress = show
-        result = _interruptible(show, lambda: executor.execute(plan, kind=kind))
+        result = _interruptible(show, lambda: executor.execute(
+            plan, kind=kind, source_given=source_given, expect_epoch=epoch))
     return _render_result(result, as_json)
 
 

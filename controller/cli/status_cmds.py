@@ -40,13 +40,15 @@ def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
     topology, deployed, clients = load_deployment(manifest, spec)
     report = health.status(topology, deployed, clients, deadline=timeout)
     running = _run_in_progress(deployed, clients)
+    control = _desired(topology, deployed, clients)
     if as_json:
-        print_json({**report.to_dict(), "run_in_progress": running})
+        print_json({**report.to_dict(), "run_in_progress": running, "control": control})
     else:
         render(report, topology)
         if running:
             console.print(f"[cyan]run {running} is in progress[/] (failover runs; "
                           f"failover resume {running} if its controller died)", highlight=False)
+        _render_control(control, report)
 
 
 def _run_in_progress(deployed: Any, clients: Any) -> str | None:
@@ -62,6 +64,31 @@ def _run_in_progress(deployed: Any, clients: Any) -> str | None:
     except FailoverError as exc:
         log.warning("the control table cannot be read: %s", exc)
         return None
+
+
+def _desired(topology: Topology, deployed: Any, clients: Any) -> dict[str, Any]:
+    """The control table's desired state (who is active, by its epoch), or why it is unknown."""
+    from controller.errors import FailoverError
+    from controller.journal import Journal
+
+    try:
+        return Journal(clients, deployed).desired(topology.regions.primary).to_dict()
+    except FailoverError as exc:
+        return {"error": f"{exc}: no controller can take the lease, nothing acts"}
+
+
+def _render_control(control: dict[str, Any], report: StatusReport) -> None:
+    if "error" in control:
+        console.print(f"[bold red]control table[/]: {escape(control['error'])}",
+                      highlight=False)
+        return
+    console.print(f"control table: {control['active']} active (epoch {control['epoch']}"
+                  + (f", run {control['run_id']})" if control["run_id"] else ")"),
+                  highlight=False)
+    if report.active_region and report.active_region != control["active"]:
+        console.print(f"[bold yellow]warning[/]: the regions say {report.active_region} is "
+                      f"active, the control table {control['active']}: failover reconcile",
+                      highlight=False)
 
 
 def render(report: StatusReport, topology: Topology) -> None:

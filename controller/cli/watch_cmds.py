@@ -22,6 +22,40 @@ from controller.contract import DEFAULT_MANIFEST
 if TYPE_CHECKING:
     from controller.watcher import Decision
 
+@app.command()
+def reconcile(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; touch "
+                                          "nothing.")] = False,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Converge every region to the control table's active region: fence the others, re-activate
+    what drifted, take over a run whose controller died."""
+    from rich.markup import escape
+
+    from controller.reconcile import reconcile as converge
+
+    topology, deployed, clients = load_deployment(manifest, spec)
+    result = converge(topology, deployed, clients, dry_run=dry_run)
+    if as_json:
+        print_json(result.to_dict())
+        return 1 if result.failed else 0
+    d = result.desired
+    console.print(f"desired: {d.active} active (epoch {d.epoch})"
+                  + (f", set by run {d.run_id}" if d.run_id else ""), highlight=False)
+    if not result.fixes:
+        console.print("[green]converged[/]: nothing to do")
+    for i, fix in enumerate(result.fixes):
+        outcome = result.outcomes.get(i) or ("would do" if dry_run and fix.action != "report"
+                                             else "")
+        what = f"{fix.action} {fix.component or '(region mode)'} in {fix.region}" \
+            if fix.action in ("fence", "activate") else fix.action
+        console.print(f"  {what}: {escape(fix.reason)}" + (f"  -> {escape(outcome)}"
+                                                          if outcome else ""), highlight=False)
+    return 1 if result.failed else 0
+
+
 automation = typer.Typer(help="Pause or resume automatic failover (for every watcher).",
                          no_args_is_help=True)
 app.add_typer(automation, name="automation")

@@ -31,7 +31,10 @@ def test_every_table_and_replica_is_protected_from_deletion(example: Run) -> Non
     for table in tables:
         assert table.inputs["deletionProtectionEnabled"] is True, table.name
         replicas = table.inputs["replicas"]
-        assert len(replicas) == len(example.topology.regions.standby)
+        t = example.topology  # the control table's replicas: its own regions (test_infra_control)
+        wanted = len(t.control_regions.replicas) - 1 if table.inputs["name"] == t.control_table \
+            else len(t.regions.standby)
+        assert len(replicas) == wanted
         assert all(r["deletionProtectionEnabled"] is True for r in replicas), table.name
 
 

@@ -139,7 +139,7 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     box.heal(PRIMARY)
     assert mapping_enabled(box, PRIMARY) == {"worker": True, "projector": True}  # stale
     decision = Watcher(box.topology, box.manifest, box.clients).step()
-    assert decision.action == "refence" and decision.target == PRIMARY, decision
+    assert decision.action == "reconcile" and decision.target == PRIMARY, decision
     assert decision.status == "completed"
     assert mapping_enabled(box, PRIMARY) == {"worker": False, "projector": False}
     assert mapping_enabled(box, STANDBY) == {"worker": True, "projector": True}

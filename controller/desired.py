@@ -1,0 +1,77 @@
+"""The desired state: which region is active, with an epoch that grows at every change.
+
+Called by the executor (a run's source is what this says, read under the lease; a run writes
+its target here before it acts), the reconciler (it converges AWS towards this) and the CLI
+(``status``, ``execute`` read it to show and plan). It is the one source of truth for "who is
+active": mode parameters and DNS are what AWS says, this is what the controllers decided.
+
+It lives on the lease item of the control table, so that writing it is one single-item
+conditional write that checks the writer's fencing token (a multi-Region strongly consistent
+table takes no transactions): only the lease holder can change it, and a controller that lost
+the lease cannot. Until a first run writes it, the active region is the topology's primary
+(what ``pulumi up`` deploys) at epoch 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from controller.aws import classify, error_code
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
+from controller.lease import Lease
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Which region should be active, since which change (``epoch``), set by which run."""
+
+    active: str
+    epoch: int
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``failover status --json``, ``reconcile --json``)."""
+        return {"active": self.active, "epoch": self.epoch, "run_id": self.run_id}
+
+
+def read(table: ControlTable, default: str) -> Desired:
+    """The desired state, read strongly consistent; ``default`` at epoch 0 when never written."""
+    got = table.get(LEASE_PK, LEASE_SK) or {}
+    if not got.get("active"):
+        return Desired(default, 0)
+    return Desired(str(got["active"]), int(got.get("epoch", 0)), str(got.get("run_id", "")))
+
+
+def write(table: ControlTable, lease: Lease, current: Desired, active: str,
+          run_id: str) -> Desired:
+    """Make ``active`` the desired active region, epoch one higher, under ``lease``.
+
+    One conditional write on the lease item: it succeeds only while ``lease``'s token is the
+    lease's and the epoch is still ``current``'s (nobody changed it since it was read).
+
+    Raises
+    ------
+    StaleTokenError
+        The lease was taken over, or the epoch moved: nothing was written.
+    """
+    new = Desired(active, current.epoch + 1, run_id)
+    try:
+        table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
+                   UpdateExpression="SET #a = :a, #n = :n, #r = :r",
+                   ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
+                   ExpressionAttributeNames={"#t": "token", "#a": "active", "#n": "epoch",
+                                             "#r": "run_id"},
+                   ExpressionAttributeValues={":a": {"S": active}, ":n": {"N": str(new.epoch)},
+                                              ":r": {"S": run_id},
+                                              ":t": {"N": str(lease.token)},
+                                              ":e": {"N": str(current.epoch)}})
+    except Exception as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise stale(lease.owner, lease.token) from None
+        raise classify(exc) from exc
+    log.info("desired state: %s active (epoch %d, run %s)", active, new.epoch, run_id or "-")
+    return new
