@@ -89,6 +89,22 @@ def normalize_host(value: str) -> str:
     return value.split("/", 1)[0].rstrip(".").lower()
 
 
+def stack_qualifier(stack: str) -> str:
+    """A Pulumi stack name as the part of a physical name that keeps two stacks apart.
+
+    Lower case, anything but letters, digits and dashes to dashes, at most 16 characters (a
+    longer name keeps a stable hash), so that ``<app>-<stack>-<component>-<region>`` still fits
+    the shortest limits (64 for functions, roles and rules).
+
+    >>> stack_qualifier("Prod_EU.1"), stack_qualifier("")
+    ('prod-eu-1', '')
+    >>> len(stack_qualifier("a-very-long-stack-name-for-review-42"))
+    16
+    """
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")
+    return fit(cleaned, 16)
+
+
 def fit(name: str, limit: int) -> str:
     """``name`` if it fits in ``limit`` characters, else a prefix plus a short stable hash.
 
@@ -108,5 +124,5 @@ def fit(name: str, limit: int) -> str:
 __all__ = [
     "ALIAS", "DEFAULT_MANIFEST", "ENV_APP", "ENV_COMPONENT", "ENV_COMPONENT_MODE_PARAMETER",
     "ENV_MODE_PARAMETER", "GLOBAL", "STATUS_DEADLINE_SECONDS", "DegradedMode", "FailMode", "Mode",
-    "env_key", "fit", "normalize_host",
+    "env_key", "fit", "normalize_host", "stack_qualifier",
 ]

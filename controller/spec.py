@@ -17,10 +17,18 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.bulk import paused_gc
-from controller.contract import DegradedMode, fit
+from controller.contract import DegradedMode, fit, stack_qualifier
 from controller.errors import SpecError as SpecError  # re-exported: infra reads it from here
 from controller.regions import default_control, known_regions, mrsc_set_of, mrsc_sets_text
 
@@ -476,6 +484,8 @@ class Topology(_Strict):
     components: dict[str, Component] = Field(min_length=1)
     policy: Policy = Policy()
     control: Control | None = None
+    #: The deployment's stack qualifier (:meth:`for_stack`); empty for the sandbox.
+    _stack: str = PrivateAttr(default="")
 
     @field_validator("components")
     @classmethod
@@ -489,6 +499,26 @@ class Topology(_Strict):
                 )
         return value
 
+    def for_stack(self, stack: str) -> Topology:
+        """This topology as the Pulumi stack ``stack`` deploys it: every name carries the stack.
+
+        Two stacks of one application (staging and prod) in one account would otherwise
+        collide on every fixed name (roles, tables, queues, functions, parameters, alarms).
+
+        >>> t = Topology.model_validate({"app": "shop", "regions": {"primary": "us-east-1",
+        ...     "standby": ["us-west-2"]}, "components": {"t": {"kind": "table"}}})
+        >>> t.for_stack("Prod").physical_name("t", "us-west-2"), t.physical_name("t", "us-west-2")
+        ('shop-prod-t-us-west-2', 'shop-t-us-west-2')
+        """
+        copy = self.model_copy()
+        copy._stack = stack_qualifier(stack)
+        return copy
+
+    @property
+    def prefix(self) -> str:
+        """What every physical name of this deployment starts with: the app, and its stack."""
+        return f"{self.app}-{self._stack}" if self._stack else self.app
+
     def physical_name(self, component: str, region: str) -> str:
         """The AWS name of ``component`` in ``region``: the one naming rule for every tool.
 
@@ -497,20 +527,20 @@ class Topology(_Strict):
         >>> t.physical_name("t", "us-west-2")
         'shop-t-us-west-2'
         """
-        return f"{self.app}-{component}-{region}"
+        return f"{self.prefix}-{component}-{region}"
 
     def mode_parameter(self, region: str) -> str:
         """The SSM parameter that carries ``region``'s mode for the functions to read."""
-        return f"/failover/{self.app}/{region}/mode"
+        return f"/failover/{self.prefix}/{region}/mode"
 
     def component_mode_parameter(self, component: str, region: str) -> str:
         """The SSM parameter that carries one component's mode (degraded answers) in ``region``."""
-        return f"/failover/{self.app}/{region}/mode/{component}"
+        return f"/failover/{self.prefix}/{region}/mode/{component}"
 
     @property
     def control_table(self) -> str:
         """The DynamoDB control table that holds the journal and the lease."""
-        return f"{self.app}-failover-control"
+        return f"{self.prefix}-failover-control"
 
     @property
     def control_regions(self) -> Control:

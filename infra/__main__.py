@@ -32,6 +32,7 @@ except SpecError as exc:  # one line, as `failover validate` says it, not a stac
 secure = [name for name, spec in topology.of_kind(Kind.PARAMETER) if spec.secure]
 settings = Settings(
     spec_path=str(spec_path),
+    stack=pulumi.get_stack(),
     log_retention_days=config.get_int("logRetentionDays") or 30,
     jwt_issuer=config.get("jwtIssuer"),
     jwt_audience=tuple(config.get_object("jwtAudience") or ()),

@@ -27,7 +27,7 @@ LAG_PERIODS = 3  # minutes above the bound before the replication alarm fires
 
 def alarm_topic(topology: Topology, region: str, provider: aws.Provider) -> aws.sns.Topic:
     """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager)."""
-    name = fit(f"{topology.app}-alarms-{region}", 256)
+    name = fit(f"{topology.prefix}-alarms-{region}", 256)
     return aws.sns.Topic(name, name=name, kms_master_key_id="alias/aws/sns",
                          opts=pulumi.ResourceOptions(provider=provider))
 
@@ -43,7 +43,7 @@ class RegionAlarms(pulumi.ComponentResource):
         self.topic = topic
         self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         for i, queue in enumerate(region.dead_letters):
-            self._alarm(f"{topology.app}-dead-letters-{i}-{where}", "AWS/SQS",
+            self._alarm(f"{topology.prefix}-dead-letters-{i}-{where}", "AWS/SQS",
                         "ApproximateNumberOfMessagesVisible", "Maximum",
                         {"QueueName": queue.name}, 1.0, 1, 300,
                         pulumi.Output.concat("messages waiting in ", queue.name))
@@ -53,14 +53,14 @@ class RegionAlarms(pulumi.ComponentResource):
                     continue
                 # named for the region it lives in only (the receiving one without dashes)
                 to = other.replace("-", "")
-                self._alarm(f"{topology.app}-{name}-lag-to-{to}-{where}", "AWS/DynamoDB",
+                self._alarm(f"{topology.prefix}-{name}-lag-to-{to}-{where}", "AWS/DynamoDB",
                             "ReplicationLatency", "Average",
                             {"TableName": tables[name].name, "ReceivingRegion": other},
                             spec.max_lag_seconds * 1000, LAG_PERIODS, 60,
                             f"{name}: replication {where} -> {other} above "
                             f"{spec.max_lag_seconds:g} s")
         for name, api in region.apis.items():
-            self._alarm(f"{topology.app}-{name}-5xx-{where}", "AWS/ApiGateway", "5xx", "Sum",
+            self._alarm(f"{topology.prefix}-{name}-5xx-{where}", "AWS/ApiGateway", "5xx", "Sum",
                         {"ApiId": api.api.id, "Stage": "$default"}, API_5XX_THRESHOLD, 1, 300,
                         f"{name} in {where}: 5xx answers")
         self.register_outputs({"topic": topic.arn})

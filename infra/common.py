@@ -40,6 +40,9 @@ class Settings:
     """
 
     spec_path: str = ""
+    # The Pulumi stack: part of every physical name, so that two stacks of one application
+    # (staging and prod) in one account never share one (``Topology.for_stack``).
+    stack: str = ""
     # Where a relative ``code`` folder is resolved (a topology read from a file has absolute ones).
     code_root: Path = PROJECT_ROOT
     # Where each function code folder's bundle (code + dependencies, a zip) is written.

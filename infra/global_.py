@@ -44,6 +44,9 @@ REPLICATION_TARGET = ("s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateT
 def _opts(parent: pulumi.Resource, provider: aws.Provider, **kw: Any) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, provider=provider, **kw)
 
+#: pulumi-aws's limit on ``bucket_prefix`` (S3 adds a 26-character unique suffix, within 63).
+BUCKET_PREFIX_MAX = 37
+
 
 class GlobalData(pulumi.ComponentResource):
     """Global tables (a replica in every region), the control table, replicated buckets, zones."""
@@ -162,7 +165,10 @@ class GlobalData(pulumi.ComponentResource):
         for region in self.topology.regions.all:
             provider = self.providers[region]
             physical = fit(self.topology.physical_name(name, region), 63)
-            bucket = aws.s3.Bucket(physical, bucket=physical, opts=_opts(self, provider))
+            # Bucket names are global across every AWS account: a fixed name can be taken by
+            # anyone. S3 completes the prefix with a unique suffix; the manifest reads the result.
+            bucket = aws.s3.Bucket(physical, bucket_prefix=fit(f"{physical}-", BUCKET_PREFIX_MAX),
+                                   opts=_opts(self, provider))
             aws.s3.BucketPublicAccessBlock(
                 f"{physical}-private", bucket=bucket.id, block_public_acls=True,
                 block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
@@ -350,7 +356,7 @@ class AccessRoles(pulumi.ComponentResource):
     def __init__(self, topology: Topology, settings: Settings, account: Account,
                  operated: Operated, provider: aws.Provider) -> None:
         super().__init__("failover:infra:AccessRoles", f"{topology.app}-access")
-        app = topology.app
+        app = topology.prefix  # the stack's names: two stacks' roles and patterns stay apart
         regions = topology.regions.all
         self.controller = self._role(
             fit(f"{app}-failover-controller", 64),

@@ -40,6 +40,7 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
     ``docs/manifest.md``): the controller finds every real resource through it.
     """
     settings = settings or Settings()
+    topology = topology.for_stack(settings.stack)
     providers = providers_for(topology)
     primary = providers[topology.regions.primary]
     invoke = pulumi.InvokeOutputOptions(provider=primary)

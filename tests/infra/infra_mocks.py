@@ -122,6 +122,12 @@ class Run:
         """Resources of one type token, e.g. ``aws:lambda/function:Function``."""
         return [r for r in self.resources if r.typ == typ]
 
+    def bucket(self, component: str, region: str) -> str:
+        """The name S3 gave ``component``'s bucket in ``region`` (its prefix + a suffix)."""
+        prefix = self.topology.for_stack(self.settings.stack).physical_name(component, region)
+        return next(b.state["bucket"] for b in self.of("aws:s3/bucket:Bucket")
+                    if b.region == region and b.inputs["bucketPrefix"].startswith(prefix))
+
 
 def _h(text: str, n: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
@@ -150,7 +156,9 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
         replicas = [{**rep, **table(rep["regionName"])} for rep in inputs.get("replicas", [])]
         return {**table(region), "replicas": replicas}
     if typ == "aws:s3/bucket:Bucket":
-        return {"arn": f"arn:aws:s3:::{inputs['bucket']}", "id": inputs["bucket"]}
+        # a prefix is completed with a unique 26-character suffix, as the provider does
+        bucket = inputs.get("bucket") or f"{inputs['bucketPrefix']}{_h(name, 26)}"
+        return {"arn": f"arn:aws:s3:::{bucket}", "id": bucket, "bucket": bucket}
     if typ == "aws:ssm/parameter:Parameter":
         return {"arn": f"arn:aws:ssm:{regional}:parameter/{n.lstrip('/')}"}
     if typ == "aws:cloudwatch/logGroup:LogGroup":

@@ -43,12 +43,14 @@ def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
     program()
     functions = {r.inputs["name"]: r for r in mocks.resources
                  if r.typ == "aws:lambda/function:Function"}
-    assert set(functions) == {"mini-fn-us-east-2", "mini-fn-us-west-1"}
+    stack = pulumi.get_stack()  # the mocks' stack: every physical name carries it
+    assert stack
+    assert set(functions) == {f"mini-{stack}-fn-us-east-2", f"mini-{stack}-fn-us-west-1"}
     assert {r.inputs["retentionInDays"] for r in mocks.resources
             if r.typ == "aws:cloudwatch/logGroup:LogGroup"} == {7}
     token = [r.inputs["value"] for r in mocks.resources
              if r.typ == "aws:ssm/parameter:Parameter"
-             and r.inputs["name"].startswith("mini-token-")]
+             and r.inputs["name"].startswith(f"mini-{stack}-token-")]
     assert len(token) == 2
     assert all(v["value"] == "from-config" for v in token), "the secret comes from config"
 

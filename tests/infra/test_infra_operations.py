@@ -118,7 +118,7 @@ def test_every_table_has_a_replica_in_every_region(run: Run) -> None:
 def test_buckets_are_versioned_private_and_replicated_to_every_other_region(run: Run) -> None:
     t = run.topology
     for name, _ in t.of_kind(Kind.BUCKET):
-        buckets = {r: t.physical_name(name, r) for r in t.regions.all}
+        buckets = {r: run.bucket(name, r) for r in t.regions.all}
         versioned = {v.inputs["bucket"] for v in run.of("aws:s3/bucketVersioning:BucketVersioning")
                      if v.inputs["versioningConfiguration"]["status"] == "Enabled"}
         private = {p.inputs["bucket"] for p in

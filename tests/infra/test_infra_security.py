@@ -118,7 +118,8 @@ def test_example_function_policies_follow_their_dependencies(runs: dict[str, Run
         projector = function_policy(run, "projector", region)
         assert projector["dynamodb:GetRecords"] == [f"{table}/stream/2026-01-01T00:00:00.000"]
         assert "dynamodb:PutItem" not in projector, "projector does not depend on writing it"
-        assert projector["s3:PutObject"] == [f"arn:aws:s3:::orders-receipts-bucket-{region}/*"]
+        receipts = run.bucket("receipts-bucket", region)
+        assert projector["s3:PutObject"] == [f"arn:aws:s3:::{receipts}/*"]
         for policy in (worker, api, projector):
             modes = policy["ssm:GetParameter"]
             assert f"arn:aws:ssm:{region}:123456789012:parameter/failover/orders/{region}/mode" \
