@@ -102,6 +102,7 @@ class FunctionRuntime:
                 self._services[key] = module.build(env, session=session,
                                                    endpoint_url=self.manifest.endpoints[region],
                                                    config=self.config)
+                _logs_to_stderr()
             return module, self._services[key]
 
     def _module(self, spec: FunctionSpec) -> ModuleType:
@@ -122,6 +123,18 @@ class FunctionRuntime:
             loaded.loader.exec_module(module)
             self._modules[key] = module
         return self._modules[key]
+
+
+def _logs_to_stderr() -> None:
+    """Send the functions' log lines (powertools writes them to stdout, which Lambda sends to
+    CloudWatch Logs) to stderr here: the CLI's stdout carries only its own output, such as
+    ``failover demo --json``'s report."""
+    known = logging.Logger.manager.loggerDict.values()
+    loggers = [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
 
 
 __all__ = ["FunctionRuntime", "Kind", "lambda_env"]
