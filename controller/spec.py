@@ -580,7 +580,12 @@ def default_spec_path() -> Path:
     if env:
         return Path(env)
     local = Path("topology.yaml")
-    return local if local.exists() else EXAMPLE_SPEC
+    if local.exists():
+        return local
+    if not EXAMPLE_SPEC.exists():  # installed from a wheel: the example lives in the repository
+        raise SpecError("no topology: pass --spec FILE, set $FAILOVER_SPEC, or run where "
+                        "topology.yaml is")
+    return EXAMPLE_SPEC
 
 
 def load(path: str | Path) -> Topology:

@@ -213,23 +213,37 @@ def _fail(exc: FailoverError) -> int:
     return exc.exit_code
 
 
+#: What each optional extra brings that its verbs cannot run without.
+EXTRAS = {"sandbox": ("moto", "matplotlib", "aws_lambda_powertools")}
+
+
 def extra(module: str, extra_name: str) -> Any:
     """Import ``module`` of an optional extra, or say in one line what to install (exit 2).
 
     The sandbox, the demo and the drill live in the ``sandbox`` package, which imports the
     controller and never the other way; the CLI reaches it only here, when such a verb runs.
+    The package itself ships with the controller; the extra brings the emulator it drives.
     """
     import importlib
+    import importlib.util
 
+    hint = f"pip install 'failover[{extra_name}]'"
+    for needed in EXTRAS.get(extra_name, ()):
+        try:
+            found = importlib.util.find_spec(needed) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise UsageError(f"this verb needs the {extra_name} extra ({needed} is not "
+                             f"installed): {hint}")
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
-        if top not in {module.split(".")[0], "moto", "matplotlib", "werkzeug", "flask",
-                       "aws_lambda_powertools"}:
+        if top not in {module.split(".")[0], *EXTRAS.get(extra_name, ())}:
             raise
         raise UsageError(f"this verb needs the {extra_name} extra ({top} is not installed): "
-                         f"pip install 'failover[{extra_name}]'") from exc
+                         f"{hint}") from exc
 
 
 def env_flag(name: str) -> bool:

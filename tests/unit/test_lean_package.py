@@ -115,3 +115,18 @@ def test_plan_works_without_the_extras(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["to"] == "us-west-2"
+
+
+def test_without_the_repository_the_default_topology_is_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed from a wheel, the example is not there: one line says what to pass."""
+    from controller import spec
+    from controller.errors import SpecError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FAILOVER_SPEC", raising=False)
+    monkeypatch.setattr(spec, "EXAMPLE_SPEC", tmp_path / "nowhere" / "topology.yaml")
+    with pytest.raises(SpecError, match="no topology: pass --spec FILE"):
+        spec.default_spec_path()
+    (tmp_path / "topology.yaml").write_text("app: x\n")
+    assert spec.default_spec_path() == Path("topology.yaml")
