@@ -32,8 +32,13 @@ ENV_COMPONENT_MODE_PARAMETER = "FAILOVER_COMPONENT_MODE_PARAMETER"
 
 # The deployed watchers (controller.lambda_watcher): where each finds its deployment, and the
 # metric every evaluation emits (the dead-man alarm in infra/watchers.py watches it).
-#: SSM parameter (in the watcher's own region) holding the manifest JSON; set by ``pulumi up``.
-ENV_WATCHER_MANIFEST_PARAMETER = "FAILOVER_MANIFEST_PARAMETER"
+#: The control table (name, and its regions comma-separated) whose ``manifest`` item holds the
+#: deployed manifest as JSON, written by ``pulumi up`` (a DynamoDB item: no size worry, and the
+#: table every watcher must reach anyway).
+ENV_WATCHER_CONTROL_TABLE = "FAILOVER_CONTROL_TABLE"
+ENV_WATCHER_CONTROL_REGIONS = "FAILOVER_CONTROL_REGIONS"
+#: The key (pk and sk) of that item, and its attribute holding the JSON.
+MANIFEST_ITEM = "manifest"
 #: A manifest file instead (the sandbox's watchers read the sandbox's own manifest.json).
 ENV_WATCHER_MANIFEST = "FAILOVER_MANIFEST"
 #: The topology file; default: ``topology.yaml`` shipped in the watcher's bundle.

@@ -5,9 +5,10 @@ and by the sandbox's watcher processes (:mod:`sandbox.watchers`), which run the 
 each region's failure domain. One invocation:
 
 1. loads its deployment: the topology shipped in its bundle (a build input, like code) and the
-   manifest from an SSM parameter of its own region (written by ``pulumi up`` from the stack's
-   outputs, so it cannot be in the bundle built before them; a region whose SSM does not answer
-   is failing anyway, and its watcher with it). The sandbox points it at its manifest file;
+   manifest from the ``manifest`` item of the control table (written by ``pulumi up`` from the
+   stack's outputs, so it cannot be in the bundle built before them; an item has room for any
+   manifest, where an SSM parameter or the environment hold 8 or 4 KB; and the control table is
+   what a watcher must reach to act at all). The sandbox points it at its manifest file;
 2. reads its hysteresis from its item in the control table (:mod:`controller.watchstate`): a
    watcher that cannot reach the control table never acts, it logs and ends;
 3. evaluates and decides with :class:`~controller.watcher.Watcher` (the one decision engine: the
@@ -38,7 +39,7 @@ from controller.aws import Clients
 from controller.controltable import ControlTable
 from controller.errors import FailoverError, RunInterruptedError
 from controller.executor import Executor
-from controller.manifest import Manifest, check_deployment, load_manifest
+from controller.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.spec import Topology, loads
 from controller.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Decision, Watcher
 from controller.watchstate import WatchStates
@@ -109,7 +110,7 @@ def watch(region: str, context: Context, *, deployment: Deployment | None = None
         done += 1
         evaluations += 1
         actions.append(decision.action)
-        out(_line(region, owner, decision.to_dict()))
+        out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
         out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
         try:
             states.write(watcher.remember(region, decision, owner=owner,
@@ -156,24 +157,39 @@ def load_deployment(region: str) -> Deployment:
     stack = os.environ.get(contract.ENV_WATCHER_STACK, "")
     if stack:
         topology = topology.for_stack(stack)
-    parameter = os.environ.get(contract.ENV_WATCHER_MANIFEST_PARAMETER, "")
+    table = os.environ.get(contract.ENV_WATCHER_CONTROL_TABLE, "")
     path = os.environ.get(contract.ENV_WATCHER_MANIFEST, "")
-    if parameter:
-        ssm = Clients().client("ssm", region)
-        try:
-            text = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-        except Exception as exc:
-            raise FailoverError(f"manifest parameter {parameter} in {region}: {exc}") from exc
-        manifest = Manifest.model_validate_json(text)
+    if table:
+        manifest = _manifest_item(table, os.environ.get(contract.ENV_WATCHER_CONTROL_REGIONS,
+                                                        ""), topology, region)
     elif path:
         manifest = load_manifest(path)
     else:
-        raise FailoverError(f"set {contract.ENV_WATCHER_MANIFEST_PARAMETER} or "
+        raise FailoverError(f"set {contract.ENV_WATCHER_CONTROL_TABLE} or "
                             f"{contract.ENV_WATCHER_MANIFEST}")
     check_deployment(manifest, app=topology.app, primary=topology.regions.primary,
                      regions=topology.regions.all, components=topology.components,
-                     source=parameter or path)
+                     source=table or path)
     return Deployment(topology, manifest, Clients(endpoints=manifest.endpoints))
+
+
+def _manifest_item(table: str, regions: str, topology: Topology, region: str) -> Manifest:
+    """The manifest ``pulumi up`` wrote into the control table (read there in this watcher's
+    own region first when it is a control region).
+
+    Raises
+    ------
+    FailoverError
+        The control table does not answer or holds no manifest.
+    """
+    order = [r for r in regions.split(",") if r]
+    order = sorted(order, key=lambda r: r != region)
+    boot = Manifest(app=topology.app, primary=topology.regions.primary,
+                    control=ControlManifest(table=table, regions=order), regions={})
+    got = ControlTable(Clients(), boot).get(contract.MANIFEST_ITEM, contract.MANIFEST_ITEM)
+    if not got or not got.get(contract.MANIFEST_ITEM):
+        raise FailoverError(f"control table {table} holds no manifest item: run pulumi up")
+    return Manifest.model_validate_json(str(got[contract.MANIFEST_ITEM]))
 
 
 def http_probe(region: str, url: str) -> bool:

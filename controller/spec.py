@@ -554,12 +554,6 @@ class Topology(_Strict):
         return f"/aws/lambda/{self.watcher_function(region)}"
 
     @property
-    def manifest_parameter(self) -> str:
-        """The SSM parameter (in every application region) that carries the deployed manifest
-        for the watchers to read at each invocation."""
-        return f"/failover/{self.prefix}/manifest"
-
-    @property
     def control_table(self) -> str:
         """The DynamoDB control table that holds the journal and the lease."""
         return f"{self.prefix}-failover-control"

@@ -22,7 +22,7 @@ import botocore.exceptions
 from controller.aws import Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
-from controller.manifest import Manifest, load_manifest
+from controller.manifest import Manifest, WatcherRef, load_manifest
 from controller.spec import Topology, load
 from sandbox import servers
 from sandbox import watchers as watcher_procs
@@ -94,6 +94,7 @@ class Sandbox:
             _stop_all(state)
             remove_state(state_dir)
             raise
+        _name_watchers(topology, manifest, state_dir)
         manifest.save(state_dir / MANIFEST_FILE)
         log.info("sandbox up in %.2f s", time.monotonic() - started)
         box = cls(state_dir, state, manifest)
@@ -186,6 +187,7 @@ class Sandbox:
                 self.manifest = provision_global(self.topology, self.manifest)
             else:
                 self.manifest = provision_standby(self.topology, self.manifest, region)
+            _name_watchers(self.topology, self.manifest, self.state_dir)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
@@ -217,6 +219,7 @@ class Sandbox:
             list(pool.map(servers.reset, [s.url for s in self.state.servers.values()]))
         self.manifest = provision_all(self.topology, self.state.spec,
                                       {n: s.url for n, s in self.state.servers.items()})
+        _name_watchers(self.topology, self.manifest, self.state_dir)
         self.manifest.save(self.manifest_path)
 
     def down(self) -> None:
@@ -315,6 +318,15 @@ class Sandbox:
 
     def _save(self) -> None:
         write_state(self.state_dir, self.state)
+
+
+def _name_watchers(topology: Topology, manifest: Manifest, state_dir: Path) -> None:
+    """Name each region's watcher in the manifest, as the Pulumi stack's does (plus the file
+    its sandbox process logs to)."""
+    for region, part in manifest.regions.items():
+        part.watcher = WatcherRef(function=topology.watcher_function(region),
+                                  log_group=topology.watcher_log_group(region),
+                                  log_file=str(watcher_procs.log_path(state_dir, region)))
 
 
 def _free_ports(names: list[str]) -> dict[str, int]:

@@ -68,7 +68,7 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
            contract.ENV_WATCHER_SPEC: spec,
            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "sandbox"),
            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "sandbox")}
-    env.pop(contract.ENV_WATCHER_MANIFEST_PARAMETER, None)
+    env.pop(contract.ENV_WATCHER_CONTROL_TABLE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
     with out.open("ab") as sink:

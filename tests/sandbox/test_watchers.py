@@ -10,6 +10,7 @@ failure domain, so a region's outage takes its watcher with it; nobody types a c
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,6 +181,14 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
           60, "every watcher outside the primary keeps evaluating, paused")
     assert journal(box).runs() == []
     assert journal(box).desired(PRIMARY).active == PRIMARY
+    shown = cli("watchers", "--json", "--manifest", box.manifest_path)
+    assert shown.code == 0, shown.err  # the hung primary's watcher is stopped, not yet silent
+    rows = {r["region"]: r for r in json.loads(shown.out)["watchers"]}
+    for region in (STANDBY, OTHER):
+        assert rows[region]["last"]["decision"]["action"] == "paused"
+        assert rows[region]["last"]["owner"].startswith(f"watcher@{region}/")
+        assert Path(rows[region]["log_file"]).exists()
+        assert rows[region]["log_group"] == f"/aws/lambda/{box.topology.app}-watcher-{region}"
     box.heal(PRIMARY)
 
 
@@ -205,3 +214,23 @@ def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
         cli("sandbox", "down")
         os.environ.pop("FAILOVER_STATE_DIR", None)
     assert not any(watcher_procs.is_ours(pid, region) for region, pid in pids.items())
+
+
+def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_table(
+        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller import contract
+    from controller.lambda_watcher import load_deployment
+
+    box.reset()
+    ControlTable(box.clients, box.manifest).call("put_item", Item={
+        "pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM},
+        contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()}})
+    monkeypatch.setenv(contract.ENV_WATCHER_SPEC, box.state.spec)
+    monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_TABLE, box.manifest.control.table)
+    monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_REGIONS, ",".join(box.manifest.control.regions))
+    monkeypatch.delenv(contract.ENV_WATCHER_MANIFEST, raising=False)
+    # the standard variable stands for AWS's own endpoint of the control table's region
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB",
+                       box.manifest.endpoints[box.manifest.control.regions[0]])
+    got = load_deployment(STANDBY)
+    assert got.manifest == box.manifest

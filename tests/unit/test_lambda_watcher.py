@@ -141,10 +141,10 @@ def test_the_deployment_comes_from_the_bundle_and_the_manifest_file(
     (tmp_path / contract.WATCHER_SPEC_FILE).write_text(EXAMPLE.read_text())
     monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
     monkeypatch.delenv(contract.ENV_WATCHER_SPEC, raising=False)
-    monkeypatch.delenv(contract.ENV_WATCHER_MANIFEST_PARAMETER, raising=False)
+    monkeypatch.delenv(contract.ENV_WATCHER_CONTROL_TABLE, raising=False)
     monkeypatch.setenv(contract.ENV_WATCHER_MANIFEST, str(tmp_path / "manifest.json"))
     got = lambda_watcher.load_deployment("us-west-2")
     assert got.topology.app == topology.app and got.manifest == manifest
     monkeypatch.delenv(contract.ENV_WATCHER_MANIFEST)
-    with pytest.raises(FailoverError, match=contract.ENV_WATCHER_MANIFEST_PARAMETER):
+    with pytest.raises(FailoverError, match=contract.ENV_WATCHER_CONTROL_TABLE):
         lambda_watcher.load_deployment("us-west-2")
