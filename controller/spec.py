@@ -545,9 +545,9 @@ class Topology(_Strict):
         >>> t = Topology.model_validate({"app": "shop", "regions": {"primary": "us-east-1",
         ...     "standby": ["us-west-2"]}, "components": {"t": {"kind": "table"}}})
         >>> t.watcher_function("us-west-2"), t.watcher_log_group("us-west-2")
-        ('shop-watcher-us-west-2', '/aws/lambda/shop-watcher-us-west-2')
+        ('shop-failover-watcher-us-west-2', '/aws/lambda/shop-failover-watcher-us-west-2')
         """
-        return fit(f"{self.prefix}-watcher-{region}", 64)
+        return fit(f"{self.prefix}-failover-watcher-{region}", 64)
 
     def watcher_log_group(self, region: str) -> str:
         """Where the watcher of ``region`` logs (Lambda's own log group name for it)."""

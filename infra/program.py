@@ -18,6 +18,7 @@ from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings
 from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
 from infra.regional import Region, RegionArgs
+from infra.watchers import Watchers, WatchersArgs
 
 
 def providers_for(topology: Topology) -> dict[str, aws.Provider]:
@@ -66,10 +67,17 @@ def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Outpu
                       _endpoints(spec, regions), primary)
         for name, spec in topology.of_kind(Kind.DNS)
     }
-    AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
-                primary)
-    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data,
-                                              account.partition))
+    operated = _operated(topology, data, regions, traffic, account)
+    AccessRoles(topology, settings, account, operated, primary)
+    watchers = Watchers(f"{topology.prefix}-watchers", WatchersArgs(
+        topology=topology, settings=settings, account=account, operated=operated,
+        providers=providers, control_table=data.control_table.name,
+        control_home=data.control_home, alarm_topics={r: t.arn for r, t in topics.items()}))
+    manifest = _manifest(topology, settings, regions, traffic, data, account.partition)
+    for region, watcher in watchers.names().items():
+        manifest["regions"][region]["watcher"] = watcher
+    watchers.publish(manifest)  # the watchers read the manifest from the control table
+    return pulumi.Output.from_input(manifest)
 
 
 def build_bundles(topology: Topology, settings: Settings) -> dict[str, Path]:

@@ -188,7 +188,8 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
         assert rows[region]["last"]["decision"]["action"] == "paused"
         assert rows[region]["last"]["owner"].startswith(f"watcher@{region}/")
         assert Path(rows[region]["log_file"]).exists()
-        assert rows[region]["log_group"] == f"/aws/lambda/{box.topology.app}-watcher-{region}"
+        assert rows[region]["log_group"] \
+            == f"/aws/lambda/{box.topology.app}-failover-watcher-{region}"
     box.heal(PRIMARY)
 
 
