@@ -28,7 +28,6 @@ from controller.contract import (
 )
 from controller.spec import FunctionSpec, Kind, Topology
 from infra.common import (
-    Account,
     InfraError,
     Ref,
     Settings,
@@ -99,15 +98,19 @@ class FunctionArgs:
 
 
 class RegionalFunction(pulumi.ComponentResource):
-    """A Lambda function in one region with its role, alias, log group, mappings and alarms."""
+    """A Lambda function in one region with its role, alias, log group, mappings and alarms.
 
-    def __init__(
-        self, args: FunctionArgs, account: Account, opts: pulumi.ResourceOptions
-    ) -> None:
-        super().__init__("failover:infra:Function", args.physical, None, opts)
+    Pulumi's component shape: ``opts`` (``protect``, ``aliases``, a provider) reaches every
+    child, which is parented here and named from ``args`` (never from ``name``), so renaming
+    the component with an alias leaves its children's URNs as they were.
+    """
+
+    def __init__(self, name: str, args: FunctionArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Function", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
-        name = args.physical
+        name = args.physical  # the children's names: the function's AWS name in this region
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
