@@ -59,6 +59,8 @@ KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStrea
 KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                    "kinesis:DescribeStreamSummary", "kinesis:ListShards")
 PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
+#: how every function reads its mode parameters (one ``GetParameter`` each, powertools' cache)
+MODE_READ = ("ssm:GetParameter",)
 #: S3 actions on the bucket itself (the others act on its objects, ``<arn>/*``)
 BUCKET_LEVEL = frozenset({"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"})
 #: what a function with ``writes: false`` may not declare
@@ -187,7 +189,7 @@ class RegionalFunction(pulumi.ComponentResource):
         out = [
             statement(LOGS_WRITE, [pulumi.Output.concat(self.log_group.arn, ":log-stream:*")]),
             statement(XRAY_WRITE, ["*"]),
-            statement(PARAMETER_READ, [args.mode_parameter.arn,
+            statement(MODE_READ, [args.mode_parameter.arn,
                                        args.component_mode_parameter.arn]),
         ]
         if self.failures is not None:  # Lambda sends failed stream batches with this role

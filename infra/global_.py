@@ -43,7 +43,7 @@ REPLICATION_TARGET = ("s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateT
 
 def _opts(parent: pulumi.Resource, provider: aws.Provider | None = None,
           **kw: Any) -> pulumi.ResourceOptions:
-    """A child's options: parented (so it inherits protect, aliases' parent and providers);
+    """A child's options: parented (it inherits protect and providers, moves with aliases);
     ``provider`` only where a multi-region component picks the region."""
     return pulumi.ResourceOptions(parent=parent, provider=provider, **kw)
 

@@ -102,6 +102,15 @@ def test_no_action_the_code_never_calls(example: Run) -> None:
         assert not extra, f"{name} in {region} may {sorted(extra)} and never does"
 
 
+def test_the_mode_parameters_are_only_read(example: Run) -> None:
+    """The platform's own need, kept to the one call the code's ``Modes`` makes."""
+    for name, region in example_functions(example):
+        mode_prefix = f":parameter/failover/{example.topology.prefix}/{region}/mode"
+        on_modes = {act for act, resources in function_policy(example, name, region).items()
+                    if any(mode_prefix in r for r in resources)}
+        assert on_modes == {"ssm:GetParameter"}, (name, region, on_modes)
+
+
 @pytest.fixture(scope="module")
 def undeclared(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """The example deployed from a copy whose handlers declare no ``AWS_CALLS``."""
