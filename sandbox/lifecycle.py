@@ -81,7 +81,7 @@ class Sandbox:
                              secret=secrets.token_urlsafe(24))
         try:
             state.servers, state.zygote = servers.start_all(
-                _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
+                dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             manifest = provision_all(topology, spec,
@@ -256,16 +256,6 @@ class Sandbox:
 
     def _save(self) -> None:
         write_state(self.state_dir, self.state)
-
-
-def _free_ports(names: list[str]) -> dict[str, int]:
-    """A distinct free loopback port for every name."""
-    ports: dict[str, int] = {}
-    while len(ports) < len(names):
-        port = servers.free_port()
-        if port not in ports.values():
-            ports[names[len(ports)]] = port
-    return ports
 
 
 def _trust(state: SandboxState) -> None:
