@@ -6,10 +6,11 @@ resources it depends on. A handler module declares them in a module-level litera
     #: the AWS calls this handler makes (IAM actions); the role allows these and no others
     AWS_CALLS = ("dynamodb:PutItem", "dynamodb:Scan", "ssm:GetParameter")
 
-Each action goes to the function's dependencies of the kind its service serves (``dynamodb``
-to tables, ``sqs`` to queues, ...). Read by ``ast``: the module imports what the bundle carries
-(powertools), which the Pulumi program's interpreter need not have. A module without
-``AWS_CALLS`` gets each dependency kind's usual set (``None`` here) and a warning.
+Each action goes to the function's dependencies its service acts on (``dynamodb`` on tables,
+``sqs`` on queues; a kind deployed by its own module says which in its ``Ref.use_actions``).
+Read by ``ast``: the module imports what the bundle carries (powertools), which the Pulumi
+program's interpreter need not have. A module without ``AWS_CALLS`` gets each dependency
+kind's usual set (``None`` here) and a warning.
 ``tests/infra/test_infra_permissions.py`` reads the code's boto3 calls and checks the roles
 against them, so a declaration that drifts from the code fails there.
 """
@@ -20,12 +21,13 @@ import ast
 import re
 from pathlib import Path
 
-from infra.common import InfraError
+from infra.common import InfraError, Ref
 
 DECLARATION = "AWS_CALLS"
-#: the IAM service prefix of an action -> the kind of dependency it acts on
-SERVICE_KIND = {"dynamodb": "table", "sqs": "queue", "s3": "bucket", "kinesis": "stream",
-                "ssm": "parameter", "events": "bus", "lambda": "function"}
+#: the kind of a dependency -> the IAM service that acts on it (a kind deployed by its own
+#: module says so itself, in its ``Ref.use_actions``)
+KIND_SERVICE = {"table": "dynamodb", "queue": "sqs", "bucket": "s3", "stream": "kinesis",
+                "parameter": "ssm", "function": "lambda"}
 _ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9]+")
 
 
@@ -33,7 +35,7 @@ def declared_calls(component: str, code_dir: Path, handler: str) -> tuple[str, .
     """The ``AWS_CALLS`` of ``handler``'s module in ``code_dir``; ``None`` if it declares none.
 
     Raises :class:`InfraError` for a declaration that is not a literal list of
-    ``service:Action`` strings of a service a function's dependencies can serve.
+    ``service:Action`` strings (whether a dependency serves each is the function's check).
     """
     module = handler.rpartition(".")[0]
     path = code_dir / f"{module.replace('.', '/')}.py"
@@ -54,17 +56,20 @@ def declared_calls(component: str, code_dir: Path, handler: str) -> tuple[str, .
                 isinstance(a, str) and _ACTION.fullmatch(a) for a in actions):
             raise InfraError(component, f"{path.name}: {DECLARATION} must list IAM actions "
                                         "like 'dynamodb:GetItem'")
-        unknown = sorted({a.split(":")[0] for a in actions} - set(SERVICE_KIND))
-        if unknown:
-            raise InfraError(component, f"{path.name}: {DECLARATION} names {unknown}; a "
-                                        f"function's dependencies serve {sorted(SERVICE_KIND)}")
         return tuple(sorted(set(actions)))
     return None
 
 
-def for_kind(actions: tuple[str, ...], kind: str) -> tuple[str, ...]:
-    """The declared actions that act on a dependency of ``kind``."""
-    return tuple(a for a in actions if SERVICE_KIND.get(a.split(":")[0]) == kind)
+def service(ref: Ref) -> str | None:
+    """The IAM service that acts on ``ref`` (``None``: none a function calls)."""
+    if ref.use_actions:
+        return ref.use_actions[0].split(":")[0]
+    return KIND_SERVICE.get(ref.kind)
+
+
+def for_ref(actions: tuple[str, ...], ref: Ref) -> tuple[str, ...]:
+    """The declared actions that act on the dependency ``ref``."""
+    return tuple(a for a in actions if a.split(":")[0] == service(ref))
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:

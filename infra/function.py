@@ -27,7 +27,7 @@ from controller.contract import (
     fit,
 )
 from controller.spec import FunctionSpec, Kind, Topology
-from infra.calls import SERVICE_KIND, declared_calls, for_kind
+from infra.calls import declared_calls, for_ref, service
 from infra.common import (
     InfraError,
     Ref,
@@ -200,7 +200,7 @@ class RegionalFunction(pulumi.ComponentResource):
                 continue  # api, dns, schedule: nothing to call
             if dep in args.spec.depends_on:
                 out.extend(_uses(ref, args.spec.writes) if calls is None
-                           else _declared_uses(ref, for_kind(calls, ref.kind)))
+                           else _declared_uses(ref, for_ref(calls, ref)))
             if dep in events:
                 out.extend(_consumes(ref))
         return out
@@ -216,13 +216,12 @@ class RegionalFunction(pulumi.ComponentResource):
                                 "no AWS_CALLS: its role allows every usual action on each "
                                 "dependency")
             return None
-        kinds = {ref.kind for dep in args.spec.depends_on
-                 if (ref := args.refs.get(dep)) is not None}
+        served = {service(ref) for dep in args.spec.depends_on
+                  if (ref := args.refs.get(dep)) is not None}
         for act in calls:
-            kind = SERVICE_KIND[act.split(":")[0]]
-            if kind not in kinds:
+            if act.split(":")[0] not in served:
                 raise InfraError(args.name, f"AWS_CALLS has {act} but the function depends "
-                                            f"on no {kind}")
+                                            f"on nothing {act.split(':')[0]} acts on")
             if not args.spec.writes and act in WRITES:
                 raise InfraError(args.name, f"AWS_CALLS has {act} but the function has "
                                             "writes: false")
