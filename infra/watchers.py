@@ -36,20 +36,12 @@ from infra.common import (
     policy_json,
     statement,
 )
-from infra.global_ import Operated
+from infra.global_ import Operated, controller_statements
 
 #: The project's distribution, whose base requirements the watcher bundle carries.
 DISTRIBUTION = "failover"
 #: The handler the watcher function runs.
 HANDLER = "controller.lambda_watcher.handler"
-#: What the controller may do (the controller role's actions, infra.global_.AccessRoles): a
-#: watcher runs the same executor and reconciler.
-CONTROL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                   "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",
-                   "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable")
-FUNCTION_CONTROL = ("lambda:GetFunction", "lambda:GetFunctionConfiguration",
-                    "lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
-                    "lambda:DeleteFunctionConcurrency", "lambda:GetAlias", "lambda:UpdateAlias")
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 #: Seconds the scheduled invocation may run past the minute: the handler stops evaluating one
@@ -184,34 +176,12 @@ class Watchers(pulumi.ComponentResource):
     def _statements(self, region: str, logs: aws.cloudwatch.LogGroup) -> list[dict[str, Any]]:
         """The controller's actions on this application's resources, and its own logs."""
         op, account = self.args.operated, self.args.account
-        app, regions = self.args.topology.prefix, self.args.topology.regions.all
         out = [
             statement(LOGS_WRITE, [pulumi.Output.concat(logs.arn, ":log-stream:*")]),
             statement(XRAY_WRITE, ["*"]),
-            statement(FUNCTION_CONTROL, list(op.functions)),
-            statement(("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
-                      list(op.mappings)),
-            statement(("events:DescribeRule", "events:EnableRule", "events:DisableRule"),
-                      list(op.rules)),
-            statement(("sqs:GetQueueAttributes", "sqs:GetQueueUrl"), list(op.queues)),
-            statement(("kinesis:DescribeStreamSummary",), list(op.streams)),
-            statement(("s3:ListBucket", "s3:GetBucketVersioning"), list(op.buckets)),
-            statement(("ssm:GetParameter",), list(op.parameters)),
-            statement(("apigateway:GET",), list(op.apis)),
-            statement(("dynamodb:DescribeTable",), list(op.tables)),
-            statement(("cloudwatch:DescribeAlarms",),
-                      [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
-            statement(("cloudwatch:GetMetricStatistics",), ["*"]),  # no resource-level form
-            statement(("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets",
-                       "route53:GetHostedZone"), list(op.zones)),
-            statement(("route53:GetHealthCheck", "route53:GetHealthCheckStatus",
-                       "route53:UpdateHealthCheck"), list(op.health_checks)),
-            statement(("route53:GetChange",),
-                      [pulumi.Output.concat("arn:", account.partition, ":route53:::change/*")]),
-            statement(("ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"),
-                      [account.arn("ssm", r, f"parameter/failover/{app}/*") for r in regions]),
-            statement(CONTROL_ACTIONS, list(op.control_tables)),
         ]
+        for statements in controller_statements(self.args.topology, account, op).values():
+            out.extend(statements)
         return [s for s in out if s["Resource"]]
 
     def _control_provider(self) -> aws.Provider:
