@@ -113,15 +113,15 @@ class Executor:
         self.read_clients = clients
         #: Reads that must fail fast (the lag precheck): the fence settings, no lease needed.
         self.probe_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=clients.hooks)
+                                     hooks=clients.hooks, home=clients.home)
         self.journal = journal or Journal(clients, manifest)
         self.keeper: LeaseKeeper | None = None
         # Every request an action makes first checks the lease (see _guard).
         guard = ("before-call", self._guard)
         self.clients = Clients(endpoints=clients.endpoints, settings=clients.settings,
-                               hooks=(*clients.hooks, guard))
+                               hooks=(*clients.hooks, guard), home=clients.home)
         self.fence_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=(*clients.hooks, guard))
+                                     hooks=(*clients.hooks, guard), home=clients.home)
         self.owner = owner or default_owner()
         self.progress = progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
