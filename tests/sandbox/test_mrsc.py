@@ -171,7 +171,7 @@ def test_partitioning_the_active_region_lets_only_a_controller_outside_it_act(
         inside = failover(box, EAST, "execute", "--to", EU, "--yes", "--json")
         outside = failover(box, WEST, "execute", "--to", WEST, "--yes", "--json")
         _, inside_err = inside.communicate(timeout=120)
-        outside_out, outside_err = outside.communicate(timeout=180)
+        _, outside_err = outside.communicate(timeout=180)
     finally:
         stop.set()
         sampler.join(timeout=10)
