@@ -6,9 +6,15 @@ building its per-service applications cost seconds of CPU; done once before fork
 shares it. Each child is a server of its own, in its own session, with its own log, bound to
 127.0.0.1 on its port: killing or stopping one leaves the others alone.
 
-The launcher prints ``NAME PID`` for each server and exits. It leaves one more child behind, the
-*zygote*: it listens on the unix socket ``SOCKET`` and forks a new server, moto imported, for each
-``NAME PORT LOGFILE`` line it receives, answering with the new pid. That is how a killed region is
+The launcher prints ``NAME PID PORT`` for each server and exits; a ``PORT`` of 0 asks for any free
+port, and the launcher binds it before it answers, so two sandboxes, or a client's ephemeral
+port, can never take a port between its choice and its server's start. The port stays reserved
+for the zygote's lifetime (a bound, never listening ``SO_REUSEPORT`` socket): a killed region's
+port refuses connections, as a dead region does, and is its own again when it restarts.
+
+It leaves one more child behind, the *zygote*: it listens on the unix socket ``SOCKET`` and
+forks a new server, moto imported, for each ``NAME`` line it receives (a server it started, on
+that server's port and log), answering with the new pid. That is how a killed region is
 restarted in a fraction of a second (``SOCKET`` ``-`` means no zygote).
 
 Only its owner may use it: the zygote answers a connection only when its peer runs as the same
@@ -78,6 +84,45 @@ def round_trip_seconds(query: str) -> float | None:
     return seconds if math.isfinite(seconds) and 0.0 <= seconds <= MAX_ROUND_TRIP else None
 
 
+INTERNAL_FAILURE = (b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
+                    b"<Message>The request processing has failed because of an unknown error."
+                    b"</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>")
+
+
+class AwsErrors:
+    """WSGI middleware: an error inside moto answers as AWS answers its own, ``500
+    InternalFailure`` in a body every botocore protocol parses, instead of Flask's HTML page.
+
+    botocore's query-protocol parser raises on an HTML body before its retry handler sees the
+    status, so one emulator bug under load failed a whole call that AWS's answer would have
+    let botocore retry. The traceback stays in the server's log.
+    """
+
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+        self.application = application
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        answer: list[Any] = []
+
+        def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers, exc_info]
+            return lambda data: None  # the legacy write(); moto's Flask apps never call it
+
+        body = self.application(environ, hold)
+        status, headers, exc_info = answer
+        html = any(k.lower() == "content-type" and v.startswith("text/html") for k, v in headers)
+        if not (status.startswith("500") and html):
+            start_response(status, headers, exc_info)
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        start_response("500 Internal Server Error", [
+            ("Content-Type", "text/xml"), ("Content-Length", str(len(INTERNAL_FAILURE))),
+            ("x-amzn-ErrorType", "InternalFailure")])
+        return [INTERNAL_FAILURE]
+
+
 class RoundTrip:
     """WSGI middleware: each request waits a set time before it is served; the sandbox's
     controls answer only its owner.
@@ -133,7 +178,7 @@ def _application() -> Any:
     for service in SERVICES:
         if service in known:
             application.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
-    return RoundTrip(mrsc.ControlGate(application), os.environ.pop(SECRET_ENV, ""))
+    return RoundTrip(mrsc.ControlGate(AwsErrors(application)), os.environ.pop(SECRET_ENV, ""))
 
 
 def _detach(log_file: str) -> None:
@@ -161,10 +206,25 @@ def peer_uid(connection: socket.socket) -> int | None:
     return int(uid)
 
 
-def _serve(application: Any, port: int, log_file: str) -> None:
-    """A server's life: its own session and log, then moto's server until a signal."""
+def reserve(port: int) -> socket.socket:
+    """A socket bound to ``port`` on 127.0.0.1 (0: any free port) that other sockets of this
+    user may bind too (``SO_REUSEPORT``); it never listens, so it takes no connection."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve(listener: socket.socket, application: Any, port: int, log_file: str) -> None:
+    """A server's life: its own session and log, then moto's server on ``listener`` until a
+    signal."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     _detach(log_file)
     os.environ["MOTO_PORT"] = str(port)
@@ -179,14 +239,20 @@ def _serve(application: Any, port: int, log_file: str) -> None:
             if str(code).startswith("5"):
                 super().log_request(code, size)
 
-    run_simple(HOST, port, application, threaded=True, use_reloader=False,
-               request_handler=Handler)
+    server = make_server(HOST, port, application, threaded=True, request_handler=Handler,
+                         fd=listener.fileno())
+    server.serve_forever()
 
 
-def _serve_without(listener: socket.socket, application: Any, port: int, log_file: str) -> None:
-    """:func:`_serve`, in a child of the zygote that must not keep its socket open."""
-    listener.close()
-    _serve(application, port, log_file)
+def _serve_without(sockets: Iterable[socket.socket], application: Any, port: int,
+                   log_file: str) -> None:
+    """:func:`_serve`, in a child that must not keep the launcher's sockets open: it listens
+    on a socket of its own, beside the launcher's reservation of the same port."""
+    listener = reserve(port)
+    listener.listen(128)
+    for sock in sockets:
+        sock.close()
+    _serve(listener, application, port, log_file)
 
 
 def _fork(target: Any, *args: Any) -> int:
@@ -209,7 +275,7 @@ def _fork(target: Any, *args: Any) -> int:
 
 
 def _zygote(application: Any, listener: socket.socket, log_file: str,
-            chosen: dict[str, tuple[int, str]]) -> None:
+            chosen: dict[str, tuple[int, str]], reserved: list[socket.socket]) -> None:
     """Fork a server, moto already imported, for every request on ``listener``, until stopped.
 
     A request is one line, ``NAME``: a server the launcher started, restarted on its own port
@@ -235,27 +301,32 @@ def _zygote(application: Any, listener: socket.socket, log_file: str,
                 connection.sendall(b"error: not a server of this sandbox\n")
                 continue
             port, server_log = chosen[name]
-            pid = _fork(_serve_without, listener, application, port, server_log)
+            pid = _fork(_serve_without, [listener, *reserved], application, port, server_log)
             print(f"forked {name} on port {port}: pid {pid}", flush=True)
             connection.sendall(f"{pid}\n".encode())
 
 
 def main(argv: list[str]) -> int:
-    """Fork a server for every ``NAME=PORT=LOGFILE``, and the zygote; print ``NAME PID``."""
+    """Fork a server for every ``NAME=PORT=LOGFILE``, and the zygote; print ``NAME PID PORT``."""
     socket_path, *targets = argv
     os.umask(0o077)  # whatever the caller's umask: its logs and its socket are its owner's
-    application = _application()
     chosen: dict[str, tuple[int, str]] = {}
-    for name, port, log_file in (arg.split("=", 2) for arg in targets):
-        chosen[name] = (int(port), log_file)
-        sys.stdout.write(f"{name} {_fork(_serve, application, int(port), log_file)}\n")
+    reserved: list[socket.socket] = []
+    for name, asked, log_file in (arg.split("=", 2) for arg in targets):
+        reserved.append(reserve(int(asked)))
+        chosen[name] = (int(reserved[-1].getsockname()[1]), log_file)
+    application = _application()
+    for name, (port, log_file) in chosen.items():
+        pid = _fork(_serve_without, reserved, application, port, log_file)
+        sys.stdout.write(f"{name} {pid} {port}\n")
     if socket_path != "-":
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(socket_path)
         os.chmod(socket_path, 0o600)
         listener.listen(8)
         log_file = os.path.join(os.path.dirname(targets[0].split("=", 2)[2]), "zygote.log")
-        sys.stdout.write(f"zygote {_fork(_zygote, application, listener, log_file, chosen)}\n")
+        pid = _fork(_zygote, application, listener, log_file, chosen, reserved)
+        sys.stdout.write(f"zygote {pid} 0\n")
         listener.close()
     sys.stdout.flush()
     return 0

@@ -81,7 +81,7 @@ class Sandbox:
                              secret=secrets.token_urlsafe(24))
         try:
             state.servers, state.zygote = servers.start_all(
-                _free_ports(names), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
+                dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             _configure_gates(topology, state)
@@ -283,12 +283,8 @@ class Sandbox:
 
 def server_names(topology: Topology) -> list[str]:
     """A server per region of the application, per control region it does not use (the
-    witness, say), ``global`` and the control store.
-
-    >>> from controller.spec import Topology
-    >>> server_names(Topology.model_validate({"app": "a", "regions": {"primary": "us-east-1",
-    ...     "standby": ["us-west-2"]}, "components": {}}))
-    ['us-east-1', 'us-west-2', 'us-east-2', 'global', 'control-store']
+    witness, say), ``global`` and the control store (for the example: its three regions,
+    us-east-2, global and control-store).
     """
     regions = topology.regions.all
     extra = [r for r in topology.control_regions.all if r not in regions]
@@ -309,16 +305,6 @@ def _configure_gates(topology: Topology, state: SandboxState) -> None:
                  if s.condition in (Condition.RUNNING, Condition.PARTITIONED)
                  and servers.is_ours(s)}
     mrsc.configure(answering, config)
-
-
-def _free_ports(names: list[str]) -> dict[str, int]:
-    """A distinct free loopback port for every name."""
-    ports: dict[str, int] = {}
-    while len(ports) < len(names):
-        port = servers.free_port()
-        if port not in ports.values():
-            ports[names[len(ports)]] = port
-    return ports
 
 
 def _trust(state: SandboxState) -> None:

@@ -39,13 +39,6 @@ _POLL = 0.05
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "batch": {"use_docker": False}}
 
 
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 #: The secret each server's controls need, by its URL (see :func:`trust`).
 _SECRETS: dict[str, str] = {}
 
@@ -59,7 +52,8 @@ def trust(urls: Iterable[str], secret: str) -> None:
 
 def start_all(ports: Mapping[str, int], log_dir: Path, socket_path: Path | None = None,
               secret: str = "") -> tuple[dict[str, ServerState], Zygote | None]:
-    """Start a moto server per ``name: port``; returns at once (see :func:`wait_ready`).
+    """Start a moto server per ``name: port`` (0: a free port the launcher picks and keeps);
+    returns at once (see :func:`wait_ready`).
 
     One launcher imports moto once and forks the servers (:mod:`sandbox.launcher`);
     each is a process of its own, in its own session, that outlives the caller. With
@@ -89,15 +83,17 @@ def start_all(ports: Mapping[str, int], log_dir: Path, socket_path: Path | None 
     except subprocess.TimeoutExpired as exc:
         raise FailoverError(f"the moto launcher did not start within {LAUNCH_TIMEOUT:.0f} s") \
             from exc
-    pids = {name: int(pid) for name, pid in
-            (line.split() for line in done.stdout.splitlines() if line.strip())}
+    answers = {name: (int(pid), int(port)) for name, pid, port in
+               (line.split() for line in done.stdout.splitlines() if line.strip())}
+    pids = {name: pid for name, (pid, _) in answers.items()}
     zygote_pid = pids.pop(ZYGOTE, None)
     if done.returncode != 0 or set(pids) != set(ports):
         for pid in (*pids.values(), *([zygote_pid] if zygote_pid else [])):
             _signal(pid, signal.SIGKILL)
         raise FailoverError(f"the moto launcher failed: {done.stderr.strip()[-2000:]}")
-    started = {name: ServerState(name=name, pid=pids[name], port=port, log=str(logs[name]))
-               for name, port in ports.items()}
+    started = {name: ServerState(name=name, pid=pids[name], port=answers[name][1],
+                                 log=str(logs[name]))
+               for name in ports}
     trust((server.url for server in started.values()), secret)
     for server in started.values():
         log.info("started moto server %s: pid %d, port %d", server.name, server.pid, server.port)
@@ -162,7 +158,8 @@ def wait_ready(servers: Iterable[ServerState], timeout: float = READY_TIMEOUT) -
     while pending:
         for server in list(pending):
             if not alive(server.pid):
-                raise FailoverError(f"moto server {server.name} exited at start; see {server.log}")
+                raise FailoverError(f"moto server {server.name} exited at start"
+                                    f"{_last_words(server.log)}; see {server.log}")
             if _answers(server.url):
                 configure(server.url)
                 pending.remove(server)
@@ -171,6 +168,15 @@ def wait_ready(servers: Iterable[ServerState], timeout: float = READY_TIMEOUT) -
             raise FailoverError(f"moto server(s) {names} did not answer within {timeout:.0f} s")
         if pending:
             time.sleep(_POLL)
+
+
+def _last_words(log_file: str) -> str:
+    """The last line a server wrote to its log, as ``: line`` (empty when there is none)."""
+    with contextlib.suppress(OSError), open(log_file, errors="replace") as log_lines:
+        lines = [line.strip() for line in log_lines.readlines()[-20:] if line.strip()]
+        if lines:
+            return f": {lines[-1][:300]}"
+    return ""
 
 
 def _answers(url: str) -> bool:
@@ -251,8 +257,7 @@ def is_ours(server: ServerState) -> bool:
     except OSError:
         return True  # no /proc: trust the pid
     joined = b" ".join(cmdline)
-    return b"sandbox.launcher" in joined \
-        and f"={server.port}=".encode() in joined
+    return b"sandbox.launcher" in joined and f"={server.log}".encode() in joined
 
 
 def kill(server: ServerState) -> None:

@@ -7,9 +7,11 @@ bug in the sandbox.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -218,6 +220,22 @@ def test_fail_down_refuses_calls_at_once_while_other_regions_answer(
     assert seconds < 1.0
     assert answers(fresh_sandbox, STANDBY) and answers(fresh_sandbox, OTHER)
     assert answers(fresh_sandbox, "global")
+
+
+def test_a_downed_regions_port_stays_reserved_for_its_return(fresh_sandbox: Sandbox) -> None:
+    """Nothing else (another sandbox, a client's ephemeral port) can take a dead region's port:
+    the launcher keeps it bound, never listening, so it refuses and the region comes back on it."""
+    port = fresh_sandbox.state.servers[STANDBY].port
+    fresh_sandbox.fail(STANDBY, "down")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        with pytest.raises(OSError) as taken:
+            other.bind(("127.0.0.1", port))
+        assert taken.value.errno == errno.EADDRINUSE
+        with pytest.raises(ConnectionRefusedError):
+            other.connect(("127.0.0.1", port))
+    fresh_sandbox.heal(STANDBY)
+    assert fresh_sandbox.state.servers[STANDBY].port == port
+    assert answers(fresh_sandbox, STANDBY)
 
 
 def test_heal_after_down_brings_the_region_back_as_a_standby(fresh_sandbox: Sandbox) -> None:

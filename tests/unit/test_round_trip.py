@@ -88,3 +88,58 @@ def test_the_launcher_knows_its_peer_user() -> None:
     left, right = socket.socketpair(socket.AF_UNIX)
     with left, right:
         assert launcher.peer_uid(left) == os.getuid()
+
+
+def flaky_moto(failures: int) -> Any:
+    """A Flask app as moto builds them, whose first ``failures`` calls raise inside it."""
+    import flask
+
+    app = flask.Flask("flaky")
+    calls = [0]
+
+    @app.route("/", methods=["POST"])
+    def create_role() -> tuple[str, int, dict[str, str]]:
+        calls[0] += 1
+        if calls[0] <= failures:
+            raise RuntimeError("dictionary changed size during iteration")  # a moto bug
+        return ("<CreateRoleResponse><CreateRoleResult><Role><RoleName>r</RoleName>"
+                "<Arn>arn:aws:iam::123456789012:role/r</Arn><RoleId>x</RoleId><Path>/</Path>"
+                "<CreateDate>2026-01-01T00:00:00Z</CreateDate></Role></CreateRoleResult>"
+                "</CreateRoleResponse>", 200, {"Content-Type": "text/xml"})
+
+    return app, calls
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_an_error_inside_moto_answers_as_aws_does_so_botocore_retries_it(
+        monkeypatch: pytest.MonkeyPatch, wrapped: bool) -> None:
+    import threading
+
+    import boto3
+    import botocore.config
+    import botocore.parsers
+    from werkzeug.serving import make_server
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    app, calls = flaky_moto(failures=1)
+    server = make_server("127.0.0.1", 0, launcher.AwsErrors(app) if wrapped else app,
+                         threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        iam = boto3.client("iam", region_name="us-east-1",
+                           endpoint_url=f"http://127.0.0.1:{server.port}",
+                           config=botocore.config.Config(
+                               retries={"mode": "standard", "total_max_attempts": 3}))
+        if wrapped:
+            role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+            assert role["Role"]["RoleName"] == "r" and calls[0] == 2  # retried once
+        else:  # Flask's HTML page: botocore's query parser fails before it can retry
+            with pytest.raises(botocore.parsers.ResponseParserError):
+                iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+            assert calls[0] == 1
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
