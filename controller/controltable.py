@@ -38,6 +38,11 @@ WRITER = "writer_token"
 NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = "lease"
+#: Seconds a control region that failed is tried after the others (in this process).
+SUSPECT_SECONDS = 30.0
+#: When each (table, region) last failed, for every control table of this process.
+_SUSPECT: dict[tuple[str, str], float] = {}
+_SUSPECT_LOCK = threading.Lock()
 
 
 class ControlTable:
@@ -60,10 +65,7 @@ class ControlTable:
         self.table = manifest.control.table
         self.regions = list(manifest.control.regions)
         self.clock = clock
-        #: The order the regions are tried in: this controller's own region first, then the
-        #: others; a region that fails goes to the back, so one lost region costs one timeout.
-        self._order = nearest_first(self.regions, clients.home)
-        self._lock = threading.Lock()
+        self.home = clients.home
 
     def call(self, op: str, **kwargs: Any) -> Any:
         """Call DynamoDB in the first control region that answers with a majority behind it.
@@ -74,7 +76,7 @@ class ControlTable:
             No control region answered: each was unreachable or could not reach a majority.
         """
         failed: list[str] = []
-        for region in list(self._order):
+        for region in self.order():
             client = self.clients.client("dynamodb", region)
             try:
                 return getattr(client, op)(TableName=self.table, **kwargs)
@@ -87,15 +89,20 @@ class ControlTable:
                     raise
                 log.warning("control table in %s: %s; trying the next region", region, why)
                 failed.append(f"{region} {why}")
-                self._to_back(region)
+                with _SUSPECT_LOCK:
+                    _SUSPECT[(self.table, region)] = time.monotonic()
         raise NoMajorityError(f"the control table {self.table} has no majority: "
                               f"{'; '.join(failed)}")
 
-    def _to_back(self, region: str) -> None:
-        with self._lock:
-            if region in self._order:
-                self._order.remove(region)
-                self._order.append(region)
+    def order(self) -> list[str]:
+        """The regions in the order they are tried: this controller's own region first, then
+        the others; a region that failed in this process within :data:`SUSPECT_SECONDS` goes
+        after those that did not, so one lost region costs one timeout, not one per call."""
+        now = time.monotonic()
+        with _SUSPECT_LOCK:
+            suspect = {r for r in self.regions
+                       if now - _SUSPECT.get((self.table, r), -SUSPECT_SECONDS) < SUSPECT_SECONDS}
+        return sorted(nearest_first(self.regions, self.home), key=lambda r: r in suspect)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as plain values, read consistently; None when it does not exist."""
