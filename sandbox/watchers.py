@@ -8,7 +8,9 @@ calls :func:`controller.lambda_watcher.handler` (the same code, with a Lambda-li
 region's environment) once per period, each invocation lasting up to the period plus one
 interval, as the deployed function's timeout allows. The process belongs to its region: a
 region that hangs stops it (SIGSTOP), a region that is killed kills it, a healed region resumes
-or restarts it. Its stdout is the region's watcher log (``logs/watcher-<region>.log``), one JSON
+or restarts it; a partitioned region's watcher runs on, and its calls (which name their home
+region, as a Lambda function's do) are cut off with the region (:mod:`sandbox.mrsc`). Its
+stdout is the region's watcher log (``logs/watcher-<region>.log``), one JSON
 line per evaluation, as the function's CloudWatch log group would hold.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 from controller import contract
 from controller.lambda_watcher import MARGIN_SECONDS
+from controller.spec import load
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,12 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
     state_dir = Path(state_dir).resolve()
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
+    spec_topology = load(spec)
+    # What Lambda gives the function: its name and region, so that its clients name their home
+    # region (controller.contract.home_region) and a partition cuts it off with its region.
     env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+           "AWS_LAMBDA_FUNCTION_NAME": spec_topology.watcher_function(region),
+           contract.ENV_HOME_REGION: region,
            contract.ENV_WATCHER_MANIFEST: str(state_dir / MANIFEST_FILE),
            contract.ENV_WATCHER_SPEC: spec,
            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "sandbox"),
@@ -166,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     schedule = float(os.environ.get(ENV_SCHEDULE) or SCHEDULE_SECONDS)
     tick = time.monotonic()
     while read_state(ns.state_dir) is not None:  # the sandbox is gone: so is its watcher
-        from controller.spec import load
-
         interval = load(os.environ[contract.ENV_WATCHER_SPEC]).policy.watch_interval_seconds
         context = Context(schedule + interval + MARGIN_SECONDS)
         event = {"source": "aws.scheduler", "detail-type": "Scheduled Event",

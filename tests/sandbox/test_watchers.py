@@ -235,3 +235,20 @@ def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_tab
                        box.manifest.endpoints[box.manifest.control.regions[0]])
     got = load_deployment(STANDBY)
     assert got.manifest == box.manifest
+
+
+def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_takes_no_lease(
+        watched: Sandbox) -> None:
+    box = watched
+    box.fail(PRIMARY, "partition")  # its watcher runs on, cut off with it
+    try:
+        run = until(lambda: finished_run(box), 120, "a watcher outside the partition fails over")
+        assert region_of(run.owner) in (STANDBY, OTHER)
+        assert journal(box).desired(PRIMARY).active == STANDBY
+        held = journal(box).holder()
+        assert held is None or region_of(held.owner) != PRIMARY
+    finally:
+        box.heal(PRIMARY)
+    mine = [d for d in watcher_procs.decisions(box.state_dir, [PRIMARY])
+            if d["action"] in ("failover", "failback", "reconcile")]
+    assert all(d["ts"] < run.created for d in mine), mine  # it never acted while cut off
