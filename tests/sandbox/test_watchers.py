@@ -133,8 +133,7 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     # target up): only OTHER's watcher watches when the primary hangs; STANDBY's starts later.
     box.stop_watchers()
     box.start_watchers([OTHER, PRIMARY], schedule=SCHEDULE)
-    box.model_round_trip(0.15)  # each call as slow as a real region's: the run takes seconds
-    box.fail(PRIMARY, "hang")
+    box.fail(PRIMARY, "hang")  # its fence steps each wait a timeout: the run takes seconds
 
     def running() -> Run | None:
         current = journal(box).current_run_id()
@@ -142,7 +141,12 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
         return run if run and run.status is RunStatus.RUNNING \
             and any(s.state.finished for s in run.steps.values()) else None
 
-    run = until(running, 120, "OTHER's watcher starts a failover")
+    try:
+        run = until(running, 120, "OTHER's watcher starts a failover")
+    except AssertionError:
+        seen = watcher_procs.decisions(box.state_dir, [OTHER])
+        raise AssertionError([(d["action"], d["reason"][:200]) for d in seen[-8:]]
+                             + [r.to_dict() for r in journal(box).runs()]) from None
     assert region_of(run.owner) == OTHER
     box.fail(OTHER, "down")  # its watcher dies with it, holding the lease mid-run
     held = journal(box).holder()
@@ -163,7 +167,6 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
     box.heal(OTHER)
     box.heal(PRIMARY)
-    box.model_round_trip(0)
     until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the returning primary is fenced")
     assert mode(box, OTHER) == "standby"
 
