@@ -84,6 +84,9 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
             [sys.executable, "-m", MARKER, region, "--state-dir", str(state_dir)],
             stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, cwd=str(Path(__file__).resolve().parents[1]))
+    deadline = time.monotonic() + 10.0  # until it runs our module (not the forked parent yet)
+    while not is_ours(proc.pid, region) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     log.info("watcher of %s started (pid %d)", region, proc.pid)
     return proc.pid
 
