@@ -107,17 +107,17 @@ function drawRun(run) {
   title.querySelector(".badge").id = "run-status";
   const groups = new Map();
   for (const step of run.steps) {
-    const key = `${step.phase || "?"} ${step.level ?? "?"}`;
+    const key = `${step.phase || "?"} ${step.level ?? "?"} @ ${step.region || "?"}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(step);
   }
   const levels = [...groups.entries()].map(([key, steps]) => el("div", { class: "level",
     "data-level": key }, el("span", { class: "label" }, key),
     el("ul", {}, steps.map((s) => el("li", { class: "step", "data-step-id": s.id,
-      "data-state": s.state }, badge(s.state), " ", s.component || s.id,
-      el("span", { class: "dim" }, ` ${s.action || ""} @ ${s.region || ""}`),
+      "data-state": s.state, title: `${s.id}: ${s.state}${s.error ? " (" + s.error + ")" : ""}` },
+      badge(s.state), " ", s.component || s.id,
       el("span", { class: "dur" }, seconds(s)),
-      s.error ? el("div", { class: "error" }, s.error) : null)))));
+      s.error ? el("span", { class: "why" }, "⚠") : null)))));
   const degraded = Object.entries(run.degraded || {});
   box.replaceChildren(...levels, degraded.length
     ? el("p", {}, "degraded: ", degraded.map(([c, m]) => `${c} → ${m}`).join(", ")) : "",
@@ -161,7 +161,7 @@ function drawWatchers(w) {
   if (decisions.length) {
     const last = decisions[decisions.length - 1];
     rows.push(el("div", { class: "watcher", id: "local-watcher" },
-      el("strong", {}, "watcher"), ` ${last.action}: ${last.reason} `,
+      el("strong", {}, "watcher in this process"), ` ${last.action}: ${last.reason} `,
       el("span", { class: "dim" }, `(${last.consecutive_bad} bad in a row)`),
       el("ol", { class: "dim" }, decisions.slice(-5).reverse().map((d) =>
         el("li", {}, `${d.time} ${d.action}: ${d.reason}`)))));
