@@ -52,7 +52,8 @@ class Feed:
 
     def attach(self, start: float, samples: Callable[[], Sequence[Sample]],
                decisions: Callable[[], Sequence[Any]] | None = None) -> None:
-        """Chart ``samples()`` from ``start``; list ``decisions()`` (objects with to_dict)."""
+        """Chart ``samples()`` from ``start``; list ``decisions()`` (dicts, or objects with
+        ``to_dict``, newest last)."""
         with self._lock:
             self.start, self._samples = start, samples
             if decisions is not None:
@@ -66,7 +67,7 @@ class Feed:
     def decisions(self) -> list[dict[str, Any]]:
         with self._lock:
             found = list(self._decisions())
-        return [d.to_dict() for d in found[-10:]]
+        return [d if isinstance(d, dict) else d.to_dict() for d in found[-10:]]
 
 
 def start_page(box: Sandbox, feed: Feed, port: int = 0) -> StatusServer:

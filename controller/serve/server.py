@@ -28,7 +28,7 @@ class StatusServer:
     def __init__(self, api: Api, host: str = LOOPBACK, port: int = 0) -> None:
         handler = type("Handler", (_Handler,), {"api": api})
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _Server((host, port), handler)
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.httpd.daemon_threads = True
@@ -73,6 +73,12 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A viewer that went away mid-answer is no error worth a traceback on the terminal."""
+        log.debug("request from %s failed", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
