@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,9 @@ def to_file(path: Path) -> Iterator[Path]:
     root = logging.getLogger()
     previous = list(root.handlers)
     json_lines = any(isinstance(h.formatter, JsonFormatter) for h in previous)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)  # its owner's only, whatever the umask, as the sandbox's state is
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -38,5 +38,6 @@ def test_log_records_go_to_the_file_while_the_demo_runs(tmp_path: Path,
     with to_file(path):
         logging.getLogger("controller.health.reads").warning("us-east-1: Read timeout")
     assert root.handlers == before
+    assert path.stat().st_mode & 0o777 == 0o600
     assert "WARNING controller.health.reads: us-east-1: Read timeout" in path.read_text()
     assert "Read timeout" not in capsys.readouterr().err
