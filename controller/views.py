@@ -116,6 +116,29 @@ def read_run(manifest: Manifest, clients: Clients, run_id: str | None = None
     return run_detail(journal.run(wanted))
 
 
+def degraded_components(status: dict[str, Any] | None, run: dict[str, Any] | None
+                        ) -> dict[str, str]:
+    """Which components of the active region are degraded, and how: the mode the run into it
+    left them in, else their health when it is not healthy.
+
+    Example
+    -------
+    >>> status = {"active_region": "b", "regions": {"b": {"components": {
+    ...     "api": {"health": "healthy"}, "queue": {"health": "unreachable"}}}}}
+    >>> degraded_components(status, {"to": "b", "degraded": {"api": "read_only"}})
+    {'api': 'read_only', 'queue': 'unreachable'}
+    """
+    if not status or not status.get("active_region"):
+        return {}
+    active = status["active_region"]
+    out = dict((run or {}).get("degraded") or {}) if (run or {}).get("to") == active else {}
+    region = status.get("regions", {}).get(active) or {}
+    for name, comp in (region.get("components") or {}).items():
+        if comp.get("health") != "healthy":
+            out.setdefault(name, comp.get("health", "unknown"))
+    return out
+
+
 def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
                   status: StatusView | None, decisions: list[dict[str, Any]] | None = None
                   ) -> dict[str, Any]:

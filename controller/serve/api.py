@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from controller import views
 from controller.serve.snapshot import Cached, NotReadYetError
 from controller.serve.sources import Sources
 
@@ -114,8 +115,10 @@ class Api:
             "/api/run": self.sources.run, "/api/watchers": self.sources.watchers}
         if path in cached:
             return self._snapshot(cached[path])
-        if path == "/api/graph":
-            return _json(200, self.sources.graph)
+        if path == "/api/graph":  # the levels, and what the last snapshots say is degraded
+            status, run = self.sources.status.peek(), self.sources.run.peek()
+            return _json(200, {**self.sources.graph, "degraded": views.degraded_components(
+                status.value if status else None, run.value if run else None)})
         if path == "/api/config":
             return _json(200, {**self.sources.config, "actions": self.token is not None,
                                "traffic": self.sources.traffic is not None})

@@ -212,3 +212,16 @@ def test_server_over_http_answers_and_refuses(server: StatusServer) -> None:
     assert status_of("api/automation/pause", "POST", Authorization="Bearer wrong") == 403
     assert status_of("api/status", Host="attacker.example") == 403
     assert status_of("api/automation/pause", "POST", Authorization=f"Bearer {TOKEN}") == 200
+
+
+def test_graph_marks_what_the_last_snapshots_say_is_degraded() -> None:
+    status = Cached(lambda: {"active_region": "r2", "regions": {"r2": {"components": {
+        "api": {"health": "healthy"}, "table": {"health": "degraded"}}}}}, max_age=5.0)
+    api = Api(sources(Switch(), status=status))
+    assert json.loads(api.handle("GET", "/api/graph", {}).body)["degraded"] == {}  # unread yet
+    api.sources.run = Cached(lambda: {"to": "r2", "degraded": {"api": "read_only"}})
+    api.handle("GET", "/api/status", {})
+    api.handle("GET", "/api/run", {})
+    graph = json.loads(api.handle("GET", "/api/graph", {}).body)
+    assert graph["degraded"] == {"api": "read_only", "table": "degraded"}
+    assert graph["activation_levels"] == []

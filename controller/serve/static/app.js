@@ -171,15 +171,10 @@ function drawWatchers(w) {
 
 // -- the dependency graph, by level --------------------------------------------------------
 
-function drawGraph(graph, status, run) {
+function drawGraph(graph, status) {
   const levels = graph.activation_levels;
   const active = (status.regions || {})[status.active_region] || { components: {} };
-  // degraded: what the latest run into the active region left degraded, and what is not healthy
-  const degraded = new Map(Object.entries(run && run.to === status.active_region
-    ? (run.degraded || {}) : {}));
-  for (const [name, c] of Object.entries(active.components || {})) {
-    if (c.health !== "healthy" && !degraded.has(name)) degraded.set(name, c.health);
-  }
+  const degraded = new Map(Object.entries(graph.degraded || {}));
   const W = 170, H = 30, GX = 60, GY = 14, PAD = 24;
   const tall = Math.max(...levels.map((l) => l.length));
   const width = PAD * 2 + levels.length * W + (levels.length - 1) * GX;
@@ -267,11 +262,12 @@ async function refresh() {
     const [status, run, runs, watchers, traffic] = await Promise.all([part("/api/status"),
       part("/api/run"), part("/api/runs"), part("/api/watchers"),
       config.traffic ? part("/api/traffic") : Promise.resolve(null)]);
+    const graph = await part("/api/graph");  // after the reads: its degraded marks use them
     if (status) { drawSummary(status); drawGrid(status); }
     if (status || run) drawRun(run);
     if (runs) drawRuns(runs);
     if (watchers) drawWatchers(watchers);
-    if (status && config.graph) drawGraph(config.graph, status, run);
+    if (status && graph) drawGraph(graph, status);
     if (traffic) drawTraffic(traffic);
     document.getElementById("updated").textContent = "updated " +
       new Date().toLocaleTimeString();
@@ -284,7 +280,6 @@ async function refresh() {
 async function start() {
   try {
     config = await getJson("/api/config");
-    config.graph = await getJson("/api/graph");
   } catch (e) {
     document.getElementById("error").textContent = e.message;
     setTimeout(start, 2000);
