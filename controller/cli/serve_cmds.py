@@ -31,8 +31,12 @@ def serve(
     import threading
 
     from controller.serve import Api, StatusServer, deployment_sources
+    from controller.views import run_in_progress
 
     topology, deployed, clients = load_deployment(manifest, spec)
+    # A control table the manifest names wrongly is refused now (exit 2, one line), as status
+    # refuses it, rather than served as an error page until Ctrl-C; an unreachable one is not.
+    run_in_progress(deployed, clients)
     token = secrets.token_urlsafe(24) if allow_actions else None
     api = Api(deployment_sources(topology, deployed, clients, deadline=timeout), token=token)
     server = StatusServer(api, host, port).start()

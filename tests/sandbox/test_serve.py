@@ -107,6 +107,18 @@ def test_bad_requests_get_404_401_403_and_change_nothing(
     assert journal.automation()["paused"] is False
 
 
+def test_failover_serve_refuses_a_wrong_control_table_before_listening(
+        sandbox: Sandbox, tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    data = json.loads(Path(sandbox.manifest_path).read_text())
+    data["control"]["table"] = "orders-controI"
+    wrong = tmp_path / "manifest.json"
+    wrong.write_text(json.dumps(data))
+    result = cli("serve", "--port", "0", "--manifest", wrong, "--spec", EXAMPLE)
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1 and "orders-controI" in result.err
+    assert "status page" not in result.out
+
+
 def test_failover_serve_prints_a_loopback_address_and_serves(fresh_sandbox: Sandbox) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
