@@ -12,6 +12,8 @@ health reads, because a message in a dead-letter queue does not make a region un
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,21 +27,37 @@ API_5XX_THRESHOLD = 5.0  # 5xx answers in 5 minutes
 LAG_PERIODS = 3  # minutes above the bound before the replication alarm fires
 
 
-def alarm_topic(topology: Topology, region: str, provider: aws.Provider) -> aws.sns.Topic:
-    """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager)."""
+def alarm_topic(topology: Topology, region: str,
+                opts: pulumi.ResourceOptions | None = None) -> aws.sns.Topic:
+    """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager).
+
+    ``opts`` carries the region's provider (and whatever else the caller sets, e.g. protect).
+    """
     name = fit(f"{topology.prefix}-alarms-{region}", 256)
-    return aws.sns.Topic(name, name=name, kms_master_key_id="alias/aws/sns",
-                         opts=pulumi.ResourceOptions(provider=provider))
+    return aws.sns.Topic(name, name=name, kms_master_key_id="alias/aws/sns", opts=opts)
+
+
+@dataclass(frozen=True)
+class RegionAlarmsArgs:
+    """One deployed region, the global tables it replicates, and the topic its alarms notify."""
+
+    topology: Topology
+    region: Region
+    tables: Mapping[str, Any]
+    topic: aws.sns.Topic
 
 
 class RegionAlarms(pulumi.ComponentResource):
-    """Dead-letter depth, replication latency and API 5xx alarms of one region."""
+    """Dead-letter depth, replication latency and API 5xx alarms of one region.
 
-    def __init__(self, topology: Topology, region: Region, tables: dict[str, Any],
-                 topic: aws.sns.Topic, provider: aws.Provider) -> None:
+    The region's provider comes in ``opts``; every alarm is a child and inherits it.
+    """
+
+    def __init__(self, name: str, args: RegionAlarmsArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        topology, region, tables, topic = args.topology, args.region, args.tables, args.topic
         where = region.args.region
-        super().__init__("failover:infra:RegionAlarms", f"{topology.app}-alarms-{where}", None,
-                         pulumi.ResourceOptions(provider=provider))
+        super().__init__("failover:infra:RegionAlarms", name, None, opts)
         self.topic = topic
         self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         for i, queue in enumerate(region.dead_letters):

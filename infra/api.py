@@ -68,10 +68,15 @@ class ApiArgs:
 
 
 class RegionalApi(pulumi.ComponentResource):
-    """An HTTP API in one region: open health route, authorized routes, optional custom domain."""
+    """An HTTP API in one region: open health route, authorized routes, optional custom domain.
 
-    def __init__(self, args: ApiArgs, opts: pulumi.ResourceOptions) -> None:
-        super().__init__("failover:infra:Api", args.physical, None, opts)
+    Pulumi's component shape: ``opts`` reaches every child (parented here, named from
+    ``args``, so an alias on a renamed component keeps their URNs).
+    """
+
+    def __init__(self, name: str, args: ApiArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Api", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
         name = args.physical

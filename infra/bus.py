@@ -1,15 +1,18 @@
 """An EventBridge custom event bus and its rules in one region: the deployer of kind ``bus``.
 
 Called by :class:`infra.regional.Region` (the kind's model names :func:`deploy`) once per bus per
-region, after the queues its rules deliver to. The rules are enabled only in the primary region;
-from then on their state belongs to the controller (fencing disables them), so ``pulumi up``
-ignores it. Each target queue gets a policy that lets EventBridge send to it from these rules
-only; a function that depends on the bus may ``events:PutEvents`` on it, nothing else.
+region, after the queues its rules deliver to; builds a :class:`Bus` component. The rules are
+enabled only in the primary region; from then on their state belongs to the controller (fencing
+disables them), so ``pulumi up`` ignores it. Each target queue gets a policy that lets
+EventBridge send to it from these rules only; a function that depends on the bus may
+``events:PutEvents`` on it, nothing else.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -25,34 +28,74 @@ if TYPE_CHECKING:
 BUS_PUBLISH = ("events:PutEvents",)
 
 
+@dataclass(frozen=True)
+class BusArgs:
+    """One bus component in one region: its spec, its AWS name, the queues its rules feed."""
+
+    component: str
+    spec: BusSpec
+    region: str
+    physical: str
+    # Rules enabled (this is the primary region) or created disabled.
+    enabled: bool
+    # Each rule target's queue in this region, by component name.
+    targets: Mapping[str, Ref]
+
+
+class Bus(pulumi.ComponentResource):
+    """An event bus with its rules, their targets and the target queues' policies.
+
+    Pulumi's component shape: ``opts`` (the region's provider, ``protect``, ``aliases``)
+    reaches every child, named from ``args``, never from ``name``.
+    """
+
+    def __init__(self, name: str, args: BusArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Bus", name, None, opts)
+        component, physical = args.component, args.physical
+        self.bus = aws.cloudwatch.EventBus(physical, name=physical,
+                                           opts=pulumi.ResourceOptions(parent=self))
+        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
+        senders: dict[str, list[pulumi.Output[str]]] = {}
+        for rule_key, rule in args.spec.rules.items():
+            rule_name = BusSpec.rule_name(physical, rule_key)
+            resource = aws.cloudwatch.EventRule(
+                rule_name, name=rule_name, event_bus_name=self.bus.name,
+                event_pattern=json.dumps(rule.pattern, sort_keys=True),
+                state="ENABLED" if args.enabled else "DISABLED",
+                description=(f"{component}/{rule_key} in {args.region}: enabled only where "
+                             f"{component} is active"),
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["state"]))
+            queue = args.targets[rule.target]
+            aws.cloudwatch.EventTarget(
+                f"{rule_name}-target", rule=resource.name, event_bus_name=self.bus.name,
+                target_id=rule.target, arn=queue.arn, opts=pulumi.ResourceOptions(parent=self))
+            self.rules[rule_key] = resource
+            senders.setdefault(rule.target, []).append(resource.arn)
+        for target, rule_arns in senders.items():
+            queue = args.targets[target]
+            if queue.url is None:
+                raise InfraError(component, f"target {target!r} has no queue URL")
+            aws.sqs.QueuePolicy(f"{physical}-{target}-policy", queue_url=queue.url,
+                                policy=_queue_policy(queue.arn, rule_arns),
+                                opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"bus": self.bus.arn})
+
+
 def deploy(region: Region, name: str, spec: BusSpec) -> None:
-    """The bus, its rules and their targets in ``region``; the manifest entry and the Ref."""
+    """The bus of ``name`` in ``region`` (a :class:`Bus`); its rules, manifest entry and Ref."""
     args = region.args
     _check_targets(region, name, spec)
     physical = args.physical(name)
-    bus = aws.cloudwatch.EventBus(physical, name=physical, opts=region.child())
-    senders: dict[str, list[pulumi.Output[str]]] = {}
-    for rule_key, rule in spec.rules.items():
-        rule_name = BusSpec.rule_name(physical, rule_key)
-        resource = aws.cloudwatch.EventRule(
-            rule_name, name=rule_name, event_bus_name=bus.name,
-            event_pattern=json.dumps(rule.pattern, sort_keys=True),
-            state="ENABLED" if args.primary else "DISABLED",
-            description=f"{name}/{rule_key} in {args.region}: enabled only where {name} is active",
-            opts=region.child(ignore_changes=["state"]))
-        queue = region.refs[rule.target]
-        aws.cloudwatch.EventTarget(
-            f"{rule_name}-target", rule=resource.name, event_bus_name=bus.name,
-            target_id=rule.target, arn=queue.arn, opts=region.child())
-        region.rules[f"{name}/{rule_key}"] = resource
-        senders.setdefault(rule.target, []).append(resource.arn)
-    for target, rule_arns in senders.items():
-        queue = region.refs[target]
-        if queue.url is None:
-            raise InfraError(name, f"target {target!r} has no queue URL")
-        aws.sqs.QueuePolicy(f"{physical}-{target}-policy", queue_url=queue.url,
-                            policy=_queue_policy(queue.arn, rule_arns), opts=region.child())
-    region.add(name, Ref(kind="bus", name=bus.name, arn=bus.arn, use_actions=BUS_PUBLISH))
+    bus = Bus(physical, BusArgs(component=name, spec=spec, region=args.region,
+                                physical=physical, enabled=args.primary,
+                                targets={r.target: region.refs[r.target]
+                                         for r in spec.rules.values()}),
+              region.child())
+    for rule_key, rule in bus.rules.items():
+        region.rules[f"{name}/{rule_key}"] = rule
+    region.add(name, Ref(kind="bus", name=bus.bus.name, arn=bus.bus.arn,
+                         use_actions=BUS_PUBLISH))
 
 
 def _check_targets(region: Region, name: str, spec: BusSpec) -> None:

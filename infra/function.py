@@ -27,8 +27,8 @@ from controller.contract import (
     fit,
 )
 from controller.spec import FunctionSpec, Kind, Topology
+from infra.calls import declared_calls, for_ref, service
 from infra.common import (
-    Account,
     InfraError,
     Ref,
     Settings,
@@ -59,6 +59,12 @@ KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStrea
 KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                    "kinesis:DescribeStreamSummary", "kinesis:ListShards")
 PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
+#: how every function reads its mode parameters (one ``GetParameter`` each, powertools' cache)
+MODE_READ = ("ssm:GetParameter",)
+#: S3 actions on the bucket itself (the others act on its objects, ``<arn>/*``)
+BUCKET_LEVEL = frozenset({"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"})
+#: what a function with ``writes: false`` may not declare
+WRITES = frozenset(TABLE_WRITE + BUCKET_WRITE + ("s3:DeleteObject",))
 FAILURES_RETENTION_SECONDS = 14 * 24 * 3600
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
@@ -99,15 +105,19 @@ class FunctionArgs:
 
 
 class RegionalFunction(pulumi.ComponentResource):
-    """A Lambda function in one region with its role, alias, log group, mappings and alarms."""
+    """A Lambda function in one region with its role, alias, log group, mappings and alarms.
 
-    def __init__(
-        self, args: FunctionArgs, account: Account, opts: pulumi.ResourceOptions
-    ) -> None:
-        super().__init__("failover:infra:Function", args.physical, None, opts)
+    Pulumi's component shape: ``opts`` (``protect``, ``aliases``, a provider) reaches every
+    child, which is parented here and named from ``args`` (never from ``name``), so renaming
+    the component with an alias leaves its children's URNs as they were.
+    """
+
+    def __init__(self, name: str, args: FunctionArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Function", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
-        name = args.physical
+        name = args.physical  # the children's names: the function's AWS name in this region
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -166,13 +176,20 @@ class RegionalFunction(pulumi.ComponentResource):
         self.register_outputs({"function": self.function.arn, "role": self.role.arn})
 
     def _statements(self) -> list[dict[str, Any]]:
-        """The function's policy: what its dependencies and event sources need, nothing more."""
+        """The function's policy: what its dependencies and event sources need, nothing more.
+
+        On a dependency, the actions the handler module declares (``AWS_CALLS``,
+        :mod:`infra.calls`) of the dependency's kind; without a declaration, the kind's usual
+        set. Besides: its logs, X-Ray, its mode parameters, polling its event sources and
+        sending failed batches to its failures queue (what Lambda and the platform need).
+        """
         args = self.args
         events = {e.source for e in args.spec.events}
+        calls = self._calls()
         out = [
             statement(LOGS_WRITE, [pulumi.Output.concat(self.log_group.arn, ":log-stream:*")]),
             statement(XRAY_WRITE, ["*"]),
-            statement(PARAMETER_READ, [args.mode_parameter.arn,
+            statement(MODE_READ, [args.mode_parameter.arn,
                                        args.component_mode_parameter.arn]),
         ]
         if self.failures is not None:  # Lambda sends failed stream batches with this role
@@ -182,10 +199,33 @@ class RegionalFunction(pulumi.ComponentResource):
             if ref is None:
                 continue  # api, dns, schedule: nothing to call
             if dep in args.spec.depends_on:
-                out.extend(_uses(ref, args.spec.writes))
+                out.extend(_uses(ref, args.spec.writes) if calls is None
+                           else _declared_uses(ref, for_ref(calls, ref)))
             if dep in events:
                 out.extend(_consumes(ref))
         return out
+
+    def _calls(self) -> tuple[str, ...] | None:
+        """The declared calls, checked against the dependencies; ``None`` if undeclared."""
+        args = self.args
+        calls = declared_calls(args.name, args.settings.code_root / args.spec.code,
+                               args.spec.handler)
+        if calls is None:
+            if args.primary:
+                pulumi.log.warn(f"{args.name}: {args.spec.handler.rpartition('.')[0]} declares "
+                                "no AWS_CALLS: its role allows every usual action on each "
+                                "dependency")
+            return None
+        served = {service(ref) for dep in args.spec.depends_on
+                  if (ref := args.refs.get(dep)) is not None}
+        for act in calls:
+            if act.split(":")[0] not in served:
+                raise InfraError(args.name, f"AWS_CALLS has {act} but the function depends "
+                                            f"on nothing {act.split(':')[0]} acts on")
+            if not args.spec.writes and act in WRITES:
+                raise InfraError(args.name, f"AWS_CALLS has {act} but the function has "
+                                            "writes: false")
+        return calls
 
     def _environment(self) -> dict[str, pulumi.Input[str]]:
         """Names the code needs to find its resources; never a value that is a secret."""
@@ -318,6 +358,20 @@ def _uses(ref: Ref, writes: bool) -> list[dict[str, Any]]:
     if ref.kind == "function":
         return [statement(("lambda:InvokeFunction",), [ref.arn])]
     return []
+
+
+def _declared_uses(ref: Ref, actions: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The statements for the actions the code declares on one dependency (none: nothing)."""
+    if not actions:
+        return []
+    if ref.kind == "table":
+        return [statement(actions, [ref.arn, pulumi.Output.concat(ref.arn, "/index/*")])]
+    if ref.kind == "bucket":
+        on_bucket = tuple(a for a in actions if a in BUCKET_LEVEL)
+        on_objects = tuple(a for a in actions if a not in BUCKET_LEVEL)
+        return ([statement(on_objects, [pulumi.Output.concat(ref.arn, "/*")])] if on_objects
+                else []) + ([statement(on_bucket, [ref.arn])] if on_bucket else [])
+    return [statement(actions, [ref.arn])]
 
 
 def _consumes(ref: Ref) -> list[dict[str, Any]]:

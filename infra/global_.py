@@ -41,22 +41,41 @@ REPLICATION_SOURCE = ("s3:GetObjectVersionForReplication", "s3:GetObjectVersionA
 REPLICATION_TARGET = ("s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags")
 
 
-def _opts(parent: pulumi.Resource, provider: aws.Provider, **kw: Any) -> pulumi.ResourceOptions:
+def _opts(parent: pulumi.Resource, provider: aws.Provider | None = None,
+          **kw: Any) -> pulumi.ResourceOptions:
+    """A child's options: parented (it inherits protect and providers, moves with aliases);
+    ``provider`` only where a multi-region component picks the region."""
     return pulumi.ResourceOptions(parent=parent, provider=provider, **kw)
 
 #: pulumi-aws's limit on ``bucket_prefix`` (S3 adds a 26-character unique suffix, within 63).
 BUCKET_PREFIX_MAX = 37
 
 
-class GlobalData(pulumi.ComponentResource):
-    """Global tables (a replica in every region), the control table, replicated buckets, zones."""
+@dataclass(frozen=True)
+class GlobalDataArgs:
+    """What the cross-region data needs: the topology, the settings, a provider per region."""
 
-    def __init__(self, topology: Topology, settings: Settings,
-                 providers: Mapping[str, aws.Provider], account: Account) -> None:
-        super().__init__("failover:infra:GlobalData", f"{topology.app}-data")
+    topology: Topology
+    settings: Settings
+    # One provider per region: a component spanning regions cannot take one from ``opts``.
+    providers: Mapping[str, aws.Provider]
+    account: Account
+
+
+class GlobalData(pulumi.ComponentResource):
+    """Global tables (a replica in every region), the control table, replicated buckets, zones.
+
+    It spans regions, so each child names its region's provider from ``args.providers``;
+    everything else in ``opts`` (``protect``, ``aliases``) reaches the children as usual.
+    """
+
+    def __init__(self, name: str, args: GlobalDataArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:GlobalData", name, None, opts)
+        topology, settings, providers = args.topology, args.settings, args.providers
         self.topology = topology
         self.providers = providers
-        self.account = account
+        self.account = args.account
         primary = providers[topology.regions.primary]
         self.tables = {
             name: self._global_table(topology.physical_name(name, topology.regions.primary),
@@ -274,25 +293,37 @@ class Endpoint:
     target_domain: pulumi.Input[str]
 
 
+@dataclass(frozen=True)
+class TrafficArgs:
+    """One dns component: its spec, its hosted zone, and each region's API endpoint."""
+
+    topology: Topology
+    component: str
+    spec: DnsSpec
+    zone_id: pulumi.Input[str]
+    endpoints: Mapping[str, Endpoint]
+
+
 class Traffic(pulumi.ComponentResource):
     """A health check per regional endpoint and failover records PRIMARY/SECONDARY.
 
     Route 53 moves the name to the secondary when the primary's health check fails, with or
     without a controller; the controller picks among three or more regions by rewriting the
     records (``primary``/``secondary`` set identifiers, CNAMEs to a region's custom domain) and
-    inverting health checks.
+    inverting health checks. Route 53 is global: the provider comes in ``opts``.
     """
 
-    def __init__(self, topology: Topology, name: str, spec: DnsSpec,
-                 zone_id: pulumi.Input[str], endpoints: Mapping[str, Endpoint],
-                 provider: aws.Provider) -> None:
-        super().__init__("failover:infra:Traffic", topology.physical_name(name, "global"))
+    def __init__(self, name: str, args: TrafficArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Traffic", name, None, opts)
+        topology, spec, zone_id = args.topology, args.spec, args.zone_id
+        component, endpoints = args.component, args.endpoints
         self.spec = spec
         self.zone_id = zone_id
         hc = spec.health_check
         self.health_checks = {
             region: aws.route53.HealthCheck(
-                f"{topology.physical_name(name, region)}-health",
+                f"{topology.physical_name(component, region)}-health",
                 type="HTTPS",
                 fqdn=endpoint.host,
                 port=443,
@@ -303,7 +334,7 @@ class Traffic(pulumi.ComponentResource):
                 invert_healthcheck=False,
                 tags={"Name": f"{spec.name} {region}"},
                 # the controller inverts a fenced region's check: `pulumi up` must not undo it
-                opts=_opts(self, provider, ignore_changes=["invert_healthcheck"]),
+                opts=_opts(self, ignore_changes=["invert_healthcheck"]),
             )
             for region, endpoint in endpoints.items()
         }
@@ -312,7 +343,7 @@ class Traffic(pulumi.ComponentResource):
                                 topology.regions.standby[0]: "secondary"}
         self.records = {
             region: aws.route53.Record(
-                f"{topology.physical_name(name, 'global')}-{identifier}",
+                f"{topology.physical_name(component, 'global')}-{identifier}",
                 zone_id=zone_id,
                 name=spec.name,
                 type="CNAME",
@@ -324,7 +355,7 @@ class Traffic(pulumi.ComponentResource):
                 records=[endpoints[region].target_domain],
                 # Created once: after that the controller points them (a failover must survive
                 # the next `pulumi up`).
-                opts=_opts(self, provider, ignore_changes=["records", "health_check_id"]),
+                opts=_opts(self, ignore_changes=["records", "health_check_id"]),
             )
             for region, identifier in self.set_identifiers.items() if region in endpoints
         }
@@ -350,17 +381,32 @@ class Operated:
     health_checks: list[pulumi.Input[str]] = field(default_factory=list)
 
 
-class AccessRoles(pulumi.ComponentResource):
-    """The controller's role (only the actions it takes) and the deployer's (code and alias)."""
+@dataclass(frozen=True)
+class AccessRolesArgs:
+    """Who may assume the roles (settings), and what they operate, across regions."""
 
-    def __init__(self, topology: Topology, settings: Settings, account: Account,
-                 operated: Operated, provider: aws.Provider) -> None:
-        super().__init__("failover:infra:AccessRoles", f"{topology.app}-access")
+    topology: Topology
+    settings: Settings
+    account: Account
+    operated: Operated
+
+
+class AccessRoles(pulumi.ComponentResource):
+    """The controller's role (only the actions it takes) and the deployer's (code and alias).
+
+    IAM is global: the provider comes in ``opts``, and every role and policy inherits it.
+    """
+
+    def __init__(self, name: str, args: AccessRolesArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:AccessRoles", name, None, opts)
+        topology, settings, account, operated = (args.topology, args.settings, args.account,
+                                                 args.operated)
         app = topology.prefix  # the stack's names: two stacks' roles and patterns stay apart
         regions = topology.regions.all
         self.controller = self._role(
             fit(f"{app}-failover-controller", 64),
-            settings.controller_principals, provider,
+            settings.controller_principals,
             {
                 "functions": [statement(FUNCTION_CONTROL, operated.functions)],
                 "events": [
@@ -401,14 +447,14 @@ class AccessRoles(pulumi.ComponentResource):
         )
         self.deployer = self._role(
             fit(f"{app}-failover-deployer", 64),
-            settings.deployer_principals, provider,
+            settings.deployer_principals,
             {"deploy": [statement(FUNCTION_DEPLOY, operated.functions)]},
         )
         self.register_outputs({
             "controller": self.controller.arn if self.controller else None,
             "deployer": self.deployer.arn if self.deployer else None})
 
-    def _role(self, name: str, principals: Sequence[pulumi.Input[str]], provider: aws.Provider,
+    def _role(self, name: str, principals: Sequence[pulumi.Input[str]],
               policies: Mapping[str, list[dict[str, Any]]]) -> aws.iam.Role | None:
         """A role with one managed policy per area (each stays under IAM's size limit).
 
@@ -421,14 +467,14 @@ class AccessRoles(pulumi.ComponentResource):
                             "failover:deployerPrincipals): the role is not created")
             return None
         role = aws.iam.Role(name, name=name, assume_role_policy=assume_role_policy(
-            principals=principals), opts=_opts(self, provider))
+            principals=principals), opts=_opts(self))
         for area, statements in policies.items():
             statements = [s for s in statements if s["Resource"]]
             if not statements:
                 continue
             policy = aws.iam.Policy(f"{name}-{area}", name=fit(f"{name}-{area}", 128),
-                                    policy=policy_json(statements), opts=_opts(self, provider))
+                                    policy=policy_json(statements), opts=_opts(self))
             aws.iam.RolePolicyAttachment(f"{name}-{area}", role=role.name, policy_arn=policy.arn,
-                                         opts=_opts(self, provider))
+                                         opts=_opts(self))
         return role
 

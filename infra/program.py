@@ -6,6 +6,7 @@ it under ``pulumi.runtime.set_mocks``. Nothing here runs at import time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,61 +14,98 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.spec import DnsSpec, Kind, Topology
-from infra.alarms import RegionAlarms, alarm_topic
+from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings
-from infra.global_ import AccessRoles, Endpoint, GlobalData, Operated, Traffic
+from infra.global_ import (
+    AccessRoles,
+    AccessRolesArgs,
+    Endpoint,
+    GlobalData,
+    GlobalDataArgs,
+    Operated,
+    Traffic,
+    TrafficArgs,
+)
 from infra.regional import Region, RegionArgs
 
 
-def providers_for(topology: Topology) -> dict[str, aws.Provider]:
-    """One explicit provider per region, tagging everything it creates with app and region."""
+def providers_for(topology: Topology, given: Mapping[str, aws.Provider] | None = None,
+                  opts: pulumi.ResourceOptions | None = None) -> dict[str, aws.Provider]:
+    """One explicit provider per region, tagging everything it creates with app and region.
+
+    A provider in ``given`` is used for its region as it is (the caller's: an assumed role,
+    other credentials); the others are created here, under ``opts``' parent if it has one.
+    """
+    given = given or {}
     return {
-        region: aws.Provider(
+        region: given.get(region) or aws.Provider(
             f"aws-{region}",
             region=region,
             default_tags=aws.ProviderDefaultTagsArgs(
                 tags={"failover:app": topology.app, "failover:region": region}),
+            opts=pulumi.ResourceOptions(parent=opts.parent if opts else None),
         )
         for region in topology.regions.all
     }
 
 
-def deploy(topology: Topology, settings: Settings | None = None) -> pulumi.Output[dict[str, Any]]:
+def deploy(topology: Topology, settings: Settings | None = None,
+           opts: pulumi.ResourceOptions | None = None,
+           providers: Mapping[str, aws.Provider] | None = None) -> pulumi.Output[dict[str, Any]]:
     """Create every resource of ``topology`` in every region; return the manifest output.
 
     The manifest has the shape of ``controller.manifest.Manifest`` (documented in
     ``docs/manifest.md``): the controller finds every real resource through it.
+
+    Every component is built in Pulumi's ``(name, args, opts)`` shape. ``opts`` is given to each
+    top-level one (``protect=True``, a ``parent`` to nest the whole application in a component
+    of the caller's, a name-less ``Alias(parent=...)`` to move it there): their children inherit
+    it. ``providers`` replace the program's own provider for the regions they name.
     """
     settings = settings or Settings()
     topology = topology.for_stack(settings.stack)
-    providers = providers_for(topology)
+    providers = providers_for(topology, providers, opts)
     primary = providers[topology.regions.primary]
+
+    def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
+        """A top-level component's options: the caller's ``opts`` and its region's provider."""
+        return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
+
     invoke = pulumi.InvokeOutputOptions(provider=primary)
     identity = aws.get_caller_identity_output(opts=invoke)
     partition = aws.get_partition_output(opts=invoke)
     account = Account(partition=partition.partition, account_id=identity.account_id)
 
-    data = GlobalData(topology, settings, providers, account)
+    app = topology.app
+    data = GlobalData(f"{app}-data", GlobalDataArgs(topology, settings, providers, account),
+                      top())
     bundles = build_bundles(topology, settings)
-    topics = {region: alarm_topic(topology, region, providers[region])
+    topics = {region: alarm_topic(topology, region, top(providers[region]))
               for region in topology.regions.all}
     regions = {
-        region: Region(RegionArgs(topology=topology, region=region, settings=settings,
+        region: Region(f"{app}-{region}",
+                       RegionArgs(topology=topology, region=region, settings=settings,
                                   data=data, account=account, bundles=bundles,
                                   alarm_topic=topics[region].arn),
-                       providers[region])
+                       top(providers[region]))
         for region in topology.regions.all
     }
     for region, stack in regions.items():
-        RegionAlarms(topology, stack, data.tables, topics[region], providers[region])
+        RegionAlarms(f"{app}-alarms-{region}",
+                     RegionAlarmsArgs(topology, stack, data.tables, topics[region]),
+                     top(providers[region]))
     traffic = {
-        name: Traffic(topology, name, spec, data.zone_ids[spec.zone],
-                      _endpoints(spec, regions), primary)
+        name: Traffic(topology.physical_name(name, "global"),
+                      TrafficArgs(topology, name, spec, data.zone_ids[spec.zone],
+                                  _endpoints(spec, regions)),
+                      top(primary))
         for name, spec in topology.of_kind(Kind.DNS)
     }
-    AccessRoles(topology, settings, account, _operated(topology, data, regions, traffic, account),
-                primary)
+    AccessRoles(f"{app}-access",
+                AccessRolesArgs(topology, settings, account,
+                                _operated(topology, data, regions, traffic, account)),
+                top(primary))
     return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data,
                                               account.partition))
 

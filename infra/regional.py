@@ -72,11 +72,15 @@ class RegionArgs:
 
 
 class Region(pulumi.ComponentResource):
-    """Every per-region resource of the topology, in one region, with one provider."""
+    """Every per-region resource of the topology, in one region, with one provider.
 
-    def __init__(self, args: RegionArgs, provider: aws.Provider) -> None:
-        super().__init__("failover:infra:Region", f"{args.topology.app}-{args.region}", None,
-                         pulumi.ResourceOptions(provider=provider))
+    The region's provider comes in ``opts`` (``provider=`` or ``providers=``) and every child
+    inherits it, as it inherits ``protect``; children are named from ``args``, not ``name``.
+    """
+
+    def __init__(self, name: str, args: RegionArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Region", name, None, opts)
         self.args = args
         topology, region = args.topology, args.region
         self.mode_parameter = self._parameter(
@@ -171,15 +175,14 @@ class Region(pulumi.ComponentResource):
 
     def deploy_function(self, name: str, spec: FunctionSpec) -> None:
         """A function with everything it owns; what it needs is deployed before it."""
-        fn = RegionalFunction(
-            FunctionArgs(topology=self.args.topology, name=name, spec=spec,
-                         region=self.args.region, refs=dict(self.refs),
-                         mode_parameter=_param_ref(self.mode_parameter),
-                         component_mode_parameter=_param_ref(self.component_modes[name]),
-                         settings=self.args.settings,
-                         bundle=self.args.bundles.get(spec.code),
-                         alarm_topic=self.args.alarm_topic),
-            self.args.account, self._child())
+        args = FunctionArgs(topology=self.args.topology, name=name, spec=spec,
+                            region=self.args.region, refs=dict(self.refs),
+                            mode_parameter=_param_ref(self.mode_parameter),
+                            component_mode_parameter=_param_ref(self.component_modes[name]),
+                            settings=self.args.settings,
+                            bundle=self.args.bundles.get(spec.code),
+                            alarm_topic=self.args.alarm_topic)
+        fn = RegionalFunction(args.physical, args, self._child())
         self.refs[name] = fn.ref
         self.entries[name] = fn.manifest()
         if fn.failures is not None:
@@ -234,9 +237,9 @@ class Region(pulumi.ComponentResource):
                                                       data.zone_ids[dns.zone]))
                   if dns is not None else None)
         functions = {n: f.ref for n, f in self.functions.items()}
-        api = RegionalApi(ApiArgs(topology=topology, name=name, spec=spec,
-                                  region=self.args.region, functions=functions,
-                                  settings=self.args.settings, domain=domain), self._child())
+        args = ApiArgs(topology=topology, name=name, spec=spec, region=self.args.region,
+                       functions=functions, settings=self.args.settings, domain=domain)
+        api = RegionalApi(args.physical, args, self._child())
         self.entries[name] = {"kind": "api", "name": api.api.name, "arn": api.api.arn,
                               "endpoint": api.endpoint}
         self.apis[name] = api

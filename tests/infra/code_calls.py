@@ -9,20 +9,43 @@ from, starting at the handler module's functions. Returns IAM actions (``dynamod
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
+
+import boto3
 
 #: attribute names the example binds boto3 clients to -> the IAM service prefix
 CLIENTS = {"dynamodb": "dynamodb", "sqs": "sqs", "s3": "s3", "ssm": "ssm", "kinesis": "kinesis",
            "lambda_": "lambda", "events": "events"}
 #: calls that are not boto3 operations but make one (powertools' SSMProvider.get)
 INDIRECT = {("provider", "get"): "ssm:GetParameter"}
+#: operations whose IAM action is not named like the operation (the service authorization
+#: reference): ``s3:HeadObject`` is allowed by ``s3:GetObject``, ...
+IAM_ACTION = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket",
+              "s3:ListObjects": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
+              "lambda:Invoke": "lambda:InvokeFunction"}
 
 
-def action(service: str, operation: str) -> str:
-    """``("dynamodb", "put_item")`` -> ``"dynamodb:PutItem"``."""
-    return f"{service}:{''.join(p.capitalize() for p in operation.split('_'))}"
+@functools.cache
+def operations(service: str) -> dict[str, str]:
+    """boto3 method name -> API operation name, from botocore's model of ``service``."""
+    client = boto3.session.Session().client(service, region_name="us-east-1")
+    return dict(client.meta.method_to_api_mapping)
+
+
+def action(service: str, method: str) -> str:
+    """``("dynamodb", "put_item")`` -> ``"dynamodb:PutItem"``: the IAM action a call needs.
+
+    Raises ``KeyError`` for a method that is not one of the service's operations (a typo in
+    the code, or a helper like ``get_paginator`` the reader does not follow).
+    """
+    operation = operations(service).get(method)
+    if operation is None:
+        raise KeyError(f"{service}.{method} is not a {service} operation")
+    name = f"{service}:{operation}"
+    return IAM_ACTION.get(name, name)
 
 
 def _chain(node: ast.expr) -> tuple[str, ...]:

@@ -109,6 +109,27 @@ class Res:
         return prop in self.options.get("ignore_changes", ())
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What the engine received for one resource, custom or component: URN and options."""
+
+    typ: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    protect: bool
+    #: the provider reference of a custom resource (``<provider urn>::<id>``), else ""
+    provider: str
+    #: alias specs (name, type, parent URN) and alias URNs, as the engine got them
+    aliases: tuple[str, ...]
+
+    @property
+    def provider_name(self) -> str:
+        """The logical name of the provider this resource was created with ("" if none)."""
+        return self.provider.split("::")[-2] if self.provider else ""
+
+
 @dataclass
 class Run:
     """The outcome of one program run: the topology, its resources and its manifest output."""
@@ -117,6 +138,8 @@ class Run:
     settings: Settings
     resources: list[Res]
     manifest: dict[str, Any]
+    #: every resource the engine registered (components too), in order
+    registrations: list[Registration] = field(default_factory=list)
 
     def of(self, typ: str) -> list[Res]:
         """Resources of one type token, e.g. ``aws:lambda/function:Function``."""
@@ -216,7 +239,14 @@ class RecordingMonitor(MockMonitor):
         self.recording.options[request.name] = {
             "ignore_changes": tuple(request.ignoreChanges), "protect": bool(request.protect),
             "delete_before_replace": bool(request.deleteBeforeReplace)}
-        return super().RegisterResource(request)
+        response = super().RegisterResource(request)
+        aliases = tuple(
+            a.urn if a.urn else f"name={a.spec.name} type={a.spec.type} parent={a.spec.parentUrn}"
+            for a in request.aliases)
+        self.recording.registrations.append(Registration(
+            request.type, request.name, response.urn, request.parent, bool(request.custom),
+            bool(request.protect), request.provider, aliases))
+        return response
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -226,6 +256,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Res] = []
         self.provider_regions: dict[str, str] = {}
         self.options: dict[str, dict[str, Any]] = {}
+        self.registrations: list[Registration] = []
         #: the public hosted zones this account has (name -> id), and the lookups made
         self.zones: dict[str, str] = dict(ZONES)
         self.zone_lookups: list[str] = []
@@ -268,11 +299,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def run_program(topology: Topology, settings: Settings,
-                zones: dict[str, str] | None = None, partition: str = "aws") -> Run:
+                zones: dict[str, str] | None = None, partition: str = "aws",
+                deploy_kwargs: Callable[[], dict[str, Any]] | None = None) -> Run:
     """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
 
     ``zones``: the public hosted zones the account has (default :data:`ZONES`); ``partition``
-    what ``get_partition`` answers.
+    what ``get_partition`` answers; ``deploy_kwargs`` makes, inside the run, the other
+    arguments of ``deploy`` (``opts``, ``providers``: resources exist only in a run).
     """
     mocks = RecordingMocks()
     mocks.partition = partition
@@ -283,10 +316,28 @@ def run_program(topology: Topology, settings: Settings,
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:
-        return deploy(topology, settings).apply(captured.update)
+        extra = deploy_kwargs() if deploy_kwargs else {}
+        return deploy(topology, settings, **extra).apply(captured.update)
 
     program()
-    return Run(topology, settings, mocks.resources, captured)
+    return Run(topology, settings, mocks.resources, captured, mocks.registrations)
+
+
+def run_resources(build: Callable[[], Any]) -> list[Registration]:
+    """Run ``build`` (which creates some resources, e.g. one component) under mocks.
+
+    Returns what the engine registered, components included, in order.
+    """
+    mocks = RecordingMocks()
+    mocks.install()
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        build()
+        return pulumi.Output.from_input(None)
+
+    program()
+    return mocks.registrations
 
 
 def generated_topology(tmp: Path) -> Topology:

@@ -94,7 +94,7 @@ OPEN_ROUTE = """
 app: leaky
 regions: {primary: us-east-1, standby: [us-east-2]}
 components:
-  fn: {kind: function, code: examples/orders/functions, handler: api.handler}
+  fn: {kind: function, code: tests/data/functions, handler: app.handler}
   api:
     kind: api
     routes: [{method: POST, path: /admin, function: fn, auth: none}]

@@ -8,6 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Tracer
 from orders import OrdersService, Response, build
 
+#: The AWS calls this handler makes (on its dependencies; the platform's own, such as reading
+#: the mode parameters, are not listed): the Pulumi program grants these and nothing more.
+AWS_CALLS = ("dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "ssm:GetParameter",
+             "events:PutEvents")
+
 _service: OrdersService | None = None
 # X-Ray in Lambda; off anywhere else (tests, the sandbox), so no daemon is needed.
 tracer = Tracer(disabled=not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
