@@ -24,7 +24,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from controller.contract import GLOBAL
+from controller.contract import GLOBAL, HOME_AGENT, home_region
 from controller.errors import (
     ActionError,
     AwsError,
@@ -124,6 +124,9 @@ class Clients:
         empty on real AWS.
     settings : timeouts and retry mode.
     hooks : botocore event handlers registered on every client made (fault injection in tests).
+    home : the region this controller runs in (default :func:`controller.contract.home_region`);
+        its clients say so in their User-Agent, which the sandbox reads to tell a region's own
+        callers from the others during a partition.
 
     Examples
     --------
@@ -135,6 +138,7 @@ class Clients:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     settings: AwsSettings = field(default_factory=AwsSettings)
     hooks: Sequence[Hook] = ()
+    home: str | None = field(default_factory=home_region)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -182,7 +186,7 @@ class Clients:
         if cached is None:
             # Clients alike in endpoint, settings and hooks share one (clients are thread safe).
             shared = (service, region, self.endpoint(service, region), self.settings,
-                      tuple(self.hooks))
+                      tuple(self.hooks), self.home)
             with _SHARED_LOCK:  # a boto3 session is not thread safe: make clients one at a time
                 cached = _SHARED.get(shared)
                 if cached is None:
@@ -221,6 +225,7 @@ class Clients:
                      "mode": self.settings.retry_mode},
             max_pool_connections=32,
             proxies=NO_PROXY if self.endpoints else None,
+            user_agent_extra=f"{HOME_AGENT}/{self.home}" if self.home else None,
         )
         signing_region = "us-east-1" if region == GLOBAL else region
         kwargs: dict[str, Any] = {"region_name": signing_region, "config": config}
@@ -295,6 +300,7 @@ def decode(exc: BaseException) -> Decoded | None:
                        transient=code in TRANSIENT_CODES or status >= 500 or status == 429,
                        missing=missing, denied=code in DENIED_CODES)
     unreachable = isinstance(exc, botocore.exceptions.ConnectionError
+                             | botocore.exceptions.ConnectionClosedError
                              | botocore.exceptions.ReadTimeoutError
                              | botocore.exceptions.ConnectTimeoutError
                              | botocore.exceptions.EndpointConnectionError)

@@ -9,7 +9,9 @@ and nowhere else.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 
@@ -65,6 +67,33 @@ class FailMode(StrEnum):
 
     DOWN = "down"
     HANG = "hang"
+    #: Cut off: it serves its own clients, but reaches no other region and none reaches it.
+    PARTITION = "partition"
+
+
+#: Names the region a controller (or a watcher) runs in: it tries its own control region
+#: first, and the sandbox lets it through when its region is cut off from the others.
+ENV_HOME_REGION = "FAILOVER_HOME_REGION"
+#: What every client of a controller with a home region adds to its User-Agent
+#: (``failover-home/us-west-2``): where a call comes from, for the sandbox and CloudTrail.
+HOME_AGENT = "failover-home"
+
+
+def home_region(environ: Mapping[str, str] | None = None) -> str | None:
+    """The region this controller runs in: ``FAILOVER_HOME_REGION``, else a Lambda
+    function's own ``AWS_REGION``; None on an operator's machine.
+
+    >>> home_region({"FAILOVER_HOME_REGION": "us-west-2"})
+    'us-west-2'
+    >>> home_region({"AWS_REGION": "eu-west-1"}) is None  # not in Lambda: not a home
+    True
+    """
+    env = os.environ if environ is None else environ
+    if env.get(ENV_HOME_REGION):
+        return env[ENV_HOME_REGION]
+    if env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_REGION"):
+        return env["AWS_REGION"]
+    return None
 
 
 def env_key(*parts: str) -> str:

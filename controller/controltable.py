@@ -2,23 +2,27 @@
 
 Called by the lease, the journal of runs and the automation switch, which each keep their own
 items in the one DynamoDB global table the manifest names. This module knows the item codec
-(plain values to DynamoDB attribute values and back), tries the control regions in order until
-one answers, and writes each item with a single-item conditional write on its last writer's
-fencing token (a multi-Region strongly consistent table takes no transactions, no TTL and no
-local secondary index, so nothing here uses them), so that a controller that lost its lease
+(plain values to DynamoDB attribute values and back), tries the control regions (its own region
+first) until one answers with a majority behind it, raises
+:class:`~controller.errors.NoMajorityError` when none does, and writes each item with a
+single-item conditional write on its last writer's fencing token (a multi-Region strongly
+consistent table takes no transactions, no TTL and no local secondary index, so nothing here
+uses them), so that a controller that lost its lease
 cannot overwrite what the new holder wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-from controller.aws import Clients, classify, error_code, explain, is_not_found, is_unreachable
-from controller.errors import FailoverError, StaleTokenError
+from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
+from controller.errors import NoMajorityError, StaleTokenError
 from controller.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,11 @@ WRITER = "writer_token"
 NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = "lease"
+#: Seconds a control region that failed is tried after the others (in this process).
+SUSPECT_SECONDS = 30.0
+#: When each (table, region) last failed, for every control table of this process.
+_SUSPECT: dict[tuple[str, str], float] = {}
+_SUSPECT_LOCK = threading.Lock()
 
 
 class ControlTable:
@@ -48,15 +57,26 @@ class ControlTable:
 
     def __init__(self, clients: Clients, manifest: Manifest,
                  clock: Callable[[], float] = time.time) -> None:
-        self.clients = clients
+        # One attempt per region: trying the next control region is the retry, and a region
+        # that does not answer costs one timeout, not three.
+        self.clients = Clients(endpoints=clients.endpoints,
+                               settings=replace(clients.settings, max_attempts=1),
+                               hooks=clients.hooks, home=clients.home)
         self.table = manifest.control.table
         self.regions = list(manifest.control.regions)
         self.clock = clock
+        self.home = clients.home
 
     def call(self, op: str, **kwargs: Any) -> Any:
-        """Call DynamoDB in the first control region that answers (it is a global table)."""
-        last: BaseException | None = None
-        for region in self.regions:
+        """Call DynamoDB in the first control region that answers with a majority behind it.
+
+        Raises
+        ------
+        NoMajorityError
+            No control region answered: each was unreachable or could not reach a majority.
+        """
+        failed: list[str] = []
+        for region in self.order():
             client = self.clients.client("dynamodb", region)
             try:
                 return getattr(client, op)(TableName=self.table, **kwargs)
@@ -64,12 +84,25 @@ class ControlTable:
                 if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
                     raise explain(exc, what=f"the control table {self.table}",
                                   where=region) or exc from exc
-                if not is_unreachable(exc):
+                why = _unavailable(exc)
+                if why is None:
                     raise
-                log.warning("control table unreachable in %s, trying the next region", region)
-                last = exc
-        raise FailoverError(f"control table {self.table} unreachable in every region "
-                            f"({', '.join(self.regions)}): {last}")
+                log.warning("control table in %s: %s; trying the next region", region, why)
+                failed.append(f"{region} {why}")
+                with _SUSPECT_LOCK:
+                    _SUSPECT[(self.table, region)] = time.monotonic()
+        raise NoMajorityError(f"the control table {self.table} has no majority: "
+                              f"{'; '.join(failed)}")
+
+    def order(self) -> list[str]:
+        """The regions in the order they are tried: this controller's own region first, then
+        the others; a region that failed in this process within :data:`SUSPECT_SECONDS` goes
+        after those that did not, so one lost region costs one timeout, not one per call."""
+        now = time.monotonic()
+        with _SUSPECT_LOCK:
+            suspect = {r for r in self.regions
+                       if now - _SUSPECT.get((self.table, r), -SUSPECT_SECONDS) < SUSPECT_SECONDS}
+        return sorted(nearest_first(self.regions, self.home), key=lambda r: r in suspect)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as plain values, read consistently; None when it does not exist."""
@@ -224,6 +257,27 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     """``items`` in consecutive lists of at most ``size``."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def nearest_first(regions: Sequence[str], home: str | None) -> list[str]:
+    """The control regions, ``home`` first when it is one of them.
+
+    >>> nearest_first(["us-east-1", "us-west-2"], "us-west-2")
+    ['us-west-2', 'us-east-1']
+    """
+    return sorted(regions, key=lambda region: region != home)
+
+
+def _unavailable(exc: BaseException) -> str | None:
+    """Why a control region could not serve a request that another one may serve (unreachable,
+    no majority behind it, throttled, 5xx); None for any other error."""
+    decoded = decode(exc)
+    if decoded is None or not (decoded.unreachable or decoded.transient):
+        return None
+    if decoded.unreachable:
+        return "unreachable"
+    detail = f": {decoded.message}" if decoded.message else ""
+    return f"answered {decoded.code}{detail}"
 
 
 def stale(owner: str, token: int) -> StaleTokenError:

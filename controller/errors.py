@@ -90,6 +90,18 @@ class StaleTokenError(FailoverError):
     exit_code = 3
 
 
+class NoMajorityError(FailoverError):
+    """No control region answers with a majority of the control table behind it.
+
+    A multi-Region strongly consistent table serves a request only where a majority of its
+    regions can be reached; when none of its replicas can, no lease can be taken or renewed and
+    nothing may act. The message names what each control region answered, in one line.
+    Watchers rely on it: one that gets this error never acts.
+    """
+
+    exit_code = 1
+
+
 class ConflictError(FailoverError):
     """Another controller changed the active region since this one read it (exit code 3).
 

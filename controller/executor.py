@@ -46,7 +46,7 @@ from controller.manifest import Manifest
 from controller.plan import FailoverPlan, Step, build_plan
 from controller.prechecks import Precheck, prechecks
 from controller.retry import decide
-from controller.spec import OnFailure, Topology
+from controller.spec import OnFailure, TargetLost, Topology
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,15 @@ class Executor:
         self.read_clients = clients
         #: Reads that must fail fast (the lag precheck): the fence settings, no lease needed.
         self.probe_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=clients.hooks)
+                                     hooks=clients.hooks, home=clients.home)
         self.journal = journal or Journal(clients, manifest)
         self.keeper: LeaseKeeper | None = None
         # Every request an action makes first checks the lease (see _guard).
         guard = ("before-call", self._guard)
         self.clients = Clients(endpoints=clients.endpoints, settings=clients.settings,
-                               hooks=(*clients.hooks, guard))
+                               hooks=(*clients.hooks, guard), home=clients.home)
         self.fence_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=(*clients.hooks, guard))
+                                     hooks=(*clients.hooks, guard), home=clients.home)
         self.owner = owner or default_owner()
         self.progress = progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
@@ -249,7 +249,7 @@ class Executor:
                 self.journal.set_desired(keeper.check(), desired, plan.target, run.id)
             log.info("run %s: %s -> %s, %d steps", run.id, plan.source, plan.target,
                      len(plan.steps))
-            return RunResult(self._drive(run), checks)
+            return RunResult(self._drive_on(run, origin=plan.source), checks)
         finally:
             self._release()
 
@@ -276,7 +276,7 @@ class Executor:
                     f"active (epoch {desired.epoch}, this run set epoch {run.epoch})")
             self.journal.adopt_run(keeper.check(), run)
             log.info("resuming run %s (previous owner %s)", run_id, run.owner)
-            return RunResult(self._drive(run))
+            return RunResult(self._drive_on(run, origin=run.plan.source))
         finally:
             self._release()
 
@@ -288,6 +288,67 @@ class Executor:
             self.journal.release(keeper.lease)
         except FailoverError as exc:
             log.warning("could not release the lease: %s", exc)
+
+    def _drive_on(self, run: Run, *, origin: str) -> Run:
+        """Drive ``run``; when its target stops answering mid-run, end it ``failed`` and move on
+        (``policy.on_target_lost``) to the next healthy standby or back to a healthy ``origin``
+        (the first run's source), each move a new run with a new epoch, under the same lease.
+
+        Raises
+        ------
+        PlanError
+            The target stopped answering and no region is healthy to move to: the run is
+            journalled ``failed`` (never left ``running``), the control table still names the
+            lost target, and the lease is released.
+        """
+        lost: set[str] = set()
+        while True:
+            try:
+                return self._drive(run)
+            except TargetLostError as gone:
+                assert self.keeper is not None
+                lost.add(gone.region)
+                why = f"target {gone.region} stopped answering mid-run ({gone.detail})"
+                self.journal.finish_run(self.keeper.check(), run, RunStatus.FAILED, why)
+                log.error("run %s: %s", run.id, why)
+                self._mark_fenced(run.plan.source)  # its components were fenced by the run
+                nxt = self._next_run(run, origin, lost)
+                if nxt is None:
+                    raise PlanError(f"run {run.id} failed: {why}; no healthy region to move "
+                                    f"to, the control table still names {gone.region}") \
+                        from None
+                run = nxt
+
+    def _mark_fenced(self, region: str) -> None:
+        """Write ``region``'s mode ``fenced``, best effort (it may not answer)."""
+        try:
+            modes.set_region_mode(self.fence_clients, self.topology, self.manifest, region,
+                                  modes.FENCED)
+        except (TransientStepError, PermanentStepError) as exc:
+            log.warning("%s mode not written (%s): fence it again when it is back", region, exc)
+
+    def _next_run(self, lost_run: Run, origin: str, lost: set[str]) -> Run | None:
+        """A new run from the lost target to the first healthy candidate, or None."""
+        assert self.keeper is not None
+        standbys = [r for r in self.topology.regions.all if r != origin]
+        order = [*standbys, origin] \
+            if self.policy.on_target_lost is TargetLost.NEXT_STANDBY else [origin, *standbys]
+        lost_target = lost_run.plan.target
+        for candidate in [r for r in order if r not in lost]:
+            plan = build_plan(self.topology, self.graph, target=candidate, source=lost_target,
+                              unavailable=lost_run.plan.unavailable)
+            failed = [c for c in self.prechecks(plan) if not c.ok and c.name != "lease_free"]
+            if failed:
+                log.warning("not moving to %s: %s", candidate, "; ".join(
+                    f"{c.name}: {c.detail}" for c in failed))
+                continue
+            desired = self.desired()
+            run = self.journal.create_run(self.keeper.check(), new_run_id(), plan,
+                                          kind=lost_run.kind, epoch=desired.epoch + 1)
+            self.journal.set_desired(self.keeper.check(), desired, candidate, run.id)
+            log.warning("run %s: moving on from %s to %s", run.id, lost_target, candidate)
+            return run
+        return None
 
     def _drive(self, run: Run) -> Run:
         """Drive ``run``; on SIGINT or SIGTERM, let the steps in flight end, journal the run
@@ -321,6 +382,8 @@ class Executor:
                     future.result()
                 failed = [s for s in level if run.steps[s.id].state == StepState.FAILED
                           and s.phase == "activate"]
+                if plan.target in unreachable and failed:
+                    raise TargetLostError(plan.target, run.steps[failed[0].id].error)
                 for step in failed:
                     if self.topology.components[step.component].on_failure == OnFailure.ROLLBACK:
                         return self._rollback(run, step)
@@ -373,6 +436,9 @@ class Executor:
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
         for attempt in range(retries + 1):
+            if not fence and step.region in unreachable and not action.global_resource:
+                return self._end(run, step, StepState.FAILED,
+                                 f"{step.region} stopped answering: not activated")
             record.attempts += 1
             error: TransientStepError | PermanentStepError | None = None
             try:
@@ -416,8 +482,13 @@ class Executor:
                 unreachable: set[str]) -> Run:
         assert self.keeper is not None
         plan = run.plan
-        modes.set_region_mode(self.clients, self.topology, self.manifest, plan.target,
-                              modes.ACTIVE)
+        try:
+            modes.set_region_mode(self.clients, self.topology, self.manifest, plan.target,
+                                  modes.ACTIVE)
+        except TransientStepError as exc:
+            if exc.unreachable:
+                raise TargetLostError(plan.target, str(exc)) from exc
+            raise
         if plan.source in unreachable:
             log.warning("source %s unreachable: its mode not written; fence it again when it "
                         "is back", plan.source)
@@ -461,6 +532,16 @@ class Executor:
             fn()
         except (TransientStepError, PermanentStepError) as exc:
             log.warning("rollback step failed: %s", exc)
+
+
+class TargetLostError(Exception):
+    """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on).
+    """
+
+    def __init__(self, region: str, detail: str) -> None:
+        self.region = region
+        self.detail = detail
+        super().__init__(f"{region} stopped answering: {detail}")
 
 
 __all__ = ["Executor", "Precheck", "RunResult", "StaleTokenError", "StepEvent"]

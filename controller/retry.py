@@ -16,6 +16,9 @@ from controller.journal import StepState
 
 #: The longest wait between two attempts at a step, before jitter.
 MAX_BACKOFF = 2.0
+#: Attempts after the first that an activation whose region does not answer at all is given:
+#: after them the region counts as lost (a run then moves on, see the executor).
+UNREACHABLE_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ def decide(error: TransientStepError | PermanentStepError | None, *, attempt: in
     (False, 1.0)
     >>> decide(TransientStepError("throttled"), attempt=2, retries=2, fence=False).state.value
     'failed'
+    >>> decide(TransientStepError("timeout", unreachable=True), attempt=1, retries=3,
+    ...        fence=False).region_unreachable
+    True
     """
     if error is None:
         return StepOutcome(StepState.DONE)
@@ -70,6 +76,10 @@ def decide(error: TransientStepError | PermanentStepError | None, *, attempt: in
     if fence and error.unreachable and not global_resource:
         return StepOutcome(StepState.UNVERIFIED, error=message,
                        region_unreachable=True)
+    if error.unreachable and not global_resource and attempt >= min(retries,
+                                                                    UNREACHABLE_RETRIES):
+        # the target did not answer twice: it stopped answering, the run moves on
+        return StepOutcome(given_up, error=message, region_unreachable=True)
     if attempt >= retries:
         return StepOutcome(given_up, error=message)
     delay = min(MAX_BACKOFF, error.delay * 2 ** attempt) * jitter

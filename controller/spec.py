@@ -61,6 +61,15 @@ class Tier(StrEnum):
     TRAFFIC = "traffic"
 
 
+class TargetLost(StrEnum):
+    """Where a run goes when its target stops answering mid-run (``policy.on_target_lost``)."""
+
+    #: The next healthy standby (topology order), else back to the source if it is healthy.
+    NEXT_STANDBY = "next_standby"
+    #: Back to the source if it is healthy, else the next healthy standby.
+    SOURCE = "source"
+
+
 class OnFailure(StrEnum):
     """What the executor does when this component cannot be activated in the target."""
 
@@ -470,6 +479,7 @@ class Policy(_Strict):
     step_timeout_seconds: float = Field(default=10.0, gt=0)
     step_retries: int = Field(default=3, ge=0, le=10)
     lease_seconds: float = Field(default=60.0, gt=0)
+    on_target_lost: TargetLost = TargetLost.NEXT_STANDBY
 
 
 class Topology(_Strict):

@@ -1,4 +1,4 @@
-"""What spans regions, in the ``global`` moto process: the control table and Route 53.
+"""What spans regions: the control table (in the control store) and Route 53 (in ``global``).
 
 Called by :mod:`sandbox.provision`. The DNS shape is the one the traffic actions move
 on failover: a health check per region (``CallerReference`` ``<app>-<region>``) and two failover
@@ -27,15 +27,20 @@ HEALTH_CHECK_PORT = 443
 
 
 def provision_control(topology: Topology, clients: Clients) -> ControlManifest:
-    """The control table that holds the journal and the lease (``pk``/``sk``, on demand)."""
-    clients.client("dynamodb", GLOBAL).create_table(
+    """The control table that holds the journal and the lease (``pk``/``sk``, on demand).
+
+    It is made once, in the control store (``clients`` reach it as the first control replica's
+    DynamoDB; :mod:`sandbox.mrsc`), and served through every control replica's region.
+    """
+    control = topology.control_regions
+    clients.client("dynamodb", control.replicas[0]).create_table(
         TableName=topology.control_table, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                    {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                               {"AttributeName": "sk", "AttributeType": "S"}],
     )
-    return ControlManifest(table=topology.control_table, regions=[GLOBAL])
+    return ControlManifest(table=topology.control_table, regions=list(control.replicas))
 
 
 def dns_component(topology: Topology) -> tuple[str, DnsSpec] | None:

@@ -167,7 +167,7 @@ def _application() -> Any:
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from sandbox import moto_patches
+    from sandbox import moto_patches, mrsc
 
     moto_patches.detach_event_sources()
     moto_patches.respect_rule_state()
@@ -178,7 +178,7 @@ def _application() -> Any:
     for service in SERVICES:
         if service in known:
             application.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
-    return RoundTrip(AwsErrors(application), os.environ.pop(SECRET_ENV, ""))
+    return RoundTrip(mrsc.ControlGate(AwsErrors(application)), os.environ.pop(SECRET_ENV, ""))
 
 
 def _detach(log_file: str) -> None:

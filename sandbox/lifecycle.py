@@ -23,7 +23,7 @@ from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.manifest import Manifest, load_manifest
 from controller.spec import Topology, load
-from sandbox import servers
+from sandbox import mrsc, servers
 from sandbox.functions import set_alarms
 from sandbox.provision import provision_all, provision_global, provision_standby
 from sandbox.state import (
@@ -75,7 +75,7 @@ class Sandbox:
         topology = load(spec_path)
         spec = str(Path(spec_path).resolve())
         started = time.monotonic()
-        names = [*topology.regions.all, GLOBAL]
+        names = server_names(topology)
         private_dir(state_dir)
         state = SandboxState(spec=spec, started_at=time.time(), servers={},
                              secret=secrets.token_urlsafe(24))
@@ -84,6 +84,7 @@ class Sandbox:
                 dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
+            _configure_gates(topology, state)
             manifest = provision_all(topology, spec,
                                      {n: s.url for n, s in state.servers.items()})
         except BaseException:
@@ -143,7 +144,10 @@ class Sandbox:
 
     def fail(self, region: str, mode: FailMode | str) -> None:
         """Make ``region`` fail: ``down`` kills its server, ``hang`` sets its alarms to ALARM and
-        stops it (SIGSTOP). Failing a region that already fails that way does nothing."""
+        stops it (SIGSTOP), ``partition`` cuts it off (it serves its own callers, reaches no
+        other region and none reaches it; :mod:`sandbox.mrsc`). Failing a region that already
+        fails that way does nothing.
+        """
         mode = FailMode(mode)
         self._reload()
         server = self._server(region)
@@ -153,31 +157,46 @@ class Sandbox:
             servers.kill(server)
             server.condition = Condition.DOWN
         elif server.condition is Condition.DOWN:
-            raise FailoverError(f"region {region} is down; heal it before making it hang")
-        elif server.condition is Condition.RUNNING:
+            raise FailoverError(f"region {region} is down; heal it before making it "
+                                f"{'hang' if mode is FailMode.HANG else 'partitioned'}")
+        elif mode is FailMode.PARTITION:
+            if server.condition is Condition.HUNG:
+                raise FailoverError(f"region {region} hangs; heal it before partitioning it")
+            server.condition = Condition.PARTITIONED
+        elif server.condition in (Condition.RUNNING, Condition.PARTITIONED):
+            if server.condition is Condition.PARTITIONED:
+                server.condition = Condition.RUNNING
+                self._save()
+                self._configure_gates()
             self._set_alarms(region, "ALARM")
             servers.hang(server)
             server.condition = Condition.HUNG
         self._save()
+        self._configure_gates()
         log.info("region %s failed (%s)", region, mode.value)
 
     def heal(self, region: str) -> None:
         """Bring ``region`` back: a hung server is resumed, a killed one restarted on the same
-        port and provisioned again in the standby shape; its alarms go back to OK."""
+        port and provisioned again in the standby shape, a partitioned one joined again; its
+        alarms go back to OK."""
         self._reload()
         server = self._server(region)
         if server.condition is Condition.HUNG:
             servers.resume(server)
         elif server.condition is Condition.DOWN or not servers.is_ours(server):
             self._restart(server)
-            if region == GLOBAL:  # a restarted global server is empty: its control table and
-                # DNS come back as up made them (a real control table survives; this one cannot)
+            server.condition = Condition.RUNNING
+            self._save()
+            self._configure_gates()
+            if region == GLOBAL:  # a restarted global server is empty: its DNS comes back as
+                # up made it
                 self.manifest = provision_global(self.topology, self.manifest)
-            else:
+            elif region in self.topology.regions.all:
                 self.manifest = provision_standby(self.topology, self.manifest, region)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
+        self._configure_gates()
         self._set_alarms(region, "OK")
         log.info("region %s healed", region)
 
@@ -203,6 +222,7 @@ class Sandbox:
         self._save()
         with ThreadPoolExecutor(len(self.state.servers)) as pool:
             list(pool.map(servers.reset, [s.url for s in self.state.servers.values()]))
+        self._configure_gates()
         self.manifest = provision_all(self.topology, self.state.spec,
                                       {n: s.url for n, s in self.state.servers.items()})
         self.manifest.save(self.manifest_path)
@@ -217,10 +237,13 @@ class Sandbox:
     # -- helpers -------------------------------------------------------------------------------
 
     def _server(self, region: str) -> ServerState:
-        if region not in self.state.servers:
-            known = ", ".join(self.state.servers)
+        if region not in self.state.servers or region == mrsc.STORE:
+            known = ", ".join(n for n in self.state.servers if n != mrsc.STORE)
             raise UsageError(f"unknown region {region!r} (one of: {known})")
         return self.state.servers[region]
+
+    def _configure_gates(self) -> None:
+        _configure_gates(self.topology, self.state)
 
     def _set_alarms(self, region: str, value: str) -> None:
         part = self.manifest.regions.get(region)
@@ -256,6 +279,32 @@ class Sandbox:
 
     def _save(self) -> None:
         write_state(self.state_dir, self.state)
+
+
+def server_names(topology: Topology) -> list[str]:
+    """A server per region of the application, per control region it does not use (the
+    witness, say), ``global`` and the control store (for the example: its three regions,
+    us-east-2, global and control-store).
+    """
+    regions = topology.regions.all
+    extra = [r for r in topology.control_regions.all if r not in regions]
+    return [*regions, *extra, GLOBAL, mrsc.STORE]
+
+
+def _configure_gates(topology: Topology, state: SandboxState) -> None:
+    """Tell every answering server the control regions and who is partitioned
+    (:mod:`sandbox.mrsc`)."""
+    control = topology.control_regions
+    config = mrsc.Config(
+        table=topology.control_table, replicas=control.replicas, members=control.all,
+        urls={n: s.url for n, s in state.servers.items()}, store_region=control.replicas[0],
+        partitioned=frozenset(n for n, s in state.servers.items()
+                              if s.condition is Condition.PARTITIONED),
+        secret=state.secret)
+    answering = {n: s.url for n, s in state.servers.items()
+                 if s.condition in (Condition.RUNNING, Condition.PARTITIONED)
+                 and servers.is_ours(s)}
+    mrsc.configure(answering, config)
 
 
 def _trust(state: SandboxState) -> None:

@@ -23,7 +23,7 @@ from controller.contract import GLOBAL
 from controller.errors import FailoverError
 from controller.manifest import Manifest
 from controller.spec import Topology
-from sandbox import global_
+from sandbox import global_, mrsc
 from sandbox.regional import provision_region
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,20 @@ def sandbox_clients(urls: Mapping[str, str]) -> SandboxClients:
     return _cached_clients(tuple(sorted(urls.items())))
 
 
+def store_clients(topology: Topology, urls: Mapping[str, str]) -> SandboxClients:
+    """Clients whose DynamoDB in the first control replica is the control store itself."""
+    return sandbox_clients({topology.control_regions.replicas[0]: urls[mrsc.STORE]})
+
+
+def endpoints_of(urls: Mapping[str, str]) -> dict[str, str]:
+    """The manifest's endpoints: every server's but the control store's (the controller reaches
+    the control table through its regions, never the store)."""
+    return {name: url for name, url in urls.items() if name != mrsc.STORE}
+
+
 def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Manifest:
-    """Create everything in fresh servers (``urls``: each region and ``global``).
+    """Create everything in fresh servers (``urls``: each region, the control regions, ``global``
+    and the control store).
 
     Raises
     ------
@@ -71,9 +83,9 @@ def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Man
     """
     started = time.monotonic()
     regions = topology.regions.all
-    clients = sandbox_clients(urls)
+    clients = sandbox_clients(endpoints_of(urls))
     with _errors(), ThreadPoolExecutor(len(regions) + 2, thread_name_prefix="prov") as pool:
-        control = pool.submit(global_.provision_control, topology, clients)
+        control = pool.submit(global_.provision_control, topology, store_clients(topology, urls))
         zone = pool.submit(global_.create_zone, topology, clients)
         futures = {region: pool.submit(provision_region, topology, region, urls[region],
                                        clients,
@@ -81,7 +93,8 @@ def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Man
                    for region in regions}
         manifests = {region: future.result() for region, future in futures.items()}
         manifest = Manifest(app=topology.app, primary=topology.regions.primary, spec=spec,
-                            control=control.result(), regions=manifests, endpoints=dict(urls))
+                            control=control.result(), regions=manifests,
+                            endpoints=endpoints_of(urls))
         zone_id = zone.result()
         if zone_id is not None:
             endpoints = {r: m.api_endpoint for r, m in manifests.items()}
@@ -111,12 +124,12 @@ def provision_standby(topology: Topology, manifest: Manifest, region: str) -> Ma
 
 
 def provision_global(topology: Topology, manifest: Manifest) -> Manifest:
-    """Re-create what the ``global`` server holds (the control table, the zone, the health
-    checks and records) in its restarted, empty process; the manifest with the new ids."""
+    """Re-create what the ``global`` server holds (the zone, the health checks and records) in
+    its restarted, empty process; the manifest with the new ids. (The control table is not
+    there: it survives, as a real one does.)"""
     clients = sandbox_clients(manifest.endpoints)
     updated = manifest.model_copy(deep=True)
     with _errors():
-        updated.control = global_.provision_control(topology, clients)
         zone_id = global_.create_zone(topology, clients)
         if zone_id is not None:
             endpoints = {r: m.api_endpoint for r, m in updated.regions.items()}

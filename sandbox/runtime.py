@@ -27,6 +27,7 @@ from controller.contract import (
     ENV_COMPONENT,
     ENV_COMPONENT_MODE_PARAMETER,
     ENV_MODE_PARAMETER,
+    HOME_AGENT,
     env_key,
 )
 from controller.errors import UsageError
@@ -99,9 +100,11 @@ class FunctionRuntime:
             if key not in self._services:
                 session = emulator_session(region)
                 env = lambda_env(self.topology, self.manifest, component, region)
+                # Its calls come from its region: a partitioned region still serves its own.
+                here = botocore.config.Config(user_agent_extra=f"{HOME_AGENT}/{region}")
                 self._services[key] = module.build(env, session=session,
                                                    endpoint_url=self.manifest.endpoints[region],
-                                                   config=self.config)
+                                                   config=self.config.merge(here))
                 _logs_to_stderr()
             return module, self._services[key]
 

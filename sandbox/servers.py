@@ -241,11 +241,15 @@ def alive(pid: int) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited for good: a zombie none of whose threads still runs (a
+    killed server's main thread can be a zombie while another thread is still exiting with the
+    server's listening socket open)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = len(list(Path(f"/proc/{pid}/task").iterdir()))
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z" and tasks <= 1
 
 
 def is_ours(server: ServerState) -> bool:

@@ -28,6 +28,7 @@ class Condition(StrEnum):
     RUNNING = "running"
     DOWN = "down"  # killed: connections are refused
     HUNG = "hung"  # stopped with SIGSTOP: calls time out
+    PARTITIONED = "partitioned"  # serves its own callers only, reaches no other region
 
 
 class ServerState(BaseModel):

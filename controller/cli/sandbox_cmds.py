@@ -29,7 +29,7 @@ RegionArg = Annotated[str, typer.Argument(help="The region, as named in the topo
 OutageRegionOption = Annotated[str | None, typer.Option(
     "--region", help="Region to fail (default: the primary).")]
 OutageModeOption = Annotated[FailMode, typer.Option(
-    "--mode", help="down (killed) or hang (stopped).")]
+    "--mode", help="down (killed), hang (stopped) or partition (cut off).")]
 
 
 def _sandbox() -> Any:
@@ -82,7 +82,10 @@ def down() -> None:
 def fail(
     region: RegionArg,
     mode: Annotated[FailMode, typer.Option("--mode", help="down: killed, calls are refused; "
-                                       "hang: stopped, calls time out.")] = FailMode.DOWN,
+                                       "hang: stopped, calls time out; partition: serves its own "
+                                       "callers, reaches and is reached by no other region "
+                                       "(a caller's region: FAILOVER_HOME_REGION)."
+                                       )] = FailMode.DOWN,
 ) -> None:
     """Make one region fail as a real one does."""
     _sandbox().Sandbox.attach(_state_dir()).fail(region, mode.value)

@@ -61,7 +61,8 @@ def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
 
 def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> Clients:
     """Clients to the same endpoints, with the same hooks, but fail-fast settings."""
-    return Clients(endpoints=clients.endpoints, settings=settings, hooks=clients.hooks)
+    return Clients(endpoints=clients.endpoints, settings=settings, hooks=clients.hooks,
+                   home=clients.home)
 
 
 def status(topology: Topology, manifest: Manifest, clients: Clients, *,

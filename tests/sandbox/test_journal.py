@@ -121,7 +121,12 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(fresh_sandbox: Sand
     condition must still undo the writes moto applied before it gave up."""
     ddb = boto3.client("dynamodb", region_name="us-east-1",
                        endpoint_url=fresh_sandbox.manifest.endpoints[GLOBAL])
-    table = fresh_sandbox.manifest.control.table
+    table = "scratch-transactions"  # not the control table: MRSC takes no transaction
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}])
     key = {"pk": {"S": "t#kept"}, "sk": {"S": "x"}}
     ddb.put_item(TableName=table, Item={**key, "v": {"N": "1"}})
     with pytest.raises(ddb.exceptions.TransactionCanceledException):

@@ -159,11 +159,12 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
         assert check["CallerReference"] == f"orders-{region}"
 
 
-def test_control_table_is_in_the_global_server(pristine: Sandbox) -> None:
-    table = client(pristine, "dynamodb", "global").describe_table(
-        TableName="orders-failover-control")["Table"]
-    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
-    assert pristine.manifest.control.regions == ["global"]
+def test_control_table_answers_through_its_replica_regions(pristine: Sandbox) -> None:
+    for region in ("us-east-1", "us-west-2"):  # the example's replicas (us-east-2: witness)
+        table = client(pristine, "dynamodb", region).describe_table(
+            TableName="orders-failover-control")["Table"]
+        assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
+    assert pristine.manifest.control.regions == ["us-east-1", "us-west-2"]
 
 
 def test_manifest_on_disk_names_every_component_in_every_region(pristine: Sandbox) -> None:
@@ -325,7 +326,7 @@ def test_cli_up_show_fail_heal_down_leaves_no_process(
         again = cli("sandbox", "up", "--spec", EXAMPLE)
         assert again.code == 1 and "already running" in again.err
         shown = json.loads(cli("sandbox", "show", "--json").out)
-        assert set(shown["servers"]) == {*REGIONS, "global"}
+        assert set(shown["servers"]) == {*REGIONS, "us-east-2", "global", "control-store"}
         assert all(s["alive"] and s["condition"] == "running" for s in shown["servers"].values())
         assert cli("sandbox", "fail", OTHER, "--mode", "hang").code == 0
         shown = json.loads(cli("sandbox", "show", "--json").out)

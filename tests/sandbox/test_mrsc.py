@@ -1,0 +1,195 @@
+"""The sandbox's control table behaves as multi-Region strong consistency (MRSC) does.
+
+Every control region (us-east-1 and us-west-2, replicas; us-east-2, the witness the example's
+application does not use) is a failure domain of its own: a request through one succeeds only
+while that region is up and reaches a majority of the three; every read sees the last
+acknowledged write; what MRSC refuses (time to live, transactions), the sandbox refuses. Then
+the split-brain case: the active region partitioned away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from controller.aws import Clients
+from controller.controltable import ControlTable
+from controller.errors import NoMajorityError
+from controller.journal import Journal
+from controller.lease import Leases
+from sandbox import Sandbox
+from tests.sandbox.helpers import plain
+
+pytestmark = pytest.mark.sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+EAST, WEST, WITNESS, EU = "us-east-1", "us-west-2", "us-east-2", "eu-west-1"
+
+
+def table_from(box: Sandbox, home: str | None) -> ControlTable:
+    """The control table as a controller whose home region is ``home`` reaches it."""
+    return ControlTable(Clients(endpoints=box.manifest.endpoints, home=home), box.manifest)
+
+
+def failover(box: Sandbox, home: str, *args: str) -> subprocess.Popen[str]:
+    """``failover ARGS --manifest M`` as a real process running in region ``home``."""
+    env = {**os.environ, "FAILOVER_HOME_REGION": home}
+    return subprocess.Popen([sys.executable, "-m", "controller", *args,
+                             "--manifest", str(box.manifest_path)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def mode_from(box: Sandbox, region: str, home: str | None) -> str | None:
+    """``region``'s mode parameter read by a caller in ``home`` (None: it cannot be reached)."""
+    agent = f"failover-home/{home}" if home else None
+    client = boto3.client("ssm", region_name=region, endpoint_url=box.manifest.endpoints[region],
+                          config=botocore.config.Config(
+                              connect_timeout=1, read_timeout=2, user_agent_extra=agent,
+                              retries={"total_max_attempts": 1}))
+    try:
+        return str(client.get_parameter(Name=box.topology.mode_parameter(region))
+                   ["Parameter"]["Value"])
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return None
+
+
+def test_every_replica_region_serves_the_table_and_reads_see_the_last_write(
+        sandbox: Sandbox) -> None:
+    box = sandbox
+    assert sorted(box.manifest.control.regions) == [EAST, WEST]
+    assert WITNESS in box.state.servers  # a region of its own, which the application never uses
+    for i in range(5):  # written through one region, read at once through the other
+        writer, reader = (EAST, WEST) if i % 2 else (WEST, EAST)
+        table_from(box, writer).call("put_item", Item={
+            "pk": {"S": "mrsc-test"}, "sk": {"S": "n"}, "n": {"N": str(i)}})
+        assert table_from(box, reader).get("mrsc-test", "n") == {
+            "pk": "mrsc-test", "sk": "n", "n": float(i)}
+    with pytest.raises(botocore.exceptions.ClientError, match="ResourceNotFound"):
+        plain(box, "dynamodb", EU).describe_table(TableName=box.manifest.control.table)
+
+
+def test_what_mrsc_refuses_the_sandbox_refuses(sandbox: Sandbox) -> None:
+    box = sandbox
+    table = box.manifest.control.table
+    client = plain(box, "dynamodb", EAST)
+    with pytest.raises(botocore.exceptions.ClientError, match="time to live"):
+        client.update_time_to_live(TableName=table, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "expires_at"})
+    put = {"Put": {"TableName": table, "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}
+    with pytest.raises(botocore.exceptions.ClientError, match="transactions"):
+        client.transact_write_items(TransactItems=[put])
+    with pytest.raises(botocore.exceptions.ClientError, match="transactions"):
+        client.transact_get_items(TransactItems=[{"Get": {
+            "TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}])
+    assert table_from(box, EAST).get("a", "b") is None  # the refused put wrote nothing
+
+
+@pytest.mark.parametrize("lost", [EAST, WITNESS])
+def test_losing_one_control_region_loses_nothing(fresh_sandbox: Sandbox, lost: str) -> None:
+    box = fresh_sandbox
+    leases = Leases(table_from(box, EAST))
+    first = leases.acquire("before", 30)
+    box.fail(lost, "hang" if lost == WITNESS else "down")
+    started = time.monotonic()
+    leases.release(first)
+    second = Leases(table_from(box, EAST)).acquire("after", 30)
+    assert second.token > first.token  # the token never goes back
+    assert time.monotonic() - started < 15  # one timeout at most, not one per call
+
+
+def test_two_of_three_control_regions_lost_no_lease_nothing_acts_status_says_why(
+        fresh_sandbox: Sandbox, cli: Any) -> None:
+    box = fresh_sandbox
+    box.fail(EAST, "down")
+    box.fail(WITNESS, "hang")
+    with pytest.raises(NoMajorityError, match="no majority") as caught:
+        Leases(table_from(box, WEST)).acquire("anyone", 30)
+    assert f"{WEST} " in str(caught.value) and f"{EAST} unreachable" in str(caught.value)
+    proc = failover(box, WEST, "execute", "--to", WEST, "--yes")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode not in (0, 2, 3), err
+    assert "no majority" in err, err
+    assert mode_from(box, WEST, WEST) == "standby"  # nothing acted
+    assert mode_from(box, EU, EU) == "standby"
+    status = cli("status", "--json", "--manifest", box.manifest_path)
+    control = json.loads(status.out)["control"]
+    assert "no majority" in control["error"] and "nothing acts" in control["error"]
+    text = cli("status", "--manifest", box.manifest_path).out
+    lines = [line for line in text.splitlines() if "no majority" in line]
+    assert len(lines) == 1, text  # one line says why
+    box.heal(WITNESS)  # one region back: a majority again
+    assert Leases(table_from(box, WEST)).acquire("anyone", 30).token >= 1
+
+
+def test_a_partitioned_region_serves_its_own_callers_and_nobody_else(
+        fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    box.fail(EAST, "partition")
+    assert mode_from(box, EAST, EAST) == "active"  # its own callers are served
+    assert mode_from(box, EAST, WEST) is None  # nobody else reaches it
+    assert mode_from(box, EAST, None) is None
+    assert mode_from(box, WEST, EAST) is None  # and it reaches nobody
+    assert mode_from(box, WEST, WEST) == "standby"
+    with pytest.raises(NoMajorityError):
+        Leases(table_from(box, EAST)).acquire("inside", 30)
+    assert Leases(table_from(box, WEST)).acquire("outside", 30).owner == "outside"
+    box.heal(EAST)
+    assert mode_from(box, EAST, WEST) == "active"
+
+
+def test_partitioning_the_active_region_lets_only_a_controller_outside_it_act(
+        fresh_sandbox: Sandbox, cli: Any) -> None:
+    """Acceptance: exactly one side acts, owned by a controller outside the partitioned region;
+    sampled every 200 ms through the run, never two regions active; the partitioned side takes
+    no lease."""
+    box = fresh_sandbox
+    box.fail(EAST, "partition")
+    samples: list[list[str]] = []
+    stop = threading.Event()
+
+    def sample() -> None:  # as the rest of the world sees them (a caller in no region)
+        while not stop.is_set():
+            modes = {r: mode_from(box, r, None) for r in box.topology.regions.all}
+            samples.append(sorted(r for r, m in modes.items() if m == "active"))
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        inside = failover(box, EAST, "execute", "--to", EU, "--yes", "--json")
+        outside = failover(box, WEST, "execute", "--to", WEST, "--yes", "--json")
+        _, inside_err = inside.communicate(timeout=120)
+        _, outside_err = outside.communicate(timeout=180)
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+    assert inside.returncode != 0 and "no majority" in inside_err, inside_err
+    assert outside.returncode == 0, outside_err
+    assert len(samples) >= 3
+    assert all(len(active) <= 1 for active in samples), samples
+    assert samples[-1] == [WEST]
+    journal = Journal(Clients(endpoints=box.manifest.endpoints, home=WEST), box.manifest)
+    runs = journal.runs()
+    assert len(runs) == 1 and runs[0].plan.target == WEST
+    assert f":{outside.pid}/" in runs[0].owner  # the one controller that acted is outside
+    assert journal.desired(EAST).active == WEST
+    assert mode_from(box, EU, EU) == "standby"  # the inside controller changed nothing
+    # the partition heals: one reconcile fences the region that was cut off
+    box.heal(EAST)
+    done = failover(box, WEST, "reconcile")
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
+    assert mode_from(box, EAST, EAST) != "active"
+    assert [r for r in box.topology.regions.all if mode_from(box, r, None) == "active"] == [WEST]
