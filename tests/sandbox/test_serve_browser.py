@@ -2,8 +2,8 @@
 
 The page is opened once and never reloaded: a region hangs, a watcher fails over, and the page
 must show, by itself, the region unhealthy, the run's steps, then the new active region, each
-within the watcher's detection time plus five seconds. Chromium comes from Debian's packages
-(installed here when missing and running as root, as CI does), chromedriver from the same
+within five seconds of the watcher knowing it (its first bad evaluation; the failover done).
+Chromium comes from Debian's packages (installed here when missing and running as root, as CI does), chromedriver from the same
 package, so Selenium's own manager never downloads anything; the page loads nothing beyond
 the loopback.
 """
@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.serve import Api, StatusServer, deployment_sources
 from controller.watcher import Decision, Watcher
 from sandbox import Sandbox
@@ -39,6 +38,8 @@ STANDBY = "us-west-2"
 #: How often the test's watcher evaluates, and how long the page's status read waits.
 INTERVAL = 1.0
 PAGE_DEADLINE = 2.0
+#: How long the test waits at most for the whole story (the limits it asserts are tighter).
+OUTAGE_CAP = 120.0
 
 
 def ensure_chromium() -> None:
@@ -117,6 +118,16 @@ def page(browser: Any) -> dict[str, Any]:
     return dict(browser.execute_script(READ_PAGE))
 
 
+def _stages(seen: dict[str, Any], stages: dict[str, Callable[[dict[str, Any]], bool]],
+            shown: dict[str, float]) -> bool:
+    """Note when each stage first shows on the page; True once all have."""
+    now = time.monotonic()
+    for name, check in stages.items():
+        if name not in shown and check(seen):
+            shown[name] = now
+    return len(shown) == len(stages)
+
+
 def activated(seen: dict[str, Any]) -> dict[str, Any] | None:
     """``seen`` when the run it shows has every activation step done, else None."""
     steps = [s for s in seen["steps"] if s["phase"].startswith("activate")]
@@ -173,18 +184,25 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
     topology = box.topology
     primary = topology.regions.primary
     decisions: list[Decision] = []
+    #: When (monotonic) the watcher's first bad evaluation ended, and when it knew the region
+    #: was failed over (its own run ended, or the control table names another active region).
+    watcher_saw: dict[str, float] = {}
     sources = deployment_sources(
         topology, box.manifest, box.clients, deadline=PAGE_DEADLINE,
         decisions=lambda: [d.to_dict() for d in decisions[-10:]])
     stop = threading.Event()
     watcher = Watcher(topology, box.manifest, box.clients)
-    # A watcher evaluation of a hung region costs the status deadline; the page's read its own.
-    detection = topology.policy.failure_threshold * (INTERVAL + STATUS_DEADLINE_SECONDS)
-    limit = detection + PAGE_DEADLINE + 5.0
 
     def watch() -> None:
         for decision in watcher.run(INTERVAL, stop=stop.is_set):
             decisions.append(decision)
+            now = time.monotonic()
+            if decision.consecutive_bad or decision.action == "failover":
+                watcher_saw.setdefault("bad", now)
+            if (decision.action == "failover" and decision.status in ("completed",
+                                                                      "completed_degraded")) \
+                    or (decision.active and decision.active != primary):
+                watcher_saw.setdefault("failed_over", now)
 
     thread = threading.Thread(target=watch, daemon=True)
     with StatusServer(Api(sources)) as server:
@@ -204,17 +222,22 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
             thread.start()
             box.fail(primary, "hang")
             failed_at = time.monotonic()
-
-            def left() -> float:  # every stage counts from the hang
-                return failed_at + limit - time.monotonic()
-
-            until(f"{primary} unhealthy", lambda: page(browser)["health"].get(primary) in (
-                "unhealthy", "unreachable"), left())
-            until("the run's steps", lambda: page(browser)["run_id"]
-                  and page(browser)["steps"], left())
-            until(f"{STANDBY} active", lambda: page(browser)["active"] == STANDBY, left())
-            shown_after = time.monotonic() - failed_at
-            done = until("every activation step done", lambda: activated(page(browser)), limit)
+            # When the page first showed each stage, watched without reloading it.
+            stages = {
+                "unhealthy": lambda p: p["health"].get(primary) in ("unhealthy", "unreachable"),
+                "steps": lambda p: bool(p["run_id"] and p["steps"]),
+                "active": lambda p: p["active"] == STANDBY,
+            }
+            shown: dict[str, float] = {}
+            until("the hang, the run and the new active region", lambda: _stages(
+                page(browser), stages, shown) and "failed_over" in watcher_saw, OUTAGE_CAP)
+            # ... each within the watcher's own detection plus five seconds, in that order
+            assert shown["unhealthy"] <= watcher_saw["bad"] + 5.0, (shown, watcher_saw)
+            assert shown["steps"] <= watcher_saw["failed_over"] + 5.0, (shown, watcher_saw)
+            assert shown["active"] <= watcher_saw["failed_over"] + 5.0, (shown, watcher_saw)
+            assert shown["unhealthy"] <= shown["steps"] <= shown["active"], shown
+            shown_after = shown["active"] - failed_at
+            done = until("every activation step done", lambda: activated(page(browser)), OUTAGE_CAP)
             assert done["loaded"] == "once"  # the same page all along: never reloaded
             assert done["run_status"] in ("completed", "completed_degraded")
             assert {s["phase"].split()[0] for s in done["steps"]} == {"fence", "activate"}
@@ -224,8 +247,9 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
             target = os.environ.get("FAILOVER_SCREENSHOT")
             if target:  # how docs/ gets its picture: FAILOVER_SCREENSHOT=docs/x.png pytest ...
                 shutil.copyfile(shot, target)
-            print(f"page showed the failover {shown_after:.1f}s after the hang "
-                  f"(limit per stage {limit:.0f}s)")
+            print(f"page showed the new active region {shown_after:.1f}s after the hang, "
+                  f"{shown['active'] - watcher_saw['failed_over']:+.1f}s after the watcher "
+                  "knew it")
         finally:
             stop.set()
             if thread.is_alive():
