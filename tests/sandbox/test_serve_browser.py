@@ -3,9 +3,9 @@
 The page is opened once and never reloaded: a region hangs, a watcher fails over, and the page
 must show, by itself, the region unhealthy, the run's steps, then the new active region, each
 within five seconds of the watcher knowing it (its first bad evaluation; the failover done).
-Chromium comes from Debian's packages (installed here when missing and running as root, as CI does), chromedriver from the same
-package, so Selenium's own manager never downloads anything; the page loads nothing beyond
-the loopback.
+Chromium comes from Debian's packages (installed here when missing and running as root, as CI
+does), chromedriver from the same package, so Selenium's own manager never downloads anything;
+the page loads nothing beyond the loopback.
 """
 
 from __future__ import annotations
