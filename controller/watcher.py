@@ -345,3 +345,11 @@ def _votes(region: health.RegionStatus, *, route53: bool = True) -> dict[str, bo
     if region.signals.http_ok is not None:
         votes["http"] = not region.signals.http_ok
     return votes
+
+
+def region_votes(region: health.RegionStatus, *, route53: bool = True) -> dict[str, bool]:
+    """Each independent probe's vote on ``region`` as the watcher counts it (True: failing).
+
+    Public for the status page, which shows the votes the watcher would see.
+    """
+    return _votes(region, route53=route53)

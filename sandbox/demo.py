@@ -24,6 +24,7 @@ import yaml
 from controller.errors import FailoverError
 from controller.journal import Journal, Run, RunStatus
 from controller.spec import Kind, load
+from sandbox import demo_page
 from sandbox import report as reports
 from sandbox import watchers as watcher_procs
 from sandbox.dataplane import DataPlane, DataPlaneSettings
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: ``progress(phase, seconds_done, seconds_total, counts)`` for the CLI's live display.
 Progress = Callable[[str, float, float, dict[str, int]], None]
+#: The file in the state directory the CLI sends the demo's log records to (the report names it).
+LOG_NAME = "demo.log"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class DemoOptions:
     rate: float = 40.0
     replication_lag: float = 0.0
     interval: float = 1.0
+    #: The live status page: its port (0: a free one; None: no page), and who is told its URL.
+    page_port: int | None = 0
+    on_page: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -92,13 +98,22 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
         spec = demo_topology(options.spec, Path(tmp), options.interval)
         say("sandbox up", 0, 1, {})
         box = Sandbox.up(spec, options.state_dir)
+        feed = demo_page.Feed()
+        page = None
         try:
-            return _story(box, options, say)
+            if options.page_port is not None:
+                page = demo_page.start_page(box, feed, options.page_port)
+                if options.on_page is not None:
+                    options.on_page(page.url)
+            return _story(box, options, say, feed)
         finally:
+            if page is not None:
+                page.stop()
             box.down()
 
 
-def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
+def _story(box: Sandbox, options: DemoOptions, say: Progress,
+           feed: demo_page.Feed | None = None) -> DemoResult:
     topology = box.topology
     region = options.region or topology.regions.primary
     plane = DataPlane(box, DataPlaneSettings(replication_lag=options.replication_lag,
@@ -110,6 +125,9 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
     try:
         start = time.time()
         box.start_watchers()  # as pulumi up deploys them: one per region, on a schedule
+        if feed is not None:  # the page's traffic chart and each region watcher's decisions
+            feed.attach(start, lambda: load_gen.samples,
+                        lambda: watcher_procs.decisions(box.state_dir, regions))
         load_gen.start()
         _wait(options.warmup, "steady load", say, load_gen)
         outage = time.time()
@@ -136,7 +154,7 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress) -> DemoResult:
                           f"{outage - start:.0f}s, failover to {new_primary}"
                           + (f" by the watcher in {', '.join(acting)}" if acting else ""),
                  "app": topology.app, "failed_region": region, "mode": options.mode,
-                 "outage_at": outage, "acted_by": acting,
+                 "outage_at": outage, "acted_by": acting, "log": str(options.state_dir / LOG_NAME),
                  "new_primary": new_primary, "replication_lag_seconds": options.replication_lag,
                  "first_bad_evaluation_seconds": None if first_bad is None
                  else round(first_bad - outage, 2),

@@ -128,16 +128,36 @@ class FunctionRuntime:
         return self._modules[key]
 
 
+#: Where the functions' log lines go: the process's logging, so that the CLI decides where
+#: (stderr, JSON lines with --log-json, or the demo's log file while its live display runs).
+FUNCTION_LOGS = logging.getLogger("sandbox.function_logs")
+
+
+class _ToLogging(logging.Handler):
+    """A function's log line, formatted as powertools does, handed to :data:`FUNCTION_LOGS`."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            FUNCTION_LOGS.log(record.levelno, "%s", self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
 def _logs_to_stderr() -> None:
-    """Send the functions' log lines (powertools writes them to stdout, which Lambda sends to
-    CloudWatch Logs) to stderr here: the CLI's stdout carries only its own output, such as
-    ``failover demo --json``'s report."""
+    """Take the functions' log lines off stdout (powertools writes them there, which Lambda
+    sends to CloudWatch Logs): the CLI's stdout carries only its own output, such as
+    ``failover demo --json``'s report. They go to the process's logging instead, which the CLI
+    sends to stderr, or to the demo's log file (a hung region makes dozens of them)."""
     known = logging.Logger.manager.loggerDict.values()
-    loggers = [logging.getLogger(), *(lg for lg in known if isinstance(lg, logging.Logger))]
-    for logger in loggers:
-        for handler in logger.handlers:
+    for logger in (lg for lg in known if isinstance(lg, logging.Logger)):
+        for handler in list(logger.handlers):
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-                handler.setStream(sys.stderr)
+                logger.removeHandler(handler)
+                logger.addHandler(_ToLogging(handler.formatter))
 
 
 __all__ = ["FunctionRuntime", "Kind", "lambda_env"]

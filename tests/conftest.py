@@ -26,7 +26,7 @@ EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
 #: Module fixtures of the longest tests: a demo, every runbook page, a crash at every step.
 SLOW_FIXTURES = frozenset({"story", "page_runs", "uninterrupted"})
 #: Collected first, longest first (about 59% of the suite's time between them).
-HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py")
+HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py", "test_serve_browser.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker

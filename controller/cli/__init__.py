@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from controller.cli import plan_cmds  # noqa: F401  (registers the verbs)
 
     for module in ("sandbox_cmds", "status_cmds", "execute_cmds", "watch_cmds", "demo_cmds",
-                   "drill_cmds"):
+                   "drill_cmds", "serve_cmds"):
         try:
             __import__(f"controller.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -27,7 +27,6 @@ from controller.errors import UsageError
 if TYPE_CHECKING:
     from controller.desired import Desired
     from controller.executor import RunResult, StepEvent
-    from controller.journal import Run
     from controller.plan import FailoverPlan
     from controller.prechecks import Precheck
 
@@ -132,12 +131,12 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
     """List the journalled runs, newest first."""
     from rich.table import Table
 
-    from controller.journal import Journal
+    from controller.views import read_runs, runs_to_dict
 
     _, deployed, clients = load_deployment(manifest, spec)
-    found = Journal(clients, deployed).runs()
+    found = read_runs(deployed, clients)
     if as_json:
-        print_json({"runs": [_summary(r) for r in found]})
+        print_json(runs_to_dict(found))
         return
     table = Table(title="runs")
     # The id is what an operator copies (failover resume RUN): never cut, whatever the width.
@@ -300,13 +299,6 @@ def _render_result(result: RunResult, as_json: bool) -> int:
 def _resume_hint(manifest: Path) -> str:
     """The options a ``failover resume`` of this run needs: the manifest, unless the default."""
     return "" if manifest == DEFAULT_MANIFEST else f" --manifest {manifest}"
-
-
-def _summary(run: Run) -> dict[str, Any]:
-    return {"id": run.id, "kind": run.kind, "status": run.status.value, "from": run.plan.source,
-            "to": run.plan.target, "owner": run.owner, "created": run.created,
-            "updated": run.updated, "error": run.error,
-            "degraded": dict(sorted(run.degraded.items()))}
 
 
 def _when(stamp: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,7 +26,6 @@ TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.5, help="Seconds to wait for a region's answers; "
                         "what has not answered by then is shown unreachable.")]
 
-log = logging.getLogger(__name__)
 STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unreachable": "magenta"}
 
 
@@ -35,46 +33,19 @@ STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unreacha
 def status(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
            timeout: TimeoutOption = STATUS_DEADLINE_SECONDS, as_json: JsonOption = False) -> None:
     """Show every component's state and health in every region (regions as columns)."""
-    from controller import health
+    from controller.views import read_status
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    report = health.status(topology, deployed, clients, deadline=timeout)
-    running = _run_in_progress(deployed, clients)
-    control = _desired(topology, deployed, clients)
+    view = read_status(topology, deployed, clients, deadline=timeout)
     if as_json:
-        print_json({**report.to_dict(), "run_in_progress": running, "control": control})
+        print_json(view.to_dict())
     else:
-        render(report, topology)
+        render(view.report, topology)
+        running = view.run_in_progress
         if running:
             console.print(f"[cyan]run {running} is in progress[/] (failover runs; "
                           f"failover resume {running} if its controller died)", highlight=False)
-        _render_control(control, report)
-
-
-def _run_in_progress(deployed: Any, clients: Any) -> str | None:
-    """The run in progress, if any. A control table the manifest names wrongly is an error
-    (exit 2, one line); one that cannot be reached is not: status reads the regions anyway."""
-    from controller.errors import AwsError, FailoverError
-    from controller.journal import Journal
-
-    try:
-        return Journal(clients, deployed).current_run_id()
-    except AwsError:
-        raise
-    except FailoverError as exc:
-        log.warning("the control table cannot be read: %s", exc)
-        return None
-
-
-def _desired(topology: Topology, deployed: Any, clients: Any) -> dict[str, Any]:
-    """The control table's desired state (who is active, by its epoch), or why it is unknown."""
-    from controller.errors import FailoverError
-    from controller.journal import Journal
-
-    try:
-        return Journal(clients, deployed).desired(topology.regions.primary).to_dict()
-    except FailoverError as exc:
-        return {"error": f"{exc}: no controller can take the lease, nothing acts"}
+        _render_control(view.control, view.report)
 
 
 def _render_control(control: dict[str, Any], report: StatusReport) -> None:

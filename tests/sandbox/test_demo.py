@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,13 +18,41 @@ REPORT_FIELDS = {"time_to_detect_seconds", "time_to_shift_seconds", "requests",
                  "failed_share_during_outage", "new_primary", "runs", "decisions"}
 
 
+class PageWatcher:
+    """Reads the demo's status page while the demo runs: what its traffic chart held."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.seconds_charted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def found(self, url: str) -> None:
+        self.url = url
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                with urllib.request.urlopen(self.url + "api/traffic",  # noqa: S310 - loopback
+                                            timeout=5) as response:
+                    series: list[dict[str, Any]] = json.loads(response.read())["series"]
+            except OSError:
+                continue
+            self.seconds_charted = max(self.seconds_charted, len(series))
+
+
 @pytest.fixture(scope="module")
 def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     state = tmp_path_factory.mktemp("demo") / ".failover"
-    result = run_demo(DemoOptions(spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0,
-                                  rate=20.0))
+    page = PageWatcher()
+    try:
+        result = run_demo(DemoOptions(spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0,
+                                      rate=20.0, on_page=page.found))
+    finally:
+        page.stop.set()
     return {"report": result.report, "json": result.json_path, "png": result.png_path,
-            "state": state}
+            "state": state, "page": page}
 
 
 def test_report_has_every_field_and_is_written(story: dict) -> None:
@@ -58,6 +89,15 @@ def test_under_one_percent_failed_during_the_outage(story: dict) -> None:
     assert report["requests"]["after"]["ok"] > 0, report["requests"]
 
 
+def test_the_page_charted_the_traffic_while_the_demo_ran(story: dict) -> None:
+    page = story["page"]
+    assert page.url.startswith("http://127.0.0.1:")
+    # the load ran at least warmup + after = 16 s: most of those seconds were charted live
+    assert page.seconds_charted >= 10
+    with pytest.raises(OSError):  # and the page stopped with the demo
+        urllib.request.urlopen(page.url, timeout=2)  # noqa: S310 - loopback
+
+
 def test_the_demo_leaves_nothing_running(story: dict) -> None:
     state = json.loads((story["state"] / "sandbox.json").read_text()) \
         if (story["state"] / "sandbox.json").exists() else None
@@ -78,6 +118,11 @@ def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
     report = json.loads(result.out)
     assert report["mode"] == "down"
     assert report["lost_writes"] == 0
+    # stderr: where the page was, and no log records (they went to the file the report names)
+    assert "status page: http://127.0.0.1:" in result.err
+    assert "WARNING" not in result.err and "Read timeout" not in result.err, result.err
+    assert Path(report["log"]) == tmp_path / ".failover" / "demo.log"
+    assert Path(report["log"]).exists()
     assert (tmp_path / ".failover" / "demo-report.png").exists()
 
 

@@ -1,0 +1,177 @@
+"""What ``status``, ``runs`` and the status page show, read once and shaped as plain data.
+
+Called by the CLI (``failover status``, ``failover runs``) and by the status page's JSON API
+(:mod:`controller.serve`), so that ``failover status --json`` and ``GET /api/status`` are one
+function's output and cannot drift apart. Each view reads, returns data, and never prints.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from controller import health
+from controller.aws import Clients
+from controller.contract import STATUS_DEADLINE_SECONDS
+from controller.errors import AwsError, FailoverError
+from controller.journal import Journal, Run
+from controller.manifest import Manifest
+from controller.spec import Topology
+from controller.watcher import region_votes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """The regions' health, the run in progress and the control table's desired state."""
+
+    report: health.StatusReport
+    run_in_progress: str | None
+    control: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``failover status --json`` shape."""
+        return {**self.report.to_dict(), "run_in_progress": self.run_in_progress,
+                "control": self.control}
+
+
+def read_status(topology: Topology, manifest: Manifest, clients: Clients, *,
+                deadline: float = STATUS_DEADLINE_SECONDS) -> StatusView:
+    """Read every region (under ``deadline``), the run in progress and the desired state."""
+    report = health.status(topology, manifest, clients, deadline=deadline)
+    return StatusView(report, run_in_progress(manifest, clients),
+                      desired(topology, manifest, clients))
+
+
+def run_in_progress(manifest: Manifest, clients: Clients) -> str | None:
+    """The run in progress, if any.
+
+    A control table the manifest names wrongly is an error (:class:`AwsError`); one that cannot
+    be reached is not: the regions are read anyway, and this says None.
+    """
+    try:
+        return Journal(clients, manifest).current_run_id()
+    except AwsError:
+        raise
+    except FailoverError as exc:
+        log.warning("the control table cannot be read: %s", exc)
+        return None
+
+
+def desired(topology: Topology, manifest: Manifest, clients: Clients) -> dict[str, Any]:
+    """The control table's desired state (who is active, by its epoch), or why it is unknown."""
+    try:
+        return Journal(clients, manifest).desired(topology.regions.primary).to_dict()
+    except FailoverError as exc:
+        return {"error": f"{exc}: no controller can take the lease, nothing acts"}
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """One run as a line of ``failover runs --json`` (no step records)."""
+    return {"id": run.id, "kind": run.kind, "status": run.status.value, "from": run.plan.source,
+            "to": run.plan.target, "owner": run.owner, "created": run.created,
+            "updated": run.updated, "error": run.error,
+            "degraded": dict(sorted(run.degraded.items()))}
+
+
+def read_runs(manifest: Manifest, clients: Clients, limit: int = 50) -> list[Run]:
+    """The journalled runs, newest first (without their step records)."""
+    return Journal(clients, manifest).runs(limit)
+
+
+def runs_to_dict(runs: list[Run]) -> dict[str, Any]:
+    """The ``failover runs --json`` shape."""
+    return {"runs": [run_summary(r) for r in runs]}
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    """A run with every step's record and where the plan puts it (level, action, phase).
+
+    The status page draws the run level by level from this; ``Run.to_dict`` alone has the
+    records but not their place in the plan.
+    """
+    planned = {s.id: s for s in run.plan.steps}
+    steps = []
+    for record in run.to_dict()["steps"]:
+        step = planned.get(record["id"])
+        if step is not None:
+            record |= {"component": step.component, "region": step.region,
+                       "phase": step.phase, "action": step.action, "level": step.level}
+        steps.append(record)
+    return run.to_dict() | {"steps": steps}
+
+
+def read_run(manifest: Manifest, clients: Clients, run_id: str | None = None
+             ) -> dict[str, Any] | None:
+    """``run_id``'s detail; without one, the run in progress, else the newest run (or None)."""
+    journal = Journal(clients, manifest)
+    wanted = run_id or journal.current_run_id()
+    if wanted is None:
+        newest = journal.runs(limit=50)
+        if not newest:
+            return None
+        wanted = newest[0].id
+    return run_detail(journal.run(wanted))
+
+
+def degraded_components(status: dict[str, Any] | None, run: dict[str, Any] | None
+                        ) -> dict[str, str]:
+    """Which components of the active region are degraded, and how: the mode the run into it
+    left them in, else their health when it is not healthy.
+
+    Example
+    -------
+    >>> status = {"active_region": "b", "regions": {"b": {"components": {
+    ...     "api": {"health": "healthy"}, "queue": {"health": "unreachable"}}}}}
+    >>> degraded_components(status, {"to": "b", "degraded": {"api": "read_only"}})
+    {'api': 'read_only', 'queue': 'unreachable'}
+    """
+    if not status or not status.get("active_region"):
+        return {}
+    active = status["active_region"]
+    out = dict((run or {}).get("degraded") or {}) if (run or {}).get("to") == active else {}
+    region = status.get("regions", {}).get(active) or {}
+    for name, comp in (region.get("components") or {}).items():
+        if comp.get("health") != "healthy":
+            out.setdefault(name, comp.get("health", "unknown"))
+    return out
+
+
+def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
+                  status: StatusView | None, decisions: list[dict[str, Any]] | None = None
+                  ) -> dict[str, Any]:
+    """What the watchers see and may do: the automation switch, the lease holder, and for each
+    region its health and each probe's vote (True: the probe says failing).
+
+    ``decisions`` are a local watcher's recent decisions (the demo's, newest last), when the
+    caller has them; each region's ``watcher`` slot carries what that region's watcher last
+    decided once the watchers record it in the control table.
+    """
+    journal = Journal(clients, manifest)
+    out: dict[str, Any] = {"automation": _or_error(journal.automation),
+                           "lease": _or_error(lambda: _lease(journal)),
+                           "regions": {}, "decisions": list(decisions or [])}
+    for region in topology.regions.all:
+        status_of = status.report.regions.get(region) if status else None
+        out["regions"][region] = {
+            "health": status_of.health.value if status_of else None,
+            "votes": region_votes(status_of, route53=not clients.emulated) if status_of else {},
+            "watcher": None,
+        }
+    return out
+
+
+def _lease(journal: Journal) -> dict[str, Any] | None:
+    lease = journal.holder()
+    if lease is None:
+        return None
+    return {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
+
+
+def _or_error(read: Any) -> Any:
+    try:
+        return read()
+    except FailoverError as exc:
+        return {"error": str(exc)}

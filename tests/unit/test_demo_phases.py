@@ -1,0 +1,43 @@
+"""``failover demo``'s terminal: one line per phase, the page's address, log records in a file."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from controller.cli import demo_cmds
+from controller.cli.logs import to_file
+
+
+def test_each_phase_leaves_one_line_with_its_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(demo_cmds, "err_console", Console(file=out, width=120))
+    with demo_cmds._Phases(quiet=False) as phases:
+        phases.page("http://127.0.0.1:4321/")
+        for phase, counts in (("sandbox up", {}), ("steady load", {"ok": 5}),
+                              ("steady load", {"ok": 9}), ("failing over", {"ok": 9}),
+                              ("after the failover", {"ok": 12, "failed": 0})):
+            phases.show(phase, 0.5, 1.0, counts)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    assert lines[0].startswith("status page: http://127.0.0.1:4321/")
+    done = [line.split()[1:3] for line in lines[1:]]
+    assert [d[0] for d in done] == ["sandbox", "steady", "failing", "after"]
+    assert lines[2].rstrip().endswith("ok=9")  # the phase's last counts, once
+
+
+def test_log_records_go_to_the_file_while_the_demo_runs(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    root = logging.getLogger()
+    before = list(root.handlers)
+    path = tmp_path / "state" / "demo.log"
+    with to_file(path):
+        logging.getLogger("controller.health.reads").warning("us-east-1: Read timeout")
+    assert root.handlers == before
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "WARNING controller.health.reads: us-east-1: Read timeout" in path.read_text()
+    assert "Read timeout" not in capsys.readouterr().err
