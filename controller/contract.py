@@ -32,6 +32,27 @@ ENV_COMPONENT = "FAILOVER_COMPONENT"
 ENV_MODE_PARAMETER = "FAILOVER_MODE_PARAMETER"
 ENV_COMPONENT_MODE_PARAMETER = "FAILOVER_COMPONENT_MODE_PARAMETER"
 
+# The deployed watchers (controller.lambda_watcher): where each finds its deployment, and the
+# metric every evaluation emits (the dead-man alarm in infra/watchers.py watches it).
+#: The control table (name, and its regions comma-separated) whose ``manifest`` item holds the
+#: deployed manifest as JSON, written by ``pulumi up`` (a DynamoDB item: no size worry, and the
+#: table every watcher must reach anyway).
+ENV_WATCHER_CONTROL_TABLE = "FAILOVER_CONTROL_TABLE"
+ENV_WATCHER_CONTROL_REGIONS = "FAILOVER_CONTROL_REGIONS"
+#: The key (pk and sk) of that item, and its attribute holding the JSON.
+MANIFEST_ITEM = "manifest"
+#: A manifest file instead (the sandbox's watchers read the sandbox's own manifest.json).
+ENV_WATCHER_MANIFEST = "FAILOVER_MANIFEST"
+#: The topology file; default: ``topology.yaml`` shipped in the watcher's bundle.
+ENV_WATCHER_SPEC = "FAILOVER_SPEC"
+#: The CloudWatch namespace and metric of the watchers' evaluations (embedded metric format).
+WATCHER_NAMESPACE = "Failover/Watchers"
+WATCHER_METRIC = "Evaluations"
+#: The Pulumi stack the watcher belongs to (its physical names carry it); empty in the sandbox.
+ENV_WATCHER_STACK = "FAILOVER_STACK"
+#: The file name the topology has in the watcher's bundle.
+WATCHER_SPEC_FILE = "topology.yaml"
+
 
 class DegradedMode(StrEnum):
     """What a component answers when something it needs cannot be activated."""

@@ -42,12 +42,21 @@ class ComponentRef(_Model):
     mode_parameter: str | None = None
 
 
+class WatcherRef(_Model):
+    """The region's watcher: its function and where it logs."""
+
+    function: str
+    log_group: str  # the CloudWatch log group (``aws logs tail <log_group> --follow``)
+    log_file: str | None = None  # the sandbox's: the file its watcher process writes
+
+
 class RegionManifest(_Model):
     """Everything deployed in one region."""
 
     mode_parameter: str
     api_endpoint: str = ""
     alarm_topic: str | None = None  # the SNS topic the region's alarms notify (AWS only)
+    watcher: WatcherRef | None = None
     components: dict[str, ComponentRef]
 
 

@@ -480,6 +480,8 @@ class Policy(_Strict):
     step_retries: int = Field(default=3, ge=0, le=10)
     lease_seconds: float = Field(default=60.0, gt=0)
     on_target_lost: TargetLost = TargetLost.NEXT_STANDBY
+    #: Seconds between two evaluations of a watcher (the deployed watchers and ``failover watch``).
+    watch_interval_seconds: float = Field(default=10.0, ge=0.2, le=50.0)
 
 
 class Topology(_Strict):
@@ -546,6 +548,20 @@ class Topology(_Strict):
     def component_mode_parameter(self, component: str, region: str) -> str:
         """The SSM parameter that carries one component's mode (degraded answers) in ``region``."""
         return f"/failover/{self.prefix}/{region}/mode/{component}"
+
+    def watcher_function(self, region: str) -> str:
+        """The Lambda function that watches from ``region`` (one per application region).
+
+        >>> t = Topology.model_validate({"app": "shop", "regions": {"primary": "us-east-1",
+        ...     "standby": ["us-west-2"]}, "components": {"t": {"kind": "table"}}})
+        >>> t.watcher_function("us-west-2"), t.watcher_log_group("us-west-2")
+        ('shop-failover-watcher-us-west-2', '/aws/lambda/shop-failover-watcher-us-west-2')
+        """
+        return fit(f"{self.prefix}-failover-watcher-{region}", 64)
+
+    def watcher_log_group(self, region: str) -> str:
+        """Where the watcher of ``region`` logs (Lambda's own log group name for it)."""
+        return f"/aws/lambda/{self.watcher_function(region)}"
 
     @property
     def control_table(self) -> str:

@@ -40,6 +40,7 @@ from controller.manifest import Manifest
 from controller.plan import build_plan
 from controller.reconcile import REPORT, observe, reconcile
 from controller.spec import Topology
+from controller.watchstate import WatchState
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,22 @@ class Watcher:
         self.policy = self.topology.policy
         self.journal = Journal(self.clients, self.manifest)
         self.graph = graphs.build(self.topology)
+
+    # -- remembering (a deployed watcher lives one invocation at a time) ----------------------
+
+    def restore(self, state: WatchState) -> None:
+        """Carry on from ``state``: the hysteresis of an earlier invocation."""
+        self.consecutive_bad = state.consecutive_bad
+        self._history = deque(state.history, maxlen=FLAP_WINDOW)
+        self.last_action = state.last_action
+        self._good_primary = state.good_primary
+
+    def remember(self, region: str, decision: Decision, *, owner: str = "",
+                 evaluations: int = 0) -> WatchState:
+        """What the next invocation needs to carry on, with ``decision`` as the last one."""
+        return WatchState(region, self.consecutive_bad, tuple(self._history), self.last_action,
+                          self._good_primary, evaluations, decision.time, owner,
+                          decision.to_dict())
 
     # -- evaluating --------------------------------------------------------------------------
 

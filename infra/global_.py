@@ -381,6 +381,49 @@ class Operated:
     health_checks: list[pulumi.Input[str]] = field(default_factory=list)
 
 
+def controller_statements(topology: Topology, account: Account,
+                          operated: Operated) -> dict[str, list[dict[str, Any]]]:
+    """What the controller does, by area: the controller role's policies, and every watcher's
+    (infra.watchers), which runs the same executor and reconciler."""
+    app = topology.prefix  # the stack's names: two stacks' roles and patterns stay apart
+    regions = topology.regions.all
+    return {
+        "functions": [statement(FUNCTION_CONTROL, operated.functions)],
+        "events": [
+            statement(("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
+                      operated.mappings),
+            statement(("events:DescribeRule", "events:EnableRule", "events:DisableRule"),
+                      operated.rules),
+        ],
+        "reads": [
+            statement(("sqs:GetQueueAttributes", "sqs:GetQueueUrl"), operated.queues),
+            statement(("kinesis:DescribeStreamSummary",), operated.streams),
+            statement(("s3:ListBucket", "s3:GetBucketVersioning"), operated.buckets),
+            statement(("ssm:GetParameter",), operated.parameters),
+            statement(("apigateway:GET",), operated.apis),
+            statement(("dynamodb:DescribeTable",), operated.tables),
+            statement(("cloudwatch:DescribeAlarms",),
+                      [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
+            # replication lag: CloudWatch has no resource-level permission for metrics
+            statement(("cloudwatch:GetMetricStatistics",), ["*"]),
+        ],
+        "traffic": [
+            statement(("route53:ChangeResourceRecordSets",
+                       "route53:ListResourceRecordSets", "route53:GetHostedZone"),
+                      operated.zones),
+            statement(("route53:GetHealthCheck", "route53:GetHealthCheckStatus",
+                       "route53:UpdateHealthCheck"), operated.health_checks),
+            statement(("route53:GetChange",),
+                      [pulumi.Output.concat("arn:", account.partition, ":route53:::change/*")]),
+        ],
+        "state": [
+            statement(("ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"),
+                      [account.arn("ssm", r, f"parameter/failover/{app}/*") for r in regions]),
+            statement(CONTROL_ACTIONS, operated.control_tables),
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class AccessRolesArgs:
     """Who may assume the roles (settings), and what they operate, across regions."""
@@ -403,47 +446,10 @@ class AccessRoles(pulumi.ComponentResource):
         topology, settings, account, operated = (args.topology, args.settings, args.account,
                                                  args.operated)
         app = topology.prefix  # the stack's names: two stacks' roles and patterns stay apart
-        regions = topology.regions.all
         self.controller = self._role(
             fit(f"{app}-failover-controller", 64),
             settings.controller_principals,
-            {
-                "functions": [statement(FUNCTION_CONTROL, operated.functions)],
-                "events": [
-                    statement(("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
-                              operated.mappings),
-                    statement(("events:DescribeRule", "events:EnableRule", "events:DisableRule"),
-                              operated.rules),
-                ],
-                "reads": [
-                    statement(("sqs:GetQueueAttributes", "sqs:GetQueueUrl"), operated.queues),
-                    statement(("kinesis:DescribeStreamSummary",), operated.streams),
-                    statement(("s3:ListBucket", "s3:GetBucketVersioning"), operated.buckets),
-                    statement(("ssm:GetParameter",), operated.parameters),
-                    statement(("apigateway:GET",), operated.apis),
-                    statement(("dynamodb:DescribeTable",), operated.tables),
-                    statement(("cloudwatch:DescribeAlarms",),
-                              [account.arn("cloudwatch", r, f"alarm:{app}-*") for r in regions]),
-                    # replication lag: CloudWatch has no resource-level permission for metrics
-                    statement(("cloudwatch:GetMetricStatistics",), ["*"]),
-                ],
-                "traffic": [
-                    statement(("route53:ChangeResourceRecordSets",
-                               "route53:ListResourceRecordSets", "route53:GetHostedZone"),
-                              operated.zones),
-                    statement(("route53:GetHealthCheck", "route53:GetHealthCheckStatus",
-                               "route53:UpdateHealthCheck"), operated.health_checks),
-                    statement(("route53:GetChange",),
-                              [pulumi.Output.concat("arn:", account.partition,
-                                                    ":route53:::change/*")]),
-                ],
-                "state": [
-                    statement(("ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"),
-                              [account.arn("ssm", r, f"parameter/failover/{app}/*")
-                               for r in regions]),
-                    statement(CONTROL_ACTIONS, operated.control_tables),
-                ],
-            },
+            controller_statements(topology, account, operated),
         )
         self.deployer = self._role(
             fit(f"{app}-failover-deployer", 64),

@@ -28,6 +28,7 @@ from infra.global_ import (
     TrafficArgs,
 )
 from infra.regional import Region, RegionArgs
+from infra.watchers import Watchers, WatchersArgs
 
 
 def providers_for(topology: Topology, given: Mapping[str, aws.Provider] | None = None,
@@ -102,12 +103,19 @@ def deploy(topology: Topology, settings: Settings | None = None,
                       top(primary))
         for name, spec in topology.of_kind(Kind.DNS)
     }
-    AccessRoles(f"{app}-access",
-                AccessRolesArgs(topology, settings, account,
-                                _operated(topology, data, regions, traffic, account)),
+    operated = _operated(topology, data, regions, traffic, account)
+    AccessRoles(f"{app}-access", AccessRolesArgs(topology, settings, account, operated),
                 top(primary))
-    return pulumi.Output.from_input(_manifest(topology, settings, regions, traffic, data,
-                                              account.partition))
+    watchers = Watchers(f"{topology.prefix}-watchers", WatchersArgs(
+        topology=topology, settings=settings, account=account, operated=operated,
+        providers=providers, control_table=data.control_table.name,
+        control_home=data.control_home, alarm_topics={r: t.arn for r, t in topics.items()}),
+        top())
+    manifest = _manifest(topology, settings, regions, traffic, data, account.partition)
+    for region, watcher in watchers.names().items():
+        manifest["regions"][region]["watcher"] = watcher
+    watchers.publish(manifest)  # the watchers read the manifest from the control table
+    return pulumi.Output.from_input(manifest)
 
 
 def build_bundles(topology: Topology, settings: Settings) -> dict[str, Path]:

@@ -1,16 +1,18 @@
 """``failover demo`` and ``failover drill``: the whole story on the emulator, with a report.
 
-Called by the CLI. Sandbox up; the data plane; a steady load through the router; the primary
-fails (hung or killed); the watcher detects it and fails over; the load goes on; then the report
-(what the clients saw per phase, times to detect and to shift, acknowledged writes against the
-writes found in the new primary) as JSON and a PNG timeline. Everything started is stopped.
+Called by the CLI. Sandbox up; the data plane; a steady load through the router; each region's
+watcher (the deployed handler, in its region's failure domain: :mod:`sandbox.watchers`); the
+primary fails (hung or killed), its own watcher with it; a watcher of another region detects it
+and fails over; the load goes on; then the report (what the clients saw per phase, times to
+detect and to shift, which region's watcher acted, each region's decisions, acknowledged writes
+against the writes found in the new primary) as JSON and a PNG timeline. Everything started is
+stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +21,12 @@ from typing import Any
 
 import yaml
 
-from controller.executor import RunResult
+from controller.errors import FailoverError
+from controller.journal import Journal, Run, RunStatus
 from controller.spec import Kind, load
-from controller.watcher import Decision, Watcher
 from sandbox import demo_page
 from sandbox import report as reports
+from sandbox import watchers as watcher_procs
 from sandbox.dataplane import DataPlane, DataPlaneSettings
 from sandbox.lifecycle import Sandbox
 from sandbox.loadgen import LoadGenerator
@@ -62,11 +65,12 @@ class DemoResult:
     report: dict[str, Any]
     json_path: Path
     png_path: Path
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def demo_topology(spec: Path, directory: Path) -> Path:
-    """The topology with the demo's time scale: a short DNS TTL, a one-second cooldown floor.
+def demo_topology(spec: Path, directory: Path, interval: float = 1.0) -> Path:
+    """The topology with the demo's time scale: a short DNS TTL, a watch interval of
+    ``interval`` seconds, a short lease and cooldown.
 
     Route 53's 10-second checks and a 60-second TTL would make the demo wait minutes; the
     failover logic is the same at any time scale.
@@ -79,7 +83,8 @@ def demo_topology(spec: Path, directory: Path) -> Path:
             comp["ttl"] = 1
         if name in code:
             comp["code"] = code[name]
-    data.setdefault("policy", {}).update({"cooldown_seconds": 30, "lease_seconds": 30})
+    data.setdefault("policy", {}).update({"cooldown_seconds": 30, "lease_seconds": 30,
+                                          "watch_interval_seconds": interval})
     out = directory / "demo-topology.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     load(out)  # still valid
@@ -90,7 +95,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     """Run the whole story and write the report into ``options.state_dir``."""
     say = progress or (lambda *args: None)
     with tempfile.TemporaryDirectory(prefix="failover-demo-") as tmp:
-        spec = demo_topology(options.spec, Path(tmp))
+        spec = demo_topology(options.spec, Path(tmp), options.interval)
         say("sandbox up", 0, 1, {})
         box = Sandbox.up(spec, options.state_dir)
         feed = demo_page.Feed()
@@ -115,60 +120,62 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress,
                                              check_interval=options.interval))
     plane.start()
     load_gen = LoadGenerator(plane.url, rate=options.rate)
-    decisions: list[Decision] = []
-    runs: list[RunResult] = []
-    watcher = Watcher(topology, box.manifest, box.clients, http_probe=plane.http_probe,
-                      on_run=runs.append)
-    stop = threading.Event()
-    watch_thread = threading.Thread(target=_watch, args=(watcher, options.interval, stop,
-                                                         decisions), daemon=True)
+    journal = Journal(box.clients, box.manifest)
+    regions = list(topology.regions.all)
     try:
         start = time.time()
-        if feed is not None:  # the page's traffic chart and watcher list
-            feed.attach(start, lambda: load_gen.samples, lambda: decisions)
+        box.start_watchers()  # as pulumi up deploys them: one per region, on a schedule
+        if feed is not None:  # the page's traffic chart and each region watcher's decisions
+            feed.attach(start, lambda: load_gen.samples,
+                        lambda: watcher_procs.decisions(box.state_dir, regions))
         load_gen.start()
-        watch_thread.start()
         _wait(options.warmup, "steady load", say, load_gen)
         outage = time.time()
         box.fail(region, options.mode)
         shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage)
-        _until_failed_over(runs, outage + options.outage_max, say, load_gen)
+        runs = _until_failed_over(journal, outage, outage + options.outage_max, say, load_gen)
         _wait(options.after, "after the failover", say, load_gen)
-        stop.set()
         load_gen.stop()
         end = time.time()
-        watch_thread.join(timeout=60)
-        detected = next((d.time for d in decisions if d.action in ("failover", "hold")
-                         and d.time >= outage), None)
-        first_bad = next((d.time for d in decisions if d.action == "watch"
-                          and d.time >= outage), None)
-        marks = reports.Marks(start, outage, detected, shifted, end)
-        done = [r for r in runs if r.run.status.ok]
-        new_primary = done[-1].run.plan.target if done else (plane.resolver.resolve() or "")
+        box.stop_watchers()
+        decisions = watcher_procs.decisions(box.state_dir, regions)
+        detected = next((d["ts"] for d in decisions if d["action"] in ("failover", "hold")
+                         and d["ts"] >= outage), None)
+        first_bad = next((d["ts"] for d in decisions if d["action"] == "watch"
+                          and d["ts"] >= outage), None)
+        acted = [d for d in decisions if d["action"] not in ("none", "lease_held")]
+        marks = reports.Marks(start, outage, detected, shifted, end,
+                              tuple((d["ts"], d["watcher_region"], d["action"]) for d in acted))
+        done = [r for r in runs if r.status.ok]
+        new_primary = done[-1].plan.target if done else (plane.resolver.resolve() or "")
         found = _orders_in(box, new_primary, set(load_gen.acked))
+        acting = sorted({_region_of(r.owner) for r in done})
         extra = {"title": f"{topology.app}: {region} {options.mode} at "
-                          f"{outage - start:.0f}s, failover to {new_primary}",
+                          f"{outage - start:.0f}s, failover to {new_primary}"
+                          + (f" by the watcher in {', '.join(acting)}" if acting else ""),
                  "app": topology.app, "failed_region": region, "mode": options.mode,
-                 "outage_at": outage, "log": str(options.state_dir / LOG_NAME),
+                 "outage_at": outage, "acted_by": acting, "log": str(options.state_dir / LOG_NAME),
                  "new_primary": new_primary, "replication_lag_seconds": options.replication_lag,
                  "first_bad_evaluation_seconds": None if first_bad is None
                  else round(first_bad - outage, 2),
-                 "runs": [r.run.to_dict() | {"steps": len(r.run.steps)} for r in runs],
-                 "decisions": [d.to_dict() for d in decisions if d.action != "none"]}
+                 "runs": [r.to_dict() | {"steps": len(r.steps)} for r in runs],
+                 "decisions": acted,
+                 "evaluations": {r: sum(1 for d in decisions if d["watcher_region"] == r)
+                                 for r in regions}}
         report = reports.build(load_gen.samples, marks, acked=load_gen.acked, found=found,
                                extra=extra)
         json_path, png_path = reports.write(report, load_gen.samples, marks, options.state_dir)
         return DemoResult(report, json_path, png_path, decisions)
     finally:
-        stop.set()
         load_gen.stop()
         plane.stop()
 
 
-def _watch(watcher: Watcher, interval: float, stop: threading.Event,
-           decisions: list[Decision]) -> None:
-    for decision in watcher.run(interval, stop=stop.is_set):
-        decisions.append(decision)
+def _region_of(owner: str) -> str:
+    """The region a watcher's lease owner names (``watcher@<region>/<request>``), else the
+    owner itself."""
+    return owner.removeprefix("watcher@").split("/")[0] if owner.startswith("watcher@") \
+        else owner
 
 
 def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) -> None:
@@ -191,11 +198,19 @@ def _until_shifted(plane: DataPlane, region: str, limit: float, say: Progress,
     return None
 
 
-def _until_failed_over(runs: list[RunResult], deadline: float, say: Progress,
-                       load_gen: LoadGenerator) -> None:
-    """Wait until the watcher's failover run has ended (DNS may have shifted before it)."""
-    while not runs and time.time() < deadline:
+def _until_failed_over(journal: Journal, outage: float, deadline: float, say: Progress,
+                       load_gen: LoadGenerator) -> list[Run]:
+    """Wait until a watcher's failover run (started after ``outage``) has ended; the runs."""
+    while True:
         say("failing over", 0, 1, _counts(load_gen))
+        try:
+            runs = [journal.run(r.id) for r in journal.runs() if r.created >= outage]
+        except FailoverError as exc:  # the control table may be slow while a region hangs
+            log.warning("journal unreadable: %s", exc)
+            runs = []
+        if (runs and all(r.status is not RunStatus.RUNNING for r in runs)) \
+                or time.time() >= deadline:
+            return sorted(runs, key=lambda r: r.created)
         time.sleep(0.2)
 
 

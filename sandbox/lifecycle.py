@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,9 +22,10 @@ import botocore.exceptions
 from controller.aws import Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
-from controller.manifest import Manifest, load_manifest
+from controller.manifest import Manifest, WatcherRef, load_manifest
 from controller.spec import Topology, load
 from sandbox import mrsc, servers
+from sandbox import watchers as watcher_procs
 from sandbox.functions import set_alarms
 from sandbox.provision import provision_all, provision_global, provision_standby
 from sandbox.state import (
@@ -59,8 +61,10 @@ class Sandbox:
     # -- starting and finding ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, spec_path: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR) -> Sandbox:
-        """Start a server per region and ``global``, provision them, write the manifest.
+    def up(cls, spec_path: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR, *,
+           watchers: bool = False) -> Sandbox:
+        """Start a server per region and ``global``, provision them, write the manifest; with
+        ``watchers``, start each application region's watcher as ``pulumi up`` deploys them.
 
         Raises
         ------
@@ -91,9 +95,13 @@ class Sandbox:
             _stop_all(state)
             remove_state(state_dir)
             raise
+        _name_watchers(topology, manifest, state_dir)
         manifest.save(state_dir / MANIFEST_FILE)
         log.info("sandbox up in %.2f s", time.monotonic() - started)
-        return cls(state_dir, state, manifest)
+        box = cls(state_dir, state, manifest)
+        if watchers:
+            box.start_watchers()
+        return box
 
     @classmethod
     def attach(cls, state_dir: str | Path = DEFAULT_STATE_DIR) -> Sandbox:
@@ -138,6 +146,9 @@ class Sandbox:
                                "condition": s.condition.value,
                                "alive": servers.is_ours(s), "log": s.log}
                         for name, s in self.state.servers.items()},
+            "watchers": {region: {"pid": pid, "alive": watcher_procs.is_ours(pid, region),
+                                  "log": str(watcher_procs.log_path(self.state_dir, region))}
+                         for region, pid in self.state.watchers.items()},
         }
 
     # -- failing and healing -------------------------------------------------------------------
@@ -171,6 +182,7 @@ class Sandbox:
             self._set_alarms(region, "ALARM")
             servers.hang(server)
             server.condition = Condition.HUNG
+        self._fail_watcher(region, mode)
         self._save()
         self._configure_gates()
         log.info("region %s failed (%s)", region, mode.value)
@@ -193,11 +205,13 @@ class Sandbox:
                 self.manifest = provision_global(self.topology, self.manifest)
             elif region in self.topology.regions.all:
                 self.manifest = provision_standby(self.topology, self.manifest, region)
+            _name_watchers(self.topology, self.manifest, self.state_dir)
             self.manifest.save(self.manifest_path)
         server.condition = Condition.RUNNING
         self._save()
         self._configure_gates()
         self._set_alarms(region, "OK")
+        self._heal_watcher(region)
         log.info("region %s healed", region)
 
     def model_round_trip(self, seconds: float) -> None:
@@ -211,8 +225,8 @@ class Sandbox:
 
     def reset(self) -> None:
         """Heal every region, empty every server and provision everything again (fresh state
-        for each test, without starting processes)."""
-        self._reload()
+        for each test, without starting processes); the watchers are stopped."""
+        self.stop_watchers()
         for server in self.state.servers.values():
             if server.condition is Condition.HUNG:
                 servers.resume(server)
@@ -225,6 +239,7 @@ class Sandbox:
         self._configure_gates()
         self.manifest = provision_all(self.topology, self.state.spec,
                                       {n: s.url for n, s in self.state.servers.items()})
+        _name_watchers(self.topology, self.manifest, self.state_dir)
         self.manifest.save(self.manifest_path)
 
     def down(self) -> None:
@@ -233,6 +248,54 @@ class Sandbox:
         _stop_all(self.state)
         remove_state(self.state_dir)
         log.info("sandbox in %s is down", self.state_dir)
+
+    # -- the watchers (one per application region, in that region's failure domain) -----------
+
+    def start_watchers(self, regions: list[str] | None = None,
+                       schedule: float | None = None) -> dict[str, int]:
+        """Start the watcher of every application region (or of ``regions``) that is up and has
+        none running; ``schedule``: seconds between invocations (default: a minute)."""
+        self._reload()
+        self.state.watcher_schedule = schedule
+        for region in regions or list(self.topology.regions.all):
+            pid = self.state.watchers.get(region)
+            if pid and watcher_procs.is_ours(pid, region):
+                continue
+            if self._server(region).condition is not Condition.RUNNING:
+                continue  # a failed region's watcher starts when the region is healed
+            self.state.watchers[region] = watcher_procs.start(
+                self.state_dir, self.state.spec, region, schedule)
+        self._save()
+        return dict(self.state.watchers)
+
+    def stop_watchers(self) -> None:
+        """Stop every watcher process (the sandbox goes on without automation)."""
+        self._reload()
+        for region, pid in self.state.watchers.items():
+            watcher_procs.kill(pid, region)
+        self.state.watchers = {}
+        self._save()
+
+    def _fail_watcher(self, region: str, mode: FailMode) -> None:
+        pid = self.state.watchers.get(region)
+        if pid is None:
+            return
+        if mode is FailMode.DOWN:
+            watcher_procs.kill(pid, region)
+        elif mode is FailMode.HANG:
+            watcher_procs.signal_watcher(pid, region, signal.SIGSTOP)
+        # partitioned: it runs on, cut off with its region (its calls name their home region)
+
+    def _heal_watcher(self, region: str) -> None:
+        pid = self.state.watchers.get(region)
+        if pid is None:
+            return
+        if watcher_procs.is_ours(pid, region):
+            watcher_procs.signal_watcher(pid, region, signal.SIGCONT)
+        else:  # killed with its region: the schedule invokes the function again
+            self.state.watchers[region] = watcher_procs.start(
+                self.state_dir, self.state.spec, region, self.state.watcher_schedule)
+            self._save()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -281,6 +344,15 @@ class Sandbox:
         write_state(self.state_dir, self.state)
 
 
+def _name_watchers(topology: Topology, manifest: Manifest, state_dir: Path) -> None:
+    """Name each region's watcher in the manifest, as the Pulumi stack's does (plus the file
+    its sandbox process logs to)."""
+    for region, part in manifest.regions.items():
+        part.watcher = WatcherRef(function=topology.watcher_function(region),
+                                  log_group=topology.watcher_log_group(region),
+                                  log_file=str(watcher_procs.log_path(state_dir, region)))
+
+
 def server_names(topology: Topology) -> list[str]:
     """A server per region of the application, per control region it does not use (the
     witness, say), ``global`` and the control store (for the example: its three regions,
@@ -314,7 +386,7 @@ def _trust(state: SandboxState) -> None:
 
 def _stop_orphans(state_dir: Path) -> list[int]:
     """Stop the processes of a sandbox whose state file is unreadable or gone; their pids."""
-    pids = servers.find_processes(state_dir / LOG_DIR)
+    pids = servers.find_processes(state_dir / LOG_DIR) + watcher_procs.find_processes(state_dir)
     if pids:
         log.warning("the state in %s is lost: stopping its processes %s", state_dir,
                     ", ".join(map(str, pids)))
@@ -342,6 +414,8 @@ def _refuse_if_running(state_dir: Path) -> None:
 
 
 def _stop_all(state: SandboxState) -> None:
+    for region, pid in state.watchers.items():
+        watcher_procs.kill(pid, region)
     servers.stop_zygote(state.zygote)
     with ThreadPoolExecutor(max(1, len(state.servers))) as pool:
         list(pool.map(servers.stop, state.servers.values()))

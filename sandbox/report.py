@@ -27,6 +27,8 @@ class Marks:
     detected: float | None
     shifted: float | None
     end: float
+    #: Each region's watcher decisions worth marking: (epoch seconds, region, action).
+    decisions: tuple[tuple[float, str, str], ...] = ()
 
 
 def phase_of(sample: Sample, marks: Marks) -> str:
@@ -105,6 +107,16 @@ def plot(samples: Sequence[Sample], marks: Marks, path: Path, *, title: str) -> 
             ax.axvline(at - marks.start, color="black", linestyle=style, linewidth=1.2)
             ax.text(at - marks.start + 0.3, ax.get_ylim()[1] * 0.92, label, rotation=90,
                     va="top", fontsize=8)
+    top = ax.get_ylim()[1]
+    regions = sorted({region for _, region, _ in marks.decisions})
+    for i, region in enumerate(regions):  # one row of marks per region's watcher, at the top
+        seen = [t - marks.start for t, r, _ in marks.decisions if r == region]
+        acted = [t - marks.start for t, r, a in marks.decisions
+                 if r == region and a in ("failover", "failback", "reconcile")]
+        y = top * (0.80 - 0.07 * i)
+        ax.scatter(seen, [y] * len(seen), marker="|", s=60, color=f"C{i}",
+                   label=f"watcher {region}")
+        ax.scatter(acted, [y] * len(acted), marker="*", s=120, color=f"C{i}")
     ax.set_xlabel("seconds since the load started (by request start)")
     ax.set_ylabel("requests per second")
     ax.set_title(title)

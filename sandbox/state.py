@@ -11,7 +11,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.errors import FailoverError
 
@@ -66,6 +66,11 @@ class SandboxState(BaseModel):
     started_at: float
     servers: dict[str, ServerState]
     zygote: Zygote | None = None
+    #: Each application region's watcher process (``sandbox.watchers``), by region; empty when
+    #: the sandbox was started without them.
+    watchers: dict[str, int] = Field(default_factory=dict)
+    #: Seconds between two of their scheduled invocations (None: a minute, as deployed).
+    watcher_schedule: float | None = None
     #: What a request to the servers' controls must carry (generated at ``up``; this file is
     #: 0600, so only the sandbox's owner can read it).
     secret: str = ""

@@ -55,14 +55,23 @@ def _render(info: dict[str, Any]) -> None:
         table.add_row(name, role, server["endpoint"], str(server["pid"]), condition)
     console.print(table)
     console.print(f"manifest: {info['manifest']}")
+    watching = info.get("watchers") or {}
+    alive = [r for r, w in watching.items() if w["alive"]]
+    console.print(f"watchers: {', '.join(alive)} (logs: failover watchers)" if alive
+                  else "watchers: none (automation off; 'failover watch' runs one by hand)")
 
 
 @sandbox_app.command("up")
-def up(spec: SpecOption = None, as_json: JsonOption = False) -> None:
+def up(spec: SpecOption = None, as_json: JsonOption = False,
+       watchers: Annotated[bool, typer.Option(
+           "--watchers/--no-watchers",
+           help="Start each region's watcher (the deployed automation), as pulumi up "
+                "deploys them; --no-watchers: nothing fails over unless you run it.")] = True,
+       ) -> None:
     """Start a moto server per region plus 'global', create the topology's resources in them
     and write the manifest."""
     started = time.monotonic()
-    info = _sandbox().Sandbox.up(spec_path(spec), _state_dir()).describe()
+    info = _sandbox().Sandbox.up(spec_path(spec), _state_dir(), watchers=watchers).describe()
     info["seconds"] = round(time.monotonic() - started, 2)
     if as_json:
         print_json(info)

@@ -56,6 +56,65 @@ def reconcile(
     return 1 if result.failed else 0
 
 
+#: Seconds without an evaluation after which a watcher counts as silent (the dead-man alarm's
+#: three minutes).
+SILENT_AFTER = 180.0
+
+
+@app.command("watchers")
+def watchers(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
+             as_json: JsonOption = False) -> int:
+    """The last decision of each region's watcher, and where its logs are (exit 1 when a
+    region's watcher has been silent for three minutes)."""
+    import time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from controller.controltable import ControlTable
+    from controller.watchstate import WatchStates
+
+    topology, deployed, clients = load_deployment(manifest, spec)
+    states = WatchStates(ControlTable(clients, deployed)).all()
+    now = time.time()
+    rows = []
+    for region in topology.regions.all:
+        state = states.get(region)
+        ref = deployed.regions[region].watcher
+        age = None if state is None or state.updated is None else round(now - state.updated, 1)
+        rows.append({"region": region, "silent": age is None or age > SILENT_AFTER,
+                     "seconds_since_evaluation": age,
+                     "function": ref.function if ref else topology.watcher_function(region),
+                     "log_group": ref.log_group if ref else topology.watcher_log_group(region),
+                     "log_file": ref.log_file if ref else None,
+                     **({"last": state.to_dict()} if state else {})})
+    silent = [r["region"] for r in rows if r["silent"]]
+    if as_json:
+        print_json({"watchers": rows, "silent": silent})
+        return 1 if silent else 0
+    table = Table(title="watchers (last decision of each region's watcher)")
+    for column in ("region", "last evaluation", "decision", "bad in a row", "owner", "logs"):
+        table.add_column(column)
+    for row in rows:
+        last = row.get("last", {})
+        decision = last.get("decision", {})
+        when = "never" if row["seconds_since_evaluation"] is None \
+            else f"{row['seconds_since_evaluation']:.0f} s ago"
+        table.add_row(row["region"], ("[red]" if row["silent"] else "") + when,
+                      escape(f"{decision.get('action', '-')}: {decision.get('reason', '')}"),
+                      str(last.get("consecutive_bad", "-")), last.get("owner", "-"),
+                      row["log_file"] or row["log_group"])
+    console.print(table)
+    if len(silent) == len(rows):
+        console.print(f"[red]no watcher evaluated for {SILENT_AFTER:.0f} s[/]: nothing fails "
+                      "over on its own (the dead-man alarm fires)")
+    elif silent:
+        console.print(f"[yellow]silent[/]: {', '.join(silent)} evaluated nothing for "
+                      f"{SILENT_AFTER:.0f} s (its region is out, or its function fails: "
+                      "read its logs)")
+    return 1 if silent else 0
+
+
 automation = typer.Typer(help="Pause or resume automatic failover (for every watcher).",
                          no_args_is_help=True)
 app.add_typer(automation, name="automation")

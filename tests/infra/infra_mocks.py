@@ -91,6 +91,11 @@ GENERATED = textwrap.dedent("""\
 """)
 
 
+def is_watcher(name: str) -> bool:
+    """True for a resource of a region's watcher (``infra/watchers.py``), not of a component."""
+    return "-failover-watcher-" in name
+
+
 @dataclass(frozen=True)
 class Res:
     """One resource the program registered: type, name, inputs, provider region, outputs, id."""

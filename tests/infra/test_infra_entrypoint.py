@@ -45,7 +45,10 @@ def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
                  if r.typ == "aws:lambda/function:Function"}
     stack = pulumi.get_stack()  # the mocks' stack: every physical name carries it
     assert stack
-    assert set(functions) == {f"mini-{stack}-fn-us-east-2", f"mini-{stack}-fn-us-west-1"}
+    assert set(functions) == {f"mini-{stack}-fn-us-east-2", f"mini-{stack}-fn-us-west-1",
+                              # and each region's watcher (infra/watchers.py)
+                              f"mini-{stack}-failover-watcher-us-east-2",
+                              f"mini-{stack}-failover-watcher-us-west-1"}
     assert {r.inputs["retentionInDays"] for r in mocks.resources
             if r.typ == "aws:cloudwatch/logGroup:LogGroup"} == {7}
     token = [r.inputs["value"] for r in mocks.resources

@@ -1,0 +1,208 @@
+"""The watchers ``pulumi up`` deploys: one Lambda function per application region.
+
+Composed by :func:`infra.program.deploy` after the regions (it needs what the controller
+operates). Each region gets the watcher function (``controller.lambda_watcher.handler``, from a
+bundle of the project's own ``controller`` package, its run-time requirements and the topology),
+its own role (the controller's actions on this application's resources, its own log group, X-Ray;
+no ``*`` action), a log group with retention, an EventBridge rule invoking it every minute, and a
+dead-man alarm that fires when that region's watcher has not evaluated for three minutes (its
+``Evaluations`` metric, emitted in embedded metric format, missing data breaching). The deployed
+manifest goes into the control table (its ``manifest`` item), where every watcher reads it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from controller import contract
+from controller.spec import Topology
+from infra.bundle import Bundle, build
+from infra.common import (
+    PROJECT_ROOT,
+    Account,
+    Settings,
+    assume_role_policy,
+    policy_json,
+    statement,
+)
+from infra.global_ import Operated, controller_statements
+
+#: The project's distribution, whose base requirements the watcher bundle carries.
+DISTRIBUTION = "failover"
+#: The handler the watcher function runs.
+HANDLER = "controller.lambda_watcher.handler"
+LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
+XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+#: Seconds the scheduled invocation may run past the minute: the handler stops evaluating one
+#: interval and a margin before its timeout, so invocations barely overlap.
+TIMEOUT_SLACK = 5
+#: Minutes without an evaluation before the dead-man alarm fires.
+SILENT_MINUTES = 3
+
+
+@dataclass(frozen=True)
+class WatchersArgs:
+    """What the watchers need: the deployment, what they operate, where they report."""
+
+    topology: Topology
+    settings: Settings
+    account: Account
+    operated: Operated
+    providers: Mapping[str, aws.Provider]
+    control_table: pulumi.Input[str]
+    #: The control table's home region (where the manifest item is written).
+    control_home: str
+    alarm_topics: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+def watcher_bundle(topology: Topology, out_dir: Path) -> Bundle:
+    """The watcher's zip: the ``controller`` package, the project's run-time requirements (no
+    boto3: the runtime has it) and the topology as ``topology.yaml``."""
+    folder = out_dir / f"watcher-{re.sub(r'[^A-Za-z0-9_.-]', '-', topology.prefix)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = yaml.safe_dump(topology.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    target = folder / contract.WATCHER_SPEC_FILE
+    if not target.is_file() or target.read_text(encoding="utf-8") != spec:
+        target.write_text(spec, encoding="utf-8")
+    return build(out_dir / f"{folder.name}.zip", code=folder,
+                 packages=[PROJECT_ROOT / "controller"], requirements=requirements())
+
+
+def requirements() -> list[str]:
+    """The project's base requirements (no extras): what ``controller`` imports at run time."""
+    try:
+        listed = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:  # pragma: no cover - the project is installed
+        listed = []
+    return [r for r in listed if "extra ==" not in r]
+
+
+class Watchers(pulumi.ComponentResource):
+    """A watcher function per application region, with its role, schedule and dead-man alarm."""
+
+    def __init__(self, name: str, args: WatchersArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("failover:infra:Watchers", name, None, opts)
+        self.args = args
+        topology = args.topology
+        self.bundle = watcher_bundle(topology, args.settings.bundle_dir)
+        interval = topology.policy.watch_interval_seconds
+        self.timeout = int(60 + interval + TIMEOUT_SLACK)
+        self.functions: dict[str, aws.lambda_.Function] = {}
+        self.roles: dict[str, aws.iam.Role] = {}
+        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
+        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
+        for region in topology.regions.all:
+            self._region(region)
+        self.manifest_item: aws.dynamodb.TableItem | None = None
+        self.register_outputs({"functions": {r: f.name for r, f in self.functions.items()}})
+
+    def _opts(self, region: str, **kw: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self.args.providers[region], **kw)
+
+    def _region(self, region: str) -> None:
+        args, topology = self.args, self.args.topology
+        name = topology.watcher_function(region)
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=topology.watcher_log_group(region),
+            retention_in_days=args.settings.log_retention_days, opts=self._opts(region))
+        role = aws.iam.Role(
+            f"{name}-role", name=name,
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com",
+                                                  source_account=args.account.account_id),
+            description=f"the failover watcher in {region} only", opts=self._opts(region))
+        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.name,
+                                    policy=policy_json(self._statements(region, logs)),
+                                    opts=self._opts(region))
+        function = aws.lambda_.Function(
+            name, name=name, role=role.arn, handler=HANDLER,
+            runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
+            code=pulumi.FileArchive(str(self.bundle.path)),
+            memory_size=512, timeout=self.timeout,
+            # one invocation at a time per region: the next minute's waits for this one
+            reserved_concurrent_executions=1,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                contract.ENV_WATCHER_CONTROL_TABLE: args.control_table,
+                contract.ENV_WATCHER_CONTROL_REGIONS: ",".join(
+                    topology.control_regions.replicas),
+                contract.ENV_WATCHER_STACK: args.settings.stack,
+            }),
+            opts=self._opts(region, depends_on=[logs, policy]))
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-schedule", name=f"{name}-schedule", schedule_expression="rate(1 minute)",
+            description=f"invokes the failover watcher in {region} every minute",
+            opts=self._opts(region))
+        aws.cloudwatch.EventTarget(
+            f"{name}-schedule", rule=rule.name, arn=function.arn,
+            # a minute's invocation that cannot start (the last one still runs) is dropped
+            # soon: the next minute's will come
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=60, maximum_retry_attempts=2),
+            opts=self._opts(region))
+        aws.lambda_.Permission(
+            f"{name}-invoke", action="lambda:InvokeFunction", function=function.name,
+            principal="events.amazonaws.com", source_arn=rule.arn, opts=self._opts(region))
+        topic = args.alarm_topics.get(region)
+        actions = [topic] if topic is not None else []
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-silent", name=f"{name}-silent",
+            namespace=contract.WATCHER_NAMESPACE, metric_name=contract.WATCHER_METRIC,
+            dimensions={"App": topology.prefix, "Region": region},
+            statistic="Sum", period=60, evaluation_periods=SILENT_MINUTES,
+            datapoints_to_alarm=SILENT_MINUTES, comparison_operator="LessThanThreshold",
+            threshold=1.0, treat_missing_data="breaching",
+            alarm_actions=actions, ok_actions=actions,
+            alarm_description=(f"dead man: the failover watcher in {region} has not evaluated "
+                               f"for {SILENT_MINUTES} minutes (its region is out, it cannot "
+                               "reach the control table, or it fails); when every region's "
+                               "fires, nothing fails over on its own"),
+            opts=self._opts(region))
+        self.functions[region], self.roles[region] = function, role
+        self.rules[region], self.alarms[region], self.log_groups[region] = rule, alarm, logs
+
+    def _statements(self, region: str, logs: aws.cloudwatch.LogGroup) -> list[dict[str, Any]]:
+        """The controller's actions on this application's resources, and its own logs."""
+        op, account = self.args.operated, self.args.account
+        out = [
+            statement(LOGS_WRITE, [pulumi.Output.concat(logs.arn, ":log-stream:*")]),
+            statement(XRAY_WRITE, ["*"]),
+        ]
+        for statements in controller_statements(self.args.topology, account, op).values():
+            out.extend(statements)
+        return [s for s in out if s["Resource"]]
+
+    def _control_provider(self) -> aws.Provider:
+        home = self.args.control_home
+        return self.args.providers.get(home) or aws.Provider(
+            f"{self.args.topology.prefix}-watchers-{home}", region=home,
+            opts=pulumi.ResourceOptions(parent=self))
+
+    def names(self) -> dict[str, dict[str, str]]:
+        """Each region's watcher for the manifest: its function and log group."""
+        t = self.args.topology
+        return {r: {"function": t.watcher_function(r), "log_group": t.watcher_log_group(r)}
+                for r in t.regions.all}
+
+    def publish(self, manifest: pulumi.Input[Mapping[str, Any]]) -> aws.dynamodb.TableItem:
+        """Write the deployed manifest into the control table, where the watchers read it."""
+        item = pulumi.Output.from_input(manifest).apply(lambda m: json.dumps({
+            "pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM},
+            contract.MANIFEST_ITEM: {"S": json.dumps(m, sort_keys=True)}}, sort_keys=True))
+        self.manifest_item = aws.dynamodb.TableItem(
+            f"{self.args.topology.prefix}-manifest-item", table_name=self.args.control_table,
+            hash_key="pk", range_key="sk", item=item,
+            opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()))
+        return self.manifest_item

@@ -1,0 +1,257 @@
+"""The watchers, region by region, on the emulator: the deployed handler runs in each region's
+failure domain, so a region's outage takes its watcher with it; nobody types a command.
+
+- hang the primary: a watcher outside the primary fails over (the run's owner names its region);
+  heal the primary: it ends fenced within three watcher intervals;
+- kill the region whose watcher holds the lease mid-run: another region's watcher finishes the
+  run once the lease has expired, and the end state is an uninterrupted run's;
+- ``failover automation pause`` stops every watcher's failovers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from controller.controltable import ControlTable
+from controller.journal import Journal, Run, RunStatus
+from controller.watchstate import WatchStates
+from sandbox import Sandbox
+from sandbox import watchers as watcher_procs
+from sandbox.demo import demo_topology
+from tests.sandbox.conftest import EXAMPLE
+from tests.sandbox.helpers import mapping_enabled, primary_record, region_host, rules_enabled
+from tests.sandbox.test_reconcile import fenced_everywhere
+
+pytestmark = pytest.mark.sandbox
+
+PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
+INTERVAL = 2.0
+LEASE = 12.0
+#: Seconds between two scheduled invocations: short, so that every test crosses invocations.
+SCHEDULE = 15.0
+
+T = TypeVar("T")
+
+
+def until(what: Callable[[], T | None], seconds: float, message: str) -> T:
+    """Poll ``what`` until it returns something truthy; fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.25)
+    raise AssertionError(f"{message} (after {seconds:.0f} s)")
+
+
+@pytest.fixture(scope="module")
+def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Its own sandbox: the example with a short watch interval and lease."""
+    tmp = tmp_path_factory.mktemp("watchers")
+    spec = demo_topology(EXAMPLE, tmp)
+    data = yaml.safe_load(spec.read_text())
+    data["policy"].update({"watch_interval_seconds": INTERVAL, "lease_seconds": LEASE,
+                           "failure_threshold": 2, "cooldown_seconds": 30})
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    state_dir = tmp / ".failover"
+    sandbox = Sandbox.up(spec, state_dir)
+    try:
+        yield sandbox
+    finally:
+        try:
+            sandbox.down()
+        finally:
+            for pid in watcher_procs.find_processes(state_dir):
+                watcher_procs.kill(pid, "")
+
+
+@pytest.fixture
+def watched(box: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox reset, its watchers started and seen evaluating in every region."""
+    box.reset()
+    box.model_round_trip(0)  # a test that failed half-way may have left it on
+    box.start_watchers(schedule=SCHEDULE)
+    states = WatchStates(ControlTable(box.clients, box.manifest))
+    until(lambda: set(states.all()) >= set(box.topology.regions.all), 60,
+          "every region's watcher evaluates")
+    yield box
+    box.stop_watchers()
+
+
+def journal(box: Sandbox) -> Journal:
+    return Journal(box.clients, box.manifest)
+
+
+def finished_run(box: Sandbox) -> Run | None:
+    runs = journal(box).runs()
+    return next((r for r in runs if r.status is RunStatus.COMPLETED), None)
+
+
+def region_of(owner: str) -> str:
+    """``watcher@<region>/<request id>`` -> region."""
+    assert owner.startswith("watcher@"), owner
+    return owner.removeprefix("watcher@").split("/")[0]
+
+
+def mode(box: Sandbox, region: str) -> str:
+    """``region``'s mode parameter, read back."""
+    name = box.manifest.regions[region].mode_parameter
+    return str(box.clients.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_it_returns(
+        watched: Sandbox) -> None:
+    box = watched
+    box.fail(PRIMARY, "hang")
+    run = until(lambda: finished_run(box), 120, "a watcher fails over the hung primary")
+    assert run.plan.source == PRIMARY and run.plan.target == STANDBY
+    assert region_of(run.owner) in (STANDBY, OTHER)  # never the hung region's own watcher
+    assert journal(box).desired(PRIMARY).active == STANDBY
+    healed = time.monotonic()
+    box.heal(PRIMARY)
+    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 3 * INTERVAL + 4,
+          "the returning primary is fenced within three watcher intervals")
+    took = time.monotonic() - healed
+    assert mode(box, STANDBY) == "active"
+    print(f"returning primary fenced {took:.1f} s after heal (interval {INTERVAL} s)")
+    decisions = watcher_procs.decisions(box.state_dir, box.topology.regions.all)
+    assert any(d["action"] == "failover" and d["watcher_region"] == region_of(run.owner)
+               for d in decisions)
+
+
+def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
+        watched: Sandbox) -> None:
+    box = watched
+    # Make the run's owner a region other than its target (so that killing it leaves the
+    # target up): only OTHER's watcher watches when the primary hangs; STANDBY's starts later.
+    box.stop_watchers()
+    box.start_watchers([OTHER, PRIMARY], schedule=SCHEDULE)
+    box.fail(PRIMARY, "hang")  # its fence steps each wait a timeout: the run takes seconds
+
+    def running() -> Run | None:
+        current = journal(box).current_run_id()
+        run = journal(box).run(current) if current else None
+        return run if run and run.status is RunStatus.RUNNING \
+            and any(s.state.finished for s in run.steps.values()) else None
+
+    try:
+        run = until(running, 120, "OTHER's watcher starts a failover")
+    except AssertionError:
+        seen = watcher_procs.decisions(box.state_dir, [OTHER])
+        raise AssertionError([(d["action"], d["reason"][:200]) for d in seen[-8:]]
+                             + [r.to_dict() for r in journal(box).runs()]) from None
+    assert region_of(run.owner) == OTHER
+    box.fail(OTHER, "down")  # its watcher dies with it, holding the lease mid-run
+    held = journal(box).holder()
+    assert held is not None and held.owner == run.owner
+    assert journal(box).run(run.id).status is RunStatus.RUNNING
+    box.start_watchers([STANDBY], schedule=SCHEDULE)
+    done = until(lambda: (r := journal(box).run(run.id)).status is not RunStatus.RUNNING
+                 and r, 120, "another region's watcher finishes the run")
+    assert done.status is RunStatus.COMPLETED, done.status
+    assert region_of(done.owner) == STANDBY
+    assert done.updated >= held.expires_at  # taken over only after the lease expired
+    # The end state is an uninterrupted run's: the target active, its traffic on it.
+    assert journal(box).desired(PRIMARY).active == STANDBY
+    assert mode(box, STANDBY) == "active"
+    assert all(s.state.finished for s in done.steps.values())
+    assert all(mapping_enabled(box, STANDBY).values())
+    assert all(rules_enabled(box, STANDBY).values())
+    assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
+    box.heal(OTHER)
+    box.heal(PRIMARY)
+    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the returning primary is fenced")
+    assert mode(box, OTHER) == "standby"
+
+
+def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluations(
+        watched: Sandbox, cli: Callable[..., Any]) -> None:
+    box = watched
+    assert cli("automation", "pause", "--reason", "drill",
+               "--manifest", box.manifest_path).code == 0
+    box.fail(PRIMARY, "hang")
+    states = WatchStates(ControlTable(box.clients, box.manifest))
+    since = time.time()
+    until(lambda: all((s := states.all().get(r)) and (s.updated or 0) > since + 4 * INTERVAL
+                      and s.decision.get("action") == "paused" for r in (STANDBY, OTHER)),
+          60, "every watcher outside the primary keeps evaluating, paused")
+    assert journal(box).runs() == []
+    assert journal(box).desired(PRIMARY).active == PRIMARY
+    shown = cli("watchers", "--json", "--manifest", box.manifest_path)
+    assert shown.code == 0, shown.err  # the hung primary's watcher is stopped, not yet silent
+    rows = {r["region"]: r for r in json.loads(shown.out)["watchers"]}
+    for region in (STANDBY, OTHER):
+        assert rows[region]["last"]["decision"]["action"] == "paused"
+        assert rows[region]["last"]["owner"].startswith(f"watcher@{region}/")
+        assert Path(rows[region]["log_file"]).exists()
+        assert rows[region]["log_group"] \
+            == f"/aws/lambda/{box.topology.app}-failover-watcher-{region}"
+    box.heal(PRIMARY)
+
+
+def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
+        tmp_path: Path, sandbox_env: None, cli: Callable[..., Any]) -> None:
+    state = tmp_path / ".failover"
+    import os
+
+    os.environ["FAILOVER_STATE_DIR"] = str(state)
+    try:
+        got = cli("sandbox", "up", "--no-watchers", "--spec", EXAMPLE)
+        assert got.code == 0, got.err
+        assert Sandbox.attach(state).state.watchers == {}
+        assert "watchers: none" in got.out
+        assert cli("sandbox", "down").code == 0
+        got = cli("sandbox", "up", "--spec", EXAMPLE)
+        assert got.code == 0, got.err
+        box = Sandbox.attach(state)
+        assert set(box.state.watchers) == set(box.topology.regions.all)
+        assert all(w["alive"] for w in box.describe()["watchers"].values())
+        pids = dict(box.state.watchers)
+    finally:
+        cli("sandbox", "down")
+        os.environ.pop("FAILOVER_STATE_DIR", None)
+    assert not any(watcher_procs.is_ours(pid, region) for region, pid in pids.items())
+
+
+def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_table(
+        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller import contract
+    from controller.lambda_watcher import load_deployment
+
+    box.reset()
+    ControlTable(box.clients, box.manifest).call("put_item", Item={
+        "pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM},
+        contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()}})
+    monkeypatch.setenv(contract.ENV_WATCHER_SPEC, box.state.spec)
+    monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_TABLE, box.manifest.control.table)
+    monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_REGIONS, ",".join(box.manifest.control.regions))
+    monkeypatch.delenv(contract.ENV_WATCHER_MANIFEST, raising=False)
+    # the standard variable stands for AWS's own endpoint of the control table's region
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB",
+                       box.manifest.endpoints[box.manifest.control.regions[0]])
+    got = load_deployment(STANDBY)
+    assert got.manifest == box.manifest
+
+
+def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_takes_no_lease(
+        watched: Sandbox) -> None:
+    box = watched
+    box.fail(PRIMARY, "partition")  # its watcher runs on, cut off with it
+    try:
+        run = until(lambda: finished_run(box), 120, "a watcher outside the partition fails over")
+        assert region_of(run.owner) in (STANDBY, OTHER)
+        assert journal(box).desired(PRIMARY).active == STANDBY
+        held = journal(box).holder()
+        assert held is None or region_of(held.owner) != PRIMARY
+    finally:
+        box.heal(PRIMARY)
+    mine = [d for d in watcher_procs.decisions(box.state_dir, [PRIMARY])
+            if d["action"] in ("failover", "failback", "reconcile")]
+    assert all(d["ts"] < run.created for d in mine), mine  # it never acted while cut off
