@@ -246,7 +246,7 @@ class Executor:
             run = self.journal.create_run(keeper.check(), new_run_id(), plan, kind=kind,
                                           epoch=desired.epoch + 1 if changes else 0)
             if changes:
-                self.journal.set_desired(keeper.check(), desired, plan.target, run.id)
+                self._make_desired(run, desired, plan.target)
             log.info("run %s: %s -> %s, %d steps", run.id, plan.source, plan.target,
                      len(plan.steps))
             return RunResult(self._drive_on(run, origin=plan.source), checks)
@@ -271,14 +271,29 @@ class Executor:
                 raise UsageError(f"run {run_id} has already ended: {run.status.value}")
             desired = self.desired()
             if run.epoch and (desired.epoch != run.epoch or desired.active != run.plan.target):
-                raise ConflictError(
-                    f"run {run_id} was superseded: the control table names {desired.active} "
-                    f"active (epoch {desired.epoch}, this run set epoch {run.epoch})")
+                why = _not_resumable(run, desired)
+                self.journal.finish_run(keeper.check(), run, RunStatus.FAILED, why)
+                log.error("run %s ended: %s", run_id, why)
+                raise ConflictError(f"run {run_id} cannot be resumed: {why}")
             self.journal.adopt_run(keeper.check(), run)
             log.info("resuming run %s (previous owner %s)", run_id, run.owner)
             return RunResult(self._drive_on(run, origin=run.plan.source))
         finally:
             self._release()
+
+    def _make_desired(self, run: Run, desired: Desired, target: str) -> None:
+        """Name ``target`` the desired region for ``run``, before any of its steps; when that
+        write fails, end the run (best effort) so that it blocks no later run."""
+        assert self.keeper is not None
+        try:
+            self.journal.set_desired(self.keeper.check(), desired, target, run.id)
+        except FailoverError as exc:
+            why = f"the desired state was not written ({exc}); no step acted"
+            try:
+                self.journal.finish_run(self.keeper.check(), run, RunStatus.FAILED, why)
+            except FailoverError as also:
+                log.warning("run %s not ended (%s): the next controller ends it", run.id, also)
+            raise
 
     def _release(self) -> None:
         keeper, self.keeper = self.keeper, None
@@ -345,7 +360,7 @@ class Executor:
             desired = self.desired()
             run = self.journal.create_run(self.keeper.check(), new_run_id(), plan,
                                           kind=lost_run.kind, epoch=desired.epoch + 1)
-            self.journal.set_desired(self.keeper.check(), desired, candidate, run.id)
+            self._make_desired(run, desired, candidate)
             log.warning("run %s: moving on from %s to %s", run.id, lost_target, candidate)
             return run
         return None
@@ -545,3 +560,21 @@ class TargetLostError(Exception):
 
 
 __all__ = ["Executor", "Precheck", "RunResult", "StaleTokenError", "StepEvent"]
+
+
+def _not_resumable(run: Run, desired: Desired) -> str:
+    """Why ``run`` must end instead of resuming: the control table does not name its target
+    at its epoch. Ending it never acts on AWS; it only stops it from blocking every later run
+    (``no_run_in_progress``), since the reconciler converges AWS on the desired state anyway.
+
+    A run whose epoch is the next one while the desired state still names its source was
+    journalled by a controller that stopped before it wrote the desired state, which it does
+    before any step: nothing was touched, and its decision (taken on health that may have
+    changed since) is not replayed; a watcher that still sees the source failing decides again.
+    """
+    if desired.epoch == run.epoch - 1 and desired.active == run.plan.source:
+        return (f"its controller stopped before it made {run.plan.target} the desired region "
+                f"(the control table still names {desired.active} at epoch {desired.epoch}); "
+                "no step acted")
+    return (f"superseded: the control table names {desired.active} active (epoch "
+            f"{desired.epoch}, this run set epoch {run.epoch})")

@@ -17,7 +17,7 @@ import pytest
 from controller import graph as graphs
 from controller import health
 from controller.actions.registry import action_for
-from controller.errors import StaleTokenError
+from controller.errors import ConflictError, NoMajorityError, StaleTokenError
 from controller.executor import Executor as _Executor
 from controller.executor import StepEvent
 from controller.journal import Journal, RunStatus, StepState
@@ -187,3 +187,53 @@ def test_a_run_uses_only_what_a_strongly_consistent_global_table_serves(
     assert reads and all(p.get("ConsistentRead") for p in reads)
     writes = [p for op, p in control if op in ("PutItem", "UpdateItem", "DeleteItem")]
     assert writes and all(p.get("ConditionExpression") for p in writes)
+
+
+class Died(BaseException):
+    """A controller that stops dead at this point (not an error it could handle)."""
+
+
+def test_a_run_whose_controller_died_before_the_desired_state_ends_and_blocks_nothing(
+        fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journalled, but stopped before it named its target: no step acted. It used to stay
+    ``running`` forever: every later run refused by ``no_run_in_progress``, its resume refused
+    as superseded. Resuming it now ends it, and the next failover runs."""
+    box = fresh_sandbox
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Died
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "set_desired", die)
+        with pytest.raises(Died):
+            Executor(box.topology, box.manifest, box.clients).execute(plan_to(box, TARGET))
+    journal = Journal(box.clients, box.manifest)
+    stuck = journal.runs()[0]
+    assert stuck.status == RunStatus.RUNNING and stuck.epoch == 1
+    assert (desired(box).active, desired(box).epoch) == (SOURCE, 0)
+    assert all(step.state == StepState.PENDING for step in stuck.steps.values())
+    with pytest.raises(ConflictError, match="no step acted"):
+        Executor(box.topology, box.manifest, box.clients).resume(stuck.id)
+    assert journal.run(stuck.id).status == RunStatus.FAILED
+    assert active_regions(box) == [SOURCE]  # ending it touched nothing
+    run = Executor(box.topology, box.manifest, box.clients).execute(plan_to(box, TARGET)).run
+    assert run.status == RunStatus.COMPLETED
+    assert (desired(box).active, desired(box).epoch) == (TARGET, 1)
+
+
+def test_a_desired_state_that_cannot_be_written_ends_the_run_at_once(
+        fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = fresh_sandbox
+
+    def no_majority(*args: object, **kwargs: object) -> None:
+        raise NoMajorityError("the control table has no majority: us-east-1 unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "set_desired", no_majority)
+        with pytest.raises(NoMajorityError):
+            Executor(box.topology, box.manifest, box.clients).execute(plan_to(box, TARGET))
+    ended = Journal(box.clients, box.manifest).runs()[0]
+    assert ended.status == RunStatus.FAILED and "no step acted" in ended.error
+    assert active_regions(box) == [SOURCE]
+    run = Executor(box.topology, box.manifest, box.clients).execute(plan_to(box, TARGET)).run
+    assert run.status == RunStatus.COMPLETED
