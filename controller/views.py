@@ -8,17 +8,20 @@ function's output and cannot drift apart. Each view reads, returns data, and nev
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from controller import health
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
+from controller.controltable import ControlTable
 from controller.errors import AwsError, FailoverError
 from controller.journal import Journal, Run
 from controller.manifest import Manifest
 from controller.spec import Topology
 from controller.watcher import region_votes
+from controller.watchstate import WatchStates
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +153,51 @@ def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
     decided once the watchers record it in the control table.
     """
     journal = Journal(clients, manifest)
+    rows = _or_error(lambda: {r["region"]: r for r in watcher_rows(topology, manifest, clients)})
     out: dict[str, Any] = {"automation": _or_error(journal.automation),
                            "lease": _or_error(lambda: _lease(journal)),
                            "regions": {}, "decisions": list(decisions or [])}
     for region in topology.regions.all:
         status_of = status.report.regions.get(region) if status else None
+        row = rows.get(region, {}) if "error" not in rows else {}
         out["regions"][region] = {
             "health": status_of.health.value if status_of else None,
             "votes": region_votes(status_of, route53=not clients.emulated) if status_of else {},
-            "watcher": None,
+            "watcher": row.get("last"),
+            "silent": row.get("silent"),
         }
     return out
+
+
+#: A region's watcher that has not evaluated for this long is silent (the dead-man alarm's
+#: three minutes).
+SILENT_AFTER = 180.0
+
+
+def watcher_rows(topology: Topology, manifest: Manifest, clients: Clients,
+                 now: float | None = None) -> list[dict[str, Any]]:
+    """Each region's watcher as ``failover watchers --json`` shows it: its last decision (the
+    control table's watcher item), how long ago, silent or not, and where its logs are.
+
+    Raises
+    ------
+    FailoverError
+        The control table cannot be read.
+    """
+    states = WatchStates(ControlTable(clients, manifest)).all()
+    now = time.time() if now is None else now
+    rows = []
+    for region in topology.regions.all:
+        state = states.get(region)
+        ref = manifest.regions[region].watcher if region in manifest.regions else None
+        age = None if state is None or state.updated is None else round(now - state.updated, 1)
+        rows.append({"region": region, "silent": age is None or age > SILENT_AFTER,
+                     "seconds_since_evaluation": age,
+                     "function": ref.function if ref else topology.watcher_function(region),
+                     "log_group": ref.log_group if ref else topology.watcher_log_group(region),
+                     "log_file": ref.log_file if ref else None,
+                     **({"last": state.to_dict()} if state else {})})
+    return rows
 
 
 def _lease(journal: Journal) -> dict[str, Any] | None:

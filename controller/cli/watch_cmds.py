@@ -56,38 +56,18 @@ def reconcile(
     return 1 if result.failed else 0
 
 
-#: Seconds without an evaluation after which a watcher counts as silent (the dead-man alarm's
-#: three minutes).
-SILENT_AFTER = 180.0
-
-
 @app.command("watchers")
 def watchers(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
              as_json: JsonOption = False) -> int:
     """The last decision of each region's watcher, and where its logs are (exit 1 when a
     region's watcher has been silent for three minutes)."""
-    import time
-
     from rich.markup import escape
     from rich.table import Table
 
-    from controller.controltable import ControlTable
-    from controller.watchstate import WatchStates
+    from controller.views import SILENT_AFTER, watcher_rows
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    states = WatchStates(ControlTable(clients, deployed)).all()
-    now = time.time()
-    rows = []
-    for region in topology.regions.all:
-        state = states.get(region)
-        ref = deployed.regions[region].watcher
-        age = None if state is None or state.updated is None else round(now - state.updated, 1)
-        rows.append({"region": region, "silent": age is None or age > SILENT_AFTER,
-                     "seconds_since_evaluation": age,
-                     "function": ref.function if ref else topology.watcher_function(region),
-                     "log_group": ref.log_group if ref else topology.watcher_log_group(region),
-                     "log_file": ref.log_file if ref else None,
-                     **({"last": state.to_dict()} if state else {})})
+    rows = watcher_rows(topology, deployed, clients)
     silent = [r["region"] for r in rows if r["silent"]]
     if as_json:
         print_json({"watchers": rows, "silent": silent})

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from controller import views
 from controller.controltable import ControlTable
 from controller.journal import Journal, Run, RunStatus
 from controller.watchstate import WatchStates
@@ -193,6 +194,11 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
         assert Path(rows[region]["log_file"]).exists()
         assert rows[region]["log_group"] \
             == f"/aws/lambda/{box.topology.app}-failover-watcher-{region}"
+    page = views.watchers_view(box.topology, box.manifest, box.clients, None)["regions"]
+    for region in (STANDBY, OTHER):  # the status page shows what `failover watchers` shows
+        assert page[region]["watcher"]["decision"]["action"] == "paused"
+        assert page[region]["watcher"]["owner"].startswith(f"watcher@{region}/")
+        assert page[region]["silent"] is False
     box.heal(PRIMARY)
 
 
