@@ -5,8 +5,8 @@ nothing else of the controller). Validation is pydantic's; every failure becomes
 :class:`~controller.errors.SpecError` naming the file, the line, the component and the field.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: pydantic would evaluate each of the models'
+# ~100 string annotations back with ``compile`` (about 10 ms of every command's start-up).
 import importlib
 import json
 import os
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 import yaml
 from pydantic import (
@@ -255,7 +255,7 @@ class ParameterSpec(_ComponentBase):
     secure: bool = False
 
     @model_validator(mode="after")
-    def _no_secret_values(self) -> ParameterSpec:
+    def _no_secret_values(self) -> Self:
         if self.secure and self.value:
             raise ValueError("a secure parameter must not carry its value in the topology")
         return self
@@ -413,7 +413,7 @@ class Regions(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _primary_not_standby(self) -> Regions:
+    def _primary_not_standby(self) -> Self:
         if self.primary in self.standby:
             raise ValueError(f"region {self.primary!r} is both primary and standby")
         return self
@@ -450,7 +450,7 @@ class Control(_Strict):
         return _control_region(value) if value is not None else None
 
     @model_validator(mode="after")
-    def _mrsc(self) -> Control:
+    def _mrsc(self) -> Self:
         if self.witness is not None and self.witness in self.replicas:
             raise ValueError(f"the witness {self.witness!r} is also a replica ({_allowed()})")
         shape = (len(self.replicas), self.witness is not None)
@@ -511,7 +511,7 @@ class Topology(_Strict):
                 )
         return value
 
-    def for_stack(self, stack: str) -> Topology:
+    def for_stack(self, stack: str) -> Self:
         """This topology as the Pulumi stack ``stack`` deploys it: every name carries the stack.
 
         Two stacks of one application (staging and prod) in one account would otherwise

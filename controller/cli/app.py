@@ -76,41 +76,52 @@ def _root_command() -> Any:
 
 
 class LazyGroup(TyperGroup):
-    """The ``failover`` command: lists every verb, but builds a verb only when it runs.
+    """The ``failover`` command: lists every verb, but imports and builds a verb only to run it.
 
-    Typer turns each verb's parameters into click parameters through pydantic adapters; doing
-    that for every verb at every call cost ``failover --help`` a third of its start-up.
+    ``verbs`` maps each verb to the module that registers it on ``application`` and its one-line
+    help, so ``failover --help`` imports no verb's module. Typer turns a verb's parameters into
+    click parameters through pydantic adapters; doing that for every verb at every call cost
+    ``failover --help`` a third of its start-up, so only the verb that runs is built.
     """
 
-    def __init__(self, application: typer.Typer) -> None:
+    def __init__(self, application: typer.Typer, verbs: dict[str, tuple[str, str]]) -> None:
         self.application = application
-        self.infos: dict[str, Any] = {}
-        for command in application.registered_commands:
-            callback_name = getattr(command.callback, "__name__", "")
-            name = command.name or typer.main.get_command_name(callback_name)
-            self.infos[name] = command
-        for group in application.registered_groups:
-            self.infos[str(group.name)] = group
+        self.verbs = verbs
         root = _root_command()
         super().__init__(name="failover", help=application.info.help, no_args_is_help=True,
                          rich_markup_mode=None, callback=root.callback, params=root.params)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.infos)
+        return list(self.verbs)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name not in self.commands and cmd_name in self.infos:
-            self.commands[cmd_name] = self._build(self.infos[cmd_name])
+        if cmd_name not in self.commands and cmd_name in self.verbs:
+            info = self._registered(cmd_name)
+            if info is not None:
+                self.commands[cmd_name] = self._build(info)
         return self.commands.get(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         from typer._click.utils import make_default_short_help
 
-        limit = formatter.width - 6 - max(len(name) for name in self.infos)
-        rows = [(name, make_default_short_help(_summary(info), limit))
-                for name, info in self.infos.items()]
+        limit = formatter.width - 6 - max(len(name) for name in self.verbs)
+        rows = [(name, make_default_short_help(summary, limit))
+                for name, (_, summary) in self.verbs.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def _registered(self, name: str) -> Any:
+        """The typer info ``name``'s module registers (importing the module), or None."""
+        import importlib
+
+        module = f"controller.cli.{self.verbs[name][0]}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a bundle without this verb (the Lambda watcher)
+            if exc.name != module:
+                raise
+            return None
+        return registered(self.application).get(name)
 
     def _build(self, info: Any) -> Any:
         if isinstance(info, typer.models.TyperInfo):
@@ -121,15 +132,27 @@ class LazyGroup(TyperGroup):
                                                 rich_markup_mode=None)
 
 
-def _summary(info: Any) -> str:
-    """A verb's help text (a group's ``help=``, else the callback's docstring)."""
+def registered(application: typer.Typer) -> dict[str, Any]:
+    """Every verb registered on ``application`` so far: its name and typer info."""
+    infos: dict[str, Any] = {}
+    for command in application.registered_commands:
+        callback_name = getattr(command.callback, "__name__", "")
+        infos[command.name or typer.main.get_command_name(callback_name)] = command
+    for group in application.registered_groups:
+        infos[str(group.name)] = group
+    return infos
+
+
+def summary(info: Any) -> str:
+    """A verb's one-line help: the first paragraph of its help, on one line."""
     import inspect
 
     if isinstance(info, typer.models.TyperInfo):
-        if isinstance(info.help, str):
-            return info.help
-        return str(info.typer_instance.info.help or "") if info.typer_instance else ""
-    return inspect.getdoc(info.callback) or ""
+        text = info.help if isinstance(info.help, str) else (
+            str(info.typer_instance.info.help or "") if info.typer_instance else "")
+    else:
+        text = inspect.getdoc(info.callback) or ""
+    return " ".join(text.split("\n\n")[0].split())
 
 
 def print_json(data: Any) -> None:
@@ -150,8 +173,12 @@ def _terminated(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
-def run(application: typer.Typer, argv: list[str] | None) -> int:
-    """Run ``application`` and map every outcome to an exit code (the one error boundary)."""
+def run(application: typer.Typer, argv: list[str] | None,
+        verbs: dict[str, tuple[str, str]]) -> int:
+    """Run ``application`` and map every outcome to an exit code (the one error boundary).
+
+    ``verbs``: each verb's module and one-line help (:class:`LazyGroup`).
+    """
     import signal
 
     handlers = {signal.SIGTERM: _terminated,
@@ -164,14 +191,15 @@ def run(application: typer.Typer, argv: list[str] | None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
-        return _run(application, argv)
+        return _run(application, argv, verbs)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _run(application: typer.Typer, argv: list[str] | None) -> int:
-    command = LazyGroup(application)
+def _run(application: typer.Typer, argv: list[str] | None,
+         verbs: dict[str, tuple[str, str]]) -> int:
+    command = LazyGroup(application, verbs)
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)
     except FailoverError as exc:
