@@ -10,9 +10,10 @@ the longest does not start last.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,15 +24,23 @@ EXAMPLE = REPO / "examples" / "orders" / "topology.yaml"
 SANDBOX_TESTS = REPO / "tests" / "sandbox"
 #: Fixtures that start the emulator (or set its environment for a test that starts one).
 EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
-#: Module fixtures of the longest tests: a demo, every runbook page, a crash at every step.
-SLOW_FIXTURES = frozenset({"story", "page_runs", "uninterrupted"})
+#: Module fixtures of the longest tests: a demo, a crash at every step (runbook pages: marked).
+SLOW_FIXTURES = frozenset({"story", "uninterrupted"})
 #: Collected first, longest first (about 59% of the suite's time between them).
 HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py", "test_serve_browser.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs the emulator ``sandbox`` and the longest ``slow``; heavy modules first."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: list[pytest.Item]) -> Iterator[None]:
+    """Mark what needs the emulator ``sandbox`` and the longest ``slow``; heavy modules first.
+
+    A wrapper, so the marks are there before every other plugin's hook runs: before ``-m``
+    deselects by marker, and before pytest-xdist's worker reads ``xdist_group`` to keep a
+    module on one worker. (With ``tryfirst`` xdist's worker hook ran first and saw no group:
+    every module was spread over both workers, and each worker set up its module fixtures
+    again, so every runbook page, the demo and the crash baseline ran twice.)
+    """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if SANDBOX_TESTS in item.path.parents or fixtures & EMULATOR_FIXTURES:
@@ -47,6 +56,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: every other test keeps its order
+    return (yield)
+
+
+class GroupCheck:
+    """Under ``--dist loadgroup``, stop at once if the workers' tests came back ungrouped.
+
+    xdist's worker marks a grouped test by suffixing its node id with ``@group``. When a pytest
+    release changes how node ids are stored (pytest-dev/pytest-xdist#1386) that silently does
+    nothing, and the suite runs each module's fixtures on every worker: twice the time.
+    """
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if ids and not any("@" in i.rsplit("]", 1)[-1] for i in ids):
+            pytest.exit(f"pytest-xdist's --dist loadgroup ignored every xdist_group on worker "
+                        f"{node.gateway.id}: this pytest and pytest-xdist disagree on node ids; "
+                        "install the versions pyproject.toml pins", returncode=3)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the xdist groups take, when the suite runs on workers by group."""
+    if getattr(config.option, "dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(GroupCheck(), "failover-group-check")
 
 
 @dataclass

@@ -6,8 +6,8 @@ directory, with the venv's ``bin`` first on ``PATH`` and no AWS credentials at a
 one command; it must exit with its ``# expect-exit: N`` (default 0) and its output (stdout and
 stderr) must contain every ``# expect-out: TEXT``. The first line that does not stops the page.
 Variables a line sets are seen by the lines after it. Whatever happens, ``failover sandbox down``
-runs in that directory afterwards. Pages run ``RUNBOOK_JOBS`` (2) at a time, each with its own
-sandbox, to keep the suite near two minutes.
+runs in that directory afterwards. Each page is its own test, with its own sandbox on its own
+free ports, so pytest-xdist spreads the pages over its workers (a page takes 20-70 s).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +37,6 @@ VERB = re.compile(r"(?:^|[\s`($|;&])failover((?:[ \t]+[a-z][a-z-]*){1,2})")
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
 #: Longest a runbook may take before it counts as hung (a page takes 20-70 s on the sandbox).
 PAGE_TIMEOUT = 240
-#: Pages run at once, each with its own sandbox on its own free ports (1: one after another;
-#: more than 2 loads a 2-CPU machine until status probes time out). Under pytest-xdist another
-#: worker already runs the rest of the suite beside them: one page at a time.
-JOBS = int(os.environ.get("RUNBOOK_JOBS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"))
 #: Environment variables that would let a runbook lean on something the reader may not have.
 SCRUBBED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
             "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
@@ -169,30 +164,14 @@ def run_page(page: Path, where: Path) -> Outcome:
     return verdict(steps, logs) + problems, timings
 
 
-@pytest.fixture(scope="module")
-def page_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-              ) -> Iterator[dict[Path, Future[Outcome]]]:
-    """The selected pages running, ``JOBS`` at a time, each in its own directory: their futures."""
-    selected = {item.callspec.params["page"] for item in request.session.items
-                if getattr(item, "originalname", "") == "test_runbook_runs_as_written"}
-    with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        futures = {}
-        for page in sorted(selected, key=lambda p: -len(lines(p))):  # longest first
-            where = tmp_path_factory.mktemp(page.stem) / "operator"
-            where.mkdir()
-            futures[page] = pool.submit(run_page, page, where)
-        yield futures
-
-
-#: A page's test waits for the pages queued before it too, each bounded by PAGE_TIMEOUT plus its
-#: sandbox's clean-up (60 s): a hung page is reported by its own timeout, not pytest-timeout's.
-WAIT_TIMEOUT = -(-len(RUNBOOKS) // JOBS) * (PAGE_TIMEOUT + 60) + 60
-
-
-@pytest.mark.timeout(WAIT_TIMEOUT)
+@pytest.mark.slow
+@pytest.mark.independent  # its own sandbox and directory: any worker may run it
+@pytest.mark.timeout(PAGE_TIMEOUT + 90)  # the page's own timeout, then its sandbox's clean-up
 @pytest.mark.parametrize("page", RUNBOOKS, ids=lambda p: p.stem)
-def test_runbook_runs_as_written(page: Path, page_runs: dict[Path, Future[Outcome]]) -> None:
-    problems, timings = page_runs[page].result()
+def test_runbook_runs_as_written(page: Path, tmp_path: Path) -> None:
+    where = tmp_path / "operator"
+    where.mkdir()
+    problems, timings = run_page(page, where)
     assert not problems, f"{page.name} (seconds per line: {timings})\n" + "\n".join(problems)
 
 
