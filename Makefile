@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller sandbox infra tests bench examples
+	$(BIN)/ruff format --check controller sandbox infra tests bench examples
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

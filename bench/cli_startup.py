@@ -34,10 +34,11 @@ HEAVY = ("boto3", "botocore", "moto", "matplotlib", "pulumi", "pulumi_aws")
 GOAL = 1.25
 
 PAIRS = {
-    "help": ([*FAILOVER, "--help"],
-             [sys.executable, "-c", "import typer, rich.console"]),
-    "plan": ([*FAILOVER, "plan", "--to", "us-west-2"],
-             [sys.executable, "-c", "import typer, rich.console, networkx, pydantic, yaml"]),
+    "help": ([*FAILOVER, "--help"], [sys.executable, "-c", "import typer, rich.console"]),
+    "plan": (
+        [*FAILOVER, "plan", "--to", "us-west-2"],
+        [sys.executable, "-c", "import typer, rich.console, networkx, pydantic, yaml"],
+    ),
 }
 
 
@@ -51,11 +52,17 @@ def wall(command: list[str]) -> float:
 def heavy_imports(command: list[str]) -> list[str]:
     """The top-level packages of :data:`HEAVY` that ``command`` imports."""
     python = [sys.executable, "-X", "importtime"]
-    argv = python + command[1:] if command[0] == sys.executable else \
-        [*python, "-c", "from controller.cli import main; main()", *command[1:]]
+    argv = (
+        python + command[1:]
+        if command[0] == sys.executable
+        else [*python, "-c", "from controller.cli import main; main()", *command[1:]]
+    )
     err = subprocess.run(argv, capture_output=True, text=True, check=False).stderr
-    found = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in err.splitlines()
-             if line.startswith("import time:")}
+    found = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in err.splitlines()
+        if line.startswith("import time:")
+    }
     return sorted(found & set(HEAVY))
 
 
@@ -88,9 +95,11 @@ def main() -> None:
     args = parser.parse_args()
     figures = measure(args.runs)
     for name, row in figures.items():
-        print(f"{name:5s} verb {row['verb_seconds']:.3f} s  floor {row['floor_seconds']:.3f} s  "
-              f"ratio {row['ratio']:.2f} (goal <= {GOAL})  heavy imports: "
-              f"{', '.join(row['heavy_imports']) or 'none'}")  # type: ignore[arg-type]
+        print(
+            f"{name:5s} verb {row['verb_seconds']:.3f} s  floor {row['floor_seconds']:.3f} s  "
+            f"ratio {row['ratio']:.2f} (goal <= {GOAL})  heavy imports: "
+            f"{', '.join(row['heavy_imports']) or 'none'}"
+        )  # type: ignore[arg-type]
     print(json.dumps(figures))
 
 

@@ -55,15 +55,26 @@ def main(k: int = 3) -> None:
     for i in range(k):
         mode = ("hang", "down")[i % 2]
         with tempfile.TemporaryDirectory() as tmp:
-            report = run_demo(DemoOptions(spec=EXAMPLE, state_dir=Path(tmp) / ".failover",
-                                          mode=mode, warmup=5.0, after=6.0, rate=10.0)).report
+            report = run_demo(
+                DemoOptions(
+                    spec=EXAMPLE,
+                    state_dir=Path(tmp) / ".failover",
+                    mode=mode,
+                    warmup=5.0,
+                    after=6.0,
+                    rate=10.0,
+                )
+            ).report
         detect.append(report["time_to_detect_seconds"])
         shift.append(report["time_to_shift_seconds"])
         run = report["runs"][0] if report["runs"] else None
         runs.append(run["updated"] - report["outage_at"] if run else float("nan"))
-        print(f"outage {i + 1}/{k} ({mode}): detect={detect[-1]}s dns_shift={shift[-1]}s "
-              f"failover_done={runs[-1]:.2f}s lost={report['lost_writes']} "
-              f"failed_share={report['failed_share_during_outage']}", flush=True)
+        print(
+            f"outage {i + 1}/{k} ({mode}): detect={detect[-1]}s dns_shift={shift[-1]}s "
+            f"failover_done={runs[-1]:.2f}s lost={report['lost_writes']} "
+            f"failed_share={report['failed_share_during_outage']}",
+            flush=True,
+        )
     levels = len(plan.levels)
     chain = graphs.critical_path(graphs.build(topology))
     print(f"plan_levels={levels} critical_path_components={len(chain)}")

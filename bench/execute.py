@@ -53,15 +53,29 @@ def generate() -> dict[str, object]:
             fn["depends_on"] = [*deps, f"bucket-{i - 8}"]
         comps[f"fn-{i}"] = fn
     for i in range(4):
-        comps[f"schedule-{i}"] = {"kind": "schedule", "expression": "rate(1 hour)",
-                                  "target": f"fn-{20 + i}"}
-    comps["api"] = {"kind": "api", "routes": [
-        {"method": "GET", "path": f"/r{i}", "function": f"fn-{15 + i}", "auth": "jwt"}
-        for i in range(15)]}
-    comps["dns"] = {"kind": "dns", "name": "api.bench.example.com", "zone": "bench.example.com",
-                    "target": "api"}
-    return {"app": "bench", "regions": {"primary": "us-east-1", "standby": ["us-west-2"]},
-            "components": comps}
+        comps[f"schedule-{i}"] = {
+            "kind": "schedule",
+            "expression": "rate(1 hour)",
+            "target": f"fn-{20 + i}",
+        }
+    comps["api"] = {
+        "kind": "api",
+        "routes": [
+            {"method": "GET", "path": f"/r{i}", "function": f"fn-{15 + i}", "auth": "jwt"}
+            for i in range(15)
+        ],
+    }
+    comps["dns"] = {
+        "kind": "dns",
+        "name": "api.bench.example.com",
+        "zone": "bench.example.com",
+        "target": "api",
+    }
+    return {
+        "app": "bench",
+        "regions": {"primary": "us-east-1", "standby": ["us-west-2"]},
+        "components": comps,
+    }
 
 
 #: Seconds each call waits in the modelled runs: the low end of an AWS API call's latency.
@@ -103,8 +117,9 @@ def main() -> None:
         finally:
             box.down()
     path = graphs.critical_path(graph)
-    print(f"components={len(topology.components)} steps={len(plan.steps)} "
-          f"levels={len(plan.levels)}")
+    print(
+        f"components={len(topology.components)} steps={len(plan.steps)} levels={len(plan.levels)}"
+    )
     print(f"critical_path_length={len(path)} critical_path={' -> '.join(path)}")
     print(f"bare_parallel_seconds={bare_parallel:.2f}")
     print(f"bare_sequential_seconds={bare_sequential:.2f}")

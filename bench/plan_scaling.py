@@ -35,13 +35,18 @@ def generate(n: int, seed: int = 7) -> dict[str, object]:
         is_traffic = i >= n * 0.9
         pool = components if is_traffic else plain
         deps = rng.sample(list(pool)[-200:], k=min(len(pool), rng.randint(0, 3))) if pool else []
-        components[name] = {"kind": "api" if is_traffic else rng.choice(KINDS),
-                            "depends_on": deps, "degraded": "read_only"}
+        components[name] = {
+            "kind": "api" if is_traffic else rng.choice(KINDS),
+            "depends_on": deps,
+            "degraded": "read_only",
+        }
         if not is_traffic:
             plain.append(name)
-    return {"app": "bench", "regions": {"primary": "us-east-1",
-                                        "standby": ["us-west-2", "eu-west-1"]},
-            "components": components}
+    return {
+        "app": "bench",
+        "regions": {"primary": "us-east-1", "standby": ["us-west-2", "eu-west-1"]},
+        "components": components,
+    }
 
 
 def best_of(fn, repeat: int = 5) -> tuple[float, object]:  # type: ignore[no-untyped-def]
@@ -69,11 +74,19 @@ def main(n: int = 10_000) -> None:
         t_load, topology = best_of(lambda: spec.load(as_json))
         t_graph, g = best_of(lambda: graphs.build(topology))  # type: ignore[arg-type]
         unavailable = [f"c{i:05d}" for i in range(0, n // 2, max(1, n // 20))]
-        t_plan, plan = best_of(lambda: build_plan(topology, g, target="us-west-2",  # type: ignore[arg-type]
-                                                  unavailable=unavailable))
+        t_plan, plan = best_of(
+            lambda: build_plan(
+                topology,
+                g,
+                target="us-west-2",  # type: ignore[arg-type]
+                unavailable=unavailable,
+            )
+        )
     total = t_load + t_graph + t_plan
-    print(f"components={n} regions=3 steps={len(plan.steps)} "  # type: ignore[attr-defined]
-          f"levels={len(plan.levels)} degraded={len(plan.degraded)}")  # type: ignore[attr-defined]
+    print(
+        f"components={n} regions=3 steps={len(plan.steps)} "  # type: ignore[attr-defined]
+        f"levels={len(plan.levels)} degraded={len(plan.degraded)}"
+    )  # type: ignore[attr-defined]
     print(f"load_validate_seconds={t_load:.3f}  (JSON-style file)")
     print(f"load_validate_block_yaml_seconds={t_load_yaml:.3f}  (block-style YAML, libyaml)")
     print(f"graph_seconds={t_graph:.3f}")

@@ -23,10 +23,16 @@ class AutomationSwitch:
     def read(self) -> dict[str, Any]:
         """``{"paused": bool, "by": str, "reason": str, "since": float}``."""
         got = self.table.get(PK, SK) or {}
-        return {"paused": bool(got.get("paused", False)), "by": got.get("by", ""),
-                "reason": got.get("reason", ""), "since": as_float(got.get("since"))}
+        return {
+            "paused": bool(got.get("paused", False)),
+            "by": got.get("by", ""),
+            "reason": got.get("reason", ""),
+            "since": as_float(got.get("since")),
+        }
 
     def set(self, paused: bool, by: str, reason: str = "") -> None:
         """Pause or resume automatic failover (kept in the control table for every watcher)."""
-        self.table.call("put_item", Item=item(PK, SK, paused=paused, by=by, reason=reason,
-                                              since=self.table.clock()))
+        self.table.call(
+            "put_item",
+            Item=item(PK, SK, paused=paused, by=by, reason=reason, since=self.table.clock()),
+        )

@@ -56,25 +56,56 @@ GLOBAL_SERVICES = frozenset({"route53", "iam", "sts", "route53-recovery-control-
 #: Placeholder credentials for the loopback emulator only; they are not AWS credentials.
 EMULATOR_KEY = "sandbox"
 
-TRANSIENT_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestThrottledException", "SlowDown", "PriorRequestNotComplete",
-    "InternalFailure", "InternalError", "InternalServerError", "ServiceUnavailable",
-    "ServiceUnavailableException", "ResourceConflictException", "TransactionInProgressException",
-    "ResourceInUseException",
-})
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ResourceConflictException",
+        "TransactionInProgressException",
+        "ResourceInUseException",
+    }
+)
 
-NOT_FOUND_CODES = frozenset({
-    "ResourceNotFoundException", "ResourceNotFound", "NotFoundException", "NotFound", "404",
-    "NoSuchEntity",
-    "NoSuchHostedZone", "NoSuchHealthCheck", "ParameterNotFound", "NoSuchBucket",
-    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-})
-DENIED_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
-})
+NOT_FOUND_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ResourceNotFound",
+        "NotFoundException",
+        "NotFound",
+        "404",
+        "NoSuchEntity",
+        "NoSuchHostedZone",
+        "NoSuchHealthCheck",
+        "ParameterNotFound",
+        "NoSuchBucket",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    }
+)
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
+)
 #: Proxy settings that make botocore ignore ``HTTP(S)_PROXY``: a loopback call stays on loopback.
 NO_PROXY = {"http": "", "https": ""}
 
@@ -99,9 +130,12 @@ def emulator_session(region: str | None = None) -> boto3.session.Session:
     """
     unset = (None, None, None, None)  # read from no config key, no variable, no default
     core = botocore.session.Session(session_vars={"profile": unset})
-    return boto3.session.Session(aws_access_key_id=EMULATOR_KEY,
-                                 aws_secret_access_key=EMULATOR_KEY, region_name=region,
-                                 botocore_session=core)
+    return boto3.session.Session(
+        aws_access_key_id=EMULATOR_KEY,
+        aws_secret_access_key=EMULATOR_KEY,
+        region_name=region,
+        botocore_session=core,
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +188,7 @@ class Clients:
     @overload
     def client(self, service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
     @overload
-    def client(self, service: Literal["dynamodbstreams"], region: str
-               ) -> DynamoDBStreamsClient: ...
+    def client(self, service: Literal["dynamodbstreams"], region: str) -> DynamoDBStreamsClient: ...
     @overload
     def client(self, service: Literal["events"], region: str) -> EventBridgeClient: ...
     @overload
@@ -185,8 +218,14 @@ class Clients:
         cached = self._cache.get(key)
         if cached is None:
             # Clients alike in endpoint, settings and hooks share one (clients are thread safe).
-            shared = (service, region, self.endpoint(service, region), self.settings,
-                      tuple(self.hooks), self.home)
+            shared = (
+                service,
+                region,
+                self.endpoint(service, region),
+                self.settings,
+                tuple(self.hooks),
+                self.home,
+            )
             with _SHARED_LOCK:  # a boto3 session is not thread safe: make clients one at a time
                 cached = _SHARED.get(shared)
                 if cached is None:
@@ -208,12 +247,18 @@ class Clients:
         name = GLOBAL if service in GLOBAL_SERVICES or region == GLOBAL else region
         url = self.endpoints.get(name)
         if not url:
-            raise SpecError(f"no endpoint for {name!r}: a sandbox manifest names every region's "
-                            "emulator, and no call of it may reach AWS", source="manifest",
-                            field=f"endpoints.{name}")
+            raise SpecError(
+                f"no endpoint for {name!r}: a sandbox manifest names every region's "
+                "emulator, and no call of it may reach AWS",
+                source="manifest",
+                field=f"endpoints.{name}",
+            )
         if not is_loopback(url):
-            raise SpecError(f"{url} is not on loopback: a sandbox manifest's calls stay on this "
-                            "machine", source="manifest", field=f"endpoints.{name}")
+            raise SpecError(
+                f"{url} is not on loopback: a sandbox manifest's calls stay on this machine",
+                source="manifest",
+                field=f"endpoints.{name}",
+            )
         return url
 
     def _make(self, service: str, region: str) -> Any:
@@ -221,8 +266,10 @@ class Clients:
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
             # total_max_attempts counts the first try; botocore's max_attempts would not.
-            retries={"total_max_attempts": self.settings.max_attempts,
-                     "mode": self.settings.retry_mode},
+            retries={
+                "total_max_attempts": self.settings.max_attempts,
+                "mode": self.settings.retry_mode,
+            },
             max_pool_connections=32,
             proxies=NO_PROXY if self.endpoints else None,
             user_agent_extra=f"{HOME_AGENT}/{self.home}" if self.home else None,
@@ -293,21 +340,36 @@ def decode(exc: BaseException) -> Decoded | None:
         err = exc.response.get("Error", {})
         code = str(err.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        missing = code in NOT_FOUND_CODES or code.endswith("NotFound") \
-            or code.startswith("NoSuch")
-        return Decoded(code, status, str(err.get("Message", "")), exc.operation_name,
-                       unreachable=False,
-                       transient=code in TRANSIENT_CODES or status >= 500 or status == 429,
-                       missing=missing, denied=code in DENIED_CODES)
-    unreachable = isinstance(exc, botocore.exceptions.ConnectionError
-                             | botocore.exceptions.ConnectionClosedError
-                             | botocore.exceptions.ReadTimeoutError
-                             | botocore.exceptions.ConnectTimeoutError
-                             | botocore.exceptions.EndpointConnectionError)
+        missing = code in NOT_FOUND_CODES or code.endswith("NotFound") or code.startswith("NoSuch")
+        return Decoded(
+            code,
+            status,
+            str(err.get("Message", "")),
+            exc.operation_name,
+            unreachable=False,
+            transient=code in TRANSIENT_CODES or status >= 500 or status == 429,
+            missing=missing,
+            denied=code in DENIED_CODES,
+        )
+    unreachable = isinstance(
+        exc,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.ConnectionClosedError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.EndpointConnectionError,
+    )
     if unreachable or isinstance(exc, botocore.exceptions.BotoCoreError):
-        return Decoded(type(exc).__name__, 0, str(exc), "", unreachable=unreachable,
-                       transient=True, missing=False,
-                       denied=isinstance(exc, botocore.exceptions.NoCredentialsError))
+        return Decoded(
+            type(exc).__name__,
+            0,
+            str(exc),
+            "",
+            unreachable=unreachable,
+            transient=True,
+            missing=False,
+            denied=isinstance(exc, botocore.exceptions.NoCredentialsError),
+        )
     return None
 
 
@@ -332,14 +394,20 @@ def classify(exc: BaseException, *, component: str = "", region: str = "") -> Ex
         return exc  # ours, raised on purpose below the call (a lost lease): not a step error
     decoded = decode(exc)
     if decoded is not None and decoded.unreachable:
-        return TransientStepError(f"unreachable: {decoded.code}", component=component,
-                                  region=region, unreachable=True)
+        return TransientStepError(
+            f"unreachable: {decoded.code}", component=component, region=region, unreachable=True
+        )
     if isinstance(exc, ConnectionError | TimeoutError):
-        return TransientStepError(f"unreachable: {type(exc).__name__}", component=component,
-                                  region=region, unreachable=True)
+        return TransientStepError(
+            f"unreachable: {type(exc).__name__}",
+            component=component,
+            region=region,
+            unreachable=True,
+        )
     if decoded is not None:
-        message = f"{decoded.code}: {decoded.message}".strip() if decoded.status \
-            else decoded.message
+        message = (
+            f"{decoded.code}: {decoded.message}".strip() if decoded.status else decoded.message
+        )
         cls = TransientStepError if decoded.transient else PermanentStepError
         return cls(message, component=component, region=region)
     return PermanentStepError(f"{type(exc).__name__}: {exc}", component=component, region=region)
@@ -374,8 +442,10 @@ def explain(exc: BaseException, *, what: str = "", where: str = "") -> AwsError 
     if decoded.missing:
         text = f"{subject} does not exist{place}: is the manifest right? ({decoded.code})"
     elif decoded.denied:
-        text = (f"{subject} was refused{place} ({decoded.code}): check the credentials and "
-                "their permissions")
+        text = (
+            f"{subject} was refused{place} ({decoded.code}): check the credentials and "
+            "their permissions"
+        )
     elif decoded.unreachable:
         text = f"{subject} is unreachable{place}: is the region (or the sandbox) up?"
     elif decoded.transient:
@@ -383,6 +453,11 @@ def explain(exc: BaseException, *, what: str = "", where: str = "") -> AwsError 
     else:
         detail = f"{decoded.code}: {decoded.message}" if decoded.status else decoded.message
         text = f"{subject} failed{place} ({detail.strip()}): is the manifest right?"
-    return AwsError(" ".join(text.split()), code=decoded.code, missing=decoded.missing,
-                    denied=decoded.denied, unreachable=decoded.unreachable,
-                    transient=decoded.transient)
+    return AwsError(
+        " ".join(text.split()),
+        code=decoded.code,
+        missing=decoded.missing,
+        denied=decoded.denied,
+        unreachable=decoded.unreachable,
+        transient=decoded.transient,
+    )

@@ -172,7 +172,19 @@ def fit(name: str, limit: int) -> str:
 
 
 __all__ = [
-    "ALIAS", "DEFAULT_MANIFEST", "ENV_APP", "ENV_COMPONENT", "ENV_COMPONENT_MODE_PARAMETER",
-    "ENV_MODE_PARAMETER", "GLOBAL", "STATUS_DEADLINE_SECONDS", "DegradedMode", "FailMode", "Mode",
-    "env_key", "fit", "normalize_host", "stack_qualifier",
+    "ALIAS",
+    "DEFAULT_MANIFEST",
+    "ENV_APP",
+    "ENV_COMPONENT",
+    "ENV_COMPONENT_MODE_PARAMETER",
+    "ENV_MODE_PARAMETER",
+    "GLOBAL",
+    "STATUS_DEADLINE_SECONDS",
+    "DegradedMode",
+    "FailMode",
+    "Mode",
+    "env_key",
+    "fit",
+    "normalize_host",
+    "stack_qualifier",
 ]

@@ -55,13 +55,17 @@ class ControlTable:
     clock : seconds since the epoch; tests may pass their own.
     """
 
-    def __init__(self, clients: Clients, manifest: Manifest,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = time.time
+    ) -> None:
         # One attempt per region: trying the next control region is the retry, and a region
         # that does not answer costs one timeout, not three.
-        self.clients = Clients(endpoints=clients.endpoints,
-                               settings=replace(clients.settings, max_attempts=1),
-                               hooks=clients.hooks, home=clients.home)
+        self.clients = Clients(
+            endpoints=clients.endpoints,
+            settings=replace(clients.settings, max_attempts=1),
+            hooks=clients.hooks,
+            home=clients.home,
+        )
         self.table = manifest.control.table
         self.regions = list(manifest.control.regions)
         self.clock = clock
@@ -82,8 +86,9 @@ class ControlTable:
                 return getattr(client, op)(TableName=self.table, **kwargs)
             except Exception as exc:
                 if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
-                    raise explain(exc, what=f"the control table {self.table}",
-                                  where=region) or exc from exc
+                    raise (
+                        explain(exc, what=f"the control table {self.table}", where=region) or exc
+                    ) from exc
                 why = _unavailable(exc)
                 if why is None:
                     raise
@@ -91,8 +96,9 @@ class ControlTable:
                 failed.append(f"{region} {why}")
                 with _SUSPECT_LOCK:
                     _SUSPECT[(self.table, region)] = time.monotonic()
-        raise NoMajorityError(f"the control table {self.table} has no majority: "
-                              f"{'; '.join(failed)}")
+        raise NoMajorityError(
+            f"the control table {self.table} has no majority: {'; '.join(failed)}"
+        )
 
     def order(self) -> list[str]:
         """The regions in the order they are tried: this controller's own region first, then
@@ -100,8 +106,11 @@ class ControlTable:
         after those that did not, so one lost region costs one timeout, not one per call."""
         now = time.monotonic()
         with _SUSPECT_LOCK:
-            suspect = {r for r in self.regions
-                       if now - _SUSPECT.get((self.table, r), -SUSPECT_SECONDS) < SUSPECT_SECONDS}
+            suspect = {
+                r
+                for r in self.regions
+                if now - _SUSPECT.get((self.table, r), -SUSPECT_SECONDS) < SUSPECT_SECONDS
+            }
         return sorted(nearest_first(self.regions, self.home), key=lambda r: r in suspect)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -111,9 +120,11 @@ class ControlTable:
 
     def query(self, pk: str) -> Iterator[dict[str, Any]]:
         """Every item of partition ``pk`` (as DynamoDB returns them), page after page."""
-        kwargs: dict[str, Any] = {"KeyConditionExpression": "pk = :pk",
-                                  "ExpressionAttributeValues": {":pk": {"S": pk}},
-                                  "ConsistentRead": True}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
         while True:
             page = self.call("query", **kwargs)
             yield from page.get("Items", [])
@@ -130,9 +141,14 @@ class ControlTable:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def write(self, owner: str, token: int, puts: Sequence[dict[str, Any]],
-              updates: Sequence[dict[str, Any]] = (),
-              deletes: Sequence[dict[str, Any]] = ()) -> None:
+    def write(
+        self,
+        owner: str,
+        token: int,
+        puts: Sequence[dict[str, Any]],
+        updates: Sequence[dict[str, Any]] = (),
+        deletes: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Write items, each with one single-item conditional write carrying ``token``.
 
         A multi-Region strongly consistent table takes no transactions, so no write can check
@@ -152,15 +168,19 @@ class ControlTable:
         lease = self.get(LEASE_PK, LEASE_SK)  # strongly consistent: the token is the latest
         if lease is None or int(lease["token"]) != token:
             raise stale(owner, token)
-        calls = [*(self._put(p, token) for p in puts), *(self._update(u, token) for u in updates),
-                 *(self._delete(d, token) for d in deletes)]
+        calls = [
+            *(self._put(p, token) for p in puts),
+            *(self._update(u, token) for u in updates),
+            *(self._delete(d, token) for d in deletes),
+        ]
         if len(calls) <= 2:
             for op, kwargs in calls:
                 self._conditional(owner, token, op, kwargs)
             return
         with ThreadPoolExecutor(min(len(calls), WRITERS), thread_name_prefix="journal") as pool:
-            for future in [pool.submit(self._conditional, owner, token, op, kw)
-                           for op, kw in calls]:
+            for future in [
+                pool.submit(self._conditional, owner, token, op, kw) for op, kw in calls
+            ]:
                 future.result()
 
     def _conditional(self, owner: str, token: int, op: str, kwargs: dict[str, Any]) -> None:
@@ -173,35 +193,55 @@ class ControlTable:
 
     @staticmethod
     def _put(put: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
-        return "put_item", {"Item": {**put, WRITER: {"N": str(token)}},
-                            "ConditionExpression": NOT_NEWER,
-                            "ExpressionAttributeNames": {"#tok": WRITER},
-                            "ExpressionAttributeValues": {":tok": {"N": str(token)}}}
+        return "put_item", {
+            "Item": {**put, WRITER: {"N": str(token)}},
+            "ConditionExpression": NOT_NEWER,
+            "ExpressionAttributeNames": {"#tok": WRITER},
+            "ExpressionAttributeValues": {":tok": {"N": str(token)}},
+        }
 
     @staticmethod
     def _update(update: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
         expression = str(update["UpdateExpression"])
         assert expression.startswith("SET "), "journal updates only SET"
-        condition = f"({update['ConditionExpression']}) AND {NOT_NEWER}" \
-            if "ConditionExpression" in update else NOT_NEWER
+        condition = (
+            f"({update['ConditionExpression']}) AND {NOT_NEWER}"
+            if "ConditionExpression" in update
+            else NOT_NEWER
+        )
         return "update_item", {
-            **update, "UpdateExpression": f"{expression}, #tok = :tok",
+            **update,
+            "UpdateExpression": f"{expression}, #tok = :tok",
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": {**update.get("ExpressionAttributeNames", {}),
-                                         "#tok": WRITER},
-            "ExpressionAttributeValues": {**update.get("ExpressionAttributeValues", {}),
-                                          ":tok": {"N": str(token)}}}
+            "ExpressionAttributeNames": {
+                **update.get("ExpressionAttributeNames", {}),
+                "#tok": WRITER,
+            },
+            "ExpressionAttributeValues": {
+                **update.get("ExpressionAttributeValues", {}),
+                ":tok": {"N": str(token)},
+            },
+        }
 
     @staticmethod
     def _delete(delete: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
-        condition = f"({delete['ConditionExpression']}) AND {NOT_NEWER}" \
-            if "ConditionExpression" in delete else NOT_NEWER
+        condition = (
+            f"({delete['ConditionExpression']}) AND {NOT_NEWER}"
+            if "ConditionExpression" in delete
+            else NOT_NEWER
+        )
         return "delete_item", {
-            **delete, "ConditionExpression": condition,
-            "ExpressionAttributeNames": {**delete.get("ExpressionAttributeNames", {}),
-                                         "#tok": WRITER},
-            "ExpressionAttributeValues": {**delete.get("ExpressionAttributeValues", {}),
-                                          ":tok": {"N": str(token)}}}
+            **delete,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {
+                **delete.get("ExpressionAttributeNames", {}),
+                "#tok": WRITER,
+            },
+            "ExpressionAttributeValues": {
+                **delete.get("ExpressionAttributeValues", {}),
+                ":tok": {"N": str(token)},
+            },
+        }
 
 
 # -- the item codec ----------------------------------------------------------------------------
@@ -243,7 +283,7 @@ def plain(raw: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for name, value in raw.items():
-        (kind, data), = value.items()
+        ((kind, data),) = value.items()
         out[name] = float(data) if kind == "N" else data
     return out
 
@@ -256,7 +296,7 @@ def as_float(value: Any) -> float | None:
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     """``items`` in consecutive lists of at most ``size``."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def nearest_first(regions: Sequence[str], home: str | None) -> list[str]:
@@ -283,4 +323,5 @@ def _unavailable(exc: BaseException) -> str | None:
 def stale(owner: str, token: int) -> StaleTokenError:
     """The error of a write whose fencing token is no longer the lease's."""
     return StaleTokenError(
-        f"lease lost: {owner} (token {token}) was taken over; this controller stops writing")
+        f"lease lost: {owner} (token {token}) was taken over; this controller stops writing"
+    )

@@ -46,8 +46,7 @@ def read(table: ControlTable, default: str) -> Desired:
     return Desired(str(got["active"]), int(got.get("epoch", 0)), str(got.get("run_id", "")))
 
 
-def write(table: ControlTable, lease: Lease, current: Desired, active: str,
-          run_id: str) -> Desired:
+def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_id: str) -> Desired:
     """Make ``active`` the desired active region, epoch one higher, under ``lease``.
 
     One conditional write on the lease item: it succeeds only while ``lease``'s token is the
@@ -60,15 +59,20 @@ def write(table: ControlTable, lease: Lease, current: Desired, active: str,
     """
     new = Desired(active, current.epoch + 1, run_id)
     try:
-        table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
-                   UpdateExpression="SET #a = :a, #n = :n, #r = :r",
-                   ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
-                   ExpressionAttributeNames={"#t": "token", "#a": "active", "#n": "epoch",
-                                             "#r": "run_id"},
-                   ExpressionAttributeValues={":a": {"S": active}, ":n": {"N": str(new.epoch)},
-                                              ":r": {"S": run_id},
-                                              ":t": {"N": str(lease.token)},
-                                              ":e": {"N": str(current.epoch)}})
+        table.call(
+            "update_item",
+            Key=key(LEASE_PK, LEASE_SK),
+            UpdateExpression="SET #a = :a, #n = :n, #r = :r",
+            ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
+            ExpressionAttributeNames={"#t": "token", "#a": "active", "#n": "epoch", "#r": "run_id"},
+            ExpressionAttributeValues={
+                ":a": {"S": active},
+                ":n": {"N": str(new.epoch)},
+                ":r": {"S": run_id},
+                ":t": {"N": str(lease.token)},
+                ":e": {"N": str(current.epoch)},
+            },
+        )
     except Exception as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
             raise stale(lease.owner, lease.token) from None

@@ -44,8 +44,9 @@ class SpecError(FailoverError):
         where = ""
         if self.source:
             where = self.source + (f":{self.line}" if self.line else "")
-        path = ".".join(p for p in ("components" if self.component else None, self.component,
-                                    self.field) if p)
+        path = ".".join(
+            p for p in ("components" if self.component else None, self.component, self.field) if p
+        )
         if not self.component and self.field:
             path = self.field
         head = ": ".join(p for p in (where, path) if p)
@@ -122,8 +123,12 @@ class RunInterruptedError(FailoverError):
 
     def __init__(self, run_id: str, why: str = "interrupted") -> None:
         self.run_id = run_id
-        super().__init__(f"run {run_id} {why}: the journal says interrupted and the lease is "
-                         f"released; continue it with: failover resume {run_id}")
+        super().__init__(
+            f"run {run_id} {why}: the journal says interrupted and the lease is "
+            f"released; continue it with: failover resume {run_id}"
+        )
+
+
 class AwsError(FailoverError):
     """An AWS call failed in a way the operator must act on; the flags say which way.
 
@@ -133,9 +138,16 @@ class AwsError(FailoverError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, code: str = "", missing: bool = False,
-                 denied: bool = False, unreachable: bool = False,
-                 transient: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        missing: bool = False,
+        denied: bool = False,
+        unreachable: bool = False,
+        transient: bool = False,
+    ) -> None:
         #: The service's error code (``ResourceNotFoundException``), or the botocore error's name.
         self.code = code
         #: The resource does not exist (a wrong manifest, or a wiped resource).
@@ -164,8 +176,15 @@ class ActionError(FailoverError):
 class TransientStepError(ActionError):
     """A step failed in a way a retry may fix (throttled, 5xx, timeout, unreachable)."""
 
-    def __init__(self, message: str, *, component: str = "", region: str = "",
-                 delay: float = 0.5, unreachable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        component: str = "",
+        region: str = "",
+        delay: float = 0.5,
+        unreachable: bool = False,
+    ) -> None:
         self.delay = delay
         #: True when the endpoint did not answer at all (refused or timed out).
         self.unreachable = unreachable

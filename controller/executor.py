@@ -82,9 +82,10 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as ``failover execute --json`` prints it."""
-        return {**self.run.to_dict(),
-                "prechecks": [{"name": p.name, "ok": p.ok, "detail": p.detail}
-                              for p in self.prechecks]}
+        return {
+            **self.run.to_dict(),
+            "prechecks": [{"name": p.name, "ok": p.ok, "detail": p.detail} for p in self.prechecks],
+        }
 
 
 class Executor:
@@ -102,26 +103,46 @@ class Executor:
         the table's bound is refused either way.
     """
 
-    def __init__(self, topology: Topology, manifest: Manifest, clients: Clients, *,
-                 journal: Journal | None = None, owner: str | None = None,
-                 progress: Progress | None = None, max_workers: int = 8,
-                 accept_unknown_lag: bool = False) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        manifest: Manifest,
+        clients: Clients,
+        *,
+        journal: Journal | None = None,
+        owner: str | None = None,
+        progress: Progress | None = None,
+        max_workers: int = 8,
+        accept_unknown_lag: bool = False,
+    ) -> None:
         self.accept_unknown_lag = accept_unknown_lag
         self.topology = topology
         self.manifest = manifest
         #: Reads (health, prechecks): no lease needed.
         self.read_clients = clients
         #: Reads that must fail fast (the lag precheck): the fence settings, no lease needed.
-        self.probe_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=clients.hooks, home=clients.home)
+        self.probe_clients = Clients(
+            endpoints=clients.endpoints,
+            settings=FENCE_SETTINGS,
+            hooks=clients.hooks,
+            home=clients.home,
+        )
         self.journal = journal or Journal(clients, manifest)
         self.keeper: LeaseKeeper | None = None
         # Every request an action makes first checks the lease (see _guard).
         guard = ("before-call", self._guard)
-        self.clients = Clients(endpoints=clients.endpoints, settings=clients.settings,
-                               hooks=(*clients.hooks, guard), home=clients.home)
-        self.fence_clients = Clients(endpoints=clients.endpoints, settings=FENCE_SETTINGS,
-                                     hooks=(*clients.hooks, guard), home=clients.home)
+        self.clients = Clients(
+            endpoints=clients.endpoints,
+            settings=clients.settings,
+            hooks=(*clients.hooks, guard),
+            home=clients.home,
+        )
+        self.fence_clients = Clients(
+            endpoints=clients.endpoints,
+            settings=FENCE_SETTINGS,
+            hooks=(*clients.hooks, guard),
+            home=clients.home,
+        )
         self.owner = owner or default_owner()
         self.progress = progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
@@ -132,9 +153,17 @@ class Executor:
 
     def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
         """Check the target before touching anything (see :mod:`controller.prechecks`)."""
-        return prechecks(self.topology, self.manifest, self.read_clients, self.journal, plan,
-                         self.owner, resuming=resuming, lag_clients=self.probe_clients,
-                         accept_unknown_lag=self.accept_unknown_lag)
+        return prechecks(
+            self.topology,
+            self.manifest,
+            self.read_clients,
+            self.journal,
+            plan,
+            self.owner,
+            resuming=resuming,
+            lag_clients=self.probe_clients,
+            accept_unknown_lag=self.accept_unknown_lag,
+        )
 
     def desired(self) -> Desired:
         """The desired state as the control table holds it now."""
@@ -146,8 +175,12 @@ class Executor:
         """Keep ``lease`` for this run: each action must find it held for its whole budget."""
         settings = self.clients.settings
         budget = settings.max_attempts * (settings.connect_timeout + settings.read_timeout) + 1.0
-        self.keeper = LeaseKeeper(self.journal.leases, lease, self.policy.lease_seconds,
-                                  min(budget, self.policy.lease_seconds / 2))
+        self.keeper = LeaseKeeper(
+            self.journal.leases,
+            lease,
+            self.policy.lease_seconds,
+            min(budget, self.policy.lease_seconds / 2),
+        )
         return self.keeper
 
     @contextmanager
@@ -171,8 +204,15 @@ class Executor:
             raise StaleTokenError("no lease held: this controller may not act")
         self.keeper.check()
 
-    def checked(self, plan: FailoverPlan, desired: Desired, *, kind: str,
-                     source_given: bool, expect_epoch: int | None) -> FailoverPlan:
+    def checked(
+        self,
+        plan: FailoverPlan,
+        desired: Desired,
+        *,
+        kind: str,
+        source_given: bool,
+        expect_epoch: int | None,
+    ) -> FailoverPlan:
         """The plan checked against the desired state read under the lease.
 
         The source is the region the control table names active: a ``--from`` that says
@@ -180,33 +220,48 @@ class Executor:
         decided on an older epoch is refused (exit 3): another run changed the active region
         since, and the decision must be taken again.
         """
-        where = (f"the control table names {desired.active} active (epoch {desired.epoch}"
-                 + (f", run {desired.run_id})" if desired.run_id else ")"))
+        where = f"the control table names {desired.active} active (epoch {desired.epoch}" + (
+            f", run {desired.run_id})" if desired.run_id else ")"
+        )
         if expect_epoch is not None and desired.epoch != expect_epoch:
-            raise ConflictError(f"the active region changed since this request was decided "
-                                f"(epoch {expect_epoch} -> {desired.epoch}): {where}; "
-                                "nothing changed, decide again")
+            raise ConflictError(
+                f"the active region changed since this request was decided "
+                f"(epoch {expect_epoch} -> {desired.epoch}): {where}; "
+                "nothing changed, decide again"
+            )
         if kind == "refence":
             if plan.target != desired.active:
-                raise ConflictError(f"not re-fencing {plan.source} towards {plan.target}: "
-                                    f"{where}")
+                raise ConflictError(f"not re-fencing {plan.source} towards {plan.target}: {where}")
             return plan
         if plan.target == desired.active:
-            raise UsageError(f"{plan.target} is already the active region: {where}; "
-                             "nothing to fail over")
+            raise UsageError(
+                f"{plan.target} is already the active region: {where}; nothing to fail over"
+            )
         if plan.source == desired.active:
             return plan
         if source_given:
-            raise UsageError(f"--from {plan.source} disagrees with the control table: {where}; "
-                             "nothing changed")
-        return build_plan(self.topology, self.graph, target=plan.target, source=desired.active,
-                          unavailable=plan.unavailable)
+            raise UsageError(
+                f"--from {plan.source} disagrees with the control table: {where}; nothing changed"
+            )
+        return build_plan(
+            self.topology,
+            self.graph,
+            target=plan.target,
+            source=desired.active,
+            unavailable=plan.unavailable,
+        )
 
     # -- running -----------------------------------------------------------------------------
 
-    def execute(self, plan: FailoverPlan, *, kind: str = "failover",
-                since: float | None = None, source_given: bool = True,
-                expect_epoch: int | None = None) -> RunResult:
+    def execute(
+        self,
+        plan: FailoverPlan,
+        *,
+        kind: str = "failover",
+        since: float | None = None,
+        source_given: bool = True,
+        expect_epoch: int | None = None,
+    ) -> RunResult:
         """Take the lease, check, journal a new run and drive it to its end.
 
         ``since`` (a watcher's decision time): refuse when another run started after it, so
@@ -230,25 +285,36 @@ class Executor:
         keeper = self._hold(lease)
         try:
             desired = self.desired()
-            plan = self.checked(plan, desired, kind=kind, source_given=source_given,
-                                     expect_epoch=expect_epoch)
+            plan = self.checked(
+                plan, desired, kind=kind, source_given=source_given, expect_epoch=expect_epoch
+            )
             if since is not None:
                 newer = [r for r in self.journal.runs(limit=5) if r.created >= since]
                 if newer:
-                    raise PlanError(f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
-                                    f"{newer[0].plan.target}) started after this decision")
+                    raise PlanError(
+                        f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
+                        f"{newer[0].plan.target}) started after this decision"
+                    )
             checks = self.prechecks(plan)
             failed = [c for c in checks if not c.ok and c.name != "lease_free"]
             if failed:
-                raise PlanError("prechecks failed, nothing touched: " + "; ".join(
-                    f"{c.name}: {c.detail}" for c in failed))
+                raise PlanError(
+                    "prechecks failed, nothing touched: "
+                    + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+                )
             changes = kind != "refence"
-            run = self.journal.create_run(keeper.check(), new_run_id(), plan, kind=kind,
-                                          epoch=desired.epoch + 1 if changes else 0)
+            run = self.journal.create_run(
+                keeper.check(),
+                new_run_id(),
+                plan,
+                kind=kind,
+                epoch=desired.epoch + 1 if changes else 0,
+            )
             if changes:
                 self._make_desired(run, desired, plan.target)
-            log.info("run %s: %s -> %s, %d steps", run.id, plan.source, plan.target,
-                     len(plan.steps))
+            log.info(
+                "run %s: %s -> %s, %d steps", run.id, plan.source, plan.target, len(plan.steps)
+            )
             return RunResult(self._drive_on(run, origin=plan.source), checks)
         finally:
             self._release()
@@ -329,16 +395,18 @@ class Executor:
                 self._mark_fenced(run.plan.source)  # its components were fenced by the run
                 nxt = self._next_run(run, origin, lost)
                 if nxt is None:
-                    raise PlanError(f"run {run.id} failed: {why}; no healthy region to move "
-                                    f"to, the control table still names {gone.region}") \
-                        from None
+                    raise PlanError(
+                        f"run {run.id} failed: {why}; no healthy region to move "
+                        f"to, the control table still names {gone.region}"
+                    ) from None
                 run = nxt
 
     def _mark_fenced(self, region: str) -> None:
         """Write ``region``'s mode ``fenced``, best effort (it may not answer)."""
         try:
-            modes.set_region_mode(self.fence_clients, self.topology, self.manifest, region,
-                                  modes.FENCED)
+            modes.set_region_mode(
+                self.fence_clients, self.topology, self.manifest, region, modes.FENCED
+            )
         except (TransientStepError, PermanentStepError) as exc:
             log.warning("%s mode not written (%s): fence it again when it is back", region, exc)
 
@@ -346,20 +414,32 @@ class Executor:
         """A new run from the lost target to the first healthy candidate, or None."""
         assert self.keeper is not None
         standbys = [r for r in self.topology.regions.all if r != origin]
-        order = [*standbys, origin] \
-            if self.policy.on_target_lost is TargetLost.NEXT_STANDBY else [origin, *standbys]
+        order = (
+            [*standbys, origin]
+            if self.policy.on_target_lost is TargetLost.NEXT_STANDBY
+            else [origin, *standbys]
+        )
         lost_target = lost_run.plan.target
         for candidate in [r for r in order if r not in lost]:
-            plan = build_plan(self.topology, self.graph, target=candidate, source=lost_target,
-                              unavailable=lost_run.plan.unavailable)
+            plan = build_plan(
+                self.topology,
+                self.graph,
+                target=candidate,
+                source=lost_target,
+                unavailable=lost_run.plan.unavailable,
+            )
             failed = [c for c in self.prechecks(plan) if not c.ok and c.name != "lease_free"]
             if failed:
-                log.warning("not moving to %s: %s", candidate, "; ".join(
-                    f"{c.name}: {c.detail}" for c in failed))
+                log.warning(
+                    "not moving to %s: %s",
+                    candidate,
+                    "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                )
                 continue
             desired = self.desired()
-            run = self.journal.create_run(self.keeper.check(), new_run_id(), plan,
-                                          kind=lost_run.kind, epoch=desired.epoch + 1)
+            run = self.journal.create_run(
+                self.keeper.check(), new_run_id(), plan, kind=lost_run.kind, epoch=desired.epoch + 1
+            )
             self._make_desired(run, desired, candidate)
             log.warning("run %s: moving on from %s to %s", run.id, lost_target, candidate)
             return run
@@ -388,15 +468,21 @@ class Executor:
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
                 lease = self.keeper.renew()
-                todo = [s for s in level if not run.steps[s.id].state.finished
-                        and run.steps[s.id].state != StepState.FAILED]
+                todo = [
+                    s
+                    for s in level
+                    if not run.steps[s.id].state.finished
+                    and run.steps[s.id].state != StepState.FAILED
+                ]
                 self._start(run, lease, todo)
-                futures = [pool.submit(self._step, run, s, degraded, unreachable)
-                           for s in todo]
+                futures = [pool.submit(self._step, run, s, degraded, unreachable) for s in todo]
                 for future in futures:
                     future.result()
-                failed = [s for s in level if run.steps[s.id].state == StepState.FAILED
-                          and s.phase == "activate"]
+                failed = [
+                    s
+                    for s in level
+                    if run.steps[s.id].state == StepState.FAILED and s.phase == "activate"
+                ]
                 if plan.target in unreachable and failed:
                     raise TargetLostError(plan.target, run.steps[failed[0].id].error)
                 for step in failed:
@@ -437,8 +523,9 @@ class Executor:
             record.state, record.started, record.error = StepState.RUNNING, now, ""
         self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
 
-    def _step(self, run: Run, step: Step, degraded: dict[str, DegradedMode],
-              unreachable: set[str]) -> None:
+    def _step(
+        self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: set[str]
+    ) -> None:
         record = run.steps[step.id]
         record.started = time.time()
         self._announce(run, step)
@@ -446,14 +533,16 @@ class Executor:
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)
         if fence and step.region in unreachable and not action.global_resource:
-            return self._end(run, step, StepState.UNVERIFIED,
-                             f"{step.region} unreachable: not fenced")
+            return self._end(
+                run, step, StepState.UNVERIFIED, f"{step.region} unreachable: not fenced"
+            )
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
         for attempt in range(retries + 1):
             if not fence and step.region in unreachable and not action.global_resource:
-                return self._end(run, step, StepState.FAILED,
-                                 f"{step.region} stopped answering: not activated")
+                return self._end(
+                    run, step, StepState.FAILED, f"{step.region} stopped answering: not activated"
+                )
             record.attempts += 1
             error: TransientStepError | PermanentStepError | None = None
             try:
@@ -461,19 +550,30 @@ class Executor:
                 seen = result.observed.state
                 if fence and seen not in (action.fenced_state, State.MISSING):
                     raise TransientStepError(f"read back {seen}, wanted fenced")
-                log.info("%s: %s (%s)", step.id, seen, "changed" if result.changed
-                         else "already so")
+                log.info(
+                    "%s: %s (%s)", step.id, seen, "changed" if result.changed else "already so"
+                )
             except (TransientStepError, PermanentStepError) as exc:
                 error = exc
-            outcome = decide(error, attempt=attempt, retries=retries, fence=fence,
-                             global_resource=action.global_resource,
-                             jitter=0.5 + random.random())
+            outcome = decide(
+                error,
+                attempt=attempt,
+                retries=retries,
+                fence=fence,
+                global_resource=action.global_resource,
+                jitter=0.5 + random.random(),
+            )
             if outcome.region_unreachable:
                 unreachable.add(step.region)
             if outcome.final:
                 return self._end(run, step, outcome.state, outcome.error)
-            log.warning("%s: attempt %d failed (%s); retrying in %.1fs", step.id,
-                        attempt + 1, outcome.error, outcome.delay)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.1fs",
+                step.id,
+                attempt + 1,
+                outcome.error,
+                outcome.delay,
+            )
             time.sleep(outcome.delay)
 
     def _end(self, run: Run, step: Step, state: StepState, error: str = "") -> None:
@@ -493,27 +593,33 @@ class Executor:
 
     # -- endings -----------------------------------------------------------------------------
 
-    def _finish(self, run: Run, degraded: dict[str, DegradedMode],
-                unreachable: set[str]) -> Run:
+    def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: set[str]) -> Run:
         assert self.keeper is not None
         plan = run.plan
         try:
-            modes.set_region_mode(self.clients, self.topology, self.manifest, plan.target,
-                                  modes.ACTIVE)
+            modes.set_region_mode(
+                self.clients, self.topology, self.manifest, plan.target, modes.ACTIVE
+            )
         except TransientStepError as exc:
             if exc.unreachable:
                 raise TargetLostError(plan.target, str(exc)) from exc
             raise
         if plan.source in unreachable:
-            log.warning("source %s unreachable: its mode not written; fence it again when it "
-                        "is back", plan.source)
+            log.warning(
+                "source %s unreachable: its mode not written; fence it again when it is back",
+                plan.source,
+            )
         else:
             try:
-                modes.set_region_mode(self.fence_clients, self.topology, self.manifest,
-                                      plan.source, modes.FENCED)
+                modes.set_region_mode(
+                    self.fence_clients, self.topology, self.manifest, plan.source, modes.FENCED
+                )
             except TransientStepError as exc:
-                log.warning("source %s mode not written (%s): fence it again when it is back",
-                            plan.source, exc)
+                log.warning(
+                    "source %s mode not written (%s): fence it again when it is back",
+                    plan.source,
+                    exc,
+                )
         run.degraded = {k: v.value for k, v in degraded.items()}
         failed = any(r.state == StepState.FAILED for r in run.steps.values())
         status = RunStatus.COMPLETED_DEGRADED if degraded or failed else RunStatus.COMPLETED
@@ -525,21 +631,33 @@ class Executor:
         """Undo the target's activations (dependents first) and re-activate the source."""
         plan = run.plan
         log.error("%s failed and its policy is rollback: rolling the target back", failed.id)
-        done = [s for s in plan.steps if s.phase == "activate"
-                and run.steps[s.id].state == StepState.DONE]
+        done = [
+            s
+            for s in plan.steps
+            if s.phase == "activate" and run.steps[s.id].state == StepState.DONE
+        ]
         for step in reversed(done):
-            self._best_effort(lambda s=step: action_for(  # type: ignore[misc]
-                self.topology, self.manifest, self.clients, s.component, s.region).deactivate())
+            self._best_effort(
+                lambda s=step: action_for(  # type: ignore[misc]
+                    self.topology, self.manifest, self.clients, s.component, s.region
+                ).deactivate()
+            )
         for step in [s for s in plan.steps if s.phase == "activate"]:
-            self._best_effort(lambda s=step: action_for(  # type: ignore[misc]
-                self.topology, self.manifest, self.fence_clients, s.component,
-                plan.source).activate())
+            self._best_effort(
+                lambda s=step: action_for(  # type: ignore[misc]
+                    self.topology, self.manifest, self.fence_clients, s.component, plan.source
+                ).activate()
+            )
         assert self.keeper is not None
         desired = self.desired()
         if desired.active == plan.target and run.epoch and desired.epoch == run.epoch:
             self.journal.set_desired(self.keeper.check(), desired, plan.source, run.id)
-        self.journal.finish_run(self.keeper.check(), run, RunStatus.ROLLED_BACK,
-                                f"{failed.id} failed: {run.steps[failed.id].error}")
+        self.journal.finish_run(
+            self.keeper.check(),
+            run,
+            RunStatus.ROLLED_BACK,
+            f"{failed.id} failed: {run.steps[failed.id].error}",
+        )
         return run
 
     def _best_effort(self, fn: Callable[[], Any]) -> None:
@@ -550,8 +668,7 @@ class Executor:
 
 
 class TargetLostError(Exception):
-    """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on).
-    """
+    """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on)."""
 
     def __init__(self, region: str, detail: str) -> None:
         self.region = region
@@ -573,8 +690,12 @@ def _not_resumable(run: Run, desired: Desired) -> str:
     changed since) is not replayed; a watcher that still sees the source failing decides again.
     """
     if desired.epoch == run.epoch - 1 and desired.active == run.plan.source:
-        return (f"its controller stopped before it made {run.plan.target} the desired region "
-                f"(the control table still names {desired.active} at epoch {desired.epoch}); "
-                "no step acted")
-    return (f"superseded: the control table names {desired.active} active (epoch "
-            f"{desired.epoch}, this run set epoch {run.epoch})")
+        return (
+            f"its controller stopped before it made {run.plan.target} the desired region "
+            f"(the control table still names {desired.active} at epoch {desired.epoch}); "
+            "no step acted"
+        )
+    return (
+        f"superseded: the control table names {desired.active} active (epoch "
+        f"{desired.epoch}, this run set epoch {run.epoch})"
+    )

@@ -54,9 +54,18 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
     """
     components = topology.components
     graph = nx.DiGraph()
-    graph.add_nodes_from((name, {"kind": comp.kind, "tier": comp.resolved_tier,
-                                 "degraded": comp.degraded, "on_failure": comp.on_failure})
-                         for name, comp in components.items())
+    graph.add_nodes_from(
+        (
+            name,
+            {
+                "kind": comp.kind,
+                "tier": comp.resolved_tier,
+                "degraded": comp.degraded,
+                "on_failure": comp.on_failure,
+            },
+        )
+        for name, comp in components.items()
+    )
     edges = [(name, dep) for name, comp in components.items() for dep in comp.all_dependencies()]
     for name, dep in edges:
         if dep not in components or dep == name:
@@ -66,8 +75,9 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
         try:
             comp.check_references(kinds)
         except ValueError as exc:
-            raise SpecError(str(exc), source=source, component=name,
-                            field=comp.implied_field) from None
+            raise SpecError(
+                str(exc), source=source, component=name, field=comp.implied_field
+            ) from None
     graph.add_edges_from(edges)
     levels = _levels_or_cycle(graph, source)
     _check_traffic_last(graph, source)
@@ -95,8 +105,9 @@ def _levels_or_cycle(graph: nx.DiGraph, source: str | None) -> list[list[str]]:
         pass
     cycle = nx.find_cycle(graph)
     path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
-    raise SpecError(f"dependency cycle: {path}", source=source, component=cycle[0][0],
-                    field="depends_on")
+    raise SpecError(
+        f"dependency cycle: {path}", source=source, component=cycle[0][0], field="depends_on"
+    )
 
 
 def _check_traffic_last(graph: nx.DiGraph, source: str | None) -> None:
@@ -107,7 +118,10 @@ def _check_traffic_last(graph: nx.DiGraph, source: str | None) -> None:
             raise SpecError(
                 f"needs {dep!r}, a traffic component: traffic shifts last, so only traffic "
                 "components may need it",
-                source=source, component=node, field="depends_on")
+                source=source,
+                component=node,
+                field="depends_on",
+            )
 
 
 def activation_levels(graph: nx.DiGraph) -> list[list[str]]:
@@ -185,10 +199,16 @@ def to_dot(graph: nx.DiGraph) -> str:
 def to_data(graph: nx.DiGraph) -> dict[str, object]:
     """The graph as plain data: nodes with attributes, edges, and both level orders."""
     return {
-        "nodes": [{"name": n, "kind": str(d["kind"]), "tier": str(d["tier"]),
-                   "degraded": str(d["degraded"]) if d["degraded"] else None,
-                   "needs": sorted(graph.successors(n))}
-                  for n, d in sorted(graph.nodes(data=True))],
+        "nodes": [
+            {
+                "name": n,
+                "kind": str(d["kind"]),
+                "tier": str(d["tier"]),
+                "degraded": str(d["degraded"]) if d["degraded"] else None,
+                "needs": sorted(graph.successors(n)),
+            }
+            for n, d in sorted(graph.nodes(data=True))
+        ],
         "edges": [list(e) for e in sorted(graph.edges)],
         "activation_levels": activation_levels(graph),
         "fencing_levels": fencing_levels(graph),

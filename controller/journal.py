@@ -109,13 +109,28 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         """The run as plain data (``failover runs --json``)."""
         return {
-            "id": self.id, "kind": self.kind, "status": self.status.value, "epoch": self.epoch,
-            "from": self.plan.source, "to": self.plan.target, "owner": self.owner,
-            "created": self.created, "updated": self.updated, "error": self.error,
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status.value,
+            "epoch": self.epoch,
+            "from": self.plan.source,
+            "to": self.plan.target,
+            "owner": self.owner,
+            "created": self.created,
+            "updated": self.updated,
+            "error": self.error,
             "degraded": dict(sorted(self.degraded.items())),
-            "steps": [{"id": s.id, "state": s.state.value, "attempts": s.attempts,
-                       "started": s.started, "ended": s.ended, "error": s.error}
-                      for s in self.steps.values()],
+            "steps": [
+                {
+                    "id": s.id,
+                    "state": s.state.value,
+                    "attempts": s.attempts,
+                    "started": s.started,
+                    "ended": s.ended,
+                    "error": s.error,
+                }
+                for s in self.steps.values()
+            ],
         }
 
 
@@ -123,7 +138,6 @@ def new_run_id(now: float | None = None) -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxx``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
     return f"{stamp}-{secrets.token_hex(2)}"
-
 
 
 class Journal:
@@ -136,8 +150,9 @@ class Journal:
     clock : seconds since the epoch; tests may pass their own.
     """
 
-    def __init__(self, clients: Clients, manifest: Manifest,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = time.time
+    ) -> None:
         self.control = ControlTable(clients, manifest, clock)
         self.leases = Leases(self.control)
         self.switch = AutomationSwitch(self.control)
@@ -167,8 +182,9 @@ class Journal:
         """Which region should be active (``default`` at epoch 0 until a run says)."""
         return desires.read(self.control, default)
 
-    def set_desired(self, lease: Lease, current: desires.Desired, active: str,
-                    run_id: str) -> desires.Desired:
+    def set_desired(
+        self, lease: Lease, current: desires.Desired, active: str, run_id: str
+    ) -> desires.Desired:
         """Make ``active`` the desired region, under ``lease`` (see :func:`desired.write`)."""
         return desires.write(self.control, lease, current, active, run_id)
 
@@ -184,24 +200,56 @@ class Journal:
 
     # -- token-guarded writes ----------------------------------------------------------------
 
-    def _write(self, lease: Lease, puts: Sequence[dict[str, Any]],
-               updates: Sequence[dict[str, Any]] = (),
-               deletes: Sequence[dict[str, Any]] = ()) -> None:
+    def _write(
+        self,
+        lease: Lease,
+        puts: Sequence[dict[str, Any]],
+        updates: Sequence[dict[str, Any]] = (),
+        deletes: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Write items in one transaction that also checks ``lease``'s token is current."""
         self.control.write(lease.owner, lease.token, puts, updates, deletes)
 
-    def create_run(self, lease: Lease, run_id: str, plan: FailoverPlan, *,
-                   kind: str = "failover", epoch: int = 0) -> Run:
+    def create_run(
+        self,
+        lease: Lease,
+        run_id: str,
+        plan: FailoverPlan,
+        *,
+        kind: str = "failover",
+        epoch: int = 0,
+    ) -> Run:
         """Journal a new run, every step pending, and mark it the run in progress."""
         now = self.clock()
-        run = Run(run_id, plan, RunStatus.RUNNING, lease.owner, now, now, kind,
-                  {k: v.value for k, v in plan.degraded.items()},
-                  steps={s.id: StepRecord(s.id) for s in plan.steps}, epoch=epoch)
+        run = Run(
+            run_id,
+            plan,
+            RunStatus.RUNNING,
+            lease.owner,
+            now,
+            now,
+            kind,
+            {k: v.value for k, v in plan.degraded.items()},
+            steps={s.id: StepRecord(s.id) for s in plan.steps},
+            epoch=epoch,
+        )
         plan_json = json.dumps({**plan.to_dict(), "unavailable": list(plan.unavailable)})
-        puts = [item(f"run#{run_id}", "run", plan=plan_json, status=run.status.value,
-                     owner=lease.owner, created=now, updated=now, kind=kind,
-                     degraded=json.dumps(run.degraded), error="", epoch=epoch),
-                item("current", "run", run_id=run_id, owner=lease.owner, updated=now)]
+        puts = [
+            item(
+                f"run#{run_id}",
+                "run",
+                plan=plan_json,
+                status=run.status.value,
+                owner=lease.owner,
+                created=now,
+                updated=now,
+                kind=kind,
+                degraded=json.dumps(run.degraded),
+                error="",
+                epoch=epoch,
+            ),
+            item("current", "run", run_id=run_id, owner=lease.owner, updated=now),
+        ]
         self._write(lease, puts)
         self.record_steps(lease, run_id, list(run.steps.values()))
         return run
@@ -218,29 +266,57 @@ class Journal:
     def finish_run(self, lease: Lease, run: Run, status: RunStatus, error: str = "") -> None:
         """Journal the run's outcome and clear the run-in-progress mark."""
         run.status, run.error, run.updated = status, error, self.clock()
-        done = [] if status == RunStatus.RUNNING else [{
-            "Key": key("current", "run"),
-            "ConditionExpression": "attribute_not_exists(pk) OR run_id = :r",
-            "ExpressionAttributeValues": {":r": {"S": run.id}}}]
-        self._write(lease, [], [
-            {"Key": key(f"run#{run.id}", "run"),
-             "UpdateExpression": "SET #s = :s, #e = :e, updated = :u, degraded = :d, #o = :o",
-             "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#o": "owner"},
-             "ExpressionAttributeValues": {":s": {"S": status.value}, ":e": {"S": error},
-                                           ":u": {"N": repr(run.updated)},
-                                           ":d": {"S": json.dumps(run.degraded)},
-                                           ":o": {"S": lease.owner}}},
-        ], done)
+        done = (
+            []
+            if status == RunStatus.RUNNING
+            else [
+                {
+                    "Key": key("current", "run"),
+                    "ConditionExpression": "attribute_not_exists(pk) OR run_id = :r",
+                    "ExpressionAttributeValues": {":r": {"S": run.id}},
+                }
+            ]
+        )
+        self._write(
+            lease,
+            [],
+            [
+                {
+                    "Key": key(f"run#{run.id}", "run"),
+                    "UpdateExpression": (
+                        "SET #s = :s, #e = :e, updated = :u, degraded = :d, #o = :o"
+                    ),
+                    "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#o": "owner"},
+                    "ExpressionAttributeValues": {
+                        ":s": {"S": status.value},
+                        ":e": {"S": error},
+                        ":u": {"N": repr(run.updated)},
+                        ":d": {"S": json.dumps(run.degraded)},
+                        ":o": {"S": lease.owner},
+                    },
+                },
+            ],
+            done,
+        )
 
     def adopt_run(self, lease: Lease, run: Run) -> None:
         """Mark ``run`` as owned by the holder of ``lease``, running again (resume)."""
         run.owner, run.status = lease.owner, RunStatus.RUNNING
-        self._write(lease, [item("current", "run", run_id=run.id, owner=lease.owner,
-                                 updated=self.clock())], [{
-            "Key": key(f"run#{run.id}", "run"), "UpdateExpression": "SET #o = :o, #s = :s",
-            "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
-            "ExpressionAttributeValues": {":o": {"S": lease.owner},
-                                          ":s": {"S": RunStatus.RUNNING.value}}}])
+        self._write(
+            lease,
+            [item("current", "run", run_id=run.id, owner=lease.owner, updated=self.clock())],
+            [
+                {
+                    "Key": key(f"run#{run.id}", "run"),
+                    "UpdateExpression": "SET #o = :o, #s = :s",
+                    "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":o": {"S": lease.owner},
+                        ":s": {"S": RunStatus.RUNNING.value},
+                    },
+                }
+            ],
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -260,37 +336,67 @@ class Journal:
         items = [plain(i) for i in self.control.query(f"run#{run_id}")]
         head = next((i for i in items if i["sk"] == "run"), None)
         if head is None:
-            raise RunNotFoundError(
-                f"no run {run_id!r} in the journal (failover runs lists them)")
+            raise RunNotFoundError(f"no run {run_id!r} in the journal (failover runs lists them)")
         plan = FailoverPlan.from_dict(json.loads(head["plan"]))
-        run = Run(run_id, plan, RunStatus(head["status"]), head["owner"],
-                  float(head["created"]), float(head["updated"]), head.get("kind", "failover"),
-                  json.loads(head.get("degraded") or "{}"), head.get("error", ""),
-                  epoch=int(head.get("epoch", 0)))
+        run = Run(
+            run_id,
+            plan,
+            RunStatus(head["status"]),
+            head["owner"],
+            float(head["created"]),
+            float(head["updated"]),
+            head.get("kind", "failover"),
+            json.loads(head.get("degraded") or "{}"),
+            head.get("error", ""),
+            epoch=int(head.get("epoch", 0)),
+        )
         records = {i["sk"].removeprefix("step#"): i for i in items if i["sk"].startswith("step#")}
         for step in plan.steps:
             rec = records.get(step.id, {})
             run.steps[step.id] = StepRecord(
-                step.id, StepState(rec.get("state", "pending")),
-                as_float(rec.get("started")), as_float(rec.get("ended")),
-                int(rec.get("attempts", 0)), rec.get("error", ""))
+                step.id,
+                StepState(rec.get("state", "pending")),
+                as_float(rec.get("started")),
+                as_float(rec.get("ended")),
+                int(rec.get("attempts", 0)),
+                rec.get("error", ""),
+            )
         return run
 
     def runs(self, limit: int = 50) -> list[Run]:
         """The most recent runs, newest first (without their step records)."""
-        heads = [plain(i) for i in self.control.scan(
-            FilterExpression="sk = :run AND begins_with(pk, :p)",
-            ExpressionAttributeValues={":run": {"S": "run"}, ":p": {"S": "run#"}})]
+        heads = [
+            plain(i)
+            for i in self.control.scan(
+                FilterExpression="sk = :run AND begins_with(pk, :p)",
+                ExpressionAttributeValues={":run": {"S": "run"}, ":p": {"S": "run#"}},
+            )
+        ]
         heads.sort(key=lambda h: float(h["created"]), reverse=True)
-        return [Run(h["pk"].removeprefix("run#"), FailoverPlan.from_dict(json.loads(h["plan"])),
-                    RunStatus(h["status"]), h["owner"], float(h["created"]),
-                    float(h["updated"]), h.get("kind", "failover"),
-                    json.loads(h.get("degraded") or "{}"), h.get("error", ""),
-                    epoch=int(h.get("epoch", 0)))
-                for h in heads[:limit]]
+        return [
+            Run(
+                h["pk"].removeprefix("run#"),
+                FailoverPlan.from_dict(json.loads(h["plan"])),
+                RunStatus(h["status"]),
+                h["owner"],
+                float(h["created"]),
+                float(h["updated"]),
+                h.get("kind", "failover"),
+                json.loads(h.get("degraded") or "{}"),
+                h.get("error", ""),
+                epoch=int(h.get("epoch", 0)),
+            )
+            for h in heads[:limit]
+        ]
 
 
 def _step_item(run_id: str, record: StepRecord) -> dict[str, Any]:
-    return item(f"run#{run_id}", f"step#{record.id}", state=record.state.value,
-                started=record.started, ended=record.ended, attempts=record.attempts,
-                error=record.error)
+    return item(
+        f"run#{run_id}",
+        f"step#{record.id}",
+        state=record.state.value,
+        started=record.started,
+        ended=record.ended,
+        attempts=record.attempts,
+        error=record.error,
+    )

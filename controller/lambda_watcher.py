@@ -77,9 +77,14 @@ def handler(event: dict[str, Any], context: Context) -> dict[str, Any]:
     return watch(region, context)
 
 
-def watch(region: str, context: Context, *, deployment: Deployment | None = None,
-          sleep: Callable[[float], None] = time.sleep,
-          emit: Callable[[str], None] | None = None) -> dict[str, Any]:
+def watch(
+    region: str,
+    context: Context,
+    *,
+    deployment: Deployment | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    emit: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
     out = emit or _stdout
     owner = f"watcher@{region}/{context.aws_request_id}"
@@ -93,14 +98,19 @@ def watch(region: str, context: Context, *, deployment: Deployment | None = None
     try:
         state = states.read(region)
     except FailoverError as exc:  # no control table, no action: say so, end
-        out(_line(region, owner, {"action": "unreachable",
-                                  "reason": f"control table: {exc}"}))
+        out(_line(region, owner, {"action": "unreachable", "reason": f"control table: {exc}"}))
         out(_metric(topology.prefix, region, "unreachable"))
         return {"region": region, "evaluations": 0, "error": str(exc)}
-    executor = Executor(topology, manifest, clients, owner=owner,
-                        accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
-    watcher = Watcher(topology, manifest, clients, executor=executor,
-                      http_probe=None if clients.emulated else http_probe)
+    executor = Executor(
+        topology, manifest, clients, owner=owner, accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG
+    )
+    watcher = Watcher(
+        topology,
+        manifest,
+        clients,
+        executor=executor,
+        http_probe=None if clients.emulated else http_probe,
+    )
     watcher.restore(state)
     interval = topology.policy.watch_interval_seconds
     done, evaluations, actions = 0, state.evaluations, []
@@ -113,8 +123,7 @@ def watch(region: str, context: Context, *, deployment: Deployment | None = None
         out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
         out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
         try:
-            states.write(watcher.remember(region, decision, owner=owner,
-                                          evaluations=evaluations))
+            states.write(watcher.remember(region, decision, owner=owner, evaluations=evaluations))
         except FailoverError as exc:
             log.warning("watcher %s: cannot save its state: %s", region, exc)
         left = context.get_remaining_time_in_millis() / 1000.0
@@ -133,8 +142,14 @@ def _step(watcher: Watcher) -> Decision:
         raise
     except FailoverError as exc:
         log.warning("evaluation failed: %s", exc)
-        return Decision(time.time(), "unreachable" if "unreachable" in str(exc) else "error",
-                        str(exc), None, {}, watcher.consecutive_bad)
+        return Decision(
+            time.time(),
+            "unreachable" if "unreachable" in str(exc) else "error",
+            str(exc),
+            None,
+            {},
+            watcher.consecutive_bad,
+        )
 
 
 def load_deployment(region: str) -> Deployment:
@@ -160,16 +175,23 @@ def load_deployment(region: str) -> Deployment:
     table = os.environ.get(contract.ENV_WATCHER_CONTROL_TABLE, "")
     path = os.environ.get(contract.ENV_WATCHER_MANIFEST, "")
     if table:
-        manifest = _manifest_item(table, os.environ.get(contract.ENV_WATCHER_CONTROL_REGIONS,
-                                                        ""), topology, region)
+        manifest = _manifest_item(
+            table, os.environ.get(contract.ENV_WATCHER_CONTROL_REGIONS, ""), topology, region
+        )
     elif path:
         manifest = load_manifest(path)
     else:
-        raise FailoverError(f"set {contract.ENV_WATCHER_CONTROL_TABLE} or "
-                            f"{contract.ENV_WATCHER_MANIFEST}")
-    check_deployment(manifest, app=topology.app, primary=topology.regions.primary,
-                     regions=topology.regions.all, components=topology.components,
-                     source=table or path)
+        raise FailoverError(
+            f"set {contract.ENV_WATCHER_CONTROL_TABLE} or {contract.ENV_WATCHER_MANIFEST}"
+        )
+    check_deployment(
+        manifest,
+        app=topology.app,
+        primary=topology.regions.primary,
+        regions=topology.regions.all,
+        components=topology.components,
+        source=table or path,
+    )
     return Deployment(topology, manifest, Clients(endpoints=manifest.endpoints))
 
 
@@ -184,8 +206,12 @@ def _manifest_item(table: str, regions: str, topology: Topology, region: str) ->
     """
     order = [r for r in regions.split(",") if r]
     order = sorted(order, key=lambda r: r != region)
-    boot = Manifest(app=topology.app, primary=topology.regions.primary,
-                    control=ControlManifest(table=table, regions=order), regions={})
+    boot = Manifest(
+        app=topology.app,
+        primary=topology.regions.primary,
+        control=ControlManifest(table=table, regions=order),
+        regions={},
+    )
     got = ControlTable(Clients(), boot).get(contract.MANIFEST_ITEM, contract.MANIFEST_ITEM)
     if not got or not got.get(contract.MANIFEST_ITEM):
         raise FailoverError(f"control table {table} holds no manifest item: run pulumi up")
@@ -205,9 +231,18 @@ def http_probe(region: str, url: str) -> bool:
 
 def _line(region: str, owner: str, decision: dict[str, Any]) -> str:
     """One evaluation as one structured JSON log line (CloudWatch Logs Insights reads it)."""
-    return json.dumps({"level": "INFO", "logger": "failover.watcher", "message": "evaluation",
-                       "watcher_region": region, "owner": owner, **decision},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "level": "INFO",
+            "logger": "failover.watcher",
+            "message": "evaluation",
+            "watcher_region": region,
+            "owner": owner,
+            **decision,
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str:
@@ -217,15 +252,30 @@ def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str
     first; a watcher that could not reach the control table counts as no evaluation.
     """
     evaluated = 0 if action in ("unreachable", "error") else 1
-    return json.dumps({
-        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": contract.WATCHER_NAMESPACE,
-            "Dimensions": [["App"], ["App", "Region"]],
-            "Metrics": [{"Name": contract.WATCHER_METRIC, "Unit": "Count"},
-                        {"Name": "Acted", "Unit": "Count"},
-                        {"Name": "ConsecutiveBad", "Unit": "Count"}]}]},
-        "App": app, "Region": region, contract.WATCHER_METRIC: evaluated,
-        "Acted": int(action in ACTED), "ConsecutiveBad": consecutive_bad, "action": action})
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": contract.WATCHER_NAMESPACE,
+                        "Dimensions": [["App"], ["App", "Region"]],
+                        "Metrics": [
+                            {"Name": contract.WATCHER_METRIC, "Unit": "Count"},
+                            {"Name": "Acted", "Unit": "Count"},
+                            {"Name": "ConsecutiveBad", "Unit": "Count"},
+                        ],
+                    }
+                ],
+            },
+            "App": app,
+            "Region": region,
+            contract.WATCHER_METRIC: evaluated,
+            "Acted": int(action in ACTED),
+            "ConsecutiveBad": consecutive_bad,
+            "action": action,
+        }
+    )
 
 
 def _stdout(line: str) -> None:

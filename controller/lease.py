@@ -74,29 +74,40 @@ class Leases:
         """
         current = self.holder()
         now = self.table.clock()
-        if current and current.expires_at > now and current.owner != owner \
-                and not _dead_local_owner(current.owner):
+        if (
+            current
+            and current.expires_at > now
+            and current.owner != owner
+            and not _dead_local_owner(current.owner)
+        ):
             raise LeaseHeldError(current.owner, current.expires_at)
         token = (current.token if current else 0) + 1
         lease = Lease(owner, token, now + seconds)
         # An update, not a put: the item also carries the desired state (controller.desired),
         # which a new holder inherits; the token only grows (no TTL ever deletes this item).
         condition = "attribute_not_exists(pk)" if current is None else "#t = :old"
-        values: dict[str, Any] = {":o": {"S": owner}, ":t": {"N": str(token)},
-                                  ":e": {"N": repr(lease.expires_at)}}
+        values: dict[str, Any] = {
+            ":o": {"S": owner},
+            ":t": {"N": str(token)},
+            ":e": {"N": repr(lease.expires_at)},
+        }
         if current is not None:
             values[":old"] = {"N": str(current.token)}
         try:
-            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
-                            UpdateExpression="SET #o = :o, #t = :t, expires_at = :e",
-                            ConditionExpression=condition,
-                            ExpressionAttributeNames={"#t": "token", "#o": "owner"},
-                            ExpressionAttributeValues=values)
+            self.table.call(
+                "update_item",
+                Key=key(LEASE_PK, LEASE_SK),
+                UpdateExpression="SET #o = :o, #t = :t, expires_at = :e",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#t": "token", "#o": "owner"},
+                ExpressionAttributeValues=values,
+            )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 winner = self.holder()
-                raise LeaseHeldError(winner.owner if winner else "unknown",
-                                     winner.expires_at if winner else None) from None
+                raise LeaseHeldError(
+                    winner.owner if winner else "unknown", winner.expires_at if winner else None
+                ) from None
             raise classify(exc) from exc
         log.info("lease taken by %s with token %d", owner, token)
         return lease
@@ -111,13 +122,18 @@ class Leases:
         """
         renewed = Lease(lease.owner, lease.token, self.table.clock() + seconds)
         try:
-            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
-                            UpdateExpression="SET expires_at = :e",
-                            ConditionExpression="#t = :t AND #o = :o",
-                            ExpressionAttributeNames={"#t": "token", "#o": "owner"},
-                            ExpressionAttributeValues={":e": {"N": repr(renewed.expires_at)},
-                                                       ":t": {"N": str(lease.token)},
-                                                       ":o": {"S": lease.owner}})
+            self.table.call(
+                "update_item",
+                Key=key(LEASE_PK, LEASE_SK),
+                UpdateExpression="SET expires_at = :e",
+                ConditionExpression="#t = :t AND #o = :o",
+                ExpressionAttributeNames={"#t": "token", "#o": "owner"},
+                ExpressionAttributeValues={
+                    ":e": {"N": repr(renewed.expires_at)},
+                    ":t": {"N": str(lease.token)},
+                    ":o": {"S": lease.owner},
+                },
+            )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise stale(lease.owner, lease.token) from None
@@ -127,12 +143,14 @@ class Leases:
     def release(self, lease: Lease) -> None:
         """Give the lease up (it keeps its token, so the next holder's is higher)."""
         try:
-            self.table.call("update_item", Key=key(LEASE_PK, LEASE_SK),
-                            UpdateExpression="SET expires_at = :z",
-                            ConditionExpression="#t = :t",
-                            ExpressionAttributeNames={"#t": "token"},
-                            ExpressionAttributeValues={":z": {"N": "0"},
-                                                       ":t": {"N": str(lease.token)}})
+            self.table.call(
+                "update_item",
+                Key=key(LEASE_PK, LEASE_SK),
+                UpdateExpression="SET expires_at = :z",
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":z": {"N": "0"}, ":t": {"N": str(lease.token)}},
+            )
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise classify(exc) from exc
@@ -201,8 +219,10 @@ class LeaseKeeper:
         try:
             renewed = self.leases.renew(self._lease, self.seconds)
         except FailoverError as exc:
-            self._lost = (f"lease lost: {self._lease.owner} (token {self._lease.token}) could "
-                          f"not renew ({exc}); this controller stops acting")
+            self._lost = (
+                f"lease lost: {self._lease.owner} (token {self._lease.token}) could "
+                f"not renew ({exc}); this controller stops acting"
+            )
             log.error("%s", self._lost)
             raise StaleTokenError(self._lost) from exc
         # Count the lease from when the renewal was sent, not when it was answered.

@@ -142,8 +142,9 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> Manifest:
     except json.JSONDecodeError as exc:
         raise SpecError(f"not valid JSON: {exc.msg}", source=str(path), line=exc.lineno) from exc
     except RecursionError:
-        raise SpecError("not valid JSON: exceeded maximum nesting depth",
-                        source=str(path)) from None
+        raise SpecError(
+            "not valid JSON: exceeded maximum nesting depth", source=str(path)
+        ) from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"not UTF-8 text: {exc.reason}", source=str(path)) from None
     except ValidationError as exc:
@@ -155,8 +156,15 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> Manifest:
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def check_deployment(manifest: Manifest, *, app: str, primary: str, regions: Iterable[str],
-                     components: Iterable[str], source: str = "manifest") -> None:
+def check_deployment(
+    manifest: Manifest,
+    *,
+    app: str,
+    primary: str,
+    regions: Iterable[str],
+    components: Iterable[str],
+    source: str = "manifest",
+) -> None:
     """Refuse a manifest that does not describe the topology it is used with.
 
     Checked before anything acts, so that a wrong or damaged manifest changes nothing: the same
@@ -180,42 +188,63 @@ def check_deployment(manifest: Manifest, *, app: str, primary: str, regions: Ite
     """
     wanted = list(regions)
     if manifest.app != app:
-        raise SpecError(f"is {manifest.app!r}, the topology's is {app!r}", source=source,
-                        field="app")
+        raise SpecError(
+            f"is {manifest.app!r}, the topology's is {app!r}", source=source, field="app"
+        )
     if manifest.primary != primary:
-        raise SpecError(f"is {manifest.primary!r}, the topology's is {primary!r}",
-                        source=source, field="primary")
+        raise SpecError(
+            f"is {manifest.primary!r}, the topology's is {primary!r}",
+            source=source,
+            field="primary",
+        )
     for region in wanted:
         if region not in manifest.regions:
-            raise SpecError(f"the topology's region {region!r} is missing", source=source,
-                            field=f"regions.{region}")
+            raise SpecError(
+                f"the topology's region {region!r} is missing",
+                source=source,
+                field=f"regions.{region}",
+            )
     for region in manifest.regions:
         if region not in wanted:
-            raise SpecError(f"{region!r} is not a region of the topology "
-                            f"({', '.join(wanted)})", source=source, field=f"regions.{region}")
+            raise SpecError(
+                f"{region!r} is not a region of the topology ({', '.join(wanted)})",
+                source=source,
+                field=f"regions.{region}",
+            )
     known = set(components)
     named = {name for part in manifest.regions.values() for name in part.components}
     for region, part in manifest.regions.items():
         for name in sorted(named - set(part.components)):
-            raise SpecError(f"{name!r} is missing here but present in another region",
-                            source=source, field=f"regions.{region}.components.{name}")
+            raise SpecError(
+                f"{name!r} is missing here but present in another region",
+                source=source,
+                field=f"regions.{region}.components.{name}",
+            )
         for name in sorted(set(part.components) - known):
-            raise SpecError(f"{name!r} is not a component of the topology", source=source,
-                            field=f"regions.{region}.components.{name}")
+            raise SpecError(
+                f"{name!r} is not a component of the topology",
+                source=source,
+                field=f"regions.{region}.components.{name}",
+            )
     if manifest.endpoints:
         for name in (*wanted, GLOBAL):
             url = manifest.endpoints.get(name)
             if not url:
-                raise SpecError("missing: a sandbox manifest names every region's emulator "
-                                "(and 'global'), and no call of it may reach AWS",
-                                source=source, field=f"endpoints.{name}")
+                raise SpecError(
+                    "missing: a sandbox manifest names every region's emulator "
+                    "(and 'global'), and no call of it may reach AWS",
+                    source=source,
+                    field=f"endpoints.{name}",
+                )
             if (urlsplit(url).hostname or "") not in LOOPBACK_HOSTS:
-                raise SpecError(f"{url} is not on loopback", source=source,
-                                field=f"endpoints.{name}")
+                raise SpecError(
+                    f"{url} is not on loopback", source=source, field=f"endpoints.{name}"
+                )
 
 
-def check_steps(manifest: Manifest, steps: Iterable[tuple[str, str]],
-                source: str = "manifest") -> None:
+def check_steps(
+    manifest: Manifest, steps: Iterable[tuple[str, str]], source: str = "manifest"
+) -> None:
     """Refuse a plan one of whose ``(component, region)`` steps the manifest does not name.
 
     Raises
@@ -226,6 +255,8 @@ def check_steps(manifest: Manifest, steps: Iterable[tuple[str, str]],
     for component, region in steps:
         part = manifest.regions.get(region)
         if part is None or component not in part.components:
-            raise SpecError(f"the plan acts on {component!r} in {region!r}, which the manifest "
-                            "does not name", source=source,
-                            field=f"regions.{region}.components.{component}")
+            raise SpecError(
+                f"the plan acts on {component!r} in {region!r}, which the manifest does not name",
+                source=source,
+                field=f"regions.{region}.components.{component}",
+            )

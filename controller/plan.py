@@ -41,9 +41,15 @@ class Step(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The step as the JSON the CLI prints."""
-        return {"id": self.id, "component": self.component, "region": self.region,
-                "phase": self.phase, "action": self.action, "level": self.level,
-                "needs": list(self.needs)}
+        return {
+            "id": self.id,
+            "component": self.component,
+            "region": self.region,
+            "phase": self.phase,
+            "action": self.action,
+            "level": self.level,
+            "needs": list(self.needs),
+        }
 
 
 @dataclass(frozen=True)
@@ -74,19 +80,37 @@ class FailoverPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as the JSON ``failover plan --json`` prints."""
-        return {"app": self.app, "from": self.source, "to": self.target,
-                "steps": [s.to_dict() for s in self.steps],
-                "degraded": {k: v.value for k, v in sorted(self.degraded.items())}}
+        return {
+            "app": self.app,
+            "from": self.source,
+            "to": self.target,
+            "steps": [s.to_dict() for s in self.steps],
+            "degraded": {k: v.value for k, v in sorted(self.degraded.items())},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FailoverPlan:
         """Rebuild a plan from :meth:`to_dict` (the journal stores plans this way)."""
-        steps = tuple(Step(id=s["id"], component=s["component"], region=s["region"],
-                           phase=s["phase"], action=s["action"], level=int(s["level"]),
-                           needs=tuple(s["needs"])) for s in data["steps"])
-        return cls(app=data["app"], source=data["from"], target=data["to"], steps=steps,
-                   degraded={k: DegradedMode(v) for k, v in data.get("degraded", {}).items()},
-                   unavailable=tuple(data.get("unavailable", ())))
+        steps = tuple(
+            Step(
+                id=s["id"],
+                component=s["component"],
+                region=s["region"],
+                phase=s["phase"],
+                action=s["action"],
+                level=int(s["level"]),
+                needs=tuple(s["needs"]),
+            )
+            for s in data["steps"]
+        )
+        return cls(
+            app=data["app"],
+            source=data["from"],
+            target=data["to"],
+            steps=steps,
+            degraded={k: DegradedMode(v) for k, v in data.get("degraded", {}).items()},
+            unavailable=tuple(data.get("unavailable", ())),
+        )
 
 
 def step_id(phase: str, component: str, region: str) -> str:
@@ -98,19 +122,28 @@ def step_id(phase: str, component: str, region: str) -> str:
     return f"{phase}:{component}@{region}"
 
 
-def degraded_map(topology: Topology, graph: nx.DiGraph,
-                 unavailable: Iterable[str]) -> dict[str, DegradedMode]:
+def degraded_map(
+    topology: Topology, graph: nx.DiGraph, unavailable: Iterable[str]
+) -> dict[str, DegradedMode]:
     """Every component that needs an unavailable one, with its declared degraded mode.
 
     A component that declares no mode is ``unavailable``: it cannot answer at all.
     """
-    return {name: topology.components[name].degraded or DegradedMode.UNAVAILABLE
-            for name in sorted(graphs.impact(graph, unavailable))}
+    return {
+        name: topology.components[name].degraded or DegradedMode.UNAVAILABLE
+        for name in sorted(graphs.impact(graph, unavailable))
+    }
 
 
 @paused_gc()
-def build_plan(topology: Topology, graph: nx.DiGraph, *, target: str, source: str | None = None,
-               unavailable: Iterable[str] = ()) -> FailoverPlan:
+def build_plan(
+    topology: Topology,
+    graph: nx.DiGraph,
+    *,
+    target: str,
+    source: str | None = None,
+    unavailable: Iterable[str] = (),
+) -> FailoverPlan:
     """Build the plan of a failover from ``source`` (default: the primary) to ``target``.
 
     Parameters
@@ -151,8 +184,10 @@ def build_plan(topology: Topology, graph: nx.DiGraph, *, target: str, source: st
     regions = topology.regions.all
     for label, region in (("--from", source), ("--to", target)):
         if region not in regions:
-            raise UsageError(f"{label} {region!r} is not a region of {topology.app} "
-                             f"(regions: {', '.join(regions)})")
+            raise UsageError(
+                f"{label} {region!r} is not a region of {topology.app} "
+                f"(regions: {', '.join(regions)})"
+            )
     if source == target:
         raise UsageError(f"--from and --to are both {source!r}: nothing to fail over")
     down = tuple(sorted(set(unavailable)))
@@ -169,22 +204,47 @@ def build_plan(topology: Topology, graph: nx.DiGraph, *, target: str, source: st
     steps: list[Step] = []
     fence = activation[::-1]  # the exact reverse: see graphs.fencing_levels
     for level, names in enumerate(fence):
-        steps += [Step(fence_id[name], name, source, "fence", "fence", level,
-                       tuple([fence_id[d] for d in sorted(needed_by[name])]))
-                  for name in names]
+        steps += [
+            Step(
+                fence_id[name],
+                name,
+                source,
+                "fence",
+                "fence",
+                level,
+                tuple([fence_id[d] for d in sorted(needed_by[name])]),
+            )
+            for name in names
+        ]
     level = len(fence)
     for names in activation:
         live = [n for n in names if n not in down]
         if not live:
             continue
-        steps += [Step(activate_id[name], name, target, "activate",
-                       "activate_degraded" if name in degraded else "activate", level,
-                       (fence_id[name], *[activate_id[d] for d in sorted(needs_of[name])
-                                          if d not in down]))
-                  for name in live]
+        steps += [
+            Step(
+                activate_id[name],
+                name,
+                target,
+                "activate",
+                "activate_degraded" if name in degraded else "activate",
+                level,
+                (
+                    fence_id[name],
+                    *[activate_id[d] for d in sorted(needs_of[name]) if d not in down],
+                ),
+            )
+            for name in live
+        ]
         level += 1
-    return FailoverPlan(app=topology.app, source=source, target=target, steps=tuple(steps),
-                        degraded=degraded, unavailable=down)
+    return FailoverPlan(
+        app=topology.app,
+        source=source,
+        target=target,
+        steps=tuple(steps),
+        degraded=degraded,
+        unavailable=down,
+    )
 
 
 def plan_to_mermaid(plan: FailoverPlan) -> str:
@@ -192,8 +252,7 @@ def plan_to_mermaid(plan: FailoverPlan) -> str:
     lines = ["flowchart LR"]
     for steps in plan.levels:
         lines.append(f"    subgraph L{steps[0].level}[level {steps[0].level}]")
-        lines += [f'        {_nid(s.id)}["{s.action} {s.component}<br/>{s.region}"]'
-                  for s in steps]
+        lines += [f'        {_nid(s.id)}["{s.action} {s.component}<br/>{s.region}"]' for s in steps]
         lines.append("    end")
     lines += [f"    {_nid(n)} --> {_nid(s.id)}" for s in plan.steps for n in s.needs]
     return "\n".join(lines)

@@ -33,10 +33,18 @@ class Precheck:
     detail: str = ""
 
 
-def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal: Journal,
-              plan: FailoverPlan, owner: str, *, resuming: str | None = None,
-              lag_clients: Clients | None = None,
-              accept_unknown_lag: bool = False) -> list[Precheck]:
+def prechecks(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    journal: Journal,
+    plan: FailoverPlan,
+    owner: str,
+    *,
+    resuming: str | None = None,
+    lag_clients: Clients | None = None,
+    accept_unknown_lag: bool = False,
+) -> list[Precheck]:
     """Check the target before touching anything: reachable, healthy, lag, no other run.
 
     ``lag_clients`` read the source region's replication metrics (the executor gives its
@@ -45,48 +53,73 @@ def prechecks(topology: Topology, manifest: Manifest, clients: Clients, journal:
     """
     checks: list[Precheck] = []
     target = health.region_health(topology, manifest, clients, plan.target)
-    checks.append(Precheck("target_reachable", target.reachable,
-                           target.error or f"{plan.target} answers"))
+    checks.append(
+        Precheck("target_reachable", target.reachable, target.error or f"{plan.target} answers")
+    )
     checks.append(target_check(topology, plan, target))
-    checks.append(lag_check(topology, manifest, lag_clients or clients, plan,
-                            accept_unknown=accept_unknown_lag))
+    checks.append(
+        lag_check(
+            topology, manifest, lag_clients or clients, plan, accept_unknown=accept_unknown_lag
+        )
+    )
     current = journal.current_run_id()
-    checks.append(Precheck(
-        "no_run_in_progress", current is None or current == resuming,
-        f"run {current} is in progress (failover resume {current})" if current
-        and current != resuming else "none"))
+    checks.append(
+        Precheck(
+            "no_run_in_progress",
+            current is None or current == resuming,
+            f"run {current} is in progress (failover resume {current})"
+            if current and current != resuming
+            else "none",
+        )
+    )
     holder = journal.holder()
     if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
         checks.append(Precheck("lease_free", True, "free"))
     elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
-        checks.append(Precheck("lease_free", True, f"held by {holder.owner}, a process of "
-                               "this machine that has ended: it will be taken over"))
+        checks.append(
+            Precheck(
+                "lease_free",
+                True,
+                f"held by {holder.owner}, a process of "
+                "this machine that has ended: it will be taken over",
+            )
+        )
     else:
         checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
     return checks
 
 
-def target_check(topology: Topology, plan: FailoverPlan,
-                 target: health.RegionStatus) -> Precheck:
+def target_check(topology: Topology, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
     """Healthy enough to take traffic: no alarm firing, probes fine; missing components are
     not a refusal (what needs them will run degraded) unless their policy is rollback."""
     signals = target.signals
-    problems = [f"alarms firing: {', '.join(signals.alarms_firing)}"] \
-        if signals.alarms_firing else []
+    problems = (
+        [f"alarms firing: {', '.join(signals.alarms_firing)}"] if signals.alarms_firing else []
+    )
     if signals.http_ok is False:
         problems.append("HTTP probe failed")
     missing = sorted(n for n, c in target.components.items() if c.state == State.MISSING)
-    problems += [f"{n} is missing and its policy is rollback" for n in missing
-                 if topology.components[n].on_failure == OnFailure.ROLLBACK]
+    problems += [
+        f"{n} is missing and its policy is rollback"
+        for n in missing
+        if topology.components[n].on_failure == OnFailure.ROLLBACK
+    ]
     if not target.reachable:
         problems.insert(0, "unreachable")
     detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
-        f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else "")
+        f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else ""
+    )
     return Precheck("target_healthy", not problems, detail)
 
 
-def lag_check(topology: Topology, manifest: Manifest, clients: Clients, plan: FailoverPlan,
-              *, accept_unknown: bool = False) -> Precheck:
+def lag_check(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    plan: FailoverPlan,
+    *,
+    accept_unknown: bool = False,
+) -> Precheck:
     """Every table's replica in the target within ``max_lag_seconds`` of the source.
 
     The lag is CloudWatch's ``ReplicationLatency`` (emitted in the source region, per receiving
@@ -112,9 +145,12 @@ def lag_check(topology: Topology, manifest: Manifest, clients: Clients, plan: Fa
     if too_far:
         return Precheck("replication_lag", False, "; ".join(too_far))
     if unknown and not accept_unknown:
-        return Precheck("replication_lag", False,
-                        f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
-                        f"{plan.source}); pass --accept-unknown-lag to fail over anyway")
+        return Precheck(
+            "replication_lag",
+            False,
+            f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
+            f"{plan.source}); pass --accept-unknown-lag to fail over anyway",
+        )
     detail = ", ".join(known) or "no tables"
     if unknown:
         detail += f"; unknown, accepted: {', '.join(unknown)}"

@@ -59,8 +59,13 @@ class Fix:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``failover reconcile --json``)."""
-        return {"action": self.action, "region": self.region, "component": self.component,
-                "run_id": self.run_id, "reason": self.reason}
+        return {
+            "action": self.action,
+            "region": self.region,
+            "component": self.component,
+            "run_id": self.run_id,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -80,19 +85,31 @@ class Reconciliation:
     @property
     def failed(self) -> list[Fix]:
         """Fixes that were tried and did not succeed."""
-        return [f for i, f in enumerate(self.fixes)
-                if self.outcomes.get(i, "").startswith("failed")]
+        return [
+            f for i, f in enumerate(self.fixes) if self.outcomes.get(i, "").startswith("failed")
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``failover reconcile --json``)."""
-        return {"desired": self.desired.to_dict(), "dry_run": self.dry_run,
-                "fixes": [{**f.to_dict(), "outcome": self.outcomes.get(i)}
-                          for i, f in enumerate(self.fixes)]}
+        return {
+            "desired": self.desired.to_dict(),
+            "dry_run": self.dry_run,
+            "fixes": [
+                {**f.to_dict(), "outcome": self.outcomes.get(i)} for i, f in enumerate(self.fixes)
+            ],
+        }
 
 
-def decide(topology: Topology, graph: nx.DiGraph, desired: Desired,
-           report: health.StatusReport, *, run_in_progress: str | None = None,
-           lease_live: bool = False, fence_only: bool = False) -> list[Fix]:
+def decide(
+    topology: Topology,
+    graph: nx.DiGraph,
+    desired: Desired,
+    report: health.StatusReport,
+    *,
+    run_in_progress: str | None = None,
+    lease_live: bool = False,
+    fence_only: bool = False,
+) -> list[Fix]:
     """The fixes that bring ``report`` (what AWS says) to ``desired``; pure, no AWS.
 
     ``run_in_progress`` with no live lease: its holder died; the one fix is to take it over.
@@ -101,10 +118,22 @@ def decide(topology: Topology, graph: nx.DiGraph, desired: Desired,
     """
     if run_in_progress:
         if lease_live:
-            return [Fix(REPORT, desired.active, f"run {run_in_progress} is in progress under a "
-                        "live lease: its controller converges it")]
-        return [Fix(RESUME, desired.active, f"run {run_in_progress} is running but nobody "
-                    "holds a live lease: taking it over", run_id=run_in_progress)]
+            return [
+                Fix(
+                    REPORT,
+                    desired.active,
+                    f"run {run_in_progress} is in progress under a "
+                    "live lease: its controller converges it",
+                )
+            ]
+        return [
+            Fix(
+                RESUME,
+                desired.active,
+                f"run {run_in_progress} is running but nobody holds a live lease: taking it over",
+                run_id=run_in_progress,
+            )
+        ]
     active = desired.active
     where = f"{active} is the active region (epoch {desired.epoch})"
     fixes: list[Fix] = []
@@ -113,30 +142,47 @@ def decide(topology: Topology, graph: nx.DiGraph, desired: Desired,
         if name == active:
             continue
         if not region.reachable:
-            fixes.append(Fix(REPORT, name, f"{name} unreachable: fenced when it answers "
-                             f"({where})"))
+            fixes.append(Fix(REPORT, name, f"{name} unreachable: fenced when it answers ({where})"))
             continue
         for comp in fence_order:
             seen = region.components.get(comp)
             if seen is not None and _serves(seen):
                 said = seen.facts.get("mode")
-                fixes.append(Fix(FENCE, name, f"{comp} is {seen.state}"
-                                 + (f" (mode {said})" if said else "") + f" in {name}; {where}",
-                                 component=comp))
+                fixes.append(
+                    Fix(
+                        FENCE,
+                        name,
+                        f"{comp} is {seen.state}"
+                        + (f" (mode {said})" if said else "")
+                        + f" in {name}; {where}",
+                        component=comp,
+                    )
+                )
         if region.mode and modes.state_of(region.mode) in SERVING:
             fixes.append(Fix(FENCE, name, f"{name}'s mode says {region.mode}; {where}"))
     fixes += _activations(topology, graph, desired, report.regions.get(active), fence_only)
     return fixes
 
 
-def _activations(topology: Topology, graph: nx.DiGraph, desired: Desired,
-                 region: health.RegionStatus | None, fence_only: bool) -> list[Fix]:
+def _activations(
+    topology: Topology,
+    graph: nx.DiGraph,
+    desired: Desired,
+    region: health.RegionStatus | None,
+    fence_only: bool,
+) -> list[Fix]:
     """Activate what drifted in the active region, dependencies first, traffic only over a
     serving region."""
     active = desired.active
     if region is None or not region.reachable:
-        return [Fix(REPORT, active, f"the active region {active} does not answer: nothing "
-                    "to activate (a failover is the watcher's or the operator's call)")]
+        return [
+            Fix(
+                REPORT,
+                active,
+                f"the active region {active} does not answer: nothing "
+                "to activate (a failover is the watcher's or the operator's call)",
+            )
+        ]
     fixes: list[Fix] = []
     broken: set[str] = set()
     for level in graphs.activation_levels(graph):
@@ -151,28 +197,60 @@ def _activations(topology: Topology, graph: nx.DiGraph, desired: Desired,
                 continue
             if state == State.DEGRADED.value and (needs or fence_only):
                 why = f"needs {', '.join(sorted(needs))}" if needs else "automation paused"
-                fixes.append(Fix(REPORT, active, f"{comp} serves degraded in {active} "
-                                 f"({seen.facts.get('mode') or seen.detail}): {why}",
-                                 component=comp))
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} serves degraded in {active} "
+                        f"({seen.facts.get('mode') or seen.detail}): {why}",
+                        component=comp,
+                    )
+                )
                 continue
             if state not in (State.STANDBY.value, State.FENCED.value, State.DEGRADED.value):
                 broken.add(comp)
-                fixes.append(Fix(REPORT, active, f"{comp} is {state} in {active}: cannot "
-                                 f"activate it; what needs it runs degraded ({seen.detail})",
-                                 component=comp))
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} is {state} in {active}: cannot "
+                        f"activate it; what needs it runs degraded ({seen.detail})",
+                        component=comp,
+                    )
+                )
                 continue
             if is_traffic and needs:
                 broken.add(comp)
-                fixes.append(Fix(REPORT, active, f"not pointing traffic at {active}: "
-                                 f"{', '.join(sorted(needs))} not serving", component=comp))
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"not pointing traffic at {active}: {', '.join(sorted(needs))} not serving",
+                        component=comp,
+                    )
+                )
                 continue
             if fence_only:
-                fixes.append(Fix(REPORT, active, f"{comp} is {state} in the active region; "
-                                 "automation paused: not activating", component=comp))
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} is {state} in the active region; "
+                        "automation paused: not activating",
+                        component=comp,
+                    )
+                )
                 continue
-            fixes.append(Fix(ACTIVATE, active, f"{comp} is {state} in the active region "
-                             f"{active}" + (" and what it needs serves" if state ==
-                                            State.DEGRADED.value else ""), component=comp))
+            fixes.append(
+                Fix(
+                    ACTIVATE,
+                    active,
+                    f"{comp} is {state} in the active region "
+                    f"{active}"
+                    + (" and what it needs serves" if state == State.DEGRADED.value else ""),
+                    component=comp,
+                )
+            )
     if region.mode != modes.ACTIVE and not fence_only:
         fixes.append(Fix(ACTIVATE, active, f"{active}'s mode says {region.mode}"))
     return fixes
@@ -184,9 +262,15 @@ def _serves(seen: health.ComponentStatus) -> bool:
     return seen.state in SERVING or (isinstance(mode, str) and modes.state_of(mode) in SERVING)
 
 
-def observe(topology: Topology, manifest: Manifest, clients: Clients, journal: Journal,
-            *, fence_only: bool = False, report: health.StatusReport | None = None
-            ) -> tuple[Desired, list[Fix]]:
+def observe(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    journal: Journal,
+    *,
+    fence_only: bool = False,
+    report: health.StatusReport | None = None,
+) -> tuple[Desired, list[Fix]]:
     """Read the desired state, the journal and every component (unless ``report`` is a
     fresh read of them already), and decide."""
     desired = journal.desired(topology.regions.primary)
@@ -194,15 +278,30 @@ def observe(topology: Topology, manifest: Manifest, clients: Clients, journal: J
     run_id = journal.current_run_id()
     holder = journal.holder()
     live = holder is not None and holder.expires_at > journal.clock()
-    fixes = decide(topology, graphs.build(topology), desired, report, run_in_progress=run_id,
-                   lease_live=live, fence_only=fence_only)
+    fixes = decide(
+        topology,
+        graphs.build(topology),
+        desired,
+        report,
+        run_in_progress=run_id,
+        lease_live=live,
+        fence_only=fence_only,
+    )
     return desired, fixes
 
 
-def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
-              journal: Journal | None = None, owner: str | None = None, dry_run: bool = False,
-              fence_only: bool = False, report: health.StatusReport | None = None,
-              executor: Executor | None = None) -> Reconciliation:
+def reconcile(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    *,
+    journal: Journal | None = None,
+    owner: str | None = None,
+    dry_run: bool = False,
+    fence_only: bool = False,
+    report: health.StatusReport | None = None,
+    executor: Executor | None = None,
+) -> Reconciliation:
     """Decide, and unless ``dry_run``, apply the fixes under the lease.
 
     ``report``: a fresh status read with components (the watcher's), instead of a new one.
@@ -215,8 +314,9 @@ def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
         The desired state changed between the read and the lease (exit code 3).
     """
     journal = journal or Journal(clients, manifest)
-    desired, fixes = observe(topology, manifest, clients, journal, fence_only=fence_only,
-                             report=report)
+    desired, fixes = observe(
+        topology, manifest, clients, journal, fence_only=fence_only, report=report
+    )
     result = Reconciliation(desired, fixes, dry_run)
     todo = [i for i, f in enumerate(fixes) if f.action != REPORT]
     if dry_run or not todo:
@@ -230,15 +330,20 @@ def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
     with executor.holding() as lease:
         now = journal.desired(topology.regions.primary)
         if now != desired:
-            raise ConflictError(f"the desired state changed while reconciling ({desired.active}"
-                                f" epoch {desired.epoch} -> {now.active} epoch {now.epoch}): "
-                                "nothing done; reconcile again")
+            raise ConflictError(
+                f"the desired state changed while reconciling ({desired.active}"
+                f" epoch {desired.epoch} -> {now.active} epoch {now.epoch}): "
+                "nothing done; reconcile again"
+            )
         graph = graphs.build(topology)
         failed: set[str] = set()
         for i in todo:
             fix = fixes[i]
-            blocked = sorted(failed & nx.descendants(graph, fix.component)) \
-                if fix.action == ACTIVATE and fix.component else []
+            blocked = (
+                sorted(failed & nx.descendants(graph, fix.component))
+                if fix.action == ACTIVATE and fix.component
+                else []
+            )
             if blocked:
                 result.outcomes[i] = f"failed: skipped, needs {', '.join(blocked)}"
             else:
@@ -248,8 +353,9 @@ def reconcile(topology: Topology, manifest: Manifest, clients: Clients, *,
     return result
 
 
-def _apply(topology: Topology, manifest: Manifest, executor: Executor, lease: Lease,
-           fix: Fix) -> str:
+def _apply(
+    topology: Topology, manifest: Manifest, executor: Executor, lease: Lease, fix: Fix
+) -> str:
     """Carry one fix out with the executor's lease-checked clients; its outcome as text."""
     fence = fix.action == FENCE
     clients = executor.fence_clients if fence else executor.clients
@@ -260,10 +366,14 @@ def _apply(topology: Topology, manifest: Manifest, executor: Executor, lease: Le
             return "done"
         action = action_for(topology, manifest, clients, fix.component, fix.region)
         outcome = action.deactivate() if fence else action.activate()
-        log.info("reconcile: %s %s in %s (%s)", fix.action, fix.component, fix.region,
-                 "changed" if outcome.changed else "already so")
+        log.info(
+            "reconcile: %s %s in %s (%s)",
+            fix.action,
+            fix.component,
+            fix.region,
+            "changed" if outcome.changed else "already so",
+        )
         return "done"
     except (TransientStepError, PermanentStepError) as exc:
-        log.warning("reconcile: %s %s in %s failed: %s", fix.action, fix.component, fix.region,
-                    exc)
+        log.warning("reconcile: %s %s in %s failed: %s", fix.action, fix.component, fix.region, exc)
         return f"failed: {exc}"

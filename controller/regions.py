@@ -72,8 +72,9 @@ def mrsc_set_of(regions: list[str] | tuple[str, ...]) -> str | None:
     >>> mrsc_set_of(["us-east-1", "us-west-2"]), mrsc_set_of(["us-east-1", "eu-west-1"])
     ('US', None)
     """
-    return next((name for name, members in MRSC_SETS.items()
-                 if all(r in members for r in regions)), None)
+    return next(
+        (name for name, members in MRSC_SETS.items() if all(r in members for r in regions)), None
+    )
 
 
 def default_control(app_regions: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
@@ -88,12 +89,14 @@ def default_control(app_regions: tuple[str, ...]) -> tuple[tuple[str, ...], str 
     >>> default_control(("eu-west-1", "eu-central-1", "eu-west-2"))
     (('eu-west-1', 'eu-central-1', 'eu-west-2'), None)
     """
+
     def fitting(members: tuple[str, ...]) -> int:
         return sum(r in members for r in app_regions)
 
-    name = next((n for n, members in MRSC_SETS.items() if app_regions[:1]
-                 and app_regions[0] in members), None) \
-        or max(MRSC_SETS, key=lambda n: (fitting(MRSC_SETS[n]), n == "US"))
+    name = next(
+        (n for n, members in MRSC_SETS.items() if app_regions[:1] and app_regions[0] in members),
+        None,
+    ) or max(MRSC_SETS, key=lambda n: (fitting(MRSC_SETS[n]), n == "US"))
     members = MRSC_SETS[name]
     ours = [r for r in app_regions if r in members]
     if len(ours) >= 3:

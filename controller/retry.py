@@ -41,9 +41,15 @@ class StepOutcome:
         return self.state != StepState.RUNNING
 
 
-def decide(error: TransientStepError | PermanentStepError | None, *, attempt: int,
-           retries: int, fence: bool, global_resource: bool = False,
-           jitter: float = 1.0) -> StepOutcome:
+def decide(
+    error: TransientStepError | PermanentStepError | None,
+    *,
+    attempt: int,
+    retries: int,
+    fence: bool,
+    global_resource: bool = False,
+    jitter: float = 1.0,
+) -> StepOutcome:
     """The outcome of attempt number ``attempt`` (from 0) of a step allowed ``retries`` retries.
 
     Parameters
@@ -74,13 +80,11 @@ def decide(error: TransientStepError | PermanentStepError | None, *, attempt: in
     if isinstance(error, PermanentStepError):
         return StepOutcome(given_up, error=message)
     if fence and error.unreachable and not global_resource:
-        return StepOutcome(StepState.UNVERIFIED, error=message,
-                       region_unreachable=True)
-    if error.unreachable and not global_resource and attempt >= min(retries,
-                                                                    UNREACHABLE_RETRIES):
+        return StepOutcome(StepState.UNVERIFIED, error=message, region_unreachable=True)
+    if error.unreachable and not global_resource and attempt >= min(retries, UNREACHABLE_RETRIES):
         # the target did not answer twice: it stopped answering, the run moves on
         return StepOutcome(given_up, error=message, region_unreachable=True)
     if attempt >= retries:
         return StepOutcome(given_up, error=message)
-    delay = min(MAX_BACKOFF, error.delay * 2 ** attempt) * jitter
+    delay = min(MAX_BACKOFF, error.delay * 2**attempt) * jitter
     return StepOutcome(StepState.RUNNING, delay=delay, error=message)

@@ -168,9 +168,12 @@ class FunctionSpec(_ComponentBase):
 
     kind: Literal["function"]
     declared = Declared(
-        Tier.COMPUTE, "controller.actions.function:FunctionAction",
-        "sandbox.resources:provision_function", "infra.regional:Region.deploy_function",
-        switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse")
+        Tier.COMPUTE,
+        "controller.actions.function:FunctionAction",
+        "sandbox.resources:provision_function",
+        "infra.regional:Region.deploy_function",
+        switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse",
+    )
     implied_field = "events"
     code: str = "functions"
     handler: str = "app.handler"
@@ -189,8 +192,12 @@ class QueueSpec(_ComponentBase):
     """An SQS queue with its dead-letter queue."""
 
     kind: Literal["queue"]
-    declared = Declared(Tier.EVENTS, "controller.actions.queue:QueueAction",
-                        "sandbox.resources:provision_queue", "infra.regional:Region.deploy_queue")
+    declared = Declared(
+        Tier.EVENTS,
+        "controller.actions.queue:QueueAction",
+        "sandbox.resources:provision_queue",
+        "infra.regional:Region.deploy_queue",
+    )
     visibility_timeout: int = Field(default=60, ge=0, le=43200)
     max_receive_count: int = Field(default=3, ge=1, le=1000)
     dlq: bool = True
@@ -200,9 +207,13 @@ class TableSpec(_ComponentBase):
     """A DynamoDB table, a global table with a replica in every region."""
 
     kind: Literal["table"]
-    declared = Declared(Tier.DATA, "controller.actions.table:TableAction",
-                        "sandbox.resources:provision_table", "infra.regional:Region.deploy_global",
-                        global_part="infra.global_:GlobalData (the global table)")
+    declared = Declared(
+        Tier.DATA,
+        "controller.actions.table:TableAction",
+        "sandbox.resources:provision_table",
+        "infra.regional:Region.deploy_global",
+        global_part="infra.global_:GlobalData (the global table)",
+    )
     hash_key: str = "pk"
     range_key: str | None = None
     stream: bool = True
@@ -213,9 +224,13 @@ class BucketSpec(_ComponentBase):
     """An S3 bucket, versioned and replicated to every other region."""
 
     kind: Literal["bucket"]
-    declared = Declared(Tier.DATA, "controller.actions.bucket:BucketAction",
-                        "sandbox.resources:provision_bucket", "infra.regional:Region.deploy_global",
-                        global_part="infra.global_:GlobalData (replication between regions)")
+    declared = Declared(
+        Tier.DATA,
+        "controller.actions.bucket:BucketAction",
+        "sandbox.resources:provision_bucket",
+        "infra.regional:Region.deploy_global",
+        global_part="infra.global_:GlobalData (replication between regions)",
+    )
     versioning: bool = True
 
 
@@ -223,8 +238,12 @@ class StreamSpec(_ComponentBase):
     """A Kinesis data stream."""
 
     kind: Literal["stream"]
-    declared = Declared(Tier.EVENTS, "controller.actions.stream:StreamAction",
-                        "sandbox.resources:provision_stream", "infra.regional:Region.deploy_stream")
+    declared = Declared(
+        Tier.EVENTS,
+        "controller.actions.stream:StreamAction",
+        "sandbox.resources:provision_stream",
+        "infra.regional:Region.deploy_stream",
+    )
     shards: int = Field(default=1, ge=1, le=500)
 
 
@@ -233,9 +252,12 @@ class ScheduleSpec(_ComponentBase):
 
     kind: Literal["schedule"]
     declared = Declared(
-        Tier.EVENTS, "controller.actions.schedule:ScheduleAction",
-        "sandbox.resources:provision_schedule", "infra.regional:Region.deploy_schedule",
-        switch="the rule is enabled in the active region, disabled elsewhere")
+        Tier.EVENTS,
+        "controller.actions.schedule:ScheduleAction",
+        "sandbox.resources:provision_schedule",
+        "infra.regional:Region.deploy_schedule",
+        switch="the rule is enabled in the active region, disabled elsewhere",
+    )
     implied_field = "target"
     expression: str = Field(pattern=r"^(rate|cron)\(.+\)$")
     target: str
@@ -248,9 +270,12 @@ class ParameterSpec(_ComponentBase):
     """An SSM parameter; a secure one carries no value here (it is set out of band)."""
 
     kind: Literal["parameter"]
-    declared = Declared(Tier.DATA, "controller.actions.parameter:ParameterAction",
-                        "sandbox.resources:provision_parameter",
-                        "infra.regional:Region.deploy_parameter")
+    declared = Declared(
+        Tier.DATA,
+        "controller.actions.parameter:ParameterAction",
+        "sandbox.resources:provision_parameter",
+        "infra.regional:Region.deploy_parameter",
+    )
     value: str = ""
     secure: bool = False
 
@@ -274,8 +299,12 @@ class ApiSpec(_ComponentBase):
     """The regional HTTPS API; ``/health`` is open, every other route is authorized."""
 
     kind: Literal["api"]
-    declared = Declared(Tier.TRAFFIC, "controller.actions.api:ApiAction",
-                        "sandbox.resources:provision_api", "infra.regional:Region.deploy_api")
+    declared = Declared(
+        Tier.TRAFFIC,
+        "controller.actions.api:ApiAction",
+        "sandbox.resources:provision_api",
+        "infra.regional:Region.deploy_api",
+    )
     implied_field = "routes"
     routes: tuple[Route, ...] = ()
     health_path: str = "/health"
@@ -297,9 +326,13 @@ class DnsSpec(_ComponentBase):
 
     kind: Literal["dns"]
     declared = Declared(
-        Tier.TRAFFIC, "controller.actions.dns:DnsAction", None, None,
+        Tier.TRAFFIC,
+        "controller.actions.dns:DnsAction",
+        None,
+        None,
         switch="the failover records point at the active region's endpoint",
-        global_part="sandbox.global_ and infra.program:Traffic (zone, records, health checks)")
+        global_part="sandbox.global_ and infra.program:Traffic (zone, records, health checks)",
+    )
     implied_field = "target"
     name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
     zone: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
@@ -335,9 +368,12 @@ class BusSpec(_ComponentBase):
 
     kind: Literal["bus"]
     declared = Declared(
-        Tier.EVENTS, "controller.actions.bus:BusAction", "sandbox.resources:provision_bus",
+        Tier.EVENTS,
+        "controller.actions.bus:BusAction",
+        "sandbox.resources:provision_bus",
         "infra.bus:deploy",
-        switch="its rules are enabled in the active region, disabled elsewhere")
+        switch="its rules are enabled in the active region, disabled elsewhere",
+    )
     implied_field = "rules"
     rules: dict[str, BusRule] = Field(min_length=1)
 
@@ -349,7 +385,8 @@ class BusSpec(_ComponentBase):
         for name in value:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(
-                    f"rule name {name!r} must be lower-case letters, digits and dashes")
+                    f"rule name {name!r} must be lower-case letters, digits and dashes"
+                )
         return value
 
     def implied_dependencies(self) -> tuple[str, ...]:
@@ -372,8 +409,16 @@ class BusSpec(_ComponentBase):
 
 
 Component = Annotated[
-    FunctionSpec | QueueSpec | TableSpec | BucketSpec | StreamSpec | ScheduleSpec | ParameterSpec
-    | ApiSpec | DnsSpec | BusSpec,
+    FunctionSpec
+    | QueueSpec
+    | TableSpec
+    | BucketSpec
+    | StreamSpec
+    | ScheduleSpec
+    | ParameterSpec
+    | ApiSpec
+    | DnsSpec
+    | BusSpec,
     Field(discriminator="kind"),
 ]
 
@@ -440,8 +485,7 @@ class Control(_Strict):
         for region in value:
             _control_region(region)
         if len(set(value)) != len(value):
-            raise ValueError(f"a region is listed twice in {list(value)} "
-                             f"({_allowed()})")
+            raise ValueError(f"a region is listed twice in {list(value)} ({_allowed()})")
         return value
 
     @field_validator("witness")
@@ -455,12 +499,16 @@ class Control(_Strict):
             raise ValueError(f"the witness {self.witness!r} is also a replica ({_allowed()})")
         shape = (len(self.replicas), self.witness is not None)
         if shape not in ((3, False), (2, True)):
-            raise ValueError(f"a control table has three replicas, or two replicas and a "
-                             f"witness, not {len(self.replicas)} replicas"
-                             f"{' and a witness' if self.witness else ''} ({_allowed()})")
+            raise ValueError(
+                f"a control table has three replicas, or two replicas and a "
+                f"witness, not {len(self.replicas)} replicas"
+                f"{' and a witness' if self.witness else ''} ({_allowed()})"
+            )
         if mrsc_set_of(self.all) is None:
-            raise ValueError(f"{', '.join(self.all)} are not in one region set of multi-Region "
-                             f"strong consistency ({_allowed()})")
+            raise ValueError(
+                f"{', '.join(self.all)} are not in one region set of multi-Region "
+                f"strong consistency ({_allowed()})"
+            )
         return self
 
     @property
@@ -609,8 +657,9 @@ def default_spec_path() -> Path:
     if local.exists():
         return local
     if not EXAMPLE_SPEC.exists():  # installed from a wheel: the example lives in the repository
-        raise SpecError("no topology: pass --spec FILE, set $FAILOVER_SPEC, or run where "
-                        "topology.yaml is")
+        raise SpecError(
+            "no topology: pass --spec FILE, set $FAILOVER_SPEC, or run where topology.yaml is"
+        )
     return EXAMPLE_SPEC
 
 
@@ -681,8 +730,7 @@ def loads(text: str, *, source: str = "<topology>", base: Path | None = None) ->
     if problem is not None:
         component, loc, message = problem
         line = _line_of(yaml.compose(text, Loader=_LOADER), ["components", component, *loc])
-        raise SpecError(message, source=source, component=component, field=".".join(loc),
-                        line=line)
+        raise SpecError(message, source=source, component=component, field=".".join(loc), line=line)
     return topology
 
 
@@ -703,10 +751,13 @@ def _signed_routes_behind_failover(topology: Topology) -> _Problem | None:
             continue
         for i, route in enumerate(api.routes):
             if route.auth == "iam":
-                return (dns.target, ["routes", str(i), "auth"],
-                        f"auth iam on {route.method} {route.path} does not survive a failover: "
-                        f"SigV4 signs for one region and {dns.name} moves between regions "
-                        "(use auth: jwt)")
+                return (
+                    dns.target,
+                    ["routes", str(i), "auth"],
+                    f"auth iam on {route.method} {route.path} does not survive a failover: "
+                    f"SigV4 signs for one region and {dns.name} moves between regions "
+                    "(use auth: jwt)",
+                )
     return None
 
 
@@ -747,15 +798,28 @@ def _missing_code(topology: Topology, written: Mapping[str, str]) -> _Problem | 
             continue
         folder = Path(spec.code)
         if not folder.is_dir():
-            return (name, ["code"], f"code folder {written.get(spec.code, spec.code)!r} does "
-                    f"not exist (resolved against the topology's folder: {folder})")
+            return (
+                name,
+                ["code"],
+                f"code folder {written.get(spec.code, spec.code)!r} does "
+                f"not exist (resolved against the topology's folder: {folder})",
+            )
         module, _, function = spec.handler.rpartition(".")
         relative = Path(*module.split(".")) if module else None
-        if relative is None or not function or not (
+        if (
+            relative is None
+            or not function
+            or not (
                 (folder / relative).with_suffix(".py").is_file()
-                or (folder / relative / "__init__.py").is_file()):
-            return (name, ["handler"], f"handler {spec.handler!r}: no module "
-                    f"{module or '(none)'!r} in the code folder {folder}")
+                or (folder / relative / "__init__.py").is_file()
+            )
+        ):
+            return (
+                name,
+                ["handler"],
+                f"handler {spec.handler!r}: no module "
+                f"{module or '(none)'!r} in the code folder {folder}",
+            )
         checked.add((spec.code, spec.handler))
     return None
 

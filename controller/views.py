@@ -36,16 +36,25 @@ class StatusView:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``failover status --json`` shape."""
-        return {**self.report.to_dict(), "run_in_progress": self.run_in_progress,
-                "control": self.control}
+        return {
+            **self.report.to_dict(),
+            "run_in_progress": self.run_in_progress,
+            "control": self.control,
+        }
 
 
-def read_status(topology: Topology, manifest: Manifest, clients: Clients, *,
-                deadline: float = STATUS_DEADLINE_SECONDS) -> StatusView:
+def read_status(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    *,
+    deadline: float = STATUS_DEADLINE_SECONDS,
+) -> StatusView:
     """Read every region (under ``deadline``), the run in progress and the desired state."""
     report = health.status(topology, manifest, clients, deadline=deadline)
-    return StatusView(report, run_in_progress(manifest, clients),
-                      desired(topology, manifest, clients))
+    return StatusView(
+        report, run_in_progress(manifest, clients), desired(topology, manifest, clients)
+    )
 
 
 def run_in_progress(manifest: Manifest, clients: Clients) -> str | None:
@@ -73,10 +82,18 @@ def desired(topology: Topology, manifest: Manifest, clients: Clients) -> dict[st
 
 def run_summary(run: Run) -> dict[str, Any]:
     """One run as a line of ``failover runs --json`` (no step records)."""
-    return {"id": run.id, "kind": run.kind, "status": run.status.value, "from": run.plan.source,
-            "to": run.plan.target, "owner": run.owner, "created": run.created,
-            "updated": run.updated, "error": run.error,
-            "degraded": dict(sorted(run.degraded.items()))}
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status.value,
+        "from": run.plan.source,
+        "to": run.plan.target,
+        "owner": run.owner,
+        "created": run.created,
+        "updated": run.updated,
+        "error": run.error,
+        "degraded": dict(sorted(run.degraded.items())),
+    }
 
 
 def read_runs(manifest: Manifest, clients: Clients, limit: int = 50) -> list[Run]:
@@ -100,14 +117,20 @@ def run_detail(run: Run) -> dict[str, Any]:
     for record in run.to_dict()["steps"]:
         step = planned.get(record["id"])
         if step is not None:
-            record |= {"component": step.component, "region": step.region,
-                       "phase": step.phase, "action": step.action, "level": step.level}
+            record |= {
+                "component": step.component,
+                "region": step.region,
+                "phase": step.phase,
+                "action": step.action,
+                "level": step.level,
+            }
         steps.append(record)
     return run.to_dict() | {"steps": steps}
 
 
-def read_run(manifest: Manifest, clients: Clients, run_id: str | None = None
-             ) -> dict[str, Any] | None:
+def read_run(
+    manifest: Manifest, clients: Clients, run_id: str | None = None
+) -> dict[str, Any] | None:
     """``run_id``'s detail; without one, the run in progress, else the newest run (or None)."""
     journal = Journal(clients, manifest)
     wanted = run_id or journal.current_run_id()
@@ -119,8 +142,9 @@ def read_run(manifest: Manifest, clients: Clients, run_id: str | None = None
     return run_detail(journal.run(wanted))
 
 
-def degraded_components(status: dict[str, Any] | None, run: dict[str, Any] | None
-                        ) -> dict[str, str]:
+def degraded_components(
+    status: dict[str, Any] | None, run: dict[str, Any] | None
+) -> dict[str, str]:
     """Which components of the active region are degraded, and how: the mode the run into it
     left them in, else their health when it is not healthy.
 
@@ -142,9 +166,13 @@ def degraded_components(status: dict[str, Any] | None, run: dict[str, Any] | Non
     return out
 
 
-def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
-                  status: StatusView | None, decisions: list[dict[str, Any]] | None = None
-                  ) -> dict[str, Any]:
+def watchers_view(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    status: StatusView | None,
+    decisions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What the watchers see and may do: the automation switch, the lease holder, and for each
     region its health and each probe's vote (True: the probe says failing).
 
@@ -154,9 +182,12 @@ def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
     """
     journal = Journal(clients, manifest)
     rows = _or_error(lambda: {r["region"]: r for r in watcher_rows(topology, manifest, clients)})
-    out: dict[str, Any] = {"automation": _or_error(journal.automation),
-                           "lease": _or_error(lambda: _lease(journal)),
-                           "regions": {}, "decisions": list(decisions or [])}
+    out: dict[str, Any] = {
+        "automation": _or_error(journal.automation),
+        "lease": _or_error(lambda: _lease(journal)),
+        "regions": {},
+        "decisions": list(decisions or []),
+    }
     for region in topology.regions.all:
         status_of = status.report.regions.get(region) if status else None
         row = rows.get(region, {}) if "error" not in rows else {}
@@ -174,8 +205,9 @@ def watchers_view(topology: Topology, manifest: Manifest, clients: Clients,
 SILENT_AFTER = 180.0
 
 
-def watcher_rows(topology: Topology, manifest: Manifest, clients: Clients,
-                 now: float | None = None) -> list[dict[str, Any]]:
+def watcher_rows(
+    topology: Topology, manifest: Manifest, clients: Clients, now: float | None = None
+) -> list[dict[str, Any]]:
     """Each region's watcher as ``failover watchers --json`` shows it: its last decision (the
     control table's watcher item), how long ago, silent or not, and where its logs are.
 
@@ -191,12 +223,17 @@ def watcher_rows(topology: Topology, manifest: Manifest, clients: Clients,
         state = states.get(region)
         ref = manifest.regions[region].watcher if region in manifest.regions else None
         age = None if state is None or state.updated is None else round(now - state.updated, 1)
-        rows.append({"region": region, "silent": age is None or age > SILENT_AFTER,
-                     "seconds_since_evaluation": age,
-                     "function": ref.function if ref else topology.watcher_function(region),
-                     "log_group": ref.log_group if ref else topology.watcher_log_group(region),
-                     "log_file": ref.log_file if ref else None,
-                     **({"last": state.to_dict()} if state else {})})
+        rows.append(
+            {
+                "region": region,
+                "silent": age is None or age > SILENT_AFTER,
+                "seconds_since_evaluation": age,
+                "function": ref.function if ref else topology.watcher_function(region),
+                "log_group": ref.log_group if ref else topology.watcher_log_group(region),
+                "log_file": ref.log_file if ref else None,
+                **({"last": state.to_dict()} if state else {}),
+            }
+        )
     return rows
 
 

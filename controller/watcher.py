@@ -70,9 +70,11 @@ class Evaluation:
     def stale(self) -> list[str]:
         """Reachable regions that still say ``active`` although another region is: they came
         back from an outage before anyone could fence them (two writers, unless fenced now)."""
-        return sorted(r for r, mode in self.modes.items()
-                      if mode == "active" and r != self.active
-                      and self.health.get(r) != "unreachable")
+        return sorted(
+            r
+            for r, mode in self.modes.items()
+            if mode == "active" and r != self.active and self.health.get(r) != "unreachable"
+        )
 
     def bad(self, region: str) -> bool:
         """True when a quorum of the probes that answered say ``region`` is failing.
@@ -85,8 +87,9 @@ class Evaluation:
 
     def good(self, region: str) -> bool:
         """True when ``region`` is reachable, healthy or degraded, and no probe says bad."""
-        return self.health.get(region) in ("healthy", "degraded") \
-            and not any(self.votes.get(region, {}).values())
+        return self.health.get(region) in ("healthy", "degraded") and not any(
+            self.votes.get(region, {}).values()
+        )
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,17 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as the JSON line ``failover watch`` prints."""
-        return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time)),
-                "action": self.action, "reason": self.reason, "active_region": self.active,
-                "region_health": self.health, "consecutive_bad": self.consecutive_bad,
-                "target": self.target, "run_id": self.run_id, "status": self.status}
+        return {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time)),
+            "action": self.action,
+            "reason": self.reason,
+            "active_region": self.active,
+            "region_health": self.health,
+            "consecutive_bad": self.consecutive_bad,
+            "target": self.target,
+            "run_id": self.run_id,
+            "status": self.status,
+        }
 
 
 Evaluate = Callable[[], Evaluation]
@@ -137,8 +147,7 @@ class Watcher:
     on_run: Callable[[RunResult], None] | None = None
     consecutive_bad: int = field(default=0, init=False)
     last_action: float | None = field(default=None, init=False)
-    _history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_WINDOW),
-                                  init=False)
+    _history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_WINDOW), init=False)
     _good_primary: int = field(default=0, init=False)
     _epoch: int = field(default=0, init=False)
     _report: health.StatusReport | None = field(default=None, init=False)
@@ -158,27 +167,44 @@ class Watcher:
         self.last_action = state.last_action
         self._good_primary = state.good_primary
 
-    def remember(self, region: str, decision: Decision, *, owner: str = "",
-                 evaluations: int = 0) -> WatchState:
+    def remember(
+        self, region: str, decision: Decision, *, owner: str = "", evaluations: int = 0
+    ) -> WatchState:
         """What the next invocation needs to carry on, with ``decision`` as the last one."""
-        return WatchState(region, self.consecutive_bad, tuple(self._history), self.last_action,
-                          self._good_primary, evaluations, decision.time, owner,
-                          decision.to_dict())
+        return WatchState(
+            region,
+            self.consecutive_bad,
+            tuple(self._history),
+            self.last_action,
+            self._good_primary,
+            evaluations,
+            decision.time,
+            owner,
+            decision.to_dict(),
+        )
 
     # -- evaluating --------------------------------------------------------------------------
 
     def read(self) -> Evaluation:
         """Evaluate every region now (the default ``evaluate``): its signals and mode, not every
         component (the reconciler reads those when the modes disagree, or every few rounds)."""
-        report = health.status(self.topology, self.manifest, self.clients,
-                               http_probe=self.http_probe, components=False)
+        report = health.status(
+            self.topology, self.manifest, self.clients, http_probe=self.http_probe, components=False
+        )
         self._report = report
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
-        votes = {name: _votes(region, route53=not self.clients.emulated)
-                 for name, region in report.regions.items()}
-        return Evaluation(self.clock(), report.active_region,
-                          {n: r.health.value for n, r in report.regions.items()}, votes,
-                          self.policy.quorum, {n: r.mode for n, r in report.regions.items()})
+        votes = {
+            name: _votes(region, route53=not self.clients.emulated)
+            for name, region in report.regions.items()
+        }
+        return Evaluation(
+            self.clock(),
+            report.active_region,
+            {n: r.health.value for n, r in report.regions.items()},
+            votes,
+            self.policy.quorum,
+            {n: r.mode for n, r in report.regions.items()},
+        )
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -205,60 +231,86 @@ class Watcher:
         decision = self._decide(ev, active, bad, threshold)
         if decision.action in CONVERGE_AFTER:
             decision = self._reconcile(decision)
-        log.info("watch decision: %s (%s)", decision.action, decision.reason,
-                 extra={"event": decision.to_dict()})
+        log.info(
+            "watch decision: %s (%s)",
+            decision.action,
+            decision.reason,
+            extra={"event": decision.to_dict()},
+        )
         return decision
 
     def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
         def say(action: str, reason: str, **kw: Any) -> Decision:
-            return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad,
-                            **kw)
+            return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad, **kw)
 
         automation = self.journal.automation()
         if automation["paused"]:
-            return say("paused", f"automation paused by {automation['by'] or '?'}"
-                       + (f": {automation['reason']}" if automation["reason"] else ""))
-        if self.last_action is not None and ev.time - self.last_action \
-                < self.policy.cooldown_seconds:
+            return say(
+                "paused",
+                f"automation paused by {automation['by'] or '?'}"
+                + (f": {automation['reason']}" if automation["reason"] else ""),
+            )
+        if (
+            self.last_action is not None
+            and ev.time - self.last_action < self.policy.cooldown_seconds
+        ):
             left = self.policy.cooldown_seconds - (ev.time - self.last_action)
             return say("cooldown", f"cooling down after a failover ({left:.0f}s left)")
         if not bad:
             return self._maybe_failback(ev, active, say)
         if self.consecutive_bad < threshold:
-            return say("watch", f"{active} bad {self.consecutive_bad}/{threshold} "
-                       f"({', '.join(k for k, v in ev.votes[active].items() if v)})")
+            return say(
+                "watch",
+                f"{active} bad {self.consecutive_bad}/{threshold} "
+                f"({', '.join(k for k, v in ev.votes[active].items() if v)})",
+            )
         target = self._target(ev, active)
         if target is None:
             return say("hold", f"{active} failed but no healthy region to fail over to")
-        return self._failover(ev, active, target, say,
-                              f"{active} failed {self.consecutive_bad} evaluations in a row")
+        return self._failover(
+            ev, active, target, say, f"{active} failed {self.consecutive_bad} evaluations in a row"
+        )
 
-    def _maybe_failback(self, ev: Evaluation, active: str, say: Callable[..., Decision]
-                        ) -> Decision:
+    def _maybe_failback(
+        self, ev: Evaluation, active: str, say: Callable[..., Decision]
+    ) -> Decision:
         primary = self.topology.regions.primary
         if not self.policy.auto_failback or active == primary:
             return say("none", f"{active} healthy")
         self._good_primary = self._good_primary + 1 if ev.good(primary) else 0
         if self._good_primary < self.threshold():
-            return say("none", f"{active} healthy; primary good "
-                       f"{self._good_primary}/{self.threshold()} for failback")
-        return self._failover(ev, active, primary, say, "primary healthy again: failback",
-                              kind="failback")
+            return say(
+                "none",
+                f"{active} healthy; primary good "
+                f"{self._good_primary}/{self.threshold()} for failback",
+            )
+        return self._failover(
+            ev, active, primary, say, "primary healthy again: failback", kind="failback"
+        )
 
     def _target(self, ev: Evaluation, active: str) -> str | None:
         """The first good region in the spec's preference order (standbys, then the primary)."""
         order = [*self.topology.regions.standby, self.topology.regions.primary]
         return next((r for r in order if r != active and ev.good(r)), None)
 
-    def _failover(self, ev: Evaluation, source: str, target: str,
-                  say: Callable[..., Decision], reason: str, kind: str = "failover"
-                  ) -> Decision:
+    def _failover(
+        self,
+        ev: Evaluation,
+        source: str,
+        target: str,
+        say: Callable[..., Decision],
+        reason: str,
+        kind: str = "failover",
+    ) -> Decision:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
-                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
+        executor = self.executor or Executor(
+            self.topology,
+            self.manifest,
+            self.clients,
+            accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
+        )
         try:
-            result = executor.execute(plan, kind=kind, since=ev.time,
-                                      expect_epoch=self._epoch)
+            result = executor.execute(plan, kind=kind, since=ev.time, expect_epoch=self._epoch)
         except RunInterruptedError:
             raise  # SIGINT or SIGTERM: the watcher stops, it does not decide again
         except LeaseHeldError as exc:
@@ -273,8 +325,9 @@ class Watcher:
         self._good_primary = 0
         if self.on_run:
             self.on_run(result)
-        return say(kind, reason, target=target, run_id=result.run.id,
-                   status=result.run.status.value)
+        return say(
+            kind, reason, target=target, run_id=result.run.id, status=result.run.status.value
+        )
 
     def _reconcile(self, decision: Decision) -> Decision:
         """Converge every region to the desired state (fencing only, while paused).
@@ -284,24 +337,45 @@ class Watcher:
         """
         paused = decision.action == "paused"
         self._rounds += 1
-        executor = self.executor or Executor(self.topology, self.manifest, self.clients,
-                                             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG)
+        executor = self.executor or Executor(
+            self.topology,
+            self.manifest,
+            self.clients,
+            accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
+        )
         try:
             if self._report is not None and self._rounds % DEEP_EVERY:
                 # The evaluation's own read (region modes, no components) first: a full read of
                 # every component costs the data plane CPU; it is made only when the modes
                 # disagree with the desired state, and every DEEP_EVERY rounds for drift.
-                _, fixes = observe(self.topology, self.manifest, self.clients, self.journal,
-                                   fence_only=paused, report=self._report)
+                _, fixes = observe(
+                    self.topology,
+                    self.manifest,
+                    self.clients,
+                    self.journal,
+                    fence_only=paused,
+                    report=self._report,
+                )
                 if all(f.action == REPORT for f in fixes):
                     return decision
-            result = reconcile(self.topology, self.manifest, self.clients, journal=self.journal,
-                               fence_only=paused, executor=executor)
+            result = reconcile(
+                self.topology,
+                self.manifest,
+                self.clients,
+                journal=self.journal,
+                fence_only=paused,
+                executor=executor,
+            )
         except RunInterruptedError:
             raise
         except LeaseHeldError as exc:
-            return decision if decision.action != "none" else replace(
-                decision, action="lease_held", reason=f"another controller acts: {exc.holder}")
+            return (
+                decision
+                if decision.action != "none"
+                else replace(
+                    decision, action="lease_held", reason=f"another controller acts: {exc.holder}"
+                )
+            )
         except FailoverError as exc:
             log.warning("reconcile: %s", exc)
             return replace(decision, action="error", reason=f"reconcile: {exc}")
@@ -310,19 +384,32 @@ class Watcher:
             return decision
         regions = sorted({f.region for f in acted})
         failed = result.failed
-        reason = (f"{len(acted)} fixes towards {result.desired.active} (epoch "
-                  f"{result.desired.epoch}) in {', '.join(regions)}"
-                  + (f", {len(failed)} failed" if failed else "")
-                  + (f"; {decision.reason}" if paused else ""))
+        reason = (
+            f"{len(acted)} fixes towards {result.desired.active} (epoch "
+            f"{result.desired.epoch}) in {', '.join(regions)}"
+            + (f", {len(failed)} failed" if failed else "")
+            + (f"; {decision.reason}" if paused else "")
+        )
         run = next((f.run_id for f in acted if f.run_id), None)
-        return replace(decision, action="reconcile", reason=reason, target=regions[0],
-                       run_id=run, status="failed" if failed else "completed")
+        return replace(
+            decision,
+            action="reconcile",
+            reason=reason,
+            target=regions[0],
+            run_id=run,
+            status="failed" if failed else "completed",
+        )
 
     # -- looping -----------------------------------------------------------------------------
 
-    def run(self, interval: float, *, iterations: int | None = None,
-            stop: Callable[[], bool] | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> Iterator[Decision]:
+    def run(
+        self,
+        interval: float,
+        *,
+        iterations: int | None = None,
+        stop: Callable[[], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[Decision]:
         """Evaluate every ``interval`` seconds, yielding each decision."""
         count = 0
         while iterations is None or count < iterations:

@@ -37,11 +37,17 @@ class WatchState:
 
     def to_dict(self) -> dict[str, Any]:
         """The item as ``failover watchers --json`` shows it."""
-        return {"region": self.region, "updated": self.updated, "owner": self.owner,
-                "evaluations": self.evaluations, "consecutive_bad": self.consecutive_bad,
-                "history": "".join("1" if b else "0" for b in self.history),
-                "last_action": self.last_action, "good_primary": self.good_primary,
-                "decision": self.decision}
+        return {
+            "region": self.region,
+            "updated": self.updated,
+            "owner": self.owner,
+            "evaluations": self.evaluations,
+            "consecutive_bad": self.consecutive_bad,
+            "history": "".join("1" if b else "0" for b in self.history),
+            "last_action": self.last_action,
+            "good_primary": self.good_primary,
+            "decision": self.decision,
+        }
 
 
 class WatchStates:
@@ -57,12 +63,22 @@ class WatchStates:
 
     def write(self, state: WatchState) -> None:
         """Save ``state`` (one unconditional put: only ``state.region``'s watcher writes it)."""
-        self.table.call("put_item", Item=item(
-            PK, state.region, region=state.region, consecutive_bad=state.consecutive_bad,
-            history="".join("1" if b else "0" for b in state.history),
-            last_action=state.last_action, good_primary=state.good_primary,
-            evaluations=state.evaluations, updated=state.updated, owner=state.owner,
-            decision=json.dumps(state.decision, sort_keys=True)))
+        self.table.call(
+            "put_item",
+            Item=item(
+                PK,
+                state.region,
+                region=state.region,
+                consecutive_bad=state.consecutive_bad,
+                history="".join("1" if b else "0" for b in state.history),
+                last_action=state.last_action,
+                good_primary=state.good_primary,
+                evaluations=state.evaluations,
+                updated=state.updated,
+                owner=state.owner,
+                decision=json.dumps(state.decision, sort_keys=True),
+            ),
+        )
 
     def all(self) -> dict[str, WatchState]:
         """Every region's watcher item, by region."""
@@ -81,5 +97,7 @@ def _state(got: dict[str, Any]) -> WatchState:
         last_action=as_float(got.get("last_action")),
         good_primary=int(got.get("good_primary") or 0),
         evaluations=int(got.get("evaluations") or 0),
-        updated=as_float(got.get("updated")), owner=str(got.get("owner") or ""),
-        decision=decision if isinstance(decision, dict) else {})
+        updated=as_float(got.get("updated")),
+        owner=str(got.get("owner") or ""),
+        decision=decision if isinstance(decision, dict) else {},
+    )

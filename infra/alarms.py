@@ -27,8 +27,9 @@ API_5XX_THRESHOLD = 5.0  # 5xx answers in 5 minutes
 LAG_PERIODS = 3  # minutes above the bound before the replication alarm fires
 
 
-def alarm_topic(topology: Topology, region: str,
-                opts: pulumi.ResourceOptions | None = None) -> aws.sns.Topic:
+def alarm_topic(
+    topology: Topology, region: str, opts: pulumi.ResourceOptions | None = None
+) -> aws.sns.Topic:
     """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager).
 
     ``opts`` carries the region's provider (and whatever else the caller sets, e.g. protect).
@@ -53,44 +54,86 @@ class RegionAlarms(pulumi.ComponentResource):
     The region's provider comes in ``opts``; every alarm is a child and inherits it.
     """
 
-    def __init__(self, name: str, args: RegionAlarmsArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: RegionAlarmsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         topology, region, tables, topic = args.topology, args.region, args.tables, args.topic
         where = region.args.region
         super().__init__("failover:infra:RegionAlarms", name, None, opts)
         self.topic = topic
         self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         for i, queue in enumerate(region.dead_letters):
-            self._alarm(f"{topology.prefix}-dead-letters-{i}-{where}", "AWS/SQS",
-                        "ApproximateNumberOfMessagesVisible", "Maximum",
-                        {"QueueName": queue.name}, 1.0, 1, 300,
-                        pulumi.Output.concat("messages waiting in ", queue.name))
+            self._alarm(
+                f"{topology.prefix}-dead-letters-{i}-{where}",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                "Maximum",
+                {"QueueName": queue.name},
+                1.0,
+                1,
+                300,
+                pulumi.Output.concat("messages waiting in ", queue.name),
+            )
         for name, spec in topology.of_kind(Kind.TABLE):
             for other in topology.regions.all:
                 if other == where:
                     continue
                 # named for the region it lives in only (the receiving one without dashes)
                 to = other.replace("-", "")
-                self._alarm(f"{topology.prefix}-{name}-lag-to-{to}-{where}", "AWS/DynamoDB",
-                            "ReplicationLatency", "Average",
-                            {"TableName": tables[name].name, "ReceivingRegion": other},
-                            spec.max_lag_seconds * 1000, LAG_PERIODS, 60,
-                            f"{name}: replication {where} -> {other} above "
-                            f"{spec.max_lag_seconds:g} s")
+                self._alarm(
+                    f"{topology.prefix}-{name}-lag-to-{to}-{where}",
+                    "AWS/DynamoDB",
+                    "ReplicationLatency",
+                    "Average",
+                    {"TableName": tables[name].name, "ReceivingRegion": other},
+                    spec.max_lag_seconds * 1000,
+                    LAG_PERIODS,
+                    60,
+                    f"{name}: replication {where} -> {other} above {spec.max_lag_seconds:g} s",
+                )
         for name, api in region.apis.items():
-            self._alarm(f"{topology.prefix}-{name}-5xx-{where}", "AWS/ApiGateway", "5xx", "Sum",
-                        {"ApiId": api.api.id, "Stage": "$default"}, API_5XX_THRESHOLD, 1, 300,
-                        f"{name} in {where}: 5xx answers")
+            self._alarm(
+                f"{topology.prefix}-{name}-5xx-{where}",
+                "AWS/ApiGateway",
+                "5xx",
+                "Sum",
+                {"ApiId": api.api.id, "Stage": "$default"},
+                API_5XX_THRESHOLD,
+                1,
+                300,
+                f"{name} in {where}: 5xx answers",
+            )
         self.register_outputs({"topic": topic.arn})
 
-    def _alarm(self, name: str, namespace: str, metric: str, stat: str,
-               dimensions: dict[str, pulumi.Input[str]], threshold: float, periods: int,
-               period: int, description: pulumi.Input[str]) -> None:
+    def _alarm(
+        self,
+        name: str,
+        namespace: str,
+        metric: str,
+        stat: str,
+        dimensions: dict[str, pulumi.Input[str]],
+        threshold: float,
+        periods: int,
+        period: int,
+        description: pulumi.Input[str],
+    ) -> None:
         physical = fit(name, 255)
-        self.alarms.append(aws.cloudwatch.MetricAlarm(
-            physical, name=physical, namespace=namespace, metric_name=metric, statistic=stat,
-            comparison_operator="GreaterThanOrEqualToThreshold", threshold=threshold,
-            evaluation_periods=periods, period=period, treat_missing_data="notBreaching",
-            dimensions=dimensions, alarm_description=description,
-            alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn],
-            opts=pulumi.ResourceOptions(parent=self)))
+        self.alarms.append(
+            aws.cloudwatch.MetricAlarm(
+                physical,
+                name=physical,
+                namespace=namespace,
+                metric_name=metric,
+                statistic=stat,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=threshold,
+                evaluation_periods=periods,
+                period=period,
+                treat_missing_data="notBreaching",
+                dimensions=dimensions,
+                alarm_description=description,
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        )

@@ -22,11 +22,16 @@ from controller.contract import ALIAS, fit
 from controller.spec import ApiSpec, Route, Topology
 from infra.common import InfraError, Ref, Settings
 
-ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
-    "routeKey": "$context.routeKey", "status": "$context.status",
-    "latency": "$context.responseLatency", "error": "$context.integrationErrorMessage",
-})
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "latency": "$context.responseLatency",
+        "error": "$context.integrationErrorMessage",
+    }
+)
 AUTHORIZATION = {"iam": "AWS_IAM", "jwt": "JWT"}
 
 
@@ -74,8 +79,9 @@ class RegionalApi(pulumi.ComponentResource):
     ``args``, so an alias on a renamed component keeps their URNs).
     """
 
-    def __init__(self, name: str, args: ApiArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("failover:infra:Api", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
@@ -94,16 +100,17 @@ class RegionalApi(pulumi.ComponentResource):
             name="$default",
             auto_deploy=True,
             access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
-                destination_arn=self.access_logs.arn, format=ACCESS_LOG_FORMAT),
+                destination_arn=self.access_logs.arn, format=ACCESS_LOG_FORMAT
+            ),
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
                 throttling_rate_limit=args.settings.api_throttle_rate,
-                throttling_burst_limit=args.settings.api_throttle_burst),
+                throttling_burst_limit=args.settings.api_throttle_burst,
+            ),
             opts=child,
         )
         self.authorizer = self._jwt_authorizer()
         self.integrations: dict[str, aws.apigatewayv2.Integration] = {}
-        self.routes = [self._route(r) for r in args.spec.routes
-                       if r.path != args.spec.health_path]
+        self.routes = [self._route(r) for r in args.spec.routes if r.path != args.spec.health_path]
         self.routes.extend(self._health_route())
         self.endpoint: pulumi.Output[str] = self.api.api_endpoint
         self.domain = self._custom_domain() if args.domain else None
@@ -143,23 +150,29 @@ class RegionalApi(pulumi.ComponentResource):
             return None
         settings = self.args.settings
         if not settings.jwt_issuer or not settings.jwt_audience:
-            raise InfraError(self.args.name, "a jwt route needs failover:jwtIssuer and "
-                                             "failover:jwtAudience in the stack config")
+            raise InfraError(
+                self.args.name,
+                "a jwt route needs failover:jwtIssuer and failover:jwtAudience in the stack config",
+            )
         return aws.apigatewayv2.Authorizer(
             f"{self.args.physical}-jwt",
             api_id=self.api.id,
             authorizer_type="JWT",
             identity_sources=["$request.header.Authorization"],
             jwt_configuration=aws.apigatewayv2.AuthorizerJwtConfigurationArgs(
-                issuer=settings.jwt_issuer, audiences=list(settings.jwt_audience)),
+                issuer=settings.jwt_issuer, audiences=list(settings.jwt_audience)
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _route(self, route: Route) -> aws.apigatewayv2.Route:
         """A business route: always authorized (IAM or JWT), never open."""
         if route.auth == "none":
-            raise InfraError(self.args.name, f"route {route.method} {route.path} has auth none; "
-                                             "only the health route may be open")
+            raise InfraError(
+                self.args.name,
+                f"route {route.method} {route.path} has auth none; "
+                "only the health route may be open",
+            )
         extra: dict[str, Any] = {}
         if route.auth == "jwt" and self.authorizer is not None:
             extra["authorizer_id"] = self.authorizer.id
@@ -181,15 +194,18 @@ class RegionalApi(pulumi.ComponentResource):
         target = (declared or list(spec.routes))[:1]
         if not target:
             return []
-        return [aws.apigatewayv2.Route(
-            f"{self.args.physical}-health",
-            api_id=self.api.id,
-            route_key=f"GET {spec.health_path}",
-            target=pulumi.Output.concat("integrations/",
-                                        self._integration(target[0].function).id),
-            authorization_type="NONE",
-            opts=pulumi.ResourceOptions(parent=self),
-        )]
+        return [
+            aws.apigatewayv2.Route(
+                f"{self.args.physical}-health",
+                api_id=self.api.id,
+                route_key=f"GET {spec.health_path}",
+                target=pulumi.Output.concat(
+                    "integrations/", self._integration(target[0].function).id
+                ),
+                authorization_type="NONE",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        ]
 
     def _custom_domain(self) -> aws.apigatewayv2.DomainName:
         """The application's name served by this region, with a DNS-validated certificate."""
@@ -198,10 +214,14 @@ class RegionalApi(pulumi.ComponentResource):
         name = self.args.physical
         child = pulumi.ResourceOptions(parent=self)
         cert = aws.acm.Certificate(
-            f"{name}-cert", domain_name=domain.record, validation_method="DNS", opts=child)
+            f"{name}-cert", domain_name=domain.record, validation_method="DNS", opts=child
+        )
         validation = aws.acm.CertificateValidation(
-            f"{name}-cert-valid", certificate_arn=cert.arn,
-            validation_record_fqdns=[domain.validation(cert)], opts=child)
+            f"{name}-cert-valid",
+            certificate_arn=cert.arn,
+            validation_record_fqdns=[domain.validation(cert)],
+            opts=child,
+        )
         domain_name = aws.apigatewayv2.DomainName(
             f"{name}-domain",
             domain_name=domain.record,
@@ -213,6 +233,10 @@ class RegionalApi(pulumi.ComponentResource):
             opts=child,
         )
         aws.apigatewayv2.ApiMapping(
-            f"{name}-mapping", api_id=self.api.id, domain_name=domain_name.id,
-            stage=self.stage.id, opts=child)
+            f"{name}-mapping",
+            api_id=self.api.id,
+            domain_name=domain_name.id,
+            stage=self.stage.id,
+            opts=child,
+        )
         return domain_name

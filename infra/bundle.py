@@ -34,8 +34,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 #: What the Lambda Python runtime ships; bundling them again only adds megabytes.
-RUNTIME_PROVIDED = frozenset(canonicalize_name(n) for n in (
-    "boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"))
+RUNTIME_PROVIDED = frozenset(
+    canonicalize_name(n)
+    for n in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six")
+)
 #: The file in a code folder that names the distributions its code imports.
 REQUIREMENTS_FILE = "requirements.txt"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -68,8 +70,9 @@ def requirement_names(folder: Path) -> list[str]:
     return out
 
 
-def closure(requirements: Iterable[str],
-            exclude: frozenset[str] = RUNTIME_PROVIDED) -> list[metadata.Distribution]:
+def closure(
+    requirements: Iterable[str], exclude: frozenset[str] = RUNTIME_PROVIDED
+) -> list[metadata.Distribution]:
     """The installed distributions ``requirements`` need, transitively, minus ``exclude``.
 
     Extras (``aws-lambda-powertools[tracer]``) are followed; environment markers are evaluated
@@ -90,15 +93,17 @@ def closure(requirements: Iterable[str],
         try:
             dist = found.get(key) or metadata.distribution(name)
         except metadata.PackageNotFoundError as exc:
-            raise BundleError(f"requirement {name!r} is not installed in this environment "
-                              "(install it, then build the bundle again)") from exc
+            raise BundleError(
+                f"requirement {name!r} is not installed in this environment "
+                "(install it, then build the bundle again)"
+            ) from exc
         found[key] = dist
         environment = cast("dict[str, str]", dict(default_environment()))
         for text in dist.requires or ():
             req = _parse(text)
             if req.marker is None or any(
-                    req.marker.evaluate({**environment, "extra": extra})
-                    for extra in (extras or {""})):
+                req.marker.evaluate({**environment, "extra": extra}) for extra in (extras or {""})
+            ):
                 pending.append((req.name, frozenset(req.extras)))
     return [found[k] for k in sorted(found)]
 
@@ -128,9 +133,14 @@ def _folder_files(folder: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
             yield str(PurePosixPath(prefix, *rel.parts)) if prefix else rel.as_posix(), path
 
 
-def build(out: Path, *, code: Path | None = None, packages: Sequence[Path] = (),
-          requirements: Sequence[str] = (),
-          exclude: frozenset[str] = RUNTIME_PROVIDED) -> Bundle:
+def build(
+    out: Path,
+    *,
+    code: Path | None = None,
+    packages: Sequence[Path] = (),
+    requirements: Sequence[str] = (),
+    exclude: frozenset[str] = RUNTIME_PROVIDED,
+) -> Bundle:
     """Write a reproducible zip to ``out`` and describe it.
 
     Parameters
@@ -165,13 +175,13 @@ def build(out: Path, *, code: Path | None = None, packages: Sequence[Path] = (),
         tmp = out.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
-    return Bundle(path=out, size=len(data),
-                  distributions=tuple(str(d.metadata["Name"]) for d in dists))
+    return Bundle(
+        path=out, size=len(data), distributions=tuple(str(d.metadata["Name"]) for d in dists)
+    )
 
 
 def function_bundle(code: Path, out_dir: Path) -> Bundle:
     """The bundle of one function code folder: its files and its ``requirements.txt``."""
     digest = hashlib.sha256(str(code.resolve()).encode()).hexdigest()[:10]
     slug = re.sub(r"[^A-Za-z0-9_.-]", "-", code.name) or "code"
-    return build(out_dir / f"{slug}-{digest}.zip", code=code,
-                 requirements=requirement_names(code))
+    return build(out_dir / f"{slug}-{digest}.zip", code=code, requirements=requirement_names(code))

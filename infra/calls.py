@@ -26,8 +26,14 @@ from infra.common import InfraError, Ref
 DECLARATION = "AWS_CALLS"
 #: the kind of a dependency -> the IAM service that acts on it (a kind deployed by its own
 #: module says so itself, in its ``Ref.use_actions``)
-KIND_SERVICE = {"table": "dynamodb", "queue": "sqs", "bucket": "s3", "stream": "kinesis",
-                "parameter": "ssm", "function": "lambda"}
+KIND_SERVICE = {
+    "table": "dynamodb",
+    "queue": "sqs",
+    "bucket": "s3",
+    "stream": "kinesis",
+    "parameter": "ssm",
+    "function": "lambda",
+}
 _ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9]+")
 
 
@@ -50,12 +56,16 @@ def declared_calls(component: str, code_dir: Path, handler: str) -> tuple[str, .
         try:
             actions = ast.literal_eval(value)
         except ValueError as exc:
-            raise InfraError(component, f"{path.name}: {DECLARATION} must be a literal "
-                                        "tuple of IAM actions") from exc
+            raise InfraError(
+                component, f"{path.name}: {DECLARATION} must be a literal tuple of IAM actions"
+            ) from exc
         if not isinstance(actions, tuple | list) or not all(
-                isinstance(a, str) and _ACTION.fullmatch(a) for a in actions):
-            raise InfraError(component, f"{path.name}: {DECLARATION} must list IAM actions "
-                                        "like 'dynamodb:GetItem'")
+            isinstance(a, str) and _ACTION.fullmatch(a) for a in actions
+        ):
+            raise InfraError(
+                component,
+                f"{path.name}: {DECLARATION} must list IAM actions like 'dynamodb:GetItem'",
+            )
         return tuple(sorted(set(actions)))
     return None
 
@@ -74,8 +84,11 @@ def for_ref(actions: tuple[str, ...], ref: Ref) -> tuple[str, ...]:
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
     """``NAME = value`` or ``NAME: type = value`` at module level -> (NAME, value)."""
-    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-            node.targets[0], ast.Name):
+    if (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    ):
         return node.targets[0].id, node.value
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
         return node.target.id, node.value

@@ -17,8 +17,9 @@ import pulumi
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Actions AWS only grants on Resource "*" (they have no resource-level permissions).
-STAR_ONLY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords",
-                               "cloudwatch:GetMetricStatistics"})
+STAR_ONLY_ACTIONS = frozenset(
+    {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:GetMetricStatistics"}
+)
 
 
 class InfraError(pulumi.RunError, ValueError):
@@ -104,7 +105,8 @@ def policy_json(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
 
 
 def assume_role_policy(
-    service: str | None = None, principals: Sequence[pulumi.Input[str]] = (),
+    service: str | None = None,
+    principals: Sequence[pulumi.Input[str]] = (),
     source_account: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[str]:
     """A trust policy for one AWS service, or for the given IAM principals.
@@ -112,11 +114,10 @@ def assume_role_policy(
     ``source_account``: the service may assume the role only on behalf of this account's
     resources (``aws:SourceAccount``), the confused-deputy guard.
     """
-    principal: dict[str, Any] = (
-        {"Service": service} if service else {"AWS": list(principals)}
-    )
+    principal: dict[str, Any] = {"Service": service} if service else {"AWS": list(principals)}
     trust: dict[str, Any] = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}
     if source_account is not None:
         trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     return pulumi.Output.from_input(trust).apply(
-        lambda t: json.dumps({"Version": "2012-10-17", "Statement": [t]}, sort_keys=True))
+        lambda t: json.dumps({"Version": "2012-10-17", "Statement": [t]}, sort_keys=True)
+    )

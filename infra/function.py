@@ -45,19 +45,38 @@ CONTROLLER_OWNED = {
 }
 
 # What a function may do to each kind of dependency; reads only when it does not write.
-TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
-              "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem")
-TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-               "dynamodb:BatchWriteItem")
+TABLE_READ = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:DescribeTable",
+    "dynamodb:ConditionCheckItem",
+)
+TABLE_WRITE = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+)
 TABLE_STREAM = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 QUEUE_SEND = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
-QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                 "sqs:GetQueueAttributes")
+QUEUE_CONSUME = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+)
 BUCKET_READ = ("s3:GetObject",)
 BUCKET_WRITE = ("s3:PutObject",)
 KINESIS_PUT = ("kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary")
-KINESIS_CONSUME = ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
-                   "kinesis:DescribeStreamSummary", "kinesis:ListShards")
+KINESIS_CONSUME = (
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:ListShards",
+)
 PARAMETER_READ = ("ssm:GetParameter", "ssm:GetParameters")
 #: how every function reads its mode parameters (one ``GetParameter`` each, powertools' cache)
 MODE_READ = ("ssm:GetParameter",)
@@ -90,8 +109,11 @@ class FunctionArgs:
     @property
     def traffic_facing(self) -> bool:
         """Whether an api routes requests to this function (silence then means trouble)."""
-        return any(route.function == self.name
-                   for _, api in self.topology.of_kind(Kind.API) for route in api.routes)
+        return any(
+            route.function == self.name
+            for _, api in self.topology.of_kind(Kind.API)
+            for route in api.routes
+        )
 
     @property
     def primary(self) -> bool:
@@ -112,8 +134,9 @@ class RegionalFunction(pulumi.ComponentResource):
     the component with an alias leaves its children's URNs as they were.
     """
 
-    def __init__(self, name: str, args: FunctionArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: FunctionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("failover:infra:Function", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
@@ -132,11 +155,22 @@ class RegionalFunction(pulumi.ComponentResource):
             description=f"{args.name} in {args.region} only",
             opts=child,
         )
-        polled = [e for e in args.spec.events
-                  if (ref := args.refs.get(e.source)) is not None and ref.kind != "queue"]
-        self.failures = aws.sqs.Queue(
-            f"{name}-failures", name=fit(f"{name}-failures", 80), sqs_managed_sse_enabled=True,
-            message_retention_seconds=FAILURES_RETENTION_SECONDS, opts=child) if polled else None
+        polled = [
+            e
+            for e in args.spec.events
+            if (ref := args.refs.get(e.source)) is not None and ref.kind != "queue"
+        ]
+        self.failures = (
+            aws.sqs.Queue(
+                f"{name}-failures",
+                name=fit(f"{name}-failures", 80),
+                sqs_managed_sse_enabled=True,
+                message_retention_seconds=FAILURES_RETENTION_SECONDS,
+                opts=child,
+            )
+            if polled
+            else None
+        )
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.name,
@@ -159,8 +193,11 @@ class RegionalFunction(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=self._environment()),
             # The controller fences a region by setting reserved concurrency to 0: a later
             # `pulumi up` must not lift the fence (two writers).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy],
-                                        ignore_changes=CONTROLLER_OWNED["function"]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.log_group, self.policy],
+                ignore_changes=CONTROLLER_OWNED["function"],
+            ),
         )
         self.alias = aws.lambda_.Alias(
             f"{name}-{ALIAS}",
@@ -169,8 +206,9 @@ class RegionalFunction(pulumi.ComponentResource):
             function_version=self.function.version,
             opts=child,
         )
-        self.mappings = [self._mapping(i, e.source, e.batch_size)
-                         for i, e in enumerate(args.spec.events)]
+        self.mappings = [
+            self._mapping(i, e.source, e.batch_size) for i, e in enumerate(args.spec.events)
+        ]
         self.alarms = self._alarms()
         self.ref = Ref(kind="function", name=self.function.name, arn=self.alias.arn)
         self.register_outputs({"function": self.function.arn, "role": self.role.arn})
@@ -189,8 +227,7 @@ class RegionalFunction(pulumi.ComponentResource):
         out = [
             statement(LOGS_WRITE, [pulumi.Output.concat(self.log_group.arn, ":log-stream:*")]),
             statement(XRAY_WRITE, ["*"]),
-            statement(MODE_READ, [args.mode_parameter.arn,
-                                       args.component_mode_parameter.arn]),
+            statement(MODE_READ, [args.mode_parameter.arn, args.component_mode_parameter.arn]),
         ]
         if self.failures is not None:  # Lambda sends failed stream batches with this role
             out.append(statement(("sqs:SendMessage",), [self.failures.arn]))
@@ -199,8 +236,11 @@ class RegionalFunction(pulumi.ComponentResource):
             if ref is None:
                 continue  # api, dns, schedule: nothing to call
             if dep in args.spec.depends_on:
-                out.extend(_uses(ref, args.spec.writes) if calls is None
-                           else _declared_uses(ref, for_ref(calls, ref)))
+                out.extend(
+                    _uses(ref, args.spec.writes)
+                    if calls is None
+                    else _declared_uses(ref, for_ref(calls, ref))
+                )
             if dep in events:
                 out.extend(_consumes(ref))
         return out
@@ -208,23 +248,31 @@ class RegionalFunction(pulumi.ComponentResource):
     def _calls(self) -> tuple[str, ...] | None:
         """The declared calls, checked against the dependencies; ``None`` if undeclared."""
         args = self.args
-        calls = declared_calls(args.name, args.settings.code_root / args.spec.code,
-                               args.spec.handler)
+        calls = declared_calls(
+            args.name, args.settings.code_root / args.spec.code, args.spec.handler
+        )
         if calls is None:
             if args.primary:
-                pulumi.log.warn(f"{args.name}: {args.spec.handler.rpartition('.')[0]} declares "
-                                "no AWS_CALLS: its role allows every usual action on each "
-                                "dependency")
+                pulumi.log.warn(
+                    f"{args.name}: {args.spec.handler.rpartition('.')[0]} declares "
+                    "no AWS_CALLS: its role allows every usual action on each "
+                    "dependency"
+                )
             return None
-        served = {service(ref) for dep in args.spec.depends_on
-                  if (ref := args.refs.get(dep)) is not None}
+        served = {
+            service(ref) for dep in args.spec.depends_on if (ref := args.refs.get(dep)) is not None
+        }
         for act in calls:
             if act.split(":")[0] not in served:
-                raise InfraError(args.name, f"AWS_CALLS has {act} but the function depends "
-                                            f"on nothing {act.split(':')[0]} acts on")
+                raise InfraError(
+                    args.name,
+                    f"AWS_CALLS has {act} but the function depends "
+                    f"on nothing {act.split(':')[0]} acts on",
+                )
             if not args.spec.writes and act in WRITES:
-                raise InfraError(args.name, f"AWS_CALLS has {act} but the function has "
-                                            "writes: false")
+                raise InfraError(
+                    args.name, f"AWS_CALLS has {act} but the function has writes: false"
+                )
         return calls
 
     def _environment(self) -> dict[str, pulumi.Input[str]]:
@@ -260,7 +308,9 @@ class RegionalFunction(pulumi.ComponentResource):
             # A poison record is sent here after the retries instead of being dropped.
             on_failure = aws.lambda_.EventSourceMappingDestinationConfigArgs(
                 on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
-                    destination_arn=self.failures.arn))
+                    destination_arn=self.failures.arn
+                )
+            )
         return aws.lambda_.EventSourceMapping(
             f"{args.physical}-{source}-{index}",
             function_name=self.alias.arn,
@@ -276,8 +326,9 @@ class RegionalFunction(pulumi.ComponentResource):
             bisect_batch_on_function_error=True if polled else None,
             destination_config=on_failure,
             function_response_types=None if polled else ["ReportBatchItemFailures"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy],
-                                        ignore_changes=CONTROLLER_OWNED["mapping"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.policy], ignore_changes=CONTROLLER_OWNED["mapping"]
+            ),
         )
 
     def _alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
@@ -292,36 +343,72 @@ class RegionalFunction(pulumi.ComponentResource):
         args = self.args
         near_timeout_ms = args.spec.timeout * 1000 * 0.8
         rules = [
-            ("errors-high", "Errors", "Sum", "GreaterThanOrEqualToThreshold", 1.0, 1, 300,
-             "notBreaching"),
-            ("throttles-high", "Throttles", "Sum", "GreaterThanOrEqualToThreshold", 1.0, 1, 300,
-             "notBreaching"),
-            ("duration-high", "Duration", "Maximum", "GreaterThanOrEqualToThreshold",
-             near_timeout_ms, 3, 60, "notBreaching"),
+            (
+                "errors-high",
+                "Errors",
+                "Sum",
+                "GreaterThanOrEqualToThreshold",
+                1.0,
+                1,
+                300,
+                "notBreaching",
+            ),
+            (
+                "throttles-high",
+                "Throttles",
+                "Sum",
+                "GreaterThanOrEqualToThreshold",
+                1.0,
+                1,
+                300,
+                "notBreaching",
+            ),
+            (
+                "duration-high",
+                "Duration",
+                "Maximum",
+                "GreaterThanOrEqualToThreshold",
+                near_timeout_ms,
+                3,
+                60,
+                "notBreaching",
+            ),
         ]
         if args.traffic_facing:
-            rules.append(("invocations-low", "Invocations", "Sum", "LessThanOrEqualToThreshold",
-                          0.0, 12, 300, "breaching" if args.primary else "notBreaching"))
+            rules.append(
+                (
+                    "invocations-low",
+                    "Invocations",
+                    "Sum",
+                    "LessThanOrEqualToThreshold",
+                    0.0,
+                    12,
+                    300,
+                    "breaching" if args.primary else "notBreaching",
+                )
+            )
         actions = [args.alarm_topic] if args.alarm_topic is not None else []
         alarms = []
         for suffix, metric, stat, op, threshold, periods, period, missing in rules:
-            alarms.append(aws.cloudwatch.MetricAlarm(
-                f"{args.physical}-{suffix}",
-                name=f"{args.physical}-{suffix}",
-                namespace="AWS/Lambda",
-                metric_name=metric,
-                statistic=stat,
-                comparison_operator=op,
-                threshold=threshold,
-                evaluation_periods=periods,
-                period=period,
-                treat_missing_data=missing,
-                dimensions={"FunctionName": self.function.name},
-                alarm_actions=actions,
-                ok_actions=actions,
-                alarm_description=f"{args.name} in {args.region}: {suffix.replace('-', ' ')}",
-                opts=pulumi.ResourceOptions(parent=self),
-            ))
+            alarms.append(
+                aws.cloudwatch.MetricAlarm(
+                    f"{args.physical}-{suffix}",
+                    name=f"{args.physical}-{suffix}",
+                    namespace="AWS/Lambda",
+                    metric_name=metric,
+                    statistic=stat,
+                    comparison_operator=op,
+                    threshold=threshold,
+                    evaluation_periods=periods,
+                    period=period,
+                    treat_missing_data=missing,
+                    dimensions={"FunctionName": self.function.name},
+                    alarm_actions=actions,
+                    ok_actions=actions,
+                    alarm_description=f"{args.name} in {args.region}: {suffix.replace('-', ' ')}",
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         return alarms
 
     def manifest(self) -> dict[str, Any]:
@@ -349,8 +436,10 @@ def _uses(ref: Ref, writes: bool) -> list[dict[str, Any]]:
         return [statement(QUEUE_SEND, [ref.arn])]
     if ref.kind == "bucket":
         actions = BUCKET_READ + (BUCKET_WRITE if writes else ())
-        return [statement(actions, [pulumi.Output.concat(ref.arn, "/*")]),
-                statement(("s3:ListBucket",), [ref.arn])]
+        return [
+            statement(actions, [pulumi.Output.concat(ref.arn, "/*")]),
+            statement(("s3:ListBucket",), [ref.arn]),
+        ]
     if ref.kind == "stream":
         return [statement(KINESIS_PUT, [ref.arn])]
     if ref.kind == "parameter":
@@ -369,16 +458,19 @@ def _declared_uses(ref: Ref, actions: tuple[str, ...]) -> list[dict[str, Any]]:
     if ref.kind == "bucket":
         on_bucket = tuple(a for a in actions if a in BUCKET_LEVEL)
         on_objects = tuple(a for a in actions if a not in BUCKET_LEVEL)
-        return ([statement(on_objects, [pulumi.Output.concat(ref.arn, "/*")])] if on_objects
-                else []) + ([statement(on_bucket, [ref.arn])] if on_bucket else [])
+        return (
+            [statement(on_objects, [pulumi.Output.concat(ref.arn, "/*")])] if on_objects else []
+        ) + ([statement(on_bucket, [ref.arn])] if on_bucket else [])
     return [statement(actions, [ref.arn])]
 
 
 def _consumes(ref: Ref) -> list[dict[str, Any]]:
     """The statements Lambda needs to poll an event source on the function's behalf."""
     if ref.kind == "table" and ref.stream_arn is not None:
-        return [statement(TABLE_STREAM, [ref.stream_arn]),
-                statement(("dynamodb:ListStreams",), [pulumi.Output.concat(ref.arn, "/stream/*")])]
+        return [
+            statement(TABLE_STREAM, [ref.stream_arn]),
+            statement(("dynamodb:ListStreams",), [pulumi.Output.concat(ref.arn, "/stream/*")]),
+        ]
     if ref.kind == "queue":
         return [statement(QUEUE_CONSUME, [ref.arn])]
     if ref.kind == "stream":

@@ -31,8 +31,11 @@ from infra.regional import Region, RegionArgs
 from infra.watchers import Watchers, WatchersArgs
 
 
-def providers_for(topology: Topology, given: Mapping[str, aws.Provider] | None = None,
-                  opts: pulumi.ResourceOptions | None = None) -> dict[str, aws.Provider]:
+def providers_for(
+    topology: Topology,
+    given: Mapping[str, aws.Provider] | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> dict[str, aws.Provider]:
     """One explicit provider per region, tagging everything it creates with app and region.
 
     A provider in ``given`` is used for its region as it is (the caller's: an assumed role,
@@ -40,20 +43,25 @@ def providers_for(topology: Topology, given: Mapping[str, aws.Provider] | None =
     """
     given = given or {}
     return {
-        region: given.get(region) or aws.Provider(
+        region: given.get(region)
+        or aws.Provider(
             f"aws-{region}",
             region=region,
             default_tags=aws.ProviderDefaultTagsArgs(
-                tags={"failover:app": topology.app, "failover:region": region}),
+                tags={"failover:app": topology.app, "failover:region": region}
+            ),
             opts=pulumi.ResourceOptions(parent=opts.parent if opts else None),
         )
         for region in topology.regions.all
     }
 
 
-def deploy(topology: Topology, settings: Settings | None = None,
-           opts: pulumi.ResourceOptions | None = None,
-           providers: Mapping[str, aws.Provider] | None = None) -> pulumi.Output[dict[str, Any]]:
+def deploy(
+    topology: Topology,
+    settings: Settings | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+    providers: Mapping[str, aws.Provider] | None = None,
+) -> pulumi.Output[dict[str, Any]]:
     """Create every resource of ``topology`` in every region; return the manifest output.
 
     The manifest has the shape of ``controller.manifest.Manifest`` (documented in
@@ -79,38 +87,60 @@ def deploy(topology: Topology, settings: Settings | None = None,
     account = Account(partition=partition.partition, account_id=identity.account_id)
 
     app = topology.app
-    data = GlobalData(f"{app}-data", GlobalDataArgs(topology, settings, providers, account),
-                      top())
+    data = GlobalData(f"{app}-data", GlobalDataArgs(topology, settings, providers, account), top())
     bundles = build_bundles(topology, settings)
-    topics = {region: alarm_topic(topology, region, top(providers[region]))
-              for region in topology.regions.all}
+    topics = {
+        region: alarm_topic(topology, region, top(providers[region]))
+        for region in topology.regions.all
+    }
     regions = {
-        region: Region(f"{app}-{region}",
-                       RegionArgs(topology=topology, region=region, settings=settings,
-                                  data=data, account=account, bundles=bundles,
-                                  alarm_topic=topics[region].arn),
-                       top(providers[region]))
+        region: Region(
+            f"{app}-{region}",
+            RegionArgs(
+                topology=topology,
+                region=region,
+                settings=settings,
+                data=data,
+                account=account,
+                bundles=bundles,
+                alarm_topic=topics[region].arn,
+            ),
+            top(providers[region]),
+        )
         for region in topology.regions.all
     }
     for region, stack in regions.items():
-        RegionAlarms(f"{app}-alarms-{region}",
-                     RegionAlarmsArgs(topology, stack, data.tables, topics[region]),
-                     top(providers[region]))
+        RegionAlarms(
+            f"{app}-alarms-{region}",
+            RegionAlarmsArgs(topology, stack, data.tables, topics[region]),
+            top(providers[region]),
+        )
     traffic = {
-        name: Traffic(topology.physical_name(name, "global"),
-                      TrafficArgs(topology, name, spec, data.zone_ids[spec.zone],
-                                  _endpoints(spec, regions)),
-                      top(primary))
+        name: Traffic(
+            topology.physical_name(name, "global"),
+            TrafficArgs(topology, name, spec, data.zone_ids[spec.zone], _endpoints(spec, regions)),
+            top(primary),
+        )
         for name, spec in topology.of_kind(Kind.DNS)
     }
     operated = _operated(topology, data, regions, traffic, account)
-    AccessRoles(f"{app}-access", AccessRolesArgs(topology, settings, account, operated),
-                top(primary))
-    watchers = Watchers(f"{topology.prefix}-watchers", WatchersArgs(
-        topology=topology, settings=settings, account=account, operated=operated,
-        providers=providers, control_table=data.control_table.name,
-        control_home=data.control_home, alarm_topics={r: t.arn for r, t in topics.items()}),
-        top())
+    AccessRoles(
+        f"{app}-access", AccessRolesArgs(topology, settings, account, operated), top(primary)
+    )
+    watchers = Watchers(
+        f"{topology.prefix}-watchers",
+        WatchersArgs(
+            topology=topology,
+            settings=settings,
+            account=account,
+            operated=operated,
+            providers=providers,
+            control_table=data.control_table.name,
+            control_home=data.control_home,
+            alarm_topics={r: t.arn for r, t in topics.items()},
+        ),
+        top(),
+    )
     manifest = _manifest(topology, settings, regions, traffic, data, account.partition)
     for region, watcher in watchers.names().items():
         manifest["regions"][region]["watcher"] = watcher
@@ -146,8 +176,13 @@ def _endpoints(spec: DnsSpec, regions: dict[str, Region]) -> dict[str, Endpoint]
     return out
 
 
-def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
-              traffic: dict[str, Traffic], account: Account) -> Operated:
+def _operated(
+    topology: Topology,
+    data: GlobalData,
+    regions: dict[str, Region],
+    traffic: dict[str, Traffic],
+    account: Account,
+) -> Operated:
     """Collect the ARNs of everything the controller and the deployer act on."""
     operated = Operated(control_tables=list(data.control_arns()))
     for region, stack in regions.items():
@@ -163,16 +198,23 @@ def _operated(topology: Topology, data: GlobalData, regions: dict[str, Region],
         operated.apis += [api.api.arn for api in stack.apis.values()]
         operated.tables += [data.table_ref(name, region).arn for name in data.tables]
     zones = {t.spec.zone: t.zone_id for t in traffic.values()}
-    operated.zones = [pulumi.Output.concat("arn:", account.partition, ":route53:::hostedzone/", z)
-                      for z in zones.values()]
+    operated.zones = [
+        pulumi.Output.concat("arn:", account.partition, ":route53:::hostedzone/", z)
+        for z in zones.values()
+    ]
     for t in traffic.values():
         operated.health_checks += [hc.arn for hc in t.health_checks.values()]
     return operated
 
 
-def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region],
-              traffic: dict[str, Traffic], data: GlobalData,
-              partition: pulumi.Input[str]) -> dict[str, Any]:
+def _manifest(
+    topology: Topology,
+    settings: Settings,
+    regions: dict[str, Region],
+    traffic: dict[str, Traffic],
+    data: GlobalData,
+    partition: pulumi.Input[str],
+) -> dict[str, Any]:
     """The stack output the controller reads, as a plain dict of outputs."""
     dns_entries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
     for name, t in traffic.items():
@@ -181,10 +223,15 @@ def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region]
             hc = t.health_checks.get(region)
             endpoint = t.endpoints.get(region)
             dns_entries[region][name] = {
-                "kind": "dns", "name": t.spec.name, "arn": zone_arn,
+                "kind": "dns",
+                "name": t.spec.name,
+                "arn": zone_arn,
                 # the host the failover records point at when this region serves the name
-                "endpoint": (pulumi.Output.concat("https://", endpoint.target_domain)
-                             if endpoint else stack.apis[t.spec.target].endpoint),
+                "endpoint": (
+                    pulumi.Output.concat("https://", endpoint.target_domain)
+                    if endpoint
+                    else stack.apis[t.spec.target].endpoint
+                ),
                 "health_check_id": hc.id if hc else None,
                 "set_identifier": t.set_identifiers.get(region),
             }
@@ -193,15 +240,20 @@ def _manifest(topology: Topology, settings: Settings, regions: dict[str, Region]
         "app": topology.app,
         "primary": topology.regions.primary,
         "spec": settings.spec_path,
-        "control": {"table": data.control_table.name,
-                    "regions": list(topology.control_regions.replicas)},
-        "dns": None if first is None else {
+        "control": {
+            "table": data.control_table.name,
+            "regions": list(topology.control_regions.replicas),
+        },
+        "dns": None
+        if first is None
+        else {
             "zone_id": first.zone_id,
             "zone": first.spec.zone,
             "record": first.spec.name,
             "health_checks": {r: hc.id for r, hc in first.health_checks.items()},
         },
-        "regions": {region: stack.manifest(dns_entries[region])
-                    for region, stack in regions.items()},
+        "regions": {
+            region: stack.manifest(dns_entries[region]) for region, stack in regions.items()
+        },
         "endpoints": {},
     }

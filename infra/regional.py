@@ -78,18 +78,25 @@ class Region(pulumi.ComponentResource):
     inherits it, as it inherits ``protect``; children are named from ``args``, not ``name``.
     """
 
-    def __init__(self, name: str, args: RegionArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: RegionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("failover:infra:Region", name, None, opts)
         self.args = args
         topology, region = args.topology, args.region
         self.mode_parameter = self._parameter(
-            f"{topology.app}-{region}-mode", topology.mode_parameter(region),
-            ACTIVE if args.primary else STANDBY, owned_elsewhere=True)
+            f"{topology.app}-{region}-mode",
+            topology.mode_parameter(region),
+            ACTIVE if args.primary else STANDBY,
+            owned_elsewhere=True,
+        )
         self.component_modes = {
-            name: self._parameter(f"{args.physical(name, 128)}-mode",
-                                  topology.component_mode_parameter(name, region), NORMAL,
-                                  owned_elsewhere=True)
+            name: self._parameter(
+                f"{args.physical(name, 128)}-mode",
+                topology.component_mode_parameter(name, region),
+                NORMAL,
+                owned_elsewhere=True,
+            )
             for name in topology.components
         }
         self.refs: dict[str, Ref] = {}
@@ -117,8 +124,12 @@ class Region(pulumi.ComponentResource):
     def deploy_global(self, name: str, spec: TableSpec | BucketSpec) -> None:
         """A table's replica or a bucket of this region, made by :class:`GlobalData`."""
         data, region = self.args.data, self.args.region
-        self._add(name, data.table_ref(name, region) if isinstance(spec, TableSpec)
-                  else data.bucket_ref(name, region))
+        self._add(
+            name,
+            data.table_ref(name, region)
+            if isinstance(spec, TableSpec)
+            else data.bucket_ref(name, region),
+        )
 
     def _child(self, **kw: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kw)
@@ -130,20 +141,35 @@ class Region(pulumi.ComponentResource):
         if ref.stream_arn is not None:
             self.entries[name]["stream_arn"] = ref.stream_arn
 
-    def _parameter(self, resource: str, name: str, value: pulumi.Input[str], *,
-                   secure: bool = False, owned_elsewhere: bool = False) -> aws.ssm.Parameter:
+    def _parameter(
+        self,
+        resource: str,
+        name: str,
+        value: pulumi.Input[str],
+        *,
+        secure: bool = False,
+        owned_elsewhere: bool = False,
+    ) -> aws.ssm.Parameter:
         """An SSM parameter; one whose value the controller or an operator owns is set once."""
         return aws.ssm.Parameter(
-            resource, name=name, type="SecureString" if secure else "String", value=value,
-            opts=self._child(ignore_changes=["value"] if owned_elsewhere else None))
+            resource,
+            name=name,
+            type="SecureString" if secure else "String",
+            value=value,
+            opts=self._child(ignore_changes=["value"] if owned_elsewhere else None),
+        )
 
     def deploy_parameter(self, name: str, spec: ParameterSpec) -> None:
         """A parameter of the application; a secure one never carries its value in code."""
         secret = self.args.settings.secrets.get(name) if spec.secure else None
         value: pulumi.Input[str] = secret if secret is not None else (spec.value or UNSET)
         parameter = self._parameter(
-            self.args.physical(name, 128), self.args.physical(name, 1011), value,
-            secure=spec.secure, owned_elsewhere=secret is None and (spec.secure or not spec.value))
+            self.args.physical(name, 128),
+            self.args.physical(name, 1011),
+            value,
+            secure=spec.secure,
+            owned_elsewhere=secret is None and (spec.secure or not spec.value),
+        )
         self._add(name, Ref(kind="parameter", name=parameter.name, arn=parameter.arn))
 
     def deploy_queue(self, name: str, spec: QueueSpec) -> None:
@@ -153,35 +179,62 @@ class Region(pulumi.ComponentResource):
         redrive: pulumi.Input[str] | None = None
         if spec.dlq:
             dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
-            dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
-                                message_retention_seconds=DLQ_RETENTION_SECONDS,
-                                opts=self._child())
+            dlq = aws.sqs.Queue(
+                dlq_name,
+                name=dlq_name,
+                sqs_managed_sse_enabled=True,
+                message_retention_seconds=DLQ_RETENTION_SECONDS,
+                opts=self._child(),
+            )
             self.dead_letters.append(dlq)
-            redrive = dlq.arn.apply(lambda arn: json.dumps(
-                {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}))
-        queue = aws.sqs.Queue(physical, name=physical, sqs_managed_sse_enabled=True,
-                              visibility_timeout_seconds=spec.visibility_timeout,
-                              redrive_policy=redrive, opts=self._child())
-        self._add(name, Ref(kind="queue", name=queue.name, arn=queue.arn, url=queue.url),
-                  queue_url=queue.url, dlq_arn=dlq.arn if dlq else None)
+            redrive = dlq.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}
+                )
+            )
+        queue = aws.sqs.Queue(
+            physical,
+            name=physical,
+            sqs_managed_sse_enabled=True,
+            visibility_timeout_seconds=spec.visibility_timeout,
+            redrive_policy=redrive,
+            opts=self._child(),
+        )
+        self._add(
+            name,
+            Ref(kind="queue", name=queue.name, arn=queue.arn, url=queue.url),
+            queue_url=queue.url,
+            dlq_arn=dlq.arn if dlq else None,
+        )
 
     def deploy_stream(self, name: str, spec: StreamSpec) -> None:
         """A Kinesis stream, encrypted with the AWS managed key."""
         physical = self.args.physical(name, 128)
-        stream = aws.kinesis.Stream(physical, name=physical, shard_count=spec.shards,
-                                    retention_period=24, encryption_type="KMS",
-                                    kms_key_id="alias/aws/kinesis", opts=self._child())
+        stream = aws.kinesis.Stream(
+            physical,
+            name=physical,
+            shard_count=spec.shards,
+            retention_period=24,
+            encryption_type="KMS",
+            kms_key_id="alias/aws/kinesis",
+            opts=self._child(),
+        )
         self._add(name, Ref(kind="stream", name=stream.name, arn=stream.arn))
 
     def deploy_function(self, name: str, spec: FunctionSpec) -> None:
         """A function with everything it owns; what it needs is deployed before it."""
-        args = FunctionArgs(topology=self.args.topology, name=name, spec=spec,
-                            region=self.args.region, refs=dict(self.refs),
-                            mode_parameter=_param_ref(self.mode_parameter),
-                            component_mode_parameter=_param_ref(self.component_modes[name]),
-                            settings=self.args.settings,
-                            bundle=self.args.bundles.get(spec.code),
-                            alarm_topic=self.args.alarm_topic)
+        args = FunctionArgs(
+            topology=self.args.topology,
+            name=name,
+            spec=spec,
+            region=self.args.region,
+            refs=dict(self.refs),
+            mode_parameter=_param_ref(self.mode_parameter),
+            component_mode_parameter=_param_ref(self.component_modes[name]),
+            settings=self.args.settings,
+            bundle=self.args.bundles.get(spec.code),
+            alarm_topic=self.args.alarm_topic,
+        )
         fn = RegionalFunction(args.physical, args, self._child())
         self.refs[name] = fn.ref
         self.entries[name] = fn.manifest()
@@ -196,34 +249,60 @@ class Region(pulumi.ComponentResource):
             raise InfraError(name, f"schedule target {spec.target!r} is not a function")
         physical = self.args.physical(name)
         rule = aws.cloudwatch.EventRule(
-            physical, name=physical, schedule_expression=spec.expression,
+            physical,
+            name=physical,
+            schedule_expression=spec.expression,
             state="ENABLED" if self.args.primary else "DISABLED",
             # the controller enables and disables the rule: a later `pulumi up` leaves it be
-            opts=self._child(ignore_changes=["state"]))
+            opts=self._child(ignore_changes=["state"]),
+        )
         # An invocation EventBridge cannot deliver (throttled, function fenced) is retried for
         # up to an hour, then kept in a dead-letter queue rather than dropped.
         dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
-        dlq = aws.sqs.Queue(dlq_name, name=dlq_name, sqs_managed_sse_enabled=True,
-                            message_retention_seconds=DLQ_RETENTION_SECONDS, opts=self._child())
+        dlq = aws.sqs.Queue(
+            dlq_name,
+            name=dlq_name,
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            opts=self._child(),
+        )
         self.dead_letters.append(dlq)
         aws.sqs.QueuePolicy(
-            dlq_name, queue_url=dlq.url,
-            policy=policy_json([{
-                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                "Action": ["sqs:SendMessage"], "Resource": [dlq.arn],
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}}}]),
-            opts=self._child())
+            dlq_name,
+            queue_url=dlq.url,
+            policy=policy_json(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": ["sqs:SendMessage"],
+                        "Resource": [dlq.arn],
+                        "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}},
+                    }
+                ]
+            ),
+            opts=self._child(),
+        )
         aws.cloudwatch.EventTarget(
-            physical, rule=rule.name, arn=target.alias.arn,
+            physical,
+            rule=rule.name,
+            arn=target.alias.arn,
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
                 maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE,
-                maximum_retry_attempts=SCHEDULE_RETRIES),
+                maximum_retry_attempts=SCHEDULE_RETRIES,
+            ),
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dlq.arn),
-            opts=self._child())
+            opts=self._child(),
+        )
         aws.lambda_.Permission(
-            f"{physical}-invoke", action="lambda:InvokeFunction",
-            function=target.function.name, qualifier=ALIAS,
-            principal="events.amazonaws.com", source_arn=rule.arn, opts=self._child())
+            f"{physical}-invoke",
+            action="lambda:InvokeFunction",
+            function=target.function.name,
+            qualifier=ALIAS,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=self._child(),
+        )
         self.entries[name] = {"kind": "schedule", "name": rule.name, "arn": rule.arn}
         self.rules[name] = rule
 
@@ -232,16 +311,34 @@ class Region(pulumi.ComponentResource):
         topology = self.args.topology
         dns = next((d for _, d in topology.of_kind(Kind.DNS) if d.target == name), None)
         data = self.args.data
-        domain = (Domain(record=dns.name, zone_id=data.zone_ids[dns.zone],
-                         validation=functools.partial(data.validation_record, dns.name,
-                                                      data.zone_ids[dns.zone]))
-                  if dns is not None else None)
+        domain = (
+            Domain(
+                record=dns.name,
+                zone_id=data.zone_ids[dns.zone],
+                validation=functools.partial(
+                    data.validation_record, dns.name, data.zone_ids[dns.zone]
+                ),
+            )
+            if dns is not None
+            else None
+        )
         functions = {n: f.ref for n, f in self.functions.items()}
-        args = ApiArgs(topology=topology, name=name, spec=spec, region=self.args.region,
-                       functions=functions, settings=self.args.settings, domain=domain)
+        args = ApiArgs(
+            topology=topology,
+            name=name,
+            spec=spec,
+            region=self.args.region,
+            functions=functions,
+            settings=self.args.settings,
+            domain=domain,
+        )
         api = RegionalApi(args.physical, args, self._child())
-        self.entries[name] = {"kind": "api", "name": api.api.name, "arn": api.api.arn,
-                              "endpoint": api.endpoint}
+        self.entries[name] = {
+            "kind": "api",
+            "name": api.api.name,
+            "arn": api.api.arn,
+            "endpoint": api.endpoint,
+        }
         self.apis[name] = api
 
     def manifest(self, extra: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
@@ -273,9 +370,11 @@ def deployer(kind: str) -> Callable[[Region, str, Any], None] | None:
 def _dependencies_first(topology: Topology) -> list[str]:
     """Every component after the components it needs (the graph's order, without the graph)."""
     names = topology.components
-    return list(TopologicalSorter(
-        {n: [d for d in c.all_dependencies() if d in names] for n, c in names.items()}
-    ).static_order())
+    return list(
+        TopologicalSorter(
+            {n: [d for d in c.all_dependencies() if d in names] for n, c in names.items()}
+        ).static_order()
+    )
 
 
 def _param_ref(parameter: aws.ssm.Parameter) -> Ref:

@@ -75,8 +75,12 @@ def watcher_bundle(topology: Topology, out_dir: Path) -> Bundle:
     target = folder / contract.WATCHER_SPEC_FILE
     if not target.is_file() or target.read_text(encoding="utf-8") != spec:
         target.write_text(spec, encoding="utf-8")
-    return build(out_dir / f"{folder.name}.zip", code=folder,
-                 packages=[PROJECT_ROOT / "controller"], requirements=requirements())
+    return build(
+        out_dir / f"{folder.name}.zip",
+        code=folder,
+        packages=[PROJECT_ROOT / "controller"],
+        requirements=requirements(),
+    )
 
 
 def requirements() -> list[str]:
@@ -91,8 +95,9 @@ def requirements() -> list[str]:
 class Watchers(pulumi.ComponentResource):
     """A watcher function per application region, with its role, schedule and dead-man alarm."""
 
-    def __init__(self, name: str, args: WatchersArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: WatchersArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("failover:infra:Watchers", name, None, opts)
         self.args = args
         topology = args.topology
@@ -116,60 +121,100 @@ class Watchers(pulumi.ComponentResource):
         args, topology = self.args, self.args.topology
         name = topology.watcher_function(region)
         logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=topology.watcher_log_group(region),
-            retention_in_days=args.settings.log_retention_days, opts=self._opts(region))
+            f"{name}-logs",
+            name=topology.watcher_log_group(region),
+            retention_in_days=args.settings.log_retention_days,
+            opts=self._opts(region),
+        )
         role = aws.iam.Role(
-            f"{name}-role", name=name,
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com",
-                                                  source_account=args.account.account_id),
-            description=f"the failover watcher in {region} only", opts=self._opts(region))
-        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.name,
-                                    policy=policy_json(self._statements(region, logs)),
-                                    opts=self._opts(region))
+            f"{name}-role",
+            name=name,
+            assume_role_policy=assume_role_policy(
+                "lambda.amazonaws.com", source_account=args.account.account_id
+            ),
+            description=f"the failover watcher in {region} only",
+            opts=self._opts(region),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.name,
+            policy=policy_json(self._statements(region, logs)),
+            opts=self._opts(region),
+        )
         function = aws.lambda_.Function(
-            name, name=name, role=role.arn, handler=HANDLER,
+            name,
+            name=name,
+            role=role.arn,
+            handler=HANDLER,
             runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
             code=pulumi.FileArchive(str(self.bundle.path)),
-            memory_size=512, timeout=self.timeout,
+            memory_size=512,
+            timeout=self.timeout,
             # one invocation at a time per region: the next minute's waits for this one
             reserved_concurrent_executions=1,
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
-                contract.ENV_WATCHER_CONTROL_TABLE: args.control_table,
-                contract.ENV_WATCHER_CONTROL_REGIONS: ",".join(
-                    topology.control_regions.replicas),
-                contract.ENV_WATCHER_STACK: args.settings.stack,
-            }),
-            opts=self._opts(region, depends_on=[logs, policy]))
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    contract.ENV_WATCHER_CONTROL_TABLE: args.control_table,
+                    contract.ENV_WATCHER_CONTROL_REGIONS: ",".join(
+                        topology.control_regions.replicas
+                    ),
+                    contract.ENV_WATCHER_STACK: args.settings.stack,
+                }
+            ),
+            opts=self._opts(region, depends_on=[logs, policy]),
+        )
         rule = aws.cloudwatch.EventRule(
-            f"{name}-schedule", name=f"{name}-schedule", schedule_expression="rate(1 minute)",
+            f"{name}-schedule",
+            name=f"{name}-schedule",
+            schedule_expression="rate(1 minute)",
             description=f"invokes the failover watcher in {region} every minute",
-            opts=self._opts(region))
+            opts=self._opts(region),
+        )
         aws.cloudwatch.EventTarget(
-            f"{name}-schedule", rule=rule.name, arn=function.arn,
+            f"{name}-schedule",
+            rule=rule.name,
+            arn=function.arn,
             # a minute's invocation that cannot start (the last one still runs) is dropped
             # soon: the next minute's will come
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
-                maximum_event_age_in_seconds=60, maximum_retry_attempts=2),
-            opts=self._opts(region))
+                maximum_event_age_in_seconds=60, maximum_retry_attempts=2
+            ),
+            opts=self._opts(region),
+        )
         aws.lambda_.Permission(
-            f"{name}-invoke", action="lambda:InvokeFunction", function=function.name,
-            principal="events.amazonaws.com", source_arn=rule.arn, opts=self._opts(region))
+            f"{name}-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=self._opts(region),
+        )
         topic = args.alarm_topics.get(region)
         actions = [topic] if topic is not None else []
         alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-silent", name=f"{name}-silent",
-            namespace=contract.WATCHER_NAMESPACE, metric_name=contract.WATCHER_METRIC,
+            f"{name}-silent",
+            name=f"{name}-silent",
+            namespace=contract.WATCHER_NAMESPACE,
+            metric_name=contract.WATCHER_METRIC,
             dimensions={"App": topology.prefix, "Region": region},
-            statistic="Sum", period=60, evaluation_periods=SILENT_MINUTES,
-            datapoints_to_alarm=SILENT_MINUTES, comparison_operator="LessThanThreshold",
-            threshold=1.0, treat_missing_data="breaching",
-            alarm_actions=actions, ok_actions=actions,
-            alarm_description=(f"dead man: the failover watcher in {region} has not evaluated "
-                               f"for {SILENT_MINUTES} minutes (its region is out, it cannot "
-                               "reach the control table, or it fails); when every region's "
-                               "fires, nothing fails over on its own"),
-            opts=self._opts(region))
+            statistic="Sum",
+            period=60,
+            evaluation_periods=SILENT_MINUTES,
+            datapoints_to_alarm=SILENT_MINUTES,
+            comparison_operator="LessThanThreshold",
+            threshold=1.0,
+            treat_missing_data="breaching",
+            alarm_actions=actions,
+            ok_actions=actions,
+            alarm_description=(
+                f"dead man: the failover watcher in {region} has not evaluated "
+                f"for {SILENT_MINUTES} minutes (its region is out, it cannot "
+                "reach the control table, or it fails); when every region's "
+                "fires, nothing fails over on its own"
+            ),
+            opts=self._opts(region),
+        )
         self.functions[region], self.roles[region] = function, role
         self.rules[region], self.alarms[region], self.log_groups[region] = rule, alarm, logs
 
@@ -187,22 +232,37 @@ class Watchers(pulumi.ComponentResource):
     def _control_provider(self) -> aws.Provider:
         home = self.args.control_home
         return self.args.providers.get(home) or aws.Provider(
-            f"{self.args.topology.prefix}-watchers-{home}", region=home,
-            opts=pulumi.ResourceOptions(parent=self))
+            f"{self.args.topology.prefix}-watchers-{home}",
+            region=home,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def names(self) -> dict[str, dict[str, str]]:
         """Each region's watcher for the manifest: its function and log group."""
         t = self.args.topology
-        return {r: {"function": t.watcher_function(r), "log_group": t.watcher_log_group(r)}
-                for r in t.regions.all}
+        return {
+            r: {"function": t.watcher_function(r), "log_group": t.watcher_log_group(r)}
+            for r in t.regions.all
+        }
 
     def publish(self, manifest: pulumi.Input[Mapping[str, Any]]) -> aws.dynamodb.TableItem:
         """Write the deployed manifest into the control table, where the watchers read it."""
-        item = pulumi.Output.from_input(manifest).apply(lambda m: json.dumps({
-            "pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM},
-            contract.MANIFEST_ITEM: {"S": json.dumps(m, sort_keys=True)}}, sort_keys=True))
+        item = pulumi.Output.from_input(manifest).apply(
+            lambda m: json.dumps(
+                {
+                    "pk": {"S": contract.MANIFEST_ITEM},
+                    "sk": {"S": contract.MANIFEST_ITEM},
+                    contract.MANIFEST_ITEM: {"S": json.dumps(m, sort_keys=True)},
+                },
+                sort_keys=True,
+            )
+        )
         self.manifest_item = aws.dynamodb.TableItem(
-            f"{self.args.topology.prefix}-manifest-item", table_name=self.args.control_table,
-            hash_key="pk", range_key="sk", item=item,
-            opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()))
+            f"{self.args.topology.prefix}-manifest-item",
+            table_name=self.args.control_table,
+            hash_key="pk",
+            range_key="sk",
+            item=item,
+            opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()),
+        )
         return self.manifest_item

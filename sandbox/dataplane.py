@@ -55,10 +55,16 @@ class DataPlane:
         topology, manifest = self.box.topology, self.box.manifest
         self.clients = Clients(endpoints=manifest.endpoints, settings=FAST)
         self.runtime = FunctionRuntime(topology, manifest)
-        self.replicator = Replicator(topology, manifest, self.clients,
-                                     lag=self.settings.replication_lag)
-        self.pollers = Pollers(topology, manifest, self.clients, self.runtime.invoke,
-                               schedule_every=self.settings.schedule_every)
+        self.replicator = Replicator(
+            topology, manifest, self.clients, lag=self.settings.replication_lag
+        )
+        self.pollers = Pollers(
+            topology,
+            manifest,
+            self.clients,
+            self.runtime.invoke,
+            schedule_every=self.settings.schedule_every,
+        )
         api = next((c for _, c in topology.of_kind(Kind.API)), None)
         dns = next((c for _, c in topology.of_kind(Kind.DNS)), None)
         if not isinstance(api, ApiSpec) or not isinstance(dns, DnsSpec):
@@ -68,10 +74,18 @@ class DataPlane:
         strong = self.settings.replication_lag == 0
         for region in topology.regions.all:
             self.endpoints[region] = RegionalEndpoint(
-                region, api, self.runtime.invoke, self.alive,
-                after_write=self.replicator.sync if strong else None)
-        self.checks = HealthChecks(self.probe, list(topology.regions.all),
-                                   self.settings.check_interval, self.settings.check_threshold)
+                region,
+                api,
+                self.runtime.invoke,
+                self.alive,
+                after_write=self.replicator.sync if strong else None,
+            )
+        self.checks = HealthChecks(
+            self.probe,
+            list(topology.regions.all),
+            self.settings.check_interval,
+            self.settings.check_threshold,
+        )
         ttl = self.settings.ttl if self.settings.ttl is not None else float(dns.ttl)
         self.resolver = Resolver(self.clients, manifest, self.checks, ttl)
         self.router = Router(self.resolver, {r: e.url for r, e in self.endpoints.items()})

@@ -83,8 +83,9 @@ def demo_topology(spec: Path, directory: Path, interval: float = 1.0) -> Path:
             comp["ttl"] = 1
         if name in code:
             comp["code"] = code[name]
-    data.setdefault("policy", {}).update({"cooldown_seconds": 30, "lease_seconds": 30,
-                                          "watch_interval_seconds": interval})
+    data.setdefault("policy", {}).update(
+        {"cooldown_seconds": 30, "lease_seconds": 30, "watch_interval_seconds": interval}
+    )
     out = directory / "demo-topology.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     load(out)  # still valid
@@ -112,12 +113,15 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
             box.down()
 
 
-def _story(box: Sandbox, options: DemoOptions, say: Progress,
-           feed: demo_page.Feed | None = None) -> DemoResult:
+def _story(
+    box: Sandbox, options: DemoOptions, say: Progress, feed: demo_page.Feed | None = None
+) -> DemoResult:
     topology = box.topology
     region = options.region or topology.regions.primary
-    plane = DataPlane(box, DataPlaneSettings(replication_lag=options.replication_lag,
-                                             check_interval=options.interval))
+    plane = DataPlane(
+        box,
+        DataPlaneSettings(replication_lag=options.replication_lag, check_interval=options.interval),
+    )
     plane.start()
     load_gen = LoadGenerator(plane.url, rate=options.rate)
     journal = Journal(box.clients, box.manifest)
@@ -126,8 +130,11 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress,
         start = time.time()
         box.start_watchers()  # as pulumi up deploys them: one per region, on a schedule
         if feed is not None:  # the page's traffic chart and each region watcher's decisions
-            feed.attach(start, lambda: load_gen.samples,
-                        lambda: watcher_procs.decisions(box.state_dir, regions))
+            feed.attach(
+                start,
+                lambda: load_gen.samples,
+                lambda: watcher_procs.decisions(box.state_dir, regions),
+            )
         load_gen.start()
         _wait(options.warmup, "steady load", say, load_gen)
         outage = time.time()
@@ -139,31 +146,54 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress,
         end = time.time()
         box.stop_watchers()
         decisions = watcher_procs.decisions(box.state_dir, regions)
-        detected = next((d["ts"] for d in decisions if d["action"] in ("failover", "hold")
-                         and d["ts"] >= outage), None)
-        first_bad = next((d["ts"] for d in decisions if d["action"] == "watch"
-                          and d["ts"] >= outage), None)
+        detected = next(
+            (
+                d["ts"]
+                for d in decisions
+                if d["action"] in ("failover", "hold") and d["ts"] >= outage
+            ),
+            None,
+        )
+        first_bad = next(
+            (d["ts"] for d in decisions if d["action"] == "watch" and d["ts"] >= outage), None
+        )
         acted = [d for d in decisions if d["action"] not in ("none", "lease_held")]
-        marks = reports.Marks(start, outage, detected, shifted, end,
-                              tuple((d["ts"], d["watcher_region"], d["action"]) for d in acted))
+        marks = reports.Marks(
+            start,
+            outage,
+            detected,
+            shifted,
+            end,
+            tuple((d["ts"], d["watcher_region"], d["action"]) for d in acted),
+        )
         done = [r for r in runs if r.status.ok]
         new_primary = done[-1].plan.target if done else (plane.resolver.resolve() or "")
         found = _orders_in(box, new_primary, set(load_gen.acked))
         acting = sorted({_region_of(r.owner) for r in done})
-        extra = {"title": f"{topology.app}: {region} {options.mode} at "
-                          f"{outage - start:.0f}s, failover to {new_primary}"
-                          + (f" by the watcher in {', '.join(acting)}" if acting else ""),
-                 "app": topology.app, "failed_region": region, "mode": options.mode,
-                 "outage_at": outage, "acted_by": acting, "log": str(options.state_dir / LOG_NAME),
-                 "new_primary": new_primary, "replication_lag_seconds": options.replication_lag,
-                 "first_bad_evaluation_seconds": None if first_bad is None
-                 else round(first_bad - outage, 2),
-                 "runs": [r.to_dict() | {"steps": len(r.steps)} for r in runs],
-                 "decisions": acted,
-                 "evaluations": {r: sum(1 for d in decisions if d["watcher_region"] == r)
-                                 for r in regions}}
-        report = reports.build(load_gen.samples, marks, acked=load_gen.acked, found=found,
-                               extra=extra)
+        extra = {
+            "title": f"{topology.app}: {region} {options.mode} at "
+            f"{outage - start:.0f}s, failover to {new_primary}"
+            + (f" by the watcher in {', '.join(acting)}" if acting else ""),
+            "app": topology.app,
+            "failed_region": region,
+            "mode": options.mode,
+            "outage_at": outage,
+            "acted_by": acting,
+            "log": str(options.state_dir / LOG_NAME),
+            "new_primary": new_primary,
+            "replication_lag_seconds": options.replication_lag,
+            "first_bad_evaluation_seconds": None
+            if first_bad is None
+            else round(first_bad - outage, 2),
+            "runs": [r.to_dict() | {"steps": len(r.steps)} for r in runs],
+            "decisions": acted,
+            "evaluations": {
+                r: sum(1 for d in decisions if d["watcher_region"] == r) for r in regions
+            },
+        }
+        report = reports.build(
+            load_gen.samples, marks, acked=load_gen.acked, found=found, extra=extra
+        )
         json_path, png_path = reports.write(report, load_gen.samples, marks, options.state_dir)
         return DemoResult(report, json_path, png_path, decisions)
     finally:
@@ -174,8 +204,7 @@ def _story(box: Sandbox, options: DemoOptions, say: Progress,
 def _region_of(owner: str) -> str:
     """The region a watcher's lease owner names (``watcher@<region>/<request>``), else the
     owner itself."""
-    return owner.removeprefix("watcher@").split("/")[0] if owner.startswith("watcher@") \
-        else owner
+    return owner.removeprefix("watcher@").split("/")[0] if owner.startswith("watcher@") else owner
 
 
 def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) -> None:
@@ -185,12 +214,17 @@ def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) ->
         time.sleep(0.25)
 
 
-def _until_shifted(plane: DataPlane, region: str, limit: float, say: Progress,
-                   load_gen: LoadGenerator, outage: float) -> float | None:
+def _until_shifted(
+    plane: DataPlane,
+    region: str,
+    limit: float,
+    say: Progress,
+    load_gen: LoadGenerator,
+    outage: float,
+) -> float | None:
     """Wait until the router resolves to another region; when that happened (or None)."""
     while time.time() - outage < limit:
-        say(f"{region} down: waiting for failover", time.time() - outage, limit,
-            _counts(load_gen))
+        say(f"{region} down: waiting for failover", time.time() - outage, limit, _counts(load_gen))
         resolved = plane.resolver.resolve()
         if resolved and resolved != region:
             return time.time()
@@ -198,8 +232,9 @@ def _until_shifted(plane: DataPlane, region: str, limit: float, say: Progress,
     return None
 
 
-def _until_failed_over(journal: Journal, outage: float, deadline: float, say: Progress,
-                       load_gen: LoadGenerator) -> list[Run]:
+def _until_failed_over(
+    journal: Journal, outage: float, deadline: float, say: Progress, load_gen: LoadGenerator
+) -> list[Run]:
     """Wait until a watcher's failover run (started after ``outage``) has ended; the runs."""
     while True:
         say("failing over", 0, 1, _counts(load_gen))
@@ -208,8 +243,9 @@ def _until_failed_over(journal: Journal, outage: float, deadline: float, say: Pr
         except FailoverError as exc:  # the control table may be slow while a region hangs
             log.warning("journal unreadable: %s", exc)
             runs = []
-        if (runs and all(r.status is not RunStatus.RUNNING for r in runs)) \
-                or time.time() >= deadline:
+        if (
+            runs and all(r.status is not RunStatus.RUNNING for r in runs)
+        ) or time.time() >= deadline:
             return sorted(runs, key=lambda r: r.created)
         time.sleep(0.2)
 

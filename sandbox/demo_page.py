@@ -37,8 +37,10 @@ def per_second(samples: Sequence[Sample], start: float) -> list[dict[str, int]]:
         row[sample.outcome] = row.get(sample.outcome, 0) + 1
     if not series:
         return []
-    return [series.get(t, {"t": t, "ok": 0, "degraded": 0, "failed": 0})
-            for t in range(min(series), max(series) + 1)]
+    return [
+        series.get(t, {"t": t, "ok": 0, "degraded": 0, "failed": 0})
+        for t in range(min(series), max(series) + 1)
+    ]
 
 
 class Feed:
@@ -50,8 +52,12 @@ class Feed:
         self._decisions: Callable[[], Sequence[Any]] = list
         self.start = 0.0
 
-    def attach(self, start: float, samples: Callable[[], Sequence[Sample]],
-               decisions: Callable[[], Sequence[Any]] | None = None) -> None:
+    def attach(
+        self,
+        start: float,
+        samples: Callable[[], Sequence[Sample]],
+        decisions: Callable[[], Sequence[Any]] | None = None,
+    ) -> None:
         """Chart ``samples()`` from ``start``; list ``decisions()`` (dicts, or objects with
         ``to_dict``, newest last)."""
         with self._lock:
@@ -72,7 +78,12 @@ class Feed:
 
 def start_page(box: Sandbox, feed: Feed, port: int = 0) -> StatusServer:
     """Serve the page of ``box`` on the loopback (``port`` 0: a free one), read-only."""
-    sources = deployment_sources(box.topology, box.manifest, box.clients,
-                                 deadline=PAGE_DEADLINE, traffic=feed.traffic,
-                                 decisions=feed.decisions)
+    sources = deployment_sources(
+        box.topology,
+        box.manifest,
+        box.clients,
+        deadline=PAGE_DEADLINE,
+        traffic=feed.traffic,
+        decisions=feed.decisions,
+    )
     return StatusServer(Api(sources), port=port).start()

@@ -32,8 +32,14 @@ Alive = Callable[[str], bool]
 class RegionalEndpoint(LoopbackService):
     """The API of one region: routes to functions, ``/health`` open, on 127.0.0.1."""
 
-    def __init__(self, region: str, api: ApiSpec, invoke: Invoke, alive: Alive,
-                 after_write: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        region: str,
+        api: ApiSpec,
+        invoke: Invoke,
+        alive: Alive,
+        after_write: Callable[[str], bool] | None = None,
+    ) -> None:
         self.region = region
         self.api = api
         self.invoke = invoke
@@ -42,8 +48,9 @@ class RegionalEndpoint(LoopbackService):
         self.routes = [(_pattern(r.path), r) for r in api.routes]
         super().__init__(self._handler(), f"api-{region}")
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str],
-               body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: ``(status, headers, body)``."""
         path = urlsplit(target).path
         if not self.alive(self.region):
@@ -56,8 +63,12 @@ class RegionalEndpoint(LoopbackService):
         event = _event(method, target, headers, body, route, params)
         response = self.invoke(self.region, route.function, event)
         status, out, payload = _response(response)
-        if self.after_write and method != "GET" and 200 <= status < 300 \
-                and not self.after_write(self.region):
+        if (
+            self.after_write
+            and method != "GET"
+            and 200 <= status < 300
+            and not self.after_write(self.region)
+        ):
             # Not replicated to another region: not acknowledged (the client retries; writes
             # carry their id, so the retry is idempotent).
             return 503, {"Retry-After": "1"}, b'{"message": "write not replicated"}'
@@ -84,7 +95,8 @@ class RegionalEndpoint(LoopbackService):
                 body = self.rfile.read(length) if length else b""
                 try:
                     status, headers, payload = endpoint.handle(
-                        self.command, self.path, dict(self.headers.items()), body)
+                        self.command, self.path, dict(self.headers.items()), body
+                    )
                 except Exception as exc:  # the function failed: what Lambda's 502 says
                     log.warning("%s %s in %s: %s", self.command, self.path, endpoint.region, exc)
                     status, headers, payload = 502, {}, b'{"message": "function error"}'
@@ -107,24 +119,41 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
-def _event(method: str, target: str, headers: Mapping[str, str], body: bytes, route: Route,
-           params: dict[str, str]) -> dict[str, Any]:
+def _event(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    route: Route,
+    params: dict[str, str],
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
     parts = urlsplit(target)
     text = body.decode("utf-8", errors="replace")
     now = time.time()
     return {
-        "version": "2.0", "routeKey": f"{route.method} {route.path}", "rawPath": parts.path,
+        "version": "2.0",
+        "routeKey": f"{route.method} {route.path}",
+        "rawPath": parts.path,
         "rawQueryString": parts.query,
         "headers": {k.lower(): v for k, v in headers.items()},
         "queryStringParameters": dict(parse_qsl(parts.query)) or None,
         "pathParameters": params or None,
-        "requestContext": {"http": {"method": method, "path": parts.path,
-                                    "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                                    "userAgent": headers.get("User-Agent", "")},
-                           "routeKey": f"{route.method} {route.path}", "stage": "$default",
-                           "requestId": f"{now:.6f}", "timeEpoch": int(now * 1000)},
-        "body": text or None, "isBase64Encoded": False,
+        "requestContext": {
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("User-Agent", ""),
+            },
+            "routeKey": f"{route.method} {route.path}",
+            "stage": "$default",
+            "requestId": f"{now:.6f}",
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text or None,
+        "isBase64Encoded": False,
     }
 
 

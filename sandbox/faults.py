@@ -22,8 +22,9 @@ from controller.journal import Journal
 log = logging.getLogger(__name__)
 
 
-def kill_after_steps(count: int, kill: Callable[[], None] | None = None,
-                     signum: int = signal.SIGKILL) -> Callable[[], None]:
+def kill_after_steps(
+    count: int, kill: Callable[[], None] | None = None, signum: int = signal.SIGKILL
+) -> Callable[[], None]:
     """Send ``signum`` (SIGKILL) to this process once ``count`` steps have journalled their end;
     returns the undo.
 
@@ -34,8 +35,7 @@ def kill_after_steps(count: int, kill: Callable[[], None] | None = None,
     ended = 0
 
     def die() -> None:
-        log.critical("fault injection: signal %d to this controller after %d steps", signum,
-                     count)
+        log.critical("fault injection: signal %d to this controller after %d steps", signum, count)
         os.kill(os.getpid(), signum)
 
     def record_step(self: Journal, *args: Any, **kwargs: Any) -> None:
@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m sandbox.faults --kill-after-steps N [--signal S] [--] FAILOVER-ARGS``."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.faults", description=__doc__)
     parser.add_argument("--kill-after-steps", type=int, required=True, metavar="N")
-    parser.add_argument("--signal", default="KILL", choices=["KILL", "TERM", "INT"],
-                        help="the signal sent (default KILL: a crash; TERM, INT: a stop)")
+    parser.add_argument(
+        "--signal",
+        default="KILL",
+        choices=["KILL", "TERM", "INT"],
+        help="the signal sent (default KILL: a crash; TERM, INT: a stop)",
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the failover command's words")
     ns = parser.parse_args(argv)
     words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args

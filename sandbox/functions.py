@@ -25,11 +25,18 @@ from controller.manifest import ComponentRef
 from controller.spec import FunctionSpec, Topology
 
 LOG_RETENTION_DAYS = 14
-TRUST_POLICY = json.dumps({
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-})
+TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 def alarm_names(physical: str) -> list[str]:
@@ -48,43 +55,73 @@ def _code(handler: str) -> bytes:
 
 def _role(clients: Clients, region: str, physical: str) -> str:
     iam = clients.client("iam", region)
-    role = iam.create_role(RoleName=f"{physical}-role", AssumeRolePolicyDocument=TRUST_POLICY,
-                           Description=f"execution role of {physical}")["Role"]
+    role = iam.create_role(
+        RoleName=f"{physical}-role",
+        AssumeRolePolicyDocument=TRUST_POLICY,
+        Description=f"execution role of {physical}",
+    )["Role"]
     log_arn = f"arn:aws:logs:{region}:*:log-group:/aws/lambda/{physical}:*"
-    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="logs", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                       "Resource": log_arn}],
-    }))
+    iam.put_role_policy(
+        RoleName=role["RoleName"],
+        PolicyName="logs",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": log_arn,
+                    }
+                ],
+            }
+        ),
+    )
     return str(role["Arn"])
 
 
-def provision_function(topology: Topology, region: str, name: str, spec: FunctionSpec,
-                       clients: Clients) -> ComponentRef:
+def provision_function(
+    topology: Topology, region: str, name: str, spec: FunctionSpec, clients: Clients
+) -> ComponentRef:
     """Create the function ``name`` in ``region`` with its role, alias, log group and alarms."""
     physical = topology.physical_name(name, region)
     role_arn = _role(clients, region, physical)
     lam = clients.client("lambda", region)
     function = lam.create_function(
-        FunctionName=physical, Runtime=spec.runtime, Role=role_arn, Handler=spec.handler,
-        Code={"ZipFile": _code(spec.handler)}, MemorySize=spec.memory, Timeout=spec.timeout,
+        FunctionName=physical,
+        Runtime=spec.runtime,
+        Role=role_arn,
+        Handler=spec.handler,
+        Code={"ZipFile": _code(spec.handler)},
+        MemorySize=spec.memory,
+        Timeout=spec.timeout,
         TracingConfig={"Mode": "Active"},
-        Environment={"Variables": {
-            ENV_APP: topology.app, ENV_COMPONENT: name,
-            ENV_MODE_PARAMETER: topology.mode_parameter(region),
-            ENV_COMPONENT_MODE_PARAMETER: topology.component_mode_parameter(name, region),
-        }},
+        Environment={
+            "Variables": {
+                ENV_APP: topology.app,
+                ENV_COMPONENT: name,
+                ENV_MODE_PARAMETER: topology.mode_parameter(region),
+                ENV_COMPONENT_MODE_PARAMETER: topology.component_mode_parameter(name, region),
+            }
+        },
     )
     version = lam.publish_version(FunctionName=physical)["Version"]
     lam.create_alias(FunctionName=physical, Name=ALIAS, FunctionVersion=version)
     if spec.reserved_concurrency is not None:
-        lam.put_function_concurrency(FunctionName=physical,
-                                     ReservedConcurrentExecutions=spec.reserved_concurrency)
+        lam.put_function_concurrency(
+            FunctionName=physical, ReservedConcurrentExecutions=spec.reserved_concurrency
+        )
     _logs(clients, region, physical)
     alarms = _alarms(clients, region, physical)
-    return ComponentRef(kind="function", name=physical, arn=function["FunctionArn"], alias=ALIAS,
-                        role_arn=role_arn, alarms=alarms,
-                        mode_parameter=topology.component_mode_parameter(name, region))
+    return ComponentRef(
+        kind="function",
+        name=physical,
+        arn=function["FunctionArn"],
+        alias=ALIAS,
+        role_arn=role_arn,
+        alarms=alarms,
+        mode_parameter=topology.component_mode_parameter(name, region),
+    )
 
 
 def alias_arn(ref: ComponentRef) -> str:
@@ -103,15 +140,28 @@ def _alarms(clients: Clients, region: str, physical: str) -> list[str]:
     cloudwatch = clients.client("cloudwatch", region)
     high, low = alarm_names(physical)
     common: dict[str, Any] = {
-        "Namespace": "AWS/Lambda", "Dimensions": [{"Name": "FunctionName", "Value": physical}],
-        "Period": 60, "EvaluationPeriods": 3, "Statistic": "Sum",
+        "Namespace": "AWS/Lambda",
+        "Dimensions": [{"Name": "FunctionName", "Value": physical}],
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "Statistic": "Sum",
     }
-    cloudwatch.put_metric_alarm(AlarmName=high, MetricName="Errors", Threshold=5.0,
-                                ComparisonOperator="GreaterThanOrEqualToThreshold",
-                                TreatMissingData="notBreaching", **common)
-    cloudwatch.put_metric_alarm(AlarmName=low, MetricName="Invocations", Threshold=1.0,
-                                ComparisonOperator="LessThanThreshold",
-                                TreatMissingData="notBreaching", **common)
+    cloudwatch.put_metric_alarm(
+        AlarmName=high,
+        MetricName="Errors",
+        Threshold=5.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+        **common,
+    )
+    cloudwatch.put_metric_alarm(
+        AlarmName=low,
+        MetricName="Invocations",
+        Threshold=1.0,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="notBreaching",
+        **common,
+    )
     set_alarms(clients, region, [high, low], "OK")
     return [high, low]
 
@@ -121,5 +171,8 @@ def set_alarms(clients: Clients, region: str, names: list[str], state: str) -> N
     cloudwatch = clients.client("cloudwatch", region)
     value: Literal["OK", "ALARM"] = "ALARM" if state == "ALARM" else "OK"
     for alarm in names:
-        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue=value,
-                                   StateReason=f"sandbox: region {region} {state.lower()}")
+        cloudwatch.set_alarm_state(
+            AlarmName=alarm,
+            StateValue=value,
+            StateReason=f"sandbox: region {region} {state.lower()}",
+        )

@@ -34,11 +34,16 @@ def provision_control(topology: Topology, clients: Clients) -> ControlManifest:
     """
     control = topology.control_regions
     clients.client("dynamodb", control.replicas[0]).create_table(
-        TableName=topology.control_table, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        TableName=topology.control_table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
     )
     return ControlManifest(table=topology.control_table, regions=list(control.replicas))
 
@@ -54,12 +59,14 @@ def create_zone(topology: Topology, clients: Clients) -> str | None:
     if found is None:
         return None
     zone = clients.client("route53", GLOBAL).create_hosted_zone(
-        Name=found[1].zone, CallerReference=f"{topology.app}-zone")["HostedZone"]
+        Name=found[1].zone, CallerReference=f"{topology.app}-zone"
+    )["HostedZone"]
     return str(zone["Id"]).rsplit("/", 1)[-1]
 
 
-def provision_dns(topology: Topology, clients: Clients, zone_id: str,
-                  endpoints: Mapping[str, str]) -> DnsManifest:
+def provision_dns(
+    topology: Topology, clients: Clients, zone_id: str, endpoints: Mapping[str, str]
+) -> DnsManifest:
     """A health check per region and the two failover records, pointing at the primary.
 
     ``endpoints`` maps every region to its API endpoint URL.
@@ -71,30 +78,51 @@ def provision_dns(topology: Topology, clients: Clients, zone_id: str,
     checks = {}
     for region in topology.regions.all:
         config: HealthCheckConfigTypeDef = {
-                "Type": HEALTH_CHECK_TYPE,
-                "FullyQualifiedDomainName": normalize_host(endpoints[region]),
-                "Port": HEALTH_CHECK_PORT, "ResourcePath": spec.health_check.path,
-                "RequestInterval": spec.health_check.interval,
-                "FailureThreshold": spec.health_check.threshold,
+            "Type": HEALTH_CHECK_TYPE,
+            "FullyQualifiedDomainName": normalize_host(endpoints[region]),
+            "Port": HEALTH_CHECK_PORT,
+            "ResourcePath": spec.health_check.path,
+            "RequestInterval": spec.health_check.interval,
+            "FailureThreshold": spec.health_check.threshold,
         }
-        checks[region] = str(route53.create_health_check(
-            CallerReference=f"{topology.app}-{region}", HealthCheckConfig=config,
-        )["HealthCheck"]["Id"])
+        checks[region] = str(
+            route53.create_health_check(
+                CallerReference=f"{topology.app}-{region}",
+                HealthCheckConfig=config,
+            )["HealthCheck"]["Id"]
+        )
     primary, secondary = topology.regions.primary, topology.regions.standby[0]
-    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
-        _record(spec, PRIMARY_ID, "PRIMARY", endpoints[primary], checks[primary]),
-        _record(spec, SECONDARY_ID, "SECONDARY", endpoints[secondary], checks[secondary]),
-    ]})
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                _record(spec, PRIMARY_ID, "PRIMARY", endpoints[primary], checks[primary]),
+                _record(spec, SECONDARY_ID, "SECONDARY", endpoints[secondary], checks[secondary]),
+            ]
+        },
+    )
     return DnsManifest(zone_id=zone_id, zone=spec.zone, record=spec.name, health_checks=checks)
 
 
-def _record(spec: DnsSpec, identifier: str, failover: Literal["PRIMARY", "SECONDARY"],
-            endpoint: str, check: str) -> ChangeTypeDef:
-    return {"Action": "UPSERT", "ResourceRecordSet": {
-        "Name": spec.name, "Type": "CNAME", "SetIdentifier": identifier, "Failover": failover,
-        "TTL": spec.ttl, "HealthCheckId": check,
-        "ResourceRecords": [{"Value": normalize_host(endpoint)}],
-    }}
+def _record(
+    spec: DnsSpec,
+    identifier: str,
+    failover: Literal["PRIMARY", "SECONDARY"],
+    endpoint: str,
+    check: str,
+) -> ChangeTypeDef:
+    return {
+        "Action": "UPSERT",
+        "ResourceRecordSet": {
+            "Name": spec.name,
+            "Type": "CNAME",
+            "SetIdentifier": identifier,
+            "Failover": failover,
+            "TTL": spec.ttl,
+            "HealthCheckId": check,
+            "ResourceRecords": [{"Value": normalize_host(endpoint)}],
+        },
+    }
 
 
 def dns_ref(topology: Topology, dns: DnsManifest, region: str) -> ComponentRef:
@@ -102,9 +130,15 @@ def dns_ref(topology: Topology, dns: DnsManifest, region: str) -> ComponentRef:
     found = dns_component(topology)
     assert found is not None
     name = found[0]
-    identifier = {topology.regions.primary: PRIMARY_ID,
-                  topology.regions.standby[0]: SECONDARY_ID}.get(region)
-    return ComponentRef(kind="dns", name=dns.record,
-                        arn=f"arn:aws:route53:::hostedzone/{dns.zone_id}",
-                        health_check_id=dns.health_checks[region], set_identifier=identifier,
-                        mode_parameter=topology.component_mode_parameter(name, region))
+    identifier = {
+        topology.regions.primary: PRIMARY_ID,
+        topology.regions.standby[0]: SECONDARY_ID,
+    }.get(region)
+    return ComponentRef(
+        kind="dns",
+        name=dns.record,
+        arn=f"arn:aws:route53:::hostedzone/{dns.zone_id}",
+        health_check_id=dns.health_checks[region],
+        set_identifier=identifier,
+        mode_parameter=topology.component_mode_parameter(name, region),
+    )

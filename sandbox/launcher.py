@@ -45,8 +45,21 @@ from urllib.parse import parse_qs
 HOST = "127.0.0.1"
 #: The services the sandbox provisions and the controller calls: built before forking.
 SERVICES = (
-    "awslambda", "iam", "sts", "ssm", "sqs", "dynamodb", "dynamodbstreams", "s3", "kinesis",
-    "events", "logs", "cloudwatch", "apigateway", "route53", "moto_api._internal",
+    "awslambda",
+    "iam",
+    "sts",
+    "ssm",
+    "sqs",
+    "dynamodb",
+    "dynamodbstreams",
+    "s3",
+    "kinesis",
+    "events",
+    "logs",
+    "cloudwatch",
+    "apigateway",
+    "route53",
+    "moto_api._internal",
 )
 
 
@@ -84,9 +97,11 @@ def round_trip_seconds(query: str) -> float | None:
     return seconds if math.isfinite(seconds) and 0.0 <= seconds <= MAX_ROUND_TRIP else None
 
 
-INTERNAL_FAILURE = (b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
-                    b"<Message>The request processing has failed because of an unknown error."
-                    b"</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>")
+INTERNAL_FAILURE = (
+    b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
+    b"<Message>The request processing has failed because of an unknown error."
+    b"</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>"
+)
 
 
 class AwsErrors:
@@ -101,8 +116,9 @@ class AwsErrors:
     def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
         self.application = application
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         answer: list[Any] = []
 
         def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -117,9 +133,14 @@ class AwsErrors:
             return body
         if hasattr(body, "close"):
             body.close()
-        start_response("500 Internal Server Error", [
-            ("Content-Type", "text/xml"), ("Content-Length", str(len(INTERNAL_FAILURE))),
-            ("x-amzn-ErrorType", "InternalFailure")])
+        start_response(
+            "500 Internal Server Error",
+            [
+                ("Content-Type", "text/xml"),
+                ("Content-Length", str(len(INTERNAL_FAILURE))),
+                ("x-amzn-ErrorType", "InternalFailure"),
+            ],
+        )
         return [INTERNAL_FAILURE]
 
 
@@ -141,8 +162,9 @@ class RoundTrip:
         self.secret = secret
         self.seconds = 0.0
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if guarded(environ):
             given = str(environ.get(_SECRET_KEY, ""))
             if not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
@@ -198,8 +220,7 @@ def _detach(log_file: str) -> None:
 def peer_uid(connection: socket.socket) -> int | None:
     """The user id of the process at the other end of a unix socket (None if unknown)."""
     try:
-        creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                      struct.calcsize("3i"))
+        creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except (AttributeError, OSError):
         return None
     _pid, uid, _gid = struct.unpack("3i", creds)
@@ -231,6 +252,7 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
     class Handler(MotoRequestHandler):
         """moto's handler, logging only the requests that failed on the server's side: a line
         per request costs the server a tenth of its time and says nothing in a sandbox."""
@@ -239,13 +261,15 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
             if str(code).startswith("5"):
                 super().log_request(code, size)
 
-    server = make_server(HOST, port, application, threaded=True, request_handler=Handler,
-                         fd=listener.fileno())
+    server = make_server(
+        HOST, port, application, threaded=True, request_handler=Handler, fd=listener.fileno()
+    )
     server.serve_forever()
 
 
-def _serve_without(sockets: Iterable[socket.socket], application: Any, port: int,
-                   log_file: str) -> None:
+def _serve_without(
+    sockets: Iterable[socket.socket], application: Any, port: int, log_file: str
+) -> None:
     """:func:`_serve`, in a child that must not keep the launcher's sockets open: it listens
     on a socket of its own, beside the launcher's reservation of the same port."""
     listener = reserve(port)
@@ -274,8 +298,13 @@ def _fork(target: Any, *args: Any) -> int:
         os._exit(code)
 
 
-def _zygote(application: Any, listener: socket.socket, log_file: str,
-            chosen: dict[str, tuple[int, str]], reserved: list[socket.socket]) -> None:
+def _zygote(
+    application: Any,
+    listener: socket.socket,
+    log_file: str,
+    chosen: dict[str, tuple[int, str]],
+    reserved: list[socket.socket],
+) -> None:
     """Fork a server, moto already imported, for every request on ``listener``, until stopped.
 
     A request is one line, ``NAME``: a server the launcher started, restarted on its own port

@@ -61,8 +61,13 @@ class Sandbox:
     # -- starting and finding ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, spec_path: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR, *,
-           watchers: bool = False) -> Sandbox:
+    def up(
+        cls,
+        spec_path: str | Path,
+        state_dir: str | Path = DEFAULT_STATE_DIR,
+        *,
+        watchers: bool = False,
+    ) -> Sandbox:
         """Start a server per region and ``global``, provision them, write the manifest; with
         ``watchers``, start each application region's watcher as ``pulumi up`` deploys them.
 
@@ -81,16 +86,17 @@ class Sandbox:
         started = time.monotonic()
         names = server_names(topology)
         private_dir(state_dir)
-        state = SandboxState(spec=spec, started_at=time.time(), servers={},
-                             secret=secrets.token_urlsafe(24))
+        state = SandboxState(
+            spec=spec, started_at=time.time(), servers={}, secret=secrets.token_urlsafe(24)
+        )
         try:
             state.servers, state.zygote = servers.start_all(
-                dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret)
+                dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret
+            )
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             _configure_gates(topology, state)
-            manifest = provision_all(topology, spec,
-                                     {n: s.url for n, s in state.servers.items()})
+            manifest = provision_all(topology, spec, {n: s.url for n, s in state.servers.items()})
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
@@ -115,8 +121,7 @@ class Sandbox:
         state_dir = Path(state_dir)
         state = read_state(state_dir)
         if state is None:
-            raise FailoverError(f"no sandbox in {state_dir}: start one with "
-                                "'failover sandbox up'")
+            raise FailoverError(f"no sandbox in {state_dir}: start one with 'failover sandbox up'")
         return cls(state_dir, state, load_manifest(state_dir / MANIFEST_FILE))
 
     # -- what it is ----------------------------------------------------------------------------
@@ -140,15 +145,30 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         """Every server: its pid, port, endpoint, condition and whether it is alive."""
         return {
-            "state_dir": str(self.state_dir), "spec": self.state.spec, "app": self.manifest.app,
-            "primary": self.manifest.primary, "manifest": str(self.manifest_path),
-            "servers": {name: {"pid": s.pid, "port": s.port, "endpoint": s.url,
-                               "condition": s.condition.value,
-                               "alive": servers.is_ours(s), "log": s.log}
-                        for name, s in self.state.servers.items()},
-            "watchers": {region: {"pid": pid, "alive": watcher_procs.is_ours(pid, region),
-                                  "log": str(watcher_procs.log_path(self.state_dir, region))}
-                         for region, pid in self.state.watchers.items()},
+            "state_dir": str(self.state_dir),
+            "spec": self.state.spec,
+            "app": self.manifest.app,
+            "primary": self.manifest.primary,
+            "manifest": str(self.manifest_path),
+            "servers": {
+                name: {
+                    "pid": s.pid,
+                    "port": s.port,
+                    "endpoint": s.url,
+                    "condition": s.condition.value,
+                    "alive": servers.is_ours(s),
+                    "log": s.log,
+                }
+                for name, s in self.state.servers.items()
+            },
+            "watchers": {
+                region: {
+                    "pid": pid,
+                    "alive": watcher_procs.is_ours(pid, region),
+                    "log": str(watcher_procs.log_path(self.state_dir, region)),
+                }
+                for region, pid in self.state.watchers.items()
+            },
         }
 
     # -- failing and healing -------------------------------------------------------------------
@@ -168,8 +188,10 @@ class Sandbox:
             servers.kill(server)
             server.condition = Condition.DOWN
         elif server.condition is Condition.DOWN:
-            raise FailoverError(f"region {region} is down; heal it before making it "
-                                f"{'hang' if mode is FailMode.HANG else 'partitioned'}")
+            raise FailoverError(
+                f"region {region} is down; heal it before making it "
+                f"{'hang' if mode is FailMode.HANG else 'partitioned'}"
+            )
         elif mode is FailMode.PARTITION:
             if server.condition is Condition.HUNG:
                 raise FailoverError(f"region {region} hangs; heal it before partitioning it")
@@ -218,8 +240,11 @@ class Sandbox:
         """Make every server wait ``seconds`` before each answer, as a real region's API does
         (0 turns it off). Not kept in the state: a restarted server answers at once."""
         with ThreadPoolExecutor(len(self.state.servers)) as pool:
-            list(pool.map(lambda s: servers.set_round_trip(s.url, seconds),
-                          self.state.servers.values()))
+            list(
+                pool.map(
+                    lambda s: servers.set_round_trip(s.url, seconds), self.state.servers.values()
+                )
+            )
 
     # -- resetting and stopping ----------------------------------------------------------------
 
@@ -237,8 +262,9 @@ class Sandbox:
         with ThreadPoolExecutor(len(self.state.servers)) as pool:
             list(pool.map(servers.reset, [s.url for s in self.state.servers.values()]))
         self._configure_gates()
-        self.manifest = provision_all(self.topology, self.state.spec,
-                                      {n: s.url for n, s in self.state.servers.items()})
+        self.manifest = provision_all(
+            self.topology, self.state.spec, {n: s.url for n, s in self.state.servers.items()}
+        )
         _name_watchers(self.topology, self.manifest, self.state_dir)
         self.manifest.save(self.manifest_path)
 
@@ -251,8 +277,9 @@ class Sandbox:
 
     # -- the watchers (one per application region, in that region's failure domain) -----------
 
-    def start_watchers(self, regions: list[str] | None = None,
-                       schedule: float | None = None) -> dict[str, int]:
+    def start_watchers(
+        self, regions: list[str] | None = None, schedule: float | None = None
+    ) -> dict[str, int]:
         """Start the watcher of every application region (or of ``regions``) that is up and has
         none running; ``schedule``: seconds between invocations (default: a minute)."""
         self._reload()
@@ -264,7 +291,8 @@ class Sandbox:
             if self._server(region).condition is not Condition.RUNNING:
                 continue  # a failed region's watcher starts when the region is healed
             self.state.watchers[region] = watcher_procs.start(
-                self.state_dir, self.state.spec, region, schedule)
+                self.state_dir, self.state.spec, region, schedule
+            )
         self._save()
         return dict(self.state.watchers)
 
@@ -294,7 +322,8 @@ class Sandbox:
             watcher_procs.signal_watcher(pid, region, signal.SIGCONT)
         else:  # killed with its region: the schedule invokes the function again
             self.state.watchers[region] = watcher_procs.start(
-                self.state_dir, self.state.spec, region, self.state.watcher_schedule)
+                self.state_dir, self.state.spec, region, self.state.watcher_schedule
+            )
             self._save()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -314,15 +343,17 @@ class Sandbox:
         try:
             set_alarms(self.clients, region, alarms, value)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise FailoverError(f"region {region}: cannot set its alarms to {value}: {exc}") \
-                from exc
+            raise FailoverError(
+                f"region {region}: cannot set its alarms to {value}: {exc}"
+            ) from exc
 
     def _restart(self, server: ServerState) -> None:
         servers.kill(server)
         pid = servers.respawn(self.state.zygote, server)
         if pid is None:
-            fresh, _ = servers.start_all({server.name: server.port}, self.state_dir / LOG_DIR,
-                                         secret=self.state.secret)
+            fresh, _ = servers.start_all(
+                {server.name: server.port}, self.state_dir / LOG_DIR, secret=self.state.secret
+            )
             pid = fresh[server.name].pid
         server.pid = pid
         self._save()
@@ -348,9 +379,11 @@ def _name_watchers(topology: Topology, manifest: Manifest, state_dir: Path) -> N
     """Name each region's watcher in the manifest, as the Pulumi stack's does (plus the file
     its sandbox process logs to)."""
     for region, part in manifest.regions.items():
-        part.watcher = WatcherRef(function=topology.watcher_function(region),
-                                  log_group=topology.watcher_log_group(region),
-                                  log_file=str(watcher_procs.log_path(state_dir, region)))
+        part.watcher = WatcherRef(
+            function=topology.watcher_function(region),
+            log_group=topology.watcher_log_group(region),
+            log_file=str(watcher_procs.log_path(state_dir, region)),
+        )
 
 
 def server_names(topology: Topology) -> list[str]:
@@ -368,14 +401,21 @@ def _configure_gates(topology: Topology, state: SandboxState) -> None:
     (:mod:`sandbox.mrsc`)."""
     control = topology.control_regions
     config = mrsc.Config(
-        table=topology.control_table, replicas=control.replicas, members=control.all,
-        urls={n: s.url for n, s in state.servers.items()}, store_region=control.replicas[0],
-        partitioned=frozenset(n for n, s in state.servers.items()
-                              if s.condition is Condition.PARTITIONED),
-        secret=state.secret)
-    answering = {n: s.url for n, s in state.servers.items()
-                 if s.condition in (Condition.RUNNING, Condition.PARTITIONED)
-                 and servers.is_ours(s)}
+        table=topology.control_table,
+        replicas=control.replicas,
+        members=control.all,
+        urls={n: s.url for n, s in state.servers.items()},
+        store_region=control.replicas[0],
+        partitioned=frozenset(
+            n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED
+        ),
+        secret=state.secret,
+    )
+    answering = {
+        n: s.url
+        for n, s in state.servers.items()
+        if s.condition in (Condition.RUNNING, Condition.PARTITIONED) and servers.is_ours(s)
+    }
     mrsc.configure(answering, config)
 
 
@@ -388,8 +428,11 @@ def _stop_orphans(state_dir: Path) -> list[int]:
     """Stop the processes of a sandbox whose state file is unreadable or gone; their pids."""
     pids = servers.find_processes(state_dir / LOG_DIR) + watcher_procs.find_processes(state_dir)
     if pids:
-        log.warning("the state in %s is lost: stopping its processes %s", state_dir,
-                    ", ".join(map(str, pids)))
+        log.warning(
+            "the state in %s is lost: stopping its processes %s",
+            state_dir,
+            ", ".join(map(str, pids)),
+        )
         servers.stop_pids(pids)
     remove_state(state_dir)
     return pids
@@ -406,8 +449,10 @@ def _refuse_if_running(state_dir: Path) -> None:
     running = [s for s in state.servers.values() if servers.is_ours(s)]
     if running:
         pids = ", ".join(f"{s.name}={s.pid}" for s in running)
-        raise FailoverError(f"a sandbox is already running in {state_dir} ({pids}); "
-                            "stop it first with 'failover sandbox down'")
+        raise FailoverError(
+            f"a sandbox is already running in {state_dir} ({pids}); "
+            "stop it first with 'failover sandbox down'"
+        )
     log.info("removing the state of a sandbox that is no longer running")
     servers.stop_zygote(state.zygote)
     remove_state(state_dir)

@@ -82,8 +82,9 @@ class LoadGenerator:
 
     def _write(self) -> Sample:
         order_id = uuid.uuid4().hex
-        body = json.dumps({"order_id": order_id, "items": [{"sku": "tea", "qty": 2}],
-                           "total": 7.5}).encode()
+        body = json.dumps(
+            {"order_id": order_id, "items": [{"sku": "tea", "qty": 2}], "total": 7.5}
+        ).encode()
         return self._request("POST", "/orders", body, "write", order_id)
 
     def _read(self, order_id: str) -> Sample:
@@ -98,21 +99,37 @@ class LoadGenerator:
         while True:
             attempts += 1
             status, headers = self._once(method, path, body)
-            if _final(status, headers) or time.monotonic() + delay > deadline \
-                    or (self._stop.is_set() and attempts > 1):
+            if (
+                _final(status, headers)
+                or time.monotonic() + delay > deadline
+                or (self._stop.is_set() and attempts > 1)
+            ):
                 break
             time.sleep(delay)
             delay = min(2.0, delay * 1.6)
-        return Sample(start, time.time(), kind, classify(status, headers), status, attempts,
-                      headers.get("x-served-by-region", ""), order_id)
+        return Sample(
+            start,
+            time.time(),
+            kind,
+            classify(status, headers),
+            status,
+            attempts,
+            headers.get("x-served-by-region", ""),
+            order_id,
+        )
 
     def _once(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str]]:
         parts = urlsplit(self.url)
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                          timeout=self.timeout)
+        conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout
+        )
         try:
-            conn.request(method, path, body=body or None,
-                         headers={"Content-Type": "application/json"} if body else {})
+            conn.request(
+                method,
+                path,
+                body=body or None,
+                headers={"Content-Type": "application/json"} if body else {},
+            )
             response = conn.getresponse()
             response.read()
             return response.status, {k.lower(): v for k, v in response.getheaders()}

@@ -139,8 +139,10 @@ def light_transactions() -> None:
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         try:
-            saved = [(table, key, copy.deepcopy(table.get_item(*key)))
-                     for table, key in _touched(self, transact_items)]
+            saved = [
+                (table, key, copy.deepcopy(table.get_item(*key)))
+                for table, key in _touched(self, transact_items)
+            ]
         except Exception:  # a malformed request: moto's own path names the error
             return original(self, transact_items)
         copies.active.on = True
@@ -166,7 +168,7 @@ def _touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[A
         _, op = next(iter(entry.items()))
         table = backend.get_table(op["TableName"])
         key = op["Key"] if "Key" in op else op["Item"]
-        range_key = (DynamoType(key[table.range_key_attr]) if table.range_key_attr else None)
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
         out.append((table, (DynamoType(key[table.hash_key_attr]), range_key)))
     return out
 

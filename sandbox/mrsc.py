@@ -87,20 +87,33 @@ class Config:
 
     def to_json(self) -> bytes:
         """The configuration as :data:`CONFIG_PATH` takes it."""
-        return json.dumps({"name": self.name, "table": self.table,
-                           "replicas": list(self.replicas), "members": list(self.members),
-                           "urls": dict(self.urls), "store_region": self.store_region,
-                           "partitioned": sorted(self.partitioned),
-                           "secret": self.secret}).encode()
+        return json.dumps(
+            {
+                "name": self.name,
+                "table": self.table,
+                "replicas": list(self.replicas),
+                "members": list(self.members),
+                "urls": dict(self.urls),
+                "store_region": self.store_region,
+                "partitioned": sorted(self.partitioned),
+                "secret": self.secret,
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Config:
         """The configuration a :data:`CONFIG_PATH` request carries."""
         data = json.loads(raw)
-        return cls(name=data["name"], table=data["table"], replicas=tuple(data["replicas"]),
-                   members=tuple(data["members"]), urls=dict(data["urls"]),
-                   store_region=data["store_region"],
-                   partitioned=frozenset(data["partitioned"]), secret=data["secret"])
+        return cls(
+            name=data["name"],
+            table=data["table"],
+            replicas=tuple(data["replicas"]),
+            members=tuple(data["members"]),
+            urls=dict(data["urls"]),
+            store_region=data["store_region"],
+            partitioned=frozenset(data["partitioned"]),
+            secret=data["secret"],
+        )
 
     def cut(self, caller: str | None) -> bool:
         """True when a call from ``caller`` (a region, or None: outside every region) to this
@@ -114,8 +127,7 @@ class Config:
         """
         if caller == self.name:
             return False
-        return self.name in self.partitioned or (caller is not None
-                                                 and caller in self.partitioned)
+        return self.name in self.partitioned or (caller is not None and caller in self.partitioned)
 
 
 def majority(members: Sequence[str]) -> int:
@@ -140,8 +152,9 @@ class ControlGate:
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path == CONFIG_PATH:  # the launcher's RoundTrip already checked the secret
             self.config = Config.from_json(_body(environ))
@@ -168,18 +181,24 @@ class ControlGate:
             return self.application(environ, start_response)
         operation = target.rsplit(".", 1)[-1]
         if operation in REFUSED:
-            return _error(start_response, "400 Bad Request",
-                          "com.amazon.coral.validate#ValidationException",
-                          f"{operation}: a multi-Region strongly consistent global table does "
-                          f"not support {REFUSED[operation]}")
+            return _error(
+                start_response,
+                "400 Bad Request",
+                "com.amazon.coral.validate#ValidationException",
+                f"{operation}: a multi-Region strongly consistent global table does "
+                f"not support {REFUSED[operation]}",
+            )
         if config.name not in config.replicas:  # no replica here (a witness, or no member)
             return self.application(environ, start_response)
         lost = self.unreachable(config)
         if lost is not None:
-            return _error(start_response, "500 Internal Server Error",
-                          "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                          f"no majority of the control regions is reachable from {config.name} "
-                          f"({', '.join(lost)} unreachable)")
+            return _error(
+                start_response,
+                "500 Internal Server Error",
+                "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                f"no majority of the control regions is reachable from {config.name} "
+                f"({', '.join(lost)} unreachable)",
+            )
         return _forward(config, environ, body, start_response)
 
     def unreachable(self, config: Config) -> list[str] | None:
@@ -221,8 +240,8 @@ class ControlGate:
         if url is None:
             return False
         request = urllib.request.Request(  # noqa: S310 - a loopback URL of the sandbox
-            f"{url}{PING_PATH}", headers={SECRET_HEADER: config.secret,
-                                          FROM_HEADER: config.name})
+            f"{url}{PING_PATH}", headers={SECRET_HEADER: config.secret, FROM_HEADER: config.name}
+        )
         try:
             with urllib.request.urlopen(request, timeout=PING_TIMEOUT):  # noqa: S310
                 pass
@@ -251,11 +270,11 @@ def _body(environ: Mapping[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
 
 
-def _error(start_response: Callable[..., Any], status: str, kind: str,
-           message: str) -> list[bytes]:
+def _error(start_response: Callable[..., Any], status: str, kind: str, message: str) -> list[bytes]:
     body = json.dumps({"__type": kind, "message": message}).encode()
-    start_response(status, [("Content-Type", "application/x-amz-json-1.0"),
-                            ("Content-Length", str(len(body)))])
+    start_response(
+        status, [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 
@@ -273,8 +292,9 @@ def _drop(environ: Mapping[str, Any], start_response: Callable[..., Any]) -> lis
 _HOP = frozenset({"connection", "transfer-encoding", "server", "date", "keep-alive"})
 
 
-def _forward(config: Config, environ: Mapping[str, Any], body: bytes,
-             start_response: Callable[..., Any]) -> list[bytes]:
+def _forward(
+    config: Config, environ: Mapping[str, Any], body: bytes, start_response: Callable[..., Any]
+) -> list[bytes]:
     """Send the request to the store, signed for the store's region, and pass its answer on."""
     url = urlsplit(config.urls[STORE])
     headers = {}
@@ -284,17 +304,21 @@ def _forward(config: Config, environ: Mapping[str, Any], body: bytes,
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = str(environ["CONTENT_TYPE"])
     if "Authorization" in headers:
-        headers["Authorization"] = _SCOPE.sub(rf"\g<1>{config.store_region}\g<2>",
-                                              headers["Authorization"])
+        headers["Authorization"] = _SCOPE.sub(
+            rf"\g<1>{config.store_region}\g<2>", headers["Authorization"]
+        )
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
     try:
         connection.request("POST", "/", body=body, headers=headers)
         answer = connection.getresponse()
         data = answer.read()
     except (OSError, http.client.HTTPException) as exc:
-        return _error(start_response, "500 Internal Server Error",
-                      "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                      f"the sandbox's control store did not answer: {exc}")
+        return _error(
+            start_response,
+            "500 Internal Server Error",
+            "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            f"the sandbox's control store did not answer: {exc}",
+        )
     finally:
         connection.close()
     kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP]
@@ -307,11 +331,15 @@ def configure(urls: Mapping[str, str], config: Config, timeout: float = 2.0) -> 
 
     Only servers that answer may be given it: a stopped one would hold the caller.
     """
+
     def post(name: str, url: str) -> None:
         named = Config(**{**config.__dict__, "name": name})
         request = urllib.request.Request(  # noqa: S310 - a loopback URL of the sandbox
-            f"{url}{CONFIG_PATH}", data=named.to_json(), method="POST",
-            headers={SECRET_HEADER: config.secret})
+            f"{url}{CONFIG_PATH}",
+            data=named.to_json(),
+            method="POST",
+            headers={SECRET_HEADER: config.secret},
+        )
         with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
             pass
 

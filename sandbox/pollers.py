@@ -48,8 +48,9 @@ class Pollers:
         for region in self.topology.regions.all:
             for name, comp in self.topology.of_kind(Kind.FUNCTION):
                 for source in comp.events:
-                    self._spawn(self._source_loop, region, name, comp, source.source,
-                                source.batch_size)
+                    self._spawn(
+                        self._source_loop, region, name, comp, source.source, source.batch_size
+                    )
             for name, comp in self.topology.of_kind(Kind.SCHEDULE):
                 self._spawn(self._schedule_loop, region, name, comp.target)
 
@@ -60,8 +61,9 @@ class Pollers:
             thread.join(timeout=5)
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True,
-                                  name=f"poll-{args[0]}-{args[1]}")
+        thread = threading.Thread(
+            target=target, args=args, daemon=True, name=f"poll-{args[0]}-{args[1]}"
+        )
         thread.start()
         self._threads.append(thread)
 
@@ -96,8 +98,9 @@ class Pollers:
 
     # -- sources -----------------------------------------------------------------------------
 
-    def _source_loop(self, region: str, function: str, spec: FunctionSpec, source: str,
-                     batch: int) -> None:
+    def _source_loop(
+        self, region: str, function: str, spec: FunctionSpec, source: str, batch: int
+    ) -> None:
         kind = Kind(self.topology.components[source].kind)
         iterator: str | None = None
         while self._wait():
@@ -117,25 +120,45 @@ class Pollers:
         if ref.queue_url is None:
             return
         sqs = self.clients.client("sqs", region)
-        got = sqs.receive_message(QueueUrl=ref.queue_url, MaxNumberOfMessages=min(batch, 10),
-                                  WaitTimeSeconds=0, AttributeNames=["All"])
+        got = sqs.receive_message(
+            QueueUrl=ref.queue_url,
+            MaxNumberOfMessages=min(batch, 10),
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+        )
         messages = got.get("Messages", [])
         if not messages:
             return
-        event = {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {},
-            "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
-            "eventSourceARN": ref.arn, "awsRegion": region} for m in messages]}
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": ref.arn,
+                    "awsRegion": region,
+                }
+                for m in messages
+            ]
+        }
         response = self._call(region, function, event) or {}
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            sqs.delete_message_batch(QueueUrl=ref.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+            sqs.delete_message_batch(
+                QueueUrl=ref.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
 
-    def _read_stream(self, region: str, function: str, table: str, iterator: str | None,
-                     batch: int) -> str | None:
+    def _read_stream(
+        self, region: str, function: str, table: str, iterator: str | None, batch: int
+    ) -> str | None:
         ref = self.manifest.ref(table, region)
         if ref.stream_arn is None:
             return iterator
@@ -143,11 +166,19 @@ class Pollers:
         if iterator is None:
             shards = streams.describe_stream(StreamArn=ref.stream_arn)["StreamDescription"]
             shard = shards["Shards"][0]["ShardId"]
-            iterator = streams.get_shard_iterator(StreamArn=ref.stream_arn, ShardId=shard,
-                                                  ShardIteratorType="LATEST")["ShardIterator"]
+            iterator = streams.get_shard_iterator(
+                StreamArn=ref.stream_arn, ShardId=shard, ShardIteratorType="LATEST"
+            )["ShardIterator"]
         got = streams.get_records(ShardIterator=iterator, Limit=batch)
-        records = [{**r, "eventSource": "aws:dynamodb", "awsRegion": region,
-                    "eventSourceARN": ref.stream_arn} for r in got.get("Records", [])]
+        records = [
+            {
+                **r,
+                "eventSource": "aws:dynamodb",
+                "awsRegion": region,
+                "eventSourceARN": ref.stream_arn,
+            }
+            for r in got.get("Records", [])
+        ]
         if records:
             self._call(region, function, {"Records": records})
         return str(got.get("NextShardIterator") or iterator)
@@ -162,9 +193,16 @@ class Pollers:
                 rule = self.manifest.ref(schedule, region).name
                 state = self.clients.client("events", region).describe_rule(Name=rule)["State"]
                 if state == "ENABLED":
-                    self._call(region, target, {"source": "aws.events",
-                                                "detail-type": "Scheduled Event",
-                                                "resources": [rule], "region": region})
+                    self._call(
+                        region,
+                        target,
+                        {
+                            "source": "aws.events",
+                            "detail-type": "Scheduled Event",
+                            "resources": [rule],
+                            "region": region,
+                        },
+                    )
             except Exception as exc:
                 log.debug("schedule %s/%s: %s", schedule, region, exc)
 

@@ -87,14 +87,26 @@ def provision_all(topology: Topology, spec: str, urls: Mapping[str, str]) -> Man
     with _errors(), ThreadPoolExecutor(len(regions) + 2, thread_name_prefix="prov") as pool:
         control = pool.submit(global_.provision_control, topology, store_clients(topology, urls))
         zone = pool.submit(global_.create_zone, topology, clients)
-        futures = {region: pool.submit(provision_region, topology, region, urls[region],
-                                       clients,
-                                       active=region == topology.regions.primary)
-                   for region in regions}
+        futures = {
+            region: pool.submit(
+                provision_region,
+                topology,
+                region,
+                urls[region],
+                clients,
+                active=region == topology.regions.primary,
+            )
+            for region in regions
+        }
         manifests = {region: future.result() for region, future in futures.items()}
-        manifest = Manifest(app=topology.app, primary=topology.regions.primary, spec=spec,
-                            control=control.result(), regions=manifests,
-                            endpoints=endpoints_of(urls))
+        manifest = Manifest(
+            app=topology.app,
+            primary=topology.regions.primary,
+            spec=spec,
+            control=control.result(),
+            regions=manifests,
+            endpoints=endpoints_of(urls),
+        )
         zone_id = zone.result()
         if zone_id is not None:
             endpoints = {r: m.api_endpoint for r, m in manifests.items()}
@@ -111,12 +123,21 @@ def provision_standby(topology: Topology, manifest: Manifest, region: str) -> Ma
     returned manifest replaces that region's part.
     """
     with _errors():
-        fresh = provision_region(topology, region, manifest.endpoints[region],
-                                 sandbox_clients(manifest.endpoints), active=False)
+        fresh = provision_region(
+            topology,
+            region,
+            manifest.endpoints[region],
+            sandbox_clients(manifest.endpoints),
+            active=False,
+        )
     old = manifest.regions.get(region)
     if old is not None and old.api_endpoint != fresh.api_endpoint:
-        log.warning("region %s came back with API %s (was %s): its health check probes the old "
-                    "host", region, fresh.api_endpoint, old.api_endpoint)
+        log.warning(
+            "region %s came back with API %s (was %s): its health check probes the old host",
+            region,
+            fresh.api_endpoint,
+            old.api_endpoint,
+        )
     updated = manifest.model_copy(deep=True)
     updated.regions[region] = fresh
     _add_dns_refs(topology, updated)

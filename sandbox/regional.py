@@ -47,8 +47,9 @@ def stable_seed(app: str, region: str) -> int:
     return zlib.crc32(f"{app}/{region}".encode())
 
 
-def provision_region(topology: Topology, region: str, url: str, clients: Clients, *,
-                     active: bool) -> RegionManifest:
+def provision_region(
+    topology: Topology, region: str, url: str, clients: Clients, *, active: bool
+) -> RegionManifest:
     """Create every component of ``topology`` in the fresh moto server of ``region``.
 
     Parameters
@@ -67,8 +68,10 @@ def provision_region(topology: Topology, region: str, url: str, clients: Clients
     for name, _ in topology.of_kind(Kind.API):
         ctx.refs[name] = resources.create_api(clients, region, ctx.physical(name))
     with ThreadPoolExecutor(WORKERS, thread_name_prefix=f"prov-{region}") as pool:
-        modes = [pool.submit(resources.put_mode, clients, region, parameter, active)
-                 for parameter in _mode_parameters(topology, region)]
+        modes = [
+            pool.submit(resources.put_mode, clients, region, parameter, active)
+            for parameter in _mode_parameters(topology, region)
+        ]
         for level in activation_levels(build(topology)):
             futures = {}
             for name in level:
@@ -83,10 +86,15 @@ def provision_region(topology: Topology, region: str, url: str, clients: Clients
     for name, ref in refs.items():
         ref.mode_parameter = topology.component_mode_parameter(name, region)
     api = next((refs[n] for n, _ in topology.of_kind(Kind.API)), None)
-    return RegionManifest(mode_parameter=topology.mode_parameter(region),
-                          api_endpoint=api.endpoint or "" if api else "", components=refs)
+    return RegionManifest(
+        mode_parameter=topology.mode_parameter(region),
+        api_endpoint=api.endpoint or "" if api else "",
+        components=refs,
+    )
 
 
 def _mode_parameters(topology: Topology, region: str) -> list[str]:
-    return [topology.mode_parameter(region),
-            *(topology.component_mode_parameter(name, region) for name in topology.components)]
+    return [
+        topology.mode_parameter(region),
+        *(topology.component_mode_parameter(name, region) for name in topology.components),
+    ]

@@ -110,9 +110,9 @@ class Replicator:
         try:
             desc = streams.describe_stream(StreamArn=ref.stream_arn)["StreamDescription"]
             for shard in desc.get("Shards", []):
-                it = streams.get_shard_iterator(StreamArn=ref.stream_arn,
-                                                ShardId=shard["ShardId"],
-                                                ShardIteratorType="LATEST")["ShardIterator"]
+                it = streams.get_shard_iterator(
+                    StreamArn=ref.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+                )["ShardIterator"]
                 self._shards.append(_Shard(table, region, ref.stream_arn, shard["ShardId"], it))
         except Exception as exc:
             log.warning("stream of %s in %s not opened: %s", table, region, exc)
@@ -143,11 +143,19 @@ class Replicator:
                 continue
             try:
                 self.clients.client("cloudwatch", source).put_metric_data(
-                    Namespace="AWS/DynamoDB", MetricData=[{
-                        "MetricName": "ReplicationLatency", "Unit": "Milliseconds",
-                        "Value": seconds * 1000.0,
-                        "Dimensions": [{"Name": "TableName", "Value": ref.name},
-                                       {"Name": "ReceivingRegion", "Value": target}]}])
+                    Namespace="AWS/DynamoDB",
+                    MetricData=[
+                        {
+                            "MetricName": "ReplicationLatency",
+                            "Unit": "Milliseconds",
+                            "Value": seconds * 1000.0,
+                            "Dimensions": [
+                                {"Name": "TableName", "Value": ref.name},
+                                {"Name": "ReceivingRegion", "Value": target},
+                            ],
+                        }
+                    ],
+                )
             except Exception as exc:  # a failed source region: nobody can read it there either
                 log.debug("lag of %s %s->%s not published: %s", table, source, target, exc)
 
@@ -176,9 +184,15 @@ class Replicator:
                 seqs.append(seq)
             for region in self.topology.regions.all:
                 if region != shard.region:
-                    heapq.heappush(self._due.setdefault(region, []),
-                                   (due, seq, shard.table, {**record, "_source": shard.region,
-                                                            "_read_at": time.monotonic()}))
+                    heapq.heappush(
+                        self._due.setdefault(region, []),
+                        (
+                            due,
+                            seq,
+                            shard.table,
+                            {**record, "_source": shard.region, "_read_at": time.monotonic()},
+                        ),
+                    )
         return True
 
     def _apply_due(self, force: bool = False) -> None:

@@ -40,8 +40,14 @@ def phase_of(sample: Sample, marks: Marks) -> str:
     return "after"
 
 
-def build(samples: Sequence[Sample], marks: Marks, *, acked: dict[str, str],
-          found: set[str], extra: dict[str, Any]) -> dict[str, Any]:
+def build(
+    samples: Sequence[Sample],
+    marks: Marks,
+    *,
+    acked: dict[str, str],
+    found: set[str],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """The report as plain data (the JSON written beside the PNG)."""
     phases: dict[str, Counter[str]] = {p: Counter() for p in ("before", "outage", "after")}
     for sample in samples:
@@ -55,16 +61,24 @@ def build(samples: Sequence[Sample], marks: Marks, *, acked: dict[str, str],
     outage_total = sum(outage.values())
     return {
         **extra,
-        "time_to_detect_seconds": None if marks.detected is None
+        "time_to_detect_seconds": None
+        if marks.detected is None
         else round(marks.detected - marks.outage, 2),
-        "time_to_shift_seconds": None if marks.shifted is None
+        "time_to_shift_seconds": None
+        if marks.shifted is None
         else round(marks.shifted - marks.outage, 2),
-        "timeline": {"outage": rel(marks.outage), "detected": rel(marks.detected),
-                     "shifted": rel(marks.shifted), "end": rel(marks.end)},
-        "requests": {p: {o: c[o] for o in OUTCOMES} | {"total": sum(c.values())}
-                     for p, c in phases.items()},
+        "timeline": {
+            "outage": rel(marks.outage),
+            "detected": rel(marks.detected),
+            "shifted": rel(marks.shifted),
+            "end": rel(marks.end),
+        },
+        "requests": {
+            p: {o: c[o] for o in OUTCOMES} | {"total": sum(c.values())} for p, c in phases.items()
+        },
         "failed_share_during_outage": round(outage["failed"] / outage_total, 4)
-        if outage_total else 0.0,
+        if outage_total
+        else 0.0,
         "writes_acknowledged": len(acked),
         "writes_found_in_new_primary": len(set(acked) & found),
         "lost_writes": len(lost),
@@ -73,8 +87,9 @@ def build(samples: Sequence[Sample], marks: Marks, *, acked: dict[str, str],
     }
 
 
-def write(report: dict[str, Any], samples: Sequence[Sample], marks: Marks,
-          directory: Path) -> tuple[Path, Path]:
+def write(
+    report: dict[str, Any], samples: Sequence[Sample], marks: Marks, directory: Path
+) -> tuple[Path, Path]:
     """Write ``demo-report.json`` and ``demo-report.png`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "demo-report.json"
@@ -99,23 +114,41 @@ def plot(samples: Sequence[Sample], marks: Marks, path: Path, *, title: str) -> 
             series[sample.outcome][second] += 1
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     xs = list(range(seconds))
-    ax.stackplot(xs, *(series[o] for o in OUTCOMES), labels=["ok", "degraded", "failed"],
-                 colors=["#3a923a", "#e8a33d", "#c0392b"], alpha=0.9)
-    for label, at, style in (("outage", marks.outage, "--"), ("detected", marks.detected, ":"),
-                             ("traffic shifted", marks.shifted, "-.")):
+    ax.stackplot(
+        xs,
+        *(series[o] for o in OUTCOMES),
+        labels=["ok", "degraded", "failed"],
+        colors=["#3a923a", "#e8a33d", "#c0392b"],
+        alpha=0.9,
+    )
+    for label, at, style in (
+        ("outage", marks.outage, "--"),
+        ("detected", marks.detected, ":"),
+        ("traffic shifted", marks.shifted, "-."),
+    ):
         if at is not None:
             ax.axvline(at - marks.start, color="black", linestyle=style, linewidth=1.2)
-            ax.text(at - marks.start + 0.3, ax.get_ylim()[1] * 0.92, label, rotation=90,
-                    va="top", fontsize=8)
+            ax.text(
+                at - marks.start + 0.3,
+                ax.get_ylim()[1] * 0.92,
+                label,
+                rotation=90,
+                va="top",
+                fontsize=8,
+            )
     top = ax.get_ylim()[1]
     regions = sorted({region for _, region, _ in marks.decisions})
     for i, region in enumerate(regions):  # one row of marks per region's watcher, at the top
         seen = [t - marks.start for t, r, _ in marks.decisions if r == region]
-        acted = [t - marks.start for t, r, a in marks.decisions
-                 if r == region and a in ("failover", "failback", "reconcile")]
+        acted = [
+            t - marks.start
+            for t, r, a in marks.decisions
+            if r == region and a in ("failover", "failback", "reconcile")
+        ]
         y = top * (0.80 - 0.07 * i)
-        ax.scatter(seen, [y] * len(seen), marker="|", s=60, color=f"C{i}",
-                   label=f"watcher {region}")
+        ax.scatter(
+            seen, [y] * len(seen), marker="|", s=60, color=f"C{i}", label=f"watcher {region}"
+        )
         ax.scatter(acted, [y] * len(acted), marker="*", s=120, color=f"C{i}")
     ax.set_xlabel("seconds since the load started (by request start)")
     ax.set_ylabel("requests per second")

@@ -69,8 +69,9 @@ def mode(active: bool) -> str:
 
 def put_mode(clients: Clients, region: str, name: str, active: bool) -> None:
     """Write one mode parameter (the region's, or a component's)."""
-    clients.client("ssm", region).put_parameter(Name=name, Value=mode(active), Type="String",
-                                                Overwrite=True)
+    clients.client("ssm", region).put_parameter(
+        Name=name, Value=mode(active), Type="String", Overwrite=True
+    )
 
 
 def provision_parameter(ctx: Provisioning, name: str, spec: ParameterSpec) -> ComponentRef:
@@ -78,8 +79,12 @@ def provision_parameter(ctx: Provisioning, name: str, spec: ParameterSpec) -> Co
     clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     ssm = clients.client("ssm", region)
     if spec.secure:
-        ssm.put_parameter(Name=physical, Value=f"placeholder-{secrets.token_urlsafe(12)}",
-                          Type="SecureString", Overwrite=True)
+        ssm.put_parameter(
+            Name=physical,
+            Value=f"placeholder-{secrets.token_urlsafe(12)}",
+            Type="SecureString",
+            Overwrite=True,
+        )
     else:
         ssm.put_parameter(Name=physical, Value=spec.value or "-", Type="String", Overwrite=True)
     arn = ssm.get_parameter(Name=physical)["Parameter"]["ARN"]
@@ -93,16 +98,22 @@ def provision_table(ctx: Provisioning, name: str, spec: TableSpec) -> ComponentR
     if spec.range_key:
         keys.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
     kwargs: dict[str, Any] = {
-        "TableName": physical, "KeySchema": keys, "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": k["AttributeName"], "AttributeType": "S"}
-                                 for k in keys],
+        "TableName": physical,
+        "KeySchema": keys,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in keys
+        ],
     }
     if spec.stream:
-        kwargs["StreamSpecification"] = {"StreamEnabled": True,
-                                         "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        kwargs["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
     table = clients.client("dynamodb", region).create_table(**kwargs)["TableDescription"]
-    return ComponentRef(kind="table", name=physical, arn=table["TableArn"],
-                        stream_arn=table.get("LatestStreamArn"))
+    return ComponentRef(
+        kind="table", name=physical, arn=table["TableArn"], stream_arn=table.get("LatestStreamArn")
+    )
 
 
 def provision_bucket(ctx: Provisioning, name: str, spec: BucketSpec) -> ComponentRef:
@@ -113,9 +124,15 @@ def provision_bucket(ctx: Provisioning, name: str, spec: BucketSpec) -> Componen
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     s3.create_bucket(**kwargs)
-    s3.put_public_access_block(Bucket=physical, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True})
+    s3.put_public_access_block(
+        Bucket=physical,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
     if spec.versioning:
         s3.put_bucket_versioning(Bucket=physical, VersioningConfiguration={"Status": "Enabled"})
     return ComponentRef(kind="bucket", name=physical, arn=f"arn:aws:s3:::{physical}")
@@ -126,16 +143,19 @@ def provision_queue(ctx: Provisioning, name: str, spec: QueueSpec) -> ComponentR
     clients, region, physical = ctx.clients, ctx.region, ctx.physical(name)
     sqs = clients.client("sqs", region)
     attributes: dict[QueueAttributeNameType, str] = {
-        "VisibilityTimeout": str(spec.visibility_timeout)}
+        "VisibilityTimeout": str(spec.visibility_timeout)
+    }
     dlq_arn = None
     if spec.dlq:
         dlq_url = sqs.create_queue(QueueName=f"{physical}-dlq")["QueueUrl"]
         dlq_arn = _queue_arn(sqs, dlq_url)
-        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn,
-                                                  "maxReceiveCount": spec.max_receive_count})
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+        )
     url = sqs.create_queue(QueueName=physical, Attributes=attributes)["QueueUrl"]
-    return ComponentRef(kind="queue", name=physical, arn=_queue_arn(sqs, url), queue_url=url,
-                        dlq_arn=dlq_arn)
+    return ComponentRef(
+        kind="queue", name=physical, arn=_queue_arn(sqs, url), queue_url=url, dlq_arn=dlq_arn
+    )
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
@@ -149,19 +169,29 @@ def provision_stream(ctx: Provisioning, name: str, spec: StreamSpec) -> Componen
     kinesis = clients.client("kinesis", region)
     kinesis.create_stream(StreamName=physical, ShardCount=spec.shards)
     arn = kinesis.describe_stream_summary(StreamName=physical)["StreamDescriptionSummary"][
-        "StreamARN"]
+        "StreamARN"
+    ]
     return ComponentRef(kind="stream", name=physical, arn=arn, stream_arn=arn)
 
 
-def provision_mappings(clients: Clients, region: str, spec: FunctionSpec, function: ComponentRef,
-                       sources: Mapping[str, ComponentRef], active: bool) -> list[str]:
+def provision_mappings(
+    clients: Clients,
+    region: str,
+    spec: FunctionSpec,
+    function: ComponentRef,
+    sources: Mapping[str, ComponentRef],
+    active: bool,
+) -> list[str]:
     """The function's event source mappings, enabled only in the active region; their UUIDs."""
     lam = clients.client("lambda", region)
     uuids = []
     for event in spec.events:
         source = sources[event.source]
-        kwargs: dict[str, Any] = {"FunctionName": alias_arn(function), "Enabled": active,
-                                  "BatchSize": event.batch_size}
+        kwargs: dict[str, Any] = {
+            "FunctionName": alias_arn(function),
+            "Enabled": active,
+            "BatchSize": event.batch_size,
+        }
         if source.kind == "queue":
             kwargs["EventSourceArn"] = source.arn
         else:  # a table's stream or a Kinesis stream
@@ -175,21 +205,27 @@ def provision_function(ctx: Provisioning, name: str, spec: FunctionSpec) -> Comp
     """A function with everything it owns (:mod:`sandbox.functions`) and its event sources."""
     ref = functions.provision_function(ctx.topology, ctx.region, name, spec, ctx.clients)
     if spec.events:
-        ref.mappings = provision_mappings(ctx.clients, ctx.region, spec, ref, ctx.refs,
-                                          ctx.active)
+        ref.mappings = provision_mappings(ctx.clients, ctx.region, spec, ref, ctx.refs, ctx.active)
     return ref
 
 
 def provision_schedule(ctx: Provisioning, name: str, spec: ScheduleSpec) -> ComponentRef:
     """An EventBridge rule invoking the target's alias, enabled only in the active region."""
     events, physical, target = ctx.client("events"), ctx.physical(name), ctx.refs[spec.target]
-    rule_arn = events.put_rule(Name=physical, ScheduleExpression=spec.expression,
-                               State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
+    rule_arn = events.put_rule(
+        Name=physical,
+        ScheduleExpression=spec.expression,
+        State="ENABLED" if ctx.active else "DISABLED",
+    )["RuleArn"]
     events.put_targets(Rule=physical, Targets=[{"Id": "target", "Arn": alias_arn(target)}])
     ctx.client("lambda").add_permission(
-        FunctionName=target.name, Qualifier=target.alias or ALIAS,
+        FunctionName=target.name,
+        Qualifier=target.alias or ALIAS,
         StatementId=f"{physical}-invoke",
-        Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
+        Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com",
+        SourceArn=rule_arn,
+    )
     return ComponentRef(kind="schedule", name=physical, arn=rule_arn)
 
 
@@ -203,26 +239,42 @@ def provision_bus(ctx: Provisioning, name: str, spec: BusSpec) -> ComponentRef:
     senders: dict[str, list[str]] = {}
     for rule, declared in spec.rules.items():
         rule_name = BusSpec.rule_name(physical, rule)
-        rule_arn = events.put_rule(Name=rule_name, EventBusName=physical,
-                                   EventPattern=json.dumps(declared.pattern),
-                                   State="ENABLED" if ctx.active else "DISABLED")["RuleArn"]
+        rule_arn = events.put_rule(
+            Name=rule_name,
+            EventBusName=physical,
+            EventPattern=json.dumps(declared.pattern),
+            State="ENABLED" if ctx.active else "DISABLED",
+        )["RuleArn"]
         queue = ctx.refs[declared.target]
-        events.put_targets(Rule=rule_name, EventBusName=physical,
-                           Targets=[{"Id": declared.target, "Arn": queue.arn}])
+        events.put_targets(
+            Rule=rule_name,
+            EventBusName=physical,
+            Targets=[{"Id": declared.target, "Arn": queue.arn}],
+        )
         senders.setdefault(declared.target, []).append(rule_arn)
     for target, rule_arns in senders.items():
         queue = ctx.refs[target]
-        sqs.set_queue_attributes(QueueUrl=queue.queue_url, Attributes={
-            "Policy": json.dumps(queue_policy(queue.arn, rule_arns))})
+        sqs.set_queue_attributes(
+            QueueUrl=queue.queue_url,
+            Attributes={"Policy": json.dumps(queue_policy(queue.arn, rule_arns))},
+        )
     return ComponentRef(kind="bus", name=physical, arn=bus_arn)
 
 
 def queue_policy(queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
     """The policy that lets EventBridge send to a queue from the given rules only."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-        "Action": "sqs:SendMessage", "Resource": queue_arn,
-        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+            }
+        ],
+    }
 
 
 def create_api(clients: Clients, region: str, physical: str) -> ComponentRef:
@@ -239,8 +291,13 @@ def provision_api(ctx: Provisioning, name: str, spec: ApiSpec) -> ComponentRef:
     return api
 
 
-def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: ApiSpec,
-                     functions: Mapping[str, ComponentRef]) -> None:
+def provision_routes(
+    clients: Clients,
+    region: str,
+    api: ComponentRef,
+    spec: ApiSpec,
+    functions: Mapping[str, ComponentRef],
+) -> None:
     """The API's stage, one integration per function, its routes and the open health route."""
     gateway = clients.client("apigatewayv2", region)
     api_id = api.arn.rsplit("/", 1)[-1]
@@ -250,14 +307,21 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
     for route in spec.routes:
         if route.function not in integrations:
             integrations[route.function] = gateway.create_integration(
-                ApiId=api_id, IntegrationType="AWS_PROXY", PayloadFormatVersion="2.0",
-                IntegrationUri=alias_arn(functions[route.function]))["IntegrationId"]
+                ApiId=api_id,
+                IntegrationType="AWS_PROXY",
+                PayloadFormatVersion="2.0",
+                IntegrationUri=alias_arn(functions[route.function]),
+            )["IntegrationId"]
         kwargs: dict[str, Any] = {"AuthorizationType": _AUTH[route.auth]}
         if route.auth == "jwt":
             authorizer = authorizer or _jwt_authorizer(gateway, api_id, api.name)
             kwargs["AuthorizerId"] = authorizer
-        gateway.create_route(ApiId=api_id, RouteKey=f"{route.method} {route.path}",
-                             Target=f"integrations/{integrations[route.function]}", **kwargs)
+        gateway.create_route(
+            ApiId=api_id,
+            RouteKey=f"{route.method} {route.path}",
+            Target=f"integrations/{integrations[route.function]}",
+            **kwargs,
+        )
     health: dict[str, Any] = {"AuthorizationType": "NONE"}
     if integrations:
         health["Target"] = f"integrations/{next(iter(integrations.values()))}"
@@ -266,9 +330,12 @@ def provision_routes(clients: Clients, region: str, api: ComponentRef, spec: Api
 
 def _jwt_authorizer(gateway: Any, api_id: str, name: str) -> str:
     """Create the API's JWT authorizer (the emulator has no GetAuthorizers to look one up)."""
-    return str(gateway.create_authorizer(
-        ApiId=api_id, Name=f"{name}-jwt", AuthorizerType="JWT",
-        IdentitySource=["$request.header.Authorization"],
-        JwtConfiguration={"Audience": [name], "Issuer": "https://issuer.invalid"})["AuthorizerId"])
-
-
+    return str(
+        gateway.create_authorizer(
+            ApiId=api_id,
+            Name=f"{name}-jwt",
+            AuthorizerType="JWT",
+            IdentitySource=["$request.header.Authorization"],
+            JwtConfiguration={"Audience": [name], "Issuer": "https://issuer.invalid"},
+        )["AuthorizerId"]
+    )

@@ -47,8 +47,9 @@ class HealthChecks:
         for region in self.regions:
             self.healthy[region] = True
             self._streak[region] = 0
-            thread = threading.Thread(target=self._loop, args=(region,), daemon=True,
-                                      name=f"r53-check-{region}")
+            thread = threading.Thread(
+                target=self._loop, args=(region,), daemon=True, name=f"r53-check-{region}"
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -89,8 +90,11 @@ class Resolver:
 
     def host_region(self) -> dict[str, str]:
         """Each region's API host, as the records name it."""
-        return {normalize_host(m.api_endpoint): r for r, m in self.manifest.regions.items()
-                if m.api_endpoint}
+        return {
+            normalize_host(m.api_endpoint): r
+            for r, m in self.manifest.regions.items()
+            if m.api_endpoint
+        }
 
     def resolve(self) -> str | None:
         """The region the name resolves to now (cached for the TTL, as a resolver would)."""
@@ -174,8 +178,9 @@ class LoopbackService:
 class Router(LoopbackService):
     """An HTTP server on loopback that forwards each request to the region DNS resolves to."""
 
-    def __init__(self, resolver: Resolver, endpoints: Mapping[str, str], *,
-                 upstream_timeout: float = 2.0) -> None:
+    def __init__(
+        self, resolver: Resolver, endpoints: Mapping[str, str], *, upstream_timeout: float = 2.0
+    ) -> None:
         self.resolver = resolver
         self.endpoints = dict(endpoints)
         self.upstream_timeout = upstream_timeout
@@ -206,8 +211,9 @@ class Router(LoopbackService):
         if target is None:
             return _reply(request, 502, {"X-Router": "no-region"}, b'{"message": "no region"}')
         parts = urlsplit(target)
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                          timeout=self.upstream_timeout)
+        conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=self.upstream_timeout
+        )
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
             conn.request(request.command, request.path, body=body, headers=headers)
@@ -218,14 +224,19 @@ class Router(LoopbackService):
             _reply(request, response.status, out, payload)
         except (OSError, http.client.HTTPException) as exc:
             status = 504 if isinstance(exc, TimeoutError) else 502
-            _reply(request, status, {"X-Served-By-Region": region or ""},
-                   b'{"message": "upstream region did not answer"}')
+            _reply(
+                request,
+                status,
+                {"X-Served-By-Region": region or ""},
+                b'{"message": "upstream region did not answer"}',
+            )
         finally:
             conn.close()
 
 
-def _reply(request: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str],
-           body: bytes) -> None:
+def _reply(
+    request: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], body: bytes
+) -> None:
     try:
         request.send_response(status)
         for name, value in headers.items():
@@ -235,4 +246,3 @@ def _reply(request: BaseHTTPRequestHandler, status: int, headers: Mapping[str, s
         request.wfile.write(body)
     except OSError:
         log.debug("client went away")
-

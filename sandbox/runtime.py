@@ -39,19 +39,24 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def lambda_env(topology: Topology, manifest: Manifest, component: str,
-               region: str) -> dict[str, str]:
+def lambda_env(
+    topology: Topology, manifest: Manifest, component: str, region: str
+) -> dict[str, str]:
     """The environment Lambda would give ``component`` in ``region``: names, never secrets."""
     spec = topology.components[component]
     regional = manifest.regions[region]
     ref = regional.components[component]
-    env = {ENV_APP: topology.app, ENV_COMPONENT: component,
-           ENV_MODE_PARAMETER: regional.mode_parameter,
-           ENV_COMPONENT_MODE_PARAMETER: ref.mode_parameter
-           or topology.component_mode_parameter(component, region),
-           "POWERTOOLS_SERVICE_NAME": component, "POWERTOOLS_TRACE_DISABLED": "true",
-           "POWERTOOLS_LOG_LEVEL": "WARNING",
-           "AWS_REGION": region}
+    env = {
+        ENV_APP: topology.app,
+        ENV_COMPONENT: component,
+        ENV_MODE_PARAMETER: regional.mode_parameter,
+        ENV_COMPONENT_MODE_PARAMETER: ref.mode_parameter
+        or topology.component_mode_parameter(component, region),
+        "POWERTOOLS_SERVICE_NAME": component,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "AWS_REGION": region,
+    }
     for dep in spec.all_dependencies():
         dep_ref = regional.components.get(dep)
         if dep_ref is None:
@@ -65,14 +70,17 @@ def lambda_env(topology: Topology, manifest: Manifest, component: str,
 class FunctionRuntime:
     """Loads each function's code once and keeps one warm service per (function, region)."""
 
-    def __init__(self, topology: Topology, manifest: Manifest, *, read_timeout: float = 1.5
-                 ) -> None:
+    def __init__(
+        self, topology: Topology, manifest: Manifest, *, read_timeout: float = 1.5
+    ) -> None:
         self.topology = topology
         self.manifest = manifest
-        self.config = botocore.config.Config(connect_timeout=0.5, read_timeout=read_timeout,
-                                             retries={"total_max_attempts": 2,
-                                                      "mode": "standard"},
-                                             max_pool_connections=32)
+        self.config = botocore.config.Config(
+            connect_timeout=0.5,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": 2, "mode": "standard"},
+            max_pool_connections=32,
+        )
         self._modules: dict[str, ModuleType] = {}
         self._services: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -102,9 +110,12 @@ class FunctionRuntime:
                 env = lambda_env(self.topology, self.manifest, component, region)
                 # Its calls come from its region: a partitioned region still serves its own.
                 here = botocore.config.Config(user_agent_extra=f"{HOME_AGENT}/{region}")
-                self._services[key] = module.build(env, session=session,
-                                                   endpoint_url=self.manifest.endpoints[region],
-                                                   config=self.config.merge(here))
+                self._services[key] = module.build(
+                    env,
+                    session=session,
+                    endpoint_url=self.manifest.endpoints[region],
+                    config=self.config.merge(here),
+                )
                 _logs_to_stderr()
             return module, self._services[key]
 

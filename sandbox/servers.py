@@ -50,8 +50,9 @@ def trust(urls: Iterable[str], secret: str) -> None:
         _SECRETS[url] = secret
 
 
-def start_all(ports: Mapping[str, int], log_dir: Path, socket_path: Path | None = None,
-              secret: str = "") -> tuple[dict[str, ServerState], Zygote | None]:
+def start_all(
+    ports: Mapping[str, int], log_dir: Path, socket_path: Path | None = None, secret: str = ""
+) -> tuple[dict[str, ServerState], Zygote | None]:
     """Start a moto server per ``name: port`` (0: a free port the launcher picks and keeps);
     returns at once (see :func:`wait_ready`).
 
@@ -71,34 +72,44 @@ def start_all(ports: Mapping[str, int], log_dir: Path, socket_path: Path | None 
         socket_path.unlink(missing_ok=True)
         if len(str(socket_path)) > MAX_SOCKET_PATH:
             socket_path = None
-    args = [str(socket_path or "-"),
-            *(f"{name}={port}={logs[name]}" for name, port in ports.items())]
+    args = [
+        str(socket_path or "-"),
+        *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
+    ]
     env = {**os.environ, launcher.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
     try:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
-            start_new_session=True, check=False, env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=LAUNCH_TIMEOUT,
+            start_new_session=True,
+            check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired as exc:
-        raise FailoverError(f"the moto launcher did not start within {LAUNCH_TIMEOUT:.0f} s") \
-            from exc
-    answers = {name: (int(pid), int(port)) for name, pid, port in
-               (line.split() for line in done.stdout.splitlines() if line.strip())}
+        raise FailoverError(
+            f"the moto launcher did not start within {LAUNCH_TIMEOUT:.0f} s"
+        ) from exc
+    answers = {
+        name: (int(pid), int(port))
+        for name, pid, port in (line.split() for line in done.stdout.splitlines() if line.strip())
+    }
     pids = {name: pid for name, (pid, _) in answers.items()}
     zygote_pid = pids.pop(ZYGOTE, None)
     if done.returncode != 0 or set(pids) != set(ports):
         for pid in (*pids.values(), *([zygote_pid] if zygote_pid else [])):
             _signal(pid, signal.SIGKILL)
         raise FailoverError(f"the moto launcher failed: {done.stderr.strip()[-2000:]}")
-    started = {name: ServerState(name=name, pid=pids[name], port=answers[name][1],
-                                 log=str(logs[name]))
-               for name in ports}
+    started = {
+        name: ServerState(name=name, pid=pids[name], port=answers[name][1], log=str(logs[name]))
+        for name in ports
+    }
     trust((server.url for server in started.values()), secret)
     for server in started.values():
         log.info("started moto server %s: pid %d, port %d", server.name, server.pid, server.port)
-    zygote = Zygote(pid=zygote_pid, socket=str(socket_path)) if zygote_pid and socket_path \
-        else None
+    zygote = Zygote(pid=zygote_pid, socket=str(socket_path)) if zygote_pid and socket_path else None
     return started, zygote
 
 
@@ -158,8 +169,10 @@ def wait_ready(servers: Iterable[ServerState], timeout: float = READY_TIMEOUT) -
     while pending:
         for server in list(pending):
             if not alive(server.pid):
-                raise FailoverError(f"moto server {server.name} exited at start"
-                                    f"{_last_words(server.log)}; see {server.log}")
+                raise FailoverError(
+                    f"moto server {server.name} exited at start"
+                    f"{_last_words(server.log)}; see {server.log}"
+                )
             if _answers(server.url):
                 configure(server.url)
                 pending.remove(server)
@@ -189,8 +202,12 @@ def _answers(url: str) -> bool:
 
 def _post(url: str, path: str, body: bytes = b"", timeout: float = 10.0) -> None:
     headers = {launcher.SECRET_HEADER: _SECRETS.get(url, "")}
-    request = urllib.request.Request(f"{url}{path}", data=body, method="POST",  # noqa: S310
-                                     headers=headers)
+    request = urllib.request.Request(  # noqa: S310
+        f"{url}{path}",
+        data=body,
+        method="POST",
+        headers=headers,
+    )
     with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
         pass
 
@@ -215,8 +232,9 @@ def set_round_trip(url: str, seconds: float) -> None:
         ``seconds`` is not a number from 0 to :data:`sandbox.launcher.MAX_ROUND_TRIP`.
     """
     if launcher.round_trip_seconds(f"seconds={seconds}") is None:
-        raise UsageError(f"round trip {seconds}: a number of seconds from 0 to "
-                         f"{launcher.MAX_ROUND_TRIP}")
+        raise UsageError(
+            f"round trip {seconds}: a number of seconds from 0 to {launcher.MAX_ROUND_TRIP}"
+        )
     _post(url, f"{launcher.ROUND_TRIP_PATH}?seconds={seconds}")
 
 
@@ -329,8 +347,7 @@ def find_processes(log_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"sandbox.launcher" in cmdline and marker in cmdline and not _is_zombie(
-                int(entry.name)):
+        if b"sandbox.launcher" in cmdline and marker in cmdline and not _is_zombie(int(entry.name)):
             found.append(int(entry.name))
     return sorted(found)
 

@@ -122,7 +122,8 @@ def read_state(state_dir: Path) -> SandboxState | None:
     except (ValueError, ValidationError, RecursionError, OSError) as exc:
         raise CorruptStateError(
             f"{path}: not a sandbox state file ({exc.__class__.__name__}); 'failover sandbox "
-            "down' finds the sandbox's processes and stops them") from None
+            "down' finds the sandbox's processes and stops them"
+        ) from None
 
 
 def write_state(state_dir: Path, state: SandboxState) -> None:

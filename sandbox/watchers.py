@@ -69,21 +69,30 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
     spec_topology = load(spec)
     # What Lambda gives the function: its name and region, so that its clients name their home
     # region (controller.contract.home_region) and a partition cuts it off with its region.
-    env = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-           "AWS_LAMBDA_FUNCTION_NAME": spec_topology.watcher_function(region),
-           contract.ENV_HOME_REGION: region,
-           contract.ENV_WATCHER_MANIFEST: str(state_dir / MANIFEST_FILE),
-           contract.ENV_WATCHER_SPEC: spec,
-           "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "sandbox"),
-           "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "sandbox")}
+    env = {
+        **os.environ,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec_topology.watcher_function(region),
+        contract.ENV_HOME_REGION: region,
+        contract.ENV_WATCHER_MANIFEST: str(state_dir / MANIFEST_FILE),
+        contract.ENV_WATCHER_SPEC: spec,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "sandbox"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "sandbox"),
+    }
     env.pop(contract.ENV_WATCHER_CONTROL_TABLE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
     with out.open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", MARKER, region, "--state-dir", str(state_dir)],
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, cwd=str(Path(__file__).resolve().parents[1]))
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )
     deadline = time.monotonic() + 10.0  # until it runs our module (not the forked parent yet)
     while not is_ours(proc.pid, region) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -170,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("region")
     parser.add_argument("--state-dir", required=True, type=Path)
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from controller.lambda_watcher import handler
 
     schedule = float(os.environ.get(ENV_SCHEDULE) or SCHEDULE_SECONDS)
@@ -179,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     while read_state(ns.state_dir) is not None:  # the sandbox is gone: so is its watcher
         interval = load(os.environ[contract.ENV_WATCHER_SPEC]).policy.watch_interval_seconds
         context = Context(schedule + interval + MARGIN_SECONDS)
-        event = {"source": "aws.scheduler", "detail-type": "Scheduled Event",
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "detail": {}}
+        event = {
+            "source": "aws.scheduler",
+            "detail-type": "Scheduled Event",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "detail": {},
+        }
         try:
             handler(event, context)
         except Exception:  # an invocation that fails ends; the schedule invokes again

@@ -31,8 +31,9 @@ HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py", "test_serve_
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(config: pytest.Config,
-                                  items: list[pytest.Item]) -> Iterator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     """Mark what needs the emulator ``sandbox`` and the longest ``slow``; heavy modules first.
 
     A wrapper, so the marks are there before every other plugin's hook runs: before ``-m``
@@ -69,9 +70,12 @@ class GroupCheck:
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if ids and not any("@" in i.rsplit("]", 1)[-1] for i in ids):
-            pytest.exit(f"pytest-xdist's --dist loadgroup ignored every xdist_group on worker "
-                        f"{node.gateway.id}: this pytest and pytest-xdist disagree on node ids; "
-                        "install the versions pyproject.toml pins", returncode=3)
+            pytest.exit(
+                f"pytest-xdist's --dist loadgroup ignored every xdist_group on worker "
+                f"{node.gateway.id}: this pytest and pytest-xdist disagree on node ids; "
+                "install the versions pyproject.toml pins",
+                returncode=3,
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -28,7 +28,7 @@ def alarm_states(clients: Clients, region: str, names: Sequence[str]) -> dict[st
     states: dict[str, str] = {}
     try:
         for start in range(0, len(names), PAGE):
-            page = cloudwatch.describe_alarms(AlarmNames=list(names[start:start + PAGE]))
+            page = cloudwatch.describe_alarms(AlarmNames=list(names[start : start + PAGE]))
             for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
                 states[alarm["AlarmName"]] = alarm["StateValue"]
     except Exception as exc:

@@ -22,8 +22,9 @@ class ApiAction(PassiveAction):
             raise
         if api is None:
             return missing(f"api {self.ref.name}")
-        return Observed(State.ACTIVE, facts={"api_id": api.get("ApiId"),
-                                             "endpoint": api.get("ApiEndpoint")})
+        return Observed(
+            State.ACTIVE, facts={"api_id": api.get("ApiId"), "endpoint": api.get("ApiEndpoint")}
+        )
 
     def _find(self, apigw: Any) -> dict[str, Any] | None:
         """The API by the id in the manifest's ARN, else by name among the region's APIs."""

@@ -32,7 +32,6 @@ T = TypeVar("T")
 MODE_WAIT = 2.0
 
 
-
 class State(StrEnum):
     """What a component is doing in a region."""
 
@@ -90,8 +89,9 @@ class Action(ABC):
     #: is then best effort, so that a dead region can still be fenced.
     global_resource: ClassVar[bool] = False
 
-    def __init__(self, topology: Topology, manifest: Manifest, clients: Clients,
-                 component: str, region: str) -> None:
+    def __init__(
+        self, topology: Topology, manifest: Manifest, clients: Clients, component: str, region: str
+    ) -> None:
         self.topology = topology
         self.manifest = manifest
         self.clients = clients
@@ -129,8 +129,11 @@ class Action(ABC):
         value = mode.value if mode else modes.ACTIVE
         before = self.read()
         if before.state == State.MISSING:
-            raise PermanentStepError(before.detail or f"{self.kind} is missing",
-                                     component=self.component, region=self.region)
+            raise PermanentStepError(
+                before.detail or f"{self.kind} is missing",
+                component=self.component,
+                region=self.region,
+            )
         if before.state == want and self._mode_is(before, value):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, want)
             return Outcome(False, before)
@@ -143,7 +146,8 @@ class Action(ABC):
         """Fence the component in this region: it consumes and serves nothing; idempotent."""
         before = self.read()
         if before.state == State.MISSING or (
-                before.state == self.fenced_state and self._mode_is(before, modes.FENCED)):
+            before.state == self.fenced_state and self._mode_is(before, modes.FENCED)
+        ):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, before.state)
             return Outcome(False, before)
         self.before = before
@@ -199,8 +203,11 @@ class Action(ABC):
         """Read back after a change; a state other than ``want`` is worth a retry."""
         after = self.read()
         if after.state != want:
-            raise TransientStepError(f"read back {after.state}, wanted {want}: {after.detail}",
-                                     component=self.component, region=self.region)
+            raise TransientStepError(
+                f"read back {after.state}, wanted {want}: {after.detail}",
+                component=self.component,
+                region=self.region,
+            )
         return after
 
     @property
@@ -208,15 +215,19 @@ class Action(ABC):
         """The SSM parameter that carries this component's mode in this region."""
         ref = self.manifest.regions.get(self.region)
         named = ref.components.get(self.component) if ref else None
-        return (named.mode_parameter if named and named.mode_parameter
-                else self.topology.component_mode_parameter(self.component, self.region))
+        return (
+            named.mode_parameter
+            if named and named.mode_parameter
+            else self.topology.component_mode_parameter(self.component, self.region)
+        )
 
     def _read_modes(self) -> tuple[str | None, str | None]:
         region_parameter = modes.parameter_of(self.topology, self.manifest, self.region)
 
         def read() -> tuple[str | None, str | None]:
-            return modes.read_modes(self.clients, self.region, self.mode_parameter,
-                                    region_parameter)
+            return modes.read_modes(
+                self.clients, self.region, self.mode_parameter, region_parameter
+            )
 
         if self.global_resource:
             unknown: tuple[str | None, str | None] = (None, None)
@@ -255,9 +266,14 @@ class Action(ABC):
         if "value" in box:
             return cast(T, box["value"])
         self._region_silent = True
-        log.log(logging.WARNING if what == "write" else logging.INFO,
-                "%s/%s: mode parameter %s skipped: %s", self.component, self.region, what,
-                box.get("error", f"no answer in {MODE_WAIT}s"))
+        log.log(
+            logging.WARNING if what == "write" else logging.INFO,
+            "%s/%s: mode parameter %s skipped: %s",
+            self.component,
+            self.region,
+            what,
+            box.get("error", f"no answer in {MODE_WAIT}s"),
+        )
         return default
 
     def _guard(self, fn: Callable[[], T]) -> T:

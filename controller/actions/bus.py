@@ -44,8 +44,9 @@ class BusAction(Action):
         if not any(enabled):
             return Observed(State.STANDBY, facts=facts)
         off = ", ".join(rule for rule, state in states.items() if state != "ENABLED")
-        return Observed(State.DEGRADED, healthy=False, facts=facts,
-                        detail=f"rules disagree: {off} not enabled")
+        return Observed(
+            State.DEGRADED, healthy=False, facts=facts, detail=f"rules disagree: {off} not enabled"
+        )
 
     def _activate(self, mode: DegradedMode | None) -> None:
         if mode == DegradedMode.UNAVAILABLE:

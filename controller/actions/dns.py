@@ -50,8 +50,9 @@ class DnsAction(Action):
     def dns(self) -> DnsManifest:
         """The hosted zone, the record and the health checks."""
         if self.manifest.dns is None:
-            raise PermanentStepError("the manifest has no dns section",
-                                     component=self.component, region=self.region)
+            raise PermanentStepError(
+                "the manifest has no dns section", component=self.component, region=self.region
+            )
         return self.manifest.dns
 
     def _read(self) -> Observed:
@@ -65,12 +66,15 @@ class DnsAction(Action):
         primary = records.get(PRIMARY)
         points_at = _value(primary)
         host = self.host(self.region)
-        facts = {"inverted": inverted, "host": host, "primary": points_at,
-                 "secondary": _value(records.get(SECONDARY)),
-                 "health_check": self.check_id(self.region)}
+        facts = {
+            "inverted": inverted,
+            "host": host,
+            "primary": points_at,
+            "secondary": _value(records.get(SECONDARY)),
+            "health_check": self.check_id(self.region),
+        }
         if primary is None:
-            return Observed(State.STANDBY, healthy=False, detail="no PRIMARY record",
-                            facts=facts)
+            return Observed(State.STANDBY, healthy=False, detail="no PRIMARY record", facts=facts)
         if inverted:
             return Observed(State.FENCED, facts=facts)
         return Observed(State.ACTIVE if points_at == host else State.STANDBY, facts=facts)
@@ -81,16 +85,20 @@ class DnsAction(Action):
             self.r53.update_health_check(HealthCheckId=self.check_id(target), Inverted=False)
         records = self.records()
         changes = [self._upsert(PRIMARY, target, records.get(PRIMARY))]
-        standby = next((r for r in self.topology.regions.all
-                        if r != target and not self.inverted(r)), None)
+        standby = next(
+            (r for r in self.topology.regions.all if r != target and not self.inverted(r)), None
+        )
         if standby is not None:
             changes.append(self._upsert(SECONDARY, standby, records.get(SECONDARY)))
         else:
             log.warning("no healthy region left for the SECONDARY record: leaving it as is")
         self.r53.change_resource_record_sets(
             HostedZoneId=self.dns.zone_id,
-            ChangeBatch={"Comment": f"failover: {self.topology.app} -> {target}",
-                         "Changes": changes})
+            ChangeBatch={
+                "Comment": f"failover: {self.topology.app} -> {target}",
+                "Changes": changes,
+            },
+        )
         log.info("dns: PRIMARY -> %s, SECONDARY -> %s", target, standby)
 
     def _deactivate(self) -> None:
@@ -122,8 +130,11 @@ class DnsAction(Action):
         if changes:
             self.r53.change_resource_record_sets(
                 HostedZoneId=self.dns.zone_id,
-                ChangeBatch={"Comment": f"fence {self.topology.app} in {fenced}",
-                             "Changes": changes})
+                ChangeBatch={
+                    "Comment": f"fence {self.topology.app} in {fenced}",
+                    "Changes": changes,
+                },
+            )
             log.info("dns: records moved off %s", fenced)
 
     # -- reading the global pieces -------------------------------------------------------------
@@ -136,8 +147,11 @@ class DnsAction(Action):
             ref = regional.components.get(self.component) if regional else None
             found = ref.health_check_id if ref else None
         if not found:
-            raise PermanentStepError(f"the manifest has no health check for {region}",
-                                     component=self.component, region=self.region)
+            raise PermanentStepError(
+                f"the manifest has no health check for {region}",
+                component=self.component,
+                region=self.region,
+            )
         return found
 
     def inverted(self, region: str) -> bool:
@@ -149,9 +163,13 @@ class DnsAction(Action):
         """The failover records of the application's name, by ``PRIMARY``/``SECONDARY``."""
         name = self.dns.record.rstrip(".") + "."
         page = self.r53.list_resource_record_sets(
-            HostedZoneId=self.dns.zone_id, StartRecordName=name, MaxItems="20")
-        return {r["Failover"]: r for r in page.get("ResourceRecordSets", [])
-                if r.get("Name", "").lower() == name.lower() and r.get("Failover")}
+            HostedZoneId=self.dns.zone_id, StartRecordName=name, MaxItems="20"
+        )
+        return {
+            r["Failover"]: r
+            for r in page.get("ResourceRecordSets", [])
+            if r.get("Name", "").lower() == name.lower() and r.get("Failover")
+        }
 
     def host(self, region: str) -> str:
         """The host ``region``'s API answers on: what the failover records point at."""
@@ -161,21 +179,27 @@ class DnsAction(Action):
             own = regional.components.get(self.component)
             target = getattr(self.spec, "target", None)
             api = regional.components.get(target) if target else None
-            candidates = [own.endpoint if own else None, regional.api_endpoint,
-                          api.endpoint if api else None]
+            candidates = [
+                own.endpoint if own else None,
+                regional.api_endpoint,
+                api.endpoint if api else None,
+            ]
         for candidate in candidates:
             if candidate:
                 return normalize_host(candidate)
-        config = self.r53.get_health_check(
-            HealthCheckId=self.check_id(region))["HealthCheck"]["HealthCheckConfig"]
-        return normalize_host(str(config.get("FullyQualifiedDomainName")
-                                  or config.get("IPAddress", "")))
+        config = self.r53.get_health_check(HealthCheckId=self.check_id(region))["HealthCheck"][
+            "HealthCheckConfig"
+        ]
+        return normalize_host(
+            str(config.get("FullyQualifiedDomainName") or config.get("IPAddress", ""))
+        )
 
     def _upsert(self, failover: Role, region: str, current: Record | None) -> ChangeTypeDef:
         record: ResourceRecordSetTypeDef = {
             "Name": self.dns.record,
             "Type": current["Type"] if current else "CNAME",
-            "SetIdentifier": current.get("SetIdentifier", DEFAULT_IDS[failover]) if current
+            "SetIdentifier": current.get("SetIdentifier", DEFAULT_IDS[failover])
+            if current
             else DEFAULT_IDS[failover],
             "Failover": failover,
             "TTL": int(getattr(self.spec, "ttl", 60)),

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class FunctionAction(Action):
     """Switch a function on (concurrency, alias, mappings) or off (concurrency 0)."""
 
@@ -48,8 +47,12 @@ class FunctionAction(Action):
         concurrency = self._concurrency()
         has_alias = self._has_alias()
         maps = mapping.read(self.lambda_, self.ref.mappings)
-        facts = {"concurrency": concurrency, "alias": has_alias, "mappings": maps.states,
-                 "lambda_state": config.get("State", "Active")}
+        facts = {
+            "concurrency": concurrency,
+            "alias": has_alias,
+            "mappings": maps.states,
+            "lambda_state": config.get("State", "Active"),
+        }
         healthy = facts["lambda_state"] == "Active" and has_alias
         detail = "" if has_alias else f"alias {self.alias} missing"
         if concurrency == 0:
@@ -65,21 +68,22 @@ class FunctionAction(Action):
         wanted = getattr(self.spec, "reserved_concurrency", None)
         current = seen["concurrency"]
         if wanted is not None and current != wanted:
-            self.lambda_.put_function_concurrency(FunctionName=name,
-                                                  ReservedConcurrentExecutions=wanted)
+            self.lambda_.put_function_concurrency(
+                FunctionName=name, ReservedConcurrentExecutions=wanted
+            )
         elif wanted is None and current is not None:
             self.lambda_.delete_function_concurrency(FunctionName=name)
         if not seen["alias"]:
             log.info("%s/%s: creating alias %s", self.component, self.region, self.alias)
-            self.lambda_.create_alias(FunctionName=name, Name=self.alias,
-                                      FunctionVersion="$LATEST")
+            self.lambda_.create_alias(FunctionName=name, Name=self.alias, FunctionVersion="$LATEST")
         mapping.set_enabled(self.lambda_, self.ref.mappings, True, known=seen["mappings"])
 
     def _deactivate(self) -> None:
         seen = self._seen()
         if seen["concurrency"] != 0:
-            self.lambda_.put_function_concurrency(FunctionName=self.ref.name,
-                                                  ReservedConcurrentExecutions=0)
+            self.lambda_.put_function_concurrency(
+                FunctionName=self.ref.name, ReservedConcurrentExecutions=0
+            )
         mapping.set_enabled(self.lambda_, self.ref.mappings, False, known=seen["mappings"])
 
     def _concurrency(self) -> int | None:

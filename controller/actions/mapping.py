@@ -41,21 +41,29 @@ class MappingStates:
 
 def read(client: Any, uuids: Sequence[str]) -> MappingStates:
     """Read each mapping's state (``get_event_source_mapping``; botocore errors pass through)."""
-    return MappingStates({u: str(client.get_event_source_mapping(UUID=u)["State"])
-                          for u in uuids})
+    return MappingStates({u: str(client.get_event_source_mapping(UUID=u)["State"]) for u in uuids})
 
 
-def set_enabled(client: Any, uuids: Sequence[str], enabled: bool, *,
-                known: dict[str, str] | None = None, settle_seconds: float = 5.0,
-                poll: float = 0.2) -> MappingStates:
+def set_enabled(
+    client: Any,
+    uuids: Sequence[str],
+    enabled: bool,
+    *,
+    known: dict[str, str] | None = None,
+    settle_seconds: float = 5.0,
+    poll: float = 0.2,
+) -> MappingStates:
     """Enable (or disable) every mapping, then wait up to ``settle_seconds`` for it to settle.
 
     A mapping already in, or on its way to, the wanted state is not touched (idempotent).
     ``known`` is each mapping's state as just read, which saves reading it again.
     """
     wanted = ENABLED if enabled else DISABLED
-    states = dict(known) if known is not None and set(known) == set(uuids) \
+    states = (
+        dict(known)
+        if known is not None and set(known) == set(uuids)
         else read(client, uuids).states
+    )
     for uuid, state in states.items():
         if state not in TOWARDS[enabled]:
             log.info("mapping %s: %s -> %s", uuid, state, wanted)

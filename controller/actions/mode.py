@@ -18,8 +18,9 @@ from controller.spec import Topology
 
 log = logging.getLogger(__name__)
 
-ACTIVE, STANDBY, FENCED, NORMAL = (m.value for m in (Mode.ACTIVE, Mode.STANDBY, Mode.FENCED,
-                                                    Mode.NORMAL))
+ACTIVE, STANDBY, FENCED, NORMAL = (
+    m.value for m in (Mode.ACTIVE, Mode.STANDBY, Mode.FENCED, Mode.NORMAL)
+)
 #: What a region's mode can be (a component's may also be ``normal``).
 MODES = frozenset(m.value for m in Mode if m is not Mode.NORMAL)
 
@@ -41,8 +42,7 @@ def parameter_of(topology: Topology, manifest: Manifest, region: str) -> str:
     return regional.mode_parameter if regional else topology.mode_parameter(region)
 
 
-def read_region_mode(clients: Clients, topology: Topology, manifest: Manifest,
-                     region: str) -> str:
+def read_region_mode(clients: Clients, topology: Topology, manifest: Manifest, region: str) -> str:
     """The mode ``region`` serves in (``standby`` when the parameter was never written).
 
     Raises a :class:`~controller.errors.TransientStepError` when the region does not answer.
@@ -55,8 +55,9 @@ def read_region_mode(clients: Clients, topology: Topology, manifest: Manifest,
     return value or STANDBY
 
 
-def set_region_mode(clients: Clients, topology: Topology, manifest: Manifest, region: str,
-                    mode: str) -> None:
+def set_region_mode(
+    clients: Clients, topology: Topology, manifest: Manifest, region: str, mode: str
+) -> None:
     """Write ``region``'s mode (idempotent: writing the same value again changes nothing)."""
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r} (one of: {', '.join(sorted(MODES))})")
@@ -68,8 +69,9 @@ def set_region_mode(clients: Clients, topology: Topology, manifest: Manifest, re
     log.info("region %s mode -> %s", region, mode)
 
 
-def read_modes(clients: Clients, region: str, component_parameter: str,
-               region_parameter: str) -> tuple[str | None, str | None]:
+def read_modes(
+    clients: Clients, region: str, component_parameter: str, region_parameter: str
+) -> tuple[str | None, str | None]:
     """``(component mode, region mode)`` in one call; None where a parameter does not exist."""
     values = get(clients, region, [component_parameter, region_parameter])
     return values.get(component_parameter), values.get(region_parameter)
@@ -83,5 +85,6 @@ def get(clients: Clients, region: str, names: list[str]) -> dict[str, str]:
 
 def put(clients: Clients, region: str, name: str, value: str) -> None:
     """Write one mode parameter (botocore errors pass through)."""
-    clients.client("ssm", region).put_parameter(Name=name, Value=value, Type="String",
-                                                Overwrite=True)
+    clients.client("ssm", region).put_parameter(
+        Name=name, Value=value, Type="String", Overwrite=True
+    )

@@ -18,5 +18,6 @@ class ParameterAction(PassiveAction):
             if is_not_found(exc):
                 return missing(f"parameter {self.ref.name}")
             raise
-        return Observed(State.ACTIVE, facts={"version": got.get("Version"),
-                                             "type": got.get("Type")})
+        return Observed(
+            State.ACTIVE, facts={"version": got.get("Version"), "type": got.get("Type")}
+        )

@@ -20,20 +20,25 @@ class QueueAction(PassiveAction):
         sqs = self.clients.client("sqs", self.region)
         try:
             url = self.ref.queue_url or sqs.get_queue_url(QueueName=self.ref.name)["QueueUrl"]
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"queue {self.ref.name}")
             raise
         redrive = json.loads(attrs.get("RedrivePolicy") or "{}")
         dlq = redrive.get("deadLetterTargetArn")
-        facts = {"messages": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                 "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                 "dlq": dlq}
+        facts = {
+            "messages": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "dlq": dlq,
+        }
         wants_dlq = bool(getattr(self.spec, "dlq", True))
         expected = self.ref.dlq_arn
         if wants_dlq and (not dlq or (expected and dlq != expected)):
-            return Observed(State.ACTIVE, healthy=False, facts=facts,
-                            detail=f"no redrive to the dead-letter queue {expected or ''}")
+            return Observed(
+                State.ACTIVE,
+                healthy=False,
+                facts=facts,
+                detail=f"no redrive to the dead-letter queue {expected or ''}",
+            )
         return Observed(State.ACTIVE, facts=facts)

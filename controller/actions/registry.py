@@ -29,8 +29,9 @@ def action_class(kind: str) -> type[Action]:
     return cls
 
 
-def action_for(topology: Topology, manifest: Manifest, clients: Clients, component: str,
-               region: str) -> Action:
+def action_for(
+    topology: Topology, manifest: Manifest, clients: Clients, component: str, region: str
+) -> Action:
     """The action of ``component`` in ``region``.
 
     Raises
@@ -44,6 +45,7 @@ def action_for(topology: Topology, manifest: Manifest, clients: Clients, compone
     try:
         cls = action_class(str(spec.kind))
     except (KeyError, ValueError, ImportError, AttributeError) as exc:
-        raise PermanentStepError(f"no action for kind {spec.kind!r}: {exc}",
-                                 component=component, region=region) from exc
+        raise PermanentStepError(
+            f"no action for kind {spec.kind!r}: {exc}", component=component, region=region
+        ) from exc
     return cls(topology, manifest, clients, component, region)

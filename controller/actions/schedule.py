@@ -19,9 +19,10 @@ class ScheduleAction(Action):
                 return missing(f"rule {self.ref.name}")
             raise
         enabled = rule.get("State") == "ENABLED"
-        return Observed(State.ACTIVE if enabled else State.STANDBY,
-                        facts={"rule_state": rule.get("State"),
-                               "expression": rule.get("ScheduleExpression")})
+        return Observed(
+            State.ACTIVE if enabled else State.STANDBY,
+            facts={"rule_state": rule.get("State"), "expression": rule.get("ScheduleExpression")},
+        )
 
     def _activate(self, mode: DegradedMode | None) -> None:
         if mode == DegradedMode.UNAVAILABLE:

@@ -13,12 +13,17 @@ class StreamAction(PassiveAction):
     def _read(self) -> Observed:
         try:
             summary = self.clients.client("kinesis", self.region).describe_stream_summary(
-                StreamName=self.ref.name)["StreamDescriptionSummary"]
+                StreamName=self.ref.name
+            )["StreamDescriptionSummary"]
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"stream {self.ref.name}")
             raise
         status = str(summary.get("StreamStatus", ""))
         facts = {"status": status, "shards": summary.get("OpenShardCount")}
-        return Observed(State.ACTIVE, healthy=status in ("ACTIVE", "UPDATING"),
-                        detail="" if status == "ACTIVE" else f"status {status}", facts=facts)
+        return Observed(
+            State.ACTIVE,
+            healthy=status in ("ACTIVE", "UPDATING"),
+            detail="" if status == "ACTIVE" else f"status {status}",
+            facts=facts,
+        )

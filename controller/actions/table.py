@@ -24,34 +24,51 @@ class TableAction(PassiveAction):
     def _read(self) -> Observed:
         try:
             table = self.clients.client("dynamodb", self.region).describe_table(
-                TableName=self.ref.name)["Table"]
+                TableName=self.ref.name
+            )["Table"]
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"table {self.ref.name}")
             raise
         status = str(table.get("TableStatus", ""))
         stream = table.get("StreamSpecification", {}).get("StreamEnabled", False)
-        replicas = {r.get("RegionName", ""): r.get("ReplicaStatus", "")
-                    for r in table.get("Replicas", [])}
-        facts = {"status": status, "stream": bool(stream), "replicas": replicas,
-                 "items": table.get("ItemCount")}
+        replicas = {
+            r.get("RegionName", ""): r.get("ReplicaStatus", "") for r in table.get("Replicas", [])
+        }
+        facts = {
+            "status": status,
+            "stream": bool(stream),
+            "replicas": replicas,
+            "items": table.get("ItemCount"),
+        }
         healthy = status == "ACTIVE" and all(s == "ACTIVE" for s in replicas.values())
         if getattr(self.spec, "stream", False) and not stream:
             return Observed(State.ACTIVE, healthy=False, detail="stream disabled", facts=facts)
-        return Observed(State.ACTIVE, healthy=healthy,
-                        detail="" if healthy else f"status {status}", facts=facts)
+        return Observed(
+            State.ACTIVE, healthy=healthy, detail="" if healthy else f"status {status}", facts=facts
+        )
 
     def _activate(self, mode: DegradedMode | None) -> None:
         """A table serves once it (and its replicas) are ``ACTIVE``; until then, retry."""
         facts = self._seen()
         statuses = {facts.get("status"), *facts.get("replicas", {}).values()}
         if statuses != {"ACTIVE"}:
-            raise TransientStepError(f"table not writable yet: {sorted(map(str, statuses))}",
-                                     component=self.component, region=self.region)
+            raise TransientStepError(
+                f"table not writable yet: {sorted(map(str, statuses))}",
+                component=self.component,
+                region=self.region,
+            )
 
 
-def replication_lag(clients: Clients, manifest: Manifest, component: str, source: str,
-                    target: str, *, window_seconds: int = 300) -> float | None:
+def replication_lag(
+    clients: Clients,
+    manifest: Manifest,
+    component: str,
+    source: str,
+    target: str,
+    *,
+    window_seconds: int = 300,
+) -> float | None:
     """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window.
 
     Reads CloudWatch's ``AWS/DynamoDB`` ``ReplicationLatency`` (milliseconds), which AWS emits in
@@ -61,11 +78,17 @@ def replication_lag(clients: Clients, manifest: Manifest, component: str, source
     end = datetime.now(UTC) + timedelta(seconds=60)  # include the current minute
     try:
         got = clients.client("cloudwatch", source).get_metric_statistics(
-            Namespace="AWS/DynamoDB", MetricName="ReplicationLatency",
-            Dimensions=[{"Name": "TableName", "Value": manifest.ref(component, source).name},
-                        {"Name": "ReceivingRegion", "Value": target}],
-            StartTime=end - timedelta(seconds=window_seconds), EndTime=end, Period=60,
-            Statistics=["Maximum"])
+            Namespace="AWS/DynamoDB",
+            MetricName="ReplicationLatency",
+            Dimensions=[
+                {"Name": "TableName", "Value": manifest.ref(component, source).name},
+                {"Name": "ReceivingRegion", "Value": target},
+            ],
+            StartTime=end - timedelta(seconds=window_seconds),
+            EndTime=end,
+            Period=60,
+            Statistics=["Maximum"],
+        )
     except Exception as exc:
         raise classify(exc, component=component, region=source) from exc
     points = [float(p["Maximum"]) for p in got.get("Datapoints", [])]

@@ -19,30 +19,54 @@ from controller.cli.app import app, console, err_console, run
 VERBS: dict[str, tuple[str, str]] = {
     "validate": ("plan_cmds", "Check a topology file: schema, regions, references, cycles."),
     "graph": ("plan_cmds", "Show the dependency graph (an edge A -> B means A needs B)."),
-    "plan": ("plan_cmds", "Show the ordered failover plan: fence the source, activate the "
-             "target, traffic last."),
-    "status": ("status_cmds", "Show every component's state and health in every region "
-               "(regions as columns)."),
-    "execute": ("execute_cmds", "Fail over: fence the source, activate the target "
-                "dependencies first, traffic last."),
-    "failback": ("execute_cmds", "Go back to the original primary, once it is healthy again, "
-                 "with the same machinery."),
-    "resume": ("execute_cmds", "Continue a run whose controller died: take the lease anew, "
-               "redo what is not done."),
+    "plan": (
+        "plan_cmds",
+        "Show the ordered failover plan: fence the source, activate the target, traffic last.",
+    ),
+    "status": (
+        "status_cmds",
+        "Show every component's state and health in every region (regions as columns).",
+    ),
+    "execute": (
+        "execute_cmds",
+        "Fail over: fence the source, activate the target dependencies first, traffic last.",
+    ),
+    "failback": (
+        "execute_cmds",
+        "Go back to the original primary, once it is healthy again, with the same machinery.",
+    ),
+    "resume": (
+        "execute_cmds",
+        "Continue a run whose controller died: take the lease anew, redo what is not done.",
+    ),
     "runs": ("execute_cmds", "List the journalled runs, newest first."),
-    "reconcile": ("watch_cmds", "Converge every region to the control table's active region: "
-                  "fence the others, re-activate what drifted, take over a run whose "
-                  "controller died."),
-    "watchers": ("watch_cmds", "The last decision of each region's watcher, and where its logs "
-                 "are (exit 1 when a region's watcher has been silent for three minutes)."),
-    "watch": ("watch_cmds", "Watch every region; fail over when the active one fails (one JSON "
-              "line per decision)."),
-    "demo": ("demo_cmds", "Deploy the example to the emulator, send traffic, fail a region, "
-             "fail over, report."),
-    "drill": ("drill_cmds", "Game day: on the sandbox, the demo's story and report; on AWS, "
-              "only plan and prechecks."),
-    "serve": ("serve_cmds", "Serve a live status page (and its JSON API) of every region, run "
-              "and watcher."),
+    "reconcile": (
+        "watch_cmds",
+        "Converge every region to the control table's active region: "
+        "fence the others, re-activate what drifted, take over a run whose "
+        "controller died.",
+    ),
+    "watchers": (
+        "watch_cmds",
+        "The last decision of each region's watcher, and where its logs "
+        "are (exit 1 when a region's watcher has been silent for three minutes).",
+    ),
+    "watch": (
+        "watch_cmds",
+        "Watch every region; fail over when the active one fails (one JSON line per decision).",
+    ),
+    "demo": (
+        "demo_cmds",
+        "Deploy the example to the emulator, send traffic, fail a region, fail over, report.",
+    ),
+    "drill": (
+        "drill_cmds",
+        "Game day: on the sandbox, the demo's story and report; on AWS, only plan and prechecks.",
+    ),
+    "serve": (
+        "serve_cmds",
+        "Serve a live status page (and its JSON API) of every region, run and watcher.",
+    ),
     "sandbox": ("sandbox_cmds", "The embedded AWS emulator: one moto server per region."),
     "automation": ("watch_cmds", "Pause or resume automatic failover (for every watcher)."),
 }

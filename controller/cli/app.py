@@ -30,8 +30,12 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 SpecOption = Annotated[
     Path | None,
-    typer.Option("--spec", "-s", help="Topology file (default: $FAILOVER_SPEC, ./topology.yaml, "
-                 "then the example)", show_default=False),
+    typer.Option(
+        "--spec",
+        "-s",
+        help="Topology file (default: $FAILOVER_SPEC, ./topology.yaml, then the example)",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -65,10 +69,13 @@ def _root_command() -> Any:
 
     @root.command()
     def options(
-        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                             help="More log output (-vv for debug).")] = 0,
-        log_json: Annotated[bool, typer.Option("--log-json",
-                                               help="Log as JSON lines (audit).")] = False,
+        verbose: Annotated[
+            int,
+            typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+        ] = 0,
+        log_json: Annotated[
+            bool, typer.Option("--log-json", help="Log as JSON lines (audit).")
+        ] = False,
     ) -> None:
         configure_logging(verbose, log_json)
 
@@ -88,8 +95,14 @@ class LazyGroup(TyperGroup):
         self.application = application
         self.verbs = verbs
         root = _root_command()
-        super().__init__(name="failover", help=application.info.help, no_args_is_help=True,
-                         rich_markup_mode=None, callback=root.callback, params=root.params)
+        super().__init__(
+            name="failover",
+            help=application.info.help,
+            no_args_is_help=True,
+            rich_markup_mode=None,
+            callback=root.callback,
+            params=root.params,
+        )
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.verbs)
@@ -105,8 +118,10 @@ class LazyGroup(TyperGroup):
         from typer._click.utils import make_default_short_help
 
         limit = formatter.width - 6 - max(len(name) for name in self.verbs)
-        rows = [(name, make_default_short_help(summary, limit))
-                for name, (_, summary) in self.verbs.items()]
+        rows = [
+            (name, make_default_short_help(summary, limit))
+            for name, (_, summary) in self.verbs.items()
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -126,10 +141,11 @@ class LazyGroup(TyperGroup):
     def _build(self, info: Any) -> Any:
         if isinstance(info, typer.models.TyperInfo):
             return typer.main.get_group_from_info(
-                info, pretty_exceptions_short=False, rich_markup_mode=None,
-                suggest_commands=True)
-        return typer.main.get_command_from_info(info, pretty_exceptions_short=False,
-                                                rich_markup_mode=None)
+                info, pretty_exceptions_short=False, rich_markup_mode=None, suggest_commands=True
+            )
+        return typer.main.get_command_from_info(
+            info, pretty_exceptions_short=False, rich_markup_mode=None
+        )
 
 
 def registered(application: typer.Typer) -> dict[str, Any]:
@@ -148,8 +164,11 @@ def summary(info: Any) -> str:
     import inspect
 
     if isinstance(info, typer.models.TyperInfo):
-        text = info.help if isinstance(info.help, str) else (
-            str(info.typer_instance.info.help or "") if info.typer_instance else "")
+        text = (
+            info.help
+            if isinstance(info.help, str)
+            else (str(info.typer_instance.info.help or "") if info.typer_instance else "")
+        )
     else:
         text = inspect.getdoc(info.callback) or ""
     return " ".join(text.split("\n\n")[0].split())
@@ -173,17 +192,18 @@ def _terminated(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
-def run(application: typer.Typer, argv: list[str] | None,
-        verbs: dict[str, tuple[str, str]]) -> int:
+def run(application: typer.Typer, argv: list[str] | None, verbs: dict[str, tuple[str, str]]) -> int:
     """Run ``application`` and map every outcome to an exit code (the one error boundary).
 
     ``verbs``: each verb's module and one-line help (:class:`LazyGroup`).
     """
     import signal
 
-    handlers = {signal.SIGTERM: _terminated,
-                # Also when started with SIGINT ignored (a background job): Ctrl-C must stop.
-                signal.SIGINT: signal.default_int_handler}
+    handlers = {
+        signal.SIGTERM: _terminated,
+        # Also when started with SIGINT ignored (a background job): Ctrl-C must stop.
+        signal.SIGINT: signal.default_int_handler,
+    }
     previous: dict[signal.Signals, Any] = {}
     try:
         for signum, handler in handlers.items():
@@ -197,8 +217,9 @@ def run(application: typer.Typer, argv: list[str] | None,
             signal.signal(signum, handler)
 
 
-def _run(application: typer.Typer, argv: list[str] | None,
-         verbs: dict[str, tuple[str, str]]) -> int:
+def _run(
+    application: typer.Typer, argv: list[str] | None, verbs: dict[str, tuple[str, str]]
+) -> int:
     command = LazyGroup(application, verbs)
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)
@@ -210,8 +231,9 @@ def _run(application: typer.Typer, argv: list[str] | None,
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except RecursionError:
-        err_console.print("[bold red]error:[/] an input nests too deeply to be read",
-                          highlight=False)
+        err_console.print(
+            "[bold red]error:[/] an input nests too deeply to be read", highlight=False
+        )
         return 2
     except Exception as exc:
         if type(exc).__module__.split(".")[0] == "botocore":
@@ -262,16 +284,18 @@ def extra(module: str, extra_name: str) -> Any:
         except ModuleNotFoundError:
             found = False
         if not found:
-            raise UsageError(f"this verb needs the {extra_name} extra ({needed} is not "
-                             f"installed): {hint}")
+            raise UsageError(
+                f"this verb needs the {extra_name} extra ({needed} is not installed): {hint}"
+            )
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
         if top not in {module.split(".")[0], *EXTRAS.get(extra_name, ())}:
             raise
-        raise UsageError(f"this verb needs the {extra_name} extra ({top} is not installed): "
-                         f"{hint}") from exc
+        raise UsageError(
+            f"this verb needs the {extra_name} extra ({top} is not installed): {hint}"
+        ) from exc
 
 
 def env_flag(name: str) -> bool:
@@ -290,8 +314,13 @@ def load_spec(spec: Path | None) -> tuple[Any, Any]:
 
 
 ManifestOption = Annotated[
-    Path, typer.Option("--manifest", "-m", help="The manifest written by the sandbox or exported "
-                       "from the Pulumi stack.")]
+    Path,
+    typer.Option(
+        "--manifest",
+        "-m",
+        help="The manifest written by the sandbox or exported from the Pulumi stack.",
+    ),
+]
 
 
 def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
@@ -309,7 +338,12 @@ def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
     if spec is None and deployed.spec and Path(deployed.spec).exists():
         spec = Path(deployed.spec)
     topology = load(spec_path(spec))
-    check_deployment(deployed, app=topology.app, primary=topology.regions.primary,
-                     regions=topology.regions.all, components=topology.components,
-                     source=str(manifest))
+    check_deployment(
+        deployed,
+        app=topology.app,
+        primary=topology.regions.primary,
+        regions=topology.regions.all,
+        components=topology.components,
+        source=str(manifest),
+    )
     return topology, deployed, Clients(endpoints=deployed.endpoints)

@@ -25,16 +25,25 @@ from controller.contract import FailMode
 def demo(
     region: OutageRegionOption = None,
     mode: OutageModeOption = FailMode.HANG,
-    lag: Annotated[float, typer.Option("--replication-lag", help="Seconds of asynchronous "
-                                       "replication; 0 is synchronous.")] = 0.0,
-    warmup: Annotated[float, typer.Option("--warmup", help="Seconds of load before the "
-                                          "outage.")] = 12.0,
-    after: Annotated[float, typer.Option("--after", help="Seconds of load after the shift.")]
-    = 15.0,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
-                                            "report live.")] = Path(".failover"),
-    port: Annotated[int | None, typer.Option(
-        "--port", help="The live status page's port (default: a free one).")] = None,
+    lag: Annotated[
+        float,
+        typer.Option(
+            "--replication-lag", help="Seconds of asynchronous replication; 0 is synchronous."
+        ),
+    ] = 0.0,
+    warmup: Annotated[
+        float, typer.Option("--warmup", help="Seconds of load before the outage.")
+    ] = 12.0,
+    after: Annotated[
+        float, typer.Option("--after", help="Seconds of load after the shift.")
+    ] = 15.0,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the sandbox and the report live.")
+    ] = Path(".failover"),
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="The live status page's port (default: a free one)."),
+    ] = None,
     no_page: Annotated[bool, typer.Option("--no-page", help="Serve no status page.")] = False,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -44,10 +53,17 @@ def demo(
 
     demos = extra("sandbox.demo", "sandbox")
     phases = _Phases(quiet=as_json)
-    options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
-                                region=region, mode=mode.value, warmup=warmup, after=after,
-                                replication_lag=lag, page_port=None if no_page else port or 0,
-                                on_page=phases.page)
+    options = demos.DemoOptions(
+        spec=resolve_spec(spec).resolve(),
+        state_dir=state_dir,
+        region=region,
+        mode=mode.value,
+        warmup=warmup,
+        after=after,
+        replication_lag=lag,
+        page_port=None if no_page else port or 0,
+        on_page=phases.page,
+    )
     with to_file(state_dir / demos.LOG_NAME), phases:
         result = demos.run_demo(options, phases.show)
     return finish(result, as_json)
@@ -59,9 +75,15 @@ class _Phases:
     def __init__(self, quiet: bool) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                            console=err_console, transient=True, disable=quiet)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=quiet,
+        )
         self.quiet = quiet
         self.task = self.bar.add_task("starting", total=1.0, counts="")
         self.phase = ""
@@ -78,8 +100,9 @@ class _Phases:
 
     def page(self, url: str) -> None:
         """Say where the live status page is (on stderr: stdout stays the report)."""
-        self.bar.console.print(f"[bold]status page:[/] {url}  (open it to watch live)",
-                               highlight=False)
+        self.bar.console.print(
+            f"[bold]status page:[/] {url}  (open it to watch live)", highlight=False
+        )
 
     def show(self, phase: str, done: float, total: float, counts: dict[str, int]) -> None:
         import time
@@ -88,8 +111,13 @@ class _Phases:
             self._close()
             self.phase, self.started = phase, time.monotonic()
         self.counts = " ".join(f"{k}={v}" for k, v in counts.items())
-        self.bar.update(self.task, description=phase, completed=min(done, total), total=total,
-                        counts=self.counts)
+        self.bar.update(
+            self.task,
+            description=phase,
+            completed=min(done, total),
+            total=total,
+            counts=self.counts,
+        )
 
     def _close(self) -> None:
         """Leave the phase that ends as one line: its name, how long it took, the counts."""
@@ -97,8 +125,9 @@ class _Phases:
 
         if self.phase and not self.quiet:
             took = time.monotonic() - self.started
-            self.bar.console.print(f"[green]done[/] {self.phase:<40} {took:6.1f}s  "
-                                   f"{self.counts}", highlight=False)
+            self.bar.console.print(
+                f"[green]done[/] {self.phase:<40} {took:6.1f}s  {self.counts}", highlight=False
+            )
         self.phase = ""
 
 
@@ -123,11 +152,17 @@ def render(result: Any) -> None:
     for phase, counts in report["requests"].items():
         table.add_row(phase, *(str(counts[k]) for k in ("ok", "degraded", "failed", "total")))
     console.print(table)
-    console.print(f"time to detect: {report['time_to_detect_seconds']} s   "
-                  f"time to shift traffic: {report['time_to_shift_seconds']} s   "
-                  f"failed during the outage: {report['failed_share_during_outage']:.2%}")
-    console.print(f"writes acknowledged: {report['writes_acknowledged']}   found in the new "
-                  f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
-                  f"   lost: {report['lost_writes']}")
-    console.print(f"report: {result.json_path}  timeline: {result.png_path}"
-                  + (f"  log: {report['log']}" if report.get("log") else ""))
+    console.print(
+        f"time to detect: {report['time_to_detect_seconds']} s   "
+        f"time to shift traffic: {report['time_to_shift_seconds']} s   "
+        f"failed during the outage: {report['failed_share_during_outage']:.2%}"
+    )
+    console.print(
+        f"writes acknowledged: {report['writes_acknowledged']}   found in the new "
+        f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
+        f"   lost: {report['lost_writes']}"
+    )
+    console.print(
+        f"report: {result.json_path}  timeline: {result.png_path}"
+        + (f"  log: {report['log']}" if report.get("log") else "")
+    )

@@ -29,10 +29,13 @@ from controller.errors import UsageError
 def drill(
     region: OutageRegionOption = None,
     mode: OutageModeOption = FailMode.HANG,
-    manifest: Annotated[Path | None, typer.Option(
-        "--manifest", "-m", help="A real stack's manifest: plan and precheck only.")] = None,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the sandbox and the "
-                                            "report live.")] = Path(".failover-drill"),
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", "-m", help="A real stack's manifest: plan and precheck only."),
+    ] = None,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the sandbox and the report live.")
+    ] = Path(".failover-drill"),
     accept_unknown_lag: AcceptLagOption = False,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -40,14 +43,25 @@ def drill(
     """Game day: on the sandbox, the demo's story and report; on AWS, only plan and prechecks."""
     if manifest is None:
         demos = extra("sandbox.demo", "sandbox")
-        options = demos.DemoOptions(spec=resolve_spec(spec).resolve(), state_dir=state_dir,
-                              region=region, mode=mode.value, warmup=8.0, after=8.0)
+        options = demos.DemoOptions(
+            spec=resolve_spec(spec).resolve(),
+            state_dir=state_dir,
+            region=region,
+            mode=mode.value,
+            warmup=8.0,
+            after=8.0,
+        )
         return finish(demos.run_demo(options), as_json)
     return _practice(manifest, spec, region, as_json, accept_unknown_lag)
 
 
-def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bool,
-              accept_unknown_lag: bool = False) -> int:
+def _practice(
+    manifest: Path,
+    spec: Path | None,
+    region: str | None,
+    as_json: bool,
+    accept_unknown_lag: bool = False,
+) -> int:
     """Against a real stack nothing is failed: plan the failover and run the live prechecks."""
     from controller import graph as graphs
     from controller.executor import Executor
@@ -62,8 +76,9 @@ def _practice(manifest: Path, spec: Path | None, region: str | None, as_json: bo
     from controller.manifest import check_steps
 
     check_steps(deployed, ((s.component, s.region) for s in plan.steps))
-    checks = Executor(topology, deployed, clients,
-                      accept_unknown_lag=accept_unknown_lag).prechecks(plan)
+    checks = Executor(topology, deployed, clients, accept_unknown_lag=accept_unknown_lag).prechecks(
+        plan
+    )
     if as_json:
         print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks], "practice": True})
     else:

@@ -31,29 +31,51 @@ if TYPE_CHECKING:
     from controller.prechecks import Precheck
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-AcceptLagOption = Annotated[bool, typer.Option(
-    "--accept-unknown-lag", envvar="FAILOVER_ACCEPT_UNKNOWN_LAG",
-    help="Fail over even when a table's replication lag cannot be read (the source region "
-         "does not answer, or no replication was measured); a lag known to be over the "
-         "table's bound is refused anyway.")]
-STATE_STYLE = {"done": "green", "failed": "red", "unverified": "yellow", "skipped": "dim",
-               "running": "cyan", "pending": "dim"}
-STATUS_STYLE = {"completed": "green", "completed_degraded": "yellow", "rolled_back": "red",
-                "failed": "red", "running": "cyan"}
+AcceptLagOption = Annotated[
+    bool,
+    typer.Option(
+        "--accept-unknown-lag",
+        envvar="FAILOVER_ACCEPT_UNKNOWN_LAG",
+        help="Fail over even when a table's replication lag cannot be read (the source region "
+        "does not answer, or no replication was measured); a lag known to be over the "
+        "table's bound is refused anyway.",
+    ),
+]
+STATE_STYLE = {
+    "done": "green",
+    "failed": "red",
+    "unverified": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+    "pending": "dim",
+}
+STATUS_STYLE = {
+    "completed": "green",
+    "completed_degraded": "yellow",
+    "rolled_back": "red",
+    "failed": "red",
+    "running": "cyan",
+}
 
 
 @app.command()
 def execute(
     to: Annotated[str, typer.Option("--to", help="Region to fail over to.")],
-    from_: Annotated[str | None, typer.Option(
-        "--from", help="Region to fail over from (default: the active region).")] = None,
-    unavailable: Annotated[list[str] | None, typer.Option(
-        "--unavailable", "-u", help="A component known not to activate in the target.")] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Region to fail over from (default: the active region)."),
+    ] = None,
+    unavailable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unavailable", "-u", help="A component known not to activate in the target."
+        ),
+    ] = None,
     yes: YesOption = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and the live "
-                                          "prechecks; touch nothing.")] = False,
-    sequential: Annotated[bool, typer.Option("--sequential", help="One step at a time.")]
-    = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and the live prechecks; touch nothing.")
+    ] = False,
+    sequential: Annotated[bool, typer.Option("--sequential", help="One step at a time.")] = False,
     accept_unknown_lag: AcceptLagOption = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
@@ -67,13 +89,28 @@ def execute(
     # Read before the lease only to show the plan and to notice a decision gone stale; the
     # executor reads it again under the lease, and that read decides.
     desired = _desired(topology, deployed, clients, required=False)
-    plan = build_plan(topology, graphs.build(topology), target=to,
-                      source=from_ or (desired.active if desired else topology.regions.primary),
-                      unavailable=unavailable or ())
-    return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=1 if sequential else 8, kind="failover",
-                     source_given=from_ is not None, epoch=desired.epoch if desired else None,
-                     accept_unknown_lag=accept_unknown_lag, hint=_resume_hint(manifest))
+    plan = build_plan(
+        topology,
+        graphs.build(topology),
+        target=to,
+        source=from_ or (desired.active if desired else topology.regions.primary),
+        unavailable=unavailable or (),
+    )
+    return _run_plan(
+        plan,
+        topology,
+        deployed,
+        clients,
+        yes=yes,
+        dry_run=dry_run,
+        as_json=as_json,
+        workers=1 if sequential else 8,
+        kind="failover",
+        source_given=from_ is not None,
+        epoch=desired.epoch if desired else None,
+        accept_unknown_lag=accept_unknown_lag,
+        hint=_resume_hint(manifest),
+    )
 
 
 @app.command()
@@ -96,10 +133,21 @@ def failback(
     if desired.active == primary:
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
     plan = build_plan(topology, graphs.build(topology), target=primary, source=desired.active)
-    return _run_plan(plan, topology, deployed, clients, yes=yes, dry_run=dry_run,
-                     as_json=as_json, workers=8, kind="failback", source_given=False,
-                     epoch=desired.epoch, hint=_resume_hint(manifest),
-                     accept_unknown_lag=accept_unknown_lag)
+    return _run_plan(
+        plan,
+        topology,
+        deployed,
+        clients,
+        yes=yes,
+        dry_run=dry_run,
+        as_json=as_json,
+        workers=8,
+        kind="failback",
+        source_given=False,
+        epoch=desired.epoch,
+        hint=_resume_hint(manifest),
+        accept_unknown_lag=accept_unknown_lag,
+    )
 
 
 @app.command()
@@ -126,8 +174,11 @@ def resume(
 
 
 @app.command()
-def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
-         as_json: JsonOption = False) -> None:
+def runs(
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """List the journalled runs, newest first."""
     from rich.table import Table
 
@@ -140,22 +191,31 @@ def runs(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
         return
     table = Table(title="runs")
     # The id is what an operator copies (failover resume RUN): never cut, whatever the width.
-    table.add_column("run", no_wrap=True, overflow="ignore",
-                     min_width=max((len(r.id) for r in found), default=3))
+    table.add_column(
+        "run", no_wrap=True, overflow="ignore", min_width=max((len(r.id) for r in found), default=3)
+    )
     for column in ("kind", "from", "to", "status", "started", "owner"):
         table.add_column(column, overflow="fold")
     for run in found:
         style = STATUS_STYLE.get(run.status.value, "")
-        table.add_row(run.id, run.kind, run.plan.source, run.plan.target,
-                      f"[{style}]{run.status.value}[/]", _when(run.created), run.owner)
+        table.add_row(
+            run.id,
+            run.kind,
+            run.plan.source,
+            run.plan.target,
+            f"[{style}]{run.status.value}[/]",
+            _when(run.created),
+            run.owner,
+        )
     console.print(table if found else "no runs yet")
 
 
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _desired(topology: Any, deployed: Any, clients: Any, *, required: bool = True
-             ) -> Desired | None:
+def _desired(
+    topology: Any, deployed: Any, clients: Any, *, required: bool = True
+) -> Desired | None:
     """The active region as the control table's desired state names it (the one truth); None
     when the control table does not answer and ``required`` is false."""
     from controller.errors import AwsError, FailoverError
@@ -171,20 +231,34 @@ def _desired(topology: Any, deployed: Any, clients: Any, *, required: bool = Tru
         return None
 
 
-def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *, yes: bool,
-              dry_run: bool, as_json: bool, workers: int, kind: str, hint: str,
-              source_given: bool, epoch: int | None,
-              accept_unknown_lag: bool = False) -> int:
+def _run_plan(
+    plan: FailoverPlan,
+    topology: Any,
+    deployed: Any,
+    clients: Any,
+    *,
+    yes: bool,
+    dry_run: bool,
+    as_json: bool,
+    workers: int,
+    kind: str,
+    hint: str,
+    source_given: bool,
+    epoch: int | None,
+    accept_unknown_lag: bool = False,
+) -> int:
     from controller.executor import Executor
     from controller.manifest import check_steps
 
     # The same refusal for the dry run and the real run: a step the manifest cannot place.
     check_steps(deployed, ((s.component, s.region) for s in plan.steps))
-    executor = Executor(topology, deployed, clients, max_workers=workers,
-                        accept_unknown_lag=accept_unknown_lag)
+    executor = Executor(
+        topology, deployed, clients, max_workers=workers, accept_unknown_lag=accept_unknown_lag
+    )
     if dry_run:
-        plan = executor.checked(plan, executor.desired(), kind=kind, source_given=source_given,
-                                expect_epoch=None)
+        plan = executor.checked(
+            plan, executor.desired(), kind=kind, source_given=source_given, expect_epoch=None
+        )
         checks = executor.prechecks(plan)
         if as_json:
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
@@ -200,8 +274,12 @@ def _run_plan(plan: FailoverPlan, topology: Any, deployed: Any, clients: Any, *,
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
     with _progress(len(plan.steps), as_json, hint) as show:
         executor.progress = show
-        result = _interruptible(show, lambda: executor.execute(
-            plan, kind=kind, source_given=source_given, expect_epoch=epoch))
+        result = _interruptible(
+            show,
+            lambda: executor.execute(
+                plan, kind=kind, source_given=source_given, expect_epoch=epoch
+            ),
+        )
     return _render_result(result, as_json)
 
 
@@ -214,11 +292,16 @@ def _interruptible(show: _progress, work: Any) -> RunResult:
     except KeyboardInterrupt:
         show.__exit__()
         if show.run_id:
-            text = (f"interrupted: run {show.run_id} stopped part-way; continue it with "
-                    f"'failover resume {show.run_id}{show.hint}'")
+            text = (
+                f"interrupted: run {show.run_id} stopped part-way; continue it with "
+                f"'failover resume {show.run_id}{show.hint}'"
+            )
         else:
-            text = ("interrupted before the first step: see 'failover runs" + show.hint
-                    + "' for a run to resume")
+            text = (
+                "interrupted before the first step: see 'failover runs"
+                + show.hint
+                + "' for a run to resume"
+            )
         error = FailoverError(text)
         error.exit_code = 130
         raise error from None
@@ -240,9 +323,15 @@ class _progress:
         self.quiet = quiet
         #: What a resume command needs besides the run id (the manifest, when not the default).
         self.hint = hint
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
-                            transient=True, disable=quiet)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=quiet,
+        )
         self.task = self.bar.add_task("steps", total=total)
         #: The run the steps belong to, once the first event names it.
         self.run_id = ""
@@ -266,8 +355,9 @@ class _progress:
         self.bar.advance(self.task)
         style = STATE_STYLE.get(event.state.value, "")
         note = f"  {escape(event.error)}" if event.error else ""
-        self.bar.console.print(f"  [{style}]{event.state.value:<10}[/] {event.step.id}{note}",
-                               highlight=False)
+        self.bar.console.print(
+            f"  [{style}]{event.state.value:<10}[/] {event.step.id}{note}", highlight=False
+        )
 
 
 def render_checks(checks: list[Precheck]) -> None:
@@ -285,12 +375,16 @@ def _render_result(result: RunResult, as_json: bool) -> int:
     for record in run.steps.values():
         counts[record.state.value] = counts.get(record.state.value, 0) + 1
     style = STATUS_STYLE.get(run.status.value, "")
-    console.print(f"run {run.id}: [{style}]{run.status.value}[/] ({run.plan.source} -> "
-                  f"{run.plan.target}; " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-                  + ")", highlight=False)
+    console.print(
+        f"run {run.id}: [{style}]{run.status.value}[/] ({run.plan.source} -> "
+        f"{run.plan.target}; " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")",
+        highlight=False,
+    )
     if run.degraded:
-        console.print("[yellow]degraded:[/] " + ", ".join(
-            f"{k} -> {v}" for k, v in sorted(run.degraded.items())))
+        console.print(
+            "[yellow]degraded:[/] "
+            + ", ".join(f"{k} -> {v}" for k, v in sorted(run.degraded.items()))
+        )
     if run.error:
         console.print(f"[red]{escape(run.error)}[/]")
     return result.exit_code

@@ -42,8 +42,11 @@ def to_file(path: Path) -> Iterator[Path]:
     path.touch(mode=0o600)
     os.chmod(path, 0o600)  # its owner's only, whatever the umask, as the sandbox's state is
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root.handlers = [handler]
     try:
         yield path

@@ -29,8 +29,10 @@ def validate(spec: SpecOption = None) -> None:
 
     topology, graph = load_spec(spec)
     levels = graphs.activation_levels(graph)
-    console.print(f"[green]ok[/]: {topology.app}: {len(topology.components)} components, "
-                  f"{len(topology.regions.all)} regions, {len(levels)} levels")
+    console.print(
+        f"[green]ok[/]: {topology.app}: {len(topology.components)} components, "
+        f"{len(topology.regions.all)} regions, {len(levels)} levels"
+    )
 
 
 @app.command("graph")
@@ -57,20 +59,31 @@ def graph_cmd(
         for level, names in enumerate(graphs.activation_levels(graph)):
             for name in names:
                 data = graph.nodes[name]
-                table.add_row(str(level), name, str(data["kind"]), str(data["tier"]),
-                              ", ".join(sorted(graph.successors(name))) or "-",
-                              str(data["degraded"] or "-"))
+                table.add_row(
+                    str(level),
+                    name,
+                    str(data["kind"]),
+                    str(data["tier"]),
+                    ", ".join(sorted(graph.successors(name))) or "-",
+                    str(data["degraded"] or "-"),
+                )
         console.print(table)
 
 
 @app.command()
 def plan(
     to: Annotated[str, typer.Option("--to", help="Region to fail over to.")],
-    from_: Annotated[str | None, typer.Option("--from", help="Region to fail over from "
-                                              "(default: the primary).")] = None,
-    unavailable: Annotated[list[str] | None, typer.Option(
-        "--unavailable", "-u", help="A component that cannot be activated in the target "
-        "(repeatable).")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Region to fail over from (default: the primary).")
+    ] = None,
+    unavailable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--unavailable",
+            "-u",
+            help="A component that cannot be activated in the target (repeatable).",
+        ),
+    ] = None,
     spec: SpecOption = None,
     as_json: JsonOption = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
@@ -94,21 +107,38 @@ def render_plan(result: FailoverPlan) -> None:
     """Print a plan as a table grouped by level, then its degraded answers."""
     from rich.table import Table
 
-    table = Table(title=f"{result.app}: fail over {result.source} -> {result.target}",
-                  show_lines=False)
+    table = Table(
+        title=f"{result.app}: fail over {result.source} -> {result.target}", show_lines=False
+    )
     for column in ("level", "phase", "action", "component", "region"):
         table.add_column(column, no_wrap=True)
     table.add_column("waits for", overflow="fold")
     for steps in result.levels:
         for i, step in enumerate(steps):
-            needs = ", ".join(result.step(n).component for n in step.needs
-                              if result.step(n).phase == step.phase) or "-"
-            table.add_row(str(step.level) if i == 0 else "", step.phase, step.action,
-                          step.component, step.region, needs,
-                          end_section=i == len(steps) - 1)
+            needs = (
+                ", ".join(
+                    result.step(n).component
+                    for n in step.needs
+                    if result.step(n).phase == step.phase
+                )
+                or "-"
+            )
+            table.add_row(
+                str(step.level) if i == 0 else "",
+                step.phase,
+                step.action,
+                step.component,
+                step.region,
+                needs,
+                end_section=i == len(steps) - 1,
+            )
     console.print(table)
     if result.degraded:
-        console.print("[yellow]degraded in the target:[/] " + ", ".join(
-            f"{name} -> {mode.value}" for name, mode in sorted(result.degraded.items())))
-    console.print(f"{len(result.steps)} steps in {len(result.levels)} levels; each activation "
-                  "also waits for its own fence in the source")
+        console.print(
+            "[yellow]degraded in the target:[/] "
+            + ", ".join(f"{name} -> {mode.value}" for name, mode in sorted(result.degraded.items()))
+        )
+    console.print(
+        f"{len(result.steps)} steps in {len(result.levels)} levels; each activation "
+        "also waits for its own fence in the source"
+    )

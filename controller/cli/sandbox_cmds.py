@@ -20,16 +20,19 @@ from controller.cli.app import (
 )
 from controller.contract import FailMode
 
-sandbox_app = typer.Typer(help="The embedded AWS emulator: one moto server per region.",
-                          no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="The embedded AWS emulator: one moto server per region.", no_args_is_help=True
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 RegionArg = Annotated[str, typer.Argument(help="The region, as named in the topology.")]
 #: The region a demo or a drill fails, and how.
-OutageRegionOption = Annotated[str | None, typer.Option(
-    "--region", help="Region to fail (default: the primary).")]
-OutageModeOption = Annotated[FailMode, typer.Option(
-    "--mode", help="down (killed), hang (stopped) or partition (cut off).")]
+OutageRegionOption = Annotated[
+    str | None, typer.Option("--region", help="Region to fail (default: the primary).")
+]
+OutageModeOption = Annotated[
+    FailMode, typer.Option("--mode", help="down (killed), hang (stopped) or partition (cut off).")
+]
 
 
 def _sandbox() -> Any:
@@ -49,25 +52,33 @@ def _render(info: dict[str, Any]) -> None:
     for column in ("server", "role", "endpoint", "pid", "condition"):
         table.add_column(column)
     for name, server in info["servers"].items():
-        role = "primary" if name == info["primary"] else "global" if name == "global" \
-            else "standby"
+        role = "primary" if name == info["primary"] else "global" if name == "global" else "standby"
         condition = server["condition"] if server["alive"] else "gone"
         table.add_row(name, role, server["endpoint"], str(server["pid"]), condition)
     console.print(table)
     console.print(f"manifest: {info['manifest']}")
     watching = info.get("watchers") or {}
     alive = [r for r, w in watching.items() if w["alive"]]
-    console.print(f"watchers: {', '.join(alive)} (logs: failover watchers)" if alive
-                  else "watchers: none (automation off; 'failover watch' runs one by hand)")
+    console.print(
+        f"watchers: {', '.join(alive)} (logs: failover watchers)"
+        if alive
+        else "watchers: none (automation off; 'failover watch' runs one by hand)"
+    )
 
 
 @sandbox_app.command("up")
-def up(spec: SpecOption = None, as_json: JsonOption = False,
-       watchers: Annotated[bool, typer.Option(
-           "--watchers/--no-watchers",
-           help="Start each region's watcher (the deployed automation), as pulumi up "
-                "deploys them; --no-watchers: nothing fails over unless you run it.")] = True,
-       ) -> None:
+def up(
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+    watchers: Annotated[
+        bool,
+        typer.Option(
+            "--watchers/--no-watchers",
+            help="Start each region's watcher (the deployed automation), as pulumi up "
+            "deploys them; --no-watchers: nothing fails over unless you run it.",
+        ),
+    ] = True,
+) -> None:
     """Start a moto server per region plus 'global', create the topology's resources in them
     and write the manifest."""
     started = time.monotonic()
@@ -90,11 +101,16 @@ def down() -> None:
 @sandbox_app.command("fail")
 def fail(
     region: RegionArg,
-    mode: Annotated[FailMode, typer.Option("--mode", help="down: killed, calls are refused; "
-                                       "hang: stopped, calls time out; partition: serves its own "
-                                       "callers, reaches and is reached by no other region "
-                                       "(a caller's region: FAILOVER_HOME_REGION)."
-                                       )] = FailMode.DOWN,
+    mode: Annotated[
+        FailMode,
+        typer.Option(
+            "--mode",
+            help="down: killed, calls are refused; "
+            "hang: stopped, calls time out; partition: serves its own "
+            "callers, reaches and is reached by no other region "
+            "(a caller's region: FAILOVER_HOME_REGION).",
+        ),
+    ] = FailMode.DOWN,
 ) -> None:
     """Make one region fail as a real one does."""
     _sandbox().Sandbox.attach(_state_dir()).fail(region, mode.value)

@@ -12,17 +12,32 @@ from controller.contract import DEFAULT_MANIFEST, STATUS_DEADLINE_SECONDS
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535,
-                                      help="Port to listen on (0: a free one).")] = 8080,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but "
-                                      "the loopback exposes the page to the network.")]
-    = "127.0.0.1",
-    allow_actions: Annotated[bool, typer.Option(
-        "--allow-actions", help="Offer pausing and resuming automation, behind a token "
-        "printed here.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.5, help="Seconds a status read "
-                                           "waits for a region before showing it "
-                                           "unreachable.")] = STATUS_DEADLINE_SECONDS,
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: a free one)."),
+    ] = 8080,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on; anything but the loopback exposes the page to the network.",
+        ),
+    ] = "127.0.0.1",
+    allow_actions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-actions",
+            help="Offer pausing and resuming automation, behind a token printed here.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.5,
+            help="Seconds a status read waits for a region before showing it unreachable.",
+        ),
+    ] = STATUS_DEADLINE_SECONDS,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
 ) -> None:
@@ -41,11 +56,16 @@ def serve(
     api = Api(deployment_sources(topology, deployed, clients, deadline=timeout), token=token)
     server = StatusServer(api, host, port).start()
     try:
-        console.print(f"status page: {server.url}  (JSON: {server.url}api/status; Ctrl-C "
-                      "stops)", highlight=False)
+        console.print(
+            f"status page: {server.url}  (JSON: {server.url}api/status; Ctrl-C stops)",
+            highlight=False,
+        )
         if token:
-            console.print(f"actions token: {token}  (POST {server.url}api/automation/pause "
-                          "with 'Authorization: Bearer <token>')", highlight=False)
+            console.print(
+                f"actions token: {token}  (POST {server.url}api/automation/pause "
+                "with 'Authorization: Bearer <token>')",
+                highlight=False,
+            )
         threading.Event().wait()
     finally:
         server.stop()

@@ -22,10 +22,12 @@ from controller.contract import DEFAULT_MANIFEST
 if TYPE_CHECKING:
     from controller.watcher import Decision
 
+
 @app.command()
 def reconcile(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; touch "
-                                          "nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done; touch nothing.")
+    ] = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
     as_json: JsonOption = False,
@@ -42,23 +44,35 @@ def reconcile(
         print_json(result.to_dict())
         return 1 if result.failed else 0
     d = result.desired
-    console.print(f"desired: {d.active} active (epoch {d.epoch})"
-                  + (f", set by run {d.run_id}" if d.run_id else ""), highlight=False)
+    console.print(
+        f"desired: {d.active} active (epoch {d.epoch})"
+        + (f", set by run {d.run_id}" if d.run_id else ""),
+        highlight=False,
+    )
     if not result.fixes:
         console.print("[green]converged[/]: nothing to do")
     for i, fix in enumerate(result.fixes):
-        outcome = result.outcomes.get(i) or ("would do" if dry_run and fix.action != "report"
-                                             else "")
-        what = f"{fix.action} {fix.component or '(region mode)'} in {fix.region}" \
-            if fix.action in ("fence", "activate") else fix.action
-        console.print(f"  {what}: {escape(fix.reason)}" + (f"  -> {escape(outcome)}"
-                                                          if outcome else ""), highlight=False)
+        outcome = result.outcomes.get(i) or (
+            "would do" if dry_run and fix.action != "report" else ""
+        )
+        what = (
+            f"{fix.action} {fix.component or '(region mode)'} in {fix.region}"
+            if fix.action in ("fence", "activate")
+            else fix.action
+        )
+        console.print(
+            f"  {what}: {escape(fix.reason)}" + (f"  -> {escape(outcome)}" if outcome else ""),
+            highlight=False,
+        )
     return 1 if result.failed else 0
 
 
 @app.command("watchers")
-def watchers(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
-             as_json: JsonOption = False) -> int:
+def watchers(
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> int:
     """The last decision of each region's watcher, and where its logs are (exit 1 when a
     region's watcher has been silent for three minutes)."""
     from rich.markup import escape
@@ -78,25 +92,37 @@ def watchers(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = Non
     for row in rows:
         last = row.get("last", {})
         decision = last.get("decision", {})
-        when = "never" if row["seconds_since_evaluation"] is None \
+        when = (
+            "never"
+            if row["seconds_since_evaluation"] is None
             else f"{row['seconds_since_evaluation']:.0f} s ago"
-        table.add_row(row["region"], ("[red]" if row["silent"] else "") + when,
-                      escape(f"{decision.get('action', '-')}: {decision.get('reason', '')}"),
-                      str(last.get("consecutive_bad", "-")), last.get("owner", "-"),
-                      row["log_file"] or row["log_group"])
+        )
+        table.add_row(
+            row["region"],
+            ("[red]" if row["silent"] else "") + when,
+            escape(f"{decision.get('action', '-')}: {decision.get('reason', '')}"),
+            str(last.get("consecutive_bad", "-")),
+            last.get("owner", "-"),
+            row["log_file"] or row["log_group"],
+        )
     console.print(table)
     if len(silent) == len(rows):
-        console.print(f"[red]no watcher evaluated for {SILENT_AFTER:.0f} s[/]: nothing fails "
-                      "over on its own (the dead-man alarm fires)")
+        console.print(
+            f"[red]no watcher evaluated for {SILENT_AFTER:.0f} s[/]: nothing fails "
+            "over on its own (the dead-man alarm fires)"
+        )
     elif silent:
-        console.print(f"[yellow]silent[/]: {', '.join(silent)} evaluated nothing for "
-                      f"{SILENT_AFTER:.0f} s (its region is out, or its function fails: "
-                      "read its logs)")
+        console.print(
+            f"[yellow]silent[/]: {', '.join(silent)} evaluated nothing for "
+            f"{SILENT_AFTER:.0f} s (its region is out, or its function fails: "
+            "read its logs)"
+        )
     return 1 if silent else 0
 
 
-automation = typer.Typer(help="Pause or resume automatic failover (for every watcher).",
-                         no_args_is_help=True)
+automation = typer.Typer(
+    help="Pause or resume automatic failover (for every watcher).", no_args_is_help=True
+)
 app.add_typer(automation, name="automation")
 
 
@@ -114,12 +140,19 @@ def http_probe(region: str, url: str) -> bool:
 @app.command()
 def watch(
     once: Annotated[bool, typer.Option("--once", help="Evaluate once, decide, exit.")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between evaluations.")]
-    = 10.0,
-    iterations: Annotated[int | None, typer.Option("--iterations", help="Stop after N "
-                                                   "evaluations.")] = None,
-    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="HTTP-probe each region's "
-                                        "health route (on by default on AWS).")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between evaluations.")
+    ] = 10.0,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", help="Stop after N evaluations.")
+    ] = None,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe/--no-probe",
+            help="HTTP-probe each region's health route (on by default on AWS).",
+        ),
+    ] = False,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
 ) -> None:
@@ -138,11 +171,12 @@ def _emit(decision: Decision) -> None:
     sys.stdout.flush()
 
 
-
-
 @automation.command("pause")
-def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to others).")] = "",
-          manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None) -> None:
+def pause(
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown to others).")] = "",
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+) -> None:
     """Stop automatic failover; watchers keep evaluating and logging."""
     from controller.journal import Journal
     from controller.lease import default_owner
@@ -153,8 +187,7 @@ def pause(reason: Annotated[str, typer.Option("--reason", help="Why (shown to ot
 
 
 @automation.command("resume")
-def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
-                      spec: SpecOption = None) -> None:
+def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None) -> None:
     """Let watchers act again."""
     from controller.journal import Journal
     from controller.lease import default_owner
@@ -165,8 +198,11 @@ def resume_automation(manifest: ManifestOption = DEFAULT_MANIFEST,
 
 
 @automation.command("show")
-def show(manifest: ManifestOption = DEFAULT_MANIFEST, spec: SpecOption = None,
-         as_json: JsonOption = False) -> None:
+def show(
+    manifest: ManifestOption = DEFAULT_MANIFEST,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Say whether automation is paused, by whom and why."""
     from controller.journal import Journal
 

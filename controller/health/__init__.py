@@ -26,7 +26,20 @@ from controller.health.reads import (
 from controller.health.verdicts import component_status, region_verdict, warnings
 
 __all__ = [
-    "DEADLINE_SECONDS", "MAX_WORKERS", "PROBE_SETTINGS", "ComponentStatus", "Health",
-    "HttpProbe", "RegionStatus", "Signals", "StatusReport", "component_status", "probe_clients",
-    "probe_settings", "region_health", "region_verdict", "status", "warnings",
+    "DEADLINE_SECONDS",
+    "MAX_WORKERS",
+    "PROBE_SETTINGS",
+    "ComponentStatus",
+    "Health",
+    "HttpProbe",
+    "RegionStatus",
+    "Signals",
+    "StatusReport",
+    "component_status",
+    "probe_clients",
+    "probe_settings",
+    "region_health",
+    "region_verdict",
+    "status",
+    "warnings",
 ]

@@ -80,11 +80,11 @@ class StatusReport:
                 name: {
                     "reachable": region.reachable,
                     "health": region.health.value,
-                    "components": {c.name: {"state": c.state, "health": c.health.value}
-                                   for c in region.components.values()},
+                    "components": {
+                        c.name: {"state": c.state, "health": c.health.value}
+                        for c in region.components.values()
+                    },
                 }
                 for name, region in self.regions.items()
             },
         }
-
-

@@ -45,6 +45,7 @@ PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts
 DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
 MAX_WORKERS = 64
 
+
 def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
     """Fail-fast settings in proportion to ``deadline``: one attempt, a read 3/8 of it.
 
@@ -55,20 +56,27 @@ def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
     """
     if deadline == DEADLINE_SECONDS:
         return PROBE_SETTINGS
-    return AwsSettings(connect_timeout=deadline / 4, read_timeout=deadline * 3 / 8,
-                       max_attempts=1)
+    return AwsSettings(connect_timeout=deadline / 4, read_timeout=deadline * 3 / 8, max_attempts=1)
 
 
 def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> Clients:
     """Clients to the same endpoints, with the same hooks, but fail-fast settings."""
-    return Clients(endpoints=clients.endpoints, settings=settings, hooks=clients.hooks,
-                   home=clients.home)
+    return Clients(
+        endpoints=clients.endpoints, settings=settings, hooks=clients.hooks, home=clients.home
+    )
 
 
-def status(topology: Topology, manifest: Manifest, clients: Clients, *,
-           regions: Iterable[str] | None = None, http_probe: HttpProbe | None = None,
-           settings: AwsSettings | None = PROBE_SETTINGS,
-           deadline: float = DEADLINE_SECONDS, components: bool = True) -> StatusReport:
+def status(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    *,
+    regions: Iterable[str] | None = None,
+    http_probe: HttpProbe | None = None,
+    settings: AwsSettings | None = PROBE_SETTINGS,
+    deadline: float = DEADLINE_SECONDS,
+    components: bool = True,
+) -> StatusReport:
     """Read every component in every region (or in ``regions``) in parallel.
 
     Parameters
@@ -96,8 +104,9 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     try:
         # The probes decide reachability; the reads start at once beside them, so that a hung
         # region costs one probe timeout in all, and only the reachable regions' are awaited.
-        probes = {r: pool.submit(modes.read_region_mode, fast, topology, manifest, r)
-                  for r in names}
+        probes = {
+            r: pool.submit(modes.read_region_mode, fast, topology, manifest, r) for r in names
+        }
         reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
         mode_of = _probe_results(probes, started + deadline)
         reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
@@ -111,8 +120,9 @@ def status(topology: Topology, manifest: Manifest, clients: Clients, *,
     return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
 
 
-def region_health(topology: Topology, manifest: Manifest, clients: Clients, region: str,
-                  **kwargs: Any) -> RegionStatus:
+def region_health(
+    topology: Topology, manifest: Manifest, clients: Clients, region: str, **kwargs: Any
+) -> RegionStatus:
     """The status of one region (see :func:`status`)."""
     return status(topology, manifest, clients, regions=[region], **kwargs).regions[region]
 
@@ -137,8 +147,7 @@ def _futures(reads: Mapping[str, _RegionReads]) -> list[Future[Any]]:
     return out
 
 
-def _probe_results(probes: Mapping[str, Future[str]], until: float
-                   ) -> dict[str, str | Exception]:
+def _probe_results(probes: Mapping[str, Future[str]], until: float) -> dict[str, str | Exception]:
     """Each region's mode, or the error that says it did not answer by ``until``."""
     wait(probes.values(), timeout=max(0.0, until - time.monotonic()))
     out: dict[str, str | Exception] = {}
@@ -151,18 +160,29 @@ def _probe_results(probes: Mapping[str, Future[str]], until: float
     return out
 
 
-def _read_all(pool: ThreadPoolExecutor, clients: Clients, topology: Topology,
-              manifest: Manifest, regions: list[str], http_probe: HttpProbe | None,
-              components: bool = True) -> dict[str, _RegionReads]:
+def _read_all(
+    pool: ThreadPoolExecutor,
+    clients: Clients,
+    topology: Topology,
+    manifest: Manifest,
+    regions: list[str],
+    http_probe: HttpProbe | None,
+    components: bool = True,
+) -> dict[str, _RegionReads]:
     reads: dict[str, _RegionReads] = {}
     for region in regions:
         regional = manifest.regions.get(region)
-        alarm_names = [a for c in (regional.components.values() if regional else ())
-                       for a in c.alarms]
+        alarm_names = [
+            a for c in (regional.components.values() if regional else ()) for a in c.alarms
+        ]
         url = _health_url(topology, manifest, region)
         reads[region] = _RegionReads(
-            components={name: pool.submit(_read_one, topology, manifest, clients, name, region)
-                        for name in topology.components} if components else {},
+            components={
+                name: pool.submit(_read_one, topology, manifest, clients, name, region)
+                for name in topology.components
+            }
+            if components
+            else {},
             alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
             route53=pool.submit(_route53_healthy, clients, manifest, region),
             http=pool.submit(http_probe, region, url) if http_probe and url else None,
@@ -170,8 +190,9 @@ def _read_all(pool: ThreadPoolExecutor, clients: Clients, topology: Topology,
     return reads
 
 
-def _read_one(topology: Topology, manifest: Manifest, clients: Clients, component: str,
-              region: str) -> Observed:
+def _read_one(
+    topology: Topology, manifest: Manifest, clients: Clients, component: str, region: str
+) -> Observed:
     return action_for(topology, manifest, clients, component, region).read()
 
 
@@ -183,16 +204,17 @@ def _route53_healthy(clients: Clients, manifest: Manifest, region: str) -> bool 
     got = clients.client("route53", GLOBAL).get_health_check_status(HealthCheckId=check)
     observations = got.get("HealthCheckObservations", [])
     return bool(observations) and all(
-        str(o.get("StatusReport", {}).get("Status", "")).startswith("Success")
-        for o in observations)
+        str(o.get("StatusReport", {}).get("Status", "")).startswith("Success") for o in observations
+    )
 
 
 def _health_url(topology: Topology, manifest: Manifest, region: str) -> str | None:
     regional = manifest.regions.get(region)
     if regional is None or not regional.api_endpoint:
         return None
-    path = next((getattr(c, "health_path", "/health") for _, c in topology.of_kind(Kind.API)),
-                "/health")
+    path = next(
+        (getattr(c, "health_path", "/health") for _, c in topology.of_kind(Kind.API)), "/health"
+    )
     return regional.api_endpoint.rstrip("/") + path
 
 
@@ -208,13 +230,19 @@ def _result(future: Future[Any] | None) -> tuple[Any, BaseException | None]:
     return (None, exc) if exc is not None else (future.result(), None)
 
 
-def _region(region: str, topology: Topology, manifest: Manifest, mode: str | Exception,
-            reads: _RegionReads | None) -> RegionStatus:
+def _region(
+    region: str,
+    topology: Topology,
+    manifest: Manifest,
+    mode: str | Exception,
+    reads: _RegionReads | None,
+) -> RegionStatus:
     if isinstance(mode, Exception) or reads is None:
         error = str(mode) if isinstance(mode, Exception) else "not read"
-        comps = {name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE.value,
-                                       Health.UNREACHABLE)
-                 for name, spec in topology.components.items()}
+        comps = {
+            name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE.value, Health.UNREACHABLE)
+            for name, spec in topology.components.items()
+        }
         return RegionStatus(region, False, Health.UNREACHABLE, components=comps, error=error)
     alarm_states, alarm_error = _result(reads.alarms)
     alarm_states = alarm_states or {}
@@ -229,20 +257,33 @@ def _region(region: str, topology: Topology, manifest: Manifest, mode: str | Exc
         ref = regional.components.get(name) if regional else None
         own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}
         comps[name] = verdicts.component_status(name, str(spec.kind), observed, exc, own)
-    signals = Signals(alarms_firing=tuple(alarm_reads.firing(alarm_states)),
-                      route53_healthy=route53,
-                      http_ok=None if reads.http is None else bool(http and not http_error))
+    signals = Signals(
+        alarms_firing=tuple(alarm_reads.firing(alarm_states)),
+        route53_healthy=route53,
+        http_ok=None if reads.http is None else bool(http and not http_error),
+    )
     health = verdicts.region_verdict(comps.values(), signals, mode)
-    return RegionStatus(region, True, health, mode=mode, components=comps, signals=signals,
-                        error=str(alarm_error or ""))
+    return RegionStatus(
+        region,
+        True,
+        health,
+        mode=mode,
+        components=comps,
+        signals=signals,
+        error=str(alarm_error or ""),
+    )
 
 
-def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
-                   clients: Clients) -> str | None:
+def _active_region(
+    report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest, clients: Clients
+) -> str | None:
     """The region whose mode says active (else degraded), else the PRIMARY record's region."""
     for wanted in (modes.ACTIVE, State.DEGRADED.value):
-        claimed = [name for name, region in report.items()
-                   if region.mode and modes.state_of(region.mode) == wanted]
+        claimed = [
+            name
+            for name, region in report.items()
+            if region.mode and modes.state_of(region.mode) == wanted
+        ]
         if len(claimed) > 1:
             # A region that came back from an outage still says active (it could not be told
             # otherwise): the traffic record, which the controller moved, decides.
@@ -253,13 +294,21 @@ def _active_region(report: Mapping[str, RegionStatus], topology: Topology, manif
     return _dns_primary(report, topology, manifest, clients)
 
 
-def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest,
-                 clients: Clients) -> str | None:
+def _dns_primary(
+    report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest, clients: Clients
+) -> str | None:
     dns = next((name for name, _ in topology.of_kind(Kind.DNS)), None)
     if dns is None or manifest.dns is None:
         return None
-    primary = next((c.facts.get("primary") for r in report.values()
-                    for c in r.components.values() if c.name == dns and c.facts), None)
+    primary = next(
+        (
+            c.facts.get("primary")
+            for r in report.values()
+            for c in r.components.values()
+            if c.name == dns and c.facts
+        ),
+        None,
+    )
     try:
         action = DnsAction(topology, manifest, clients, dns, topology.regions.primary)
         if primary is None:
@@ -267,8 +316,10 @@ def _dns_primary(report: Mapping[str, RegionStatus], topology: Topology, manifes
             primary = record["ResourceRecords"][0]["Value"] if record else None
         if primary is None:
             return None
-        return next((r for r in topology.regions.all
-                     if action.host(r) == str(primary).rstrip(".").lower()), None)
+        return next(
+            (r for r in topology.regions.all if action.host(r) == str(primary).rstrip(".").lower()),
+            None,
+        )
     except Exception as exc:
         log.warning("cannot read the PRIMARY record: %s", exc)
         return None

@@ -16,16 +16,25 @@ from controller.errors import ActionError, TransientStepError
 from controller.health.model import ComponentStatus, Health, RegionStatus, Signals
 
 
-def component_status(name: str, kind: str, observed: Observed | None,
-                     error: BaseException | None, alarms: dict[str, str]) -> ComponentStatus:
+def component_status(
+    name: str,
+    kind: str,
+    observed: Observed | None,
+    error: BaseException | None,
+    alarms: dict[str, str],
+) -> ComponentStatus:
     """One component's health from its read (or the error of reading it) and its alarms."""
     if error is not None or observed is None:
-        unreachable = error is None or isinstance(error, TimeoutError) or is_unreachable(
-            error.__cause__ or error) or (isinstance(error, TransientStepError)
-                                          and error.unreachable)
+        unreachable = (
+            error is None
+            or isinstance(error, TimeoutError)
+            or is_unreachable(error.__cause__ or error)
+            or (isinstance(error, TransientStepError) and error.unreachable)
+        )
         if unreachable:
-            return ComponentStatus(name, kind, State.UNREACHABLE.value, Health.UNREACHABLE,
-                                   detail=str(error or ""))
+            return ComponentStatus(
+                name, kind, State.UNREACHABLE.value, Health.UNREACHABLE, detail=str(error or "")
+            )
         detail = str(error) if isinstance(error, ActionError) else repr(error)
         return ComponentStatus(name, kind, "unknown", Health.UNHEALTHY, detail=detail)
     firing = alarm_reads.firing(alarms)
@@ -36,12 +45,12 @@ def component_status(name: str, kind: str, observed: Observed | None,
         detail, health = observed.detail, Health.DEGRADED
     else:
         detail, health = observed.detail, Health.HEALTHY
-    return ComponentStatus(name, kind, observed.state.value, health, detail, alarms,
-                           observed.facts)
+    return ComponentStatus(name, kind, observed.state.value, health, detail, alarms, observed.facts)
 
 
-def region_verdict(components: Iterable[ComponentStatus], signals: Signals,
-                   mode: str | None) -> Health:
+def region_verdict(
+    components: Iterable[ComponentStatus], signals: Signals, mode: str | None
+) -> Health:
     """A region's health: its worst component, an alarm, a failed HTTP probe, or its mode.
 
     >>> ok = ComponentStatus("q", "queue", "active", Health.HEALTHY)
@@ -51,8 +60,11 @@ def region_verdict(components: Iterable[ComponentStatus], signals: Signals,
     'unhealthy'
     """
     healths = {c.health for c in components}
-    if healths & {Health.UNHEALTHY, Health.UNREACHABLE} or signals.alarms_firing \
-            or signals.http_ok is False:
+    if (
+        healths & {Health.UNHEALTHY, Health.UNREACHABLE}
+        or signals.alarms_firing
+        or signals.http_ok is False
+    ):
         return Health.UNHEALTHY
     if Health.DEGRADED in healths or (mode and modes.state_of(mode) == State.DEGRADED.value):
         return Health.DEGRADED
@@ -66,8 +78,8 @@ def warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[st
         return ()
     stale = [name for name in claimed if name != active]
     every = "both" if len(claimed) == 2 else "all"
-    return (f"{' and '.join(claimed)} {every} say active; traffic goes to {active or '?'}: "
-            f"fence {', '.join(stale)} (failover execute --to {active or 'R'} --from "
-            f"{stale[0]}, or let the watcher do it)",)
-
-
+    return (
+        f"{' and '.join(claimed)} {every} say active; traffic goes to {active or '?'}: "
+        f"fence {', '.join(stale)} (failover execute --to {active or 'R'} --from "
+        f"{stale[0]}, or let the watcher do it)",
+    )

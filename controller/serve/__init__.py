@@ -11,11 +11,22 @@ from controller.serve.server import StatusServer
 from controller.serve.snapshot import Cached, Snapshot
 from controller.serve.sources import DecisionSource, Sources, TrafficSource, deployment_sources
 
-__all__ = ["Api", "Cached", "DecisionSource", "Response", "Snapshot", "Sources",
-           "StatusServer", "TrafficSource", "deployment_sources", "serve"]
+__all__ = [
+    "Api",
+    "Cached",
+    "DecisionSource",
+    "Response",
+    "Snapshot",
+    "Sources",
+    "StatusServer",
+    "TrafficSource",
+    "deployment_sources",
+    "serve",
+]
 
 
-def serve(sources: Sources, *, host: str = "127.0.0.1", port: int = 0,
-          token: str | None = None) -> StatusServer:
+def serve(
+    sources: Sources, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+) -> StatusServer:
     """A started server of ``sources`` (read-only unless ``token`` is given)."""
     return StatusServer(Api(sources, token=token), host, port).start()

@@ -24,10 +24,12 @@ from controller.serve.sources import Sources
 log = logging.getLogger(__name__)
 
 #: The page's own files, and nothing else of the package, by path.
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/index.html": ("index.html", "text/html; charset=utf-8"),
-          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
 #: Every answer: no caching, no sniffing, no framing, and nothing loaded from elsewhere.
 HEADERS = {
     "Cache-Control": "no-store",
@@ -35,12 +37,21 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; frame-ancestors 'none'; "
-                               "form-action 'none'; base-uri 'none'",
+    "img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'none'; base-uri 'none'",
 }
 #: The API's read routes (besides the page's files).
-READS = frozenset({"/api/status", "/api/runs", "/api/run", "/api/watchers", "/api/graph",
-                   "/api/config", "/api/traffic"})
+READS = frozenset(
+    {
+        "/api/status",
+        "/api/runs",
+        "/api/run",
+        "/api/watchers",
+        "/api/graph",
+        "/api/config",
+        "/api/traffic",
+    }
+)
 ACTIONS = {"/api/automation/pause": True, "/api/automation/resume": False}
 MAX_BODY = 4096
 
@@ -79,14 +90,16 @@ class Api:
         DNS name rebound to 127.0.0.1. Empty: any host.
     """
 
-    def __init__(self, sources: Sources, *, token: str | None = None,
-                 allowed_hosts: Collection[str] = ()) -> None:
+    def __init__(
+        self, sources: Sources, *, token: str | None = None, allowed_hosts: Collection[str] = ()
+    ) -> None:
         self.sources = sources
         self.token = token
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str],
-               body: bytes = b"") -> Response:
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> Response:
         """Answer one request."""
         path = path.split("?", 1)[0].split("#", 1)[0]
         headers = {name.lower(): value for name, value in headers.items()}
@@ -98,9 +111,17 @@ class Api:
         if method == "POST" and self.token is not None and path in ACTIONS:
             return self._act(path, headers, body)
         if path in STATIC or path in READS:
-            return _error(405, f"{method} is not allowed here (the page is read-only"
-                          + ("" if self.token is not None else "; actions need "
-                             "failover serve --allow-actions") + ")", Allow="GET, HEAD")
+            return _error(
+                405,
+                f"{method} is not allowed here (the page is read-only"
+                + (
+                    ""
+                    if self.token is not None
+                    else "; actions need failover serve --allow-actions"
+                )
+                + ")",
+                Allow="GET, HEAD",
+            )
         return _error(404, f"no such path: {path}")
 
     # -- reads -----------------------------------------------------------------------------
@@ -111,17 +132,33 @@ class Api:
             data = resources.files("controller.serve").joinpath("static", name).read_bytes()
             return Response(200, data, kind)
         cached: dict[str, Cached[Any]] = {
-            "/api/status": self.sources.status, "/api/runs": self.sources.runs,
-            "/api/run": self.sources.run, "/api/watchers": self.sources.watchers}
+            "/api/status": self.sources.status,
+            "/api/runs": self.sources.runs,
+            "/api/run": self.sources.run,
+            "/api/watchers": self.sources.watchers,
+        }
         if path in cached:
             return self._snapshot(cached[path])
         if path == "/api/graph":  # the levels, and what the last snapshots say is degraded
             status, run = self.sources.status.peek(), self.sources.run.peek()
-            return _json(200, {**self.sources.graph, "degraded": views.degraded_components(
-                status.value if status else None, run.value if run else None)})
+            return _json(
+                200,
+                {
+                    **self.sources.graph,
+                    "degraded": views.degraded_components(
+                        status.value if status else None, run.value if run else None
+                    ),
+                },
+            )
         if path == "/api/config":
-            return _json(200, {**self.sources.config, "actions": self.token is not None,
-                               "traffic": self.sources.traffic is not None})
+            return _json(
+                200,
+                {
+                    **self.sources.config,
+                    "actions": self.token is not None,
+                    "traffic": self.sources.traffic is not None,
+                },
+            )
         if path == "/api/traffic":
             if self.sources.traffic is None:
                 return _json(200, {"series": []})
@@ -147,8 +184,12 @@ class Api:
         assert self.token is not None
         given = headers.get("authorization")
         if not given:
-            return _error(401, "this action needs 'Authorization: Bearer <token>' (the token "
-                          "failover serve printed at start)", **{"WWW-Authenticate": "Bearer"})
+            return _error(
+                401,
+                "this action needs 'Authorization: Bearer <token>' (the token "
+                "failover serve printed at start)",
+                **{"WWW-Authenticate": "Bearer"},
+            )
         scheme, _, credential = given.strip().partition(" ")
         wanted = self.token.encode("utf-8")
         offered = credential.strip().encode("utf-8", "surrogateescape")
@@ -160,8 +201,11 @@ class Api:
         paused = ACTIONS[path]
         state = self.sources.set_paused(paused, reason)
         self.sources.invalidate()
-        log.warning("automation %s from the status page: %s", "paused" if paused else "resumed",
-                    reason or "-")
+        log.warning(
+            "automation %s from the status page: %s",
+            "paused" if paused else "resumed",
+            reason or "-",
+        )
         return _json(200, state)
 
 

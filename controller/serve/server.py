@@ -36,8 +36,9 @@ class StatusServer:
         bound_host, bound_port = self.httpd.server_address[:2]
         self.host, self.port = str(bound_host), int(bound_port)
         if not api.allowed_hosts and _is_loopback(self.host):
-            api.allowed_hosts = {f"{name}:{self.port}"
-                                 for name in ("127.0.0.1", "localhost", "[::1]")}
+            api.allowed_hosts = {
+                f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")
+            }
         self._thread: threading.Thread | None = None
 
     @property
@@ -47,8 +48,12 @@ class StatusServer:
 
     def start(self) -> StatusServer:
         """Start answering in a background thread."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={
-            "poll_interval": 0.2}, daemon=True, name="serve-http")
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+            name="serve-http",
+        )
         self._thread.start()
         log.info("status page at %s", self.url)
         return self

@@ -55,8 +55,14 @@ class Cached(Generic[T]):
         How long a caller waits for a read in flight before taking the previous snapshot.
     """
 
-    def __init__(self, read: Callable[[], T], *, max_age: float = 1.0, wait: float = 2.0,
-                 name: str = "snapshot") -> None:
+    def __init__(
+        self,
+        read: Callable[[], T],
+        *,
+        max_age: float = 1.0,
+        wait: float = 2.0,
+        name: str = "snapshot",
+    ) -> None:
         self.read = read
         self.max_age = max_age
         self.wait = wait
@@ -84,13 +90,16 @@ class Cached(Generic[T]):
             done = self._done
             if done is None:
                 done = self._done = threading.Event()
-                threading.Thread(target=self._refresh, args=(done,), daemon=True,
-                                 name=f"serve-{self.name}").start()
+                threading.Thread(
+                    target=self._refresh, args=(done,), daemon=True, name=f"serve-{self.name}"
+                ).start()
         done.wait(self.wait)
         last = self._last
         if last is None:
-            raise NotReadYetError(f"{self.name}: the first read has not ended after "
-                                  f"{self.wait:.1f}s (a region may hang); try again")
+            raise NotReadYetError(
+                f"{self.name}: the first read has not ended after "
+                f"{self.wait:.1f}s (a region may hang); try again"
+            )
         return last
 
     def invalidate(self) -> None:

@@ -47,10 +47,16 @@ class Sources:
             cached.invalidate()
 
 
-def deployment_sources(topology: Topology, manifest: Manifest, clients: Clients, *,
-                       deadline: float = STATUS_DEADLINE_SECONDS, max_age: float = 1.0,
-                       traffic: TrafficSource | None = None,
-                       decisions: DecisionSource | None = None) -> Sources:
+def deployment_sources(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    *,
+    deadline: float = STATUS_DEADLINE_SECONDS,
+    max_age: float = 1.0,
+    traffic: TrafficSource | None = None,
+    decisions: DecisionSource | None = None,
+) -> Sources:
     """The sources of a deployed application (AWS, or the emulator the manifest names).
 
     ``deadline`` bounds each status read (what has not answered is shown unreachable); a
@@ -64,8 +70,13 @@ def deployment_sources(topology: Topology, manifest: Manifest, clients: Clients,
         return view.to_dict()
 
     def watchers() -> dict[str, Any]:
-        return views.watchers_view(topology, manifest, clients, latest[0] if latest else None,
-                                   decisions() if decisions else None)
+        return views.watchers_view(
+            topology,
+            manifest,
+            clients,
+            latest[0] if latest else None,
+            decisions() if decisions else None,
+        )
 
     def set_paused(paused: bool, reason: str) -> dict[str, Any]:
         from controller.journal import Journal
@@ -78,17 +89,27 @@ def deployment_sources(topology: Topology, manifest: Manifest, clients: Clients,
     graph = graphs.build(topology)
     return Sources(
         status=Cached(status, max_age=max_age, wait=wait, name="status"),
-        runs=Cached(lambda: views.runs_to_dict(views.read_runs(manifest, clients)),
-                    max_age=max_age, wait=wait, name="runs"),
-        run=Cached(lambda: views.read_run(manifest, clients), max_age=max_age, wait=wait,
-                   name="run"),
+        runs=Cached(
+            lambda: views.runs_to_dict(views.read_runs(manifest, clients)),
+            max_age=max_age,
+            wait=wait,
+            name="runs",
+        ),
+        run=Cached(
+            lambda: views.read_run(manifest, clients), max_age=max_age, wait=wait, name="run"
+        ),
         watchers=Cached(watchers, max_age=max_age, wait=wait, name="watchers"),
         graph=graphs.to_data(graph),
-        config={"app": topology.app, "primary": topology.regions.primary,
-                "regions": list(topology.regions.all),
-                "components": {name: {"kind": str(c.kind), "tier": str(c.resolved_tier)}
-                               for name, c in topology.components.items()},
-                "refresh_seconds": max_age},
+        config={
+            "app": topology.app,
+            "primary": topology.regions.primary,
+            "regions": list(topology.regions.all),
+            "components": {
+                name: {"kind": str(c.kind), "tier": str(c.resolved_tier)}
+                for name, c in topology.components.items()
+            },
+            "refresh_seconds": max_age,
+        },
         set_paused=set_paused,
         traffic=traffic,
     )

@@ -17,15 +17,26 @@ from pathlib import Path
 import boto3
 
 #: attribute names the example binds boto3 clients to -> the IAM service prefix
-CLIENTS = {"dynamodb": "dynamodb", "sqs": "sqs", "s3": "s3", "ssm": "ssm", "kinesis": "kinesis",
-           "lambda_": "lambda", "events": "events"}
+CLIENTS = {
+    "dynamodb": "dynamodb",
+    "sqs": "sqs",
+    "s3": "s3",
+    "ssm": "ssm",
+    "kinesis": "kinesis",
+    "lambda_": "lambda",
+    "events": "events",
+}
 #: calls that are not boto3 operations but make one (powertools' SSMProvider.get)
 INDIRECT = {("provider", "get"): "ssm:GetParameter"}
 #: operations whose IAM action is not named like the operation (the service authorization
 #: reference): ``s3:HeadObject`` is allowed by ``s3:GetObject``, ...
-IAM_ACTION = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket",
-              "s3:ListObjects": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
-              "lambda:Invoke": "lambda:InvokeFunction"}
+IAM_ACTION = {
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket",
+    "s3:HeadBucket": "s3:ListBucket",
+    "lambda:Invoke": "lambda:InvokeFunction",
+}
 
 
 @functools.cache
@@ -88,9 +99,12 @@ class CodeCalls:
         for members in self.classes.values():
             init = members.get("__init__")
             for node in ast.walk(init) if init else ():
-                if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                        and isinstance(node.value.func, ast.Name)
-                        and node.value.func.id in self.classes):
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Name)
+                    and node.value.func.id in self.classes
+                ):
                     for target in node.targets:
                         chain = _chain(target)
                         if len(chain) == 2:

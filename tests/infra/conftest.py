@@ -13,8 +13,10 @@ from controller.spec import EXAMPLE_SPEC, load
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """Both topologies, each run once for the whole session."""
-    topologies = {"example": load(EXAMPLE_SPEC),
-                  "generated": generated_topology(tmp_path_factory.mktemp("generated"))}
+    topologies = {
+        "example": load(EXAMPLE_SPEC),
+        "generated": generated_topology(tmp_path_factory.mktemp("generated")),
+    }
     return {name: run_program(t, SETTINGS[name]()) for name, t in topologies.items()}
 
 

@@ -153,8 +153,11 @@ class Run:
     def bucket(self, component: str, region: str) -> str:
         """The name S3 gave ``component``'s bucket in ``region`` (its prefix + a suffix)."""
         prefix = self.topology.for_stack(self.settings.stack).physical_name(component, region)
-        return next(b.state["bucket"] for b in self.of("aws:s3/bucket:Bucket")
-                    if b.region == region and b.inputs["bucketPrefix"].startswith(prefix))
+        return next(
+            b.state["bucket"]
+            for b in self.of("aws:s3/bucket:Bucket")
+            if b.region == region and b.inputs["bucketPrefix"].startswith(prefix)
+        )
 
 
 def _h(text: str, n: int = 8) -> str:
@@ -167,20 +170,28 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     regional = f"{region}:{ACCOUNT}"
     if typ == "aws:lambda/function:Function":
         arn = f"arn:aws:lambda:{regional}:function:{n}"
-        return {"arn": arn, "version": "1", "qualifiedArn": f"{arn}:1",
-                "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/{arn}/invocations"}
+        return {
+            "arn": arn,
+            "version": "1",
+            "qualifiedArn": f"{arn}:1",
+            "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/{arn}/invocations",
+        }
     if typ == "aws:lambda/alias:Alias":
         return {"arn": f"arn:aws:lambda:{regional}:function:{inputs['functionName']}:{n}"}
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         uuid = f"{_h(name)}-0000-4000-8000-{_h(name + 'x', 12)}"
         return {"uuid": uuid, "arn": f"arn:aws:lambda:{regional}:event-source-mapping:{uuid}"}
     if typ == "aws:sqs/queue:Queue":
-        return {"arn": f"arn:aws:sqs:{regional}:{n}",
-                "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{n}"}
+        return {
+            "arn": f"arn:aws:sqs:{regional}:{n}",
+            "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{n}",
+        }
     if typ == "aws:dynamodb/table:Table":
+
         def table(r: str) -> dict[str, str]:
             arn = f"arn:aws:dynamodb:{r}:{ACCOUNT}:table/{n}"
             return {"arn": arn, "streamArn": f"{arn}/stream/2026-01-01T00:00:00.000"}
+
         replicas = [{**rep, **table(rep["regionName"])} for rep in inputs.get("replicas", [])]
         return {**table(region), "replicas": replicas}
     if typ == "aws:s3/bucket:Bucket":
@@ -206,21 +217,32 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
         return {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{n}"}
     if typ == "aws:apigatewayv2/api:Api":
         api_id = _h(name, 10)
-        return {"id": api_id, "arn": f"arn:aws:apigateway:{region}::/apis/{api_id}",
-                "apiEndpoint": f"https://{api_id}.execute-api.{region}.amazonaws.com",
-                "executionArn": f"arn:aws:execute-api:{regional}:{api_id}"}
+        return {
+            "id": api_id,
+            "arn": f"arn:aws:apigateway:{region}::/apis/{api_id}",
+            "apiEndpoint": f"https://{api_id}.execute-api.{region}.amazonaws.com",
+            "executionArn": f"arn:aws:execute-api:{regional}:{api_id}",
+        }
     if typ == "aws:apigatewayv2/domainName:DomainName":
-        config = {**inputs["domainNameConfiguration"],
-                  "targetDomainName": f"d-{_h(name, 10)}.execute-api.{region}.amazonaws.com",
-                  "hostedZoneId": f"Z{_h(region, 12).upper()}"}
+        config = {
+            **inputs["domainNameConfiguration"],
+            "targetDomainName": f"d-{_h(name, 10)}.execute-api.{region}.amazonaws.com",
+            "hostedZoneId": f"Z{_h(region, 12).upper()}",
+        }
         return {"domainNameConfiguration": config}
     if typ == "aws:acm/certificate:Certificate":
         domain = inputs["domainName"]
-        return {"arn": f"arn:aws:acm:{regional}:certificate/{_h(name)}",
-                "domainValidationOptions": [{
-                    "domainName": domain, "resourceRecordName": f"_{_h(domain)}.{domain}.",
+        return {
+            "arn": f"arn:aws:acm:{regional}:certificate/{_h(name)}",
+            "domainValidationOptions": [
+                {
+                    "domainName": domain,
+                    "resourceRecordName": f"_{_h(domain)}.{domain}.",
                     "resourceRecordType": "CNAME",
-                    "resourceRecordValue": f"_{_h(domain, 12)}.acm-validations.aws."}]}
+                    "resourceRecordValue": f"_{_h(domain, 12)}.acm-validations.aws.",
+                }
+            ],
+        }
     if typ == "aws:route53/zone:Zone":
         zone_id = f"Z{_h(name, 12).upper()}"
         return {"zoneId": zone_id, "arn": f"arn:aws:route53:::hostedzone/{zone_id}"}
@@ -242,15 +264,27 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         self.recording.options[request.name] = {
-            "ignore_changes": tuple(request.ignoreChanges), "protect": bool(request.protect),
-            "delete_before_replace": bool(request.deleteBeforeReplace)}
+            "ignore_changes": tuple(request.ignoreChanges),
+            "protect": bool(request.protect),
+            "delete_before_replace": bool(request.deleteBeforeReplace),
+        }
         response = super().RegisterResource(request)
         aliases = tuple(
             a.urn if a.urn else f"name={a.spec.name} type={a.spec.type} parent={a.spec.parentUrn}"
-            for a in request.aliases)
-        self.recording.registrations.append(Registration(
-            request.type, request.name, response.urn, request.parent, bool(request.custom),
-            bool(request.protect), request.provider, aliases))
+            for a in request.aliases
+        )
+        self.recording.registrations.append(
+            Registration(
+                request.type,
+                request.name,
+                response.urn,
+                request.parent,
+                bool(request.custom),
+                bool(request.protect),
+                request.provider,
+                aliases,
+            )
+        )
         return response
 
 
@@ -269,8 +303,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def install(self, stack: str = "test") -> None:
         """Make these mocks (and the monitor that records options) the engine of a run."""
-        pulumi.runtime.set_mocks(self, project="failover", stack=stack, preview=False,
-                                 monitor=RecordingMonitor(self))
+        pulumi.runtime.set_mocks(
+            self, project="failover", stack=stack, preview=False, monitor=RecordingMonitor(self)
+        )
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == PROVIDER:
@@ -282,30 +317,55 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return f"{args.name}-id", {}
         state = {**args.inputs, **_computed(args.typ, args.name, args.inputs, region or "none")}
         rid = str(state.pop("id", f"{args.name}-id"))
-        self.resources.append(Res(args.typ, args.name, dict(args.inputs), region, state, rid,
-                                  self.options.get(args.name, {})))
+        self.resources.append(
+            Res(
+                args.typ,
+                args.name,
+                dict(args.inputs),
+                region,
+                state,
+                rid,
+                self.options.get(args.name, {}),
+            )
+        )
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
-                    "userId": "AIDTEST", "id": ACCOUNT}
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/test",
+                "userId": "AIDTEST",
+                "id": ACCOUNT,
+            }
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": self.partition, "dnsSuffix": "amazonaws.com",
-                    "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+            return {
+                "partition": self.partition,
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }
         if args.token == "aws:route53/getZone:getZone":
             name = args.args["name"].rstrip(".")
             self.zone_lookups.append(name)
             if name not in self.zones or args.args.get("privateZone"):  # the provider's answer
                 return {}, [("name", "no matching Route 53 Hosted Zone found")]  # type: ignore
-            return {"zoneId": self.zones[name], "name": f"{name}.", "id": self.zones[name],
-                    "arn": f"arn:aws:route53:::hostedzone/{self.zones[name]}"}
+            return {
+                "zoneId": self.zones[name],
+                "name": f"{name}.",
+                "id": self.zones[name],
+                "arn": f"arn:aws:route53:::hostedzone/{self.zones[name]}",
+            }
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
-def run_program(topology: Topology, settings: Settings,
-                zones: dict[str, str] | None = None, partition: str = "aws",
-                deploy_kwargs: Callable[[], dict[str, Any]] | None = None) -> Run:
+def run_program(
+    topology: Topology,
+    settings: Settings,
+    zones: dict[str, str] | None = None,
+    partition: str = "aws",
+    deploy_kwargs: Callable[[], dict[str, Any]] | None = None,
+) -> Run:
     """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
 
     ``zones``: the public hosted zones the account has (default :data:`ZONES`); ``partition``
@@ -351,18 +411,29 @@ def generated_topology(tmp: Path) -> Topology:
     path.write_text(GENERATED, encoding="utf-8")
     (tmp / "functions").mkdir()
     (tmp / "functions" / "app.py").write_text(
-        "def handler(event, context):\n    return {}\n", encoding="utf-8")
+        "def handler(event, context):\n    return {}\n", encoding="utf-8"
+    )
     return load(path)
 
 
 SETTINGS: dict[str, Callable[[], Settings]] = {
-    "example": lambda: Settings(spec_path=str(EXAMPLE_SPEC), bundle_dir=BUNDLES / "example",
-                                controller_principals=(ONCALL,), deployer_principals=(CI,),
-                                jwt_issuer="https://issuer.example.com/",
-                                jwt_audience=("orders",)),
+    "example": lambda: Settings(
+        spec_path=str(EXAMPLE_SPEC),
+        bundle_dir=BUNDLES / "example",
+        controller_principals=(ONCALL,),
+        deployer_principals=(CI,),
+        jwt_issuer="https://issuer.example.com/",
+        jwt_audience=("orders",),
+    ),
     "generated": lambda: Settings(
-        spec_path="topology.yaml", log_retention_days=14, bundle_dir=BUNDLES / "generated",
-        controller_principals=(ONCALL,), deployer_principals=(CI,),
-        jwt_issuer="https://issuer.example.org/", jwt_audience=("ledger",),
-        secrets={"api-key": SECRET_VALUE}, protect_data=False),
+        spec_path="topology.yaml",
+        log_retention_days=14,
+        bundle_dir=BUNDLES / "generated",
+        controller_principals=(ONCALL,),
+        deployer_principals=(CI,),
+        jwt_issuer="https://issuer.example.org/",
+        jwt_audience=("ledger",),
+        secrets={"api-key": SECRET_VALUE},
+        protect_data=False,
+    ),
 }

@@ -42,18 +42,30 @@ def test_the_manifest_names_each_regions_topic(run: Run) -> None:
 
 
 def test_every_dead_letter_queue_has_a_depth_alarm(run: Run) -> None:
-    depth = {(a.region, a.inputs["dimensions"]["QueueName"]) for a in run.of(ALARM)
-             if a.inputs["metricName"] == "ApproximateNumberOfMessagesVisible"}
-    dead = {(q.region, q.inputs["name"]) for q in run.of("aws:sqs/queue:Queue")
-            if q.inputs["name"].endswith(("-dlq", "-failures"))}
+    depth = {
+        (a.region, a.inputs["dimensions"]["QueueName"])
+        for a in run.of(ALARM)
+        if a.inputs["metricName"] == "ApproximateNumberOfMessagesVisible"
+    }
+    dead = {
+        (q.region, q.inputs["name"])
+        for q in run.of("aws:sqs/queue:Queue")
+        if q.inputs["name"].endswith(("-dlq", "-failures"))
+    }
     assert dead and depth == dead
 
 
 def test_replication_latency_is_watched_per_region_pair(run: Run) -> None:
     t = run.topology
-    lag = {(a.region, a.inputs["dimensions"]["TableName"],
-            a.inputs["dimensions"]["ReceivingRegion"]): a.inputs for a in run.of(ALARM)
-           if a.inputs["metricName"] == "ReplicationLatency"}
+    lag = {
+        (
+            a.region,
+            a.inputs["dimensions"]["TableName"],
+            a.inputs["dimensions"]["ReceivingRegion"],
+        ): a.inputs
+        for a in run.of(ALARM)
+        if a.inputs["metricName"] == "ReplicationLatency"
+    }
     tables = list(t.of_kind(Kind.TABLE))
     assert len(lag) == len(tables) * len(t.regions.all) * (len(t.regions.all) - 1)
     for name, spec in tables:
@@ -67,6 +79,9 @@ def test_replication_latency_is_watched_per_region_pair(run: Run) -> None:
 
 def test_every_api_has_a_5xx_alarm_in_every_region(run: Run) -> None:
     apis = {(a.region, a.id) for a in run.of("aws:apigatewayv2/api:Api")}
-    errors = {(a.region, a.inputs["dimensions"]["ApiId"]) for a in run.of(ALARM)
-              if a.inputs["metricName"] == "5xx"}
+    errors = {
+        (a.region, a.inputs["dimensions"]["ApiId"])
+        for a in run.of(ALARM)
+        if a.inputs["metricName"] == "5xx"
+    }
     assert apis and errors == apis

@@ -40,22 +40,37 @@ def lambda_runtime(tmp: Path) -> Path:
     return runtime
 
 
-def import_in_clean_interpreter(paths: list[Path],
-                                modules: list[str]) -> subprocess.CompletedProcess[str]:
+def import_in_clean_interpreter(
+    paths: list[Path], modules: list[str]
+) -> subprocess.CompletedProcess[str]:
     """``python -I -S``: no site-packages, no user site, no PYTHON* variables; only ``paths``."""
-    script = ("import sys; sys.path[:0] = sys.argv[1].split('|'); import importlib\n"
-              "for m in sys.argv[2].split(','): importlib.import_module(m)\nprint('ok')")
-    env = {"AWS_LAMBDA_FUNCTION_NAME": "bundle-test", "AWS_REGION": "us-east-1",
-           "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    script = (
+        "import sys; sys.path[:0] = sys.argv[1].split('|'); import importlib\n"
+        "for m in sys.argv[2].split(','): importlib.import_module(m)\nprint('ok')"
+    )
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": "bundle-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+    }
     return subprocess.run(
         [sys.executable, "-I", "-S", "-c", script, "|".join(map(str, paths)), ",".join(modules)],
-        capture_output=True, text=True, env=env, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def deployed_archives(run: Run) -> dict[str, Path]:
     """Function name -> the archive the program gives it."""
-    return {f.inputs["name"]: Path(f.inputs["code"].path)
-            for f in run.of("aws:lambda/function:Function") if not is_watcher(f.name)}
+    return {
+        f.inputs["name"]: Path(f.inputs["code"].path)
+        for f in run.of("aws:lambda/function:Function")
+        if not is_watcher(f.name)
+    }
 
 
 def test_every_function_deploys_a_zip_with_its_handler(run: Run) -> None:
@@ -69,16 +84,18 @@ def test_every_function_deploys_a_zip_with_its_handler(run: Run) -> None:
             assert module in zipfile.ZipFile(archive).namelist()
 
 
-def test_example_handlers_import_from_the_bundle_alone(runs: dict[str, Run],
-                                                       tmp_path: Path) -> None:
+def test_example_handlers_import_from_the_bundle_alone(
+    runs: dict[str, Run], tmp_path: Path
+) -> None:
     run = runs["example"]
     (archive,) = set(deployed_archives(run).values())  # one code folder, one bundle
     unpacked = tmp_path / "bundle"
     zipfile.ZipFile(archive).extractall(unpacked)
     names = set(zipfile.ZipFile(archive).namelist())
     assert not any(n.startswith(("boto3/", "botocore/")) for n in names), "the runtime has them"
-    handlers = sorted({spec.handler.rpartition(".")[0]
-                       for _, spec in run.topology.of_kind(Kind.FUNCTION)})
+    handlers = sorted(
+        {spec.handler.rpartition(".")[0] for _, spec in run.topology.of_kind(Kind.FUNCTION)}
+    )
     result = import_in_clean_interpreter([unpacked, lambda_runtime(tmp_path)], handlers)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
@@ -93,8 +110,11 @@ def test_the_bare_code_folder_would_not_import(runs: dict[str, Run], tmp_path: P
 
 def test_the_controller_bundles_the_same_way(tmp_path: Path) -> None:
     """The watchers' bundle: the controller package and its run-time requirements only."""
-    bundle = build(tmp_path / "controller.zip", packages=[PROJECT_ROOT / "controller"],
-                   requirements=CONTROLLER_REQUIREMENTS)
+    bundle = build(
+        tmp_path / "controller.zip",
+        packages=[PROJECT_ROOT / "controller"],
+        requirements=CONTROLLER_REQUIREMENTS,
+    )
     carried = {metadata.distribution(d).metadata["Name"].lower() for d in bundle.distributions}
     assert {"networkx", "pydantic", "pyyaml", "typer", "rich"} <= carried
     assert not carried & {"moto", "matplotlib", "pulumi", "pulumi-aws", *RUNTIME_PROVIDED}
@@ -102,7 +122,8 @@ def test_the_controller_bundles_the_same_way(tmp_path: Path) -> None:
     zipfile.ZipFile(bundle.path).extractall(unpacked)
     result = import_in_clean_interpreter(
         [unpacked, lambda_runtime(tmp_path)],
-        ["controller.spec", "controller.plan", "controller.executor", "controller.watcher"])
+        ["controller.spec", "controller.plan", "controller.executor", "controller.watcher"],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 

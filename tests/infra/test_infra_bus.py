@@ -19,12 +19,14 @@ def buses(run: Run) -> list[tuple[str, BusSpec]]:
     return found
 
 
-def test_each_bus_and_its_rules_exist_in_every_region_enabled_only_in_the_primary(
-        run: Run) -> None:
+def test_each_bus_and_its_rules_exist_in_every_region_enabled_only_in_the_primary(run: Run) -> None:
     t = run.topology
     made = {(r.inputs["name"], r.region) for r in run.of("aws:cloudwatch/eventBus:EventBus")}
-    rules = {r.inputs["name"]: r for r in run.of("aws:cloudwatch/eventRule:EventRule")
-             if "eventBusName" in r.inputs}
+    rules = {
+        r.inputs["name"]: r
+        for r in run.of("aws:cloudwatch/eventRule:EventRule")
+        if "eventBusName" in r.inputs
+    }
     for name, spec in buses(run):
         for region in t.regions.all:
             physical = t.physical_name(name, region)
@@ -33,20 +35,26 @@ def test_each_bus_and_its_rules_exist_in_every_region_enabled_only_in_the_primar
                 res = rules[BusSpec.rule_name(physical, key)]
                 assert res.region == region and res.inputs["eventBusName"] == physical
                 assert json.loads(res.inputs["eventPattern"]) == rule.pattern
-                assert res.inputs["state"] == ("ENABLED" if region == t.regions.primary
-                                               else "DISABLED")
+                assert res.inputs["state"] == (
+                    "ENABLED" if region == t.regions.primary else "DISABLED"
+                )
 
 
-def test_rules_deliver_to_their_queue_in_the_same_region_and_only_they_may_send(
-        run: Run) -> None:
+def test_rules_deliver_to_their_queue_in_the_same_region_and_only_they_may_send(run: Run) -> None:
     t = run.topology
     queues = {(q.inputs["name"], q.region): q.state["arn"] for q in run.of("aws:sqs/queue:Queue")}
-    targets = {x.inputs["rule"]: x for x in run.of("aws:cloudwatch/eventTarget:EventTarget")
-               if "eventBusName" in x.inputs}
-    queue_policies = {p.inputs["queueUrl"]: json.loads(p.inputs["policy"])
-                      for p in run.of("aws:sqs/queuePolicy:QueuePolicy")}
-    rule_arns = {r.inputs["name"]: r.state["arn"]
-                 for r in run.of("aws:cloudwatch/eventRule:EventRule")}
+    targets = {
+        x.inputs["rule"]: x
+        for x in run.of("aws:cloudwatch/eventTarget:EventTarget")
+        if "eventBusName" in x.inputs
+    }
+    queue_policies = {
+        p.inputs["queueUrl"]: json.loads(p.inputs["policy"])
+        for p in run.of("aws:sqs/queuePolicy:QueuePolicy")
+    }
+    rule_arns = {
+        r.inputs["name"]: r.state["arn"] for r in run.of("aws:cloudwatch/eventRule:EventRule")
+    }
     for name, spec in buses(run):
         for region in t.regions.all:
             physical = t.physical_name(name, region)
@@ -54,8 +62,10 @@ def test_rules_deliver_to_their_queue_in_the_same_region_and_only_they_may_send(
                 queue_arn = queues[(t.physical_name(rule.target, region), region)]
                 rule_name = BusSpec.rule_name(physical, key)
                 assert targets[rule_name].inputs["arn"] == queue_arn
-                url = f"https://sqs.{region}.amazonaws.com/123456789012/" \
-                      f"{t.physical_name(rule.target, region)}"
+                url = (
+                    f"https://sqs.{region}.amazonaws.com/123456789012/"
+                    f"{t.physical_name(rule.target, region)}"
+                )
                 (grant,) = queue_policies[url]["Statement"]
                 assert grant["Principal"] == {"Service": "events.amazonaws.com"}
                 assert grant["Action"] == "sqs:SendMessage" and grant["Resource"] == queue_arn
@@ -70,9 +80,11 @@ def test_only_functions_that_depend_on_a_bus_may_publish_and_only_on_it(run: Run
     for function, spec in t.of_kind(Kind.FUNCTION):
         for region in t.regions.all:
             granted = function_policy(run, function, region).get("events:PutEvents", [])
-            wanted = sorted(f"arn:aws:events:{region}:123456789012:event-bus/"
-                            f"{t.physical_name(bus, region)}"
-                            for bus in names if bus in spec.depends_on)
+            wanted = sorted(
+                f"arn:aws:events:{region}:123456789012:event-bus/{t.physical_name(bus, region)}"
+                for bus in names
+                if bus in spec.depends_on
+            )
             assert sorted(granted) == wanted, (function, region)
 
 
@@ -87,8 +99,10 @@ def test_the_controller_may_switch_every_bus_rule(run: Run) -> None:
         for region in t.regions.all:
             physical = t.physical_name(name, region)
             for key in spec.rules:
-                assert (f"arn:aws:events:{region}:123456789012:rule/{physical}/"
-                        f"{BusSpec.rule_name(physical, key)}") in switchable
+                assert (
+                    f"arn:aws:events:{region}:123456789012:rule/{physical}/"
+                    f"{BusSpec.rule_name(physical, key)}"
+                ) in switchable
 
 
 def test_the_manifest_names_each_bus_in_every_region(run: Run) -> None:

@@ -29,28 +29,36 @@ components:
 def write(folder: Path, body: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.py").write_text(
-        "import not_installed_here\n" + textwrap.dedent(body)
-        + "\ndef handler(event, context):\n    return {}\n", encoding="utf-8")
+        "import not_installed_here\n"
+        + textwrap.dedent(body)
+        + "\ndef handler(event, context):\n    return {}\n",
+        encoding="utf-8",
+    )
     return folder
 
 
 def test_the_declaration_is_read_without_importing_the_module(tmp_path: Path) -> None:
-    folder = write(tmp_path, 'AWS_CALLS: tuple[str, ...] = ("sqs:SendMessage", '
-                             '"dynamodb:GetItem", "sqs:SendMessage")\n')
-    assert declared_calls("cart", folder, "app.handler") == ("dynamodb:GetItem",
-                                                             "sqs:SendMessage")
+    folder = write(
+        tmp_path,
+        'AWS_CALLS: tuple[str, ...] = ("sqs:SendMessage", "dynamodb:GetItem", "sqs:SendMessage")\n',
+    )
+    assert declared_calls("cart", folder, "app.handler") == ("dynamodb:GetItem", "sqs:SendMessage")
 
 
 def test_a_module_without_a_declaration_declares_nothing(tmp_path: Path) -> None:
     assert declared_calls("cart", write(tmp_path, "X = 1\n"), "app.handler") is None
 
 
-@pytest.mark.parametrize("body, says", [
-    ("AWS_CALLS = tuple(['dynamodb:GetItem'])\n", "literal"),
-    ("AWS_CALLS = ('dynamodb:*',)\n", "IAM actions"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ("AWS_CALLS = tuple(['dynamodb:GetItem'])\n", "literal"),
+        ("AWS_CALLS = ('dynamodb:*',)\n", "IAM actions"),
+    ],
+)
 def test_a_declaration_that_cannot_be_granted_is_refused(
-        tmp_path: Path, body: str, says: str) -> None:
+    tmp_path: Path, body: str, says: str
+) -> None:
     with pytest.raises(InfraError, match=r"components\.cart: app\.py") as err:
         declared_calls("cart", write(tmp_path, body), "app.handler")
     assert says in str(err.value)
@@ -65,15 +73,23 @@ def cart(tmp_path: Path, writes: bool, calls: str) -> None:
     assert isinstance(spec, FunctionSpec)
     mode = Ref(kind="parameter", name="/m", arn="arn:aws:ssm:eu-west-1:1:parameter/m")
     table = Ref(kind="table", name="carts", arn="arn:aws:dynamodb:eu-west-1:1:table/carts")
-    args = FunctionArgs(topology=topology, name="cart", spec=spec, region="eu-west-1",
-                        refs={"carts": table}, mode_parameter=mode,
-                        component_mode_parameter=mode, settings=Settings())
+    args = FunctionArgs(
+        topology=topology,
+        name="cart",
+        spec=spec,
+        region="eu-west-1",
+        refs={"carts": table},
+        mode_parameter=mode,
+        component_mode_parameter=mode,
+        settings=Settings(),
+    )
     run_resources(lambda: RegionalFunction("cart", args))
 
 
 def test_a_call_on_a_kind_the_function_does_not_depend_on_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InfraError, match="sqs:SendMessage but the function depends on "
-                                         "nothing sqs acts on"):
+    with pytest.raises(
+        InfraError, match="sqs:SendMessage but the function depends on nothing sqs acts on"
+    ):
         cart(tmp_path, True, '("dynamodb:GetItem", "sqs:SendMessage")')
     with pytest.raises(InfraError, match="iam:CreateUser but"):
         cart(tmp_path, True, '("iam:CreateUser",)')

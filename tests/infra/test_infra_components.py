@@ -29,15 +29,27 @@ TABLE = "arn:aws:dynamodb:us-west-2:123456789012:table/orders"
 def projector(name: str, opts: pulumi.ResourceOptions | None = None) -> RegionalFunction:
     """The example's projector in one region, built alone (as a user of the component would)."""
     topology = load(EXAMPLE_SPEC)
-    mode = Ref(kind="parameter", name="/failover/orders/us-west-2/mode",
-               arn="arn:aws:ssm:us-west-2:123456789012:parameter/failover/orders/us-west-2/mode")
-    refs = {"receipts-bucket": Ref(kind="bucket", name="receipts", arn="arn:aws:s3:::receipts"),
-            "orders-table": Ref(kind="table", name="orders", arn=TABLE,
-                                stream_arn=f"{TABLE}/stream/2026")}
-    args = FunctionArgs(topology=topology, name="projector",
-                        spec=topology.components["projector"],  # type: ignore[arg-type]
-                        region=REGION, refs=refs, mode_parameter=mode,
-                        component_mode_parameter=mode, settings=Settings())
+    mode = Ref(
+        kind="parameter",
+        name="/failover/orders/us-west-2/mode",
+        arn="arn:aws:ssm:us-west-2:123456789012:parameter/failover/orders/us-west-2/mode",
+    )
+    refs = {
+        "receipts-bucket": Ref(kind="bucket", name="receipts", arn="arn:aws:s3:::receipts"),
+        "orders-table": Ref(
+            kind="table", name="orders", arn=TABLE, stream_arn=f"{TABLE}/stream/2026"
+        ),
+    }
+    args = FunctionArgs(
+        topology=topology,
+        name="projector",
+        spec=topology.components["projector"],  # type: ignore[arg-type]
+        region=REGION,
+        refs=refs,
+        mode_parameter=mode,
+        component_mode_parameter=mode,
+        settings=Settings(),
+    )
     return RegionalFunction(name, args, opts)
 
 
@@ -50,8 +62,9 @@ def split(regs: list[Registration]) -> tuple[Registration, list[Registration]]:
 
 
 def test_protect_on_a_component_reaches_it_and_every_child() -> None:
-    component, children = split(run_resources(
-        lambda: projector("projector", pulumi.ResourceOptions(protect=True))))
+    component, children = split(
+        run_resources(lambda: projector("projector", pulumi.ResourceOptions(protect=True)))
+    )
     assert component.protect
     assert [c.name for c in children if not c.protect] == []
     _, plain = split(run_resources(lambda: projector("projector")))
@@ -69,8 +82,13 @@ def test_a_provider_in_opts_providers_is_used_by_every_child() -> None:
 
 def test_an_alias_keeps_the_childrens_urns_when_the_component_is_renamed() -> None:
     before, old = split(run_resources(lambda: projector("projector")))
-    after, new = split(run_resources(lambda: projector(
-        "orders-projector", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="projector")]))))
+    after, new = split(
+        run_resources(
+            lambda: projector(
+                "orders-projector", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="projector")])
+            )
+        )
+    )
     assert before.urn != after.urn  # the component was renamed ...
     assert any("name=projector " in a for a in after.aliases), after.aliases  # ... with its alias
     assert sorted(c.urn for c in new) == sorted(c.urn for c in old)
@@ -79,9 +97,12 @@ def test_an_alias_keeps_the_childrens_urns_when_the_component_is_renamed() -> No
 @pytest.fixture(scope="module")
 def guarded() -> Run:
     """The example deployed with ``protect`` and the caller's own provider for one region."""
+
     def extra() -> dict[str, Any]:
-        return {"opts": pulumi.ResourceOptions(protect=True),
-                "providers": {REGION: aws.Provider(f"ops-{REGION}", region=REGION)}}
+        return {
+            "opts": pulumi.ResourceOptions(protect=True),
+            "providers": {REGION: aws.Provider(f"ops-{REGION}", region=REGION)},
+        }
 
     return run_program(load(EXAMPLE_SPEC), SETTINGS["example"](), deploy_kwargs=extra)
 
@@ -91,7 +112,8 @@ def not_a_provider(regs: list[Registration]) -> list[Registration]:
 
 
 def test_protect_given_to_the_program_reaches_every_resource(
-        guarded: Run, runs: dict[str, Run]) -> None:
+    guarded: Run, runs: dict[str, Run]
+) -> None:
     regs = not_a_provider(guarded.registrations)
     assert len(regs) > 100
     assert [r.name for r in regs if not r.protect] == []
@@ -99,7 +121,8 @@ def test_protect_given_to_the_program_reaches_every_resource(
 
 
 def test_a_regions_provider_given_to_the_program_is_used_for_all_of_that_region(
-        guarded: Run, runs: dict[str, Run]) -> None:
+    guarded: Run, runs: dict[str, Run]
+) -> None:
     providers = {r.name for r in guarded.registrations if r.typ.startswith("pulumi:providers:")}
     assert f"aws-{REGION}" not in providers and f"ops-{REGION}" in providers
     by_name = {(r.typ, r.name): r for r in guarded.registrations}
@@ -110,8 +133,12 @@ def test_a_regions_provider_given_to_the_program_is_used_for_all_of_that_region(
 
 def test_every_resource_is_a_child_of_a_component(run: Run) -> None:
     """Children are parented, so they inherit what the caller gives a component."""
-    orphans = [r.name for r in run.registrations
-               if r.custom and not r.typ.startswith("pulumi:providers:")
-               and r.typ != "aws:sns/topic:Topic"  # a region's alarm topic: top level
-               and "failover:infra:" not in r.parent]
+    orphans = [
+        r.name
+        for r in run.registrations
+        if r.custom
+        and not r.typ.startswith("pulumi:providers:")
+        and r.typ != "aws:sns/topic:Topic"  # a region's alarm topic: top level
+        and "failover:infra:" not in r.parent
+    ]
     assert orphans == []

@@ -9,8 +9,11 @@ from controller.regions import mrsc_set_of
 
 def test_the_control_table_is_strong_with_three_replicas_or_two_and_a_witness(run: Run) -> None:
     t = run.topology
-    tables = [r for r in run.resources
-              if r.typ == "aws:dynamodb/table:Table" and r.inputs.get("name") == t.control_table]
+    tables = [
+        r
+        for r in run.resources
+        if r.typ == "aws:dynamodb/table:Table" and r.inputs.get("name") == t.control_table
+    ]
     assert len(tables) == 1
     table = tables[0]
     replicas = table.inputs.get("replicas") or []

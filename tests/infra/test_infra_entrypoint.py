@@ -35,33 +35,49 @@ def test_main_deploys_the_topology_named_in_config(tmp_path: Path) -> None:
     @pulumi.runtime.test
     def program() -> None:
         pulumi.runtime.set_all_config(
-            {"failover:topology": str(spec), "failover:logRetentionDays": "7",
-             "failover:secret-token": "from-config"},
-            ["failover:secret-token"])
+            {
+                "failover:topology": str(spec),
+                "failover:logRetentionDays": "7",
+                "failover:secret-token": "from-config",
+            },
+            ["failover:secret-token"],
+        )
         runpy.run_path(str(PROJECT_ROOT / "infra" / "__main__.py"))
 
     program()
-    functions = {r.inputs["name"]: r for r in mocks.resources
-                 if r.typ == "aws:lambda/function:Function"}
+    functions = {
+        r.inputs["name"]: r for r in mocks.resources if r.typ == "aws:lambda/function:Function"
+    }
     stack = pulumi.get_stack()  # the mocks' stack: every physical name carries it
     assert stack
-    assert set(functions) == {f"mini-{stack}-fn-us-east-2", f"mini-{stack}-fn-us-west-1",
-                              # and each region's watcher (infra/watchers.py)
-                              f"mini-{stack}-failover-watcher-us-east-2",
-                              f"mini-{stack}-failover-watcher-us-west-1"}
-    assert {r.inputs["retentionInDays"] for r in mocks.resources
-            if r.typ == "aws:cloudwatch/logGroup:LogGroup"} == {7}
-    token = [r.inputs["value"] for r in mocks.resources
-             if r.typ == "aws:ssm/parameter:Parameter"
-             and r.inputs["name"].startswith(f"mini-{stack}-token-")]
+    assert set(functions) == {
+        f"mini-{stack}-fn-us-east-2",
+        f"mini-{stack}-fn-us-west-1",
+        # and each region's watcher (infra/watchers.py)
+        f"mini-{stack}-failover-watcher-us-east-2",
+        f"mini-{stack}-failover-watcher-us-west-1",
+    }
+    assert {
+        r.inputs["retentionInDays"]
+        for r in mocks.resources
+        if r.typ == "aws:cloudwatch/logGroup:LogGroup"
+    } == {7}
+    token = [
+        r.inputs["value"]
+        for r in mocks.resources
+        if r.typ == "aws:ssm/parameter:Parameter"
+        and r.inputs["name"].startswith(f"mini-{stack}-token-")
+    ]
     assert len(token) == 2
     assert all(v["value"] == "from-config" for v in token), "the secret comes from config"
 
 
 def test_a_topology_the_validator_refuses_stops_pulumi_with_its_one_line(tmp_path: Path) -> None:
     spec = tmp_path / "typo.yaml"
-    spec.write_text(MINI.replace("fn: {kind: function,", "fn: {kind: function, code: fuctions,"),
-                    encoding="utf-8")
+    spec.write_text(
+        MINI.replace("fn: {kind: function,", "fn: {kind: function, code: fuctions,"),
+        encoding="utf-8",
+    )
     mocks = RecordingMocks()
     mocks.install()
 

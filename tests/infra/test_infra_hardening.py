@@ -32,8 +32,11 @@ def test_every_table_and_replica_is_protected_from_deletion(example: Run) -> Non
         assert table.inputs["deletionProtectionEnabled"] is True, table.name
         replicas = table.inputs["replicas"]
         t = example.topology  # the control table's replicas: its own regions (test_infra_control)
-        wanted = len(t.control_regions.replicas) - 1 if table.inputs["name"] == t.control_table \
+        wanted = (
+            len(t.control_regions.replicas) - 1
+            if table.inputs["name"] == t.control_table
             else len(t.regions.standby)
+        )
         assert len(replicas) == wanted
         assert all(r["deletionProtectionEnabled"] is True for r in replicas), table.name
 
@@ -50,8 +53,9 @@ def test_operator_roles_trust_the_named_principals_and_never_the_root(run: Run) 
 
 
 def test_without_principals_no_operator_role_is_created() -> None:
-    settings = dataclasses.replace(SETTINGS["example"](), controller_principals=(),
-                                   deployer_principals=())
+    settings = dataclasses.replace(
+        SETTINGS["example"](), controller_principals=(), deployer_principals=()
+    )
     run = run_program(load(EXAMPLE_SPEC), settings)
     names = {r.inputs["name"] for r in run.of("aws:iam/role:Role")}
     assert not {n for n in names if n.endswith(("-failover-controller", "-failover-deployer"))}
@@ -72,8 +76,11 @@ def test_every_bucket_refuses_requests_without_tls(run: Run) -> None:
     denied = set()
     for policy in run.of("aws:s3/bucketPolicy:BucketPolicy"):
         for st in json.loads(policy.inputs["policy"])["Statement"]:
-            if (st["Effect"] == "Deny" and st["Condition"] == {
-                    "Bool": {"aws:SecureTransport": "false"}} and st["Action"] == "s3:*"):
+            if (
+                st["Effect"] == "Deny"
+                and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                and st["Action"] == "s3:*"
+            ):
                 bucket = buckets[policy.inputs["bucket"]]
                 assert set(st["Resource"]) == {bucket.state["arn"], bucket.state["arn"] + "/*"}
                 denied.add(policy.inputs["bucket"])

@@ -38,8 +38,11 @@ def test_pulumi_install_installs_the_infra_extra() -> None:
     project = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
     options = project["runtime"]["options"]
     assert options["toolchain"] == "pip" and options["virtualenv"]
-    lines = [line.strip() for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert any(line.replace(" ", "").endswith(".[infra]") for line in lines), lines
 
 

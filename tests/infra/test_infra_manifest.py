@@ -49,10 +49,13 @@ def test_manifest_arns_are_those_of_their_region(run: Run, manifest: Manifest) -
 
 
 def test_manifest_function_entries_carry_what_the_controller_acts_on(
-        run: Run, manifest: Manifest) -> None:
+    run: Run, manifest: Manifest
+) -> None:
     t = run.topology
-    uuids = {m.state["uuid"]: m.region for m in
-             run.of("aws:lambda/eventSourceMapping:EventSourceMapping")}
+    uuids = {
+        m.state["uuid"]: m.region
+        for m in run.of("aws:lambda/eventSourceMapping:EventSourceMapping")
+    }
     for region in t.regions.all:
         for name, spec in t.of_kind(Kind.FUNCTION):
             ref = manifest.ref(name, region)
@@ -73,7 +76,7 @@ def test_manifest_function_entries_carry_what_the_controller_acts_on(
 
 def test_manifest_dns_names_a_health_check_per_region(run: Run, manifest: Manifest) -> None:
     t = run.topology
-    (name, dns), = t.of_kind(Kind.DNS)
+    ((name, dns),) = t.of_kind(Kind.DNS)
     assert manifest.dns is not None
     assert manifest.dns.record == dns.name and manifest.dns.zone == dns.zone
     assert manifest.dns.zone_id == ZONES[dns.zone], "the account's existing zone"

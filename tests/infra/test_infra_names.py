@@ -40,16 +40,24 @@ def stacks() -> dict[str, Run]:
 
 
 def _names(run: Run) -> set[tuple[str, str | None, str]]:
-    return {(r.typ, r.region, r.inputs["name"]) for r in run.resources
-            if r.typ in ACCOUNT_SCOPED and isinstance(r.inputs.get("name"), str)}
+    return {
+        (r.typ, r.region, r.inputs["name"])
+        for r in run.resources
+        if r.typ in ACCOUNT_SCOPED and isinstance(r.inputs.get("name"), str)
+    }
 
 
 def test_two_stacks_in_one_account_share_no_name(stacks: dict[str, Run]) -> None:
     staging, prod = (_names(stacks[s]) for s in ("staging", "prod"))
     assert len(staging) > 50 and len(staging) == len(prod)  # the probe sees the names
     assert not staging & prod, sorted(staging & prod)[:5]
-    for typ in ("aws:lambda/function:Function", "aws:iam/role:Role", "aws:dynamodb/table:Table",
-                "aws:ssm/parameter:Parameter", "aws:sqs/queue:Queue"):
+    for typ in (
+        "aws:lambda/function:Function",
+        "aws:iam/role:Role",
+        "aws:dynamodb/table:Table",
+        "aws:ssm/parameter:Parameter",
+        "aws:sqs/queue:Queue",
+    ):
         assert any(t == typ for t, _, _ in prod), f"no {typ} seen"
 
 
@@ -72,8 +80,12 @@ def test_buckets_take_no_fixed_name_in_the_global_namespace(stacks: dict[str, Ru
         for bucket in buckets:
             assert "bucket" not in bucket.inputs, "a fixed bucket name can be taken by anyone"
             assert len(bucket.inputs["bucketPrefix"]) <= BUCKET_PREFIX_MAX
-        manifest_names = {c["name"] for r in run.manifest["regions"].values()
-                          for c in r["components"].values() if c["kind"] == "bucket"}
+        manifest_names = {
+            c["name"]
+            for r in run.manifest["regions"].values()
+            for c in r["components"].values()
+            if c["kind"] == "bucket"
+        }
         assert manifest_names == {b.state["bucket"] for b in buckets}  # the real names
 
 

@@ -21,8 +21,11 @@ def functions(run: Run) -> dict[tuple[str, str], dict]:
     """(component, region) -> the function's inputs."""
     t = run.topology
     by_name = {f.inputs["name"]: f.inputs for f in run.of("aws:lambda/function:Function")}
-    return {(n, r): by_name[t.physical_name(n, r)]
-            for n, _ in t.of_kind(Kind.FUNCTION) for r in t.regions.all}
+    return {
+        (n, r): by_name[t.physical_name(n, r)]
+        for n, _ in t.of_kind(Kind.FUNCTION)
+        for r in t.regions.all
+    }
 
 
 def test_functions_are_traced_short_and_logged_with_retention(run: Run) -> None:
@@ -40,8 +43,9 @@ def test_functions_are_traced_short_and_logged_with_retention(run: Run) -> None:
 
 
 def test_every_function_has_a_live_alias(run: Run) -> None:
-    aliases = {(a.inputs["functionName"], a.inputs["name"]) for a in
-               run.of("aws:lambda/alias:Alias")}
+    aliases = {
+        (a.inputs["functionName"], a.inputs["name"]) for a in run.of("aws:lambda/alias:Alias")
+    }
     for fn in functions(run).values():
         assert (fn["name"], "live") in aliases
 
@@ -88,14 +92,21 @@ def test_event_source_mappings_are_enabled_only_in_the_primary(run: Run) -> None
 
 def test_schedules_are_enabled_only_in_the_primary(run: Run) -> None:
     t = run.topology
-    rules = [r for r in run.of("aws:cloudwatch/eventRule:EventRule")
-             if "scheduleExpression" in r.inputs and not is_watcher(r.name)]
+    rules = [
+        r
+        for r in run.of("aws:cloudwatch/eventRule:EventRule")
+        if "scheduleExpression" in r.inputs and not is_watcher(r.name)
+    ]
     assert len(rules) == len(list(t.of_kind(Kind.SCHEDULE))) * len(t.regions.all) > 0
     for rule in rules:
-        assert rule.inputs["state"] == ("ENABLED" if rule.region == t.regions.primary
-                                        else "DISABLED")
-    targets = [x for x in run.of("aws:cloudwatch/eventTarget:EventTarget")
-               if "eventBusName" not in x.inputs and not is_watcher(x.name)]
+        assert rule.inputs["state"] == (
+            "ENABLED" if rule.region == t.regions.primary else "DISABLED"
+        )
+    targets = [
+        x
+        for x in run.of("aws:cloudwatch/eventTarget:EventTarget")
+        if "eventBusName" not in x.inputs and not is_watcher(x.name)
+    ]
     assert targets and all(target.inputs["arn"].endswith(":live") for target in targets)
 
 
@@ -103,11 +114,14 @@ def test_every_table_has_a_replica_in_every_region(run: Run) -> None:
     t = run.topology
     tables = run.of("aws:dynamodb/table:Table")
     assert {x.inputs["name"] for x in tables} == {
-        t.control_table, *(t.physical_name(n, t.regions.primary) for n, _ in t.of_kind(Kind.TABLE))}
+        t.control_table,
+        *(t.physical_name(n, t.regions.primary) for n, _ in t.of_kind(Kind.TABLE)),
+    }
     for table in tables:
         regions = [table.region] + [r["regionName"] for r in table.inputs["replicas"]]
-        wanted = t.control_regions.replicas if table.inputs["name"] == t.control_table \
-            else t.regions.all  # the control table's regions: see test_infra_control.py
+        wanted = (
+            t.control_regions.replicas if table.inputs["name"] == t.control_table else t.regions.all
+        )  # the control table's regions: see test_infra_control.py
         assert sorted(regions) == sorted(wanted), table.name
         assert table.inputs["streamEnabled"] is True
         assert table.inputs["pointInTimeRecovery"]["enabled"] is True
@@ -119,11 +133,16 @@ def test_buckets_are_versioned_private_and_replicated_to_every_other_region(run:
     t = run.topology
     for name, _ in t.of_kind(Kind.BUCKET):
         buckets = {r: run.bucket(name, r) for r in t.regions.all}
-        versioned = {v.inputs["bucket"] for v in run.of("aws:s3/bucketVersioning:BucketVersioning")
-                     if v.inputs["versioningConfiguration"]["status"] == "Enabled"}
-        private = {p.inputs["bucket"] for p in
-                   run.of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-                   if p.inputs["blockPublicPolicy"] and p.inputs["restrictPublicBuckets"]}
+        versioned = {
+            v.inputs["bucket"]
+            for v in run.of("aws:s3/bucketVersioning:BucketVersioning")
+            if v.inputs["versioningConfiguration"]["status"] == "Enabled"
+        }
+        private = {
+            p.inputs["bucket"]
+            for p in run.of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+            if p.inputs["blockPublicPolicy"] and p.inputs["restrictPublicBuckets"]
+        }
         for region, bucket in buckets.items():
             assert bucket in versioned and bucket in private
             config = next(c for c in run.of(REPLICATION) if c.inputs["bucket"] == bucket)
@@ -144,8 +163,10 @@ def test_queues_have_a_dead_letter_queue_in_their_region(run: Run) -> None:
                 continue
             redrive = json.loads(queue.inputs["redrivePolicy"])
             dlq = queues[f"{t.physical_name(name, region)}-dlq"]
-            assert redrive == {"deadLetterTargetArn": dlq.state["arn"],
-                               "maxReceiveCount": spec.max_receive_count}
+            assert redrive == {
+                "deadLetterTargetArn": dlq.state["arn"],
+                "maxReceiveCount": spec.max_receive_count,
+            }
             assert dlq.region == region
 
 
@@ -169,7 +190,7 @@ def test_health_route_is_open_and_every_other_route_is_authorized(run: Run) -> N
 
 def test_dns_fails_over_on_health_checks_alone(run: Run) -> None:
     t = run.topology
-    (_, dns), = t.of_kind(Kind.DNS)
+    ((_, dns),) = t.of_kind(Kind.DNS)
     checks = run.of("aws:route53/healthCheck:HealthCheck")
     assert len(checks) == len(t.regions.all)
     hosts = {}
@@ -181,14 +202,18 @@ def test_dns_fails_over_on_health_checks_alone(run: Run) -> None:
         region = hc.inputs["fqdn"].split(".")[2]
         hosts[region] = hc
     assert set(hosts) == set(t.regions.all), "one health check per regional endpoint"
-    records = {r.inputs["setIdentifier"]: r.inputs for r in run.of("aws:route53/record:Record")
-               if r.inputs.get("setIdentifier")}
+    records = {
+        r.inputs["setIdentifier"]: r.inputs
+        for r in run.of("aws:route53/record:Record")
+        if r.inputs.get("setIdentifier")
+    }
     # the controller finds and moves the records by these identifiers (controller.actions.dns)
     assert set(records) == {"primary", "secondary"}
-    domains = {d.region: d.state["domainNameConfiguration"]["targetDomainName"]
-               for d in run.of("aws:apigatewayv2/domainName:DomainName")}
-    for identifier, region in (("primary", t.regions.primary),
-                               ("secondary", t.regions.standby[0])):
+    domains = {
+        d.region: d.state["domainNameConfiguration"]["targetDomainName"]
+        for d in run.of("aws:apigatewayv2/domainName:DomainName")
+    }
+    for identifier, region in (("primary", t.regions.primary), ("secondary", t.regions.standby[0])):
         record = records[identifier]
         assert record["failoverRoutingPolicies"] == [{"type": identifier.upper()}]
         assert record["name"] == dns.name and record["type"] == "CNAME"

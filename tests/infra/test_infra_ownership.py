@@ -37,8 +37,11 @@ def test_a_second_up_leaves_what_the_controller_owns(run: Run, typ: str) -> None
 
 
 def test_mode_parameters_are_set_once(run: Run) -> None:
-    modes = [p for p in run.of("aws:ssm/parameter:Parameter")
-             if p.inputs["name"].startswith(f"/failover/{run.topology.app}/")]
+    modes = [
+        p
+        for p in run.of("aws:ssm/parameter:Parameter")
+        if p.inputs["name"].startswith(f"/failover/{run.topology.app}/")
+    ]
     assert modes and all(p.ignores("value") for p in modes)
 
 
@@ -65,8 +68,11 @@ def test_scheduled_invocations_retry_then_dead_letter(run: Run) -> None:
     queues = {q.state["arn"]: q for q in run.of("aws:sqs/queue:Queue")}
     # a schedule invokes a function (its alias); a bus rule's target is a queue
     # (a watcher's missed minute is not kept: the next minute's invocation comes anyway)
-    targets = [t for t in run.of("aws:cloudwatch/eventTarget:EventTarget")
-               if ":function:" in t.inputs["arn"] and not is_watcher(t.name)]
+    targets = [
+        t
+        for t in run.of("aws:cloudwatch/eventTarget:EventTarget")
+        if ":function:" in t.inputs["arn"] and not is_watcher(t.name)
+    ]
     assert targets
     for target in targets:
         retry = target.inputs["retryPolicy"]

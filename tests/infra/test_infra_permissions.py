@@ -24,14 +24,21 @@ from test_infra_security import function_policy
 from controller.spec import EXAMPLE_SPEC, Kind, load
 
 #: where each service's calls land: the kind of dependency, and the resource form in the policy
-TARGETS = {"dynamodb": ("table", "{arn}"), "sqs": ("queue", "{arn}"),
-           "s3": ("bucket", "{arn}/*"), "kinesis": ("stream", "{arn}")}
+TARGETS = {
+    "dynamodb": ("table", "{arn}"),
+    "sqs": ("queue", "{arn}"),
+    "s3": ("bucket", "{arn}/*"),
+    "kinesis": ("stream", "{arn}"),
+}
 LAMBDA_ITSELF = {"logs", "xray"}
 
 
 def example_functions(run: Run) -> list[tuple[str, str]]:
-    return [(name, region) for name, _ in run.topology.of_kind(Kind.FUNCTION)
-            for region in run.topology.regions.all]
+    return [
+        (name, region)
+        for name, _ in run.topology.of_kind(Kind.FUNCTION)
+        for region in run.topology.regions.all
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +55,13 @@ def test_the_reader_finds_the_calls_the_example_makes(example: Run) -> None:
     """The reader is what the next test trusts: it must see these calls (and no others)."""
     assert called(example, "worker") == {"dynamodb:PutItem", "dynamodb:Scan", "ssm:GetParameter"}
     assert called(example, "projector") == {"s3:PutObject"}
-    assert called(example, "api-handler") == {"dynamodb:GetItem", "dynamodb:PutItem",
-                                              "sqs:SendMessage", "ssm:GetParameter",
-                                              "events:PutEvents"}
+    assert called(example, "api-handler") == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "ssm:GetParameter",
+        "events:PutEvents",
+    }
 
 
 def test_every_call_is_allowed_on_its_resource(example: Run) -> None:
@@ -89,8 +100,11 @@ def uncalled(run: Run, name: str, region: str) -> dict[str, list[str]]:
             continue
         # Lambda polls the sources and sends failed batches with this role; every function
         # reads its own mode parameters (the platform's contract, not the code's)
-        application = [r for r in resources
-                       if r not in polled and not r.endswith("-failures") and mode_prefix not in r]
+        application = [
+            r
+            for r in resources
+            if r not in polled and not r.endswith("-failures") and mode_prefix not in r
+        ]
         if application and act not in code:
             out[act] = application
     return out
@@ -106,8 +120,11 @@ def test_the_mode_parameters_are_only_read(example: Run) -> None:
     """The platform's own need, kept to the one call the code's ``Modes`` makes."""
     for name, region in example_functions(example):
         mode_prefix = f":parameter/failover/{example.topology.prefix}/{region}/mode"
-        on_modes = {act for act, resources in function_policy(example, name, region).items()
-                    if any(mode_prefix in r for r in resources)}
+        on_modes = {
+            act
+            for act, resources in function_policy(example, name, region).items()
+            if any(mode_prefix in r for r in resources)
+        }
         assert on_modes == {"ssm:GetParameter"}, (name, region, on_modes)
 
 
@@ -119,23 +136,41 @@ def undeclared(tmp_path_factory: pytest.TempPathFactory) -> Run:
     shutil.copytree(EXAMPLE_SPEC.parent / "functions", root / "functions")
     for module in (root / "functions").glob("*.py"):
         text = module.read_text(encoding="utf-8")
-        module.write_text(re.sub(r"^AWS_CALLS = \(.*?\)\n", "", text, flags=re.S | re.M),
-                          encoding="utf-8")
+        module.write_text(
+            re.sub(r"^AWS_CALLS = \(.*?\)\n", "", text, flags=re.S | re.M), encoding="utf-8"
+        )
     return run_program(load(root / "topology.yaml"), SETTINGS["example"]())
 
 
 def test_without_a_declaration_a_role_gets_more_than_the_code_calls(undeclared: Run) -> None:
     """What the roles allowed before the declarations: the check above refuses it."""
-    assert {name: sorted(uncalled(undeclared, name, "us-east-1"))
-            for name, _ in example_functions(undeclared)} == {
+    assert {
+        name: sorted(uncalled(undeclared, name, "us-east-1"))
+        for name, _ in example_functions(undeclared)
+    } == {
         "projector": ["s3:GetObject", "s3:ListBucket"],
-        "worker": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-                   "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
-                   "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query",
-                   "dynamodb:UpdateItem", "ssm:GetParameters"],
-        "api-handler": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-                        "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
-                        "dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:Scan",
-                        "dynamodb:UpdateItem", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
-                        "ssm:GetParameters"],
+        "worker": [
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "ssm:GetParameters",
+        ],
+        "api-handler": [
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "ssm:GetParameters",
+        ],
     }

@@ -79,10 +79,15 @@ def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(run: Ru
 
 def test_each_region_has_every_per_region_resource(run: Run) -> None:
     t = run.topology
-    per_region = ("aws:lambda/function:Function", "aws:lambda/alias:Alias",
-                  "aws:sqs/queue:Queue", "aws:apigatewayv2/api:Api",
-                  "aws:cloudwatch/eventRule:EventRule", "aws:s3/bucket:Bucket",
-                  "aws:kinesis/stream:Stream")
+    per_region = (
+        "aws:lambda/function:Function",
+        "aws:lambda/alias:Alias",
+        "aws:sqs/queue:Queue",
+        "aws:apigatewayv2/api:Api",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:s3/bucket:Bucket",
+        "aws:kinesis/stream:Stream",
+    )
     for typ in per_region:
         counts = {r: sum(1 for res in run.of(typ) if res.region == r) for r in t.regions.all}
         assert len(set(counts.values())) == 1, (typ, counts)

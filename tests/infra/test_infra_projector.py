@@ -41,17 +41,20 @@ def example_modules() -> Iterator[tuple[Any, Any]]:
 
 
 def test_projecting_the_same_insert_twice_leaves_one_receipt(
-        example_modules, monkeypatch: pytest.MonkeyPatch) -> None:
+    example_modules, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the SSM client is made, never called
     orders, projector = example_modules
     bucket = Bucket()
     settings = orders.Settings.from_env({"BUCKET_RECEIPTS_BUCKET": "receipts"})
-    service = orders.OrdersService(settings, {"dynamodb": None, "sqs": None, "s3": bucket,
-                                              "ssm": None})
+    service = orders.OrdersService(
+        settings, {"dynamodb": None, "sqs": None, "s3": bucket, "ssm": None}
+    )
     order = {"order_id": "o-1", "items": ["a"], "total": 3, "created": 1.0}
-    record = {"eventName": "INSERT",
-              "dynamodb": {"NewImage": {"order_id": {"S": "o-1"},
-                                        "body": {"S": json.dumps(order)}}}}
+    record = {
+        "eventName": "INSERT",
+        "dynamodb": {"NewImage": {"order_id": {"S": "o-1"}, "body": {"S": json.dumps(order)}}},
+    }
     first = projector.handle({"Records": [record]}, service)
     snapshot = dict(bucket.objects)
     second = projector.handle({"Records": [record, record]}, service)

@@ -58,8 +58,11 @@ def function_policy(run: Run, function: str, region: str) -> dict[str, list[str]
 
 def test_each_function_has_its_own_role_in_each_region(run: Run) -> None:
     functions = [f for f in run.of("aws:lambda/function:Function") if not is_watcher(f.name)]
-    names = [n for n, _ in run.topology.components.items()
-             if run.topology.components[n].kind == "function"]
+    names = [
+        n
+        for n, _ in run.topology.components.items()
+        if run.topology.components[n].kind == "function"
+    ]
     assert len(functions) == len(names) * len(run.topology.regions.all)
     roles = [f.inputs["role"] for f in functions]
     assert len(set(roles)) == len(roles), "a role is shared between functions"
@@ -95,8 +98,11 @@ def test_no_star_resource_where_an_arn_is_known(run: Run) -> None:
 def test_function_policy_names_only_its_own_region(run: Run) -> None:
     # (a watcher acts on every region, as the controller does: test_infra_watchers.py)
     for fn in (f for f in run.of("aws:lambda/function:Function") if not is_watcher(f.name)):
-        component = next(c for c in run.topology.components
-                         if run.topology.physical_name(c, fn.region or "") == fn.inputs["name"])
+        component = next(
+            c
+            for c in run.topology.components
+            if run.topology.physical_name(c, fn.region or "") == fn.inputs["name"]
+        )
         for resources in function_policy(run, component, fn.region or "").values():
             for arn in resources:
                 region = arn.split(":")[3] if arn.startswith("arn:") else ""
@@ -123,12 +129,18 @@ def test_example_function_policies_follow_their_dependencies(runs: dict[str, Run
         assert projector["s3:PutObject"] == [f"arn:aws:s3:::{receipts}/*"]
         for policy in (worker, api, projector):
             modes = policy["ssm:GetParameter"]
-            assert f"arn:aws:ssm:{region}:123456789012:parameter/failover/orders/{region}/mode" \
+            assert (
+                f"arn:aws:ssm:{region}:123456789012:parameter/failover/orders/{region}/mode"
                 in modes
-            assert any(m.endswith(f"/failover/orders/{region}/mode/{c}")
-                       for m in modes for c in ("worker", "api-handler", "projector"))
+            )
+            assert any(
+                m.endswith(f"/failover/orders/{region}/mode/{c}")
+                for m in modes
+                for c in ("worker", "api-handler", "projector")
+            )
             assert policy["logs:PutLogEvents"][0].startswith(
-                f"arn:aws:logs:{region}:123456789012:log-group:/aws/lambda/orders-")
+                f"arn:aws:logs:{region}:123456789012:log-group:/aws/lambda/orders-"
+            )
 
 
 def test_read_only_function_gets_no_write_actions(runs: dict[str, Run]) -> None:
@@ -139,30 +151,69 @@ def test_read_only_function_gets_no_write_actions(runs: dict[str, Run]) -> None:
     assert "dynamodb:GetRecords" in notifier  # entries is one of its event sources
     front = function_policy(run, "front", "ap-southeast-2")
     assert front["lambda:InvokeFunction"] == [
-        "arn:aws:lambda:ap-southeast-2:123456789012:function:ledger-ingest-ap-southeast-2:live"]
+        "arn:aws:lambda:ap-southeast-2:123456789012:function:ledger-ingest-ap-southeast-2:live"
+    ]
     assert front["kinesis:PutRecord"] and "kinesis:GetRecords" not in front
 
 
 def test_controller_role_only_takes_controller_actions(run: Run) -> None:
     controller = f"{run.topology.app}-failover-controller"
-    actions = {a for name, doc in policies(run) if name.startswith(controller)
-               for acts, _ in statements(doc) for a in acts}
-    assert {"lambda:PutFunctionConcurrency", "lambda:UpdateEventSourceMapping",
-            "lambda:UpdateAlias", "events:EnableRule", "events:DisableRule",
-            "route53:ChangeResourceRecordSets", "route53:UpdateHealthCheck",
-            "ssm:PutParameter", "dynamodb:PutItem", "cloudwatch:DescribeAlarms"} <= actions
+    actions = {
+        a
+        for name, doc in policies(run)
+        if name.startswith(controller)
+        for acts, _ in statements(doc)
+        for a in acts
+    }
+    assert {
+        "lambda:PutFunctionConcurrency",
+        "lambda:UpdateEventSourceMapping",
+        "lambda:UpdateAlias",
+        "events:EnableRule",
+        "events:DisableRule",
+        "route53:ChangeResourceRecordSets",
+        "route53:UpdateHealthCheck",
+        "ssm:PutParameter",
+        "dynamodb:PutItem",
+        "cloudwatch:DescribeAlarms",
+    } <= actions
     assert {a.split(":")[0] for a in actions} <= {
-        "lambda", "events", "route53", "ssm", "dynamodb", "cloudwatch", "sqs", "kinesis", "s3",
-        "apigateway"}
+        "lambda",
+        "events",
+        "route53",
+        "ssm",
+        "dynamodb",
+        "cloudwatch",
+        "sqs",
+        "kinesis",
+        "s3",
+        "apigateway",
+    }
     writes = {a for a in actions if not re.search(r":(Get|GET|Describe|List|Query|Scan|Head)", a)}
     assert writes == {
-        "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
-        "lambda:UpdateAlias", "lambda:UpdateEventSourceMapping", "events:EnableRule",
-        "events:DisableRule", "route53:ChangeResourceRecordSets", "route53:UpdateHealthCheck",
-        "ssm:PutParameter", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem"}
-    assert not {"lambda:UpdateFunctionCode", "lambda:PublishVersion",
-                "iam:PassRole", "lambda:CreateFunction"} & actions
+        "lambda:PutFunctionConcurrency",
+        "lambda:DeleteFunctionConcurrency",
+        "lambda:UpdateAlias",
+        "lambda:UpdateEventSourceMapping",
+        "events:EnableRule",
+        "events:DisableRule",
+        "route53:ChangeResourceRecordSets",
+        "route53:UpdateHealthCheck",
+        "ssm:PutParameter",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    assert (
+        not {
+            "lambda:UpdateFunctionCode",
+            "lambda:PublishVersion",
+            "iam:PassRole",
+            "lambda:CreateFunction",
+        }
+        & actions
+    )
 
 
 def test_only_the_deployer_can_ship_code(run: Run) -> None:
@@ -183,7 +234,8 @@ def test_controller_ssm_access_is_scoped_to_the_app(run: Run) -> None:
             if "ssm:PutParameter" in actions:
                 assert sorted(resources) == sorted(
                     f"arn:aws:ssm:{r}:123456789012:parameter/failover/{run.topology.app}/*"
-                    for r in run.topology.regions.all)
+                    for r in run.topology.regions.all
+                )
 
 
 def test_trust_policies_name_a_service_or_this_account(run: Run) -> None:
@@ -195,14 +247,14 @@ def test_trust_policies_name_a_service_or_this_account(run: Run) -> None:
             accounts = principal.get("AWS", [])
             assert services in ("lambda.amazonaws.com", "s3.amazonaws.com") or all(
                 a.startswith("arn:aws:iam::123456789012:") and not a.endswith(":root")
-                for a in accounts), role.name
+                for a in accounts
+            ), role.name
 
 
 def test_no_long_lived_keys_or_users(run: Run) -> None:
     assert not run.of("aws:iam/accessKey:AccessKey")
     assert not run.of("aws:iam/user:User")
-    assert all("accessKey" not in r.inputs and "secretKey" not in r.inputs
-               for r in run.resources)
+    assert all("accessKey" not in r.inputs and "secretKey" not in r.inputs for r in run.resources)
 
 
 def test_env_vars_carry_names_never_secrets(run: Run) -> None:
@@ -223,8 +275,11 @@ def test_secure_parameters_are_secure_strings_without_a_value_in_code(run: Run) 
     t = run.topology
     for name, spec in t.of_kind("parameter"):
         for region in t.regions.all:
-            param = next(p for p in run.of("aws:ssm/parameter:Parameter")
-                         if p.inputs["name"] == t.physical_name(name, region))
+            param = next(
+                p
+                for p in run.of("aws:ssm/parameter:Parameter")
+                if p.inputs["name"] == t.physical_name(name, region)
+            )
             value = unsecret(param.inputs["value"])
             if spec.secure:
                 assert param.inputs["type"] == "SecureString"

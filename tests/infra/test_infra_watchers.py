@@ -27,8 +27,11 @@ SIZE_GOAL = 10 * 1024 * 1024
 
 
 def watchers(run: Run) -> dict[str, dict[str, object]]:
-    return {f.region or "": f.inputs for f in run.of("aws:lambda/function:Function")
-            if is_watcher(f.name)}
+    return {
+        f.region or "": f.inputs
+        for f in run.of("aws:lambda/function:Function")
+        if is_watcher(f.name)
+    }
 
 
 def actions_of(run: Run, policy_name: str) -> set[str]:
@@ -51,8 +54,9 @@ def test_one_watcher_function_per_application_region_with_its_own_role(run: Run)
         roles.add(fn["role"])
         env = fn["environment"]["variables"]  # type: ignore[index]
         assert env[contract.ENV_WATCHER_CONTROL_TABLE] == t.control_table
-        assert env[contract.ENV_WATCHER_CONTROL_REGIONS].split(",") \
-            == list(t.control_regions.replicas)
+        assert env[contract.ENV_WATCHER_CONTROL_REGIONS].split(",") == list(
+            t.control_regions.replicas
+        )
     assert len(roles) == len(found)
     groups = {g.inputs["name"]: g for g in run.of("aws:cloudwatch/logGroup:LogGroup")}
     for region in t.regions.all:
@@ -63,10 +67,19 @@ def test_one_watcher_function_per_application_region_with_its_own_role(run: Run)
 
 def test_each_watcher_may_do_what_the_controller_does_and_no_more(run: Run) -> None:
     t = run.topology.for_stack(run.settings.stack)
-    controller = set().union(*(actions_of(run, n) for n, _ in policies(run)
-                               if n.startswith(f"{t.prefix}-failover-controller-")))
-    own = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments",
-           "xray:PutTelemetryRecords"}
+    controller = set().union(
+        *(
+            actions_of(run, n)
+            for n, _ in policies(run)
+            if n.startswith(f"{t.prefix}-failover-controller-")
+        )
+    )
+    own = {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
     assert controller
     for region in t.regions.all:
         name = f"{t.watcher_function(region)}-policy"
@@ -75,19 +88,23 @@ def test_each_watcher_may_do_what_the_controller_does_and_no_more(run: Run) -> N
         doc = next(d for n, d in policies(run) if n == name)
         for acts, resources in statements(doc):
             if acts[0].startswith("logs:"):
-                assert all(f":{region}:" in r and t.watcher_log_group(region) in r
-                           for r in resources)
+                assert all(
+                    f":{region}:" in r and t.watcher_log_group(region) in r for r in resources
+                )
 
 
 def test_each_watcher_is_invoked_every_minute(run: Run) -> None:
     found = watchers(run)
-    rules = {r.region: r for r in run.of("aws:cloudwatch/eventRule:EventRule")
-             if is_watcher(r.name)}
+    rules = {
+        r.region: r for r in run.of("aws:cloudwatch/eventRule:EventRule") if is_watcher(r.name)
+    }
     assert set(rules) == set(found)
-    targets = {x.region: x for x in run.of("aws:cloudwatch/eventTarget:EventTarget")
-               if is_watcher(x.name)}
-    permissions = {p.region: p for p in run.of("aws:lambda/permission:Permission")
-                   if is_watcher(p.name)}
+    targets = {
+        x.region: x for x in run.of("aws:cloudwatch/eventTarget:EventTarget") if is_watcher(x.name)
+    }
+    permissions = {
+        p.region: p for p in run.of("aws:lambda/permission:Permission") if is_watcher(p.name)
+    }
     for region, rule in rules.items():
         assert rule.inputs["scheduleExpression"] == "rate(1 minute)"
         assert rule.inputs.get("state", "ENABLED") == "ENABLED"  # in every region, standbys too
@@ -96,10 +113,14 @@ def test_each_watcher_is_invoked_every_minute(run: Run) -> None:
 
 
 def test_a_dead_man_alarm_fires_when_a_watcher_has_not_evaluated_for_three_minutes(
-        run: Run) -> None:
+    run: Run,
+) -> None:
     t = run.topology.for_stack(run.settings.stack)
-    alarms = {a.region: a.inputs for a in run.of("aws:cloudwatch/metricAlarm:MetricAlarm")
-              if is_watcher(a.name)}
+    alarms = {
+        a.region: a.inputs
+        for a in run.of("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if is_watcher(a.name)
+    }
     assert set(alarms) == set(t.regions.all)
     topics = {x.region: x.state["arn"] for x in run.of("aws:sns/topic:Topic")}
     for region, alarm in alarms.items():
@@ -116,17 +137,20 @@ def test_the_manifest_names_each_watcher_and_goes_into_the_control_table(run: Ru
     t = run.topology.for_stack(run.settings.stack)
     for region in t.regions.all:
         assert run.manifest["regions"][region]["watcher"] == {
-            "function": t.watcher_function(region), "log_group": t.watcher_log_group(region)}
+            "function": t.watcher_function(region),
+            "log_group": t.watcher_log_group(region),
+        }
     (item,) = [i for i in run.of("aws:dynamodb/tableItem:TableItem")]
     assert item.inputs["tableName"] == t.control_table
     value = json.loads(item.inputs["item"])
     assert value["pk"] == {"S": contract.MANIFEST_ITEM}
-    assert json.loads(value[contract.MANIFEST_ITEM]["S"])["regions"].keys() \
+    assert (
+        json.loads(value[contract.MANIFEST_ITEM]["S"])["regions"].keys()
         == run.manifest["regions"].keys()
+    )
 
 
-def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(
-        tmp_path: Path) -> None:
+def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(tmp_path: Path) -> None:
     topology = load(EXAMPLE_SPEC)
     bundle = watcher_bundle(topology, tmp_path / "bundles")
     carried = {metadata.distribution(d).metadata["Name"].lower() for d in bundle.distributions}
@@ -138,8 +162,9 @@ def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(
     unpacked = tmp_path / "bundle"
     zipfile.ZipFile(bundle.path).extractall(unpacked)
     assert loads((unpacked / contract.WATCHER_SPEC_FILE).read_text()) == topology
-    result = import_in_clean_interpreter([unpacked, lambda_runtime(tmp_path)],
-                                         ["controller.lambda_watcher"])
+    result = import_in_clean_interpreter(
+        [unpacked, lambda_runtime(tmp_path)], ["controller.lambda_watcher"]
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     print(f"watcher bundle: {bundle.size / 1e6:.2f} MB zipped, {len(names)} files")
     assert bundle.size < SIZE_GOAL, f"{bundle.size / 1e6:.1f} MB zipped"

@@ -17,7 +17,7 @@ from infra.common import InfraError
 
 def test_the_program_creates_no_zone_and_uses_the_existing_one(run: Run) -> None:
     assert run.of("aws:route53/zone:Zone") == []
-    (_, dns), = run.topology.of_kind(Kind.DNS)
+    ((_, dns),) = run.topology.of_kind(Kind.DNS)
     records = run.of("aws:route53/record:Record")
     assert records and {r.inputs["zoneId"] for r in records} == {ZONES[dns.zone]}
 
@@ -32,8 +32,9 @@ def test_a_missing_zone_stops_the_program_with_one_line() -> None:
 
 
 def test_a_zone_id_from_config_is_used_without_a_lookup() -> None:
-    settings = dataclasses.replace(SETTINGS["example"](),
-                                   zone_ids={"orders.example.com": "ZFROMCONFIG"})
+    settings = dataclasses.replace(
+        SETTINGS["example"](), zone_ids={"orders.example.com": "ZFROMCONFIG"}
+    )
     run = run_program(load(EXAMPLE_SPEC), settings, zones={})
     assert {r.inputs["zoneId"] for r in run.of("aws:route53/record:Record")} == {"ZFROMCONFIG"}
 
@@ -41,15 +42,20 @@ def test_a_zone_id_from_config_is_used_without_a_lookup() -> None:
 def test_one_validation_record_serves_every_regional_certificate(run: Run) -> None:
     certs = run.of("aws:acm/certificate:Certificate")
     assert len(certs) == len(run.topology.regions.all)
-    records = [r for r in run.of("aws:route53/record:Record")
-               if not r.inputs.get("failoverRoutingPolicies")]
+    records = [
+        r
+        for r in run.of("aws:route53/record:Record")
+        if not r.inputs.get("failoverRoutingPolicies")
+    ]
     assert len(records) == 1, "one record per name, not one per region"
     (record,) = records
     assert not record.inputs.get("allowOverwrite"), "nobody else writes it"
     assert record.region == run.topology.regions.primary
     assert not any(region in record.name for region in run.topology.regions.all), (
-        "the stack owns it, not a region that can be removed")
+        "the stack owns it, not a region that can be removed"
+    )
     validations = run.of("aws:acm/certificateValidation:CertificateValidation")
     assert len(validations) == len(certs)
     assert {tuple(v.inputs["validationRecordFqdns"]) for v in validations} == {
-        (record.state["fqdn"],)}
+        (record.state["fqdn"],)
+    }

@@ -28,8 +28,9 @@ XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize
 def plain(box: Sandbox, service: str, region: str) -> Any:
     """A plain boto3 client on the sandbox (not ours: no cache, no hooks, no retries)."""
     endpoint = box.manifest.endpoints[GLOBAL if service == "route53" else region]
-    return boto3.client(service, region_name=region if region != GLOBAL else PRIMARY,
-                        endpoint_url=endpoint)
+    return boto3.client(
+        service, region_name=region if region != GLOBAL else PRIMARY, endpoint_url=endpoint
+    )
 
 
 class _Body:
@@ -83,8 +84,10 @@ def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
 
 def rules_enabled(box: Sandbox, region: str) -> dict[str, bool]:
     events = plain(box, "events", region)
-    return {name: events.describe_rule(Name=box.manifest.ref(name, region).name)["State"]
-            == "ENABLED" for name, _ in box.topology.of_kind(Kind.SCHEDULE)}
+    return {
+        name: events.describe_rule(Name=box.manifest.ref(name, region).name)["State"] == "ENABLED"
+        for name, _ in box.topology.of_kind(Kind.SCHEDULE)
+    }
 
 
 def primary_record(box: Sandbox) -> str:

@@ -44,7 +44,8 @@ def function_facts(box: Sandbox, component: str, region: str) -> tuple[Any, list
     ref = box.manifest.ref(component, region)
     lam = plain(box, "lambda", region)
     concurrency = lam.get_function_concurrency(FunctionName=ref.name).get(
-        "ReservedConcurrentExecutions")
+        "ReservedConcurrentExecutions"
+    )
     return concurrency, [lam.get_event_source_mapping(UUID=u)["State"] for u in ref.mappings]
 
 
@@ -52,8 +53,7 @@ def function_facts(box: Sandbox, component: str, region: str) -> tuple[Any, list
 
 
 @pytest.mark.parametrize("component", ["worker", "api-handler"])
-def test_function_fence_then_activate_twice_is_once(fresh_sandbox: Sandbox,
-                                                    component: str) -> None:
+def test_function_fence_then_activate_twice_is_once(fresh_sandbox: Sandbox, component: str) -> None:
     box = fresh_sandbox
     act = action(box, component, PRIMARY)
     assert act.read().state == State.ACTIVE
@@ -88,8 +88,7 @@ def test_standby_function_activates_its_mappings(fresh_sandbox: Sandbox) -> None
     assert act.read().state == State.ACTIVE
 
 
-def test_degraded_activation_is_idempotent_and_upgrades_to_active(
-        fresh_sandbox: Sandbox) -> None:
+def test_degraded_activation_is_idempotent_and_upgrades_to_active(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     act = action(box, "worker", STANDBY)
     first = act.activate(DegradedMode.QUEUE_WRITES)
@@ -104,7 +103,8 @@ def test_degraded_activation_is_idempotent_and_upgrades_to_active(
 
 
 def test_schedule_rule_is_disabled_by_fencing_and_enabled_by_activation(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     rule = box.manifest.ref("nightly-report", PRIMARY).name
     events = plain(box, "events", PRIMARY)
@@ -118,8 +118,9 @@ def test_schedule_rule_is_disabled_by_fencing_and_enabled_by_activation(
 
 
 @pytest.mark.parametrize("component", PASSIVE)
-def test_passive_kinds_fence_and_activate_by_their_mode(fresh_sandbox: Sandbox,
-                                                        component: str) -> None:
+def test_passive_kinds_fence_and_activate_by_their_mode(
+    fresh_sandbox: Sandbox, component: str
+) -> None:
     box = fresh_sandbox
     act = action(box, component, STANDBY)
     assert act.read().state == State.STANDBY
@@ -133,7 +134,8 @@ def test_passive_kinds_fence_and_activate_by_their_mode(fresh_sandbox: Sandbox,
 
 
 def test_dns_fence_inverts_the_check_and_activation_moves_both_records(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     dns = box.manifest.dns
     assert dns is not None
@@ -145,8 +147,11 @@ def test_dns_fence_inverts_the_check_and_activation_moves_both_records(
 
     def records() -> dict[str, tuple[str, str]]:
         sets = r53.list_resource_record_sets(HostedZoneId=dns.zone_id)["ResourceRecordSets"]
-        return {r["SetIdentifier"]: (r["ResourceRecords"][0]["Value"], r["HealthCheckId"])
-                for r in sets if r.get("SetIdentifier")}
+        return {
+            r["SetIdentifier"]: (r["ResourceRecords"][0]["Value"], r["HealthCheckId"])
+            for r in sets
+            if r.get("SetIdentifier")
+        }
 
     def host(region: str) -> str:
         return box.manifest.regions[region].api_endpoint.split("://", 1)[1].split("/")[0]
@@ -181,7 +186,8 @@ def test_dns_activation_clears_the_inversion_of_the_target(fresh_sandbox: Sandbo
 def test_activating_a_missing_function_is_permanent_and_names_it(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     plain(box, "lambda", OTHER).delete_function(
-        FunctionName=box.manifest.ref("api-handler", OTHER).name)
+        FunctionName=box.manifest.ref("api-handler", OTHER).name
+    )
     act = action(box, "api-handler", OTHER)
     assert act.read().state == State.MISSING
     with pytest.raises(PermanentStepError, match="api-handler/eu-west-1") as err:
@@ -205,15 +211,18 @@ def test_a_missing_queue_reads_missing_and_cannot_be_activated(fresh_sandbox: Sa
 
 def faulty(box: Sandbox, hook: Callable[..., Any], attempts: int) -> Clients:
     settings = AwsSettings(connect_timeout=1, read_timeout=2, max_attempts=attempts)
-    return Clients(endpoints=box.manifest.endpoints, settings=settings,
-                   hooks=[("before-send.lambda", hook)])
+    return Clients(
+        endpoints=box.manifest.endpoints, settings=settings, hooks=[("before-send.lambda", hook)]
+    )
 
 
-@pytest.mark.parametrize(("status", "code"), [(400, "ThrottlingException"),
-                                              (429, "TooManyRequestsException"),
-                                              (500, "ServiceException")])
-def test_persistent_throttling_or_500_is_a_transient_error(fresh_sandbox: Sandbox, status: int,
-                                                           code: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "ThrottlingException"), (429, "TooManyRequestsException"), (500, "ServiceException")],
+)
+def test_persistent_throttling_or_500_is_a_transient_error(
+    fresh_sandbox: Sandbox, status: int, code: str
+) -> None:
     hook, calls = fault(status, code)
     act = action(fresh_sandbox, "worker", PRIMARY, faulty(fresh_sandbox, hook, attempts=2))
     with pytest.raises(TransientStepError, match="worker/us-east-1"):
@@ -222,10 +231,12 @@ def test_persistent_throttling_or_500_is_a_transient_error(fresh_sandbox: Sandbo
     assert function_facts(fresh_sandbox, "worker", PRIMARY)[0] is None  # nothing was done
 
 
-@pytest.mark.parametrize(("status", "code"), [(400, "ThrottlingException"),
-                                              (500, "ServiceException")])
-def test_intermittent_faults_are_retried_through(fresh_sandbox: Sandbox, status: int,
-                                                 code: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, "ThrottlingException"), (500, "ServiceException")]
+)
+def test_intermittent_faults_are_retried_through(
+    fresh_sandbox: Sandbox, status: int, code: str
+) -> None:
     hook, calls = fault(status, code, every=4)
     act = action(fresh_sandbox, "worker", PRIMARY, faulty(fresh_sandbox, hook, attempts=3))
     assert act.deactivate().observed.state == State.FENCED
@@ -245,8 +256,10 @@ def test_a_read_timeout_is_a_transient_unreachable_error(fresh_sandbox: Sandbox)
 
 def test_a_hung_region_fails_fast_and_transient(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
-    fast = Clients(endpoints=box.manifest.endpoints,
-                   settings=AwsSettings(connect_timeout=1, read_timeout=1, max_attempts=1))
+    fast = Clients(
+        endpoints=box.manifest.endpoints,
+        settings=AwsSettings(connect_timeout=1, read_timeout=1, max_attempts=1),
+    )
     box.fail(STANDBY, "hang")
     try:
         started = time.monotonic()
@@ -285,11 +298,21 @@ def test_stream_kind_reads_activates_and_goes_missing(fresh_sandbox: Sandbox) ->
 def test_replication_lag_reads_the_cloudwatch_metric(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     assert replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY) is None
-    plain(box, "cloudwatch", PRIMARY).put_metric_data(Namespace="AWS/DynamoDB", MetricData=[{
-        "MetricName": "ReplicationLatency", "Unit": "Milliseconds", "Value": value,
-        "Dimensions": [
-            {"Name": "TableName", "Value": box.manifest.ref("orders-table", PRIMARY).name},
-            {"Name": "ReceivingRegion", "Value": STANDBY}]} for value in (1200.0, 2500.0)])
+    plain(box, "cloudwatch", PRIMARY).put_metric_data(
+        Namespace="AWS/DynamoDB",
+        MetricData=[
+            {
+                "MetricName": "ReplicationLatency",
+                "Unit": "Milliseconds",
+                "Value": value,
+                "Dimensions": [
+                    {"Name": "TableName", "Value": box.manifest.ref("orders-table", PRIMARY).name},
+                    {"Name": "ReceivingRegion", "Value": STANDBY},
+                ],
+            }
+            for value in (1200.0, 2500.0)
+        ],
+    )
     lag = replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)
     assert lag == pytest.approx(2.5)
 
@@ -310,8 +333,11 @@ def test_a_component_mode_of_normal_defers_to_the_region_mode(fresh_sandbox: San
     box = fresh_sandbox
     for region in (PRIMARY, STANDBY):
         plain(box, "ssm", region).put_parameter(
-            Name=box.topology.component_mode_parameter("orders-queue", region), Value="normal",
-            Type="String", Overwrite=True)
+            Name=box.topology.component_mode_parameter("orders-queue", region),
+            Value="normal",
+            Type="String",
+            Overwrite=True,
+        )
     assert action(box, "orders-queue", PRIMARY).read().state == State.ACTIVE
     assert action(box, "orders-queue", STANDBY).read().state == State.STANDBY
     assert action(box, "orders-queue", PRIMARY).activate().changed  # writes "active" once

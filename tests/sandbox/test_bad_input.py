@@ -52,13 +52,20 @@ def snapshot(box: Sandbox) -> dict[str, Any]:
             "mappings": mapping_enabled(box, region),
             "rules": rules_enabled(box, region),
             "concurrency": sorted(
-                (f["FunctionName"], lam.get_function_concurrency(
-                    FunctionName=f["FunctionName"]).get("ReservedConcurrentExecutions"))
-                for f in lam.list_functions()["Functions"]),
+                (
+                    f["FunctionName"],
+                    lam.get_function_concurrency(FunctionName=f["FunctionName"]).get(
+                        "ReservedConcurrentExecutions"
+                    ),
+                )
+                for f in lam.list_functions()["Functions"]
+            ),
         }
     table = plain(box, "dynamodb", box.manifest.control.regions[0])
-    out["control"] = sorted(json.dumps(i, sort_keys=True) for i in table.scan(
-        TableName=box.manifest.control.table)["Items"])
+    out["control"] = sorted(
+        json.dumps(i, sort_keys=True)
+        for i in table.scan(TableName=box.manifest.control.table)["Items"]
+    )
     return out
 
 
@@ -78,9 +85,11 @@ def broken_manifests(box: Sandbox, folder: Path) -> dict[str, Path]:
         "missing_endpoint": write("missing_endpoint", lambda d: d["endpoints"].pop("us-west-2")),
         "wrong_app": write("wrong_app", lambda d: d.__setitem__("app", "billing")),
         "missing_component": write(
-            "missing_component", lambda d: d["regions"]["eu-west-1"]["components"].pop("worker")),
+            "missing_component", lambda d: d["regions"]["eu-west-1"]["components"].pop("worker")
+        ),
         "wrong_control_table": write(
-            "wrong_control_table", lambda d: d["control"].__setitem__("table", "orders-controI")),
+            "wrong_control_table", lambda d: d["control"].__setitem__("table", "orders-controI")
+        ),
     }
     deep = folder / "deep_nesting.json"
     deep.write_text('{"app": ' + "[" * DEEP + "]" * DEEP + "}")
@@ -123,7 +132,8 @@ def proxy_trap() -> Iterator[Trap]:
 
 
 def test_every_verb_refuses_every_broken_manifest_and_changes_nothing(
-        sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     """The acceptance test: exit 2, one line, no traceback, nothing changed, nothing sent."""
     before = snapshot(sandbox)  # plain clients, read before the proxy variables are set
     failures = []
@@ -134,26 +144,31 @@ def test_every_verb_refuses_every_broken_manifest_and_changes_nothing(
                 result = cli(*args)
                 lines = result.err.strip().splitlines()
                 if result.code != 2 or len(lines) != 1 or "Traceback" in result.err:
-                    failures.append(f"{case} {' '.join(verb)}: exit {result.code}, "
-                                    f"stderr {result.err!r}, stdout {result.out[:200]!r}")
+                    failures.append(
+                        f"{case} {' '.join(verb)}: exit {result.code}, "
+                        f"stderr {result.err!r}, stdout {result.out[:200]!r}"
+                    )
     assert failures == []
     assert trap.hits == 0
     assert snapshot(sandbox) == before
 
 
 def test_a_wrong_control_table_is_one_line_saying_what_to_check(
-        sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     """The reproduction: a misspelled control.table gave a 46-105 line traceback."""
     path = broken_manifests(sandbox, tmp_path)["wrong_control_table"]
     result = cli("runs", "--manifest", path)
     assert result.code == 2
     assert result.err.strip().splitlines() == [
         "error: the control table orders-controI does not exist in us-east-1: is the manifest "
-        "right? (ResourceNotFoundException)"]
+        "right? (ResourceNotFoundException)"
+    ]
 
 
 def test_a_lease_whose_holder_died_on_this_machine_is_reported_as_such(
-        sandbox: Sandbox, cli: Callable[..., Any]) -> None:
+    sandbox: Sandbox, cli: Callable[..., Any]
+) -> None:
     """The reproduction: a dead holder's lease was reported as held by a live one."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -161,12 +176,20 @@ def test_a_lease_whose_holder_died_on_this_machine_is_reported_as_such(
     table = plain(sandbox, "dynamodb", sandbox.manifest.control.regions[0])
     name = sandbox.manifest.control.table
     before = table.get_item(TableName=name, Key={"pk": {"S": "lease"}, "sk": {"S": "lease"}})
-    table.put_item(TableName=name, Item={
-        "pk": {"S": "lease"}, "sk": {"S": "lease"}, "owner": {"S": owner},
-        "token": {"N": "999"}, "expires_at": {"N": "9999999999"}})
+    table.put_item(
+        TableName=name,
+        Item={
+            "pk": {"S": "lease"},
+            "sk": {"S": "lease"},
+            "owner": {"S": owner},
+            "token": {"N": "999"},
+            "expires_at": {"N": "9999999999"},
+        },
+    )
     try:
-        result = cli("execute", "--to", "us-west-2", "--dry-run", "--manifest",
-                     sandbox.manifest_path)
+        result = cli(
+            "execute", "--to", "us-west-2", "--dry-run", "--manifest", sandbox.manifest_path
+        )
         line = next(x for x in result.out.splitlines() if "lease_free" in x)
         assert line.split()[0] == "ok", line
         assert f"held by {owner}, a process of this machine that has ended" in line
@@ -207,8 +230,11 @@ def test_sandbox_files_are_its_owners_only_whatever_the_umask(own: Sandbox) -> N
     folder = own.state_dir
     assert mode(folder) == 0o700
     assert mode(folder / "logs") == 0o700
-    for path in (folder / "sandbox.json", folder / "manifest.json",
-                 *(folder / "logs").glob("*.log")):
+    for path in (
+        folder / "sandbox.json",
+        folder / "manifest.json",
+        *(folder / "logs").glob("*.log"),
+    ):
         assert mode(path) == 0o600, path
     assert own.state.zygote is not None
     assert mode(Path(own.state.zygote.socket)) == 0o600
@@ -252,8 +278,9 @@ def test_the_zygote_forks_only_the_servers_it_started(own: Sandbox) -> None:
     assert not Path("/tmp/evil.log").exists()
 
 
-def test_global_can_be_failed_and_healed(own: Sandbox, cli: Callable[..., Any],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_global_can_be_failed_and_healed(
+    own: Sandbox, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The reproduction: ``sandbox fail global`` said ``unknown region 'global'``."""
     monkeypatch.setenv("FAILOVER_STATE_DIR", str(own.state_dir))
     assert cli("sandbox", "fail", "global", "--mode", "hang").code == 0
@@ -266,7 +293,8 @@ def test_global_can_be_failed_and_healed(own: Sandbox, cli: Callable[..., Any],
     box = Sandbox.attach(own.state_dir)
     # the control table is not in global: it survives, and answers through its regions
     described = plain(box, "dynamodb", "us-east-1").describe_table(
-        TableName=box.manifest.control.table)
+        TableName=box.manifest.control.table
+    )
     assert described["Table"]["TableStatus"] == "ACTIVE"
     assert primary_record(box)  # the failover records are back
     status = cli("status", "--json", "--manifest", box.manifest_path)
@@ -274,8 +302,9 @@ def test_global_can_be_failed_and_healed(own: Sandbox, cli: Callable[..., Any],
     assert json.loads(status.out)["active_region"] == "us-east-1"
 
 
-def test_a_corrupt_state_file_leaves_no_orphan(own: Sandbox, cli: Callable[..., Any],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_corrupt_state_file_leaves_no_orphan(
+    own: Sandbox, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The reproduction: a corrupt sandbox.json made every verb refuse, and after removing it
     ``sandbox up`` started a second set while the first ran on, orphaned."""
     monkeypatch.setenv("FAILOVER_STATE_DIR", str(own.state_dir))

@@ -35,14 +35,23 @@ def bus_action(box: Sandbox, region: str, clients: Clients | None = None) -> Any
 
 def rule_states(box: Sandbox, region: str) -> list[str]:
     events, bus = plain(box, "events", region), box.manifest.ref(BUS, region).name
-    return [events.describe_rule(Name=BusSpec.rule_name(bus, rule), EventBusName=bus)["State"]
-            for rule in box.topology.components[BUS].rules]
+    return [
+        events.describe_rule(Name=BusSpec.rule_name(bus, rule), EventBusName=bus)["State"]
+        for rule in box.topology.components[BUS].rules
+    ]
 
 
 def publish(box: Sandbox, region: str, order_id: str) -> None:
-    plain(box, "events", region).put_events(Entries=[{
-        "Source": "orders.api", "DetailType": "OrderPlaced", "EventBusName":
-            box.manifest.ref(BUS, region).name, "Detail": json.dumps({"order_id": order_id})}])
+    plain(box, "events", region).put_events(
+        Entries=[
+            {
+                "Source": "orders.api",
+                "DetailType": "OrderPlaced",
+                "EventBusName": box.manifest.ref(BUS, region).name,
+                "Detail": json.dumps({"order_id": order_id}),
+            }
+        ]
+    )
 
 
 def delivered(box: Sandbox, region: str, wait: float) -> list[str]:
@@ -92,16 +101,32 @@ def test_fence_then_activate_twice_is_once_and_moves_delivery(fresh_sandbox: San
 
 
 def test_rules_that_disagree_are_degraded_and_activate_sets_them_right(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     events, bus = plain(box, "events", STANDBY), box.manifest.ref(BUS, STANDBY).name
     rule = BusSpec.rule_name(bus, "placed")
-    events.put_rule(Name=f"{bus}-extra", EventBusName=bus, State="ENABLED",
-                    EventPattern=json.dumps({"source": ["x"]}))
-    topology = box.topology.model_copy(update={"components": {
-        **box.topology.components, BUS: box.topology.components[BUS].model_copy(update={
-            "rules": {**box.topology.components[BUS].rules,
-                      "extra": box.topology.components[BUS].rules["placed"]}})}})
+    events.put_rule(
+        Name=f"{bus}-extra",
+        EventBusName=bus,
+        State="ENABLED",
+        EventPattern=json.dumps({"source": ["x"]}),
+    )
+    topology = box.topology.model_copy(
+        update={
+            "components": {
+                **box.topology.components,
+                BUS: box.topology.components[BUS].model_copy(
+                    update={
+                        "rules": {
+                            **box.topology.components[BUS].rules,
+                            "extra": box.topology.components[BUS].rules["placed"],
+                        }
+                    }
+                ),
+            }
+        }
+    )
     act = action_for(topology, box.manifest, box.clients, BUS, STANDBY)
     seen = act.read()
     assert seen.state == State.DEGRADED and not seen.healthy and rule in seen.detail
@@ -131,34 +156,50 @@ def test_a_missing_bus_is_a_permanent_error_on_activate(fresh_sandbox: Sandbox) 
         bus_action(box, STANDBY).activate()
 
 
-@pytest.mark.parametrize(("status", "code", "error"), [
-    (400, "ThrottlingException", TransientStepError),
-    (500, "InternalException", TransientStepError),
-    (400, "AccessDeniedException", PermanentStepError),
-])
-def test_faults_are_classified_and_change_nothing(fresh_sandbox: Sandbox, status: int, code: str,
-                                                  error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (400, "ThrottlingException", TransientStepError),
+        (500, "InternalException", TransientStepError),
+        (400, "AccessDeniedException", PermanentStepError),
+    ],
+)
+def test_faults_are_classified_and_change_nothing(
+    fresh_sandbox: Sandbox, status: int, code: str, error: type[Exception]
+) -> None:
     hook, calls = fault(status, code)
-    clients = Clients(endpoints=fresh_sandbox.manifest.endpoints,
-                      settings=AwsSettings(connect_timeout=1, read_timeout=2, max_attempts=2),
-                      hooks=[("before-send.events", hook)])
+    clients = Clients(
+        endpoints=fresh_sandbox.manifest.endpoints,
+        settings=AwsSettings(connect_timeout=1, read_timeout=2, max_attempts=2),
+        hooks=[("before-send.events", hook)],
+    )
     with pytest.raises(error, match=f"{BUS}/{PRIMARY}"):
         bus_action(fresh_sandbox, PRIMARY, clients).deactivate()
     assert calls[1] >= 1
     assert rule_states(fresh_sandbox, PRIMARY) == ["ENABLED"]
 
 
-def test_status_shows_the_bus_in_every_region(fresh_sandbox: Sandbox,
-                                              cli: Callable[..., CliResult]) -> None:
+def test_status_shows_the_bus_in_every_region(
+    fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     box = fresh_sandbox
     bus_action(box, PRIMARY).deactivate()
-    result = cli("status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--json",
-                 "--timeout", str(SLACK))
+    result = cli(
+        "status",
+        "--manifest",
+        box.manifest_path,
+        "--spec",
+        EXAMPLE,
+        "--json",
+        "--timeout",
+        str(SLACK),
+    )
     assert result.code == 0, result.err
     regions = json.loads(result.out)["regions"]
     seen = {region: r["components"][BUS]["state"] for region, r in regions.items()}
     assert seen == {PRIMARY: "fenced", STANDBY: "standby", "eu-west-1": "standby"}
-    table = cli("status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--timeout",
-                str(SLACK))
+    table = cli(
+        "status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--timeout", str(SLACK)
+    )
     assert table.code == 0, table.err
     assert any(BUS in line and " bus " in f" {line} " for line in table.out.splitlines())

@@ -26,25 +26,34 @@ TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)
 
 
-def controller(box: Sandbox, *args: str, kill_after: int | None = None
-               ) -> subprocess.Popen[str]:
+def controller(box: Sandbox, *args: str, kill_after: int | None = None) -> subprocess.Popen[str]:
     """``failover ARGS --manifest M`` as a real process; with ``kill_after``, one that SIGKILLs
     itself once that many steps have ended (``sandbox.faults``)."""
-    entry = ["-m", "controller"] if kill_after is None else [
-        "-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
+    entry = (
+        ["-m", "controller"]
+        if kill_after is None
+        else ["-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
+    )
     return subprocess.Popen(
         [sys.executable, *entry, *args, "--manifest", str(box.manifest_path)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def snapshot(box: Sandbox) -> dict[str, Any]:
     """Everything a failover changes, read back from the emulator."""
-    report = health.status(box.topology, box.manifest, box.clients, settings=None,
-                           deadline=60).to_dict()
-    return {"status": report,
-            "mappings": {r: mapping_enabled(box, r) for r in box.topology.regions.all},
-            "rules": {r: rules_enabled(box, r) for r in box.topology.regions.all},
-            "record": primary_record(box)}
+    report = health.status(
+        box.topology, box.manifest, box.clients, settings=None, deadline=60
+    ).to_dict()
+    return {
+        "status": report,
+        "mappings": {r: mapping_enabled(box, r) for r in box.topology.regions.all},
+        "rules": {r: rules_enabled(box, r) for r in box.topology.regions.all},
+        "record": primary_record(box),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +68,11 @@ def uninterrupted(sandbox: Sandbox) -> dict[str, Any]:
 
 @pytest.mark.independent  # resets the sandbox; each worker computes its own uninterrupted run
 @pytest.mark.parametrize("k", range(1, EXAMPLE_STEPS + 1))
-def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox: Sandbox,
-                                         k: int) -> None:
+def test_resume_after_kill_at_every_step(
+    uninterrupted: dict[str, Any], sandbox: Sandbox, k: int
+) -> None:
     sandbox.reset()
-    proc = controller(sandbox, "execute", "--to", TARGET, "--yes", "--json",
-                      kill_after=k)
+    proc = controller(sandbox, "execute", "--to", TARGET, "--yes", "--json", kill_after=k)
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     journal = Journal(sandbox.clients, sandbox.manifest)
@@ -83,9 +92,14 @@ def test_resume_after_kill_at_every_step(uninterrupted: dict[str, Any], sandbox:
 
 
 def test_resume_of_an_ended_run_is_refused(fresh_sandbox: Sandbox, cli) -> None:
-    run = Executor(fresh_sandbox.topology, fresh_sandbox.manifest,
-                   fresh_sandbox.clients, accept_unknown_lag=True).execute(
-        build_plan(fresh_sandbox.topology, graphs.build(fresh_sandbox.topology), target=TARGET))
+    run = Executor(
+        fresh_sandbox.topology,
+        fresh_sandbox.manifest,
+        fresh_sandbox.clients,
+        accept_unknown_lag=True,
+    ).execute(
+        build_plan(fresh_sandbox.topology, graphs.build(fresh_sandbox.topology), target=TARGET)
+    )
     result = cli("resume", run.run.id, "--manifest", fresh_sandbox.manifest_path)
     assert result.code == 2
     assert "has already ended: completed" in result.err
@@ -94,8 +108,10 @@ def test_resume_of_an_ended_run_is_refused(fresh_sandbox: Sandbox, cli) -> None:
 
 def test_two_controllers_started_together_exactly_one_acts(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
-    procs = [controller(box, "execute", "--to", TARGET, "--from", "us-east-1", "--yes", "--json")
-             for _ in range(2)]
+    procs = [
+        controller(box, "execute", "--to", TARGET, "--from", "us-east-1", "--yes", "--json")
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 3], results
@@ -111,8 +127,16 @@ def test_cli_execute_exit_code_3_names_the_holder(fresh_sandbox: Sandbox, cli) -
     journal = Journal(fresh_sandbox.clients, fresh_sandbox.manifest)
     lease = journal.acquire("oncall@laptop:42", 60)
     try:
-        result = cli("execute", "--to", TARGET, "--from", "us-east-1", "--yes",
-                     "--manifest", fresh_sandbox.manifest_path)
+        result = cli(
+            "execute",
+            "--to",
+            TARGET,
+            "--from",
+            "us-east-1",
+            "--yes",
+            "--manifest",
+            fresh_sandbox.manifest_path,
+        )
         assert result.code == 3
         assert "oncall@laptop:42" in result.err
     finally:
@@ -127,11 +151,22 @@ def test_execute_without_yes_on_a_pipe_refuses(fresh_sandbox: Sandbox, cli) -> N
 
 
 def test_dry_run_shows_prechecks_and_touches_nothing(fresh_sandbox: Sandbox, cli) -> None:
-    result = cli("execute", "--to", TARGET, "--dry-run", "--json",
-                 "--manifest", Path(fresh_sandbox.manifest_path))
+    result = cli(
+        "execute",
+        "--to",
+        TARGET,
+        "--dry-run",
+        "--json",
+        "--manifest",
+        Path(fresh_sandbox.manifest_path),
+    )
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert {c["name"] for c in data["prechecks"]} >= {"target_reachable", "target_healthy",
-                                                      "replication_lag", "no_run_in_progress"}
+    assert {c["name"] for c in data["prechecks"]} >= {
+        "target_reachable",
+        "target_healthy",
+        "replication_lag",
+        "no_run_in_progress",
+    }
     assert all(c["ok"] for c in data["prechecks"])
     assert mapping_enabled(fresh_sandbox, "us-east-1") == {"worker": True, "projector": True}

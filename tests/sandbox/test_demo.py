@@ -13,9 +13,19 @@ import pytest
 from sandbox.demo import DemoOptions, run_demo
 from tests.conftest import EXAMPLE
 
-REPORT_FIELDS = {"time_to_detect_seconds", "time_to_shift_seconds", "requests",
-                 "writes_acknowledged", "writes_found_in_new_primary", "lost_writes", "timeline",
-                 "failed_share_during_outage", "new_primary", "runs", "decisions"}
+REPORT_FIELDS = {
+    "time_to_detect_seconds",
+    "time_to_shift_seconds",
+    "requests",
+    "writes_acknowledged",
+    "writes_found_in_new_primary",
+    "lost_writes",
+    "timeline",
+    "failed_share_during_outage",
+    "new_primary",
+    "runs",
+    "decisions",
+}
 
 
 class PageWatcher:
@@ -34,8 +44,10 @@ class PageWatcher:
     def _poll(self) -> None:
         while not self.stop.wait(0.5):
             try:
-                with urllib.request.urlopen(self.url + "api/traffic",  # noqa: S310 - loopback
-                                            timeout=5) as response:
+                with urllib.request.urlopen(  # noqa: S310 - loopback
+                    self.url + "api/traffic",
+                    timeout=5,
+                ) as response:
                     series: list[dict[str, Any]] = json.loads(response.read())["series"]
             except OSError:
                 continue
@@ -47,12 +59,20 @@ def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     state = tmp_path_factory.mktemp("demo") / ".failover"
     page = PageWatcher()
     try:
-        result = run_demo(DemoOptions(spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0,
-                                      rate=20.0, on_page=page.found))
+        result = run_demo(
+            DemoOptions(
+                spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0, rate=20.0, on_page=page.found
+            )
+        )
     finally:
         page.stop.set()
-    return {"report": result.report, "json": result.json_path, "png": result.png_path,
-            "state": state, "page": page}
+    return {
+        "report": result.report,
+        "json": result.json_path,
+        "png": result.png_path,
+        "state": state,
+        "page": page,
+    }
 
 
 def test_report_has_every_field_and_is_written(story: dict) -> None:
@@ -99,8 +119,11 @@ def test_the_page_charted_the_traffic_while_the_demo_ran(story: dict) -> None:
 
 
 def test_the_demo_leaves_nothing_running(story: dict) -> None:
-    state = json.loads((story["state"] / "sandbox.json").read_text()) \
-        if (story["state"] / "sandbox.json").exists() else None
+    state = (
+        json.loads((story["state"] / "sandbox.json").read_text())
+        if (story["state"] / "sandbox.json").exists()
+        else None
+    )
     assert state is None  # down removes the state
     for line in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -112,8 +135,20 @@ def test_the_demo_leaves_nothing_running(story: dict) -> None:
 
 @pytest.mark.independent  # a demo of its own, in its own directory
 def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
-    result = cli("demo", "--warmup", "4", "--after", "4", "--mode", "down", "--json",
-                 "--state-dir", tmp_path / ".failover", "--spec", EXAMPLE)
+    result = cli(
+        "demo",
+        "--warmup",
+        "4",
+        "--after",
+        "4",
+        "--mode",
+        "down",
+        "--json",
+        "--state-dir",
+        tmp_path / ".failover",
+        "--spec",
+        EXAMPLE,
+    )
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["mode"] == "down"

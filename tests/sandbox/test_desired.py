@@ -33,8 +33,11 @@ Executor = partial(_Executor, accept_unknown_lag=True)
 SOURCE, TARGET, OTHER = "us-east-1", "us-west-2", "eu-west-1"
 #: Seconds between the two executes: the whole 0-5 s sweep in 0.25 s steps with
 #: FAILOVER_FULL_SWEEP=1, else a sample of it (each pair costs two failovers).
-DELAYS = [i / 4 for i in range(21)] if os.environ.get("FAILOVER_FULL_SWEEP") else \
-    [0.0, 0.5, 1.5, 2.5, 4.0]
+DELAYS = (
+    [i / 4 for i in range(21)]
+    if os.environ.get("FAILOVER_FULL_SWEEP")
+    else [0.0, 0.5, 1.5, 2.5, 4.0]
+)
 
 
 def plan_to(box: Sandbox, target: str, source: str = SOURCE):
@@ -43,8 +46,9 @@ def plan_to(box: Sandbox, target: str, source: str = SOURCE):
 
 def active_regions(box: Sandbox) -> list[str]:
     """The regions whose mode parameter says ``active``, read from the emulator."""
-    report = health.status(box.topology, box.manifest, box.clients, components=False,
-                           settings=None, deadline=60)
+    report = health.status(
+        box.topology, box.manifest, box.clients, components=False, settings=None, deadline=60
+    )
     return sorted(name for name, region in report.regions.items() if region.mode == "active")
 
 
@@ -53,15 +57,19 @@ def desired(box: Sandbox):
 
 
 def test_a_run_writes_its_target_as_the_desired_state_with_a_new_epoch(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     assert desired(box).active == SOURCE and desired(box).epoch == 0
     run = Executor(box.topology, box.manifest, box.clients).execute(plan_to(box, TARGET)).run
     now = desired(box)
     assert (now.active, now.epoch, now.run_id) == (TARGET, 1, run.id)
     assert run.epoch == 1
-    back = Executor(box.topology, box.manifest, box.clients).execute(
-        plan_to(box, SOURCE, source=TARGET), kind="failback").run
+    back = (
+        Executor(box.topology, box.manifest, box.clients)
+        .execute(plan_to(box, SOURCE, source=TARGET), kind="failback")
+        .run
+    )
     assert back.status == RunStatus.COMPLETED
     assert desired(box).epoch == 2 and desired(box).active == SOURCE
     lease = Journal(box.clients, box.manifest).holder()
@@ -69,7 +77,8 @@ def test_a_run_writes_its_target_as_the_desired_state_with_a_new_epoch(
 
 
 def test_from_that_the_control_table_contradicts_is_refused_and_nothing_changes(
-        fresh_sandbox: Sandbox, cli) -> None:
+    fresh_sandbox: Sandbox, cli
+) -> None:
     box = fresh_sandbox
     m = box.manifest_path
     assert cli("execute", "--to", TARGET, "--yes", "--manifest", m).code == 0
@@ -86,7 +95,8 @@ def test_from_that_the_control_table_contradicts_is_refused_and_nothing_changes(
 
 
 def test_execute_without_from_fails_over_from_the_active_region_the_table_names(
-        fresh_sandbox: Sandbox, cli) -> None:
+    fresh_sandbox: Sandbox, cli
+) -> None:
     box = fresh_sandbox
     m = box.manifest_path
     assert cli("execute", "--to", TARGET, "--yes", "--manifest", m).code == 0
@@ -100,7 +110,8 @@ def test_execute_without_from_fails_over_from_the_active_region_the_table_names(
 
 @pytest.mark.parametrize("delay", DELAYS)
 def test_two_executes_to_two_targets_never_leave_two_regions_active(
-        sandbox: Sandbox, delay: float) -> None:
+    sandbox: Sandbox, delay: float
+) -> None:
     box = sandbox
     box.reset()
     first = controller(box, "execute", "--to", TARGET, "--yes", "--json")
@@ -112,8 +123,9 @@ def test_two_executes_to_two_targets_never_leave_two_regions_active(
     assert 0 in codes, results
     for code, _, err in results:
         if code == 3:  # the loser says why
-            assert "another controller holds the lease" in err \
-                or "the active region changed" in err, err
+            assert (
+                "another controller holds the lease" in err or "the active region changed" in err
+            ), err
     now = desired(box)
     assert active_regions(box) == [now.active], (results, now)
     ran = [json.loads(out) for code, out, _ in results if code == 0]
@@ -122,7 +134,8 @@ def test_two_executes_to_two_targets_never_leave_two_regions_active(
 
 
 def test_a_controller_that_lost_its_lease_stops_acting_before_its_next_action(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     """A is stopped just before an activation until its lease expires; B resumes A's run and
     C fails over again; A then continues: it must not act in the region C fenced."""
     box = fresh_sandbox
@@ -139,22 +152,31 @@ def test_a_controller_that_lost_its_lease_stops_acting_before_its_next_action(
         paused.append(event)
         offset[0] += box.topology.policy.lease_seconds + 1  # A "sleeps" past its lease
         later = Journal(box.clients, box.manifest, clock=clock)
-        resumed = Executor(box.topology, box.manifest, box.clients, journal=later,
-                           owner="b@elsewhere:2").resume(event.run_id)
+        resumed = Executor(
+            box.topology, box.manifest, box.clients, journal=later, owner="b@elsewhere:2"
+        ).resume(event.run_id)
         assert resumed.run.status == RunStatus.COMPLETED
-        again = Executor(box.topology, box.manifest, box.clients, journal=later,
-                         owner="c@elsewhere:3").execute(plan_to(box, OTHER, source=TARGET))
+        again = Executor(
+            box.topology, box.manifest, box.clients, journal=later, owner="c@elsewhere:3"
+        ).execute(plan_to(box, OTHER, source=TARGET))
         assert again.run.status == RunStatus.COMPLETED
 
-    a = Executor(box.topology, box.manifest, box.clients, owner="a@elsewhere:1",
-                 journal=Journal(box.clients, box.manifest, clock=clock),
-                 progress=stopped_then_others_act, max_workers=1)
+    a = Executor(
+        box.topology,
+        box.manifest,
+        box.clients,
+        owner="a@elsewhere:1",
+        journal=Journal(box.clients, box.manifest, clock=clock),
+        progress=stopped_then_others_act,
+        max_workers=1,
+    )
     with pytest.raises(StaleTokenError, match="could not renew"):
         a.execute(plan_to(box, TARGET))
     assert paused
     step = paused[0].step
-    parameter = action_for(box.topology, box.manifest, box.clients, step.component,
-                           TARGET).mode_parameter
+    parameter = action_for(
+        box.topology, box.manifest, box.clients, step.component, TARGET
+    ).mode_parameter
     seen = plain(box, "ssm", TARGET).get_parameter(Name=parameter)["Parameter"]["Value"]
     assert seen == "fenced", f"{step.id}: A acted after losing its lease ({seen})"
     assert active_regions(box) == [OTHER]
@@ -163,7 +185,8 @@ def test_a_controller_that_lost_its_lease_stops_acting_before_its_next_action(
 
 
 def test_a_run_uses_only_what_a_strongly_consistent_global_table_serves(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     """MRSC tables take no transactions: the journal, the lease and the desired state write
     single items conditionally, and read strongly consistent."""
     from controller.aws import Clients
@@ -175,12 +198,16 @@ def test_a_run_uses_only_what_a_strongly_consistent_global_table_serves(
         if model.service_model.service_name == "dynamodb":
             calls.append((model.name, params))
 
-    clients = Clients(endpoints=box.manifest.endpoints,
-                      hooks=(("provide-client-params.dynamodb", record),))
+    clients = Clients(
+        endpoints=box.manifest.endpoints, hooks=(("provide-client-params.dynamodb", record),)
+    )
     run = Executor(box.topology, box.manifest, clients).execute(plan_to(box, TARGET)).run
     assert run.status == RunStatus.COMPLETED
-    control = [(op, p) for op, p in calls if p.get("TableName") == box.manifest.control.table
-               or op.startswith("Transact")]
+    control = [
+        (op, p)
+        for op, p in calls
+        if p.get("TableName") == box.manifest.control.table or op.startswith("Transact")
+    ]
     assert control
     assert not [op for op, _ in control if op.startswith("Transact")]
     reads = [p for op, p in control if op in ("GetItem", "Query")]
@@ -194,7 +221,8 @@ class Died(BaseException):
 
 
 def test_a_run_whose_controller_died_before_the_desired_state_ends_and_blocks_nothing(
-        fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Journalled, but stopped before it named its target: no step acted. It used to stay
     ``running`` forever: every later run refused by ``no_run_in_progress``, its resume refused
     as superseded. Resuming it now ends it, and the next failover runs."""
@@ -222,7 +250,8 @@ def test_a_run_whose_controller_died_before_the_desired_state_ends_and_blocks_no
 
 
 def test_a_desired_state_that_cannot_be_written_ends_the_run_at_once(
-        fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     box = fresh_sandbox
 
     def no_majority(*args: object, **kwargs: object) -> None:

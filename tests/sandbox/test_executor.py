@@ -50,8 +50,9 @@ def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> Non
     assert fences["fence:dns@us-east-1"] == StepState.DONE  # Route 53 is global: still fenced
     assert all(st in (StepState.DONE, StepState.UNVERIFIED) for st in fences.values())
     assert StepState.UNVERIFIED in fences.values()
-    assert all(run.steps[s.id].state == StepState.DONE for s in run.plan.steps
-               if s.phase == "activate")
+    assert all(
+        run.steps[s.id].state == StepState.DONE for s in run.plan.steps if s.phase == "activate"
+    )
     # Read back with plain boto3: mappings and schedules on in the target only.
     assert all(mapping_enabled(box, TARGET).values())
     assert not any(mapping_enabled(box, OTHER).values())
@@ -59,8 +60,10 @@ def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> Non
     assert not any(rules_enabled(box, OTHER).values())
     assert primary_record(box).rstrip(".") == region_host(box, TARGET)
     ssm = plain(box, "ssm", TARGET)
-    assert ssm.get_parameter(Name=box.topology.mode_parameter(TARGET))["Parameter"]["Value"] \
+    assert (
+        ssm.get_parameter(Name=box.topology.mode_parameter(TARGET))["Parameter"]["Value"]
         == "active"
+    )
     report = health.status(box.topology, box.manifest, box.clients, deadline=SLACK)
     assert report.active_region == TARGET
     assert report.regions[SOURCE].health == health.Health.UNREACHABLE
@@ -80,7 +83,8 @@ def test_no_two_writers_at_any_instant(fresh_sandbox: Sandbox) -> None:
             for name, on in mapping_enabled(box, region).items():
                 ref = box.manifest.ref(name, region)
                 conc = lam.get_function_concurrency(FunctionName=ref.name).get(
-                    "ReservedConcurrentExecutions")
+                    "ReservedConcurrentExecutions"
+                )
                 if on and conc != 0:
                     out.setdefault(name, []).append(region)
         return out
@@ -109,8 +113,14 @@ def test_unactivatable_dependency_degrades_its_dependents(fresh_sandbox: Sandbox
     assert run.status == RunStatus.COMPLETED_DEGRADED
     assert run.steps["activate:orders-table@us-west-2"].state == StepState.FAILED
     assert "orders-table/us-west-2" in run.steps["activate:orders-table@us-west-2"].error
-    expected = {"api-handler": "read_only", "worker": "queue_writes", "projector": "queue_writes",
-                "nightly-report": "unavailable", "api": "read_only", "dns": "read_only"}
+    expected = {
+        "api-handler": "read_only",
+        "worker": "queue_writes",
+        "projector": "queue_writes",
+        "nightly-report": "unavailable",
+        "api": "read_only",
+        "dns": "read_only",
+    }
     assert run.degraded == expected
     ssm = plain(box, "ssm", TARGET)
     for name, mode in expected.items():
@@ -129,8 +139,11 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
     hits = [0]
 
     def flaky(request: Any, **kwargs: Any) -> Any:
-        if "dynamodb" in request.url.split("/")[2] and "X-Amz-Target" in request.headers \
-                and b"TransactWriteItems" in request.headers["X-Amz-Target"].encode():
+        if (
+            "dynamodb" in request.url.split("/")[2]
+            and "X-Amz-Target" in request.headers
+            and b"TransactWriteItems" in request.headers["X-Amz-Target"].encode()
+        ):
             return None  # journal writes stay clean: this test is about the actions
         if rng.random() < 0.1:
             hits[0] += 1
@@ -139,11 +152,16 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
 
     throttle, _ = fault(400, "ThrottlingException")
     server_error, _ = fault(500, "ServiceException")
-    clients = Clients(endpoints=box.manifest.endpoints,
-                      settings=AwsSettings(connect_timeout=1, read_timeout=3, max_attempts=3),
-                      hooks=[("before-send", flaky)])
-    run = executor(box, clients=clients, journal=Journal(box.clients, box.manifest)) \
-        .execute(plan_to(box)).run
+    clients = Clients(
+        endpoints=box.manifest.endpoints,
+        settings=AwsSettings(connect_timeout=1, read_timeout=3, max_attempts=3),
+        hooks=[("before-send", flaky)],
+    )
+    run = (
+        executor(box, clients=clients, journal=Journal(box.clients, box.manifest))
+        .execute(plan_to(box))
+        .run
+    )
     assert hits[0] > 10
     failed = {k: r.error for k, r in run.steps.items() if r.state != StepState.DONE}
     assert run.status == RunStatus.COMPLETED, failed
@@ -151,7 +169,8 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
 
 
 def test_a_second_controller_is_refused_while_the_first_holds_the_lease(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     journal = Journal(box.clients, box.manifest)
     held = journal.acquire("someone@elsewhere:1", 60)

@@ -99,8 +99,9 @@ def test_run_round_trips_with_its_plan_and_steps(fresh_sandbox: Sandbox) -> None
     j.record_step(lease, run_id, StepRecord(plan.steps[0].id, StepState.FAILED, 1.0, 2.0, 3, "x"))
     run = j.run(run_id)
     assert run.plan.to_dict() == plan.to_dict()
-    assert run.steps[plan.steps[0].id] == StepRecord(plan.steps[0].id, StepState.FAILED,
-                                                     1.0, 2.0, 3, "x")
+    assert run.steps[plan.steps[0].id] == StepRecord(
+        plan.steps[0].id, StepState.FAILED, 1.0, 2.0, 3, "x"
+    )
     assert all(r.state == StepState.PENDING for r in list(run.steps.values())[1:])
     j.finish_run(lease, run, RunStatus.COMPLETED)
     assert j.current_run_id() is None
@@ -112,36 +113,68 @@ def test_automation_switch(fresh_sandbox: Sandbox) -> None:
     j = journal(fresh_sandbox)
     assert j.automation()["paused"] is False
     j.set_automation(True, "oncall", "maintenance")
-    assert j.automation() | {"since": None} == {"paused": True, "by": "oncall",
-                                                 "reason": "maintenance", "since": None}
+    assert j.automation() | {"since": None} == {
+        "paused": True,
+        "by": "oncall",
+        "reason": "maintenance",
+        "since": None,
+    }
 
 
 def test_a_cancelled_transaction_leaves_every_item_as_it_was(fresh_sandbox: Sandbox) -> None:
     """The sandbox's DynamoDB backs up only the items a transaction touches: a failed
     condition must still undo the writes moto applied before it gave up."""
-    ddb = boto3.client("dynamodb", region_name="us-east-1",
-                       endpoint_url=fresh_sandbox.manifest.endpoints[GLOBAL])
+    ddb = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=fresh_sandbox.manifest.endpoints[GLOBAL]
+    )
     table = "scratch-transactions"  # not the control table: MRSC takes no transaction
-    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
     key = {"pk": {"S": "t#kept"}, "sk": {"S": "x"}}
     ddb.put_item(TableName=table, Item={**key, "v": {"N": "1"}})
     with pytest.raises(ddb.exceptions.TransactionCanceledException):
-        ddb.transact_write_items(TransactItems=[
-            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
-                        "ExpressionAttributeValues": {":two": {"N": "2"}}}},
-            {"Put": {"TableName": table, "Item": {"pk": {"S": "t#new"}, "sk": {"S": "x"}}}},
-            {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "t#none"},
-                                                               "sk": {"S": "x"}},
-                                "ConditionExpression": "attribute_exists(pk)"}},
-        ])
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key,
+                        "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "t#new"}, "sk": {"S": "x"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "t#none"}, "sk": {"S": "x"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
     assert ddb.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "1"}
-    assert "Item" not in ddb.get_item(TableName=table,
-                                      Key={"pk": {"S": "t#new"}, "sk": {"S": "x"}})
-    ddb.transact_write_items(TransactItems=[
-        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
-                    "ExpressionAttributeValues": {":two": {"N": "2"}}}}])
+    assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "t#new"}, "sk": {"S": "x"}})
+    ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": key,
+                    "UpdateExpression": "SET v = :two",
+                    "ExpressionAttributeValues": {":two": {"N": "2"}},
+                }
+            }
+        ]
+    )
     assert ddb.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "2"}

@@ -45,37 +45,54 @@ def table_from(box: Sandbox, home: str | None) -> ControlTable:
 def failover(box: Sandbox, home: str, *args: str) -> subprocess.Popen[str]:
     """``failover ARGS --manifest M`` as a real process running in region ``home``."""
     env = {**os.environ, "FAILOVER_HOME_REGION": home}
-    return subprocess.Popen([sys.executable, "-m", "controller", *args,
-                             "--manifest", str(box.manifest_path)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "controller", *args, "--manifest", str(box.manifest_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def mode_from(box: Sandbox, region: str, home: str | None) -> str | None:
     """``region``'s mode parameter read by a caller in ``home`` (None: it cannot be reached)."""
     agent = f"failover-home/{home}" if home else None
-    client = boto3.client("ssm", region_name=region, endpoint_url=box.manifest.endpoints[region],
-                          config=botocore.config.Config(
-                              connect_timeout=1, read_timeout=2, user_agent_extra=agent,
-                              retries={"total_max_attempts": 1}))
+    client = boto3.client(
+        "ssm",
+        region_name=region,
+        endpoint_url=box.manifest.endpoints[region],
+        config=botocore.config.Config(
+            connect_timeout=1,
+            read_timeout=2,
+            user_agent_extra=agent,
+            retries={"total_max_attempts": 1},
+        ),
+    )
     try:
-        return str(client.get_parameter(Name=box.topology.mode_parameter(region))
-                   ["Parameter"]["Value"])
+        return str(
+            client.get_parameter(Name=box.topology.mode_parameter(region))["Parameter"]["Value"]
+        )
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return None
 
 
 def test_every_replica_region_serves_the_table_and_reads_see_the_last_write(
-        sandbox: Sandbox) -> None:
+    sandbox: Sandbox,
+) -> None:
     box = sandbox
     assert sorted(box.manifest.control.regions) == [EAST, WEST]
     assert WITNESS in box.state.servers  # a region of its own, which the application never uses
     for i in range(5):  # written through one region, read at once through the other
         writer, reader = (EAST, WEST) if i % 2 else (WEST, EAST)
-        table_from(box, writer).call("put_item", Item={
-            "pk": {"S": "mrsc-test"}, "sk": {"S": "n"}, "n": {"N": str(i)}})
+        table_from(box, writer).call(
+            "put_item", Item={"pk": {"S": "mrsc-test"}, "sk": {"S": "n"}, "n": {"N": str(i)}}
+        )
         assert table_from(box, reader).get("mrsc-test", "n") == {
-            "pk": "mrsc-test", "sk": "n", "n": float(i)}
+            "pk": "mrsc-test",
+            "sk": "n",
+            "n": float(i),
+        }
     with pytest.raises(botocore.exceptions.ClientError, match="ResourceNotFound"):
         plain(box, "dynamodb", EU).describe_table(TableName=box.manifest.control.table)
 
@@ -85,14 +102,19 @@ def test_what_mrsc_refuses_the_sandbox_refuses(sandbox: Sandbox) -> None:
     table = box.manifest.control.table
     client = plain(box, "dynamodb", EAST)
     with pytest.raises(botocore.exceptions.ClientError, match="time to live"):
-        client.update_time_to_live(TableName=table, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "expires_at"})
+        client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
     put = {"Put": {"TableName": table, "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}
     with pytest.raises(botocore.exceptions.ClientError, match="transactions"):
         client.transact_write_items(TransactItems=[put])
     with pytest.raises(botocore.exceptions.ClientError, match="transactions"):
-        client.transact_get_items(TransactItems=[{"Get": {
-            "TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}])
+        client.transact_get_items(
+            TransactItems=[
+                {"Get": {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}
+            ]
+        )
     assert table_from(box, EAST).get("a", "b") is None  # the refused put wrote nothing
 
 
@@ -110,7 +132,8 @@ def test_losing_one_control_region_loses_nothing(fresh_sandbox: Sandbox, lost: s
 
 
 def test_two_of_three_control_regions_lost_no_lease_nothing_acts_status_says_why(
-        fresh_sandbox: Sandbox, cli: Any) -> None:
+    fresh_sandbox: Sandbox, cli: Any
+) -> None:
     box = fresh_sandbox
     box.fail(EAST, "down")
     box.fail(WITNESS, "hang")
@@ -134,7 +157,8 @@ def test_two_of_three_control_regions_lost_no_lease_nothing_acts_status_says_why
 
 
 def test_a_partitioned_region_serves_its_own_callers_and_nobody_else(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     box.fail(EAST, "partition")
     assert mode_from(box, EAST, EAST) == "active"  # its own callers are served
@@ -150,7 +174,8 @@ def test_a_partitioned_region_serves_its_own_callers_and_nobody_else(
 
 
 def test_partitioning_the_active_region_lets_only_a_controller_outside_it_act(
-        fresh_sandbox: Sandbox, cli: Any) -> None:
+    fresh_sandbox: Sandbox, cli: Any
+) -> None:
     """Acceptance: exactly one side acts, owned by a controller outside the partitioned region;
     sampled every 200 ms through the run, never two regions active; the partitioned side takes
     no lease."""

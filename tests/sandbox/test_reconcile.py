@@ -43,7 +43,8 @@ def fenced_everywhere(box: Sandbox, region: str) -> dict[str, str]:
 
 
 def test_one_reconcile_fences_every_component_of_a_returning_primary_even_when_paused(
-        fresh_sandbox: Sandbox, cli) -> None:
+    fresh_sandbox: Sandbox, cli
+) -> None:
     box = fresh_sandbox
     m = box.manifest_path
     box.fail(PRIMARY, "hang")
@@ -60,8 +61,9 @@ def test_one_reconcile_fences_every_component_of_a_returning_primary_even_when_p
     done = cli("reconcile", "--json", "--manifest", m)
     assert done.code == 0, done.err
     applied = json.loads(done.out)
-    assert [(f["action"], f["component"], f["region"]) for f in applied["fixes"]] \
-        == [(f["action"], f["component"], f["region"]) for f in planned["fixes"]]
+    assert [(f["action"], f["component"], f["region"]) for f in applied["fixes"]] == [
+        (f["action"], f["component"], f["region"]) for f in planned["fixes"]
+    ]
     assert fenced_everywhere(box, PRIMARY) == {}
     assert not any(mapping_enabled(box, PRIMARY).values())
     assert not any(rules_enabled(box, PRIMARY).values())
@@ -72,7 +74,8 @@ def test_one_reconcile_fences_every_component_of_a_returning_primary_even_when_p
 
 
 def test_reconcile_activates_again_what_a_stale_controller_fenced_in_the_active_region(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
     Executor(box.topology, box.manifest, box.clients).execute(plan)
@@ -80,14 +83,16 @@ def test_reconcile_activates_again_what_a_stale_controller_fenced_in_the_active_
     stale.deactivate()  # what a controller that lost its lease would have done
     assert mapping_enabled(box, STANDBY)["worker"] is False
     result = reconcile(box.topology, box.manifest, box.clients)
-    assert [(f.action, f.component) for f in result.fixes if f.action != "report"] \
-        == [("activate", "worker")]
+    assert [(f.action, f.component) for f in result.fixes if f.action != "report"] == [
+        ("activate", "worker")
+    ]
     assert result.acted and not result.failed
     assert mapping_enabled(box, STANDBY)["worker"] is True
 
 
 def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
     journal = Journal(box.clients, box.manifest, clock=lambda: 4e9)  # every lease has expired
 
@@ -100,8 +105,7 @@ def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
 
     plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
     with pytest.raises(Died):
-        Executor(box.topology, box.manifest, box.clients, progress=die,
-                 max_workers=1).execute(plan)
+        Executor(box.topology, box.manifest, box.clients, progress=die, max_workers=1).execute(plan)
     run_id = journal.current_run_id()
     assert run_id is not None and journal.run(run_id).status == RunStatus.RUNNING
     result = reconcile(box.topology, box.manifest, box.clients, journal=journal)
@@ -112,7 +116,8 @@ def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
 
 
 def test_a_paused_watcher_still_fences_a_returning_region_but_starts_no_run(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     from controller.watcher import Watcher
 
     box = fresh_sandbox

@@ -46,9 +46,9 @@ def modes(box: Sandbox) -> dict[str, str]:
     return out
 
 
-def test_execute_refuses_a_lag_over_the_tables_bound(fresh_sandbox: Sandbox, cli,
-                                                     tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_execute_refuses_a_lag_over_the_tables_bound(
+    fresh_sandbox: Sandbox, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
     box = fresh_sandbox
     spec = tight_topology(tmp_path, max_lag=2)
@@ -58,8 +58,9 @@ def test_execute_refuses_a_lag_over_the_tables_bound(fresh_sandbox: Sandbox, cli
         table = box.manifest.ref(TABLE, SOURCE).name
         db = box.clients.client("dynamodb", SOURCE)
         for _ in range(3):
-            db.put_item(TableName=table, Item={"order_id": {"S": uuid.uuid4().hex},
-                                               "body": {"S": "{}"}})
+            db.put_item(
+                TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
+            )
         deadline = time.monotonic() + 45
         lag = None
         while time.monotonic() < deadline:
@@ -71,28 +72,69 @@ def test_execute_refuses_a_lag_over_the_tables_bound(fresh_sandbox: Sandbox, cli
     finally:
         replicator.stop()
     before = modes(box)
-    result = cli("execute", "--to", TARGET, "--from", SOURCE, "--yes",
-                 "--manifest", box.manifest_path, "--spec", spec)
+    result = cli(
+        "execute",
+        "--to",
+        TARGET,
+        "--from",
+        SOURCE,
+        "--yes",
+        "--manifest",
+        box.manifest_path,
+        "--spec",
+        spec,
+    )
     assert result.code == 1, result.err
     assert "replication_lag" in result.err and f"{TABLE} lags 5." in result.err
     assert "> 2s" in result.err
     assert modes(box) == before == {SOURCE: "active", TARGET: "standby"}, "nothing touched"
     # even an operator accepting an unknown lag does not get past a known one
-    result = cli("execute", "--to", TARGET, "--from", SOURCE, "--yes", "--accept-unknown-lag",
-                 "--manifest", box.manifest_path, "--spec", spec)
+    result = cli(
+        "execute",
+        "--to",
+        TARGET,
+        "--from",
+        SOURCE,
+        "--yes",
+        "--accept-unknown-lag",
+        "--manifest",
+        box.manifest_path,
+        "--spec",
+        spec,
+    )
     assert result.code == 1 and f"{TABLE} lags 5." in result.err
 
 
-def test_an_unknown_lag_refuses_unless_accepted(fresh_sandbox: Sandbox, cli, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_lag_refuses_unless_accepted(
+    fresh_sandbox: Sandbox, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
     box = fresh_sandbox
     box.fail(SOURCE, "down")  # its CloudWatch cannot be read: nothing is known
-    result = cli("execute", "--to", "eu-west-1", "--from", SOURCE, "--yes", "--dry-run",
-                 "--manifest", box.manifest_path)
+    result = cli(
+        "execute",
+        "--to",
+        "eu-west-1",
+        "--from",
+        SOURCE,
+        "--yes",
+        "--dry-run",
+        "--manifest",
+        box.manifest_path,
+    )
     assert result.code == 1
     assert "lag unknown" in result.out + result.err
     assert "--accept-unknown-lag" in result.out + result.err
-    result = cli("execute", "--to", "eu-west-1", "--from", SOURCE, "--yes", "--dry-run",
-                 "--accept-unknown-lag", "--manifest", box.manifest_path)
+    result = cli(
+        "execute",
+        "--to",
+        "eu-west-1",
+        "--from",
+        SOURCE,
+        "--yes",
+        "--dry-run",
+        "--accept-unknown-lag",
+        "--manifest",
+        box.manifest_path,
+    )
     assert "unknown, accepted" in result.out + result.err

@@ -38,9 +38,18 @@ OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
 #: Longest a runbook may take before it counts as hung (a page takes 20-70 s on the sandbox).
 PAGE_TIMEOUT = 240
 #: Environment variables that would let a runbook lean on something the reader may not have.
-SCRUBBED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-            "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
-            "FAILOVER_SPEC", "VIRTUAL_ENV")
+SCRUBBED = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "FAILOVER_SPEC",
+    "VIRTUAL_ENV",
+)
 
 
 #: What running a page found wrong (empty: nothing), and the seconds each line took.
@@ -79,8 +88,13 @@ def parse_line(raw: str, number: int) -> Line:
 
 def lines(page: Path) -> list[Line]:
     """The runnable lines of ``page``, in order; blank lines and comment lines are skipped."""
-    raw = [r for info, body in blocks(page.read_text(encoding="utf-8")) if info == RUNNABLE
-           for r in body.splitlines() if r.strip() and not r.lstrip().startswith("#")]
+    raw = [
+        r
+        for info, body in blocks(page.read_text(encoding="utf-8"))
+        if info == RUNNABLE
+        for r in body.splitlines()
+        if r.strip() and not r.lstrip().startswith("#")
+    ]
     return [parse_line(r, n) for n, r in enumerate(raw, 1)]
 
 
@@ -93,23 +107,28 @@ def script(steps: list[Line], logs: Path) -> str:
     body = ["set -u", f"LOGS={shlex.quote(str(logs))}"]
     for step in steps:
         n = step.number
-        body.append(f"SECONDS=0; {{ {step.command}\n}} >\"$LOGS/{n}.out\" 2>&1 </dev/null; rc=$?")
-        body.append(f"echo {n} $rc $SECONDS >>\"$LOGS/results\"")
+        body.append(f'SECONDS=0; {{ {step.command}\n}} >"$LOGS/{n}.out" 2>&1 </dev/null; rc=$?')
+        body.append(f'echo {n} $rc $SECONDS >>"$LOGS/results"')
         body.append(f"[ $rc -eq {step.exit} ] || exit 101")
         for text in step.out:
-            body.append(f"grep -qF -- {shlex.quote(text)} \"$LOGS/{n}.out\" || exit 102")
+            body.append(f'grep -qF -- {shlex.quote(text)} "$LOGS/{n}.out" || exit 102')
     return "\n".join(body) + "\n"
 
 
 def page_env() -> dict[str, str]:
     """The environment a reader has: our venv on PATH, no AWS credentials, wide plain output."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", COLUMNS="200", NO_COLOR="1",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-               # The pages' sandbox runs no replicator, so no table's lag is ever measured: its
-               # reader accepts an unknown lag, as runbooks/README.md tells (set here, not
-               # inherited from whichever test ran first on this worker).
-               FAILOVER_ACCEPT_UNKNOWN_LAG="1")
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        COLUMNS="200",
+        NO_COLOR="1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        # The pages' sandbox runs no replicator, so no table's lag is ever measured: its
+        # reader accepts an unknown lag, as runbooks/README.md tells (set here, not
+        # inherited from whichever test ran first on this worker).
+        FAILOVER_ACCEPT_UNKNOWN_LAG="1",
+    )
     return env
 
 
@@ -140,9 +159,15 @@ def run_page(page: Path, where: Path) -> Outcome:
     logs = where.parent / f"{where.name}-logs"
     logs.mkdir()
     env = page_env()
-    proc = subprocess.Popen(["bash", "-c", script(steps, logs)], cwd=where, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["bash", "-c", script(steps, logs)],
+        cwd=where,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     problems: list[str] = []
     try:
         _, err = proc.communicate(timeout=PAGE_TIMEOUT)
@@ -155,12 +180,19 @@ def run_page(page: Path, where: Path) -> Outcome:
         proc.communicate()
         problems.append(f"{page.name} took longer than {PAGE_TIMEOUT} s")
     finally:
-        subprocess.run(["failover", "sandbox", "down"], cwd=where, env=env, capture_output=True,
-                       timeout=60, check=False)
+        subprocess.run(
+            ["failover", "sandbox", "down"],
+            cwd=where,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
     timings = ""
     if (logs / "results").exists():
-        timings = ", ".join(f"{r.split()[0]}:{r.split()[2]}s"
-                            for r in (logs / "results").read_text().splitlines())
+        timings = ", ".join(
+            f"{r.split()[0]}:{r.split()[2]}s" for r in (logs / "results").read_text().splitlines()
+        )
     return verdict(steps, logs) + problems, timings
 
 
@@ -180,8 +212,9 @@ def test_runbook_has_runnable_blocks_and_only_known_markers(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
     infos = [info for info, _ in blocks(text)]
     assert RUNNABLE in infos, f"{page.name} has no '{RUNNABLE}' block"
-    assert set(infos) <= {RUNNABLE, "text"}, \
+    assert set(infos) <= {RUNNABLE, "text"}, (
         f"{page.name}: a block is neither '{RUNNABLE}' nor 'text': {sorted(set(infos))}"
+    )
     for step in lines(page):
         assert "expect-" not in step.command, f"{page.name}: unreadable marker in {step.command!r}"
         acts = re.search(r"failover (execute|failback)\b", step.command)
@@ -192,8 +225,9 @@ def test_runbook_has_runnable_blocks_and_only_known_markers(page: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_runbook_starts_and_stops_its_own_sandbox(page: Path) -> None:
     steps = lines(page)
-    assert steps[0].command.startswith("failover sandbox up"), \
+    assert steps[0].command.startswith("failover sandbox up"), (
         f"{page.name} must begin with a sandbox"
+    )
     assert steps[-1].command == "failover sandbox down", f"{page.name} must end by stopping it"
     assert sum(s.command.startswith("failover sandbox up") for s in steps) == 1
 
@@ -213,7 +247,7 @@ def test_every_verb_and_option_a_runbook_names_exists(cli: Callable[..., CliResu
             snippet = re.sub(r"\"[^\"]*\"|'[^']*'", "''", snippet)  # no verbs inside quotes
             for match in VERB.finditer(snippet):
                 words = tuple(match.group(1).split())
-                rest = re.split(r"[|)#;]", snippet[match.end():])[0]
+                rest = re.split(r"[|)#;]", snippet[match.end() :])[0]
                 used.setdefault(words, set()).update(OPTION.findall(rest))
     assert len(used) >= 12, sorted(used)
     helps: dict[tuple[str, ...], str] = {}
@@ -234,6 +268,9 @@ def test_the_parser_reads_markers() -> None:
     with pytest.raises(ValueError, match="expect-exits"):
         parse_line("failover runs  # expect-exits: 3", 1)
     assert parse_line("RUN=$(failover runs --json | python3 -c 'x')", 1).exit == 0
-    kill = next(s for s in lines(REPO / "runbooks" / "controller-stuck.md")
-                if "--kill-after-steps" in s.command)
+    kill = next(
+        s
+        for s in lines(REPO / "runbooks" / "controller-stuck.md")
+        if "--kill-after-steps" in s.command
+    )
     assert kill.exit == 137

@@ -37,10 +37,17 @@ REGIONS = (PRIMARY, STANDBY, OTHER)
 
 def client(box: Sandbox, service: str, region: str, *, read_timeout: float = 10.0) -> Any:
     """A plain boto3 client on ``region``'s own server (``global`` for Route 53 and control)."""
-    config = botocore.config.Config(connect_timeout=1, read_timeout=read_timeout,
-                                    retries={"max_attempts": 1, "mode": "standard"})
-    return boto3.client(service, endpoint_url=box.state.servers[region].url,
-                        region_name="us-east-1" if region == "global" else region, config=config)
+    config = botocore.config.Config(
+        connect_timeout=1,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 1, "mode": "standard"},
+    )
+    return boto3.client(
+        service,
+        endpoint_url=box.state.servers[region].url,
+        region_name="us-east-1" if region == "global" else region,
+        config=config,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +75,10 @@ def test_functions_exist_with_role_alias_logs_and_alarms(pristine: Sandbox, regi
         groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
         assert groups and groups[0]["retentionInDays"] > 0
         alarms = cloudwatch.describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]
-        assert {a["AlarmName"] for a in alarms} == {f"{name}-errors-high",
-                                                    f"{name}-invocations-low"}
+        assert {a["AlarmName"] for a in alarms} == {
+            f"{name}-errors-high",
+            f"{name}-invocations-low",
+        }
         assert {a["StateValue"] for a in alarms} == {"OK"}
 
 
@@ -80,8 +89,11 @@ def test_data_and_event_resources_exist(pristine: Sandbox, region: str) -> None:
     s3, ssm = client(pristine, "s3", region), client(pristine, "ssm", region)
     for name in names(topology, Kind.QUEUE, region):
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        redrive = json.loads(sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+        redrive = json.loads(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
+                "RedrivePolicy"
+            ]
+        )
         assert redrive["deadLetterTargetArn"].endswith(f":{name}-dlq")
         sqs.get_queue_url(QueueName=f"{name}-dlq")
     for name in names(topology, Kind.TABLE, region):
@@ -125,14 +137,14 @@ def test_schedules_are_enabled_only_in_the_primary(pristine: Sandbox) -> None:
         assert target["Arn"].endswith(f"orders-worker-{region}:live")
 
 
-def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(
-        pristine: Sandbox) -> None:
+def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(pristine: Sandbox) -> None:
     topology = pristine.topology
     for region in REGIONS:
         ssm = client(pristine, "ssm", region)
         wanted = "active" if region == PRIMARY else "standby"
-        assert ssm.get_parameter(Name=topology.mode_parameter(region))["Parameter"]["Value"] \
-            == wanted
+        assert (
+            ssm.get_parameter(Name=topology.mode_parameter(region))["Parameter"]["Value"] == wanted
+        )
         for name in topology.components:
             parameter = topology.component_mode_parameter(name, region)
             assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == wanted, parameter
@@ -142,8 +154,11 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
     route53 = client(pristine, "route53", "global")
     dns = pristine.manifest.dns
     assert dns is not None
-    records = {r["SetIdentifier"]: r for r in route53.list_resource_record_sets(
-        HostedZoneId=dns.zone_id)["ResourceRecordSets"] if r["Type"] == "CNAME"}
+    records = {
+        r["SetIdentifier"]: r
+        for r in route53.list_resource_record_sets(HostedZoneId=dns.zone_id)["ResourceRecordSets"]
+        if r["Type"] == "CNAME"
+    }
     hosts = {r: pristine.manifest.regions[r].api_endpoint.split("://")[1] for r in REGIONS}
     assert records["primary"]["Failover"] == "PRIMARY"
     assert records["primary"]["ResourceRecords"] == [{"Value": hosts[PRIMARY]}]
@@ -154,15 +169,18 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
         check = route53.get_health_check(HealthCheckId=dns.health_checks[region])["HealthCheck"]
         assert check["HealthCheckConfig"]["FullyQualifiedDomainName"] == hosts[region]
         assert check["HealthCheckConfig"]["ResourcePath"] == "/health"
-        assert (check["HealthCheckConfig"]["Type"], check["HealthCheckConfig"]["Port"]) \
-            == ("HTTPS", 443)
+        assert (check["HealthCheckConfig"]["Type"], check["HealthCheckConfig"]["Port"]) == (
+            "HTTPS",
+            443,
+        )
         assert check["CallerReference"] == f"orders-{region}"
 
 
 def test_control_table_answers_through_its_replica_regions(pristine: Sandbox) -> None:
     for region in ("us-east-1", "us-west-2"):  # the example's replicas (us-east-2: witness)
         table = client(pristine, "dynamodb", region).describe_table(
-            TableName="orders-failover-control")["Table"]
+            TableName="orders-failover-control"
+        )["Table"]
         assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
     assert pristine.manifest.control.regions == ["us-east-1", "us-west-2"]
 
@@ -178,20 +196,24 @@ def test_manifest_on_disk_names_every_component_in_every_region(pristine: Sandbo
 
 
 def test_enabled_mappings_leave_messages_and_stream_records_to_the_sandbox(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     """moto would consume them with a stub invocation; the sandbox's own pollers need them."""
     queue = fresh_sandbox.manifest.ref("orders-queue", PRIMARY)
     sqs = client(fresh_sandbox, "sqs", PRIMARY)
     sqs.send_message(QueueUrl=queue.queue_url, MessageBody="order 1")
-    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue.queue_url)["Messages"]] \
-        == ["order 1"]
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue.queue_url)["Messages"]] == [
+        "order 1"
+    ]
     table = fresh_sandbox.manifest.ref("orders-table", PRIMARY)
-    client(fresh_sandbox, "dynamodb", PRIMARY).put_item(TableName=table.name,
-                                                        Item={"order_id": {"S": "1"}})
+    client(fresh_sandbox, "dynamodb", PRIMARY).put_item(
+        TableName=table.name, Item={"order_id": {"S": "1"}}
+    )
     streams = client(fresh_sandbox, "dynamodbstreams", PRIMARY)
     shard = streams.describe_stream(StreamArn=table.stream_arn)["StreamDescription"]["Shards"][0]
-    iterator = streams.get_shard_iterator(StreamArn=table.stream_arn, ShardId=shard["ShardId"],
-                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=table.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
     records = streams.get_records(ShardIterator=iterator)["Records"]
     assert [r["eventName"] for r in records] == ["INSERT"]
 
@@ -213,8 +235,7 @@ def elapsed(call: Callable[[], Any]) -> tuple[float, BaseException | None]:
     return time.monotonic() - started, None
 
 
-def test_fail_down_refuses_calls_at_once_while_other_regions_answer(
-        fresh_sandbox: Sandbox) -> None:
+def test_fail_down_refuses_calls_at_once_while_other_regions_answer(fresh_sandbox: Sandbox) -> None:
     fresh_sandbox.fail(PRIMARY, "down")
     seconds, error = elapsed(lambda: client(fresh_sandbox, "sqs", PRIMARY).list_queues())
     assert isinstance(error, botocore.exceptions.EndpointConnectionError)
@@ -250,10 +271,12 @@ def test_heal_after_down_brings_the_region_back_as_a_standby(fresh_sandbox: Sand
     states = {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]}
     assert states == {"Disabled"}
     rule = client(fresh_sandbox, "events", PRIMARY).describe_rule(
-        Name=topology.physical_name("nightly-report", PRIMARY))
+        Name=topology.physical_name("nightly-report", PRIMARY)
+    )
     assert rule["State"] == "DISABLED"
     mode = client(fresh_sandbox, "ssm", PRIMARY).get_parameter(
-        Name=topology.mode_parameter(PRIMARY))["Parameter"]["Value"]
+        Name=topology.mode_parameter(PRIMARY)
+    )["Parameter"]["Value"]
     assert mode == "standby"
     alarms = client(fresh_sandbox, "cloudwatch", PRIMARY).describe_alarms()["MetricAlarms"]
     assert alarms and {a["StateValue"] for a in alarms} == {"OK"}
@@ -265,7 +288,8 @@ def test_heal_after_down_brings_the_region_back_as_a_standby(fresh_sandbox: Sand
 def test_fail_hang_makes_calls_time_out_and_heal_resumes(fresh_sandbox: Sandbox) -> None:
     fresh_sandbox.fail(STANDBY, "hang")
     seconds, error = elapsed(
-        lambda: client(fresh_sandbox, "sqs", STANDBY, read_timeout=1).list_queues())
+        lambda: client(fresh_sandbox, "sqs", STANDBY, read_timeout=1).list_queues()
+    )
     assert isinstance(error, botocore.exceptions.ReadTimeoutError)
     assert seconds < 3.0
     assert answers(fresh_sandbox, PRIMARY) and answers(fresh_sandbox, OTHER)
@@ -297,8 +321,9 @@ def test_reset_restores_a_failed_region(fresh_sandbox: Sandbox) -> None:
     fresh_sandbox.reset()
     assert all(answers(fresh_sandbox, r) for r in REGIONS)
     lam = client(fresh_sandbox, "lambda", PRIMARY)
-    assert {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]} \
-        == {"Enabled"}
+    assert {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]} == {
+        "Enabled"
+    }
 
 
 # -- the CLI, on a sandbox of its own ---------------------------------------------------------
@@ -314,8 +339,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_cli_up_show_fail_heal_down_leaves_no_process(
-        sandbox_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        cli: Callable[..., Any]) -> None:
+    sandbox_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Any]
+) -> None:
     monkeypatch.chdir(tmp_path)
     pids: list[int] = []
     try:
@@ -352,12 +377,16 @@ def test_every_server_takes_a_modelled_round_trip_and_can_drop_it(fresh_sandbox:
         for server in box.state.servers.values():
             url = f"{server.url}{launcher.ROUND_TRIP_PATH}?seconds=0.01"  # loopback only
             request = urllib.request.Request(  # noqa: S310
-                url, method="POST", headers={launcher.SECRET_HEADER: box.state.secret})
+                url, method="POST", headers={launcher.SECRET_HEADER: box.state.secret}
+            )
             with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
                 assert answer.status == 204  # moto itself answers 404 to a path it does not know
-        ssm = boto3.client("ssm", region_name="us-east-1",
-                           endpoint_url=box.manifest.endpoints["us-east-1"])
-        assert ssm.get_parameter(Name=box.topology.mode_parameter("us-east-1"))[
-            "Parameter"]["Value"] == "active"
+        ssm = boto3.client(
+            "ssm", region_name="us-east-1", endpoint_url=box.manifest.endpoints["us-east-1"]
+        )
+        assert (
+            ssm.get_parameter(Name=box.topology.mode_parameter("us-east-1"))["Parameter"]["Value"]
+            == "active"
+        )
     finally:
         box.model_round_trip(0.0)

@@ -46,8 +46,12 @@ def get(url: str) -> tuple[int, Any]:
 
 
 def post(url: str, **headers: str) -> int:
-    request = urllib.request.Request(url, data=b"{}", method="POST",  # noqa: S310 - loopback
-                                     headers=headers)
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url,
+        data=b"{}",
+        method="POST",
+        headers=headers,
+    )
     try:
         with urllib.request.urlopen(request, timeout=SLACK) as response:  # noqa: S310
             return int(response.status)
@@ -64,7 +68,8 @@ def server(fresh_sandbox: Sandbox) -> Iterator[StatusServer]:
 
 
 def test_api_status_and_runs_have_the_shape_of_the_cli_json(
-        server: StatusServer, fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    server: StatusServer, fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     where = ("--manifest", str(fresh_sandbox.manifest_path), "--spec", str(EXAMPLE))
     done = cli("execute", "--to", STANDBY, "--yes", *where)
     assert done.code == 0, done.err
@@ -89,7 +94,8 @@ def test_api_status_and_runs_have_the_shape_of_the_cli_json(
 
 
 def test_bad_requests_get_404_401_403_and_change_nothing(
-        server: StatusServer, fresh_sandbox: Sandbox) -> None:
+    server: StatusServer, fresh_sandbox: Sandbox
+) -> None:
     journal = Journal(fresh_sandbox.clients, fresh_sandbox.manifest)
     before = journal.automation()
     assert before["paused"] is False
@@ -108,7 +114,8 @@ def test_bad_requests_get_404_401_403_and_change_nothing(
 
 
 def test_failover_serve_refuses_a_wrong_control_table_before_listening(
-        sandbox: Sandbox, tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    sandbox: Sandbox, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     data = json.loads(Path(sandbox.manifest_path).read_text())
     data["control"]["table"] = "orders-controI"
     wrong = tmp_path / "manifest.json"
@@ -122,9 +129,23 @@ def test_failover_serve_refuses_a_wrong_control_table_before_listening(
 def test_failover_serve_prints_a_loopback_address_and_serves(fresh_sandbox: Sandbox) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "serve", "--port", "0", "--manifest",
-         str(fresh_sandbox.manifest_path), "--spec", str(EXAMPLE)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "serve",
+            "--port",
+            "0",
+            "--manifest",
+            str(fresh_sandbox.manifest_path),
+            "--spec",
+            str(EXAMPLE),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

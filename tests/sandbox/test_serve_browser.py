@@ -31,9 +31,18 @@ pytestmark = pytest.mark.sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1200")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1200",
+)
 STANDBY = "us-west-2"
 #: How often the test's watcher evaluates, and how long the page's status read waits.
 INTERVAL = 1.0
@@ -47,14 +56,24 @@ def ensure_chromium() -> None:
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver: apt-get install "
-                    "chromium chromium-driver (as root), or run as root on Debian")
+        pytest.skip(
+            "needs /usr/bin/chromium and /usr/bin/chromedriver: apt-get install "
+            "chromium chromium-driver (as root), or run as root on Debian"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium",
-               "chromium-driver"]
+    install = [
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "chromium",
+        "chromium-driver",
+    ]
     if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300,
-                       check=True)
+        subprocess.run(
+            ["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300, check=True
+        )
         subprocess.run(install, env=env, capture_output=True, timeout=600, check=True)
     assert CHROMIUM.exists() and CHROMEDRIVER.exists()
 
@@ -118,8 +137,11 @@ def page(browser: Any) -> dict[str, Any]:
     return dict(browser.execute_script(READ_PAGE))
 
 
-def _stages(seen: dict[str, Any], stages: dict[str, Callable[[dict[str, Any]], bool]],
-            shown: dict[str, float]) -> bool:
+def _stages(
+    seen: dict[str, Any],
+    stages: dict[str, Callable[[dict[str, Any]], bool]],
+    shown: dict[str, float],
+) -> bool:
     """Note when each stage first shows on the page; True once all have."""
     now = time.monotonic()
     for name, check in stages.items():
@@ -140,8 +162,8 @@ def png_colours(path: Path) -> int:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, header = 8, b"", b""
     while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        chunk = data[pos + 8:pos + 8 + length]
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        chunk = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = chunk
         elif kind == b"IDAT":
@@ -154,7 +176,7 @@ def png_colours(path: Path) -> int:
     previous, seen = bytearray(stride), set()
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = previous[i]
@@ -168,10 +190,9 @@ def png_colours(path: Path) -> int:
             elif kind == 4:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) \
-                    & 0xFF
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
         if y % 4 == 0:  # every fourth row is plenty to tell a page from a blank
-            seen.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 4))
+            seen.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp * 4))
         previous = line
     return len(seen)
 
@@ -179,7 +200,8 @@ def png_colours(path: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_page_follows_a_hung_region_and_its_failover_without_reloading(
-        fresh_sandbox: Sandbox, browser: Any, tmp_path: Path) -> None:
+    fresh_sandbox: Sandbox, browser: Any, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     topology = box.topology
     primary = topology.regions.primary
@@ -188,8 +210,12 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
     #: was failed over (its own run ended, or the control table names another active region).
     watcher_saw: dict[str, float] = {}
     sources = deployment_sources(
-        topology, box.manifest, box.clients, deadline=PAGE_DEADLINE,
-        decisions=lambda: [d.to_dict() for d in decisions[-10:]])
+        topology,
+        box.manifest,
+        box.clients,
+        deadline=PAGE_DEADLINE,
+        decisions=lambda: [d.to_dict() for d in decisions[-10:]],
+    )
     stop = threading.Event()
     watcher = Watcher(topology, box.manifest, box.clients)
 
@@ -199,9 +225,10 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
             now = time.monotonic()
             if decision.consecutive_bad or decision.action == "failover":
                 watcher_saw.setdefault("bad", now)
-            if (decision.action == "failover" and decision.status in ("completed",
-                                                                      "completed_degraded")) \
-                    or (decision.active and decision.active != primary):
+            if (
+                decision.action == "failover"
+                and decision.status in ("completed", "completed_degraded")
+            ) or (decision.active and decision.active != primary):
                 watcher_saw.setdefault("failed_over", now)
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -209,8 +236,13 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
         try:
             browser.get(server.url)
 
-            until("every region healthy", lambda: all(
-                page(browser)["health"].get(r) == "healthy" for r in topology.regions.all), 30)
+            until(
+                "every region healthy",
+                lambda: all(
+                    page(browser)["health"].get(r) == "healthy" for r in topology.regions.all
+                ),
+                30,
+            )
             seen = page(browser)
             assert seen["regions"] == list(topology.regions.all)
             assert seen["components"] == list(topology.components)
@@ -229,8 +261,11 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
                 "active": lambda p: p["active"] == STANDBY,
             }
             shown: dict[str, float] = {}
-            until("the hang, the run and the new active region", lambda: _stages(
-                page(browser), stages, shown) and "failed_over" in watcher_saw, OUTAGE_CAP)
+            until(
+                "the hang, the run and the new active region",
+                lambda: _stages(page(browser), stages, shown) and "failed_over" in watcher_saw,
+                OUTAGE_CAP,
+            )
             # ... each within the watcher's own detection plus five seconds, in that order
             assert shown["unhealthy"] <= watcher_saw["bad"] + 5.0, (shown, watcher_saw)
             assert shown["steps"] <= watcher_saw["failed_over"] + 5.0, (shown, watcher_saw)
@@ -247,9 +282,11 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
             target = os.environ.get("FAILOVER_SCREENSHOT")
             if target:  # how docs/ gets its picture: FAILOVER_SCREENSHOT=docs/x.png pytest ...
                 shutil.copyfile(shot, target)
-            print(f"page showed the new active region {shown_after:.1f}s after the hang, "
-                  f"{shown['active'] - watcher_saw['failed_over']:+.1f}s after the watcher "
-                  "knew it")
+            print(
+                f"page showed the new active region {shown_after:.1f}s after the hang, "
+                f"{shown['active'] - watcher_saw['failed_over']:+.1f}s after the watcher "
+                "knew it"
+            )
         finally:
             stop.set()
             if thread.is_alive():

@@ -18,12 +18,32 @@ pytestmark = pytest.mark.sandbox
 
 @pytest.mark.parametrize("name", ["TERM", "INT"])
 def test_a_signal_mid_run_journals_interrupted_releases_the_lease_and_says_how_to_resume(
-        fresh_sandbox: Sandbox, cli, name: str) -> None:
+    fresh_sandbox: Sandbox, cli, name: str
+) -> None:
     box = fresh_sandbox
     proc = subprocess.run(
-        [sys.executable, "-m", "sandbox.faults", "--kill-after-steps", "3", "--signal", name,
-         "--", "execute", "--to", "us-west-2", "--yes", "--manifest", str(box.manifest_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+        [
+            sys.executable,
+            "-m",
+            "sandbox.faults",
+            "--kill-after-steps",
+            "3",
+            "--signal",
+            name,
+            "--",
+            "execute",
+            "--to",
+            "us-west-2",
+            "--yes",
+            "--manifest",
+            str(box.manifest_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 130, proc.stderr
     journal = Journal(box.clients, box.manifest)
     runs = journal.runs()

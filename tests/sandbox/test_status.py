@@ -25,17 +25,27 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topolog
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
 
 
-def status_json(cli: Callable[..., CliResult], box: Sandbox, timeout: float = SLACK
-                ) -> dict[str, Any]:
-    result = cli("status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--json",
-                 "--timeout", str(timeout))
+def status_json(
+    cli: Callable[..., CliResult], box: Sandbox, timeout: float = SLACK
+) -> dict[str, Any]:
+    result = cli(
+        "status",
+        "--manifest",
+        box.manifest_path,
+        "--spec",
+        EXAMPLE,
+        "--json",
+        "--timeout",
+        str(timeout),
+    )
     assert result.code == 0, result.err
     data: dict[str, Any] = json.loads(result.out)
     return data
 
 
 def test_status_json_on_a_fresh_sandbox_every_region_healthy_primary_active(
-        fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     data = status_json(cli, fresh_sandbox)
     assert data["app"] == "orders"
     assert data["active_region"] == PRIMARY
@@ -51,7 +61,8 @@ def test_status_json_on_a_fresh_sandbox_every_region_healthy_primary_active(
 
 
 def test_status_with_a_hung_region_answers_fast_and_reports_the_others(
-        fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")
     try:
@@ -87,11 +98,12 @@ def test_fenced_degraded_and_alarmed_components_show_in_status(fresh_sandbox: Sa
     box = fresh_sandbox
     action_for(box.topology, box.manifest, box.clients, "worker", STANDBY).deactivate()
     action_for(box.topology, box.manifest, box.clients, "api-handler", OTHER).activate(
-        DegradedMode.READ_ONLY)
+        DegradedMode.READ_ONLY
+    )
     alarm = box.manifest.ref("projector", PRIMARY).alarms[0]
-    boto3.client("cloudwatch", region_name=PRIMARY,
-                 endpoint_url=box.manifest.endpoints[PRIMARY]).set_alarm_state(
-        AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    boto3.client(
+        "cloudwatch", region_name=PRIMARY, endpoint_url=box.manifest.endpoints[PRIMARY]
+    ).set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
 
     report = health.status(box.topology, box.manifest, box.clients, deadline=SLACK)
     assert report.regions[STANDBY].components["worker"].state == "fenced"
@@ -113,8 +125,9 @@ def test_signals_for_the_watcher_and_the_http_probe_hook(fresh_sandbox: Sandbox)
         probed.append((region, url))
         return region != OTHER
 
-    report = health.status(box.topology, box.manifest, box.clients, http_probe=probe,
-                           deadline=SLACK)
+    report = health.status(
+        box.topology, box.manifest, box.clients, http_probe=probe, deadline=SLACK
+    )
     assert sorted(r for r, _ in probed) == sorted([PRIMARY, STANDBY, OTHER])
     assert all(url.endswith("/health") for _, url in probed)
     assert report.regions[PRIMARY].signals.route53_healthy is True  # moto: always healthy
@@ -129,15 +142,20 @@ def test_active_region_follows_the_region_mode(fresh_sandbox: Sandbox) -> None:
     set_region_mode(box.clients, box.topology, box.manifest, STANDBY, "active")
     assert read_region_mode(box.clients, box.topology, box.manifest, STANDBY) == "active"
     ssm = boto3.client("ssm", region_name=PRIMARY, endpoint_url=box.manifest.endpoints[PRIMARY])
-    assert ssm.get_parameter(Name=box.topology.mode_parameter(PRIMARY))["Parameter"][
-        "Value"] == "fenced"
-    assert health.status(box.topology, box.manifest, box.clients,
-                         deadline=SLACK).active_region == STANDBY
+    assert (
+        ssm.get_parameter(Name=box.topology.mode_parameter(PRIMARY))["Parameter"]["Value"]
+        == "fenced"
+    )
+    assert (
+        health.status(box.topology, box.manifest, box.clients, deadline=SLACK).active_region
+        == STANDBY
+    )
     assert GLOBAL in box.manifest.endpoints
 
 
 def test_status_text_is_a_table_with_regions_as_columns(
-        fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     result = cli("status", "--manifest", fresh_sandbox.manifest_path, "--spec", EXAMPLE)
     assert result.code == 0, result.err
     header = next(line for line in result.out.splitlines() if "component" in line)
@@ -145,33 +163,55 @@ def test_status_text_is_a_table_with_regions_as_columns(
     assert "worker" in result.out
 
 
-def test_status_without_a_manifest_is_one_line_and_exit_2(tmp_path: Path,
-                                                          cli: Callable[..., CliResult]) -> None:
+def test_status_without_a_manifest_is_one_line_and_exit_2(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     result = cli("status", "--manifest", tmp_path / "none.json", "--spec", EXAMPLE)
     assert result.code == 2
     assert "no manifest" in result.err
 
 
-def test_an_operators_missing_aws_profile_does_not_stop_the_sandbox(fresh_sandbox: Sandbox,
-                                                                     tmp_path: Path) -> None:
+def test_an_operators_missing_aws_profile_does_not_stop_the_sandbox(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     """AWS_PROFILE names a profile of the operator's; the emulator needs none."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "AWS_PROFILE": "not-on-this-machine",
-           "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    env = {
+        **os.environ,
+        "AWS_PROFILE": "not-on-this-machine",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "controller", "status", "--json", "--timeout", str(SLACK),
-         "--manifest", str(fresh_sandbox.manifest_path), "--spec", str(EXAMPLE)],
-        env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "status",
+            "--json",
+            "--timeout",
+            str(SLACK),
+            "--manifest",
+            str(fresh_sandbox.manifest_path),
+            "--spec",
+            str(EXAMPLE),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["active_region"] == PRIMARY
 
 
 def test_two_regions_that_say_active_are_a_warning_naming_the_one_to_fence(
-        fresh_sandbox: Sandbox, cli: Callable[..., CliResult]) -> None:
+    fresh_sandbox: Sandbox, cli: Callable[..., CliResult]
+) -> None:
     box = fresh_sandbox
     assert status_json(cli, box)["warnings"] == []
     set_region_mode(box.clients, box.topology, box.manifest, STANDBY, "active")
@@ -180,6 +220,7 @@ def test_two_regions_that_say_active_are_a_warning_naming_the_one_to_fence(
     (warning,) = data["warnings"]
     assert f"{PRIMARY} and {STANDBY} both say active" in warning
     assert f"--to {PRIMARY} --from {STANDBY}" in warning
-    text = cli("status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--timeout",
-               str(SLACK))
+    text = cli(
+        "status", "--manifest", box.manifest_path, "--spec", EXAMPLE, "--timeout", str(SLACK)
+    )
     assert "warning" in text.out and "both say active" in text.out

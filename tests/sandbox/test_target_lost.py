@@ -36,13 +36,16 @@ def mode(box: Sandbox, region: str) -> str:
     return str(ssm.get_parameter(Name=box.topology.mode_parameter(region))["Parameter"]["Value"])
 
 
-@pytest.mark.parametrize(("policy", "landing"), [(TargetLost.NEXT_STANDBY, OTHER),
-                                                 (TargetLost.SOURCE, SOURCE)])
+@pytest.mark.parametrize(
+    ("policy", "landing"), [(TargetLost.NEXT_STANDBY, OTHER), (TargetLost.SOURCE, SOURCE)]
+)
 def test_a_run_whose_target_hangs_mid_run_moves_on_and_leaves_nothing_running(
-        fresh_sandbox: Sandbox, policy: TargetLost, landing: str) -> None:
+    fresh_sandbox: Sandbox, policy: TargetLost, landing: str
+) -> None:
     box = fresh_sandbox
-    topology = box.topology.model_copy(update={
-        "policy": box.topology.policy.model_copy(update={"on_target_lost": policy})})
+    topology = box.topology.model_copy(
+        update={"policy": box.topology.policy.model_copy(update={"on_target_lost": policy})}
+    )
     plan = build_plan(topology, graphs.build(topology), target=TARGET, source=SOURCE)
     activations = [level for level in plan.levels if level[0].phase == "activate"]
     fences = sum(1 for s in plan.steps if s.phase == "fence")
@@ -51,8 +54,7 @@ def test_a_run_whose_target_hangs_mid_run_moves_on_and_leaves_nothing_running(
     undo = kill_after_steps(mid_run, kill=lambda: box.fail(TARGET, "hang"))
     started = time.monotonic()
     try:
-        result = Executor(topology, box.manifest, clients,
-                          accept_unknown_lag=True).execute(plan)
+        result = Executor(topology, box.manifest, clients, accept_unknown_lag=True).execute(plan)
     finally:
         undo()
     took = time.monotonic() - started
@@ -76,7 +78,8 @@ def test_a_run_whose_target_hangs_mid_run_moves_on_and_leaves_nothing_running(
 
 
 def test_a_run_whose_target_hangs_with_nowhere_healthy_to_go_ends_failed_not_running(
-        fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox: Sandbox,
+) -> None:
     """us-west-2 is down, the source's alarms fire, and the target (eu-west-1) hangs mid-run:
     nowhere to go, but the run ends ``failed`` and the lease is released (the control table
     keeps its majority: us-east-1 and the witness)."""

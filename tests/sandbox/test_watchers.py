@@ -58,8 +58,14 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     tmp = tmp_path_factory.mktemp("watchers")
     spec = demo_topology(EXAMPLE, tmp)
     data = yaml.safe_load(spec.read_text())
-    data["policy"].update({"watch_interval_seconds": INTERVAL, "lease_seconds": LEASE,
-                           "failure_threshold": 2, "cooldown_seconds": 30})
+    data["policy"].update(
+        {
+            "watch_interval_seconds": INTERVAL,
+            "lease_seconds": LEASE,
+            "failure_threshold": 2,
+            "cooldown_seconds": 30,
+        }
+    )
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     state_dir = tmp / ".failover"
     sandbox = Sandbox.up(spec, state_dir)
@@ -80,8 +86,11 @@ def watched(box: Sandbox) -> Iterator[Sandbox]:
     box.model_round_trip(0)  # a test that failed half-way may have left it on
     box.start_watchers(schedule=SCHEDULE)
     states = WatchStates(ControlTable(box.clients, box.manifest))
-    until(lambda: set(states.all()) >= set(box.topology.regions.all), 60,
-          "every region's watcher evaluates")
+    until(
+        lambda: set(states.all()) >= set(box.topology.regions.all),
+        60,
+        "every region's watcher evaluates",
+    )
     yield box
     box.stop_watchers()
 
@@ -108,7 +117,8 @@ def mode(box: Sandbox, region: str) -> str:
 
 
 def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_it_returns(
-        watched: Sandbox) -> None:
+    watched: Sandbox,
+) -> None:
     box = watched
     box.fail(PRIMARY, "hang")
     run = until(lambda: finished_run(box), 120, "a watcher fails over the hung primary")
@@ -117,18 +127,23 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     assert journal(box).desired(PRIMARY).active == STANDBY
     healed = time.monotonic()
     box.heal(PRIMARY)
-    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 3 * INTERVAL + 4,
-          "the returning primary is fenced within three watcher intervals")
+    until(
+        lambda: fenced_everywhere(box, PRIMARY) == {},
+        3 * INTERVAL + 4,
+        "the returning primary is fenced within three watcher intervals",
+    )
     took = time.monotonic() - healed
     assert mode(box, STANDBY) == "active"
     print(f"returning primary fenced {took:.1f} s after heal (interval {INTERVAL} s)")
     decisions = watcher_procs.decisions(box.state_dir, box.topology.regions.all)
-    assert any(d["action"] == "failover" and d["watcher_region"] == region_of(run.owner)
-               for d in decisions)
+    assert any(
+        d["action"] == "failover" and d["watcher_region"] == region_of(run.owner) for d in decisions
+    )
 
 
 def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
-        watched: Sandbox) -> None:
+    watched: Sandbox,
+) -> None:
     box = watched
     # Make the run's owner a region other than its target (so that killing it leaves the
     # target up): only OTHER's watcher watches when the primary hangs; STANDBY's starts later.
@@ -139,23 +154,33 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     def running() -> Run | None:
         current = journal(box).current_run_id()
         run = journal(box).run(current) if current else None
-        return run if run and run.status is RunStatus.RUNNING \
-            and any(s.state.finished for s in run.steps.values()) else None
+        return (
+            run
+            if run
+            and run.status is RunStatus.RUNNING
+            and any(s.state.finished for s in run.steps.values())
+            else None
+        )
 
     try:
         run = until(running, 120, "OTHER's watcher starts a failover")
     except AssertionError:
         seen = watcher_procs.decisions(box.state_dir, [OTHER])
-        raise AssertionError([(d["action"], d["reason"][:200]) for d in seen[-8:]]
-                             + [r.to_dict() for r in journal(box).runs()]) from None
+        raise AssertionError(
+            [(d["action"], d["reason"][:200]) for d in seen[-8:]]
+            + [r.to_dict() for r in journal(box).runs()]
+        ) from None
     assert region_of(run.owner) == OTHER
     box.fail(OTHER, "down")  # its watcher dies with it, holding the lease mid-run
     held = journal(box).holder()
     assert held is not None and held.owner == run.owner
     assert journal(box).run(run.id).status is RunStatus.RUNNING
     box.start_watchers([STANDBY], schedule=SCHEDULE)
-    done = until(lambda: (r := journal(box).run(run.id)).status is not RunStatus.RUNNING
-                 and r, 120, "another region's watcher finishes the run")
+    done = until(
+        lambda: (r := journal(box).run(run.id)).status is not RunStatus.RUNNING and r,
+        120,
+        "another region's watcher finishes the run",
+    )
     assert done.status is RunStatus.COMPLETED, done.status
     assert region_of(done.owner) == STANDBY
     assert done.updated >= held.expires_at  # taken over only after the lease expired
@@ -173,16 +198,25 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
 
 
 def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluations(
-        watched: Sandbox, cli: Callable[..., Any]) -> None:
+    watched: Sandbox, cli: Callable[..., Any]
+) -> None:
     box = watched
-    assert cli("automation", "pause", "--reason", "drill",
-               "--manifest", box.manifest_path).code == 0
+    assert (
+        cli("automation", "pause", "--reason", "drill", "--manifest", box.manifest_path).code == 0
+    )
     box.fail(PRIMARY, "hang")
     states = WatchStates(ControlTable(box.clients, box.manifest))
     since = time.time()
-    until(lambda: all((s := states.all().get(r)) and (s.updated or 0) > since + 4 * INTERVAL
-                      and s.decision.get("action") == "paused" for r in (STANDBY, OTHER)),
-          60, "every watcher outside the primary keeps evaluating, paused")
+    until(
+        lambda: all(
+            (s := states.all().get(r))
+            and (s.updated or 0) > since + 4 * INTERVAL
+            and s.decision.get("action") == "paused"
+            for r in (STANDBY, OTHER)
+        ),
+        60,
+        "every watcher outside the primary keeps evaluating, paused",
+    )
     assert journal(box).runs() == []
     assert journal(box).desired(PRIMARY).active == PRIMARY
     shown = cli("watchers", "--json", "--manifest", box.manifest_path)
@@ -192,8 +226,9 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
         assert rows[region]["last"]["decision"]["action"] == "paused"
         assert rows[region]["last"]["owner"].startswith(f"watcher@{region}/")
         assert Path(rows[region]["log_file"]).exists()
-        assert rows[region]["log_group"] \
-            == f"/aws/lambda/{box.topology.app}-failover-watcher-{region}"
+        assert (
+            rows[region]["log_group"] == f"/aws/lambda/{box.topology.app}-failover-watcher-{region}"
+        )
     page = views.watchers_view(box.topology, box.manifest, box.clients, None)["regions"]
     for region in (STANDBY, OTHER):  # the status page shows what `failover watchers` shows
         assert page[region]["watcher"]["decision"]["action"] == "paused"
@@ -203,7 +238,8 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
 
 
 def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
-        tmp_path: Path, sandbox_env: None, cli: Callable[..., Any]) -> None:
+    tmp_path: Path, sandbox_env: None, cli: Callable[..., Any]
+) -> None:
     state = tmp_path / ".failover"
     import os
 
@@ -227,27 +263,35 @@ def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
 
 
 def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_table(
-        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from controller import contract
     from controller.lambda_watcher import load_deployment
 
     box.reset()
-    ControlTable(box.clients, box.manifest).call("put_item", Item={
-        "pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM},
-        contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()}})
+    ControlTable(box.clients, box.manifest).call(
+        "put_item",
+        Item={
+            "pk": {"S": contract.MANIFEST_ITEM},
+            "sk": {"S": contract.MANIFEST_ITEM},
+            contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()},
+        },
+    )
     monkeypatch.setenv(contract.ENV_WATCHER_SPEC, box.state.spec)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_TABLE, box.manifest.control.table)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_REGIONS, ",".join(box.manifest.control.regions))
     monkeypatch.delenv(contract.ENV_WATCHER_MANIFEST, raising=False)
     # the standard variable stands for AWS's own endpoint of the control table's region
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB",
-                       box.manifest.endpoints[box.manifest.control.regions[0]])
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL_DYNAMODB", box.manifest.endpoints[box.manifest.control.regions[0]]
+    )
     got = load_deployment(STANDBY)
     assert got.manifest == box.manifest
 
 
 def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_takes_no_lease(
-        watched: Sandbox) -> None:
+    watched: Sandbox,
+) -> None:
     box = watched
     box.fail(PRIMARY, "partition")  # its watcher runs on, cut off with it
     try:
@@ -258,6 +302,9 @@ def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_t
         assert held is None or region_of(held.owner) != PRIMARY
     finally:
         box.heal(PRIMARY)
-    mine = [d for d in watcher_procs.decisions(box.state_dir, [PRIMARY])
-            if d["action"] in ("failover", "failback", "reconcile")]
+    mine = [
+        d
+        for d in watcher_procs.decisions(box.state_dir, [PRIMARY])
+        if d["action"] in ("failover", "failback", "reconcile")
+    ]
     assert all(d["ts"] < run.created for d in mine), mine  # it never acted while cut off

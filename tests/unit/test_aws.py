@@ -12,14 +12,18 @@ from controller.aws import AwsSettings, Clients, classify, is_unreachable
 from controller.contract import GLOBAL
 from controller.errors import PermanentStepError, TransientStepError
 
-ENDPOINTS = {"us-east-1": "http://127.0.0.1:1", "us-west-2": "http://127.0.0.1:2",
-             GLOBAL: "http://127.0.0.1:3"}
+ENDPOINTS = {
+    "us-east-1": "http://127.0.0.1:1",
+    "us-west-2": "http://127.0.0.1:2",
+    GLOBAL: "http://127.0.0.1:3",
+}
 
 
 def client_error(code: str, status: int = 400) -> botocore.exceptions.ClientError:
     return botocore.exceptions.ClientError(
         {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "Op")
+        "Op",
+    )
 
 
 def test_one_cached_client_per_service_and_region() -> None:
@@ -33,8 +37,10 @@ def test_one_cached_client_per_service_and_region() -> None:
 def test_clients_made_from_many_threads_are_one_per_key() -> None:
     clients = Clients(endpoints=ENDPOINTS)
     got: list[Any] = []
-    threads = [threading.Thread(target=lambda: got.append(clients.client("ssm", "us-east-1")))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: got.append(clients.client("ssm", "us-east-1")))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -58,8 +64,9 @@ def test_no_endpoint_map_means_aws_itself() -> None:
 
 
 def test_settings_reach_the_botocore_config() -> None:
-    settings = AwsSettings(connect_timeout=0.5, read_timeout=1.5, max_attempts=1,
-                           retry_mode="adaptive")
+    settings = AwsSettings(
+        connect_timeout=0.5, read_timeout=1.5, max_attempts=1, retry_mode="adaptive"
+    )
     config = Clients(endpoints=ENDPOINTS, settings=settings).client("sqs", "us-east-1").meta.config
     assert (config.connect_timeout, config.read_timeout) == (0.5, 1.5)
     # max_attempts counts the first try: 1 means no retry at all (a fail-fast probe).
@@ -78,21 +85,34 @@ def test_hooks_are_registered_on_every_client() -> None:
     assert len(seen) == 2
 
 
-@pytest.mark.parametrize(("code", "status"), [
-    ("Throttling", 400), ("ThrottlingException", 400), ("TooManyRequestsException", 429),
-    ("ProvisionedThroughputExceededException", 400), ("InternalError", 500),
-    ("ServiceUnavailable", 503), ("Anything", 502), ("ResourceConflictException", 409),
-])
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("Throttling", 400),
+        ("ThrottlingException", 400),
+        ("TooManyRequestsException", 429),
+        ("ProvisionedThroughputExceededException", 400),
+        ("InternalError", 500),
+        ("ServiceUnavailable", 503),
+        ("Anything", 502),
+        ("ResourceConflictException", 409),
+    ],
+)
 def test_throttling_and_server_errors_are_transient(code: str, status: int) -> None:
     err = classify(client_error(code, status), component="worker", region="us-east-1")
     assert isinstance(err, TransientStepError)
     assert "worker/us-east-1" in str(err)
 
 
-@pytest.mark.parametrize(("code", "status"), [
-    ("ResourceNotFoundException", 404), ("AccessDeniedException", 403),
-    ("ValidationException", 400), ("ParameterNotFound", 400),
-])
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ResourceNotFoundException", 404),
+        ("AccessDeniedException", 403),
+        ("ValidationException", 400),
+        ("ParameterNotFound", 400),
+    ],
+)
 def test_client_mistakes_and_missing_resources_are_permanent(code: str, status: int) -> None:
     err = classify(client_error(code, status), component="worker", region="eu-west-1")
     assert isinstance(err, PermanentStepError)
@@ -100,13 +120,15 @@ def test_client_mistakes_and_missing_resources_are_permanent(code: str, status: 
     assert code in str(err)
 
 
-@pytest.mark.parametrize("exc", [
-    botocore.exceptions.ConnectTimeoutError(endpoint_url="http://x"),
-    botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"),
-    botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"),
-])
-def test_timeouts_and_refused_connections_are_transient_and_unreachable(
-        exc: Exception) -> None:
+@pytest.mark.parametrize(
+    "exc",
+    [
+        botocore.exceptions.ConnectTimeoutError(endpoint_url="http://x"),
+        botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"),
+        botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"),
+    ],
+)
+def test_timeouts_and_refused_connections_are_transient_and_unreachable(exc: Exception) -> None:
     assert isinstance(classify(exc), TransientStepError)
     assert is_unreachable(exc)
 

@@ -48,14 +48,24 @@ def dead_port() -> int:
 def fake_manifest(topology: Topology) -> Manifest:
     """A manifest of ``topology`` whose every endpoint is a closed loopback port."""
     port = dead_port()
-    regions = {r: RegionManifest(mode_parameter=topology.mode_parameter(r), components={
-        n: ComponentRef(kind=str(c.kind), name=topology.physical_name(n, r))
-        for n, c in topology.components.items()}) for r in topology.regions.all}
-    return Manifest(app=topology.app, primary=topology.regions.primary, spec=str(EXAMPLE),
-                    control=ControlManifest(table=topology.control_table, regions=["global"]),
-                    regions=regions,
-                    endpoints={r: f"http://127.0.0.1:{port}" for r in
-                               (*topology.regions.all, "global")})
+    regions = {
+        r: RegionManifest(
+            mode_parameter=topology.mode_parameter(r),
+            components={
+                n: ComponentRef(kind=str(c.kind), name=topology.physical_name(n, r))
+                for n, c in topology.components.items()
+            },
+        )
+        for r in topology.regions.all
+    }
+    return Manifest(
+        app=topology.app,
+        primary=topology.regions.primary,
+        spec=str(EXAMPLE),
+        control=ControlManifest(table=topology.control_table, regions=["global"]),
+        regions=regions,
+        endpoints={r: f"http://127.0.0.1:{port}" for r in (*topology.regions.all, "global")},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +74,13 @@ def topology() -> Topology:
 
 
 def check(manifest: Manifest, topology: Topology) -> None:
-    check_deployment(manifest, app=topology.app, primary=topology.regions.primary,
-                     regions=topology.regions.all, components=topology.components)
+    check_deployment(
+        manifest,
+        app=topology.app,
+        primary=topology.regions.primary,
+        regions=topology.regions.all,
+        components=topology.components,
+    )
 
 
 # -- 1. a manifest is checked against its topology ---------------------------------------------
@@ -75,22 +90,43 @@ def test_a_manifest_of_the_topology_passes(topology: Topology) -> None:
     check(fake_manifest(topology), topology)
 
 
-@pytest.mark.parametrize(("breakage", "field"), [
-    (lambda m: m.regions.pop("eu-west-1"), "regions.eu-west-1"),
-    (lambda m: m.regions.__setitem__("ap-south-1", m.regions["us-west-2"]),
-     "regions.ap-south-1"),
-    (lambda m: setattr(m, "app", "billing"), "app"),
-    (lambda m: setattr(m, "primary", "us-west-2"), "primary"),
-    (lambda m: m.regions["eu-west-1"].components.pop("worker"),
-     "regions.eu-west-1.components.worker"),
-    (lambda m: m.endpoints.pop("us-west-2"), "endpoints.us-west-2"),
-    (lambda m: m.endpoints.pop("global"), "endpoints.global"),
-    (lambda m: m.endpoints.__setitem__("us-west-2", "https://lambda.us-west-2.amazonaws.com"),
-     "endpoints.us-west-2"),
-], ids=["missing_region", "extra_region", "wrong_app", "wrong_primary", "missing_component",
-        "missing_endpoint", "missing_global_endpoint", "endpoint_off_loopback"])
+@pytest.mark.parametrize(
+    ("breakage", "field"),
+    [
+        (lambda m: m.regions.pop("eu-west-1"), "regions.eu-west-1"),
+        (
+            lambda m: m.regions.__setitem__("ap-south-1", m.regions["us-west-2"]),
+            "regions.ap-south-1",
+        ),
+        (lambda m: setattr(m, "app", "billing"), "app"),
+        (lambda m: setattr(m, "primary", "us-west-2"), "primary"),
+        (
+            lambda m: m.regions["eu-west-1"].components.pop("worker"),
+            "regions.eu-west-1.components.worker",
+        ),
+        (lambda m: m.endpoints.pop("us-west-2"), "endpoints.us-west-2"),
+        (lambda m: m.endpoints.pop("global"), "endpoints.global"),
+        (
+            lambda m: m.endpoints.__setitem__(
+                "us-west-2", "https://lambda.us-west-2.amazonaws.com"
+            ),
+            "endpoints.us-west-2",
+        ),
+    ],
+    ids=[
+        "missing_region",
+        "extra_region",
+        "wrong_app",
+        "wrong_primary",
+        "missing_component",
+        "missing_endpoint",
+        "missing_global_endpoint",
+        "endpoint_off_loopback",
+    ],
+)
 def test_a_manifest_that_disagrees_is_refused_naming_the_field(
-        topology: Topology, breakage: Any, field: str) -> None:
+    topology: Topology, breakage: Any, field: str
+) -> None:
     manifest = fake_manifest(topology)
     breakage(manifest)
     with pytest.raises(SpecError) as caught:
@@ -116,22 +152,34 @@ def write_manifest(tmp_path: Path, manifest: Manifest) -> Path:
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry_run", "real_run"])
 def test_execute_with_a_region_missing_from_the_manifest_is_refused_the_same_way(
-        cli, tmp_path: Path, topology: Topology, dry_run: bool) -> None:
+    cli, tmp_path: Path, topology: Topology, dry_run: bool
+) -> None:
     """The reproduction: the real run fenced the primary while the dry run said ``ok``."""
     manifest = fake_manifest(topology)
     manifest.regions.pop("eu-west-1")
     path = write_manifest(tmp_path, manifest)
-    result = cli("execute", "--to", "eu-west-1", "--from", "us-east-1", "--manifest", path,
-                 *(["--dry-run"] if dry_run else ["--yes"]))
+    result = cli(
+        "execute",
+        "--to",
+        "eu-west-1",
+        "--from",
+        "us-east-1",
+        "--manifest",
+        path,
+        *(["--dry-run"] if dry_run else ["--yes"]),
+    )
     assert result.code == 2
     assert result.err.strip().splitlines() == [
-        f"error: {path}: regions.eu-west-1: the topology's region 'eu-west-1' is missing"]
+        f"error: {path}: regions.eu-west-1: the topology's region 'eu-west-1' is missing"
+    ]
 
 
-def test_a_spec_naming_a_region_the_manifest_lacks_is_refused(cli, tmp_path: Path,
-                                                              topology: Topology) -> None:
-    text = EXAMPLE.read_text().replace("standby: [us-west-2, eu-west-1]",
-                                       "standby: [us-west-2, eu-west-1, eu-central-1]")
+def test_a_spec_naming_a_region_the_manifest_lacks_is_refused(
+    cli, tmp_path: Path, topology: Topology
+) -> None:
+    text = EXAMPLE.read_text().replace(
+        "standby: [us-west-2, eu-west-1]", "standby: [us-west-2, eu-west-1, eu-central-1]"
+    )
     # the copy's code folders are relative to the example's folder, not the copy's
     text = text.replace("code: functions", f"code: {EXAMPLE.parent / 'functions'}")
     spec = tmp_path / "topology.yaml"
@@ -214,13 +262,18 @@ def test_emulated_calls_ignore_proxy_variables_and_stay_on_loopback(proxy_trap: 
 
 
 def test_a_manifest_missing_an_endpoint_attempts_no_request_outside_loopback(
-        cli, tmp_path: Path, topology: Topology, proxy_trap: Trap) -> None:
+    cli, tmp_path: Path, topology: Topology, proxy_trap: Trap
+) -> None:
     """The reproduction: without ``endpoints.us-west-2`` its calls went to AWS."""
     manifest = fake_manifest(topology)
     manifest.endpoints.pop("us-west-2")
     path = write_manifest(tmp_path, manifest)
-    for verb in (["status"], ["execute", "--to", "us-west-2", "--from", "us-east-1", "--yes"],
-                 ["runs"], ["watch", "--once"]):
+    for verb in (
+        ["status"],
+        ["execute", "--to", "us-west-2", "--from", "us-east-1", "--yes"],
+        ["runs"],
+        ["watch", "--once"],
+    ):
         result = cli(*verb, "--manifest", path)
         assert result.code == 2, result.err
         assert "endpoints.us-west-2" in result.err
@@ -240,8 +293,12 @@ def test_the_trap_does_catch_a_call_to_aws(proxy_trap: Trap) -> None:
 
 def client_error(code: str, status: int = 400, op: str = "Query") -> Exception:
     return botocore.exceptions.ClientError(
-        {"Error": {"Code": code, "Message": "Requested resource not found"},
-         "ResponseMetadata": {"HTTPStatusCode": status}}, op)
+        {
+            "Error": {"Code": code, "Message": "Requested resource not found"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        op,
+    )
 
 
 def test_one_decoder_reads_codes_flags_and_missing_resources() -> None:
@@ -256,25 +313,31 @@ def test_one_decoder_reads_codes_flags_and_missing_resources() -> None:
 
 
 def test_a_missing_control_table_is_explained_in_one_line_with_flags() -> None:
-    err = explain(client_error("ResourceNotFoundException"), what="the control table t",
-                  where="us-east-1")
+    err = explain(
+        client_error("ResourceNotFoundException"), what="the control table t", where="us-east-1"
+    )
     assert isinstance(err, AwsError)
     assert err.missing and not err.unreachable and err.exit_code == 2
-    assert str(err).startswith("the control table t does not exist in us-east-1: is the "
-                               "manifest right?")
+    assert str(err).startswith(
+        "the control table t does not exist in us-east-1: is the manifest right?"
+    )
 
 
 def test_no_other_module_reads_botocore_errors_itself() -> None:
     """The one decoder: nothing but controller/aws.py reads a botocore error's response."""
     root = Path(__file__).resolve().parents[2] / "controller"
-    readers = [str(p.relative_to(root)) for p in root.rglob("*.py")
-               if p.name != "aws.py" and ('"Error"' in p.read_text()
-                                          or "botocore.exceptions" in p.read_text())]
+    readers = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if p.name != "aws.py"
+        and ('"Error"' in p.read_text() or "botocore.exceptions" in p.read_text())
+    ]
     assert readers == []
 
 
-def test_an_aws_error_reaching_the_cli_is_one_line(cli, tmp_path: Path, topology: Topology,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_aws_error_reaching_the_cli_is_one_line(
+    cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from controller import journal
 
     def fail(*_: Any, **__: Any) -> None:
@@ -311,35 +374,38 @@ def test_deep_topology_through_the_cli_is_one_line(cli, tmp_path: Path) -> None:
     result = cli("validate", "--spec", path)
     assert result.code == 2
     assert result.err.strip().splitlines() == [
-        f"error: {path}: not valid JSON: exceeded maximum nesting depth"]
+        f"error: {path}: not valid JSON: exceeded maximum nesting depth"
+    ]
 
 
 # -- 6. Ctrl-C, and run ids ------------------------------------------------------------------------
 
 
 def test_ctrl_c_during_execute_names_the_run_and_the_resume_command(
-        cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from controller import executor as executors
     from controller.journal import StepState
 
     def interrupted(self: Any, plan: Any, **_: Any) -> None:
-        self.progress(executors.StepEvent("20261127-130000-beef", plan.steps[0],
-                                          StepState.RUNNING))
+        self.progress(executors.StepEvent("20261127-130000-beef", plan.steps[0], StepState.RUNNING))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(executors.Executor, "execute", interrupted)
     path = write_manifest(tmp_path, fake_manifest(topology))
-    result = cli("execute", "--to", "us-west-2", "--from", "us-east-1", "--yes",
-                 "--manifest", path)
+    result = cli("execute", "--to", "us-west-2", "--from", "us-east-1", "--yes", "--manifest", path)
     assert result.code == 130
     lines = result.err.strip().splitlines()
-    assert lines[-1] == (f"error: interrupted: run 20261127-130000-beef stopped part-way; "
-                         f"continue it with 'failover resume 20261127-130000-beef --manifest "
-                         f"{path}'")
+    assert lines[-1] == (
+        f"error: interrupted: run 20261127-130000-beef stopped part-way; "
+        f"continue it with 'failover resume 20261127-130000-beef --manifest "
+        f"{path}'"
+    )
 
 
-def test_runs_never_cuts_a_run_id_in_a_narrow_pipe(cli, tmp_path: Path, topology: Topology,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_never_cuts_a_run_id_in_a_narrow_pipe(
+    cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The reproduction: ids were cut to ``2026112…`` in an 80-column or piped terminal."""
     from controller import graph, journal
     from controller.cli.app import console
@@ -347,9 +413,18 @@ def test_runs_never_cuts_a_run_id_in_a_narrow_pipe(cli, tmp_path: Path, topology
 
     plan = build_plan(topology, graph.build(topology), target="us-west-2")
     ids = [f"20261127-1300{n:02d}-beef" for n in range(3)]
-    found = [journal.Run(i, plan, journal.RunStatus.COMPLETED_DEGRADED,
-                         "someone-with-a-long-name@a-rather-long-host-name:4242/abcd", 1.8e9,
-                         1.8e9, kind="failback") for i in ids]
+    found = [
+        journal.Run(
+            i,
+            plan,
+            journal.RunStatus.COMPLETED_DEGRADED,
+            "someone-with-a-long-name@a-rather-long-host-name:4242/abcd",
+            1.8e9,
+            1.8e9,
+            kind="failback",
+        )
+        for i in ids
+    ]
     monkeypatch.setattr(journal.Journal, "runs", lambda self, limit=50: found)
     monkeypatch.setattr(console, "width", 80)
     result = cli("runs", "--manifest", write_manifest(tmp_path, fake_manifest(topology)))
@@ -358,8 +433,9 @@ def test_runs_never_cuts_a_run_id_in_a_narrow_pipe(cli, tmp_path: Path, topology
         assert run_id in result.out, result.out
 
 
-def test_runs_json_lists_whole_ids(cli, tmp_path: Path, topology: Topology,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_json_lists_whole_ids(
+    cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from controller import journal
 
     monkeypatch.setattr(journal.Journal, "runs", lambda self, limit=50: [])

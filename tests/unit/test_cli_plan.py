@@ -39,13 +39,16 @@ def test_plan_text_is_grouped_by_level(cli) -> None:
     assert "api-handler -> read_only" in result.out
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--to", "us-west-3"], "--to 'us-west-3' is not a region of orders"),
-    (["--to", "us-west-2", "--from", "ap-south-1"], "--from 'ap-south-1' is not a region"),
-    (["--to", "us-east-1"], "nothing to fail over"),
-    (["--to", "us-west-2", "-u", "ghost"], "--unavailable 'ghost' is not a component"),
-    ([], "Missing option '--to'"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--to", "us-west-3"], "--to 'us-west-3' is not a region of orders"),
+        (["--to", "us-west-2", "--from", "ap-south-1"], "--from 'ap-south-1' is not a region"),
+        (["--to", "us-east-1"], "nothing to fail over"),
+        (["--to", "us-west-2", "-u", "ghost"], "--unavailable 'ghost' is not a component"),
+        ([], "Missing option '--to'"),
+    ],
+)
 def test_plan_bad_request_exits_2_with_one_line(cli, args: list[str], fragment: str) -> None:
     result = cli("plan", "--spec", EXAMPLE, *args)
     assert result.code == 2
@@ -53,10 +56,15 @@ def test_plan_bad_request_exits_2_with_one_line(cli, args: list[str], fragment: 
     assert fragment in result.err
 
 
-@pytest.mark.parametrize(("fmt", "marker"), [
-    ("json", '"activation_levels"'), ("mermaid", "flowchart TD"), ("dot", "digraph topology"),
-    ("text", "activation levels"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "marker"),
+    [
+        ("json", '"activation_levels"'),
+        ("mermaid", "flowchart TD"),
+        ("dot", "digraph topology"),
+        ("text", "activation levels"),
+    ],
+)
 def test_graph_formats(cli, fmt: str, marker: str) -> None:
     result = cli("graph", "--spec", EXAMPLE, "--format", fmt)
     assert result.code == 0
@@ -70,8 +78,9 @@ def test_plan_renders_as_mermaid_and_dot(cli) -> None:
     assert '"fence:dns@us-east-1" -> "fence:api@us-east-1";' in dot
 
 
-def test_validate_reads_failover_spec_env(cli, monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
+def test_validate_reads_failover_spec_env(
+    cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FAILOVER_SPEC", str(EXAMPLE))
     result = cli("validate")
@@ -82,9 +91,13 @@ def test_validate_reads_failover_spec_env(cli, monkeypatch: pytest.MonkeyPatch,
 def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "t.yaml"
     bad.write_text("app: [")
-    proc = subprocess.run([sys.executable, "-m", "controller", "plan", "--to", "us-west-2",
-                           "--spec", str(bad)], capture_output=True, text=True, cwd=REPO,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller", "plan", "--to", "us-west-2", "--spec", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "t.yaml" in proc.stderr

@@ -28,28 +28,35 @@ print(json.dumps({name: [home(info), summary(info)] for name, info in registered
 
 
 def test_every_verb_is_in_the_table_with_its_module_and_its_own_help() -> None:
-    out = subprocess.run([sys.executable, "-c", REGISTRY], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", REGISTRY], capture_output=True, text=True, check=True
+    ).stdout
     found = {name: tuple(entry) for name, entry in json.loads(out).items()}
     assert found == VERBS
 
 
 def test_help_lists_every_verb_and_imports_none_of_their_modules() -> None:
-    code = ("import sys; from controller.cli import main; main(['--help'])\n"
-            "print(sorted(m for m in sys.modules if m.endswith('_cmds')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; from controller.cli import main; main(['--help'])\n"
+        "print(sorted(m for m in sys.modules if m.endswith('_cmds')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.rstrip().endswith("[]"), out[-300:]
     listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
     assert listed[:-1] == list(VERBS)  # the last line is the printed module list
 
 
 def test_a_verb_runs_after_its_module_is_imported_on_demand() -> None:
-    code = ("import sys; from controller.cli import main\n"
-            "code = main(['runs', '--help'])\n"
-            "print(code, sorted(m for m in sys.modules if m.endswith('_cmds')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; from controller.cli import main\n"
+        "code = main(['runs', '--help'])\n"
+        "print(code, sorted(m for m in sys.modules if m.endswith('_cmds')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "--json" in out  # the verb's own options: it was built
     # Its own module, and plan_cmds, whose plan table execute renders: no other verb's.
     last = out.rstrip().splitlines()[-1]

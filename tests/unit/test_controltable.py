@@ -23,11 +23,17 @@ def closed_port() -> int:
 
 def table(home: str | None, name: str) -> ControlTable:
     endpoints = {r: f"http://127.0.0.1:{closed_port()}" for r in [*REGIONS, "global"]}
-    manifest = Manifest.model_construct(app="a", primary="us-east-1", spec="s", regions={},
-                                        control=ControlManifest(table=name, regions=REGIONS),
-                                        endpoints=endpoints)
-    clients = Clients(endpoints=endpoints, home=home,
-                      settings=AwsSettings(connect_timeout=0.5, read_timeout=0.5))
+    manifest = Manifest.model_construct(
+        app="a",
+        primary="us-east-1",
+        spec="s",
+        regions={},
+        control=ControlManifest(table=name, regions=REGIONS),
+        endpoints=endpoints,
+    )
+    clients = Clients(
+        endpoints=endpoints, home=home, settings=AwsSettings(connect_timeout=0.5, read_timeout=0.5)
+    )
     return ControlTable(clients, manifest)
 
 

@@ -18,9 +18,13 @@ def test_each_phase_leaves_one_line_with_its_counts(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(demo_cmds, "err_console", Console(file=out, width=120))
     with demo_cmds._Phases(quiet=False) as phases:
         phases.page("http://127.0.0.1:4321/")
-        for phase, counts in (("sandbox up", {}), ("steady load", {"ok": 5}),
-                              ("steady load", {"ok": 9}), ("failing over", {"ok": 9}),
-                              ("after the failover", {"ok": 12, "failed": 0})):
+        for phase, counts in (
+            ("sandbox up", {}),
+            ("steady load", {"ok": 5}),
+            ("steady load", {"ok": 9}),
+            ("failing over", {"ok": 9}),
+            ("after the failover", {"ok": 12, "failed": 0}),
+        ):
             phases.show(phase, 0.5, 1.0, counts)
     lines = [line for line in out.getvalue().splitlines() if line.strip()]
     assert lines[0].startswith("status page: http://127.0.0.1:4321/")
@@ -29,9 +33,9 @@ def test_each_phase_leaves_one_line_with_its_counts(monkeypatch: pytest.MonkeyPa
     assert lines[2].rstrip().endswith("ok=9")  # the phase's last counts, once
 
 
-def test_log_records_go_to_the_file_while_the_demo_runs(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_log_records_go_to_the_file_while_the_demo_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = logging.getLogger()
     before = list(root.handlers)
     path = tmp_path / "state" / "demo.log"

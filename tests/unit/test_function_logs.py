@@ -12,8 +12,9 @@ from aws_lambda_powertools import Logger
 from sandbox.runtime import FUNCTION_LOGS, _logs_to_stderr
 
 
-def test_powertools_lines_leave_stdout_to_the_cli(capsys: pytest.CaptureFixture[str],
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_powertools_lines_leave_stdout_to_the_cli(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     logger = Logger(service="api-handler-logs-test", level="WARNING")
     _logs_to_stderr()
     with caplog.at_level(logging.WARNING):
@@ -25,6 +26,12 @@ def test_powertools_lines_leave_stdout_to_the_cli(capsys: pytest.CaptureFixture[
     [record] = [r for r in caplog.records if r.name == FUNCTION_LOGS.name]
     line = json.loads(record.getMessage())
     assert (line["message"], line["error"], record.levelname) == (
-        "order event not published", "Read timeout", "WARNING")
-    assert all(getattr(h, "stream", None) is not sys.stdout
-               for h in logger.handlers if hasattr(h, "stream"))
+        "order event not published",
+        "Read timeout",
+        "WARNING",
+    )
+    assert all(
+        getattr(h, "stream", None) is not sys.stdout
+        for h in logger.handlers
+        if hasattr(h, "stream")
+    )

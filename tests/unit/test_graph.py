@@ -33,8 +33,7 @@ def dags(draw: st.DrawFn) -> nx.DiGraph:
     graph = nx.DiGraph()
     for i, tier in enumerate(tiers):
         graph.add_node(f"n{i:02d}", tier=tier, kind="x", degraded=None)
-    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)),
-                          max_size=3 * n))
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n))
     for a, b in pairs:
         if a > b and (tiers[b] != Tier.TRAFFIC or tiers[a] == Tier.TRAFFIC):
             graph.add_edge(f"n{a:02d}", f"n{b:02d}")  # a needs b
@@ -95,13 +94,15 @@ def test_fencing_takes_dependents_first(graph: nx.DiGraph) -> None:
         assert where[a] < where[b]
     if traffic(graph) and set(graph) - traffic(graph):
         assert max(where[n] for n in traffic(graph)) < min(
-            where[n] for n in set(graph) - traffic(graph))
+            where[n] for n in set(graph) - traffic(graph)
+        )
 
 
 @settings(max_examples=200, deadline=None)
 @given(dags(), st.data())
-def test_impact_is_every_transitive_dependent_and_nothing_else(graph: nx.DiGraph,
-                                                               data: st.DataObject) -> None:
+def test_impact_is_every_transitive_dependent_and_nothing_else(
+    graph: nx.DiGraph, data: st.DataObject
+) -> None:
     down = data.draw(st.sets(st.sampled_from(sorted(graph)), max_size=3))
     got = graphs.impact(graph, down)
     assert not got & down
@@ -114,8 +115,7 @@ def test_impact_is_every_transitive_dependent_and_nothing_else(graph: nx.DiGraph
 
 @settings(max_examples=100, deadline=None)
 @given(dags())
-def test_the_critical_path_is_a_chain_of_needs_no_longer_than_the_levels(
-        graph: nx.DiGraph) -> None:
+def test_the_critical_path_is_a_chain_of_needs_no_longer_than_the_levels(graph: nx.DiGraph) -> None:
     path = graphs.critical_path(graph)
     assert all(graph.has_edge(a, b) for a, b in itertools.pairwise(path))
     assert 1 <= len(path) <= len(graphs.activation_levels(graph))
@@ -126,7 +126,8 @@ def test_the_critical_path_is_a_chain_of_needs_no_longer_than_the_levels(
 def test_a_cycle_is_refused_and_named() -> None:
     ring = "\n".join(f"  f{i}: {{kind: function, depends_on: [f{(i + 1) % 4}]}}" for i in range(4))
     topology = spec.loads(
-        f"app: a\nregions: {{primary: us-east-1, standby: [us-west-2]}}\ncomponents:\n{ring}\n")
+        f"app: a\nregions: {{primary: us-east-1, standby: [us-west-2]}}\ncomponents:\n{ring}\n"
+    )
     with pytest.raises(SpecError, match="dependency cycle: f") as err:
         graphs.build(topology, source="t.yaml")
     named = str(err.value).split("dependency cycle: ")[1].split(" -> ")

@@ -34,8 +34,7 @@ def test_every_kind_has_an_action_of_its_own_kind(kind: Kind) -> None:
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-def test_every_kind_has_a_provisioner_and_a_deployer_or_says_where_it_is_global(
-        kind: Kind) -> None:
+def test_every_kind_has_a_provisioner_and_a_deployer_or_says_where_it_is_global(kind: Kind) -> None:
     decl = declared(kind)
     for path in (decl.provisioner, decl.deployer):
         if path is None:

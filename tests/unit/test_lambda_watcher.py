@@ -57,8 +57,13 @@ def deployment() -> lambda_watcher.Deployment:
     return lambda_watcher.Deployment(topology, manifest, Clients(endpoints=manifest.endpoints))
 
 
-def run(deployment: lambda_watcher.Deployment, memory: Memory, seconds: float,
-        monkeypatch: pytest.MonkeyPatch, bad: bool = True) -> tuple[dict[str, Any], list[str]]:
+def run(
+    deployment: lambda_watcher.Deployment,
+    memory: Memory,
+    seconds: float,
+    monkeypatch: pytest.MonkeyPatch,
+    bad: bool = True,
+) -> tuple[dict[str, Any], list[str]]:
     """One invocation of us-west-2's watcher whose every evaluation finds the primary bad."""
     monkeypatch.setattr(lambda_watcher, "WatchStates", memory)
     seen: list[Watcher] = []
@@ -76,14 +81,16 @@ def run(deployment: lambda_watcher.Deployment, memory: Memory, seconds: float,
     def sleep(s: float) -> None:
         context.left -= s
 
-    summary = lambda_watcher.watch("us-west-2", context, deployment=deployment, sleep=sleep,
-                                   emit=lines.append)
+    summary = lambda_watcher.watch(
+        "us-west-2", context, deployment=deployment, sleep=sleep, emit=lines.append
+    )
     assert len({id(w) for w in seen}) <= 1  # one Watcher per invocation
     return summary, lines
 
 
 def test_it_evaluates_at_the_interval_until_one_more_would_outlive_the_invocation(
-        deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     interval = deployment.topology.policy.watch_interval_seconds  # 10 s
     memory = Memory()
     summary, lines = run(deployment, memory, 60.0, monkeypatch)
@@ -95,9 +102,16 @@ def test_it_evaluates_at_the_interval_until_one_more_would_outlive_the_invocatio
 
 
 def test_hysteresis_carries_across_invocations(
-        deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = WatchState("us-west-2", consecutive_bad=2, history=(False, True, True),
-                        last_action=123.0, good_primary=1, evaluations=7)
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = WatchState(
+        "us-west-2",
+        consecutive_bad=2,
+        history=(False, True, True),
+        last_action=123.0,
+        good_primary=1,
+        evaluations=7,
+    )
     memory = Memory(before)
     run(deployment, memory, 15.0, monkeypatch)
     after = memory.written[-1]
@@ -109,7 +123,8 @@ def test_hysteresis_carries_across_invocations(
 
 
 def test_every_evaluation_is_one_json_line_and_one_embedded_metric(
-        deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, lines = run(deployment, Memory(), 15.0, monkeypatch)
     log, metric = (json.loads(line) for line in lines)
     assert log["watcher_region"] == "us-west-2" and log["action"] == "watch"
@@ -123,7 +138,8 @@ def test_every_evaluation_is_one_json_line_and_one_embedded_metric(
 
 
 def test_a_watcher_that_cannot_reach_the_control_table_never_evaluates(
-        deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     memory = Memory(reachable=False)
     summary, lines = run(deployment, memory, 60.0, monkeypatch)
     assert summary["evaluations"] == 0 and "unreachable" in summary["error"]
@@ -134,7 +150,8 @@ def test_a_watcher_that_cannot_reach_the_control_table_never_evaluates(
 
 
 def test_the_deployment_comes_from_the_bundle_and_the_manifest_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     topology = load(EXAMPLE)
     manifest = fake_manifest(topology)
     manifest.save(tmp_path / "manifest.json")

@@ -15,8 +15,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = {"moto", "matplotlib", "pulumi", "pulumi-aws", "pulumi_aws", "aws-lambda-powertools",
-         "cfn-lint", "sympy", "flask", "werkzeug"}
+HEAVY = {
+    "moto",
+    "matplotlib",
+    "pulumi",
+    "pulumi-aws",
+    "pulumi_aws",
+    "aws-lambda-powertools",
+    "cfn-lint",
+    "sympy",
+    "flask",
+    "werkzeug",
+}
 BOTO = {"boto3", "botocore"}
 
 
@@ -54,19 +64,42 @@ def test_base_install_carries_no_emulator_plotting_or_pulumi() -> None:
 def _imports(*argv: str) -> set[str]:
     """Top-level modules the CLI imports to run ``argv`` (``python -X importtime``)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "from controller.cli import main; main()",
-         *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "from controller.cli import main; main()",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
-            if line.startswith("import time:")}
+    return {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
 
 
 @pytest.mark.parametrize("argv", [("--help",), ("plan", "--to", "us-west-2")])
 def test_help_and_plan_import_no_aws_sdk_emulator_or_pulumi(argv: tuple[str, ...]) -> None:
     loaded = _imports(*argv)
     assert "controller" in loaded  # the probe itself works
-    assert not loaded & {"boto3", "botocore", "moto", "matplotlib", "pulumi", "pulumi_aws",
-                         "sandbox", "infra"}
+    assert not loaded & {
+        "boto3",
+        "botocore",
+        "moto",
+        "matplotlib",
+        "pulumi",
+        "pulumi_aws",
+        "sandbox",
+        "infra",
+    }
 
 
 def test_help_builds_no_verb() -> None:
@@ -76,10 +109,25 @@ def test_help_builds_no_verb() -> None:
 
 def _modules(*argv: str) -> set[str]:
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "from controller.cli import main; main()",
-         *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
-    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
-            if line.startswith("import time:")}
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "from controller.cli import main; main()",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
 
 
 BLOCKER = textwrap.dedent("""
@@ -99,10 +147,17 @@ BLOCKER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("argv", [("sandbox", "up"), ("demo",), ("drill",)])
-def test_sandbox_verbs_without_the_extra_say_what_to_install(argv: tuple[str, ...],
-                                                             tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", BLOCKER, *argv], capture_output=True, text=True,
-                          cwd=tmp_path, check=False, timeout=120)
+def test_sandbox_verbs_without_the_extra_say_what_to_install(
+    argv: tuple[str, ...], tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKER, *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -111,14 +166,21 @@ def test_sandbox_verbs_without_the_extra_say_what_to_install(argv: tuple[str, ..
 
 
 def test_plan_works_without_the_extras(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", BLOCKER, "plan", "--to", "us-west-2", "--json"],
-                          capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "plan", "--to", "us-west-2", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["to"] == "us-west-2"
 
 
 def test_without_the_repository_the_default_topology_is_asked_for(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Installed from a wheel, the example is not there: one line says what to pass."""
     from controller import spec
     from controller.errors import SpecError

@@ -39,10 +39,16 @@ def findings(text: str) -> list[tuple[int, str]]:
 
 def repository_files() -> list[Path]:
     """Every file git tracks, plus new files it does not ignore."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return [ROOT / name for name in sorted(set(listed)) if name and (ROOT / name).is_file()]
 
 
@@ -54,8 +60,9 @@ def scan(paths: list[Path]) -> list[str]:
         if b"\0" in data[:8192]:
             continue  # binary
         for line, kind in findings(data.decode("utf-8", errors="ignore")):
-            out.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:"
-                       f"{line}: {kind}")
+            out.append(
+                f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{line}: {kind}"
+            )
     return out
 
 
@@ -72,37 +79,49 @@ B64 = string.ascii_letters + string.digits + "/+"
 def test_detector_finds_an_access_key_id(prefix: str) -> None:
     key = prefix + _made_up(UPPER, 16, seed=1)
     assert findings(f'client = boto3.client("s3", aws_access_key_id="{key}")') == [
-        (1, "access key id")]
+        (1, "access key id")
+    ]
     assert findings(f"line one\n{key}\n") == [(2, "access key id")]
 
 
-@pytest.mark.parametrize("template", [
-    "aws_secret_access_key = {}",
-    'AWS_SECRET_ACCESS_KEY="{}"',
-    "secret: {}",
-    '"SecretAccessKey": "{}"',
-    "export SECRET_KEY={}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "aws_secret_access_key = {}",
+        'AWS_SECRET_ACCESS_KEY="{}"',
+        "secret: {}",
+        '"SecretAccessKey": "{}"',
+        "export SECRET_KEY={}",
+    ],
+)
 def test_detector_finds_a_secret_access_key(template: str) -> None:
     secret = _made_up(B64, 40, seed=2)
     assert findings(template.format(secret)) == [(1, "secret access key")]
 
 
-@pytest.mark.parametrize("text", [
-    "AKIA" + "X" * 15,                                   # too short to be a key id
-    "XAKIA" + "A" * 16 + "B",                            # part of a longer token
-    "commit " + "0123456789abcdef" * 2 + "01234567",    # a 40-char hash, not a secret
-    "secret_name = orders-api-key",                      # a name, not a value
-    "secret: " + "a" * 41,                               # longer than a secret key
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AKIA" + "X" * 15,  # too short to be a key id
+        "XAKIA" + "A" * 16 + "B",  # part of a longer token
+        "commit " + "0123456789abcdef" * 2 + "01234567",  # a 40-char hash, not a secret
+        "secret_name = orders-api-key",  # a name, not a value
+        "secret: " + "a" * 41,  # longer than a secret key
+    ],
+)
 def test_detector_ignores_look_alikes(text: str) -> None:
     assert findings(text) == []
 
 
 def test_scan_reports_file_and_line(tmp_path: Path) -> None:
     leaky = tmp_path / "settings.ini"
-    leaky.write_text("[default]\nregion = us-east-1\naws_access_key_id = "
-                     + "AKIA" + _made_up(UPPER, 16, seed=3) + "\n", encoding="utf-8")
+    leaky.write_text(
+        "[default]\nregion = us-east-1\naws_access_key_id = "
+        + "AKIA"
+        + _made_up(UPPER, 16, seed=3)
+        + "\n",
+        encoding="utf-8",
+    )
     binary = tmp_path / "blob.bin"
     binary.write_bytes(b"\0" + ("AKIA" + _made_up(UPPER, 16, seed=4)).encode())
     assert scan([leaky, binary]) == [f"{leaky}:3: access key id"]

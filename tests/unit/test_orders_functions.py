@@ -17,34 +17,44 @@ from tests.conftest import REPO
 
 FUNCTIONS = REPO / "examples" / "orders" / "functions"
 REGION = "us-east-1"
-ENV = {"FAILOVER_APP": "orders", "FAILOVER_COMPONENT": "api-handler", "AWS_REGION": REGION,
-       "TABLE_ORDERS_TABLE": "orders", "QUEUE_ORDERS_QUEUE": "q",
-       "BUCKET_RECEIPTS_BUCKET": "receipts", "PARAMETER_CONFIG": "/orders/config",
-       "FAILOVER_MODE_PARAMETER": "/failover/orders/us-east-1/mode",
-       "FAILOVER_COMPONENT_MODE_PARAMETER": "/failover/orders/us-east-1/mode/api-handler",
-       "POWERTOOLS_LOG_LEVEL": "WARNING"}
+ENV = {
+    "FAILOVER_APP": "orders",
+    "FAILOVER_COMPONENT": "api-handler",
+    "AWS_REGION": REGION,
+    "TABLE_ORDERS_TABLE": "orders",
+    "QUEUE_ORDERS_QUEUE": "q",
+    "BUCKET_RECEIPTS_BUCKET": "receipts",
+    "PARAMETER_CONFIG": "/orders/config",
+    "FAILOVER_MODE_PARAMETER": "/failover/orders/us-east-1/mode",
+    "FAILOVER_COMPONENT_MODE_PARAMETER": "/failover/orders/us-east-1/mode/api-handler",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Moto in-process, the resources the functions use, and the function modules."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(FUNCTIONS))
     with mock_aws():
         db = boto3.client("dynamodb", region_name=REGION)
-        db.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "order_id",
-                                               "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}])
+        db.create_table(
+            TableName="orders",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        )
         url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="q")["QueueUrl"]
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="receipts")
         ssm = boto3.client("ssm", region_name=REGION)
         ssm.put_parameter(Name="/orders/config", Type="String", Value='{"max_items": 3}')
         ssm.put_parameter(Name=ENV["FAILOVER_MODE_PARAMETER"], Type="String", Value="active")
-        modules = {m: importlib.import_module(m) for m in ("orders", "api", "worker",
-                                                            "projector")}
+        modules = {m: importlib.import_module(m) for m in ("orders", "api", "worker", "projector")}
         service = modules["orders"].build({**ENV, "QUEUE_ORDERS_QUEUE_URL": url})
         yield {"service": service, "ssm": ssm, "url": url, "db": db, **modules}
     for name in ("orders", "api", "worker", "projector"):
@@ -52,9 +62,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def call(aws: dict[str, Any], method: str, path: str, body: Any = None) -> dict[str, Any]:
-    event = {"rawPath": path, "requestContext": {"http": {"method": method}},
-             "pathParameters": {"id": path.rsplit("/", 1)[-1]} if method == "GET" else None,
-             "body": json.dumps(body) if body is not None else None}
+    event = {
+        "rawPath": path,
+        "requestContext": {"http": {"method": method}},
+        "pathParameters": {"id": path.rsplit("/", 1)[-1]} if method == "GET" else None,
+        "body": json.dumps(body) if body is not None else None,
+    }
     return aws["api"].handle(event, aws["service"])
 
 
@@ -122,13 +135,15 @@ def test_component_mode_overrides_the_region(aws: dict[str, Any]) -> None:
     assert call(aws, "POST", "/orders", ORDER)["statusCode"] == 503
 
 
-def test_mode_is_cached_between_calls(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
+def test_mode_is_cached_between_calls(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     service = aws["service"]
     reads = []
     original = service.modes.provider._get
-    monkeypatch.setattr(service.modes.provider, "_get",
-                        lambda name, **kw: reads.append(name) or original(name, **kw))
+    monkeypatch.setattr(
+        service.modes.provider,
+        "_get",
+        lambda name, **kw: reads.append(name) or original(name, **kw),
+    )
     service.modes.provider.clear_cache()
     service.modes.current()
     first = len(reads)
@@ -140,13 +155,24 @@ def test_mode_is_cached_between_calls(aws: dict[str, Any], monkeypatch: pytest.M
     assert len(reads) > first
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("not json", "not valid JSON"), ({"items": []}, "non-empty list"),
-    ({"items": [1, 2, 3, 4]}, "at most 3 items"), ({"items": [1], "total": "x"}, "number")])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("not json", "not valid JSON"),
+        ({"items": []}, "non-empty list"),
+        ({"items": [1, 2, 3, 4]}, "at most 3 items"),
+        ({"items": [1], "total": "x"}, "number"),
+    ],
+)
 def test_bad_input_is_400_with_a_reason(aws: dict[str, Any], body: Any, message: str) -> None:
-    answer = call(aws, "POST", "/orders", body) if not isinstance(body, str) else \
-        aws["api"].handle({"rawPath": "/orders", "requestContext": {"http": {"method": "POST"}},
-                           "body": body}, aws["service"])
+    answer = (
+        call(aws, "POST", "/orders", body)
+        if not isinstance(body, str)
+        else aws["api"].handle(
+            {"rawPath": "/orders", "requestContext": {"http": {"method": "POST"}}, "body": body},
+            aws["service"],
+        )
+    )
     assert answer["statusCode"] == 400
     assert message in json.loads(answer["body"])["message"]
 
@@ -161,57 +187,75 @@ def test_worker_applies_each_order_once_and_reports_failures(aws: dict[str, Any]
 
 def test_a_standby_worker_consumes_nothing(aws: dict[str, Any]) -> None:
     set_mode(aws, "standby")
-    out = aws["worker"].handle({"Records": [{"messageId": "m1", "body": json.dumps(ORDER)}]},
-                               aws["service"])
+    out = aws["worker"].handle(
+        {"Records": [{"messageId": "m1", "body": json.dumps(ORDER)}]}, aws["service"]
+    )
     assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert aws["db"].scan(TableName="orders")["Count"] == 0
 
 
 def test_projector_writes_a_receipt_for_new_orders_only(aws: dict[str, Any]) -> None:
     image = {"order_id": {"S": "o-1"}, "body": {"S": json.dumps(ORDER)}}
-    records = [{"eventName": "INSERT", "dynamodb": {"NewImage": image}},
-               {"eventName": "MODIFY", "dynamodb": {"NewImage": image}},
-               {"eventName": "INSERT", "dynamodb": {"NewImage": {**image,
-                                                                 "_replicated_from": {"S": "x"}}}}]
+    records = [
+        {"eventName": "INSERT", "dynamodb": {"NewImage": image}},
+        {"eventName": "MODIFY", "dynamodb": {"NewImage": image}},
+        {
+            "eventName": "INSERT",
+            "dynamodb": {"NewImage": {**image, "_replicated_from": {"S": "x"}}},
+        },
+    ]
     out = aws["projector"].handle({"Records": records}, aws["service"])
     assert out == {"receipts": ["receipts/o-1.json"]}
-    body = boto3.client("s3", region_name=REGION).get_object(Bucket="receipts",
-                                                              Key="receipts/o-1.json")["Body"]
+    body = boto3.client("s3", region_name=REGION).get_object(
+        Bucket="receipts", Key="receipts/o-1.json"
+    )["Body"]
     assert json.loads(body.read())["order_id"] == "o-1"
 
 
 def test_a_degraded_worker_keeps_queued_writes_queued(aws: dict[str, Any]) -> None:
     set_mode(aws, "queue_writes")
-    out = aws["worker"].handle({"Records": [{"messageId": "m1", "body": json.dumps(ORDER)}]},
-                               aws["service"])
+    out = aws["worker"].handle(
+        {"Records": [{"messageId": "m1", "body": json.dumps(ORDER)}]}, aws["service"]
+    )
     assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
 
 
-def test_the_lambda_entry_point_reads_its_environment(aws: dict[str, Any],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lambda_entry_point_reads_its_environment(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in {**ENV, "QUEUE_ORDERS_QUEUE_URL": aws["url"]}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(aws["api"], "_service", None)
-    event = {"rawPath": "/orders", "requestContext": {"http": {"method": "POST"}},
-             "body": json.dumps(ORDER)}
+    event = {
+        "rawPath": "/orders",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": json.dumps(ORDER),
+    }
     assert aws["api"].handler(event, None)["statusCode"] == 201
     assert aws["api"]._service.settings.table == "orders"  # built once, from the environment
 
 
 def test_a_written_order_is_announced_on_the_bus_and_a_dead_bus_loses_no_write(
-        aws: dict[str, Any]) -> None:
+    aws: dict[str, Any],
+) -> None:
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name="bus")
-    events.put_rule(Name="placed", EventBusName="bus",
-                    EventPattern=json.dumps({"source": ["orders.api"],
-                                             "detail-type": ["OrderPlaced"]}))
+    events.put_rule(
+        Name="placed",
+        EventBusName="bus",
+        EventPattern=json.dumps({"source": ["orders.api"], "detail-type": ["OrderPlaced"]}),
+    )
     shipping = sqs.create_queue(QueueName="shipping")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=shipping, AttributeNames=["QueueArn"])
-    events.put_targets(Rule="placed", EventBusName="bus",
-                       Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}])
-    service = aws["orders"].build({**ENV, "QUEUE_ORDERS_QUEUE_URL": aws["url"],
-                                   "BUS_ORDER_EVENTS": "bus"})
+    events.put_targets(
+        Rule="placed",
+        EventBusName="bus",
+        Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}],
+    )
+    service = aws["orders"].build(
+        {**ENV, "QUEUE_ORDERS_QUEUE_URL": aws["url"], "BUS_ORDER_EVENTS": "bus"}
+    )
     aws["service"] = service
     assert call(aws, "POST", "/orders", ORDER)["statusCode"] == 201
     got = sqs.receive_message(QueueUrl=shipping, MaxNumberOfMessages=10)["Messages"]

@@ -40,8 +40,11 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
     names = list(components)
     order = draw(st.permutations(names))
     regions = draw(st.permutations(REGIONS))
-    return {"app": "gen", "regions": {"primary": regions[0], "standby": list(regions[1:3])},
-            "components": {k: components[k] for k in order}}
+    return {
+        "app": "gen",
+        "regions": {"primary": regions[0], "standby": list(regions[1:3])},
+        "components": {k: components[k] for k in order},
+    }
 
 
 def plan_for(data: dict[str, Any], unavailable: list[str]) -> tuple[spec.Topology, FailoverPlan]:
@@ -149,5 +152,9 @@ def test_example_plan_fences_traffic_first_and_activates_it_last() -> None:
     assert plan.steps[0].id == "fence:dns@us-east-1"
     assert plan.steps[-1].id == "activate:dns@us-west-2"
     worker = plan.step("activate:worker@us-west-2")
-    assert set(worker.needs) == {"fence:worker@us-east-1", "activate:orders-queue@us-west-2",
-                                 "activate:orders-table@us-west-2", "activate:config@us-west-2"}
+    assert set(worker.needs) == {
+        "fence:worker@us-east-1",
+        "activate:orders-queue@us-west-2",
+        "activate:orders-table@us-west-2",
+        "activate:config@us-west-2",
+    }

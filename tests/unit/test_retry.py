@@ -53,14 +53,17 @@ def test_fencing_an_unreachable_region_is_unverified_at_once_and_marks_the_regio
 
 def test_an_unreachable_global_resource_or_target_is_retried() -> None:
     error = TransientStepError("unreachable: ConnectTimeoutError", unreachable=True)
-    for out in (decide(error, attempt=0, retries=3, fence=True, global_resource=True),
-                decide(error, attempt=0, retries=3, fence=False)):
+    for out in (
+        decide(error, attempt=0, retries=3, fence=True, global_resource=True),
+        decide(error, attempt=0, retries=3, fence=False),
+    ):
         assert not out.final and not out.region_unreachable
 
 
 def test_fencing_that_keeps_failing_ends_unverified_never_failed() -> None:
-    out = decide(TransientStepError("read back active, wanted fenced"), attempt=2, retries=2,
-                 fence=True)
+    out = decide(
+        TransientStepError("read back active, wanted fenced"), attempt=2, retries=2, fence=True
+    )
     assert out.final and out.state == StepState.UNVERIFIED and not out.region_unreachable
 
 

@@ -13,8 +13,14 @@ SECRET = "s3cr3t-of-this-sandbox"
 HEADER = "HTTP_" + launcher.SECRET_HEADER.upper().replace("-", "_")
 
 
-def call(app: launcher.RoundTrip, path: str, query: str = "", *, secret: str | None = SECRET,
-         method: str = "POST") -> tuple[str, list[bytes]]:
+def call(
+    app: launcher.RoundTrip,
+    path: str,
+    query: str = "",
+    *,
+    secret: str | None = SECRET,
+    method: str = "POST",
+) -> tuple[str, list[bytes]]:
     seen: list[str] = []
     environ = {"PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": method}
     if secret is not None:
@@ -28,11 +34,13 @@ def moto_app(served: list[str]) -> Any:
         served.append(environ["PATH_INFO"])
         start_response("200 OK", [])
         return [b"ok"]
+
     return moto
 
 
 def test_round_trip_is_set_over_http_and_slept_before_each_request(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(launcher.time, "sleep", slept.append)
     served: list[str] = []
@@ -46,7 +54,8 @@ def test_round_trip_is_set_over_http_and_slept_before_each_request(
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e9", "2.5", "x"])
 def test_round_trip_out_of_bounds_is_refused_and_changes_nothing(
-        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(launcher.time, "sleep", slept.append)
     app = launcher.RoundTrip(moto_app([]), SECRET)
@@ -57,8 +66,9 @@ def test_round_trip_out_of_bounds_is_refused_and_changes_nothing(
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong"])
-@pytest.mark.parametrize("path", [launcher.ROUND_TRIP_PATH, "/moto-api/reset",
-                                  "/moto-api/seed", "/moto-api/config"])
+@pytest.mark.parametrize(
+    "path", [launcher.ROUND_TRIP_PATH, "/moto-api/reset", "/moto-api/seed", "/moto-api/config"]
+)
 def test_controls_without_the_sandbox_secret_are_refused(secret: str | None, path: str) -> None:
     served: list[str] = []
     app = launcher.RoundTrip(moto_app(served), SECRET)
@@ -102,17 +112,22 @@ def flaky_moto(failures: int) -> Any:
         calls[0] += 1
         if calls[0] <= failures:
             raise RuntimeError("dictionary changed size during iteration")  # a moto bug
-        return ("<CreateRoleResponse><CreateRoleResult><Role><RoleName>r</RoleName>"
-                "<Arn>arn:aws:iam::123456789012:role/r</Arn><RoleId>x</RoleId><Path>/</Path>"
-                "<CreateDate>2026-01-01T00:00:00Z</CreateDate></Role></CreateRoleResult>"
-                "</CreateRoleResponse>", 200, {"Content-Type": "text/xml"})
+        return (
+            "<CreateRoleResponse><CreateRoleResult><Role><RoleName>r</RoleName>"
+            "<Arn>arn:aws:iam::123456789012:role/r</Arn><RoleId>x</RoleId><Path>/</Path>"
+            "<CreateDate>2026-01-01T00:00:00Z</CreateDate></Role></CreateRoleResult>"
+            "</CreateRoleResponse>",
+            200,
+            {"Content-Type": "text/xml"},
+        )
 
     return app, calls
 
 
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_an_error_inside_moto_answers_as_aws_does_so_botocore_retries_it(
-        monkeypatch: pytest.MonkeyPatch, wrapped: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, wrapped: bool
+) -> None:
     import threading
 
     import boto3
@@ -123,15 +138,16 @@ def test_an_error_inside_moto_answers_as_aws_does_so_botocore_retries_it(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     app, calls = flaky_moto(failures=1)
-    server = make_server("127.0.0.1", 0, launcher.AwsErrors(app) if wrapped else app,
-                         threaded=True)
+    server = make_server("127.0.0.1", 0, launcher.AwsErrors(app) if wrapped else app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        iam = boto3.client("iam", region_name="us-east-1",
-                           endpoint_url=f"http://127.0.0.1:{server.port}",
-                           config=botocore.config.Config(
-                               retries={"mode": "standard", "total_max_attempts": 3}))
+        iam = boto3.client(
+            "iam",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{server.port}",
+            config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3}),
+        )
         if wrapped:
             role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
             assert role["Role"]["RoleName"] == "r" and calls[0] == 2  # retried once

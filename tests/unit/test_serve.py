@@ -40,17 +40,24 @@ def sources(switch: Switch, status: Any = None) -> Sources:
 
     return Sources(
         status=status or const({"app": "orders", "active_region": "r1", "regions": {}}),
-        runs=const({"runs": []}), run=const(None),
+        runs=const({"runs": []}),
+        run=const(None),
         watchers=const({"automation": {"paused": switch.paused}}),
         graph={"nodes": [], "edges": [], "activation_levels": []},
         config={"app": "orders", "regions": ["r1", "r2"], "components": {}},
-        set_paused=switch.set)
+        set_paused=switch.set,
+    )
 
 
 def test_unknown_paths_are_404_and_reads_are_json() -> None:
     api = Api(sources(Switch()))
-    for path in ("/nope", "/api/nope", "/api/status/../../etc/passwd", "/static/app.js",
-                 "/../pyproject.toml"):
+    for path in (
+        "/nope",
+        "/api/nope",
+        "/api/status/../../etc/passwd",
+        "/static/app.js",
+        "/../pyproject.toml",
+    ):
         assert api.handle("GET", path, {}).status == 404, path
     ok = api.handle("GET", "/api/status?x=1", {})
     assert ok.status == 200
@@ -63,26 +70,32 @@ def test_unknown_paths_are_404_and_reads_are_json() -> None:
 def test_read_only_page_has_no_action_routes() -> None:
     switch = Switch()
     api = Api(sources(switch))
-    assert api.handle("POST", "/api/automation/pause", {
-        "Authorization": f"Bearer {TOKEN}"}).status == 404
+    assert (
+        api.handle("POST", "/api/automation/pause", {"Authorization": f"Bearer {TOKEN}"}).status
+        == 404
+    )
     assert api.handle("POST", "/api/status", {}).status == 405
     assert json.loads(api.handle("GET", "/api/config", {}).body)["actions"] is False
     assert switch.writes == []
 
 
-@pytest.mark.parametrize("headers, code", [
-    ({}, 401),
-    ({"Authorization": ""}, 401),
-    ({"Authorization": f"Bearer {TOKEN}x"}, 403),
-    ({"Authorization": f"Bearer {TOKEN[:-1]}"}, 403),
-    ({"Authorization": "Bearer"}, 403),
-    ({"Authorization": f"Basic {TOKEN}"}, 403),
-    ({"Authorization": TOKEN}, 403),
-    ({"Authorization": "Bearer \udcff\udcfe"}, 403),
-    ({"authorization": "Bearer ünïcode"}, 403),
-])
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        ({}, 401),
+        ({"Authorization": ""}, 401),
+        ({"Authorization": f"Bearer {TOKEN}x"}, 403),
+        ({"Authorization": f"Bearer {TOKEN[:-1]}"}, 403),
+        ({"Authorization": "Bearer"}, 403),
+        ({"Authorization": f"Basic {TOKEN}"}, 403),
+        ({"Authorization": TOKEN}, 403),
+        ({"Authorization": "Bearer \udcff\udcfe"}, 403),
+        ({"authorization": "Bearer ünïcode"}, 403),
+    ],
+)
 def test_actions_without_the_right_token_are_refused_and_change_nothing(
-        headers: dict[str, str], code: int) -> None:
+    headers: dict[str, str], code: int
+) -> None:
     switch = Switch()
     api = Api(sources(switch), token=TOKEN)
     for path in ("/api/automation/pause", "/api/automation/resume"):
@@ -97,11 +110,19 @@ def test_actions_without_the_right_token_are_refused_and_change_nothing(
 def test_actions_with_the_token_flip_the_switch() -> None:
     switch = Switch()
     api = Api(sources(switch), token=TOKEN)
-    got = api.handle("POST", "/api/automation/pause", {"AUTHORIZATION": f"bearer {TOKEN}"},
-                     b'{"reason": "drill"}')
+    got = api.handle(
+        "POST",
+        "/api/automation/pause",
+        {"AUTHORIZATION": f"bearer {TOKEN}"},
+        b'{"reason": "drill"}',
+    )
     assert got.status == 200 and json.loads(got.body)["paused"] is True
-    assert api.handle("POST", "/api/automation/resume", {"Authorization": f"Bearer {TOKEN}"},
-                      b"not json").status == 200
+    assert (
+        api.handle(
+            "POST", "/api/automation/resume", {"Authorization": f"Bearer {TOKEN}"}, b"not json"
+        ).status
+        == 200
+    )
     assert switch.writes == [(True, "drill"), (False, "from the status page")]
 
 
@@ -199,8 +220,11 @@ def test_server_over_http_answers_and_refuses(server: StatusServer) -> None:
 
     def status_of(path: str, method: str = "GET", **headers: str) -> int:
         request = urllib.request.Request(  # noqa: S310 - loopback
-            server.url + path, method=method, headers=headers,
-            data=b"" if method == "POST" else None)
+            server.url + path,
+            method=method,
+            headers=headers,
+            data=b"" if method == "POST" else None,
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
                 return int(response.status)
@@ -215,8 +239,17 @@ def test_server_over_http_answers_and_refuses(server: StatusServer) -> None:
 
 
 def test_graph_marks_what_the_last_snapshots_say_is_degraded() -> None:
-    status = Cached(lambda: {"active_region": "r2", "regions": {"r2": {"components": {
-        "api": {"health": "healthy"}, "table": {"health": "degraded"}}}}}, max_age=5.0)
+    status = Cached(
+        lambda: {
+            "active_region": "r2",
+            "regions": {
+                "r2": {
+                    "components": {"api": {"health": "healthy"}, "table": {"health": "degraded"}}
+                }
+            },
+        },
+        max_age=5.0,
+    )
     api = Api(sources(Switch(), status=status))
     assert json.loads(api.handle("GET", "/api/graph", {}).body)["degraded"] == {}  # unread yet
     api.sources.run = Cached(lambda: {"to": "r2", "degraded": {"api": "read_only"}})

@@ -58,8 +58,11 @@ def test_default_spec_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 def test_error_names_component_field_and_line() -> None:
     with pytest.raises(SpecError) as info:
-        spec.loads("app: a\nregions: {primary: us-east-1, standby: [eu-west-1]}\n"
-                   "components:\n  f: {kind: function, timeout: 0}\n", source="t.yaml")
+        spec.loads(
+            "app: a\nregions: {primary: us-east-1, standby: [eu-west-1]}\n"
+            "components:\n  f: {kind: function, timeout: 0}\n",
+            source="t.yaml",
+        )
     err = info.value
     assert (err.source, err.component, err.field, err.line) == ("t.yaml", "f", "timeout", 4)
     assert str(err).startswith("t.yaml:4: components.f.timeout: ")

@@ -10,8 +10,13 @@ from orders import OrdersService, Response, build
 
 #: The AWS calls this handler makes (on its dependencies; the platform's own, such as reading
 #: the mode parameters, are not listed): the Pulumi program grants these and nothing more.
-AWS_CALLS = ("dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "ssm:GetParameter",
-             "events:PutEvents")
+AWS_CALLS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "sqs:SendMessage",
+    "ssm:GetParameter",
+    "events:PutEvents",
+)
 
 _service: OrdersService | None = None
 # X-Ray in Lambda; off anywhere else (tests, the sandbox), so no daemon is needed.
@@ -39,6 +44,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _service
     if _service is None:
         _service = build(os.environ)
-    with _service.logger.append_context_keys(mode=_service.modes.last,
-                                             region=_service.settings.region):
+    with _service.logger.append_context_keys(
+        mode=_service.modes.last, region=_service.settings.region
+    ):
         return handle(event, _service)

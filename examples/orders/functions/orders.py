@@ -52,17 +52,19 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read the Pulumi program's variables (``TABLE_ORDERS_TABLE``, ``FAILOVER_*``, ...)."""
-        return cls(app=env.get("FAILOVER_APP", "orders"),
-                   component=env.get("FAILOVER_COMPONENT", "orders"),
-                   region=env.get("AWS_REGION", "us-east-1"),
-                   table=env.get("TABLE_ORDERS_TABLE", ""),
-                   queue_url=env.get("QUEUE_ORDERS_QUEUE_URL", ""),
-                   bucket=env.get("BUCKET_RECEIPTS_BUCKET", ""),
-                   config_parameter=env.get("PARAMETER_CONFIG", ""),
-                   mode_parameter=env.get("FAILOVER_MODE_PARAMETER", ""),
-                   component_mode_parameter=env.get("FAILOVER_COMPONENT_MODE_PARAMETER", ""),
-                   log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"),
-                   bus=env.get("BUS_ORDER_EVENTS", ""))
+        return cls(
+            app=env.get("FAILOVER_APP", "orders"),
+            component=env.get("FAILOVER_COMPONENT", "orders"),
+            region=env.get("AWS_REGION", "us-east-1"),
+            table=env.get("TABLE_ORDERS_TABLE", ""),
+            queue_url=env.get("QUEUE_ORDERS_QUEUE_URL", ""),
+            bucket=env.get("BUCKET_RECEIPTS_BUCKET", ""),
+            config_parameter=env.get("PARAMETER_CONFIG", ""),
+            mode_parameter=env.get("FAILOVER_MODE_PARAMETER", ""),
+            component_mode_parameter=env.get("FAILOVER_COMPONENT_MODE_PARAMETER", ""),
+            log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+            bus=env.get("BUS_ORDER_EVENTS", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,11 @@ class Response:
 
     def to_proxy(self) -> dict[str, Any]:
         """The Lambda proxy integration shape."""
-        return {"statusCode": self.status,
-                "headers": {"Content-Type": "application/json", **self.headers},
-                "body": json.dumps(self.body, default=_json_default)}
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": "application/json", **self.headers},
+            "body": json.dumps(self.body, default=_json_default),
+        }
 
 
 class Modes:
@@ -140,8 +144,9 @@ class OrdersService:
             cached = self.static.get(order_id)
             body = cached if cached is not None else {"order_id": order_id, "status": "unknown"}
             return Response(200, body, {"X-Degraded": "static"})
-        item = self.dynamodb.get_item(TableName=self.settings.table,
-                                      Key={"order_id": {"S": order_id}}).get("Item")
+        item = self.dynamodb.get_item(
+            TableName=self.settings.table, Key={"order_id": {"S": order_id}}
+        ).get("Item")
         degraded = {} if mode in SERVING else {"X-Degraded": mode}
         if item is None:
             return Response(404, {"message": f"no order {order_id}"}, degraded)
@@ -164,8 +169,11 @@ class OrdersService:
             self.sqs.send_message(QueueUrl=self.settings.queue_url, MessageBody=json.dumps(order))
             return Response(202, {**order, "status": "queued"}, {"X-Degraded": mode})
         if mode == "read_only":
-            return Response(503, {"message": "read-only: writes are paused during failover"},
-                            {"X-Degraded": mode, "Retry-After": "30"})
+            return Response(
+                503,
+                {"message": "read-only: writes are paused during failover"},
+                {"X-Degraded": mode, "Retry-After": "30"},
+            )
         return _unavailable(mode)
 
     def announce(self, order: dict[str, Any]) -> None:
@@ -173,10 +181,16 @@ class OrdersService:
         if not self.settings.bus or self.events is None:
             return
         try:
-            self.events.put_events(Entries=[{
-                "Source": "orders.api", "DetailType": "OrderPlaced",
-                "Detail": json.dumps(order, default=_json_default),
-                "EventBusName": self.settings.bus}])
+            self.events.put_events(
+                Entries=[
+                    {
+                        "Source": "orders.api",
+                        "DetailType": "OrderPlaced",
+                        "Detail": json.dumps(order, default=_json_default),
+                        "EventBusName": self.settings.bus,
+                    }
+                ]
+            )
         except Exception as exc:
             self.logger.warning("order event not published", extra={"error": str(exc)})
 
@@ -199,8 +213,12 @@ class OrdersService:
         total = payload.get("total", 0)
         if not isinstance(total, int | float):
             raise ValueError("'total' must be a number")
-        return {"order_id": order_id, "items": items, "total": total,
-                "created": payload.get("created") or time.time()}
+        return {
+            "order_id": order_id,
+            "items": items,
+            "total": total,
+            "created": payload.get("created") or time.time(),
+        }
 
     # -- worker and projector ----------------------------------------------------------------
 
@@ -212,8 +230,11 @@ class OrdersService:
     def put(self, order: dict[str, Any]) -> bool:
         """Write ``order`` once: a second put of the same id changes nothing (idempotent)."""
         try:
-            self.dynamodb.put_item(TableName=self.settings.table, Item=_to_item(order),
-                                   ConditionExpression="attribute_not_exists(order_id)")
+            self.dynamodb.put_item(
+                TableName=self.settings.table,
+                Item=_to_item(order),
+                ConditionExpression="attribute_not_exists(order_id)",
+            )
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             return False
         return True
@@ -221,8 +242,11 @@ class OrdersService:
     def write_receipt(self, order: dict[str, Any]) -> str:
         """Store ``receipts/<order_id>.json`` in the bucket; the key."""
         key = f"receipts/{order['order_id']}.json"
-        self.s3.put_object(Bucket=self.settings.bucket, Key=key,
-                           Body=json.dumps(order, default=_json_default).encode())
+        self.s3.put_object(
+            Bucket=self.settings.bucket,
+            Key=key,
+            Body=json.dumps(order, default=_json_default).encode(),
+        )
         return key
 
     def config(self) -> dict[str, Any]:
@@ -232,35 +256,42 @@ class OrdersService:
         value: dict[str, Any] = {}
         if self.settings.config_parameter:
             try:
-                value = json.loads(self.modes.provider.get(self.settings.config_parameter,
-                                                           max_age=60) or "{}")
+                value = json.loads(
+                    self.modes.provider.get(self.settings.config_parameter, max_age=60) or "{}"
+                )
             except (GetParameterError, ValueError):
                 value = {}
         self._config = (time.monotonic(), value)
         return value
 
 
-def build(env: Mapping[str, str], session: Any = None, endpoint_url: str | None = None,
-          config: Any = None) -> OrdersService:
+def build(
+    env: Mapping[str, str], session: Any = None, endpoint_url: str | None = None, config: Any = None
+) -> OrdersService:
     """A service for one region: the names from ``env``, clients from ``session``."""
     import boto3
 
     settings = Settings.from_env(env)
     session = session or boto3.session.Session(region_name=settings.region)
     kwargs = {k: v for k, v in (("endpoint_url", endpoint_url), ("config", config)) if v}
-    clients = {name: session.client(name, region_name=settings.region, **kwargs)
-               for name in ("dynamodb", "sqs", "s3", "ssm", "events")}
+    clients = {
+        name: session.client(name, region_name=settings.region, **kwargs)
+        for name in ("dynamodb", "sqs", "s3", "ssm", "events")
+    }
     return OrdersService(settings, clients)
 
 
 def _unavailable(mode: str) -> Response:
-    return Response(503, {"message": f"this region is {mode}"},
-                    {"X-Degraded": mode, "Retry-After": "10"})
+    return Response(
+        503, {"message": f"this region is {mode}"}, {"X-Degraded": mode, "Retry-After": "10"}
+    )
 
 
 def _to_item(order: dict[str, Any]) -> dict[str, Any]:
-    return {"order_id": {"S": order["order_id"]},
-            "body": {"S": json.dumps(order, default=_json_default)}}
+    return {
+        "order_id": {"S": order["order_id"]},
+        "body": {"S": json.dumps(order, default=_json_default)},
+    }
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
