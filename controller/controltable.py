@@ -13,12 +13,16 @@ cannot overwrite what the new holder wrote.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
@@ -38,11 +42,66 @@ WRITER = "writer_token"
 NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = "lease"
-#: Seconds a control region that failed is tried after the others (in this process).
+#: Seconds a control region that failed is tried after the others.
 SUSPECT_SECONDS = 30.0
-#: When each (table, region) last failed, for every control table of this process.
-_SUSPECT: dict[tuple[str, str], float] = {}
+#: When each (table, region, endpoint) last failed, for every control table of this process.
+_SUSPECT: dict[tuple[str, str, str], float] = {}
 _SUSPECT_LOCK = threading.Lock()
+
+
+def suspects_path() -> Path:
+    """Where failed control regions are remembered across processes (a hint, never a verdict).
+
+    An operator types a dozen commands in an incident, each a new process: without this, each
+    would wait out one timeout on the lost region before trying the next. The file only orders
+    the attempts (every region is still tried), so a stale or foreign entry costs time, never a
+    wrong answer. ``$FAILOVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/failover``, else
+    ``~/.cache/failover``.
+    """
+    folder = os.environ.get("FAILOVER_CACHE_DIR")
+    if not folder:
+        cache = os.environ.get("XDG_CACHE_HOME")
+        if not cache:
+            try:
+                cache = str(Path.home() / ".cache")
+            except RuntimeError:  # no home at all (a function's sandbox): its temporary folder
+                cache = tempfile.gettempdir()
+        folder = str(Path(cache) / "failover")
+    return Path(folder) / "control-suspects.json"
+
+
+def _known(now: float) -> dict[tuple[str, str, str], float]:
+    """Every recent failure, this process's and the others', the latest of each (lock held)."""
+    known = _load_suspects(now)
+    for key_, when in _SUSPECT.items():
+        known[key_] = max(when, known.get(key_, when))
+    return known
+
+
+def _load_suspects(now: float) -> dict[tuple[str, str, str], float]:
+    """The other processes' recent failures (empty when the file is missing or unreadable)."""
+    try:
+        rows = json.loads(suspects_path().read_text(encoding="utf-8"))
+        return {
+            (str(r[0]), str(r[1]), str(r[2])): float(r[3])
+            for r in rows
+            if now - float(r[3]) < SUSPECT_SECONDS
+        }
+    except (OSError, ValueError, TypeError, IndexError):
+        return {}
+
+
+def _save_suspects(entries: dict[tuple[str, str, str], float]) -> None:
+    """Write ``entries`` for the next processes; best effort (a read-only home just costs time)."""
+    path = suspects_path()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".suspects-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump([[*k, v] for k, v in entries.items()], out)
+        os.replace(temp, path)
+    except OSError as exc:
+        log.debug("cannot remember the failed control regions in %s: %s", path, exc)
 
 
 class ControlTable:
@@ -94,24 +153,37 @@ class ControlTable:
                     raise
                 log.warning("control table in %s: %s; trying the next region", region, why)
                 failed.append(f"{region} {why}")
-                with _SUSPECT_LOCK:
-                    _SUSPECT[(self.table, region)] = time.monotonic()
+                self._suspect(region)
         raise NoMajorityError(
             f"the control table {self.table} has no majority: {'; '.join(failed)}"
         )
 
     def order(self) -> list[str]:
         """The regions in the order they are tried: this controller's own region first, then
-        the others; a region that failed in this process within :data:`SUSPECT_SECONDS` goes
-        after those that did not, so one lost region costs one timeout, not one per call."""
-        now = time.monotonic()
+        the others; a region that failed within :data:`SUSPECT_SECONDS` (in this process or, by
+        :func:`suspects_path`, in another) goes after those that did not, so one lost region
+        costs one timeout, not one per call or per command."""
+        now = time.time()
         with _SUSPECT_LOCK:
-            suspect = {
-                r
-                for r in self.regions
-                if now - _SUSPECT.get((self.table, r), -SUSPECT_SECONDS) < SUSPECT_SECONDS
-            }
+            known = _known(now)
+        suspect = {
+            r
+            for r in self.regions
+            if now - known.get(self._key(r), -SUSPECT_SECONDS) < SUSPECT_SECONDS
+        }
         return sorted(nearest_first(self.regions, self.home), key=lambda r: r in suspect)
+
+    def _key(self, region: str) -> tuple[str, str, str]:
+        """Which replica: the table, its region and where that region is reached (the
+        emulator's address, or AWS), so two sandboxes' tables of one name stay apart."""
+        return (self.table, region, self.clients.endpoints.get(region, "aws"))
+
+    def _suspect(self, region: str) -> None:
+        """Remember that ``region`` did not answer, here and for the next processes."""
+        now = time.time()
+        with _SUSPECT_LOCK:
+            _SUSPECT[self._key(region)] = now
+            _save_suspects(_known(now))
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as plain values, read consistently; None when it does not exist."""

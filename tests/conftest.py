@@ -84,6 +84,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GroupCheck(), "failover-group-check")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The controller's cache (failed control regions) in the session's folder, not the home:
+    every CLI process a test starts inherits it."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FAILOVER_CACHE_DIR", str(folder))
+        yield folder
+
+
 @dataclass
 class CliResult:
     """What one CLI run returned and printed."""

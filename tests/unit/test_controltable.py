@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
+from controller import controltable
 from controller.aws import AwsSettings, Clients
 from controller.controltable import ControlTable
 from controller.errors import FailoverError, NoMajorityError
@@ -53,3 +57,61 @@ def test_no_region_answering_is_one_failover_error_naming_each_region() -> None:
     assert len(message.splitlines()) == 1
     # both failed in this process: the next call still tries both, own region no longer first
     assert sorted(control.order()) == sorted(REGIONS)
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A new process's view: nothing remembered in memory, the hints file in ``tmp_path``."""
+    monkeypatch.setattr(controltable, "_SUSPECT", {})
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "control-suspects.json"
+
+
+def test_a_region_lost_by_one_command_is_tried_last_by_the_next(
+    fresh_process: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = table(None, "t-next")
+    first._suspect("us-east-1")  # what call() records when us-east-1 does not answer
+    assert fresh_process.exists() and oct(fresh_process.parent.stat().st_mode & 0o777) == "0o700"
+    monkeypatch.setattr(controltable, "_SUSPECT", {})  # the next command: a new process
+    again = ControlTable(first.clients, manifest_of(first))
+    assert again.order() == ["us-west-2", "us-east-1"]
+    # another deployment's table of the same name (other endpoints) is not affected
+    assert table(None, "t-next").order() == REGIONS
+
+
+def test_an_old_failure_is_forgotten(fresh_process: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    control = table(None, "t-old")
+    endpoint = control.clients.endpoints["us-east-1"]
+    stale = time.time() - controltable.SUSPECT_SECONDS - 1
+    fresh_process.parent.mkdir(parents=True)
+    fresh_process.write_text(json.dumps([["t-old", "us-east-1", endpoint, stale]]))
+    assert control.order() == REGIONS
+    fresh_process.write_text(json.dumps([["t-old", "us-east-1", endpoint, time.time()]]))
+    assert control.order() == ["us-west-2", "us-east-1"]
+    fresh_process.write_text("{not json")  # a damaged file is no hint at all
+    assert control.order() == REGIONS
+
+
+def test_a_cache_that_cannot_be_written_still_orders_this_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(controltable, "_SUSPECT", {})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(blocker / "cache"))  # under a file: unwritable
+    control = table(None, "t-ro")
+    control._suspect("us-east-1")
+    assert control.order() == ["us-west-2", "us-east-1"]
+
+
+def manifest_of(control: ControlTable) -> Manifest:
+    """A manifest naming ``control``'s table, regions and endpoints."""
+    return Manifest.model_construct(
+        app="a",
+        primary="us-east-1",
+        spec="s",
+        regions={},
+        control=ControlManifest(table=control.table, regions=control.regions),
+        endpoints=dict(control.clients.endpoints),
+    )
