@@ -23,9 +23,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy controller sandbox infra
 
-# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about a minute).
+# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about 50 s on
+# 2 workers; 72 s in one process).
 unit: $(STAMP)
-	$(BIN)/pytest -m "not sandbox" $(UNIT_ARGS)
+	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
 # Everything, on WORKERS processes (pytest-xdist). A module's tests stay on one worker, sharing
 # its emulator and module fixtures, unless marked independent (tests/conftest.py); each worker
