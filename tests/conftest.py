@@ -26,8 +26,22 @@ SANDBOX_TESTS = REPO / "tests" / "sandbox"
 EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
 #: Module fixtures of the longest tests: a demo, a crash at every step (runbook pages: marked).
 SLOW_FIXTURES = frozenset({"story", "uninterrupted"})
-#: Collected first, longest first (about 59% of the suite's time between them).
-HEAVY_FIRST = ("test_runbooks.py", "test_crash.py", "test_demo.py", "test_serve_browser.py")
+#: Collected first, longest first (module or group; from --durations of `make test`), so that
+#: no long module starts last and runs alone at the end.
+HEAVY_FIRST = (
+    "test_runbooks.py",
+    "test_crash.py",
+    "test_demo.py",
+    "test_watchers.py",
+    "infra",
+    "test_watcher.py",
+    "test_desired.py",
+    "test_target_lost.py",
+    "test_bad_input.py",
+    "test_executor.py",
+    "test_serve_browser.py",
+    "test_reconcile.py",
+)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -53,7 +67,8 @@ def pytest_collection_modifyitems(
             item.add_marker(pytest.mark.xdist_group("infra" if infra else item.path.name))
 
     def rank(item: pytest.Item) -> int:
-        name = item.path.name
+        infra = REPO / "tests" / "infra" in item.path.parents
+        name = "infra" if infra else item.path.name
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: every other test keeps its order
