@@ -84,16 +84,24 @@ class GroupCheck:
     """
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        # Tests marked independent carry no group, and they live in three modules: a selection
-        # spanning more modules than that holds grouped tests, and one of them must show it.
-        modules = {i.split("::", 1)[0] for i in ids}
-        if len(modules) > 3 and not any("@" in i.rsplit("]", 1)[-1] for i in ids):
+        if ungrouped(ids):
             pytest.exit(
                 f"pytest-xdist's --dist loadgroup ignored every xdist_group on worker "
                 f"{node.gateway.id}: this pytest and pytest-xdist disagree on node ids; "
                 "install the versions pyproject.toml pins",
                 returncode=3,
             )
+
+
+def ungrouped(ids: list[str]) -> bool:
+    """True when a worker's collected ``ids`` show that the xdist groups did not take.
+
+    Tests marked independent carry no group, and they live in three modules: a selection
+    spanning more modules than that holds grouped tests, and one of them must show its
+    ``@group`` suffix (after any parameter, which may itself hold an ``@``).
+    """
+    modules = {i.split("::", 1)[0] for i in ids}
+    return len(modules) > 3 and not any("@" in i.rsplit("]", 1)[-1] for i in ids)
 
 
 def pytest_configure(config: pytest.Config) -> None:
