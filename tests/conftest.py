@@ -63,16 +63,20 @@ def pytest_collection_modifyitems(
         if fixtures & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
         if not item.get_closest_marker("independent"):
-            infra = REPO / "tests" / "infra" in item.path.parents  # one session fixture
-            item.add_marker(pytest.mark.xdist_group("infra" if infra else item.path.name))
+            item.add_marker(pytest.mark.xdist_group(group(item)))
 
     def rank(item: pytest.Item) -> int:
-        infra = REPO / "tests" / "infra" in item.path.parents
-        name = "infra" if infra else item.path.name
+        name = group(item)
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: every other test keeps its order
     return (yield)
+
+
+def group(item: pytest.Item) -> str:
+    """The xdist group of ``item``: its module, or ``infra`` for the Pulumi program's tests
+    (they share one session fixture)."""
+    return "infra" if REPO / "tests" / "infra" in item.path.parents else item.path.name
 
 
 class GroupCheck:

@@ -159,21 +159,6 @@ def registered(application: typer.Typer) -> dict[str, Any]:
     return infos
 
 
-def summary(info: Any) -> str:
-    """A verb's one-line help: the first paragraph of its help, on one line."""
-    import inspect
-
-    if isinstance(info, typer.models.TyperInfo):
-        text = (
-            info.help
-            if isinstance(info.help, str)
-            else (str(info.typer_instance.info.help or "") if info.typer_instance else "")
-        )
-    else:
-        text = inspect.getdoc(info.callback) or ""
-    return " ".join(text.split("\n\n")[0].split())
-
-
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -17,12 +17,19 @@ from controller.cli import VERBS
 REGISTRY = """
 import importlib, json
 from controller.cli import VERBS, app
-from controller.cli.app import registered, summary
+import inspect, typer
+from controller.cli.app import registered
 for module in {module for module, _ in VERBS.values()}:
     importlib.import_module(f"controller.cli.{module}")
 def home(info):
     callback = info.callback or info.typer_instance.registered_commands[0].callback
     return callback.__module__.rsplit(".", 1)[1]
+def summary(info):  # the first paragraph of a group's help= or a command's docstring
+    if isinstance(info, typer.models.TyperInfo):
+        text = info.help if isinstance(info.help, str) else info.typer_instance.info.help
+    else:
+        text = inspect.getdoc(info.callback)
+    return " ".join(text.split("\\n\\n")[0].split())
 print(json.dumps({name: [home(info), summary(info)] for name, info in registered(app).items()}))
 """
 
