@@ -337,21 +337,9 @@ class Journal:
         head = next((i for i in items if i["sk"] == "run"), None)
         if head is None:
             raise RunNotFoundError(f"no run {run_id!r} in the journal (failover runs lists them)")
-        plan = FailoverPlan.from_dict(json.loads(head["plan"]))
-        run = Run(
-            run_id,
-            plan,
-            RunStatus(head["status"]),
-            head["owner"],
-            float(head["created"]),
-            float(head["updated"]),
-            head.get("kind", "failover"),
-            json.loads(head.get("degraded") or "{}"),
-            head.get("error", ""),
-            epoch=int(head.get("epoch", 0)),
-        )
+        run = _run_of(head)
         records = {i["sk"].removeprefix("step#"): i for i in items if i["sk"].startswith("step#")}
-        for step in plan.steps:
+        for step in run.plan.steps:
             rec = records.get(step.id, {})
             run.steps[step.id] = StepRecord(
                 step.id,
@@ -373,21 +361,23 @@ class Journal:
             )
         ]
         heads.sort(key=lambda h: float(h["created"]), reverse=True)
-        return [
-            Run(
-                h["pk"].removeprefix("run#"),
-                FailoverPlan.from_dict(json.loads(h["plan"])),
-                RunStatus(h["status"]),
-                h["owner"],
-                float(h["created"]),
-                float(h["updated"]),
-                h.get("kind", "failover"),
-                json.loads(h.get("degraded") or "{}"),
-                h.get("error", ""),
-                epoch=int(h.get("epoch", 0)),
-            )
-            for h in heads[:limit]
-        ]
+        return [_run_of(h) for h in heads[:limit]]
+
+
+def _run_of(head: dict[str, Any]) -> Run:
+    """A run as its head item in the control table describes it (no step records yet)."""
+    return Run(
+        head["pk"].removeprefix("run#"),
+        FailoverPlan.from_dict(json.loads(head["plan"])),
+        RunStatus(head["status"]),
+        head["owner"],
+        float(head["created"]),
+        float(head["updated"]),
+        head.get("kind", "failover"),
+        json.loads(head.get("degraded") or "{}"),
+        head.get("error", ""),
+        epoch=int(head.get("epoch", 0)),
+    )
 
 
 def _step_item(run_id: str, record: StepRecord) -> dict[str, Any]:
