@@ -134,6 +134,20 @@ class Region(pulumi.ComponentResource):
     def _child(self, **kw: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kw)
 
+    def _dead_letter_queue(self, name: str) -> tuple[str, aws.sqs.Queue]:
+        """Component ``name``'s dead-letter queue (encrypted, kept 14 days) and its name; the
+        queue joins :attr:`dead_letters`."""
+        dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
+        dlq = aws.sqs.Queue(
+            dlq_name,
+            name=dlq_name,
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            opts=self._child(),
+        )
+        self.dead_letters.append(dlq)
+        return dlq_name, dlq
+
     def _add(self, name: str, ref: Ref, **extra: Any) -> None:
         """Record a component's resource for its dependents and for the manifest."""
         self.refs[name] = ref
@@ -178,15 +192,7 @@ class Region(pulumi.ComponentResource):
         dlq = None
         redrive: pulumi.Input[str] | None = None
         if spec.dlq:
-            dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
-            dlq = aws.sqs.Queue(
-                dlq_name,
-                name=dlq_name,
-                sqs_managed_sse_enabled=True,
-                message_retention_seconds=DLQ_RETENTION_SECONDS,
-                opts=self._child(),
-            )
-            self.dead_letters.append(dlq)
+            _, dlq = self._dead_letter_queue(name)
             redrive = dlq.arn.apply(
                 lambda arn: json.dumps(
                     {"deadLetterTargetArn": arn, "maxReceiveCount": spec.max_receive_count}
@@ -258,15 +264,7 @@ class Region(pulumi.ComponentResource):
         )
         # An invocation EventBridge cannot deliver (throttled, function fenced) is retried for
         # up to an hour, then kept in a dead-letter queue rather than dropped.
-        dlq_name = fit(f"{self.args.topology.physical_name(name, self.args.region)}-dlq", 80)
-        dlq = aws.sqs.Queue(
-            dlq_name,
-            name=dlq_name,
-            sqs_managed_sse_enabled=True,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            opts=self._child(),
-        )
-        self.dead_letters.append(dlq)
+        dlq_name, dlq = self._dead_letter_queue(name)
         aws.sqs.QueuePolicy(
             dlq_name,
             queue_url=dlq.url,
