@@ -11,9 +11,10 @@ usual, but are never attached to their queue, table or stream inside moto.
 moto also sends an event to the targets of a rule that is disabled, which EventBridge never does;
 the sandbox fences an event bus by disabling its rules, so a disabled rule here delivers nothing.
 
-Two more changes make the servers cheaper per request without changing what they answer: moto's
-list of its own packages is read once, and a DynamoDB transaction backs up the items it touches
-rather than whole tables.
+Three more changes make the servers cheaper without changing what they answer: moto's list of its
+own packages is read once, a DynamoDB transaction backs up the items it touches rather than whole
+tables, and botocore's list of a service's regions is read once per process rather than once per
+botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three).
 """
 
 from __future__ import annotations
@@ -72,6 +73,40 @@ def respect_rule_state() -> None:
 
     send_if_enabled._failover_stateful = True  # type: ignore[attr-defined]
     Rule.send_to_targets = send_if_enabled  # type: ignore[method-assign]
+
+
+def share_data_loader() -> None:
+    """Give the process one botocore data loader per search path, and so one copy of each data
+    file botocore reads.
+
+    moto makes a new botocore session wherever it asks for a service's regions (three at the
+    import of its EC2 backend, which SSM's imports, and one for each backend it creates), and a
+    new loader of its own for each service model it reads. Each new loader parsed botocore's
+    1.2 MB ``endpoints.json`` again, or listed botocore's 400 service folders again (0.03 to
+    0.13 s of CPU each time). A loader keeps what it has read for its whole life already, and
+    botocore's data files do not change while a server runs.
+    """
+    import botocore.session
+    import moto.core.utils
+
+    for module in (botocore.session, moto.core.utils):
+        factory = module.create_loader
+        if not getattr(factory, "_failover_shared", False):
+            module.create_loader = _one_per_arguments(factory)  # type: ignore[attr-defined]
+
+
+def _one_per_arguments(factory: Any) -> Any:
+    """``factory``, answering the same arguments with the object it made for them first."""
+    made: dict[tuple[Any, ...], Any] = {}
+
+    @functools.wraps(factory)
+    def shared(*args: Any) -> Any:
+        if args not in made:
+            made[args] = factory(*args)
+        return made[args]
+
+    shared._failover_shared = True  # type: ignore[attr-defined]
+    return shared
 
 
 def cache_module_list() -> None:

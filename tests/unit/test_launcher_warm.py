@@ -1,0 +1,104 @@
+"""What the moto servers' launcher builds once before forking, so that no server builds it again.
+
+Each check runs in a fresh interpreter: the patches and caches it looks at are process-wide, and
+this test process must keep botocore as it ships.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from sandbox import launcher
+
+
+def run(script: str) -> Any:
+    """The JSON that ``script`` prints, run by a fresh interpreter of this venv."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_botocore_session_and_moto_model_read_shares_one_loader() -> None:
+    seen = run(
+        """
+        import json
+        import botocore.session, moto.core.utils
+        from sandbox import moto_patches
+
+        def loaders():
+            a, b = botocore.session.Session(), botocore.session.Session()
+            return [
+                a.get_component("data_loader") is b.get_component("data_loader"),
+                moto.core.utils.create_loader() is moto.core.utils.create_loader(),
+            ]
+
+        before = loaders()
+        moto_patches.share_data_loader()
+        moto_patches.share_data_loader()  # twice: wrapped once
+        after = loaders()
+        regions = botocore.session.Session().get_available_regions("ec2")
+        print(json.dumps({
+            "before": before, "after": after,
+            "wrapped_once": not hasattr(botocore.session.create_loader.__wrapped__, "__wrapped__"),
+            "regions": len(regions),
+        }))
+        """
+    )
+    assert seen["before"] == [False, False], "without the patch each session has its own loader"
+    assert seen["after"] == [True, True]
+    assert seen["wrapped_once"]
+    assert seen["regions"] > 10, "a shared loader still answers what botocore knows"
+
+
+def test_warm_loads_every_model_and_builds_the_rest_apis_url_maps() -> None:
+    seen = run(
+        """
+        import json
+        from moto.core.routing import get_service_router
+        from moto.core.utils import get_service_model
+        from sandbox.launcher import MODELS, warm
+
+        rest = warm(MODELS)
+        print(json.dumps({
+            "rest": rest,
+            "models": get_service_model.cache_info().currsize,
+            "maps": {name: sorted(get_service_router(name)._routers) for name in MODELS},
+        }))
+        """
+    )
+    assert seen["rest"] == ["lambda", "s3", "apigateway", "apigatewayv2", "route53"]
+    assert seen["models"] == len(launcher.MODELS)
+    assert seen["maps"]["route53"] == ["rest-xml"]
+    assert seen["maps"]["lambda"] == ["rest-json"]
+    assert seen["maps"]["dynamodb"] == [], "an RPC API has no URL map to build"
+
+
+def test_the_launcher_imports_neither_boto3_nor_the_sandbox_life_cycle() -> None:
+    seen = run(
+        """
+        import json, sys
+        import sandbox.launcher
+        loaded = sorted(m for m in ("boto3", "sandbox.lifecycle", "controller.executor")
+                        if m in sys.modules)
+        import sandbox
+        lazy = sandbox.Sandbox.__module__
+        try:
+            sandbox.Nothing
+            missing = "no error"
+        except AttributeError as exc:
+            missing = str(exc)
+        print(json.dumps({"loaded": loaded, "lazy": lazy, "missing": missing}))
+        """
+    )
+    assert seen["loaded"] == []
+    assert seen["lazy"] == "sandbox.lifecycle"
+    assert seen["missing"] == "module 'sandbox' has no attribute 'Nothing'"
