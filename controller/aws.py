@@ -1,12 +1,16 @@
-"""The one place that makes boto3 clients.
+"""The one place that makes AWS clients.
 
 Called by ``actions/``, ``health``, ``journal`` and the sandbox. One client per (service, region),
-cached and shared between threads (boto3 clients are thread safe); botocore's own retry modes;
+cached and shared between threads (botocore clients are thread safe); botocore's own retry modes;
 short connect and read timeouts so that a dead region fails fast instead of hanging the
 controller. Endpoints come from the standard ``AWS_ENDPOINT_URL`` variables or, for the embedded
 emulator, from the manifest's endpoint map. Credentials come from the standard chain only; against
 the emulator, which accepts any key, a fixed placeholder is used so that no real credential is
 ever sent to it.
+
+The clients are botocore's, made from a botocore session: a boto3 client is the same object, but
+importing boto3 costs every CLI call about 0.1 s of CPU (it imports s3transfer and
+multiprocessing) for its resources and S3 transfer helpers, which the controller never uses.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import botocore.session
@@ -111,31 +114,27 @@ NO_PROXY = {"http": "", "https": ""}
 
 Hook = tuple[str, Callable[..., Any]]
 
-#: One boto3 session, and the clients made from it, for the whole process. Making a session, and
+#: One botocore session, and the clients made from it, for the whole process. Making a session, and
 #: a service's first client in it, costs tens of milliseconds of CPU (the service model is parsed
 #: per session); a status read or a precheck that made its own would pay it on every call.
 _SHARED_LOCK = threading.Lock()
 _SHARED: dict[tuple[Any, ...], Any] = {}
-_SESSIONS: dict[bool, boto3.session.Session] = {}
+_SESSIONS: dict[bool, botocore.session.Session] = {}
 
 
-def emulator_session(region: str | None = None) -> boto3.session.Session:
-    """A boto3 session for the loopback emulator: its placeholder keys, and no AWS profile.
+def emulator_session() -> botocore.session.Session:
+    """A botocore session for the loopback emulator: its placeholder keys, and no AWS profile.
 
     An operator's ``AWS_PROFILE`` names a profile of theirs; the emulator needs none, and a
     profile missing from this machine's config must not stop the sandbox.
 
-    >>> emulator_session("us-west-2").region_name
-    'us-west-2'
+    >>> emulator_session().get_credentials().access_key == EMULATOR_KEY
+    True
     """
     unset = (None, None, None, None)  # read from no config key, no variable, no default
-    core = botocore.session.Session(session_vars={"profile": unset})
-    return boto3.session.Session(
-        aws_access_key_id=EMULATOR_KEY,
-        aws_secret_access_key=EMULATOR_KEY,
-        region_name=region,
-        botocore_session=core,
-    )
+    session = botocore.session.Session(session_vars={"profile": unset})
+    session.set_credentials(EMULATOR_KEY, EMULATOR_KEY)
+    return session
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ class AwsSettings:
 
 @dataclass
 class Clients:
-    """A cache of boto3 clients, one per (service, region).
+    """A cache of AWS clients, one per (service, region).
 
     Parameters
     ----------
@@ -226,7 +225,7 @@ class Clients:
                 tuple(self.hooks),
                 self.home,
             )
-            with _SHARED_LOCK:  # a boto3 session is not thread safe: make clients one at a time
+            with _SHARED_LOCK:  # a botocore session is not thread safe: make clients one at a time
                 cached = _SHARED.get(shared)
                 if cached is None:
                     cached = _SHARED[shared] = self._make(service, region)
@@ -283,9 +282,9 @@ class Clients:
             kwargs["aws_secret_access_key"] = EMULATOR_KEY
         emulated = bool(endpoint)
         if emulated not in _SESSIONS:
-            _SESSIONS[emulated] = emulator_session() if emulated else boto3.session.Session()
+            _SESSIONS[emulated] = emulator_session() if emulated else botocore.session.Session()
         # A service name known only at run time: the overloads of client() type the callers.
-        client = _SESSIONS[emulated].client(service, **kwargs)  # type: ignore[call-overload]
+        client = _SESSIONS[emulated].create_client(service, **kwargs)
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3.session
 import botocore.config
 
 from controller.aws import emulator_session
@@ -106,7 +107,10 @@ class FunctionRuntime:
             module = self._module(spec)
             key = (component, region)
             if key not in self._services:
-                session = emulator_session(region)
+                # The handlers are Lambda code: they take a boto3 session, as in Lambda.
+                session = boto3.session.Session(
+                    region_name=region, botocore_session=emulator_session()
+                )
                 env = lambda_env(self.topology, self.manifest, component, region)
                 # Its calls come from its region: a partitioned region still serves its own.
                 here = botocore.config.Config(user_agent_extra=f"{HOME_AGENT}/{region}")

@@ -54,11 +54,28 @@ def _closure(names: set[str]) -> set[str]:
 def test_base_install_carries_no_emulator_plotting_or_pulumi() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = {_name(r) for r in project["dependencies"]}
-    assert base == {"boto3", "networkx", "pydantic", "pyyaml", "typer", "rich"}
+    assert base == {"botocore", "networkx", "pydantic", "pyyaml", "typer", "rich"}
     assert not _closure(base) & HEAVY
     extras = project["optional-dependencies"]
     assert {"moto", "matplotlib"} <= {_name(r) for r in extras["sandbox"]}
     assert {"pulumi", "pulumi-aws"} <= {_name(r) for r in extras["infra"]}
+
+
+def test_the_control_plane_makes_its_clients_without_boto3() -> None:
+    """boto3 is the sandbox's (the example functions use it); the controller's clients are
+    botocore's, and importing boto3 would cost every CLI call about 0.1 s."""
+    probe = (
+        "import sys\n"
+        "from controller.aws import Clients\n"
+        "from controller import executor, health, journal, watcher\n"
+        "clients = Clients(endpoints={'us-east-1': 'http://127.0.0.1:1'})\n"
+        "client = clients.client('sqs', 'us-east-1')\n"
+        "print(client.meta.region_name, 'boto3' in sys.modules, 'botocore' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["us-east-1", "False", "True"]
 
 
 def _imports(*argv: str) -> set[str]:
