@@ -7,6 +7,15 @@ Python that imports what the verb needs anyway:
 - ``failover plan --to us-west-2`` vs ``python -c "import typer, rich.console, networkx,
   pydantic, yaml"``
 
+Two more rows are for the record: ``plan-vs-typer`` runs plan against an empty typer command
+taking plan's options (typer 0.2x coerces every non-bool option through a pydantic
+``TypeAdapter`` when a command runs, so running any command with an option imports pydantic's
+model machinery, which the floor's lazy ``import pydantic`` leaves out), and ``plan-vs-models``
+against the floor plus one pydantic model.
+
+The controller's sources are byte-compiled first, as ``pip install`` does: an editable install
+under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile them on every run.
+
 Each pair runs alternately (A B A B ...) after one warm-up, 10 counted runs each, all from this
 one process; the figures are medians of wall time and the median of the per-pair ratios, so a
 machine whose speed drifts during the run still compares like with like. It also lists which of
@@ -19,6 +28,7 @@ Run: ``.venv/bin/python bench/cli_startup.py [--runs N]``
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import statistics
 import subprocess
@@ -136,16 +146,19 @@ def measure(runs: int) -> dict[str, dict[str, object]]:
 
 
 def main() -> None:
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "controller", quiet=1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     figures = measure(args.runs)
     for name, row in figures.items():
+        heavy = row["heavy_imports"]
+        assert isinstance(heavy, list)
         print(
             f"{name:14s} verb {row['verb_seconds']:.3f} s  floor {row['floor_seconds']:.3f} s  "
             f"ratio {row['ratio']:.2f} (goal <= {GOAL})  heavy imports: "
-            f"{', '.join(row['heavy_imports']) or 'none'}"
-        )  # type: ignore[arg-type]
+            f"{', '.join(heavy) or 'none'}"
+        )
     print(json.dumps(figures))
 
 
