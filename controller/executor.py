@@ -43,10 +43,11 @@ from controller.errors import (
 from controller.journal import Journal, Run, RunStatus, StepRecord, StepState, new_run_id
 from controller.lease import Lease, LeaseKeeper, default_owner
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan, Step, build_plan
+from controller.plan import build_plan
 from controller.prechecks import Precheck, prechecks
 from controller.retry import decide
 from controller.spec import OnFailure, TargetLost, Topology
+from controller.steps import FailoverPlan, Step
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from controller.controltable import (
 from controller.errors import RunNotFoundError
 from controller.lease import Lease, Leases
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan
+from controller.steps import FailoverPlan
 
 
 class RunStatus(StrEnum):

@@ -18,8 +18,8 @@ from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.journal import Journal
 from controller.manifest import Manifest
-from controller.plan import FailoverPlan
 from controller.spec import Kind, OnFailure, Topology
+from controller.steps import FailoverPlan
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from controller.errors import AwsError, FailoverError
 from controller.journal import Journal, Run
 from controller.manifest import Manifest
 from controller.spec import Topology
-from controller.watcher import region_votes
 from controller.watchstate import WatchStates
 
 log = logging.getLogger(__name__)
@@ -193,7 +192,7 @@ def watchers_view(
         row = rows.get(region, {}) if "error" not in rows else {}
         out["regions"][region] = {
             "health": status_of.health.value if status_of else None,
-            "votes": region_votes(status_of, route53=not clients.emulated) if status_of else {},
+            "votes": health.votes(status_of, route53=not clients.emulated) if status_of else {},
             "watcher": row.get("last"),
             "silent": row.get("silent"),
         }

@@ -194,7 +194,7 @@ class Watcher:
         self._report = report
         # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
         votes = {
-            name: _votes(region, route53=not self.clients.emulated)
+            name: health.votes(region, route53=not self.clients.emulated)
             for name, region in report.regions.items()
         }
         return Evaluation(
@@ -420,23 +420,3 @@ class Watcher:
                 return
             if iterations is None or count < iterations:
                 sleep(max(0.0, interval - (time.monotonic() - started)))
-
-
-def _votes(region: health.RegionStatus, *, route53: bool = True) -> dict[str, bool]:
-    """Each independent probe's vote on ``region`` (True: failing); silent probes do not vote."""
-    votes = {"control_plane": not region.reachable}
-    if region.reachable:
-        votes["alarms"] = bool(region.signals.alarms_firing)
-    if route53 and region.signals.route53_healthy is not None:
-        votes["route53"] = not region.signals.route53_healthy
-    if region.signals.http_ok is not None:
-        votes["http"] = not region.signals.http_ok
-    return votes
-
-
-def region_votes(region: health.RegionStatus, *, route53: bool = True) -> dict[str, bool]:
-    """Each independent probe's vote on ``region`` as the watcher counts it (True: failing).
-
-    Public for the status page, which shows the votes the watcher would see.
-    """
-    return _votes(region, route53=route53)

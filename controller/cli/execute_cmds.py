@@ -27,8 +27,8 @@ from controller.errors import UsageError
 if TYPE_CHECKING:
     from controller.desired import Desired
     from controller.executor import RunResult, StepEvent
-    from controller.plan import FailoverPlan
     from controller.prechecks import Precheck
+    from controller.steps import FailoverPlan
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 AcceptLagOption = Annotated[

@@ -10,7 +10,7 @@ import typer
 from controller.cli.app import JsonOption, SpecOption, app, console, load_spec, print_json
 
 if TYPE_CHECKING:
-    from controller.plan import FailoverPlan
+    from controller.steps import FailoverPlan
 
 
 class Format(StrEnum):

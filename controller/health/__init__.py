@@ -23,7 +23,7 @@ from controller.health.reads import (
     region_health,
     status,
 )
-from controller.health.verdicts import component_status, region_verdict, warnings
+from controller.health.verdicts import component_status, region_verdict, votes, warnings
 
 __all__ = [
     "DEADLINE_SECONDS",
@@ -41,5 +41,6 @@ __all__ = [
     "region_health",
     "region_verdict",
     "status",
+    "votes",
     "warnings",
 ]

@@ -71,6 +71,25 @@ def region_verdict(
     return Health.HEALTHY
 
 
+def votes(region: RegionStatus, *, route53: bool = True) -> dict[str, bool]:
+    """Each independent probe's vote on ``region`` (True: failing); silent probes do not vote.
+
+    What the watcher counts before it fails a region over, and what the status page shows.
+    ``route53``: count Route 53's health checks (off against the emulator, which does not probe).
+
+    >>> votes(RegionStatus("us-east-1", reachable=False, health=Health.UNREACHABLE))
+    {'control_plane': True}
+    """
+    counted = {"control_plane": not region.reachable}
+    if region.reachable:
+        counted["alarms"] = bool(region.signals.alarms_firing)
+    if route53 and region.signals.route53_healthy is not None:
+        counted["route53"] = not region.signals.route53_healthy
+    if region.signals.http_ok is not None:
+        counted["http"] = not region.signals.http_ok
+    return counted
+
+
 def warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[str, ...]:
     """Two regions that both say active: the one traffic does not go to must be fenced."""
     claimed = [name for name, region in report.items() if region.mode == modes.ACTIVE]

@@ -78,6 +78,22 @@ def test_the_control_plane_makes_its_clients_without_boto3() -> None:
     assert done.stdout.split() == ["us-east-1", "False", "True"]
 
 
+def test_reading_status_and_runs_does_not_import_networkx() -> None:
+    """networkx orders a plan; ``status``, ``runs`` and the status page only read one back
+    (:mod:`controller.steps`), and importing networkx costs each of them about 0.13 s."""
+    probe = (
+        "import sys\n"
+        "import controller.views, controller.journal, controller.health\n"
+        "import controller.cli.status_cmds, controller.cli.execute_cmds\n"
+        "import controller.cli.watch_cmds\n"
+        "print('networkx' in sys.modules, 'controller.plan' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["False", "False"]
+
+
 def _imports(*argv: str) -> set[str]:
     """Top-level modules the CLI imports to run ``argv`` (``python -X importtime``)."""
     proc = subprocess.run(
