@@ -48,6 +48,10 @@ ENV_WATCHER_SPEC = "FAILOVER_SPEC"
 #: The CloudWatch namespace and metric of the watchers' evaluations (embedded metric format).
 WATCHER_NAMESPACE = "Failover/Watchers"
 WATCHER_METRIC = "Evaluations"
+#: Seconds a watcher's evaluation is given on top of the watch interval before its invocation's
+#: end: the next evaluation starts only when this much is left. The deployed watcher and the
+#: sandbox's stand-in for Lambda (which sets the invocation's deadline) must agree on it.
+WATCHER_MARGIN_SECONDS = 3.0
 #: The Pulumi stack the watcher belongs to (its physical names carry it); empty in the sandbox.
 ENV_WATCHER_STACK = "FAILOVER_STACK"
 #: The file name the topology has in the watcher's bundle.

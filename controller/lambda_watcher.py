@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds an evaluation is given on top of the interval before the invocation's end: the next
 #: evaluation starts only when this much is left (a failover started then may still outlive it).
-MARGIN_SECONDS = 3.0
+MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
 #: Decisions that changed something (counted in the ``Acted`` metric).
 ACTED = frozenset({"failover", "failback", "reconcile"})
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from controller import contract
-from controller.lambda_watcher import MARGIN_SECONDS
 from controller.spec import load
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
@@ -190,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     tick = time.monotonic()
     while read_state(ns.state_dir) is not None:  # the sandbox is gone: so is its watcher
         interval = load(os.environ[contract.ENV_WATCHER_SPEC]).policy.watch_interval_seconds
-        context = Context(schedule + interval + MARGIN_SECONDS)
+        context = Context(schedule + interval + contract.WATCHER_MARGIN_SECONDS)
         event = {
             "source": "aws.scheduler",
             "detail-type": "Scheduled Event",
