@@ -61,37 +61,35 @@ def test_base_install_carries_no_emulator_plotting_or_pulumi() -> None:
     assert {"pulumi", "pulumi-aws"} <= {_name(r) for r in extras["infra"]}
 
 
+def _probe(*lines: str) -> list[str]:
+    """The words a fresh interpreter prints after running ``lines`` (with ``sys`` imported)."""
+    code = "\n".join(("import sys", *lines))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout.split()
+
+
 def test_the_control_plane_makes_its_clients_without_boto3() -> None:
     """boto3 is the sandbox's (the example functions use it); the controller's clients are
     botocore's, and importing boto3 would cost every CLI call about 0.1 s."""
-    probe = (
-        "import sys\n"
-        "from controller.aws import Clients\n"
-        "from controller import executor, health, journal, watcher\n"
-        "clients = Clients(endpoints={'us-east-1': 'http://127.0.0.1:1'})\n"
-        "client = clients.client('sqs', 'us-east-1')\n"
-        "print(client.meta.region_name, 'boto3' in sys.modules, 'botocore' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.split() == ["us-east-1", "False", "True"]
+    assert _probe(
+        "from controller.aws import Clients",
+        "from controller import executor, health, journal, watcher",
+        "clients = Clients(endpoints={'us-east-1': 'http://127.0.0.1:1'})",
+        "client = clients.client('sqs', 'us-east-1')",
+        "print(client.meta.region_name, 'boto3' in sys.modules, 'botocore' in sys.modules)",
+    ) == ["us-east-1", "False", "True"]
 
 
 def test_reading_status_and_runs_does_not_import_networkx() -> None:
     """networkx orders a plan; ``status``, ``runs`` and the status page only read one back
     (:mod:`controller.steps`), and importing networkx costs each of them about 0.13 s."""
-    probe = (
-        "import sys\n"
-        "import controller.views, controller.journal, controller.health\n"
-        "import controller.cli.status_cmds, controller.cli.execute_cmds\n"
-        "import controller.cli.watch_cmds\n"
-        "print('networkx' in sys.modules, 'controller.plan' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.split() == ["False", "False"]
+    assert _probe(
+        "import controller.views, controller.journal, controller.health",
+        "import controller.cli.status_cmds, controller.cli.execute_cmds, controller.cli.watch_cmds",
+        "print('networkx' in sys.modules, 'controller.plan' in sys.modules)",
+    ) == ["False", "False"]
 
 
 def _imports(*argv: str) -> set[str]:
