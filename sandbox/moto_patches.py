@@ -90,8 +90,8 @@ def share_data_loader() -> None:
     import moto.core.utils
 
     for module in (botocore.session, moto.core.utils):
-        factory = module.create_loader
-        if not getattr(factory, "_failover_shared", False):
+        factory = getattr(module, "create_loader", None)  # None: a later release moved it
+        if factory is not None and not getattr(factory, "_failover_shared", False):
             module.create_loader = _one_per_arguments(factory)  # type: ignore[attr-defined]
 
 

@@ -82,6 +82,33 @@ def test_warm_loads_every_model_and_builds_the_rest_apis_url_maps() -> None:
     assert seen["maps"]["dynamodb"] == [], "an RPC API has no URL map to build"
 
 
+def test_a_moto_without_the_private_router_method_still_starts_cold() -> None:
+    """The warm-up leans on a private moto method: a release without it must not stop a server
+    from starting; the servers then build their maps on first use, as moto does."""
+    seen = run(
+        """
+        import json
+        import botocore.session
+        import moto.core.routing as routing
+        import moto.core.utils
+        from sandbox import moto_patches
+        from sandbox.launcher import warm
+
+        del routing.ServiceOperationRouter._get_router
+        rest = warm(["lambda", "sqs"])
+        moved = moto.core.utils.create_loader
+        del moto.core.utils.create_loader
+        moto_patches.share_data_loader()
+        moto.core.utils.create_loader = moved
+        print(json.dumps({
+            "rest": rest,
+            "botocore_shared": hasattr(botocore.session.create_loader, "_failover_shared"),
+        }))
+        """
+    )
+    assert seen == {"rest": [], "botocore_shared": True}
+
+
 def test_the_launcher_imports_neither_boto3_nor_the_sandbox_life_cycle() -> None:
     seen = run(
         """
