@@ -7,6 +7,7 @@ emulator holds, not what our code believes.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from botocore.awsrequest import AWSResponse
 from controller.contract import GLOBAL
 from controller.spec import Kind
 from sandbox import Sandbox
+from tests.conftest import CliResult
+from tests.sandbox.conftest import EXAMPLE
 
 PRIMARY = "us-east-1"
 #: A deadline for tests about what status says, not how fast (a loaded machine is slow).
@@ -103,3 +106,22 @@ def region_host(box: Sandbox, region: str) -> str:
     from controller.contract import normalize_host
 
     return normalize_host(box.manifest.regions[region].api_endpoint)
+
+
+def status_json(
+    cli: Callable[..., CliResult], box: Sandbox, timeout: float = SLACK
+) -> dict[str, Any]:
+    """What ``failover status --json`` says of ``box`` (a non-zero exit fails the test)."""
+    result = cli(
+        "status",
+        "--manifest",
+        box.manifest_path,
+        "--spec",
+        EXAMPLE,
+        "--json",
+        "--timeout",
+        str(timeout),
+    )
+    assert result.code == 0, result.err
+    data: dict[str, Any] = json.loads(result.out)
+    return data

@@ -20,7 +20,7 @@ from controller.errors import PermanentStepError, TransientStepError
 from controller.spec import BusSpec
 from sandbox import Sandbox
 from tests.conftest import CliResult
-from tests.sandbox.helpers import SLACK, fault, plain
+from tests.sandbox.helpers import SLACK, fault, plain, status_json
 
 pytestmark = pytest.mark.sandbox
 
@@ -184,18 +184,7 @@ def test_status_shows_the_bus_in_every_region(
 ) -> None:
     box = fresh_sandbox
     bus_action(box, PRIMARY).deactivate()
-    result = cli(
-        "status",
-        "--manifest",
-        box.manifest_path,
-        "--spec",
-        EXAMPLE,
-        "--json",
-        "--timeout",
-        str(SLACK),
-    )
-    assert result.code == 0, result.err
-    regions = json.loads(result.out)["regions"]
+    regions = status_json(cli, box)["regions"]
     seen = {region: r["components"][BUS]["state"] for region, r in regions.items()}
     assert seen == {PRIMARY: "fenced", STANDBY: "standby", "eu-west-1": "standby"}
     table = cli(

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -17,30 +16,12 @@ from controller.actions.registry import action_for
 from controller.contract import GLOBAL, DegradedMode
 from sandbox import Sandbox
 from tests.conftest import CliResult
-from tests.sandbox.helpers import HANG_BOUND, SLACK
+from tests.sandbox.helpers import HANG_BOUND, SLACK, status_json
 
 pytestmark = pytest.mark.sandbox
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
-
-
-def status_json(
-    cli: Callable[..., CliResult], box: Sandbox, timeout: float = SLACK
-) -> dict[str, Any]:
-    result = cli(
-        "status",
-        "--manifest",
-        box.manifest_path,
-        "--spec",
-        EXAMPLE,
-        "--json",
-        "--timeout",
-        str(timeout),
-    )
-    assert result.code == 0, result.err
-    data: dict[str, Any] = json.loads(result.out)
-    return data
 
 
 def test_status_json_on_a_fresh_sandbox_every_region_healthy_primary_active(
