@@ -19,9 +19,10 @@ restarted in a fraction of a second (``SOCKET`` ``-`` means no zygote).
 
 Only its owner may use it: the zygote answers a connection only when its peer runs as the same
 user (``SO_PEERCRED``), and only for a name it started, on that name's port and log; the sandbox's
-controls (moto's reset, seed and config, the round-trip model) answer only a request that carries
-the sandbox's secret, which ``up`` generates, keeps in its 0600 state file and gives the launcher
-in its environment (never on its command line, which every local user can read).
+controls (moto's reset, seed and config, the round-trip model, the snapshots) answer only a
+request that carries the sandbox's secret, which ``up`` generates, keeps in its 0600 state file
+and gives the launcher in its environment (never on its command line, which every local user can
+read).
 
 Besides importing moto, the launcher loads the botocore models the servers read and write requests
 with, and builds the REST APIs' URL maps (:func:`warm`): moto would build them on first use, in
@@ -89,6 +90,10 @@ MODELS = (
 
 #: ``POST`` here with ``?seconds=S`` to set a server's modelled round trip.
 ROUND_TRIP_PATH = "/_failover/round-trip"
+#: ``POST`` here to keep a copy of everything the server holds (:mod:`sandbox.snapshot`) ...
+SNAPSHOT_PATH = "/_failover/snapshot"
+#: ... and here to put it back (409 when this process has taken none).
+RESTORE_PATH = "/_failover/restore"
 #: The longest round trip a server may be told to model: a real region answers well within it.
 MAX_ROUND_TRIP = 2.0
 #: The environment variable that gives the launcher the sandbox's secret.
@@ -207,6 +212,33 @@ class RoundTrip:
         return self.application(environ, start_response)
 
 
+class Snapshots:
+    """WSGI middleware: keep a copy of the server's state and put it back on request
+    (:mod:`sandbox.snapshot`); behind :class:`RoundTrip`, which checks the sandbox's secret."""
+
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+        self.application = application
+        self.kept: Any = None
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO")
+        if path not in (SNAPSHOT_PATH, RESTORE_PATH):
+            return self.application(environ, start_response)
+        from sandbox import snapshot
+
+        if path == SNAPSHOT_PATH:
+            self.kept = snapshot.take()
+        elif self.kept is None:
+            start_response("409 Conflict", [("Content-Type", "text/plain")])
+            return [b"no snapshot taken in this server\n"]
+        else:
+            snapshot.restore(self.kept)
+        start_response("204 No Content", [])
+        return [b""]
+
+
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
     sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
@@ -229,7 +261,9 @@ def _application() -> Any:
         warm(MODELS)
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
         print(f"warm-up skipped: {exc!r}", file=sys.stderr)
-    return RoundTrip(mrsc.ControlGate(AwsErrors(application)), os.environ.pop(SECRET_ENV, ""))
+    return RoundTrip(
+        Snapshots(mrsc.ControlGate(AwsErrors(application))), os.environ.pop(SECRET_ENV, "")
+    )
 
 
 def warm(models: Iterable[str]) -> list[str]:

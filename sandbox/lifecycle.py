@@ -32,6 +32,7 @@ from sandbox.state import (
     DEFAULT_STATE_DIR,
     LOG_DIR,
     MANIFEST_FILE,
+    PROVISIONED_FILE,
     SOCKET_FILE,
     Condition,
     CorruptStateError,
@@ -96,13 +97,11 @@ class Sandbox:
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
             _configure_gates(topology, state)
-            manifest = provision_all(topology, spec, {n: s.url for n, s in state.servers.items()})
+            manifest = _provision(topology, state, state_dir)
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
             raise
-        _name_watchers(topology, manifest, state_dir)
-        manifest.save(state_dir / MANIFEST_FILE)
         log.info("sandbox up in %.2f s", time.monotonic() - started)
         box = cls(state_dir, state, manifest)
         if watchers:
@@ -249,8 +248,13 @@ class Sandbox:
     # -- resetting and stopping ----------------------------------------------------------------
 
     def reset(self) -> None:
-        """Heal every region, empty every server and provision everything again (fresh state
-        for each test, without starting processes); the watchers are stopped."""
+        """Heal every region and put every server back as ``up`` left it (fresh state for each
+        test, without starting processes); the watchers are stopped.
+
+        Each server restores the snapshot it took after provisioning (a few milliseconds,
+        :mod:`sandbox.snapshot`). When one has none (it was restarted since), every server is
+        emptied and everything provisioned again, and the snapshots taken anew.
+        """
         self.stop_watchers()
         for server in self.state.servers.values():
             if server.condition is Condition.HUNG:
@@ -259,14 +263,20 @@ class Sandbox:
                 self._restart(server)
             server.condition = Condition.RUNNING
         self._save()
-        with ThreadPoolExecutor(len(self.state.servers)) as pool:
-            list(pool.map(servers.reset, [s.url for s in self.state.servers.values()]))
+        urls = [s.url for s in self.state.servers.values()]
+        with ThreadPoolExecutor(len(urls)) as pool:
+            restored = all(list(pool.map(servers.restore, urls)))
         self._configure_gates()
-        self.manifest = provision_all(
-            self.topology, self.state.spec, {n: s.url for n, s in self.state.servers.items()}
-        )
-        _name_watchers(self.topology, self.manifest, self.state_dir)
-        self.manifest.save(self.manifest_path)
+        provisioned = self.state_dir / PROVISIONED_FILE
+        if restored and provisioned.exists():
+            self.manifest = load_manifest(provisioned)
+            _name_watchers(self.topology, self.manifest, self.state_dir)
+            self.manifest.save(self.manifest_path)
+            return
+        log.info("a server has no snapshot: provisioning every region again")
+        with ThreadPoolExecutor(len(urls)) as pool:
+            list(pool.map(servers.reset, urls))
+        self.manifest = _provision(self.topology, self.state, self.state_dir)
 
     def down(self) -> None:
         """Stop every server (resuming stopped ones first) and remove the state."""
@@ -373,6 +383,19 @@ class Sandbox:
 
     def _save(self) -> None:
         write_state(self.state_dir, self.state)
+
+
+def _provision(topology: Topology, state: SandboxState, state_dir: Path) -> Manifest:
+    """Provision every server, then have each keep a snapshot of it for :meth:`Sandbox.reset`;
+    the manifest, written as the current one and as the snapshots' own."""
+    urls = {n: s.url for n, s in state.servers.items()}
+    manifest = provision_all(topology, state.spec, urls)
+    with ThreadPoolExecutor(len(urls)) as pool:
+        list(pool.map(servers.snapshot, urls.values()))
+    manifest.save(state_dir / PROVISIONED_FILE)
+    _name_watchers(topology, manifest, state_dir)
+    manifest.save(state_dir / MANIFEST_FILE)
+    return manifest
 
 
 def _name_watchers(topology: Topology, manifest: Manifest, state_dir: Path) -> None:

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 
 from controller.errors import FailoverError, UsageError
@@ -221,6 +222,23 @@ def reset(url: str) -> None:
     """Forget every resource the server holds (moto's reset API), then configure it again."""
     _post(url, "/moto-api/reset")
     configure(url)
+
+
+def snapshot(url: str) -> None:
+    """Make the server keep a copy of everything it holds now (:mod:`sandbox.snapshot`)."""
+    _post(url, launcher.SNAPSHOT_PATH)
+
+
+def restore(url: str) -> bool:
+    """Put back the server's copy: False when it has none (a server started since the copy was
+    taken), and then nothing has changed."""
+    try:
+        _post(url, launcher.RESTORE_PATH)
+    except urllib.error.HTTPError as exc:
+        if exc.code == HTTPStatus.CONFLICT:
+            return False
+        raise
+    return True
 
 
 def set_round_trip(url: str, seconds: float) -> None:

@@ -18,6 +18,8 @@ from controller.errors import FailoverError
 DEFAULT_STATE_DIR = Path(".failover")
 STATE_FILE = "sandbox.json"
 MANIFEST_FILE = "manifest.json"
+#: The manifest as ``up`` provisioned it, which every server's snapshot holds (``reset``).
+PROVISIONED_FILE = "provisioned.json"
 LOG_DIR = "logs"
 SOCKET_FILE = "launcher.sock"
 
@@ -133,6 +135,6 @@ def write_state(state_dir: Path, state: SandboxState) -> None:
 
 
 def remove_state(state_dir: Path) -> None:
-    """Delete the state and the manifest (the logs stay, for post-mortems)."""
-    for name in (STATE_FILE, MANIFEST_FILE, SOCKET_FILE):
+    """Delete the state and the manifests (the logs stay, for post-mortems)."""
+    for name in (STATE_FILE, MANIFEST_FILE, PROVISIONED_FILE, SOCKET_FILE):
         (state_dir / name).unlink(missing_ok=True)

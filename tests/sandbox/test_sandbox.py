@@ -27,6 +27,7 @@ from controller.manifest import load_manifest
 from controller.spec import Kind, Topology
 from sandbox import Sandbox
 from sandbox import down as sandbox_down
+from sandbox import servers as sandbox_servers
 from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -324,6 +325,99 @@ def test_reset_restores_a_failed_region(fresh_sandbox: Sandbox) -> None:
     assert {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]} == {
         "Enabled"
     }
+
+
+def fingerprint(box: Sandbox, *, ids: bool = True) -> dict[str, Any]:
+    """What a test may change, read from every server: functions and their mappings, queues and
+    their messages, tables and their items, parameters, rules, alarms, and the DNS records;
+    without ``ids``, leaving out the ids moto draws (mappings', health checks', and a stream's
+    label, a time), which two provisionings draw differently."""
+    seen: dict[str, Any] = {}
+    for region in REGIONS:
+        lam, sqs = client(box, "lambda", region), client(box, "sqs", region)
+        ddb, ssm = client(box, "dynamodb", region), client(box, "ssm", region)
+        events, cloudwatch = client(box, "events", region), client(box, "cloudwatch", region)
+        queues = sqs.list_queues().get("QueueUrls", [])
+        seen[region] = {
+            "functions": sorted(f["FunctionName"] for f in lam.list_functions()["Functions"]),
+            "mappings": sorted(
+                (m["UUID"] if ids else m["EventSourceArn"].split("/stream/")[0], m["State"])
+                for m in lam.list_event_source_mappings()["EventSourceMappings"]
+            ),
+            "queues": {
+                url: sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+                for url in queues
+            },
+            "items": {t: ddb.scan(TableName=t)["Items"] for t in ddb.list_tables()["TableNames"]},
+            "parameters": sorted(
+                (p["Name"], p["Value"]) for p in ssm.get_parameters_by_path(Path="/")["Parameters"]
+            ),
+            "rules": sorted((r["Name"], r["State"]) for r in events.list_rules()["Rules"]),
+            "alarms": sorted(
+                (a["AlarmName"], a["StateValue"])
+                for a in cloudwatch.describe_alarms()["MetricAlarms"]
+            ),
+        }
+    dns = box.manifest.dns
+    assert dns is not None
+    route53 = client(box, "route53", "global")
+    records = route53.list_resource_record_sets(HostedZoneId=dns.zone_id)["ResourceRecordSets"]
+    seen["dns"] = [
+        r if ids else {k: v for k, v in r.items() if k != "HealthCheckId"} for r in records
+    ]
+    return seen
+
+
+def scribble(box: Sandbox, region: str) -> None:
+    """Change something of every kind the fingerprint reads, in ``region``."""
+    topology = box.topology
+    lam, sqs = client(box, "lambda", region), client(box, "sqs", region)
+    queue = sqs.get_queue_url(QueueName=names(topology, Kind.QUEUE, region)[0])["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="left over")
+    sqs.create_queue(QueueName="left-over")
+    table = names(topology, Kind.TABLE, region)[0]
+    client(box, "dynamodb", region).put_item(TableName=table, Item={"order_id": {"S": "left-over"}})
+    client(box, "ssm", region).put_parameter(
+        Name=topology.mode_parameter(region), Value="fenced", Type="String", Overwrite=True
+    )
+    for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    rule = topology.physical_name("nightly-report", region)
+    client(box, "events", region).disable_rule(Name=rule)
+    alarm = client(box, "cloudwatch", region).describe_alarms()["MetricAlarms"][0]["AlarmName"]
+    client(box, "cloudwatch", region).set_alarm_state(
+        AlarmName=alarm, StateValue="ALARM", StateReason="a test"
+    )
+
+
+def test_a_reset_puts_back_exactly_what_up_provisioned(fresh_sandbox: Sandbox) -> None:
+    before = fingerprint(fresh_sandbox)
+    for region in REGIONS:
+        scribble(fresh_sandbox, region)
+    assert fingerprint(fresh_sandbox) != before
+    fresh_sandbox.reset()
+    assert fingerprint(fresh_sandbox) == before
+    assert fresh_sandbox.manifest == load_manifest(fresh_sandbox.manifest_path)
+
+
+def test_a_restarted_server_has_no_snapshot_and_a_reset_provisions_it_again(
+    fresh_sandbox: Sandbox,
+) -> None:
+    box = fresh_sandbox
+    before = fingerprint(box, ids=False)
+    box.fail(STANDBY, "down")
+    box.heal(STANDBY)  # a new process, provisioned as a standby: it has no snapshot
+    scribble(box, PRIMARY)
+    url = box.state.servers[STANDBY].url
+    assert not sandbox_servers.restore(url)
+    box.reset()  # so every server is emptied and provisioned again, and snapshots taken anew
+    again = fingerprint(box)
+    assert fingerprint(box, ids=False) == before
+    scribble(box, STANDBY)
+    assert sandbox_servers.restore(url)
+    assert fingerprint(box)[STANDBY] == again[STANDBY]
 
 
 # -- the CLI, on a sandbox of its own ---------------------------------------------------------
