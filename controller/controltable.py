@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +68,20 @@ def suspects_path() -> Path:
                 cache = tempfile.gettempdir()
         folder = str(Path(cache) / "failover")
     return Path(folder) / "control-suspects.json"
+
+
+def suspect(clients: Clients, manifest: Manifest, regions: Iterable[str]) -> None:
+    """Remember that ``regions`` did not answer a probe just now: those that serve the control
+    table are tried after the others (:meth:`ControlTable.order`).
+
+    A status reads the regions first and the control table next: without this, a hung region
+    that the probes gave up on after 1.5 s costs the control table's read a second, longer
+    timeout (4 s) before it tries the next region.
+    """
+    table = ControlTable(clients, manifest)
+    for region in regions:
+        if region in table.regions:
+            table.suspect(region)
 
 
 def _known(now: float) -> dict[tuple[str, str, str], float]:
@@ -153,7 +167,7 @@ class ControlTable:
                     raise
                 log.warning("control table in %s: %s; trying the next region", region, why)
                 failed.append(f"{region} {why}")
-                self._suspect(region)
+                self.suspect(region)
         raise NoMajorityError(
             f"the control table {self.table} has no majority: {'; '.join(failed)}"
         )
@@ -178,7 +192,7 @@ class ControlTable:
         emulator's address, or AWS), so two sandboxes' tables of one name stay apart."""
         return (self.table, region, self.clients.endpoints.get(region, "aws"))
 
-    def _suspect(self, region: str) -> None:
+    def suspect(self, region: str) -> None:
         """Remember that ``region`` did not answer, here and for the next processes."""
         now = time.time()
         with _SUSPECT_LOCK:

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from controller import controltable
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
 from controller.actions.base import Observed, State
@@ -113,6 +114,7 @@ def status(
         wait(_futures(reads), timeout=max(0.0, started + deadline - time.monotonic()))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    controltable.suspect(clients, manifest, [r for r in names if not isinstance(mode_of[r], str)])
     report = {r: _region(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
     elapsed = time.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)

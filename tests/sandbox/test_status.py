@@ -10,10 +10,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from controller import health
+from controller import controltable, health
 from controller.actions.mode import read_region_mode, set_region_mode
 from controller.actions.registry import action_for
 from controller.contract import GLOBAL, DegradedMode
+from controller.controltable import ControlTable
+from controller.views import read_status
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import HANG_BOUND, SLACK, status_json
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.sandbox
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
+ORDER = ControlTable.order
 
 
 def test_status_json_on_a_fresh_sandbox_every_region_healthy_primary_active(
@@ -61,6 +64,33 @@ def test_status_with_a_hung_region_answers_fast_and_reports_the_others(
         assert {c["state"] for c in region["components"].values()} == {"standby"}
     # The primary's mode cannot be read; the PRIMARY record still names it.
     assert data["active_region"] == PRIMARY
+
+
+def test_the_control_table_skips_a_region_the_status_probes_found_hung(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The probes give up on a hung region after 1.5 s; the control table's read that follows
+    must not wait out a second, longer timeout on the same region."""
+    box = fresh_sandbox
+    monkeypatch.setattr(controltable, "_SUSPECT", {})  # a new process's view
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path))
+    assert ControlTable(box.clients, box.manifest).order()[0] == PRIMARY
+    tried: list[list[str]] = []
+
+    def recording(self: ControlTable) -> list[str]:
+        order = ORDER(self)
+        tried.append(order)
+        return order
+
+    box.fail(PRIMARY, "hang")
+    try:
+        monkeypatch.setattr(ControlTable, "order", recording)
+        view = read_status(box.topology, box.manifest, box.clients, deadline=SLACK)
+    finally:
+        box.heal(PRIMARY)
+    assert view.report.regions[PRIMARY].health == health.Health.UNREACHABLE
+    assert view.control["active"] == PRIMARY  # read through us-west-2
+    assert tried and all(order[-1] == PRIMARY for order in tried)
 
 
 def test_status_with_a_killed_region_reports_it_unreachable(fresh_sandbox: Sandbox) -> None:

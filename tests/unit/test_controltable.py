@@ -71,7 +71,7 @@ def test_a_region_lost_by_one_command_is_tried_last_by_the_next(
     fresh_process: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = table(None, "t-next")
-    first._suspect("us-east-1")  # what call() records when us-east-1 does not answer
+    first.suspect("us-east-1")  # what call() records when us-east-1 does not answer
     assert fresh_process.exists() and oct(fresh_process.parent.stat().st_mode & 0o777) == "0o700"
     monkeypatch.setattr(controltable, "_SUSPECT", {})  # the next command: a new process
     again = ControlTable(first.clients, manifest_of(first))
@@ -101,7 +101,7 @@ def test_a_cache_that_cannot_be_written_still_orders_this_process(
     blocker.write_text("")
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(blocker / "cache"))  # under a file: unwritable
     control = table(None, "t-ro")
-    control._suspect("us-east-1")
+    control.suspect("us-east-1")
     assert control.order() == ["us-west-2", "us-east-1"]
 
 
@@ -115,3 +115,12 @@ def manifest_of(control: ControlTable) -> Manifest:
         control=ControlManifest(table=control.table, regions=control.regions),
         endpoints=dict(control.clients.endpoints),
     )
+
+
+def test_regions_a_probe_found_unreachable_are_tried_last(fresh_process: Path) -> None:
+    control = table(None, "t-probed")
+    controltable.suspect(control.clients, manifest_of(control), ["eu-west-1", "us-east-1"])
+    assert control.order() == ["us-west-2", "us-east-1"]
+    # a region that serves no replica of the table is not remembered for it
+    rows = json.loads(fresh_process.read_text())
+    assert [(r[0], r[1]) for r in rows] == [("t-probed", "us-east-1")]
