@@ -1,0 +1,89 @@
+"""Reset the example's sandbox between tests: each server's snapshot against provisioning again.
+
+Every test on the shared sandbox starts with :meth:`sandbox.Sandbox.reset`. It restores the
+snapshot each server took after provisioning; the baseline, measured in the same run on the same
+servers, is what a reset did before: moto's reset on every server, then the whole example
+provisioned again (234 calls). Prints, for each, the median wall time of a reset, the median CPU
+of this process (the client) and of the servers, and the ratios; last a JSON line.
+
+Run: ``.venv/bin/python bench/sandbox_reset.py [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox import Sandbox, servers
+from sandbox.provision import provision_all
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "orders" / "topology.yaml"
+
+
+def server_cpu(box: Sandbox) -> float:
+    """CPU seconds the sandbox's servers have used so far (``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for server in box.state.servers.values():
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def provision_again(box: Sandbox) -> None:
+    """The reset before snapshots: empty every server, provision everything again."""
+    urls = {n: s.url for n, s in box.state.servers.items()}
+    with ThreadPoolExecutor(len(urls)) as pool:
+        list(pool.map(servers.reset, urls.values()))
+    provision_all(box.topology, box.state.spec, urls)
+
+
+def measure(box: Sandbox, reset: Callable[[Sandbox], None], runs: int) -> dict[str, float]:
+    """Median wall, client CPU and server CPU of ``runs`` calls of ``reset``."""
+    walls, clients, servers_ = [], [], []
+    for _ in range(runs):
+        started, cpu, served = time.perf_counter(), time.process_time(), server_cpu(box)
+        reset(box)
+        walls.append(time.perf_counter() - started)
+        clients.append(time.process_time() - cpu)
+        servers_.append(server_cpu(box) - served)
+    return {
+        "wall_seconds": round(statistics.median(walls), 4),
+        "client_cpu_seconds": round(statistics.median(clients), 4),
+        "server_cpu_seconds": round(statistics.median(servers_), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
+        os.environ.setdefault(name, value)
+    with tempfile.TemporaryDirectory() as folder:
+        box = Sandbox.up(EXAMPLE, Path(folder) / ".failover")
+        try:
+            baseline = measure(box, provision_again, args.runs)
+            box.reset()  # the servers' snapshots again, after the baseline's provisioning
+            restored = measure(box, Sandbox.reset, args.runs)
+        finally:
+            box.down()
+    for name, row in (("provision again", baseline), ("snapshot", restored)):
+        print(
+            f"{name:16s} wall {row['wall_seconds']:.3f} s  client cpu "
+            f"{row['client_cpu_seconds']:.3f} s  servers cpu {row['server_cpu_seconds']:.3f} s"
+        )
+    ratio = restored["wall_seconds"] / baseline["wall_seconds"]
+    print(f"snapshot / provision again: wall {ratio:.3f}")
+    print(json.dumps({"provision_again": baseline, "snapshot": restored, "wall_ratio": ratio}))
+
+
+if __name__ == "__main__":
+    main()
