@@ -32,14 +32,8 @@ ENV = {
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def aws(monkeypatch: pytest.MonkeyPatch, dummy_credentials: None) -> Iterator[dict[str, Any]]:
     """Moto in-process, the resources the functions use, and the function modules."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(FUNCTIONS))
     with mock_aws():
         db = boto3.client("dynamodb", region_name=REGION)

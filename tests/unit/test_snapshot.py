@@ -23,14 +23,8 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """moto in this process, dummy credentials, and a client per service the tests use."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(dummy_credentials: None) -> Iterator[dict[str, Any]]:
+    """moto in this process and a client per service the tests use."""
     with moto.mock_aws():
         yield {s: boto3.client(s, region_name=REGION) for s in ("sqs", "ssm", "dynamodb")}
 
