@@ -40,6 +40,10 @@ from controller.spec import Kind, Topology
 
 log = logging.getLogger(__name__)
 
+#: Reads of a region's mode that answered with a throttle or a 5xx, before it counts as lost.
+PROBE_ANSWERED_ATTEMPTS = 3
+#: Seconds before the second such read (twice that before the third).
+PROBE_PAUSE_SECONDS = 0.1
 #: Fail fast: one attempt, short timeouts, so a hung region costs one read timeout.
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
@@ -105,9 +109,8 @@ def status(
     try:
         # The probes decide reachability; the reads start at once beside them, so that a hung
         # region costs one probe timeout in all, and only the reachable regions' are awaited.
-        probes = {
-            r: pool.submit(modes.read_region_mode, fast, topology, manifest, r) for r in names
-        }
+        until = started + deadline
+        probes = {r: pool.submit(probe, fast, topology, manifest, r, until) for r in names}
         reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
         mode_of = _probe_results(probes, started + deadline)
         reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
@@ -147,6 +150,31 @@ def _futures(reads: Mapping[str, _RegionReads]) -> list[Future[Any]]:
     for r in reads.values():
         out += [*r.components.values(), r.alarms, r.route53, *([r.http] if r.http else [])]
     return out
+
+
+def probe(
+    clients: Clients, topology: Topology, manifest: Manifest, region: str, until: float
+) -> str:
+    """``region``'s mode, read as the probe that decides whether the region is reachable.
+
+    A region that answered with an error a retry may fix (throttled, a 5xx) did answer: it is
+    read again, :data:`PROBE_PAUSE_SECONDS` apart, up to :data:`PROBE_ANSWERED_ATTEMPTS` times
+    while the deadline (``until``, monotonic) allows, so that a throttled region (as every region
+    may be while everyone fails over) is not taken for a lost one. A region that did not answer
+    (timed out, refused) is not read again: one timeout says it is unreachable.
+    """
+    attempt = 1
+    while True:
+        try:
+            return modes.read_region_mode(clients, topology, manifest, region)
+        except TransientStepError as exc:
+            pause = PROBE_PAUSE_SECONDS * attempt
+            last = attempt >= PROBE_ANSWERED_ATTEMPTS or time.monotonic() + pause >= until
+            if exc.unreachable or last:
+                raise
+            log.info("probe of %s: %s; reading again", region, exc)
+            time.sleep(pause)
+            attempt += 1
 
 
 def _probe_results(probes: Mapping[str, Future[str]], until: float) -> dict[str, str | Exception]:
