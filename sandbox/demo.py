@@ -139,7 +139,8 @@ def _story(
         _wait(options.warmup, "steady load", say, load_gen)
         outage = time.time()
         box.fail(region, options.mode)
-        shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage)
+        phase = f"{region} fails ({options.mode}): waiting for failover"
+        shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage, phase)
         runs = _until_failed_over(journal, outage, outage + options.outage_max, say, load_gen)
         _wait(options.after, "after the failover", say, load_gen)
         load_gen.stop()
@@ -221,10 +222,11 @@ def _until_shifted(
     say: Progress,
     load_gen: LoadGenerator,
     outage: float,
+    phase: str,
 ) -> float | None:
     """Wait until the router resolves to another region; when that happened (or None)."""
     while time.time() - outage < limit:
-        say(f"{region} down: waiting for failover", time.time() - outage, limit, _counts(load_gen))
+        say(phase, time.time() - outage, limit, _counts(load_gen))
         resolved = plane.resolver.resolve()
         if resolved and resolved != region:
             return time.time()
