@@ -139,7 +139,7 @@ def _story(
         _wait(options.warmup, "steady load", say, load_gen)
         outage = time.time()
         box.fail(region, options.mode)
-        phase = f"{region} fails ({options.mode}): waiting for failover"
+        phase = f"{region} {options.mode}: waiting for failover"
         shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage, phase)
         runs = _until_failed_over(journal, outage, outage + options.outage_max, say, load_gen)
         _wait(options.after, "after the failover", say, load_gen)
