@@ -31,29 +31,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy controller sandbox infra
 
-# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about 45 s on
-# 2 workers; 72 s in one process). They only compute: a worker per core.
-UNIT_WORKERS ?= 2
+# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about 50 s on
+# 2 workers; 72 s in one process).
 unit: bytecode
-	$(BIN)/pytest -m "not sandbox" -n $(UNIT_WORKERS) --dist loadgroup $(UNIT_ARGS)
+	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
 # Everything, on WORKERS processes (pytest-xdist). A module's tests stay on one worker, sharing
 # its emulator and module fixtures, unless marked independent (tests/conftest.py); each worker
-# has its own sandbox on its own free ports and temporary state directory. Three workers on two
-# cores: the sandbox's tests spend about a quarter of their time waiting (a hung region's
-# timeouts, a watcher's interval), which the third fills (pytest 463 s -> 414 s on 2 cores).
-WORKERS ?= 3
+# has its own sandbox on its own free ports and temporary state directory.
+WORKERS ?= 2
 pytest: bytecode
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
-# Everything CI runs. The type check runs beside the tests and prints when they end: cold (a
-# fresh clone) it takes about a minute of one core, most of it pulumi-aws's stubs, and the
-# tests leave that much idle while they wait on timeouts. Either failing fails the target.
-test: lint bytecode
-	@$(BIN)/mypy controller sandbox infra > $(VENV)/typecheck.log 2>&1 & checking=$$!; \
-	$(BIN)/pytest -n $(WORKERS) --dist loadgroup; tests=$$?; \
-	wait $$checking; types=$$?; echo "mypy controller sandbox infra:"; cat $(VENV)/typecheck.log; \
-	exit $$(( tests ? tests : types ))
+test: lint typecheck pytest
 
 demo: bytecode
 	$(BIN)/failover demo
