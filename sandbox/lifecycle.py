@@ -226,8 +226,7 @@ class Sandbox:
                 self.manifest = provision_global(self.topology, self.manifest)
             elif region in self.topology.regions.all:
                 self.manifest = provision_standby(self.topology, self.manifest, region)
-            _name_watchers(self.topology, self.manifest, self.state_dir)
-            self.manifest.save(self.manifest_path)
+            _save_current(self.topology, self.manifest, self.state_dir)
         server.condition = Condition.RUNNING
         self._save()
         self._configure_gates()
@@ -270,8 +269,7 @@ class Sandbox:
         provisioned = self.state_dir / PROVISIONED_FILE
         if restored and provisioned.exists():
             self.manifest = load_manifest(provisioned)
-            _name_watchers(self.topology, self.manifest, self.state_dir)
-            self.manifest.save(self.manifest_path)
+            _save_current(self.topology, self.manifest, self.state_dir)
             return
         log.info("a server has no snapshot: provisioning every region again")
         with ThreadPoolExecutor(len(urls)) as pool:
@@ -393,20 +391,20 @@ def _provision(topology: Topology, state: SandboxState, state_dir: Path) -> Mani
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(servers.snapshot, urls.values()))
     manifest.save(state_dir / PROVISIONED_FILE)
-    _name_watchers(topology, manifest, state_dir)
-    manifest.save(state_dir / MANIFEST_FILE)
+    _save_current(topology, manifest, state_dir)
     return manifest
 
 
-def _name_watchers(topology: Topology, manifest: Manifest, state_dir: Path) -> None:
+def _save_current(topology: Topology, manifest: Manifest, state_dir: Path) -> None:
     """Name each region's watcher in the manifest, as the Pulumi stack's does (plus the file
-    its sandbox process logs to)."""
+    its sandbox process logs to), and write it as the sandbox's current manifest."""
     for region, part in manifest.regions.items():
         part.watcher = WatcherRef(
             function=topology.watcher_function(region),
             log_group=topology.watcher_log_group(region),
             log_file=str(watcher_procs.log_path(state_dir, region)),
         )
+    manifest.save(state_dir / MANIFEST_FILE)
 
 
 def server_names(topology: Topology) -> list[str]:

@@ -50,7 +50,9 @@ def take() -> Snapshot:
         dicts = list(BackendDict._instances)  # type: ignore[misc]
         buffer = io.BytesIO()
         pickler = _Pickler(buffer, dicts)
-        pickler.dump([dict(backends) for backends in dicts])
+        # The backend dictionaries first, by reference, so that the restore knows which global
+        # each list of accounts fills.
+        pickler.dump((dicts, [dict(backends) for backends in dicts]))
         return Snapshot(buffer.getvalue(), tuple(pickler.kept), mock_random.getstate())
 
 
@@ -77,12 +79,6 @@ class _Pickler(pickle.Pickler):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.kept: list[Any] = list(dicts)
         self._index = {id(d): i for i, d in enumerate(dicts)}
-        self._dicts = len(dicts)
-
-    def dump(self, obj: Any) -> None:
-        # The backend dictionaries go first, by reference, so that the restore knows which
-        # global each list of accounts fills.
-        super().dump((self.kept[: self._dicts], obj))
 
     def persistent_id(self, obj: Any) -> int | None:
         if id(obj) in self._index:

@@ -112,9 +112,9 @@ def status(
         until = started + deadline
         probes = {r: pool.submit(probe, fast, topology, manifest, r, until) for r in names}
         reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
-        mode_of = _probe_results(probes, started + deadline)
+        mode_of = _probe_results(probes, until)
         reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
-        wait(_futures(reads), timeout=max(0.0, started + deadline - time.monotonic()))
+        wait(_futures(reads), timeout=max(0.0, until - time.monotonic()))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     controltable.suspect(clients, manifest, [r for r in names if not isinstance(mode_of[r], str)])

@@ -126,7 +126,7 @@ def test_the_objects_pickle_refuses_are_copied_or_kept_by_reference() -> None:
     state["weak"] = values
     out = io.BytesIO()
     pickler = snapshot._Pickler(out, [])
-    pickler.dump(state)
+    pickler.dump(([], state))
     _, copy = snapshot._Unpickler(io.BytesIO(out.getvalue()), tuple(pickler.kept)).load()
     assert type(copy["held"]) is Keyed and copy["held"] is not held
     assert copy["held"] == {"a": [1]} and copy["held"].account == "123"
