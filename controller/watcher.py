@@ -8,7 +8,8 @@ Then it runs the same plan and executor as ``failover execute``, under the same 
 several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
 topology's policy says so, and starts no run while automation is paused. Every evaluation that
 starts no run ends with the reconciler (:mod:`controller.reconcile`), first on the same read of
-the region modes, on a read of every component when those disagree (and every few rounds): a region
+the region modes, on a read of every component when those disagree, when a region answers again
+(a fence write lost in its outage may land as it resumes), and every few rounds: a region
 back from an outage is fenced (also while paused: fencing only removes writers), drift in the
 active region undone, a run whose controller died taken over.
 """
@@ -152,6 +153,8 @@ class Watcher:
     _epoch: int = field(default=0, init=False)
     _report: health.StatusReport | None = field(default=None, init=False)
     _rounds: int = field(default=0, init=False)
+    _answered: frozenset[str] | None = field(default=None, init=False)
+    _returning: frozenset[str] = field(default=frozenset(), init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -166,6 +169,11 @@ class Watcher:
         self._history = deque(state.history, maxlen=FLAP_WINDOW)
         self.last_action = state.last_action
         self._good_primary = state.good_primary
+        seen = state.decision.get("region_health")
+        if isinstance(seen, dict) and seen:
+            self._answered = frozenset(
+                r for r, h in seen.items() if h != health.Health.UNREACHABLE.value
+            )
 
     def remember(
         self, region: str, decision: Decision, *, owner: str = "", evaluations: int = 0
@@ -218,6 +226,7 @@ class Watcher:
         """Evaluate once and decide; run a failover when the decision is to."""
         self._report = None
         ev = (self.evaluate or self.read)()
+        self._note_returning(ev)
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale, not active.
         desired = self.journal.desired(self.topology.regions.primary)
@@ -238,6 +247,18 @@ class Watcher:
             extra={"event": decision.to_dict()},
         )
         return decision
+
+    def _note_returning(self, ev: Evaluation) -> None:
+        """Remember which regions answer now, and which answer again since the last evaluation.
+
+        A region that answers again (or that this watcher has not seen answer before) is read in
+        full by the reconciler: its mode parameter may say fenced while its components still
+        serve, because a fence write that timed out during the outage can still be applied when
+        the region resumes (AWS, too, may apply a request whose answer was lost).
+        """
+        now = frozenset(r for r, h in ev.health.items() if h != health.Health.UNREACHABLE.value)
+        self._returning = now - self._answered if self._answered is not None else now
+        self._answered = now
 
     def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
         def say(action: str, reason: str, **kw: Any) -> Decision:
@@ -344,10 +365,11 @@ class Watcher:
             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
         )
         try:
-            if self._report is not None and self._rounds % DEEP_EVERY:
+            if self._report is not None and self._rounds % DEEP_EVERY and not self._returning:
                 # The evaluation's own read (region modes, no components) first: a full read of
                 # every component costs the data plane CPU; it is made only when the modes
-                # disagree with the desired state, and every DEEP_EVERY rounds for drift.
+                # disagree with the desired state, when a region answers again, and every
+                # DEEP_EVERY rounds for drift.
                 _, fixes = observe(
                     self.topology,
                     self.manifest,

@@ -132,3 +132,32 @@ def test_a_paused_watcher_still_fences_a_returning_region_but_starts_no_run(
     assert "automation paused" in decision.reason
     assert fenced_everywhere(box, PRIMARY) == {}
     assert len(journal.runs()) == 1  # the fence is not a run
+
+
+def test_a_region_that_answers_again_is_read_in_full_though_its_mode_says_fenced(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A fence write that timed out in the outage can land when the region resumes: its mode
+    then says fenced while its components still serve. The watcher, which saw the region not
+    answer at its last evaluation, must not trust that mode."""
+    from controller.actions.mode import parameter_of
+    from controller.watcher import Watcher
+
+    box = fresh_sandbox
+    box.fail(PRIMARY, "hang")
+    journal = Journal(box.clients, box.manifest)
+    journal.set_automation(False, "test", "game day")
+    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
+    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    watcher = Watcher(box.topology, box.manifest, box.clients)
+    first = watcher.step()
+    assert first.health[PRIMARY] == "unreachable", first
+    box.heal(PRIMARY)
+    late = parameter_of(box.topology, box.manifest, PRIMARY)
+    plain(box, "ssm", PRIMARY).put_parameter(Name=late, Value="fenced", Overwrite=True)
+    assert fenced_everywhere(box, PRIMARY)  # the mode says fenced; the components serve
+
+    decision = watcher.step()
+    assert decision.action == "reconcile" and decision.target == PRIMARY, decision
+    assert fenced_everywhere(box, PRIMARY) == {}
+    assert len(journal.runs()) == 1  # the fence is not a run
