@@ -11,6 +11,7 @@ import os
 import sys
 
 from controller.cli.app import app, console, err_console, run
+from controller.cli.startup import collector_paused
 
 #: Every verb: the module (under ``controller.cli``) that defines it, and its one-line help.
 #: ``failover --help`` lists them from here and imports no verb's module: each would cost the
@@ -77,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI uses no pydantic plugin; looking for them scans every installed distribution's
     # entry points (~20 ms of each command's start-up). An explicit setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    code = run(app, argv, VERBS)
-    if argv is None:
-        sys.exit(code)
-    return code
+    if argv is not None:  # called in-process (tests): the caller's collector is not ours
+        return run(app, argv, VERBS)
+    with collector_paused():  # a process of its own: start without the collector (startup.py)
+        code = run(app, argv, VERBS)
+    sys.exit(code)
 
 
 __all__ = ["VERBS", "app", "console", "err_console", "main"]

@@ -77,6 +77,12 @@ def _root_command() -> Any:
             bool, typer.Option("--log-json", help="Log as JSON lines (audit).")
         ] = False,
     ) -> None:
+        # Start-up ends here, after the verb's module is imported: every verb reads a topology,
+        # so its pydantic models are built now too, before the collector resumes (startup.py).
+        import controller.spec  # noqa: F401
+        from controller.cli.startup import started
+
+        started()
         configure_logging(verbose, log_json)
 
     return typer.main.get_command(root)
