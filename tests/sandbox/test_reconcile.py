@@ -115,38 +115,19 @@ def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
     assert all(mapping_enabled(box, STANDBY).values())
 
 
-def test_a_paused_watcher_still_fences_a_returning_region_but_starts_no_run(
-    fresh_sandbox: Sandbox,
-) -> None:
-    from controller.watcher import Watcher
-
-    box = fresh_sandbox
-    box.fail(PRIMARY, "hang")
-    journal = Journal(box.clients, box.manifest)
-    journal.set_automation(True, "test", "game day")
-    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
-    Executor(box.topology, box.manifest, box.clients).execute(plan)
-    box.heal(PRIMARY)
-    decision = Watcher(box.topology, box.manifest, box.clients).step()
-    assert decision.action == "reconcile" and decision.target == PRIMARY, decision
-    assert "automation paused" in decision.reason
-    assert fenced_everywhere(box, PRIMARY) == {}
-    assert len(journal.runs()) == 1  # the fence is not a run
-
-
-def test_a_region_that_answers_again_is_read_in_full_though_its_mode_says_fenced(
+def test_a_paused_watcher_fences_a_returning_region_whatever_its_mode_says_but_starts_no_run(
     fresh_sandbox: Sandbox,
 ) -> None:
     """A fence write that timed out in the outage can land when the region resumes: its mode
     then says fenced while its components still serve. The watcher, which saw the region not
-    answer at its last evaluation, must not trust that mode."""
+    answer at its last evaluation, reads it in full (paused: it fences, it starts no run)."""
     from controller.actions.mode import parameter_of
     from controller.watcher import Watcher
 
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")
     journal = Journal(box.clients, box.manifest)
-    journal.set_automation(False, "test", "game day")
+    journal.set_automation(True, "test", "game day")
     plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
     Executor(box.topology, box.manifest, box.clients).execute(plan)
     watcher = Watcher(box.topology, box.manifest, box.clients)
@@ -159,5 +140,6 @@ def test_a_region_that_answers_again_is_read_in_full_though_its_mode_says_fenced
 
     decision = watcher.step()
     assert decision.action == "reconcile" and decision.target == PRIMARY, decision
+    assert "automation paused" in decision.reason
     assert fenced_everywhere(box, PRIMARY) == {}
     assert len(journal.runs()) == 1  # the fence is not a run
