@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
     kill_after_steps(ns.kill_after_steps, signum=getattr(signal, f"SIG{ns.signal}"))
     from controller.cli import main as failover
+    from controller.cli.startup import collector_paused
 
-    return failover(words)
+    with collector_paused():  # a process of its own, started as ``failover`` starts
+        return failover(words)
 
 
 if __name__ == "__main__":
