@@ -19,7 +19,7 @@ from controller.cli.app import (
 from controller.cli.app import spec_path as resolve_spec
 from controller.cli.demo_cmds import finish
 from controller.cli.execute_cmds import AcceptLagOption, render_checks
-from controller.cli.plan_cmds import render_plan
+from controller.cli.plan_view import render_plan
 from controller.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
 from controller.contract import FailMode
 from controller.errors import UsageError

@@ -20,7 +20,7 @@ from controller.cli.app import (
     load_deployment,
     print_json,
 )
-from controller.cli.plan_cmds import render_plan
+from controller.cli.plan_view import render_plan
 from controller.contract import DEFAULT_MANIFEST
 from controller.errors import UsageError
 

@@ -1,16 +1,21 @@
-"""``failover validate``, ``failover graph`` and ``failover plan``: the pure-data verbs."""
+"""``failover validate``, ``failover graph`` and ``failover plan``: the pure-data verbs.
+
+Imported only to run one of them (``controller.cli.VERBS``), so it imports what they need at
+the top: while a ``failover`` process starts, without the garbage collector (``startup.py``).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
+from rich.table import Table
 
+from controller import graph as graphs
 from controller.cli.app import JsonOption, SpecOption, app, console, load_spec, print_json
-
-if TYPE_CHECKING:
-    from controller.steps import FailoverPlan
+from controller.cli.plan_view import render_plan
+from controller.plan import build_plan, plan_to_dot, plan_to_mermaid
 
 
 class Format(StrEnum):
@@ -25,8 +30,6 @@ class Format(StrEnum):
 @app.command()
 def validate(spec: SpecOption = None) -> None:
     """Check a topology file: schema, regions, references, cycles."""
-    from controller import graph as graphs
-
     topology, graph = load_spec(spec)
     levels = graphs.activation_levels(graph)
     console.print(
@@ -41,10 +44,6 @@ def graph_cmd(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
     """Show the dependency graph (an edge A -> B means A needs B)."""
-    from rich.table import Table
-
-    from controller import graph as graphs
-
     topology, graph = load_spec(spec)
     if fmt == Format.json:
         print_json({"app": topology.app, **graphs.to_data(graph)})
@@ -89,8 +88,6 @@ def plan(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
     """Show the ordered failover plan: fence the source, activate the target, traffic last."""
-    from controller.plan import build_plan, plan_to_dot, plan_to_mermaid
-
     topology, graph = load_spec(spec)
     result = build_plan(topology, graph, target=to, source=from_, unavailable=unavailable or ())
     if as_json or fmt == Format.json:
@@ -101,44 +98,3 @@ def plan(
         console.print(plan_to_dot(result), markup=False, highlight=False)
     else:
         render_plan(result)
-
-
-def render_plan(result: FailoverPlan) -> None:
-    """Print a plan as a table grouped by level, then its degraded answers."""
-    from rich.table import Table
-
-    table = Table(
-        title=f"{result.app}: fail over {result.source} -> {result.target}", show_lines=False
-    )
-    for column in ("level", "phase", "action", "component", "region"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("waits for", overflow="fold")
-    for steps in result.levels:
-        for i, step in enumerate(steps):
-            needs = (
-                ", ".join(
-                    result.step(n).component
-                    for n in step.needs
-                    if result.step(n).phase == step.phase
-                )
-                or "-"
-            )
-            table.add_row(
-                str(step.level) if i == 0 else "",
-                step.phase,
-                step.action,
-                step.component,
-                step.region,
-                needs,
-                end_section=i == len(steps) - 1,
-            )
-    console.print(table)
-    if result.degraded:
-        console.print(
-            "[yellow]degraded in the target:[/] "
-            + ", ".join(f"{name} -> {mode.value}" for name, mode in sorted(result.degraded.items()))
-        )
-    console.print(
-        f"{len(result.steps)} steps in {len(result.levels)} levels; each activation "
-        "also waits for its own fence in the source"
-    )
