@@ -125,6 +125,15 @@ class Decision:
 Evaluate = Callable[[], Evaluation]
 
 
+def answering(region_health: dict[str, str]) -> frozenset[str]:
+    """The regions of ``region_health`` (region -> health value) that answered.
+
+    >>> sorted(answering({"us-east-1": "unreachable", "us-west-2": "degraded"}))
+    ['us-west-2']
+    """
+    return frozenset(r for r, h in region_health.items() if h != health.Health.UNREACHABLE.value)
+
+
 @dataclass
 class Watcher:
     """Decides, from consecutive evaluations, when to fail over, and does it.
@@ -154,7 +163,6 @@ class Watcher:
     _report: health.StatusReport | None = field(default=None, init=False)
     _rounds: int = field(default=0, init=False)
     _answered: frozenset[str] | None = field(default=None, init=False)
-    _returning: frozenset[str] = field(default=frozenset(), init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -171,9 +179,7 @@ class Watcher:
         self._good_primary = state.good_primary
         seen = state.decision.get("region_health")
         if isinstance(seen, dict) and seen:
-            self._answered = frozenset(
-                r for r, h in seen.items() if h != health.Health.UNREACHABLE.value
-            )
+            self._answered = answering(seen)
 
     def remember(
         self, region: str, decision: Decision, *, owner: str = "", evaluations: int = 0
@@ -226,7 +232,7 @@ class Watcher:
         """Evaluate once and decide; run a failover when the decision is to."""
         self._report = None
         ev = (self.evaluate or self.read)()
-        self._note_returning(ev)
+        returning = self._returning(ev)
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale, not active.
         desired = self.journal.desired(self.topology.regions.primary)
@@ -239,7 +245,7 @@ class Watcher:
         self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
         decision = self._decide(ev, active, bad, threshold)
         if decision.action in CONVERGE_AFTER:
-            decision = self._reconcile(decision)
+            decision = self._reconcile(decision, returning)
         log.info(
             "watch decision: %s (%s)",
             decision.action,
@@ -248,17 +254,18 @@ class Watcher:
         )
         return decision
 
-    def _note_returning(self, ev: Evaluation) -> None:
-        """Remember which regions answer now, and which answer again since the last evaluation.
+    def _returning(self, ev: Evaluation) -> frozenset[str]:
+        """The regions that answer again since the last evaluation (remembering who answers).
 
         A region that answers again (or that this watcher has not seen answer before) is read in
         full by the reconciler: its mode parameter may say fenced while its components still
         serve, because a fence write that timed out during the outage can still be applied when
         the region resumes (AWS, too, may apply a request whose answer was lost).
         """
-        now = frozenset(r for r, h in ev.health.items() if h != health.Health.UNREACHABLE.value)
-        self._returning = now - self._answered if self._answered is not None else now
+        now = answering(ev.health)
+        returning = now - self._answered if self._answered is not None else now
         self._answered = now
+        return returning
 
     def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
         def say(action: str, reason: str, **kw: Any) -> Decision:
@@ -350,7 +357,7 @@ class Watcher:
             kind, reason, target=target, run_id=result.run.id, status=result.run.status.value
         )
 
-    def _reconcile(self, decision: Decision) -> Decision:
+    def _reconcile(self, decision: Decision, returning: frozenset[str]) -> Decision:
         """Converge every region to the desired state (fencing only, while paused).
 
         Runs at every evaluation that did not start a run: a region back from an outage is
@@ -365,7 +372,7 @@ class Watcher:
             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
         )
         try:
-            if self._report is not None and self._rounds % DEEP_EVERY and not self._returning:
+            if self._report is not None and self._rounds % DEEP_EVERY and not returning:
                 # The evaluation's own read (region modes, no components) first: a full read of
                 # every component costs the data plane CPU; it is made only when the modes
                 # disagree with the desired state, when a region answers again, and every
