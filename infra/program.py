@@ -90,7 +90,7 @@ def deploy(
     data = GlobalData(f"{app}-data", GlobalDataArgs(topology, settings, providers, account), top())
     bundles = build_bundles(topology, settings)
     topics = {
-        region: alarm_topic(topology, region, top(providers[region]))
+        region: alarm_topic(topology, region, account, top(providers[region]))
         for region in topology.regions.all
     }
     regions = {

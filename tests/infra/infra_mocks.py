@@ -181,6 +181,9 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         uuid = f"{_h(name)}-0000-4000-8000-{_h(name + 'x', 12)}"
         return {"uuid": uuid, "arn": f"arn:aws:lambda:{regional}:event-source-mapping:{uuid}"}
+    if typ == "aws:kms/key:Key":
+        key_id = f"{_h(name)}-0000-4000-8000-{_h(name + 'k', 12)}"
+        return {"arn": f"arn:aws:kms:{regional}:key/{key_id}", "keyId": key_id}
     if typ == "aws:sqs/queue:Queue":
         return {
             "arn": f"arn:aws:sqs:{regional}:{n}",
