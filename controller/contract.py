@@ -42,6 +42,10 @@ ENV_WATCHER_CONTROL_TABLE = "FAILOVER_CONTROL_TABLE"
 ENV_WATCHER_CONTROL_REGIONS = "FAILOVER_CONTROL_REGIONS"
 #: The key (pk and sk) of that item, and its attribute holding the JSON.
 MANIFEST_ITEM = "manifest"
+#: The control table's lease item (pk and sk), which also holds the desired state: its
+#: ``active`` attribute names the region that serves (``pulumi up`` reads it too).
+LEASE_ITEM = "lease"
+DESIRED_ACTIVE = "active"
 #: A manifest file instead (the sandbox's watchers read the sandbox's own manifest.json).
 ENV_WATCHER_MANIFEST = "FAILOVER_MANIFEST"
 #: The topology file; default: ``topology.yaml`` shipped in the watcher's bundle.

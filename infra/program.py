@@ -17,6 +17,7 @@ from controller.spec import DnsSpec, Kind, Topology
 from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings
+from infra.deployed import pins, read, serving_region
 from infra.global_ import (
     AccessRoles,
     AccessRolesArgs,
@@ -76,6 +77,8 @@ def deploy(
     topology = topology.for_stack(settings.stack)
     providers = providers_for(topology, providers, opts)
     primary = providers[topology.regions.primary]
+    # who serves now, and what cannot change: before anything is created
+    active = serving_region(topology, read(topology, providers))
 
     def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
         """A top-level component's options: the caller's ``opts`` and its region's provider."""
@@ -104,6 +107,7 @@ def deploy(
                 account=account,
                 bundles=bundles,
                 alarm_topic=topics[region].arn,
+                active=active,
             ),
             top(providers[region]),
         )
@@ -144,7 +148,8 @@ def deploy(
     manifest = _manifest(topology, settings, regions, traffic, data, account.partition)
     for region, watcher in watchers.names().items():
         manifest["regions"][region]["watcher"] = watcher
-    watchers.publish(manifest)  # the watchers read the manifest from the control table
+    # the watchers read the manifest from the control table; the next `pulumi up` the pins
+    watchers.publish(manifest, pins(topology))
     return pulumi.Output.from_input(manifest)
 
 

@@ -296,14 +296,18 @@ class Watchers(pulumi.ComponentResource):
             for r in t.regions.all
         }
 
-    def publish(self, manifest: pulumi.Input[Mapping[str, Any]]) -> aws.dynamodb.TableItem:
-        """Write the deployed manifest into the control table, where the watchers read it."""
+    def publish(
+        self, manifest: pulumi.Input[Mapping[str, Any]], pins: Mapping[str, Any] | None = None
+    ) -> aws.dynamodb.TableItem:
+        """Write the deployed manifest into the control table, where the watchers read it, with
+        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it."""
         item = pulumi.Output.from_input(manifest).apply(
             lambda m: json.dumps(
                 {
                     "pk": {"S": contract.MANIFEST_ITEM},
                     "sk": {"S": contract.MANIFEST_ITEM},
                     contract.MANIFEST_ITEM: {"S": json.dumps(m, sort_keys=True)},
+                    "pins": {"S": json.dumps(pins or {}, sort_keys=True)},
                 },
                 sort_keys=True,
             )
