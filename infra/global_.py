@@ -47,12 +47,15 @@ FUNCTION_CONTROL = (
     "lambda:DeleteFunctionConcurrency",
     "lambda:GetAlias",
     "lambda:UpdateAlias",
+    # a function found without its alias gets one (controller.actions.function activates it)
+    "lambda:CreateAlias",
 )
 #: What the controller's and the deployer's statements allow that changes a function.
 FUNCTION_WRITES = (
     "lambda:PutFunctionConcurrency",
     "lambda:DeleteFunctionConcurrency",
     "lambda:UpdateAlias",
+    "lambda:CreateAlias",
 )
 FUNCTION_DEPLOY_WRITES = ("lambda:UpdateFunctionCode", "lambda:PublishVersion")
 FUNCTION_DEPLOY = (
