@@ -241,9 +241,19 @@ class Watchers(pulumi.ComponentResource):
             source_arn=rule.arn,
             opts=self._opts(region),
         )
-        topic = args.alarm_topics.get(region)
+        self.functions[region], self.roles[region] = function, role
+        self.rules[region], self.log_groups[region] = rule, logs
+
+    def _dead_man(self, region: str, after: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
+        """The alarm that fires when ``region``'s watcher has not evaluated for three minutes.
+
+        Created after ``after`` (the manifest item): until the item exists no watcher can
+        evaluate, and an alarm on missing data would fire for nothing on every new stack.
+        """
+        topology, name = self.args.topology, self.args.topology.watcher_function(region)
+        topic = self.args.alarm_topics.get(region)
         actions = [topic] if topic is not None else []
-        alarm = aws.cloudwatch.MetricAlarm(
+        return aws.cloudwatch.MetricAlarm(
             f"{name}-silent",
             name=f"{name}-silent",
             namespace=contract.WATCHER_NAMESPACE,
@@ -264,10 +274,8 @@ class Watchers(pulumi.ComponentResource):
                 "reach the control table, or it fails); when every region's "
                 "fires, nothing fails over on its own"
             ),
-            opts=self._opts(region),
+            opts=self._opts(region, depends_on=[after]),
         )
-        self.functions[region], self.roles[region] = function, role
-        self.rules[region], self.alarms[region], self.log_groups[region] = rule, alarm, logs
 
     def _statements(self, region: str, logs: aws.cloudwatch.LogGroup) -> list[dict[str, Any]]:
         """The controller's actions on this application's resources, and its own logs."""
@@ -320,4 +328,6 @@ class Watchers(pulumi.ComponentResource):
             item=item,
             opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()),
         )
+        for region in self.args.topology.regions.all:
+            self.alarms[region] = self._dead_man(region, self.manifest_item)
         return self.manifest_item

@@ -271,6 +271,7 @@ class RecordingMonitor(MockMonitor):
             "ignore_changes": tuple(request.ignoreChanges),
             "protect": bool(request.protect),
             "delete_before_replace": bool(request.deleteBeforeReplace),
+            "dependencies": tuple(request.dependencies),
         }
         response = super().RegisterResource(request)
         aliases = tuple(

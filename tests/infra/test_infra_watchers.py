@@ -194,6 +194,16 @@ def test_a_dead_man_alarm_fires_when_a_watcher_has_not_evaluated_for_three_minut
         assert alarm["alarmActions"] == [topics[region]]
 
 
+def test_the_dead_man_alarm_waits_for_the_manifest_item(run: Run) -> None:
+    """Until the manifest item exists no watcher can evaluate: an alarm created before it
+    would fire on every new stack for nothing."""
+    (item,) = [r for r in run.registrations if r.typ == "aws:dynamodb/tableItem:TableItem"]
+    alarms = [a for a in run.of("aws:cloudwatch/metricAlarm:MetricAlarm") if is_watcher(a.name)]
+    assert alarms
+    for alarm in alarms:
+        assert item.urn in alarm.options["dependencies"], alarm.name
+
+
 def test_the_manifest_names_each_watcher_and_goes_into_the_control_table(run: Run) -> None:
     t = run.topology.for_stack(run.settings.stack)
     for region in t.regions.all:
