@@ -76,6 +76,8 @@ TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "ResourceConflictException",
+        # MRSC: another region writes the same item at once; AWS says retry (a 400)
+        "ReplicatedWriteConflictException",
         "TransactionInProgressException",
         "ResourceInUseException",
     }

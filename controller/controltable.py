@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
 from controller.errors import NoMajorityError, StaleTokenError
 from controller.manifest import Manifest
@@ -41,7 +42,7 @@ WRITER = "writer_token"
 #: newer than this writer's.
 NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
 #: The lease's item; its ``token`` attribute fences every guarded write.
-LEASE_PK = LEASE_SK = "lease"
+LEASE_PK = LEASE_SK = contract.LEASE_ITEM
 #: Seconds a control region that failed is tried after the others.
 SUSPECT_SECONDS = 30.0
 #: When each (table, region, endpoint) last failed, for every control table of this process.

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from controller import contract
 from controller.aws import classify, error_code
 from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
 from controller.lease import Lease
@@ -41,9 +42,10 @@ class Desired:
 def read(table: ControlTable, default: str) -> Desired:
     """The desired state, read strongly consistent; ``default`` at epoch 0 when never written."""
     got = table.get(LEASE_PK, LEASE_SK) or {}
-    if not got.get("active"):
+    active = got.get(contract.DESIRED_ACTIVE)
+    if not active:
         return Desired(default, 0)
-    return Desired(str(got["active"]), int(got.get("epoch", 0)), str(got.get("run_id", "")))
+    return Desired(str(active), int(got.get("epoch", 0)), str(got.get("run_id", "")))
 
 
 def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_id: str) -> Desired:
@@ -64,7 +66,12 @@ def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_
             Key=key(LEASE_PK, LEASE_SK),
             UpdateExpression="SET #a = :a, #n = :n, #r = :r",
             ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
-            ExpressionAttributeNames={"#t": "token", "#a": "active", "#n": "epoch", "#r": "run_id"},
+            ExpressionAttributeNames={
+                "#t": "token",
+                "#a": contract.DESIRED_ACTIVE,
+                "#n": "epoch",
+                "#r": "run_id",
+            },
             ExpressionAttributeValues={
                 ":a": {"S": active},
                 ":n": {"N": str(new.epoch)},

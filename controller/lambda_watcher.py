@@ -13,7 +13,10 @@ each region's failure domain. One invocation:
    watcher that cannot reach the control table never acts, it logs and ends;
 3. evaluates and decides with :class:`~controller.watcher.Watcher` (the one decision engine: the
    lease, the reconciler, the pause switch are all its) every ``policy.watch_interval_seconds``
-   until the next evaluation could not end before the invocation's timeout;
+   while the next evaluation can end inside the invocation's minute (its schedule's period,
+   :data:`~controller.contract.WATCHER_SCHEDULE`) and before its timeout: the next minute's
+   invocation finds it ended. Only a failover its last evaluation started runs on, for as
+   long as the timeout allows (the failover's budget, set by ``infra/watchers.py``);
 4. after every evaluation writes one JSON log line, one embedded-metric-format record (the
    ``Evaluations`` metric per region, which the dead-man alarm watches) and its item back.
 
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 #: Seconds an evaluation is given on top of the interval before the invocation's end: the next
 #: evaluation starts only when this much is left (a failover started then may still outlive it).
 MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
+#: The schedule the deployed watchers run on (one invocation a minute).
+SCHEDULE = contract.WATCHER_SCHEDULE
 #: Decisions that changed something (counted in the ``Acted`` metric).
 ACTED = frozenset({"failover", "failback", "reconcile"})
 
@@ -113,6 +118,8 @@ def watch(
     )
     watcher.restore(state)
     interval = topology.policy.watch_interval_seconds
+    period = _period()
+    invoked_left = context.get_remaining_time_in_millis() / 1000.0
     done, evaluations, actions = 0, state.evaluations, []
     while True:
         started = time.monotonic()
@@ -128,10 +135,19 @@ def watch(
             log.warning("watcher %s: cannot save its state: %s", region, exc)
         left = context.get_remaining_time_in_millis() / 1000.0
         wait = max(0.0, interval - (time.monotonic() - started))
-        if left - wait < interval + MARGIN_SECONDS:
+        next_start = invoked_left - left + wait  # seconds into the invocation
+        if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
             break
         sleep(wait)
     return {"region": region, "evaluations": done, "actions": sorted(set(actions))}
+
+
+def _period() -> float:
+    """The seconds between two invocations, as the deployment says (else the schedule's)."""
+    try:
+        return float(os.environ.get(contract.ENV_WATCHER_PERIOD) or SCHEDULE.period_seconds)
+    except ValueError:
+        return float(SCHEDULE.period_seconds)
 
 
 def _step(watcher: Watcher) -> Decision:

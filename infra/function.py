@@ -105,6 +105,8 @@ class FunctionArgs:
     bundle: Path | None = None
     # The region's SNS topic every alarm notifies (None: alarms notify nobody).
     alarm_topic: pulumi.Input[str] | None = None
+    # Whether the region serves now (its event sources are created enabled); None: the primary.
+    serving: bool | None = None
 
     @property
     def traffic_facing(self) -> bool:
@@ -316,7 +318,7 @@ class RegionalFunction(pulumi.ComponentResource):
             function_name=self.alias.arn,
             event_source_arn=ref.stream_arn if ref.kind == "table" else ref.arn,
             batch_size=batch_size,
-            enabled=args.primary,
+            enabled=args.primary if args.serving is None else args.serving,
             # A standby enabled after an outage starts from the oldest record still kept, so
             # nothing written between the outage and the enabling is skipped (the consumers are
             # idempotent); a queue's failed messages, and the whole batch a standby refuses,

@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     from controller.lambda_watcher import handler
 
     schedule = float(os.environ.get(ENV_SCHEDULE) or SCHEDULE_SECONDS)
+    # the handler evaluates inside each period, as the deployed function inside its minute
+    os.environ[contract.ENV_WATCHER_PERIOD] = str(schedule)
     tick = time.monotonic()
     while read_state(ns.state_dir) is not None:  # the sandbox is gone: so is its watcher
         interval = load(os.environ[contract.ENV_WATCHER_SPEC]).policy.watch_interval_seconds

@@ -8,7 +8,10 @@ alarms of their own.
 
 from __future__ import annotations
 
-from infra_mocks import Run
+import json
+
+import botocore.session
+from infra_mocks import ACCOUNT, Run
 
 from controller.manifest import Manifest
 from controller.spec import Kind
@@ -33,6 +36,32 @@ def test_every_alarm_notifies_its_regions_topic(run: Run) -> None:
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [by_region[alarm.region]], alarm.name
         assert alarm.inputs["okActions"] == [by_region[alarm.region]], alarm.name
+
+
+def test_alarm_topics_use_a_key_whose_policy_lets_cloudwatch_publish(run: Run) -> None:
+    """The AWS-managed ``alias/aws/sns`` key refuses CloudWatch: no alarm would be delivered."""
+    keys = {k.state["arn"]: k for k in run.of("aws:kms/key:Key")}
+    kms = botocore.session.get_session().get_service_model("kms").operation_names
+    for topic in run.of("aws:sns/topic:Topic"):
+        key = keys.get(topic.inputs["kmsMasterKeyId"])
+        assert key is not None, (topic.name, topic.inputs["kmsMasterKeyId"])
+        assert key.region == topic.region and key.inputs["enableKeyRotation"] is True
+        policy = json.loads(key.inputs["policy"])
+        by_principal = {
+            json.dumps(st["Principal"], sort_keys=True): st for st in policy["Statement"]
+        }
+        cloudwatch = by_principal[json.dumps({"Service": "cloudwatch.amazonaws.com"})]
+        assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+        assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+        root = by_principal[json.dumps({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})]
+        # without PutKeyPolicy for the account, KMS refuses the policy (lockout safety check)
+        assert "kms:PutKeyPolicy" in root["Action"]
+        assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} & set(root["Action"])
+        for st in policy["Statement"]:
+            assert st["Effect"] == "Allow"
+            for action in st["Action"]:
+                assert "*" not in action, action
+                assert action.removeprefix("kms:") in kms, f"{action} is no KMS operation"
 
 
 def test_the_manifest_names_each_regions_topic(run: Run) -> None:
