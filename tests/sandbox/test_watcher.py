@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from controller.journal import Journal, RunStatus
+from controller.manifest import Manifest
 from controller.spec import Topology
 from controller.watcher import Evaluation, Watcher
 from sandbox import Sandbox
@@ -148,7 +149,8 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     assert decision.status == "completed"
     assert mapping_enabled(box, PRIMARY) == {"worker": False, "projector": False}
     assert mapping_enabled(box, STANDBY) == {"worker": True, "projector": True}
-    assert Watcher(box.topology, box.manifest, box.clients).step().action == "none"
+    # converged: nothing more to do (the operator's run just now started the cooldown)
+    assert Watcher(box.topology, box.manifest, box.clients).step().action == "cooldown"
 
 
 def with_policy(topology: Topology, **policy: Any) -> Topology:
@@ -232,4 +234,68 @@ def test_automated_failback_waits_for_a_lag_it_can_read_then_goes(fresh_sandbox:
     caught_up(box, STANDBY)
     decision = w.step()
     assert decision.action == "failback" and decision.status == "completed", decision.to_dict()
+    assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY
+
+
+def with_fenced_alarms(box: Sandbox, region: str, function: str) -> Manifest:
+    """``function``'s throttles alarm as ``infra/`` deploys it, and the states AWS computes for
+    it once fenced: throttled (Route 53's checkers call its health route every 10 s) and no
+    invocations (missing data breaching in the deploy-time primary). The sandbox provisions
+    no throttles alarm and sets states only by hand: the manifest returned lists the alarm as
+    the deployed one does."""
+    from controller.contract import FunctionAlarm
+
+    ref = box.manifest.ref(function, region)
+    throttles = f"{ref.name}-{FunctionAlarm.THROTTLES_HIGH.value}"
+    quiet = next(a for a in ref.alarms if FunctionAlarm.of(a) is FunctionAlarm.INVOCATIONS_LOW)
+    cloudwatch = box.clients.client("cloudwatch", region)
+    cloudwatch.put_metric_alarm(
+        AlarmName=throttles,
+        Namespace="AWS/Lambda",
+        MetricName="Throttles",
+        Dimensions=[{"Name": "FunctionName", "Value": ref.name}],
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+    for alarm in (throttles, quiet):
+        cloudwatch.set_alarm_state(
+            AlarmName=alarm, StateValue="ALARM", StateReason="fenced: what AWS computes"
+        )
+    manifest = box.manifest.model_copy(deep=True)
+    manifest.regions[region].components[function].alarms.append(throttles)
+    return manifest
+
+
+def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Issue 26, item 1: fenced, the primary's api-handler is throttled by Route 53's checkers
+    and gets no invocations; its alarms say so. That is what fencing does, not a fault: the
+    failback precheck and the watcher still accept the region, and it is failed back to."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.health import region_health
+    from controller.plan import build_plan
+
+    box = fresh_sandbox
+    topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=0)
+    graph = graphs.build(topology)
+    plan = build_plan(topology, graph, target=STANDBY)
+    Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    manifest = with_fenced_alarms(box, PRIMARY, "api-handler")
+    seen = region_health(topology, manifest, box.clients, PRIMARY)
+    assert seen.mode == "fenced" and seen.health.value == "healthy", seen
+    assert len(seen.signals.alarms_expected) == 2 and seen.signals.alarms_firing == ()
+    back = build_plan(topology, graph, source=STANDBY, target=PRIMARY)
+    checks = {c.name: c for c in Executor(topology, manifest, box.clients).prechecks(back)}
+    assert checks["target_healthy"].ok, checks["target_healthy"].detail
+    caught_up(box, STANDBY)
+    w = Watcher(topology, manifest, box.clients)  # real reads of every region
+    decisions = [w.step() for _ in range(topology.policy.failure_threshold)]
+    assert decisions[-1].action == "failback", [d.to_dict() for d in decisions]
+    assert decisions[-1].status == "completed"
     assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY
