@@ -151,6 +151,28 @@ class Mode(StrEnum):
     UNAVAILABLE = DegradedMode.UNAVAILABLE.value
 
 
+class FunctionAlarm(StrEnum):
+    """The alarms ``infra/`` gives every function: the last part of their names
+    (``<function>-<suffix>``), from which the controller knows what an alarm measures.
+
+    >>> FunctionAlarm.of("orders-api-handler-us-east-1-throttles-high")
+    <FunctionAlarm.THROTTLES_HIGH: 'throttles-high'>
+    >>> FunctionAlarm.of("orders-dead-letters-0-us-east-1") is None
+    True
+    """
+
+    ERRORS_HIGH = "errors-high"
+    THROTTLES_HIGH = "throttles-high"
+    DURATION_HIGH = "duration-high"
+    #: Only for the functions an API routes to: traffic stopped reaching them.
+    INVOCATIONS_LOW = "invocations-low"
+
+    @classmethod
+    def of(cls, alarm: str) -> FunctionAlarm | None:
+        """The kind of a function's alarm named ``alarm``; None for any other alarm."""
+        return next((kind for kind in cls if alarm.endswith(f"-{kind.value}")), None)
+
+
 class FailMode(StrEnum):
     """How the sandbox makes a region fail: killed (calls refused) or stopped (calls hang)."""
 
@@ -250,6 +272,7 @@ __all__ = [
     "STATUS_DEADLINE_SECONDS",
     "DegradedMode",
     "FailMode",
+    "FunctionAlarm",
     "Mode",
     "env_key",
     "fit",

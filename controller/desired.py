@@ -28,15 +28,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Desired:
-    """Which region should be active, since which change (``epoch``), set by which run."""
+    """Which region should be active, since which change (``epoch``), set by which run, when.
+
+    ``since`` (seconds since the epoch, the writer's clock; None until a run writes it) is when
+    the active region last changed, whichever controller changed it: the application's
+    cooldown counts from it (:meth:`controller.watcher.Watcher.cooldown_left`).
+    """
 
     active: str
     epoch: int
     run_id: str = ""
+    since: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``failover status --json``, ``reconcile --json``)."""
-        return {"active": self.active, "epoch": self.epoch, "run_id": self.run_id}
+        return {
+            "active": self.active,
+            "epoch": self.epoch,
+            "run_id": self.run_id,
+            "since": self.since,
+        }
 
 
 def read(table: ControlTable, default: str) -> Desired:
@@ -45,7 +56,13 @@ def read(table: ControlTable, default: str) -> Desired:
     active = got.get(contract.DESIRED_ACTIVE)
     if not active:
         return Desired(default, 0)
-    return Desired(str(active), int(got.get("epoch", 0)), str(got.get("run_id", "")))
+    since = got.get("since")
+    return Desired(
+        str(active),
+        int(got.get("epoch", 0)),
+        str(got.get("run_id", "")),
+        float(since) if since is not None else None,
+    )
 
 
 def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_id: str) -> Desired:
@@ -59,23 +76,25 @@ def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_
     StaleTokenError
         The lease was taken over, or the epoch moved: nothing was written.
     """
-    new = Desired(active, current.epoch + 1, run_id)
+    new = Desired(active, current.epoch + 1, run_id, table.clock())
     try:
         table.call(
             "update_item",
             Key=key(LEASE_PK, LEASE_SK),
-            UpdateExpression="SET #a = :a, #n = :n, #r = :r",
+            UpdateExpression="SET #a = :a, #n = :n, #r = :r, #s = :s",
             ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
             ExpressionAttributeNames={
                 "#t": "token",
                 "#a": contract.DESIRED_ACTIVE,
                 "#n": "epoch",
                 "#r": "run_id",
+                "#s": "since",
             },
             ExpressionAttributeValues={
                 ":a": {"S": active},
                 ":n": {"N": str(new.epoch)},
                 ":r": {"S": run_id},
+                ":s": {"N": repr(new.since)},
                 ":t": {"N": str(lease.token)},
                 ":e": {"N": str(current.epoch)},
             },

@@ -152,8 +152,16 @@ class Executor:
 
     # -- prechecks ---------------------------------------------------------------------------
 
-    def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
-        """Check the target before touching anything (see :mod:`controller.prechecks`)."""
+    def prechecks(
+        self,
+        plan: FailoverPlan,
+        *,
+        resuming: str | None = None,
+        kind: str = "failover",
+        accept_unknown_lag: bool | None = None,
+    ) -> list[Precheck]:
+        """Check the target before touching anything (see :mod:`controller.prechecks`);
+        ``accept_unknown_lag`` overrides the executor's for this check."""
         return prechecks(
             self.topology,
             self.manifest,
@@ -163,7 +171,10 @@ class Executor:
             self.owner,
             resuming=resuming,
             lag_clients=self.probe_clients,
-            accept_unknown_lag=self.accept_unknown_lag,
+            accept_unknown_lag=self.accept_unknown_lag
+            if accept_unknown_lag is None
+            else accept_unknown_lag,
+            kind=kind,
         )
 
     def desired(self) -> Desired:
@@ -262,6 +273,7 @@ class Executor:
         since: float | None = None,
         source_given: bool = True,
         expect_epoch: int | None = None,
+        accept_unknown_lag: bool | None = None,
     ) -> RunResult:
         """Take the lease, check, journal a new run and drive it to its end.
 
@@ -269,7 +281,8 @@ class Executor:
         that a decision taken before another controller acted is not carried out twice.
         ``source_given``: the plan's source was asked for (``--from``) and must be the active
         region; otherwise it is only a guess, replaced by the desired state's. ``expect_epoch``:
-        the desired state's epoch the request was decided on.
+        the desired state's epoch the request was decided on. ``accept_unknown_lag``: this
+        run's own answer to an unknown replication lag (default: the executor's).
 
         Raises
         ------
@@ -296,7 +309,7 @@ class Executor:
                         f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
                         f"{newer[0].plan.target}) started after this decision"
                     )
-            checks = self.prechecks(plan)
+            checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
             failed = [c for c in checks if not c.ok and c.name != "lease_free"]
             if failed:
                 raise PlanError(
@@ -429,7 +442,11 @@ class Executor:
                 source=lost_target,
                 unavailable=lost_run.plan.unavailable,
             )
-            failed = [c for c in self.prechecks(plan) if not c.ok and c.name != "lease_free"]
+            failed = [
+                c
+                for c in self.prechecks(plan, kind=lost_run.kind)
+                if not c.ok and c.name != "lease_free"
+            ]
             if failed:
                 log.warning(
                     "not moving to %s: %s",

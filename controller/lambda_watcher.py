@@ -40,12 +40,13 @@ from typing import Any, Protocol
 from controller import contract
 from controller.aws import Clients
 from controller.controltable import ControlTable
-from controller.errors import FailoverError, RunInterruptedError
+from controller.errors import FailoverError, NoMajorityError, RunInterruptedError
 from controller.executor import Executor
+from controller.isolation import CUT_OFF, SELF_FENCE, Isolation
 from controller.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.spec import Topology, loads
 from controller.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Decision, Watcher
-from controller.watchstate import WatchStates
+from controller.watchstate import WatchState, WatchStates
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
 #: The schedule the deployed watchers run on (one invocation a minute).
 SCHEDULE = contract.WATCHER_SCHEDULE
 #: Decisions that changed something (counted in the ``Acted`` metric).
-ACTED = frozenset({"failover", "failback", "reconcile"})
+ACTED = frozenset({"failover", "failback", "reconcile", SELF_FENCE})
+#: Decisions that are no evaluation of the application (the dead-man alarm counts silence).
+NOT_EVALUATED = frozenset({CUT_OFF, "error", SELF_FENCE})
 
 
 class Context(Protocol):
@@ -100,12 +103,7 @@ def watch(
         return {"region": region, "evaluations": 0, "error": str(exc)}
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
     states = WatchStates(ControlTable(clients, manifest))
-    try:
-        state = states.read(region)
-    except FailoverError as exc:  # no control table, no action: say so, end
-        out(_line(region, owner, {"action": "unreachable", "reason": f"control table: {exc}"}))
-        out(_metric(topology.prefix, region, "unreachable"))
-        return {"region": region, "evaluations": 0, "error": str(exc)}
+    isolation = Isolation(topology, manifest, clients, region)
     executor = Executor(
         topology, manifest, clients, owner=owner, accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG
     )
@@ -116,23 +114,44 @@ def watch(
         executor=executor,
         http_probe=None if clients.emulated else http_probe,
     )
-    watcher.restore(state)
+    state: WatchState | None = None
     interval = topology.policy.watch_interval_seconds
     period = _period()
     invoked_left = context.get_remaining_time_in_millis() / 1000.0
-    done, evaluations, actions = 0, state.evaluations, []
+    done, evaluations, actions = 0, 0, []
     while True:
         started = time.monotonic()
-        decision = _step(watcher)
+        if state is None:  # first, and after the control table stopped answering
+            try:
+                state = states.read(region)
+            except NoMajorityError as exc:
+                decision = _cut_off(isolation, watcher, exc)
+            except FailoverError as exc:  # no control table, no action: say so, end
+                out(_line(region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}))
+                out(_metric(topology.prefix, region, CUT_OFF))
+                return {"region": region, "evaluations": done, "error": str(exc)}
+            else:
+                isolation.answered()
+                watcher.restore(state)
+                evaluations = state.evaluations
+        if state is not None:
+            try:
+                decision = _step(watcher)
+            except NoMajorityError as exc:
+                decision, state = _cut_off(isolation, watcher, exc), None
+            else:
+                evaluations += 1
         done += 1
-        evaluations += 1
         actions.append(decision.action)
         out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
         out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
-        try:
-            states.write(watcher.remember(region, decision, owner=owner, evaluations=evaluations))
-        except FailoverError as exc:
-            log.warning("watcher %s: cannot save its state: %s", region, exc)
+        if state is not None:
+            try:
+                states.write(
+                    watcher.remember(region, decision, owner=owner, evaluations=evaluations)
+                )
+            except FailoverError as exc:
+                log.warning("watcher %s: cannot save its state: %s", region, exc)
         left = context.get_remaining_time_in_millis() / 1000.0
         wait = max(0.0, interval - (time.monotonic() - started))
         next_start = invoked_left - left + wait  # seconds into the invocation
@@ -150,11 +169,25 @@ def _period() -> float:
         return float(SCHEDULE.period_seconds)
 
 
+def _cut_off(isolation: Isolation, watcher: Watcher, exc: NoMajorityError) -> Decision:
+    """An evaluation that found no majority behind any control region: this region's watcher
+    counts how long it has been cut off, and past the lease fences its own region."""
+    log.warning("control table: %s", exc)
+    verdict = isolation.cut_off()
+    return Decision(time.time(), verdict.action, verdict.reason, None, {}, watcher.consecutive_bad)
+
+
 def _step(watcher: Watcher) -> Decision:
-    """One evaluation; a control table that does not answer is a decision to do nothing."""
+    """One evaluation; a control table that does not answer is a decision to do nothing.
+
+    Raises
+    ------
+    NoMajorityError
+        No control region answered with a majority: this watcher is cut off (:func:`_cut_off`).
+    """
     try:
         return watcher.step()
-    except RunInterruptedError:
+    except (RunInterruptedError, NoMajorityError):
         raise
     except FailoverError as exc:
         log.warning("evaluation failed: %s", exc)
@@ -267,7 +300,7 @@ def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str
     ``Evaluations`` is published per (App) and per (App, Region): the dead-man alarm sums the
     first; a watcher that could not reach the control table counts as no evaluation.
     """
-    evaluated = 0 if action in ("unreachable", "error") else 1
+    evaluated = 0 if action in NOT_EVALUATED else 1
     return json.dumps(
         {
             "_aws": {

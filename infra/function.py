@@ -23,6 +23,7 @@ from controller.contract import (
     ENV_COMPONENT,
     ENV_COMPONENT_MODE_PARAMETER,
     ENV_MODE_PARAMETER,
+    FunctionAlarm,
     env_key,
     fit,
 )
@@ -340,13 +341,15 @@ class RegionalFunction(pulumi.ComponentResource):
         projector is quiet whenever nothing happens, and an alarm on that silence would make a
         healthy region look failed (and refuse failback). In a standby region no traffic is
         expected, so missing invocations count as breaching only in the primary. Every alarm
-        notifies the region's topic.
+        notifies the region's topic. A fenced primary's low-invocations and throttles alarms
+        fire (Route 53's checkers still call its health route): the controller reads them as
+        what fencing does, not as a fault (:func:`controller.health.verdicts.expected_alarms`).
         """
         args = self.args
         near_timeout_ms = args.spec.timeout * 1000 * 0.8
         rules = [
             (
-                "errors-high",
+                FunctionAlarm.ERRORS_HIGH.value,
                 "Errors",
                 "Sum",
                 "GreaterThanOrEqualToThreshold",
@@ -356,7 +359,7 @@ class RegionalFunction(pulumi.ComponentResource):
                 "notBreaching",
             ),
             (
-                "throttles-high",
+                FunctionAlarm.THROTTLES_HIGH.value,
                 "Throttles",
                 "Sum",
                 "GreaterThanOrEqualToThreshold",
@@ -366,7 +369,7 @@ class RegionalFunction(pulumi.ComponentResource):
                 "notBreaching",
             ),
             (
-                "duration-high",
+                FunctionAlarm.DURATION_HIGH.value,
                 "Duration",
                 "Maximum",
                 "GreaterThanOrEqualToThreshold",
@@ -379,7 +382,7 @@ class RegionalFunction(pulumi.ComponentResource):
         if args.traffic_facing:
             rules.append(
                 (
-                    "invocations-low",
+                    FunctionAlarm.INVOCATIONS_LOW.value,
                     "Invocations",
                     "Sum",
                     "LessThanOrEqualToThreshold",

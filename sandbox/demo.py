@@ -158,7 +158,7 @@ def _story(
         first_bad = next(
             (d["ts"] for d in decisions if d["action"] == "watch" and d["ts"] >= outage), None
         )
-        acted = [d for d in decisions if d["action"] not in ("none", "lease_held")]
+        acted = [d for d in decisions if d["action"] not in ("none", "lease_held", "cooldown")]
         marks = reports.Marks(
             start,
             outage,

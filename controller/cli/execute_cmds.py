@@ -259,7 +259,7 @@ def _run_plan(
         plan = executor.checked(
             plan, executor.desired(), kind=kind, source_given=source_given, expect_epoch=None
         )
-        checks = executor.prechecks(plan)
+        checks = executor.prechecks(plan, kind=kind)
         if as_json:
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
         else:

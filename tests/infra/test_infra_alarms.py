@@ -13,6 +13,7 @@ import json
 import botocore.session
 from infra_mocks import ACCOUNT, Run
 
+from controller.contract import FunctionAlarm
 from controller.manifest import Manifest
 from controller.spec import Kind
 
@@ -114,3 +115,28 @@ def test_every_api_has_a_5xx_alarm_in_every_region(run: Run) -> None:
         if a.inputs["metricName"] == "5xx"
     }
     assert apis and errors == apis
+
+
+def test_function_alarms_are_named_for_what_the_controller_reads_them_as(run: Run) -> None:
+    """The controller tells a fenced function's throttles and silence (expected) from its errors
+    (a fault) by the alarm's name alone (issue 26, item 1): each name must end in the kind
+    whose metric the alarm watches, and the manifest must list it where health reads it."""
+    measures = {
+        FunctionAlarm.ERRORS_HIGH: "Errors",
+        FunctionAlarm.THROTTLES_HIGH: "Throttles",
+        FunctionAlarm.DURATION_HIGH: "Duration",
+        FunctionAlarm.INVOCATIONS_LOW: "Invocations",
+    }
+    manifest = Manifest.model_validate(run.manifest)
+    listed = {
+        (region, alarm)
+        for region, part in manifest.regions.items()
+        for ref in part.components.values()
+        for alarm in ref.alarms
+    }
+    lambda_alarms = [a for a in run.of(ALARM) if a.inputs["namespace"] == "AWS/Lambda"]
+    assert {FunctionAlarm.of(a.inputs["name"]) for a in lambda_alarms} == set(FunctionAlarm)
+    for alarm in lambda_alarms:
+        kind = FunctionAlarm.of(alarm.inputs["name"])
+        assert kind is not None and alarm.inputs["metricName"] == measures[kind], alarm.name
+        assert (alarm.region, alarm.inputs["name"]) in listed, alarm.name
