@@ -33,6 +33,7 @@ from controller.desired import Desired
 from controller.errors import (
     ConflictError,
     FailoverError,
+    OutcomeUnknownError,
     PermanentStepError,
     PlanError,
     RunInterruptedError,
@@ -354,6 +355,13 @@ class Executor:
         assert self.keeper is not None
         try:
             self.journal.set_desired(self.keeper.check(), desired, target, run.id)
+        except OutcomeUnknownError as unknown:
+            # It may land: the run stays in progress (no step acted), for the next controller
+            # (``resume``, the reconciler) to continue when it did, or end when it did not.
+            raise OutcomeUnknownError(
+                f"run {run.id}, no step acted: {unknown.reason}",
+                check=f"`failover status`; `failover resume {run.id}` continues the run or ends it",
+            ) from None
         except FailoverError as exc:
             why = f"the desired state was not written ({exc}); no step acted"
             try:
