@@ -8,6 +8,7 @@ page a stale answer, never a hung one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +17,13 @@ from controller import graph as graphs
 from controller import views
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
+from controller.errors import FailoverError
 from controller.lease import default_owner
 from controller.manifest import Manifest
 from controller.serve.snapshot import Cached
 from controller.spec import Topology
+
+log = logging.getLogger(__name__)
 
 #: ``() -> {"series": [{"t": seconds, "ok": n, "degraded": n, "failed": n}, ...]}``
 TrafficSource = Callable[[], dict[str, Any]]
@@ -40,6 +44,9 @@ class Sources:
     set_paused: Callable[[bool, str], dict[str, Any]]
     traffic: TrafficSource | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds an action waits for the control table before answering that its outcome is
+    #: unknown (the write goes on, and may still land).
+    action_wait: float = STATUS_DEADLINE_SECONDS + 1.0
 
     def invalidate(self) -> None:
         """Read everything anew on the next request (after an action)."""
@@ -82,8 +89,13 @@ def deployment_sources(
         from controller.journal import Journal
 
         journal = Journal(clients, manifest)
-        journal.set_automation(paused, default_owner(), reason)
-        return journal.automation()
+        by = default_owner()
+        journal.set_automation(paused, by, reason)
+        try:
+            return journal.automation()
+        except FailoverError as exc:  # written, then not read back: say what was written
+            log.warning("automation written, not read back: %s", exc)
+            return {"paused": paused, "by": by, "reason": reason}
 
     wait = deadline + 1.0
     graph = graphs.build(topology)
@@ -112,4 +124,5 @@ def deployment_sources(
         },
         set_paused=set_paused,
         traffic=traffic,
+        action_wait=wait,
     )
