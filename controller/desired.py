@@ -15,6 +15,7 @@ the lease cannot. Until a first run writes it, the active region is the topology
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,16 @@ class Desired:
 
 def read(table: ControlTable, default: str) -> Desired:
     """The desired state, read strongly consistent; ``default`` at epoch 0 when never written."""
-    got = table.get(LEASE_PK, LEASE_SK) or {}
+    return of_item(table.get(LEASE_PK, LEASE_SK), default)
+
+
+def of_item(got: Mapping[str, Any] | None, default: str) -> Desired:
+    """The desired state the lease item holds (as :meth:`ControlTable.get` returns it).
+
+    >>> of_item(None, "us-east-1"), of_item({"active": "b", "epoch": 2.0}, "a").epoch
+    (Desired(active='us-east-1', epoch=0, run_id=''), 2)
+    """
+    got = got or {}
     if not got.get("active"):
         return Desired(default, 0)
     return Desired(str(got["active"]), int(got.get("epoch", 0)), str(got.get("run_id", "")))

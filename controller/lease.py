@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,14 @@ class Lease:
         return _dead_local_owner(self.owner)
 
 
+def lease_of(got: Mapping[str, Any] | None) -> Lease | None:
+    """The lease the lease item holds (as :meth:`ControlTable.get` returns it); None when it
+    was never taken."""
+    if not got or "token" not in got:
+        return None
+    return Lease(str(got["owner"]), int(got["token"]), float(got["expires_at"]))
+
+
 def default_owner() -> str:
     """A new controller's name: ``user@host:pid/nonce`` (two in one process differ)."""
     try:
@@ -55,10 +64,7 @@ class Leases:
 
     def holder(self) -> Lease | None:
         """The current lease, if any (expired or not)."""
-        got = self.table.get(LEASE_PK, LEASE_SK)
-        if not got:
-            return None
-        return Lease(got["owner"], int(got["token"]), float(got["expires_at"]))
+        return lease_of(self.table.get(LEASE_PK, LEASE_SK))
 
     def acquire(self, owner: str, seconds: float) -> Lease:
         """Take the lease for ``seconds``, with a token one higher than the last holder's.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import graph as graphs
-from controller import views
+from controller import health, views
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.errors import FailoverError
@@ -85,10 +85,15 @@ def deployment_sources(
             decisions() if decisions else None,
         )
 
+    # An action waits for the control table at most ``wait``: its calls time out in proportion
+    # to the deadline, as the status read's do, so that a hung control region costs it one
+    # short timeout and the answer usually says what became of the write.
+    fast = health.probe_clients(clients, health.probe_settings(deadline))
+
     def set_paused(paused: bool, reason: str) -> dict[str, Any]:
         from controller.journal import Journal
 
-        journal = Journal(clients, manifest)
+        journal = Journal(fast, manifest)
         by = default_owner()
         journal.set_automation(paused, by, reason)
         try:
