@@ -33,6 +33,7 @@ from controller.desired import Desired
 from controller.errors import (
     ConflictError,
     FailoverError,
+    OutcomeUnknownError,
     PermanentStepError,
     PlanError,
     RunInterruptedError,
@@ -367,6 +368,13 @@ class Executor:
         assert self.keeper is not None
         try:
             self.journal.set_desired(self.keeper.check(), desired, target, run.id)
+        except OutcomeUnknownError as unknown:
+            # It may land: the run stays in progress (no step acted), for the next controller
+            # (``resume``, the reconciler) to continue when it did, or end when it did not.
+            raise OutcomeUnknownError(
+                f"run {run.id}, no step acted: {unknown.reason}",
+                check=f"`failover status`; `failover resume {run.id}` continues the run or ends it",
+            ) from None
         except FailoverError as exc:
             why = f"the desired state was not written ({exc}); no step acted"
             try:
@@ -685,6 +693,29 @@ class Executor:
             log.warning("rollback step failed: %s", exc)
 
 
+def refuse_already_active(journal: Journal, desired: Desired, target: str) -> None:
+    """Say why a failover to ``target``, which the control table already names active, is not
+    run: a run to it is still in progress (exit code 3), or it is simply active (exit 2).
+
+    Raises
+    ------
+    ConflictError
+        A run to ``target`` is in progress (a watcher's, or another operator's).
+    UsageError
+        ``target`` is the active region and no run is moving to it.
+    """
+    where = f"the control table names {target} active (epoch {desired.epoch})"
+    running_id = journal.current_run_id()
+    running = journal.run(running_id) if running_id else None
+    if running is not None and running.plan.target == target:
+        raise ConflictError(
+            f"run {running.id} ({running.plan.source} -> {target}, by {running.owner}) is in "
+            f"progress: {target} is becoming the active region; nothing changed (failover "
+            f"runs shows it; failover resume {running.id} if its controller died)"
+        )
+    raise UsageError(f"{target} is already the active region: {where}; nothing to fail over")
+
+
 class TargetLostError(Exception):
     """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on)."""
 
@@ -694,7 +725,14 @@ class TargetLostError(Exception):
         super().__init__(f"{region} stopped answering: {detail}")
 
 
-__all__ = ["Executor", "Precheck", "RunResult", "StaleTokenError", "StepEvent"]
+__all__ = [
+    "Executor",
+    "Precheck",
+    "RunResult",
+    "StaleTokenError",
+    "StepEvent",
+    "refuse_already_active",
+]
 
 
 def _not_resumable(run: Run, desired: Desired) -> str:
