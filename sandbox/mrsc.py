@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.launcher import SECRET_HEADER
+from sandbox.controls import PREFIX, SECRET_HEADER
 
 #: ``POST`` a JSON :class:`Config` here (with the sandbox's secret) to configure a server's gate.
-CONFIG_PATH = "/_failover/mrsc"
+CONFIG_PATH = f"{PREFIX}mrsc"
 #: Where one control region asks another whether it can reach it.
-PING_PATH = "/_failover/mrsc/ping"
+PING_PATH = f"{CONFIG_PATH}/ping"
 #: The header a ping names its sender's region in.
 FROM_HEADER = "X-Failover-From"
 #: The server that holds the control table: no region, never failed.
@@ -168,7 +168,7 @@ class ControlGate:
                 return _drop(environ, start_response)
             start_response("204 No Content", [])
             return [b""]
-        if path.startswith(("/_failover/", "/moto-api/")):  # the sandbox's own controls
+        if path.startswith((PREFIX, "/moto-api/")):  # the sandbox's own controls
             return self.application(environ, start_response)
         if config.cut(caller(environ)):
             return _drop(environ, start_response)
