@@ -33,6 +33,7 @@ HEAVY_FIRST = (
     "test_runbooks.py",
     "test_crash.py",
     "test_demo.py",
+    "test_benches.py",
     "test_watchers.py",
     "infra",
     "test_watcher.py",
