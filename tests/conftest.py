@@ -35,6 +35,7 @@ HEAVY_FIRST = (
     "test_demo.py",
     "test_benches.py",
     "test_watchers.py",
+    "test_mrsc.py",
     "infra",
     "test_watcher.py",
     "test_desired.py",
