@@ -24,7 +24,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from controller.errors import FailoverError, UsageError
-from sandbox import launcher
+from sandbox import controls, launcher
 from sandbox.state import ServerState, Zygote, private_dir
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def start_all(
         str(socket_path or "-"),
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
-    env = {**os.environ, launcher.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
+    env = {**os.environ, controls.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
     try:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
@@ -202,7 +202,7 @@ def _answers(url: str) -> bool:
 
 
 def _post(url: str, path: str, body: bytes = b"", timeout: float = 10.0) -> None:
-    headers = {launcher.SECRET_HEADER: _SECRETS.get(url, "")}
+    headers = {controls.SECRET_HEADER: _SECRETS.get(url, "")}
     request = urllib.request.Request(  # noqa: S310
         f"{url}{path}",
         data=body,
