@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-FAILOVER = [sys.executable, "-c", "from controller.cli import main; main()"]
+FAILOVER = [sys.executable, "-c", "from controller.interfaces.cli import main; main()"]
 if (BIN / "failover").exists():
     FAILOVER = [str(BIN / "failover")]
 HEAVY = ("boto3", "botocore", "moto", "matplotlib", "pulumi", "pulumi_aws")
@@ -114,7 +114,7 @@ def heavy_imports(command: list[str]) -> list[str]:
     argv = (
         python + command[1:]
         if command[0] == sys.executable
-        else [*python, "-c", "from controller.cli import main; main()", *command[1:]]
+        else [*python, "-c", "from controller.interfaces.cli import main; main()", *command[1:]]
     )
     err = subprocess.run(argv, capture_output=True, text=True, check=False).stderr
     found = {

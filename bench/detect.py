@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from controller import graph as graphs
-from controller.plan import build_plan
-from controller.spec import load
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import load
 from sandbox import Sandbox
 from sandbox.demo import DemoOptions, run_demo
 

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import yaml
 
-from controller import graph as graphs
-from controller.executor import Executor
-from controller.journal import RunStatus
-from controller.plan import build_plan
-from controller.spec import load
+from controller.controltable.journal import RunStatus
+from controller.engine.executor import Executor
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import load
 from sandbox import Sandbox
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from controller import graph as graphs
-from controller import spec
-from controller.plan import build_plan
+from controller import topology as spec
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 
 KINDS = ["function", "queue", "table", "bucket", "stream", "parameter"]
 

@@ -1,5 +1,5 @@
 """``python -m controller``: the same as the ``failover`` command."""
 
-from controller.cli import main
+from controller.interfaces.cli import main
 
 main()

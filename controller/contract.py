@@ -33,7 +33,7 @@ ENV_COMPONENT = "FAILOVER_COMPONENT"
 ENV_MODE_PARAMETER = "FAILOVER_MODE_PARAMETER"
 ENV_COMPONENT_MODE_PARAMETER = "FAILOVER_COMPONENT_MODE_PARAMETER"
 
-# The deployed watchers (controller.lambda_watcher): where each finds its deployment, and the
+# The deployed watchers (controller.watchers.lambda_entry): where each finds its deployment, and the
 # metric every evaluation emits (the dead-man alarm in infra/watchers.py watches it).
 #: The control table (name, and its regions comma-separated) whose ``manifest`` item holds the
 #: deployed manifest as JSON, written by ``pulumi up`` (a DynamoDB item: no size worry, and the
@@ -74,11 +74,11 @@ class WatcherSchedule:
     """How the deployed watchers are invoked, and for how long: the schedule's one place.
 
     ``infra/watchers.py`` deploys it (the rule, the function's timeout and memory, its
-    asynchronous-invocation config), :mod:`controller.lambda_watcher` loops by it. EventBridge
-    invokes asynchronously: an event that meets a busy or throttled function waits in Lambda's
-    queue (6 hours by default) and a failed one is retried twice, so a minute's invocation could
-    run minutes late, beside the next. Here an event older than its minute is dropped, a failed
-    one is not retried (the next minute's comes), and each invocation stops evaluating inside
+    asynchronous-invocation config), :mod:`controller.watchers.lambda_entry` loops by it.
+    EventBridge invokes asynchronously: an event that meets a busy or throttled function waits in
+    Lambda's queue (6 hours by default) and a failed one is retried twice, so a minute's invocation
+    could run minutes late, beside the next. Here an event older than its minute is dropped, a
+    failed one is not retried (the next minute's comes), and each invocation stops evaluating inside
     its minute; only a failover started by its last evaluation runs on, within the timeout.
 
     >>> s = WatcherSchedule()

@@ -1,6 +1,7 @@
 """A region cut off from the control table fences itself, so that a partition has one writer.
 
-Called by the deployed watcher (:mod:`controller.lambda_watcher`) after every evaluation: with
+Called by the deployed watcher (:mod:`controller.watchers.lambda_entry`) after every evaluation:
+with
 :meth:`Isolation.answered` when the control table answered, with :meth:`Isolation.cut_off` when
 no control region could (:class:`~controller.errors.NoMajorityError`).
 
@@ -38,13 +39,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller import graph as graphs
 from controller.actions import mode as modes
 from controller.actions.registry import action_for
 from controller.aws import Clients
 from controller.errors import FailoverError, PermanentStepError, TransientStepError
-from controller.manifest import Manifest
-from controller.spec import Topology
+from controller.plan import graph as graphs
+from controller.topology import Topology
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ JOINED = "0"
 def cut_off_parameter(topology: Topology, manifest: Manifest, region: str) -> str:
     """The SSM parameter beside ``region``'s mode parameter (the watcher's role may write there).
 
-    >>> from controller.manifest import ControlManifest
-    >>> from controller.spec import EXAMPLE_SPEC, load
+    >>> from controller.topology.manifest import ControlManifest
+    >>> from controller.topology import EXAMPLE_SPEC, load
     >>> t = load(EXAMPLE_SPEC)
     >>> m = Manifest(app=t.app, primary="us-east-1", regions={},
     ...     control=ControlManifest(table="c", regions=["us-east-1"]))

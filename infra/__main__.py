@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pulumi
 
-from controller.spec import EXAMPLE_SPEC, Kind, SpecError, load
+from controller.topology import EXAMPLE_SPEC, Kind, SpecError, load
 from infra.common import PROJECT_ROOT, Settings
 from infra.program import deploy
 

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.contract import fit
-from controller.spec import Kind, Topology
+from controller.topology import Kind, Topology
 from infra.common import Account
 from infra.regional import Region
 

@@ -19,7 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.contract import ALIAS, fit
-from controller.spec import ApiSpec, Route, Topology
+from controller.topology import Topology
+from controller.topology.kinds import ApiSpec, Route
 from infra.common import InfraError, Ref, Settings
 
 ACCESS_LOG_FORMAT = json.dumps(

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
-from controller.spec import BusSpec, Kind
+from controller.topology import Kind
+from controller.topology.kinds import BusSpec
 from infra.common import InfraError, Ref
 
 if TYPE_CHECKING:

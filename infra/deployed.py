@@ -29,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from controller import contract
-from controller.spec import Kind, Topology
+from controller.topology import Kind, Topology
 
 #: What the invoke says when the table or the item does not exist (the provider's words, from
 #: ResourceNotFoundException and an empty GetItem): a first deployment, nothing to honour.

@@ -27,7 +27,8 @@ from controller.contract import (
     env_key,
     fit,
 )
-from controller.spec import FunctionSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import FunctionSpec
 from infra.calls import declared_calls, for_ref, service
 from infra.common import (
     InfraError,

@@ -17,7 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.contract import fit
-from controller.spec import BucketSpec, DnsSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import BucketSpec, DnsSpec
 from infra.common import (
     Account,
     InfraError,

@@ -13,7 +13,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from controller.spec import DnsSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import DnsSpec
 from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings
@@ -65,7 +66,7 @@ def deploy(
 ) -> pulumi.Output[dict[str, Any]]:
     """Create every resource of ``topology`` in every region; return the manifest output.
 
-    The manifest has the shape of ``controller.manifest.Manifest`` (documented in
+    The manifest has the shape of ``controller.topology.manifest.Manifest`` (documented in
     ``docs/manifest.md``): the controller finds every real resource through it.
 
     Every component is built in Pulumi's ``(name, args, opts)`` shape. ``opts`` is given to each

@@ -21,19 +21,16 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.contract import ALIAS, fit
-from controller.spec import (
+from controller.topology import Kind, Topology, declared, resolve
+from controller.topology.kinds import (
     ApiSpec,
     BucketSpec,
     FunctionSpec,
-    Kind,
     ParameterSpec,
     QueueSpec,
     ScheduleSpec,
     StreamSpec,
     TableSpec,
-    Topology,
-    declared,
-    resolve,
 )
 from infra.api import ApiArgs, Domain, RegionalApi
 from infra.common import Account, InfraError, Ref, Settings, policy_json

@@ -1,8 +1,8 @@
 """The watchers ``pulumi up`` deploys: one Lambda function per application region.
 
 Composed by :func:`infra.program.deploy` after the regions (it needs what the controller
-operates). Each region gets the watcher function (``controller.lambda_watcher.handler``, from a
-bundle of the project's own ``controller`` package, its run-time requirements and the topology),
+operates). Each region gets the watcher function (``controller.watchers.lambda_entry.handler``, from
+a bundle of the project's own ``controller`` package, its run-time requirements and the topology),
 its own role (the controller's actions on this application's resources, its own log group, X-Ray;
 no ``*`` action), a log group with retention, an EventBridge rule invoking it every minute, its
 asynchronous-invocation config, and a dead-man alarm that fires when that region's watcher has
@@ -36,7 +36,7 @@ import pulumi_aws as aws
 import yaml
 
 from controller import contract
-from controller.spec import Topology
+from controller.topology import Topology
 from infra.bundle import Bundle, build
 from infra.common import (
     PROJECT_ROOT,
@@ -51,13 +51,13 @@ from infra.global_ import Operated, controller_statements
 #: The project's distribution, whose base requirements the watcher bundle carries.
 DISTRIBUTION = "failover"
 #: The handler the watcher function runs.
-HANDLER = "controller.lambda_watcher.handler"
+HANDLER = "controller.watchers.lambda_entry.handler"
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 #: When and how long the watchers run (the rule, the timeout, the memory, async invocation).
 SCHEDULE = contract.WATCHER_SCHEDULE
-#: The longest wait between two attempts at a step (``controller.retry.MAX_BACKOFF``, 2 s) at its
-#: largest jitter (1.5): a bound of what the executor waits.
+#: The longest wait between two attempts at a step (``controller.engine.retry.MAX_BACKOFF``, 2 s) at
+#: its largest jitter (1.5): a bound of what the executor waits.
 STEP_BACKOFF_SECONDS = 3.0
 #: Minutes without an evaluation before the dead-man alarm fires.
 SILENT_MINUTES = 3

@@ -16,7 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from controller.aws import AwsSettings, Clients
-from controller.spec import ApiSpec, DnsSpec, Kind
+from controller.topology import Kind
+from controller.topology.kinds import ApiSpec, DnsSpec
 from sandbox.endpoint import RegionalEndpoint
 from sandbox.lifecycle import Sandbox
 from sandbox.pollers import Pollers

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
+from controller.controltable.journal import Journal, Run, RunStatus
 from controller.errors import FailoverError, UsageError
-from controller.journal import Journal, Run, RunStatus
-from controller.spec import Kind, load
+from controller.topology import Kind, load
 from sandbox import demo_page
 from sandbox import report as reports
 from sandbox import watchers as watcher_procs

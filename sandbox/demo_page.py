@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from controller.serve import Api, StatusServer, deployment_sources
+from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from sandbox.lifecycle import Sandbox
 from sandbox.loadgen import Sample
 

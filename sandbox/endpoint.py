@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from controller.spec import ApiSpec, Route
+from controller.topology.kinds import ApiSpec, Route
 from sandbox.pollers import Invoke
 from sandbox.router import LoopbackService
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from controller.journal import Journal
+from controller.controltable.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
     kill_after_steps(ns.kill_after_steps, signum=getattr(signal, f"SIG{ns.signal}"))
-    from controller.cli import main as failover
-    from controller.cli.startup import collector_paused
+    from controller.interfaces.cli import main as failover
+    from controller.interfaces.cli.startup import collector_paused
 
     with collector_paused():  # a process of its own, started as ``failover`` starts
         return failover(words)

@@ -21,8 +21,9 @@ from controller.contract import (
     ENV_COMPONENT_MODE_PARAMETER,
     ENV_MODE_PARAMETER,
 )
-from controller.manifest import ComponentRef
-from controller.spec import FunctionSpec, Topology
+from controller.topology import Topology
+from controller.topology.kinds import FunctionSpec
+from controller.topology.manifest import ComponentRef
 
 LOG_RETENTION_DAYS = 14
 TRUST_POLICY = json.dumps(

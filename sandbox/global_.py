@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Literal
 
 from controller.aws import Clients
 from controller.contract import GLOBAL, normalize_host
-from controller.manifest import ComponentRef, ControlManifest, DnsManifest
-from controller.spec import DnsSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import DnsSpec
+from controller.topology.manifest import ComponentRef, ControlManifest, DnsManifest
 
 if TYPE_CHECKING:
     from types_boto3_route53.type_defs import ChangeTypeDef, HealthCheckConfigTypeDef

@@ -22,8 +22,8 @@ import botocore.exceptions
 from controller.aws import Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
-from controller.manifest import Manifest, WatcherRef, load_manifest
-from controller.spec import Topology, load
+from controller.topology import Topology, load
+from controller.topology.manifest import Manifest, WatcherRef, load_manifest
 from sandbox import mrsc, servers
 from sandbox import watchers as watcher_procs
 from sandbox.functions import set_alarms

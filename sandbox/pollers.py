@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import Clients
-from controller.manifest import Manifest
-from controller.spec import FunctionSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import FunctionSpec
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

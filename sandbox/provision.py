@@ -21,8 +21,8 @@ import botocore.exceptions
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL
 from controller.errors import FailoverError
-from controller.manifest import Manifest
-from controller.spec import Topology
+from controller.topology import Topology
+from controller.topology.manifest import Manifest
 from sandbox import global_, mrsc
 from sandbox.regional import provision_region
 

@@ -4,7 +4,7 @@ Called by :mod:`sandbox.provision` for ``up``, ``reset`` and a restarted region.
 comes first (right after seeding the server's id generator, so that a restarted region gets the
 same API host the Route 53 health check probes); then the components level by level in the
 topology's activation order (dependencies first), those of a level in parallel, each by the
-provisioner its kind declares (:class:`controller.spec.Declared`).
+provisioner its kind declares (:class:`controller.topology.Declared`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from controller.aws import Clients
-from controller.graph import activation_levels, build
-from controller.manifest import ComponentRef, RegionManifest
-from controller.spec import Kind, Topology, declared, resolve
+from controller.plan.graph import activation_levels, build
+from controller.topology import Kind, Topology, declared, resolve
+from controller.topology.manifest import ComponentRef, RegionManifest
 from sandbox import resources, servers
 from sandbox.resources import Provisioning
 

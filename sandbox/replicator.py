@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import Clients
-from controller.manifest import Manifest
-from controller.spec import Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The provisioners of one region: one function per kind, named by the kind's model.
 
 Called by :mod:`sandbox.regional`, which resolves each kind's ``declared.provisioner``
-(:class:`controller.spec.Declared`) and calls it as ``(Provisioning, name, spec)`` once the
+(:class:`controller.topology.Declared`) and calls it as ``(Provisioning, name, spec)`` once the
 component's dependencies exist. Each creates the resource just as the Pulumi program would (same
-names, same shape) and returns its :class:`~controller.manifest.ComponentRef`.
+names, same shape) and returns its :class:`~controller.topology.manifest.ComponentRef`.
 ``Provisioning.active`` says whether the region is the primary: standby regions get their
 schedules, bus rules and event source mappings disabled.
 """
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from controller.aws import Clients
 from controller.contract import ALIAS
-from controller.manifest import ComponentRef
-from controller.spec import (
+from controller.topology import Topology
+from controller.topology.kinds import (
     ApiSpec,
     BucketSpec,
     BusSpec,
@@ -29,8 +29,8 @@ from controller.spec import (
     ScheduleSpec,
     StreamSpec,
     TableSpec,
-    Topology,
 )
+from controller.topology.manifest import ComponentRef
 from sandbox import functions
 from sandbox.functions import alias_arn
 

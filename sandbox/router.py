@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from controller.aws import Clients
 from controller.contract import GLOBAL, normalize_host
-from controller.manifest import Manifest
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

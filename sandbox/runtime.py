@@ -32,8 +32,9 @@ from controller.contract import (
     env_key,
 )
 from controller.errors import UsageError
-from controller.manifest import Manifest
-from controller.spec import FunctionSpec, Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.kinds import FunctionSpec
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

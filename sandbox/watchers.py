@@ -4,8 +4,8 @@ Called by :mod:`sandbox.lifecycle` (``failover sandbox up`` starts them as ``pul
 them; ``fail`` and ``heal`` take a region's watcher down and back with its server) and by the
 demo, which reads their log lines. ``pulumi up`` deploys one Lambda function per application
 region, invoked by a schedule; here each region gets one process that plays that schedule: it
-calls :func:`controller.lambda_watcher.handler` (the same code, with a Lambda-like context and a
-region's environment) once per period, each invocation lasting up to the period plus one
+calls :func:`controller.watchers.lambda_entry.handler` (the same code, with a Lambda-like context
+and a region's environment) once per period, each invocation lasting up to the period plus one
 interval, as the deployed function's timeout allows. The process belongs to its region: a
 region that hangs stops it (SIGSTOP), a region that is killed kills it, a healed region resumes
 or restarts it; a partitioned region's watcher runs on, and its calls (which name their home
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import contract
-from controller.spec import load
+from controller.topology import load
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from controller.lambda_watcher import handler
+    from controller.watchers.lambda_entry import handler
 
     schedule = float(os.environ.get(ENV_SCHEDULE) or SCHEDULE_SECONDS)
     # the handler evaluates inside each period, as the deployed function inside its minute

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from controller.cli import main
+from controller.interfaces.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "orders" / "topology.yaml"

@@ -23,8 +23,8 @@ from controller.aws import Clients, classify
 from controller.aws import is_not_found as is_not_found  # the actions read it from here
 from controller.contract import DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
-from controller.manifest import ComponentRef, Manifest
-from controller.spec import Topology
+from controller.topology import Topology
+from controller.topology.manifest import ComponentRef, Manifest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from typing import Any
 
 from controller.actions.base import Action, Observed, State, is_not_found, missing
 from controller.contract import DegradedMode
-from controller.spec import BusSpec
+from controller.topology.kinds import BusSpec
 
 
 class BusAction(Action):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from controller.actions.base import Action, Observed, State, is_not_found, missing
 from controller.contract import GLOBAL, DegradedMode, normalize_host
 from controller.errors import PermanentStepError
-from controller.manifest import DnsManifest
+from controller.topology.manifest import DnsManifest
 
 if TYPE_CHECKING:
     from types_boto3_route53.client import Route53Client

@@ -13,8 +13,8 @@ import logging
 from controller.aws import Clients, classify
 from controller.contract import Mode
 from controller.errors import UsageError
-from controller.manifest import Manifest
-from controller.spec import Topology
+from controller.topology import Topology
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

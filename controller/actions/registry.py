@@ -1,7 +1,7 @@
 """Which action class handles which kind: the one each kind's model declares.
 
 Called by the executor and by ``health``: :func:`action_for` is the only way they make actions.
-A kind's action is named in its model's ``declared`` (:class:`controller.spec.Declared`) and
+A kind's action is named in its model's ``declared`` (:class:`controller.topology.Declared`) and
 imported the first time it is needed, so a run imports only the action modules it uses.
 """
 
@@ -12,8 +12,8 @@ import functools
 from controller.actions.base import Action
 from controller.aws import Clients
 from controller.errors import PermanentStepError
-from controller.manifest import Manifest
-from controller.spec import KINDS, Kind, Topology, resolve
+from controller.topology import KINDS, Kind, Topology, resolve
+from controller.topology.manifest import Manifest
 
 
 @functools.cache
@@ -23,7 +23,7 @@ def action_class(kind: str) -> type[Action]:
     Raises
     ------
     KeyError
-        ``kind`` is not a kind (:class:`controller.spec.Kind`).
+        ``kind`` is not a kind (:class:`controller.topology.Kind`).
     """
     cls: type[Action] = resolve(KINDS[Kind(kind)].declared.action)
     return cls

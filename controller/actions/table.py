@@ -13,7 +13,7 @@ from controller.actions.base import Observed, PassiveAction, State, is_not_found
 from controller.aws import Clients, classify
 from controller.contract import DegradedMode
 from controller.errors import TransientStepError
-from controller.manifest import Manifest
+from controller.topology.manifest import Manifest
 
 
 class TableAction(PassiveAction):

@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from controller import controltable
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
 from controller.actions.base import Observed, State
@@ -25,6 +24,7 @@ from controller.actions.dns import DnsAction
 from controller.actions.registry import action_for
 from controller.aws import AwsSettings, Clients, classify
 from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS
+from controller.controltable import table as controltable
 from controller.errors import TransientStepError
 from controller.health import verdicts
 from controller.health.model import (
@@ -34,8 +34,8 @@ from controller.health.model import (
     RegionStatus,
     StatusReport,
 )
-from controller.manifest import Manifest
-from controller.spec import Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from infra_mocks import SETTINGS, Run, generated_topology, run_program
 
-from controller.spec import EXAMPLE_SPEC, load
+from controller.topology import EXAMPLE_SPEC, load
 
 
 @pytest.fixture(scope="session")

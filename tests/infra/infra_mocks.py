@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from controller.spec import EXAMPLE_SPEC, Topology, load
+from controller.topology import EXAMPLE_SPEC, Topology, load
 from infra.common import Settings
 from infra.program import deploy
 

@@ -14,8 +14,8 @@ import botocore.session
 from infra_mocks import ACCOUNT, Run
 
 from controller.contract import FunctionAlarm
-from controller.manifest import Manifest
-from controller.spec import Kind
+from controller.topology import Kind
+from controller.topology.manifest import Manifest
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from infra_mocks import Run, is_watcher
 
-from controller.spec import Kind
+from controller.topology import Kind
 from infra.bundle import RUNTIME_PROVIDED, BundleError, build, closure
 from infra.common import PROJECT_ROOT
 
@@ -122,7 +122,12 @@ def test_the_controller_bundles_the_same_way(tmp_path: Path) -> None:
     zipfile.ZipFile(bundle.path).extractall(unpacked)
     result = import_in_clean_interpreter(
         [unpacked, lambda_runtime(tmp_path)],
-        ["controller.spec", "controller.plan", "controller.executor", "controller.watcher"],
+        [
+            "controller.topology",
+            "controller.plan.build",
+            "controller.engine.executor",
+            "controller.watchers.watcher",
+        ],
     )
     assert result.returncode == 0, result.stderr[-2000:]
 

@@ -11,7 +11,8 @@ import json
 from infra_mocks import Run
 from test_infra_security import function_policy, policies, statements
 
-from controller.spec import BusSpec, Kind
+from controller.topology import Kind
+from controller.topology.kinds import BusSpec
 
 
 def buses(run: Run) -> list[tuple[str, BusSpec]]:

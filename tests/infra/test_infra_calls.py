@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from infra_mocks import run_resources
 
-from controller.spec import FunctionSpec, load
+from controller.topology import load
+from controller.topology.kinds import FunctionSpec
 from infra.calls import declared_calls
 from infra.common import InfraError, Ref, Settings
 from infra.function import FunctionArgs, RegionalFunction

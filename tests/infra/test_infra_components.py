@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pytest
 from infra_mocks import SETTINGS, Registration, Run, run_program, run_resources
 
-from controller.spec import EXAMPLE_SPEC, load
+from controller.topology import EXAMPLE_SPEC, load
 from infra.common import Ref, Settings
 from infra.function import FunctionArgs, RegionalFunction
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra_mocks import Run
 
-from controller.regions import mrsc_set_of
+from controller.topology.regions import mrsc_set_of
 
 
 def test_the_control_table_is_strong_with_three_replicas_or_two_and_a_witness(run: Run) -> None:

@@ -17,7 +17,7 @@ from infra_mocks import SETTINGS, Run, is_watcher, run_program
 from test_infra_security import unsecret
 
 from controller import contract
-from controller.spec import EXAMPLE_SPEC, Topology, load
+from controller.topology import EXAMPLE_SPEC, Topology, load
 from infra.deployed import DeployedError, pins
 from infra.regional import ACTIVE, STANDBY
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from infra_mocks import ACCOUNT, CI, ONCALL, SETTINGS, Run, run_program
 
-from controller.spec import EXAMPLE_SPEC, load
+from controller.topology import EXAMPLE_SPEC, load
 from infra.common import PROJECT_ROOT
 
 TABLE = "aws:dynamodb/table:Table"

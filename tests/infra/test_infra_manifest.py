@@ -1,7 +1,7 @@
 """The stack's ``manifest`` output: the shape the controller reads, naming every resource.
 
-It must validate as ``controller.manifest.Manifest``, name every component in every region, and
-point each region's entries at that region's resources.
+It must validate as ``controller.topology.manifest.Manifest``, name every component in every region,
+and point each region's entries at that region's resources.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from infra_mocks import ACCOUNT, SETTINGS, ZONES, Run, run_program
 
-from controller.manifest import Manifest
-from controller.spec import Kind, loads
+from controller.topology import Kind, loads
+from controller.topology.manifest import Manifest
 from infra.common import InfraError
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from infra_mocks import SETTINGS, Run, run_program
 
-from controller.spec import EXAMPLE_SPEC, load
+from controller.topology import EXAMPLE_SPEC, load
 from infra.global_ import BUCKET_PREFIX_MAX
 
 #: Types whose ``name`` is unique per account (and region): what two stacks would fight over,

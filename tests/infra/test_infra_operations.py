@@ -12,7 +12,7 @@ import json
 
 from infra_mocks import Run, is_watcher
 
-from controller.spec import Kind
+from controller.topology import Kind
 
 REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 

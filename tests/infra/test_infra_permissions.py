@@ -21,7 +21,7 @@ from code_calls import CodeCalls, service_of
 from infra_mocks import SETTINGS, Run, run_program
 from test_infra_security import function_policy
 
-from controller.spec import EXAMPLE_SPEC, Kind, load
+from controller.topology import EXAMPLE_SPEC, Kind, load
 
 #: where each service's calls land: the kind of dependency, and the resource form in the policy
 TARGETS = {

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from infra_mocks import SETTINGS, Run, is_watcher, run_program
 
-from controller.spec import load
+from controller.topology import load
 from infra.global_ import FUNCTION_DEPLOY_WRITES, FUNCTION_WRITES
 
 INLINE_PER_ROLE = 10_240

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from controller.spec import EXAMPLE_SPEC
+from controller.topology import EXAMPLE_SPEC
 
 FUNCTIONS = EXAMPLE_SPEC.parent / "functions"
 

@@ -18,9 +18,10 @@ from infra_mocks import Run, is_watcher
 from test_infra_bundle import import_in_clean_interpreter, lambda_runtime
 from test_infra_security import policies, statements
 
-from controller import contract, graph
-from controller.plan import build_plan
-from controller.spec import EXAMPLE_SPEC, load, loads
+from controller import contract
+from controller.plan import graph
+from controller.plan.build import build_plan
+from controller.topology import EXAMPLE_SPEC, load, loads
 from infra.bundle import RUNTIME_PROVIDED
 from infra.watchers import HANDLER, SCHEDULE, STEP_BACKOFF_SECONDS, run_budget, watcher_bundle
 
@@ -228,13 +229,13 @@ def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(tmp_pa
     assert {"networkx", "pydantic", "pyyaml"} <= carried
     assert not carried & {"moto", "matplotlib", "pulumi", "pulumi-aws", *RUNTIME_PROVIDED}
     names = zipfile.ZipFile(bundle.path).namelist()
-    assert contract.WATCHER_SPEC_FILE in names and "controller/lambda_watcher.py" in names
+    assert contract.WATCHER_SPEC_FILE in names and "controller/watchers/lambda_entry.py" in names
     assert not any(n.startswith(("sandbox/", "infra/", "moto/", "pulumi")) for n in names)
     unpacked = tmp_path / "bundle"
     zipfile.ZipFile(bundle.path).extractall(unpacked)
     assert loads((unpacked / contract.WATCHER_SPEC_FILE).read_text()) == topology
     result = import_in_clean_interpreter(
-        [unpacked, lambda_runtime(tmp_path)], ["controller.lambda_watcher"]
+        [unpacked, lambda_runtime(tmp_path)], ["controller.watchers.lambda_entry"]
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     print(f"watcher bundle: {bundle.size / 1e6:.2f} MB zipped, {len(names)} files")

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 from infra_mocks import SETTINGS, ZONES, Run, run_program
 
-from controller.spec import EXAMPLE_SPEC, Kind, load
+from controller.topology import EXAMPLE_SPEC, Kind, load
 from infra.common import InfraError
 
 

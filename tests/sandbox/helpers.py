@@ -15,7 +15,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 
 from controller.contract import GLOBAL
-from controller.spec import Kind
+from controller.topology import Kind
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.conftest import EXAMPLE

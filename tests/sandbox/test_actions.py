@@ -19,8 +19,8 @@ from controller.actions.table import replication_lag
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
-from controller.manifest import ComponentRef
-from controller.spec import Topology
+from controller.topology import Topology
+from controller.topology.manifest import ComponentRef
 from sandbox import Sandbox
 from tests.sandbox.helpers import HANG_BOUND, fault, plain
 

@@ -17,7 +17,7 @@ from controller.actions.registry import action_for
 from controller.aws import AwsSettings, Clients
 from controller.contract import DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
-from controller.spec import BusSpec
+from controller.topology.kinds import BusSpec
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import SLACK, fault, plain, status_json

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from controller import graph as graphs
 from controller import health
-from controller.executor import Executor
-from controller.journal import Journal, RunStatus, StepState
-from controller.plan import build_plan
-from controller.spec import load
+from controller.controltable.journal import Journal, RunStatus, StepState
+from controller.engine.executor import Executor
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import load
 from sandbox import Sandbox
 from tests.conftest import EXAMPLE, REPO
 from tests.sandbox.helpers import mapping_enabled, primary_record, rules_enabled

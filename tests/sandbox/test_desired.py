@@ -14,14 +14,14 @@ from functools import partial
 
 import pytest
 
-from controller import graph as graphs
 from controller import health
 from controller.actions.registry import action_for
+from controller.controltable.journal import Journal, RunStatus, StepState
+from controller.engine.executor import Executor as _Executor
+from controller.engine.executor import StepEvent
 from controller.errors import ConflictError, NoMajorityError, StaleTokenError
-from controller.executor import Executor as _Executor
-from controller.executor import StepEvent
-from controller.journal import Journal, RunStatus, StepState
-from controller.plan import build_plan
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 from sandbox import Sandbox
 from tests.sandbox.helpers import mapping_enabled, plain
 from tests.sandbox.test_crash import controller

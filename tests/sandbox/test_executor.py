@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from controller import graph as graphs
 from controller import health
 from controller.actions import mode as modes
 from controller.aws import AwsSettings, Clients
+from controller.controltable.journal import Journal, RunStatus, StepState
+from controller.engine.executor import Executor, StepEvent
 from controller.errors import LeaseHeldError, PlanError, StaleTokenError
-from controller.executor import Executor, StepEvent
-from controller.journal import Journal, RunStatus, StepState
-from controller.plan import build_plan
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 from sandbox import Sandbox
 from tests.sandbox.helpers import (
     SLACK,

@@ -7,11 +7,11 @@ import threading
 import boto3
 import pytest
 
-from controller import graph as graphs
 from controller.contract import GLOBAL
+from controller.controltable.journal import Journal, RunStatus, StepRecord, StepState, new_run_id
 from controller.errors import LeaseHeldError, StaleTokenError
-from controller.journal import Journal, RunStatus, StepRecord, StepState, new_run_id
-from controller.plan import build_plan
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 from sandbox import Sandbox
 
 

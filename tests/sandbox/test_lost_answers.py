@@ -25,10 +25,10 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from controller.controltable import WRITES, ControlTable
-from controller.journal import Journal, StepState
-from controller.serve import Api, StatusServer, deployment_sources
-from controller.views import read_status
+from controller.controltable.journal import Journal, StepState
+from controller.controltable.table import WRITES, ControlTable
+from controller.interfaces.serve import Api, StatusServer, deployment_sources
+from controller.interfaces.views import read_status
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import plain
@@ -288,9 +288,9 @@ def test_execute_to_the_region_a_run_is_moving_to_says_the_run_is_in_progress(
 ) -> None:
     """A watcher's run to us-west-2 is under way (lease held, desired state written): asking for
     the same failover says so, not that --from and --to are both us-west-2."""
-    from controller import graph as graphs
-    from controller.journal import new_run_id
-    from controller.plan import build_plan
+    from controller.controltable.journal import new_run_id
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
 
     box = fresh_sandbox
     journal = Journal(box.clients, box.manifest)
@@ -316,9 +316,9 @@ def test_a_late_journal_write_of_the_same_holder_cannot_undo_its_newer_one(
 ) -> None:
     """A step journalled ``running`` through one region whose answer was lost, then ``done``
     through the next: the first, landing late, must not put the step back to running."""
-    from controller import graph as graphs
-    from controller.journal import StepRecord, new_run_id
-    from controller.plan import build_plan
+    from controller.controltable.journal import StepRecord, new_run_id
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
 
     box = fresh_sandbox
     journal = Journal(box.clients, box.manifest)
@@ -351,7 +351,7 @@ def test_a_late_lease_renewal_cannot_undo_a_release(fresh_sandbox: Sandbox, writ
 def test_a_late_watcher_state_cannot_put_an_older_hysteresis_over_a_newer_one(
     fresh_sandbox: Sandbox, writes: Writes
 ) -> None:
-    from controller.watchstate import WatchState, WatchStates
+    from controller.controltable.watchstate import WatchState, WatchStates
 
     states = WatchStates(ControlTable(fresh_sandbox.clients, fresh_sandbox.manifest))
     states.write(WatchState(EU, consecutive_bad=1, evaluations=5, owner="watcher@eu-west-1/a"))

@@ -28,10 +28,10 @@ import pytest
 
 from controller.aws import Clients
 from controller.contract import HOME_AGENT
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable
+from controller.controltable.journal import Journal
+from controller.controltable.lease import Leases
+from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
 from controller.errors import NoMajorityError
-from controller.journal import Journal
-from controller.lease import Leases
 from sandbox import Sandbox
 from tests.sandbox.helpers import plain
 

@@ -9,14 +9,14 @@ from functools import partial
 
 import pytest
 
-from controller import graph as graphs
 from controller.actions.registry import action_class, action_for
 from controller.aws import Clients
-from controller.executor import Executor as _Executor
-from controller.executor import StepEvent
-from controller.journal import Journal, RunStatus, StepState
-from controller.plan import build_plan
-from controller.reconcile import reconcile
+from controller.controltable.journal import Journal, RunStatus, StepState
+from controller.engine.executor import Executor as _Executor
+from controller.engine.executor import StepEvent
+from controller.engine.reconcile import reconcile
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 from sandbox import Sandbox
 from tests.sandbox.helpers import mapping_enabled, plain, primary_record, region_host, rules_enabled
 
@@ -129,7 +129,7 @@ def test_a_paused_watcher_fences_a_returning_region_whatever_its_mode_says_but_s
     then says fenced while its components still serve. The watcher, which saw the region not
     answer at its last evaluation, reads it in full (paused: it fences, it starts no run)."""
     from controller.actions.mode import parameter_of
-    from controller.watcher import Watcher
+    from controller.watchers.watcher import Watcher
 
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")

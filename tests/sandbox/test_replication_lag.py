@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from controller.actions.table import replication_lag
-from controller.spec import EXAMPLE_SPEC
+from controller.topology import EXAMPLE_SPEC
 from sandbox import Sandbox
 from sandbox.replicator import Replicator
 
@@ -146,10 +146,10 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
     """Issue 26, item 11: after a failover to TARGET, ``failover failback`` moves back to the
     primary only once its replica has caught up: with 5 s of lag towards it and a bound of 2 s
     it refuses, names the lag and that the primary has not caught up, and changes nothing."""
-    from controller import graph as graphs
-    from controller.executor import Executor
-    from controller.journal import Journal
-    from controller.plan import build_plan
+    from controller.controltable.journal import Journal
+    from controller.engine.executor import Executor
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
 
     monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
     box = fresh_sandbox

@@ -23,8 +23,8 @@ import botocore.exceptions
 import pytest
 
 from controller.errors import FailoverError
-from controller.manifest import load_manifest
-from controller.spec import Kind, Topology
+from controller.topology import Kind, Topology
+from controller.topology.manifest import load_manifest
 from sandbox import Sandbox
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from controller.journal import Journal
-from controller.serve import Api, StatusServer, deployment_sources
+from controller.controltable.journal import Journal
+from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import SLACK

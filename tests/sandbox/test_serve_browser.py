@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from controller.serve import Api, StatusServer, deployment_sources
-from controller.watcher import Decision, Watcher
+from controller.interfaces.serve import Api, StatusServer, deployment_sources
+from controller.watchers.watcher import Decision, Watcher
 from sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -300,7 +300,7 @@ def test_the_page_shows_what_became_of_an_action_the_control_table_did_not_take(
     the page says so (not applied); a resume whose answer was lost is 503 ``unknown`` and the
     page says it may still be applied. Stub sources: no emulator needed."""
     from controller.errors import NoMajorityError, OutcomeUnknownError
-    from controller.serve import Cached, Sources
+    from controller.interfaces.serve import Cached, Sources
 
     token = "a-token-for-the-page-actions-test"
     answers = iter(

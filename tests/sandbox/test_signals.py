@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from controller.journal import Journal, RunStatus
+from controller.controltable.journal import Journal, RunStatus
 from sandbox import Sandbox
 from tests.conftest import REPO
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from controller import controltable, health
+from controller import health
 from controller.actions.mode import read_region_mode, set_region_mode
 from controller.actions.registry import action_for
 from controller.contract import GLOBAL, DegradedMode
-from controller.controltable import ControlTable
-from controller.views import read_status
+from controller.controltable import table as controltable
+from controller.controltable.table import ControlTable
+from controller.interfaces.views import read_status
 from sandbox import Sandbox
 from tests.conftest import CliResult
 from tests.sandbox.helpers import HANG_BOUND, SLACK, status_json

@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from controller import graph as graphs
 from controller.aws import AwsSettings, Clients
+from controller.controltable.journal import Journal, RunStatus
+from controller.engine.executor import Executor
 from controller.errors import PlanError
-from controller.executor import Executor
-from controller.journal import Journal, RunStatus
-from controller.plan import build_plan
-from controller.spec import TargetLost
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import TargetLost
 from sandbox import Sandbox
 from sandbox.faults import kill_after_steps
 from sandbox.functions import set_alarms

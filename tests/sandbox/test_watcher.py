@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from controller.journal import Journal, RunStatus
-from controller.manifest import Manifest
-from controller.spec import Topology
-from controller.watcher import Evaluation, Watcher
+from controller.controltable.journal import Journal, RunStatus
+from controller.topology import Topology
+from controller.topology.manifest import Manifest
+from controller.watchers.watcher import Evaluation, Watcher
 from sandbox import Sandbox
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
@@ -133,9 +133,9 @@ def test_automation_cli_round_trip(fresh_sandbox: Sandbox, cli) -> None:
 
 
 def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) -> None:
-    from controller import graph as graphs
-    from controller.executor import Executor
-    from controller.plan import build_plan
+    from controller.engine.executor import Executor
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
     from tests.sandbox.helpers import mapping_enabled
 
     box = fresh_sandbox
@@ -218,9 +218,9 @@ def test_automated_failback_waits_for_a_lag_it_can_read_then_goes(fresh_sandbox:
     box = fresh_sandbox
     topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=0)
     threshold = topology.policy.failure_threshold
-    from controller import graph as graphs
-    from controller.executor import Executor
-    from controller.plan import build_plan
+    from controller.engine.executor import Executor
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
 
     plan = build_plan(topology, graphs.build(topology), target=STANDBY)
     Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
@@ -276,10 +276,10 @@ def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to
     """Issue 26, item 1: fenced, the primary's api-handler is throttled by Route 53's checkers
     and gets no invocations; its alarms say so. That is what fencing does, not a fault: the
     failback precheck and the watcher still accept the region, and it is failed back to."""
-    from controller import graph as graphs
-    from controller.executor import Executor
+    from controller.engine.executor import Executor
     from controller.health import region_health
-    from controller.plan import build_plan
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
 
     box = fresh_sandbox
     topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=0)

@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from controller import views
 from controller.actions import mode as modes
 from controller.aws import Clients
-from controller.controltable import ControlTable
+from controller.controltable.journal import Journal, Run, RunStatus
+from controller.controltable.table import ControlTable
+from controller.controltable.watchstate import WatchStates
+from controller.interfaces import views
 from controller.isolation import cut_off_parameter
-from controller.journal import Journal, Run, RunStatus
-from controller.watchstate import WatchStates
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
 from sandbox.demo import demo_topology
@@ -269,7 +269,7 @@ def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_tab
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from controller import contract
-    from controller.lambda_watcher import load_deployment
+    from controller.watchers.lambda_entry import load_deployment
 
     box.reset()
     ControlTable(box.clients, box.manifest).call(

@@ -1,5 +1,6 @@
 """A ``failover`` process starts without the cyclic garbage collector and runs its verb with it
-(``controller.cli.startup``); a caller that runs the CLI in-process keeps its own collector."""
+(``controller.interfaces.cli.startup``); a caller that runs the CLI in-process keeps its own
+collector."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import sys
 
 import pytest
 
-from controller.cli import main
+from controller.interfaces.cli import main
 from tests.conftest import EXAMPLE
 
 #: Runs ``failover ARGV`` as its own process would, and prints what the collector was doing when
 #: the verb read the topology, and after the process's last line of ours.
 PROBE = """
 import atexit, gc, json, sys
-import controller.spec as spec
+import controller.topology as spec
 seen = {}
 real = spec.load
 def load(*args, **kwargs):
@@ -26,7 +27,7 @@ def load(*args, **kwargs):
     return real(*args, **kwargs)
 spec.load = load
 atexit.register(lambda: print(json.dumps(seen | {"at_exit": gc.isenabled()}), file=sys.stderr))
-from controller.cli import main
+from controller.interfaces.cli import main
 sys.argv = ["failover", *sys.argv[1:]]
 main()
 """

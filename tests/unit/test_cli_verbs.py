@@ -1,4 +1,4 @@
-"""The CLI's verb table (``controller.cli.VERBS``) says what the verb modules register.
+"""The CLI's verb table (``controller.interfaces.cli.VERBS``) says what the verb modules register.
 
 ``failover --help`` lists the verbs from that table without importing them, so the table must
 name every verb, the module that registers it, and the help its docstring gives.
@@ -10,17 +10,17 @@ import json
 import subprocess
 import sys
 
-from controller.cli import VERBS
+from controller.interfaces.cli import VERBS
 
 #: Imports every verb module in a fresh interpreter and prints, for each registered verb, the
 #: module its code is in (a group's: its subcommands') and its one-line help.
 REGISTRY = """
 import importlib, json
-from controller.cli import VERBS, app
+from controller.interfaces.cli import VERBS, app
 import inspect, typer
-from controller.cli.app import registered
+from controller.interfaces.cli.app import registered
 for module in {module for module, _ in VERBS.values()}:
-    importlib.import_module(f"controller.cli.{module}")
+    importlib.import_module(f"controller.interfaces.cli.{module}")
 def home(info):
     callback = info.callback or info.typer_instance.registered_commands[0].callback
     return callback.__module__.rsplit(".", 1)[1]
@@ -44,7 +44,7 @@ def test_every_verb_is_in_the_table_with_its_module_and_its_own_help() -> None:
 
 def test_help_lists_every_verb_and_imports_none_of_their_modules() -> None:
     code = (
-        "import sys; from controller.cli import main; main(['--help'])\n"
+        "import sys; from controller.interfaces.cli import main; main(['--help'])\n"
         "print(sorted(m for m in sys.modules if m.endswith('_cmds')))"
     )
     out = subprocess.run(
@@ -57,7 +57,7 @@ def test_help_lists_every_verb_and_imports_none_of_their_modules() -> None:
 
 def test_a_verb_runs_after_its_module_is_imported_on_demand() -> None:
     code = (
-        "import sys; from controller.cli import main\n"
+        "import sys; from controller.interfaces.cli import main\n"
         "code = main(['runs', '--help'])\n"
         "print(code, sorted(m for m in sys.modules if m.endswith('_cmds')))"
     )
@@ -67,4 +67,4 @@ def test_a_verb_runs_after_its_module_is_imported_on_demand() -> None:
     assert "--json" in out  # the verb's own options: it was built
     # Its own module (the plan table execute renders is in plan_view): no other verb's.
     last = out.rstrip().splitlines()[-1]
-    assert last == "0 ['controller.cli.execute_cmds']", last
+    assert last == "0 ['controller.interfaces.cli.execute_cmds']", last

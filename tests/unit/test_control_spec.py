@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from controller.errors import SpecError
-from controller.regions import MRSC_SETS
-from controller.spec import load, loads
+from controller.topology import load, loads
+from controller.topology.regions import MRSC_SETS
 from tests.conftest import EXAMPLE
 
 BASE = """

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import controltable
 from controller.aws import AwsSettings, Clients
-from controller.controltable import ControlTable
+from controller.controltable import table as controltable
+from controller.controltable.table import ControlTable
 from controller.errors import FailoverError, NoMajorityError
-from controller.manifest import ControlManifest, Manifest
+from controller.topology.manifest import ControlManifest, Manifest
 
 REGIONS = ["us-east-1", "us-west-2"]
 

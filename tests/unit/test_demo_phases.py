@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from controller.cli import demo_cmds
-from controller.cli.logs import to_file
+from controller.interfaces.cli import demo_cmds
+from controller.interfaces.cli.logs import to_file
 
 
 def test_each_phase_leaves_one_line_with_its_counts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.journal import Journal, StepRecord
+from controller.controltable.journal import Journal, StepRecord
 from sandbox import faults
 
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import graph as graphs
-from controller import spec
+from controller import topology as spec
 from controller.errors import SpecError
-from controller.spec import Tier
+from controller.plan import graph as graphs
+from controller.topology import Tier
 from tests.conftest import EXAMPLE
 
 TIERS = [Tier.DATA, Tier.EVENTS, Tier.COMPUTE, Tier.TRAFFIC]

@@ -9,15 +9,15 @@ precheck must accept it. The same signals in the region that serves still fail i
 
 from __future__ import annotations
 
-from controller import graph as graphs
 from controller import health
 from controller.actions.base import Observed, State
 from controller.contract import FunctionAlarm
+from controller.engine.prechecks import target_check
 from controller.health import Health, RegionStatus
-from controller.plan import build_plan
-from controller.prechecks import target_check
-from controller.spec import load
-from controller.watcher import Evaluation
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import load
+from controller.watchers.watcher import Evaluation
 from tests.conftest import EXAMPLE
 
 TOPOLOGY = load(EXAMPLE)

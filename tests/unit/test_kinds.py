@@ -8,12 +8,13 @@ import re
 
 import pytest
 
-from controller import graph as graphs
-from controller import spec
+from controller import topology as spec
 from controller.actions.base import Action
 from controller.actions.registry import action_class
-from controller.plan import build_plan
-from controller.spec import KINDS, BusSpec, Kind, declared, resolve
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.topology import KINDS, Kind, declared, resolve
+from controller.topology.kinds import BusSpec
 from tests.conftest import EXAMPLE, REPO
 
 SOURCES = ("controller", "sandbox", "infra")
@@ -63,7 +64,10 @@ def _files_naming(pattern: re.Pattern[str]) -> set[str]:
 def test_the_bus_kind_lives_in_four_source_files() -> None:
     decl = declared(Kind.BUS)
     modules = {p.partition(":")[0] for p in (decl.action, decl.provisioner, decl.deployer) if p}
-    declared_files = {"controller/spec.py", *(m.replace(".", "/") + ".py" for m in modules)}
+    declared_files = {
+        "controller/topology/kinds.py",
+        *(m.replace(".", "/") + ".py" for m in modules),
+    }
     assert len(declared_files) <= 4
     naming = _files_naming(re.compile(r"BusSpec|Kind\.BUS|BusAction|provision_bus|\"bus\""))
     assert naming <= declared_files, naming - declared_files

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from controller import contract, lambda_watcher
+from controller import contract
 from controller.aws import Clients
+from controller.controltable.watchstate import WatchState
 from controller.errors import FailoverError
-from controller.spec import load
-from controller.watcher import Decision, Watcher
-from controller.watchstate import WatchState
+from controller.topology import load
+from controller.watchers import lambda_entry as lambda_watcher
+from controller.watchers.watcher import Decision, Watcher
 from tests.unit.test_bad_input import EXAMPLE, fake_manifest
 
 

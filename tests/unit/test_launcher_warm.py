@@ -114,7 +114,7 @@ def test_the_launcher_imports_neither_boto3_nor_the_sandbox_life_cycle() -> None
         """
         import json, sys
         import sandbox.launcher
-        loaded = sorted(m for m in ("boto3", "sandbox.lifecycle", "controller.executor")
+        loaded = sorted(m for m in ("boto3", "sandbox.lifecycle", "controller.engine.executor")
                         if m in sys.modules)
         import sandbox
         lazy = sandbox.Sandbox.__module__

@@ -75,7 +75,10 @@ def test_the_control_plane_makes_its_clients_without_boto3() -> None:
     botocore's, and importing boto3 would cost every CLI call about 0.1 s."""
     assert _probe(
         "from controller.aws import Clients",
-        "from controller import executor, health, journal, watcher",
+        "from controller import health",
+        "from controller.controltable import journal",
+        "from controller.engine import executor",
+        "from controller.watchers import watcher",
         "clients = Clients(endpoints={'us-east-1': 'http://127.0.0.1:1'})",
         "client = clients.client('sqs', 'us-east-1')",
         "print(client.meta.region_name, 'boto3' in sys.modules, 'botocore' in sys.modules)",
@@ -84,11 +87,12 @@ def test_the_control_plane_makes_its_clients_without_boto3() -> None:
 
 def test_reading_status_and_runs_does_not_import_networkx() -> None:
     """networkx orders a plan; ``status``, ``runs`` and the status page only read one back
-    (:mod:`controller.steps`), and importing networkx costs each of them about 0.13 s."""
+    (:mod:`controller.plan.steps`), and importing networkx costs each of them about 0.13 s."""
     assert _probe(
-        "import controller.views, controller.journal, controller.health",
-        "import controller.cli.status_cmds, controller.cli.execute_cmds, controller.cli.watch_cmds",
-        "print('networkx' in sys.modules, 'controller.plan' in sys.modules)",
+        "import controller.interfaces.views, controller.controltable.journal, controller.health",
+        "import controller.interfaces.cli.status_cmds, controller.interfaces.cli.execute_cmds",
+        "import controller.interfaces.cli.watch_cmds",
+        "print('networkx' in sys.modules, 'controller.plan.build' in sys.modules)",
     ) == ["False", "False"]
 
 
@@ -126,7 +130,7 @@ def _modules(*argv: str) -> set[str]:
             "-X",
             "importtime",
             "-c",
-            "from controller.cli import main; main()",
+            "from controller.interfaces.cli import main; main()",
             *argv,
         ],
         capture_output=True,
@@ -154,7 +158,7 @@ BLOCKER = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, Missing())
-    from controller.cli import main
+    from controller.interfaces.cli import main
     main()
 """)
 
@@ -195,12 +199,14 @@ def test_without_the_repository_the_default_topology_is_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Installed from a wheel, the example is not there: one line says what to pass."""
-    from controller import spec
+    from controller import topology as spec
     from controller.errors import SpecError
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FAILOVER_SPEC", raising=False)
-    monkeypatch.setattr(spec, "EXAMPLE_SPEC", tmp_path / "nowhere" / "topology.yaml")
+    from controller.topology import kinds
+
+    monkeypatch.setattr(kinds, "EXAMPLE_SPEC", tmp_path / "nowhere" / "topology.yaml")
     with pytest.raises(SpecError, match="no topology: pass --spec FILE"):
         spec.default_spec_path()
     (tmp_path / "topology.yaml").write_text("app: x\n")

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from controller.aws import AwsSettings, Clients
-from controller.controltable import ControlTable
+from controller.controltable.table import ControlTable
 from controller.errors import NoMajorityError, OutcomeUnknownError
-from controller.manifest import ControlManifest, Manifest
+from controller.topology.manifest import ControlManifest, Manifest
 
 REGIONS = ["us-east-1", "us-west-2"]
 PUT = {"Item": {"pk": {"S": "automation"}, "sk": {"S": "automation"}}}
@@ -95,7 +95,7 @@ def control(first: str, second: str, name: str) -> ControlTable:
 @pytest.fixture(autouse=True)
 def own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No region remembered as failed by another test: us-east-1 is tried first."""
-    from controller import controltable
+    from controller.controltable import table as controltable
 
     monkeypatch.setattr(controltable, "_SUSPECT", {})
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path))

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import graph as graphs
-from controller import spec
-from controller.plan import build_plan
-from controller.steps import FailoverPlan
+from controller import topology as spec
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
+from controller.plan.steps import FailoverPlan
 from tests.conftest import EXAMPLE
 
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from controller import graph as graphs
-from controller.desired import Desired
+from controller.controltable.desired import Desired
+from controller.engine.reconcile import decide
 from controller.health.model import ComponentStatus, Health, RegionStatus, StatusReport
-from controller.reconcile import decide
-from controller.spec import load
+from controller.plan import graph as graphs
+from controller.topology import load
 from tests.conftest import EXAMPLE
 
 TOPOLOGY = load(EXAMPLE)

@@ -1,4 +1,4 @@
-"""The retry decision (controller.retry.decide) and the component verdict's use of the
+"""The retry decision (controller.engine.retry.decide) and the component verdict's use of the
 error's ``unreachable`` flag: what the executor and status do after each attempt and read."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from controller.actions.base import Observed, State
+from controller.controltable.journal import StepState
+from controller.engine.retry import MAX_BACKOFF, decide
 from controller.errors import PermanentStepError, TransientStepError
 from controller.health import Health, component_status
-from controller.journal import StepState
-from controller.retry import MAX_BACKOFF, decide
 
 
 def test_success_is_done_at_any_attempt() -> None:

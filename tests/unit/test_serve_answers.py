@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from controller.errors import ConflictError, NoMajorityError, OutcomeUnknownError, UsageError
-from controller.serve import Api, Cached, Sources, StatusServer
-from controller.serve.server import host_names
+from controller.interfaces.serve import Api, Cached, Sources, StatusServer
+from controller.interfaces.serve.server import host_names
 from tests.conftest import CliResult
 
 TOKEN = "a-token-for-the-answers-tests"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import spec
+from controller import topology as spec
 from controller.errors import SpecError
 from tests.conftest import EXAMPLE
 
@@ -41,7 +41,9 @@ def test_event_sources_and_targets_are_dependencies() -> None:
 
 
 def test_region_names_come_from_botocore() -> None:
-    regions = spec.known_regions()
+    from controller.topology.regions import known_regions
+
+    regions = known_regions()
     assert {"us-east-1", "eu-west-1", "ap-southeast-2"} <= regions
     assert "us-east-9" not in regions
 

@@ -1,0 +1,47 @@
+"""AWS access: the one place that makes AWS clients, and the one reading of their errors.
+
+Called by the actions, the health reads and the control table; above the topology model, below
+everything that acts. Its names are re-exported here (``from controller.aws import Clients``).
+"""
+
+from controller.aws.clients import (
+    DENIED_CODES,
+    EMULATOR_KEY,
+    GLOBAL_SERVICES,
+    NO_PROXY,
+    NOT_FOUND_CODES,
+    TRANSIENT_CODES,
+    AwsSettings,
+    Clients,
+    Decoded,
+    Hook,
+    classify,
+    decode,
+    emulator_session,
+    error_code,
+    explain,
+    is_loopback,
+    is_not_found,
+    is_unreachable,
+)
+
+__all__ = [
+    "DENIED_CODES",
+    "EMULATOR_KEY",
+    "GLOBAL_SERVICES",
+    "NOT_FOUND_CODES",
+    "NO_PROXY",
+    "TRANSIENT_CODES",
+    "AwsSettings",
+    "Clients",
+    "Decoded",
+    "Hook",
+    "classify",
+    "decode",
+    "emulator_session",
+    "error_code",
+    "explain",
+    "is_loopback",
+    "is_not_found",
+    "is_unreachable",
+]

@@ -1,0 +1,179 @@
+"""Prechecks: what must hold of the target before a run touches anything.
+
+Called by the executor (``execute``, and ``execute --dry-run`` and ``drill`` through it). Each
+check is a value (name, ok, detail) the CLI renders; the target's checks are small functions
+over its :class:`~controller.health.RegionStatus`, the rest read the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from controller import health
+from controller.actions.base import State
+from controller.actions.table import replication_lag
+from controller.aws import Clients
+from controller.controltable.journal import Journal
+from controller.errors import FailoverError
+from controller.plan.steps import FailoverPlan
+from controller.topology import Kind, OnFailure, Topology
+from controller.topology.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """One check made before anything is touched."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def prechecks(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    journal: Journal,
+    plan: FailoverPlan,
+    owner: str,
+    *,
+    resuming: str | None = None,
+    lag_clients: Clients | None = None,
+    accept_unknown_lag: bool = False,
+    kind: str = "failover",
+) -> list[Precheck]:
+    """Check the target before touching anything: reachable, healthy, lag, no other run.
+
+    ``lag_clients`` read the source region's replication metrics (the executor gives its
+    short fencing timeouts: the source may be the failing region); ``accept_unknown_lag`` lets
+    an unreadable lag pass (see :func:`lag_check`); ``kind`` (``failover``, ``failback``) only
+    words the refusals.
+    """
+    checks: list[Precheck] = []
+    target = health.region_health(topology, manifest, clients, plan.target)
+    checks.append(
+        Precheck("target_reachable", target.reachable, target.error or f"{plan.target} answers")
+    )
+    checks.append(target_check(topology, plan, target))
+    checks.append(
+        lag_check(
+            topology,
+            manifest,
+            lag_clients or clients,
+            plan,
+            accept_unknown=accept_unknown_lag,
+            kind=kind,
+        )
+    )
+    current = journal.current_run_id()
+    checks.append(
+        Precheck(
+            "no_run_in_progress",
+            current is None or current == resuming,
+            f"run {current} is in progress (failover resume {current})"
+            if current and current != resuming
+            else "none",
+        )
+    )
+    holder = journal.holder()
+    if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
+        checks.append(Precheck("lease_free", True, "free"))
+    elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
+        checks.append(
+            Precheck(
+                "lease_free",
+                True,
+                f"held by {holder.owner}, a process of "
+                "this machine that has ended: it will be taken over",
+            )
+        )
+    else:
+        checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
+    return checks
+
+
+def target_check(topology: Topology, plan: FailoverPlan, target: health.RegionStatus) -> Precheck:
+    """Healthy enough to take traffic: no alarm firing, probes fine; missing components are
+    not a refusal (what needs them will run degraded) unless their policy is rollback."""
+    signals = target.signals
+    problems = (
+        [f"alarms firing: {', '.join(signals.alarms_firing)}"] if signals.alarms_firing else []
+    )
+    if signals.http_ok is False:
+        problems.append("HTTP probe failed")
+    missing = sorted(n for n, c in target.components.items() if c.state == State.MISSING)
+    problems += [
+        f"{n} is missing and its policy is rollback"
+        for n in missing
+        if topology.components[n].on_failure == OnFailure.ROLLBACK
+    ]
+    if not target.reachable:
+        problems.insert(0, "unreachable")
+    detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
+        f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else ""
+    )
+    return Precheck("target_healthy", not problems, detail)
+
+
+def lag_check(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    plan: FailoverPlan,
+    *,
+    accept_unknown: bool = False,
+    kind: str = "failover",
+) -> Precheck:
+    """Every table's replica in the target within ``max_lag_seconds`` of the source.
+
+    The lag is CloudWatch's ``ReplicationLatency`` (emitted in the source region, per receiving
+    region; :func:`~controller.actions.table.replication_lag`). A lag known to be over the bound
+    refuses; an unknown one (no datapoint, or the source does not answer) refuses unless
+    ``accept_unknown``: nothing known is not the same as 0. For a failback (``kind``) the
+    target is the returning region and the source the healthy active one: the refusal says
+    that the returning region has not caught up.
+    """
+    too_far: list[str] = []
+    unknown: list[str] = []
+    known: list[str] = []
+    for name, comp in topology.of_kind(Kind.TABLE):
+        try:
+            lag = replication_lag(clients, manifest, name, plan.source, plan.target)
+        except (FailoverError, KeyError) as exc:
+            log.info("replication lag of %s unknown: %s", name, exc)
+            lag = None
+        if lag is None:
+            unknown.append(name)
+        elif lag > comp.max_lag_seconds:
+            too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
+        else:
+            known.append(f"{name} {lag:.1f}s")
+    back = kind == "failback"
+    if too_far:
+        return Precheck(
+            "replication_lag",
+            False,
+            "; ".join(too_far)
+            + (f": {plan.target} has not caught up with {plan.source}" if back else ""),
+        )
+    if unknown and not accept_unknown:
+        return Precheck(
+            "replication_lag",
+            False,
+            f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
+            f"{plan.source} to {plan.target}); "
+            + (
+                f"{plan.target} not known to have caught up (failover failback "
+                "--accept-unknown-lag goes back anyway)"
+                if back
+                else "pass --accept-unknown-lag to fail over anyway"
+            ),
+        )
+    detail = ", ".join(known) or "no tables"
+    if unknown:
+        detail += f"; unknown, accepted: {', '.join(unknown)}"
+    return Precheck("replication_lag", True, detail)

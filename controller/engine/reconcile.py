@@ -1,0 +1,380 @@
+"""The reconciler: converge what AWS says towards the desired state, whatever happened before.
+
+Called by ``failover reconcile`` and by the watcher at every evaluation. Runs are the fast path;
+correctness comes from here. It compares the control table's desired state (which region is
+active, :mod:`controller.controltable.desired`) with every component's real state in every region
+and decides a list of fixes, as data (:func:`decide`), so that ``--dry-run`` and the real run share
+it:
+
+- a run that is ``running`` while nobody holds a live lease is taken over (resumed) first;
+- every component of a region that is not the active one is fenced, dependents first (a
+  region back from an outage first of all); fencing only removes writers, so it is done even
+  while automation is paused;
+- a component of the active region that drifted (fenced by a stale controller, left standby)
+  is activated again, dependencies first, or reported with the reason when it cannot be;
+- traffic is never pointed at a region whose traffic tier's dependencies are not serving.
+
+Applying the fixes (:func:`reconcile`) takes the lease and re-reads the desired state under it;
+every request checks the lease first, as a run's do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from controller import health
+from controller.actions import mode as modes
+from controller.actions.base import State
+from controller.actions.registry import action_for
+from controller.aws import Clients
+from controller.controltable.desired import Desired
+from controller.controltable.journal import Journal
+from controller.controltable.lease import Lease
+from controller.engine.executor import Executor
+from controller.errors import ConflictError, PermanentStepError, TransientStepError
+from controller.plan import graph as graphs
+from controller.topology import Tier, Topology
+from controller.topology.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+#: The kinds of fix: act on AWS, take over a run, or only say what is wrong.
+FENCE, ACTIVATE, RESUME, REPORT = "fence", "activate", "resume", "report"
+#: States (and mode parameters) of a component that serves or writes.
+SERVING = (State.ACTIVE.value, State.DEGRADED.value)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One thing the reconciler would do (or only report), and why."""
+
+    action: str
+    region: str
+    reason: str
+    component: str | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``failover reconcile --json``)."""
+        return {
+            "action": self.action,
+            "region": self.region,
+            "component": self.component,
+            "run_id": self.run_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Reconciliation:
+    """What the reconciler decided, and with ``dry_run`` false, what came of each fix."""
+
+    desired: Desired
+    fixes: list[Fix]
+    dry_run: bool
+    outcomes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def acted(self) -> bool:
+        """True when at least one fix changed something."""
+        return any(o in ("done", "changed") for o in self.outcomes.values())
+
+    @property
+    def failed(self) -> list[Fix]:
+        """Fixes that were tried and did not succeed."""
+        return [
+            f for i, f in enumerate(self.fixes) if self.outcomes.get(i, "").startswith("failed")
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``failover reconcile --json``)."""
+        return {
+            "desired": self.desired.to_dict(),
+            "dry_run": self.dry_run,
+            "fixes": [
+                {**f.to_dict(), "outcome": self.outcomes.get(i)} for i, f in enumerate(self.fixes)
+            ],
+        }
+
+
+def decide(
+    topology: Topology,
+    graph: nx.DiGraph,
+    desired: Desired,
+    report: health.StatusReport,
+    *,
+    run_in_progress: str | None = None,
+    lease_live: bool = False,
+    fence_only: bool = False,
+) -> list[Fix]:
+    """The fixes that bring ``report`` (what AWS says) to ``desired``; pure, no AWS.
+
+    ``run_in_progress`` with no live lease: its holder died; the one fix is to take it over.
+    With a live lease another controller is acting: nothing to do but say so. ``fence_only``
+    (automation paused): activations are reported, not done.
+    """
+    if run_in_progress:
+        if lease_live:
+            return [
+                Fix(
+                    REPORT,
+                    desired.active,
+                    f"run {run_in_progress} is in progress under a "
+                    "live lease: its controller converges it",
+                )
+            ]
+        return [
+            Fix(
+                RESUME,
+                desired.active,
+                f"run {run_in_progress} is running but nobody holds a live lease: taking it over",
+                run_id=run_in_progress,
+            )
+        ]
+    active = desired.active
+    where = f"{active} is the active region (epoch {desired.epoch})"
+    fixes: list[Fix] = []
+    fence_order = [c for level in graphs.fencing_levels(graph) for c in level]
+    for name, region in sorted(report.regions.items()):
+        if name == active:
+            continue
+        if not region.reachable:
+            fixes.append(Fix(REPORT, name, f"{name} unreachable: fenced when it answers ({where})"))
+            continue
+        for comp in fence_order:
+            seen = region.components.get(comp)
+            if seen is not None and _serves(seen):
+                said = seen.facts.get("mode")
+                fixes.append(
+                    Fix(
+                        FENCE,
+                        name,
+                        f"{comp} is {seen.state}"
+                        + (f" (mode {said})" if said else "")
+                        + f" in {name}; {where}",
+                        component=comp,
+                    )
+                )
+        if region.mode and modes.state_of(region.mode) in SERVING:
+            fixes.append(Fix(FENCE, name, f"{name}'s mode says {region.mode}; {where}"))
+    fixes += _activations(topology, graph, desired, report.regions.get(active), fence_only)
+    return fixes
+
+
+def _activations(
+    topology: Topology,
+    graph: nx.DiGraph,
+    desired: Desired,
+    region: health.RegionStatus | None,
+    fence_only: bool,
+) -> list[Fix]:
+    """Activate what drifted in the active region, dependencies first, traffic only over a
+    serving region."""
+    active = desired.active
+    if region is None or not region.reachable:
+        return [
+            Fix(
+                REPORT,
+                active,
+                f"the active region {active} does not answer: nothing "
+                "to activate (a failover is the watcher's or the operator's call)",
+            )
+        ]
+    fixes: list[Fix] = []
+    broken: set[str] = set()
+    for level in graphs.activation_levels(graph):
+        for comp in level:
+            seen = region.components.get(comp)
+            if seen is None:
+                continue
+            state = seen.state
+            needs = [d for d in nx.descendants(graph, comp) if d in broken]
+            is_traffic = graph.nodes[comp].get("tier") == Tier.TRAFFIC
+            if state == State.ACTIVE.value:
+                continue
+            if state == State.DEGRADED.value and (needs or fence_only):
+                why = f"needs {', '.join(sorted(needs))}" if needs else "automation paused"
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} serves degraded in {active} "
+                        f"({seen.facts.get('mode') or seen.detail}): {why}",
+                        component=comp,
+                    )
+                )
+                continue
+            if state not in (State.STANDBY.value, State.FENCED.value, State.DEGRADED.value):
+                broken.add(comp)
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} is {state} in {active}: cannot "
+                        f"activate it; what needs it runs degraded ({seen.detail})",
+                        component=comp,
+                    )
+                )
+                continue
+            if is_traffic and needs:
+                broken.add(comp)
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"not pointing traffic at {active}: {', '.join(sorted(needs))} not serving",
+                        component=comp,
+                    )
+                )
+                continue
+            if fence_only:
+                fixes.append(
+                    Fix(
+                        REPORT,
+                        active,
+                        f"{comp} is {state} in the active region; "
+                        "automation paused: not activating",
+                        component=comp,
+                    )
+                )
+                continue
+            fixes.append(
+                Fix(
+                    ACTIVATE,
+                    active,
+                    f"{comp} is {state} in the active region "
+                    f"{active}"
+                    + (" and what it needs serves" if state == State.DEGRADED.value else ""),
+                    component=comp,
+                )
+            )
+    if region.mode != modes.ACTIVE and not fence_only:
+        fixes.append(Fix(ACTIVATE, active, f"{active}'s mode says {region.mode}"))
+    return fixes
+
+
+def _serves(seen: health.ComponentStatus) -> bool:
+    """True when a component may still serve or write: its state or its mode says so."""
+    mode = seen.facts.get("mode")
+    return seen.state in SERVING or (isinstance(mode, str) and modes.state_of(mode) in SERVING)
+
+
+def observe(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    journal: Journal,
+    *,
+    fence_only: bool = False,
+    report: health.StatusReport | None = None,
+) -> tuple[Desired, list[Fix]]:
+    """Read the desired state, the journal and every component (unless ``report`` is a
+    fresh read of them already), and decide."""
+    desired = journal.desired(topology.regions.primary)
+    report = report or health.status(topology, manifest, clients)
+    run_id = journal.current_run_id()
+    holder = journal.holder()
+    live = holder is not None and holder.expires_at > journal.clock()
+    fixes = decide(
+        topology,
+        graphs.build(topology),
+        desired,
+        report,
+        run_in_progress=run_id,
+        lease_live=live,
+        fence_only=fence_only,
+    )
+    return desired, fixes
+
+
+def reconcile(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    *,
+    journal: Journal | None = None,
+    owner: str | None = None,
+    dry_run: bool = False,
+    fence_only: bool = False,
+    report: health.StatusReport | None = None,
+    executor: Executor | None = None,
+) -> Reconciliation:
+    """Decide, and unless ``dry_run``, apply the fixes under the lease.
+
+    ``report``: a fresh status read with components (the watcher's), instead of a new one.
+
+    Raises
+    ------
+    LeaseHeldError
+        Another controller holds the lease (exit code 3); nothing was done.
+    ConflictError
+        The desired state changed between the read and the lease (exit code 3).
+    """
+    journal = journal or Journal(clients, manifest)
+    desired, fixes = observe(
+        topology, manifest, clients, journal, fence_only=fence_only, report=report
+    )
+    result = Reconciliation(desired, fixes, dry_run)
+    todo = [i for i, f in enumerate(fixes) if f.action != REPORT]
+    if dry_run or not todo:
+        return result
+    executor = executor or Executor(topology, manifest, clients, journal=journal, owner=owner)
+    resume = next((f for f in fixes if f.action == RESUME), None)
+    if resume is not None and resume.run_id:
+        run = executor.resume(resume.run_id).run
+        result.outcomes[fixes.index(resume)] = f"done: run {run.id} {run.status.value}"
+        return result
+    with executor.holding() as lease:
+        now = journal.desired(topology.regions.primary)
+        if now != desired:
+            raise ConflictError(
+                f"the desired state changed while reconciling ({desired.active}"
+                f" epoch {desired.epoch} -> {now.active} epoch {now.epoch}): "
+                "nothing done; reconcile again"
+            )
+        graph = graphs.build(topology)
+        failed: set[str] = set()
+        for i in todo:
+            fix = fixes[i]
+            blocked = (
+                sorted(failed & nx.descendants(graph, fix.component))
+                if fix.action == ACTIVATE and fix.component
+                else []
+            )
+            if blocked:
+                result.outcomes[i] = f"failed: skipped, needs {', '.join(blocked)}"
+            else:
+                result.outcomes[i] = _apply(topology, manifest, executor, lease, fix)
+            if result.outcomes[i].startswith("failed") and fix.component:
+                failed.add(fix.component)
+    return result
+
+
+def _apply(
+    topology: Topology, manifest: Manifest, executor: Executor, lease: Lease, fix: Fix
+) -> str:
+    """Carry one fix out with the executor's lease-checked clients; its outcome as text."""
+    fence = fix.action == FENCE
+    clients = executor.fence_clients if fence else executor.clients
+    try:
+        if fix.component is None:
+            value = modes.FENCED if fence else modes.ACTIVE
+            modes.set_region_mode(clients, topology, manifest, fix.region, value)
+            return "done"
+        action = action_for(topology, manifest, clients, fix.component, fix.region)
+        outcome = action.deactivate() if fence else action.activate()
+        log.info(
+            "reconcile: %s %s in %s (%s)",
+            fix.action,
+            fix.component,
+            fix.region,
+            "changed" if outcome.changed else "already so",
+        )
+        return "done"
+    except (TransientStepError, PermanentStepError) as exc:
+        log.warning("reconcile: %s %s in %s failed: %s", fix.action, fix.component, fix.region, exc)
+        return f"failed: {exc}"

@@ -1,0 +1,335 @@
+"""The deployed watcher: the Lambda handler that ``pulumi up`` puts in every application region.
+
+Called by Lambda (``controller.watchers.lambda_entry.handler``) on an EventBridge schedule every
+minute, and by the sandbox's watcher processes (:mod:`sandbox.watchers`), which run the same handler
+in each region's failure domain. One invocation:
+
+1. loads its deployment: the topology shipped in its bundle (a build input, like code) and the
+   manifest from the ``manifest`` item of the control table (written by ``pulumi up`` from the
+   stack's outputs, so it cannot be in the bundle built before them; an item has room for any
+   manifest, where an SSM parameter or the environment hold 8 or 4 KB; and the control table is
+   what a watcher must reach to act at all). The sandbox points it at its manifest file;
+2. reads its hysteresis from its item in the control table
+(:mod:`controller.controltable.watchstate`): a
+   watcher that cannot reach the control table never acts, it logs and ends;
+3. evaluates and decides with :class:`~controller.watchers.watcher.Watcher` (the one decision
+engine: the
+   lease, the reconciler, the pause switch are all its) every ``policy.watch_interval_seconds``
+   while the next evaluation can end inside the invocation's minute (its schedule's period,
+   :data:`~controller.contract.WATCHER_SCHEDULE`) and before its timeout: the next minute's
+   invocation finds it ended. Only a failover its last evaluation started runs on, for as
+   long as the timeout allows (the failover's budget, set by ``infra/watchers.py``);
+4. after every evaluation writes one JSON log line, one embedded-metric-format record (the
+   ``Evaluations`` metric per region, which the dead-man alarm watches) and its item back.
+
+Its lease owner is ``watcher@<region>/<request id>``, so a run's owner names the region that
+acted. A run it starts that outlives the invocation keeps the lease until the lease expires;
+then the next lease holder (any region's watcher) takes the run over from the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from controller import contract
+from controller.aws import Clients
+from controller.controltable.table import ControlTable
+from controller.controltable.watchstate import WatchState, WatchStates
+from controller.engine.executor import Executor
+from controller.errors import FailoverError, NoMajorityError, RunInterruptedError
+from controller.isolation import CUT_OFF, SELF_FENCE, Isolation
+from controller.topology import Topology, loads
+from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
+from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Decision, Watcher
+
+log = logging.getLogger(__name__)
+
+#: Seconds an evaluation is given on top of the interval before the invocation's end: the next
+#: evaluation starts only when this much is left (a failover started then may still outlive it).
+MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
+#: The schedule the deployed watchers run on (one invocation a minute).
+SCHEDULE = contract.WATCHER_SCHEDULE
+#: Decisions that changed something (counted in the ``Acted`` metric).
+ACTED = frozenset({"failover", "failback", "reconcile", SELF_FENCE})
+#: Decisions that are no evaluation of the application (the dead-man alarm counts silence).
+NOT_EVALUATED = frozenset({CUT_OFF, "error", SELF_FENCE})
+
+
+class Context(Protocol):
+    """What the handler uses of Lambda's context object."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds before Lambda ends the invocation."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a watcher watches: the topology, the manifest, clients on them."""
+
+    topology: Topology
+    manifest: Manifest
+    clients: Clients
+
+
+def handler(event: dict[str, Any], context: Context) -> dict[str, Any]:
+    """Lambda's entry point: watch from this region until shortly before the timeout."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    return watch(region, context)
+
+
+def watch(
+    region: str,
+    context: Context,
+    *,
+    deployment: Deployment | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    emit: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
+    out = emit or _stdout
+    owner = f"watcher@{region}/{context.aws_request_id}"
+    try:
+        deployment = deployment or load_deployment(region)
+    except FailoverError as exc:
+        out(_line(region, owner, {"action": "error", "reason": f"deployment: {exc}"}))
+        return {"region": region, "evaluations": 0, "error": str(exc)}
+    topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
+    states = WatchStates(ControlTable(clients, manifest))
+    isolation = Isolation(topology, manifest, clients, region)
+    executor = Executor(
+        topology, manifest, clients, owner=owner, accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG
+    )
+    watcher = Watcher(
+        topology,
+        manifest,
+        clients,
+        executor=executor,
+        http_probe=None if clients.emulated else http_probe,
+    )
+    state: WatchState | None = None
+    interval = topology.policy.watch_interval_seconds
+    period = _period()
+    invoked_left = context.get_remaining_time_in_millis() / 1000.0
+    done, evaluations, actions = 0, 0, []
+    while True:
+        started = time.monotonic()
+        if state is None:  # first, and after the control table stopped answering
+            try:
+                state = states.read(region)
+            except NoMajorityError as exc:
+                decision = _cut_off(isolation, watcher, exc)
+            except FailoverError as exc:  # no control table, no action: say so, end
+                out(_line(region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}))
+                out(_metric(topology.prefix, region, CUT_OFF))
+                return {"region": region, "evaluations": done, "error": str(exc)}
+            else:
+                isolation.answered()
+                watcher.restore(state)
+                evaluations = state.evaluations
+        if state is not None:
+            try:
+                decision = _step(watcher)
+            except NoMajorityError as exc:
+                decision, state = _cut_off(isolation, watcher, exc), None
+            else:
+                evaluations += 1
+        done += 1
+        actions.append(decision.action)
+        out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
+        out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
+        if state is not None:
+            try:
+                states.write(
+                    watcher.remember(region, decision, owner=owner, evaluations=evaluations)
+                )
+            except FailoverError as exc:
+                log.warning("watcher %s: cannot save its state: %s", region, exc)
+        left = context.get_remaining_time_in_millis() / 1000.0
+        wait = max(0.0, interval - (time.monotonic() - started))
+        next_start = invoked_left - left + wait  # seconds into the invocation
+        if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
+            break
+        sleep(wait)
+    return {"region": region, "evaluations": done, "actions": sorted(set(actions))}
+
+
+def _period() -> float:
+    """The seconds between two invocations, as the deployment says (else the schedule's)."""
+    try:
+        return float(os.environ.get(contract.ENV_WATCHER_PERIOD) or SCHEDULE.period_seconds)
+    except ValueError:
+        return float(SCHEDULE.period_seconds)
+
+
+def _cut_off(isolation: Isolation, watcher: Watcher, exc: NoMajorityError) -> Decision:
+    """An evaluation that found no majority behind any control region: this region's watcher
+    counts how long it has been cut off, and past the lease fences its own region."""
+    log.warning("control table: %s", exc)
+    verdict = isolation.cut_off()
+    return Decision(time.time(), verdict.action, verdict.reason, None, {}, watcher.consecutive_bad)
+
+
+def _step(watcher: Watcher) -> Decision:
+    """One evaluation; a control table that does not answer is a decision to do nothing.
+
+    Raises
+    ------
+    NoMajorityError
+        No control region answered with a majority: this watcher is cut off (:func:`_cut_off`).
+    """
+    try:
+        return watcher.step()
+    except (RunInterruptedError, NoMajorityError):
+        raise
+    except FailoverError as exc:
+        log.warning("evaluation failed: %s", exc)
+        return Decision(
+            time.time(),
+            "unreachable" if "unreachable" in str(exc) else "error",
+            str(exc),
+            None,
+            {},
+            watcher.consecutive_bad,
+        )
+
+
+def load_deployment(region: str) -> Deployment:
+    """The topology from the bundle (or ``FAILOVER_SPEC``) and the manifest from SSM (or
+    ``FAILOVER_MANIFEST``).
+
+    Raises
+    ------
+    FailoverError
+        Neither manifest source is set, or the manifest does not describe the topology.
+    """
+    root = Path(os.environ.get("LAMBDA_TASK_ROOT") or Path(__file__).resolve().parents[2])
+    spec = os.environ.get(contract.ENV_WATCHER_SPEC) or str(root / contract.WATCHER_SPEC_FILE)
+    try:
+        text = Path(spec).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FailoverError(f"topology {spec}: {exc.strerror or exc}") from exc
+    # No base folder: the functions' code is not in the watcher's bundle, nor needed by it.
+    topology = loads(text, source=spec)
+    stack = os.environ.get(contract.ENV_WATCHER_STACK, "")
+    if stack:
+        topology = topology.for_stack(stack)
+    table = os.environ.get(contract.ENV_WATCHER_CONTROL_TABLE, "")
+    path = os.environ.get(contract.ENV_WATCHER_MANIFEST, "")
+    if table:
+        manifest = _manifest_item(
+            table, os.environ.get(contract.ENV_WATCHER_CONTROL_REGIONS, ""), topology, region
+        )
+    elif path:
+        manifest = load_manifest(path)
+    else:
+        raise FailoverError(
+            f"set {contract.ENV_WATCHER_CONTROL_TABLE} or {contract.ENV_WATCHER_MANIFEST}"
+        )
+    check_deployment(
+        manifest,
+        app=topology.app,
+        primary=topology.regions.primary,
+        regions=topology.regions.all,
+        components=topology.components,
+        source=table or path,
+    )
+    return Deployment(topology, manifest, Clients(endpoints=manifest.endpoints))
+
+
+def _manifest_item(table: str, regions: str, topology: Topology, region: str) -> Manifest:
+    """The manifest ``pulumi up`` wrote into the control table (read there in this watcher's
+    own region first when it is a control region).
+
+    Raises
+    ------
+    FailoverError
+        The control table does not answer or holds no manifest.
+    """
+    order = [r for r in regions.split(",") if r]
+    order = sorted(order, key=lambda r: r != region)
+    boot = Manifest(
+        app=topology.app,
+        primary=topology.regions.primary,
+        control=ControlManifest(table=table, regions=order),
+        regions={},
+    )
+    got = ControlTable(Clients(), boot).get(contract.MANIFEST_ITEM, contract.MANIFEST_ITEM)
+    if not got or not got.get(contract.MANIFEST_ITEM):
+        raise FailoverError(f"control table {table} holds no manifest item: run pulumi up")
+    return Manifest.model_validate_json(str(got[contract.MANIFEST_ITEM]))
+
+
+def http_probe(region: str, url: str) -> bool:
+    """GET a region's health route; 2xx within 2 s is healthy."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - https only
+            return 200 <= int(response.status) < 300
+    except OSError:
+        return False
+
+
+def _line(region: str, owner: str, decision: dict[str, Any]) -> str:
+    """One evaluation as one structured JSON log line (CloudWatch Logs Insights reads it)."""
+    return json.dumps(
+        {
+            "level": "INFO",
+            "logger": "failover.watcher",
+            "message": "evaluation",
+            "watcher_region": region,
+            "owner": owner,
+            **decision,
+        },
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str:
+    """One embedded-metric-format record: CloudWatch turns it into metrics, no API call made.
+
+    ``Evaluations`` is published per (App) and per (App, Region): the dead-man alarm sums the
+    first; a watcher that could not reach the control table counts as no evaluation.
+    """
+    evaluated = 0 if action in NOT_EVALUATED else 1
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": contract.WATCHER_NAMESPACE,
+                        "Dimensions": [["App"], ["App", "Region"]],
+                        "Metrics": [
+                            {"Name": contract.WATCHER_METRIC, "Unit": "Count"},
+                            {"Name": "Acted", "Unit": "Count"},
+                            {"Name": "ConsecutiveBad", "Unit": "Count"},
+                        ],
+                    }
+                ],
+            },
+            "App": app,
+            "Region": region,
+            contract.WATCHER_METRIC: evaluated,
+            "Acted": int(action in ACTED),
+            "ConsecutiveBad": consecutive_bad,
+            "action": action,
+        }
+    )
+
+
+def _stdout(line: str) -> None:
+    """Lambda sends stdout to the function's log group, one record per line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
