@@ -204,9 +204,9 @@ def test_without_the_repository_the_default_topology_is_asked_for(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FAILOVER_SPEC", raising=False)
-    from controller.topology import kinds
+    from controller.topology import loading
 
-    monkeypatch.setattr(kinds, "EXAMPLE_SPEC", tmp_path / "nowhere" / "topology.yaml")
+    monkeypatch.setattr(loading, "EXAMPLE_SPEC", tmp_path / "nowhere" / "topology.yaml")
     with pytest.raises(SpecError, match="no topology: pass --spec FILE"):
         spec.default_spec_path()
     (tmp_path / "topology.yaml").write_text("app: x\n")
