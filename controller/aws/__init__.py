@@ -1,26 +1,29 @@
-"""AWS access: the one place that makes AWS clients, and the one reading of their errors.
+"""AWS access: the one place that makes AWS clients (:mod:`~controller.aws.clients`), and the
+one reading of their errors (:mod:`~controller.aws.errors`).
 
 Called by the actions, the health reads and the control table; above the topology model, below
 everything that acts. Its names are re-exported here (``from controller.aws import Clients``).
 """
 
 from controller.aws.clients import (
-    DENIED_CODES,
     EMULATOR_KEY,
     GLOBAL_SERVICES,
     NO_PROXY,
-    NOT_FOUND_CODES,
-    TRANSIENT_CODES,
     AwsSettings,
     Clients,
-    Decoded,
     Hook,
+    emulator_session,
+    is_loopback,
+)
+from controller.aws.errors import (
+    DENIED_CODES,
+    NOT_FOUND_CODES,
+    TRANSIENT_CODES,
+    Decoded,
     classify,
     decode,
-    emulator_session,
     error_code,
     explain,
-    is_loopback,
     is_not_found,
     is_unreachable,
 )
