@@ -91,9 +91,11 @@ def execute(
     desired = _desired(topology, deployed, clients, required=False)
     if from_ is None and desired is not None and desired.active == to:
         from controller.controltable.journal import Journal
-        from controller.engine.executor import refuse_already_active
+        from controller.engine.policy import refuse_already_active
 
-        refuse_already_active(Journal(clients, deployed), desired, to)
+        journal = Journal(clients, deployed)
+        running_id = journal.current_run_id()
+        refuse_already_active(desired, to, journal.run(running_id) if running_id else None)
     plan = build_plan(
         topology,
         graphs.build(topology),

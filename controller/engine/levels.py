@@ -1,0 +1,307 @@
+"""Driving one run: its levels in order, the steps of a level in parallel, each step retried.
+
+Called by the executor (:mod:`controller.engine.executor`), which holds the lease and hands a
+:class:`Driver` the run. Each step: journal ``running``, act, read the state back, journal the
+outcome; what one attempt came to is :func:`~controller.engine.retry.decide`'s. Fencing the source
+is best effort (a source that does not answer gets ``unverified`` steps and the run goes on); a
+target step that fails after its retries either degrades what needs it or rolls the target back,
+as the component's ``on_failure`` says.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from controller.actions import mode as modes
+from controller.actions.base import State
+from controller.actions.registry import action_for
+from controller.aws import Clients
+from controller.contract import DegradedMode
+from controller.controltable.desired import Desired
+from controller.controltable.journal import Journal, Run, RunStatus, StepRecord, StepState
+from controller.controltable.lease import Lease, LeaseKeeper
+from controller.engine.retry import decide
+from controller.errors import PermanentStepError, TransientStepError
+from controller.plan import graph as graphs
+from controller.plan.steps import Step
+from controller.topology import OnFailure, Policy, Topology
+from controller.topology.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one step, for the CLI's live display and for tests."""
+
+    run_id: str
+    step: Step
+    state: StepState
+    attempt: int = 0
+    error: str = ""
+
+
+Progress = Callable[[StepEvent], None]
+
+
+@dataclass
+class Driver:
+    """Drives runs under a held lease (``keeper``), with the executor's lease-checked clients.
+
+    ``clients`` act (every request checks the lease first); ``fence_clients`` fence, with one
+    attempt and short timeouts (the source may be gone).
+    """
+
+    topology: Topology
+    manifest: Manifest
+    clients: Clients
+    fence_clients: Clients
+    journal: Journal
+    keeper: LeaseKeeper
+    graph: nx.DiGraph
+    progress: Progress
+    max_workers: int
+
+    @property
+    def policy(self) -> Policy:
+        """The topology's policy (retries, on_failure of its components)."""
+        return self.topology.policy
+
+    def desired(self) -> Desired:
+        """The desired state as the control table holds it now."""
+        return self.journal.desired(self.topology.regions.primary)
+
+    def drive(self, run: Run) -> Run:
+        """Run every level not done yet; the run's end (completed, degraded, rolled back).
+
+        Raises
+        ------
+        TargetLostError
+            The target stopped answering: the caller moves the run on.
+        """
+        plan = run.plan
+        degraded = self._degraded(run)
+        unreachable: set[str] = set()
+        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
+            for level in plan.levels:
+                lease = self.keeper.renew()
+                todo = [
+                    s
+                    for s in level
+                    if not run.steps[s.id].state.finished
+                    and run.steps[s.id].state != StepState.FAILED
+                ]
+                self._start(run, lease, todo)
+                futures = [pool.submit(self._step, run, s, degraded, unreachable) for s in todo]
+                for future in futures:
+                    future.result()
+                failed = [
+                    s
+                    for s in level
+                    if run.steps[s.id].state == StepState.FAILED and s.phase == "activate"
+                ]
+                if plan.target in unreachable and failed:
+                    raise TargetLostError(plan.target, run.steps[failed[0].id].error)
+                for step in failed:
+                    if self.topology.components[step.component].on_failure == OnFailure.ROLLBACK:
+                        return self._rollback(run, step)
+                    self._degrade(run, step, degraded)
+        return self._finish(run, degraded, unreachable)
+
+    def _degraded(self, run: Run) -> dict[str, DegradedMode]:
+        """The plan's degraded map plus what needs a step that already failed (on resume)."""
+        degraded = dict(run.plan.degraded)
+        for step in run.plan.steps:
+            if step.phase == "activate" and run.steps[step.id].state == StepState.FAILED:
+                for name in graphs.impact(self.graph, [step.component]):
+                    degraded.setdefault(name, self._mode_of(name))
+        return degraded
+
+    def _mode_of(self, name: str) -> DegradedMode:
+        return self.topology.components[name].degraded or DegradedMode.UNAVAILABLE
+
+    def _degrade(self, run: Run, step: Step, degraded: dict[str, DegradedMode]) -> None:
+        impacted = graphs.impact(self.graph, [step.component])
+        for name in sorted(impacted):
+            degraded.setdefault(name, self._mode_of(name))
+        log.warning("%s failed: %d dependents go degraded", step.id, len(impacted))
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def _start(self, run: Run, lease: Lease, steps: list[Step]) -> None:
+        """Journal a level's steps ``running`` in one write, before any of them acts.
+
+        One transaction per level, not one per step: a resumed run re-reads every step that
+        is not done, so what matters is that a step is journalled before it acts.
+        """
+        now = time.time()
+        for step in steps:
+            record = run.steps[step.id]
+            record.state, record.started, record.error = StepState.RUNNING, now, ""
+        self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
+
+    def _step(
+        self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: set[str]
+    ) -> None:
+        record = run.steps[step.id]
+        record.started = time.time()
+        self._announce(run, step)
+        fence = step.phase == "fence"
+        clients = self.fence_clients if fence else self.clients
+        action = action_for(self.topology, self.manifest, clients, step.component, step.region)
+        if fence and step.region in unreachable and not action.global_resource:
+            return self._end(
+                run, step, StepState.UNVERIFIED, f"{step.region} unreachable: not fenced"
+            )
+        mode = degraded.get(step.component) if not fence else None
+        retries = self.policy.step_retries
+        for attempt in range(retries + 1):
+            if not fence and step.region in unreachable and not action.global_resource:
+                return self._end(
+                    run, step, StepState.FAILED, f"{step.region} stopped answering: not activated"
+                )
+            record.attempts += 1
+            error: TransientStepError | PermanentStepError | None = None
+            try:
+                result = action.deactivate() if fence else action.activate(mode)
+                seen = result.observed.state
+                if fence and seen not in (action.fenced_state, State.MISSING):
+                    raise TransientStepError(f"read back {seen}, wanted fenced")
+                log.info(
+                    "%s: %s (%s)", step.id, seen, "changed" if result.changed else "already so"
+                )
+            except (TransientStepError, PermanentStepError) as exc:
+                error = exc
+            outcome = decide(
+                error,
+                attempt=attempt,
+                retries=retries,
+                fence=fence,
+                global_resource=action.global_resource,
+                jitter=0.5 + random.random(),
+            )
+            if outcome.region_unreachable:
+                unreachable.add(step.region)
+            if outcome.final:
+                return self._end(run, step, outcome.state, outcome.error)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.1fs",
+                step.id,
+                attempt + 1,
+                outcome.error,
+                outcome.delay,
+            )
+            time.sleep(outcome.delay)
+
+    def _end(self, run: Run, step: Step, state: StepState, error: str = "") -> None:
+        record = run.steps[step.id]
+        record.state, record.ended, record.error = state, time.time(), error
+        self._journal(run, record, step)
+
+    def _journal(self, run: Run, record: StepRecord, step: Step) -> None:
+        self.journal.record_step(self.keeper.check(), run.id, record)
+        self._announce(run, step)
+
+    def _announce(self, run: Run, step: Step) -> None:
+        """Tell the progress callback the step's state as the run holds it."""
+        record = run.steps[step.id]
+        self.progress(StepEvent(run.id, step, record.state, record.attempts, record.error))
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: set[str]) -> Run:
+        plan = run.plan
+        try:
+            modes.set_region_mode(
+                self.clients, self.topology, self.manifest, plan.target, modes.ACTIVE
+            )
+        except TransientStepError as exc:
+            if exc.unreachable:
+                raise TargetLostError(plan.target, str(exc)) from exc
+            raise
+        if plan.source in unreachable:
+            log.warning(
+                "source %s unreachable: its mode not written; fence it again when it is back",
+                plan.source,
+            )
+        else:
+            try:
+                modes.set_region_mode(
+                    self.fence_clients, self.topology, self.manifest, plan.source, modes.FENCED
+                )
+            except TransientStepError as exc:
+                log.warning(
+                    "source %s mode not written (%s): fence it again when it is back",
+                    plan.source,
+                    exc,
+                )
+        run.degraded = {k: v.value for k, v in degraded.items()}
+        failed = any(r.state == StepState.FAILED for r in run.steps.values())
+        status = RunStatus.COMPLETED_DEGRADED if degraded or failed else RunStatus.COMPLETED
+        self.journal.finish_run(self.keeper.check(), run, status)
+        log.info("run %s %s", run.id, status.value)
+        return run
+
+    def _rollback(self, run: Run, failed: Step) -> Run:
+        """Undo the target's activations (dependents first) and re-activate the source."""
+        plan = run.plan
+        log.error("%s failed and its policy is rollback: rolling the target back", failed.id)
+        done = [
+            s
+            for s in plan.steps
+            if s.phase == "activate" and run.steps[s.id].state == StepState.DONE
+        ]
+        for step in reversed(done):
+            self._best_effort(
+                lambda s=step: action_for(  # type: ignore[misc]
+                    self.topology, self.manifest, self.clients, s.component, s.region
+                ).deactivate()
+            )
+        for step in [s for s in plan.steps if s.phase == "activate"]:
+            self._best_effort(
+                lambda s=step: action_for(  # type: ignore[misc]
+                    self.topology, self.manifest, self.fence_clients, s.component, plan.source
+                ).activate()
+            )
+        desired = self.desired()
+        if desired.active == plan.target and run.epoch and desired.epoch == run.epoch:
+            self.journal.set_desired(self.keeper.check(), desired, plan.source, run.id)
+        self.journal.finish_run(
+            self.keeper.check(),
+            run,
+            RunStatus.ROLLED_BACK,
+            f"{failed.id} failed: {run.steps[failed.id].error}",
+        )
+        return run
+
+    def _best_effort(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except (TransientStepError, PermanentStepError) as exc:
+            log.warning("rollback step failed: %s", exc)
+
+    def mark_fenced(self, region: str) -> None:
+        """Write ``region``'s mode ``fenced``, best effort (it may not answer)."""
+        try:
+            modes.set_region_mode(
+                self.fence_clients, self.topology, self.manifest, region, modes.FENCED
+            )
+        except (TransientStepError, PermanentStepError) as exc:
+            log.warning("%s mode not written (%s): fence it again when it is back", region, exc)
+
+
+class TargetLostError(Exception):
+    """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on)."""
+
+    def __init__(self, region: str, detail: str) -> None:
+        self.region = region
+        self.detail = detail
+        super().__init__(f"{region} stopped answering: {detail}")
