@@ -14,7 +14,8 @@ import secrets
 from typing import Any
 
 from controller.aws import error_code
-from controller.controltable.table import ControlTable, WriteOutcome, as_float, item
+from controller.controltable.items import as_float, item
+from controller.controltable.table import ControlTable, WriteOutcome
 from controller.errors import ConflictError, FailoverError, NoMajorityError, OutcomeUnknownError
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from typing import Any
 
 from controller import contract
 from controller.aws import classify, error_code
+from controller.controltable.items import key
 from controller.controltable.lease import Lease
-from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, key, stale
+from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, stale
 from controller.errors import FailoverError, OutcomeUnknownError
 
 log = logging.getLogger(__name__)

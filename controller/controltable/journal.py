@@ -30,16 +30,9 @@ from typing import Any
 from controller.aws import Clients
 from controller.controltable import desired as desires
 from controller.controltable.automation import AutomationSwitch
+from controller.controltable.items import as_float, chunks, item, key, plain
 from controller.controltable.lease import Lease, Leases
-from controller.controltable.table import (
-    PER_TRANSACTION,
-    ControlTable,
-    as_float,
-    chunks,
-    item,
-    key,
-    plain,
-)
+from controller.controltable.table import PER_TRANSACTION, ControlTable
 from controller.errors import RunNotFoundError
 from controller.plan.steps import FailoverPlan
 from controller.topology.manifest import Manifest

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.aws import classify, error_code
-from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, key, stale
+from controller.controltable.items import key
+from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, stale
 from controller.errors import FailoverError, LeaseHeldError, OutcomeUnknownError, StaleTokenError
 
 log = logging.getLogger(__name__)

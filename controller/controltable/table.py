@@ -1,13 +1,13 @@
-"""The control table: how its items are encoded, and how it is reached.
+"""The control table: how it is reached, and how an item is written under the lease.
 
-Called by the lease, the journal of runs and the automation switch, which each keep their own
-items in the one DynamoDB global table the manifest names. This module knows the item codec
-(plain values to DynamoDB attribute values and back), tries the control regions (its own region
-first) until one answers with a majority behind it, raises
-:class:`~controller.errors.NoMajorityError` when none does, and writes each item with a
-single-item conditional write on its last writer's fencing token (a multi-Region strongly
-consistent table takes no transactions, no TTL and no local secondary index, so nothing here
-uses them), so that a controller that lost its lease
+Called by the lease, the desired state, the journal of runs, the automation switch and the
+watchers' states, which each keep their own items (:mod:`controller.controltable.items` encodes
+them) in the one DynamoDB global table the manifest names. This module tries the control regions
+(its own region first, the ones that failed lately last: :mod:`controller.controltable.suspects`)
+until one answers with a majority behind it, raises :class:`~controller.errors.NoMajorityError`
+when none does, and writes each item with a single-item conditional write on its last writer's
+fencing token (a multi-Region strongly consistent table takes no transactions, no TTL and no
+local secondary index, so nothing here uses them), so that a controller that lost its lease
 cannot overwrite what the new holder wrote.
 
 A write's outcome is one of :class:`WriteOutcome`: done, refused (every attempt was refused
@@ -22,21 +22,20 @@ at most one attempt lands.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import os
-import tempfile
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
+from controller.controltable import suspects
+from controller.controltable.items import key, plain
 from controller.errors import (
     FailoverError,
     NoMajorityError,
@@ -70,11 +69,6 @@ _SEQUENCE = itertools.count(1)
 _SEQUENCE_LOCK = threading.Lock()
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = contract.LEASE_ITEM
-#: Seconds a control region that failed is tried after the others.
-SUSPECT_SECONDS = 30.0
-#: When each (table, region, endpoint) last failed, for every control table of this process.
-_SUSPECT: dict[tuple[str, str, str], float] = {}
-_SUSPECT_LOCK = threading.Lock()
 
 
 class WriteOutcome(StrEnum):
@@ -89,27 +83,6 @@ class WriteOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
-def suspects_path() -> Path:
-    """Where failed control regions are remembered across processes (a hint, never a verdict).
-
-    An operator types a dozen commands in an incident, each a new process: without this, each
-    would wait out one timeout on the lost region before trying the next. The file only orders
-    the attempts (every region is still tried), so a stale or foreign entry costs time, never a
-    wrong answer. ``$FAILOVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/failover``, else
-    ``~/.cache/failover``.
-    """
-    folder = os.environ.get("FAILOVER_CACHE_DIR")
-    if not folder:
-        cache = os.environ.get("XDG_CACHE_HOME")
-        if not cache:
-            try:
-                cache = str(Path.home() / ".cache")
-            except RuntimeError:  # no home at all (a function's sandbox): its temporary folder
-                cache = tempfile.gettempdir()
-        folder = str(Path(cache) / "failover")
-    return Path(folder) / "control-suspects.json"
-
-
 def suspect(clients: Clients, manifest: Manifest, regions: Iterable[str]) -> None:
     """Remember that ``regions`` did not answer a probe just now: those that serve the control
     table are tried after the others (:meth:`ControlTable.order`).
@@ -122,40 +95,6 @@ def suspect(clients: Clients, manifest: Manifest, regions: Iterable[str]) -> Non
     for region in regions:
         if region in table.regions:
             table.suspect(region)
-
-
-def _known(now: float) -> dict[tuple[str, str, str], float]:
-    """Every recent failure, this process's and the others', the latest of each (lock held)."""
-    known = _load_suspects(now)
-    for key_, when in _SUSPECT.items():
-        known[key_] = max(when, known.get(key_, when))
-    return known
-
-
-def _load_suspects(now: float) -> dict[tuple[str, str, str], float]:
-    """The other processes' recent failures (empty when the file is missing or unreadable)."""
-    try:
-        rows = json.loads(suspects_path().read_text(encoding="utf-8"))
-        return {
-            (str(r[0]), str(r[1]), str(r[2])): float(r[3])
-            for r in rows
-            if now - float(r[3]) < SUSPECT_SECONDS
-        }
-    except (OSError, ValueError, TypeError, IndexError):
-        return {}
-
-
-def _save_suspects(entries: dict[tuple[str, str, str], float]) -> None:
-    """Write ``entries`` for the next processes; best effort (a read-only home just costs time)."""
-    path = suspects_path()
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".suspects-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump([[*k, v] for k, v in entries.items()], out)
-        os.replace(temp, path)
-    except OSError as exc:
-        log.debug("cannot remember the failed control regions in %s: %s", path, exc)
 
 
 class ControlTable:
@@ -231,30 +170,26 @@ class ControlTable:
 
     def order(self) -> list[str]:
         """The regions in the order they are tried: this controller's own region first, then
-        the others; a region that failed within :data:`SUSPECT_SECONDS` (in this process or, by
-        :func:`suspects_path`, in another) goes after those that did not, so one lost region
-        costs one timeout, not one per call or per command."""
+        the others; a region that failed lately (:mod:`~controller.controltable.suspects`: in
+        this process or in another) goes after those that did not, so one lost region costs one
+        timeout, not one per call or per command."""
         now = time.time()
-        with _SUSPECT_LOCK:
-            known = _known(now)
-        suspect = {
+        known = suspects.recent(now)
+        late = {
             r
             for r in self.regions
-            if now - known.get(self._key(r), -SUSPECT_SECONDS) < SUSPECT_SECONDS
+            if now - known.get(self._key(r), -math.inf) < suspects.SUSPECT_SECONDS
         }
-        return sorted(nearest_first(self.regions, self.home), key=lambda r: r in suspect)
+        return sorted(nearest_first(self.regions, self.home), key=lambda r: r in late)
 
-    def _key(self, region: str) -> tuple[str, str, str]:
+    def _key(self, region: str) -> suspects.Key:
         """Which replica: the table, its region and where that region is reached (the
         emulator's address, or AWS), so two sandboxes' tables of one name stay apart."""
         return (self.table, region, self.clients.endpoints.get(region, "aws"))
 
     def suspect(self, region: str) -> None:
         """Remember that ``region`` did not answer, here and for the next processes."""
-        now = time.time()
-        with _SUSPECT_LOCK:
-            _SUSPECT[self._key(region)] = now
-            _save_suspects(_known(now))
+        suspects.remember(self._key(region))
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as plain values, read consistently; None when it does not exist."""
@@ -424,61 +359,6 @@ def _next_seq() -> int:
 def _key_of(raw: dict[str, Any]) -> dict[str, Any]:
     """The key of an item as DynamoDB takes it."""
     return {"pk": raw["pk"], "sk": raw["sk"]}
-
-
-# -- the item codec ----------------------------------------------------------------------------
-
-
-def key(pk: str, sk: str) -> dict[str, Any]:
-    """An item's key as DynamoDB takes it.
-
-    >>> key("run#1", "run")
-    {'pk': {'S': 'run#1'}, 'sk': {'S': 'run'}}
-    """
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
-def item(pk: str, sk: str, **fields: Any) -> dict[str, Any]:
-    """An item from plain values: bools, numbers and strings; None leaves the field out.
-
-    >>> item("a", "b", n=2, ok=True, s="x", gone=None)["n"], item("a", "b", ok=True)["ok"]
-    ({'N': '2'}, {'BOOL': True})
-    """
-    out = key(pk, sk)
-    for name, value in fields.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[name] = {"BOOL": value}
-        elif isinstance(value, int | float):
-            out[name] = {"N": repr(value)}
-        else:
-            out[name] = {"S": str(value)}
-    return out
-
-
-def plain(raw: dict[str, Any]) -> dict[str, Any]:
-    """An item's plain values: numbers as floats, the rest as DynamoDB gave them.
-
-    >>> plain(item("a", "b", n=2, s="x"))
-    {'pk': 'a', 'sk': 'b', 'n': 2.0, 's': 'x'}
-    """
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        ((kind, data),) = value.items()
-        out[name] = float(data) if kind == "N" else data
-    return out
-
-
-def as_float(value: Any) -> float | None:
-    """``value`` as a float, None staying None."""
-    return float(value) if value is not None else None
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    """``items`` in consecutive lists of at most ``size``."""
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def nearest_first(regions: Sequence[str], home: str | None) -> list[str]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import error_code
-from controller.controltable.table import ControlTable, as_float, item, plain
+from controller.controltable.items import as_float, item, plain
+from controller.controltable.table import ControlTable
 from controller.errors import ConflictError, OutcomeUnknownError
 
 PK = "watcher"

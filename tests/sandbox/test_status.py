@@ -14,7 +14,7 @@ from controller import health
 from controller.actions.mode import read_region_mode, set_region_mode
 from controller.actions.registry import action_for
 from controller.contract import GLOBAL, DegradedMode
-from controller.controltable import table as controltable
+from controller.controltable import suspects
 from controller.controltable.table import ControlTable
 from controller.interfaces.views import read_status
 from sandbox import Sandbox
@@ -74,7 +74,7 @@ def test_the_control_table_skips_a_region_the_status_probes_found_hung(
     runs beside them with the same timeouts, so the hung region costs the status one timeout,
     not two: only the first read tries it first, every read after puts it last."""
     box = fresh_sandbox
-    monkeypatch.setattr(controltable, "_SUSPECT", {})  # a new process's view
+    monkeypatch.setattr(suspects, "_SUSPECT", {})  # a new process's view
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path))
     assert ControlTable(box.clients, box.manifest).order()[0] == PRIMARY
     tried: list[list[str]] = []

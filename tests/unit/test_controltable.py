@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.aws import AwsSettings, Clients
+from controller.controltable import suspects
 from controller.controltable import table as controltable
 from controller.controltable.table import ControlTable
 from controller.errors import FailoverError, NoMajorityError
@@ -62,7 +63,7 @@ def test_no_region_answering_is_one_failover_error_naming_each_region() -> None:
 @pytest.fixture
 def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A new process's view: nothing remembered in memory, the hints file in ``tmp_path``."""
-    monkeypatch.setattr(controltable, "_SUSPECT", {})
+    monkeypatch.setattr(suspects, "_SUSPECT", {})
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache" / "control-suspects.json"
 
@@ -73,7 +74,7 @@ def test_a_region_lost_by_one_command_is_tried_last_by_the_next(
     first = table(None, "t-next")
     first.suspect("us-east-1")  # what call() records when us-east-1 does not answer
     assert fresh_process.exists() and oct(fresh_process.parent.stat().st_mode & 0o777) == "0o700"
-    monkeypatch.setattr(controltable, "_SUSPECT", {})  # the next command: a new process
+    monkeypatch.setattr(suspects, "_SUSPECT", {})  # the next command: a new process
     again = ControlTable(first.clients, manifest_of(first))
     assert again.order() == ["us-west-2", "us-east-1"]
     # another deployment's table of the same name (other endpoints) is not affected
@@ -83,7 +84,7 @@ def test_a_region_lost_by_one_command_is_tried_last_by_the_next(
 def test_an_old_failure_is_forgotten(fresh_process: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     control = table(None, "t-old")
     endpoint = control.clients.endpoints["us-east-1"]
-    stale = time.time() - controltable.SUSPECT_SECONDS - 1
+    stale = time.time() - suspects.SUSPECT_SECONDS - 1
     fresh_process.parent.mkdir(parents=True)
     fresh_process.write_text(json.dumps([["t-old", "us-east-1", endpoint, stale]]))
     assert control.order() == REGIONS
@@ -96,7 +97,7 @@ def test_an_old_failure_is_forgotten(fresh_process: Path, monkeypatch: pytest.Mo
 def test_a_cache_that_cannot_be_written_still_orders_this_process(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(controltable, "_SUSPECT", {})
+    monkeypatch.setattr(suspects, "_SUSPECT", {})
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(blocker / "cache"))  # under a file: unwritable

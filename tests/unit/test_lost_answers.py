@@ -95,9 +95,9 @@ def control(first: str, second: str, name: str) -> ControlTable:
 @pytest.fixture(autouse=True)
 def own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No region remembered as failed by another test: us-east-1 is tried first."""
-    from controller.controltable import table as controltable
+    from controller.controltable import suspects
 
-    monkeypatch.setattr(controltable, "_SUSPECT", {})
+    monkeypatch.setattr(suspects, "_SUSPECT", {})
     monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path))
 
 
