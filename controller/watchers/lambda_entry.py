@@ -20,7 +20,8 @@ engine: the
    invocation finds it ended. Only a failover its last evaluation started runs on, for as
    long as the timeout allows (the failover's budget, set by ``infra/watchers.py``);
 4. after every evaluation writes one JSON log line, one embedded-metric-format record (the
-   ``Evaluations`` metric per region, which the dead-man alarm watches) and its item back.
+   ``Evaluations`` metric per region, which the dead-man alarm watches: both
+   :mod:`controller.watchers.telemetry`'s) and its item back.
 
 Its lease owner is ``watcher@<region>/<request id>``, so a run's owner names the region that
 acted. A run it starts that outlives the invocation keeps the lease until the lease expires;
@@ -29,10 +30,8 @@ then the next lease holder (any region's watcher) takes the run over from the jo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,10 +44,12 @@ from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
 from controller.engine.executor import Executor
 from controller.errors import FailoverError, NoMajorityError, RunInterruptedError
-from controller.isolation import CUT_OFF, SELF_FENCE, Isolation
+from controller.isolation import CUT_OFF, Isolation
 from controller.topology import Topology, loads
 from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
-from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Decision, Watcher
+from controller.watchers import telemetry
+from controller.watchers.decisions import Decision
+from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,6 @@ log = logging.getLogger(__name__)
 MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
 #: The schedule the deployed watchers run on (one invocation a minute).
 SCHEDULE = contract.WATCHER_SCHEDULE
-#: Decisions that changed something (counted in the ``Acted`` metric).
-ACTED = frozenset({"failover", "failback", "reconcile", SELF_FENCE})
-#: Decisions that are no evaluation of the application (the dead-man alarm counts silence).
-NOT_EVALUATED = frozenset({CUT_OFF, "error", SELF_FENCE})
 
 
 class Context(Protocol):
@@ -96,12 +93,12 @@ def watch(
     emit: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
-    out = emit or _stdout
+    out = emit or telemetry.to_stdout
     owner = f"watcher@{region}/{context.aws_request_id}"
     try:
         deployment = deployment or load_deployment(region)
     except FailoverError as exc:
-        out(_line(region, owner, {"action": "error", "reason": f"deployment: {exc}"}))
+        out(telemetry.log_line(region, owner, {"action": "error", "reason": f"deployment: {exc}"}))
         return {"region": region, "evaluations": 0, "error": str(exc)}
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
     states = WatchStates(ControlTable(clients, manifest))
@@ -129,8 +126,12 @@ def watch(
             except NoMajorityError as exc:
                 decision = _cut_off(isolation, watcher, exc)
             except FailoverError as exc:  # no control table, no action: say so, end
-                out(_line(region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}))
-                out(_metric(topology.prefix, region, CUT_OFF))
+                out(
+                    telemetry.log_line(
+                        region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}
+                    )
+                )
+                out(telemetry.metric_record(topology.prefix, region, CUT_OFF))
                 return {"region": region, "evaluations": done, "error": str(exc)}
             else:
                 isolation.answered()
@@ -145,8 +146,12 @@ def watch(
                 evaluations += 1
         done += 1
         actions.append(decision.action)
-        out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
-        out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
+        out(telemetry.log_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
+        out(
+            telemetry.metric_record(
+                topology.prefix, region, decision.action, decision.consecutive_bad
+            )
+        )
         if state is not None:
             try:
                 states.write(
@@ -278,58 +283,3 @@ def http_probe(region: str, url: str) -> bool:
             return 200 <= int(response.status) < 300
     except OSError:
         return False
-
-
-def _line(region: str, owner: str, decision: dict[str, Any]) -> str:
-    """One evaluation as one structured JSON log line (CloudWatch Logs Insights reads it)."""
-    return json.dumps(
-        {
-            "level": "INFO",
-            "logger": "failover.watcher",
-            "message": "evaluation",
-            "watcher_region": region,
-            "owner": owner,
-            **decision,
-        },
-        sort_keys=True,
-        default=str,
-    )
-
-
-def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str:
-    """One embedded-metric-format record: CloudWatch turns it into metrics, no API call made.
-
-    ``Evaluations`` is published per (App) and per (App, Region): the dead-man alarm sums the
-    first; a watcher that could not reach the control table counts as no evaluation.
-    """
-    evaluated = 0 if action in NOT_EVALUATED else 1
-    return json.dumps(
-        {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": contract.WATCHER_NAMESPACE,
-                        "Dimensions": [["App"], ["App", "Region"]],
-                        "Metrics": [
-                            {"Name": contract.WATCHER_METRIC, "Unit": "Count"},
-                            {"Name": "Acted", "Unit": "Count"},
-                            {"Name": "ConsecutiveBad", "Unit": "Count"},
-                        ],
-                    }
-                ],
-            },
-            "App": app,
-            "Region": region,
-            contract.WATCHER_METRIC: evaluated,
-            "Acted": int(action in ACTED),
-            "ConsecutiveBad": consecutive_bad,
-            "action": action,
-        }
-    )
-
-
-def _stdout(line: str) -> None:
-    """Lambda sends stdout to the function's log group, one record per line."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()

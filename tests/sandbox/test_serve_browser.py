@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from controller.interfaces.serve import Api, StatusServer, deployment_sources
-from controller.watchers.watcher import Decision, Watcher
+from controller.watchers.decisions import Decision
+from controller.watchers.watcher import Watcher
 from sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox

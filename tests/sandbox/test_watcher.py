@@ -12,7 +12,8 @@ from typing import Any
 from controller.controltable.journal import Journal, RunStatus
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
-from controller.watchers.watcher import Evaluation, Watcher
+from controller.watchers.decisions import Evaluation
+from controller.watchers.watcher import Watcher
 from sandbox import Sandbox
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"

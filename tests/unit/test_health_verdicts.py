@@ -17,7 +17,7 @@ from controller.health import Health, RegionStatus
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import load
-from controller.watchers.watcher import Evaluation
+from controller.watchers.decisions import Evaluation
 from tests.conftest import EXAMPLE
 
 TOPOLOGY = load(EXAMPLE)

@@ -15,7 +15,8 @@ from controller.controltable.watchstate import WatchState
 from controller.errors import FailoverError
 from controller.topology import load
 from controller.watchers import lambda_entry as lambda_watcher
-from controller.watchers.watcher import Decision, Watcher
+from controller.watchers.decisions import Decision
+from controller.watchers.watcher import Watcher
 from tests.unit.test_bad_input import EXAMPLE, fake_manifest
 
 

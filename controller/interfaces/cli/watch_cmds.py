@@ -20,7 +20,7 @@ from controller.interfaces.cli.app import (
 )
 
 if TYPE_CHECKING:
-    from controller.watchers.watcher import Decision
+    from controller.watchers.decisions import Decision
 
 
 @app.command()
