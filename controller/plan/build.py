@@ -1,10 +1,10 @@
 """The failover plan: which steps, in which order, and who answers degraded.
 
 Called by the CLI (``failover plan``), the executor and the watcher. A plan
-(:class:`controller.plan.steps.FailoverPlan`) is pure data built from the graph and the request; it
-touches no AWS and can be rendered as a table, JSON, Mermaid or Graphviz. Order: fence the source
-dependents first, then activate the target dependencies first, traffic last; every step names the
-steps it needs.
+(:class:`controller.plan.steps.FailoverPlan`) is pure data built from the graph and the request;
+it touches no AWS and is drawn as a table, JSON, Mermaid or Graphviz elsewhere
+(:mod:`controller.plan.render`). Order: fence the source dependents first, then activate the
+target dependencies first, traffic last; every step names the steps it needs.
 """
 
 from __future__ import annotations
@@ -144,30 +144,3 @@ def build_plan(
         degraded=degraded,
         unavailable=down,
     )
-
-
-def plan_to_mermaid(plan: FailoverPlan) -> str:
-    """The plan as a Mermaid flowchart, one subgraph per level."""
-    lines = ["flowchart LR"]
-    for steps in plan.levels:
-        lines.append(f"    subgraph L{steps[0].level}[level {steps[0].level}]")
-        lines += [f'        {_nid(s.id)}["{s.action} {s.component}<br/>{s.region}"]' for s in steps]
-        lines.append("    end")
-    lines += [f"    {_nid(n)} --> {_nid(s.id)}" for s in plan.steps for n in s.needs]
-    return "\n".join(lines)
-
-
-def plan_to_dot(plan: FailoverPlan) -> str:
-    """The plan in Graphviz DOT, one cluster per level."""
-    lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
-    for steps in plan.levels:
-        lines.append(f'  subgraph cluster_{steps[0].level} {{ label="level {steps[0].level}";')
-        lines += [f'    "{s.id}" [label="{s.action} {s.component}\\n{s.region}"];' for s in steps]
-        lines.append("  }")
-    lines += [f'  "{n}" -> "{s.id}";' for s in plan.steps for n in s.needs]
-    lines.append("}")
-    return "\n".join(lines)
-
-
-def _nid(step: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in step)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from controller import topology as spec
 from controller.errors import SpecError
 from controller.plan import graph as graphs
+from controller.plan import render
 from controller.topology import Tier
 from tests.conftest import EXAMPLE
 
@@ -171,8 +172,8 @@ def test_levels_kept_by_build_follow_a_later_change_to_the_graph() -> None:
 
 def test_renderings_name_every_component_and_edge() -> None:
     g = graphs.build(spec.load(EXAMPLE))
-    mermaid, dot = graphs.to_mermaid(g), graphs.to_dot(g)
-    data = json.loads(json.dumps(graphs.to_data(g)))
+    mermaid, dot = render.graph_to_mermaid(g), render.graph_to_dot(g)
+    data = json.loads(json.dumps(render.graph_to_data(g)))
     for name in g:
         assert f'"{name}"' in dot
     for a, b in g.edges:

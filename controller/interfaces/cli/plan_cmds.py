@@ -22,7 +22,8 @@ from controller.interfaces.cli.app import (
 )
 from controller.interfaces.cli.plan_view import render_plan
 from controller.plan import graph as graphs
-from controller.plan.build import build_plan, plan_to_dot, plan_to_mermaid
+from controller.plan import render
+from controller.plan.build import build_plan
 
 
 class Format(StrEnum):
@@ -53,11 +54,11 @@ def graph_cmd(
     """Show the dependency graph (an edge A -> B means A needs B)."""
     topology, graph = load_spec(spec)
     if fmt == Format.json:
-        print_json({"app": topology.app, **graphs.to_data(graph)})
+        print_json({"app": topology.app, **render.graph_to_data(graph)})
     elif fmt == Format.mermaid:
-        console.print(graphs.to_mermaid(graph), markup=False, highlight=False)
+        console.print(render.graph_to_mermaid(graph), markup=False, highlight=False)
     elif fmt == Format.dot:
-        console.print(graphs.to_dot(graph), markup=False, highlight=False)
+        console.print(render.graph_to_dot(graph), markup=False, highlight=False)
     else:
         table = Table(title=f"{topology.app}: activation levels (dependencies first)")
         for column in ("level", "component", "kind", "tier", "needs", "degraded"):
@@ -100,8 +101,8 @@ def plan(
     if as_json or fmt == Format.json:
         print_json(result.to_dict())
     elif fmt == Format.mermaid:
-        console.print(plan_to_mermaid(result), markup=False, highlight=False)
+        console.print(render.plan_to_mermaid(result), markup=False, highlight=False)
     elif fmt == Format.dot:
-        console.print(plan_to_dot(result), markup=False, highlight=False)
+        console.print(render.plan_to_dot(result), markup=False, highlight=False)
     else:
         render_plan(result)

@@ -21,6 +21,7 @@ from controller.errors import FailoverError
 from controller.interfaces import views
 from controller.interfaces.serve.snapshot import Cached
 from controller.plan import graph as graphs
+from controller.plan import render
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
 
@@ -117,7 +118,7 @@ def deployment_sources(
             lambda: views.read_run(manifest, clients), max_age=max_age, wait=wait, name="run"
         ),
         watchers=Cached(watchers, max_age=max_age, wait=wait, name="watchers"),
-        graph=graphs.to_data(graph),
+        graph=render.graph_to_data(graph),
         config={
             "app": topology.app,
             "primary": topology.regions.primary,
