@@ -10,9 +10,7 @@ from typing import Any
 
 from controller.aws import Clients, classify
 
-OK = "OK"
 ALARM = "ALARM"
-INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 #: describe_alarms takes at most this many names per call.
 PAGE = 100
 

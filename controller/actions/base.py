@@ -1,4 +1,4 @@
-"""The action interface: read the state of one component in one region, activate, fence, verify.
+"""The action interface: read the state of one component in one region, activate, fence.
 
 Called by the executor (one action per plan step) and by ``health``. The shared work lives here,
 once: the component's mode parameter (read into ``facts["mode"]``, written after every change),
@@ -67,7 +67,7 @@ def missing(what: str) -> Observed:
 
 
 class Action(ABC):
-    """Read, activate, fence and verify one component in one region.
+    """Read, activate and fence one component in one region (each change read back).
 
     Subclasses set ``kind`` and implement ``_read``, ``_activate`` and ``_deactivate``; each of
     those sets a state, never toggles one, so doing it twice is doing it once. ``_read`` returns
@@ -154,10 +154,6 @@ class Action(ABC):
         self._guard(self._deactivate)
         self._write_mode(modes.FENCED)
         return Outcome(True, self._expect(self.fenced_state))
-
-    def verify(self, want: State) -> bool:
-        """Read the state back and say whether it is ``want``."""
-        return self.read().state == want
 
     # -- what a kind implements --------------------------------------------------------------
 

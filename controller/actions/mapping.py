@@ -33,11 +33,6 @@ class MappingStates:
         """True when every mapping is enabled (vacuously, when there are none)."""
         return all(s == ENABLED for s in self.states.values())
 
-    @property
-    def all_disabled(self) -> bool:
-        """True when every mapping is disabled (vacuously, when there are none)."""
-        return all(s == DISABLED for s in self.states.values())
-
 
 def read(client: Any, uuids: Sequence[str]) -> MappingStates:
     """Read each mapping's state (``get_event_source_mapping``; botocore errors pass through)."""

@@ -97,7 +97,7 @@ class Run:
     degraded: dict[str, str] = field(default_factory=dict)
     error: str = ""
     steps: dict[str, StepRecord] = field(default_factory=dict)
-    #: The desired state's epoch this run set (0: a run that does not change it).
+    #: The desired state's epoch this run set (0: none, a run journalled before epochs).
     epoch: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,10 +161,6 @@ class Journal:
     def acquire(self, owner: str, seconds: float) -> Lease:
         """Take the lease for ``seconds`` (see :meth:`Leases.acquire`)."""
         return self.leases.acquire(owner, seconds)
-
-    def renew(self, lease: Lease, seconds: float) -> Lease:
-        """Extend a held lease (see :meth:`Leases.renew`)."""
-        return self.leases.renew(lease, seconds)
 
     def release(self, lease: Lease) -> None:
         """Give the lease up (see :meth:`Leases.release`)."""

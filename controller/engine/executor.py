@@ -252,16 +252,10 @@ class Executor:
                     "prechecks failed, nothing touched: "
                     + "; ".join(f"{c.name}: {c.detail}" for c in failed)
                 )
-            changes = kind != "refence"
             run = self.journal.create_run(
-                keeper.check(),
-                new_run_id(),
-                plan,
-                kind=kind,
-                epoch=desired.epoch + 1 if changes else 0,
+                keeper.check(), new_run_id(), plan, kind=kind, epoch=desired.epoch + 1
             )
-            if changes:
-                self._make_desired(run, desired, plan.target)
+            self._make_desired(run, desired, plan.target)
             log.info(
                 "run %s: %s -> %s, %d steps", run.id, plan.source, plan.target, len(plan.steps)
             )

@@ -43,10 +43,6 @@ def checked(
             f"(epoch {expect_epoch} -> {desired.epoch}): {where}; "
             "nothing changed, decide again"
         )
-    if kind == "refence":
-        if plan.target != desired.active:
-            raise ConflictError(f"not re-fencing {plan.source} towards {plan.target}: {where}")
-        return plan
     if plan.target == desired.active:
         raise UsageError(
             f"{plan.target} is already the active region: {where}; nothing to fail over"

@@ -17,7 +17,6 @@ manifest from :mod:`controller.topology.manifest` (a plan needs no manifest).
 
 from controller.errors import SpecError
 from controller.topology.kinds import (
-    DEFAULT_TIER,
     KINDS,
     NAME_PATTERN,
     Component,
@@ -32,7 +31,6 @@ from controller.topology.loading import EXAMPLE_SPEC, default_spec_path, load, l
 from controller.topology.schema import Control, Policy, Regions, TargetLost, Topology
 
 __all__ = [
-    "DEFAULT_TIER",
     "EXAMPLE_SPEC",
     "KINDS",
     "NAME_PATTERN",

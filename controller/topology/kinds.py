@@ -401,7 +401,6 @@ KINDS: Mapping[Kind, type[_ComponentBase]] = {
     Kind(get_args(model.model_fields["kind"].annotation)[0]): model
     for model in get_args(get_args(Component)[0])
 }
-DEFAULT_TIER: Mapping[Kind, Tier] = {kind: model.declared.tier for kind, model in KINDS.items()}
 
 
 def declared(kind: str) -> Declared:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from controller import health
@@ -24,16 +24,6 @@ class Evaluation:
     health: dict[str, str]
     votes: dict[str, dict[str, bool]]
     quorum: int
-    modes: dict[str, str | None] = field(default_factory=dict)
-
-    def stale(self) -> list[str]:
-        """Reachable regions that still say ``active`` although another region is: they came
-        back from an outage before anyone could fence them (two writers, unless fenced now)."""
-        return sorted(
-            r
-            for r, mode in self.modes.items()
-            if mode == "active" and r != self.active and self.health.get(r) != "unreachable"
-        )
 
     def bad(self, region: str) -> bool:
         """True when a quorum of the probes that answered say ``region`` is failing.

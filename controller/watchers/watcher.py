@@ -158,7 +158,6 @@ class Watcher:
             {n: r.health.value for n, r in report.regions.items()},
             votes,
             self.policy.quorum,
-            {n: r.mode for n, r in report.regions.items()},
         )
 
     # -- deciding ----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_expired_holder_cannot_write_after_takeover(fresh_sandbox: Sandbox) -> N
     with pytest.raises(StaleTokenError):
         j.record_step(old, run_id, StepRecord("fence:dns@us-east-1", StepState.DONE))
     with pytest.raises(StaleTokenError):
-        j.renew(old, 5)
+        j.leases.renew(old, 5)
     assert j.run(run_id).steps["fence:dns@us-east-1"].state == StepState.PENDING
     j.record_step(new, run_id, StepRecord("fence:dns@us-east-1", StepState.DONE, attempts=1))
     assert j.run(run_id).steps["fence:dns@us-east-1"].state == StepState.DONE

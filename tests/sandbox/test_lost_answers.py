@@ -341,7 +341,7 @@ def test_a_late_lease_renewal_cannot_undo_a_release(fresh_sandbox: Sandbox, writ
     journal = Journal(fresh_sandbox.clients, fresh_sandbox.manifest)
     lease = journal.acquire("operator@test", 60)
     writes.sent.clear()
-    journal.release(journal.renew(lease, 60))
+    journal.release(journal.leases.renew(lease, 60))
     writes.sent[:] = writes.sent[:1]  # the renewal, landing after the release
     writes.land_late()
     holder = journal.holder()

@@ -24,7 +24,6 @@ def test_every_kind_has_a_model_and_every_model_a_kind() -> None:
     assert set(KINDS) == set(Kind)
     for kind, model in KINDS.items():
         assert model.model_fields["kind"].annotation.__args__ == (kind.value,)
-        assert spec.DEFAULT_TIER[kind] == model.declared.tier
 
 
 @pytest.mark.parametrize("kind", list(Kind))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -287,11 +286,6 @@ def extra(module: str, extra_name: str) -> Any:
         raise UsageError(
             f"this verb needs the {extra_name} extra ({top} is not installed): {hint}"
         ) from exc
-
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable ``name`` is set to a true value."""
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
 def load_spec(spec: Path | None) -> tuple[Any, Any]:
