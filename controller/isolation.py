@@ -42,17 +42,19 @@ from dataclasses import dataclass
 from controller.actions import mode as modes
 from controller.actions.registry import action_for
 from controller.aws import Clients
+from controller.contract import Mode
 from controller.errors import FailoverError, PermanentStepError, TransientStepError
 from controller.plan import graph as graphs
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
+from controller.watchers.decisions import WatchAction
 
 log = logging.getLogger(__name__)
 
 #: The decision of an evaluation that could not reach the control table's majority.
-CUT_OFF = "unreachable"
+CUT_OFF = WatchAction.UNREACHABLE
 #: The decision of an evaluation that fenced its own region (it was cut off past the lease).
-SELF_FENCE = "self_fence"
+SELF_FENCE = WatchAction.SELF_FENCE
 #: The last part of the name of the parameter that holds since when the region is cut off.
 PARAMETER = "cut-off-since"
 #: Its value while the region is not cut off (SSM takes no empty value).
@@ -78,7 +80,7 @@ def cut_off_parameter(topology: Topology, manifest: Manifest, region: str) -> st
 class Verdict:
     """What a cut-off evaluation decided (``CUT_OFF`` or ``SELF_FENCE``) and why, in one line."""
 
-    action: str
+    action: WatchAction
     reason: str
     cut_for: float
     changed: int = 0
@@ -175,10 +177,10 @@ class Isolation:
             try:
                 if (
                     modes.read_region_mode(self.clients, self.topology, self.manifest, self.region)
-                    != modes.FENCED
+                    != Mode.FENCED
                 ):
                     modes.set_region_mode(
-                        self.clients, self.topology, self.manifest, self.region, modes.FENCED
+                        self.clients, self.topology, self.manifest, self.region, Mode.FENCED
                     )
                     changed += 1
             except FailoverError as exc:

@@ -15,13 +15,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any, ClassVar, TypeVar, cast
 
 from controller.actions import mode as modes
+from controller.actions.state import REGION_MODES, state_of
+from controller.actions.state import State as State  # the actions' vocabulary
 from controller.aws import Clients, classify
 from controller.aws import is_not_found as is_not_found  # the actions read it from here
-from controller.contract import DegradedMode
+from controller.contract import DegradedMode, Mode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.topology import Topology
 from controller.topology.manifest import ComponentRef, Manifest
@@ -30,17 +31,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Seconds a global resource waits for its region's mode parameter before going on without it.
 MODE_WAIT = 2.0
-
-
-class State(StrEnum):
-    """What a component is doing in a region."""
-
-    ACTIVE = "active"
-    STANDBY = "standby"
-    FENCED = "fenced"
-    DEGRADED = "degraded"
-    MISSING = "missing"
-    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True)
@@ -120,13 +110,13 @@ class Action(ABC):
         observed = self._guard(self._read)
         facts = {**observed.facts, "mode": component_mode, "region_mode": region_mode}
         # A component mode of no opinion ("normal", as Pulumi deploys it) defers to the region's.
-        effective = component_mode if component_mode in modes.MODES else region_mode
+        effective = component_mode if component_mode in REGION_MODES else region_mode
         return replace(observed, state=self._settle(observed.state, effective), facts=facts)
 
     def activate(self, mode: DegradedMode | None = None) -> Outcome:
         """Make the component serve in this region (in ``mode`` when degraded); idempotent."""
         want = State.DEGRADED if mode else State.ACTIVE
-        value = mode.value if mode else modes.ACTIVE
+        value = mode.value if mode else Mode.ACTIVE
         before = self.read()
         if before.state == State.MISSING:
             raise PermanentStepError(
@@ -146,13 +136,13 @@ class Action(ABC):
         """Fence the component in this region: it consumes and serves nothing; idempotent."""
         before = self.read()
         if before.state == State.MISSING or (
-            before.state == self.fenced_state and self._mode_is(before, modes.FENCED)
+            before.state == self.fenced_state and self._mode_is(before, Mode.FENCED)
         ):
             log.info("%s/%s already %s: nothing to do", self.component, self.region, before.state)
             return Outcome(False, before)
         self.before = before
         self._guard(self._deactivate)
-        self._write_mode(modes.FENCED)
+        self._write_mode(Mode.FENCED)
         return Outcome(True, self._expect(self.fenced_state))
 
     # -- what a kind implements --------------------------------------------------------------
@@ -175,7 +165,7 @@ class Action(ABC):
         """Refine the resource's own state with the mode it was told to serve in."""
         if state in (State.MISSING, State.UNREACHABLE) or mode is None:
             return state
-        named = State(modes.state_of(mode))
+        named = state_of(mode)
         if self.passive:
             return named
         if state == State.STANDBY and named == State.FENCED and self.off_is_fenced:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from controller.actions.state import REGION_MODES
 from controller.aws import Clients, classify
 from controller.contract import Mode
 from controller.errors import UsageError
@@ -17,23 +18,6 @@ from controller.topology import Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-ACTIVE, STANDBY, FENCED, NORMAL = (
-    m.value for m in (Mode.ACTIVE, Mode.STANDBY, Mode.FENCED, Mode.NORMAL)
-)
-#: What a region's mode can be (a component's may also be ``normal``).
-MODES = frozenset(m.value for m in Mode if m is not Mode.NORMAL)
-
-
-def state_of(mode: str) -> str:
-    """The component state a mode stands for: a degraded mode is ``degraded``.
-
-    >>> state_of("read_only"), state_of("fenced"), state_of("nonsense")
-    ('degraded', 'fenced', 'standby')
-    """
-    if mode in (ACTIVE, STANDBY, FENCED):
-        return mode
-    return "degraded" if mode in MODES else STANDBY
 
 
 def parameter_of(topology: Topology, manifest: Manifest, region: str) -> str:
@@ -52,15 +36,15 @@ def read_region_mode(clients: Clients, topology: Topology, manifest: Manifest, r
         value = get(clients, region, [name]).get(name)
     except Exception as exc:
         raise classify(exc, component="mode", region=region) from exc
-    return value or STANDBY
+    return value or Mode.STANDBY
 
 
 def set_region_mode(
-    clients: Clients, topology: Topology, manifest: Manifest, region: str, mode: str
+    clients: Clients, topology: Topology, manifest: Manifest, region: str, mode: Mode
 ) -> None:
     """Write ``region``'s mode (idempotent: writing the same value again changes nothing)."""
-    if mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r} (one of: {', '.join(sorted(MODES))})")
+    if mode not in REGION_MODES:
+        raise UsageError(f"unknown mode {mode!r} (one of: {', '.join(sorted(REGION_MODES))})")
     name = parameter_of(topology, manifest, region)
     try:
         put(clients, region, name, mode)

@@ -38,6 +38,13 @@ from controller.plan.steps import FailoverPlan
 from controller.topology.manifest import Manifest
 
 
+class RunKind(StrEnum):
+    """Why a run moves the application: away from a failing region, or back to the primary."""
+
+    FAILOVER = "failover"
+    FAILBACK = "failback"
+
+
 class RunStatus(StrEnum):
     """How a run ended (or that it has not yet)."""
 
@@ -93,7 +100,7 @@ class Run:
     owner: str
     created: float
     updated: float
-    kind: str = "failover"
+    kind: RunKind = RunKind.FAILOVER
     degraded: dict[str, str] = field(default_factory=dict)
     error: str = ""
     steps: dict[str, StepRecord] = field(default_factory=dict)
@@ -206,7 +213,7 @@ class Journal:
         run_id: str,
         plan: FailoverPlan,
         *,
-        kind: str = "failover",
+        kind: RunKind = RunKind.FAILOVER,
         epoch: int = 0,
     ) -> Run:
         """Journal a new run, every step pending, and mark it the run in progress."""
@@ -363,7 +370,7 @@ def _run_of(head: dict[str, Any]) -> Run:
         head["owner"],
         float(head["created"]),
         float(head["updated"]),
-        head.get("kind", "failover"),
+        RunKind(head.get("kind", RunKind.FAILOVER)),
         json.loads(head.get("degraded") or "{}"),
         head.get("error", ""),
         epoch=int(head.get("epoch", 0)),

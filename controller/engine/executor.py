@@ -20,12 +20,12 @@ from typing import Any
 
 from controller.aws import Clients
 from controller.controltable.desired import Desired
-from controller.controltable.journal import Journal, Run, RunStatus, new_run_id
+from controller.controltable.journal import Journal, Run, RunKind, RunStatus, new_run_id
 from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
 from controller.engine.guarded import RunClients
 from controller.engine.levels import Driver, Progress, StepEvent, TargetLostError
-from controller.engine.prechecks import Precheck, prechecks
+from controller.engine.prechecks import Check, Precheck, prechecks
 from controller.errors import (
     ConflictError,
     FailoverError,
@@ -119,7 +119,7 @@ class Executor:
         plan: FailoverPlan,
         *,
         resuming: str | None = None,
-        kind: str = "failover",
+        kind: RunKind = RunKind.FAILOVER,
         accept_unknown_lag: bool | None = None,
     ) -> list[Precheck]:
         """Check the target before touching anything (see :mod:`controller.engine.prechecks`);
@@ -183,7 +183,6 @@ class Executor:
         plan: FailoverPlan,
         desired: Desired,
         *,
-        kind: str,
         source_given: bool,
         expect_epoch: int | None,
     ) -> FailoverPlan:
@@ -194,7 +193,6 @@ class Executor:
             self.graph,
             plan,
             desired,
-            kind=kind,
             source_given=source_given,
             expect_epoch=expect_epoch,
         )
@@ -205,7 +203,7 @@ class Executor:
         self,
         plan: FailoverPlan,
         *,
-        kind: str = "failover",
+        kind: RunKind = RunKind.FAILOVER,
         since: float | None = None,
         source_given: bool = True,
         expect_epoch: int | None = None,
@@ -235,9 +233,7 @@ class Executor:
         keeper = self._hold(lease)
         try:
             desired = self.desired()
-            plan = self.checked(
-                plan, desired, kind=kind, source_given=source_given, expect_epoch=expect_epoch
-            )
+            plan = self.checked(plan, desired, source_given=source_given, expect_epoch=expect_epoch)
             if since is not None:
                 newer = [r for r in self.journal.runs(limit=5) if r.created >= since]
                 if newer:
@@ -246,7 +242,7 @@ class Executor:
                         f"{newer[0].plan.target}) started after this decision"
                     )
             checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
-            failed = [c for c in checks if not c.ok and c.name != "lease_free"]
+            failed = [c for c in checks if not c.ok and c.name != Check.LEASE_FREE]
             if failed:
                 raise PlanError(
                     "prechecks failed, nothing touched: "
@@ -382,7 +378,7 @@ class Executor:
             failed = [
                 c
                 for c in self.prechecks(plan, kind=lost_run.kind)
-                if not c.ok and c.name != "lease_free"
+                if not c.ok and c.name != Check.LEASE_FREE
             ]
             if failed:
                 log.warning(

@@ -24,14 +24,14 @@ from controller.actions import mode as modes
 from controller.actions.base import State
 from controller.actions.registry import action_for
 from controller.aws import Clients
-from controller.contract import DegradedMode
+from controller.contract import DegradedMode, Mode
 from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal, Run, RunStatus, StepRecord, StepState
 from controller.controltable.lease import Lease, LeaseKeeper
 from controller.engine.retry import decide
 from controller.errors import PermanentStepError, TransientStepError
 from controller.plan import graph as graphs
-from controller.plan.steps import Step
+from controller.plan.steps import Phase, Step
 from controller.topology import OnFailure, Policy, Topology
 from controller.topology.manifest import Manifest
 
@@ -106,7 +106,7 @@ class Driver:
                 failed = [
                     s
                     for s in level
-                    if run.steps[s.id].state == StepState.FAILED and s.phase == "activate"
+                    if run.steps[s.id].state == StepState.FAILED and s.phase == Phase.ACTIVATE
                 ]
                 if plan.target in unreachable and failed:
                     raise TargetLostError(plan.target, run.steps[failed[0].id].error)
@@ -120,7 +120,7 @@ class Driver:
         """The plan's degraded map plus what needs a step that already failed (on resume)."""
         degraded = dict(run.plan.degraded)
         for step in run.plan.steps:
-            if step.phase == "activate" and run.steps[step.id].state == StepState.FAILED:
+            if step.phase == Phase.ACTIVATE and run.steps[step.id].state == StepState.FAILED:
                 for name in graphs.impact(self.graph, [step.component]):
                     degraded.setdefault(name, self._mode_of(name))
         return degraded
@@ -154,7 +154,7 @@ class Driver:
         record = run.steps[step.id]
         record.started = time.time()
         self._announce(run, step)
-        fence = step.phase == "fence"
+        fence = step.phase == Phase.FENCE
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)
         if fence and step.region in unreachable and not action.global_resource:
@@ -221,7 +221,7 @@ class Driver:
         plan = run.plan
         try:
             modes.set_region_mode(
-                self.clients, self.topology, self.manifest, plan.target, modes.ACTIVE
+                self.clients, self.topology, self.manifest, plan.target, Mode.ACTIVE
             )
         except TransientStepError as exc:
             if exc.unreachable:
@@ -235,7 +235,7 @@ class Driver:
         else:
             try:
                 modes.set_region_mode(
-                    self.fence_clients, self.topology, self.manifest, plan.source, modes.FENCED
+                    self.fence_clients, self.topology, self.manifest, plan.source, Mode.FENCED
                 )
             except TransientStepError as exc:
                 log.warning(
@@ -257,7 +257,7 @@ class Driver:
         done = [
             s
             for s in plan.steps
-            if s.phase == "activate" and run.steps[s.id].state == StepState.DONE
+            if s.phase == Phase.ACTIVATE and run.steps[s.id].state == StepState.DONE
         ]
         for step in reversed(done):
             self._best_effort(
@@ -265,7 +265,7 @@ class Driver:
                     self.topology, self.manifest, self.clients, s.component, s.region
                 ).deactivate()
             )
-        for step in [s for s in plan.steps if s.phase == "activate"]:
+        for step in [s for s in plan.steps if s.phase == Phase.ACTIVATE]:
             self._best_effort(
                 lambda s=step: action_for(  # type: ignore[misc]
                     self.topology, self.manifest, self.fence_clients, s.component, plan.source
@@ -292,7 +292,7 @@ class Driver:
         """Write ``region``'s mode ``fenced``, best effort (it may not answer)."""
         try:
             modes.set_region_mode(
-                self.fence_clients, self.topology, self.manifest, region, modes.FENCED
+                self.fence_clients, self.topology, self.manifest, region, Mode.FENCED
             )
         except (TransientStepError, PermanentStepError) as exc:
             log.warning("%s mode not written (%s): fence it again when it is back", region, exc)

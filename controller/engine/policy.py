@@ -23,7 +23,6 @@ def checked(
     plan: FailoverPlan,
     desired: Desired,
     *,
-    kind: str,
     source_given: bool,
     expect_epoch: int | None,
 ) -> FailoverPlan:

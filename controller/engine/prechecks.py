@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 from controller import health
 from controller.actions.base import State
 from controller.actions.table import replication_lag
 from controller.aws import Clients
-from controller.controltable.journal import Journal
+from controller.controltable.journal import Journal, RunKind
 from controller.errors import FailoverError
 from controller.plan.steps import FailoverPlan
 from controller.topology import Kind, OnFailure, Topology
@@ -24,11 +25,22 @@ from controller.topology.manifest import Manifest
 log = logging.getLogger(__name__)
 
 
+class Check(StrEnum):
+    """The prechecks, by name."""
+
+    TARGET_REACHABLE = "target_reachable"
+    TARGET_HEALTHY = "target_healthy"
+    REPLICATION_LAG = "replication_lag"
+    NO_RUN_IN_PROGRESS = "no_run_in_progress"
+    #: Informative only: the lease is taken (or refused) just after, whatever this says.
+    LEASE_FREE = "lease_free"
+
+
 @dataclass(frozen=True)
 class Precheck:
     """One check made before anything is touched."""
 
-    name: str
+    name: Check
     ok: bool
     detail: str = ""
 
@@ -44,7 +56,7 @@ def prechecks(
     resuming: str | None = None,
     lag_clients: Clients | None = None,
     accept_unknown_lag: bool = False,
-    kind: str = "failover",
+    kind: RunKind = RunKind.FAILOVER,
 ) -> list[Precheck]:
     """Check the target before touching anything: reachable, healthy, lag, no other run.
 
@@ -56,7 +68,7 @@ def prechecks(
     checks: list[Precheck] = []
     target = health.region_health(topology, manifest, clients, plan.target)
     checks.append(
-        Precheck("target_reachable", target.reachable, target.error or f"{plan.target} answers")
+        Precheck(Check.TARGET_REACHABLE, target.reachable, target.error or f"{plan.target} answers")
     )
     checks.append(target_check(topology, plan, target))
     checks.append(
@@ -72,7 +84,7 @@ def prechecks(
     current = journal.current_run_id()
     checks.append(
         Precheck(
-            "no_run_in_progress",
+            Check.NO_RUN_IN_PROGRESS,
             current is None or current == resuming,
             f"run {current} is in progress (failover resume {current})"
             if current and current != resuming
@@ -81,18 +93,18 @@ def prechecks(
     )
     holder = journal.holder()
     if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
-        checks.append(Precheck("lease_free", True, "free"))
+        checks.append(Precheck(Check.LEASE_FREE, True, "free"))
     elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
         checks.append(
             Precheck(
-                "lease_free",
+                Check.LEASE_FREE,
                 True,
                 f"held by {holder.owner}, a process of "
                 "this machine that has ended: it will be taken over",
             )
         )
     else:
-        checks.append(Precheck("lease_free", False, f"held by {holder.owner}"))
+        checks.append(Precheck(Check.LEASE_FREE, False, f"held by {holder.owner}"))
     return checks
 
 
@@ -116,7 +128,7 @@ def target_check(topology: Topology, plan: FailoverPlan, target: health.RegionSt
     detail = "; ".join(problems) or f"{plan.target} is {target.health.value}" + (
         f" (missing, will degrade what needs them: {', '.join(missing)})" if missing else ""
     )
-    return Precheck("target_healthy", not problems, detail)
+    return Precheck(Check.TARGET_HEALTHY, not problems, detail)
 
 
 def lag_check(
@@ -126,7 +138,7 @@ def lag_check(
     plan: FailoverPlan,
     *,
     accept_unknown: bool = False,
-    kind: str = "failover",
+    kind: RunKind = RunKind.FAILOVER,
 ) -> Precheck:
     """Every table's replica in the target within ``max_lag_seconds`` of the source.
 
@@ -152,17 +164,17 @@ def lag_check(
             too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
         else:
             known.append(f"{name} {lag:.1f}s")
-    back = kind == "failback"
+    back = kind == RunKind.FAILBACK
     if too_far:
         return Precheck(
-            "replication_lag",
+            Check.REPLICATION_LAG,
             False,
             "; ".join(too_far)
             + (f": {plan.target} has not caught up with {plan.source}" if back else ""),
         )
     if unknown and not accept_unknown:
         return Precheck(
-            "replication_lag",
+            Check.REPLICATION_LAG,
             False,
             f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
             f"{plan.source} to {plan.target}); "
@@ -176,4 +188,4 @@ def lag_check(
     detail = ", ".join(known) or "no tables"
     if unknown:
         detail += f"; unknown, accepted: {', '.join(unknown)}"
-    return Precheck("replication_lag", True, detail)
+    return Precheck(Check.REPLICATION_LAG, True, detail)

@@ -21,84 +21,26 @@ every request checks the lease first, as a run's do.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 
 from controller import health
 from controller.actions import mode as modes
-from controller.actions.base import State
 from controller.actions.registry import action_for
+from controller.actions.state import SERVING, State, state_of
 from controller.aws import Clients
+from controller.contract import Mode
 from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal
 from controller.controltable.lease import Lease
 from controller.engine.executor import Executor
+from controller.engine.fixes import Fix, FixAction, FixOutcome, Reconciliation
 from controller.errors import ConflictError, PermanentStepError, TransientStepError
 from controller.plan import graph as graphs
 from controller.topology import Tier, Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-#: The kinds of fix: act on AWS, take over a run, or only say what is wrong.
-FENCE, ACTIVATE, RESUME, REPORT = "fence", "activate", "resume", "report"
-#: States (and mode parameters) of a component that serves or writes.
-SERVING = (State.ACTIVE.value, State.DEGRADED.value)
-
-
-@dataclass(frozen=True)
-class Fix:
-    """One thing the reconciler would do (or only report), and why."""
-
-    action: str
-    region: str
-    reason: str
-    component: str | None = None
-    run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (``failover reconcile --json``)."""
-        return {
-            "action": self.action,
-            "region": self.region,
-            "component": self.component,
-            "run_id": self.run_id,
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class Reconciliation:
-    """What the reconciler decided, and with ``dry_run`` false, what came of each fix."""
-
-    desired: Desired
-    fixes: list[Fix]
-    dry_run: bool
-    outcomes: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def acted(self) -> bool:
-        """True when at least one fix changed something."""
-        return any(o in ("done", "changed") for o in self.outcomes.values())
-
-    @property
-    def failed(self) -> list[Fix]:
-        """Fixes that were tried and did not succeed."""
-        return [
-            f for i, f in enumerate(self.fixes) if self.outcomes.get(i, "").startswith("failed")
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (``failover reconcile --json``)."""
-        return {
-            "desired": self.desired.to_dict(),
-            "dry_run": self.dry_run,
-            "fixes": [
-                {**f.to_dict(), "outcome": self.outcomes.get(i)} for i, f in enumerate(self.fixes)
-            ],
-        }
 
 
 def decide(
@@ -121,7 +63,7 @@ def decide(
         if lease_live:
             return [
                 Fix(
-                    REPORT,
+                    FixAction.REPORT,
                     desired.active,
                     f"run {run_in_progress} is in progress under a "
                     "live lease: its controller converges it",
@@ -129,7 +71,7 @@ def decide(
             ]
         return [
             Fix(
-                RESUME,
+                FixAction.RESUME,
                 desired.active,
                 f"run {run_in_progress} is running but nobody holds a live lease: taking it over",
                 run_id=run_in_progress,
@@ -143,7 +85,9 @@ def decide(
         if name == active:
             continue
         if not region.reachable:
-            fixes.append(Fix(REPORT, name, f"{name} unreachable: fenced when it answers ({where})"))
+            fixes.append(
+                Fix(FixAction.REPORT, name, f"{name} unreachable: fenced when it answers ({where})")
+            )
             continue
         for comp in fence_order:
             seen = region.components.get(comp)
@@ -151,7 +95,7 @@ def decide(
                 said = seen.facts.get("mode")
                 fixes.append(
                     Fix(
-                        FENCE,
+                        FixAction.FENCE,
                         name,
                         f"{comp} is {seen.state}"
                         + (f" (mode {said})" if said else "")
@@ -159,8 +103,8 @@ def decide(
                         component=comp,
                     )
                 )
-        if region.mode and modes.state_of(region.mode) in SERVING:
-            fixes.append(Fix(FENCE, name, f"{name}'s mode says {region.mode}; {where}"))
+        if region.mode and state_of(region.mode) in SERVING:
+            fixes.append(Fix(FixAction.FENCE, name, f"{name}'s mode says {region.mode}; {where}"))
     fixes += _activations(topology, graph, desired, report.regions.get(active), fence_only)
     return fixes
 
@@ -178,7 +122,7 @@ def _activations(
     if region is None or not region.reachable:
         return [
             Fix(
-                REPORT,
+                FixAction.REPORT,
                 active,
                 f"the active region {active} does not answer: nothing "
                 "to activate (a failover is the watcher's or the operator's call)",
@@ -194,13 +138,13 @@ def _activations(
             state = seen.state
             needs = [d for d in nx.descendants(graph, comp) if d in broken]
             is_traffic = graph.nodes[comp].get("tier") == Tier.TRAFFIC
-            if state == State.ACTIVE.value:
+            if state == State.ACTIVE:
                 continue
-            if state == State.DEGRADED.value and (needs or fence_only):
+            if state == State.DEGRADED and (needs or fence_only):
                 why = f"needs {', '.join(sorted(needs))}" if needs else "automation paused"
                 fixes.append(
                     Fix(
-                        REPORT,
+                        FixAction.REPORT,
                         active,
                         f"{comp} serves degraded in {active} "
                         f"({seen.facts.get('mode') or seen.detail}): {why}",
@@ -208,11 +152,11 @@ def _activations(
                     )
                 )
                 continue
-            if state not in (State.STANDBY.value, State.FENCED.value, State.DEGRADED.value):
+            if state not in (State.STANDBY, State.FENCED, State.DEGRADED):
                 broken.add(comp)
                 fixes.append(
                     Fix(
-                        REPORT,
+                        FixAction.REPORT,
                         active,
                         f"{comp} is {state} in {active}: cannot "
                         f"activate it; what needs it runs degraded ({seen.detail})",
@@ -224,7 +168,7 @@ def _activations(
                 broken.add(comp)
                 fixes.append(
                     Fix(
-                        REPORT,
+                        FixAction.REPORT,
                         active,
                         f"not pointing traffic at {active}: {', '.join(sorted(needs))} not serving",
                         component=comp,
@@ -234,7 +178,7 @@ def _activations(
             if fence_only:
                 fixes.append(
                     Fix(
-                        REPORT,
+                        FixAction.REPORT,
                         active,
                         f"{comp} is {state} in the active region; "
                         "automation paused: not activating",
@@ -244,23 +188,22 @@ def _activations(
                 continue
             fixes.append(
                 Fix(
-                    ACTIVATE,
+                    FixAction.ACTIVATE,
                     active,
                     f"{comp} is {state} in the active region "
-                    f"{active}"
-                    + (" and what it needs serves" if state == State.DEGRADED.value else ""),
+                    f"{active}" + (" and what it needs serves" if state == State.DEGRADED else ""),
                     component=comp,
                 )
             )
-    if region.mode != modes.ACTIVE and not fence_only:
-        fixes.append(Fix(ACTIVATE, active, f"{active}'s mode says {region.mode}"))
+    if region.mode != Mode.ACTIVE and not fence_only:
+        fixes.append(Fix(FixAction.ACTIVATE, active, f"{active}'s mode says {region.mode}"))
     return fixes
 
 
 def _serves(seen: health.ComponentStatus) -> bool:
     """True when a component may still serve or write: its state or its mode says so."""
     mode = seen.facts.get("mode")
-    return seen.state in SERVING or (isinstance(mode, str) and modes.state_of(mode) in SERVING)
+    return seen.state in SERVING or (isinstance(mode, str) and state_of(mode) in SERVING)
 
 
 def observe(
@@ -319,14 +262,14 @@ def reconcile(
         topology, manifest, clients, journal, fence_only=fence_only, report=report
     )
     result = Reconciliation(desired, fixes, dry_run)
-    todo = [i for i, f in enumerate(fixes) if f.action != REPORT]
+    todo = [i for i, f in enumerate(fixes) if f.action != FixAction.REPORT]
     if dry_run or not todo:
         return result
     executor = executor or Executor(topology, manifest, clients, journal=journal, owner=owner)
-    resume = next((f for f in fixes if f.action == RESUME), None)
+    resume = next((f for f in fixes if f.action == FixAction.RESUME), None)
     if resume is not None and resume.run_id:
         run = executor.resume(resume.run_id).run
-        result.outcomes[fixes.index(resume)] = f"done: run {run.id} {run.status.value}"
+        result.outcomes[fixes.index(resume)] = FixOutcome.done(f"run {run.id} {run.status.value}")
         return result
     with executor.holding() as lease:
         now = journal.desired(topology.regions.primary)
@@ -342,29 +285,29 @@ def reconcile(
             fix = fixes[i]
             blocked = (
                 sorted(failed & nx.descendants(graph, fix.component))
-                if fix.action == ACTIVATE and fix.component
+                if fix.action == FixAction.ACTIVATE and fix.component
                 else []
             )
             if blocked:
-                result.outcomes[i] = f"failed: skipped, needs {', '.join(blocked)}"
+                result.outcomes[i] = FixOutcome.failed(f"skipped, needs {', '.join(blocked)}")
             else:
                 result.outcomes[i] = _apply(topology, manifest, executor, lease, fix)
-            if result.outcomes[i].startswith("failed") and fix.component:
+            if not result.outcomes[i].ok and fix.component:
                 failed.add(fix.component)
     return result
 
 
 def _apply(
     topology: Topology, manifest: Manifest, executor: Executor, lease: Lease, fix: Fix
-) -> str:
-    """Carry one fix out with the executor's lease-checked clients; its outcome as text."""
-    fence = fix.action == FENCE
+) -> FixOutcome:
+    """Carry one fix out with the executor's lease-checked clients; what came of it."""
+    fence = fix.action == FixAction.FENCE
     clients = executor.fence_clients if fence else executor.clients
     try:
         if fix.component is None:
-            value = modes.FENCED if fence else modes.ACTIVE
+            value = Mode.FENCED if fence else Mode.ACTIVE
             modes.set_region_mode(clients, topology, manifest, fix.region, value)
-            return "done"
+            return FixOutcome.done()  # a write of the mode, whatever it said before
         action = action_for(topology, manifest, clients, fix.component, fix.region)
         outcome = action.deactivate() if fence else action.activate()
         log.info(
@@ -374,7 +317,7 @@ def _apply(
             fix.region,
             "changed" if outcome.changed else "already so",
         )
-        return "done"
+        return FixOutcome.done(changed=outcome.changed)
     except (TransientStepError, PermanentStepError) as exc:
         log.warning("reconcile: %s %s in %s failed: %s", fix.action, fix.component, fix.region, exc)
-        return f"failed: {exc}"
+        return FixOutcome.failed(str(exc))

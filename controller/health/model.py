@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from controller.actions.state import State
+
 #: ``probe(region, url) -> ok``: an HTTP probe of a regional endpoint, supplied by the caller.
 HttpProbe = Callable[[str, str], bool]
 
@@ -30,7 +32,7 @@ class ComponentStatus:
 
     name: str
     kind: str
-    state: str
+    state: State
     health: Health
     detail: str = ""
     alarms: dict[str, str] = field(default_factory=dict)

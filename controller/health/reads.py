@@ -19,9 +19,10 @@ from typing import Any
 
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
-from controller.actions.base import Observed, State
+from controller.actions.base import Observed
 from controller.actions.dns import DnsAction
 from controller.actions.registry import action_for
+from controller.actions.state import State, state_of
 from controller.aws import AwsSettings, Clients, classify
 from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS
 from controller.controltable import table as controltable
@@ -269,7 +270,7 @@ def _region(
     if isinstance(mode, Exception) or reads is None:
         error = str(mode) if isinstance(mode, Exception) else "not read"
         comps = {
-            name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE.value, Health.UNREACHABLE)
+            name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE, Health.UNREACHABLE)
             for name, spec in topology.components.items()
         }
         return RegionStatus(region, False, Health.UNREACHABLE, components=comps, error=error)
@@ -314,11 +315,11 @@ def _active_region(
     report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest, clients: Clients
 ) -> str | None:
     """The region whose mode says active (else degraded), else the PRIMARY record's region."""
-    for wanted in (modes.ACTIVE, State.DEGRADED.value):
+    for wanted in (State.ACTIVE, State.DEGRADED):
         claimed = [
             name
             for name, region in report.items()
-            if region.mode and modes.state_of(region.mode) == wanted
+            if region.mode and state_of(region.mode) == wanted
         ]
         if len(claimed) > 1:
             # A region that came back from an outage still says active (it could not be told

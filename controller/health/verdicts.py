@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from controller.actions import alarms as alarm_reads
-from controller.actions import mode as modes
-from controller.actions.base import Observed, State
+from controller.actions.base import Observed
+from controller.actions.state import State, state_of
 from controller.aws import is_unreachable
 from controller.contract import FunctionAlarm, Mode
 from controller.errors import ActionError, TransientStepError
@@ -78,10 +78,10 @@ def component_status(
         )
         if unreachable:
             return ComponentStatus(
-                name, kind, State.UNREACHABLE.value, Health.UNREACHABLE, detail=str(error or "")
+                name, kind, State.UNREACHABLE, Health.UNREACHABLE, detail=str(error or "")
             )
         detail = str(error) if isinstance(error, ActionError) else repr(error)
-        return ComponentStatus(name, kind, "unknown", Health.UNHEALTHY, detail=detail)
+        return ComponentStatus(name, kind, State.UNKNOWN, Health.UNHEALTHY, detail=detail)
     firing = [a for a in alarm_reads.firing(alarms) if a not in expected]
     if observed.state == State.MISSING or not observed.healthy or firing:
         detail = observed.detail or ("alarm: " + ", ".join(firing))
@@ -90,7 +90,7 @@ def component_status(
         detail, health = observed.detail, Health.DEGRADED
     else:
         detail, health = observed.detail, Health.HEALTHY
-    return ComponentStatus(name, kind, observed.state.value, health, detail, alarms, observed.facts)
+    return ComponentStatus(name, kind, observed.state, health, detail, alarms, observed.facts)
 
 
 def region_signals(
@@ -125,7 +125,7 @@ def region_verdict(
 ) -> Health:
     """A region's health: its worst component, an alarm, a failed HTTP probe, or its mode.
 
-    >>> ok = ComponentStatus("q", "queue", "active", Health.HEALTHY)
+    >>> ok = ComponentStatus("q", "queue", State.ACTIVE, Health.HEALTHY)
     >>> region_verdict([ok], Signals(), "active").value
     'healthy'
     >>> region_verdict([ok], Signals(http_ok=False), "active").value
@@ -138,7 +138,7 @@ def region_verdict(
         or signals.http_ok is False
     ):
         return Health.UNHEALTHY
-    if Health.DEGRADED in healths or (mode and modes.state_of(mode) == State.DEGRADED.value):
+    if Health.DEGRADED in healths or (mode and state_of(mode) == State.DEGRADED):
         return Health.DEGRADED
     return Health.HEALTHY
 
@@ -164,7 +164,7 @@ def votes(region: RegionStatus, *, route53: bool = True) -> dict[str, bool]:
 
 def warnings(report: Mapping[str, RegionStatus], active: str | None) -> tuple[str, ...]:
     """Two regions that both say active: the one traffic does not go to must be fenced."""
-    claimed = [name for name, region in report.items() if region.mode == modes.ACTIVE]
+    claimed = [name for name, region in report.items() if region.mode == Mode.ACTIVE]
     if len(claimed) < 2:
         return ()
     stale = [name for name in claimed if name != active]

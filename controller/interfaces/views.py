@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from controller import health
+from controller.actions.state import State
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.controltable import desired as desires
@@ -211,8 +212,8 @@ def degraded_components(
     out = dict((run or {}).get("degraded") or {}) if (run or {}).get("to") == active else {}
     region = status.get("regions", {}).get(active) or {}
     for name, comp in (region.get("components") or {}).items():
-        if comp.get("health") != "healthy":
-            out.setdefault(name, comp.get("health", "unknown"))
+        if comp.get("health") != health.Health.HEALTHY:
+            out.setdefault(name, comp.get("health", State.UNKNOWN))
     return out
 
 

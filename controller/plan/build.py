@@ -17,7 +17,7 @@ from controller.collector import paused_gc
 from controller.contract import DegradedMode
 from controller.errors import UsageError
 from controller.plan import graph as graphs
-from controller.plan.steps import FailoverPlan, Step, step_id
+from controller.plan.steps import FailoverPlan, Phase, Step, StepAction, step_id
 from controller.topology import Topology
 
 
@@ -96,8 +96,8 @@ def build_plan(
     degraded = degraded_map(topology, graph, down)
 
     activation = graphs.activation_levels(graph)
-    fence_id = {name: step_id("fence", name, source) for name in graph}
-    activate_id = {name: step_id("activate", name, target) for name in graph}
+    fence_id = {name: step_id(Phase.FENCE, name, source) for name in graph}
+    activate_id = {name: step_id(Phase.ACTIVATE, name, target) for name in graph}
     # Plain dicts of neighbours (A -> B when A needs B): a view's lookups cost more.
     needs_of, needed_by = dict(graph.adjacency()), dict(graph.reverse(copy=False).adjacency())
     steps: list[Step] = []
@@ -108,8 +108,8 @@ def build_plan(
                 fence_id[name],
                 name,
                 source,
-                "fence",
-                "fence",
+                Phase.FENCE,
+                StepAction.FENCE,
                 level,
                 tuple([fence_id[d] for d in sorted(needed_by[name])]),
             )
@@ -125,8 +125,8 @@ def build_plan(
                 activate_id[name],
                 name,
                 target,
-                "activate",
-                "activate_degraded" if name in degraded else "activate",
+                Phase.ACTIVATE,
+                StepAction.ACTIVATE_DEGRADED if name in degraded else StepAction.ACTIVATE,
                 level,
                 (
                     fence_id[name],

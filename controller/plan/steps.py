@@ -9,11 +9,25 @@ start-up).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from controller.contract import DegradedMode
 
-Phase = Literal["fence", "activate"]
+
+class Phase(StrEnum):
+    """Where a step acts: fencing the source, or activating the target."""
+
+    FENCE = "fence"
+    ACTIVATE = "activate"
+
+
+class StepAction(StrEnum):
+    """What a step does to its component (an activation in a degraded mode says so)."""
+
+    FENCE = "fence"
+    ACTIVATE = "activate"
+    ACTIVATE_DEGRADED = "activate_degraded"
 
 
 class Step(NamedTuple):
@@ -28,7 +42,7 @@ class Step(NamedTuple):
     component: str
     region: str
     phase: Phase
-    action: str
+    action: StepAction
     level: int
     needs: tuple[str, ...] = ()
 
@@ -89,8 +103,8 @@ class FailoverPlan:
                 id=s["id"],
                 component=s["component"],
                 region=s["region"],
-                phase=s["phase"],
-                action=s["action"],
+                phase=Phase(s["phase"]),
+                action=StepAction(s["action"]),
                 level=int(s["level"]),
                 needs=tuple(s["needs"]),
             )
@@ -106,10 +120,10 @@ class FailoverPlan:
         )
 
 
-def step_id(phase: str, component: str, region: str) -> str:
+def step_id(phase: Phase, component: str, region: str) -> str:
     """The id of a step: ``phase:component@region``.
 
-    >>> step_id("fence", "api", "us-east-1")
+    >>> step_id(Phase.FENCE, "api", "us-east-1")
     'fence:api@us-east-1'
     """
     return f"{phase}:{component}@{region}"

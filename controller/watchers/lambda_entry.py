@@ -43,12 +43,12 @@ from controller.aws import Clients
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
 from controller.engine.executor import Executor
-from controller.errors import FailoverError, NoMajorityError, RunInterruptedError
-from controller.isolation import CUT_OFF, Isolation
+from controller.errors import AwsError, FailoverError, NoMajorityError, RunInterruptedError
+from controller.isolation import Isolation
 from controller.topology import Topology, loads
 from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.watchers import telemetry
-from controller.watchers.decisions import Decision
+from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Watcher
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,11 @@ def watch(
     try:
         deployment = deployment or load_deployment(region)
     except FailoverError as exc:
-        out(telemetry.log_line(region, owner, {"action": "error", "reason": f"deployment: {exc}"}))
+        out(
+            telemetry.log_line(
+                region, owner, {"action": WatchAction.ERROR, "reason": f"deployment: {exc}"}
+            )
+        )
         return {"region": region, "evaluations": 0, "error": str(exc)}
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
     states = WatchStates(ControlTable(clients, manifest))
@@ -128,10 +132,12 @@ def watch(
             except FailoverError as exc:  # no control table, no action: say so, end
                 out(
                     telemetry.log_line(
-                        region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}
+                        region,
+                        owner,
+                        {"action": WatchAction.UNREACHABLE, "reason": f"control table: {exc}"},
                     )
                 )
-                out(telemetry.metric_record(topology.prefix, region, CUT_OFF))
+                out(telemetry.metric_record(topology.prefix, region, WatchAction.UNREACHABLE))
                 return {"region": region, "evaluations": done, "error": str(exc)}
             else:
                 isolation.answered()
@@ -200,12 +206,18 @@ def _step(watcher: Watcher) -> Decision:
         log.warning("evaluation failed: %s", exc)
         return Decision(
             time.time(),
-            "unreachable" if "unreachable" in str(exc) else "error",
+            WatchAction.UNREACHABLE if _unanswered(exc) else WatchAction.ERROR,
             str(exc),
             None,
             {},
             watcher.consecutive_bad,
         )
+
+
+def _unanswered(exc: FailoverError) -> bool:
+    """True when ``exc`` says AWS did not answer this watcher at all (no majority behind the
+    control table is :func:`_cut_off`'s, raised before)."""
+    return isinstance(exc, AwsError) and exc.unreachable
 
 
 def load_deployment(region: str) -> Deployment:

@@ -14,12 +14,7 @@ import time
 from typing import Any
 
 from controller import contract
-from controller.isolation import CUT_OFF, SELF_FENCE
-
-#: Decisions that changed something (counted in the ``Acted`` metric).
-ACTED = frozenset({"failover", "failback", "reconcile", SELF_FENCE})
-#: Decisions that are no evaluation of the application (the dead-man alarm counts silence).
-NOT_EVALUATED = frozenset({CUT_OFF, "error", SELF_FENCE})
+from controller.watchers.decisions import WatchAction
 
 
 def log_line(region: str, owner: str, decision: dict[str, Any]) -> str:
@@ -38,13 +33,12 @@ def log_line(region: str, owner: str, decision: dict[str, Any]) -> str:
     )
 
 
-def metric_record(app: str, region: str, action: str, consecutive_bad: int = 0) -> str:
+def metric_record(app: str, region: str, action: WatchAction, consecutive_bad: int = 0) -> str:
     """One embedded-metric-format record: CloudWatch turns it into metrics, no API call made.
 
     ``Evaluations`` is published per (App) and per (App, Region): the dead-man alarm sums the
     first; a watcher that could not reach the control table counts as no evaluation.
     """
-    evaluated = 0 if action in NOT_EVALUATED else 1
     return json.dumps(
         {
             "_aws": {
@@ -63,8 +57,8 @@ def metric_record(app: str, region: str, action: str, consecutive_bad: int = 0) 
             },
             "App": app,
             "Region": region,
-            contract.WATCHER_METRIC: evaluated,
-            "Acted": int(action in ACTED),
+            contract.WATCHER_METRIC: int(action.evaluated),
+            "Acted": int(action.acted),
             "ConsecutiveBad": consecutive_bad,
             "action": action,
         }

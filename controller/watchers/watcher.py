@@ -29,11 +29,12 @@ from typing import Any
 from controller import health
 from controller.aws import Clients
 from controller.controltable.desired import Desired
-from controller.controltable.journal import Journal
+from controller.controltable.journal import Journal, RunKind, RunStatus
 from controller.controltable.watchstate import WatchState
 from controller.engine.executor import Executor, RunResult
+from controller.engine.fixes import FixAction
 from controller.engine.prechecks import lag_check
-from controller.engine.reconcile import REPORT, observe, reconcile
+from controller.engine.reconcile import observe, reconcile
 from controller.errors import (
     ConflictError,
     FailoverError,
@@ -46,7 +47,7 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
-from controller.watchers.decisions import Decision, Evaluate, Evaluation, answering
+from controller.watchers.decisions import Decision, Evaluate, Evaluation, WatchAction, answering
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,15 @@ AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
 FLAP_WINDOW = 12
 #: Every this many evaluations the reconciler reads every component (drift), not only modes.
 DEEP_EVERY = 10
-#: Decisions after which the reconciler runs (a run that was started converges by itself).
-CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold", "waiting"})
 
 
-def accepts_unknown_lag(kind: str) -> bool:
+def accepts_unknown_lag(kind: RunKind) -> bool:
     """Whether an automated run of ``kind`` may start with a replication lag nobody can read.
 
-    >>> accepts_unknown_lag("failover"), accepts_unknown_lag("failback")
+    >>> accepts_unknown_lag(RunKind.FAILOVER), accepts_unknown_lag(RunKind.FAILBACK)
     (True, False)
     """
-    return AUTOMATION_ACCEPTS_UNKNOWN_LAG and kind != "failback"
+    return AUTOMATION_ACCEPTS_UNKNOWN_LAG and kind != RunKind.FAILBACK
 
 
 @dataclass
@@ -155,7 +154,7 @@ class Watcher:
         return Evaluation(
             self.clock(),
             report.active_region,
-            {n: r.health.value for n, r in report.regions.items()},
+            {n: r.health for n, r in report.regions.items()},
             votes,
             self.policy.quorum,
         )
@@ -185,7 +184,7 @@ class Watcher:
         self._history.append(bad)
         self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
         decision = self._decide(ev, active, bad, threshold)
-        if decision.action in CONVERGE_AFTER:
+        if decision.action.converges:
             decision = self._reconcile(decision, returning)
         log.info(
             "watch decision: %s (%s)",
@@ -209,30 +208,30 @@ class Watcher:
         return returning
 
     def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
-        def say(action: str, reason: str, **kw: Any) -> Decision:
+        def say(action: WatchAction, reason: str, **kw: Any) -> Decision:
             return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad, **kw)
 
         automation = self.journal.automation()
         if automation["paused"]:
             return say(
-                "paused",
+                WatchAction.PAUSED,
                 f"automation paused by {automation['by'] or '?'}"
                 + (f": {automation['reason']}" if automation["reason"] else ""),
             )
         left, why = self.cooldown_left(ev)
         if left > 0:
-            return say("cooldown", f"cooling down: {why} ({left:.0f}s left)")
+            return say(WatchAction.COOLDOWN, f"cooling down: {why} ({left:.0f}s left)")
         if not bad:
             return self._maybe_failback(ev, active, say)
         if self.consecutive_bad < threshold:
             return say(
-                "watch",
+                WatchAction.WATCH,
                 f"{active} bad {self.consecutive_bad}/{threshold} "
                 f"({', '.join(k for k, v in ev.votes[active].items() if v)})",
             )
         target = self._target(ev, active)
         if target is None:
-            return say("hold", f"{active} failed but no healthy region to fail over to")
+            return say(WatchAction.HOLD, f"{active} failed but no healthy region to fail over to")
         return self._failover(
             ev, active, target, say, f"{active} failed {self.consecutive_bad} evaluations in a row"
         )
@@ -264,11 +263,11 @@ class Watcher:
     ) -> Decision:
         primary = self.topology.regions.primary
         if not self.policy.auto_failback or active == primary:
-            return say("none", f"{active} healthy")
+            return say(WatchAction.NONE, f"{active} healthy")
         self._good_primary = self._good_primary + 1 if ev.good(primary) else 0
         if self._good_primary < self.threshold():
             return say(
-                "none",
+                WatchAction.NONE,
                 f"{active} healthy; primary good "
                 f"{self._good_primary}/{self.threshold()} for failback",
             )
@@ -276,12 +275,19 @@ class Watcher:
         # (the run's precheck reads it again under the lease, and that read decides).
         plan = build_plan(self.topology, self.graph, source=active, target=primary)
         lag = lag_check(
-            self.topology, self.manifest, self.clients, plan, accept_unknown=False, kind="failback"
+            self.topology,
+            self.manifest,
+            self.clients,
+            plan,
+            accept_unknown=False,
+            kind=RunKind.FAILBACK,
         )
         if not lag.ok:
-            return say("waiting", f"{primary} healthy again; failback waits: {lag.detail}")
+            return say(
+                WatchAction.WAITING, f"{primary} healthy again; failback waits: {lag.detail}"
+            )
         return self._failover(
-            ev, active, primary, say, "primary healthy again: failback", kind="failback"
+            ev, active, primary, say, "primary healthy again: failback", kind=RunKind.FAILBACK
         )
 
     def _target(self, ev: Evaluation, active: str) -> str | None:
@@ -296,7 +302,7 @@ class Watcher:
         target: str,
         say: Callable[..., Decision],
         reason: str,
-        kind: str = "failover",
+        kind: RunKind = RunKind.FAILOVER,
     ) -> Decision:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
         executor = self.executor or Executor(
@@ -316,19 +322,21 @@ class Watcher:
         except RunInterruptedError:
             raise  # SIGINT or SIGTERM: the watcher stops, it does not decide again
         except LeaseHeldError as exc:
-            return say("lease_held", f"another controller acts: {exc.holder}", target=target)
+            return say(
+                WatchAction.LEASE_HELD, f"another controller acts: {exc.holder}", target=target
+            )
         except (PlanError, ConflictError, UsageError) as exc:
-            return say("refused", str(exc), target=target)
+            return say(WatchAction.REFUSED, str(exc), target=target)
         except FailoverError as exc:
             self.last_action = ev.time
-            return say("error", str(exc), target=target)
+            return say(WatchAction.ERROR, str(exc), target=target)
         self.last_action = ev.time
         self.consecutive_bad = 0
         self._good_primary = 0
         if self.on_run:
             self.on_run(result)
         return say(
-            kind, reason, target=target, run_id=result.run.id, status=result.run.status.value
+            WatchAction(kind), reason, target=target, run_id=result.run.id, status=result.run.status
         )
 
     def _reconcile(self, decision: Decision, returning: frozenset[str]) -> Decision:
@@ -337,7 +345,7 @@ class Watcher:
         Runs at every evaluation that did not start a run: a region back from an outage is
         fenced, drift in the active region undone, a run whose controller died taken over.
         """
-        paused = decision.action == "paused"
+        paused = decision.action == WatchAction.PAUSED
         self._rounds += 1
         executor = self.executor or Executor(
             self.topology,
@@ -359,7 +367,7 @@ class Watcher:
                     fence_only=paused,
                     report=self._report,
                 )
-                if all(f.action == REPORT for f in fixes):
+                if all(f.action == FixAction.REPORT for f in fixes):
                     return decision
             result = reconcile(
                 self.topology,
@@ -374,33 +382,35 @@ class Watcher:
         except LeaseHeldError as exc:
             return (
                 decision
-                if decision.action != "none"
+                if decision.action != WatchAction.NONE
                 else replace(
-                    decision, action="lease_held", reason=f"another controller acts: {exc.holder}"
+                    decision,
+                    action=WatchAction.LEASE_HELD,
+                    reason=f"another controller acts: {exc.holder}",
                 )
             )
         except FailoverError as exc:
             log.warning("reconcile: %s", exc)
-            return replace(decision, action="error", reason=f"reconcile: {exc}")
-        acted = [f for i, f in enumerate(result.fixes) if i in result.outcomes]
-        if not acted:
+            return replace(decision, action=WatchAction.ERROR, reason=f"reconcile: {exc}")
+        tried = [f for i, f in enumerate(result.fixes) if i in result.outcomes]
+        if not tried:
             return decision
-        regions = sorted({f.region for f in acted})
+        regions = sorted({f.region for f in tried})
         failed = result.failed
         reason = (
-            f"{len(acted)} fixes towards {result.desired.active} (epoch "
+            f"{len(tried)} fixes towards {result.desired.active} (epoch "
             f"{result.desired.epoch}) in {', '.join(regions)}"
             + (f", {len(failed)} failed" if failed else "")
             + (f"; {decision.reason}" if paused else "")
         )
-        run = next((f.run_id for f in acted if f.run_id), None)
+        run = next((f.run_id for f in tried if f.run_id), None)
         return replace(
             decision,
-            action="reconcile",
+            action=WatchAction.RECONCILE,
             reason=reason,
             target=regions[0],
             run_id=run,
-            status="failed" if failed else "completed",
+            status=RunStatus.FAILED if failed else RunStatus.COMPLETED,
         )
 
     # -- looping -----------------------------------------------------------------------------

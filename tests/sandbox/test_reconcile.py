@@ -97,6 +97,28 @@ def test_reconcile_activates_again_what_a_stale_controller_fenced_in_the_active_
     assert mapping_enabled(box, STANDBY)["worker"] is True
 
 
+def test_a_fix_decided_on_a_stale_read_that_finds_nothing_to_do_is_no_action(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Between the read and the fix, another controller fenced the worker: the fix is done
+    (nothing failed) but changed nothing, and the reconciliation says it did not act."""
+    from controller import health
+
+    box = fresh_sandbox
+    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
+    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    stale = action_for(box.topology, box.manifest, box.clients, "worker", PRIMARY)
+    stale.activate()  # a stale controller switched the old primary's worker on again
+    read = health.status(box.topology, box.manifest, box.clients)
+    stale.deactivate()  # ... and another fenced it again before this reconciler acts
+    result = reconcile(box.topology, box.manifest, box.clients, report=read)
+    assert [(f.action, f.component) for f in result.fixes if f.action != "report"] == [
+        ("fence", "worker")
+    ]
+    assert [o.text for o in result.outcomes.values()] == ["done"] and not result.failed
+    assert not result.acted
+
+
 def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
     fresh_sandbox: Sandbox,
 ) -> None:
@@ -117,6 +139,7 @@ def test_a_run_whose_controller_died_is_taken_over_by_the_next_reconcile(
     assert run_id is not None and journal.run(run_id).status == RunStatus.RUNNING
     result = reconcile(box.topology, box.manifest, box.clients, journal=journal)
     assert [f.action for f in result.fixes] == ["resume"]
+    assert result.acted  # a run taken over is an action (its outcome once said "done: run ...")
     assert journal.run(run_id).status == RunStatus.COMPLETED
     assert journal.current_run_id() is None
     assert all(mapping_enabled(box, STANDBY).values())

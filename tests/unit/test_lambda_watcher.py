@@ -15,7 +15,7 @@ from controller.controltable.watchstate import WatchState
 from controller.errors import FailoverError
 from controller.topology import load
 from controller.watchers import lambda_entry as lambda_watcher
-from controller.watchers.decisions import Decision
+from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.watcher import Watcher
 from tests.unit.test_bad_input import EXAMPLE, fake_manifest
 
@@ -74,7 +74,9 @@ def run(
         seen.append(self)
         self.consecutive_bad += 1 if bad else 0
         self._history.append(bad)
-        return Decision(1.0, "watch", "primary bad", "us-east-1", {}, self.consecutive_bad)
+        return Decision(
+            1.0, WatchAction.WATCH, "primary bad", "us-east-1", {}, self.consecutive_bad
+        )
 
     monkeypatch.setattr(Watcher, "step", step)
     context = Context(seconds)

@@ -26,6 +26,7 @@ from controller.interfaces.cli.plan_view import render_plan
 
 if TYPE_CHECKING:
     from controller.controltable.desired import Desired
+    from controller.controltable.journal import RunKind
     from controller.engine.executor import RunResult, StepEvent
     from controller.engine.prechecks import Precheck
     from controller.plan.steps import FailoverPlan
@@ -82,6 +83,7 @@ def execute(
     as_json: JsonOption = False,
 ) -> int:
     """Fail over: fence the source, activate the target dependencies first, traffic last."""
+    from controller.controltable.journal import RunKind
     from controller.plan import graph as graphs
     from controller.plan.build import build_plan
 
@@ -112,7 +114,7 @@ def execute(
         dry_run=dry_run,
         as_json=as_json,
         workers=1 if sequential else 8,
-        kind="failover",
+        kind=RunKind.FAILOVER,
         source_given=from_ is not None,
         epoch=desired.epoch if desired else None,
         accept_unknown_lag=accept_unknown_lag,
@@ -130,6 +132,7 @@ def failback(
     as_json: JsonOption = False,
 ) -> int:
     """Go back to the original primary, once it is healthy again, with the same machinery."""
+    from controller.controltable.journal import RunKind
     from controller.plan import graph as graphs
     from controller.plan.build import build_plan
 
@@ -149,7 +152,7 @@ def failback(
         dry_run=dry_run,
         as_json=as_json,
         workers=8,
-        kind="failback",
+        kind=RunKind.FAILBACK,
         source_given=False,
         epoch=desired.epoch,
         hint=_resume_hint(manifest),
@@ -248,7 +251,7 @@ def _run_plan(
     dry_run: bool,
     as_json: bool,
     workers: int,
-    kind: str,
+    kind: RunKind,
     hint: str,
     source_given: bool,
     epoch: int | None,
@@ -264,7 +267,7 @@ def _run_plan(
     )
     if dry_run:
         plan = executor.checked(
-            plan, executor.desired(), kind=kind, source_given=source_given, expect_epoch=None
+            plan, executor.desired(), source_given=source_given, expect_epoch=None
         )
         checks = executor.prechecks(plan, kind=kind)
         if as_json:

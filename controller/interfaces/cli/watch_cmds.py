@@ -36,6 +36,7 @@ def reconcile(
     what drifted, take over a run whose controller died."""
     from rich.markup import escape
 
+    from controller.engine.fixes import FixAction
     from controller.engine.reconcile import reconcile as converge
 
     topology, deployed, clients = load_deployment(manifest, spec)
@@ -52,12 +53,13 @@ def reconcile(
     if not result.fixes:
         console.print("[green]converged[/]: nothing to do")
     for i, fix in enumerate(result.fixes):
-        outcome = result.outcomes.get(i) or (
-            "would do" if dry_run and fix.action != "report" else ""
+        done = result.outcomes.get(i)
+        outcome = (
+            done.text if done else "would do" if dry_run and fix.action != FixAction.REPORT else ""
         )
         what = (
             f"{fix.action} {fix.component or '(region mode)'} in {fix.region}"
-            if fix.action in ("fence", "activate")
+            if fix.action in (FixAction.FENCE, FixAction.ACTIVATE)
             else fix.action
         )
         console.print(
