@@ -44,11 +44,11 @@ from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
 from controller.engine.executor import Executor
 from controller.errors import AwsError, FailoverError, NoMajorityError, RunInterruptedError
-from controller.isolation import Isolation
 from controller.topology import Topology, loads
 from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.watchers import telemetry
 from controller.watchers.decisions import Decision, WatchAction
+from controller.watchers.isolation import Isolation
 from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Watcher
 
 log = logging.getLogger(__name__)

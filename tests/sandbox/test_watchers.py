@@ -25,7 +25,7 @@ from controller.controltable.journal import Journal, Run, RunStatus
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchStates
 from controller.interfaces import views
-from controller.isolation import cut_off_parameter
+from controller.watchers.isolation import cut_off_parameter
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
 from sandbox.demo import demo_topology

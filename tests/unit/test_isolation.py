@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from controller import isolation as isolated
 from controller.contract import WATCHER_SCHEDULE
 from controller.errors import NoMajorityError
-from controller.isolation import CUT_OFF, JOINED, SELF_FENCE, Isolation, cut_off_parameter
 from controller.topology import load
+from controller.watchers import isolation as isolated
 from controller.watchers import lambda_entry as lambda_watcher
+from controller.watchers.isolation import CUT_OFF, JOINED, SELF_FENCE, Isolation, cut_off_parameter
 from controller.watchers.watcher import Watcher
 from tests.unit.test_bad_input import EXAMPLE, fake_manifest
 from tests.unit.test_lambda_watcher import Context, Memory
