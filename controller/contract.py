@@ -9,12 +9,14 @@ and nowhere else.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Where the sandbox writes the manifest and every verb that acts reads it by default.
 DEFAULT_MANIFEST = Path(".failover") / "manifest.json"
@@ -229,6 +231,26 @@ def normalize_host(value: str) -> str:
     return value.split("/", 1)[0].rstrip(".").lower()
 
 
+def is_loopback(where: str) -> bool:
+    """True when ``where`` (a URL, or a bare host) names this machine's loopback interface.
+
+    The one rule for "this call stays on this machine": a sandbox manifest's endpoints, the
+    clients made from them, and the status page's own address all go by it.
+
+    >>> is_loopback("http://127.0.0.1:5000"), is_loopback("[::1]"), is_loopback("localhost")
+    (True, True, True)
+    >>> is_loopback("https://sqs.us-west-2.amazonaws.com"), is_loopback("0.0.0.0")
+    (False, False)
+    """
+    host = (urlsplit(where).hostname if "://" in where else where.strip("[]")) or ""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def stack_qualifier(stack: str) -> str:
     """A Pulumi stack name as the part of a physical name that keeps two stacks apart.
 
@@ -276,6 +298,7 @@ __all__ = [
     "Mode",
     "env_key",
     "fit",
+    "is_loopback",
     "normalize_host",
     "stack_qualifier",
 ]

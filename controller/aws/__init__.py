@@ -13,7 +13,6 @@ from controller.aws.clients import (
     Clients,
     Hook,
     emulator_session,
-    is_loopback,
 )
 from controller.aws.errors import (
     DENIED_CODES,
@@ -44,7 +43,6 @@ __all__ = [
     "emulator_session",
     "error_code",
     "explain",
-    "is_loopback",
     "is_not_found",
     "is_unreachable",
 ]

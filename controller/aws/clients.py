@@ -15,18 +15,16 @@ multiprocessing) for its resources and S3 transfer helpers, which the controller
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import urlsplit
 
 import botocore.config
 import botocore.session
 
-from controller.contract import GLOBAL, HOME_AGENT, home_region
+from controller.contract import GLOBAL, HOME_AGENT, home_region, is_loopback
 from controller.errors import SpecError
 
 if TYPE_CHECKING:  # the [dev] extra's types-boto3 stubs; nothing of them at run time
@@ -231,18 +229,3 @@ class Clients:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")
         return client
-
-
-def is_loopback(url: str) -> bool:
-    """True when ``url`` names this machine's loopback interface.
-
-    >>> is_loopback("http://127.0.0.1:5000"), is_loopback("https://sqs.us-west-2.amazonaws.com")
-    (True, False)
-    """
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -11,11 +11,10 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.contract import DEFAULT_MANIFEST, GLOBAL
+from controller.contract import DEFAULT_MANIFEST, GLOBAL, is_loopback
 from controller.errors import SpecError
 
 
@@ -153,9 +152,6 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> Manifest:
         raise SpecError(err["msg"], source=str(path), field=field) from None
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def check_deployment(
     manifest: Manifest,
     *,
@@ -236,7 +232,7 @@ def check_deployment(
                     source=source,
                     field=f"endpoints.{name}",
                 )
-            if (urlsplit(url).hostname or "") not in LOOPBACK_HOSTS:
+            if not is_loopback(url):
                 raise SpecError(
                     f"{url} is not on loopback", source=source, field=f"endpoints.{name}"
                 )

@@ -280,6 +280,43 @@ def test_a_manifest_missing_an_endpoint_attempts_no_request_outside_loopback(
     assert proxy_trap.hits == 0
 
 
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.2:1", True),
+        ("http://[::1]:1", True),
+        ("http://localhost:1", True),
+        ("http://0.0.0.0:1", False),
+        ("http://10.0.0.1:1", False),
+        ("https://sqs.us-east-1.amazonaws.com", False),
+    ],
+)
+def test_the_manifest_check_and_the_clients_draw_the_loopback_line_in_one_place(
+    topology: Topology, url: str, loopback: bool
+) -> None:
+    """One rule: a manifest endpoint the check accepts is one the clients call, and the other
+    way round (the check once refused 127.0.0.2, which the clients called)."""
+    manifest = fake_manifest(topology)
+    manifest.endpoints["us-west-2"] = url
+    try:
+        check_deployment(
+            manifest,
+            app=topology.app,
+            primary=topology.regions.primary,
+            regions=topology.regions.all,
+            components=topology.components,
+        )
+        checked = True
+    except SpecError:
+        checked = False
+    try:
+        Clients(endpoints=manifest.endpoints).endpoint("sqs", "us-west-2")
+        called = True
+    except SpecError:
+        called = False
+    assert (checked, called) == (loopback, loopback)
+
+
 def test_the_trap_does_catch_a_call_to_aws(proxy_trap: Trap) -> None:
     """The check above can fail: a real-AWS client does go through the proxy variables."""
     client = Clients(settings=AwsSettings(connect_timeout=1.5)).client("sqs", "us-west-2")

@@ -21,6 +21,7 @@ from collections.abc import Collection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from controller.contract import is_loopback
 from controller.errors import UsageError
 from controller.interfaces.serve.api import HEADERS, MAX_BODY, Api, Response
 
@@ -137,19 +138,12 @@ def host_names(host: str, port: int, allowed_hosts: Collection[str]) -> tuple[st
     """
     named = [_with_port(h.strip().lower(), port) for h in allowed_hosts if h.strip()]
     own = [_netloc(host, port)] if host else []
-    if host and _is_loopback(host):
+    if host and is_loopback(host):
         own += [_netloc(n, port) for n in LOOPBACK_NAMES]
     accepted = {*own, *named}
     if port == 80:  # a browser leaves the default port out of Host
         accepted |= {h.removesuffix(":80") for h in accepted if h.endswith(":80")}
     return (own or named)[0], {h.lower() for h in accepted}
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _is_wildcard(host: str) -> bool:
