@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     words = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
     kill_after_steps(ns.kill_after_steps, signum=getattr(signal, f"SIG{ns.signal}"))
+    from controller.collector import paused_until_started
     from controller.interfaces.cli import main as failover
-    from controller.interfaces.cli.startup import collector_paused
 
-    with collector_paused():  # a process of its own, started as ``failover`` starts
+    with paused_until_started():  # a process of its own, started as ``failover`` starts
         return failover(words)
 
 

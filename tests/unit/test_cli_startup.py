@@ -1,5 +1,5 @@
 """A ``failover`` process starts without the cyclic garbage collector and runs its verb with it
-(``controller.interfaces.cli.startup``); a caller that runs the CLI in-process keeps its own
+(``controller.collector``); a caller that runs the CLI in-process keeps its own
 collector."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from controller.collector import paused_until_started
 from controller.interfaces.cli.app import app, console, err_console, run
-from controller.interfaces.cli.startup import collector_paused
 
 #: Every verb: the module (under ``controller.interfaces.cli``) that defines it, and its one-line
 #: help. ``failover --help`` lists them from here and imports no verb's module: each would cost the
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if argv is not None:  # called in-process (tests): the caller's collector is not ours
         return run(app, argv, VERBS)
-    with collector_paused():  # a process of its own: start without the collector (startup.py)
+    with paused_until_started():  # a process of its own: start without the collector
         code = run(app, argv, VERBS)
     sys.exit(code)
 

@@ -77,9 +77,9 @@ def _root_command() -> Any:
         ] = False,
     ) -> None:
         # Start-up ends here, after the verb's module is imported: every verb reads a topology,
-        # so its pydantic models are built now too, before the collector resumes (startup.py).
+        # so its pydantic models are built now too, before the collector resumes.
         import controller.topology  # noqa: F401
-        from controller.interfaces.cli.startup import started
+        from controller.collector import started
 
         started()
         configure_logging(verbose, log_json)

@@ -1,7 +1,8 @@
 """``failover validate``, ``failover graph`` and ``failover plan``: the pure-data verbs.
 
-Imported only to run one of them (``controller.interfaces.cli.VERBS``), so it imports what they need
-at the top: while a ``failover`` process starts, without the garbage collector (``startup.py``).
+Imported only to run one of them (``controller.interfaces.cli.VERBS``), so it imports what they
+need at the top: while a ``failover`` process starts, without the garbage collector
+(:mod:`controller.collector`).
 """
 
 from __future__ import annotations
