@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import botocore.config
@@ -113,6 +113,22 @@ class Clients:
     hooks: Sequence[Hook] = ()
     home: str | None = field(default_factory=home_region)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def derive(self, *, settings: AwsSettings | None = None, hook: Hook | None = None) -> Clients:
+        """Clients to the same endpoints from the same home, with other ``settings`` and/or one
+        more ``hook``: the one way to make a variant (it has a cache of its own; clients alike in
+        every respect are still made once, see :meth:`client`).
+
+        >>> base = Clients(endpoints={"us-east-1": "http://127.0.0.1:1"})
+        >>> fast = base.derive(settings=AwsSettings(max_attempts=1))
+        >>> fast.endpoints == base.endpoints, fast.settings.max_attempts, fast.hooks == base.hooks
+        (True, 1, True)
+        """
+        return replace(
+            self,
+            settings=settings or self.settings,
+            hooks=(*self.hooks, hook) if hook else self.hooks,
+        )
 
     @property
     def emulated(self) -> bool:

@@ -112,12 +112,7 @@ class ControlTable:
     ) -> None:
         # One attempt per region: trying the next control region is the retry, and a region
         # that does not answer costs one timeout, not three.
-        self.clients = Clients(
-            endpoints=clients.endpoints,
-            settings=replace(clients.settings, max_attempts=1),
-            hooks=clients.hooks,
-            home=clients.home,
-        )
+        self.clients = clients.derive(settings=replace(clients.settings, max_attempts=1))
         self.table = manifest.control.table
         self.regions = list(manifest.control.regions)
         self.clock = clock

@@ -37,22 +37,7 @@ class RunClients:
         hook = ("before-call", guard)
         return cls(
             read=clients,
-            probe=Clients(
-                endpoints=clients.endpoints,
-                settings=FENCE_SETTINGS,
-                hooks=clients.hooks,
-                home=clients.home,
-            ),
-            act=Clients(
-                endpoints=clients.endpoints,
-                settings=clients.settings,
-                hooks=(*clients.hooks, hook),
-                home=clients.home,
-            ),
-            fence=Clients(
-                endpoints=clients.endpoints,
-                settings=FENCE_SETTINGS,
-                hooks=(*clients.hooks, hook),
-                home=clients.home,
-            ),
+            probe=clients.derive(settings=FENCE_SETTINGS),
+            act=clients.derive(hook=hook),
+            fence=clients.derive(settings=FENCE_SETTINGS, hook=hook),
         )

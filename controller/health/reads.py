@@ -64,13 +64,6 @@ def probe_settings(deadline: float = DEADLINE_SECONDS) -> AwsSettings:
     return AwsSettings(connect_timeout=deadline / 4, read_timeout=deadline * 3 / 8, max_attempts=1)
 
 
-def probe_clients(clients: Clients, settings: AwsSettings = PROBE_SETTINGS) -> Clients:
-    """Clients to the same endpoints, with the same hooks, but fail-fast settings."""
-    return Clients(
-        endpoints=clients.endpoints, settings=settings, hooks=clients.hooks, home=clients.home
-    )
-
-
 def status(
     topology: Topology,
     manifest: Manifest,
@@ -102,7 +95,7 @@ def status(
     started = time.monotonic()
     if settings is PROBE_SETTINGS:
         settings = probe_settings(deadline)
-    fast = probe_clients(clients, settings) if settings is not None else clients
+    fast = clients.derive(settings=settings) if settings is not None else clients
     names = list(regions) if regions is not None else list(topology.regions.all)
     workers = min(MAX_WORKERS, len(names) * (len(topology.components) + 4))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")

@@ -77,7 +77,7 @@ class _ControlRead(threading.Thread):
 
     def __init__(self, manifest: Manifest, clients: Clients, primary: str, deadline: float):
         super().__init__(daemon=True, name="status-control")
-        fast = health.probe_clients(clients, health.probe_settings(deadline))
+        fast = clients.derive(settings=health.probe_settings(deadline))
         self.table = ControlTable(fast, manifest)
         self.primary = primary
         self.deadline = deadline

@@ -90,7 +90,7 @@ def deployment_sources(
     # An action waits for the control table at most ``wait``: its calls time out in proportion
     # to the deadline, as the status read's do, so that a hung control region costs it one
     # short timeout and the answer usually says what became of the write.
-    fast = health.probe_clients(clients, health.probe_settings(deadline))
+    fast = clients.derive(settings=health.probe_settings(deadline))
 
     def set_paused(paused: bool, reason: str) -> dict[str, Any]:
         from controller.controltable.journal import Journal
