@@ -221,5 +221,22 @@ class PermanentStepError(ActionError):
     """A step failed in a way no retry can fix (resource missing, access denied)."""
 
 
+class TargetLostError(FailoverError):
+    """A run's target stopped answering mid-run.
+
+    Raised by the driver of a run's levels and caught by the executor, which ends the run
+    ``failed`` and moves on (``policy.on_target_lost``); it never reaches an operator.
+    """
+
+    def __init__(self, region: str, detail: str) -> None:
+        self.region = region
+        self.detail = detail
+        super().__init__(f"{region} stopped answering: {detail}")
+
+
+class NotReadYetError(FailoverError):
+    """A status page's snapshot has not been read once within the wait (a region hangs)."""
+
+
 class RunNotFoundError(UsageError):
     """The journal has no run of that id (``failover runs`` lists them)."""

@@ -24,7 +24,7 @@ from controller.controltable.journal import Journal, Run, RunKind, RunStatus, ne
 from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
 from controller.engine.guarded import RunClients
-from controller.engine.levels import Driver, Progress, StepEvent, TargetLostError
+from controller.engine.levels import Driver, Progress, StepEvent
 from controller.engine.prechecks import Check, Precheck, prechecks
 from controller.errors import (
     ConflictError,
@@ -33,6 +33,7 @@ from controller.errors import (
     PlanError,
     RunInterruptedError,
     StaleTokenError,
+    TargetLostError,
     UsageError,
 )
 from controller.plan import graph as graphs

@@ -29,7 +29,7 @@ from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal, Run, RunStatus, StepRecord, StepState
 from controller.controltable.lease import Lease, LeaseKeeper
 from controller.engine.retry import decide
-from controller.errors import PermanentStepError, TransientStepError
+from controller.errors import PermanentStepError, TargetLostError, TransientStepError
 from controller.plan import graph as graphs
 from controller.plan.steps import Phase, Step
 from controller.topology import OnFailure, Policy, Topology
@@ -296,12 +296,3 @@ class Driver:
             )
         except (TransientStepError, PermanentStepError) as exc:
             log.warning("%s mode not written (%s): fence it again when it is back", region, exc)
-
-
-class TargetLostError(Exception):
-    """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on)."""
-
-    def __init__(self, region: str, detail: str) -> None:
-        self.region = region
-        self.detail = detail
-        super().__init__(f"{region} stopped answering: {detail}")

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from controller.errors import FailoverError
+from controller.errors import FailoverError, NotReadYetError
 from controller.interfaces.cli.serve_cmds import serve as serve_verb
 from controller.interfaces.serve import Api, Cached, Sources, StatusServer
-from controller.interfaces.serve.snapshot import NotReadYetError
 
 TOKEN = "s3cret-token_value"
 

@@ -23,9 +23,15 @@ from importlib import resources
 from typing import Any
 
 from controller.controltable.table import WriteOutcome
-from controller.errors import ConflictError, FailoverError, NoMajorityError, OutcomeUnknownError
+from controller.errors import (
+    ConflictError,
+    FailoverError,
+    NoMajorityError,
+    NotReadYetError,
+    OutcomeUnknownError,
+)
 from controller.interfaces import views
-from controller.interfaces.serve.snapshot import Cached, NotReadYetError
+from controller.interfaces.serve.snapshot import Cached
 from controller.interfaces.serve.sources import Sources
 
 log = logging.getLogger(__name__)

@@ -15,17 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from controller.errors import FailoverError
+from controller.errors import FailoverError, NotReadYetError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class NotReadYetError(FailoverError):
-    """The first read of a snapshot has not ended within the wait (a region hangs)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
