@@ -142,17 +142,28 @@ class ConflictError(FailoverError):
 class RunInterruptedError(FailoverError):
     """A run was stopped by SIGINT or SIGTERM: journalled ``interrupted``, lease released.
 
-    The message names the run and the command that continues it (exit code 130).
+    The message names the run and the command that continues it (exit code 130); ``options``
+    are what that command needs besides the run (the CLI adds the ``--manifest`` it was given).
+
+    >>> print(RunInterruptedError("r1", options=" --manifest m.json"))  # doctest: +ELLIPSIS
+    run r1 interrupted: ...; continue it with: failover resume r1 --manifest m.json
     """
 
     exit_code = 130
 
-    def __init__(self, run_id: str, why: str = "interrupted") -> None:
+    def __init__(self, run_id: str, why: str = "interrupted", options: str = "") -> None:
         self.run_id = run_id
+        self.why = why
         super().__init__(
             f"run {run_id} {why}: the journal says interrupted and the lease is "
-            f"released; continue it with: failover resume {run_id}"
+            f"released; continue it with: failover resume {run_id}{options}"
         )
+
+
+class CommandInterruptedError(FailoverError):
+    """Ctrl-C (or SIGTERM) stopped a command before any run began: nothing was journalled."""
+
+    exit_code = 130
 
 
 class AwsError(FailoverError):

@@ -421,23 +421,41 @@ def test_deep_topology_through_the_cli_is_one_line(cli, tmp_path: Path) -> None:
 def test_ctrl_c_during_execute_names_the_run_and_the_resume_command(
     cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.controltable.journal import StepState
+    """What the executor raises once it journalled a run interrupted reaches the operator as
+    one line naming the run and the command that continues it, with the manifest given."""
     from controller.engine import executor as executors
+    from controller.errors import RunInterruptedError
 
     def interrupted(self: Any, plan: Any, **_: Any) -> None:
-        self.progress(executors.StepEvent("20261127-130000-beef", plan.steps[0], StepState.RUNNING))
-        raise KeyboardInterrupt
+        raise RunInterruptedError("20261127-130000-beef")
 
     monkeypatch.setattr(executors.Executor, "execute", interrupted)
     path = write_manifest(tmp_path, fake_manifest(topology))
     result = cli("execute", "--to", "us-west-2", "--from", "us-east-1", "--yes", "--manifest", path)
     assert result.code == 130
-    lines = result.err.strip().splitlines()
-    assert lines[-1] == (
-        f"error: interrupted: run 20261127-130000-beef stopped part-way; "
-        f"continue it with 'failover resume 20261127-130000-beef --manifest "
-        f"{path}'"
+    assert result.err.strip().splitlines()[-1] == (
+        "error: run 20261127-130000-beef interrupted: the journal says interrupted and the "
+        "lease is released; continue it with: failover resume 20261127-130000-beef "
+        f"--manifest {path}"
     )
+
+
+@pytest.mark.parametrize("signal_text", ["", "terminated (SIGTERM)"], ids=["INT", "TERM"])
+def test_ctrl_c_in_a_verb_that_runs_nothing_says_so_and_exits_130(
+    cli, tmp_path: Path, topology: Topology, monkeypatch: pytest.MonkeyPatch, signal_text: str
+) -> None:
+    """The same path as a run's interruption: typer once turned it into a silent exit 130."""
+    from controller.interfaces import views
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt(signal_text)
+
+    monkeypatch.setattr(views, "read_status", interrupted)
+    path = write_manifest(tmp_path, fake_manifest(topology))
+    result = cli("status", "--manifest", path)
+    assert result.code == 130
+    assert result.err.strip().splitlines()[-1] == (signal_text or "interrupted")
+    assert "Traceback" not in result.err
 
 
 def test_runs_never_cuts_a_run_id_in_a_narrow_pipe(

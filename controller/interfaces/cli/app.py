@@ -12,7 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from controller.errors import FailoverError, UsageError
+from controller.errors import (
+    CommandInterruptedError,
+    FailoverError,
+    RunInterruptedError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="failover",
@@ -109,6 +114,14 @@ class LazyGroup(TyperGroup):
             params=root.params,
         )
 
+    def invoke(self, ctx: Any) -> Any:
+        """Run the verb; Ctrl-C (or SIGTERM) in it reaches the error boundary (typer would make
+        it a silent exit 130): one path for every interruption, see :func:`run`."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise CommandInterruptedError(str(exc) or "interrupted") from None
+
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.verbs)
 
@@ -185,6 +198,10 @@ def _terminated(signum: int, frame: Any) -> None:
 def run(application: typer.Typer, argv: list[str] | None, verbs: dict[str, tuple[str, str]]) -> int:
     """Run ``application`` and map every outcome to an exit code (the one error boundary).
 
+    The one path of an interruption: SIGTERM is made Ctrl-C's ``KeyboardInterrupt`` here; a run
+    in flight turns it into :class:`~controller.errors.RunInterruptedError` (the executor
+    journals the run ``interrupted`` and releases the lease), told as one line with the command
+    that continues it; anything else that was interrupted says so. Exit code 130 either way.
     ``verbs``: each verb's module and one-line help (:class:`LazyGroup`).
     """
     import signal
@@ -213,11 +230,13 @@ def _run(
     command = LazyGroup(application, verbs)
     try:
         result = command.main(args=argv, prog_name="failover", standalone_mode=False)
+    except RunInterruptedError as exc:  # Ctrl-C or SIGTERM mid-run: the executor journalled it
+        return _fail(RunInterruptedError(exc.run_id, exc.why, _manifest_option(argv)))
+    except (CommandInterruptedError, KeyboardInterrupt, typer.Abort) as exc:  # no run began
+        err_console.print(f"[red]{escape(str(exc) or 'interrupted')}[/]", highlight=False)
+        return 130
     except FailoverError as exc:
         return _fail(exc)
-    except (KeyboardInterrupt, typer.Abort):
-        err_console.print("[red]interrupted[/]")
-        return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except RecursionError:
@@ -235,15 +254,27 @@ def _run(
         # Typer's (vendored) click usage errors: a bad option, a missing argument.
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise
-        if type(exc).__name__ == "Abort":
-            err_console.print("[red]aborted[/]")
-            return 130
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # prints the help
             return 0
         err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False)
         return 2
     return int(result) if isinstance(result, int) else 0
+
+
+def _manifest_option(argv: list[str] | None) -> str:
+    """`` --manifest M`` when the command line named one, for a command that repeats it.
+
+    >>> _manifest_option(["execute", "--to", "r", "-m", "x.json"]), _manifest_option(["runs"])
+    (' --manifest x.json', '')
+    """
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    for i, arg in enumerate(args):
+        if arg in ("--manifest", "-m") and i + 1 < len(args):
+            return f" --manifest {args[i + 1]}"
+        if arg.startswith("--manifest="):
+            return f" --manifest {arg.removeprefix('--manifest=')}"
+    return ""
 
 
 def _fail(exc: FailoverError) -> int:

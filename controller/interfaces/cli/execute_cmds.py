@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -118,7 +117,6 @@ def execute(
         source_given=from_ is not None,
         epoch=desired.epoch if desired else None,
         accept_unknown_lag=accept_unknown_lag,
-        hint=_resume_hint(manifest),
     )
 
 
@@ -155,7 +153,6 @@ def failback(
         kind=RunKind.FAILBACK,
         source_given=False,
         epoch=desired.epoch,
-        hint=_resume_hint(manifest),
         accept_unknown_lag=accept_unknown_lag,
     )
 
@@ -176,10 +173,9 @@ def resume(
     journal = Journal(clients, deployed)
     planned = journal.run(run_id).plan.steps
     check_steps(deployed, ((s.component, s.region) for s in planned))
-    with _progress(len(planned), as_json, _resume_hint(manifest)) as show:
-        show.run_id = run_id
+    with _progress(len(planned), as_json) as show:
         executor = Executor(topology, deployed, clients, journal=journal, progress=show)
-        result = _interruptible(show, lambda: executor.resume(run_id))
+        result = executor.resume(run_id)
     return _render_result(result, as_json)
 
 
@@ -252,7 +248,6 @@ def _run_plan(
     as_json: bool,
     workers: int,
     kind: RunKind,
-    hint: str,
     source_given: bool,
     epoch: int | None,
     accept_unknown_lag: bool = False,
@@ -282,46 +277,16 @@ def _run_plan(
         if not sys.stdin.isatty():
             raise UsageError("refusing to act without confirmation: pass --yes")
         typer.confirm(f"Fail over {plan.app} from {plan.source} to {plan.target}?", abort=True)
-    with _progress(len(plan.steps), as_json, hint) as show:
+    with _progress(len(plan.steps), as_json) as show:
         executor.progress = show
-        result = _interruptible(
-            show,
-            lambda: executor.execute(
-                plan, kind=kind, source_given=source_given, expect_epoch=epoch
-            ),
-        )
+        result = executor.execute(plan, kind=kind, source_given=source_given, expect_epoch=epoch)
     return _render_result(result, as_json)
-
-
-def _interruptible(show: _progress, work: Any) -> RunResult:
-    """``work()``; on Ctrl-C, say which run was interrupted and how to continue it (exit 130)."""
-    from controller.errors import FailoverError
-
-    try:
-        result: RunResult = work()
-    except KeyboardInterrupt:
-        show.__exit__()
-        if show.run_id:
-            text = (
-                f"interrupted: run {show.run_id} stopped part-way; continue it with "
-                f"'failover resume {show.run_id}{show.hint}'"
-            )
-        else:
-            text = (
-                "interrupted before the first step: see 'failover runs"
-                + show.hint
-                + "' for a run to resume"
-            )
-        error = FailoverError(text)
-        error.exit_code = 130
-        raise error from None
-    return result
 
 
 class _progress:
     """A Rich progress bar on stderr, one line per finished step (quiet with ``--json``)."""
 
-    def __init__(self, total: int, quiet: bool, hint: str = "") -> None:
+    def __init__(self, total: int, quiet: bool) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -331,8 +296,6 @@ class _progress:
         )
 
         self.quiet = quiet
-        #: What a resume command needs besides the run id (the manifest, when not the default).
-        self.hint = hint
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -343,8 +306,6 @@ class _progress:
             disable=quiet,
         )
         self.task = self.bar.add_task("steps", total=total)
-        #: The run the steps belong to, once the first event names it.
-        self.run_id = ""
 
     def __enter__(self) -> _progress:
         self.bar.__enter__()
@@ -354,7 +315,6 @@ class _progress:
         self.bar.__exit__(None, None, None)
 
     def __call__(self, event: StepEvent) -> None:
-        self.run_id = event.run_id
         if self.quiet:
             return
         from controller.controltable.journal import StepState
@@ -398,11 +358,6 @@ def _render_result(result: RunResult, as_json: bool) -> int:
     if run.error:
         console.print(f"[red]{escape(run.error)}[/]")
     return result.exit_code
-
-
-def _resume_hint(manifest: Path) -> str:
-    """The options a ``failover resume`` of this run needs: the manifest, unless the default."""
-    return "" if manifest == DEFAULT_MANIFEST else f" --manifest {manifest}"
 
 
 def _when(stamp: float) -> str:
