@@ -163,6 +163,7 @@ class Driver:
             )
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
+        deadline = time.monotonic() + self.policy.step_timeout_seconds
         for attempt in range(retries + 1):
             if not fence and step.region in unreachable and not action.global_resource:
                 return self._end(
@@ -187,6 +188,7 @@ class Driver:
                 fence=fence,
                 global_resource=action.global_resource,
                 jitter=0.5 + random.random(),
+                remaining=deadline - time.monotonic(),
             )
             if outcome.region_unreachable:
                 unreachable.add(step.region)

@@ -9,6 +9,7 @@ it decides nothing itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from controller.controltable.journal import StepState
@@ -49,6 +50,7 @@ def decide(
     fence: bool,
     global_resource: bool = False,
     jitter: float = 1.0,
+    remaining: float = math.inf,
 ) -> StepOutcome:
     """The outcome of attempt number ``attempt`` (from 0) of a step allowed ``retries`` retries.
 
@@ -58,6 +60,8 @@ def decide(
     fence : a fencing step (of the source): best effort, it ends ``unverified``, never failed.
     global_resource : the step acts on a global resource (Route 53), reachable whatever region.
     jitter : the factor applied to the backoff (the executor passes a random one in [0.5, 1.5)).
+    remaining : seconds left of the step's ``policy.step_timeout_seconds`` as the attempt
+        ended: no retry is started that would begin after them.
 
     Examples
     --------
@@ -72,6 +76,10 @@ def decide(
     >>> decide(TransientStepError("timeout", unreachable=True), attempt=1, retries=3,
     ...        fence=False).region_unreachable
     True
+    >>> late = decide(TransientStepError("throttled", delay=0.5), attempt=0, retries=3,
+    ...               fence=False, remaining=0.2)
+    >>> late.state.value, late.error
+    ('failed', 'throttled; no time left for another attempt (step_timeout_seconds)')
     """
     if error is None:
         return StepOutcome(StepState.DONE)
@@ -87,4 +95,10 @@ def decide(
     if attempt >= retries:
         return StepOutcome(given_up, error=message)
     delay = min(MAX_BACKOFF, error.delay * 2**attempt) * jitter
+    if delay >= remaining:  # the step's time is up before its next attempt would begin
+        return StepOutcome(
+            given_up,
+            error=f"{message}; no time left for another attempt (step_timeout_seconds)",
+            region_unreachable=error.unreachable and not global_resource,
+        )
     return StepOutcome(StepState.RUNNING, delay=delay, error=message)

@@ -118,7 +118,11 @@ class Policy(_Strict):
     quorum: int = Field(default=2, ge=1, le=3)
     cooldown_seconds: float = Field(default=300.0, ge=0)
     auto_failback: bool = False
+    #: How long one step keeps trying: a failed attempt is not retried when its retry would
+    #: begin after this many seconds from the step's start (an attempt in flight still ends at
+    #: its client timeouts, and a target that stops answering is left as the run moves on).
     step_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: How many times a failed step is tried again (throttled, 5xx, read back not yet right).
     step_retries: int = Field(default=3, ge=0, le=10)
     lease_seconds: float = Field(default=60.0, gt=0)
     on_target_lost: TargetLost = TargetLost.NEXT_STANDBY

@@ -168,6 +168,38 @@ def test_injected_throttling_and_500s_do_not_stop_the_run(fresh_sandbox: Sandbox
     assert all(mapping_enabled(box, TARGET).values())
 
 
+def test_a_step_throttled_past_its_timeout_gives_up_before_its_retries_run_out(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """policy.step_timeout_seconds bounds a step: with every SQS call throttled, the queue's
+    activation stops retrying once its time is up (ten retries would take 17 s or more), and
+    what needs the queue runs degraded."""
+    box = fresh_sandbox
+    policy = box.topology.policy.model_copy(
+        update={"step_timeout_seconds": 1.0, "step_retries": 10}
+    )
+    topology = box.topology.model_copy(update={"policy": policy})
+    throttle, calls = fault(400, "ThrottlingException")
+
+    def sqs_throttled(request: Any, **kwargs: Any) -> Any:
+        if str(kwargs.get("event_name", "")).split(".")[1:2] == ["sqs"]:
+            return throttle(request, **kwargs)
+        return None
+
+    clients = Clients(
+        endpoints=box.manifest.endpoints,
+        settings=AwsSettings(max_attempts=1),  # botocore's own retries would hide the loop's
+        hooks=[("before-send", sqs_throttled)],
+    )
+    plan = build_plan(topology, graphs.build(topology), target=TARGET, source=SOURCE)
+    run = Executor(topology, box.manifest, clients, accept_unknown_lag=True).execute(plan).run
+    queue = run.steps["activate:orders-queue@us-west-2"]
+    assert queue.state == StepState.FAILED, queue
+    assert 1 <= queue.attempts < 11 and "step_timeout_seconds" in queue.error, queue
+    assert calls[1] > 0
+    assert run.status == RunStatus.COMPLETED_DEGRADED and run.degraded.get("worker")
+
+
 def test_a_second_controller_is_refused_while_the_first_holds_the_lease(
     fresh_sandbox: Sandbox,
 ) -> None:

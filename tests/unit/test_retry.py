@@ -67,6 +67,24 @@ def test_fencing_that_keeps_failing_ends_unverified_never_failed() -> None:
     assert out.final and out.state == StepState.UNVERIFIED and not out.region_unreachable
 
 
+@pytest.mark.parametrize("fence", [False, True])
+def test_a_throttled_step_out_of_time_gives_up_with_retries_left(fence: bool) -> None:
+    """policy.step_timeout_seconds bounds a step: no retry begins after it, retries or not."""
+    error = TransientStepError("throttled", delay=0.5)
+    assert not decide(error, attempt=0, retries=10, fence=fence, remaining=0.6).final
+    late = decide(error, attempt=1, retries=10, fence=fence, remaining=0.6)  # the retry: 1.0 s
+    assert late.final and late.state == (StepState.UNVERIFIED if fence else StepState.FAILED)
+    assert "step_timeout_seconds" in late.error and not late.region_unreachable
+
+
+def test_a_target_that_times_out_past_the_step_timeout_is_lost_at_once() -> None:
+    """A hung target's first read timeout can outlast the whole step: it is not read again,
+    and its region counts as lost (the run moves on)."""
+    error = TransientStepError("unreachable: ReadTimeoutError", unreachable=True)
+    out = decide(error, attempt=0, retries=3, fence=False, remaining=-2.0)
+    assert out.final and out.state == StepState.FAILED and out.region_unreachable
+
+
 def test_component_unreachable_comes_from_the_flag_not_the_message() -> None:
     flagged = TransientStepError("timed out", unreachable=True)
     assert component_status("q", "queue", None, flagged, {}).health == Health.UNREACHABLE
