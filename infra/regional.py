@@ -366,7 +366,7 @@ def deployer(kind: str) -> Callable[[Region, str, Any], None] | None:
     path = declared(kind).deployer
     if path is None:
         return None
-    found: Callable[[Region, str, Any], None] = resolve(path)
+    found: Callable[[Region, str, Any], None] = resolve(path, "infra")
     return found
 
 

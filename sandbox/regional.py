@@ -34,7 +34,7 @@ def provisioner(kind: str) -> Callable[[Provisioning, str, Any], ComponentRef] |
     path = declared(kind).provisioner
     if path is None:
         return None
-    found: Callable[[Provisioning, str, Any], ComponentRef] = resolve(path)
+    found: Callable[[Provisioning, str, Any], ComponentRef] = resolve(path, "sandbox")
     return found
 
 

@@ -14,6 +14,7 @@ from controller.aws import Clients
 from controller.errors import PermanentStepError
 from controller.topology import KINDS, Kind, Topology, resolve
 from controller.topology.manifest import Manifest
+from controller.topology.registry import ACTIONS_PACKAGE
 
 
 @functools.cache
@@ -25,7 +26,7 @@ def action_class(kind: str) -> type[Action]:
     KeyError
         ``kind`` is not a kind (:class:`controller.topology.Kind`).
     """
-    cls: type[Action] = resolve(KINDS[Kind(kind)].declared.action)
+    cls: type[Action] = resolve(KINDS[Kind(kind)].declared.action, ACTIONS_PACKAGE)
     return cls
 
 

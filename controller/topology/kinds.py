@@ -7,15 +7,14 @@ A kind is declared once, here: its model (its fields, validated by pydantic) and
 
 # No ``from __future__ import annotations`` here: pydantic would evaluate each of the models'
 # ~100 string annotations back with ``compile`` (about 10 ms of every command's start-up).
-import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.contract import DegradedMode, fit
+from controller.topology.registry import Declared, Tier
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,47}$"
 
@@ -35,61 +34,11 @@ class Kind(StrEnum):
     BUS = "bus"
 
 
-class Tier(StrEnum):
-    """The layer a component belongs to; traffic is always shifted last."""
-
-    DATA = "data"
-    EVENTS = "events"
-    COMPUTE = "compute"
-    TRAFFIC = "traffic"
-
-
 class OnFailure(StrEnum):
     """What the executor does when this component cannot be activated in the target."""
 
     DEGRADE = "degrade"
     ROLLBACK = "rollback"
-
-
-@dataclass(frozen=True)
-class Declared:
-    """What a kind declares besides its fields: the one registry entry of a kind.
-
-    The three code paths are ``"module:attribute"`` names that each side resolves with
-    :func:`resolve` when it needs them (the controller never imports ``sandbox`` or ``infra``):
-
-    - ``action``: the :class:`controller.actions.base.Action` subclass that reads, activates and
-      fences the component in one region;
-    - ``provisioner``: the sandbox function ``(Provisioning, name, spec) -> ComponentRef`` that
-      creates it in one region of the emulator, or ``None`` for a kind that is global only;
-    - ``deployer``: the Pulumi function ``(Region, name, spec) -> None`` that creates it in one
-      region, or ``None`` for a kind that is global only.
-
-    A new kind is its model here, its action module, its provisioner and its deployer: four
-    files (``tests/unit/test_kinds.py`` checks every kind resolves all of them).
-    """
-
-    tier: Tier
-    action: str
-    provisioner: str | None
-    deployer: str | None
-    #: What fencing and activating do to the resource, in words (for readers of the registry).
-    switch: str = "nothing to switch: its mode parameter says whether it serves"
-    #: Where ``infra`` and the sandbox create the global pieces (tables, buckets, DNS).
-    global_part: str | None = None
-
-
-def resolve(path: str) -> Any:
-    """The object a ``"module:attribute"`` name points at (``Class.method`` allowed).
-
-    >>> resolve("controller.topology:Kind.BUS")
-    <Kind.BUS: 'bus'>
-    """
-    module, _, attribute = path.partition(":")
-    found: Any = importlib.import_module(module)
-    for part in attribute.split("."):
-        found = getattr(found, part)
-    return found
 
 
 class _Strict(BaseModel):
@@ -143,9 +92,9 @@ class FunctionSpec(_ComponentBase):
     kind: Literal["function"]
     declared = Declared(
         Tier.COMPUTE,
-        "controller.actions.function:FunctionAction",
-        "sandbox.resources:provision_function",
-        "infra.regional:Region.deploy_function",
+        "function:FunctionAction",
+        "resources:provision_function",
+        "regional:Region.deploy_function",
         switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse",
     )
     implied_field = "events"
@@ -168,9 +117,9 @@ class QueueSpec(_ComponentBase):
     kind: Literal["queue"]
     declared = Declared(
         Tier.EVENTS,
-        "controller.actions.queue:QueueAction",
-        "sandbox.resources:provision_queue",
-        "infra.regional:Region.deploy_queue",
+        "queue:QueueAction",
+        "resources:provision_queue",
+        "regional:Region.deploy_queue",
     )
     visibility_timeout: int = Field(default=60, ge=0, le=43200)
     max_receive_count: int = Field(default=3, ge=1, le=1000)
@@ -183,10 +132,10 @@ class TableSpec(_ComponentBase):
     kind: Literal["table"]
     declared = Declared(
         Tier.DATA,
-        "controller.actions.table:TableAction",
-        "sandbox.resources:provision_table",
-        "infra.regional:Region.deploy_global",
-        global_part="infra.global_:GlobalData (the global table)",
+        "table:TableAction",
+        "resources:provision_table",
+        "regional:Region.deploy_global",
+        global_part="the global table, a replica in every region",
     )
     hash_key: str = "pk"
     range_key: str | None = None
@@ -200,10 +149,10 @@ class BucketSpec(_ComponentBase):
     kind: Literal["bucket"]
     declared = Declared(
         Tier.DATA,
-        "controller.actions.bucket:BucketAction",
-        "sandbox.resources:provision_bucket",
-        "infra.regional:Region.deploy_global",
-        global_part="infra.global_:GlobalData (replication between regions)",
+        "bucket:BucketAction",
+        "resources:provision_bucket",
+        "regional:Region.deploy_global",
+        global_part="replication from every region to every other",
     )
     versioning: bool = True
 
@@ -214,9 +163,9 @@ class StreamSpec(_ComponentBase):
     kind: Literal["stream"]
     declared = Declared(
         Tier.EVENTS,
-        "controller.actions.stream:StreamAction",
-        "sandbox.resources:provision_stream",
-        "infra.regional:Region.deploy_stream",
+        "stream:StreamAction",
+        "resources:provision_stream",
+        "regional:Region.deploy_stream",
     )
     shards: int = Field(default=1, ge=1, le=500)
 
@@ -227,9 +176,9 @@ class ScheduleSpec(_ComponentBase):
     kind: Literal["schedule"]
     declared = Declared(
         Tier.EVENTS,
-        "controller.actions.schedule:ScheduleAction",
-        "sandbox.resources:provision_schedule",
-        "infra.regional:Region.deploy_schedule",
+        "schedule:ScheduleAction",
+        "resources:provision_schedule",
+        "regional:Region.deploy_schedule",
         switch="the rule is enabled in the active region, disabled elsewhere",
     )
     implied_field = "target"
@@ -246,9 +195,9 @@ class ParameterSpec(_ComponentBase):
     kind: Literal["parameter"]
     declared = Declared(
         Tier.DATA,
-        "controller.actions.parameter:ParameterAction",
-        "sandbox.resources:provision_parameter",
-        "infra.regional:Region.deploy_parameter",
+        "parameter:ParameterAction",
+        "resources:provision_parameter",
+        "regional:Region.deploy_parameter",
     )
     value: str = ""
     secure: bool = False
@@ -275,9 +224,9 @@ class ApiSpec(_ComponentBase):
     kind: Literal["api"]
     declared = Declared(
         Tier.TRAFFIC,
-        "controller.actions.api:ApiAction",
-        "sandbox.resources:provision_api",
-        "infra.regional:Region.deploy_api",
+        "api:ApiAction",
+        "resources:provision_api",
+        "regional:Region.deploy_api",
     )
     implied_field = "routes"
     routes: tuple[Route, ...] = ()
@@ -301,11 +250,11 @@ class DnsSpec(_ComponentBase):
     kind: Literal["dns"]
     declared = Declared(
         Tier.TRAFFIC,
-        "controller.actions.dns:DnsAction",
+        "dns:DnsAction",
         None,
         None,
         switch="the failover records point at the active region's endpoint",
-        global_part="sandbox.global_ and infra.program:Traffic (zone, records, health checks)",
+        global_part="the hosted zone, the failover records and a health check per region",
     )
     implied_field = "target"
     name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
@@ -343,9 +292,9 @@ class BusSpec(_ComponentBase):
     kind: Literal["bus"]
     declared = Declared(
         Tier.EVENTS,
-        "controller.actions.bus:BusAction",
-        "sandbox.resources:provision_bus",
-        "infra.bus:deploy",
+        "bus:BusAction",
+        "resources:provision_bus",
+        "bus:deploy",
         switch="its rules are enabled in the active region, disabled elsewhere",
     )
     implied_field = "rules"

@@ -1,8 +1,8 @@
 """The deployed watcher: the Lambda handler that ``pulumi up`` puts in every application region.
 
 Called by Lambda (``controller.watchers.lambda_entry.handler``) on an EventBridge schedule every
-minute, and by the sandbox's watcher processes (:mod:`sandbox.watchers`), which run the same handler
-in each region's failure domain. One invocation:
+minute, and by the sandbox's watcher processes, which run the same handler in each region's
+failure domain. One invocation:
 
 1. loads its deployment: the topology shipped in its bundle (a build input, like code) and the
    manifest from the ``manifest`` item of the control table (written by ``pulumi up`` from the

@@ -9,6 +9,7 @@ even as a string that something would import.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -44,3 +45,29 @@ def test_every_exception_of_the_controller_is_defined_in_errors_py() -> None:
         for value in vars(errors).values()
         if isinstance(value, type) and issubclass(value, Exception)
     )
+
+
+def _strings(tree: ast.Module) -> list[tuple[int, str]]:
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_the_controller_names_no_module_of_the_sandbox_or_infra_even_as_a_string() -> None:
+    """The controller imports neither (import-linter), and names neither's modules in a string
+    something could import (the kind registry's slots name code inside each side's package;
+    the CLI reaches the sandbox through the ``failover.extras`` entry points)."""
+    module = re.compile(r"\b(?:sandbox|infra)\.[a-z_]\w*")
+    named = [
+        f"{path.relative_to(REPO)}:{line} {text!r}"
+        for path in SOURCES
+        for line, text in _strings(_tree(path))
+        if module.search(text)
+        or (
+            text.split(".")[0].split(":")[0] in ("sandbox", "infra")
+            and (":" in text or "." in text)
+        )
+    ]
+    assert named == []

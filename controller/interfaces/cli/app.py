@@ -286,17 +286,22 @@ def _fail(exc: FailoverError) -> int:
 
 #: What each optional extra brings that its verbs cannot run without.
 EXTRAS = {"sandbox": ("moto", "matplotlib", "aws_lambda_powertools")}
+#: The entry-point group through which an extra offers the CLI its code (``pyproject.toml``).
+EXTRA_GROUP = "failover.extras"
 
 
-def extra(module: str, extra_name: str) -> Any:
-    """Import ``module`` of an optional extra, or say in one line what to install (exit 2).
+def extra(name: str, extra_name: str) -> Any:
+    """What the entry point ``name`` of an optional extra offers (a module), or say in one line
+    what to install (exit 2).
 
-    The sandbox, the demo and the drill live in the ``sandbox`` package, which imports the
-    controller and never the other way; the CLI reaches it only here, when such a verb runs.
-    The package itself ships with the controller; the extra brings the emulator it drives.
+    The sandbox, the demo and the drill live in a package of their own, which imports the
+    controller and never the other way: it offers them to the CLI as entry points of the
+    ``failover.extras`` group, so the controller names none of its modules; the CLI loads one
+    only when such a verb runs. The package ships with the controller; the extra brings the
+    emulator it drives.
     """
-    import importlib
     import importlib.util
+    from importlib.metadata import entry_points
 
     hint = f"pip install 'failover[{extra_name}]'"
     for needed in EXTRAS.get(extra_name, ()):
@@ -308,11 +313,17 @@ def extra(module: str, extra_name: str) -> Any:
             raise UsageError(
                 f"this verb needs the {extra_name} extra ({needed} is not installed): {hint}"
             )
+    offered = entry_points(group=EXTRA_GROUP, name=name)
+    if not offered:
+        raise UsageError(
+            f"this verb needs the {extra_name} extra (nothing offers {name!r}): {hint}"
+        )
+    (entry,) = tuple(offered)[:1]
     try:
-        return importlib.import_module(module)
+        return entry.load()
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
-        if top not in {module.split(".")[0], *EXTRAS.get(extra_name, ())}:
+        if top not in {entry.value.split(".")[0], *EXTRAS.get(extra_name, ())}:
             raise
         raise UsageError(
             f"this verb needs the {extra_name} extra ({top} is not installed): {hint}"

@@ -51,7 +51,7 @@ def demo(
     """Deploy the example to the emulator, send traffic, fail a region, fail over, report."""
     from controller.interfaces.cli.logs import to_file
 
-    demos = extra("sandbox.demo", "sandbox")
+    demos = extra("demo", "sandbox")
     phases = _Phases(quiet=as_json)
     options = demos.DemoOptions(
         spec=resolve_spec(spec).resolve(),

@@ -42,7 +42,7 @@ def drill(
 ) -> int:
     """Game day: on the sandbox, the demo's story and report; on AWS, only plan and prechecks."""
     if manifest is None:
-        demos = extra("sandbox.demo", "sandbox")
+        demos = extra("demo", "sandbox")
         options = demos.DemoOptions(
             spec=resolve_spec(spec).resolve(),
             state_dir=state_dir,
