@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import contract
-from controller.aws import classify, error_code
-from controller.controltable.items import key
 from controller.controltable.lease import Lease
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, stale
 from controller.errors import FailoverError, OutcomeUnknownError
@@ -96,9 +94,7 @@ def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_
     """
     new = Desired(active, current.epoch + 1, run_id, table.clock())
     try:
-        table.call(
-            "update_item",
-            Key=key(LEASE_PK, LEASE_SK),
+        written = table.update_lease_item(
             UpdateExpression="SET #a = :a, #n = :n, #r = :r, #s = :s",
             ConditionExpression="#t = :t AND (attribute_not_exists(#n) OR #n = :e)",
             ExpressionAttributeNames={
@@ -126,10 +122,9 @@ def write(table: ControlTable, lease: Lease, current: Desired, active: str, run_
                 f"making {active} the desired region (epoch {new.epoch}, run {run_id or '-'})",
                 "`failover status`",
             ) from None
-    except Exception as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise stale(lease.owner, lease.token) from None
-        raise classify(exc) from exc
+        written = True
+    if not written:
+        raise stale(lease.owner, lease.token)
     log.info("desired state: %s active (epoch %d, run %s)", active, new.epoch, run_id or "-")
     return new
 

@@ -144,11 +144,8 @@ def new_run_id(now: float | None = None) -> str:
 class Journal:
     """The control table: runs and steps, and the handle on the lease and automation switch.
 
-    Parameters
-    ----------
-    clients : the client cache (the control table's region comes from the manifest).
-    manifest : names the control table and the regions that serve it.
-    clock : seconds since the epoch; tests may pass their own.
+    Made from what :class:`~controller.controltable.table.ControlTable` is made of (the clients,
+    the manifest that names the table and its regions, a clock tests may replace).
     """
 
     def __init__(

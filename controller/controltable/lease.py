@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.aws import classify, error_code
-from controller.controltable.items import key
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, stale
 from controller.errors import FailoverError, LeaseHeldError, OutcomeUnknownError, StaleTokenError
 
@@ -102,9 +100,7 @@ class Leases:
         if current is not None:
             values[":old"] = {"N": str(current.token)}
         try:
-            self.table.call(
-                "update_item",
-                Key=key(LEASE_PK, LEASE_SK),
+            taken = self.table.update_lease_item(
                 UpdateExpression="SET #o = :o, #t = :t, expires_at = :e",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#t": "token", "#o": "owner"},
@@ -120,13 +116,11 @@ class Leases:
             raise unknown.checked_with(
                 f"taking the lease for {owner} (token {token})", "`failover status`"
             ) from None
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                winner = self.holder()
-                raise LeaseHeldError(
-                    winner.owner if winner else "unknown", winner.expires_at if winner else None
-                ) from None
-            raise classify(exc) from exc
+        if not taken:
+            winner = self.holder()
+            raise LeaseHeldError(
+                winner.owner if winner else "unknown", winner.expires_at if winner else None
+            )
         log.info("lease taken by %s with token %d", owner, token)
         return lease
 
@@ -161,9 +155,7 @@ class Leases:
         """
         renewed = Lease(lease.owner, lease.token, self.table.clock() + seconds)
         try:
-            self.table.call(
-                "update_item",
-                Key=key(LEASE_PK, LEASE_SK),
+            renewed_it = self.table.update_lease_item(
                 UpdateExpression="SET expires_at = :e",
                 ConditionExpression="#t = :t AND #o = :o AND expires_at = :was",
                 ExpressionAttributeNames={"#t": "token", "#o": "owner"},
@@ -183,26 +175,19 @@ class Leases:
             raise unknown.checked_with(
                 f"renewing the lease of {lease.owner} (token {lease.token})", "`failover status`"
             ) from None
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise stale(lease.owner, lease.token) from None
-            raise classify(exc) from exc
+        if not renewed_it:
+            raise stale(lease.owner, lease.token)
         return renewed
 
     def release(self, lease: Lease) -> None:
-        """Give the lease up (it keeps its token, so the next holder's is higher)."""
-        try:
-            self.table.call(
-                "update_item",
-                Key=key(LEASE_PK, LEASE_SK),
-                UpdateExpression="SET expires_at = :z",
-                ConditionExpression="#t = :t",
-                ExpressionAttributeNames={"#t": "token"},
-                ExpressionAttributeValues={":z": {"N": "0"}, ":t": {"N": str(lease.token)}},
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise classify(exc) from exc
+        """Give the lease up (it keeps its token, so the next holder's is higher); a lease
+        already taken over is left to its new holder."""
+        self.table.update_lease_item(
+            UpdateExpression="SET expires_at = :z",
+            ConditionExpression="#t = :t",
+            ExpressionAttributeNames={"#t": "token"},
+            ExpressionAttributeValues={":z": {"N": "0"}, ":t": {"N": str(lease.token)}},
+        )
         log.info("lease released by %s (token %d)", lease.owner, lease.token)
 
 

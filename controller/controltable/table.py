@@ -263,7 +263,7 @@ class ControlTable:
 
     def _conditional(self, owner: str, token: int, op: str, kwargs: dict[str, Any]) -> None:
         try:
-            self.call(op, **kwargs)
+            written = self.attempt(op, **kwargs)
         except OutcomeUnknownError as unknown:
             outcome = self._settle(op, kwargs, token)
             if outcome is WriteOutcome.DONE:
@@ -273,10 +273,31 @@ class ControlTable:
             raise unknown.checked_with(
                 f"journal write by {owner} (token {token})", "`failover runs`"
             ) from None
+        if not written:
+            raise stale(owner, token)
+
+    def attempt(self, op: str, **kwargs: Any) -> bool:
+        """One conditional write; False when its condition did not hold (nothing was written).
+
+        Raises
+        ------
+        OutcomeUnknownError
+            The write was sent and its answer lost: the caller settles it by reading back.
+        FailoverError
+            Any other failure: no control region answered, or a step error (``classify``).
+        """
+        try:
+            self.call(op, **kwargs)
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise stale(owner, token) from None
+                return False
             raise classify(exc) from exc
+        return True
+
+    def update_lease_item(self, **kwargs: Any) -> bool:
+        """One conditional update of the lease item (which the desired state shares); False
+        when its condition did not hold."""
+        return self.attempt("update_item", Key=key(LEASE_PK, LEASE_SK), **kwargs)
 
     def _settle(self, op: str, kwargs: dict[str, Any], token: int) -> WriteOutcome:
         """What became of a journal write whose answer was lost, as its item says now: done

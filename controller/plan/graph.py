@@ -42,15 +42,10 @@ def build(topology: Topology, *, source: str | None = None) -> nx.DiGraph:
     Examples
     --------
     >>> from controller.topology import loads
-    >>> t = loads('''
-    ... app: a
-    ... regions: {primary: us-east-1, standby: [us-west-2]}
-    ... components:
-    ...   t: {kind: table}
-    ...   f: {kind: function, depends_on: [t]}
-    ... ''')
-    >>> sorted(build(t).edges)
-    [('f', 't')]
+    >>> t = loads('{app: a, regions: {primary: us-east-1, standby: [us-west-2]}, components: '
+    ...           '{q: {kind: queue}, f: {kind: function, events: [{source: q}]}}}')
+    >>> sorted(build(t).edges), build(t).nodes["f"]["tier"]  # an event source is a need
+    ([('f', 'q')], <Tier.COMPUTE: 'compute'>)
     """
     components = topology.components
     graph = nx.DiGraph()

@@ -11,11 +11,15 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.contract import DEFAULT_MANIFEST, GLOBAL, is_loopback
 from controller.errors import SpecError
+
+if TYPE_CHECKING:
+    from controller.topology.schema import Topology
 
 
 class _Model(BaseModel):
@@ -152,15 +156,7 @@ def load_manifest(path: str | Path = DEFAULT_MANIFEST) -> Manifest:
         raise SpecError(err["msg"], source=str(path), field=field) from None
 
 
-def check_deployment(
-    manifest: Manifest,
-    *,
-    app: str,
-    primary: str,
-    regions: Iterable[str],
-    components: Iterable[str],
-    source: str = "manifest",
-) -> None:
+def check_deployment(manifest: Manifest, topology: Topology, *, source: str = "manifest") -> None:
     """Refuse a manifest that does not describe the topology it is used with.
 
     Checked before anything acts, so that a wrong or damaged manifest changes nothing: the same
@@ -175,14 +171,17 @@ def check_deployment(
 
     Examples
     --------
-    >>> m = Manifest(app="a", primary="r1", control={"table": "t", "regions": ["r1"]},
-    ...              regions={"r1": {"mode_parameter": "p", "components": {}}})
-    >>> check_deployment(m, app="b", primary="r1", regions=["r1"], components=[])
+    >>> from controller.topology import loads
+    >>> t = loads("{app: b, regions: {primary: us-east-1, standby: [us-west-2]}, "
+    ...           "components: {q: {kind: queue}}}")
+    >>> m = Manifest(app="a", primary="us-east-1", control={"table": "t", "regions": ["r1"]},
+    ...              regions={"us-east-1": {"mode_parameter": "p", "components": {}}})
+    >>> check_deployment(m, t)
     Traceback (most recent call last):
     ...
     controller.errors.SpecError: manifest: app: is 'a', the topology's is 'b'
     """
-    wanted = list(regions)
+    app, primary, wanted = topology.app, topology.regions.primary, list(topology.regions.all)
     if manifest.app != app:
         raise SpecError(
             f"is {manifest.app!r}, the topology's is {app!r}", source=source, field="app"
@@ -207,7 +206,7 @@ def check_deployment(
                 source=source,
                 field=f"regions.{region}",
             )
-    known = set(components)
+    known = set(topology.components)
     named = {name for part in manifest.regions.values() for name in part.components}
     for region, part in manifest.regions.items():
         for name in sorted(named - set(part.components)):

@@ -252,14 +252,7 @@ def load_deployment(region: str) -> Deployment:
         raise FailoverError(
             f"set {contract.ENV_WATCHER_CONTROL_TABLE} or {contract.ENV_WATCHER_MANIFEST}"
         )
-    check_deployment(
-        manifest,
-        app=topology.app,
-        primary=topology.regions.primary,
-        regions=topology.regions.all,
-        components=topology.components,
-        source=table or path,
-    )
+    check_deployment(manifest, topology, source=table or path)
     return Deployment(topology, manifest, Clients(endpoints=manifest.endpoints))
 
 

@@ -305,14 +305,8 @@ class Watcher:
         kind: RunKind = RunKind.FAILOVER,
     ) -> Decision:
         plan = build_plan(self.topology, self.graph, source=source, target=target)
-        executor = self.executor or Executor(
-            self.topology,
-            self.manifest,
-            self.clients,
-            accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
-        )
         try:
-            result = executor.execute(
+            result = self._executor().execute(
                 plan,
                 kind=kind,
                 since=ev.time,
@@ -339,6 +333,15 @@ class Watcher:
             WatchAction(kind), reason, target=target, run_id=result.run.id, status=result.run.status
         )
 
+    def _executor(self) -> Executor:
+        """The executor a decision runs with: the one given, else a new one for automation."""
+        return self.executor or Executor(
+            self.topology,
+            self.manifest,
+            self.clients,
+            accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
+        )
+
     def _reconcile(self, decision: Decision, returning: frozenset[str]) -> Decision:
         """Converge every region to the desired state (fencing only, while paused).
 
@@ -347,12 +350,7 @@ class Watcher:
         """
         paused = decision.action == WatchAction.PAUSED
         self._rounds += 1
-        executor = self.executor or Executor(
-            self.topology,
-            self.manifest,
-            self.clients,
-            accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
-        )
+        executor = self._executor()
         try:
             if self._report is not None and self._rounds % DEEP_EVERY and not returning:
                 # The evaluation's own read (region modes, no components) first: a full read of

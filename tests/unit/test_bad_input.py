@@ -74,13 +74,7 @@ def topology() -> Topology:
 
 
 def check(manifest: Manifest, topology: Topology) -> None:
-    check_deployment(
-        manifest,
-        app=topology.app,
-        primary=topology.regions.primary,
-        regions=topology.regions.all,
-        components=topology.components,
-    )
+    check_deployment(manifest, topology)
 
 
 # -- 1. a manifest is checked against its topology ---------------------------------------------
@@ -299,13 +293,7 @@ def test_the_manifest_check_and_the_clients_draw_the_loopback_line_in_one_place(
     manifest = fake_manifest(topology)
     manifest.endpoints["us-west-2"] = url
     try:
-        check_deployment(
-            manifest,
-            app=topology.app,
-            primary=topology.regions.primary,
-            regions=topology.regions.all,
-            components=topology.components,
-        )
+        check_deployment(manifest, topology)
         checked = True
     except SpecError:
         checked = False

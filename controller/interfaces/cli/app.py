@@ -365,12 +365,5 @@ def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
     if spec is None and deployed.spec and Path(deployed.spec).exists():
         spec = Path(deployed.spec)
     topology = load(spec_path(spec))
-    check_deployment(
-        deployed,
-        app=topology.app,
-        primary=topology.regions.primary,
-        regions=topology.regions.all,
-        components=topology.components,
-        source=str(manifest),
-    )
+    check_deployment(deployed, topology, source=str(manifest))
     return topology, deployed, Clients(endpoints=deployed.endpoints)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from controller.controltable.journal import RunKind
     from controller.engine.executor import RunResult, StepEvent
     from controller.engine.prechecks import Precheck
-    from controller.plan.steps import FailoverPlan
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 AcceptLagOption = Annotated[
@@ -83,8 +83,6 @@ def execute(
 ) -> int:
     """Fail over: fence the source, activate the target dependencies first, traffic last."""
     from controller.controltable.journal import RunKind
-    from controller.plan import graph as graphs
-    from controller.plan.build import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
     # Read before the lease only to show the plan and to notice a decision gone stale; the
@@ -97,27 +95,17 @@ def execute(
         journal = Journal(clients, deployed)
         running_id = journal.current_run_id()
         refuse_already_active(desired, to, journal.run(running_id) if running_id else None)
-    plan = build_plan(
-        topology,
-        graphs.build(topology),
+    run = _Run(
+        kind=RunKind.FAILOVER,
         target=to,
         source=from_ or (desired.active if desired else topology.regions.primary),
-        unavailable=unavailable or (),
-    )
-    return _run_plan(
-        plan,
-        topology,
-        deployed,
-        clients,
-        yes=yes,
-        dry_run=dry_run,
-        as_json=as_json,
-        workers=1 if sequential else 8,
-        kind=RunKind.FAILOVER,
         source_given=from_ is not None,
         epoch=desired.epoch if desired else None,
-        accept_unknown_lag=accept_unknown_lag,
+        unavailable=tuple(unavailable or ()),
+        workers=1 if sequential else 8,
     )
+    asked = _Asked(yes, dry_run, as_json, accept_unknown_lag)
+    return _run_plan(run, asked, topology, deployed, clients)
 
 
 @app.command()
@@ -131,8 +119,6 @@ def failback(
 ) -> int:
     """Go back to the original primary, once it is healthy again, with the same machinery."""
     from controller.controltable.journal import RunKind
-    from controller.plan import graph as graphs
-    from controller.plan.build import build_plan
 
     topology, deployed, clients = load_deployment(manifest, spec)
     desired = _desired(topology, deployed, clients)
@@ -140,21 +126,9 @@ def failback(
     primary = topology.regions.primary
     if desired.active == primary:
         raise UsageError(f"{primary} is already the active region: nothing to fail back")
-    plan = build_plan(topology, graphs.build(topology), target=primary, source=desired.active)
-    return _run_plan(
-        plan,
-        topology,
-        deployed,
-        clients,
-        yes=yes,
-        dry_run=dry_run,
-        as_json=as_json,
-        workers=8,
-        kind=RunKind.FAILBACK,
-        source_given=False,
-        epoch=desired.epoch,
-        accept_unknown_lag=accept_unknown_lag,
-    )
+    run = _Run(RunKind.FAILBACK, primary, desired.active, False, desired.epoch)
+    asked = _Asked(yes, dry_run, as_json, accept_unknown_lag)
+    return _run_plan(run, asked, topology, deployed, clients)
 
 
 @app.command()
@@ -237,29 +211,56 @@ def _desired(
         return None
 
 
-def _run_plan(
-    plan: FailoverPlan,
-    topology: Any,
-    deployed: Any,
-    clients: Any,
-    *,
-    yes: bool,
-    dry_run: bool,
-    as_json: bool,
-    workers: int,
-    kind: RunKind,
-    source_given: bool,
-    epoch: int | None,
-    accept_unknown_lag: bool = False,
-) -> int:
+@dataclass(frozen=True)
+class _Run:
+    """The run a verb asks for: its kind, where from and to, and what the request knew."""
+
+    kind: RunKind
+    target: str
+    source: str
+    #: The source was asked for (``--from``): it must be the active region.
+    source_given: bool
+    #: The desired state's epoch the request was decided on (None: not known).
+    epoch: int | None
+    unavailable: tuple[str, ...] = ()
+    workers: int = 8
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """How the operator asked for it."""
+
+    yes: bool
+    dry_run: bool
+    as_json: bool
+    accept_unknown_lag: bool
+
+
+def _run_plan(run: _Run, asked: _Asked, topology: Any, deployed: Any, clients: Any) -> int:
+    """Plan ``run``, check it, confirm it and carry it out (or only check it: ``--dry-run``)."""
     from controller.engine.executor import Executor
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
     from controller.topology.manifest import check_steps
 
+    plan = build_plan(
+        topology,
+        graphs.build(topology),
+        target=run.target,
+        source=run.source,
+        unavailable=run.unavailable,
+    )
     # The same refusal for the dry run and the real run: a step the manifest cannot place.
     check_steps(deployed, ((s.component, s.region) for s in plan.steps))
     executor = Executor(
-        topology, deployed, clients, max_workers=workers, accept_unknown_lag=accept_unknown_lag
+        topology,
+        deployed,
+        clients,
+        max_workers=run.workers,
+        accept_unknown_lag=asked.accept_unknown_lag,
     )
+    dry_run, as_json, yes = asked.dry_run, asked.as_json, asked.yes
+    source_given, kind, epoch = run.source_given, run.kind, run.epoch
     if dry_run:
         plan = executor.checked(
             plan, executor.desired(), source_given=source_given, expect_epoch=None
