@@ -118,6 +118,17 @@ def status(
     return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
 
 
+def http_probe(region: str, url: str) -> bool:
+    """GET a region's health route (an :data:`HttpProbe`): 2xx within 2 s is healthy."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - http(s) only
+            return 200 <= int(response.status) < 300
+    except OSError:
+        return False
+
+
 def region_health(
     topology: Topology, manifest: Manifest, clients: Clients, region: str, **kwargs: Any
 ) -> RegionStatus:

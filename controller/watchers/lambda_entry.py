@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from controller import contract
+from controller import contract, health
 from controller.aws import Clients
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
@@ -115,7 +115,7 @@ def watch(
         manifest,
         clients,
         executor=executor,
-        http_probe=None if clients.emulated else http_probe,
+        http_probe=None if clients.emulated else health.http_probe,
     )
     state: WatchState | None = None
     interval = topology.policy.watch_interval_seconds
@@ -277,14 +277,3 @@ def _manifest_item(table: str, regions: str, topology: Topology, region: str) ->
     if not got or not got.get(contract.MANIFEST_ITEM):
         raise FailoverError(f"control table {table} holds no manifest item: run pulumi up")
     return Manifest.model_validate_json(str(got[contract.MANIFEST_ITEM]))
-
-
-def http_probe(region: str, url: str) -> bool:
-    """GET a region's health route; 2xx within 2 s is healthy."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - https only
-            return 200 <= int(response.status) < 300
-    except OSError:
-        return False

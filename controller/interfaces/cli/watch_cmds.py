@@ -128,17 +128,6 @@ automation = typer.Typer(
 app.add_typer(automation, name="automation")
 
 
-def http_probe(region: str, url: str) -> bool:
-    """GET the regional health route; 2xx within 2 s is healthy."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - http(s) only
-            return 200 <= int(response.status) < 300
-    except OSError:
-        return False
-
-
 @app.command()
 def watch(
     once: Annotated[bool, typer.Option("--once", help="Evaluate once, decide, exit.")] = False,
@@ -159,11 +148,14 @@ def watch(
     spec: SpecOption = None,
 ) -> None:
     """Watch every region; fail over when the active one fails (one JSON line per decision)."""
+    from controller import health
     from controller.watchers.watcher import Watcher
 
     topology, deployed, clients = load_deployment(manifest, spec)
     use_probe = probe or not deployed.endpoints
-    watcher = Watcher(topology, deployed, clients, http_probe=http_probe if use_probe else None)
+    watcher = Watcher(
+        topology, deployed, clients, http_probe=health.http_probe if use_probe else None
+    )
     for decision in watcher.run(interval, iterations=1 if once else iterations):
         _emit(decision)
 
