@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from infra_mocks import SETTINGS, Run, generated_topology, run_program
 
 from controller.topology import EXAMPLE_SPEC, load
+from tests.kit.pulumi_mocks import SETTINGS, Run, generated_topology, run_program
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 
 import botocore.session
-from infra_mocks import ACCOUNT, Run
 
 from controller.contract import FunctionAlarm
 from controller.topology import Kind
 from controller.topology.manifest import Manifest
+from tests.kit.pulumi_mocks import ACCOUNT, Run
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 

@@ -16,11 +16,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from infra_mocks import Run, is_watcher
 
 from controller.topology import Kind
 from infra.bundle import RUNTIME_PROVIDED, BundleError, build, closure
 from infra.common import PROJECT_ROOT
+from tests.kit.pulumi_mocks import Run, is_watcher
 
 CONTROLLER_REQUIREMENTS = ["networkx", "pydantic", "PyYAML", "typer", "rich"]
 

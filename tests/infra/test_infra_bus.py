@@ -8,11 +8,11 @@ from __future__ import annotations
 import fnmatch
 import json
 
-from infra_mocks import Run
 from test_infra_security import function_policy, policies, statements
 
 from controller.topology import Kind
 from controller.topology.kinds import BusSpec
+from tests.kit.pulumi_mocks import Run
 
 
 def buses(run: Run) -> list[tuple[str, BusSpec]]:

@@ -6,13 +6,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from infra_mocks import run_resources
 
 from controller.topology import load
 from controller.topology.kinds import FunctionSpec
 from infra.calls import declared_calls
 from infra.common import InfraError, Ref, Settings
 from infra.function import FunctionArgs, RegionalFunction
+from tests.kit.pulumi_mocks import run_resources
 
 TOPOLOGY = """\
 app: shop

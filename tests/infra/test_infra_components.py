@@ -15,11 +15,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
-from infra_mocks import SETTINGS, Registration, Run, run_program, run_resources
 
 from controller.topology import EXAMPLE_SPEC, load
 from infra.common import Ref, Settings
 from infra.function import FunctionArgs, RegionalFunction
+from tests.kit.pulumi_mocks import SETTINGS, Registration, Run, run_program, run_resources
 
 FUNCTION = "failover:infra:Function"
 REGION = "us-west-2"

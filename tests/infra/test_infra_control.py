@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from infra_mocks import Run
-
 from controller.topology.regions import mrsc_set_of
+from tests.kit.pulumi_mocks import Run
 
 
 def test_the_control_table_is_strong_with_three_replicas_or_two_and_a_witness(run: Run) -> None:

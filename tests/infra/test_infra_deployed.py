@@ -13,13 +13,13 @@ import json
 from typing import Any
 
 import pytest
-from infra_mocks import SETTINGS, Run, is_watcher, run_program
 from test_infra_security import unsecret
 
 from controller import contract
 from controller.topology import EXAMPLE_SPEC, Topology, load
 from infra.deployed import DeployedError, pins
 from infra.regional import ACTIVE, STANDBY
+from tests.kit.pulumi_mocks import SETTINGS, Run, is_watcher, run_program
 
 HOME = "us-east-1"  # the example's control table's first region
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from infra_mocks import RecordingMocks
 
 from infra.common import PROJECT_ROOT
+from tests.kit.pulumi_mocks import RecordingMocks
 
 MINI = """
 app: mini

@@ -8,10 +8,10 @@ import json
 import re
 
 import pytest
-from infra_mocks import ACCOUNT, CI, ONCALL, SETTINGS, Run, run_program
 
 from controller.topology import EXAMPLE_SPEC, load
 from infra.common import PROJECT_ROOT
+from tests.kit.pulumi_mocks import ACCOUNT, CI, ONCALL, SETTINGS, Run, run_program
 
 TABLE = "aws:dynamodb/table:Table"
 

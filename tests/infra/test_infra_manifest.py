@@ -7,11 +7,11 @@ and point each region's entries at that region's resources.
 from __future__ import annotations
 
 import pytest
-from infra_mocks import ACCOUNT, SETTINGS, ZONES, Run, run_program
 
 from controller.topology import Kind, loads
 from controller.topology.manifest import Manifest
 from infra.common import InfraError
+from tests.kit.pulumi_mocks import ACCOUNT, SETTINGS, ZONES, Run, run_program
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from infra_mocks import SETTINGS, Run, run_program
 
 from controller.topology import EXAMPLE_SPEC, load
 from infra.global_ import BUCKET_PREFIX_MAX
+from tests.kit.pulumi_mocks import SETTINGS, Run, run_program
 
 #: Types whose ``name`` is unique per account (and region): what two stacks would fight over,
 #: with the service's length limit.

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 
-from infra_mocks import Run, is_watcher
-
 from controller.topology import Kind
+from tests.kit.pulumi_mocks import Run, is_watcher
 
 REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 

@@ -10,7 +10,8 @@ writes again. Each property is declared at creation only: the engine receives it
 from __future__ import annotations
 
 import pytest
-from infra_mocks import Run, is_watcher
+
+from tests.kit.pulumi_mocks import Run, is_watcher
 
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 

@@ -17,11 +17,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from code_calls import CodeCalls, service_of
-from infra_mocks import SETTINGS, Run, run_program
 from test_infra_security import function_policy
 
 from controller.topology import EXAMPLE_SPEC, Kind, load
+from tests.kit.code_calls import CodeCalls, service_of
+from tests.kit.pulumi_mocks import SETTINGS, Run, run_program
 
 #: where each service's calls land: the kind of dependency, and the resource form in the policy
 TARGETS = {

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from infra_mocks import Run
+from tests.kit.pulumi_mocks import Run
 
 REGIONAL_ARN = re.compile(r"^arn:aws:([a-z0-9-]+):([a-z0-9-]*):")
 GLOBAL_TYPES = ("aws:iam/", "aws:route53/")

@@ -14,10 +14,10 @@ from collections import defaultdict
 
 import pytest
 import yaml
-from infra_mocks import SETTINGS, Run, is_watcher, run_program
 
 from controller.topology import load
 from infra.global_ import FUNCTION_DEPLOY_WRITES, FUNCTION_WRITES
+from tests.kit.pulumi_mocks import SETTINGS, Run, is_watcher, run_program
 
 INLINE_PER_ROLE = 10_240
 MANAGED = 6_144

@@ -12,10 +12,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from infra_mocks import SECRET_VALUE, Run, is_watcher
-
 from infra.common import STAR_ONLY_ACTIONS
 from infra.regional import UNSET
+from tests.kit.pulumi_mocks import SECRET_VALUE, Run, is_watcher
 
 ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
 SECRET_SHAPED = re.compile(r"^[A-Za-z0-9/+=]{40}$")

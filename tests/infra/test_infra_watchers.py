@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import botocore.session
-from infra_mocks import Run, is_watcher
 from test_infra_bundle import import_in_clean_interpreter, lambda_runtime
 from test_infra_security import policies, statements
 
@@ -24,6 +23,7 @@ from controller.plan.build import build_plan
 from controller.topology import EXAMPLE_SPEC, load, loads
 from infra.bundle import RUNTIME_PROVIDED
 from infra.watchers import HANDLER, SCHEDULE, STEP_BACKOFF_SECONDS, run_budget, watcher_bundle
+from tests.kit.pulumi_mocks import Run, is_watcher
 
 #: The goal for the watcher's zipped bundle (Lambda's own limit is 50 MB zipped).
 SIZE_GOAL = 10 * 1024 * 1024

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from infra_mocks import SETTINGS, ZONES, Run, run_program
 
 from controller.topology import EXAMPLE_SPEC, Kind, load
 from infra.common import InfraError
+from tests.kit.pulumi_mocks import SETTINGS, ZONES, Run, run_program
 
 
 def test_the_program_creates_no_zone_and_uses_the_existing_one(run: Run) -> None:

@@ -22,7 +22,7 @@ from controller.errors import PermanentStepError, TransientStepError
 from controller.topology import Topology
 from controller.topology.manifest import ComponentRef
 from sandbox import Sandbox
-from tests.sandbox.helpers import HANG_BOUND, fault, plain
+from tests.kit.emulator import HANG_BOUND, fault, plain
 
 pytestmark = pytest.mark.sandbox
 

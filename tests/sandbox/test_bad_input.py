@@ -30,7 +30,7 @@ from sandbox import Sandbox, controls, launcher
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
 from tests.conftest import EXAMPLE
-from tests.sandbox.helpers import mapping_enabled, plain, primary_record, rules_enabled
+from tests.kit.emulator import mapping_enabled, plain, primary_record, rules_enabled
 from tests.unit.test_bad_input import DEEP, Trap
 
 pytestmark = pytest.mark.sandbox

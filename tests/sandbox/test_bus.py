@@ -20,7 +20,7 @@ from controller.errors import PermanentStepError, TransientStepError
 from controller.topology.kinds import BusSpec
 from sandbox import Sandbox
 from tests.conftest import CliResult
-from tests.sandbox.helpers import SLACK, fault, plain, status_json
+from tests.kit.emulator import SLACK, fault, plain, status_json
 
 pytestmark = pytest.mark.sandbox
 

@@ -20,7 +20,7 @@ from controller.plan.build import build_plan
 from controller.topology import load
 from sandbox import Sandbox
 from tests.conftest import EXAMPLE, REPO
-from tests.sandbox.helpers import mapping_enabled, primary_record, rules_enabled
+from tests.kit.emulator import mapping_enabled, primary_record, rules_enabled
 
 TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)

@@ -162,7 +162,7 @@ def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
 
 
 def test_drill_with_a_manifest_only_plans_and_prechecks(fresh_sandbox, cli) -> None:
-    from tests.sandbox.helpers import mapping_enabled
+    from tests.kit.emulator import mapping_enabled
 
     result = cli("drill", "--manifest", fresh_sandbox.manifest_path, "--json")
     assert result.code == 0, result.err

@@ -23,7 +23,7 @@ from controller.errors import ConflictError, NoMajorityError, StaleTokenError
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from sandbox import Sandbox
-from tests.sandbox.helpers import mapping_enabled, plain
+from tests.kit.emulator import mapping_enabled, plain
 from tests.sandbox.test_crash import controller
 
 pytestmark = pytest.mark.sandbox

@@ -17,7 +17,7 @@ from controller.errors import LeaseHeldError, PlanError, StaleTokenError
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from sandbox import Sandbox
-from tests.sandbox.helpers import (
+from tests.kit.emulator import (
     SLACK,
     fault,
     mapping_enabled,

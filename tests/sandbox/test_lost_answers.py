@@ -31,7 +31,7 @@ from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from controller.interfaces.views import read_status
 from sandbox import Sandbox
 from tests.conftest import CliResult
-from tests.sandbox.helpers import plain
+from tests.kit.emulator import plain
 
 pytestmark = pytest.mark.sandbox
 

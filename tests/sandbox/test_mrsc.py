@@ -33,7 +33,7 @@ from controller.controltable.lease import Leases
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
 from controller.errors import NoMajorityError
 from sandbox import Sandbox
-from tests.sandbox.helpers import plain
+from tests.kit.emulator import plain
 
 pytestmark = pytest.mark.sandbox
 

@@ -18,7 +18,7 @@ from controller.engine.reconcile import reconcile
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from sandbox import Sandbox
-from tests.sandbox.helpers import mapping_enabled, plain, primary_record, region_host, rules_enabled
+from tests.kit.emulator import mapping_enabled, plain, primary_record, region_host, rules_enabled
 
 pytestmark = pytest.mark.sandbox
 #: The emulator publishes no replication-lag metric: these tests are not about the lag check.

@@ -19,7 +19,7 @@ from controller.controltable.journal import Journal
 from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from sandbox import Sandbox
 from tests.conftest import CliResult
-from tests.sandbox.helpers import SLACK
+from tests.kit.emulator import SLACK
 
 pytestmark = pytest.mark.sandbox
 

@@ -22,7 +22,7 @@ from controller.topology import TargetLost
 from sandbox import Sandbox
 from sandbox.faults import kill_after_steps
 from sandbox.functions import set_alarms
-from tests.sandbox.helpers import plain
+from tests.kit.emulator import plain
 
 pytestmark = pytest.mark.sandbox
 

@@ -137,7 +137,7 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     from controller.engine.executor import Executor
     from controller.plan import graph as graphs
     from controller.plan.build import build_plan
-    from tests.sandbox.helpers import mapping_enabled
+    from tests.kit.emulator import mapping_enabled
 
     box = fresh_sandbox
     box.fail(PRIMARY, "hang")
