@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.interfaces.cli import main
+from tests.kit.cli import CliResult
+from tests.kit.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "orders" / "topology.yaml"
 SANDBOX_TESTS = REPO / "tests" / "sandbox"
 #: Fixtures that start the emulator (or set its environment for a test that starts one).
 EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
@@ -149,15 +148,6 @@ def dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-
-
-@dataclass
-class CliResult:
-    """What one CLI run returned and printed."""
-
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""What the sandbox tests share: plain boto3 reads, injected faults, and patient limits.
+"""What the sandbox tests share: plain boto3 reads, injected faults, patient limits, a
+controller run as a real process, and what "fenced everywhere" means read back.
 
 Plain clients are not ours (no cache, no hooks, no retries), so what they read back is what the
 emulator holds, not what our code believes.
@@ -8,17 +9,21 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
 
+from controller.actions.registry import action_class, action_for
+from controller.aws import Clients
 from controller.contract import GLOBAL
 from controller.topology import Kind
 from sandbox import Sandbox
-from tests.conftest import CliResult
-from tests.sandbox.conftest import EXAMPLE
+from tests.kit.cli import CliResult
+from tests.kit.paths import EXAMPLE, REPO
 
 PRIMARY = "us-east-1"
 #: A deadline for tests about what status says, not how fast (a loaded machine is slow).
@@ -125,3 +130,42 @@ def status_json(
     assert result.code == 0, result.err
     data: dict[str, Any] = json.loads(result.out)
     return data
+
+
+def controller(box: Sandbox, *args: str, kill_after: int | None = None) -> subprocess.Popen[str]:
+    """``failover ARGS --manifest M`` as a real process; with ``kill_after``, one that SIGKILLs
+    itself once that many steps have ended (``sandbox.faults``)."""
+    entry = (
+        ["-m", "controller"]
+        if kill_after is None
+        else ["-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
+    )
+    return subprocess.Popen(
+        [sys.executable, *entry, *args, "--manifest", str(box.manifest_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def fenced_everywhere(box: Sandbox, region: str, *, inside: bool = False) -> dict[str, str]:
+    """Each component of ``region`` that is not fenced, with what it says (read back fresh).
+
+    ``inside``: read as a caller of ``region`` itself (its home region), which a partition
+    lets through; the global components (DNS), out of its reach then, are left out.
+    """
+    # not the controller's: no cache, no hook
+    clients = Clients(endpoints=box.manifest.endpoints, home=region if inside else None)
+    wrong = {}
+    for name, spec in box.topology.components.items():
+        action = action_for(box.topology, box.manifest, clients, name, region)
+        if inside and action.global_resource:
+            continue
+        seen = action.read()
+        ssm = clients.client("ssm", region) if inside else plain(box, "ssm", region)
+        mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
+        fenced = action_class(str(spec.kind)).fenced_state
+        if seen.state not in (fenced, "missing") or mode != "fenced":
+            wrong[name] = f"{seen.state} (mode {mode})"
+    return wrong

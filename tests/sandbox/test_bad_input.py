@@ -29,9 +29,9 @@ from controller.contract import GLOBAL
 from sandbox import Sandbox, controls, launcher
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
-from tests.conftest import EXAMPLE
 from tests.kit.emulator import mapping_enabled, plain, primary_record, rules_enabled
-from tests.unit.test_bad_input import DEEP, Trap
+from tests.kit.manifests import DEEP, Trap
+from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
 

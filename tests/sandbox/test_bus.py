@@ -19,7 +19,7 @@ from controller.contract import DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.topology.kinds import BusSpec
 from sandbox import Sandbox
-from tests.conftest import CliResult
+from tests.kit.cli import CliResult
 from tests.kit.emulator import SLACK, fault, plain, status_json
 
 pytestmark = pytest.mark.sandbox

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +17,11 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import load
 from sandbox import Sandbox
-from tests.conftest import EXAMPLE, REPO
-from tests.kit.emulator import mapping_enabled, primary_record, rules_enabled
+from tests.kit.emulator import controller, mapping_enabled, primary_record, rules_enabled
+from tests.kit.paths import EXAMPLE
 
 TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)
-
-
-def controller(box: Sandbox, *args: str, kill_after: int | None = None) -> subprocess.Popen[str]:
-    """``failover ARGS --manifest M`` as a real process; with ``kill_after``, one that SIGKILLs
-    itself once that many steps have ended (``sandbox.faults``)."""
-    entry = (
-        ["-m", "controller"]
-        if kill_after is None
-        else ["-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
-    )
-    return subprocess.Popen(
-        [sys.executable, *entry, *args, "--manifest", str(box.manifest_path)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def snapshot(box: Sandbox) -> dict[str, Any]:

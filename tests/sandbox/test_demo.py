@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox.demo import DemoOptions, run_demo
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 REPORT_FIELDS = {
     "time_to_detect_seconds",

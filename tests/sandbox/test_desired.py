@@ -23,8 +23,7 @@ from controller.errors import ConflictError, NoMajorityError, StaleTokenError
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from sandbox import Sandbox
-from tests.kit.emulator import mapping_enabled, plain
-from tests.sandbox.test_crash import controller
+from tests.kit.emulator import controller, mapping_enabled, plain
 
 pytestmark = pytest.mark.sandbox
 #: The emulator publishes no replication-lag metric: these tests are not about the lag check.

@@ -30,7 +30,7 @@ from controller.controltable.table import WRITES, ControlTable
 from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from controller.interfaces.views import read_status
 from sandbox import Sandbox
-from tests.conftest import CliResult
+from tests.kit.cli import CliResult
 from tests.kit.emulator import plain
 
 pytestmark = pytest.mark.sandbox

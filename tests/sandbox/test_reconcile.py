@@ -9,8 +9,7 @@ from functools import partial
 
 import pytest
 
-from controller.actions.registry import action_class, action_for
-from controller.aws import Clients
+from controller.actions.registry import action_for
 from controller.controltable.journal import Journal, RunStatus, StepState
 from controller.engine.executor import Executor as _Executor
 from controller.engine.executor import StepEvent
@@ -18,35 +17,20 @@ from controller.engine.reconcile import reconcile
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from sandbox import Sandbox
-from tests.kit.emulator import mapping_enabled, plain, primary_record, region_host, rules_enabled
+from tests.kit.emulator import (
+    fenced_everywhere,
+    mapping_enabled,
+    plain,
+    primary_record,
+    region_host,
+    rules_enabled,
+)
 
 pytestmark = pytest.mark.sandbox
 #: The emulator publishes no replication-lag metric: these tests are not about the lag check.
 Executor = partial(_Executor, accept_unknown_lag=True)
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
-
-
-def fenced_everywhere(box: Sandbox, region: str, *, inside: bool = False) -> dict[str, str]:
-    """Each component of ``region`` that is not fenced, with what it says (read back fresh).
-
-    ``inside``: read as a caller of ``region`` itself (its home region), which a partition
-    lets through; the global components (DNS), out of its reach then, are left out.
-    """
-    # not the controller's: no cache, no hook
-    clients = Clients(endpoints=box.manifest.endpoints, home=region if inside else None)
-    wrong = {}
-    for name, spec in box.topology.components.items():
-        action = action_for(box.topology, box.manifest, clients, name, region)
-        if inside and action.global_resource:
-            continue
-        seen = action.read()
-        ssm = clients.client("ssm", region) if inside else plain(box, "ssm", region)
-        mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
-        fenced = action_class(str(spec.kind)).fenced_state
-        if seen.state not in (fenced, "missing") or mode != "fenced":
-            wrong[name] = f"{seen.state} (mode {mode})"
-    return wrong
 
 
 def test_one_reconcile_fences_every_component_of_a_returning_primary_even_when_paused(

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, CliResult
+from tests.kit.cli import CliResult
+from tests.kit.paths import REPO
 
 RUNBOOKS = sorted((REPO / "runbooks").glob("*.md"))
 PAGES = [p for p in RUNBOOKS if p.name != "README.md"]

@@ -28,7 +28,7 @@ from controller.topology.manifest import load_manifest
 from sandbox import Sandbox
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
 

@@ -18,7 +18,7 @@ import pytest
 from controller.controltable.journal import Journal
 from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from sandbox import Sandbox
-from tests.conftest import CliResult
+from tests.kit.cli import CliResult
 from tests.kit.emulator import SLACK
 
 pytestmark = pytest.mark.sandbox

@@ -11,7 +11,7 @@ import pytest
 
 from controller.controltable.journal import Journal, RunStatus
 from sandbox import Sandbox
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 pytestmark = pytest.mark.sandbox
 

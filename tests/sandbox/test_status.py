@@ -18,7 +18,7 @@ from controller.controltable import suspects
 from controller.controltable.table import ControlTable
 from controller.interfaces.views import read_status
 from sandbox import Sandbox
-from tests.conftest import CliResult
+from tests.kit.cli import CliResult
 from tests.kit.emulator import HANG_BOUND, SLACK, status_json
 
 pytestmark = pytest.mark.sandbox

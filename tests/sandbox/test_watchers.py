@@ -29,9 +29,14 @@ from controller.watchers.isolation import cut_off_parameter
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
 from sandbox.demo import demo_topology
-from tests.kit.emulator import mapping_enabled, primary_record, region_host, rules_enabled
-from tests.sandbox.conftest import EXAMPLE
-from tests.sandbox.test_reconcile import fenced_everywhere
+from tests.kit.emulator import (
+    fenced_everywhere,
+    mapping_enabled,
+    primary_record,
+    region_host,
+    rules_enabled,
+)
+from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
 

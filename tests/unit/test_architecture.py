@@ -12,7 +12,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 CONTROLLER = REPO / "controller"
 SOURCES = sorted(CONTROLLER.rglob("*.py"))

@@ -7,13 +7,11 @@ as one line; ``failover runs`` never cuts a run id.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,47 +23,13 @@ from controller.aws import AwsSettings, Clients, decode, error_code, explain, is
 from controller.errors import AwsError, SpecError
 from controller.topology import Topology, load, loads
 from controller.topology.manifest import (
-    ComponentRef,
-    ControlManifest,
     Manifest,
-    RegionManifest,
     check_deployment,
     check_steps,
     load_manifest,
 )
-from tests.conftest import EXAMPLE
-
-DEEP = 100_000  # far beyond any recursion limit
-
-
-def dead_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fake_manifest(topology: Topology) -> Manifest:
-    """A manifest of ``topology`` whose every endpoint is a closed loopback port."""
-    port = dead_port()
-    regions = {
-        r: RegionManifest(
-            mode_parameter=topology.mode_parameter(r),
-            components={
-                n: ComponentRef(kind=str(c.kind), name=topology.physical_name(n, r))
-                for n, c in topology.components.items()
-            },
-        )
-        for r in topology.regions.all
-    }
-    return Manifest(
-        app=topology.app,
-        primary=topology.regions.primary,
-        spec=str(EXAMPLE),
-        control=ControlManifest(table=topology.control_table, regions=["global"]),
-        regions=regions,
-        endpoints={r: f"http://127.0.0.1:{port}" for r in (*topology.regions.all, "global")},
-    )
+from tests.kit.manifests import DEEP, Trap, fake_manifest, write_manifest
+from tests.kit.paths import EXAMPLE
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +102,6 @@ def test_a_plan_step_the_manifest_cannot_place_is_refused(topology: Topology) ->
     assert caught.value.field == "regions.eu-west-1.components.worker"
 
 
-def write_manifest(tmp_path: Path, manifest: Manifest) -> Path:
-    path = tmp_path / "manifest.json"
-    path.write_text(manifest.model_dump_json(), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry_run", "real_run"])
 def test_execute_with_a_region_missing_from_the_manifest_is_refused_the_same_way(
     cli, tmp_path: Path, topology: Topology, dry_run: bool
@@ -195,36 +153,6 @@ def test_an_emulated_region_without_an_endpoint_is_refused() -> None:
     with pytest.raises(SpecError):
         Clients(endpoints={"us-east-1": "http://10.0.0.1:1"}).client("sqs", "us-east-1")
     assert Clients().endpoint("sqs", "us-west-2") is None  # real AWS: botocore's own endpoint
-
-
-class Trap:
-    """A loopback listener that counts the connections made to it and closes them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.hits = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def close(self) -> None:
-        # shutdown wakes the blocked accept() (close alone does not, on Linux)
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(timeout=5)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 BAD = REPO / "tests" / "data" / "bad"
 CASES = sorted(p for p in BAD.iterdir())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, REPO
+from tests.kit.paths import EXAMPLE, REPO
 
 
 def test_plan_json_has_exactly_the_documented_shape(cli) -> None:

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from controller.interfaces.cli import main
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 #: Runs ``failover ARGV`` as its own process would, and prints what the collector was doing when
 #: the verb read the topology, and after the process's last line of ours.

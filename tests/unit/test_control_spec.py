@@ -7,7 +7,7 @@ import pytest
 from controller.errors import SpecError
 from controller.topology import load, loads
 from controller.topology.regions import MRSC_SETS
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 BASE = """
 app: shop

@@ -17,7 +17,8 @@ import pytest
 from sandbox import report as reports
 from sandbox.lifecycle import Sandbox
 from sandbox.loadgen import Sample
-from tests.conftest import EXAMPLE, CliResult
+from tests.kit.cli import CliResult
+from tests.kit.paths import EXAMPLE
 
 #: The example's regions; us-east-2 (its control table's witness) and global are not.
 REGIONS = "us-east-1, us-west-2, eu-west-1"

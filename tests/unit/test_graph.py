@@ -21,7 +21,7 @@ from controller.errors import SpecError
 from controller.plan import graph as graphs
 from controller.plan import render
 from controller.topology import Tier
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 TIERS = [Tier.DATA, Tier.EVENTS, Tier.COMPUTE, Tier.TRAFFIC]
 

@@ -18,7 +18,7 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import load
 from controller.watchers.decisions import Evaluation
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 TOPOLOGY = load(EXAMPLE)
 PRIMARY, STANDBY = "us-east-1", "us-west-2"

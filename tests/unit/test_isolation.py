@@ -22,8 +22,9 @@ from controller.watchers import isolation as isolated
 from controller.watchers import lambda_entry as lambda_watcher
 from controller.watchers.isolation import CUT_OFF, JOINED, SELF_FENCE, Isolation, cut_off_parameter
 from controller.watchers.watcher import Watcher
-from tests.unit.test_bad_input import EXAMPLE, fake_manifest
-from tests.unit.test_lambda_watcher import Context, Memory
+from tests.kit.manifests import fake_manifest
+from tests.kit.paths import EXAMPLE
+from tests.kit.watcher import Context, Memory
 
 REGION = "us-east-1"
 TOPOLOGY = load(EXAMPLE)

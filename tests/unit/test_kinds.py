@@ -15,7 +15,7 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import KINDS, Kind, declared, resolve
 from controller.topology.kinds import BusSpec
-from tests.conftest import EXAMPLE, REPO
+from tests.kit.paths import EXAMPLE, REPO
 
 SOURCES = ("controller", "sandbox", "infra")
 

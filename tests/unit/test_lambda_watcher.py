@@ -11,45 +11,14 @@ import pytest
 
 from controller import contract
 from controller.aws import Clients
-from controller.controltable.watchstate import WatchState
 from controller.errors import FailoverError
 from controller.topology import load
 from controller.watchers import lambda_entry as lambda_watcher
 from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.watcher import Watcher
-from tests.unit.test_bad_input import EXAMPLE, fake_manifest
-
-
-class Context:
-    """Lambda's context with a clock the test moves."""
-
-    aws_request_id = "req-1234"
-
-    def __init__(self, seconds: float) -> None:
-        self.left = seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(self.left * 1000)
-
-
-class Memory:
-    """An in-memory stand-in for the control table's watcher items."""
-
-    def __init__(self, state: WatchState | None = None, *, reachable: bool = True) -> None:
-        self.state = state
-        self.reachable = reachable
-        self.written: list[WatchState] = []
-
-    def __call__(self, table: Any) -> Memory:
-        return self
-
-    def read(self, region: str) -> WatchState:
-        if not self.reachable:
-            raise FailoverError("control table x unreachable in every region (global)")
-        return self.state or WatchState(region)
-
-    def write(self, state: WatchState) -> None:
-        self.written.append(state)
+from tests.kit.manifests import fake_manifest
+from tests.kit.paths import EXAMPLE
+from tests.kit.watcher import Context, Memory
 
 
 @pytest.fixture
@@ -119,25 +88,66 @@ def test_an_invocation_ends_inside_its_minute_whatever_its_timeout(
     assert summary["evaluations"] == 3, summary  # 0, 10, 20 s: each ends before 30 s
 
 
-def test_hysteresis_carries_across_invocations(
+def test_a_region_bad_across_two_invocations_fails_over_at_the_threshold(
     deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = WatchState(
-        "us-west-2",
-        consecutive_bad=2,
-        history=(False, True, True),
-        last_action=123.0,
-        good_primary=1,
-        evaluations=7,
-    )
-    memory = Memory(before)
-    run(deployment, memory, 15.0, monkeypatch)
-    after = memory.written[-1]
-    assert after.consecutive_bad == 3
-    assert after.history == (False, True, True, True)
-    assert after.last_action == 123.0 and after.good_primary == 1
-    assert after.evaluations == 8
-    assert after.owner == "watcher@us-west-2/req-1234"  # names its region
+    """The hysteresis crosses invocations: each is a new Watcher, and only the control table's
+    item carries what the last one saw. The example's threshold is 3: two bad evaluations in
+    one invocation and a third in the next fail over, in the next one only.
+
+    Only the I/O is replaced: the regions' read (the primary does not answer), the control
+    table's desired state and switch, the reconciler and the executor (which records the run).
+    """
+    from controller.controltable.desired import Desired
+    from controller.controltable.journal import Journal, Run, RunStatus
+    from controller.health import Health
+    from controller.watchers.decisions import Evaluation
+
+    primary, standby, other = deployment.topology.regions.all
+    assert deployment.topology.policy.failure_threshold == 3
+
+    def read(self: Watcher) -> Evaluation:
+        health = {primary: Health.UNREACHABLE, standby: Health.HEALTHY, other: Health.HEALTHY}
+        votes = {r: {"control_plane": h == Health.UNREACHABLE} for r, h in health.items()}
+        return Evaluation(self.clock(), primary, health, votes, quorum=2)
+
+    started: list[str] = []
+
+    class Executor:
+        def __init__(self, *_: Any, **__: Any) -> None:
+            pass
+
+        def execute(self, plan: Any, **_: Any) -> Any:
+            started.append(plan.target)
+            run = Run("run-1", plan, RunStatus.COMPLETED, "watcher", 0.0, 0.0)
+            return type("Result", (), {"run": run})()
+
+    monkeypatch.setattr(Watcher, "read", read)
+    monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
+    monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(primary, 0))
+    monkeypatch.setattr(Journal, "automation", lambda self: {"paused": False})
+    monkeypatch.setattr(lambda_watcher, "Executor", Executor)
+    memory = Memory()
+    monkeypatch.setattr(lambda_watcher, "WatchStates", memory)
+
+    def invocation(seconds: float) -> list[str]:
+        context = Context(seconds)
+
+        def sleep(s: float) -> None:
+            context.left -= s
+
+        lines: list[str] = []
+        lambda_watcher.watch(
+            standby, context, deployment=deployment, sleep=sleep, emit=lines.append
+        )
+        memory.state = memory.written[-1]  # what the next invocation reads back
+        return [json.loads(line)["action"] for line in lines if '"message"' in line]
+
+    assert invocation(25.0) == ["watch", "watch"]  # 1/3, 2/3
+    assert started == []
+    assert invocation(15.0) == ["failover"]  # 3/3, carried over
+    assert started == [standby]
+    assert memory.state.consecutive_bad == 0 and memory.state.evaluations == 3
 
 
 def test_every_evaluation_is_one_json_line_and_one_embedded_metric(

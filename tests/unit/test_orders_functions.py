@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 FUNCTIONS = REPO / "examples" / "orders" / "functions"
 REGION = "us-east-1"

@@ -12,7 +12,7 @@ from controller import topology as spec
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.plan.steps import FailoverPlan
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
 PLAIN_KINDS = ["function", "queue", "table", "bucket", "stream", "parameter"]

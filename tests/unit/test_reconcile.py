@@ -7,7 +7,7 @@ from controller.engine.reconcile import decide
 from controller.health.model import ComponentStatus, Health, RegionStatus, StatusReport
 from controller.plan import graph as graphs
 from controller.topology import load
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 TOPOLOGY = load(EXAMPLE)
 GRAPH = graphs.build(TOPOLOGY)

@@ -21,7 +21,7 @@ import pytest
 from controller.errors import ConflictError, NoMajorityError, OutcomeUnknownError, UsageError
 from controller.interfaces.serve import Api, Cached, Sources, StatusServer
 from controller.interfaces.serve.server import host_names
-from tests.conftest import CliResult
+from tests.kit.cli import CliResult
 
 TOKEN = "a-token-for-the-answers-tests"
 #: How long a client of these tests waits for an answer: far more than any answer takes.

@@ -8,7 +8,7 @@ import pytest
 
 from controller import topology as spec
 from controller.errors import SpecError
-from tests.conftest import EXAMPLE
+from tests.kit.paths import EXAMPLE
 
 
 def test_example_has_three_regions_and_at_least_ten_components() -> None:

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import REPO, GroupCheck, ungrouped
+from tests.conftest import GroupCheck, ungrouped
+from tests.kit.paths import REPO
 
 MODULES = [
     "tests/unit/test_a.py",
