@@ -6,9 +6,10 @@ them) in the one DynamoDB global table the manifest names. This module tries the
 (its own region first, the ones that failed lately last: :mod:`controller.controltable.suspects`)
 until one answers with a majority behind it, raises :class:`~controller.errors.NoMajorityError`
 when none does, and writes each item with a single-item conditional write on its last writer's
-fencing token (a multi-Region strongly consistent table takes no transactions, no TTL and no
-local secondary index, so nothing here uses them), so that a controller that lost its lease
-cannot overwrite what the new holder wrote.
+fencing token (:mod:`controller.controltable.fencing` makes the requests; a multi-Region
+strongly consistent table takes no transactions, no TTL and no local secondary index, so nothing
+here uses them), so that a controller that lost its lease cannot overwrite what the new holder
+wrote.
 
 A write's outcome is one of :class:`WriteOutcome`: done, refused (every attempt was refused
 before it was sent, or answered with an error: :class:`~controller.errors.NoMajorityError`), or
@@ -21,10 +22,8 @@ at most one attempt lands.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from typing import Any
 
 from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
-from controller.controltable import suspects
+from controller.controltable import fencing, suspects
 from controller.controltable.items import key, plain
 from controller.errors import (
     FailoverError,
@@ -50,23 +49,8 @@ log = logging.getLogger(__name__)
 PER_TRANSACTION = 99
 #: Threads writing one batch of journal items.
 WRITERS = 8
-#: The attribute of every journal item that holds its last writer's fencing token.
-WRITER = "writer_token"
-#: The attribute of every journal item that holds its last write's sequence number: writes of
-#: one token holder carry numbers that only grow (:data:`_SEQUENCE`).
-SEQ = "writer_seq"
-#: The condition of every journal write: the item is new, or it was last written by an older
-#: token, or by this token in an earlier write. A write whose answer was lost and that lands
-#: late (a hung server resumed) cannot overwrite a newer write of the same holder.
-NOT_NEWER = (
-    "(attribute_not_exists(pk) OR #tok < :tok OR "
-    "(#tok = :tok AND (attribute_not_exists(#seq) OR #seq < :seq)))"
-)
 #: The operations that change the control table: a lost answer to one is an unknown outcome.
 WRITES = frozenset({"put_item", "update_item", "delete_item"})
-#: Sequence numbers of this process's journal writes (one lease token is held by one process).
-_SEQUENCE = itertools.count(1)
-_SEQUENCE_LOCK = threading.Lock()
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = contract.LEASE_ITEM
 
@@ -247,9 +231,9 @@ class ControlTable:
         if lease is None or int(lease["token"]) != token:
             raise stale(owner, token)
         calls = [
-            *(self._put(p, token, _next_seq()) for p in puts),
-            *(self._update(u, token, _next_seq()) for u in updates),
-            *(self._delete(d, token, _next_seq()) for d in deletes),
+            *(fencing.put(p, token, fencing.next_seq()) for p in puts),
+            *(fencing.update(u, token, fencing.next_seq()) for u in updates),
+            *(fencing.delete(d, token, fencing.next_seq()) for d in deletes),
         ]
         if len(calls) <= 2:
             for op, kwargs in calls:
@@ -303,78 +287,18 @@ class ControlTable:
         """What became of a journal write whose answer was lost, as its item says now: done
         (it holds this write's token and sequence number, or, for a delete, is gone), refused
         (a newer write holds it: this one's condition can never hold again), else unknown."""
-        seq = int(kwargs["ExpressionAttributeValues"][":seq"]["N"])
+        seq = fencing.sent_seq(kwargs)
         try:
-            got = self.call(
-                "get_item", Key=kwargs.get("Key") or _key_of(kwargs["Item"]), ConsistentRead=True
-            ).get("Item")
+            got = self.call("get_item", Key=fencing.key_of(kwargs), ConsistentRead=True).get("Item")
         except FailoverError as exc:
             log.warning("cannot settle a journal write whose answer was lost: %s", exc)
             return WriteOutcome.UNKNOWN
         if got is None:
             return WriteOutcome.DONE if op == "delete_item" else WriteOutcome.UNKNOWN
-        last = (int(got.get(WRITER, {}).get("N", "0")), int(got.get(SEQ, {}).get("N", "0")))
+        last = fencing.last_write(got)
         if last == (token, seq) and op != "delete_item":
             return WriteOutcome.DONE
         return WriteOutcome.REFUSED if last > (token, seq) else WriteOutcome.UNKNOWN
-
-    @staticmethod
-    def _put(put: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
-        return "put_item", {
-            "Item": {**put, WRITER: {"N": str(token)}, SEQ: {"N": str(seq)}},
-            "ConditionExpression": NOT_NEWER,
-            "ExpressionAttributeNames": _GUARD_NAMES,
-            "ExpressionAttributeValues": _guard_values(token, seq),
-        }
-
-    @staticmethod
-    def _update(update: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
-        expression = str(update["UpdateExpression"])
-        assert expression.startswith("SET "), "journal updates only SET"
-        return "update_item", {
-            **_guarded(update, token, seq),
-            "UpdateExpression": f"{expression}, #tok = :tok, #seq = :seq",
-        }
-
-    @staticmethod
-    def _delete(delete: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
-        return "delete_item", _guarded(delete, token, seq)
-
-
-_GUARD_NAMES = {"#tok": WRITER, "#seq": SEQ}
-
-
-def _guard_values(token: int, seq: int) -> dict[str, Any]:
-    return {":tok": {"N": str(token)}, ":seq": {"N": str(seq)}}
-
-
-def _guarded(request: dict[str, Any], token: int, seq: int) -> dict[str, Any]:
-    """``request`` with :data:`NOT_NEWER` added to its own condition, if any."""
-    condition = (
-        f"({request['ConditionExpression']}) AND {NOT_NEWER}"
-        if "ConditionExpression" in request
-        else NOT_NEWER
-    )
-    return {
-        **request,
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": {**request.get("ExpressionAttributeNames", {}), **_GUARD_NAMES},
-        "ExpressionAttributeValues": {
-            **request.get("ExpressionAttributeValues", {}),
-            **_guard_values(token, seq),
-        },
-    }
-
-
-def _next_seq() -> int:
-    """The next sequence number of this process's journal writes."""
-    with _SEQUENCE_LOCK:
-        return next(_SEQUENCE)
-
-
-def _key_of(raw: dict[str, Any]) -> dict[str, Any]:
-    """The key of an item as DynamoDB takes it."""
-    return {"pk": raw["pk"], "sk": raw["sk"]}
 
 
 def nearest_first(regions: Sequence[str], home: str | None) -> list[str]:
