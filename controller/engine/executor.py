@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import Clients
@@ -24,8 +23,8 @@ from controller.controltable.journal import Journal, Run, RunKind, RunStatus, ne
 from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
 from controller.engine.guarded import RunClients
-from controller.engine.levels import Driver, Progress, StepEvent
-from controller.engine.prechecks import Check, Precheck, prechecks
+from controller.engine.levels import Driver, Progress, RunResult, StepEvent
+from controller.engine.prechecks import Precheck, describe, prechecks, refusing
 from controller.errors import (
     ConflictError,
     FailoverError,
@@ -43,26 +42,6 @@ from controller.topology import Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    """How a run ended, with its prechecks."""
-
-    run: Run
-    prechecks: list[Precheck] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when the target serves (also degraded), 1 when failed or rolled back."""
-        return 0 if self.run.status.ok else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as ``failover execute --json`` prints it."""
-        return {
-            **self.run.to_dict(),
-            "prechecks": [{"name": p.name, "ok": p.ok, "detail": p.detail} for p in self.prechecks],
-        }
 
 
 class Executor:
@@ -235,20 +214,14 @@ class Executor:
         try:
             desired = self.desired()
             plan = self.checked(plan, desired, source_given=source_given, expect_epoch=expect_epoch)
-            if since is not None:
-                newer = [r for r in self.journal.runs(limit=5) if r.created >= since]
-                if newer:
-                    raise PlanError(
-                        f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
-                        f"{newer[0].plan.target}) started after this decision"
-                    )
+            newer = (
+                policy.superseded(self.journal.runs(limit=5), since) if since is not None else None
+            )
+            if newer:
+                raise PlanError(newer)
             checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
-            failed = [c for c in checks if not c.ok and c.name != Check.LEASE_FREE]
-            if failed:
-                raise PlanError(
-                    "prechecks failed, nothing touched: "
-                    + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-                )
+            if failed := refusing(checks):
+                raise PlanError(f"prechecks failed, nothing touched: {describe(failed)}")
             run = self.journal.create_run(
                 keeper.check(), new_run_id(), plan, kind=kind, epoch=desired.epoch + 1
             )
@@ -376,17 +349,8 @@ class Executor:
                 source=lost_target,
                 unavailable=lost_run.plan.unavailable,
             )
-            failed = [
-                c
-                for c in self.prechecks(plan, kind=lost_run.kind)
-                if not c.ok and c.name != Check.LEASE_FREE
-            ]
-            if failed:
-                log.warning(
-                    "not moving to %s: %s",
-                    candidate,
-                    "; ".join(f"{c.name}: {c.detail}" for c in failed),
-                )
+            if failed := refusing(self.prechecks(plan, kind=lost_run.kind)):
+                log.warning("not moving to %s: %s", candidate, describe(failed))
                 continue
             desired = self.desired()
             run = self.journal.create_run(

@@ -1,4 +1,5 @@
-"""Driving one run: its levels in order, the steps of a level in parallel, each step retried.
+"""Driving one run: its levels in order, the steps of a level in parallel, each step retried;
+what a step's progress and a run's end say (:class:`StepEvent`, :class:`RunResult`).
 
 Called by the executor (:mod:`controller.engine.executor`), which holds the lease and hands a
 :class:`Driver` the run. Each step: journal ``running``, act, read the state back, journal the
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -28,6 +29,7 @@ from controller.contract import DegradedMode, Mode
 from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal, Run, RunStatus, StepRecord, StepState
 from controller.controltable.lease import Lease, LeaseKeeper
+from controller.engine.prechecks import Precheck
 from controller.engine.retry import decide
 from controller.errors import PermanentStepError, TargetLostError, TransientStepError
 from controller.plan import graph as graphs
@@ -50,6 +52,26 @@ class StepEvent:
 
 
 Progress = Callable[[StepEvent], None]
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with its prechecks."""
+
+    run: Run
+    prechecks: list[Precheck] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the target serves (also degraded), 1 when failed or rolled back."""
+        return 0 if self.run.status.ok else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as ``failover execute --json`` prints it."""
+        return {
+            **self.run.to_dict(),
+            "prechecks": [{"name": p.name, "ok": p.ok, "detail": p.detail} for p in self.prechecks],
+        }
 
 
 @dataclass

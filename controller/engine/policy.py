@@ -7,6 +7,8 @@ Called by the executor under the lease (:mod:`controller.engine.executor`) and b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import networkx as nx
 
 from controller.controltable.desired import Desired
@@ -117,3 +119,15 @@ def refuse_already_active(desired: Desired, target: str, running: Run | None) ->
             f"runs shows it; failover resume {running.id} if its controller died)"
         )
     raise UsageError(f"{target} is already the active region: {where}; nothing to fail over")
+
+
+def superseded(runs: Iterable[Run], since: float) -> str | None:
+    """Why a decision taken at ``since`` is not carried out: a run among ``runs`` (the latest)
+    started after it, so another controller acted on what was true then (None: none did)."""
+    newer = [r for r in runs if r.created >= since]
+    if not newer:
+        return None
+    return (
+        f"superseded: run {newer[0].id} ({newer[0].plan.source} -> {newer[0].plan.target}) "
+        "started after this decision"
+    )

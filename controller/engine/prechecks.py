@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -43,6 +44,22 @@ class Precheck:
     name: Check
     ok: bool
     detail: str = ""
+
+
+def refusing(checks: Iterable[Precheck]) -> list[Precheck]:
+    """The checks that refuse a run: every failed one but the lease's, which is informative (the
+    lease is taken, or refused, just after).
+
+    >>> held = Precheck(Check.LEASE_FREE, False, "held by x")
+    >>> [c.name.value for c in refusing([held, Precheck(Check.REPLICATION_LAG, False, "t")])]
+    ['replication_lag']
+    """
+    return [c for c in checks if not c.ok and c.name != Check.LEASE_FREE]
+
+
+def describe(checks: Iterable[Precheck]) -> str:
+    """``checks`` in one line, each with its detail."""
+    return "; ".join(f"{c.name}: {c.detail}" for c in checks)
 
 
 def prechecks(
