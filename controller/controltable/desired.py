@@ -33,7 +33,7 @@ class Desired:
 
     ``since`` (seconds since the epoch, the writer's clock; None until a run writes it) is when
     the active region last changed, whichever controller changed it: the application's
-    cooldown counts from it (:meth:`controller.watchers.watcher.Watcher.cooldown_left`).
+    cooldown counts from it (:func:`controller.watchers.pacing.cooldown_left`).
     """
 
     active: str

@@ -49,7 +49,8 @@ from controller.topology.manifest import ControlManifest, Manifest, check_deploy
 from controller.watchers import telemetry
 from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.isolation import Isolation
-from controller.watchers.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Watcher
+from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG
+from controller.watchers.watcher import Watcher
 
 log = logging.getLogger(__name__)
 

@@ -5,20 +5,19 @@ active region counts as bad only when a quorum of independent probes agree (the 
 does not answer, an alarm fires, Route 53's check fails, the HTTP probe fails). It is declared
 failed only after N consecutive bad evaluations (hysteresis), more when it has been flapping.
 Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
-several watchers exactly one acts; then a cooldown, which is the application's: no watcher starts
-a run within ``cooldown_seconds`` of the last change of the active region the control table
-records, whoever made it. It never fails back by itself unless the topology's policy says so,
-and starts no run while automation is paused. Every evaluation that
-starts no run ends with the reconciler (:mod:`controller.engine.reconcile`), first on the same read
-of the region modes, on a read of every component when those disagree, when a region answers again
-(a fence write lost in its outage may land as it resumes), and every few rounds: a region
-back from an outage is fenced (also while paused: fencing only removes writers), drift in the
-active region undone, a run whose controller died taken over.
+several watchers exactly one acts; then the application's cooldown. When it may act (the
+threshold, the cooldown, an unknown lag) is :mod:`controller.watchers.pacing`'s. It never fails
+back by itself unless the topology's policy says so, and starts no run while automation is
+paused. Every evaluation that starts no run ends with the reconciler
+(:mod:`controller.engine.reconcile`), first on the same read of the region modes, on a read of
+every component when those disagree, when a region answers again (a fence write lost in its
+outage may land as it resumes), and every few rounds: a region back from an outage is fenced
+(also while paused: fencing only removes writers), drift in the active region undone, a run
+whose controller died taken over.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import deque
@@ -47,30 +46,16 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
+from controller.watchers import pacing
 from controller.watchers.decisions import Decision, Evaluate, Evaluation, WatchAction, answering
+from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG, accepts_unknown_lag
 
 log = logging.getLogger(__name__)
-
-#: Automation fails over when the source region fails, which is exactly when its replication
-#: metrics cannot be read: an unknown lag does not stop it (a lag known to be above bound still
-#: does). A failback's source is the healthy active region, whose metrics answer: an unknown lag
-#: there means nothing says the returning region has the data, and automation never fails back
-#: on it (:func:`accepts_unknown_lag`).
-AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
 
 #: How many recent evaluations the flap detector remembers.
 FLAP_WINDOW = 12
 #: Every this many evaluations the reconciler reads every component (drift), not only modes.
 DEEP_EVERY = 10
-
-
-def accepts_unknown_lag(kind: RunKind) -> bool:
-    """Whether an automated run of ``kind`` may start with a replication lag nobody can read.
-
-    >>> accepts_unknown_lag(RunKind.FAILOVER), accepts_unknown_lag(RunKind.FAILBACK)
-    (True, False)
-    """
-    return AUTOMATION_ACCEPTS_UNKNOWN_LAG and kind != RunKind.FAILBACK
 
 
 @dataclass
@@ -162,10 +147,8 @@ class Watcher:
     # -- deciding ----------------------------------------------------------------------------
 
     def threshold(self) -> int:
-        """N consecutive bad evaluations, plus one for every recent flap (up to 2N)."""
-        history = list(self._history)
-        flaps = sum(1 for a, b in itertools.pairwise(history) if a and not b)
-        return min(2 * self.policy.failure_threshold, self.policy.failure_threshold + flaps)
+        """The bad evaluations in a row that fail the active region (:func:`pacing.threshold`)."""
+        return pacing.threshold(self.policy.failure_threshold, self._history)
 
     def step(self) -> Decision:
         """Evaluate once and decide; run a failover when the decision is to."""
@@ -218,7 +201,9 @@ class Watcher:
                 f"automation paused by {automation['by'] or '?'}"
                 + (f": {automation['reason']}" if automation["reason"] else ""),
             )
-        left, why = self.cooldown_left(ev)
+        left, why = pacing.cooldown_left(
+            self.policy.cooldown_seconds, self._desired, self.clock(), self.last_action, ev.time
+        )
         if left > 0:
             return say(WatchAction.COOLDOWN, f"cooling down: {why} ({left:.0f}s left)")
         if not bad:
@@ -235,28 +220,6 @@ class Watcher:
         return self._failover(
             ev, active, target, say, f"{active} failed {self.consecutive_bad} evaluations in a row"
         )
-
-    def cooldown_left(self, ev: Evaluation) -> tuple[float, str]:
-        """Seconds before an automated run may start, and why (0 when it may).
-
-        The cooldown is the application's: it counts from the last change of the active region
-        that the control table records (:attr:`Desired.since`), whichever watcher, or operator,
-        made it; every watcher reads the same item, so a watcher that never acted does not
-        fail back (or over again) at once after another's run. A run of this watcher's own
-        that ended in an error changed nothing there, and cools this watcher down too.
-        """
-        cooldown = self.policy.cooldown_seconds
-        left, why = 0.0, ""
-        desired = self._desired
-        if desired is not None and desired.since is not None:
-            left = cooldown - (self.clock() - desired.since)
-            why = f"{desired.active} became active {cooldown - left:.0f}s ago" + (
-                f" (run {desired.run_id})" if desired.run_id else ""
-            )
-        if self.last_action is not None and cooldown - (ev.time - self.last_action) > left:
-            left = cooldown - (ev.time - self.last_action)
-            why = f"this watcher acted {cooldown - left:.0f}s ago"
-        return max(0.0, left), why
 
     def _maybe_failback(
         self, ev: Evaluation, active: str, say: Callable[..., Decision]
