@@ -24,6 +24,7 @@ import yaml
 from controller import topology as spec
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
+from controller.topology.regions import known_regions
 
 KINDS = ["function", "queue", "table", "bucket", "stream", "parameter"]
 
@@ -70,7 +71,7 @@ def main(n: int = 10_000, repeat: int = 5) -> None:
         (Path(tmp) / "functions" / "app.py").write_text("def handler(e, c):\n    pass\n")
         as_yaml.write_text(yaml.safe_dump(data, default_flow_style=None, sort_keys=False))
         as_json.write_text(json.dumps(data))  # JSON is YAML: the same file, machine-written
-        spec.known_regions()  # botocore's endpoint data: loaded once per process, not per spec
+        known_regions()  # botocore's endpoint data: loaded once per process, not per spec
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         t_yaml, _ = best_of(lambda: yaml.load(as_yaml.read_text(), Loader=loader), repeat)  # noqa: S506
         t_load_yaml, _ = best_of(lambda: spec.load(as_yaml), repeat)
