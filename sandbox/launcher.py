@@ -63,6 +63,9 @@ SERVICES = (
     "logs",
     "cloudwatch",
     "apigateway",
+    "apigatewayv2",
+    "acm",
+    "sns",
     "route53",
     "moto_api._internal",
 )
@@ -85,6 +88,8 @@ MODELS = (
     "cloudwatch",
     "apigateway",
     "apigatewayv2",
+    "acm",
+    "sns",
     "route53",
 )
 
@@ -253,6 +258,7 @@ def _application() -> Any:
     moto_patches.respect_rule_state()
     moto_patches.cache_module_list()
     moto_patches.light_transactions()
+    moto_patches.regional_domain_names()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:

@@ -78,6 +78,9 @@ def start_all(
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
     env = {**os.environ, launcher.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
+    # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
+    # no record, and the deployment checks it instead (sandbox.deploy.mapping)
+    env["MOTO_ACM_VALIDATION_WAIT"] = "0"
     try:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
