@@ -81,23 +81,22 @@ class OnFailure(StrEnum):
 class Declared:
     """What a kind declares besides its fields: the one registry entry of a kind.
 
-    The three code paths are ``"module:attribute"`` names that each side resolves with
-    :func:`resolve` when it needs them (the controller never imports ``sandbox`` or ``infra``):
+    The two code paths are ``"module:attribute"`` names that each side resolves with
+    :func:`resolve` when it needs them (the controller never imports ``infra``):
 
     - ``action``: the :class:`controller.actions.base.Action` subclass that reads, activates and
       fences the component in one region;
-    - ``provisioner``: the sandbox function ``(Provisioning, name, spec) -> ComponentRef`` that
-      creates it in one region of the emulator, or ``None`` for a kind that is global only;
     - ``deployer``: the Pulumi function ``(Region, name, spec) -> None`` that creates it in one
-      region, or ``None`` for a kind that is global only.
+      region, or ``None`` for a kind that is global only. The sandbox deploys it by running the
+      same program against the emulator (``sandbox.deploy``).
 
-    A new kind is its model here, its action module, its provisioner and its deployer: four
-    files (``tests/unit/test_kinds.py`` checks every kind resolves all of them).
+    A new kind is its model here, its action module and its deployer: three files
+    (``tests/unit/test_kinds.py`` checks every kind resolves them); a new AWS resource type the
+    deployer creates is one function in the sandbox's mapping (``sandbox/deploy/mapping.py``).
     """
 
     tier: Tier
     action: str
-    provisioner: str | None
     deployer: str | None
     #: What fencing and activating do to the resource, in words (for readers of the registry).
     switch: str = "nothing to switch: its mode parameter says whether it serves"
@@ -170,7 +169,6 @@ class FunctionSpec(_ComponentBase):
     declared = Declared(
         Tier.COMPUTE,
         "controller.actions.function:FunctionAction",
-        "sandbox.resources:provision_function",
         "infra.regional:Region.deploy_function",
         switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse",
     )
@@ -195,7 +193,6 @@ class QueueSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "controller.actions.queue:QueueAction",
-        "sandbox.resources:provision_queue",
         "infra.regional:Region.deploy_queue",
     )
     visibility_timeout: int = Field(default=60, ge=0, le=43200)
@@ -210,7 +207,6 @@ class TableSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "controller.actions.table:TableAction",
-        "sandbox.resources:provision_table",
         "infra.regional:Region.deploy_global",
         global_part="infra.global_:GlobalData (the global table)",
     )
@@ -227,7 +223,6 @@ class BucketSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "controller.actions.bucket:BucketAction",
-        "sandbox.resources:provision_bucket",
         "infra.regional:Region.deploy_global",
         global_part="infra.global_:GlobalData (replication between regions)",
     )
@@ -241,7 +236,6 @@ class StreamSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "controller.actions.stream:StreamAction",
-        "sandbox.resources:provision_stream",
         "infra.regional:Region.deploy_stream",
     )
     shards: int = Field(default=1, ge=1, le=500)
@@ -254,7 +248,6 @@ class ScheduleSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "controller.actions.schedule:ScheduleAction",
-        "sandbox.resources:provision_schedule",
         "infra.regional:Region.deploy_schedule",
         switch="the rule is enabled in the active region, disabled elsewhere",
     )
@@ -273,7 +266,6 @@ class ParameterSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "controller.actions.parameter:ParameterAction",
-        "sandbox.resources:provision_parameter",
         "infra.regional:Region.deploy_parameter",
     )
     value: str = ""
@@ -302,7 +294,6 @@ class ApiSpec(_ComponentBase):
     declared = Declared(
         Tier.TRAFFIC,
         "controller.actions.api:ApiAction",
-        "sandbox.resources:provision_api",
         "infra.regional:Region.deploy_api",
     )
     implied_field = "routes"
@@ -329,9 +320,8 @@ class DnsSpec(_ComponentBase):
         Tier.TRAFFIC,
         "controller.actions.dns:DnsAction",
         None,
-        None,
         switch="the failover records point at the active region's endpoint",
-        global_part="sandbox.global_ and infra.program:Traffic (zone, records, health checks)",
+        global_part="infra.global_:Traffic (records, health checks; the zone is the account's)",
     )
     implied_field = "target"
     name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
@@ -370,7 +360,6 @@ class BusSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "controller.actions.bus:BusAction",
-        "sandbox.resources:provision_bus",
         "infra.bus:deploy",
         switch="its rules are enabled in the active region, disabled elsewhere",
     )
@@ -431,7 +420,7 @@ DEFAULT_TIER: Mapping[Kind, Tier] = {kind: model.declared.tier for kind, model i
 
 
 def declared(kind: str) -> Declared:
-    """What ``kind`` declares (its tier, action, provisioner and deployer)."""
+    """What ``kind`` declares (its tier, action and deployer)."""
     return KINDS[Kind(kind)].declared
 
 
