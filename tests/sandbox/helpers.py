@@ -73,6 +73,15 @@ def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], l
     return hook, calls
 
 
+def set_alarms(box: Sandbox, region: str, state: str) -> list[str]:
+    """Set every alarm the manifest names in ``region`` to ``state`` (OK or ALARM); their names."""
+    cloudwatch = plain(box, "cloudwatch", region)
+    names = [a for ref in box.manifest.regions[region].components.values() for a in ref.alarms]
+    for name in names:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="a test")
+    return names
+
+
 def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
     """Per function with event sources: is any of its mappings enabled in ``region``?"""
     lam = plain(box, "lambda", region)
