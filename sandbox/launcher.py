@@ -314,6 +314,7 @@ def _application() -> Any:
     moto_patches.light_transactions()
     moto_patches.regional_domain_names()
     moto_patches.one_copy_of_code()
+    moto_patches.mappings_keep_their_alias()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:

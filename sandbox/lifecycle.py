@@ -35,6 +35,7 @@ from sandbox.state import (
     MANIFEST_FILE,
     SNAPSHOT_DIR,
     SOCKET_FILE,
+    STACK_FILE,
     Condition,
     CorruptStateError,
     SandboxState,
@@ -424,7 +425,9 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
     endpoints = endpoints_of(urls)
     account.create_zones(topology, Clients(endpoints=endpoints, settings=DEPLOY_SETTINGS))
     settings = sandbox_settings(topology, endpoints, state_dir / BUNDLE_DIR, state.spec)
-    manifest = deploy(topology, settings).manifest
+    deployed = deploy(topology, settings)
+    deployed.save(state_dir / STACK_FILE)
+    manifest = deployed.manifest
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
     manifest.save(state_dir / DEPLOYED_FILE)

@@ -295,3 +295,28 @@ def one_copy_of_code() -> None:
 
     set_code._failover_one_copy = True  # type: ignore[attr-defined]
     LambdaFunction._set_function_code = set_code  # type: ignore[method-assign]
+
+
+def mappings_keep_their_alias() -> None:
+    """An event source mapping on an alias names the alias, as Lambda's does.
+
+    moto resolves the alias the mapping was created with to its version and reports the
+    version's ARN: a poller would invoke that version, and keep invoking it after the alias
+    moved. Lambda keeps the ARN it was given (``FunctionArn`` of a mapping on ``fn:live`` is
+    ``...:function:fn:live``).
+    """
+    from moto.awslambda.models import EventSourceMapping
+
+    init = EventSourceMapping.__init__
+    if getattr(init, "_failover_alias", False):
+        return
+
+    @functools.wraps(init)
+    def keep_alias(self: Any, spec: dict[str, Any]) -> None:
+        init(self, spec)
+        given = str(spec.get("FunctionName", ""))
+        if given.startswith("arn:") and len(given.split(":")) == 8:
+            self.function_arn = given
+
+    keep_alias._failover_alias = True  # type: ignore[attr-defined]
+    EventSourceMapping.__init__ = keep_alias  # type: ignore[method-assign]

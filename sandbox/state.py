@@ -22,6 +22,8 @@ MANIFEST_FILE = "manifest.json"
 DEPLOYED_FILE = "deployed.json"
 #: Where each server writes its snapshots (``reset``, a region healed after it went down).
 SNAPSHOT_DIR = "snapshots"
+#: Every resource the program created (type, name, region, id, inputs, outputs): the stack.
+STACK_FILE = "stack.json"
 #: Where the program writes its bundles (each function's zip, the watchers').
 BUNDLE_DIR = "bundles"
 LOG_DIR = "logs"
@@ -140,7 +142,7 @@ def write_state(state_dir: Path, state: SandboxState) -> None:
 
 def remove_state(state_dir: Path) -> None:
     """Delete the state and the manifests (the logs stay, for post-mortems)."""
-    for name in (STATE_FILE, MANIFEST_FILE, DEPLOYED_FILE, SOCKET_FILE):
+    for name in (STATE_FILE, MANIFEST_FILE, DEPLOYED_FILE, STACK_FILE, SOCKET_FILE):
         (state_dir / name).unlink(missing_ok=True)
     snapshots = state_dir / SNAPSHOT_DIR
     if snapshots.is_dir():

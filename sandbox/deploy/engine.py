@@ -35,6 +35,7 @@ from infra.common import Settings
 from infra.program import deploy as deploy_program
 from sandbox.deploy import mapping
 from sandbox.deploy.mapping import ACCOUNT, At, RefusedError
+from sandbox.state import write_private
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             self._refuse(FailoverError(f"{args.typ} {args.name}: the emulator refused: {exc}"))
             raise
         state = {**args.inputs, **outputs}
+        plain = mapping.plain(dict(args.inputs))  # the stack file is the sandbox owner's (0600)
         with self._lock:
-            self.made.append(Made(args.typ, args.name, at.region, rid, dict(args.inputs), state))
+            self.made.append(Made(args.typ, args.name, at.region, rid, plain, mapping.plain(state)))
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
@@ -183,6 +185,41 @@ class Deployed:
     manifest: Manifest
     made: tuple[Made, ...]
     seconds: float
+
+    def save(self, path: Path) -> None:
+        """Write every resource (type, name, region, id, inputs, outputs) as JSON: the sandbox's
+        stack state, as ``pulumi stack export`` would show it (an archive as its path)."""
+        rows = [
+            {
+                "type": m.typ,
+                "name": m.name,
+                "region": m.region,
+                "id": m.id,
+                "inputs": _jsonable(m.inputs),
+                "outputs": _jsonable(m.outputs),
+            }
+            for m in self.made
+        ]
+        write_private(path, json.dumps(rows, indent=1, sort_keys=True))
+
+
+def load_stack(path: Path) -> list[Made]:
+    """The resources :meth:`Deployed.save` wrote."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        Made(r["type"], r["name"], r["region"], r["id"], r["inputs"], r["outputs"]) for r in rows
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    path = getattr(value, "path", None)  # a pulumi.FileArchive or FileAsset
+    return {"archive": str(path)} if path is not None else repr(value)
 
 
 def deploy(topology: Topology, settings: Settings) -> Deployed:

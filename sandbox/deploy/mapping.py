@@ -192,13 +192,13 @@ def create(at: At, inputs: Mapping[str, Any]) -> Created:
     mapped = MAPPING.get(at.typ)
     if mapped is None:
         raise at.refuse("no mapping to the emulator for this resource type")
-    plain = {k: _plain(v) for k, v in inputs.items()}
-    for key in plain:
+    given = {k: plain(v) for k, v in inputs.items()}
+    for key in given:
         if key not in mapped.known and key not in mapped.ignored:
             raise at.refuse(
                 f"input {key!r} is not mapped to the emulator; map it or list it as ignored"
             )
-    args = {_snake(k, mapped.fn): v for k, v in plain.items() if k in mapped.known}
+    args = {_snake(k, mapped.fn): v for k, v in given.items() if k in mapped.known}
     return mapped.fn(at, **args)
 
 
@@ -208,14 +208,14 @@ def _snake(key: str, fn: Callable[..., Created]) -> str:
     return name if name in params else f"{name}_"
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """An input without Pulumi's secret wrapping (the emulator holds the value as AWS would)."""
     if rpc.is_rpc_secret(value):
-        return _plain(rpc.unwrap_rpc_secret(value))
+        return plain(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -1274,7 +1274,7 @@ def invoke(at: At, args: Mapping[str, Any]) -> dict[str, Any]:
     fn = INVOKES.get(at.typ)
     if fn is None:
         raise at.refuse("no mapping to the emulator for this invoke")
-    return fn(at, _plain(dict(args)))
+    return fn(at, plain(dict(args)))
 
 
 @answers("aws:index/getCallerIdentity:getCallerIdentity")
