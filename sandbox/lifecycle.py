@@ -28,7 +28,6 @@ from controller.spec import Topology, load
 from sandbox import account, mrsc, servers
 from sandbox import watchers as watcher_procs
 from sandbox.state import (
-    BUNDLE_DIR,
     DEFAULT_STATE_DIR,
     DEPLOYED_FILE,
     LOG_DIR,
@@ -93,18 +92,25 @@ class Sandbox:
         state = SandboxState(
             spec=spec, started_at=time.time(), servers={}, secret=secrets.token_urlsafe(24)
         )
+        # While the launcher imports moto, this process imports the program and builds its
+        # bundles: two cores, two jobs.
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="prepare")
+        prepared = ahead.submit(_prepare, topology)
         try:
             state.servers, state.zygote = servers.start_all(
                 dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret
             )
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
+            prepared.result()
             _configure_gates(topology, state)
             manifest = _deploy(topology, state, state_dir)
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
             raise
+        finally:
+            ahead.shutdown(wait=True)
         log.info("sandbox up in %.2f s", time.monotonic() - started)
         box = cls(state_dir, state, manifest)
         if watchers:
@@ -414,6 +420,13 @@ def endpoints_of(urls: Mapping[str, str]) -> dict[str, str]:
     return {name: url for name, url in urls.items() if name != mrsc.STORE}
 
 
+def _prepare(topology: Topology) -> None:
+    """Import the Pulumi program and build its bundles (see :meth:`Sandbox.up`)."""
+    from sandbox.deploy.engine import prepare  # pulumi: only when deploying
+
+    prepare(topology)
+
+
 def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifest:
     """Set the account up, run the Pulumi program against every server, then have each keep a
     snapshot of what it holds (in memory and in its file, for :meth:`Sandbox.reset`); the
@@ -424,7 +437,7 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
     urls = {n: s.url for n, s in state.servers.items()}
     endpoints = endpoints_of(urls)
     account.create_zones(topology, Clients(endpoints=endpoints, settings=DEPLOY_SETTINGS))
-    settings = sandbox_settings(topology, endpoints, state_dir / BUNDLE_DIR, state.spec)
+    settings = sandbox_settings(topology, endpoints, state.spec)
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)
     manifest = deployed.manifest

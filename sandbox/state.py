@@ -24,8 +24,6 @@ DEPLOYED_FILE = "deployed.json"
 SNAPSHOT_DIR = "snapshots"
 #: Every resource the program created (type, name, region, id, inputs, outputs): the stack.
 STACK_FILE = "stack.json"
-#: Where the program writes its bundles (each function's zip, the watchers').
-BUNDLE_DIR = "bundles"
 LOG_DIR = "logs"
 SOCKET_FILE = "launcher.sock"
 

@@ -28,11 +28,14 @@ import botocore.exceptions
 import pulumi
 import pulumi.runtime
 
+from controller.controltable import suspects_path
 from controller.errors import FailoverError
 from controller.manifest import Manifest
 from controller.spec import Topology
 from infra.common import Settings
+from infra.program import build_bundles
 from infra.program import deploy as deploy_program
+from infra.watchers import watcher_bundle
 from sandbox.deploy import mapping
 from sandbox.deploy.mapping import ACCOUNT, At, RefusedError
 from sandbox.state import write_private
@@ -161,13 +164,27 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             self.refused.append(exc)
 
 
+def bundle_dir() -> Path:
+    """Where the sandbox's program writes its bundles: the user's cache (beside the
+    controller's), shared by every sandbox, so that a bundle whose files have not changed is not
+    zipped again (:func:`infra.bundle.build`)."""
+    return suspects_path().parent / "bundles"
+
+
+def prepare(topology: Topology) -> None:
+    """Build the bundles the program will deploy, ahead of it (while the servers start)."""
+    settings = Settings(bundle_dir=bundle_dir())
+    build_bundles(topology.for_stack(settings.stack), settings)
+    watcher_bundle(topology.for_stack(settings.stack), settings.bundle_dir)
+
+
 def sandbox_settings(
-    topology: Topology, endpoints: Mapping[str, str], bundle_dir: Path, spec_path: str = ""
+    topology: Topology, endpoints: Mapping[str, str], spec_path: str = ""
 ) -> Settings:
     """The sandbox stack's config: ``endpoints`` (every region's server and ``global``)."""
     return Settings(
         spec_path=spec_path,
-        bundle_dir=bundle_dir,
+        bundle_dir=bundle_dir(),
         jwt_issuer=JWT_ISSUER,
         jwt_audience=(topology.app,),
         controller_principals=(OPERATOR,),

@@ -86,6 +86,9 @@ class Clients:
     def get(self, service: str, region: str, url: str) -> Any:
         """The client of ``service`` signing for ``region``, sending to ``url``."""
         key = (service, region, url)
+        made = self._made.get(key)  # most calls: a client made already, without waiting
+        if made is not None:
+            return made
         with self._lock:
             if key not in self._made:
                 self._made[key] = self._session.create_client(
