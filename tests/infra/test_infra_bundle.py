@@ -137,3 +137,20 @@ def test_a_bundle_is_reproducible(tmp_path: Path) -> None:
 def test_a_requirement_that_is_not_installed_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not installed"):
         build(tmp_path / "x.zip", requirements=["surely-not-installed-dist"])
+
+
+def test_a_bundle_whose_files_have_not_changed_is_not_zipped_again(tmp_path: Path) -> None:
+    """The stamp beside a zip: same files (names, sizes, times), same zip, left as it is; a file
+    changed, the zip made again with it."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    first = build(tmp_path / "out" / "app.zip", code=code)
+    first.path.write_bytes(first.path.read_bytes())  # the same bytes, a new time: untouched below
+    touched = first.path.stat().st_mtime_ns
+    again = build(tmp_path / "out" / "app.zip", code=code)
+    assert again.path.stat().st_mtime_ns == touched and again.size == first.size
+    (code / "app.py").write_text("def handler(event, context):\n    return 22\n")
+    changed = build(tmp_path / "out" / "app.zip", code=code)
+    assert b"return 22" in zipfile.ZipFile(changed.path).read("app.py")
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")] == []
