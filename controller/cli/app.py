@@ -255,7 +255,7 @@ def _fail(exc: FailoverError) -> int:
 
 
 #: What each optional extra brings that its verbs cannot run without.
-EXTRAS = {"sandbox": ("moto", "matplotlib", "aws_lambda_powertools")}
+EXTRAS = {"sandbox": ("moto", "matplotlib", "pulumi", "pulumi_aws")}
 
 
 def extra(module: str, extra_name: str) -> Any:
