@@ -15,6 +15,7 @@ roles, no deletion protection (the sandbox is thrown away).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -164,16 +165,18 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             self.refused.append(exc)
 
 
-def bundle_dir() -> Path:
-    """Where the sandbox's program writes its bundles: the user's cache (beside the
-    controller's), shared by every sandbox, so that a bundle whose files have not changed is not
-    zipped again (:func:`infra.bundle.build`)."""
-    return suspects_path().parent / "bundles"
+def bundle_dir(topology: Topology) -> Path:
+    """Where the sandbox's program writes the bundles of ``topology``: the user's cache (beside
+    the controller's), one folder per topology (a watcher's bundle carries its topology), so
+    that a bundle whose files have not changed is not zipped again (:func:`infra.bundle.build`)
+    and two sandboxes of different topologies never share one."""
+    digest = hashlib.sha256(topology.model_dump_json().encode()).hexdigest()[:12]
+    return suspects_path().parent / "bundles" / f"{topology.app}-{digest}"
 
 
 def prepare(topology: Topology) -> None:
     """Build the bundles the program will deploy, ahead of it (while the servers start)."""
-    settings = Settings(bundle_dir=bundle_dir())
+    settings = Settings(bundle_dir=bundle_dir(topology))
     build_bundles(topology.for_stack(settings.stack), settings)
     watcher_bundle(topology.for_stack(settings.stack), settings.bundle_dir)
 
@@ -184,7 +187,7 @@ def sandbox_settings(
     """The sandbox stack's config: ``endpoints`` (every region's server and ``global``)."""
     return Settings(
         spec_path=spec_path,
-        bundle_dir=bundle_dir(),
+        bundle_dir=bundle_dir(topology),
         jwt_issuer=JWT_ISSUER,
         jwt_audience=(topology.app,),
         controller_principals=(OPERATOR,),

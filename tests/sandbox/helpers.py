@@ -112,9 +112,14 @@ def primary_record(box: Sandbox) -> str:
 
 
 def region_host(box: Sandbox, region: str) -> str:
+    """The host the failover records name when ``region`` serves the application's name: the
+    regional target of its custom domain (the DNS component's endpoint in the manifest)."""
     from controller.contract import normalize_host
 
-    return normalize_host(box.manifest.regions[region].api_endpoint)
+    dns = next(name for name, _ in box.topology.of_kind(Kind.DNS))
+    endpoint = box.manifest.ref(dns, region).endpoint
+    assert endpoint, f"the manifest names no endpoint for {dns} in {region}"
+    return normalize_host(endpoint)
 
 
 def status_json(

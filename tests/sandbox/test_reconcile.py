@@ -31,11 +31,14 @@ def fenced_everywhere(box: Sandbox, region: str) -> dict[str, str]:
     """Each component of ``region`` that is not fenced, with what it says (read back fresh)."""
     clients = Clients(endpoints=box.manifest.endpoints)  # not the controller's: no cache, no hook
     ssm = plain(box, "ssm", region)
+    region_mode = ssm.get_parameter(Name=box.manifest.regions[region].mode_parameter)
     wrong = {}
     for name, spec in box.topology.components.items():
         action = action_for(box.topology, box.manifest, clients, name, region)
         seen = action.read()
         mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
+        if mode == "normal":  # as deployed: the region's mode holds
+            mode = region_mode["Parameter"]["Value"]
         fenced = action_class(str(spec.kind)).fenced_state
         if seen.state not in (fenced, "missing") or mode != "fenced":
             wrong[name] = f"{seen.state} (mode {mode})"
