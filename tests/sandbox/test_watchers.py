@@ -265,18 +265,14 @@ def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
 def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_table(
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The program writes its manifest output into the control table (``manifest`` item); the
+    watcher reads it there, as on AWS: the sandbox writes nothing of its own for it."""
     from controller import contract
     from controller.lambda_watcher import load_deployment
+    from controller.manifest import load_manifest
+    from sandbox.state import DEPLOYED_FILE
 
     box.reset()
-    ControlTable(box.clients, box.manifest).call(
-        "put_item",
-        Item={
-            "pk": {"S": contract.MANIFEST_ITEM},
-            "sk": {"S": contract.MANIFEST_ITEM},
-            contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()},
-        },
-    )
     monkeypatch.setenv(contract.ENV_WATCHER_SPEC, box.state.spec)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_TABLE, box.manifest.control.table)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_REGIONS, ",".join(box.manifest.control.regions))
@@ -286,7 +282,9 @@ def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_tab
         "AWS_ENDPOINT_URL_DYNAMODB", box.manifest.endpoints[box.manifest.control.regions[0]]
     )
     got = load_deployment(STANDBY)
-    assert got.manifest == box.manifest
+    deployed = load_manifest(box.state_dir / DEPLOYED_FILE)  # the program's output, as written
+    assert got.manifest == deployed
+    assert got.manifest.endpoints == box.manifest.endpoints  # so it calls the emulator
 
 
 def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_takes_no_lease(
