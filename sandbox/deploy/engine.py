@@ -38,7 +38,7 @@ from infra.program import build_bundles
 from infra.program import deploy as deploy_program
 from infra.watchers import watcher_bundle
 from sandbox.deploy import mapping
-from sandbox.deploy.mapping import ACCOUNT, At, RefusedError
+from sandbox.deploy.at import ACCOUNT, MODULE, At, Clients, RefusedError
 from sandbox.state import write_private
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     #: What was refused, first first: the run stops at the first and says it in one line.
     refused: list[FailoverError] = field(default_factory=list)
     _providers: dict[str, Provider] = field(default_factory=dict)
-    _clients: mapping.Clients = field(default_factory=mapping.Clients)
+    _clients: Clients = field(default_factory=Clients)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -154,7 +154,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         if found is None:
             exc = RefusedError(
                 f"{typ} {name}: created without an explicit provider: the sandbox knows no "
-                f"emulator for it ({mapping.MODULE})"
+                f"emulator for it ({MODULE})"
             )
             self._refuse(exc)
             raise exc

@@ -14,11 +14,9 @@ path (:mod:`sandbox.lambda_.invoke`), as the API, the pollers and the schedules 
 
 from __future__ import annotations
 
-import os
 import textwrap
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,6 +24,7 @@ from sandbox import Sandbox
 from sandbox.endpoint import RegionalEndpoint, deployed_routes
 from sandbox.lambda_.invoke import Invoker, Outcome
 from sandbox.state import LOG_DIR
+from tests.sandbox.helpers import pid_alive
 
 pytestmark = pytest.mark.sandbox
 
@@ -103,8 +102,8 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         sandbox.down()
 
 
-@pytest.fixture
-def invoker(box: Sandbox) -> Iterator[Invoker]:
+def new_invoker(box: Sandbox) -> Invoker:
+    """An invoker on ``box``, started (as the data plane and each watcher make theirs)."""
     made = Invoker(
         box.manifest.endpoints,
         box.state_dir / "lambda",
@@ -112,6 +111,12 @@ def invoker(box: Sandbox) -> Iterator[Invoker]:
         box.state.secret,
     )
     made.start()
+    return made
+
+
+@pytest.fixture
+def invoker(box: Sandbox) -> Iterator[Invoker]:
+    made = new_invoker(box)
     try:
         yield made
     finally:
@@ -202,27 +207,12 @@ def test_an_invocation_past_its_timeout_is_killed_and_the_next_starts_cold(
 
 
 def test_nothing_outlives_the_invoker(box: Sandbox) -> None:
-    made = Invoker(
-        box.manifest.endpoints,
-        box.state_dir / "lambda",
-        box.state_dir / LOG_DIR / "functions",
-        box.state.secret,
-    )
-    made.start()
+    made = new_invoker(box)
     pid = made.invoke(REGION, arn(box, "env"), {}, source="test").result["pid"]
     runtime = made.runtime._proc
     assert runtime is not None
     made.close()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (alive(pid) or alive(runtime.pid)):
+    while time.monotonic() < deadline and (pid_alive(pid) or pid_alive(runtime.pid)):
         time.sleep(0.05)
-    assert not alive(pid) and not alive(runtime.pid)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+    assert not pid_alive(pid) and not pid_alive(runtime.pid)

@@ -29,6 +29,7 @@ from sandbox import Sandbox
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
 from tests.conftest import EXAMPLE
+from tests.sandbox.helpers import pid_alive
 
 pytestmark = pytest.mark.sandbox
 
@@ -406,15 +407,6 @@ def test_a_restarted_server_reads_its_snapshot_from_its_file_and_keeps_it(
 
 
 # -- the CLI, on a sandbox of its own ---------------------------------------------------------
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def test_cli_up_show_fail_heal_down_leaves_no_process(

@@ -18,26 +18,11 @@ import re
 import botocore.session
 import pytest
 
+from sandbox.launcher import MODELS
 from tests.conftest import REPO
 
-SERVICES = (
-    "lambda",
-    "iam",
-    "sts",
-    "ssm",
-    "sqs",
-    "dynamodb",
-    "dynamodbstreams",
-    "s3",
-    "kinesis",
-    "events",
-    "logs",
-    "cloudwatch",
-    "apigatewayv2",
-    "acm",
-    "sns",
-    "route53",
-)
+#: The services the sandbox's servers serve (the launcher loads their models before forking).
+SERVICES = MODELS
 CREATING = re.compile(
     r"^(create|put|add|attach|publish|register|tag|set|enable|start|increase|update|"
     r"change|associate|import|upload|copy|restore)_"
