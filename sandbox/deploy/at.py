@@ -30,6 +30,7 @@ CONFIG = botocore.config.Config(
     connect_timeout=2.0,
     read_timeout=60.0,
     retries={"total_max_attempts": 1},
+    parameter_validation=False,  # each function builds its requests; the emulator checks them
     max_pool_connections=32,
     proxies={},
 )

@@ -15,12 +15,15 @@ roles, no deletion protection (the sandbox is thrown away).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ from sandbox.state import write_private
 log = logging.getLogger(__name__)
 
 PROVIDER = "pulumi:providers:aws"
+#: Resources being created at once (each mostly waits for a server's answer).
+WORKERS = 16
 STACK = "sandbox"
 #: Who may assume the controller and deployer roles the program creates in the sandbox.
 OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/sandbox-operator"
@@ -174,8 +179,29 @@ def bundle_dir(topology: Topology) -> Path:
     return suspects_path().parent / "bundles" / f"{topology.app}-{digest}"
 
 
+#: The pulumi-aws modules the program creates resources of: loaded on first use, each a large
+#: generated module (CloudWatch's alone is most of half a second).
+PULUMI_MODULES = (
+    "acm",
+    "apigatewayv2",
+    "cloudwatch",
+    "dynamodb",
+    "iam",
+    "kinesis",
+    "lambda_",
+    "route53",
+    "s3",
+    "sns",
+    "sqs",
+    "ssm",
+)
+
+
 def prepare(topology: Topology) -> None:
-    """Build the bundles the program will deploy, ahead of it (while the servers start)."""
+    """What the program's run will need, ahead of it (while the servers start): pulumi-aws's
+    modules, and the bundles it deploys."""
+    for module in PULUMI_MODULES:
+        importlib.import_module(f"pulumi_aws.{module}")
     settings = Settings(bundle_dir=bundle_dir(topology))
     build_bundles(topology.for_stack(settings.stack), settings)
     watcher_bundle(topology.for_stack(settings.stack), settings.bundle_dir)
@@ -254,6 +280,10 @@ def deploy(topology: Topology, settings: Settings) -> Deployed:
     started = time.monotonic()
     regions = {k: v for k, v in settings.endpoints.items()}
     mocks = EmulatorMocks(regions)
+    loop = asyncio.new_event_loop()  # pulumi registers each resource in the loop's executor:
+    # more threads than its default (the cores plus four) keep the servers busy while each waits
+    loop.set_default_executor(ThreadPoolExecutor(WORKERS, thread_name_prefix="deploy"))
+    asyncio.set_event_loop(loop)
     pulumi.runtime.set_mocks(mocks, project="failover", stack=STACK, preview=False)
     captured: dict[str, Any] = {}
 
@@ -267,6 +297,9 @@ def deploy(topology: Topology, settings: Settings) -> Deployed:
         if mocks.refused:
             raise mocks.refused[0] from None
         raise FailoverError(f"the Pulumi program failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     if mocks.refused:
         raise mocks.refused[0]
     manifest = Manifest.model_validate(captured)
