@@ -244,7 +244,7 @@ class Snapshots:
         if path == SNAPSHOT_PATH:
             self.kept = snapshot.take()
             if file:
-                snapshot.write(self.kept, file)
+                snapshot.write(snapshot.take(whole=True), file)
         elif file:
             try:
                 copy = snapshot.read(file)

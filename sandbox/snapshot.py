@@ -8,7 +8,9 @@ restarted since (a region killed and healed) reads it from there, so that a regi
 from an outage with what it held, as an AWS region does.
 
 The copy is a pickle of every backend moto has created, with moto's id generator's state, taken
-in one pass so that objects shared between services (a mapping's queue) stay shared. moto's
+in one pass so that objects shared between services (a mapping's queue) stay shared. In memory,
+what is immutable and costly to copy (a function's code, megabytes; ACM's keys, slow to parse)
+is kept by reference; the file's copy holds everything. moto's
 models are plain objects, with five exceptions handled here: ACM's keys and certificates (kept
 as PEM), locks (made anew), a ``defaultdict``'s local factory (kept as the empty value it makes,
 copied on each call: moto's make empty containers), ``defaultdict`` subclasses whose
@@ -36,27 +38,36 @@ from typing import Any
 _LOCKS = (type(threading.Lock()), type(threading.RLock()))
 
 
+#: A ``bytes`` at least this long (a function's code) is shared, not copied, by an in-memory copy.
+LARGE = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What :func:`take` kept: the pickled backends (with moto's random state: the ids moto
-    makes next are the same after every restore). Bytes only: any server process can read it."""
+    makes next are the same after every restore), and the objects it kept by reference
+    (immutable ones: a function's code, ACM's keys, which take most of a restore to copy or
+    to parse again). A copy with nothing kept by reference is bytes only: any server process can
+    read it from a file."""
 
     data: bytes
+    kept: tuple[Any, ...] = ()
 
 
-def take() -> Snapshot:
-    """A copy of every backend moto holds now (see the module's docstring)."""
+def take(*, whole: bool = False) -> Snapshot:
+    """A copy of every backend moto holds now (see the module's docstring); ``whole``: with
+    nothing kept by reference (for a file)."""
     from moto.core.base_backend import BackendDict, backend_lock
     from moto.moto_api._internal import mock_random
 
     with backend_lock:
         dicts = list(BackendDict._instances)  # type: ignore[misc]
         buffer = io.BytesIO()
-        pickler = _Pickler(buffer, dicts)
+        pickler = _Pickler(buffer, dicts, whole=whole)
         # The backend dictionaries first, by name, so that the restore knows which global each
         # list of accounts fills.
         pickler.dump((dicts, [dict(backends) for backends in dicts], mock_random.getstate()))
-        return Snapshot(buffer.getvalue())
+        return Snapshot(buffer.getvalue(), tuple(pickler.kept))
 
 
 def restore(snapshot: Snapshot) -> None:
@@ -66,7 +77,8 @@ def restore(snapshot: Snapshot) -> None:
 
     BackendDict.reset()
     with backend_lock:
-        dicts, contents, random_state = _Unpickler(io.BytesIO(snapshot.data)).load()
+        unpickler = _Unpickler(io.BytesIO(snapshot.data), snapshot.kept)
+        dicts, contents, random_state = unpickler.load()
         for backends, accounts in zip(dicts, contents, strict=True):
             backends.update(accounts)
             if backends not in BackendDict._instances:  # type: ignore[misc]
@@ -75,7 +87,10 @@ def restore(snapshot: Snapshot) -> None:
 
 
 def write(copy: Snapshot, path: str) -> None:
-    """Write ``copy`` to ``path`` (0600, atomically): a restarted server reads it back."""
+    """Write ``copy`` (a ``whole`` one) to ``path`` (0600, atomically): a restarted server
+    reads it back."""
+    if copy.kept:
+        raise ValueError("a copy that keeps objects by reference cannot be written")
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -109,12 +124,26 @@ def _named(module: str, qualname: str, service: str) -> Any:
 class _Pickler(pickle.Pickler):
     """Pickles moto's backends; see the module's docstring for what it names or replaces."""
 
-    def __init__(self, file: io.BytesIO, dicts: list[Any]) -> None:
+    def __init__(self, file: io.BytesIO, dicts: list[Any], *, whole: bool = False) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._dicts = {id(d): _name(d) for d in dicts}
+        self._whole = whole
+        self.kept: list[Any] = []
+        self._kept: dict[int, int] = {}
 
-    def persistent_id(self, obj: Any) -> tuple[str, str, str] | None:
-        return self._dicts.get(id(obj))
+    def persistent_id(self, obj: Any) -> tuple[str, ...] | None:
+        named = self._dicts.get(id(obj))
+        if named is not None:
+            return named
+        if self._whole or not (
+            (isinstance(obj, bytes) and len(obj) >= LARGE)
+            or type(obj).__module__.startswith("cryptography.")
+        ):
+            return None
+        if id(obj) not in self._kept:
+            self._kept[id(obj)] = len(self.kept)
+            self.kept.append(obj)
+        return ("kept", str(self._kept[id(obj)]))
 
     def reducer_override(self, obj: Any) -> Any:
         if type(obj).__module__.startswith("cryptography."):
@@ -139,7 +168,13 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, kept: tuple[Any, ...] = ()) -> None:
+        super().__init__(file)
+        self.kept = kept
+
     def persistent_load(self, pid: Any) -> Any:
+        if pid[0] == "kept":
+            return self.kept[int(pid[1])]
         return _named(*pid)
 
 
@@ -188,7 +223,8 @@ def _certificate(pem: bytes) -> Any:
 def _private_key(pem: bytes) -> Any:
     from cryptography.hazmat.primitives import serialization
 
-    return serialization.load_pem_private_key(pem, None)
+    # a key this module wrote from a valid one: its (slow) RSA checks are skipped
+    return serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
 
 
 def _defaultdict(cls: type[collections.defaultdict[Any, Any]], factory: Any) -> Any:

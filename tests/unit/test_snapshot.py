@@ -153,16 +153,30 @@ def test_a_local_function_that_keeps_state_is_refused_not_copied_wrong() -> None
         snapshot._Pickler(io.BytesIO(), []).dump(([], {"f": counter}))
 
 
+def test_large_bytes_and_keys_are_shared_by_an_in_memory_copy_not_copied() -> None:
+    """Restoring a region copied its functions' code (megabytes) and parsed ACM's keys again
+    on every reset: immutable, they are kept by reference in memory."""
+    code = bytes(snapshot.LARGE)
+    small = b"tiny"
+    out = io.BytesIO()
+    pickler = snapshot._Pickler(out, [])
+    pickler.dump(([], {"code": code, "small": small}))
+    assert pickler.kept == [code]
+    _, copy = snapshot._Unpickler(io.BytesIO(out.getvalue()), tuple(pickler.kept)).load()
+    assert copy["code"] is code and copy["small"] == small
+
+
 def test_acm_certificates_keys_survive_a_snapshot(aws: dict[str, Any]) -> None:
     acm = boto3.client("acm", region_name=REGION)
     arn = acm.request_certificate(DomainName="api.example.com", ValidationMethod="DNS")[
         "CertificateArn"
     ]
     pem = acm.get_certificate(CertificateArn=arn)["Certificate"]
-    kept = snapshot.take()
-    acm.delete_certificate(CertificateArn=arn)
-    snapshot.restore(kept)
-    assert acm.get_certificate(CertificateArn=arn)["Certificate"] == pem
+    for whole in (False, True):  # kept by reference, and written out as PEM
+        kept = snapshot.take(whole=whole)
+        acm.delete_certificate(CertificateArn=arn)
+        snapshot.restore(kept)
+        assert acm.get_certificate(CertificateArn=arn)["Certificate"] == pem
 
 
 RESTORE_ELSEWHERE = """
@@ -181,7 +195,9 @@ def test_a_copy_written_to_a_file_is_restored_by_another_process(
 ) -> None:
     """What a region killed and healed does: its new process reads what the old one wrote."""
     provision(aws)
-    snapshot.write(snapshot.take(), str(tmp_path / "region.down"))
+    with pytest.raises(ValueError, match="by reference"):  # a function's code, kept in memory
+        snapshot.write(snapshot.Snapshot(b"", (b"x" * snapshot.LARGE,)), str(tmp_path / "no"))
+    snapshot.write(snapshot.take(whole=True), str(tmp_path / "region.down"))
     assert (tmp_path / "region.down").stat().st_mode & 0o777 == 0o600
     done = subprocess.run(
         [sys.executable, "-c", RESTORE_ELSEWHERE, str(tmp_path / "region.down")],
