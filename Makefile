@@ -48,8 +48,10 @@ test: lint typecheck pytest
 demo: bytecode
 	$(BIN)/failover demo
 
-bench: $(STAMP)
-	$(BIN)/python bench/plan_scaling.py
+# Every bench, to its figures (minutes, several sandboxes); `make test` runs each in its quick
+# mode (tests/sandbox/test_benches.py), so that a change that breaks a bench breaks the build.
+bench: bytecode
+	@for bench in bench/*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
 
 clean:
 	rm -rf $(VENV) .failover .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -6,14 +6,18 @@ plan's critical path (its number of levels) times the median AWS API call time m
 the same emulator in the same run: how many "sequential API calls" a failover costs beyond the
 floor its dependency graph sets.
 
-Run: ``.venv/bin/python bench/detect.py [K]``
+``--quick`` runs one outage (the primary killed) with one-second phases and a 5-sample call
+floor: ``make test`` runs it so that a change that breaks the bench breaks the build; its
+figures mean nothing.
+
+Run: ``.venv/bin/python bench/detect.py [K] [--quick]``
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,23 +49,35 @@ def median_call_seconds(samples: int = 60) -> float:
             box.down()
 
 
-def main(k: int = 3) -> None:
+#: Seconds of steady load before the outage and after the failover: the bench's, and --quick's.
+PHASES = (5.0, 6.0)
+QUICK_PHASES = (1.0, 1.0)
+#: The outages' modes, in turn.
+MODES = ("hang", "down")
+
+
+def main(
+    k: int = 3,
+    samples: int = 60,
+    phases: tuple[float, float] = PHASES,
+    modes: tuple[str, ...] = MODES,
+) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     topology = load(EXAMPLE)
     plan = build_plan(topology, graphs.build(topology), target=topology.regions.standby[0])
-    call = median_call_seconds()
+    call = median_call_seconds(samples)
     detect, shift, runs = [], [], []
     for i in range(k):
-        mode = ("hang", "down")[i % 2]
+        mode = modes[i % len(modes)]
         with tempfile.TemporaryDirectory() as tmp:
             report = run_demo(
                 DemoOptions(
                     spec=EXAMPLE,
                     state_dir=Path(tmp) / ".failover",
                     mode=mode,
-                    warmup=5.0,
-                    after=6.0,
+                    warmup=phases[0],
+                    after=phases[1],
                     rate=10.0,
                 )
             ).report
@@ -87,4 +103,11 @@ def main(k: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("k", nargs="?", type=int, default=3, help="outages")
+    parser.add_argument("--quick", action="store_true", help="one short outage; no figure holds")
+    args = parser.parse_args()
+    if args.quick:
+        main(1, samples=5, phases=QUICK_PHASES, modes=("down",))  # a hang waits out timeouts
+    else:
+        main(args.k)

@@ -4,14 +4,17 @@ Prints load+validate, graph and plan times, their sum, the ratio of the sum to a
 measured in the same run (a bare ``yaml.load`` of the same file: the floor any loader pays), and
 last ``plan_10k_seconds=<sum>``. Goal: the sum under 0.5 s on a 2-core machine.
 
-Run: ``.venv/bin/python bench/plan_scaling.py [N]``
+``--quick`` plans 300 components once, in a second: ``make test`` runs it so that a change that
+breaks the bench breaks the build; its figures mean nothing.
+
+Run: ``.venv/bin/python bench/plan_scaling.py [N] [--quick]``
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,7 +62,7 @@ def best_of(fn, repeat: int = 5) -> tuple[float, object]:  # type: ignore[no-unt
     return min(times), result
 
 
-def main(n: int = 10_000) -> None:
+def main(n: int = 10_000, repeat: int = 5) -> None:
     data = generate(n)
     with tempfile.TemporaryDirectory() as tmp:
         as_yaml, as_json = Path(tmp) / "topology.yaml", Path(tmp) / "topology.json"
@@ -69,10 +72,10 @@ def main(n: int = 10_000) -> None:
         as_json.write_text(json.dumps(data))  # JSON is YAML: the same file, machine-written
         spec.known_regions()  # botocore's endpoint data: loaded once per process, not per spec
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        t_yaml, _ = best_of(lambda: yaml.load(as_yaml.read_text(), Loader=loader))  # noqa: S506
-        t_load_yaml, _ = best_of(lambda: spec.load(as_yaml))
-        t_load, topology = best_of(lambda: spec.load(as_json))
-        t_graph, g = best_of(lambda: graphs.build(topology))  # type: ignore[arg-type]
+        t_yaml, _ = best_of(lambda: yaml.load(as_yaml.read_text(), Loader=loader), repeat)  # noqa: S506
+        t_load_yaml, _ = best_of(lambda: spec.load(as_yaml), repeat)
+        t_load, topology = best_of(lambda: spec.load(as_json), repeat)
+        t_graph, g = best_of(lambda: graphs.build(topology), repeat)  # type: ignore[arg-type]
         unavailable = [f"c{i:05d}" for i in range(0, n // 2, max(1, n // 20))]
         t_plan, plan = best_of(
             lambda: build_plan(
@@ -80,7 +83,8 @@ def main(n: int = 10_000) -> None:
                 g,
                 target="us-west-2",  # type: ignore[arg-type]
                 unavailable=unavailable,
-            )
+            ),
+            repeat,
         )
     total = t_load + t_graph + t_plan
     print(
@@ -99,4 +103,11 @@ def main(n: int = 10_000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000, help="components")
+    parser.add_argument("--quick", action="store_true", help="300 components, once")
+    args = parser.parse_args()
+    if args.quick:
+        main(300, repeat=1)
+    else:
+        main(args.n)

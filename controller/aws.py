@@ -76,6 +76,8 @@ TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "ResourceConflictException",
+        # MRSC: another region writes the same item at once; AWS says retry (a 400)
+        "ReplicatedWriteConflictException",
         "TransactionInProgressException",
         "ResourceInUseException",
     }
@@ -325,6 +327,9 @@ class Decoded:
     missing: bool
     #: The caller is not allowed (or not known).
     denied: bool
+    #: The request was sent and no answer came back (read timeout, connection cut): the
+    #: service may have applied it. An error answer, or a connection never made, is not lost.
+    lost: bool = False
 
 
 def decode(exc: BaseException) -> Decoded | None:
@@ -368,8 +373,33 @@ def decode(exc: BaseException) -> Decoded | None:
             transient=True,
             missing=False,
             denied=isinstance(exc, botocore.exceptions.NoCredentialsError),
+            lost=answer_lost(exc),
         )
     return None
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says a request was sent and its answer never came: it may have been
+    applied (or may still be, when it waits in a hung server's socket).
+
+    botocore raises ``EndpointConnectionError``, ``ConnectTimeoutError`` and
+    ``ProxyConnectionError`` before a connection exists, so before the request leaves; a read
+    timeout, a connection closed before the answer, a broken answer or any other HTTP client
+    error come after it may have left (an SSL error too: it can end a connection mid-answer).
+
+    >>> answer_lost(botocore.exceptions.ReadTimeoutError(endpoint_url="x"))
+    True
+    >>> answer_lost(botocore.exceptions.ConnectTimeoutError(endpoint_url="x"))
+    False
+    """
+    never_sent = (
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ProxyConnectionError
+    )
+    if isinstance(exc, never_sent):
+        return False
+    return isinstance(exc, botocore.exceptions.HTTPClientError | botocore.exceptions.SSLError)
 
 
 def error_code(exc: BaseException) -> str:

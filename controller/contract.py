@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -41,6 +42,10 @@ ENV_WATCHER_CONTROL_TABLE = "FAILOVER_CONTROL_TABLE"
 ENV_WATCHER_CONTROL_REGIONS = "FAILOVER_CONTROL_REGIONS"
 #: The key (pk and sk) of that item, and its attribute holding the JSON.
 MANIFEST_ITEM = "manifest"
+#: The control table's lease item (pk and sk), which also holds the desired state: its
+#: ``active`` attribute names the region that serves (``pulumi up`` reads it too).
+LEASE_ITEM = "lease"
+DESIRED_ACTIVE = "active"
 #: A manifest file instead (the sandbox's watchers read the sandbox's own manifest.json).
 ENV_WATCHER_MANIFEST = "FAILOVER_MANIFEST"
 #: The topology file; default: ``topology.yaml`` shipped in the watcher's bundle.
@@ -52,10 +57,69 @@ WATCHER_METRIC = "Evaluations"
 #: end: the next evaluation starts only when this much is left. The deployed watcher and the
 #: sandbox's stand-in for Lambda (which sets the invocation's deadline) must agree on it.
 WATCHER_MARGIN_SECONDS = 3.0
+#: Seconds an evaluation needs at most: the health reads' deadline and its writes. One starts
+#: only when it can end before its invocation's minute does.
+WATCHER_EVALUATION_SECONDS = STATUS_DEADLINE_SECONDS + WATCHER_MARGIN_SECONDS
+#: The seconds between two scheduled invocations, as the function is told (the sandbox, whose
+#: tests shorten its schedule, tells its own).
+ENV_WATCHER_PERIOD = "FAILOVER_WATCHER_PERIOD"
 #: The Pulumi stack the watcher belongs to (its physical names carry it); empty in the sandbox.
 ENV_WATCHER_STACK = "FAILOVER_STACK"
 #: The file name the topology has in the watcher's bundle.
 WATCHER_SPEC_FILE = "topology.yaml"
+
+
+@dataclass(frozen=True)
+class WatcherSchedule:
+    """How the deployed watchers are invoked, and for how long: the schedule's one place.
+
+    ``infra/watchers.py`` deploys it (the rule, the function's timeout and memory, its
+    asynchronous-invocation config), :mod:`controller.lambda_watcher` loops by it. EventBridge
+    invokes asynchronously: an event that meets a busy or throttled function waits in Lambda's
+    queue (6 hours by default) and a failed one is retried twice, so a minute's invocation could
+    run minutes late, beside the next. Here an event older than its minute is dropped, a failed
+    one is not retried (the next minute's comes), and each invocation stops evaluating inside
+    its minute; only a failover started by its last evaluation runs on, within the timeout.
+
+    >>> s = WatcherSchedule()
+    >>> s.expression, s.timeout_seconds(240), s.timeout_seconds(10_000)
+    ('rate(1 minute)', 300, 900)
+    >>> [t for t in range(0, 60, 10) if s.may_start(t)]  # a 10 s interval: six a minute
+    [0, 10, 20, 30, 40, 50]
+    """
+
+    #: Seconds between two invocations: EventBridge's smallest rate.
+    period_seconds: int = 60
+    #: Lambda's smallest maximum event age: an invocation that did not start in its minute
+    #: (the function throttled) is dropped, not run late.
+    max_event_age_seconds: int = 60
+    #: No retry of a failed invocation: the next minute's is the retry.
+    retries: int = 0
+    #: The function's memory (MB); its CPU share scales with it.
+    memory_mb: int = 512
+    #: The longest timeout given: 15 minutes, which every Lambda API version and provider
+    #: accepts (botocore's model now documents 1,800 s).
+    max_timeout_seconds: int = 900
+
+    @property
+    def expression(self) -> str:
+        """The EventBridge schedule expression."""
+        minutes = self.period_seconds // 60
+        return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+    def timeout_seconds(self, run_budget: float) -> int:
+        """The function's timeout: its minute of evaluations, then a failover's whole budget
+        (started by the minute's last evaluation), at most Lambda's longest."""
+        return min(self.max_timeout_seconds, int(self.period_seconds + run_budget))
+
+    def may_start(self, elapsed: float, period: float | None = None) -> bool:
+        """Whether an evaluation starting ``elapsed`` seconds into the invocation ends inside
+        its period (``period``: the one the function is told, else this schedule's)."""
+        return elapsed + WATCHER_EVALUATION_SECONDS <= (period or self.period_seconds)
+
+
+#: The deployed watchers' schedule.
+WATCHER_SCHEDULE = WatcherSchedule()
 
 
 class DegradedMode(StrEnum):
@@ -85,6 +149,28 @@ class Mode(StrEnum):
     QUEUE_WRITES = DegradedMode.QUEUE_WRITES.value
     STATIC = DegradedMode.STATIC.value
     UNAVAILABLE = DegradedMode.UNAVAILABLE.value
+
+
+class FunctionAlarm(StrEnum):
+    """The alarms ``infra/`` gives every function: the last part of their names
+    (``<function>-<suffix>``), from which the controller knows what an alarm measures.
+
+    >>> FunctionAlarm.of("orders-api-handler-us-east-1-throttles-high")
+    <FunctionAlarm.THROTTLES_HIGH: 'throttles-high'>
+    >>> FunctionAlarm.of("orders-dead-letters-0-us-east-1") is None
+    True
+    """
+
+    ERRORS_HIGH = "errors-high"
+    THROTTLES_HIGH = "throttles-high"
+    DURATION_HIGH = "duration-high"
+    #: Only for the functions an API routes to: traffic stopped reaching them.
+    INVOCATIONS_LOW = "invocations-low"
+
+    @classmethod
+    def of(cls, alarm: str) -> FunctionAlarm | None:
+        """The kind of a function's alarm named ``alarm``; None for any other alarm."""
+        return next((kind for kind in cls if alarm.endswith(f"-{kind.value}")), None)
 
 
 class FailMode(StrEnum):
@@ -186,6 +272,7 @@ __all__ = [
     "STATUS_DEADLINE_SECONDS",
     "DegradedMode",
     "FailMode",
+    "FunctionAlarm",
     "Mode",
     "env_key",
     "fit",

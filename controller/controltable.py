@@ -9,10 +9,19 @@ single-item conditional write on its last writer's fencing token (a multi-Region
 consistent table takes no transactions, no TTL and no local secondary index, so nothing here
 uses them), so that a controller that lost its lease
 cannot overwrite what the new holder wrote.
+
+A write's outcome is one of :class:`WriteOutcome`: done, refused (every attempt was refused
+before it was sent, or answered with an error: :class:`~controller.errors.NoMajorityError`), or
+unknown (an attempt was sent and its answer lost: it may land later, when a hung server resumes;
+:class:`~controller.errors.OutcomeUnknownError`). Every writer makes its write conditional on
+what it last read (a token, an epoch, a version, a sequence number that only grow), so a late
+one cannot land over a newer decision, and trying the next region after a lost answer is safe:
+at most one attempt lands.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -22,11 +31,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
-from controller.errors import NoMajorityError, StaleTokenError
+from controller.errors import (
+    FailoverError,
+    NoMajorityError,
+    OutcomeUnknownError,
+    StaleTokenError,
+)
 from controller.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -37,16 +53,40 @@ PER_TRANSACTION = 99
 WRITERS = 8
 #: The attribute of every journal item that holds its last writer's fencing token.
 WRITER = "writer_token"
-#: The condition of every journal write: the item is new, or its last writer's token is not
-#: newer than this writer's.
-NOT_NEWER = "(attribute_not_exists(pk) OR #tok <= :tok)"
+#: The attribute of every journal item that holds its last write's sequence number: writes of
+#: one token holder carry numbers that only grow (:data:`_SEQUENCE`).
+SEQ = "writer_seq"
+#: The condition of every journal write: the item is new, or it was last written by an older
+#: token, or by this token in an earlier write. A write whose answer was lost and that lands
+#: late (a hung server resumed) cannot overwrite a newer write of the same holder.
+NOT_NEWER = (
+    "(attribute_not_exists(pk) OR #tok < :tok OR "
+    "(#tok = :tok AND (attribute_not_exists(#seq) OR #seq < :seq)))"
+)
+#: The operations that change the control table: a lost answer to one is an unknown outcome.
+WRITES = frozenset({"put_item", "update_item", "delete_item"})
+#: Sequence numbers of this process's journal writes (one lease token is held by one process).
+_SEQUENCE = itertools.count(1)
+_SEQUENCE_LOCK = threading.Lock()
 #: The lease's item; its ``token`` attribute fences every guarded write.
-LEASE_PK = LEASE_SK = "lease"
+LEASE_PK = LEASE_SK = contract.LEASE_ITEM
 #: Seconds a control region that failed is tried after the others.
 SUSPECT_SECONDS = 30.0
 #: When each (table, region, endpoint) last failed, for every control table of this process.
 _SUSPECT: dict[tuple[str, str, str], float] = {}
 _SUSPECT_LOCK = threading.Lock()
+
+
+class WriteOutcome(StrEnum):
+    """What became of a write to the control table."""
+
+    #: Applied: its answer said so, or a read since shows it.
+    DONE = "done"
+    #: Not applied, and it cannot be any more (refused before it was sent, answered with an
+    #: error, or its condition can no longer hold).
+    REFUSED = "refused"
+    #: Sent and its answer lost, and nothing read since says whether it landed.
+    UNKNOWN = "unknown"
 
 
 def suspects_path() -> Path:
@@ -151,8 +191,13 @@ class ControlTable:
         ------
         NoMajorityError
             No control region answered: each was unreachable or could not reach a majority.
+            A write was not applied (each attempt was refused before it was sent or answered
+            with an error).
+        OutcomeUnknownError
+            A write was sent and its answer lost, and no region confirmed it: it may land.
         """
         failed: list[str] = []
+        lost = False  # a write was sent somewhere and its answer never came
         for region in self.order():
             client = self.clients.client("dynamodb", region)
             try:
@@ -164,12 +209,24 @@ class ControlTable:
                     ) from exc
                 why = _unavailable(exc)
                 if why is None:
+                    if lost and error_code(exc) == "ConditionalCheckFailedException":
+                        # The lost attempt may be what made the condition false.
+                        raise OutcomeUnknownError(
+                            f"the control table {self.table} did not confirm the write: "
+                            f"{'; '.join(failed)}; then {region} found its condition false"
+                        ) from exc
                     raise
                 log.warning("control table in %s: %s; trying the next region", region, why)
                 failed.append(f"{region} {why}")
+                lost = lost or (op in WRITES and _answer_lost(exc))
                 self.suspect(region)
+        if lost:
+            raise OutcomeUnknownError(
+                f"the control table {self.table} did not confirm the write: {'; '.join(failed)}"
+            )
         raise NoMajorityError(
             f"the control table {self.table} has no majority: {'; '.join(failed)}"
+            + ("; nothing was written" if op in WRITES else "")
         )
 
     def order(self) -> list[str]:
@@ -246,18 +303,23 @@ class ControlTable:
         LeaseKeeper`), which keeps an old holder from writing while a new one can take it. Writes of
         several items run in parallel; each is idempotent (it sets values).
 
+        A write whose answer was lost is settled by reading its item back: there (its token and
+        sequence number), it is done; overwritten by a newer write, it can never land.
+
         Raises
         ------
         StaleTokenError
             An item was last written by a newer lease holder: this controller lost the lease.
+        OutcomeUnknownError
+            A write was sent, its answer lost, and its item cannot be read to settle it.
         """
         lease = self.get(LEASE_PK, LEASE_SK)  # strongly consistent: the token is the latest
         if lease is None or int(lease["token"]) != token:
             raise stale(owner, token)
         calls = [
-            *(self._put(p, token) for p in puts),
-            *(self._update(u, token) for u in updates),
-            *(self._delete(d, token) for d in deletes),
+            *(self._put(p, token, _next_seq()) for p in puts),
+            *(self._update(u, token, _next_seq()) for u in updates),
+            *(self._delete(d, token, _next_seq()) for d in deletes),
         ]
         if len(calls) <= 2:
             for op, kwargs in calls:
@@ -272,62 +334,96 @@ class ControlTable:
     def _conditional(self, owner: str, token: int, op: str, kwargs: dict[str, Any]) -> None:
         try:
             self.call(op, **kwargs)
+        except OutcomeUnknownError as unknown:
+            outcome = self._settle(op, kwargs, token)
+            if outcome is WriteOutcome.DONE:
+                return
+            if outcome is WriteOutcome.REFUSED:
+                raise stale(owner, token) from None
+            raise unknown.checked_with(
+                f"journal write by {owner} (token {token})", "`failover runs`"
+            ) from None
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise stale(owner, token) from None
             raise classify(exc) from exc
 
+    def _settle(self, op: str, kwargs: dict[str, Any], token: int) -> WriteOutcome:
+        """What became of a journal write whose answer was lost, as its item says now: done
+        (it holds this write's token and sequence number, or, for a delete, is gone), refused
+        (a newer write holds it: this one's condition can never hold again), else unknown."""
+        seq = int(kwargs["ExpressionAttributeValues"][":seq"]["N"])
+        try:
+            got = self.call(
+                "get_item", Key=kwargs.get("Key") or _key_of(kwargs["Item"]), ConsistentRead=True
+            ).get("Item")
+        except FailoverError as exc:
+            log.warning("cannot settle a journal write whose answer was lost: %s", exc)
+            return WriteOutcome.UNKNOWN
+        if got is None:
+            return WriteOutcome.DONE if op == "delete_item" else WriteOutcome.UNKNOWN
+        last = (int(got.get(WRITER, {}).get("N", "0")), int(got.get(SEQ, {}).get("N", "0")))
+        if last == (token, seq) and op != "delete_item":
+            return WriteOutcome.DONE
+        return WriteOutcome.REFUSED if last > (token, seq) else WriteOutcome.UNKNOWN
+
     @staticmethod
-    def _put(put: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
+    def _put(put: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
         return "put_item", {
-            "Item": {**put, WRITER: {"N": str(token)}},
+            "Item": {**put, WRITER: {"N": str(token)}, SEQ: {"N": str(seq)}},
             "ConditionExpression": NOT_NEWER,
-            "ExpressionAttributeNames": {"#tok": WRITER},
-            "ExpressionAttributeValues": {":tok": {"N": str(token)}},
+            "ExpressionAttributeNames": _GUARD_NAMES,
+            "ExpressionAttributeValues": _guard_values(token, seq),
         }
 
     @staticmethod
-    def _update(update: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
+    def _update(update: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
         expression = str(update["UpdateExpression"])
         assert expression.startswith("SET "), "journal updates only SET"
-        condition = (
-            f"({update['ConditionExpression']}) AND {NOT_NEWER}"
-            if "ConditionExpression" in update
-            else NOT_NEWER
-        )
         return "update_item", {
-            **update,
-            "UpdateExpression": f"{expression}, #tok = :tok",
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {
-                **update.get("ExpressionAttributeNames", {}),
-                "#tok": WRITER,
-            },
-            "ExpressionAttributeValues": {
-                **update.get("ExpressionAttributeValues", {}),
-                ":tok": {"N": str(token)},
-            },
+            **_guarded(update, token, seq),
+            "UpdateExpression": f"{expression}, #tok = :tok, #seq = :seq",
         }
 
     @staticmethod
-    def _delete(delete: dict[str, Any], token: int) -> tuple[str, dict[str, Any]]:
-        condition = (
-            f"({delete['ConditionExpression']}) AND {NOT_NEWER}"
-            if "ConditionExpression" in delete
-            else NOT_NEWER
-        )
-        return "delete_item", {
-            **delete,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {
-                **delete.get("ExpressionAttributeNames", {}),
-                "#tok": WRITER,
-            },
-            "ExpressionAttributeValues": {
-                **delete.get("ExpressionAttributeValues", {}),
-                ":tok": {"N": str(token)},
-            },
-        }
+    def _delete(delete: dict[str, Any], token: int, seq: int) -> tuple[str, dict[str, Any]]:
+        return "delete_item", _guarded(delete, token, seq)
+
+
+_GUARD_NAMES = {"#tok": WRITER, "#seq": SEQ}
+
+
+def _guard_values(token: int, seq: int) -> dict[str, Any]:
+    return {":tok": {"N": str(token)}, ":seq": {"N": str(seq)}}
+
+
+def _guarded(request: dict[str, Any], token: int, seq: int) -> dict[str, Any]:
+    """``request`` with :data:`NOT_NEWER` added to its own condition, if any."""
+    condition = (
+        f"({request['ConditionExpression']}) AND {NOT_NEWER}"
+        if "ConditionExpression" in request
+        else NOT_NEWER
+    )
+    return {
+        **request,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {**request.get("ExpressionAttributeNames", {}), **_GUARD_NAMES},
+        "ExpressionAttributeValues": {
+            **request.get("ExpressionAttributeValues", {}),
+            **_guard_values(token, seq),
+        },
+    }
+
+
+def _next_seq() -> int:
+    """The next sequence number of this process's journal writes."""
+    with _SEQUENCE_LOCK:
+        return next(_SEQUENCE)
+
+
+def _key_of(raw: dict[str, Any]) -> dict[str, Any]:
+    """The key of an item as DynamoDB takes it."""
+    return {"pk": raw["pk"], "sk": raw["sk"]}
 
 
 # -- the item codec ----------------------------------------------------------------------------
@@ -396,14 +492,22 @@ def nearest_first(regions: Sequence[str], home: str | None) -> list[str]:
 
 def _unavailable(exc: BaseException) -> str | None:
     """Why a control region could not serve a request that another one may serve (unreachable,
-    no majority behind it, throttled, 5xx); None for any other error."""
+    no answer, no majority behind it, throttled, 5xx); None for any other error."""
     decoded = decode(exc)
     if decoded is None or not (decoded.unreachable or decoded.transient):
         return None
+    if decoded.lost:
+        return f"sent, no answer ({decoded.code})"
     if decoded.unreachable:
         return "unreachable"
     detail = f": {decoded.message}" if decoded.message else ""
     return f"answered {decoded.code}{detail}"
+
+
+def _answer_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the request was sent and its answer lost (it may land)."""
+    decoded = decode(exc)
+    return bool(decoded and decoded.lost)
 
 
 def stale(owner: str, token: int) -> StaleTokenError:

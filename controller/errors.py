@@ -97,10 +97,36 @@ class NoMajorityError(FailoverError):
     A multi-Region strongly consistent table serves a request only where a majority of its
     regions can be reached; when none of its replicas can, no lease can be taken or renewed and
     nothing may act. The message names what each control region answered, in one line.
-    Watchers rely on it: one that gets this error never acts.
+    Watchers rely on it: one that gets this error never acts. Raised by a write, it means the
+    write was not applied: each attempt was refused before it was sent (no connection) or
+    answered with an error (exit code 1); a write that was sent and not answered raises
+    :class:`OutcomeUnknownError` instead.
     """
 
     exit_code = 1
+
+
+class OutcomeUnknownError(FailoverError):
+    """A control-table write was sent and its answer lost: it may have been applied, or may
+    still be (exit code 4).
+
+    A request that timed out or whose connection was cut can wait in a hung server and land
+    when it resumes; on AWS too a request whose answer was lost may have been applied. Saying
+    "failed" would be a lie either way, so the message names what was written and the command
+    that shows what the control table holds now (``check``). Every such write is conditional on
+    what its writer last read, so a late one cannot land over a newer decision.
+    """
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, check: str = "`failover status`") -> None:
+        self.reason = message
+        self.check = check
+        super().__init__(f"{message}; it may still be applied: check with {check}")
+
+    def checked_with(self, what: str, check: str) -> OutcomeUnknownError:
+        """The same error naming ``what`` was written and how to see what the table holds."""
+        return OutcomeUnknownError(f"{what}: {self.reason}", check=check)
 
 
 class ConflictError(FailoverError):

@@ -33,6 +33,7 @@ from controller.desired import Desired
 from controller.errors import (
     ConflictError,
     FailoverError,
+    OutcomeUnknownError,
     PermanentStepError,
     PlanError,
     RunInterruptedError,
@@ -152,8 +153,16 @@ class Executor:
 
     # -- prechecks ---------------------------------------------------------------------------
 
-    def prechecks(self, plan: FailoverPlan, *, resuming: str | None = None) -> list[Precheck]:
-        """Check the target before touching anything (see :mod:`controller.prechecks`)."""
+    def prechecks(
+        self,
+        plan: FailoverPlan,
+        *,
+        resuming: str | None = None,
+        kind: str = "failover",
+        accept_unknown_lag: bool | None = None,
+    ) -> list[Precheck]:
+        """Check the target before touching anything (see :mod:`controller.prechecks`);
+        ``accept_unknown_lag`` overrides the executor's for this check."""
         return prechecks(
             self.topology,
             self.manifest,
@@ -163,7 +172,10 @@ class Executor:
             self.owner,
             resuming=resuming,
             lag_clients=self.probe_clients,
-            accept_unknown_lag=self.accept_unknown_lag,
+            accept_unknown_lag=self.accept_unknown_lag
+            if accept_unknown_lag is None
+            else accept_unknown_lag,
+            kind=kind,
         )
 
     def desired(self) -> Desired:
@@ -262,6 +274,7 @@ class Executor:
         since: float | None = None,
         source_given: bool = True,
         expect_epoch: int | None = None,
+        accept_unknown_lag: bool | None = None,
     ) -> RunResult:
         """Take the lease, check, journal a new run and drive it to its end.
 
@@ -269,7 +282,8 @@ class Executor:
         that a decision taken before another controller acted is not carried out twice.
         ``source_given``: the plan's source was asked for (``--from``) and must be the active
         region; otherwise it is only a guess, replaced by the desired state's. ``expect_epoch``:
-        the desired state's epoch the request was decided on.
+        the desired state's epoch the request was decided on. ``accept_unknown_lag``: this
+        run's own answer to an unknown replication lag (default: the executor's).
 
         Raises
         ------
@@ -296,7 +310,7 @@ class Executor:
                         f"superseded: run {newer[0].id} ({newer[0].plan.source} -> "
                         f"{newer[0].plan.target}) started after this decision"
                     )
-            checks = self.prechecks(plan)
+            checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
             failed = [c for c in checks if not c.ok and c.name != "lease_free"]
             if failed:
                 raise PlanError(
@@ -354,6 +368,13 @@ class Executor:
         assert self.keeper is not None
         try:
             self.journal.set_desired(self.keeper.check(), desired, target, run.id)
+        except OutcomeUnknownError as unknown:
+            # It may land: the run stays in progress (no step acted), for the next controller
+            # (``resume``, the reconciler) to continue when it did, or end when it did not.
+            raise OutcomeUnknownError(
+                f"run {run.id}, no step acted: {unknown.reason}",
+                check=f"`failover status`; `failover resume {run.id}` continues the run or ends it",
+            ) from None
         except FailoverError as exc:
             why = f"the desired state was not written ({exc}); no step acted"
             try:
@@ -429,7 +450,11 @@ class Executor:
                 source=lost_target,
                 unavailable=lost_run.plan.unavailable,
             )
-            failed = [c for c in self.prechecks(plan) if not c.ok and c.name != "lease_free"]
+            failed = [
+                c
+                for c in self.prechecks(plan, kind=lost_run.kind)
+                if not c.ok and c.name != "lease_free"
+            ]
             if failed:
                 log.warning(
                     "not moving to %s: %s",
@@ -691,6 +716,29 @@ class Executor:
             log.warning("rollback step failed: %s", exc)
 
 
+def refuse_already_active(journal: Journal, desired: Desired, target: str) -> None:
+    """Say why a failover to ``target``, which the control table already names active, is not
+    run: a run to it is still in progress (exit code 3), or it is simply active (exit 2).
+
+    Raises
+    ------
+    ConflictError
+        A run to ``target`` is in progress (a watcher's, or another operator's).
+    UsageError
+        ``target`` is the active region and no run is moving to it.
+    """
+    where = f"the control table names {target} active (epoch {desired.epoch})"
+    running_id = journal.current_run_id()
+    running = journal.run(running_id) if running_id else None
+    if running is not None and running.plan.target == target:
+        raise ConflictError(
+            f"run {running.id} ({running.plan.source} -> {target}, by {running.owner}) is in "
+            f"progress: {target} is becoming the active region; nothing changed (failover "
+            f"runs shows it; failover resume {running.id} if its controller died)"
+        )
+    raise UsageError(f"{target} is already the active region: {where}; nothing to fail over")
+
+
 class TargetLostError(Exception):
     """A run's target stopped answering mid-run (internal: :meth:`Executor._drive_on` moves on)."""
 
@@ -700,7 +748,14 @@ class TargetLostError(Exception):
         super().__init__(f"{region} stopped answering: {detail}")
 
 
-__all__ = ["Executor", "Precheck", "RunResult", "StaleTokenError", "StepEvent"]
+__all__ = [
+    "Executor",
+    "Precheck",
+    "RunResult",
+    "StaleTokenError",
+    "StepEvent",
+    "refuse_already_active",
+]
 
 
 def _not_resumable(run: Run, desired: Desired) -> str:

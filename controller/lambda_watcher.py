@@ -13,7 +13,10 @@ each region's failure domain. One invocation:
    watcher that cannot reach the control table never acts, it logs and ends;
 3. evaluates and decides with :class:`~controller.watcher.Watcher` (the one decision engine: the
    lease, the reconciler, the pause switch are all its) every ``policy.watch_interval_seconds``
-   until the next evaluation could not end before the invocation's timeout;
+   while the next evaluation can end inside the invocation's minute (its schedule's period,
+   :data:`~controller.contract.WATCHER_SCHEDULE`) and before its timeout: the next minute's
+   invocation finds it ended. Only a failover its last evaluation started runs on, for as
+   long as the timeout allows (the failover's budget, set by ``infra/watchers.py``);
 4. after every evaluation writes one JSON log line, one embedded-metric-format record (the
    ``Evaluations`` metric per region, which the dead-man alarm watches) and its item back.
 
@@ -37,20 +40,25 @@ from typing import Any, Protocol
 from controller import contract
 from controller.aws import Clients
 from controller.controltable import ControlTable
-from controller.errors import FailoverError, RunInterruptedError
+from controller.errors import FailoverError, NoMajorityError, RunInterruptedError
 from controller.executor import Executor
+from controller.isolation import CUT_OFF, SELF_FENCE, Isolation
 from controller.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.spec import Topology, loads
 from controller.watcher import AUTOMATION_ACCEPTS_UNKNOWN_LAG, Decision, Watcher
-from controller.watchstate import WatchStates
+from controller.watchstate import WatchState, WatchStates
 
 log = logging.getLogger(__name__)
 
 #: Seconds an evaluation is given on top of the interval before the invocation's end: the next
 #: evaluation starts only when this much is left (a failover started then may still outlive it).
 MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
+#: The schedule the deployed watchers run on (one invocation a minute).
+SCHEDULE = contract.WATCHER_SCHEDULE
 #: Decisions that changed something (counted in the ``Acted`` metric).
-ACTED = frozenset({"failover", "failback", "reconcile"})
+ACTED = frozenset({"failover", "failback", "reconcile", SELF_FENCE})
+#: Decisions that are no evaluation of the application (the dead-man alarm counts silence).
+NOT_EVALUATED = frozenset({CUT_OFF, "error", SELF_FENCE})
 
 
 class Context(Protocol):
@@ -95,12 +103,7 @@ def watch(
         return {"region": region, "evaluations": 0, "error": str(exc)}
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
     states = WatchStates(ControlTable(clients, manifest))
-    try:
-        state = states.read(region)
-    except FailoverError as exc:  # no control table, no action: say so, end
-        out(_line(region, owner, {"action": "unreachable", "reason": f"control table: {exc}"}))
-        out(_metric(topology.prefix, region, "unreachable"))
-        return {"region": region, "evaluations": 0, "error": str(exc)}
+    isolation = Isolation(topology, manifest, clients, region)
     executor = Executor(
         topology, manifest, clients, owner=owner, accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG
     )
@@ -111,34 +114,80 @@ def watch(
         executor=executor,
         http_probe=None if clients.emulated else http_probe,
     )
-    watcher.restore(state)
+    state: WatchState | None = None
     interval = topology.policy.watch_interval_seconds
-    done, evaluations, actions = 0, state.evaluations, []
+    period = _period()
+    invoked_left = context.get_remaining_time_in_millis() / 1000.0
+    done, evaluations, actions = 0, 0, []
     while True:
         started = time.monotonic()
-        decision = _step(watcher)
+        if state is None:  # first, and after the control table stopped answering
+            try:
+                state = states.read(region)
+            except NoMajorityError as exc:
+                decision = _cut_off(isolation, watcher, exc)
+            except FailoverError as exc:  # no control table, no action: say so, end
+                out(_line(region, owner, {"action": CUT_OFF, "reason": f"control table: {exc}"}))
+                out(_metric(topology.prefix, region, CUT_OFF))
+                return {"region": region, "evaluations": done, "error": str(exc)}
+            else:
+                isolation.answered()
+                watcher.restore(state)
+                evaluations = state.evaluations
+        if state is not None:
+            try:
+                decision = _step(watcher)
+            except NoMajorityError as exc:
+                decision, state = _cut_off(isolation, watcher, exc), None
+            else:
+                evaluations += 1
         done += 1
-        evaluations += 1
         actions.append(decision.action)
         out(_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
         out(_metric(topology.prefix, region, decision.action, decision.consecutive_bad))
-        try:
-            states.write(watcher.remember(region, decision, owner=owner, evaluations=evaluations))
-        except FailoverError as exc:
-            log.warning("watcher %s: cannot save its state: %s", region, exc)
+        if state is not None:
+            try:
+                states.write(
+                    watcher.remember(region, decision, owner=owner, evaluations=evaluations)
+                )
+            except FailoverError as exc:
+                log.warning("watcher %s: cannot save its state: %s", region, exc)
         left = context.get_remaining_time_in_millis() / 1000.0
         wait = max(0.0, interval - (time.monotonic() - started))
-        if left - wait < interval + MARGIN_SECONDS:
+        next_start = invoked_left - left + wait  # seconds into the invocation
+        if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
             break
         sleep(wait)
     return {"region": region, "evaluations": done, "actions": sorted(set(actions))}
 
 
+def _period() -> float:
+    """The seconds between two invocations, as the deployment says (else the schedule's)."""
+    try:
+        return float(os.environ.get(contract.ENV_WATCHER_PERIOD) or SCHEDULE.period_seconds)
+    except ValueError:
+        return float(SCHEDULE.period_seconds)
+
+
+def _cut_off(isolation: Isolation, watcher: Watcher, exc: NoMajorityError) -> Decision:
+    """An evaluation that found no majority behind any control region: this region's watcher
+    counts how long it has been cut off, and past the lease fences its own region."""
+    log.warning("control table: %s", exc)
+    verdict = isolation.cut_off()
+    return Decision(time.time(), verdict.action, verdict.reason, None, {}, watcher.consecutive_bad)
+
+
 def _step(watcher: Watcher) -> Decision:
-    """One evaluation; a control table that does not answer is a decision to do nothing."""
+    """One evaluation; a control table that does not answer is a decision to do nothing.
+
+    Raises
+    ------
+    NoMajorityError
+        No control region answered with a majority: this watcher is cut off (:func:`_cut_off`).
+    """
     try:
         return watcher.step()
-    except RunInterruptedError:
+    except (RunInterruptedError, NoMajorityError):
         raise
     except FailoverError as exc:
         log.warning("evaluation failed: %s", exc)
@@ -251,7 +300,7 @@ def _metric(app: str, region: str, action: str, consecutive_bad: int = 0) -> str
     ``Evaluations`` is published per (App) and per (App, Region): the dead-man alarm sums the
     first; a watcher that could not reach the control table counts as no evaluation.
     """
-    evaluated = 0 if action in ("unreachable", "error") else 1
+    evaluated = 0 if action in NOT_EVALUATED else 1
     return json.dumps(
         {
             "_aws": {

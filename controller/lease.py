@@ -14,12 +14,13 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from controller.aws import classify, error_code
-from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, key, stale
-from controller.errors import FailoverError, LeaseHeldError, StaleTokenError
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable, WriteOutcome, key, stale
+from controller.errors import FailoverError, LeaseHeldError, OutcomeUnknownError, StaleTokenError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,14 @@ class Lease:
     def holder_dead(self) -> bool:
         """True when the holder is provably dead: a process of this machine that has ended."""
         return _dead_local_owner(self.owner)
+
+
+def lease_of(got: Mapping[str, Any] | None) -> Lease | None:
+    """The lease the lease item holds (as :meth:`ControlTable.get` returns it); None when it
+    was never taken."""
+    if not got or "token" not in got:
+        return None
+    return Lease(str(got["owner"]), int(got["token"]), float(got["expires_at"]))
 
 
 def default_owner() -> str:
@@ -55,10 +64,7 @@ class Leases:
 
     def holder(self) -> Lease | None:
         """The current lease, if any (expired or not)."""
-        got = self.table.get(LEASE_PK, LEASE_SK)
-        if not got:
-            return None
-        return Lease(got["owner"], int(got["token"]), float(got["expires_at"]))
+        return lease_of(self.table.get(LEASE_PK, LEASE_SK))
 
     def acquire(self, owner: str, seconds: float) -> Lease:
         """Take the lease for ``seconds``, with a token one higher than the last holder's.
@@ -102,6 +108,16 @@ class Leases:
                 ExpressionAttributeNames={"#t": "token", "#o": "owner"},
                 ExpressionAttributeValues=values,
             )
+        except OutcomeUnknownError as unknown:
+            # Conditional on the token read: once another taker moved it, this one never lands.
+            outcome, now_held = self._settle(lease, current.token if current else 0)
+            if outcome is WriteOutcome.DONE:
+                return lease
+            if outcome is WriteOutcome.REFUSED and now_held is not None:
+                raise LeaseHeldError(now_held.owner, now_held.expires_at) from None
+            raise unknown.checked_with(
+                f"taking the lease for {owner} (token {token})", "`failover status`"
+            ) from None
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 winner = self.holder()
@@ -112,13 +128,34 @@ class Leases:
         log.info("lease taken by %s with token %d", owner, token)
         return lease
 
+    def _settle(self, wrote: Lease, read_token: int) -> tuple[WriteOutcome, Lease | None]:
+        """What became of a lease write whose answer was lost, and the lease as it is now:
+        done when the item holds ``wrote``; refused when its token moved past the one the
+        write was conditional on (``read_token``: that condition never holds again)."""
+        try:
+            now = self.holder()
+        except FailoverError as exc:
+            log.warning("cannot read the lease back: %s", exc)
+            return WriteOutcome.UNKNOWN, None
+        if now == wrote:
+            return WriteOutcome.DONE, now
+        if now is not None and now.token != read_token and now.token >= wrote.token:
+            return WriteOutcome.REFUSED, now
+        return WriteOutcome.UNKNOWN, now
+
     def renew(self, lease: Lease, seconds: float) -> Lease:
-        """Extend a held lease.
+        """Extend a held lease, counted from when the renewal is sent.
+
+        Conditional on the expiry ``lease`` says was last written, besides its token and owner:
+        a renewal whose answer was lost and that lands late cannot undo a later release or
+        renewal.
 
         Raises
         ------
         StaleTokenError
-            The lease was taken over (its token moved on).
+            The lease was taken over (its token moved on), or released or renewed since.
+        OutcomeUnknownError
+            The renewal was sent and its answer lost.
         """
         renewed = Lease(lease.owner, lease.token, self.table.clock() + seconds)
         try:
@@ -126,14 +163,24 @@ class Leases:
                 "update_item",
                 Key=key(LEASE_PK, LEASE_SK),
                 UpdateExpression="SET expires_at = :e",
-                ConditionExpression="#t = :t AND #o = :o",
+                ConditionExpression="#t = :t AND #o = :o AND expires_at = :was",
                 ExpressionAttributeNames={"#t": "token", "#o": "owner"},
                 ExpressionAttributeValues={
                     ":e": {"N": repr(renewed.expires_at)},
                     ":t": {"N": str(lease.token)},
                     ":o": {"S": lease.owner},
+                    ":was": {"N": repr(lease.expires_at)},
                 },
             )
+        except OutcomeUnknownError as unknown:
+            outcome, _ = self._settle(renewed, lease.token)
+            if outcome is WriteOutcome.DONE:
+                return renewed
+            if outcome is WriteOutcome.REFUSED:
+                raise stale(lease.owner, lease.token) from None
+            raise unknown.checked_with(
+                f"renewing the lease of {lease.owner} (token {lease.token})", "`failover status`"
+            ) from None
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise stale(lease.owner, lease.token) from None
@@ -215,9 +262,10 @@ class LeaseKeeper:
             return self._renew()
 
     def _renew(self) -> Lease:
-        started = self.leases.table.clock()
         try:
-            renewed = self.leases.renew(self._lease, self.seconds)
+            # Counted from when the renewal was sent, not when it was answered; kept as written,
+            # since the next renewal is conditional on it.
+            self._lease = self.leases.renew(self._lease, self.seconds)
         except FailoverError as exc:
             self._lost = (
                 f"lease lost: {self._lease.owner} (token {self._lease.token}) could "
@@ -225,8 +273,6 @@ class LeaseKeeper:
             )
             log.error("%s", self._lost)
             raise StaleTokenError(self._lost) from exc
-        # Count the lease from when the renewal was sent, not when it was answered.
-        self._lease = Lease(renewed.owner, renewed.token, started + self.seconds)
         return self._lease
 
 

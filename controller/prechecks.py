@@ -44,12 +44,14 @@ def prechecks(
     resuming: str | None = None,
     lag_clients: Clients | None = None,
     accept_unknown_lag: bool = False,
+    kind: str = "failover",
 ) -> list[Precheck]:
     """Check the target before touching anything: reachable, healthy, lag, no other run.
 
     ``lag_clients`` read the source region's replication metrics (the executor gives its
     short fencing timeouts: the source may be the failing region); ``accept_unknown_lag`` lets
-    an unreadable lag pass (see :func:`lag_check`).
+    an unreadable lag pass (see :func:`lag_check`); ``kind`` (``failover``, ``failback``) only
+    words the refusals.
     """
     checks: list[Precheck] = []
     target = health.region_health(topology, manifest, clients, plan.target)
@@ -59,7 +61,12 @@ def prechecks(
     checks.append(target_check(topology, plan, target))
     checks.append(
         lag_check(
-            topology, manifest, lag_clients or clients, plan, accept_unknown=accept_unknown_lag
+            topology,
+            manifest,
+            lag_clients or clients,
+            plan,
+            accept_unknown=accept_unknown_lag,
+            kind=kind,
         )
     )
     current = journal.current_run_id()
@@ -119,13 +126,16 @@ def lag_check(
     plan: FailoverPlan,
     *,
     accept_unknown: bool = False,
+    kind: str = "failover",
 ) -> Precheck:
     """Every table's replica in the target within ``max_lag_seconds`` of the source.
 
     The lag is CloudWatch's ``ReplicationLatency`` (emitted in the source region, per receiving
     region; :func:`~controller.actions.table.replication_lag`). A lag known to be over the bound
     refuses; an unknown one (no datapoint, or the source does not answer) refuses unless
-    ``accept_unknown``: nothing known is not the same as 0.
+    ``accept_unknown``: nothing known is not the same as 0. For a failback (``kind``) the
+    target is the returning region and the source the healthy active one: the refusal says
+    that the returning region has not caught up.
     """
     too_far: list[str] = []
     unknown: list[str] = []
@@ -142,14 +152,26 @@ def lag_check(
             too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
         else:
             known.append(f"{name} {lag:.1f}s")
+    back = kind == "failback"
     if too_far:
-        return Precheck("replication_lag", False, "; ".join(too_far))
+        return Precheck(
+            "replication_lag",
+            False,
+            "; ".join(too_far)
+            + (f": {plan.target} has not caught up with {plan.source}" if back else ""),
+        )
     if unknown and not accept_unknown:
         return Precheck(
             "replication_lag",
             False,
             f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
-            f"{plan.source}); pass --accept-unknown-lag to fail over anyway",
+            f"{plan.source} to {plan.target}); "
+            + (
+                f"{plan.target} not known to have caught up (failover failback "
+                "--accept-unknown-lag goes back anyway)"
+                if back
+                else "pass --accept-unknown-lag to fail over anyway"
+            ),
         )
     detail = ", ".join(known) or "no tables"
     if unknown:

@@ -713,7 +713,11 @@ def loads(text: str, *, source: str = "<topology>", base: Path | None = None) ->
         topology = Topology.model_validate(data)
     except ValidationError as exc:
         raise _spec_error(exc, yaml.compose(text, Loader=_LOADER), source) from None
-    problem = _signed_routes_behind_failover(topology)
+    problem = (
+        _signed_routes_behind_failover(topology)
+        or _queue_hides_less_than_its_consumer_runs(topology)
+        or _dns_name_outside_its_zone(topology)
+    )
     if problem is None and base is not None:
         problem = _missing_code(topology, written)
     if problem is not None:
@@ -747,6 +751,47 @@ def _signed_routes_behind_failover(topology: Topology) -> _Problem | None:
                     f"SigV4 signs for one region and {dns.name} moves between regions "
                     "(use auth: jwt)",
                 )
+    return None
+
+
+def _queue_hides_less_than_its_consumer_runs(topology: Topology) -> _Problem | None:
+    """A queue whose visibility timeout is shorter than a function it feeds may run.
+
+    Lambda refuses such an event source mapping (CreateEventSourceMapping: the queue's
+    visibility timeout must be at least the function's timeout): ``pulumi up`` would fail
+    halfway, and a message could be handed to a second consumer while the first still works.
+    """
+    for name, fn in topology.of_kind(Kind.FUNCTION):
+        for event in fn.events:
+            queue = topology.components.get(event.source)
+            if isinstance(queue, QueueSpec) and queue.visibility_timeout < fn.timeout:
+                return (
+                    event.source,
+                    ["visibility_timeout"],
+                    f"is {queue.visibility_timeout} s, less than the timeout of {name} "
+                    f"({fn.timeout} s), which it feeds: Lambda refuses the mapping and a message "
+                    "would reach a second consumer while the first still works",
+                )
+    return None
+
+
+def _dns_name_outside_its_zone(topology: Topology) -> _Problem | None:
+    """A dns record whose name is not inside its zone, or is the zone's apex.
+
+    Route 53 refuses a record outside its hosted zone, and the failover records are CNAMEs,
+    which cannot be at a zone's apex.
+    """
+    for name, dns in topology.of_kind(Kind.DNS):
+        record, zone = dns.name.rstrip("."), dns.zone.rstrip(".")
+        if record == zone:
+            return (
+                name,
+                ["name"],
+                f"{record} is the apex of the zone {zone}: the failover records are CNAMEs, "
+                "which cannot be at a zone's apex (use a name inside it, e.g. api." + zone + ")",
+            )
+        if not record.endswith("." + zone):
+            return (name, ["name"], f"{record} is not inside the zone {zone}")
     return None
 
 

@@ -8,16 +8,19 @@ function's output and cannot drift apart. Each view reads, returns data, and nev
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from controller import desired as desires
 from controller import health
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
-from controller.controltable import ControlTable
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable
 from controller.errors import AwsError, FailoverError
 from controller.journal import Journal, Run
+from controller.lease import lease_of
 from controller.manifest import Manifest
 from controller.spec import Topology
 from controller.watchstate import WatchStates
@@ -49,11 +52,67 @@ def read_status(
     *,
     deadline: float = STATUS_DEADLINE_SECONDS,
 ) -> StatusView:
-    """Read every region (under ``deadline``), the run in progress and the desired state."""
+    """Read every region, the desired state, the lease and the run in progress, all within
+    ``deadline``: the control table is read beside the regions, once, with timeouts in
+    proportion to the deadline, and what has not answered by then is said unknown. The
+    report's ``elapsed`` is the whole read's.
+
+    Raises
+    ------
+    AwsError
+        The control table the manifest names does not exist, or refuses the credentials.
+    """
+    started = time.monotonic()
+    control = _ControlRead(manifest, clients, topology.regions.primary, deadline)
+    control.start()
     report = health.status(topology, manifest, clients, deadline=deadline)
-    return StatusView(
-        report, run_in_progress(manifest, clients), desired(topology, manifest, clients)
-    )
+    running, state = control.result(started + deadline)
+    return StatusView(replace(report, elapsed=time.monotonic() - started), running, state)
+
+
+class _ControlRead(threading.Thread):
+    """The control table's part of a status, read once in a thread of its own: the lease item
+    (the desired state and the lease) and, only when that answered, the run in progress."""
+
+    def __init__(self, manifest: Manifest, clients: Clients, primary: str, deadline: float):
+        super().__init__(daemon=True, name="status-control")
+        fast = health.probe_clients(clients, health.probe_settings(deadline))
+        self.table = ControlTable(fast, manifest)
+        self.primary = primary
+        self.deadline = deadline
+        self.state: dict[str, Any] = {}
+        self.running: str | None = None
+        self.failed: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            got = self.table.get(LEASE_PK, LEASE_SK)
+            lease = lease_of(got)
+            self.state = desires.of_item(got, self.primary).to_dict() | {
+                "lease": None
+                if lease is None
+                else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
+            }
+            current = self.table.get("current", "run")
+            self.running = str(current["run_id"]) if current else None
+        except AwsError as exc:  # a wrong table, refused credentials: the caller raises it
+            self.failed = exc
+        except FailoverError as exc:
+            log.warning("the control table cannot be read: %s", exc)
+            self.state = {"error": f"{exc}: no controller can take the lease, nothing acts"}
+
+    def result(self, until: float) -> tuple[str | None, dict[str, Any]]:
+        """The run in progress and the control state, waiting at most until ``until``
+        (monotonic)."""
+        self.join(max(0.0, until - time.monotonic()))
+        if self.is_alive():
+            return None, {
+                "error": f"the control table did not answer within {self.deadline:g}s: who "
+                "is active and whether a run is in progress are unknown"
+            }
+        if self.failed is not None:
+            raise self.failed
+        return self.running, self.state
 
 
 def run_in_progress(manifest: Manifest, clients: Clients) -> str | None:
@@ -69,14 +128,6 @@ def run_in_progress(manifest: Manifest, clients: Clients) -> str | None:
     except FailoverError as exc:
         log.warning("the control table cannot be read: %s", exc)
         return None
-
-
-def desired(topology: Topology, manifest: Manifest, clients: Clients) -> dict[str, Any]:
-    """The control table's desired state (who is active, by its epoch), or why it is unknown."""
-    try:
-        return Journal(clients, manifest).desired(topology.regions.primary).to_dict()
-    except FailoverError as exc:
-        return {"error": f"{exc}: no controller can take the lease, nothing acts"}
 
 
 def run_summary(run: Run) -> dict[str, Any]:

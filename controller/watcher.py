@@ -5,8 +5,10 @@ active region counts as bad only when a quorum of independent probes agree (the 
 does not answer, an alarm fires, Route 53's check fails, the HTTP probe fails). It is declared
 failed only after N consecutive bad evaluations (hysteresis), more when it has been flapping.
 Then it runs the same plan and executor as ``failover execute``, under the same lease, so that of
-several watchers exactly one acts; then a cooldown. It never fails back by itself unless the
-topology's policy says so, and starts no run while automation is paused. Every evaluation that
+several watchers exactly one acts; then a cooldown, which is the application's: no watcher starts
+a run within ``cooldown_seconds`` of the last change of the active region the control table
+records, whoever made it. It never fails back by itself unless the topology's policy says so,
+and starts no run while automation is paused. Every evaluation that
 starts no run ends with the reconciler (:mod:`controller.reconcile`), first on the same read of
 the region modes, on a read of every component when those disagree, when a region answers again
 (a fence write lost in its outage may land as it resumes), and every few rounds: a region
@@ -27,6 +29,7 @@ from typing import Any
 from controller import graph as graphs
 from controller import health
 from controller.aws import Clients
+from controller.desired import Desired
 from controller.errors import (
     ConflictError,
     FailoverError,
@@ -39,14 +42,18 @@ from controller.executor import Executor, RunResult
 from controller.journal import Journal
 from controller.manifest import Manifest
 from controller.plan import build_plan
+from controller.prechecks import lag_check
 from controller.reconcile import REPORT, observe, reconcile
 from controller.spec import Topology
 from controller.watchstate import WatchState
 
 log = logging.getLogger(__name__)
 
-#: Automation acts when the source region fails, which is exactly when its replication metrics
-#: cannot be read: an unknown lag does not stop it (a lag known to be above bound still does).
+#: Automation fails over when the source region fails, which is exactly when its replication
+#: metrics cannot be read: an unknown lag does not stop it (a lag known to be above bound still
+#: does). A failback's source is the healthy active region, whose metrics answer: an unknown lag
+#: there means nothing says the returning region has the data, and automation never fails back
+#: on it (:func:`accepts_unknown_lag`).
 AUTOMATION_ACCEPTS_UNKNOWN_LAG = True
 
 #: How many recent evaluations the flap detector remembers.
@@ -54,7 +61,16 @@ FLAP_WINDOW = 12
 #: Every this many evaluations the reconciler reads every component (drift), not only modes.
 DEEP_EVERY = 10
 #: Decisions after which the reconciler runs (a run that was started converges by itself).
-CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold"})
+CONVERGE_AFTER = frozenset({"none", "paused", "watch", "cooldown", "hold", "waiting"})
+
+
+def accepts_unknown_lag(kind: str) -> bool:
+    """Whether an automated run of ``kind`` may start with a replication lag nobody can read.
+
+    >>> accepts_unknown_lag("failover"), accepts_unknown_lag("failback")
+    (True, False)
+    """
+    return AUTOMATION_ACCEPTS_UNKNOWN_LAG and kind != "failback"
 
 
 @dataclass(frozen=True)
@@ -163,6 +179,7 @@ class Watcher:
     _report: health.StatusReport | None = field(default=None, init=False)
     _rounds: int = field(default=0, init=False)
     _answered: frozenset[str] | None = field(default=None, init=False)
+    _desired: Desired | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
@@ -237,6 +254,7 @@ class Watcher:
         # a region that came back still saying active is stale, not active.
         desired = self.journal.desired(self.topology.regions.primary)
         self._epoch = desired.epoch
+        self._desired = desired
         ev = replace(ev, active=desired.active)
         active = desired.active
         bad = ev.bad(active)
@@ -278,12 +296,9 @@ class Watcher:
                 f"automation paused by {automation['by'] or '?'}"
                 + (f": {automation['reason']}" if automation["reason"] else ""),
             )
-        if (
-            self.last_action is not None
-            and ev.time - self.last_action < self.policy.cooldown_seconds
-        ):
-            left = self.policy.cooldown_seconds - (ev.time - self.last_action)
-            return say("cooldown", f"cooling down after a failover ({left:.0f}s left)")
+        left, why = self.cooldown_left(ev)
+        if left > 0:
+            return say("cooldown", f"cooling down: {why} ({left:.0f}s left)")
         if not bad:
             return self._maybe_failback(ev, active, say)
         if self.consecutive_bad < threshold:
@@ -299,6 +314,28 @@ class Watcher:
             ev, active, target, say, f"{active} failed {self.consecutive_bad} evaluations in a row"
         )
 
+    def cooldown_left(self, ev: Evaluation) -> tuple[float, str]:
+        """Seconds before an automated run may start, and why (0 when it may).
+
+        The cooldown is the application's: it counts from the last change of the active region
+        that the control table records (:attr:`Desired.since`), whichever watcher, or operator,
+        made it; every watcher reads the same item, so a watcher that never acted does not
+        fail back (or over again) at once after another's run. A run of this watcher's own
+        that ended in an error changed nothing there, and cools this watcher down too.
+        """
+        cooldown = self.policy.cooldown_seconds
+        left, why = 0.0, ""
+        desired = self._desired
+        if desired is not None and desired.since is not None:
+            left = cooldown - (self.clock() - desired.since)
+            why = f"{desired.active} became active {cooldown - left:.0f}s ago" + (
+                f" (run {desired.run_id})" if desired.run_id else ""
+            )
+        if self.last_action is not None and cooldown - (ev.time - self.last_action) > left:
+            left = cooldown - (ev.time - self.last_action)
+            why = f"this watcher acted {cooldown - left:.0f}s ago"
+        return max(0.0, left), why
+
     def _maybe_failback(
         self, ev: Evaluation, active: str, say: Callable[..., Decision]
     ) -> Decision:
@@ -312,6 +349,14 @@ class Watcher:
                 f"{active} healthy; primary good "
                 f"{self._good_primary}/{self.threshold()} for failback",
             )
+        # The returning region must have the data first: read the lag before taking the lease
+        # (the run's precheck reads it again under the lease, and that read decides).
+        plan = build_plan(self.topology, self.graph, source=active, target=primary)
+        lag = lag_check(
+            self.topology, self.manifest, self.clients, plan, accept_unknown=False, kind="failback"
+        )
+        if not lag.ok:
+            return say("waiting", f"{primary} healthy again; failback waits: {lag.detail}")
         return self._failover(
             ev, active, primary, say, "primary healthy again: failback", kind="failback"
         )
@@ -338,7 +383,13 @@ class Watcher:
             accept_unknown_lag=AUTOMATION_ACCEPTS_UNKNOWN_LAG,
         )
         try:
-            result = executor.execute(plan, kind=kind, since=ev.time, expect_epoch=self._epoch)
+            result = executor.execute(
+                plan,
+                kind=kind,
+                since=ev.time,
+                expect_epoch=self._epoch,
+                accept_unknown_lag=accepts_unknown_lag(kind),
+            )
         except RunInterruptedError:
             raise  # SIGINT or SIGTERM: the watcher stops, it does not decide again
         except LeaseHeldError as exc:

@@ -4,10 +4,12 @@ Called by the deployed watcher (:mod:`controller.lambda_watcher`) and ``failover
 Lambda invocation lives at most a few minutes, so the watcher's hysteresis (how many bad
 evaluations in a row, the recent ones for the flap detector, when it last acted, how long the
 primary has looked good) cannot live in memory: it is one item per watching region in the
-control table (``watcher``, ``<region>``), written with one unconditional single-item put after
-every evaluation (each region writes only its own item; the table is multi-Region strongly
-consistent and takes no transactions). The same item carries the last decision, so it also
-answers "what did each region's watcher last decide, and when".
+control table (``watcher``, ``<region>``), written with one single-item put after every
+evaluation (each region writes only its own item; the table is multi-Region strongly consistent
+and takes no transactions), conditional on the item holding fewer evaluations: a write whose
+answer was lost, landing late, cannot put an older hysteresis over a newer one. The same item
+carries the last decision, so it also answers "what did each region's watcher last decide, and
+when".
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.aws import error_code
 from controller.controltable import ControlTable, as_float, item, plain
+from controller.errors import ConflictError, OutcomeUnknownError
 
 PK = "watcher"
 
@@ -62,23 +66,47 @@ class WatchStates:
         return _state(got) if got else WatchState(region)
 
     def write(self, state: WatchState) -> None:
-        """Save ``state`` (one unconditional put: only ``state.region``'s watcher writes it)."""
-        self.table.call(
-            "put_item",
-            Item=item(
-                PK,
-                state.region,
-                region=state.region,
-                consecutive_bad=state.consecutive_bad,
-                history="".join("1" if b else "0" for b in state.history),
-                last_action=state.last_action,
-                good_primary=state.good_primary,
-                evaluations=state.evaluations,
-                updated=state.updated,
-                owner=state.owner,
-                decision=json.dumps(state.decision, sort_keys=True),
-            ),
-        )
+        """Save ``state``, unless the item already holds as many evaluations or more.
+
+        Raises
+        ------
+        ConflictError
+            The item holds a newer evaluation (another invocation of the same watcher, or this
+            one's lost write that landed): this state was not saved.
+        OutcomeUnknownError
+            The put was sent and its answer lost.
+        """
+        try:
+            self.table.call(
+                "put_item",
+                Item=item(
+                    PK,
+                    state.region,
+                    region=state.region,
+                    consecutive_bad=state.consecutive_bad,
+                    history="".join("1" if b else "0" for b in state.history),
+                    last_action=state.last_action,
+                    good_primary=state.good_primary,
+                    evaluations=state.evaluations,
+                    updated=state.updated,
+                    owner=state.owner,
+                    decision=json.dumps(state.decision, sort_keys=True),
+                ),
+                ConditionExpression="attribute_not_exists(#n) OR #n < :n",
+                ExpressionAttributeNames={"#n": "evaluations"},
+                ExpressionAttributeValues={":n": {"N": str(state.evaluations)}},
+            )
+        except OutcomeUnknownError as unknown:
+            raise unknown.checked_with(
+                f"saving {state.region}'s watcher state", "`failover watchers`"
+            ) from None
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConflictError(
+                    f"{state.region}'s watcher item holds evaluation {state.evaluations} or a "
+                    "later one: this one is not saved"
+                ) from None
+            raise
 
     def all(self) -> dict[str, WatchState]:
         """Every region's watcher item, by region."""

@@ -1,7 +1,8 @@
 """Who hears an alarm, and the alarms that are not a function's: queues, tables, APIs.
 
 Used by :func:`infra.program.deploy`: :func:`alarm_topic` before the regions (every alarm of a
-region notifies its topic, whose ARN the manifest carries), :class:`RegionAlarms` after them,
+region notifies its topic, whose ARN the manifest carries; the topic is encrypted with a key of
+its own that CloudWatch may use), :class:`RegionAlarms` after them,
 once per region: the depth of every dead-letter queue (anything there failed and waits for
 someone), each table's replication latency towards every other region (above the table's
 ``max_lag_seconds``, a failover would lose writes), and each API's 5xx answers.
@@ -12,6 +13,7 @@ health reads, because a message in a dead-letter queue does not make a region un
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,21 +23,88 @@ import pulumi_aws as aws
 
 from controller.contract import fit
 from controller.spec import Kind, Topology
+from infra.common import Account
 from infra.regional import Region
 
 API_5XX_THRESHOLD = 5.0  # 5xx answers in 5 minutes
 LAG_PERIODS = 3  # minutes above the bound before the replication alarm fires
+#: What CloudWatch needs of the topic's key to publish an alarm to an encrypted topic (the
+#: AWS-managed ``alias/aws/sns`` key's policy grants it to no service, and cannot be edited).
+PUBLISHER_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: What the account (through its IAM policies: the deployer) does with the key: manage it, never
+#: use it. PutKeyPolicy must be among them or KMS refuses the policy (lockout safety check).
+ADMIN_KEY_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+)
 
 
 def alarm_topic(
-    topology: Topology, region: str, opts: pulumi.ResourceOptions | None = None
+    topology: Topology,
+    region: str,
+    account: Account,
+    opts: pulumi.ResourceOptions | None = None,
 ) -> aws.sns.Topic:
     """The region's alarm topic, encrypted; subscribe the on-call to it (email, chat, pager).
 
+    Encrypted with a customer-managed key of its own, whose policy lets CloudWatch alarms of
+    this account publish: with the AWS-managed ``alias/aws/sns`` no alarm is ever delivered.
     ``opts`` carries the region's provider (and whatever else the caller sets, e.g. protect).
     """
     name = fit(f"{topology.prefix}-alarms-{region}", 256)
-    return aws.sns.Topic(name, name=name, kms_master_key_id="alias/aws/sns", opts=opts)
+    key = aws.kms.Key(
+        f"{name}-key",
+        description=f"{topology.prefix}: encrypts the alarm topic in {region}",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=topic_key_policy(account),
+        opts=opts,
+    )
+    return aws.sns.Topic(name, name=name, kms_master_key_id=key.arn, opts=opts)
+
+
+def topic_key_policy(account: Account) -> pulumi.Output[str]:
+    """The alarm topic key's policy: the account administers it, CloudWatch publishes with it.
+
+    In a key policy ``Resource: "*"`` is the key itself. CloudWatch may use it only on behalf of
+    this account's alarms (``aws:SourceAccount``: the confused-deputy guard).
+    """
+    root = pulumi.Output.concat("arn:", account.partition, ":iam::", account.account_id, ":root")
+    document = pulumi.Output.all(root, account.account_id).apply(
+        lambda v: {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersTheKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": v[0]},
+                    "Action": sorted(ADMIN_KEY_ACTIONS),
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchAlarmsPublish",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": sorted(PUBLISHER_KEY_ACTIONS),
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": v[1]}},
+                },
+            ],
+        }
+    )
+    return document.apply(lambda d: json.dumps(d, sort_keys=True))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class BusArgs:
     spec: BusSpec
     region: str
     physical: str
-    # Rules enabled (this is the primary region) or created disabled.
+    # Rules enabled (this region serves) or created disabled.
     enabled: bool
     # Each rule target's queue in this region, by component name.
     targets: Mapping[str, Ref]
@@ -109,7 +109,7 @@ def deploy(region: Region, name: str, spec: BusSpec) -> None:
             spec=spec,
             region=args.region,
             physical=physical,
-            enabled=args.primary,
+            enabled=args.serving,
             targets={r.target: region.refs[r.target] for r in spec.rules.values()},
         ),
         region.child(),

@@ -141,6 +141,11 @@ def statement(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) ->
     return {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": list(resources)}
 
 
+def deny(actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """One Deny statement: what an Allow on a pattern must not reach (the watchers)."""
+    return {"Effect": "Deny", "Action": sorted(set(actions)), "Resource": list(resources)}
+
+
 def policy_json(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
     """An IAM policy document as JSON, resolving any outputs inside the statements."""
     return pulumi.Output.from_input(list(statements)).apply(

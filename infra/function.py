@@ -23,6 +23,7 @@ from controller.contract import (
     ENV_COMPONENT,
     ENV_COMPONENT_MODE_PARAMETER,
     ENV_MODE_PARAMETER,
+    FunctionAlarm,
     env_key,
     fit,
 )
@@ -105,6 +106,8 @@ class FunctionArgs:
     bundle: Path | None = None
     # The region's SNS topic every alarm notifies (None: alarms notify nobody).
     alarm_topic: pulumi.Input[str] | None = None
+    # Whether the region serves now (its event sources are created enabled); None: the primary.
+    serving: bool | None = None
 
     @property
     def traffic_facing(self) -> bool:
@@ -316,7 +319,7 @@ class RegionalFunction(pulumi.ComponentResource):
             function_name=self.alias.arn,
             event_source_arn=ref.stream_arn if ref.kind == "table" else ref.arn,
             batch_size=batch_size,
-            enabled=args.primary,
+            enabled=args.primary if args.serving is None else args.serving,
             # A standby enabled after an outage starts from the oldest record still kept, so
             # nothing written between the outage and the enabling is skipped (the consumers are
             # idempotent); a queue's failed messages, and the whole batch a standby refuses,
@@ -338,13 +341,15 @@ class RegionalFunction(pulumi.ComponentResource):
         projector is quiet whenever nothing happens, and an alarm on that silence would make a
         healthy region look failed (and refuse failback). In a standby region no traffic is
         expected, so missing invocations count as breaching only in the primary. Every alarm
-        notifies the region's topic.
+        notifies the region's topic. A fenced primary's low-invocations and throttles alarms
+        fire (Route 53's checkers still call its health route): the controller reads them as
+        what fencing does, not as a fault (:func:`controller.health.verdicts.expected_alarms`).
         """
         args = self.args
         near_timeout_ms = args.spec.timeout * 1000 * 0.8
         rules = [
             (
-                "errors-high",
+                FunctionAlarm.ERRORS_HIGH.value,
                 "Errors",
                 "Sum",
                 "GreaterThanOrEqualToThreshold",
@@ -354,7 +359,7 @@ class RegionalFunction(pulumi.ComponentResource):
                 "notBreaching",
             ),
             (
-                "throttles-high",
+                FunctionAlarm.THROTTLES_HIGH.value,
                 "Throttles",
                 "Sum",
                 "GreaterThanOrEqualToThreshold",
@@ -364,7 +369,7 @@ class RegionalFunction(pulumi.ComponentResource):
                 "notBreaching",
             ),
             (
-                "duration-high",
+                FunctionAlarm.DURATION_HIGH.value,
                 "Duration",
                 "Maximum",
                 "GreaterThanOrEqualToThreshold",
@@ -377,7 +382,7 @@ class RegionalFunction(pulumi.ComponentResource):
         if args.traffic_facing:
             rules.append(
                 (
-                    "invocations-low",
+                    FunctionAlarm.INVOCATIONS_LOW.value,
                     "Invocations",
                     "Sum",
                     "LessThanOrEqualToThreshold",

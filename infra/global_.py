@@ -24,6 +24,7 @@ from infra.common import (
     Ref,
     Settings,
     assume_role_policy,
+    deny,
     policy_json,
     provider_settings,
     statement,
@@ -47,7 +48,17 @@ FUNCTION_CONTROL = (
     "lambda:DeleteFunctionConcurrency",
     "lambda:GetAlias",
     "lambda:UpdateAlias",
+    # a function found without its alias gets one (controller.actions.function activates it)
+    "lambda:CreateAlias",
 )
+#: What the controller's and the deployer's statements allow that changes a function.
+FUNCTION_WRITES = (
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
+    "lambda:UpdateAlias",
+    "lambda:CreateAlias",
+)
+FUNCTION_DEPLOY_WRITES = ("lambda:UpdateFunctionCode", "lambda:PublishVersion")
 FUNCTION_DEPLOY = (
     "lambda:UpdateFunctionCode",
     "lambda:PublishVersion",
@@ -509,6 +520,8 @@ class Operated:
     control_tables: list[pulumi.Input[str]] = field(default_factory=list)
     zones: list[pulumi.Input[str]] = field(default_factory=list)
     health_checks: list[pulumi.Input[str]] = field(default_factory=list)
+    #: Functions the patterns above match that neither role may change: the watchers.
+    protected: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 def controller_statements(
@@ -519,7 +532,10 @@ def controller_statements(
     app = topology.prefix  # the stack's names: two stacks' roles and patterns stay apart
     regions = topology.regions.all
     return {
-        "functions": [statement(FUNCTION_CONTROL, operated.functions)],
+        "functions": [
+            statement(FUNCTION_CONTROL, operated.functions),
+            deny(FUNCTION_WRITES, operated.protected),
+        ],
         "events": [
             statement(
                 ("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
@@ -610,7 +626,12 @@ class AccessRoles(pulumi.ComponentResource):
         self.deployer = self._role(
             fit(f"{app}-failover-deployer", 64),
             settings.deployer_principals,
-            {"deploy": [statement(FUNCTION_DEPLOY, operated.functions)]},
+            {
+                "deploy": [
+                    statement(FUNCTION_DEPLOY, operated.functions),
+                    deny(FUNCTION_WRITES + FUNCTION_DEPLOY_WRITES, operated.protected),
+                ]
+            },
         )
         self.register_outputs(
             {

@@ -17,6 +17,7 @@ from controller.spec import DnsSpec, Kind, Topology
 from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings, provider_settings
+from infra.deployed import pins, read, serving_region
 from infra.global_ import (
     AccessRoles,
     AccessRolesArgs,
@@ -80,6 +81,8 @@ def deploy(
     topology = topology.for_stack(settings.stack)
     providers = providers_for(topology, providers, opts, settings)
     primary = providers[topology.regions.primary]
+    # who serves now, and what cannot change: before anything is created
+    active = serving_region(topology, read(topology, providers))
 
     def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
         """A top-level component's options: the caller's ``opts`` and its region's provider."""
@@ -94,7 +97,7 @@ def deploy(
     data = GlobalData(f"{app}-data", GlobalDataArgs(topology, settings, providers, account), top())
     bundles = build_bundles(topology, settings)
     topics = {
-        region: alarm_topic(topology, region, top(providers[region]))
+        region: alarm_topic(topology, region, account, top(providers[region]))
         for region in topology.regions.all
     }
     regions = {
@@ -108,6 +111,7 @@ def deploy(
                 account=account,
                 bundles=bundles,
                 alarm_topic=topics[region].arn,
+                active=active,
             ),
             top(providers[region]),
         )
@@ -148,7 +152,8 @@ def deploy(
     manifest = _manifest(topology, settings, regions, traffic, data, account.partition)
     for region, watcher in watchers.names().items():
         manifest["regions"][region]["watcher"] = watcher
-    watchers.publish(manifest)  # the watchers read the manifest from the control table
+    # the watchers read the manifest from the control table; the next `pulumi up` the pins
+    watchers.publish(manifest, pins(topology))
     return pulumi.Output.from_input(manifest)
 
 
@@ -187,20 +192,43 @@ def _operated(
     traffic: dict[str, Traffic],
     account: Account,
 ) -> Operated:
-    """Collect the ARNs of everything the controller and the deployer act on."""
+    """What the controller and the deployer act on, as ARNs and ARN patterns.
+
+    Named resources (functions and their aliases, rules, queues, streams, tables, parameters)
+    as one pattern per region on the deployment's prefix (``function:orders-prod-*``): an
+    exact list grows with the topology and a 50-function one is over IAM's policy size limits
+    (10,240 characters inline per role, 6,144 per managed policy). Event source mappings are
+    named by a UUID only: the pattern is the region's mappings. Buckets, APIs, zones and health
+    checks, few and named by AWS, stay exact. The watchers' own functions match the prefix:
+    :attr:`Operated.protected` names them for a Deny.
+    """
+    prefix = topology.prefix
     operated = Operated(control_tables=list(data.control_arns()))
-    for region, stack in regions.items():
-        for fn in stack.functions.values():
-            operated.functions += [fn.function.arn, fn.alias.arn]
-            operated.mappings += [m.arn for m in fn.mappings]
-        operated.rules += [rule.arn for rule in stack.rules.values()]
+    kinds = {str(spec.kind) for spec in topology.components.values()}
+
+    def per_region(service: str, resource: str, kind: str | None = None) -> list[Any]:
+        if kind is not None and kind not in kinds:
+            return []
+        return [account.arn(service, r, resource) for r in topology.regions.all]
+
+    operated.functions = per_region("lambda", f"function:{prefix}-*", Kind.FUNCTION)
+    if any(fn.mappings for stack in regions.values() for fn in stack.functions.values()):
+        operated.mappings = per_region("lambda", "event-source-mapping:*")
+    if any(stack.rules for stack in regions.values()):
+        operated.rules = per_region("events", f"rule/{prefix}-*")
+    operated.queues = per_region("sqs", f"{prefix}-*", Kind.QUEUE)
+    operated.streams = per_region("kinesis", f"stream/{prefix}-*", Kind.STREAM)
+    operated.parameters = per_region("ssm", f"parameter/{prefix}-*", Kind.PARAMETER)
+    operated.tables = per_region("dynamodb", f"table/{prefix}-*", Kind.TABLE)
+    for stack in regions.values():
         refs = stack.refs.values()
-        operated.queues += [ref.arn for ref in refs if ref.kind == "queue"]
-        operated.streams += [ref.arn for ref in refs if ref.kind == "stream"]
         operated.buckets += [ref.arn for ref in refs if ref.kind == "bucket"]
-        operated.parameters += [ref.arn for ref in refs if ref.kind == "parameter"]
         operated.apis += [api.api.arn for api in stack.apis.values()]
-        operated.tables += [data.table_ref(name, region).arn for name in data.tables]
+    operated.protected = [
+        account.arn("lambda", r, f"function:{topology.watcher_function(r)}{suffix}")
+        for r in topology.regions.all
+        for suffix in ("", ":*")
+    ]
     zones = {t.spec.zone: t.zone_id for t in traffic.values()}
     operated.zones = [
         pulumi.Output.concat("arn:", account.partition, ":route53:::hostedzone/", z)

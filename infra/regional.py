@@ -60,11 +60,18 @@ class RegionArgs:
     bundles: Mapping[str, Path] = field(default_factory=dict)
     # The region's SNS topic its alarms notify.
     alarm_topic: pulumi.Input[str] | None = None
+    # The region that serves now (the control table's active region; None: the primary).
+    active: str | None = None
 
     @property
     def primary(self) -> bool:
-        """Whether this is the primary region (event sources and schedules enabled)."""
+        """Whether this is the topology's primary region."""
         return self.region == self.topology.regions.primary
+
+    @property
+    def serving(self) -> bool:
+        """Whether this region serves now: what it creates is enabled, else standing by."""
+        return self.region == (self.active or self.topology.regions.primary)
 
     def physical(self, component: str, limit: int = 64) -> str:
         """A component's AWS name in this region."""
@@ -87,7 +94,7 @@ class Region(pulumi.ComponentResource):
         self.mode_parameter = self._parameter(
             f"{topology.app}-{region}-mode",
             topology.mode_parameter(region),
-            ACTIVE if args.primary else STANDBY,
+            ACTIVE if args.serving else STANDBY,
             owned_elsewhere=True,
         )
         self.component_modes = {
@@ -240,6 +247,7 @@ class Region(pulumi.ComponentResource):
             settings=self.args.settings,
             bundle=self.args.bundles.get(spec.code),
             alarm_topic=self.args.alarm_topic,
+            serving=self.args.serving,
         )
         fn = RegionalFunction(args.physical, args, self._child())
         self.refs[name] = fn.ref
@@ -258,7 +266,7 @@ class Region(pulumi.ComponentResource):
             physical,
             name=physical,
             schedule_expression=spec.expression,
-            state="ENABLED" if self.args.primary else "DISABLED",
+            state="ENABLED" if self.args.serving else "DISABLED",
             # the controller enables and disables the rule: a later `pulumi up` leaves it be
             opts=self._child(ignore_changes=["state"]),
         )

@@ -4,14 +4,24 @@ Composed by :func:`infra.program.deploy` after the regions (it needs what the co
 operates). Each region gets the watcher function (``controller.lambda_watcher.handler``, from a
 bundle of the project's own ``controller`` package, its run-time requirements and the topology),
 its own role (the controller's actions on this application's resources, its own log group, X-Ray;
-no ``*`` action), a log group with retention, an EventBridge rule invoking it every minute, and a
-dead-man alarm that fires when that region's watcher has not evaluated for three minutes (its
-``Evaluations`` metric, emitted in embedded metric format, missing data breaching). The deployed
-manifest goes into the control table (its ``manifest`` item), where every watcher reads it.
+no ``*`` action), a log group with retention, an EventBridge rule invoking it every minute, its
+asynchronous-invocation config, and a dead-man alarm that fires when that region's watcher has
+not evaluated for three minutes (its ``Evaluations`` metric, emitted in embedded metric format,
+missing data breaching). The deployed manifest goes into the control table (its ``manifest``
+item), where every watcher reads it.
+
+The schedule's parameters are :data:`controller.contract.WATCHER_SCHEDULE`'s: each invocation
+evaluates inside its minute; its timeout is the minute plus a failover's whole budget
+(:func:`run_budget`), so a failover its last evaluation starts is not cut. No reserved
+concurrency: reserving even 1 is refused on an account whose unreserved pool would drop below
+its minimum (a new account's quota), and none is needed: an invocation still running a
+failover when the next minute's starts only overlaps it, and the overlapping one finds the run
+and the lease held and does nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as metadata
 import json
 import re
@@ -45,9 +55,11 @@ DISTRIBUTION = "failover"
 HANDLER = "controller.lambda_watcher.handler"
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
-#: Seconds the scheduled invocation may run past the minute: the handler stops evaluating one
-#: interval and a margin before its timeout, so invocations barely overlap.
-TIMEOUT_SLACK = 5
+#: When and how long the watchers run (the rule, the timeout, the memory, async invocation).
+SCHEDULE = contract.WATCHER_SCHEDULE
+#: The longest wait between two attempts at a step (``controller.retry.MAX_BACKOFF``, 2 s) at its
+#: largest jitter (1.5): a bound of what the executor waits.
+STEP_BACKOFF_SECONDS = 3.0
 #: Minutes without an evaluation before the dead-man alarm fires.
 SILENT_MINUTES = 3
 
@@ -84,6 +96,32 @@ def watcher_bundle(topology: Topology, out_dir: Path) -> Bundle:
     )
 
 
+def run_budget(topology: Topology) -> float:
+    """The longest a failover run takes: every step of every level at its last retry.
+
+    A run fences the source level by level (the dependency graph's depth), activates the target
+    level by level (the same depth), then sets the mode parameters; the steps of a level run in
+    parallel, each given ``step_retries`` retries of ``step_timeout_seconds`` with backoff.
+    """
+    policy = topology.policy
+    per_level = (policy.step_retries + 1) * policy.step_timeout_seconds + (
+        policy.step_retries * STEP_BACKOFF_SECONDS
+    )
+    return (2 * _depth(topology) + 1) * per_level
+
+
+def _depth(topology: Topology) -> int:
+    """The number of levels of the dependency graph (its longest chain of components)."""
+    names = topology.components
+
+    @functools.cache
+    def depth(name: str) -> int:
+        needs = [d for d in names[name].all_dependencies() if d in names]
+        return 1 + max((depth(d) for d in needs), default=0)
+
+    return max(depth(n) for n in names)
+
+
 def requirements() -> list[str]:
     """The project's base requirements (no extras): what ``controller`` imports at run time."""
     try:
@@ -103,8 +141,13 @@ class Watchers(pulumi.ComponentResource):
         self.args = args
         topology = args.topology
         self.bundle = watcher_bundle(topology, args.settings.bundle_dir)
-        interval = topology.policy.watch_interval_seconds
-        self.timeout = int(60 + interval + TIMEOUT_SLACK)
+        self.timeout = SCHEDULE.timeout_seconds(run_budget(topology))
+        if self.timeout >= SCHEDULE.max_timeout_seconds:
+            pulumi.log.warn(
+                f"a failover of {topology.app} may take {run_budget(topology):.0f} s, more than a "
+                f"watcher's invocation may run ({SCHEDULE.max_timeout_seconds} s): a run cut "
+                "there is finished by the next lease holder once the lease expires"
+            )
         self.functions: dict[str, aws.lambda_.Function] = {}
         self.roles: dict[str, aws.iam.Role] = {}
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
@@ -149,10 +192,9 @@ class Watchers(pulumi.ComponentResource):
             handler=HANDLER,
             runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
             code=pulumi.FileArchive(str(self.bundle.path)),
-            memory_size=512,
+            memory_size=SCHEDULE.memory_mb,
             timeout=self.timeout,
-            # one invocation at a time per region: the next minute's waits for this one
-            reserved_concurrent_executions=1,
+            # no reserved concurrency (see the module's docstring)
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
@@ -161,14 +203,24 @@ class Watchers(pulumi.ComponentResource):
                         topology.control_regions.replicas
                     ),
                     contract.ENV_WATCHER_STACK: args.settings.stack,
+                    contract.ENV_WATCHER_PERIOD: str(SCHEDULE.period_seconds),
                 }
             ),
             opts=self._opts(region, depends_on=[logs, policy]),
         )
+        # EventBridge invokes asynchronously: an event Lambda cannot start within its minute is
+        # dropped, a failed invocation is not retried (the next minute's comes instead)
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=function.name,
+            maximum_event_age_in_seconds=SCHEDULE.max_event_age_seconds,
+            maximum_retry_attempts=SCHEDULE.retries,
+            opts=self._opts(region),
+        )
         rule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             name=f"{name}-schedule",
-            schedule_expression="rate(1 minute)",
+            schedule_expression=SCHEDULE.expression,
             description=f"invokes the failover watcher in {region} every minute",
             opts=self._opts(region),
         )
@@ -176,8 +228,7 @@ class Watchers(pulumi.ComponentResource):
             f"{name}-schedule",
             rule=rule.name,
             arn=function.arn,
-            # a minute's invocation that cannot start (the last one still runs) is dropped
-            # soon: the next minute's will come
+            # EventBridge's own retries of its call to Invoke (not of the invocation)
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
                 maximum_event_age_in_seconds=60, maximum_retry_attempts=2
             ),
@@ -191,9 +242,19 @@ class Watchers(pulumi.ComponentResource):
             source_arn=rule.arn,
             opts=self._opts(region),
         )
-        topic = args.alarm_topics.get(region)
+        self.functions[region], self.roles[region] = function, role
+        self.rules[region], self.log_groups[region] = rule, logs
+
+    def _dead_man(self, region: str, after: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
+        """The alarm that fires when ``region``'s watcher has not evaluated for three minutes.
+
+        Created after ``after`` (the manifest item): until the item exists no watcher can
+        evaluate, and an alarm on missing data would fire for nothing on every new stack.
+        """
+        topology, name = self.args.topology, self.args.topology.watcher_function(region)
+        topic = self.args.alarm_topics.get(region)
         actions = [topic] if topic is not None else []
-        alarm = aws.cloudwatch.MetricAlarm(
+        return aws.cloudwatch.MetricAlarm(
             f"{name}-silent",
             name=f"{name}-silent",
             namespace=contract.WATCHER_NAMESPACE,
@@ -214,10 +275,8 @@ class Watchers(pulumi.ComponentResource):
                 "reach the control table, or it fails); when every region's "
                 "fires, nothing fails over on its own"
             ),
-            opts=self._opts(region),
+            opts=self._opts(region, depends_on=[after]),
         )
-        self.functions[region], self.roles[region] = function, role
-        self.rules[region], self.alarms[region], self.log_groups[region] = rule, alarm, logs
 
     def _statements(self, region: str, logs: aws.cloudwatch.LogGroup) -> list[dict[str, Any]]:
         """The controller's actions on this application's resources, and its own logs."""
@@ -247,14 +306,18 @@ class Watchers(pulumi.ComponentResource):
             for r in t.regions.all
         }
 
-    def publish(self, manifest: pulumi.Input[Mapping[str, Any]]) -> aws.dynamodb.TableItem:
-        """Write the deployed manifest into the control table, where the watchers read it."""
+    def publish(
+        self, manifest: pulumi.Input[Mapping[str, Any]], pins: Mapping[str, Any] | None = None
+    ) -> aws.dynamodb.TableItem:
+        """Write the deployed manifest into the control table, where the watchers read it, with
+        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it."""
         item = pulumi.Output.from_input(manifest).apply(
             lambda m: json.dumps(
                 {
                     "pk": {"S": contract.MANIFEST_ITEM},
                     "sk": {"S": contract.MANIFEST_ITEM},
                     contract.MANIFEST_ITEM: {"S": json.dumps(m, sort_keys=True)},
+                    "pins": {"S": json.dumps(pins or {}, sort_keys=True)},
                 },
                 sort_keys=True,
             )
@@ -267,4 +330,6 @@ class Watchers(pulumi.ComponentResource):
             item=item,
             opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()),
         )
+        for region in self.args.topology.regions.all:
+            self.alarms[region] = self._dead_man(region, self.manifest_item)
         return self.manifest_item

@@ -12,6 +12,7 @@ stopped.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from controller.errors import FailoverError
+from controller.errors import FailoverError, UsageError
 from controller.journal import Journal, Run, RunStatus
 from controller.spec import Kind, load
 from sandbox import demo_page
@@ -68,6 +69,43 @@ class DemoResult:
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_options(options: DemoOptions) -> None:
+    """Refuse what the demo cannot do, before anything starts (one line each, exit code 2).
+
+    The outage region must be one of the topology's regions (not a control region of its own
+    nor the global services); durations must be finite, the phases' positive (a phase of no
+    load reports nothing), the replication lag 0 (synchronous) or more; the page's port a port.
+
+    Raises
+    ------
+    UsageError
+        An option names what the demo cannot do; nothing was started.
+    SpecError
+        The topology cannot be read.
+    """
+    durations = {
+        "--warmup": (options.warmup, "seconds of load before the outage, more than 0"),
+        "--after": (options.after, "seconds of load after the shift, more than 0"),
+        "--replication-lag": (
+            options.replication_lag,
+            "seconds of asynchronous replication, 0 (synchronous) or more",
+        ),
+    }
+    for name, (value, wanted) in durations.items():
+        positive = name != "--replication-lag"
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise UsageError(f"{name} {value:g}: must be {wanted}")
+    if options.page_port is not None and not 0 <= options.page_port <= 65535:
+        raise UsageError(f"--port {options.page_port}: must be 0 (a free port) to 65535")
+    if options.region is not None:
+        topology = load(options.spec)
+        if options.region not in topology.regions.all:
+            raise UsageError(
+                f"--region {options.region}: not a region of {topology.app} "
+                f"({options.spec}); one of {', '.join(topology.regions.all)}"
+            )
+
+
 def demo_topology(spec: Path, directory: Path, interval: float = 1.0) -> Path:
     """The topology with the demo's time scale: a short DNS TTL, a watch interval of
     ``interval`` seconds, a short lease and cooldown.
@@ -93,7 +131,14 @@ def demo_topology(spec: Path, directory: Path, interval: float = 1.0) -> Path:
 
 
 def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
-    """Run the whole story and write the report into ``options.state_dir``."""
+    """Run the whole story and write the report into ``options.state_dir``.
+
+    Raises
+    ------
+    UsageError
+        An option the demo cannot do (:func:`check_options`): nothing was started.
+    """
+    check_options(options)
     say = progress or (lambda *args: None)
     with tempfile.TemporaryDirectory(prefix="failover-demo-") as tmp:
         spec = demo_topology(options.spec, Path(tmp), options.interval)
@@ -158,7 +203,7 @@ def _story(
         first_bad = next(
             (d["ts"] for d in decisions if d["action"] == "watch" and d["ts"] >= outage), None
         )
-        acted = [d for d in decisions if d["action"] not in ("none", "lease_held")]
+        acted = [d for d in decisions if d["action"] not in ("none", "lease_held", "cooldown")]
         marks = reports.Marks(
             start,
             outage,

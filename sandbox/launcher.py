@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from sandbox.controls import PREFIX, SECRET_ENV, SECRET_HEADER
+
 HOST = "127.0.0.1"
 #: The services the sandbox provisions and the controller calls: built before forking.
 SERVICES = (
@@ -95,17 +97,13 @@ MODELS = (
 
 
 #: ``POST`` here with ``?seconds=S`` to set a server's modelled round trip.
-ROUND_TRIP_PATH = "/_failover/round-trip"
+ROUND_TRIP_PATH = f"{PREFIX}round-trip"
 #: ``POST`` here to keep a copy of everything the server holds (:mod:`sandbox.snapshot`) ...
-SNAPSHOT_PATH = "/_failover/snapshot"
+SNAPSHOT_PATH = f"{PREFIX}snapshot"
 #: ... and here to put it back (409 when this process has taken none).
-RESTORE_PATH = "/_failover/restore"
+RESTORE_PATH = f"{PREFIX}restore"
 #: The longest round trip a server may be told to model: a real region answers well within it.
 MAX_ROUND_TRIP = 2.0
-#: The environment variable that gives the launcher the sandbox's secret.
-SECRET_ENV = "FAILOVER_SANDBOX_SECRET"  # noqa: S105 - the name of a variable
-#: The request header that must carry it on the sandbox's controls.
-SECRET_HEADER = "X-Failover-Sandbox-Secret"  # noqa: S105 - the name of a header
 _SECRET_KEY = "HTTP_" + SECRET_HEADER.upper().replace("-", "_")
 
 
@@ -113,7 +111,7 @@ def guarded(environ: dict[str, Any]) -> bool:
     """True when the request is one of the sandbox's controls: the round-trip model, or a
     change through moto's own API (reset, seed, config); reading moto's index is not."""
     path = str(environ.get("PATH_INFO", ""))
-    if path.startswith("/_failover/"):
+    if path.startswith(PREFIX):
         return True
     return path.startswith("/moto-api/") and environ.get("REQUEST_METHOD", "GET") != "GET"
 

@@ -6,7 +6,11 @@ library only: the launcher imports it before forking.
 
 - One linearizable store: the control table lives in one process of its own (``control-store``),
   which no fault reaches; that is what MRSC's synchronous replication guarantees (every read sees
-  the last acknowledged write), not something the sandbox could fail.
+  the last acknowledged write), not something the sandbox could fail. moto serves each request on
+  a thread of its own and checks a write's condition apart from applying it, so two racing
+  conditional writes could both pass (two takers both won the lease): the store serves the
+  control table's requests one at a time, reads included (a read never sees half an update).
+  Nothing else waits: the regions' servers, and the store's other requests, run as moto runs them.
 - Every control region is a failure domain: a request to the control table goes to a *replica*
   region's server, which forwards it to the store only while that region can reach a majority of
   the control regions (replicas and witness, itself included). A region that cannot answers
@@ -39,12 +43,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.launcher import SECRET_HEADER
+from sandbox.controls import PREFIX, SECRET_HEADER
 
 #: ``POST`` a JSON :class:`Config` here (with the sandbox's secret) to configure a server's gate.
-CONFIG_PATH = "/_failover/mrsc"
+CONFIG_PATH = f"{PREFIX}mrsc"
 #: Where one control region asks another whether it can reach it.
-PING_PATH = "/_failover/mrsc/ping"
+PING_PATH = f"{CONFIG_PATH}/ping"
 #: The header a ping names its sender's region in.
 FROM_HEADER = "X-Failover-From"
 #: The server that holds the control table: no region, never failed.
@@ -140,7 +144,8 @@ def majority(members: Sequence[str]) -> int:
 
 
 class ControlGate:
-    """WSGI middleware: the control table through this region, a partition's cut, MRSC's refusals.
+    """WSGI middleware: the control table through this region, a partition's cut, MRSC's refusals;
+    in the store, the control table's requests one at a time.
 
     Everything else goes to moto unchanged.
     """
@@ -151,6 +156,8 @@ class ControlGate:
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="mrsc-ping")
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
+        #: Held while the store serves a request on the control table (:meth:`_one_at_a_time`).
+        self._store = threading.Lock()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -168,7 +175,7 @@ class ControlGate:
                 return _drop(environ, start_response)
             start_response("204 No Content", [])
             return [b""]
-        if path.startswith(("/_failover/", "/moto-api/")):  # the sandbox's own controls
+        if path.startswith((PREFIX, "/moto-api/")):  # the sandbox's own controls
             return self.application(environ, start_response)
         if config.cut(caller(environ)):
             return _drop(environ, start_response)
@@ -188,6 +195,8 @@ class ControlGate:
                 f"{operation}: a multi-Region strongly consistent global table does "
                 f"not support {REFUSED[operation]}",
             )
+        if config.name == STORE:
+            return self._one_at_a_time(environ, start_response)
         if config.name not in config.replicas:  # no replica here (a witness, or no member)
             return self.application(environ, start_response)
         lost = self.unreachable(config)
@@ -200,6 +209,24 @@ class ControlGate:
                 f"({', '.join(lost)} unreachable)",
             )
         return _forward(config, environ, body, start_response)
+
+    def _one_at_a_time(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """moto's whole answer to a request on the control table, while no other such request is
+        served: each takes effect at one point between its arrival and its answer.
+
+        The request's body was read before, and its answer is sent after: a slow client never
+        holds the others.
+        """
+        with self._store:
+            answer = self.application(environ, start_response)
+            try:
+                return [b"".join(answer)]
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
 
     def unreachable(self, config: Config) -> list[str] | None:
         """None when this region reaches a majority of the control regions (itself included);

@@ -6,6 +6,7 @@ the traffic shift) and ``after`` the shift. Times are seconds from the start of 
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.loadgen import Sample
+from sandbox.state import private_dir, write_private
 
 OUTCOMES = ("ok", "degraded", "failed")
 
@@ -90,10 +92,11 @@ def build(
 def write(
     report: dict[str, Any], samples: Sequence[Sample], marks: Marks, directory: Path
 ) -> tuple[Path, Path]:
-    """Write ``demo-report.json`` and ``demo-report.png`` into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``demo-report.json`` and ``demo-report.png`` into ``directory``: its owner's
+    only (0600 in a 0700 folder, whatever the umask), as the sandbox's state is."""
+    private_dir(directory)
     json_path = directory / "demo-report.json"
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_private(json_path, json.dumps(report, indent=2) + "\n")
     png_path = directory / "demo-report.png"
     plot(samples, marks, png_path, title=str(report.get("title", "failover demo")))
     return json_path, png_path
@@ -156,5 +159,7 @@ def plot(samples: Sequence[Sample], marks: Marks, path: Path, *, title: str) -> 
     ax.legend(loc="lower left", fontsize=8)
     ax.set_xlim(0, max(1, seconds - 1))
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
+    write_private(path, image.getvalue())

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from controller.errors import FailoverError, UsageError
-from sandbox import launcher
+from sandbox import controls, launcher
 from sandbox.state import ServerState, Zygote, private_dir
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def start_all(
         str(socket_path or "-"),
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
-    env = {**os.environ, launcher.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
+    env = {**os.environ, controls.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
     # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
     # no record, and the deployment checks it instead (sandbox.deploy.mapping)
     env["MOTO_ACM_VALIDATION_WAIT"] = "0"
@@ -206,7 +206,7 @@ def _answers(url: str) -> bool:
 
 
 def _post(url: str, path: str, body: bytes = b"", timeout: float = 10.0) -> None:
-    headers = {launcher.SECRET_HEADER: _SECRETS.get(url, "")}
+    headers = {controls.SECRET_HEADER: _SECRETS.get(url, "")}
     request = urllib.request.Request(  # noqa: S310
         f"{url}{path}",
         data=body,

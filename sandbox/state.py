@@ -96,14 +96,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, as a 0600 file whatever the umask."""
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically, as a 0600 file whatever the
+    umask."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with os.fdopen(fd, "wb") as out:
         os.fchmod(out.fileno(), 0o600)
-        out.write(text)
+        out.write(data.encode("utf-8") if isinstance(data, str) else data)
     tmp.replace(path)
 
 

@@ -192,17 +192,21 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the manifest names no watcher in {region}")
     rule = f"{watcher.function}-schedule"
     events = Clients(endpoints=manifest.endpoints).client("events", region)
+    deployed = events.describe_rule(Name=rule)
+    every = float(os.environ.get(ENV_SCHEDULE) or period(deployed["ScheduleExpression"]))
+    # The function evaluates inside the period it is told (its deployed environment says the
+    # rule's): a schedule shortened here tells it the period it is really invoked at.
+    told = {contract.ENV_WATCHER_PERIOD: f"{every:g}"} if os.environ.get(ENV_SCHEDULE) else {}
     invoker = Invoker(
         manifest.endpoints,
         state_dir / "lambda",
         state_dir / LOG_DIR / "functions",
         state.secret,
         log_files={watcher.function: log_path(state_dir, region)},
+        told={watcher.function: told},
     )
     invoker.start()
     try:
-        deployed = events.describe_rule(Name=rule)
-        every = float(os.environ.get(ENV_SCHEDULE) or period(deployed["ScheduleExpression"]))
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
         tick = time.monotonic()
         while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher

@@ -64,6 +64,7 @@ def demo(
         page_port=None if no_page else port or 0,
         on_page=phases.page,
     )
+    demos.check_options(options)  # before the log file, the sandbox or the page: exit 2
     with to_file(state_dir / demos.LOG_NAME), phases:
         result = demos.run_demo(options, phases.show)
     return finish(result, as_json)

@@ -89,6 +89,11 @@ def execute(
     # Read before the lease only to show the plan and to notice a decision gone stale; the
     # executor reads it again under the lease, and that read decides.
     desired = _desired(topology, deployed, clients, required=False)
+    if from_ is None and desired is not None and desired.active == to:
+        from controller.executor import refuse_already_active
+        from controller.journal import Journal
+
+        refuse_already_active(Journal(clients, deployed), desired, to)
     plan = build_plan(
         topology,
         graphs.build(topology),
@@ -259,7 +264,7 @@ def _run_plan(
         plan = executor.checked(
             plan, executor.desired(), kind=kind, source_given=source_given, expect_epoch=None
         )
-        checks = executor.prechecks(plan)
+        checks = executor.prechecks(plan, kind=kind)
         if as_json:
             print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
         else:

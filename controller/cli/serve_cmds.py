@@ -23,6 +23,14 @@ def serve(
             help="Address to listen on; anything but the loopback exposes the page to the network.",
         ),
     ] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="A name the page answers to (its Host header; repeatable); required with a "
+            "wildcard --host such as 0.0.0.0.",
+        ),
+    ] = None,
     allow_actions: Annotated[
         bool,
         typer.Option(
@@ -46,15 +54,17 @@ def serve(
     import threading
 
     from controller.serve import Api, StatusServer, deployment_sources
+    from controller.serve.server import check_listen
     from controller.views import run_in_progress
 
+    check_listen(host, allow_host or ())  # before anything is read: one line, exit 2
     topology, deployed, clients = load_deployment(manifest, spec)
     # A control table the manifest names wrongly is refused now (exit 2, one line), as status
     # refuses it, rather than served as an error page until Ctrl-C; an unreachable one is not.
     run_in_progress(deployed, clients)
     token = secrets.token_urlsafe(24) if allow_actions else None
     api = Api(deployment_sources(topology, deployed, clients, deadline=timeout), token=token)
-    server = StatusServer(api, host, port).start()
+    server = StatusServer(api, host, port, allowed_hosts=allow_host or ()).start()
     try:
         console.print(
             f"status page: {server.url}  (JSON: {server.url}api/status; Ctrl-C stops)",

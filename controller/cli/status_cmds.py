@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -70,6 +71,13 @@ def _render_control(control: dict[str, Any], report: StatusReport) -> None:
         + (f", run {control['run_id']})" if control["run_id"] else ")"),
         highlight=False,
     )
+    lease = control.get("lease")
+    if lease and lease["expires_at"] > time.time():
+        console.print(
+            f"lease: held by {lease['owner']} (token {lease['token']}) for "
+            f"{lease['expires_at'] - time.time():.0f} s more",
+            highlight=False,
+        )
     if report.active_region and report.active_region != control["active"]:
         console.print(
             f"[bold yellow]warning[/]: the regions say {report.active_region} is "

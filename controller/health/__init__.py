@@ -23,7 +23,14 @@ from controller.health.reads import (
     region_health,
     status,
 )
-from controller.health.verdicts import component_status, region_verdict, votes, warnings
+from controller.health.verdicts import (
+    component_status,
+    expected_alarms,
+    region_signals,
+    region_verdict,
+    votes,
+    warnings,
+)
 
 __all__ = [
     "DEADLINE_SECONDS",
@@ -36,9 +43,11 @@ __all__ = [
     "Signals",
     "StatusReport",
     "component_status",
+    "expected_alarms",
     "probe_clients",
     "probe_settings",
     "region_health",
+    "region_signals",
     "region_verdict",
     "status",
     "votes",

@@ -44,6 +44,9 @@ class Signals:
     alarms_firing: tuple[str, ...] = ()
     route53_healthy: bool | None = None
     http_ok: bool | None = None
+    #: Alarms in ``ALARM`` that the region's mode explains (a fenced function's throttles):
+    #: shown, not counted (:func:`~controller.health.verdicts.expected_alarms`).
+    alarms_expected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from controller.health.model import (
     Health,
     HttpProbe,
     RegionStatus,
-    Signals,
     StatusReport,
 )
 from controller.manifest import Manifest
@@ -280,16 +279,23 @@ def _region(
     http, http_error = _result(reads.http)
     regional = manifest.regions.get(region)
     comps = {}
+    # What the region's mode explains (a fenced region's throttles) is shown, not counted.
+    expected = verdicts.expected_alarms(alarm_states, mode)
     for name, spec in topology.components.items():
         if name not in reads.components:
             continue  # a signals-only read
         observed, exc = _result(reads.components[name])
         ref = regional.components.get(name) if regional else None
         own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}
-        comps[name] = verdicts.component_status(name, str(spec.kind), observed, exc, own)
-    signals = Signals(
-        alarms_firing=tuple(alarm_reads.firing(alarm_states)),
-        route53_healthy=route53,
+        fenced = observed is not None and observed.state == State.FENCED
+        mine = verdicts.expected_alarms(own, mode, fenced=fenced)
+        expected |= mine
+        comps[name] = verdicts.component_status(name, str(spec.kind), observed, exc, own, mine)
+    signals = verdicts.region_signals(
+        alarm_states,
+        mode,
+        expected,
+        route53=route53,
         http_ok=None if reads.http is None else bool(http and not http_error),
     )
     health = verdicts.region_verdict(comps.values(), signals, mode)

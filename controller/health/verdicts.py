@@ -6,14 +6,57 @@ functions over the model: no AWS, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
 from controller.actions.base import Observed, State
 from controller.aws import is_unreachable
+from controller.contract import FunctionAlarm, Mode
 from controller.errors import ActionError, TransientStepError
 from controller.health.model import ComponentStatus, Health, RegionStatus, Signals
+
+#: What the functions' alarms of a healthy region that does not serve say, by its mode: a fenced
+#: function is throttled by whatever still calls it (Route 53's checkers call the health route
+#: every 10 s), and a region that serves no traffic gets no invocations.
+EXPECTED: dict[str, frozenset[FunctionAlarm]] = {
+    Mode.FENCED.value: frozenset({FunctionAlarm.THROTTLES_HIGH, FunctionAlarm.INVOCATIONS_LOW}),
+    Mode.STANDBY.value: frozenset({FunctionAlarm.INVOCATIONS_LOW}),
+}
+
+
+def expected_alarms(names: Iterable[str], mode: str | None, *, fenced: bool = False) -> set[str]:
+    """The alarms of ``names`` whose ``ALARM`` is what a healthy region in ``mode`` shows, or a
+    fenced component (``fenced``: reserved concurrency 0) whatever its region's mode.
+
+    A region's health says whether it *could* serve, whatever its mode: these alarms say it
+    does not serve now, which its mode already says, so they are not held against it (else a
+    fenced region would never look healthy again, and nothing would fail back to it).
+
+    >>> sorted(expected_alarms(["f-throttles-high", "f-errors-high"], "fenced"))
+    ['f-throttles-high']
+    >>> expected_alarms(["f-throttles-high"], "active"), expected_alarms(["f-x"], None, fenced=True)
+    (set(), set())
+    >>> expected_alarms(["f-throttles-high"], "active", fenced=True)
+    {'f-throttles-high'}
+    """
+    allowed = EXPECTED.get(Mode.FENCED.value if fenced else "", frozenset()) | EXPECTED.get(
+        mode or "", frozenset()
+    )
+    return {n for n in names if FunctionAlarm.of(n) in allowed}
+
+
+def probes_apply(mode: str | None) -> bool:
+    """Whether the HTTP probe and Route 53's check of a region in ``mode`` say anything of it.
+
+    Both call the health route, which a function of the region answers; fencing throttles that
+    function to 0, so in a fenced region they fail whatever the region could do: they abstain
+    rather than vote against it. The region is measured again once it is activated.
+
+    >>> probes_apply("fenced"), probes_apply("standby"), probes_apply(None)
+    (False, True, True)
+    """
+    return mode != Mode.FENCED.value
 
 
 def component_status(
@@ -22,8 +65,10 @@ def component_status(
     observed: Observed | None,
     error: BaseException | None,
     alarms: dict[str, str],
+    expected: Collection[str] = (),
 ) -> ComponentStatus:
-    """One component's health from its read (or the error of reading it) and its alarms."""
+    """One component's health from its read (or the error of reading it) and its alarms
+    (those in ``expected`` excepted: see :func:`expected_alarms`)."""
     if error is not None or observed is None:
         unreachable = (
             error is None
@@ -37,7 +82,7 @@ def component_status(
             )
         detail = str(error) if isinstance(error, ActionError) else repr(error)
         return ComponentStatus(name, kind, "unknown", Health.UNHEALTHY, detail=detail)
-    firing = alarm_reads.firing(alarms)
+    firing = [a for a in alarm_reads.firing(alarms) if a not in expected]
     if observed.state == State.MISSING or not observed.healthy or firing:
         detail = observed.detail or ("alarm: " + ", ".join(firing))
         health = Health.UNHEALTHY
@@ -46,6 +91,33 @@ def component_status(
     else:
         detail, health = observed.detail, Health.HEALTHY
     return ComponentStatus(name, kind, observed.state.value, health, detail, alarms, observed.facts)
+
+
+def region_signals(
+    alarm_states: Mapping[str, str],
+    mode: str | None,
+    expected: Collection[str] = (),
+    *,
+    route53: bool | None = None,
+    http_ok: bool | None = None,
+) -> Signals:
+    """A region's signals: its alarms in ``ALARM`` but those ``expected`` (its mode, or its
+    fenced components, explain them), and its probes unless its mode makes them abstain
+    (:func:`probes_apply`).
+
+    >>> s = region_signals({"f-throttles-high": "ALARM"}, "fenced", {"f-throttles-high"},
+    ...     http_ok=False)
+    >>> s.alarms_firing, s.alarms_expected, s.http_ok
+    ((), ('f-throttles-high',), None)
+    """
+    firing = alarm_reads.firing(dict(alarm_states))
+    measured = probes_apply(mode)
+    return Signals(
+        alarms_firing=tuple(a for a in firing if a not in expected),
+        route53_healthy=route53 if measured else None,
+        http_ok=http_ok if measured else None,
+        alarms_expected=tuple(a for a in firing if a in expected),
+    )
 
 
 def region_verdict(

@@ -26,7 +26,12 @@ __all__ = [
 
 
 def serve(
-    sources: Sources, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    sources: Sources,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> StatusServer:
     """A started server of ``sources`` (read-only unless ``token`` is given)."""
-    return StatusServer(Api(sources, token=token), host, port).start()
+    return StatusServer(Api(sources, token=token), host, port, allowed_hosts).start()

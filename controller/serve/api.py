@@ -4,7 +4,11 @@ Called by the HTTP server (:mod:`controller.serve.server`) and by tests directly
 unless built with a token: then ``POST /api/automation/pause|resume`` with
 ``Authorization: Bearer <token>`` flips the automation switch. A route that does not exist is
 404; an action without credentials is 401, with wrong or malformed ones 403; none of them
-changes anything.
+changes anything. An action waits for the control table at most ``Sources.action_wait``
+seconds and always answers JSON with its ``outcome`` (:class:`~controller.controltable.
+WriteOutcome`): 200 done; 503 refused (no majority: not applied) or unknown (sent and not
+answered, or still waiting: it may still land); 409 refused (another write came first, or an
+action is still in flight).
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from controller import views
+from controller.controltable import WriteOutcome
+from controller.errors import ConflictError, FailoverError, NoMajorityError, OutcomeUnknownError
 from controller.serve.snapshot import Cached, NotReadYetError
 from controller.serve.sources import Sources
 
@@ -96,6 +103,7 @@ class Api:
         self.sources = sources
         self.token = token
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self._acting = threading.Lock()  # one action in flight at a time
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes = b""
@@ -197,16 +205,62 @@ class Api:
             return _error(403, "wrong or malformed token")
         if len(body) > MAX_BODY:
             return _error(413, "request body too large")
-        reason = _reason(body)
         paused = ACTIONS[path]
-        state = self.sources.set_paused(paused, reason)
-        self.sources.invalidate()
-        log.warning(
-            "automation %s from the status page: %s",
-            "paused" if paused else "resumed",
-            reason or "-",
-        )
-        return _json(200, state)
+        return self._flip(paused, _reason(body))
+
+    def _flip(self, paused: bool, reason: str) -> Response:
+        """Write the switch in a thread of its own and wait for it at most ``action_wait``."""
+        what = "automation " + ("pause" if paused else "resume")
+        if not self._acting.acquire(blocking=False):
+            return _outcome(
+                409,
+                WriteOutcome.REFUSED,
+                f"{what} not sent: an earlier action is still waiting for the control table; "
+                "watch the automation state",
+            )
+        done = threading.Event()
+        result: dict[str, Any] = {}
+
+        def write() -> None:
+            try:
+                result["state"] = self.sources.set_paused(paused, reason)
+                log.warning("%s from the status page: %s", what, reason or "-")
+            except Exception as exc:  # answered below, or logged when nobody waits any more
+                result["error"] = exc
+                log.warning("%s from the status page: %s", what, exc)
+            finally:
+                self._acting.release()
+                self.sources.invalidate()
+                done.set()
+
+        threading.Thread(target=write, daemon=True, name="serve-action").start()
+        wait = self.sources.action_wait
+        if not done.wait(wait):
+            return _outcome(
+                503,
+                WriteOutcome.UNKNOWN,
+                f"{what}: the control table did not answer within {wait:.1f}s; it may still be "
+                "applied: watch the automation state",
+                **{"Retry-After": "1"},
+            )
+        error = result.get("error")
+        if error is None:
+            return _json(200, {**result["state"], "outcome": WriteOutcome.DONE.value})
+        text = " ".join(str(error).split())
+        if isinstance(error, OutcomeUnknownError):
+            return _outcome(503, WriteOutcome.UNKNOWN, text)
+        if isinstance(error, ConflictError):
+            return _outcome(409, WriteOutcome.REFUSED, text)
+        if isinstance(error, NoMajorityError):
+            return _outcome(503, WriteOutcome.REFUSED, text, **{"Retry-After": "1"})
+        if isinstance(error, FailoverError):  # refused by AWS (a wrong table, credentials)
+            return _outcome(502, WriteOutcome.REFUSED, f"{what}: {text}")
+        return _outcome(500, WriteOutcome.UNKNOWN, f"{what}: {type(error).__name__}: {text}")
+
+
+def _outcome(status: int, outcome: WriteOutcome, message: str, **headers: str) -> Response:
+    """An action's answer: what happened to its write, and why, as JSON."""
+    return _json(status, {"error": message, "outcome": outcome.value}, **headers)
 
 
 def _reason(body: bytes) -> str:

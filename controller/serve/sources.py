@@ -8,18 +8,22 @@ page a stale answer, never a hung one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller import graph as graphs
-from controller import views
+from controller import health, views
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
+from controller.errors import FailoverError
 from controller.lease import default_owner
 from controller.manifest import Manifest
 from controller.serve.snapshot import Cached
 from controller.spec import Topology
+
+log = logging.getLogger(__name__)
 
 #: ``() -> {"series": [{"t": seconds, "ok": n, "degraded": n, "failed": n}, ...]}``
 TrafficSource = Callable[[], dict[str, Any]]
@@ -40,6 +44,9 @@ class Sources:
     set_paused: Callable[[bool, str], dict[str, Any]]
     traffic: TrafficSource | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds an action waits for the control table before answering that its outcome is
+    #: unknown (the write goes on, and may still land).
+    action_wait: float = STATUS_DEADLINE_SECONDS + 1.0
 
     def invalidate(self) -> None:
         """Read everything anew on the next request (after an action)."""
@@ -78,12 +85,22 @@ def deployment_sources(
             decisions() if decisions else None,
         )
 
+    # An action waits for the control table at most ``wait``: its calls time out in proportion
+    # to the deadline, as the status read's do, so that a hung control region costs it one
+    # short timeout and the answer usually says what became of the write.
+    fast = health.probe_clients(clients, health.probe_settings(deadline))
+
     def set_paused(paused: bool, reason: str) -> dict[str, Any]:
         from controller.journal import Journal
 
-        journal = Journal(clients, manifest)
-        journal.set_automation(paused, default_owner(), reason)
-        return journal.automation()
+        journal = Journal(fast, manifest)
+        by = default_owner()
+        journal.set_automation(paused, by, reason)
+        try:
+            return journal.automation()
+        except FailoverError as exc:  # written, then not read back: say what was written
+            log.warning("automation written, not read back: %s", exc)
+            return {"paused": paused, "by": by, "reason": reason}
 
     wait = deadline + 1.0
     graph = graphs.build(topology)
@@ -112,4 +129,5 @@ def deployment_sources(
         },
         set_paused=set_paused,
         traffic=traffic,
+        action_wait=wait,
     )

@@ -132,7 +132,9 @@ class Invoker:
     ``endpoints``: every region's server and ``global``; ``work``: where code is unpacked and the
     runtime's packages laid out; ``logs``: where each function's output goes (its log group: a
     file per function, ``<name>.log``, or the one ``log_files`` names); ``secret``: the
-    sandbox's, which the servers' code downloads need.
+    sandbox's, which the servers' code downloads need; ``told``: variables a function is given
+    over its deployed ones, by function name (what the sandbox plays differently from the
+    deployment, e.g. a watcher's shortened schedule, said to the function).
     """
 
     endpoints: Mapping[str, str]
@@ -140,6 +142,7 @@ class Invoker:
     logs: Path
     secret: str
     log_files: Mapping[str, Path] = field(default_factory=dict)
+    told: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     observers: list[Observer] = field(default_factory=list)
     counts: dict[tuple[str, str], Counter[Outcome]] = field(default_factory=dict)
     _configs: dict[tuple[str, str, str], FunctionConfig] = field(default_factory=dict)
@@ -288,10 +291,12 @@ class Invoker:
         return pool, config
 
     def _environment(self, config: FunctionConfig, root: Path) -> dict[str, str]:
-        """The function's variables, then what Lambda sets (its own names win)."""
+        """The function's variables (and what it is ``told``), then what Lambda sets (its own
+        names win)."""
         stream = f"{time.strftime('%Y/%m/%d')}/[{config.version}]{secrets.token_hex(16)}"
         return {
             **config.environment,
+            **self.told.get(config.name, {}),
             **CREDENTIALS,
             "AWS_REGION": config.region,
             "AWS_DEFAULT_REGION": config.region,

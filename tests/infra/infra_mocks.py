@@ -11,6 +11,7 @@ run once per session; the tests assert over the collected resources.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -181,6 +182,9 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         uuid = f"{_h(name)}-0000-4000-8000-{_h(name + 'x', 12)}"
         return {"uuid": uuid, "arn": f"arn:aws:lambda:{regional}:event-source-mapping:{uuid}"}
+    if typ == "aws:kms/key:Key":
+        key_id = f"{_h(name)}-0000-4000-8000-{_h(name + 'k', 12)}"
+        return {"arn": f"arn:aws:kms:{regional}:key/{key_id}", "keyId": key_id}
     if typ == "aws:sqs/queue:Queue":
         return {
             "arn": f"arn:aws:sqs:{regional}:{n}",
@@ -267,6 +271,7 @@ class RecordingMonitor(MockMonitor):
             "ignore_changes": tuple(request.ignoreChanges),
             "protect": bool(request.protect),
             "delete_before_replace": bool(request.deleteBeforeReplace),
+            "dependencies": tuple(request.dependencies),
         }
         response = super().RegisterResource(request)
         aliases = tuple(
@@ -300,6 +305,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.zones: dict[str, str] = dict(ZONES)
         self.zone_lookups: list[str] = []
         self.partition = "aws"
+        #: the control table's items by (region, pk), DynamoDB JSON; a region absent here has
+        #: no control table (a first deployment); the reads made, as (region, pk)
+        self.control: dict[str, dict[str, dict[str, Any]]] = {}
+        self.control_reads: list[tuple[str, str]] = []
+        #: what a read of the control table answers instead (e.g. no majority: an error text)
+        self.control_error: str | None = None
 
     def install(self, stack: str = "test") -> None:
         """Make these mocks (and the monitor that records options) the engine of a run."""
@@ -356,7 +367,29 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": self.zones[name],
                 "arn": f"arn:aws:route53:::hostedzone/{self.zones[name]}",
             }
+        if args.token == "aws:dynamodb/getTableItem:getTableItem":
+            return self._table_item(args)
         raise AssertionError(f"unexpected invoke {args.token}")
+
+    def _table_item(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        """GetItem (strongly consistent) as the provider's data source answers it."""
+        region = self.provider_regions.get((args.provider or "").split("::")[-1], "")
+        pk = json.loads(args.args["key"])["pk"]["S"]
+        self.control_reads.append((region, pk))
+        if self.control_error is not None:
+            return {}, [("table_name", self.control_error)]
+        items = self.control.get(region)
+        if items is None:  # the provider wraps ResourceNotFoundException as not found
+            return {}, [("table_name", "reading DynamoDB Table Item: couldn't find resource")]
+        item = items.get(pk)
+        if item is None:
+            return {}, [("key", "reading DynamoDB Table Item: empty result")]
+        wanted = args.args.get("projectionExpression")
+        if wanted:
+            names = args.args.get("expressionAttributeNames") or {}
+            keep = {names.get(p.strip(), p.strip()) for p in wanted.split(",")}
+            item = {k: v for k, v in item.items() if k in keep}
+        return {"item": json.dumps(item), "id": f"{args.args['tableName']}|{pk}"}
 
 
 def run_program(
@@ -365,6 +398,8 @@ def run_program(
     zones: dict[str, str] | None = None,
     partition: str = "aws",
     deploy_kwargs: Callable[[], dict[str, Any]] | None = None,
+    control: dict[str, dict[str, dict[str, Any]]] | None = None,
+    control_error: str | None = None,
 ) -> Run:
     """Run :func:`infra.program.deploy` once under mocks; collect resources and manifest.
 
@@ -374,6 +409,8 @@ def run_program(
     """
     mocks = RecordingMocks()
     mocks.partition = partition
+    mocks.control = dict(control or {})
+    mocks.control_error = control_error
     if zones is not None:
         mocks.zones = dict(zones)
     mocks.install()

@@ -8,8 +8,12 @@ alarms of their own.
 
 from __future__ import annotations
 
-from infra_mocks import Run
+import json
 
+import botocore.session
+from infra_mocks import ACCOUNT, Run
+
+from controller.contract import FunctionAlarm
 from controller.manifest import Manifest
 from controller.spec import Kind
 
@@ -33,6 +37,32 @@ def test_every_alarm_notifies_its_regions_topic(run: Run) -> None:
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [by_region[alarm.region]], alarm.name
         assert alarm.inputs["okActions"] == [by_region[alarm.region]], alarm.name
+
+
+def test_alarm_topics_use_a_key_whose_policy_lets_cloudwatch_publish(run: Run) -> None:
+    """The AWS-managed ``alias/aws/sns`` key refuses CloudWatch: no alarm would be delivered."""
+    keys = {k.state["arn"]: k for k in run.of("aws:kms/key:Key")}
+    kms = botocore.session.get_session().get_service_model("kms").operation_names
+    for topic in run.of("aws:sns/topic:Topic"):
+        key = keys.get(topic.inputs["kmsMasterKeyId"])
+        assert key is not None, (topic.name, topic.inputs["kmsMasterKeyId"])
+        assert key.region == topic.region and key.inputs["enableKeyRotation"] is True
+        policy = json.loads(key.inputs["policy"])
+        by_principal = {
+            json.dumps(st["Principal"], sort_keys=True): st for st in policy["Statement"]
+        }
+        cloudwatch = by_principal[json.dumps({"Service": "cloudwatch.amazonaws.com"})]
+        assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+        assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+        root = by_principal[json.dumps({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})]
+        # without PutKeyPolicy for the account, KMS refuses the policy (lockout safety check)
+        assert "kms:PutKeyPolicy" in root["Action"]
+        assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} & set(root["Action"])
+        for st in policy["Statement"]:
+            assert st["Effect"] == "Allow"
+            for action in st["Action"]:
+                assert "*" not in action, action
+                assert action.removeprefix("kms:") in kms, f"{action} is no KMS operation"
 
 
 def test_the_manifest_names_each_regions_topic(run: Run) -> None:
@@ -85,3 +115,28 @@ def test_every_api_has_a_5xx_alarm_in_every_region(run: Run) -> None:
         if a.inputs["metricName"] == "5xx"
     }
     assert apis and errors == apis
+
+
+def test_function_alarms_are_named_for_what_the_controller_reads_them_as(run: Run) -> None:
+    """The controller tells a fenced function's throttles and silence (expected) from its errors
+    (a fault) by the alarm's name alone (issue 26, item 1): each name must end in the kind
+    whose metric the alarm watches, and the manifest must list it where health reads it."""
+    measures = {
+        FunctionAlarm.ERRORS_HIGH: "Errors",
+        FunctionAlarm.THROTTLES_HIGH: "Throttles",
+        FunctionAlarm.DURATION_HIGH: "Duration",
+        FunctionAlarm.INVOCATIONS_LOW: "Invocations",
+    }
+    manifest = Manifest.model_validate(run.manifest)
+    listed = {
+        (region, alarm)
+        for region, part in manifest.regions.items()
+        for ref in part.components.values()
+        for alarm in ref.alarms
+    }
+    lambda_alarms = [a for a in run.of(ALARM) if a.inputs["namespace"] == "AWS/Lambda"]
+    assert {FunctionAlarm.of(a.inputs["name"]) for a in lambda_alarms} == set(FunctionAlarm)
+    for alarm in lambda_alarms:
+        kind = FunctionAlarm.of(alarm.inputs["name"])
+        assert kind is not None and alarm.inputs["metricName"] == measures[kind], alarm.name
+        assert (alarm.region, alarm.inputs["name"]) in listed, alarm.name

@@ -138,7 +138,8 @@ def test_every_resource_is_a_child_of_a_component(run: Run) -> None:
         for r in run.registrations
         if r.custom
         and not r.typ.startswith("pulumi:providers:")
-        and r.typ != "aws:sns/topic:Topic"  # a region's alarm topic: top level
+        # a region's alarm topic and its key: top level
+        and r.typ not in ("aws:sns/topic:Topic", "aws:kms/key:Key")
         and "failover:infra:" not in r.parent
     ]
     assert orphans == []

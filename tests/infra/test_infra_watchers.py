@@ -13,14 +13,16 @@ import json
 import zipfile
 from pathlib import Path
 
+import botocore.session
 from infra_mocks import Run, is_watcher
 from test_infra_bundle import import_in_clean_interpreter, lambda_runtime
 from test_infra_security import policies, statements
 
-from controller import contract
+from controller import contract, graph
+from controller.plan import build_plan
 from controller.spec import EXAMPLE_SPEC, load, loads
 from infra.bundle import RUNTIME_PROVIDED
-from infra.watchers import HANDLER, watcher_bundle
+from infra.watchers import HANDLER, SCHEDULE, STEP_BACKOFF_SECONDS, run_budget, watcher_bundle
 
 #: The goal for the watcher's zipped bundle (Lambda's own limit is 50 MB zipped).
 SIZE_GOAL = 10 * 1024 * 1024
@@ -48,8 +50,7 @@ def test_one_watcher_function_per_application_region_with_its_own_role(run: Run)
         assert fn["name"] == t.watcher_function(region)
         assert fn["handler"] == HANDLER
         assert fn["tracingConfig"] == {"mode": "Active"}
-        assert fn["reservedConcurrentExecutions"] == 1
-        assert int(fn["timeout"]) > 60  # a minute of watching, then the next invocation
+        assert int(fn["timeout"]) == SCHEDULE.timeout_seconds(run_budget(t))
         assert str(fn["role"]).endswith(f"role/{t.watcher_function(region)}")
         roles.add(fn["role"])
         env = fn["environment"]["variables"]  # type: ignore[index]
@@ -112,6 +113,66 @@ def test_each_watcher_is_invoked_every_minute(run: Run) -> None:
         assert permissions[region].inputs["principal"] == "events.amazonaws.com"
 
 
+def lambda_shape(name: str) -> dict[str, object]:
+    """A shape's limits in botocore's Lambda service model (what the API accepts)."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    return dict(model.shape_for(name).metadata)
+
+
+def test_a_minutes_event_that_meets_a_busy_watcher_is_dropped_not_queued_for_hours(
+    run: Run,
+) -> None:
+    """EventBridge invokes asynchronously: by default Lambda keeps a throttled event up to 6
+    hours and retries a failed one twice, a backlog of stale invocations."""
+    found = watchers(run)
+    configs = {
+        c.region: c.inputs
+        for c in run.of("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+        if is_watcher(c.name)
+    }
+    assert set(configs) == set(found)
+    age, retries = lambda_shape("MaximumEventAgeInSeconds"), lambda_shape("MaximumRetryAttempts")
+    for region, config in configs.items():
+        assert config["functionName"] == found[region]["name"]
+        assert config["maximumEventAgeInSeconds"] == SCHEDULE.max_event_age_seconds == 60
+        assert int(age["min"]) == config["maximumEventAgeInSeconds"]  # Lambda's smallest
+        assert config["maximumRetryAttempts"] == 0 and int(retries["min"]) == 0
+        assert "qualifier" not in config  # the rule invokes the function itself
+
+
+def test_no_reserved_concurrency_so_an_account_with_a_low_quota_takes_the_watchers(
+    run: Run,
+) -> None:
+    """Reserving even 1 is refused where the unreserved pool would drop below its minimum."""
+    for region, fn in watchers(run).items():
+        assert fn.get("reservedConcurrentExecutions") in (None, -1), region
+
+
+def test_a_failover_started_by_the_last_evaluation_fits_in_the_timeout(run: Run) -> None:
+    """The timeout is the minute plus a failover's budget: every level of the real plan with
+    every step at its last retry (a run cut at the timeout waits for the lease to expire)."""
+    t = run.topology
+    policy = t.policy
+    plan = build_plan(t, graph.build(t), target=t.regions.standby[0])
+    step = (policy.step_retries + 1) * policy.step_timeout_seconds
+    worst = len(plan.levels) * (step + policy.step_retries * STEP_BACKOFF_SECONDS)
+    assert run_budget(t) >= worst, (run_budget(t), len(plan.levels))
+    timeout = int(next(iter(watchers(run).values()))["timeout"])
+    assert timeout >= min(SCHEDULE.max_timeout_seconds, SCHEDULE.period_seconds + worst)
+    assert timeout <= SCHEDULE.max_timeout_seconds <= int(lambda_shape("Timeout")["max"])
+    # every evaluation of a minute ends inside it: six at a 10 s interval
+    starts = [i * policy.watch_interval_seconds for i in range(10)]
+    assert [x for x in starts if SCHEDULE.may_start(x)] == [0, 10, 20, 30, 40, 50]
+
+
+def test_each_watcher_is_told_the_period_its_rule_invokes_it_at(run: Run) -> None:
+    rules = [r for r in run.of("aws:cloudwatch/eventRule:EventRule") if is_watcher(r.name)]
+    assert {r.inputs["scheduleExpression"] for r in rules} == {"rate(1 minute)"}
+    for fn in watchers(run).values():
+        env = fn["environment"]["variables"]  # type: ignore[index]
+        assert env[contract.ENV_WATCHER_PERIOD] == "60"
+
+
 def test_a_dead_man_alarm_fires_when_a_watcher_has_not_evaluated_for_three_minutes(
     run: Run,
 ) -> None:
@@ -131,6 +192,16 @@ def test_a_dead_man_alarm_fires_when_a_watcher_has_not_evaluated_for_three_minut
         assert alarm["period"] * alarm["evaluationPeriods"] == 180
         assert alarm["comparisonOperator"] == "LessThanThreshold" and alarm["threshold"] == 1
         assert alarm["alarmActions"] == [topics[region]]
+
+
+def test_the_dead_man_alarm_waits_for_the_manifest_item(run: Run) -> None:
+    """Until the manifest item exists no watcher can evaluate: an alarm created before it
+    would fire on every new stack for nothing."""
+    (item,) = [r for r in run.registrations if r.typ == "aws:dynamodb/tableItem:TableItem"]
+    alarms = [a for a in run.of("aws:cloudwatch/metricAlarm:MetricAlarm") if is_watcher(a.name)]
+    assert alarms
+    for alarm in alarms:
+        assert item.urn in alarm.options["dependencies"], alarm.name
 
 
 def test_the_manifest_names_each_watcher_and_goes_into_the_control_table(run: Run) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from controller.contract import GLOBAL
-from sandbox import Sandbox, launcher
+from sandbox import Sandbox, controls, launcher
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
 from tests.conftest import EXAMPLE
@@ -254,9 +254,9 @@ def test_reset_and_round_trip_need_the_sandbox_secret(own: Sandbox) -> None:
     """The reproduction: anyone could wipe the journal and DNS, or make every call a 500."""
     url = own.state.servers[GLOBAL].url
     assert post(f"{url}/moto-api/reset") == 403
-    assert post(f"{url}/moto-api/reset", {launcher.SECRET_HEADER: "guess"}) == 403
+    assert post(f"{url}/moto-api/reset", {controls.SECRET_HEADER: "guess"}) == 403
     assert post(f"{url}{launcher.ROUND_TRIP_PATH}?seconds=inf") == 403
-    secret = {launcher.SECRET_HEADER: own.state.secret}
+    secret = {controls.SECRET_HEADER: own.state.secret}
     assert post(f"{url}{launcher.ROUND_TRIP_PATH}?seconds=inf", secret) == 400
     assert post(f"{url}{launcher.ROUND_TRIP_PATH}?seconds=0", secret) == 204
     # nothing was wiped, every call is answered

@@ -118,6 +118,7 @@ def test_automation_switch(fresh_sandbox: Sandbox) -> None:
         "by": "oncall",
         "reason": "maintenance",
         "since": None,
+        "version": 1,  # every write one higher: what the next write is conditional on
     }
 
 

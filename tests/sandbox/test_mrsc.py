@@ -9,14 +9,17 @@ the split-brain case: the active region partitioned away.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -24,7 +27,8 @@ import botocore.exceptions
 import pytest
 
 from controller.aws import Clients
-from controller.controltable import ControlTable
+from controller.contract import HOME_AGENT
+from controller.controltable import LEASE_PK, LEASE_SK, ControlTable
 from controller.errors import NoMajorityError
 from controller.journal import Journal
 from controller.lease import Leases
@@ -95,6 +99,80 @@ def test_every_replica_region_serves_the_table_and_reads_see_the_last_write(
         }
     with pytest.raises(botocore.exceptions.ClientError, match="ResourceNotFound"):
         plain(box, "dynamodb", EU).describe_table(TableName=box.manifest.control.table)
+
+
+def lease_take(box: Sandbox, home: str) -> tuple[http.client.HTTPConnection, dict[str, str]]:
+    """A kept-alive connection to ``home``'s server and the headers of a DynamoDB call from a
+    controller there (dummy credentials: the emulator checks no signature)."""
+    url = urlsplit(box.manifest.endpoints[home])
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.UpdateItem",
+        "User-Agent": f"lease-taker {HOME_AGENT}/{home}",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20250101/"
+        f"{home}/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return http.client.HTTPConnection(url.hostname or "", url.port, timeout=60), headers
+
+
+def test_racing_lease_takers_through_both_replicas_one_winner_in_each_of_1000_rounds(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Issue #25's acceptance: 8 takers race for the lease 1,000 times, half through each
+    replica region, and each time exactly one wins.
+
+    moto checks a write's condition apart from applying it, on a thread per request: before
+    the store served the control table one request at a time, about one round in a hundred had
+    two winners. Each taker sends the lease's conditional write (:meth:`Leases.acquire`'s, on
+    the token it read) as a thread of this process over a kept-alive connection: botocore
+    would cost this process more CPU than the emulator spends.
+    """
+    box = fresh_sandbox
+    rounds, takers = 1000, 8
+    table = box.manifest.control.table
+    first = Leases(table_from(box, EAST)).acquire("before", 30).token
+    won = [[False] * takers for _ in range(rounds)]
+    start = threading.Barrier(takers, timeout=60)
+
+    def take(taker: int) -> None:
+        connection, headers = lease_take(box, (EAST, WEST)[taker % 2])
+        try:
+            for n in range(rounds):
+                body = json.dumps(
+                    {
+                        "TableName": table,
+                        "Key": {"pk": {"S": LEASE_PK}, "sk": {"S": LEASE_SK}},
+                        "UpdateExpression": "SET #o = :o, #t = :t, expires_at = :e",
+                        "ConditionExpression": "#t = :old",
+                        "ExpressionAttributeNames": {"#t": "token", "#o": "owner"},
+                        "ExpressionAttributeValues": {
+                            ":o": {"S": f"taker-{taker}"},
+                            ":t": {"N": str(first + n + 1)},
+                            ":e": {"N": "1e12"},
+                            ":old": {"N": str(first + n)},
+                        },
+                    }
+                )
+                start.wait()
+                connection.request("POST", "/", body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                won[n][taker] = answer.status == 200
+                assert won[n][taker] or b"ConditionalCheckFailed" in data, data
+        except BaseException:
+            start.abort()  # the others stop waiting for this one
+            raise
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(takers) as pool:
+        for done in [pool.submit(take, t) for t in range(takers)]:
+            done.result()
+    shared = [(n, row.count(True)) for n, row in enumerate(won) if row.count(True) != 1]
+    assert not shared, f"rounds without exactly one winner (round, winners): {shared[:10]}"
+    holder = Leases(table_from(box, WEST)).holder()
+    assert holder is not None and holder.token == first + rounds
+    assert holder.owner == f"taker-{won[-1].index(True)}"
 
 
 def test_what_mrsc_refuses_the_sandbox_refuses(sandbox: Sandbox) -> None:

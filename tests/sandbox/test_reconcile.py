@@ -27,14 +27,21 @@ Executor = partial(_Executor, accept_unknown_lag=True)
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
 
 
-def fenced_everywhere(box: Sandbox, region: str) -> dict[str, str]:
-    """Each component of ``region`` that is not fenced, with what it says (read back fresh)."""
-    clients = Clients(endpoints=box.manifest.endpoints)  # not the controller's: no cache, no hook
-    ssm = plain(box, "ssm", region)
+def fenced_everywhere(box: Sandbox, region: str, *, inside: bool = False) -> dict[str, str]:
+    """Each component of ``region`` that is not fenced, with what it says (read back fresh).
+
+    ``inside``: read as a caller of ``region`` itself (its home region), which a partition
+    lets through; the global components (DNS), out of its reach then, are left out.
+    """
+    # not the controller's: no cache, no hook
+    clients = Clients(endpoints=box.manifest.endpoints, home=region if inside else None)
+    ssm = clients.client("ssm", region) if inside else plain(box, "ssm", region)
     region_mode = ssm.get_parameter(Name=box.manifest.regions[region].mode_parameter)
     wrong = {}
     for name, spec in box.topology.components.items():
         action = action_for(box.topology, box.manifest, clients, name, region)
+        if inside and action.global_resource:
+            continue
         seen = action.read()
         mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
         if mode == "normal":  # as deployed: the region's mode holds

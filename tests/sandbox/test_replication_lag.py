@@ -138,3 +138,48 @@ def test_an_unknown_lag_refuses_unless_accepted(
         box.manifest_path,
     )
     assert "unknown, accepted" in result.out + result.err
+
+
+def test_failback_refuses_in_one_line_while_the_returning_region_lags(
+    fresh_sandbox: Sandbox, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26, item 11: after a failover to TARGET, ``failover failback`` moves back to the
+    primary only once its replica has caught up: with 5 s of lag towards it and a bound of 2 s
+    it refuses, names the lag and that the primary has not caught up, and changes nothing."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.journal import Journal
+    from controller.plan import build_plan
+
+    monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
+    box = fresh_sandbox
+    spec = tight_topology(tmp_path, max_lag=2)
+    plan = build_plan(box.topology, graphs.build(box.topology), target=TARGET)
+    Executor(box.topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    replicator = Replicator(box.topology, box.manifest, box.clients, lag=5.0)
+    replicator.start()
+    try:
+        table = box.manifest.ref(TABLE, TARGET).name
+        db = box.clients.client("dynamodb", TARGET)  # written where it is active now
+        for _ in range(3):
+            db.put_item(
+                TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
+            )
+        deadline = time.monotonic() + 45
+        lag = None
+        while time.monotonic() < deadline and lag is None:
+            lag = replication_lag(box.clients, box.manifest, TABLE, TARGET, SOURCE)
+            time.sleep(0.5)
+        assert lag is not None and lag >= 5.0, "the replicator publishes what it measures"
+    finally:
+        replicator.stop()
+    before = modes(box)
+    for accept in ([], ["--accept-unknown-lag"]):  # a known lag is refused either way
+        result = cli("failback", "--yes", *accept, "--manifest", box.manifest_path, "--spec", spec)
+        assert result.code == 1, result.err
+        line = result.err.strip()
+        assert len(line.splitlines()) == 1, result.err
+        assert f"{TABLE} lags 5." in line and "> 2s" in line, line
+        assert f"{SOURCE} has not caught up with {TARGET}" in line, line
+    assert modes(box) == before == {SOURCE: "fenced", TARGET: "active"}, "nothing touched"
+    assert Journal(box.clients, box.manifest).desired(SOURCE).active == TARGET

@@ -440,7 +440,7 @@ def test_cli_up_show_fail_heal_down_leaves_no_process(
 def test_every_server_takes_a_modelled_round_trip_and_can_drop_it(fresh_sandbox: Sandbox) -> None:
     import urllib.request
 
-    from sandbox import launcher
+    from sandbox import controls, launcher
 
     box = fresh_sandbox
     box.model_round_trip(0.01)
@@ -448,7 +448,7 @@ def test_every_server_takes_a_modelled_round_trip_and_can_drop_it(fresh_sandbox:
         for server in box.state.servers.values():
             url = f"{server.url}{launcher.ROUND_TRIP_PATH}?seconds=0.01"  # loopback only
             request = urllib.request.Request(  # noqa: S310
-                url, method="POST", headers={launcher.SECRET_HEADER: box.state.secret}
+                url, method="POST", headers={controls.SECRET_HEADER: box.state.secret}
             )
             with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
                 assert answer.status == 204  # moto itself answers 404 to a path it does not know

@@ -291,3 +291,63 @@ def test_page_follows_a_hung_region_and_its_failover_without_reloading(
             stop.set()
             if thread.is_alive():
                 thread.join(timeout=60)
+
+
+def test_the_page_shows_what_became_of_an_action_the_control_table_did_not_take(
+    browser: Any,
+) -> None:
+    """``--allow-actions`` with no control majority: the pause is answered 503 ``refused`` and
+    the page says so (not applied); a resume whose answer was lost is 503 ``unknown`` and the
+    page says it may still be applied. Stub sources: no emulator needed."""
+    from controller.errors import NoMajorityError, OutcomeUnknownError
+    from controller.serve import Cached, Sources
+
+    token = "a-token-for-the-page-actions-test"
+    answers = iter(
+        [
+            NoMajorityError("the control table t has no majority: ...; nothing was written"),
+            OutcomeUnknownError("the control table t did not confirm the write"),
+        ]
+    )
+
+    def set_paused(paused: bool, reason: str) -> dict[str, Any]:
+        raise next(answers)
+
+    def const(value: Any) -> Cached[Any]:
+        return Cached(lambda: value, max_age=1.0, wait=1.0)
+
+    sources = Sources(
+        status=const({"app": "orders", "active_region": "r1", "regions": {}, "control": {}}),
+        runs=const({"runs": []}),
+        run=const(None),
+        watchers=const({"automation": {"paused": False}, "regions": {}}),
+        graph={
+            "nodes": [{"name": "api", "kind": "api", "tier": "traffic"}],
+            "edges": [],
+            "activation_levels": [["api"]],
+        },
+        config={"app": "orders", "regions": ["r1"], "components": {}},
+        set_paused=set_paused,
+    )
+    shown = (
+        "const e = document.getElementById('action-result');"
+        "return [e.dataset.outcome, e.textContent];"
+    )
+    with StatusServer(Api(sources, token=token)) as server:
+        browser.get(server.url)
+        until("the actions", lambda: browser.find_element("id", "pause").is_displayed(), 30)
+        browser.find_element("id", "token").send_keys(token)
+        browser.find_element("id", "pause").click()
+        _, text = until(
+            "the refused pause",
+            lambda: (got := browser.execute_script(shown))[0] == "refused" and got,
+            30,
+        )
+        assert text.startswith("503: ") and "no majority" in text and "not applied" in text
+        browser.find_element("id", "resume").click()
+        _, text = until(
+            "the resume of unknown outcome",
+            lambda: (got := browser.execute_script(shown))[0] == "unknown" and got,
+            30,
+        )
+        assert text.startswith("503: ") and "may still be applied" in text

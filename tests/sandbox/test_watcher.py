@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from controller.journal import Journal, RunStatus
+from controller.manifest import Manifest
+from controller.spec import Topology
 from controller.watcher import Evaluation, Watcher
 from sandbox import Sandbox
 
@@ -14,15 +19,16 @@ PRIMARY, STANDBY = "us-east-1", "us-west-2"
 HEALTHY = {"us-east-1": "healthy", "us-west-2": "healthy", "eu-west-1": "healthy"}
 
 
-def evaluations(pattern: str, active: str = PRIMARY) -> Iterator[Evaluation]:
+def evaluations(pattern: str, active: str = PRIMARY, *, now: bool = False) -> Iterator[Evaluation]:
     """Synthetic evaluations: ``b`` = the active region bad (its control plane and HTTP probe
-    fail), ``g`` = good. Times are one second apart."""
+    fail), ``g`` = good. Times are one second apart (``now``: the time each is taken, for a
+    watcher that acts after the journal's runs)."""
     for i, mark in enumerate(pattern):
         bad = mark == "b"
         health = {**HEALTHY, active: "unreachable" if bad else "healthy"}
         votes = {r: {"control_plane": False, "alarms": False, "http": False} for r in HEALTHY}
         votes[active] = {"control_plane": bad, "http": bad} if bad else votes[active]
-        yield Evaluation(1_000.0 + i, active, health, votes, quorum=2)
+        yield Evaluation(time.time() if now else 1_000.0 + i, active, health, votes, quorum=2)
 
 
 def watcher(box: Sandbox, pattern: str) -> Watcher:
@@ -143,4 +149,153 @@ def test_a_region_back_from_an_outage_is_fenced_again(fresh_sandbox: Sandbox) ->
     assert decision.status == "completed"
     assert mapping_enabled(box, PRIMARY) == {"worker": False, "projector": False}
     assert mapping_enabled(box, STANDBY) == {"worker": True, "projector": True}
-    assert Watcher(box.topology, box.manifest, box.clients).step().action == "none"
+    # converged: nothing more to do (the operator's run just now started the cooldown)
+    assert Watcher(box.topology, box.manifest, box.clients).step().action == "cooldown"
+
+
+def with_policy(topology: Topology, **policy: Any) -> Topology:
+    """``topology`` with some of its policy changed (the sandbox's resources are the same)."""
+    return topology.model_copy(update={"policy": topology.policy.model_copy(update=policy)})
+
+
+def caught_up(box: Sandbox, source: str) -> None:
+    """Replicate a fresh write from ``source`` with the replicator (no lag), until CloudWatch
+    holds the ``ReplicationLatency`` it measured, as a global table's would."""
+    from controller.actions.table import replication_lag
+    from sandbox.replicator import Replicator
+
+    replicator = Replicator(box.topology, box.manifest, box.clients, lag=0.0)
+    replicator.start()
+    try:
+        box.clients.client("dynamodb", source).put_item(
+            TableName=box.manifest.ref("orders-table", source).name,
+            Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}},
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lag = replication_lag(box.clients, box.manifest, "orders-table", source, PRIMARY)
+            if lag is not None:
+                return
+            replicator.sync(source)
+            time.sleep(0.5)
+        raise AssertionError(f"no ReplicationLatency from {source} after 60 s")
+    finally:
+        replicator.stop()
+
+
+def test_two_watchers_share_one_cooldown_the_old_primarys_watcher_does_not_fail_back_at_once(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Issue 26, item 12: auto_failback with a 20 s cooldown; one watcher fails over, the old
+    primary's own watcher (which never acted) must not fail back within the cooldown."""
+    box = fresh_sandbox
+    topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=20)
+    threshold = topology.policy.failure_threshold
+    outside = Watcher(topology, box.manifest, box.clients)
+    feed = evaluations("b" * threshold)
+    outside.evaluate = lambda: next(feed)
+    assert [outside.step().action for _ in range(threshold)][-1] == "failover"
+    [run] = runs(box)
+    assert run.status is RunStatus.COMPLETED and run.plan.target == STANDBY
+    # The old primary's watcher: healthy again, it sees the primary good at every evaluation.
+    own = Watcher(topology, box.manifest, box.clients)
+    back = evaluations("g" * 20, active=STANDBY, now=True)
+    own.evaluate = lambda: next(back)
+    decisions = [own.step() for _ in range(2 * threshold)]
+    assert {d.action for d in decisions} == {"cooldown"}, [d.to_dict() for d in decisions]
+    assert f"run {run.id}" in decisions[0].reason
+    assert len(runs(box)) == 1
+    # 21 s later by its clock the cooldown is over: the failback waits only for the data now
+    # (no replication lag is measured in this sandbox) or, if one was, goes.
+    own.clock = lambda: time.time() + 21
+    after = [own.step().action for _ in range(threshold)]
+    assert "cooldown" not in after and after[-1] in ("waiting", "failback"), after
+
+
+def test_automated_failback_waits_for_a_lag_it_can_read_then_goes(fresh_sandbox: Sandbox) -> None:
+    """Issue 26, item 11: automation never fails back on an unknown replication lag; once the
+    returning region is known to have caught up, it does."""
+    box = fresh_sandbox
+    topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=0)
+    threshold = topology.policy.failure_threshold
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.plan import build_plan
+
+    plan = build_plan(topology, graphs.build(topology), target=STANDBY)
+    Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    w = Watcher(topology, box.manifest, box.clients)
+    feed = evaluations("g" * 20, active=STANDBY, now=True)
+    w.evaluate = lambda: next(feed)
+    waited = [w.step() for _ in range(threshold + 1)]
+    assert [d.action for d in waited[-2:]] == ["waiting", "waiting"], [d.to_dict() for d in waited]
+    assert "lag unknown" in waited[-1].reason and "orders-table" in waited[-1].reason
+    assert len(runs(box)) == 1  # no failback run was even started
+    caught_up(box, STANDBY)
+    decision = w.step()
+    assert decision.action == "failback" and decision.status == "completed", decision.to_dict()
+    assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY
+
+
+def with_fenced_alarms(box: Sandbox, region: str, function: str) -> Manifest:
+    """``function``'s throttles alarm as ``infra/`` deploys it, and the states AWS computes for
+    it once fenced: throttled (Route 53's checkers call its health route every 10 s) and no
+    invocations (missing data breaching in the deploy-time primary). The sandbox provisions
+    no throttles alarm and sets states only by hand: the manifest returned lists the alarm as
+    the deployed one does."""
+    from controller.contract import FunctionAlarm
+
+    ref = box.manifest.ref(function, region)
+    throttles = f"{ref.name}-{FunctionAlarm.THROTTLES_HIGH.value}"
+    quiet = next(a for a in ref.alarms if FunctionAlarm.of(a) is FunctionAlarm.INVOCATIONS_LOW)
+    cloudwatch = box.clients.client("cloudwatch", region)
+    cloudwatch.put_metric_alarm(
+        AlarmName=throttles,
+        Namespace="AWS/Lambda",
+        MetricName="Throttles",
+        Dimensions=[{"Name": "FunctionName", "Value": ref.name}],
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+    for alarm in (throttles, quiet):
+        cloudwatch.set_alarm_state(
+            AlarmName=alarm, StateValue="ALARM", StateReason="fenced: what AWS computes"
+        )
+    manifest = box.manifest.model_copy(deep=True)
+    manifest.regions[region].components[function].alarms.append(throttles)
+    return manifest
+
+
+def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Issue 26, item 1: fenced, the primary's api-handler is throttled by Route 53's checkers
+    and gets no invocations; its alarms say so. That is what fencing does, not a fault: the
+    failback precheck and the watcher still accept the region, and it is failed back to."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.health import region_health
+    from controller.plan import build_plan
+
+    box = fresh_sandbox
+    topology = with_policy(box.topology, auto_failback=True, cooldown_seconds=0)
+    graph = graphs.build(topology)
+    plan = build_plan(topology, graph, target=STANDBY)
+    Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    manifest = with_fenced_alarms(box, PRIMARY, "api-handler")
+    seen = region_health(topology, manifest, box.clients, PRIMARY)
+    assert seen.mode == "fenced" and seen.health.value == "healthy", seen
+    assert len(seen.signals.alarms_expected) == 2 and seen.signals.alarms_firing == ()
+    back = build_plan(topology, graph, source=STANDBY, target=PRIMARY)
+    checks = {c.name: c for c in Executor(topology, manifest, box.clients).prechecks(back)}
+    assert checks["target_healthy"].ok, checks["target_healthy"].detail
+    caught_up(box, STANDBY)
+    w = Watcher(topology, manifest, box.clients)  # real reads of every region
+    decisions = [w.step() for _ in range(topology.policy.failure_threshold)]
+    assert decisions[-1].action == "failback", [d.to_dict() for d in decisions]
+    assert decisions[-1].status == "completed"
+    assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY

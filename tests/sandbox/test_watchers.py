@@ -20,7 +20,10 @@ import pytest
 import yaml
 
 from controller import views
+from controller.actions import mode as modes
+from controller.aws import Clients
 from controller.controltable import ControlTable
+from controller.isolation import cut_off_parameter
 from controller.journal import Journal, Run, RunStatus
 from controller.watchstate import WatchStates
 from sandbox import Sandbox
@@ -306,3 +309,101 @@ def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_t
         if d["action"] in ("failover", "failback", "reconcile")
     ]
     assert all(d["ts"] < run.created for d in mine), mine  # it never acted while cut off
+
+
+def inside(box: Sandbox, region: str) -> Clients:
+    """Clients of a caller in ``region`` (its home region): a partition lets them through."""
+    return Clients(endpoints=box.manifest.endpoints, home=region)
+
+
+def read_inside(box: Sandbox, region: str, name: str) -> str | None:
+    """An SSM parameter of ``region``, read from inside it."""
+    return modes.get(inside(box, region), region, [name]).get(name)
+
+
+def self_fenced(box: Sandbox, region: str) -> bool:
+    """``region``, read from inside: every regional component and the region's mode fenced."""
+    mode = read_inside(box, region, box.manifest.regions[region].mode_parameter)
+    return mode == "fenced" and fenced_everywhere(box, region, inside=True) == {}
+
+
+def decided(box: Sandbox, region: str, action: str, since: float) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in watcher_procs.decisions(box.state_dir, [region])
+        if d["action"] == action and d["ts"] >= since
+    ]
+
+
+def test_a_partitioned_primary_fences_itself_once_cut_off_longer_than_the_lease(
+    watched: Sandbox,
+) -> None:
+    """Issue 26, item 13: partitioned, the old primary kept calling itself active to its own
+    clients while the others failed over (two writers for the whole partition). Its own watcher
+    fences it once cut off from the control table's majority for longer than the lease."""
+    box = watched
+    assert not self_fenced(box, PRIMARY)
+    cut = time.time()
+    box.fail(PRIMARY, "partition")  # its watcher runs on, cut off with it
+    try:
+        run = until(lambda: finished_run(box), 120, "a watcher outside the partition fails over")
+        assert region_of(run.owner) in (STANDBY, OTHER)
+        until(lambda: self_fenced(box, PRIMARY), 120, "the partitioned primary fences itself")
+        marker = cut_off_parameter(box.topology, box.manifest, PRIMARY)
+        since = float(read_inside(box, PRIMARY, marker) or 0)  # when its watcher saw the cut
+        [fence, *_] = decided(box, PRIMARY, "self_fence", cut)
+        assert cut <= since, "the cut was counted from this partition, not an older one"
+        assert fence["ts"] - since > LEASE, "never before the lease"
+        assert "serves again only when the control table says so" in fence["reason"]
+        window = fence["ts"] - run.created
+        print(
+            f"cut at 0 s; {run.plan.target} taking over from {run.created - cut:.1f} s; "
+            f"{PRIMARY} fenced at {fence['ts'] - cut:.1f} s (lease {LEASE:g} s, interval "
+            f"{INTERVAL:g} s): two writers for at most {max(0.0, window):.1f} s"
+        )
+        # It stays fenced while cut off: later evaluations fence again, never activate.
+        until(
+            lambda: len(decided(box, PRIMARY, "self_fence", cut)) >= 3,
+            60,
+            "the primary's watcher keeps evaluating while cut off",
+        )
+        assert self_fenced(box, PRIMARY)
+    finally:
+        box.heal(PRIMARY)
+    # Joined again: the control table names the standby, the primary stays fenced everywhere.
+    assert journal(box).desired(PRIMARY).active == STANDBY
+    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the primary stays fenced")
+    assert mode(box, STANDBY) == "active"
+
+
+def test_a_self_fenced_region_serves_again_only_once_the_control_table_says_so(
+    watched: Sandbox,
+) -> None:
+    """Only the primary's watcher runs: nobody fails over. Cut off past the lease, the primary
+    fences itself and stays fenced while the partition lasts; joined again, the control table
+    still names it active, and the reconciler (under the lease) makes it serve again."""
+    box = watched
+    box.stop_watchers()
+    box.start_watchers([PRIMARY], schedule=SCHEDULE)
+    cut = time.time()
+    box.fail(PRIMARY, "partition")
+    try:
+        until(lambda: self_fenced(box, PRIMARY), 120, "the partitioned primary fences itself")
+        until(
+            lambda: len(decided(box, PRIMARY, "self_fence", cut)) >= 3,
+            60,
+            "the primary's watcher keeps evaluating while cut off",
+        )
+        assert self_fenced(box, PRIMARY), "nothing un-fences it while it is cut off"
+        assert journal(box).desired(PRIMARY).active == PRIMARY  # nobody failed over
+        assert journal(box).runs() == []
+    finally:
+        healed = time.time()
+        box.heal(PRIMARY)
+    until(
+        lambda: mode(box, PRIMARY) == "active" and all(mapping_enabled(box, PRIMARY).values()),
+        60,
+        "the primary serves again once the control table answers",
+    )
+    assert decided(box, PRIMARY, "reconcile", healed), "by the reconciler, under the lease"
+    assert read_inside(box, PRIMARY, cut_off_parameter(box.topology, box.manifest, PRIMARY)) == "0"

@@ -96,12 +96,23 @@ def test_hooks_are_registered_on_every_client() -> None:
         ("ServiceUnavailable", 503),
         ("Anything", 502),
         ("ResourceConflictException", 409),
+        ("ReplicatedWriteConflictException", 400),
     ],
 )
 def test_throttling_and_server_errors_are_transient(code: str, status: int) -> None:
     err = classify(client_error(code, status), component="worker", region="us-east-1")
     assert isinstance(err, TransientStepError)
     assert "worker/us-east-1" in str(err)
+
+
+def test_a_replicated_write_conflict_is_an_error_dynamodbs_model_knows() -> None:
+    """The code the control table's MRSC writes raise when two regions write one item."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    assert "ReplicatedWriteConflictException" in {s.name for s in model.error_shapes}
+    put = model.operation_model("PutItem")
+    assert "ReplicatedWriteConflictException" in {e.name for e in put.error_shapes}
 
 
 @pytest.mark.parametrize(

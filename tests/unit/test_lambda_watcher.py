@@ -101,6 +101,20 @@ def test_it_evaluates_at_the_interval_until_one_more_would_outlive_the_invocatio
     assert [s.consecutive_bad for s in memory.written] == [1, 2, 3, 4, 5]
 
 
+def test_an_invocation_ends_inside_its_minute_whatever_its_timeout(
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed timeout is a minute plus a failover's budget: the evaluations stop inside
+    the minute all the same, or the next minute's invocation meets a busy function."""
+    monkeypatch.delenv(contract.ENV_WATCHER_PERIOD, raising=False)
+    summary, _ = run(deployment, Memory(), 600.0, monkeypatch)
+    # at 0, 10, ..., 50 s; one at 60 s would end in the next invocation's minute
+    assert summary["evaluations"] == 6, summary
+    monkeypatch.setenv(contract.ENV_WATCHER_PERIOD, "30")  # a schedule the deployment tells
+    summary, _ = run(deployment, Memory(), 600.0, monkeypatch)
+    assert summary["evaluations"] == 3, summary  # 0, 10, 20 s: each ends before 30 s
+
+
 def test_hysteresis_carries_across_invocations(
     deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:

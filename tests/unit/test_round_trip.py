@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import launcher
+from sandbox import controls, launcher
 
 SECRET = "s3cr3t-of-this-sandbox"
-HEADER = "HTTP_" + launcher.SECRET_HEADER.upper().replace("-", "_")
+HEADER = "HTTP_" + controls.SECRET_HEADER.upper().replace("-", "_")
 
 
 def call(

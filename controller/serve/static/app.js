@@ -240,15 +240,38 @@ function drawTraffic(traffic) {
 
 // -- actions (only with failover serve --allow-actions) ------------------------------------
 
-async function act(what) {
+// Every answer says what became of the write: done, refused (not applied) or unknown (sent and
+// not answered: it may still land, so the switch above is what to watch).
+const OUTCOME_NOTE = { refused: "not applied", unknown: "outcome unknown: it may still be " +
+                       "applied; watch the automation state above" };
+
+function showOutcome(outcome, text) {
   const out = document.getElementById("action-result");
+  out.dataset.outcome = outcome;
+  out.className = outcome === "done" ? "" : "error";
+  out.textContent = text;
+}
+
+async function act(what) {
   const token = document.getElementById("token").value.trim();
-  const response = await fetch("/api/automation/" + what, { method: "POST",
-    headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
-    body: JSON.stringify({ reason: "from the status page" }) });
+  showOutcome("pending", `${what}: waiting for the control table…`);
+  let response;
+  try {
+    response = await fetch("/api/automation/" + what, { method: "POST",
+      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+      body: JSON.stringify({ reason: "from the status page" }) });
+  } catch (e) {  // no answer at all: the request may have reached the control table
+    showOutcome("unknown", `${what}: no answer (${e.message}); ${OUTCOME_NOTE.unknown}`);
+    return;
+  }
   const data = await response.json().catch(() => ({}));
-  out.textContent = response.ok ? `automation ${data.paused ? "paused" : "active"}`
-                                : `${response.status}: ${data.error || ""}`;
+  if (response.ok) {
+    showOutcome("done", `automation ${data.paused ? "paused" : "active"}`);
+    return;
+  }
+  const outcome = data.outcome || (response.status >= 500 ? "unknown" : "refused");
+  showOutcome(outcome, `${response.status}: ${data.error || response.statusText}` +
+    (OUTCOME_NOTE[outcome] ? ` (${OUTCOME_NOTE[outcome]})` : ""));
 }
 
 // -- the loop ------------------------------------------------------------------------------
