@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandbox.controls import PREFIX, SECRET_ENV, SECRET_HEADER
+from sandbox.controls import CODE_PATH, PREFIX, SECRET_ENV, SECRET_HEADER
 
 HOST = "127.0.0.1"
 #: The services the sandbox provisions and the controller calls: built before forking.
@@ -259,10 +259,6 @@ class Snapshots:
             snapshot.restore(self.kept)
         start_response("204 No Content", [])
         return [b""]
-
-
-#: ``GET /_failover/lambda-code/<region>/<function>?qualifier=Q``: a function's deployed zip.
-CODE_PATH = "/_failover/lambda-code/"
 
 
 class FunctionCode:

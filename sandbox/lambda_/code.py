@@ -2,7 +2,7 @@
 
 Called by :mod:`sandbox.lambda_.invoke`. The zip comes from the emulator (the code
 ``CreateFunction`` was given, served by the server that holds the function:
-:data:`sandbox.launcher.CODE_PATH`), is checked against the ``CodeSha256`` the function's
+:data:`sandbox.controls.CODE_PATH`), is checked against the ``CodeSha256`` the function's
 configuration reports, and is unpacked once per digest into a task root, as Lambda unpacks it
 into ``/var/task``. The runtime layer is what the Lambda Python runtime itself provides (boto3,
 botocore and their dependencies), linked from this environment's installed copies; nothing else
@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from controller.errors import FailoverError
-from sandbox.launcher import CODE_PATH, SECRET_HEADER
+from sandbox.controls import CODE_PATH, SECRET_HEADER
 
 #: What the Lambda Python runtime ships besides the standard library (and what they need).
 RUNTIME_PACKAGES = ("boto3",)
