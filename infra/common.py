@@ -78,6 +78,7 @@ SERVICES = (
     "dynamodb",
     "iam",
     "kinesis",
+    "kms",
     "lambda_",
     "s3",
     "sns",

@@ -82,7 +82,7 @@ def deploy(
     providers = providers_for(topology, providers, opts, settings)
     primary = providers[topology.regions.primary]
     # who serves now, and what cannot change: before anything is created
-    active = serving_region(topology, read(topology, providers))
+    active = serving_region(topology, read(topology, providers, settings))
 
     def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
         """A top-level component's options: the caller's ``opts`` and its region's provider."""

@@ -45,6 +45,11 @@ class RefusedError(FailoverError):
     exit_code = 2
 
 
+class InvokeFailedError(FailoverError):
+    """An invoke the emulator answered as the provider answers a failed one (a zone not found, a
+    table or an item absent): the program sees the provider's text, and may expect it."""
+
+
 class Clients:
     """botocore clients on the emulator, one per (service, region, URL), made once."""
 

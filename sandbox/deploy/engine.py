@@ -41,7 +41,7 @@ from infra.program import build_bundles
 from infra.program import deploy as deploy_program
 from infra.watchers import watcher_bundle
 from sandbox.deploy import mapping
-from sandbox.deploy.at import ACCOUNT, MODULE, At, Clients, RefusedError
+from sandbox.deploy.at import ACCOUNT, MODULE, At, Clients, InvokeFailedError, RefusedError
 from sandbox.state import write_private
 
 log = logging.getLogger(__name__)
@@ -118,17 +118,18 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
-        """Answer an invoke from the emulator; a refusal is the invoke's failure, as the
-        provider's would be."""
+        """Answer an invoke from the emulator: what failed as the provider's would fail is the
+        invoke's failure (the program may expect it); what the mapping refuses stops the run."""
         provider = self._provider_of(args.token, "invoke", args.provider or "")
         at = At(
             args.token, "invoke", provider.region, provider.endpoints, self.regions, self._clients
         )
         try:
             return mapping.invoke(at, args.args)
+        except InvokeFailedError as exc:
+            return {}, [("", str(exc))]
         except RefusedError as exc:
-            if mapping.INVOKES.get(args.token) is None:
-                self._refuse(exc)
+            self._refuse(exc)
             return {}, [("", str(exc))]
 
     def _provider(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -188,6 +189,7 @@ PULUMI_MODULES = (
     "dynamodb",
     "iam",
     "kinesis",
+    "kms",
     "lambda_",
     "route53",
     "s3",

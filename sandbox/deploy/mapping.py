@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import botocore.exceptions
 from pulumi.runtime import rpc
 
 from sandbox.deploy.at import (
+    ACCOUNT,
     At,
-    RefusedError,
+    InvokeFailedError,
     autoname,
     function_lock,
     pairs,
@@ -128,7 +130,7 @@ def _snake(key: str, fn: Callable[..., Created]) -> str:
     return name if name in params else f"{name}_"
 
 
-# -- SSM, SQS, Kinesis, SNS ----------------------------------------------------------------------
+# -- SSM, SQS, Kinesis, KMS, SNS -------------------------------------------------------------------
 
 
 @creates("aws:ssm/parameter:Parameter", ignored={"tags": TAGS})
@@ -205,6 +207,77 @@ def stream(
         )
     arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     return arn, {"arn": arn, "name": name}
+
+
+@creates("aws:kms/key:Key", ignored={"tags": TAGS})
+def key(
+    at: At,
+    *,
+    description: str = "",
+    policy: str | None = None,
+    enable_key_rotation: bool = False,
+    deletion_window_in_days: float | None = None,
+    is_enabled: bool = True,
+    bypass_policy_lockout_safety_check: bool = False,
+) -> Created:
+    """CreateKey (a symmetric encryption key, the provider's defaults), then EnableKeyRotation
+    and DisableKey as asked.
+
+    KMS refuses a policy that would not let the caller change it again (its lockout safety
+    check: ``MalformedPolicyDocumentException``; the provider retries it while IAM propagates,
+    then fails); moto checks nothing, so the check is made here. ``deletion_window_in_days`` is
+    checked as the provider's schema checks it (7 to 30) and used only by ScheduleKeyDeletion
+    when the key is destroyed, which the sandbox never does (it is thrown away whole).
+    """
+    if deletion_window_in_days is not None and not 7 <= int(deletion_window_in_days) <= 30:
+        raise at.refuse(
+            f"deletionWindowInDays is {deletion_window_in_days}: expected 7 to 30 (the provider's)"
+        )
+    if policy and not bypass_policy_lockout_safety_check and not _lets_account_put(policy):
+        raise at.refuse(
+            "CreateKey: MalformedPolicyDocumentException: The new key policy will not allow you "
+            "to update the key policy in the future."
+        )
+    kms = at.client("kms")
+    request: dict[str, Any] = {
+        "Description": description,
+        "KeyUsage": "ENCRYPT_DECRYPT",
+        "KeySpec": "SYMMETRIC_DEFAULT",
+        "BypassPolicyLockoutSafetyCheck": bool(bypass_policy_lockout_safety_check),
+    }
+    if policy:
+        request["Policy"] = policy
+    made = kms.create_key(**request)["KeyMetadata"]
+    key_id = str(made["KeyId"])
+    if enable_key_rotation:
+        kms.enable_key_rotation(KeyId=key_id)
+    if not is_enabled:
+        kms.disable_key(KeyId=key_id)
+    return key_id, {"arn": made["Arn"], "keyId": key_id}
+
+
+def _lets_account_put(policy: str) -> bool:
+    """Whether a key policy lets this account (its root: IAM decides for every principal of the
+    account, the deployer included) call PutKeyPolicy, as KMS's lockout safety check asks."""
+    from fnmatch import fnmatchcase
+
+    account = {ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root", "*"}
+    for statement in _listed(json.loads(policy).get("Statement")):
+        if statement.get("Effect") != "Allow" or "Condition" in statement:
+            continue
+        principal = statement.get("Principal")
+        named = {principal} if principal == "*" else set(_listed((principal or {}).get("AWS")))
+        actions = _listed(statement.get("Action"))
+        if named & account and any(fnmatchcase("kms:PutKeyPolicy", a) for a in actions):
+            return True
+    return False
+
+
+def _listed(value: Any) -> list[Any]:
+    """A policy element that may be one value or a list, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 @creates("aws:sns/topic:Topic", ignored={"tags": TAGS})
@@ -334,9 +407,15 @@ def _in_region(arn: str, region: str) -> str:
 def table_item(
     at: At, *, table_name: str, hash_key: str, item: str, range_key: str | None = None
 ) -> Created:
-    """PutItem of the item (DynamoDB JSON)."""
+    """PutItem of the item (DynamoDB JSON), on condition that it does not exist yet (the
+    provider creates an item, it never overwrites one it did not create)."""
     values = json.loads(item)
-    at.client("dynamodb").put_item(TableName=table_name, Item=values)
+    at.client("dynamodb").put_item(
+        TableName=table_name,
+        Item=values,
+        ConditionExpression="attribute_not_exists(#hk)",
+        ExpressionAttributeNames={"#hk": hash_key},
+    )
     key = [table_name, hash_key, json.dumps(values[hash_key])]
     if range_key:
         key += [range_key, json.dumps(values[range_key])]
@@ -735,6 +814,44 @@ def alias(
         "invokeArn": _invoke_arn(at.region, arn),
         "name": name,
     }
+
+
+@creates("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+def function_event_invoke_config(
+    at: At,
+    *,
+    function_name: str,
+    maximum_event_age_in_seconds: float | None = None,
+    maximum_retry_attempts: float = 2,
+    qualifier: str | None = None,
+    destination_config: dict[str, Any] | None = None,
+) -> Created:
+    """PutFunctionEventInvokeConfig: how Lambda handles the function's asynchronous invocations
+    (the sandbox's schedules read it back). The ranges are the provider's schema's."""
+    if not 0 <= int(maximum_retry_attempts) <= 2:
+        raise at.refuse(f"maximumRetryAttempts is {maximum_retry_attempts}: expected 0 to 2")
+    age = maximum_event_age_in_seconds
+    if age is not None and not 60 <= int(age) <= 21600:
+        raise at.refuse(f"maximumEventAgeInSeconds is {age}: expected 60 to 21600")
+    request: dict[str, Any] = {
+        "FunctionName": function_name,
+        "MaximumRetryAttempts": int(maximum_retry_attempts),
+    }
+    if qualifier:
+        request["Qualifier"] = qualifier
+    if age is not None:
+        request["MaximumEventAgeInSeconds"] = int(age)
+    if destination_config:
+        at.check(destination_config, "destinationConfig", "onFailure", "onSuccess")
+        destinations = {}
+        for key, field in (("onFailure", "OnFailure"), ("onSuccess", "OnSuccess")):
+            if destination_config.get(key):
+                where = at.check(destination_config[key], f"destinationConfig.{key}", "destination")
+                destinations[field] = {"Destination": where["destination"]}
+        request["DestinationConfig"] = destinations
+    at.client("lambda").put_function_event_invoke_config(**request)
+    ident = f"{function_name}:{qualifier}" if qualifier else function_name
+    return ident, {"functionName": function_name}
 
 
 @creates("aws:lambda/eventSourceMapping:EventSourceMapping")
@@ -1173,7 +1290,7 @@ def zone(at: At, args: Mapping[str, Any]) -> dict[str, Any]:
         z for z in listed if z["Name"] == name and bool(z["Config"].get("PrivateZone")) == private
     ]
     if len(found) != 1:
-        raise RefusedError(
+        raise InvokeFailedError(
             f"no matching Route 53 Hosted Zone found for {name} ({len(found)} match)"
             if not found
             else f"multiple Route 53 Hosted Zones matched {name}"
@@ -1185,4 +1302,42 @@ def zone(at: At, args: Mapping[str, Any]) -> dict[str, Any]:
         "name": name,
         "arn": f"arn:aws:route53:::hostedzone/{zone_id}",
         "privateZone": private,
+    }
+
+
+@answers("aws:dynamodb/getTableItem:getTableItem")
+def table_item_read(at: At, args: Mapping[str, Any]) -> dict[str, Any]:
+    """GetItem, strongly consistent, as the provider's data source reads one item.
+
+    Its failures are the provider's words: a table that does not exist is "couldn't find
+    resource" (its ``ResourceNotFoundException``, wrapped as not found), an item that does not
+    exist "empty result", anything else the call's error; each after "reading DynamoDB Table
+    Item (<table>|<key values>): ".
+    """
+    table = str(args["tableName"])
+    key = json.loads(str(args["key"]))
+    request: dict[str, Any] = {"TableName": table, "Key": key, "ConsistentRead": True}
+    names = dict(args.get("expressionAttributeNames") or {})
+    if names:
+        request["ExpressionAttributeNames"] = names
+    if args.get("projectionExpression"):
+        request["ProjectionExpression"] = str(args["projectionExpression"])
+    ident = "|".join([table, *(str(next(iter(v.values()))) for v in key.values())])
+    try:
+        got = at.client("dynamodb").get_item(**request)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        why = "couldn't find resource" if code == "ResourceNotFoundException" else str(exc)
+        raise InvokeFailedError(f"reading DynamoDB Table Item ({ident}): {why}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise InvokeFailedError(f"reading DynamoDB Table Item ({ident}): {exc}") from exc
+    if "Item" not in got:
+        raise InvokeFailedError(f"reading DynamoDB Table Item ({ident}): empty result")
+    return {
+        "id": ident,
+        "tableName": table,
+        "key": args["key"],
+        "item": json.dumps(got["Item"]),
+        "projectionExpression": request.get("ProjectionExpression"),
+        "expressionAttributeNames": names,
     }

@@ -100,6 +100,118 @@ def test_the_manifest_is_the_programs_output(deployed: Sandbox) -> None:
     }
 
 
+def test_each_watcher_is_told_the_period_its_rule_invokes_it_at(deployed: Sandbox) -> None:
+    """The deployed watcher evaluates inside the period its environment names: the rule's."""
+    from controller.contract import ENV_WATCHER_PERIOD
+    from sandbox.watchers import period
+
+    for region, part in deployed.manifest.regions.items():
+        assert part.watcher is not None
+        name = part.watcher.function
+        config = plain(deployed, "lambda", region).get_function(FunctionName=name)
+        told = config["Configuration"]["Environment"]["Variables"][ENV_WATCHER_PERIOD]
+        rule = plain(deployed, "events", region).describe_rule(Name=f"{name}-schedule")
+        assert float(told) == period(rule["ScheduleExpression"]) == 60.0, region
+
+
+def test_the_dead_man_alarms_are_made_once_the_manifest_item_exists(deployed: Sandbox) -> None:
+    """Until the manifest item exists no watcher can evaluate: an alarm on their silence made
+    before it would fire for nothing on every new stack."""
+    order = [m.typ + " " + m.name for m in stack(deployed)]
+    [item] = [i for i, m in enumerate(order) if m.startswith("aws:dynamodb/tableItem:")]
+    silent = [i for i, m in enumerate(order) if m.endswith("-silent")]
+    assert len(silent) == len(deployed.topology.regions.all)
+    assert min(silent) > item
+
+
+def read_deployed(box: Sandbox) -> Any:
+    """What ``pulumi up`` reads of the deployment before creating anything
+    (:func:`infra.deployed.read`), run as the sandbox runs the program: against the emulator."""
+    import asyncio
+
+    import pulumi
+
+    from infra.deployed import read
+    from infra.program import providers_for
+    from sandbox.deploy.engine import STACK, EmulatorMocks, sandbox_settings
+
+    settings = sandbox_settings(box.topology, box.manifest.endpoints)
+    mocks = EmulatorMocks(dict(settings.endpoints))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    pulumi.runtime.set_mocks(mocks, project="failover", stack=STACK, preview=False)
+    got: list[Any] = []
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        got.append(read(box.topology, providers_for(box.topology, settings=settings), settings))
+
+    try:
+        program()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert mocks.refused == []
+    return got[0]
+
+
+def test_pulumi_up_reads_the_pins_and_the_serving_region_from_the_emulators_control_table(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """The program's invoke of the control table (``getTableItem``) is answered by the
+    emulator as the provider answers it: the manifest item's pins; no lease item yet (a
+    failover writes it: "empty result", nothing to honour); once failed over, the region that
+    serves."""
+    from controller import graph as graphs
+    from controller.executor import Executor
+    from controller.plan import build_plan
+    from infra.deployed import pins, serving_region
+
+    box = fresh_sandbox
+    first = read_deployed(box)
+    assert (first.active, first.holder, first.pins) == (None, None, pins(box.topology))
+    standby = box.topology.regions.standby[0]
+    plan = build_plan(box.topology, graphs.build(box.topology), target=standby)
+    Executor(box.topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    after = read_deployed(box)
+    assert (after.active, after.holder) == (standby, None)
+    assert serving_region(box.topology, after) == standby
+
+
+def test_the_control_tables_absent_table_and_absent_item_are_answered_in_the_providers_words(
+    fresh_sandbox: Sandbox,
+) -> None:
+    from controller import contract
+    from sandbox.deploy import mapping
+    from sandbox.deploy.at import At, InvokeFailedError
+
+    box = fresh_sandbox
+    region = box.topology.control_regions.replicas[0]
+    at = At(
+        "aws:dynamodb/getTableItem:getTableItem",
+        "invoke",
+        region,
+        {"dynamodb": box.manifest.endpoints[region]},
+    )
+    key = json.dumps({"pk": {"S": contract.MANIFEST_ITEM}, "sk": {"S": contract.MANIFEST_ITEM}})
+    wanted = {
+        "tableName": box.manifest.control.table,
+        "key": key,
+        "projectionExpression": "#a",
+        "expressionAttributeNames": {"#a": "pins"},
+    }
+    got = mapping.invoke(at, wanted)
+    assert set(json.loads(got["item"])) == {"pins"}  # only what the projection names
+    with pytest.raises(InvokeFailedError) as absent:
+        mapping.invoke(at, {**wanted, "tableName": "no-such-table"})
+    assert str(absent.value) == (
+        "reading DynamoDB Table Item (no-such-table|manifest|manifest): couldn't find resource"
+    )
+    lease = json.dumps({"pk": {"S": "no-such-item"}, "sk": {"S": "no-such-item"}})
+    with pytest.raises(InvokeFailedError, match=r"\): empty result$"):
+        mapping.invoke(at, {"tableName": box.manifest.control.table, "key": lease})
+
+
 # -- one check per resource type -------------------------------------------------------------
 
 
@@ -151,6 +263,35 @@ def _stream(box: Sandbox, made: Made) -> None:
 def _topic(box: Sandbox, made: Made) -> None:
     got = client(box, "sns", made).get_topic_attributes(TopicArn=made.id)["Attributes"]
     assert got.get("KmsMasterKeyId") == made.inputs.get("kmsMasterKeyId")
+    if made.inputs.get("kmsMasterKeyId", "").startswith("arn:"):  # a key of the stack's own
+        key = client(box, "kms", made).describe_key(KeyId=got["KmsMasterKeyId"])["KeyMetadata"]
+        assert (key["Arn"], key["KeyState"]) == (got["KmsMasterKeyId"], "Enabled")
+
+
+@checks("aws:kms/key:Key")
+def _key(box: Sandbox, made: Made) -> None:
+    inputs = made.inputs
+    kms = client(box, "kms", made)
+    key = kms.describe_key(KeyId=made.id)["KeyMetadata"]
+    assert (
+        key["Arn"],
+        key["Description"],
+        key["KeyState"],
+        key["KeyManager"],
+        key["KeySpec"],
+        key["KeyUsage"],
+    ) == (
+        made.outputs["arn"],
+        inputs["description"],
+        "Enabled",
+        "CUSTOMER",
+        "SYMMETRIC_DEFAULT",
+        "ENCRYPT_DECRYPT",
+    )
+    rotation = kms.get_key_rotation_status(KeyId=made.id)["KeyRotationEnabled"]
+    assert rotation == inputs.get("enableKeyRotation", False)
+    policy = kms.get_key_policy(KeyId=made.id, PolicyName="default")["Policy"]
+    assert json.loads(policy) == json.loads(inputs["policy"])
 
 
 @checks("aws:dynamodb/table:Table")
@@ -393,6 +534,18 @@ def _alias(box: Sandbox, made: Made) -> None:
         FunctionName=inputs["functionName"], Name=inputs["name"]
     )
     assert got["FunctionVersion"] == inputs["functionVersion"] != "$LATEST"
+
+
+@checks("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+def _async_config(box: Sandbox, made: Made) -> None:
+    inputs = made.inputs
+    qualifier = {"Qualifier": inputs["qualifier"]} if "qualifier" in inputs else {}
+    got = client(box, "lambda", made).get_function_event_invoke_config(
+        FunctionName=inputs["functionName"], **qualifier
+    )
+    assert got["FunctionArn"].endswith(f":function:{inputs['functionName']}")  # unqualified
+    assert got["MaximumEventAgeInSeconds"] == int(inputs["maximumEventAgeInSeconds"])
+    assert got["MaximumRetryAttempts"] == int(inputs.get("maximumRetryAttempts", 2))
 
 
 @checks("aws:lambda/eventSourceMapping:EventSourceMapping")
