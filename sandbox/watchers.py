@@ -5,11 +5,16 @@ them; ``fail`` and ``heal`` take a region's watcher down and back with its serve
 demo, which reads their log lines. ``pulumi up`` deploys one watcher function per application
 region and an EventBridge rule that invokes it every minute; here each region gets one process
 that plays that rule: it reads the rule back from the emulator (its rate, its state, its
-target), and invokes the target through the sandbox's one invoke path
+target) and the function's event invoke config, and invokes the target asynchronously, as
+EventBridge does (it does not wait for the invocation; an event older than its maximum age is
+dropped, a failed one retried as the config says), through the sandbox's one invoke path
 (:mod:`sandbox.lambda_.invoke`), which runs the deployed watcher bundle in an execution
 environment of the region, with the function's deployed environment, and kills it at the
 function's timeout. The function reads its deployment as on AWS: the topology from its bundle,
-the manifest from the control table, where the program wrote it.
+the manifest from the control table, where the program wrote it. It evaluates inside the period
+it is told (``FAILOVER_WATCHER_PERIOD``, the rule's rate as deployed): a schedule the tests
+shorten (``FAILOVER_SANDBOX_WATCHER_SCHEDULE``) is told to the function as its period, so that
+each invocation still ends inside its own.
 
 The process belongs to its region: a region that hangs stops it and its environments (SIGSTOP to
 its process group), a region that is killed kills them, a healed region resumes or restarts
@@ -30,15 +35,21 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import contract
 from controller.aws import Clients
+from controller.errors import FailoverError
 from controller.manifest import load_manifest
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
+
+if TYPE_CHECKING:
+    from sandbox.lambda_.invoke import Invocation, Invoker
 
 log = logging.getLogger(__name__)
 
@@ -208,20 +219,89 @@ def main(argv: list[str] | None = None) -> int:
     invoker.start()
     try:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
+        lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
+        configs = {target: async_config(lam, target) for target in targets}
         tick = time.monotonic()
         while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher
             try:
                 if events.describe_rule(Name=rule)["State"] == "ENABLED":
-                    for target in targets:
-                        invoker.invoke(region, target, scheduled(rule, region), source="schedule")
-            except Exception:  # an invocation that fails ends; the schedule invokes again
-                log.exception("watcher invocation failed")
+                    for target in targets:  # EventBridge invokes and does not wait
+                        threading.Thread(
+                            target=deliver,
+                            args=(invoker, region, target, scheduled(rule, region)),
+                            kwargs={"config": configs[target]},
+                            name=f"invoke-{region}",
+                            daemon=True,
+                        ).start()
+            except Exception:  # the rule cannot be read this minute: the next one is invoked
+                log.exception("watcher schedule failed")
             tick += every
             time.sleep(max(0.0, tick - time.monotonic()))
             tick = max(tick, time.monotonic() - every)
     finally:
         invoker.close()
     return 0
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    """How Lambda handles a function's asynchronous invocations (its event invoke config, or
+    Lambda's defaults without one): how old an event may get before it is dropped, and how
+    often a failed invocation is retried."""
+
+    max_event_age: float = 21600.0
+    retries: int = 2
+
+
+#: Lambda's waits before the first and the second retry of a failed asynchronous invocation.
+RETRY_DELAYS = (60.0, 120.0)
+
+
+def async_config(lam: Any, function: str) -> AsyncConfig:
+    """The deployed event invoke config of ``function`` (a name or an ARN), read back."""
+    try:
+        got = lam.get_function_event_invoke_config(FunctionName=function)
+    except lam.exceptions.ResourceNotFoundException:
+        return AsyncConfig()
+    return AsyncConfig(
+        max_event_age=float(got.get("MaximumEventAgeInSeconds", AsyncConfig.max_event_age)),
+        retries=int(got.get("MaximumRetryAttempts", AsyncConfig.retries)),
+    )
+
+
+def deliver(
+    invoker: Invoker,
+    region: str,
+    target: str,
+    event: dict[str, Any],
+    *,
+    config: AsyncConfig,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Invocation]:
+    """Invoke ``target`` asynchronously with ``event``, as Lambda handles an event EventBridge
+    queued: started only while the event is younger than its maximum age (a throttled event
+    waits for an environment that long at most, then is dropped), a failed invocation retried
+    as often as the config says, after Lambda's waits; each invocation made, in order."""
+    queued = clock()
+    done: list[Invocation] = []
+    for attempt in range(config.retries + 1):
+        if attempt:
+            sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+        left = config.max_event_age - (clock() - queued)
+        if left <= 0:
+            log.warning(
+                "%s in %s: event dropped, older than %gs", target, region, config.max_event_age
+            )
+            break
+        try:
+            done.append(invoker.invoke(region, target, event, source="schedule", wait=left))
+        except FailoverError as exc:  # never started: no environment within its age, or no region
+            log.warning("%s in %s: event dropped: %s", target, region, exc)
+            break
+        if done[-1].ok:
+            break
+    return done
 
 
 def scheduled(rule: str, region: str) -> dict[str, Any]:

@@ -166,19 +166,22 @@ class Invoker:
         *,
         qualifier: str | None = None,
         source: str = "",
+        wait: float | None = None,
     ) -> Invocation:
-        """Run ``function`` in ``region`` with ``event``, as Lambda's ``Invoke`` does.
+        """Run ``function`` in ``region`` with ``event``, as Lambda's ``Invoke`` does;
+        ``wait``: how long it may wait for a free environment (default: the function's timeout
+        and :data:`WAIT_SECONDS`; an asynchronous event waits no longer than its age allows).
 
         Raises
         ------
         FailoverError
             The function's configuration or code cannot be read (its region does not answer),
-            or no environment could be started: the invocation did not happen.
+            or no environment was free or could be started: the invocation did not happen.
         """
         pool, config = self._pool(region, function, qualifier)
         started = time.monotonic()
         deadline = started + config.timeout
-        env, cold = pool.acquire(deadline + WAIT_SECONDS)
+        env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
         if env is None:
             raise FailoverError(f"{config.name} in {region}: no free environment")
         begun = time.monotonic()

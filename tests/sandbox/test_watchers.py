@@ -240,6 +240,30 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
     box.heal(PRIMARY)
 
 
+def test_each_invocation_evaluates_inside_the_shortened_schedule_it_is_told(
+    watched: Sandbox,
+) -> None:
+    """The deployed function is told a period of 60 s (its rule's rate); the sandbox's schedule,
+    shortened to SCHEDULE seconds, tells it that period instead: each invocation stops
+    evaluating inside it, so invocations follow one another instead of piling up beside one
+    another (told 60 s, each would evaluate for most of a minute, four at once)."""
+    box = watched
+    since = time.time()
+
+    def invocations() -> list[list[float]]:
+        """Each invocation's evaluation times, of those that began after ``since``."""
+        out: dict[str, list[float]] = {}
+        for d in watcher_procs.decisions(box.state_dir, [PRIMARY]):
+            out.setdefault(d["owner"], []).append(float(d["ts"]))
+        return sorted((t for t in out.values() if min(t) >= since), key=min)
+
+    until(lambda: len(invocations()) >= 3, 120, "three invocations of the primary's watcher")
+    *ended, _ = invocations()  # the last one may still evaluate
+    for times in ended:
+        assert max(times) - min(times) < SCHEDULE, times
+        assert len(times) >= 2  # it evaluated at its interval, not once per invocation
+
+
 def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
     tmp_path: Path, sandbox_env: None, cli: Callable[..., Any]
 ) -> None:
