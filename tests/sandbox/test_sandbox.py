@@ -388,6 +388,35 @@ def test_a_reset_puts_back_exactly_what_up_deployed(fresh_sandbox: Sandbox) -> N
     assert fresh_sandbox.manifest == load_manifest(fresh_sandbox.manifest_path)
 
 
+def test_a_reset_forgets_the_cut_off_marker_a_partitioned_watcher_wrote(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Self-fencing keeps since when a region is cut off in an SSM parameter the program does
+    not declare: the controller writes it (no sandbox module does), and a reset, which puts
+    back what the program deployed, leaves none behind for the next test's watcher to count."""
+    from controller.isolation import CUT_OFF, Isolation, cut_off_parameter
+    from sandbox.deploy.engine import load_stack
+    from sandbox.state import STACK_FILE
+
+    box = fresh_sandbox
+    name = cut_off_parameter(box.topology, box.manifest, PRIMARY)
+    declared = {
+        m.inputs["name"]
+        for m in load_stack(box.state_dir / STACK_FILE)
+        if m.typ == "aws:ssm/parameter:Parameter"
+    }
+    assert name not in declared and box.topology.mode_parameter(PRIMARY) in declared
+    ssm = client(box, "ssm", PRIMARY)
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)
+    verdict = Isolation(box.topology, box.manifest, box.clients, PRIMARY).cut_off()
+    assert verdict.action == CUT_OFF  # counted from now: nothing fenced yet
+    assert float(ssm.get_parameter(Name=name)["Parameter"]["Value"]) > 0
+    box.reset()
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)
+
+
 def test_a_restarted_server_reads_its_snapshot_from_its_file_and_keeps_it(
     fresh_sandbox: Sandbox,
 ) -> None:
