@@ -162,6 +162,11 @@ def build(
     for dist in dists:
         for name, source in _distribution_files(dist):
             entries.setdefault(name, source)  # the code's own files win
+    names = tuple(str(d.metadata["Name"]) for d in dists)
+    stamp = _stamp(entries)
+    kept = out.with_name(out.name + ".stamp")
+    if out.is_file() and kept.is_file() and kept.read_text(encoding="utf-8") == stamp:
+        return Bundle(path=out, size=out.stat().st_size, distributions=names)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(entries):
@@ -172,12 +177,28 @@ def build(
     data = buffer.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file() or out.read_bytes() != data:  # leave an identical file untouched
-        tmp = out.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    return Bundle(
-        path=out, size=len(data), distributions=tuple(str(d.metadata["Name"]) for d in dists)
-    )
+        _replace(out, data)
+    _replace(kept, stamp.encode())
+    return Bundle(path=out, size=len(data), distributions=names)
+
+
+def _stamp(entries: dict[str, Path]) -> str:
+    """What a bundle is made of: each entry's name, size and time of change. The zip of the same
+    stamp is the same (it is reproducible), so a bundle whose stamp has not changed is not made
+    again (zipping the watcher's takes most of a second)."""
+    listed = []
+    for name in sorted(entries):
+        stat = entries[name].stat()
+        listed.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(listed).encode()).hexdigest()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole, through a file of this process's own (several processes may build
+    the same bundle at once)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def function_bundle(code: Path, out_dir: Path) -> Bundle:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,50 @@ class Settings:
     protect_data: bool = True
     api_throttle_rate: float = 100.0
     api_throttle_burst: int = 200
+    # An emulator's endpoint per region, and ``global`` (Route 53's): where every provider sends
+    # its calls, and what the manifest says the controller calls. Empty on AWS.
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Every service the program creates resources in, as pulumi-aws names its endpoint setting.
+SERVICES = (
+    "acm",
+    "apigatewayv2",
+    "cloudwatch",
+    "cloudwatchevents",
+    "cloudwatchlogs",
+    "dynamodb",
+    "iam",
+    "kinesis",
+    "kms",
+    "lambda_",
+    "s3",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+)
+
+
+def provider_settings(settings: Settings, region: str) -> dict[str, Any]:
+    """What a provider of ``region`` needs besides its region: nothing on AWS; against an
+    emulator (``settings.endpoints``), every service at the region's endpoint and Route 53 at
+    the global one. IAM and STS stay with the region: an emulator that runs each region in a
+    process of its own looks a function's role up in the function's region (moto's Lambda does).
+    """
+    if not settings.endpoints:
+        return {}
+    here = settings.endpoints[region]
+    return {
+        "endpoints": [
+            aws.ProviderEndpointArgs(
+                **dict.fromkeys(SERVICES, here), route53=settings.endpoints["global"]
+            )
+        ],
+        "s3_use_path_style": True,
+        "skip_credentials_validation": True,
+        "skip_requesting_account_id": True,
+    }
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import pulumi_aws as aws
 
 from controller import contract
 from controller.topology import Kind, Topology
+from infra.common import Settings, provider_settings
 
 #: What the invoke says when the table or the item does not exist (the provider's words, from
 #: ResourceNotFoundException and an empty GetItem): a first deployment, nothing to honour.
@@ -61,9 +62,16 @@ def pins(topology: Topology) -> dict[str, Any]:
     }
 
 
-def read(topology: Topology, providers: Mapping[str, aws.Provider]) -> Deployed:
+def read(
+    topology: Topology,
+    providers: Mapping[str, aws.Provider],
+    settings: Settings | None = None,
+) -> Deployed:
     """The deployed state, from the first control region (then application region) whose
     control table answers; an empty :class:`Deployed` when none has one.
+
+    A control region that is no application region is read through a provider of its own,
+    with the stack's endpoints (``settings``) as every other provider of the program has them.
 
     Raises
     ------
@@ -77,7 +85,11 @@ def read(topology: Topology, providers: Mapping[str, aws.Provider]) -> Deployed:
         if provider is None:
             if region not in control.replicas:
                 continue
-            provider = aws.Provider(f"{topology.prefix}-deployed-{region}", region=region)
+            provider = aws.Provider(
+                f"{topology.prefix}-deployed-{region}",
+                region=region,
+                **provider_settings(settings or Settings(), region),
+            )
         manifest = _item(topology, provider, region, contract.MANIFEST_ITEM, "pins")
         if manifest is None:
             continue

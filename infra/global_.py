@@ -27,6 +27,7 @@ from infra.common import (
     assume_role_policy,
     deny,
     policy_json,
+    provider_settings,
     statement,
 )
 
@@ -111,6 +112,7 @@ class GlobalData(pulumi.ComponentResource):
         super().__init__("failover:infra:GlobalData", name, None, opts)
         topology, settings, providers = args.topology, args.settings, args.providers
         self.topology = topology
+        self.settings = settings
         self.providers = providers
         self.account = args.account
         primary = providers[topology.regions.primary]
@@ -211,6 +213,7 @@ class GlobalData(pulumi.ComponentResource):
             f"{self.topology.app}-control-{self.control_home}",
             region=self.control_home,
             opts=pulumi.ResourceOptions(parent=self),
+            **provider_settings(self.settings, self.control_home),
         )
         name = self.topology.control_table
         return aws.dynamodb.Table(

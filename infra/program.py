@@ -17,7 +17,7 @@ from controller.topology import Kind, Topology
 from controller.topology.kinds import DnsSpec
 from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
-from infra.common import Account, InfraError, Settings
+from infra.common import Account, InfraError, Settings, provider_settings
 from infra.deployed import pins, read, serving_region
 from infra.global_ import (
     AccessRoles,
@@ -37,13 +37,16 @@ def providers_for(
     topology: Topology,
     given: Mapping[str, aws.Provider] | None = None,
     opts: pulumi.ResourceOptions | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, aws.Provider]:
     """One explicit provider per region, tagging everything it creates with app and region.
 
     A provider in ``given`` is used for its region as it is (the caller's: an assumed role,
-    other credentials); the others are created here, under ``opts``' parent if it has one.
+    other credentials); the others are created here, under ``opts``' parent if it has one, and
+    pointed at the emulator's endpoints when ``settings`` names some.
     """
     given = given or {}
+    settings = settings or Settings()
     return {
         region: given.get(region)
         or aws.Provider(
@@ -53,6 +56,7 @@ def providers_for(
                 tags={"failover:app": topology.app, "failover:region": region}
             ),
             opts=pulumi.ResourceOptions(parent=opts.parent if opts else None),
+            **provider_settings(settings, region),
         )
         for region in topology.regions.all
     }
@@ -76,10 +80,10 @@ def deploy(
     """
     settings = settings or Settings()
     topology = topology.for_stack(settings.stack)
-    providers = providers_for(topology, providers, opts)
+    providers = providers_for(topology, providers, opts, settings)
     primary = providers[topology.regions.primary]
     # who serves now, and what cannot change: before anything is created
-    active = serving_region(topology, read(topology, providers))
+    active = serving_region(topology, read(topology, providers, settings))
 
     def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
         """A top-level component's options: the caller's ``opts`` and its region's provider."""
@@ -284,5 +288,5 @@ def _manifest(
         "regions": {
             region: stack.manifest(dns_entries[region]) for region, stack in regions.items()
         },
-        "endpoints": {},
+        "endpoints": dict(settings.endpoints),
     }

@@ -44,6 +44,7 @@ from infra.common import (
     Settings,
     assume_role_policy,
     policy_json,
+    provider_settings,
     statement,
 )
 from infra.global_ import Operated, controller_statements
@@ -294,6 +295,7 @@ class Watchers(pulumi.ComponentResource):
             f"{self.args.topology.prefix}-watchers-{home}",
             region=home,
             opts=pulumi.ResourceOptions(parent=self),
+            **provider_settings(self.args.settings, home),
         )
 
     def names(self) -> dict[str, dict[str, str]]:

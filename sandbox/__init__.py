@@ -1,4 +1,5 @@
-"""The embedded emulator: moto servers per region, the resources, and the local data plane.
+"""The embedded emulator: moto servers per region, the Pulumi program deployed onto them, the
+functions run from their bundles, and the local data plane.
 
 ``Sandbox``, ``FailMode`` and ``down`` are loaded on first use: the moto servers' launcher is a
 module of this package too, and importing the sandbox's life cycle (boto3, the controller) would

@@ -1,10 +1,11 @@
 """The sandbox's data plane: regional endpoints, the router, pollers and the replicator, together.
 
-Called by the demo and the drill. The emulator cannot run Lambda code, so this runs each
-region's handlers in-process against that region's emulator (:mod:`.runtime`), behind one
-endpoint per region (:mod:`.endpoint`) and the router that resolves the API's name as Route 53
-failover would (:mod:`.router`); event-sourced functions are driven by :mod:`.pollers`, and the
-tables are copied between regions by :mod:`.replicator`.
+Called by the demo and the drill. The emulator cannot run Lambda code, so the sandbox's Lambda
+does (:mod:`.lambda_`: each function from its deployed bundle, in processes of its own), behind
+one endpoint per region serving the API the program deployed there (:mod:`.endpoint`) and the
+router that resolves the API's name as Route 53 failover would (:mod:`.router`); the deployed
+event source mappings and schedules are played by :mod:`.pollers`, and the tables are copied
+between regions by :mod:`.replicator`. Every invocation goes through one invoker.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from controller.aws import AwsSettings, Clients
+from controller.errors import UsageError
 from controller.topology import Kind
 from controller.topology.kinds import ApiSpec, DnsSpec
-from sandbox.endpoint import RegionalEndpoint
+from sandbox.endpoint import RegionalEndpoint, deployed_routes
+from sandbox.lambda_.invoke import Invoker
 from sandbox.lifecycle import Sandbox
 from sandbox.pollers import Pollers
 from sandbox.replicator import Replicator
 from sandbox.router import HealthChecks, Resolver, Router
-from sandbox.runtime import FunctionRuntime
+from sandbox.state import LOG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,14 @@ class DataPlane:
     def __post_init__(self) -> None:
         topology, manifest = self.box.topology, self.box.manifest
         self.clients = Clients(endpoints=manifest.endpoints, settings=FAST)
-        self.runtime = FunctionRuntime(topology, manifest)
+        state_dir = self.box.state_dir
+        self.invoker = Invoker(
+            manifest.endpoints,
+            state_dir / "lambda",
+            state_dir / LOG_DIR / "functions",
+            self.box.state.secret,
+        )
+        self.invoker.start()  # from this thread: the runtime's processes live as long as it
         self.replicator = Replicator(
             topology, manifest, self.clients, lag=self.settings.replication_lag
         )
@@ -63,21 +73,23 @@ class DataPlane:
             topology,
             manifest,
             self.clients,
-            self.runtime.invoke,
+            self.invoker,
             schedule_every=self.settings.schedule_every,
         )
-        api = next((c for _, c in topology.of_kind(Kind.API)), None)
+        found = next((n for n, c in topology.of_kind(Kind.API)), None)
         dns = next((c for _, c in topology.of_kind(Kind.DNS)), None)
-        if not isinstance(api, ApiSpec) or not isinstance(dns, DnsSpec):
-            from controller.errors import UsageError
-
+        api = topology.components.get(found or "")
+        if found is None or not isinstance(api, ApiSpec) or not isinstance(dns, DnsSpec):
+            self.invoker.close()
             raise UsageError("the data plane needs an api and a dns component in the topology")
+        self.api_name = found
         strong = self.settings.replication_lag == 0
         for region in topology.regions.all:
+            api_id = manifest.ref(found, region).arn.rsplit("/", 1)[-1]
             self.endpoints[region] = RegionalEndpoint(
                 region,
-                api,
-                self.runtime.invoke,
+                deployed_routes(self.clients, region, api_id),
+                self.invoker,
                 self.alive,
                 after_write=self.replicator.sync if strong else None,
             )
@@ -97,8 +109,9 @@ class DataPlane:
         return self.router.url
 
     def start(self) -> None:
-        """Start endpoints, checks, router, replicator and pollers."""
-        self.runtime.warm()
+        """Start endpoints, checks, router, replicator and pollers, each function warm in every
+        region (one environment each, as provisioned concurrency would)."""
+        self.warm()
         for endpoint in self.endpoints.values():
             endpoint.start()
         self.checks.start()
@@ -115,6 +128,14 @@ class DataPlane:
         self.checks.stop()
         for endpoint in self.endpoints.values():
             endpoint.stop()
+        self.invoker.close()
+
+    def warm(self) -> None:
+        """Start one environment of every function the topology declares in every region."""
+        for region in self.box.topology.regions.all:
+            for name, _ in self.box.topology.of_kind(Kind.FUNCTION):
+                ref = self.box.manifest.ref(name, region)
+                self.invoker.warm(region, ref.name, ref.alias)
 
     def alive(self, region: str) -> bool:
         """Does ``region``'s emulator answer within a second? (cached for a quarter second)"""
@@ -147,5 +168,5 @@ class DataPlane:
         return self.probe(region)
 
     def _health_path(self) -> str:
-        api = next(c for _, c in self.box.topology.of_kind(Kind.API))
-        return str(api.health_path)
+        api = self.box.topology.components[self.api_name]
+        return str(getattr(api, "health_path", "/health"))

@@ -1,10 +1,14 @@
 """A region's API endpoint: what API Gateway is in that region, on a loopback port.
 
-Called by the data plane. Each request becomes an HTTP API (payload 2.0) event for the routed
-function, run in-process against that region's emulator. The endpoint lives and dies with its
-region: when the region's emulator does not answer, neither does the endpoint (it waits as long as
-a hung region makes it wait, or refuses at once for a dead one), as a regional API would. With
-strong replication, a write is acknowledged only once it has been copied to the other regions.
+Called by the data plane. The endpoint serves the API the program deployed in its region: its
+routes and their integrations, read back from the emulator (``GetRoutes``, ``GetIntegrations``),
+each request an HTTP API (payload 2.0) event for the function the route's integration names (its
+alias), through the sandbox's one invoke path (:mod:`sandbox.lambda_.invoke`). A function that
+fails answers ``500 Internal Server Error``, as an HTTP API answers a Lambda error; a path no route
+matches, ``404 Not Found``. The endpoint lives and dies with its region: when the region's emulator
+does not answer, neither does the endpoint (it waits as long as a hung region makes it wait, or
+refuses at once for a dead one), as a regional API would. With strong replication, a write is
+acknowledged only once it has been copied to the other regions.
 """
 
 from __future__ import annotations
@@ -15,37 +19,65 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from controller.topology.kinds import ApiSpec, Route
-from sandbox.pollers import Invoke
+from controller.aws import Clients
+from sandbox.lambda_.invoke import Invoker
 from sandbox.router import LoopbackService
 
 log = logging.getLogger(__name__)
 
 #: ``alive(region) -> bool``: does the region's emulator answer now?
 Alive = Callable[[str], bool]
+SERVER_ERROR = b'{"message":"Internal Server Error"}'
+
+
+@dataclass(frozen=True)
+class Route:
+    """One deployed route: its method, its path as a pattern, the function its integration
+    invokes (an alias ARN)."""
+
+    method: str
+    path: str
+    pattern: re.Pattern[str]
+    function: str
+
+
+def deployed_routes(clients: Clients, region: str, api_id: str) -> list[Route]:
+    """The routes of the API ``api_id`` in ``region``, each with its integration's function."""
+    gateway = clients.client("apigatewayv2", region)
+    uris = {
+        i["IntegrationId"]: i.get("IntegrationUri", "")
+        for i in gateway.get_integrations(ApiId=api_id).get("Items", [])
+    }
+    out = []
+    for route in gateway.get_routes(ApiId=api_id).get("Items", []):
+        method, _, path = str(route["RouteKey"]).partition(" ")
+        target = str(route.get("Target", "")).removeprefix("integrations/")
+        if target in uris:
+            out.append(Route(method, path, _pattern(path), uris[target]))
+    return out
 
 
 class RegionalEndpoint(LoopbackService):
-    """The API of one region: routes to functions, ``/health`` open, on 127.0.0.1."""
+    """The API of one region, as deployed, on 127.0.0.1."""
 
     def __init__(
         self,
         region: str,
-        api: ApiSpec,
-        invoke: Invoke,
+        routes: list[Route],
+        invoker: Invoker,
         alive: Alive,
         after_write: Callable[[str], bool] | None = None,
     ) -> None:
         self.region = region
-        self.api = api
-        self.invoke = invoke
+        self.routes = routes
+        self.invoker = invoker
         self.alive = alive
         self.after_write = after_write
-        self.routes = [(_pattern(r.path), r) for r in api.routes]
         super().__init__(self._handler(), f"api-{region}")
 
     def handle(
@@ -57,12 +89,12 @@ class RegionalEndpoint(LoopbackService):
             return 503, {"X-Region-Down": self.region}, b'{"message": "region unavailable"}'
         route, params = self._match(method, path)
         if route is None:
-            if path == self.api.health_path and method == "GET":
-                return 200, {"Content-Type": "application/json"}, b'{"status": "ok"}'
-            return 404, {}, b'{"message": "no route"}'
+            return 404, {}, b'{"message":"Not Found"}'
         event = _event(method, target, headers, body, route, params)
-        response = self.invoke(self.region, route.function, event)
-        status, out, payload = _response(response)
+        done = self.invoker.invoke(self.region, route.function, event, source="api")
+        if not done.ok:
+            return 500, {"Content-Type": "application/json"}, SERVER_ERROR
+        status, out, payload = _response(done.result)
         if (
             self.after_write
             and method != "GET"
@@ -75,8 +107,8 @@ class RegionalEndpoint(LoopbackService):
         return status, out, payload
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        for pattern, route in self.routes:
-            found = pattern.fullmatch(path)
+        for route in self.routes:
+            found = route.pattern.fullmatch(path)
             if found and route.method in (method, "ANY"):
                 return route, found.groupdict()
         return None, {}
@@ -97,9 +129,9 @@ class RegionalEndpoint(LoopbackService):
                     status, headers, payload = endpoint.handle(
                         self.command, self.path, dict(self.headers.items()), body
                     )
-                except Exception as exc:  # the function failed: what Lambda's 502 says
+                except Exception as exc:  # the invocation did not happen (its region is gone)
                     log.warning("%s %s in %s: %s", self.command, self.path, endpoint.region, exc)
-                    status, headers, payload = 502, {}, b'{"message": "function error"}'
+                    status, headers, payload = 500, {}, SERVER_ERROR
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in ("content-length", "connection"):

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandbox.controls import PREFIX, SECRET_ENV, SECRET_HEADER
+from sandbox.controls import CODE_PATH, PREFIX, SECRET_ENV, SECRET_HEADER
 
 HOST = "127.0.0.1"
 #: The services the sandbox provisions and the controller calls: built before forking.
@@ -61,10 +61,14 @@ SERVICES = (
     "dynamodbstreams",
     "s3",
     "kinesis",
+    "kms",
     "events",
     "logs",
     "cloudwatch",
     "apigateway",
+    "apigatewayv2",
+    "acm",
+    "sns",
     "route53",
     "moto_api._internal",
 )
@@ -82,11 +86,14 @@ MODELS = (
     "dynamodbstreams",
     "s3",
     "kinesis",
+    "kms",
     "events",
     "logs",
     "cloudwatch",
     "apigateway",
     "apigatewayv2",
+    "acm",
+    "sns",
     "route53",
 )
 
@@ -213,7 +220,12 @@ class RoundTrip:
 
 class Snapshots:
     """WSGI middleware: keep a copy of the server's state and put it back on request
-    (:mod:`sandbox.snapshot`); behind :class:`RoundTrip`, which checks the sandbox's secret."""
+    (:mod:`sandbox.snapshot`); behind :class:`RoundTrip`, which checks the sandbox's secret.
+
+    ``?file=PATH`` on a snapshot also writes the copy there (0600); on a restore, reads the copy
+    from there instead (a restarted server has none in memory), and with ``&keep=1`` keeps it
+    as its own from then on.
+    """
 
     def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
         self.application = application
@@ -227,8 +239,21 @@ class Snapshots:
             return self.application(environ, start_response)
         from sandbox import snapshot
 
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        file = query.get("file", [""])[0]
         if path == SNAPSHOT_PATH:
             self.kept = snapshot.take()
+            if file:
+                snapshot.write(snapshot.take(whole=True), file)
+        elif file:
+            try:
+                copy = snapshot.read(file)
+            except OSError as exc:
+                start_response("409 Conflict", [("Content-Type", "text/plain")])
+                return [f"no snapshot in {file}: {exc.strerror}\n".encode()]
+            snapshot.restore(copy)
+            if query.get("keep", [""])[0] == "1":
+                self.kept = copy
         elif self.kept is None:
             start_response("409 Conflict", [("Content-Type", "text/plain")])
             return [b"no snapshot taken in this server\n"]
@@ -236,6 +261,38 @@ class Snapshots:
             snapshot.restore(self.kept)
         start_response("204 No Content", [])
         return [b""]
+
+
+class FunctionCode:
+    """WSGI middleware: a function's deployed zip, as the URL ``GetFunction`` names answers it
+    on AWS (moto names one it does not serve); behind :class:`RoundTrip`, which checks the
+    sandbox's secret. The sandbox's Lambda runtime runs each function from it."""
+
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+        self.application = application
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if not path.startswith(CODE_PATH):
+            return self.application(environ, start_response)
+        from moto.awslambda.utils import get_backend
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+
+        region, _, name = path.removeprefix(CODE_PATH).partition("/")
+        qualifier = parse_qs(str(environ.get("QUERY_STRING", ""))).get("qualifier", [None])[0]
+        try:
+            code = get_backend(DEFAULT_ACCOUNT_ID, region).get_function(name, qualifier)
+            data = bytes(code.code_bytes)
+        except Exception as exc:  # not found, or not a zip function
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [f"no code for {name} ({qualifier}) in {region}: {exc}\n".encode()]
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/zip"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
 
 def _application() -> Any:
@@ -251,6 +308,9 @@ def _application() -> Any:
     moto_patches.respect_rule_state()
     moto_patches.cache_module_list()
     moto_patches.light_transactions()
+    moto_patches.regional_domain_names()
+    moto_patches.one_copy_of_code()
+    moto_patches.mappings_keep_their_alias()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:
@@ -261,7 +321,8 @@ def _application() -> Any:
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
         print(f"warm-up skipped: {exc!r}", file=sys.stderr)
     return RoundTrip(
-        Snapshots(mrsc.ControlGate(AwsErrors(application))), os.environ.pop(SECRET_ENV, "")
+        Snapshots(FunctionCode(mrsc.ControlGate(AwsErrors(application)))),
+        os.environ.pop(SECRET_ENV, ""),
     )
 
 

@@ -1,9 +1,9 @@
 """The sandbox as a whole: start it, attach to it, fail and heal a region, reset it, stop it.
 
 Called by the CLI (``failover sandbox ...``), by the tests' session fixture and by the demo.
-Processes are in :mod:`~sandbox.servers`, what they hold in
-:mod:`~sandbox.provision`, what is remembered between commands in
-:mod:`~sandbox.state`; this module only sequences them.
+Processes are in :mod:`~sandbox.servers`, what the account has before the program runs in
+:mod:`~sandbox.account`, the program's deployment onto the servers in :mod:`~sandbox.deploy`,
+what is remembered between commands in :mod:`~sandbox.state`; this module only sequences them.
 """
 
 from __future__ import annotations
@@ -13,27 +13,28 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
-from controller.aws import Clients
+from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Topology, load
 from controller.topology.manifest import Manifest, WatcherRef, load_manifest
-from sandbox import mrsc, servers
+from sandbox import account, mrsc, servers
 from sandbox import watchers as watcher_procs
-from sandbox.functions import set_alarms
-from sandbox.provision import provision_all, provision_global, provision_standby
 from sandbox.state import (
     DEFAULT_STATE_DIR,
+    DEPLOYED_FILE,
     LOG_DIR,
     MANIFEST_FILE,
-    PROVISIONED_FILE,
+    SNAPSHOT_DIR,
     SOCKET_FILE,
+    STACK_FILE,
     Condition,
     CorruptStateError,
     SandboxState,
@@ -69,14 +70,15 @@ class Sandbox:
         *,
         watchers: bool = False,
     ) -> Sandbox:
-        """Start a server per region and ``global``, provision them, write the manifest; with
-        ``watchers``, start each application region's watcher as ``pulumi up`` deploys them.
+        """Start a server per region and ``global``, deploy the Pulumi program onto them (the
+        manifest is its output); with ``watchers``, start each application region's watcher
+        as ``pulumi up`` deploys them.
 
         Raises
         ------
         FailoverError
             A sandbox already runs in ``state_dir`` (nothing is done), or a server or the
-            provisioning failed (everything started is stopped again).
+            deployment failed (everything started is stopped again).
         SpecError
             The topology is invalid.
         """
@@ -90,18 +92,25 @@ class Sandbox:
         state = SandboxState(
             spec=spec, started_at=time.time(), servers={}, secret=secrets.token_urlsafe(24)
         )
+        # While the launcher imports moto, this process imports the program and builds its
+        # bundles: two cores, two jobs.
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="prepare")
+        prepared = ahead.submit(_prepare, topology)
         try:
             state.servers, state.zygote = servers.start_all(
                 dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret
             )
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
+            prepared.result()
             _configure_gates(topology, state)
-            manifest = _provision(topology, state, state_dir)
+            manifest = _deploy(topology, state, state_dir)
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
             raise
+        finally:
+            ahead.shutdown(wait=True)
         log.info("sandbox up in %.2f s", time.monotonic() - started)
         box = cls(state_dir, state, manifest)
         if watchers:
@@ -184,6 +193,8 @@ class Sandbox:
         if server.condition is Condition.HUNG and mode is FailMode.DOWN:
             servers.resume(server)  # a stopped process is killed all the same; say it is down
         if mode is FailMode.DOWN:
+            if servers.is_ours(server):  # what it holds outlives it, as an AWS region's does
+                servers.snapshot(server.url, snapshot_file(self.state_dir, region, DOWN))
             servers.kill(server)
             server.condition = Condition.DOWN
         elif server.condition is Condition.DOWN:
@@ -209,9 +220,11 @@ class Sandbox:
         log.info("region %s failed (%s)", region, mode.value)
 
     def heal(self, region: str) -> None:
-        """Bring ``region`` back: a hung server is resumed, a killed one restarted on the same
-        port and provisioned again in the standby shape, a partitioned one joined again; its
-        alarms go back to OK."""
+        """Bring ``region`` back: a hung server is resumed, a partitioned one joined again, a
+        killed one restarted on the same port with what it held when it went down (or, if it
+        died on its own, what the program deployed): an AWS region comes back from an outage
+        with its resources, still in the shape it had (a primary still active: the watchers
+        fence it). Its alarms go back to OK."""
         self._reload()
         server = self._server(region)
         if server.condition is Condition.HUNG:
@@ -221,12 +234,11 @@ class Sandbox:
             server.condition = Condition.RUNNING
             self._save()
             self._configure_gates()
-            if region == GLOBAL:  # a restarted global server is empty: its DNS comes back as
-                # up made it
-                self.manifest = provision_global(self.topology, self.manifest)
-            elif region in self.topology.regions.all:
-                self.manifest = provision_standby(self.topology, self.manifest, region)
-            _save_current(self.topology, self.manifest, self.state_dir)
+            down = snapshot_file(self.state_dir, server.name, DOWN)
+            kept = down if down.exists() else snapshot_file(self.state_dir, server.name)
+            if not servers.restore(server.url, kept):
+                raise FailoverError(f"region {region} restarted, but {kept} cannot be read")
+            down.unlink(missing_ok=True)
         server.condition = Condition.RUNNING
         self._save()
         self._configure_gates()
@@ -250,9 +262,8 @@ class Sandbox:
         """Heal every region and put every server back as ``up`` left it (fresh state for each
         test, without starting processes); the watchers are stopped.
 
-        Each server restores the snapshot it took after provisioning (a few milliseconds,
-        :mod:`sandbox.snapshot`). When one has none (it was restarted since), every server is
-        emptied and everything provisioned again, and the snapshots taken anew.
+        Each server restores the snapshot it took after the deployment (a few milliseconds,
+        :mod:`sandbox.snapshot`); one restarted since reads it from its file, and keeps it.
         """
         self.stop_watchers()
         for server in self.state.servers.values():
@@ -262,19 +273,22 @@ class Sandbox:
                 self._restart(server)
             server.condition = Condition.RUNNING
         self._save()
-        urls = [s.url for s in self.state.servers.values()]
-        with ThreadPoolExecutor(len(urls)) as pool:
-            restored = all(list(pool.map(servers.restore, urls)))
+        state_dir = self.state_dir
+
+        def restore(server: ServerState) -> None:
+            if servers.restore(server.url):
+                return
+            kept = snapshot_file(state_dir, server.name)
+            if not servers.restore(server.url, kept, keep=True):
+                raise FailoverError(f"server {server.name}: no snapshot, and {kept} cannot be read")
+
+        with ThreadPoolExecutor(len(self.state.servers)) as pool:
+            list(pool.map(restore, self.state.servers.values()))
+        for name in self.state.servers:
+            snapshot_file(state_dir, name, DOWN).unlink(missing_ok=True)
         self._configure_gates()
-        provisioned = self.state_dir / PROVISIONED_FILE
-        if restored and provisioned.exists():
-            self.manifest = load_manifest(provisioned)
-            _save_current(self.topology, self.manifest, self.state_dir)
-            return
-        log.info("a server has no snapshot: provisioning every region again")
-        with ThreadPoolExecutor(len(urls)) as pool:
-            list(pool.map(servers.reset, urls))
-        self.manifest = _provision(self.topology, self.state, self.state_dir)
+        self.manifest = load_manifest(state_dir / DEPLOYED_FILE)
+        _save_current(self.topology, self.manifest, state_dir)
 
     def down(self) -> None:
         """Stop every server (resuming stopped ones first) and remove the state."""
@@ -349,7 +363,13 @@ class Sandbox:
         part = self.manifest.regions.get(region)
         alarms = [a for ref in part.components.values() for a in ref.alarms] if part else []
         try:
-            set_alarms(self.clients, region, alarms, value)
+            cloudwatch = self.clients.client("cloudwatch", region)
+            for alarm in alarms:
+                cloudwatch.set_alarm_state(
+                    AlarmName=alarm,
+                    StateValue="ALARM" if value == "ALARM" else "OK",
+                    StateReason=f"sandbox: region {region} {value.lower()}",
+                )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise FailoverError(
                 f"region {region}: cannot set its alarms to {value}: {exc}"
@@ -383,26 +403,61 @@ class Sandbox:
         write_state(self.state_dir, self.state)
 
 
-def _provision(topology: Topology, state: SandboxState, state_dir: Path) -> Manifest:
-    """Provision every server, then have each keep a snapshot of it for :meth:`Sandbox.reset`;
-    the manifest, written as the current one and as the snapshots' own."""
+#: The snapshot a server writes when its region goes down (``fail --mode down``).
+DOWN = "down"
+#: The deployment's calls: one attempt each (creating is not idempotent), and a generous read.
+DEPLOY_SETTINGS = AwsSettings(connect_timeout=2.0, read_timeout=30.0, max_attempts=1)
+
+
+def snapshot_file(state_dir: Path, server: str, kind: str = "deployed") -> Path:
+    """Where ``server`` writes its snapshot: as deployed, or as it was when it went down."""
+    return private_dir(state_dir / SNAPSHOT_DIR) / f"{server}.{kind}"
+
+
+def endpoints_of(urls: Mapping[str, str]) -> dict[str, str]:
+    """The manifest's endpoints: every server's but the control store's (the controller reaches
+    the control table through its regions, never the store)."""
+    return {name: url for name, url in urls.items() if name != mrsc.STORE}
+
+
+def _prepare(topology: Topology) -> None:
+    """Import the Pulumi program and build its bundles (see :meth:`Sandbox.up`)."""
+    from sandbox.deploy.engine import prepare  # pulumi: only when deploying
+
+    prepare(topology)
+
+
+def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifest:
+    """Set the account up, run the Pulumi program against every server, then have each keep a
+    snapshot of what it holds (in memory and in its file, for :meth:`Sandbox.reset`); the
+    program's manifest, with the emulator's endpoints, written as the current one and as the
+    snapshots' own."""
+    from sandbox.deploy.engine import deploy, sandbox_settings  # pulumi: only when deploying
+
     urls = {n: s.url for n, s in state.servers.items()}
-    manifest = provision_all(topology, state.spec, urls)
+    endpoints = endpoints_of(urls)
+    account.create_zones(topology, Clients(endpoints=endpoints, settings=DEPLOY_SETTINGS))
+    settings = sandbox_settings(topology, endpoints, state.spec)
+    deployed = deploy(topology, settings)
+    deployed.save(state_dir / STACK_FILE)
+    manifest = deployed.manifest
     with ThreadPoolExecutor(len(urls)) as pool:
-        list(pool.map(servers.snapshot, urls.values()))
-    manifest.save(state_dir / PROVISIONED_FILE)
+        list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
+    manifest.save(state_dir / DEPLOYED_FILE)
     _save_current(topology, manifest, state_dir)
     return manifest
 
 
 def _save_current(topology: Topology, manifest: Manifest, state_dir: Path) -> None:
-    """Name each region's watcher in the manifest, as the Pulumi stack's does (plus the file
-    its sandbox process logs to), and write it as the sandbox's current manifest."""
+    """Add to each region's watcher (the program names it) the file its sandbox process logs
+    to, and write the manifest as the sandbox's current one."""
     for region, part in manifest.regions.items():
-        part.watcher = WatcherRef(
+        named = part.watcher or WatcherRef(
             function=topology.watcher_function(region),
             log_group=topology.watcher_log_group(region),
-            log_file=str(watcher_procs.log_path(state_dir, region)),
+        )
+        part.watcher = named.model_copy(
+            update={"log_file": str(watcher_procs.log_path(state_dir, region))}
         )
     manifest.save(state_dir / MANIFEST_FILE)
 
@@ -419,18 +474,12 @@ def server_names(topology: Topology) -> list[str]:
 
 def _configure_gates(topology: Topology, state: SandboxState) -> None:
     """Tell every answering server the control regions and who is partitioned
-    (:mod:`sandbox.mrsc`)."""
-    control = topology.control_regions
-    config = mrsc.Config(
-        table=topology.control_table,
-        replicas=control.replicas,
-        members=control.all,
-        urls={n: s.url for n, s in state.servers.items()},
-        store_region=control.replicas[0],
-        partitioned=frozenset(
-            n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED
-        ),
-        secret=state.secret,
+    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`)."""
+    config = account.control_config(
+        topology,
+        {n: s.url for n, s in state.servers.items()},
+        state.secret,
+        frozenset(n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED),
     )
     answering = {
         n: s.url

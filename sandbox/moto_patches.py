@@ -220,3 +220,103 @@ def _put_back(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
         table.items.pop(hash_key, None)
     else:
         table.items[hash_key] = item
+
+
+#: API Gateway's hosted zone of regional endpoints, per region (what a custom domain's alias
+#: record names); another region gets a stable made-up one.
+REGIONAL_ZONES = {
+    "us-east-1": "Z1UJRXOUMOOFQ8",
+    "us-east-2": "ZOJJZC49E0EPZ",
+    "us-west-1": "Z2MUQ32089INYE",
+    "us-west-2": "Z2OJLYMUO9EFXC",
+    "eu-west-1": "ZLY8HYME6SFDD",
+    "eu-west-2": "ZJ5UAJN8Y3Z2Q",
+    "eu-central-1": "Z1U9ULNL0V5AJ3",
+    "ap-southeast-2": "Z2RPCDW04V8134",
+}
+
+
+def regional_domain_names() -> None:
+    """Give an API Gateway custom domain the regional target AWS gives it.
+
+    AWS answers ``CreateDomainName`` with, per configuration, the name the domain's DNS record
+    points at (``d-<id>.execute-api.<region>.amazonaws.com``), its hosted zone and its status;
+    moto keeps the configuration as it was sent. The failover records of the Pulumi program
+    point at that target, so the sandbox needs it.
+    """
+    from moto.apigatewayv2.models import DomainName
+    from moto.moto_api._internal import mock_random
+
+    init = DomainName.__init__
+    if getattr(init, "_failover_regional", False):
+        return
+
+    @functools.wraps(init)
+    def with_target(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        region = str(kwargs["backend"].region_name if "backend" in kwargs else args[-1].region_name)
+        for config in self.domain_name_configurations:
+            if config.get("endpointType", "REGIONAL") == "REGIONAL":
+                ident = "".join(
+                    mock_random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(10)
+                )
+                config.setdefault(
+                    "apiGatewayDomainName", f"d-{ident}.execute-api.{region}.amazonaws.com"
+                )
+                config.setdefault(
+                    "hostedZoneId",
+                    REGIONAL_ZONES.get(region, "Z" + region.upper().replace("-", "")[:12]),
+                )
+            config.setdefault("domainNameStatus", "AVAILABLE")
+
+    with_target._failover_regional = True  # type: ignore[attr-defined]
+    DomainName.__init__ = with_target  # type: ignore[method-assign]
+
+
+def one_copy_of_code() -> None:
+    """Keep a function's zip once, as bytes, not also as the base64 text it was sent in.
+
+    moto keeps both (a watcher's bundle is 7.6 MB, 10 MB more in base64, in every region);
+    each server's snapshot, taken after the deployment and put back at every reset, would copy
+    both. Nothing in moto reads the text again once the bytes are made.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    setter = LambdaFunction._set_function_code
+    if getattr(setter, "_failover_one_copy", False):
+        return
+
+    @functools.wraps(setter)
+    def set_code(self: Any, updated_spec: dict[str, Any]) -> None:
+        setter(self, updated_spec)
+        for spec in (self.code, updated_spec):
+            if isinstance(spec, dict) and spec.get("ZipFile"):
+                spec["ZipFile"] = ""
+
+    set_code._failover_one_copy = True  # type: ignore[attr-defined]
+    LambdaFunction._set_function_code = set_code  # type: ignore[method-assign]
+
+
+def mappings_keep_their_alias() -> None:
+    """An event source mapping on an alias names the alias, as Lambda's does.
+
+    moto resolves the alias the mapping was created with to its version and reports the
+    version's ARN: a poller would invoke that version, and keep invoking it after the alias
+    moved. Lambda keeps the ARN it was given (``FunctionArn`` of a mapping on ``fn:live`` is
+    ``...:function:fn:live``).
+    """
+    from moto.awslambda.models import EventSourceMapping
+
+    init = EventSourceMapping.__init__
+    if getattr(init, "_failover_alias", False):
+        return
+
+    @functools.wraps(init)
+    def keep_alias(self: Any, spec: dict[str, Any]) -> None:
+        init(self, spec)
+        given = str(spec.get("FunctionName", ""))
+        if given.startswith("arn:") and len(given.split(":")) == 8:
+            self.function_arn = given
+
+    keep_alias._failover_alias = True  # type: ignore[attr-defined]
+    EventSourceMapping.__init__ = keep_alias  # type: ignore[method-assign]

@@ -1,14 +1,27 @@
-"""Pollers: drive the event-sourced functions as Lambda would, honouring each region's switches.
+"""Pollers: Lambda's event source mappings and EventBridge's schedules, as deployed.
 
-Called by the data plane. For every function with event sources, in every region, a poller reads
-its queue (SQS) or its table's stream and invokes the function's handler with the batch, but only
-while that region's event source mapping is enabled and the function is not fenced (reserved
-concurrency 0): a fenced region consumes nothing. Schedules fire their target every
-``schedule_every`` seconds while their rule is enabled in that region.
+Called by the data plane. For every event source mapping the manifest names, in every region, a
+poller reads the mapping back from the emulator (its function's alias, its source, batch size,
+starting position, whether the function reports partial batch failures, its retries and its
+on-failure destination) and polls the source as Lambda does, but only while the mapping is
+enabled and its function is not fenced (reserved concurrency 0): a fenced region consumes nothing.
+
+- a queue: a batch is received; the messages the function did not report as failed are deleted
+  (all of them when it does not report failures and returned); a batch whose invocation failed
+  goes back to the queue when its visibility ends;
+- a table's stream or a Kinesis stream: each shard is read from the mapping's starting position
+  and its place is kept while the mapping is disabled; a batch whose invocation fails is retried
+  up to the mapping's retries, then described on its on-failure queue and passed.
+
+Each schedule component's rule is read back too (its state, its targets): while it is enabled,
+its targets are invoked every ``schedule_every`` seconds (the sandbox's compressed day, whatever the
+expression). Every invocation goes through the one invoke path (:mod:`sandbox.lambda_.invoke`).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
@@ -18,25 +31,60 @@ from typing import Any
 
 from controller.aws import Clients
 from controller.topology import Kind, Topology
-from controller.topology.kinds import FunctionSpec
 from controller.topology.manifest import Manifest
+from sandbox.lambda_.invoke import Invocation, Invoker
 
 log = logging.getLogger(__name__)
 
-#: ``invoke(region, component, event) -> response``: runs a function's handler in-process.
-Invoke = Callable[[str, str, dict[str, Any]], Any]
 ON_STATES = ("Enabled", "Enabling", "Updating")
 SWITCH_MAX_AGE = 1.0
 
 
+@dataclass(frozen=True)
+class Mapping:
+    """One deployed event source mapping, as the emulator holds it."""
+
+    uuid: str
+    region: str
+    function: str  # the ARN it invokes (the function's alias)
+    source: str  # the queue's, the table stream's or the Kinesis stream's ARN
+    batch_size: int
+    starting_position: str
+    reports_failures: bool
+    retries: int
+    on_failure: str | None
+
+    @property
+    def service(self) -> str:
+        """``sqs``, ``dynamodb`` or ``kinesis``: what it polls."""
+        return self.source.split(":")[2]
+
+    @classmethod
+    def read(cls, clients: Clients, region: str, uuid: str) -> Mapping:
+        """The mapping ``uuid`` of ``region``, read back."""
+        got = clients.client("lambda", region).get_event_source_mapping(UUID=uuid)
+        retries = got.get("MaximumRetryAttempts")
+        return cls(
+            uuid=uuid,
+            region=region,
+            function=str(got["FunctionArn"]),
+            source=str(got["EventSourceArn"]),
+            batch_size=int(got.get("BatchSize") or 10),
+            starting_position=str(got.get("StartingPosition") or "LATEST"),
+            reports_failures="ReportBatchItemFailures" in (got.get("FunctionResponseTypes") or []),
+            retries=-1 if retries is None else int(retries),
+            on_failure=(got.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination"),
+        )
+
+
 @dataclass
 class Pollers:
-    """Every event source of every function in every region, polled on its own thread."""
+    """Every deployed mapping and schedule of every region, each polled on its own thread."""
 
     topology: Topology
     manifest: Manifest
     clients: Clients
-    invoke: Invoke
+    invoker: Invoker
     poll: float = 0.5
     schedule_every: float = 10.0
     invocations: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -45,15 +93,14 @@ class Pollers:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        """Start a poller per (function, event source, region) and per (schedule, region)."""
+        """Read every mapping back and start a poller per mapping and per (schedule, region)."""
         for region in self.topology.regions.all:
-            for name, comp in self.topology.of_kind(Kind.FUNCTION):
-                for source in comp.events:
-                    self._spawn(
-                        self._source_loop, region, name, comp, source.source, source.batch_size
-                    )
-            for name, comp in self.topology.of_kind(Kind.SCHEDULE):
-                self._spawn(self._schedule_loop, region, name, comp.target)
+            for name, _ in self.topology.of_kind(Kind.FUNCTION):
+                for uuid in self.manifest.ref(name, region).mappings:
+                    mapping = Mapping.read(self.clients, region, uuid)
+                    self._spawn(self._source_loop, region, mapping.uuid, mapping)
+            for name, _ in self.topology.of_kind(Kind.SCHEDULE):
+                self._spawn(self._schedule_loop, region, name)
 
     def stop(self) -> None:
         """Stop every poller."""
@@ -70,60 +117,45 @@ class Pollers:
 
     # -- switches ----------------------------------------------------------------------------
 
-    def consuming(self, region: str, function: str) -> bool:
-        """True when ``function``'s mappings are enabled in ``region`` and it is not fenced.
-
-        Read at most once a second per (function, region), as Lambda's pollers notice a change.
-        """
-        key = (function, region)
+    def consuming(self, mapping: Mapping) -> bool:
+        """True when ``mapping`` is enabled and its function not fenced (reserved concurrency
+        0), read at most once a second, as Lambda's pollers notice a change."""
+        key = (mapping.uuid, mapping.region)
         cached = self._switches.get(key)
         if cached and time.monotonic() - cached[0] < SWITCH_MAX_AGE:
             return cached[1]
-        on = self._read_switch(region, function)
+        lam = self.clients.client("lambda", mapping.region)
+        on = lam.get_event_source_mapping(UUID=mapping.uuid)["State"] in ON_STATES
+        if on:
+            got = lam.get_function_concurrency(FunctionName=mapping.function.split(":")[6])
+            on = got.get("ReservedConcurrentExecutions") != 0
         self._switches[key] = (time.monotonic(), on)
         return on
-
-    def _read_switch(self, region: str, function: str) -> bool:
-        ref = self.manifest.ref(function, region)
-        lam = self.clients.client("lambda", region)
-        if not ref.mappings:
-            return False
-        states = [lam.get_event_source_mapping(UUID=u)["State"] for u in ref.mappings]
-        if not any(s in ON_STATES for s in states):
-            return False
-        got = lam.get_function_concurrency(FunctionName=ref.name)
-        return bool(got.get("ReservedConcurrentExecutions") != 0)
 
     def _wait(self) -> bool:
         return not self._stop.wait(self.poll)
 
     # -- sources -----------------------------------------------------------------------------
 
-    def _source_loop(
-        self, region: str, function: str, spec: FunctionSpec, source: str, batch: int
-    ) -> None:
-        kind = Kind(self.topology.components[source].kind)
-        iterator: str | None = None
+    def _source_loop(self, region: str, uuid: str, mapping: Mapping) -> None:
+        shards: dict[str, str | None] = {}  # a stream's place in each shard, kept while paused
         while self._wait():
             try:
-                if not self.consuming(region, function):
-                    iterator = None  # a paused mapping resumes from the latest position
+                if not self.consuming(mapping):
                     continue
-                if kind == Kind.QUEUE:
-                    self._drain_queue(region, function, source, batch)
-                elif kind == Kind.TABLE:
-                    iterator = self._read_stream(region, function, source, iterator, batch)
+                if mapping.service == "sqs":
+                    self._drain_queue(mapping)
+                else:
+                    self._read_stream(mapping, shards)
             except Exception as exc:  # a failed region: keep trying, as Lambda's pollers do
-                log.debug("poller %s/%s: %s", function, region, exc)
+                log.debug("poller %s in %s: %s", uuid, region, exc)
 
-    def _drain_queue(self, region: str, function: str, queue: str, batch: int) -> None:
-        ref = self.manifest.ref(queue, region)
-        if ref.queue_url is None:
-            return
-        sqs = self.clients.client("sqs", region)
+    def _drain_queue(self, mapping: Mapping) -> None:
+        sqs = self.clients.client("sqs", mapping.region)
+        url = sqs.get_queue_url(QueueName=mapping.source.rsplit(":", 1)[-1])["QueueUrl"]
         got = sqs.receive_message(
-            QueueUrl=ref.queue_url,
-            MaxNumberOfMessages=min(batch, 10),
+            QueueUrl=url,
+            MaxNumberOfMessages=min(mapping.batch_size, 10),
             WaitTimeSeconds=0,
             AttributeNames=["All"],
         )
@@ -140,61 +172,126 @@ class Pollers:
                     "messageAttributes": {},
                     "md5OfBody": m.get("MD5OfBody", ""),
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": ref.arn,
-                    "awsRegion": region,
+                    "eventSourceARN": mapping.source,
+                    "awsRegion": mapping.region,
                 }
                 for m in messages
             ]
         }
-        response = self._call(region, function, event) or {}
-        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
+        done = self._call(mapping, event, "sqs")
+        if not done.ok:
+            return  # the whole batch comes back when its visibility ends
+        failures = (
+            (done.result or {}).get("batchItemFailures", []) if mapping.reports_failures else []
+        )
+        failed = {f.get("itemIdentifier") for f in failures}
+        kept = [m for m in messages if m["MessageId"] not in failed]
+        if kept:
             sqs.delete_message_batch(
-                QueueUrl=ref.queue_url,
+                QueueUrl=url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(kept)
                 ],
             )
 
-    def _read_stream(
-        self, region: str, function: str, table: str, iterator: str | None, batch: int
-    ) -> str | None:
-        ref = self.manifest.ref(table, region)
-        if ref.stream_arn is None:
-            return iterator
-        streams = self.clients.client("dynamodbstreams", region)
-        if iterator is None:
-            shards = streams.describe_stream(StreamArn=ref.stream_arn)["StreamDescription"]
-            shard = shards["Shards"][0]["ShardId"]
-            iterator = streams.get_shard_iterator(
-                StreamArn=ref.stream_arn, ShardId=shard, ShardIteratorType="LATEST"
+    def _read_stream(self, mapping: Mapping, shards: dict[str, str | None]) -> None:
+        client: Any
+        if mapping.service == "kinesis":
+            client = self.clients.client("kinesis", mapping.region)
+            listed = client.list_shards(StreamARN=mapping.source)["Shards"]
+        else:
+            client = self.clients.client("dynamodbstreams", mapping.region)
+            listed = client.describe_stream(StreamArn=mapping.source)["StreamDescription"]["Shards"]
+        for shard in listed:
+            ident = shard["ShardId"]
+            if shards.get(ident) is None:
+                shards[ident] = self._iterator(client, mapping, ident)
+            shards[ident] = self._read_shard(client, mapping, shards[ident])
+
+    def _iterator(self, client: Any, mapping: Mapping, shard: str) -> str:
+        where = mapping.starting_position
+        if mapping.service == "kinesis":
+            return str(
+                client.get_shard_iterator(
+                    StreamARN=mapping.source, ShardId=shard, ShardIteratorType=where
+                )["ShardIterator"]
+            )
+        return str(
+            client.get_shard_iterator(
+                StreamArn=mapping.source, ShardId=shard, ShardIteratorType=where
             )["ShardIterator"]
-        got = streams.get_records(ShardIterator=iterator, Limit=batch)
-        records = [
-            {
-                **r,
-                "eventSource": "aws:dynamodb",
-                "awsRegion": region,
-                "eventSourceARN": ref.stream_arn,
-            }
-            for r in got.get("Records", [])
-        ]
+        )
+
+    def _read_shard(self, client: Any, mapping: Mapping, iterator: str | None) -> str | None:
+        if iterator is None:
+            return None
+        if mapping.service == "kinesis":
+            got = client.get_records(ShardIterator=iterator, Limit=mapping.batch_size)
+            records = [_kinesis_record(r, mapping) for r in got.get("Records", [])]
+        else:
+            got = client.get_records(ShardIterator=iterator, Limit=mapping.batch_size)
+            records = [
+                {
+                    **r,
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": mapping.region,
+                    "eventSourceARN": mapping.source,
+                }
+                for r in got.get("Records", [])
+            ]
         if records:
-            self._call(region, function, {"Records": records})
+            self._deliver(mapping, {"Records": records})
         return str(got.get("NextShardIterator") or iterator)
 
-    def _schedule_loop(self, region: str, schedule: str, target: str) -> None:
+    def _deliver(self, mapping: Mapping, event: dict[str, Any]) -> None:
+        """Invoke with a stream batch; retried as the mapping says, then sent to its
+        on-failure queue and passed (a poison batch does not stop the shard)."""
+        attempts = 0
+        while True:
+            done = self._call(mapping, event, mapping.service)
+            if done.ok or self._stop.is_set():
+                return
+            attempts += 1
+            if 0 <= mapping.retries < attempts:
+                break
+            self._stop.wait(self.poll)
+        if mapping.on_failure:
+            self.clients.client("sqs", mapping.region).send_message(
+                QueueUrl=self.clients.client("sqs", mapping.region).get_queue_url(
+                    QueueName=mapping.on_failure.rsplit(":", 1)[-1]
+                )["QueueUrl"],
+                MessageBody=json.dumps(
+                    {
+                        "requestContext": {
+                            "functionArn": mapping.function,
+                            "condition": "RetryAttemptsExhausted",
+                            "approximateInvokeCount": attempts,
+                        },
+                        "responseContext": {"functionError": done.error_type},
+                        "records": len(event["Records"]),
+                        "source": mapping.source,
+                    }
+                ),
+            )
+
+    def _schedule_loop(self, region: str, schedule: str) -> None:
         last = time.monotonic()
+        rule = self.manifest.ref(schedule, region).name
+        targets: list[str] = []
         while self._wait():
             if time.monotonic() - last < self.schedule_every:
                 continue
             last = time.monotonic()
             try:
-                rule = self.manifest.ref(schedule, region).name
-                state = self.clients.client("events", region).describe_rule(Name=rule)["State"]
-                if state == "ENABLED":
-                    self._call(
+                events = self.clients.client("events", region)
+                if events.describe_rule(Name=rule)["State"] != "ENABLED":
+                    continue
+                if not targets:
+                    targets = [
+                        str(t["Arn"]) for t in events.list_targets_by_rule(Rule=rule)["Targets"]
+                    ]
+                for target in targets:
+                    self.invoker.invoke(
                         region,
                         target,
                         {
@@ -202,12 +299,37 @@ class Pollers:
                             "detail-type": "Scheduled Event",
                             "resources": [rule],
                             "region": region,
+                            "detail": {},
                         },
+                        source="schedule",
                     )
             except Exception as exc:
                 log.debug("schedule %s/%s: %s", schedule, region, exc)
 
-    def _call(self, region: str, function: str, event: dict[str, Any]) -> Any:
-        key = (function, region)
+    def _call(self, mapping: Mapping, event: dict[str, Any], source: str) -> Invocation:
+        key = (mapping.function, mapping.region)
         self.invocations[key] = self.invocations.get(key, 0) + 1
-        return self.invoke(region, function, event)
+        return self.invoker.invoke(mapping.region, mapping.function, event, source=source)
+
+
+def _kinesis_record(record: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
+    """A Kinesis record as Lambda hands it to a function."""
+    data = record.get("Data", b"")
+    arrived = record.get("ApproximateArrivalTimestamp")
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": record.get("PartitionKey", ""),
+            "sequenceNumber": record.get("SequenceNumber", ""),
+            "data": base64.b64encode(
+                data if isinstance(data, bytes) else str(data).encode()
+            ).decode(),
+            "approximateArrivalTimestamp": arrived.timestamp() if arrived else time.time(),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId:{record.get('SequenceNumber', '')}",
+        "eventName": "aws:kinesis:record",
+        "awsRegion": mapping.region,
+        "eventSourceARN": mapping.source,
+    }

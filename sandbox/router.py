@@ -89,12 +89,16 @@ class Resolver:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def host_region(self) -> dict[str, str]:
-        """Each region's API host, as the records name it."""
-        return {
-            normalize_host(m.api_endpoint): r
-            for r, m in self.manifest.regions.items()
-            if m.api_endpoint
-        }
+        """Each region's host, as the failover records name it: the regional target of its
+        custom domain (the DNS component's endpoint), or its API's own host."""
+        hosts = {}
+        for region, part in self.manifest.regions.items():
+            for ref in part.components.values():
+                if ref.kind == "dns" and ref.endpoint:
+                    hosts[normalize_host(ref.endpoint)] = region
+            if part.api_endpoint:
+                hosts.setdefault(normalize_host(part.api_endpoint), region)
+        return hosts
 
     def resolve(self) -> str | None:
         """The region the name resolves to now (cached for the TTL, as a resolver would)."""

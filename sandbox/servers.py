@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlencode
 
 from controller.errors import FailoverError, UsageError
 from sandbox import controls, launcher
@@ -78,6 +79,9 @@ def start_all(
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
     env = {**os.environ, controls.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
+    # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
+    # no record, and the deployment checks it instead (sandbox.deploy.mapping)
+    env["MOTO_ACM_VALIDATION_WAIT"] = "0"
     try:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
@@ -224,16 +228,20 @@ def reset(url: str) -> None:
     configure(url)
 
 
-def snapshot(url: str) -> None:
-    """Make the server keep a copy of everything it holds now (:mod:`sandbox.snapshot`)."""
-    _post(url, launcher.SNAPSHOT_PATH)
+def snapshot(url: str, file: Path | None = None) -> None:
+    """Make the server keep a copy of everything it holds now (:mod:`sandbox.snapshot`), and
+    write it to ``file`` too when given."""
+    query = f"?{urlencode({'file': str(file)})}" if file else ""
+    _post(url, launcher.SNAPSHOT_PATH + query, timeout=60.0)
 
 
-def restore(url: str) -> bool:
-    """Put back the server's copy: False when it has none (a server started since the copy was
-    taken), and then nothing has changed."""
+def restore(url: str, file: Path | None = None, *, keep: bool = False) -> bool:
+    """Put back the server's copy, or the one in ``file`` (``keep``: as its own from then on):
+    False when there is none (a server started since the copy was taken, or no such file), and
+    then nothing has changed."""
+    query = f"?{urlencode({'file': str(file), 'keep': int(keep)})}" if file else ""
     try:
-        _post(url, launcher.RESTORE_PATH)
+        _post(url, launcher.RESTORE_PATH + query, timeout=60.0)
     except urllib.error.HTTPError as exc:
         if exc.code == HTTPStatus.CONFLICT:
             return False

@@ -18,8 +18,12 @@ from controller.errors import FailoverError
 DEFAULT_STATE_DIR = Path(".failover")
 STATE_FILE = "sandbox.json"
 MANIFEST_FILE = "manifest.json"
-#: The manifest as ``up`` provisioned it, which every server's snapshot holds (``reset``).
-PROVISIONED_FILE = "provisioned.json"
+#: The manifest as ``up`` deployed it, which every server's snapshot holds (``reset``).
+DEPLOYED_FILE = "deployed.json"
+#: Where each server writes its snapshots (``reset``, a region healed after it went down).
+SNAPSHOT_DIR = "snapshots"
+#: Every resource the program created (type, name, region, id, inputs, outputs): the stack.
+STACK_FILE = "stack.json"
 LOG_DIR = "logs"
 SOCKET_FILE = "launcher.sock"
 
@@ -137,5 +141,10 @@ def write_state(state_dir: Path, state: SandboxState) -> None:
 
 def remove_state(state_dir: Path) -> None:
     """Delete the state and the manifests (the logs stay, for post-mortems)."""
-    for name in (STATE_FILE, MANIFEST_FILE, PROVISIONED_FILE, SOCKET_FILE):
+    for name in (STATE_FILE, MANIFEST_FILE, DEPLOYED_FILE, STACK_FILE, SOCKET_FILE):
         (state_dir / name).unlink(missing_ok=True)
+    snapshots = state_dir / SNAPSHOT_DIR
+    if snapshots.is_dir():
+        for kept in snapshots.iterdir():
+            kept.unlink(missing_ok=True)
+        snapshots.rmdir()

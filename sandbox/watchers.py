@@ -1,17 +1,27 @@
-"""Each region's watcher in the sandbox: the deployed handler, in that region's failure domain.
+"""Each region's watcher in the sandbox: the deployed function, invoked by its deployed schedule.
 
 Called by :mod:`sandbox.lifecycle` (``failover sandbox up`` starts them as ``pulumi up`` deploys
 them; ``fail`` and ``heal`` take a region's watcher down and back with its server) and by the
-demo, which reads their log lines. ``pulumi up`` deploys one Lambda function per application
-region, invoked by a schedule; here each region gets one process that plays that schedule: it
-calls :func:`controller.watchers.lambda_entry.handler` (the same code, with a Lambda-like context
-and a region's environment) once per period, each invocation lasting up to the period plus one
-interval, as the deployed function's timeout allows. The process belongs to its region: a
-region that hangs stops it (SIGSTOP), a region that is killed kills it, a healed region resumes
-or restarts it; a partitioned region's watcher runs on, and its calls (which name their home
-region, as a Lambda function's do) are cut off with the region (:mod:`sandbox.mrsc`). Its
-stdout is the region's watcher log (``logs/watcher-<region>.log``), one JSON
-line per evaluation, as the function's CloudWatch log group would hold.
+demo, which reads their log lines. ``pulumi up`` deploys one watcher function per application
+region and an EventBridge rule that invokes it every minute; here each region gets one process
+that plays that rule: it reads the rule back from the emulator (its rate, its state, its
+target) and the function's event invoke config, and invokes the target asynchronously, as
+EventBridge does (it does not wait for the invocation; an event older than its maximum age is
+dropped, a failed one retried as the config says), through the sandbox's one invoke path
+(:mod:`sandbox.lambda_.invoke`), which runs the deployed watcher bundle in an execution
+environment of the region, with the function's deployed environment, and kills it at the
+function's timeout. The function reads its deployment as on AWS: the topology from its bundle,
+the manifest from the control table, where the program wrote it. It evaluates inside the period
+it is told (``FAILOVER_WATCHER_PERIOD``, the rule's rate as deployed): a schedule the tests
+shorten (``FAILOVER_SANDBOX_WATCHER_SCHEDULE``) is told to the function as its period, so that
+each invocation still ends inside its own.
+
+The process belongs to its region: a region that hangs stops it and its environments (SIGSTOP to
+its process group), a region that is killed kills them, a healed region resumes or restarts
+them; a partitioned region's watcher runs on, and its calls (which name their home region, as a
+Lambda function's do) are cut off with the region (:mod:`sandbox.mrsc`). The function's output is
+the region's watcher log (``logs/watcher-<region>.log``), one JSON line per evaluation, as its
+CloudWatch log group would hold.
 """
 
 from __future__ import annotations
@@ -21,68 +31,65 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import contract
-from controller.topology import load
+from controller.aws import Clients
+from controller.errors import FailoverError
+from controller.topology.manifest import load_manifest
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
+
+if TYPE_CHECKING:
+    from sandbox.lambda_.invoke import Invocation, Invoker
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two scheduled invocations (EventBridge's ``rate(1 minute)``); tests shorten
-#: it to see the hysteresis carried from one invocation to the next.
+#: Seconds between two scheduled invocations, instead of the deployed rule's rate (tests shorten
+#: it to cross invocations sooner).
 ENV_SCHEDULE = "FAILOVER_SANDBOX_WATCHER_SCHEDULE"
-SCHEDULE_SECONDS = 60.0
 MARKER = "sandbox.watchers"
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_UNIT = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
 
-class Context:
-    """Lambda's context for one invocation: a request id and a deadline."""
+def period(expression: str) -> float:
+    """Seconds between a rate rule's invocations.
 
-    def __init__(self, seconds: float) -> None:
-        self.aws_request_id = uuid.uuid4().hex[:12]
-        self.deadline = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds before the invocation's timeout."""
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+    >>> period("rate(1 minute)"), period("rate(2 hours)")
+    (60.0, 7200.0)
+    """
+    found = _RATE.fullmatch(expression.strip())
+    if found is None:
+        raise ValueError(f"not a rate expression: {expression!r}")
+    return float(int(found.group(1)) * _UNIT[found.group(2)])
 
 
 def log_path(state_dir: Path, region: str) -> Path:
-    """Where ``region``'s watcher logs (its "log group")."""
+    """Where ``region``'s watcher function logs (its "log group")."""
     return Path(state_dir) / LOG_DIR / f"watcher-{region}.log"
 
 
 def start(state_dir: Path, spec: str, region: str, schedule: float | None = None) -> int:
-    """Start ``region``'s watcher process (in its own session, outliving the caller); its pid."""
+    """Start ``region``'s watcher process (in its own session and process group, outliving the
+    caller); its pid."""
     state_dir = Path(state_dir).resolve()
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
-    spec_topology = load(spec)
-    # What Lambda gives the function: its name and region, so that its clients name their home
-    # region (controller.contract.home_region) and a partition cuts it off with its region.
-    env = {
-        **os.environ,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_LAMBDA_FUNCTION_NAME": spec_topology.watcher_function(region),
-        contract.ENV_HOME_REGION: region,
-        contract.ENV_WATCHER_MANIFEST: str(state_dir / MANIFEST_FILE),
-        contract.ENV_WATCHER_SPEC: spec,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "sandbox"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "sandbox"),
-    }
-    env.pop(contract.ENV_WATCHER_CONTROL_TABLE, None)
+    # The schedule's own reads (the rule, the function's configuration) come from its region.
+    env = {**os.environ, contract.ENV_HOME_REGION: region}
+    env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
-    with out.open("ab") as sink:
+    with (out.parent / f"schedule-{region}.log").open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", MARKER, region, "--state-dir", str(state_dir)],
             stdin=subprocess.DEVNULL,
@@ -113,19 +120,20 @@ def is_ours(pid: int, region: str) -> bool:
 
 
 def signal_watcher(pid: int, region: str, sig: signal.Signals) -> None:
-    """Send ``sig`` to ``region``'s watcher if it still runs."""
+    """Send ``sig`` to ``region``'s watcher and its environments, if it still runs."""
     if is_ours(pid, region):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
 
 
 def kill(pid: int, region: str, timeout: float = 10.0) -> None:
-    """SIGKILL ``region``'s watcher (resumed first if stopped) and wait until it is gone."""
+    """SIGKILL ``region``'s watcher and its environments (resumed first if stopped) and wait
+    until it is gone."""
     if not is_ours(pid, region):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGCONT)
-        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGCONT)
+        os.killpg(pid, signal.SIGKILL)
     from sandbox.servers import alive
 
     deadline = time.monotonic() + timeout
@@ -172,8 +180,8 @@ def decisions(state_dir: Path, regions: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.watchers REGION --state-dir DIR``: play the schedule until the
-    sandbox is gone."""
+    """``python -m sandbox.watchers REGION --state-dir DIR``: play the region's watcher schedule
+    until the sandbox is gone."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.watchers")
     parser.add_argument("region")
     parser.add_argument("--state-dir", required=True, type=Path)
@@ -183,29 +191,130 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from controller.watchers.lambda_entry import handler
+    from sandbox.lambda_.invoke import Invoker
 
-    schedule = float(os.environ.get(ENV_SCHEDULE) or SCHEDULE_SECONDS)
-    # the handler evaluates inside each period, as the deployed function inside its minute
-    os.environ[contract.ENV_WATCHER_PERIOD] = str(schedule)
-    tick = time.monotonic()
-    while read_state(ns.state_dir) is not None:  # the sandbox is gone: so is its watcher
-        interval = load(os.environ[contract.ENV_WATCHER_SPEC]).policy.watch_interval_seconds
-        context = Context(schedule + interval + contract.WATCHER_MARGIN_SECONDS)
-        event = {
-            "source": "aws.scheduler",
-            "detail-type": "Scheduled Event",
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "detail": {},
-        }
-        try:
-            handler(event, context)
-        except Exception:  # an invocation that fails ends; the schedule invokes again
-            log.exception("watcher invocation failed")
-        tick += schedule
-        time.sleep(max(0.0, tick - time.monotonic()))
-        tick = max(tick, time.monotonic() - schedule)
+    region, state_dir = ns.region, ns.state_dir
+    state = read_state(state_dir)
+    if state is None:
+        return 0
+    manifest = load_manifest(state_dir / MANIFEST_FILE)
+    watcher = manifest.regions[region].watcher
+    if watcher is None:
+        raise SystemExit(f"the manifest names no watcher in {region}")
+    rule = f"{watcher.function}-schedule"
+    events = Clients(endpoints=manifest.endpoints).client("events", region)
+    deployed = events.describe_rule(Name=rule)
+    every = float(os.environ.get(ENV_SCHEDULE) or period(deployed["ScheduleExpression"]))
+    # The function evaluates inside the period it is told (its deployed environment says the
+    # rule's): a schedule shortened here tells it the period it is really invoked at.
+    told = {contract.ENV_WATCHER_PERIOD: f"{every:g}"} if os.environ.get(ENV_SCHEDULE) else {}
+    invoker = Invoker(
+        manifest.endpoints,
+        state_dir / "lambda",
+        state_dir / LOG_DIR / "functions",
+        state.secret,
+        log_files={watcher.function: log_path(state_dir, region)},
+        told={watcher.function: told},
+    )
+    invoker.start()
+    try:
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
+        lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
+        configs = {target: async_config(lam, target) for target in targets}
+        tick = time.monotonic()
+        while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher
+            try:
+                if events.describe_rule(Name=rule)["State"] == "ENABLED":
+                    for target in targets:  # EventBridge invokes and does not wait
+                        threading.Thread(
+                            target=deliver,
+                            args=(invoker, region, target, scheduled(rule, region)),
+                            kwargs={"config": configs[target]},
+                            name=f"invoke-{region}",
+                            daemon=True,
+                        ).start()
+            except Exception:  # the rule cannot be read this minute: the next one is invoked
+                log.exception("watcher schedule failed")
+            tick += every
+            time.sleep(max(0.0, tick - time.monotonic()))
+            tick = max(tick, time.monotonic() - every)
+    finally:
+        invoker.close()
     return 0
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    """How Lambda handles a function's asynchronous invocations (its event invoke config, or
+    Lambda's defaults without one): how old an event may get before it is dropped, and how
+    often a failed invocation is retried."""
+
+    max_event_age: float = 21600.0
+    retries: int = 2
+
+
+#: Lambda's waits before the first and the second retry of a failed asynchronous invocation.
+RETRY_DELAYS = (60.0, 120.0)
+
+
+def async_config(lam: Any, function: str) -> AsyncConfig:
+    """The deployed event invoke config of ``function`` (a name or an ARN), read back."""
+    try:
+        got = lam.get_function_event_invoke_config(FunctionName=function)
+    except lam.exceptions.ResourceNotFoundException:
+        return AsyncConfig()
+    return AsyncConfig(
+        max_event_age=float(got.get("MaximumEventAgeInSeconds", AsyncConfig.max_event_age)),
+        retries=int(got.get("MaximumRetryAttempts", AsyncConfig.retries)),
+    )
+
+
+def deliver(
+    invoker: Invoker,
+    region: str,
+    target: str,
+    event: dict[str, Any],
+    *,
+    config: AsyncConfig,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Invocation]:
+    """Invoke ``target`` asynchronously with ``event``, as Lambda handles an event EventBridge
+    queued: started only while the event is younger than its maximum age (a throttled event
+    waits for an environment that long at most, then is dropped), a failed invocation retried
+    as often as the config says, after Lambda's waits; each invocation made, in order."""
+    queued = clock()
+    done: list[Invocation] = []
+    for attempt in range(config.retries + 1):
+        if attempt:
+            sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+        left = config.max_event_age - (clock() - queued)
+        if left <= 0:
+            log.warning(
+                "%s in %s: event dropped, older than %gs", target, region, config.max_event_age
+            )
+            break
+        try:
+            done.append(invoker.invoke(region, target, event, source="schedule", wait=left))
+        except FailoverError as exc:  # never started: no environment within its age, or no region
+            log.warning("%s in %s: event dropped: %s", target, region, exc)
+            break
+        if done[-1].ok:
+            break
+    return done
+
+
+def scheduled(rule: str, region: str) -> dict[str, Any]:
+    """The event EventBridge sends a schedule's target."""
+    return {
+        "version": "0",
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"rule/{rule}"],
+        "detail": {},
+    }
 
 
 if __name__ == "__main__":

@@ -172,6 +172,10 @@ class Action(ABC):
             return State.FENCED
         if state != State.ACTIVE or named == State.ACTIVE:
             return state
+        if named == State.FENCED:
+            # Switched on although told fenced (a fence that did not land, a region that came
+            # back as it went down, its components' modes deferring to the region's): it serves.
+            return State.ACTIVE
         # Switched on but told to degrade (degraded), or told not to serve at all (standby).
         return State.DEGRADED if named == State.DEGRADED else State.STANDBY
 

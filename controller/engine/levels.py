@@ -243,6 +243,7 @@ class Driver:
 
     def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: set[str]) -> Run:
         plan = run.plan
+        self._not_serving(run)
         try:
             modes.set_region_mode(
                 self.clients, self.topology, self.manifest, plan.target, Mode.ACTIVE
@@ -273,6 +274,28 @@ class Driver:
         self.journal.finish_run(self.keeper.check(), run, status)
         log.info("run %s %s", run.id, status.value)
         return run
+
+    def _not_serving(self, run: Run) -> None:
+        """Mark ``standby`` in the target what the run did not activate there (unavailable, or
+        its step failed): a component's deployed mode (``normal``) defers to its region's, and
+        the region is about to say ``active``. Best effort: a mode not written is left to the
+        next reconcile, which sees the component not serving."""
+        plan = run.plan
+        failed = {
+            s.component
+            for s in plan.steps
+            if s.phase == Phase.ACTIVATE and run.steps[s.id].state == StepState.FAILED
+        }
+        ref = self.manifest.regions.get(plan.target)
+        for component in sorted({*plan.unavailable, *failed}):
+            named = ref.components.get(component) if ref else None
+            name = (named.mode_parameter if named else None) or (
+                self.topology.component_mode_parameter(component, plan.target)
+            )
+            try:
+                modes.put(self.clients, plan.target, name, Mode.STANDBY)
+            except Exception as exc:  # the next reconcile sees it not serving
+                log.warning("%s in %s: mode not written (%s)", component, plan.target, exc)
 
     def _rollback(self, run: Run, failed: Step) -> Run:
         """Undo the target's activations (dependents first) and re-activate the source."""

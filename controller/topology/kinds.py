@@ -93,7 +93,6 @@ class FunctionSpec(_ComponentBase):
     declared = Declared(
         Tier.COMPUTE,
         "function:FunctionAction",
-        "resources:provision_function",
         "regional:Region.deploy_function",
         switch="fenced: reserved concurrency 0 and its mappings disabled; active: the reverse",
     )
@@ -118,7 +117,6 @@ class QueueSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "queue:QueueAction",
-        "resources:provision_queue",
         "regional:Region.deploy_queue",
     )
     visibility_timeout: int = Field(default=60, ge=0, le=43200)
@@ -133,7 +131,6 @@ class TableSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "table:TableAction",
-        "resources:provision_table",
         "regional:Region.deploy_global",
         global_part="the global table, a replica in every region",
     )
@@ -150,7 +147,6 @@ class BucketSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "bucket:BucketAction",
-        "resources:provision_bucket",
         "regional:Region.deploy_global",
         global_part="replication from every region to every other",
     )
@@ -164,7 +160,6 @@ class StreamSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "stream:StreamAction",
-        "resources:provision_stream",
         "regional:Region.deploy_stream",
     )
     shards: int = Field(default=1, ge=1, le=500)
@@ -177,7 +172,6 @@ class ScheduleSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "schedule:ScheduleAction",
-        "resources:provision_schedule",
         "regional:Region.deploy_schedule",
         switch="the rule is enabled in the active region, disabled elsewhere",
     )
@@ -196,7 +190,6 @@ class ParameterSpec(_ComponentBase):
     declared = Declared(
         Tier.DATA,
         "parameter:ParameterAction",
-        "resources:provision_parameter",
         "regional:Region.deploy_parameter",
     )
     value: str = ""
@@ -225,7 +218,6 @@ class ApiSpec(_ComponentBase):
     declared = Declared(
         Tier.TRAFFIC,
         "api:ApiAction",
-        "resources:provision_api",
         "regional:Region.deploy_api",
     )
     implied_field = "routes"
@@ -252,9 +244,8 @@ class DnsSpec(_ComponentBase):
         Tier.TRAFFIC,
         "dns:DnsAction",
         None,
-        None,
         switch="the failover records point at the active region's endpoint",
-        global_part="the hosted zone, the failover records and a health check per region",
+        global_part="the failover records, a health check per region (the zone is the account's)",
     )
     implied_field = "target"
     name: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
@@ -293,7 +284,6 @@ class BusSpec(_ComponentBase):
     declared = Declared(
         Tier.EVENTS,
         "bus:BusAction",
-        "resources:provision_bus",
         "bus:deploy",
         switch="its rules are enabled in the active region, disabled elsewhere",
     )
@@ -353,5 +343,5 @@ KINDS: Mapping[Kind, type[_ComponentBase]] = {
 
 
 def declared(kind: str) -> Declared:
-    """What ``kind`` declares (its tier, action, provisioner and deployer)."""
+    """What ``kind`` declares (its tier, action and deployer)."""
     return KINDS[Kind(kind)].declared

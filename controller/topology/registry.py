@@ -25,25 +25,23 @@ class Tier(StrEnum):
 class Declared:
     """What a kind declares besides its fields: the one registry entry of a kind.
 
-    The three code paths are ``"module:attribute"`` names, each inside the package of the side
+    The two code paths are ``"module:attribute"`` names, each inside the package of the side
     that runs it, which resolves it with :func:`resolve` when it needs it: the controller names
-    no module of the sandbox or of ``infra`` (it imports neither), and each side finds its own.
+    no module of ``infra`` (it imports none), and each side finds its own.
 
     - ``action``, in :mod:`controller.actions`: the :class:`controller.actions.base.Action`
       subclass that reads, activates and fences the component in one region;
-    - ``provisioner``, in the sandbox's package: the function ``(Provisioning, name, spec) ->
-      ComponentRef`` that creates it in one region of the emulator, or ``None`` for a kind that
-      is global only;
     - ``deployer``, in ``infra``'s package: the Pulumi function ``(Region, name, spec) -> None``
-      that creates it in one region, or ``None`` for a kind that is global only.
+      that creates it in one region, or ``None`` for a kind that is global only. The sandbox
+      deploys it by running the same program against the emulator.
 
-    A new kind is its model here, its action module, its provisioner and its deployer: four
-    files (``tests/unit/test_kinds.py`` checks every kind resolves all of them).
+    A new kind is its model here, its action module and its deployer: three files
+    (``tests/unit/test_kinds.py`` checks every kind resolves them); a new AWS resource type the
+    deployer creates is one function in the sandbox's mapping of resource types.
     """
 
     tier: Tier
     action: str
-    provisioner: str | None
     deployer: str | None
     #: What fencing and activating do to the resource, in words (for readers of the registry).
     switch: str = "nothing to switch: its mode parameter says whether it serves"

@@ -142,3 +142,31 @@ def test_a_bundle_is_reproducible(tmp_path: Path) -> None:
 def test_a_requirement_that_is_not_installed_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not installed"):
         build(tmp_path / "x.zip", requirements=["surely-not-installed-dist"])
+
+
+def test_a_bundle_whose_files_have_not_changed_is_not_zipped_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp beside a zip: same files (names, sizes, times), the zip is not made again (the
+    watcher's takes most of a second); a file changed, it is made again, with it."""
+    import infra.bundle
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    first = build(tmp_path / "out" / "app.zip", code=code)
+    zipped: list[object] = []
+    real = zipfile.ZipFile
+
+    def counted(*args: object, **kwargs: object) -> zipfile.ZipFile:
+        zipped.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(infra.bundle.zipfile, "ZipFile", counted)
+    again = build(tmp_path / "out" / "app.zip", code=code)
+    assert zipped == [] and again.size == first.size
+    (code / "app.py").write_text("def handler(event, context):\n    return 22\n")
+    changed = build(tmp_path / "out" / "app.zip", code=code)
+    assert len(zipped) == 1
+    assert b"return 22" in real(changed.path).read("app.py")
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")] == []

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -78,6 +80,15 @@ def fault(status: int, code: str, every: int = 1) -> tuple[Callable[..., Any], l
     return hook, calls
 
 
+def set_alarms(box: Sandbox, region: str, state: str) -> list[str]:
+    """Set every alarm the manifest names in ``region`` to ``state`` (OK or ALARM); their names."""
+    cloudwatch = plain(box, "cloudwatch", region)
+    names = [a for ref in box.manifest.regions[region].components.values() for a in ref.alarms]
+    for name in names:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="a test")
+    return names
+
+
 def mapping_enabled(box: Sandbox, region: str) -> dict[str, bool]:
     """Per function with event sources: is any of its mappings enabled in ``region``?"""
     lam = plain(box, "lambda", region)
@@ -108,9 +119,14 @@ def primary_record(box: Sandbox) -> str:
 
 
 def region_host(box: Sandbox, region: str) -> str:
+    """The host the failover records name when ``region`` serves the application's name: the
+    regional target of its custom domain (the DNS component's endpoint in the manifest)."""
     from controller.contract import normalize_host
 
-    return normalize_host(box.manifest.regions[region].api_endpoint)
+    dns = next(name for name, _ in box.topology.of_kind(Kind.DNS))
+    endpoint = box.manifest.ref(dns, region).endpoint
+    assert endpoint, f"the manifest names no endpoint for {dns} in {region}"
+    return normalize_host(endpoint)
 
 
 def status_json(
@@ -157,15 +173,28 @@ def fenced_everywhere(box: Sandbox, region: str, *, inside: bool = False) -> dic
     """
     # not the controller's: no cache, no hook
     clients = Clients(endpoints=box.manifest.endpoints, home=region if inside else None)
+    ssm = clients.client("ssm", region) if inside else plain(box, "ssm", region)
+    region_mode = ssm.get_parameter(Name=box.manifest.regions[region].mode_parameter)
     wrong = {}
     for name, spec in box.topology.components.items():
         action = action_for(box.topology, box.manifest, clients, name, region)
         if inside and action.global_resource:
             continue
         seen = action.read()
-        ssm = clients.client("ssm", region) if inside else plain(box, "ssm", region)
         mode = ssm.get_parameter(Name=action.mode_parameter)["Parameter"]["Value"]
+        if mode == "normal":  # as deployed: the region's mode holds
+            mode = region_mode["Parameter"]["Value"]
         fenced = action_class(str(spec.kind)).fenced_state
         if seen.state not in (fenced, "missing") or mode != "fenced":
             wrong[name] = f"{seen.state} (mode {mode})"
     return wrong
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")

@@ -22,7 +22,7 @@ from controller.errors import PermanentStepError, TransientStepError
 from controller.topology import Topology
 from controller.topology.manifest import ComponentRef
 from sandbox import Sandbox
-from tests.kit.emulator import HANG_BOUND, fault, plain
+from tests.kit.emulator import HANG_BOUND, fault, plain, region_host
 
 pytestmark = pytest.mark.sandbox
 
@@ -154,7 +154,7 @@ def test_dns_fence_inverts_the_check_and_activation_moves_both_records(
         }
 
     def host(region: str) -> str:
-        return box.manifest.regions[region].api_endpoint.split("://", 1)[1].split("/")[0]
+        return region_host(box, region)
 
     assert records()["primary"] == (host(PRIMARY), dns.health_checks[PRIMARY])
     fence = action(box, "dns", PRIMARY)

@@ -28,6 +28,7 @@ from controller.topology.manifest import load_manifest
 from sandbox import Sandbox
 from sandbox import down as sandbox_down
 from sandbox import servers as sandbox_servers
+from tests.kit.emulator import pid_alive
 from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -62,49 +63,14 @@ def names(topology: Topology, kind: Kind, region: str) -> list[str]:
     return [topology.physical_name(n, region) for n, _ in topology.of_kind(kind)]
 
 
-# -- every component exists in every region --------------------------------------------------
+def region_target(box: Sandbox, region: str) -> str:
+    """The host the failover records name for ``region``: its custom domain's target."""
+    endpoint = box.manifest.ref("dns", region).endpoint
+    assert endpoint is not None
+    return endpoint.split("://")[1]
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_functions_exist_with_role_alias_logs_and_alarms(pristine: Sandbox, region: str) -> None:
-    lam, iam = client(pristine, "lambda", region), client(pristine, "iam", region)
-    logs, cloudwatch = client(pristine, "logs", region), client(pristine, "cloudwatch", region)
-    for name in names(pristine.topology, Kind.FUNCTION, region):
-        config = lam.get_function(FunctionName=name)["Configuration"]
-        assert config["Role"] == iam.get_role(RoleName=f"{name}-role")["Role"]["Arn"]
-        assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] != "$LATEST"
-        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
-        assert groups and groups[0]["retentionInDays"] > 0
-        alarms = cloudwatch.describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]
-        assert {a["AlarmName"] for a in alarms} == {
-            f"{name}-errors-high",
-            f"{name}-invocations-low",
-        }
-        assert {a["StateValue"] for a in alarms} == {"OK"}
-
-
-@pytest.mark.parametrize("region", REGIONS)
-def test_data_and_event_resources_exist(pristine: Sandbox, region: str) -> None:
-    topology = pristine.topology
-    sqs, ddb = client(pristine, "sqs", region), client(pristine, "dynamodb", region)
-    s3, ssm = client(pristine, "s3", region), client(pristine, "ssm", region)
-    for name in names(topology, Kind.QUEUE, region):
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        redrive = json.loads(
-            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
-                "RedrivePolicy"
-            ]
-        )
-        assert redrive["deadLetterTargetArn"].endswith(f":{name}-dlq")
-        sqs.get_queue_url(QueueName=f"{name}-dlq")
-    for name in names(topology, Kind.TABLE, region):
-        table = ddb.describe_table(TableName=name)["Table"]
-        assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    for name in names(topology, Kind.BUCKET, region):
-        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
-    for name in names(topology, Kind.PARAMETER, region):
-        assert ssm.get_parameter(Name=name)["Parameter"]["Type"] == "String"
+# -- what the program deployed (every setting of every resource: test_deployed.py) ----------
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -139,6 +105,7 @@ def test_schedules_are_enabled_only_in_the_primary(pristine: Sandbox) -> None:
 
 
 def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(pristine: Sandbox) -> None:
+    """The region's mode says it; each component's says ``normal`` (the region's mode holds)."""
     topology = pristine.topology
     for region in REGIONS:
         ssm = client(pristine, "ssm", region)
@@ -148,7 +115,7 @@ def test_mode_parameters_say_active_in_the_primary_and_standby_elsewhere(pristin
         )
         for name in topology.components:
             parameter = topology.component_mode_parameter(name, region)
-            assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == wanted, parameter
+            assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == "normal", parameter
 
 
 def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
@@ -158,14 +125,17 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
     records = {
         r["SetIdentifier"]: r
         for r in route53.list_resource_record_sets(HostedZoneId=dns.zone_id)["ResourceRecordSets"]
-        if r["Type"] == "CNAME"
+        if r.get("Failover")
     }
+    # a record names the regional target of the region's custom domain; its health check
+    # probes the region's own API host
+    targets = {r: region_target(pristine, r) for r in REGIONS}
     hosts = {r: pristine.manifest.regions[r].api_endpoint.split("://")[1] for r in REGIONS}
     assert records["primary"]["Failover"] == "PRIMARY"
-    assert records["primary"]["ResourceRecords"] == [{"Value": hosts[PRIMARY]}]
+    assert records["primary"]["ResourceRecords"] == [{"Value": targets[PRIMARY]}]
     assert records["primary"]["HealthCheckId"] == dns.health_checks[PRIMARY]
     assert records["secondary"]["Failover"] == "SECONDARY"
-    assert records["secondary"]["ResourceRecords"] == [{"Value": hosts[STANDBY]}]
+    assert records["secondary"]["ResourceRecords"] == [{"Value": targets[STANDBY]}]
     for region in REGIONS:
         check = route53.get_health_check(HealthCheckId=dns.health_checks[region])["HealthCheck"]
         assert check["HealthCheckConfig"]["FullyQualifiedDomainName"] == hosts[region]
@@ -174,7 +144,9 @@ def test_failover_records_point_at_the_primary(pristine: Sandbox) -> None:
             "HTTPS",
             443,
         )
-        assert check["CallerReference"] == f"orders-{region}"
+        gateway = client(pristine, "apigatewayv2", region)
+        domain = gateway.get_domain_name(DomainName=dns.record)["DomainNameConfigurations"][0]
+        assert domain["ApiGatewayDomainName"] == targets[region]
 
 
 def test_control_table_answers_through_its_replica_regions(pristine: Sandbox) -> None:
@@ -261,29 +233,39 @@ def test_a_downed_regions_port_stays_reserved_for_its_return(fresh_sandbox: Sand
     assert answers(fresh_sandbox, STANDBY)
 
 
-def test_heal_after_down_brings_the_region_back_as_a_standby(fresh_sandbox: Sandbox) -> None:
-    topology = fresh_sandbox.topology
-    api_before = fresh_sandbox.manifest.regions[PRIMARY].api_endpoint
-    fresh_sandbox.fail(PRIMARY, "down")
-    fresh_sandbox.heal(PRIMARY)
-    lam = client(fresh_sandbox, "lambda", PRIMARY)
+def test_a_region_killed_and_healed_comes_back_with_what_it_held(fresh_sandbox: Sandbox) -> None:
+    """An AWS region's outage takes no resource and no data with it: a primary comes back still
+    active (the watchers fence it), with the item written before it went down, its mappings,
+    rules and mode as they were, and its ids (the manifest still names them)."""
+    box = fresh_sandbox
+    topology = box.topology
+    manifest_before = box.manifest.model_copy(deep=True)
+    table = box.manifest.ref("orders-table", PRIMARY).name
+    client(box, "dynamodb", PRIMARY).put_item(TableName=table, Item={"order_id": {"S": "kept"}})
+    box.fail(PRIMARY, "down")
+    assert not sandbox_servers.is_ours(box.state.servers[PRIMARY])
+    box.heal(PRIMARY)
+    lam = client(box, "lambda", PRIMARY)
     for name in names(topology, Kind.FUNCTION, PRIMARY):
         lam.get_alias(FunctionName=name, Name="live")
-    states = {m["State"] for m in lam.list_event_source_mappings()["EventSourceMappings"]}
-    assert states == {"Disabled"}
-    rule = client(fresh_sandbox, "events", PRIMARY).describe_rule(
+    uuids = box.manifest.ref("worker", PRIMARY).mappings
+    assert lam.get_event_source_mapping(UUID=uuids[0])["State"] == "Enabled"
+    rule = client(box, "events", PRIMARY).describe_rule(
         Name=topology.physical_name("nightly-report", PRIMARY)
     )
-    assert rule["State"] == "DISABLED"
-    mode = client(fresh_sandbox, "ssm", PRIMARY).get_parameter(
-        Name=topology.mode_parameter(PRIMARY)
-    )["Parameter"]["Value"]
-    assert mode == "standby"
-    alarms = client(fresh_sandbox, "cloudwatch", PRIMARY).describe_alarms()["MetricAlarms"]
-    assert alarms and {a["StateValue"] for a in alarms} == {"OK"}
-    assert fresh_sandbox.manifest.regions[PRIMARY].api_endpoint == api_before
-    uuids = fresh_sandbox.manifest.ref("worker", PRIMARY).mappings
-    assert lam.get_event_source_mapping(UUID=uuids[0])["State"] == "Disabled"
+    assert rule["State"] == "ENABLED"
+    mode = client(box, "ssm", PRIMARY).get_parameter(Name=topology.mode_parameter(PRIMARY))
+    assert mode["Parameter"]["Value"] == "active"
+    got = client(box, "dynamodb", PRIMARY).get_item(
+        TableName=table, Key={"order_id": {"S": "kept"}}
+    )
+    assert "Item" in got
+    assert box.manifest == manifest_before
+    box.reset()  # and a reset after it still puts back what the program deployed
+    gone = client(box, "dynamodb", PRIMARY).get_item(
+        TableName=table, Key={"order_id": {"S": "kept"}}
+    )
+    assert "Item" not in gone
 
 
 def test_fail_hang_makes_calls_time_out_and_heal_resumes(fresh_sandbox: Sandbox) -> None:
@@ -296,11 +278,15 @@ def test_fail_hang_makes_calls_time_out_and_heal_resumes(fresh_sandbox: Sandbox)
     assert answers(fresh_sandbox, PRIMARY) and answers(fresh_sandbox, OTHER)
     cloudwatch = client(fresh_sandbox, "cloudwatch", STANDBY)
     os.kill(fresh_sandbox.state.servers[STANDBY].pid, signal.SIGCONT)  # a peek behind the outage
-    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
-    assert alarms and {a["StateValue"] for a in alarms} == {"ALARM"}
+    health = [
+        a for ref in fresh_sandbox.manifest.regions[STANDBY].components.values() for a in ref.alarms
+    ]
+    alarms = cloudwatch.describe_alarms(AlarmNames=health)["MetricAlarms"]
+    assert len(alarms) == len(health) and {a["StateValue"] for a in alarms} == {"ALARM"}
     fresh_sandbox.heal(STANDBY)
     assert answers(fresh_sandbox, STANDBY)
-    assert {a["StateValue"] for a in cloudwatch.describe_alarms()["MetricAlarms"]} == {"OK"}
+    states = cloudwatch.describe_alarms(AlarmNames=health)["MetricAlarms"]
+    assert {a["StateValue"] for a in states} == {"OK"}
 
 
 def test_fail_rejects_an_unknown_region(fresh_sandbox: Sandbox) -> None:
@@ -377,7 +363,7 @@ def scribble(box: Sandbox, region: str) -> None:
     queue = sqs.get_queue_url(QueueName=names(topology, Kind.QUEUE, region)[0])["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody="left over")
     sqs.create_queue(QueueName="left-over")
-    table = names(topology, Kind.TABLE, region)[0]
+    table = box.manifest.ref(next(n for n, _ in topology.of_kind(Kind.TABLE)), region).name
     client(box, "dynamodb", region).put_item(TableName=table, Item={"order_id": {"S": "left-over"}})
     client(box, "ssm", region).put_parameter(
         Name=topology.mode_parameter(region), Value="fenced", Type="String", Overwrite=True
@@ -392,7 +378,7 @@ def scribble(box: Sandbox, region: str) -> None:
     )
 
 
-def test_a_reset_puts_back_exactly_what_up_provisioned(fresh_sandbox: Sandbox) -> None:
+def test_a_reset_puts_back_exactly_what_up_deployed(fresh_sandbox: Sandbox) -> None:
     before = fingerprint(fresh_sandbox)
     for region in REGIONS:
         scribble(fresh_sandbox, region)
@@ -402,34 +388,55 @@ def test_a_reset_puts_back_exactly_what_up_provisioned(fresh_sandbox: Sandbox) -
     assert fresh_sandbox.manifest == load_manifest(fresh_sandbox.manifest_path)
 
 
-def test_a_restarted_server_has_no_snapshot_and_a_reset_provisions_it_again(
+def test_a_reset_forgets_the_cut_off_marker_a_partitioned_watcher_wrote(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Self-fencing keeps since when a region is cut off in an SSM parameter the program does
+    not declare: the controller writes it (no sandbox module does), and a reset, which puts
+    back what the program deployed, leaves none behind for the next test's watcher to count."""
+    from controller.isolation import CUT_OFF, Isolation, cut_off_parameter
+
+    from sandbox.deploy.engine import load_stack
+    from sandbox.state import STACK_FILE
+
+    box = fresh_sandbox
+    name = cut_off_parameter(box.topology, box.manifest, PRIMARY)
+    declared = {
+        m.inputs["name"]
+        for m in load_stack(box.state_dir / STACK_FILE)
+        if m.typ == "aws:ssm/parameter:Parameter"
+    }
+    assert name not in declared and box.topology.mode_parameter(PRIMARY) in declared
+    ssm = client(box, "ssm", PRIMARY)
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)
+    verdict = Isolation(box.topology, box.manifest, box.clients, PRIMARY).cut_off()
+    assert verdict.action == CUT_OFF  # counted from now: nothing fenced yet
+    assert float(ssm.get_parameter(Name=name)["Parameter"]["Value"]) > 0
+    box.reset()
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)
+
+
+def test_a_restarted_server_reads_its_snapshot_from_its_file_and_keeps_it(
     fresh_sandbox: Sandbox,
 ) -> None:
     box = fresh_sandbox
-    before = fingerprint(box, ids=False)
+    before = fingerprint(box)
     box.fail(STANDBY, "down")
-    box.heal(STANDBY)  # a new process, provisioned as a standby: it has no snapshot
-    scribble(box, PRIMARY)
+    box.heal(STANDBY)  # a new process: what it holds came from the file written at its kill
     url = box.state.servers[STANDBY].url
-    assert not sandbox_servers.restore(url)
-    box.reset()  # so every server is emptied and provisioned again, and snapshots taken anew
-    again = fingerprint(box)
-    assert fingerprint(box, ids=False) == before
+    assert not sandbox_servers.restore(url)  # nothing of its own in memory
+    scribble(box, PRIMARY)
+    scribble(box, STANDBY)
+    box.reset()  # the deployment's copy, read from its file, and kept from then on
+    assert fingerprint(box) == before
     scribble(box, STANDBY)
     assert sandbox_servers.restore(url)
-    assert fingerprint(box)[STANDBY] == again[STANDBY]
+    assert fingerprint(box)[STANDBY] == before[STANDBY]
 
 
 # -- the CLI, on a sandbox of its own ---------------------------------------------------------
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def test_cli_up_show_fail_heal_down_leaves_no_process(

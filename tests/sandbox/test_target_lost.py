@@ -21,8 +21,7 @@ from controller.plan.build import build_plan
 from controller.topology import TargetLost
 from sandbox import Sandbox
 from sandbox.faults import kill_after_steps
-from sandbox.functions import set_alarms
-from tests.kit.emulator import plain
+from tests.kit.emulator import plain, set_alarms
 
 pytestmark = pytest.mark.sandbox
 
@@ -85,8 +84,7 @@ def test_a_run_whose_target_hangs_with_nowhere_healthy_to_go_ends_failed_not_run
     keeps its majority: us-east-1 and the witness)."""
     box = fresh_sandbox
     box.fail(TARGET, "down")
-    alarms = [a for ref in box.manifest.regions[SOURCE].components.values() for a in ref.alarms]
-    set_alarms(box.clients, SOURCE, alarms, "ALARM")
+    set_alarms(box, SOURCE, "ALARM")
     plan = build_plan(box.topology, graphs.build(box.topology), target=OTHER, source=SOURCE)
     activations = [level for level in plan.levels if level[0].phase == "activate"]
     mid_run = sum(1 for s in plan.steps if s.phase == "fence") + len(activations[0])

@@ -11,7 +11,6 @@ from typing import Any
 
 from controller.controltable.journal import Journal, RunStatus
 from controller.topology import Topology
-from controller.topology.manifest import Manifest
 from controller.watchers.decisions import Evaluation
 from controller.watchers.watcher import Watcher
 from sandbox import Sandbox
@@ -238,37 +237,22 @@ def test_automated_failback_waits_for_a_lag_it_can_read_then_goes(fresh_sandbox:
     assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY
 
 
-def with_fenced_alarms(box: Sandbox, region: str, function: str) -> Manifest:
-    """``function``'s throttles alarm as ``infra/`` deploys it, and the states AWS computes for
-    it once fenced: throttled (Route 53's checkers call its health route every 10 s) and no
-    invocations (missing data breaching in the deploy-time primary). The sandbox provisions
-    no throttles alarm and sets states only by hand: the manifest returned lists the alarm as
-    the deployed one does."""
+def alarm_as_fenced(box: Sandbox, region: str, function: str) -> list[str]:
+    """Put ``function``'s alarms as the program deploys them in the states AWS computes once it
+    is fenced: throttled (Route 53's checkers call its health route every 10 s) and no
+    invocations (missing data breaching in the deploy-time primary); their names. The sandbox
+    does not evaluate alarms yet: the states are set here, on the deployed alarms."""
     from controller.contract import FunctionAlarm
 
     ref = box.manifest.ref(function, region)
-    throttles = f"{ref.name}-{FunctionAlarm.THROTTLES_HIGH.value}"
-    quiet = next(a for a in ref.alarms if FunctionAlarm.of(a) is FunctionAlarm.INVOCATIONS_LOW)
+    kinds = {FunctionAlarm.of(a): a for a in ref.alarms}
+    fenced = [kinds[FunctionAlarm.THROTTLES_HIGH], kinds[FunctionAlarm.INVOCATIONS_LOW]]
     cloudwatch = box.clients.client("cloudwatch", region)
-    cloudwatch.put_metric_alarm(
-        AlarmName=throttles,
-        Namespace="AWS/Lambda",
-        MetricName="Throttles",
-        Dimensions=[{"Name": "FunctionName", "Value": ref.name}],
-        Statistic="Sum",
-        Period=300,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-        TreatMissingData="notBreaching",
-    )
-    for alarm in (throttles, quiet):
+    for alarm in fenced:
         cloudwatch.set_alarm_state(
             AlarmName=alarm, StateValue="ALARM", StateReason="fenced: what AWS computes"
         )
-    manifest = box.manifest.model_copy(deep=True)
-    manifest.regions[region].components[function].alarms.append(throttles)
-    return manifest
+    return fenced
 
 
 def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to(
@@ -287,7 +271,8 @@ def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to
     graph = graphs.build(topology)
     plan = build_plan(topology, graph, target=STANDBY)
     Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
-    manifest = with_fenced_alarms(box, PRIMARY, "api-handler")
+    manifest = box.manifest  # its alarms are the program's: the throttles alarm among them
+    assert len(alarm_as_fenced(box, PRIMARY, "api-handler")) == 2
     seen = region_health(topology, manifest, box.clients, PRIMARY)
     assert seen.mode == "fenced" and seen.health.value == "healthy", seen
     assert len(seen.signals.alarms_expected) == 2 and seen.signals.alarms_firing == ()

@@ -245,6 +245,30 @@ def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluatio
     box.heal(PRIMARY)
 
 
+def test_each_invocation_evaluates_inside_the_shortened_schedule_it_is_told(
+    watched: Sandbox,
+) -> None:
+    """The deployed function is told a period of 60 s (its rule's rate); the sandbox's schedule,
+    shortened to SCHEDULE seconds, tells it that period instead: each invocation stops
+    evaluating inside it, so invocations follow one another instead of piling up beside one
+    another (told 60 s, each would evaluate for most of a minute, four at once)."""
+    box = watched
+    since = time.time()
+
+    def invocations() -> list[list[float]]:
+        """Each invocation's evaluation times, of those that began after ``since``."""
+        out: dict[str, list[float]] = {}
+        for d in watcher_procs.decisions(box.state_dir, [PRIMARY]):
+            out.setdefault(d["owner"], []).append(float(d["ts"]))
+        return sorted((t for t in out.values() if min(t) >= since), key=min)
+
+    until(lambda: len(invocations()) >= 3, 120, "three invocations of the primary's watcher")
+    *ended, _ = invocations()  # the last one may still evaluate
+    for times in ended:
+        assert max(times) - min(times) < SCHEDULE, times
+        assert len(times) >= 2  # it evaluated at its interval, not once per invocation
+
+
 def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
     tmp_path: Path, sandbox_env: None, cli: Callable[..., Any]
 ) -> None:
@@ -273,18 +297,14 @@ def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
 def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_table(
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The program writes its manifest output into the control table (``manifest`` item); the
+    watcher reads it there, as on AWS: the sandbox writes nothing of its own for it."""
     from controller import contract
+    from controller.topology.manifest import load_manifest
     from controller.watchers.lambda_entry import load_deployment
+    from sandbox.state import DEPLOYED_FILE
 
     box.reset()
-    ControlTable(box.clients, box.manifest).call(
-        "put_item",
-        Item={
-            "pk": {"S": contract.MANIFEST_ITEM},
-            "sk": {"S": contract.MANIFEST_ITEM},
-            contract.MANIFEST_ITEM: {"S": box.manifest.model_dump_json()},
-        },
-    )
     monkeypatch.setenv(contract.ENV_WATCHER_SPEC, box.state.spec)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_TABLE, box.manifest.control.table)
     monkeypatch.setenv(contract.ENV_WATCHER_CONTROL_REGIONS, ",".join(box.manifest.control.regions))
@@ -294,7 +314,9 @@ def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_tab
         "AWS_ENDPOINT_URL_DYNAMODB", box.manifest.endpoints[box.manifest.control.regions[0]]
     )
     got = load_deployment(STANDBY)
-    assert got.manifest == box.manifest
+    deployed = load_manifest(box.state_dir / DEPLOYED_FILE)  # the program's output, as written
+    assert got.manifest == deployed
+    assert got.manifest.endpoints == box.manifest.endpoints  # so it calls the emulator
 
 
 def test_a_partitioned_primary_is_failed_over_from_outside_and_its_own_watcher_takes_no_lease(

@@ -1,8 +1,10 @@
-"""The registry of kinds: each kind's model declares its tier, action, provisioner and deployer,
-every name resolves, and the event bus (the kind added last) lives in four source files only."""
+"""The registry of kinds: each kind's model declares its tier, action and deployer, every name
+resolves, and the event bus (the kind added last) lives in three source files only: the sandbox
+deploys it by running the program, with no code of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 
@@ -34,16 +36,24 @@ def test_every_kind_has_an_action_of_its_own_kind(kind: Kind) -> None:
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-def test_every_kind_has_a_provisioner_and_a_deployer_or_says_where_it_is_global(kind: Kind) -> None:
+def test_every_kind_has_a_deployer_or_says_where_it_is_global(kind: Kind) -> None:
     decl = declared(kind)
-    for path, package in ((decl.provisioner, "sandbox"), (decl.deployer, "infra")):
-        if path is None:
-            assert decl.global_part, f"{kind}: no regional part and no global part named"
-            continue
-        fn = resolve(path, package)
-        assert callable(fn)
-        params = list(inspect.signature(fn).parameters)
-        assert len(params) == 3, (path, params)  # (context, name, spec)
+    if decl.deployer is None:
+        assert decl.global_part, f"{kind}: no regional part and no global part named"
+        return
+    fn = resolve(decl.deployer, "infra")
+    assert callable(fn)
+    params = list(inspect.signature(fn).parameters)
+    assert len(params) == 3, (decl.deployer, params)  # (region, name, spec)
+
+
+def test_a_kind_declares_no_sandbox_code() -> None:
+    """The sandbox has no provisioner slot: what a kind deploys, it deploys by the program."""
+    assert "provisioner" not in {f.name for f in dataclasses.fields(spec.Declared)}
+    for kind in Kind:
+        decl = declared(kind)
+        named = [p for p in (decl.action, decl.deployer, decl.global_part) if p]
+        assert not any(p.startswith("sandbox") for p in named), (kind, named)
 
 
 def test_a_bad_name_in_the_registry_fails_loudly() -> None:
@@ -60,19 +70,16 @@ def _files_naming(pattern: re.Pattern[str]) -> set[str]:
     return found
 
 
-def test_the_bus_kind_lives_in_four_source_files() -> None:
-    """The kind added last is named in its model's file and the three its registry entry names,
-    and nowhere else."""
+def test_the_bus_kind_lives_in_three_source_files() -> None:
+    """The kind added last is named in its model's file and the two its registry entry names
+    (its action, its deployer), and nowhere else: the sandbox deploys it with no code of its own."""
     decl = declared(Kind.BUS)
     named = {
         f"{package}/{path.partition(':')[0]}.py"
-        for path, package in (
-            (decl.action, "controller/actions"),
-            (decl.provisioner, "sandbox"),
-            (decl.deployer, "infra"),
-        )
+        for path, package in ((decl.action, "controller/actions"), (decl.deployer, "infra"))
         if path
     }
+    assert len(named) == 2
     naming = _files_naming(re.compile(r"BusSpec|Kind\.BUS|BusAction|provision_bus|\"bus\""))
     assert naming == {"controller/topology/kinds.py", *named}, naming
 

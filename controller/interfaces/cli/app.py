@@ -285,7 +285,7 @@ def _fail(exc: FailoverError) -> int:
 
 
 #: What each optional extra brings that its verbs cannot run without.
-EXTRAS = {"sandbox": ("moto", "matplotlib", "aws_lambda_powertools")}
+EXTRAS = {"sandbox": ("moto", "matplotlib", "pulumi", "pulumi_aws")}
 #: The entry-point group through which an extra offers the CLI its code (``pyproject.toml``).
 EXTRA_GROUP = "failover.extras"
 

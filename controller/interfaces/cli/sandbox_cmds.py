@@ -119,7 +119,7 @@ def fail(
 
 @sandbox_app.command("heal")
 def heal(region: RegionArg) -> None:
-    """Bring a failed region back (a killed one comes back provisioned as a standby)."""
+    """Bring a failed region back (a killed one comes back with what it held)."""
     _sandbox().Sandbox.attach(_state_dir()).heal(region)
     console.print(f"region {region}: running")
 

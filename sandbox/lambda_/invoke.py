@@ -1,0 +1,349 @@
+"""The one invoke path: every invocation in the sandbox, by whatever invokes it, goes through here.
+
+Called by the data plane (the regional APIs, the queue and stream pollers, the schedules) and by
+each region's watcher process (its schedule). :meth:`Invoker.invoke` takes a region, a function
+(a name or an ARN, with its qualifier: the alias an API or a mapping names) and an event; it reads
+the function's deployed configuration back from the emulator (handler, runtime, timeout, memory,
+environment, code digest: :class:`FunctionConfig`), runs the invocation in one of the function's
+execution environments (:mod:`sandbox.lambda_.environments`), started from the deployed zip with
+Lambda's environment, and kills it at the configured timeout. Each invocation is an
+:class:`Invocation` (its outcome, duration, whether it was a cold start), counted per function and
+handed to the observers, where AWS's own bookkeeping of invocations attaches.
+
+Not played yet: throttling at reserved concurrency 0 (a fenced function still runs when invoked;
+its pollers stop because its mappings are disabled), Lambda's metrics, the memory limit (given
+to the function, not enforced). The Python is this environment's, whatever runtime the function
+names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from controller.aws import AwsSettings, Clients
+from controller.errors import FailoverError
+from sandbox.lambda_ import bootstrap, code
+from sandbox.lambda_.environments import Init, Pool, Runtime
+
+log = logging.getLogger(__name__)
+
+#: Environments a function may have at once in one region, unless its reserved concurrency is
+#: lower (the sandbox's limit, not AWS's: an account runs a thousand; beyond it an invocation
+#: waits for one to be free).
+LIMIT = 10
+#: How long an invocation may wait for a free environment beyond the function's timeout.
+WAIT_SECONDS = 10.0
+#: Reading a function's configuration: fail fast, as any call of the data plane.
+READ = AwsSettings(connect_timeout=1.0, read_timeout=5.0, max_attempts=2)
+#: Placeholder credentials, as Lambda gives a function its role's (the emulator takes any).
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    "AWS_SESSION_TOKEN": "sandbox",
+}
+
+
+class Outcome(StrEnum):
+    """How an invocation ended."""
+
+    OK = "ok"
+    #: The handler raised, or the function failed its init (its module does not import).
+    ERROR = "error"
+    #: Killed at the function's timeout.
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """A function's configuration as deployed, read back from the emulator."""
+
+    region: str
+    name: str
+    qualifier: str
+    arn: str
+    version: str
+    handler: str
+    runtime: str
+    timeout: float
+    memory: int
+    environment: Mapping[str, str]
+    sha256: str
+    reserved: int | None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation: who, how it ended, how long it ran, and what it returned."""
+
+    region: str
+    function: str
+    source: str
+    outcome: Outcome
+    started: float
+    duration: float
+    cold: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the handler returned."""
+        return self.outcome is Outcome.OK
+
+    @property
+    def error_type(self) -> str:
+        """Lambda's ``errorType`` ("" when it returned)."""
+        return str((self.error or {}).get("errorType", ""))
+
+
+Observer = Callable[[Invocation], None]
+
+
+def split(function: str, qualifier: str | None = None) -> tuple[str | None, str, str]:
+    """``(region, name, qualifier)`` of a function name or ARN (qualifier ``$LATEST`` if none).
+
+    >>> split("arn:aws:lambda:us-east-1:123456789012:function:orders-api:live")
+    ('us-east-1', 'orders-api', 'live')
+    >>> split("orders-api", "live")
+    (None, 'orders-api', 'live')
+    """
+    if function.startswith("arn:"):
+        parts = function.split(":")
+        return parts[3], parts[6], parts[7] if len(parts) > 7 else qualifier or "$LATEST"
+    return None, function, qualifier or "$LATEST"
+
+
+@dataclass
+class Invoker:
+    """Invokes the sandbox's functions (see the module's docstring); :meth:`close` it.
+
+    ``endpoints``: every region's server and ``global``; ``work``: where code is unpacked and the
+    runtime's packages laid out; ``logs``: where each function's output goes (its log group: a
+    file per function, ``<name>.log``, or the one ``log_files`` names); ``secret``: the
+    sandbox's, which the servers' code downloads need; ``told``: variables a function is given
+    over its deployed ones, by function name (what the sandbox plays differently from the
+    deployment, e.g. a watcher's shortened schedule, said to the function).
+    """
+
+    endpoints: Mapping[str, str]
+    work: Path
+    logs: Path
+    secret: str
+    log_files: Mapping[str, Path] = field(default_factory=dict)
+    told: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    observers: list[Observer] = field(default_factory=list)
+    counts: dict[tuple[str, str], Counter[Outcome]] = field(default_factory=dict)
+    _configs: dict[tuple[str, str, str], FunctionConfig] = field(default_factory=dict)
+    _pools: dict[tuple[str, str, str], Pool] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.work, self.logs = self.work.resolve(), self.logs.resolve()
+        self.clients = Clients(endpoints=dict(self.endpoints), settings=READ)
+        self.runtime = Runtime(layer=code.runtime_layer(self.work), log=self.logs / "runtime.log")
+
+    def start(self) -> None:
+        """Start the warm runtime now, from this thread (it lives as long as this thread)."""
+        self.runtime.start()
+
+    def invoke(
+        self,
+        region: str,
+        function: str,
+        event: Any,
+        *,
+        qualifier: str | None = None,
+        source: str = "",
+        wait: float | None = None,
+    ) -> Invocation:
+        """Run ``function`` in ``region`` with ``event``, as Lambda's ``Invoke`` does;
+        ``wait``: how long it may wait for a free environment (default: the function's timeout
+        and :data:`WAIT_SECONDS`; an asynchronous event waits no longer than its age allows).
+
+        Raises
+        ------
+        FailoverError
+            The function's configuration or code cannot be read (its region does not answer),
+            or no environment was free or could be started: the invocation did not happen.
+        """
+        pool, config = self._pool(region, function, qualifier)
+        started = time.monotonic()
+        deadline = started + config.timeout
+        env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
+        if env is None:
+            raise FailoverError(f"{config.name} in {region}: no free environment")
+        begun = time.monotonic()
+        error: dict[str, Any] | None
+        try:
+            if env.init_error is not None:
+                outcome, result, error = Outcome.ERROR, None, env.init_error
+            else:
+                answer = env.invoke(self._request(config, event), begun + config.timeout)
+                if answer is None:
+                    outcome, result = Outcome.TIMEOUT, None
+                    error = {
+                        "errorType": "Sandbox.Timedout",
+                        "errorMessage": f"Task timed out after {config.timeout:.2f} seconds",
+                    }
+                else:
+                    outcome = Outcome.OK if answer.error is None else Outcome.ERROR
+                    result, error = answer.result, answer.error
+        finally:
+            pool.release(env)
+        done = Invocation(
+            region,
+            config.name,
+            source,
+            outcome,
+            time.time(),
+            time.monotonic() - begun,
+            cold,
+            result,
+            error,
+        )
+        self._count(done)
+        return done
+
+    def warm(self, region: str, function: str, qualifier: str | None = None) -> None:
+        """Start one environment of ``function`` now, as provisioned concurrency would."""
+        pool, config = self._pool(region, function, qualifier)
+        env, _ = pool.acquire(time.monotonic() + config.timeout + WAIT_SECONDS)
+        if env is not None:
+            pool.release(env)
+
+    def config(self, region: str, function: str, qualifier: str | None = None) -> FunctionConfig:
+        """The deployed configuration of ``function`` in ``region`` (read once)."""
+        where, name, qualifier = split(function, qualifier)
+        key = (where or region, name, qualifier)
+        with self._lock:
+            cached = self._configs.get(key)
+        if cached is not None:
+            return cached
+        lam = self.clients.client("lambda", key[0])
+        try:
+            got = lam.get_function(FunctionName=name, Qualifier=qualifier)["Configuration"]
+            reserved = lam.get_function_concurrency(FunctionName=name).get(
+                "ReservedConcurrentExecutions"
+            )
+        except Exception as exc:
+            raise FailoverError(
+                f"{name} in {key[0]}: its configuration cannot be read: {exc}"
+            ) from exc
+        made = FunctionConfig(
+            region=key[0],
+            name=name,
+            qualifier=qualifier,
+            arn=f"{got['FunctionArn'].split(':function:')[0]}:function:{name}:{qualifier}",
+            version=str(got.get("Version", "$LATEST")),
+            handler=str(got["Handler"]),
+            runtime=str(got.get("Runtime", "")),
+            timeout=float(got.get("Timeout", 3)),
+            memory=int(got.get("MemorySize", 128)),
+            environment=dict((got.get("Environment") or {}).get("Variables") or {}),
+            sha256=str(got["CodeSha256"]),
+            reserved=None if reserved is None else int(reserved),
+        )
+        with self._lock:
+            self._configs[key] = made
+        return made
+
+    def close(self) -> None:
+        """Kill every environment and the runtime."""
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()
+        self.runtime.close()
+
+    def _pool(
+        self, region: str, function: str, qualifier: str | None
+    ) -> tuple[Pool, FunctionConfig]:
+        config = self.config(region, function, qualifier)
+        key = (config.region, config.name, config.version)  # an alias runs its version's
+        with self._lock:
+            pool = self._pools.get(key)
+        if pool is not None:
+            return pool, config
+        root = code.task_root(
+            self.work,
+            self.endpoints[config.region],
+            config.region,
+            config.name,
+            config.qualifier,
+            config.sha256,
+            self.secret,
+        )
+        limit = max(1, min(LIMIT, config.reserved or LIMIT))
+        log_file = self.log_files.get(config.name) or self.logs / f"{config.name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        init = Init(root, config.handler, self._environment(config, root), log_file)
+        with self._lock:
+            pool = self._pools.setdefault(key, Pool(self.runtime, init, limit))
+        return pool, config
+
+    def _environment(self, config: FunctionConfig, root: Path) -> dict[str, str]:
+        """The function's variables (and what it is ``told``), then what Lambda sets (its own
+        names win)."""
+        stream = f"{time.strftime('%Y/%m/%d')}/[{config.version}]{secrets.token_hex(16)}"
+        return {
+            **config.environment,
+            **self.told.get(config.name, {}),
+            **CREDENTIALS,
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+            "_HANDLER": config.handler,
+            "LAMBDA_TASK_ROOT": str(root),
+            "LAMBDA_RUNTIME_DIR": str(self.runtime.layer),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            bootstrap.NETWORK_ENV: json.dumps(dict(self.endpoints)),
+        }
+
+    @staticmethod
+    def _request(config: FunctionConfig, event: Any) -> dict[str, Any]:
+        root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        trace = f"Root={root};Parent={secrets.token_hex(8)};Sampled=0"
+        return {
+            "id": str(uuid.uuid4()),
+            "event": event,
+            "remaining_ms": int(config.timeout * 1000),
+            "arn": config.arn,
+            "trace": trace,
+        }
+
+    def _count(self, done: Invocation) -> None:
+        with self._lock:
+            self.counts.setdefault((done.region, done.function), Counter())[done.outcome] += 1
+            observers = list(self.observers)
+        if not done.ok:
+            log.info(
+                "%s in %s: %s (%s)",
+                done.function,
+                done.region,
+                done.error_type,
+                (done.error or {}).get("errorMessage", ""),
+            )
+        for observe in observers:
+            observe(done)
