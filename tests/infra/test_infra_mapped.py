@@ -4,9 +4,8 @@ the sandbox's mapping, and each of its inputs is mapped or listed as ignored the
 
 from __future__ import annotations
 
-from infra_mocks import Run
-
 from sandbox.deploy import mapping
+from tests.kit.pulumi_mocks import Run
 
 
 def test_every_input_the_program_gives_is_mapped_or_ignored_with_a_reason(run: Run) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.infra.infra_mocks import GENERATED
-from tests.sandbox.helpers import plain
 
 from controller.contract import GLOBAL
 from sandbox import Sandbox
 from sandbox.deploy.engine import Made, load_stack
 from sandbox.state import STACK_FILE
+from tests.kit.emulator import plain
+from tests.kit.pulumi_mocks import GENERATED
 
 pytestmark = pytest.mark.sandbox
 

@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.sandbox.helpers import pid_alive
 
 from sandbox import Sandbox
 from sandbox.endpoint import RegionalEndpoint, deployed_routes
 from sandbox.lambda_.invoke import Invoker, Outcome
 from sandbox.state import LOG_DIR
+from tests.kit.emulator import pid_alive
 
 pytestmark = pytest.mark.sandbox
 

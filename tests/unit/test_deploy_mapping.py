@@ -16,7 +16,7 @@ import pytest
 from sandbox.deploy import mapping
 from sandbox.deploy.at import At, RefusedError
 from sandbox.deploy.engine import EmulatorMocks
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 NOWHERE = {"sqs": "http://127.0.0.1:9", "dynamodb": "http://127.0.0.1:9"}
 

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 
 from sandbox.launcher import MODELS
-from tests.conftest import REPO
+from tests.kit.paths import REPO
 
 #: The services the sandbox's servers serve (the launcher loads their models before forking).
 SERVICES = MODELS

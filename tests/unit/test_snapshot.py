@@ -23,7 +23,7 @@ moto = pytest.importorskip("moto")
 from moto.moto_api._internal import mock_random  # noqa: E402
 
 from sandbox import snapshot  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
+from tests.kit.paths import REPO  # noqa: E402
 
 REGION = "us-east-1"
 
