@@ -394,6 +394,8 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
+    from sandbox.ghosts import DropGhosts
+
     _detach(log_file)
     os.environ["MOTO_PORT"] = str(port)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -408,6 +410,8 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
             if str(code).startswith("5"):
                 super().log_request(code, size)
 
+    # Outside everything: a request from before the last reset never reaches a backend.
+    application = DropGhosts(application, os.path.dirname(log_file))
     server = make_server(
         HOST, port, application, threaded=True, request_handler=Handler, fd=listener.fileno()
     )

@@ -25,7 +25,7 @@ from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Topology, load
 from controller.topology.manifest import Manifest, WatcherRef, load_manifest
-from sandbox import account, mrsc, servers
+from sandbox import account, ghosts, mrsc, servers
 from sandbox import watchers as watcher_procs
 from sandbox.state import (
     DEFAULT_STATE_DIR,
@@ -265,6 +265,8 @@ class Sandbox:
         Each server restores the snapshot it took after the deployment (a few milliseconds,
         :mod:`sandbox.snapshot`); one restarted since reads it from its file, and keeps it.
         """
+        # Before anything is resumed: a request sent before the reset never lands after it.
+        first = ghosts.begin(self.state_dir / LOG_DIR, held=self._may_hold_requests())
         self.stop_watchers()
         for server in self.state.servers.values():
             if server.condition is Condition.HUNG:
@@ -272,6 +274,7 @@ class Sandbox:
             elif server.condition is Condition.DOWN or not servers.is_ours(server):
                 self._restart(server)
             server.condition = Condition.RUNNING
+        ghosts.wait_for(first)
         self._save()
         state_dir = self.state_dir
 
@@ -349,6 +352,13 @@ class Sandbox:
             self._save()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _may_hold_requests(self) -> bool:
+        """True when a request sent before now may still be on its way to a server: one hangs
+        (its socket holds them), or a watcher runs (:mod:`sandbox.ghosts`)."""
+        self._reload()
+        hung = any(s.condition is Condition.HUNG for s in self.state.servers.values())
+        return hung or bool(self.state.watchers)
 
     def _server(self, region: str) -> ServerState:
         if region not in self.state.servers or region == mrsc.STORE:

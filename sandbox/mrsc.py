@@ -172,13 +172,13 @@ class ControlGate:
         config = self.config
         if path == PING_PATH:
             if config.cut(environ.get("HTTP_" + FROM_HEADER.upper().replace("-", "_"))):
-                return _drop(environ, start_response)
+                return drop(environ, start_response)
             start_response("204 No Content", [])
             return [b""]
         if path.startswith((PREFIX, "/moto-api/")):  # the sandbox's own controls
             return self.application(environ, start_response)
         if config.cut(caller(environ)):
-            return _drop(environ, start_response)
+            return drop(environ, start_response)
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         if not target.startswith("DynamoDB_") or not config.table:
             return self.application(environ, start_response)
@@ -305,8 +305,9 @@ def _error(start_response: Callable[..., Any], status: str, kind: str, message: 
     return [body]
 
 
-def _drop(environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """Close the connection without an answer: the caller sees it cut, as across a partition."""
+def drop(environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Close the connection without an answer: the caller sees it cut, as across a partition
+    (or as a request from before a reset: :mod:`sandbox.ghosts`)."""
     sock = environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
