@@ -5,8 +5,9 @@ watcher (the deployed handler, in its region's failure domain: :mod:`sandbox.wat
 primary fails (hung or killed), its own watcher with it; a watcher of another region detects it
 and fails over; the load goes on; then the report (what the clients saw per phase, times to
 detect and to shift, which region's watcher acted, each region's decisions, acknowledged writes
-against the writes found in the new primary) as JSON and a PNG timeline. Everything started is
-stopped.
+against the writes found in the new primary, and the RPO: each table's lag as the switching run
+read it, the acknowledged writes missing from the new primary) as JSON and a PNG timeline.
+Everything started is stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from controller.controltable.journal import Journal, Run, RunStatus
+from controller.controltable.rpo import to_plain
 from controller.errors import FailoverError, UsageError
 from controller.topology import Kind, load
 from sandbox import demo_page
@@ -237,6 +239,14 @@ def _story(
                 r: sum(1 for d in decisions if d["watcher_region"] == r) for r in regions
             },
         }
+        switch = done[-1] if done else None  # the run that moved the application: its record
+        extra["rpo"] = reports.rpo(
+            load_gen.samples,
+            load_gen.acked,
+            found,
+            to_plain(switch.rpo) if switch else [],
+            switch.created if switch else None,
+        )
         report = reports.build(
             load_gen.samples, marks, acked=load_gen.acked, found=found, extra=extra
         )

@@ -89,6 +89,42 @@ def build(
     }
 
 
+def rpo(
+    samples: Sequence[Sample],
+    acked: dict[str, str],
+    found: set[str],
+    lags: Sequence[dict[str, Any]],
+    switched_at: float | None,
+) -> dict[str, Any]:
+    """What the switch lost and could have lost: each table's lag as the switching run read it
+    (``lags``, the run's record), and the acknowledged writes missing from the new primary, with
+    how far before the switch the oldest of them was acknowledged (``window_seconds``: 0 when
+    none is missing; None when no run switched).
+
+    >>> s = [Sample(1.0, 2.0, "write", "ok", 201, 1, "r", "a"),
+    ...      Sample(5.0, 6.5, "write", "ok", 201, 1, "r", "b")]
+    >>> out = rpo(s, {"a": "r", "b": "r"}, {"a"}, [], switched_at=10.0)
+    >>> out["writes_missing_from_new_primary"], out["missing_ids"], out["window_seconds"]
+    (1, ['b'], 3.5)
+    """
+    missing = sorted(set(acked) - found)
+    acked_at = {x.order_id: x.end for x in samples if x.kind == "write" and x.order_id in acked}
+    oldest = min((acked_at[i] for i in missing if i in acked_at), default=None)
+    window: float | None
+    if switched_at is None:
+        window = None
+    else:
+        window = 0.0 if oldest is None else round(max(0.0, switched_at - oldest), 2)
+    return {
+        "tables_at_switch": list(lags),
+        "switched_at": switched_at,
+        "writes_acknowledged": len(acked),
+        "writes_missing_from_new_primary": len(missing),
+        "missing_ids": missing[:20],
+        "window_seconds": window,
+    }
+
+
 def write(
     report: dict[str, Any], samples: Sequence[Sample], marks: Marks, directory: Path
 ) -> tuple[Path, Path]:

@@ -163,6 +163,18 @@ def render(result: Any) -> None:
         f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
         f"   lost: {report['lost_writes']}"
     )
+    if rpo := report.get("rpo"):
+        from rich.markup import escape
+
+        from controller.controltable.rpo import describe, from_plain
+
+        lags = describe(from_plain(rpo["tables_at_switch"])) or "no table read"
+        console.print(
+            f"RPO: lag at the switch: {escape(lags)}   acknowledged writes missing from the new "
+            f"primary: {rpo['writes_missing_from_new_primary']}"
+            f" (window {rpo['window_seconds']} s)",
+            highlight=False,
+        )
     console.print(
         f"report: {result.json_path}  timeline: {result.png_path}"
         + (f"  log: {report['log']}" if report.get("log") else "")
