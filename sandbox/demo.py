@@ -240,6 +240,7 @@ def _story(
             },
         }
         switch = done[-1] if done else None  # the run that moved the application: its record
+        extra |= _where_time_went(load_gen, outage, switch)
         extra["rpo"] = reports.rpo(
             load_gen.samples,
             load_gen.acked,
@@ -255,6 +256,26 @@ def _story(
     finally:
         load_gen.stop()
         plane.stop()
+
+
+def _where_time_went(load_gen: LoadGenerator, outage: float, switch: Run | None) -> dict[str, Any]:
+    """From the outage to full, non-degraded service: when the switching run started and ended,
+    each of its levels, and when every request came back ``ok`` (seconds after the outage)."""
+    full = reports.full_service(load_gen.samples, outage)
+    out: dict[str, Any] = {
+        "time_to_full_service_seconds": None if full is None else round(full - outage, 2),
+    }
+    if switch is not None:
+        steps = [
+            (s.level, str(s.phase), switch.steps[s.id].started, switch.steps[s.id].ended)
+            for s in switch.plan.steps
+        ]
+        out["switch_run"] = {
+            "started": round(switch.created - outage, 2),
+            "ended": round(switch.updated - outage, 2),
+            "levels": reports.levels(steps, outage),
+        }
+    return out
 
 
 def _region_of(owner: str) -> str:

@@ -118,7 +118,7 @@ class Driver:
         unreachable = silence if silence is not None else Silence()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
-                lease = self.keeper.renew()
+                lease = self.keeper.renew(unless_held_for=self._level_budget())
                 todo = [
                     s
                     for s in level
@@ -141,6 +141,11 @@ class Driver:
                         return self._rollback(run, step)
                     self._degrade(run, step, degraded)
         return self._finish(run, degraded, unreachable)
+
+    def _level_budget(self) -> float:
+        """The longest a level may take: its steps' timeout, plus one attempt begun just
+        before it ran out; the lease is renewed before a level only when held for less."""
+        return self.policy.step_timeout_seconds + self.keeper.budget
 
     def _degraded(self, run: Run) -> dict[str, DegradedMode]:
         """The plan's degraded map plus what needs a step that already failed (on resume)."""

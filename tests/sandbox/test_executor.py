@@ -156,6 +156,36 @@ def test_a_source_that_hangs_after_the_prechecks_costs_the_fence_levels_one_time
     )
 
 
+@pytest.mark.parametrize(("lease_seconds", "renewals"), [(3600.0, "none"), (20.0, "every level")])
+def test_a_run_renews_its_lease_before_a_level_only_when_the_level_could_outlast_it(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, lease_seconds: float, renewals: str
+) -> None:
+    """Issue 27, item 4: one control-table write a level saved. A lease held for longer than a
+    level can take (its steps' timeout plus one action's budget) is not renewed before the
+    level; one that may run out during it still is, before the level acts."""
+    from controller.controltable.lease import Leases
+
+    box = fresh_sandbox
+    topology = box.topology.model_copy(
+        update={"policy": box.topology.policy.model_copy(update={"lease_seconds": lease_seconds})}
+    )
+    renewed: list[float] = []
+    original = Leases.renew
+
+    def counted(self: Leases, lease: Any, seconds: float) -> Any:
+        renewed.append(seconds)
+        return original(self, lease, seconds)
+
+    monkeypatch.setattr(Leases, "renew", counted)
+    plan = build_plan(topology, graphs.build(topology), target=TARGET, source=SOURCE)
+    run = Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan).run
+    assert run.status == RunStatus.COMPLETED
+    if renewals == "none":
+        assert renewed == []  # 10 before: one a level
+    else:
+        assert len(renewed) >= len(plan.levels)
+
+
 def test_no_two_writers_at_any_instant(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     lock = threading.Lock()

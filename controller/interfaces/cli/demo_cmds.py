@@ -163,6 +163,13 @@ def render(result: Any) -> None:
         f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
         f"   lost: {report['lost_writes']}"
     )
+    if run := report.get("switch_run"):
+        console.print(
+            f"after the outage: run started {run['started']} s, ended {run['ended']} s "
+            f"({len(run['levels'])} levels); full service "
+            f"{report.get('time_to_full_service_seconds')} s",
+            highlight=False,
+        )
     if rpo := report.get("rpo"):
         from rich.markup import escape
 
