@@ -5,8 +5,9 @@ watcher (the deployed handler, in its region's failure domain: :mod:`sandbox.wat
 primary fails (hung or killed), its own watcher with it; a watcher of another region detects it
 and fails over; the load goes on; then the report (what the clients saw per phase, times to
 detect and to shift, which region's watcher acted, each region's decisions, acknowledged writes
-against the writes found in the new primary) as JSON and a PNG timeline. Everything started is
-stopped.
+against the writes found in the new primary, and the RPO: each table's lag as the switching run
+read it, the acknowledged writes missing from the new primary) as JSON and a PNG timeline.
+Everything started is stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from controller.controltable.journal import Journal, Run, RunStatus
+from controller.controltable.rpo import to_plain
 from controller.errors import FailoverError, UsageError
 from controller.topology import Kind, load
 from sandbox import demo_page
@@ -237,6 +239,15 @@ def _story(
                 r: sum(1 for d in decisions if d["watcher_region"] == r) for r in regions
             },
         }
+        switch = done[-1] if done else None  # the run that moved the application: its record
+        extra |= _where_time_went(load_gen, outage, switch)
+        extra["rpo"] = reports.rpo(
+            load_gen.samples,
+            load_gen.acked,
+            found,
+            to_plain(switch.rpo) if switch else [],
+            switch.created if switch else None,
+        )
         report = reports.build(
             load_gen.samples, marks, acked=load_gen.acked, found=found, extra=extra
         )
@@ -245,6 +256,26 @@ def _story(
     finally:
         load_gen.stop()
         plane.stop()
+
+
+def _where_time_went(load_gen: LoadGenerator, outage: float, switch: Run | None) -> dict[str, Any]:
+    """From the outage to full, non-degraded service: when the switching run started and ended,
+    each of its levels, and when every request came back ``ok`` (seconds after the outage)."""
+    full = reports.full_service(load_gen.samples, outage)
+    out: dict[str, Any] = {
+        "time_to_full_service_seconds": None if full is None else round(full - outage, 2),
+    }
+    if switch is not None:
+        steps = [
+            (s.level, str(s.phase), switch.steps[s.id].started, switch.steps[s.id].ended)
+            for s in switch.plan.steps
+        ]
+        out["switch_run"] = {
+            "started": round(switch.created - outage, 2),
+            "ended": round(switch.updated - outage, 2),
+            "levels": reports.levels(steps, outage),
+        }
+    return out
 
 
 def _region_of(owner: str) -> str:

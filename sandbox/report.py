@@ -89,6 +89,90 @@ def build(
     }
 
 
+def rpo(
+    samples: Sequence[Sample],
+    acked: dict[str, str],
+    found: set[str],
+    lags: Sequence[dict[str, Any]],
+    switched_at: float | None,
+) -> dict[str, Any]:
+    """What the switch lost and could have lost: each table's lag as the switching run read it
+    (``lags``, the run's record), and the acknowledged writes missing from the new primary, with
+    how far before the switch the oldest of them was acknowledged (``window_seconds``: 0 when
+    none is missing; None when no run switched).
+
+    >>> s = [Sample(1.0, 2.0, "write", "ok", 201, 1, "r", "a"),
+    ...      Sample(5.0, 6.5, "write", "ok", 201, 1, "r", "b")]
+    >>> out = rpo(s, {"a": "r", "b": "r"}, {"a"}, [], switched_at=10.0)
+    >>> out["writes_missing_from_new_primary"], out["missing_ids"], out["window_seconds"]
+    (1, ['b'], 3.5)
+    """
+    missing = sorted(set(acked) - found)
+    acked_at = {x.order_id: x.end for x in samples if x.kind == "write" and x.order_id in acked}
+    oldest = min((acked_at[i] for i in missing if i in acked_at), default=None)
+    window: float | None
+    if switched_at is None:
+        window = None
+    else:
+        window = 0.0 if oldest is None else round(max(0.0, switched_at - oldest), 2)
+    return {
+        "tables_at_switch": list(lags),
+        "switched_at": switched_at,
+        "writes_acknowledged": len(acked),
+        "writes_missing_from_new_primary": len(missing),
+        "missing_ids": missing[:20],
+        "window_seconds": window,
+    }
+
+
+def full_service(samples: Sequence[Sample], since: float) -> float | None:
+    """When full, non-degraded service came back after ``since`` (the outage): the start of the
+    first request after the last one, started since then, that did not end ``ok``; None when
+    the last request did not end ``ok`` (it never came back while the load ran).
+
+    >>> s = [Sample(t, t + 0.1, "read", o, 200, 1) for t, o in
+    ...      ((1.0, "ok"), (2.0, "degraded"), (3.0, "failed"), (4.0, "ok"), (5.0, "ok"))]
+    >>> full_service(s, since=1.5), full_service(s, since=3.5), full_service(s[:3], since=1.5)
+    (4.0, 4.0, None)
+    """
+    after = sorted((x for x in samples if x.start >= since), key=lambda x: x.start)
+    if not after or after[-1].outcome != "ok":
+        return None
+    bad = [i for i, x in enumerate(after) if x.outcome != "ok"]
+    return after[bad[-1] + 1].start if bad else after[0].start
+
+
+def levels(
+    steps: Sequence[tuple[int, str, float | None, float | None]], since: float
+) -> list[dict[str, Any]]:
+    """Where a run's time went, level by level: each level's phase, when its first step started
+    and its last one ended (seconds after ``since``), and how long it took; ``steps`` are
+    ``(level, phase, started, ended)`` as the journal recorded them.
+
+    >>> levels([(0, "fence", 10.0, 12.0), (1, "activate", 12.1, 12.3), (1, "activate", 12.1,
+    ...          12.4)], since=9.0)[1]
+    {'level': 1, 'phase': 'activate', 'steps': 2, 'started': 3.1, 'ended': 3.4, 'seconds': 0.3}
+    """
+    out = []
+    for level in sorted({s[0] for s in steps}):
+        mine = [s for s in steps if s[0] == level and s[2] is not None and s[3] is not None]
+        if not mine:
+            continue
+        start = min(s[2] for s in mine if s[2] is not None)
+        end = max(s[3] for s in mine if s[3] is not None)
+        out.append(
+            {
+                "level": level,
+                "phase": mine[0][1],
+                "steps": len(mine),
+                "started": round(start - since, 2),
+                "ended": round(end - since, 2),
+                "seconds": round(end - start, 2),
+            }
+        )
+    return out
+
+
 def write(
     report: dict[str, Any], samples: Sequence[Sample], marks: Marks, directory: Path
 ) -> tuple[Path, Path]:

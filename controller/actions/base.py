@@ -93,6 +93,17 @@ class Action(ABC):
         self.before: Observed | None = None
 
     @property
+    def region_silent(self) -> bool:
+        """True once this region left a best-effort mode parameter call unanswered (a global
+        resource only): the caller need not ask the region anything more."""
+        return self._region_silent
+
+    def assume_silent(self) -> None:
+        """Skip the region's best-effort mode parameter from now on: the caller already knows
+        the region does not answer (a global resource acts without it)."""
+        self._region_silent = True
+
+    @property
     def ref(self) -> ComponentRef:
         """This component's physical resource in this region."""
         return self.manifest.ref(self.component, self.region)

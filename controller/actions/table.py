@@ -69,11 +69,30 @@ def replication_lag(
     *,
     window_seconds: int = 300,
 ) -> float | None:
-    """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window.
+    """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window
+    (see :func:`read_replication_lag`, which also says how old the figure is)."""
+    return read_replication_lag(
+        clients, manifest, component, source, target, window_seconds=window_seconds
+    )[0]
+
+
+def read_replication_lag(
+    clients: Clients,
+    manifest: Manifest,
+    component: str,
+    source: str,
+    target: str,
+    *,
+    window_seconds: int = 300,
+) -> tuple[float | None, float | None]:
+    """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window, and
+    the newest datapoint's timestamp (epoch seconds: the start of its 60-second period, the
+    finest this standard-resolution metric has).
 
     Reads CloudWatch's ``AWS/DynamoDB`` ``ReplicationLatency`` (milliseconds), which AWS emits in
     the source region per receiving region (the sandbox's replicator publishes the same metric).
-    None when there is no datapoint: nothing is known, which a precheck must not take for 0.
+    ``(None, None)`` when there is no datapoint: nothing is known, which a precheck must not take
+    for 0.
     """
     end = datetime.now(UTC) + timedelta(seconds=60)  # include the current minute
     try:
@@ -91,5 +110,8 @@ def replication_lag(
         )
     except Exception as exc:
         raise classify(exc, component=component, region=source) from exc
-    points = [float(p["Maximum"]) for p in got.get("Datapoints", [])]
-    return max(points) / 1000.0 if points else None
+    points = got.get("Datapoints", [])
+    if not points:
+        return None, None
+    worst = max(float(p["Maximum"]) for p in points) / 1000.0
+    return worst, max(p["Timestamp"] for p in points).timestamp()

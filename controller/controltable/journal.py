@@ -12,7 +12,7 @@ Items (``pk``, ``sk``):
 
 - ``lease``, ``lease``: owner, token, expires_at; active, epoch, run_id (the desired state)
 - ``automation``, ``automation``: paused, by, reason
-- ``run#<id>``, ``run``: plan, status, source, target, owner, created, updated, degraded
+- ``run#<id>``, ``run``: plan, status, source, target, owner, created, updated, degraded, rpo
 - ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error
 - ``current``, ``run``: the run in progress, if any
 """
@@ -32,6 +32,7 @@ from controller.controltable import desired as desires
 from controller.controltable.automation import AutomationSwitch
 from controller.controltable.items import as_float, chunks, item, key, plain
 from controller.controltable.lease import Lease, Leases
+from controller.controltable.rpo import TableLag, from_plain, to_plain
 from controller.controltable.table import PER_TRANSACTION, ControlTable
 from controller.errors import RunNotFoundError
 from controller.plan.steps import FailoverPlan
@@ -106,6 +107,8 @@ class Run:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     #: The desired state's epoch this run set (0: none, a run journalled before epochs).
     epoch: int = 0
+    #: What the switch could lose: each table's replication lag as read just before it acted.
+    rpo: tuple[TableLag, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The run as plain data (``failover runs --json``)."""
@@ -121,6 +124,7 @@ class Run:
             "updated": self.updated,
             "error": self.error,
             "degraded": dict(sorted(self.degraded.items())),
+            "rpo": to_plain(self.rpo),
             "steps": [
                 {
                     "id": s.id,
@@ -212,8 +216,10 @@ class Journal:
         *,
         kind: RunKind = RunKind.FAILOVER,
         epoch: int = 0,
+        rpo: Sequence[TableLag] = (),
     ) -> Run:
-        """Journal a new run, every step pending, and mark it the run in progress."""
+        """Journal a new run, every step pending, and mark it the run in progress (``rpo``: the
+        tables' lags read just before, see :mod:`controller.controltable.rpo`)."""
         now = self.clock()
         run = Run(
             run_id,
@@ -226,6 +232,7 @@ class Journal:
             {k: v.value for k, v in plan.degraded.items()},
             steps={s.id: StepRecord(s.id) for s in plan.steps},
             epoch=epoch,
+            rpo=tuple(rpo),
         )
         plan_json = json.dumps({**plan.to_dict(), "unavailable": list(plan.unavailable)})
         puts = [
@@ -241,6 +248,7 @@ class Journal:
                 degraded=json.dumps(run.degraded),
                 error="",
                 epoch=epoch,
+                rpo=json.dumps(to_plain(rpo)),
             ),
             item("current", "run", run_id=run_id, owner=lease.owner, updated=now),
         ]
@@ -371,6 +379,7 @@ def _run_of(head: dict[str, Any]) -> Run:
         json.loads(head.get("degraded") or "{}"),
         head.get("error", ""),
         epoch=int(head.get("epoch", 0)),
+        rpo=from_plain(json.loads(head.get("rpo") or "[]")),
     )
 
 

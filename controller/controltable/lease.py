@@ -241,11 +241,17 @@ class LeaseKeeper:
                 return self._lease
             return self._renew()
 
-    def renew(self) -> Lease:
-        """Renew now (before a level); see :meth:`check` for what a failure means."""
+    def renew(self, unless_held_for: float = 0.0) -> Lease:
+        """Renew now (before a level), unless the lease is held for more than
+        ``unless_held_for`` seconds yet (a level's longest time: a write saved per level while
+        it is; every journal write checks the token anyway, so a takeover is seen at the next
+        one). See :meth:`check` for what a failure means."""
         with self._lock:
             if self._lost:
                 raise StaleTokenError(self._lost)
+            left = self._lease.expires_at - self.leases.table.clock()
+            if unless_held_for and left > unless_held_for:
+                return self._lease
             return self._renew()
 
     def _renew(self) -> Lease:

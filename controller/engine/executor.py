@@ -24,7 +24,8 @@ from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
 from controller.engine.guarded import RunClients
 from controller.engine.levels import Driver, Progress, RunResult, StepEvent
-from controller.engine.prechecks import Precheck, describe, prechecks, refusing
+from controller.engine.prechecks import Precheck, describe, prechecks, refusing, seen
+from controller.engine.silence import Silence
 from controller.errors import (
     ConflictError,
     FailoverError,
@@ -222,14 +223,15 @@ class Executor:
             checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
             if failed := refusing(checks):
                 raise PlanError(f"prechecks failed, nothing touched: {describe(failed)}")
+            lags, silence = seen(checks)
             run = self.journal.create_run(
-                keeper.check(), new_run_id(), plan, kind=kind, epoch=desired.epoch + 1
+                keeper.check(), new_run_id(), plan, kind=kind, epoch=desired.epoch + 1, rpo=lags
             )
             self._make_desired(run, desired, plan.target)
             log.info(
                 "run %s: %s -> %s, %d steps", run.id, plan.source, plan.target, len(plan.steps)
             )
-            return RunResult(self._drive_on(run, origin=plan.source), checks)
+            return RunResult(self._drive_on(run, origin=plan.source, silence=silence), checks)
         finally:
             self._release()
 
@@ -306,10 +308,11 @@ class Executor:
         except FailoverError as exc:
             log.warning("could not release the lease: %s", exc)
 
-    def _drive_on(self, run: Run, *, origin: str) -> Run:
+    def _drive_on(self, run: Run, *, origin: str, silence: Silence | None = None) -> Run:
         """Drive ``run``; when its target stops answering mid-run, end it ``failed`` and move on
         (``policy.on_target_lost``) to the next healthy standby or back to a healthy ``origin``
         (the first run's source), each move a new run with a new epoch, under the same lease.
+        ``silence``: the regions the prechecks found not answering.
 
         Raises
         ------
@@ -321,7 +324,7 @@ class Executor:
         lost: set[str] = set()
         while True:
             try:
-                return self._drive(run)
+                return self._drive(run, silence)
             except TargetLostError as gone:
                 assert self.keeper is not None
                 lost.add(gone.region)
@@ -329,16 +332,21 @@ class Executor:
                 self.journal.finish_run(self.keeper.check(), run, RunStatus.FAILED, why)
                 log.error("run %s: %s", run.id, why)
                 self._driver().mark_fenced(run.plan.source)  # fenced by the run
-                nxt = self._next_run(run, origin, lost)
+                nxt, silence = self._next_run(run, origin, lost)
                 if nxt is None:
                     raise PlanError(
                         f"run {run.id} failed: {why}; no healthy region to move "
                         f"to, the control table still names {gone.region}"
                     ) from None
+                assert silence is not None
+                silence.mark(gone.region, why)  # the new run's source: sent nothing more
                 run = nxt
 
-    def _next_run(self, lost_run: Run, origin: str, lost: set[str]) -> Run | None:
-        """A new run from the lost target to the first healthy candidate, or None."""
+    def _next_run(
+        self, lost_run: Run, origin: str, lost: set[str]
+    ) -> tuple[Run | None, Silence | None]:
+        """A new run from the lost target to the first healthy candidate (or None), with what
+        its prechecks found not answering."""
         assert self.keeper is not None
         lost_target = lost_run.plan.target
         for candidate in policy.moving_on(self.topology, origin, lost):
@@ -349,23 +357,25 @@ class Executor:
                 source=lost_target,
                 unavailable=lost_run.plan.unavailable,
             )
-            if failed := refusing(self.prechecks(plan, kind=lost_run.kind)):
+            checks = self.prechecks(plan, kind=lost_run.kind)
+            if failed := refusing(checks):
                 log.warning("not moving to %s: %s", candidate, describe(failed))
                 continue
-            desired = self.desired()
+            desired, (lags, silence) = self.desired(), seen(checks)
+            epoch = desired.epoch + 1
             run = self.journal.create_run(
-                self.keeper.check(), new_run_id(), plan, kind=lost_run.kind, epoch=desired.epoch + 1
+                self.keeper.check(), new_run_id(), plan, kind=lost_run.kind, epoch=epoch, rpo=lags
             )
             self._make_desired(run, desired, candidate)
             log.warning("run %s: moving on from %s to %s", run.id, lost_target, candidate)
-            return run
-        return None
+            return run, silence
+        return None, None
 
-    def _drive(self, run: Run) -> Run:
+    def _drive(self, run: Run, silence: Silence | None = None) -> Run:
         """Drive ``run``; on SIGINT or SIGTERM, let the steps in flight end, journal the run
         ``interrupted`` and stop (the caller releases the lease)."""
         try:
-            return self._driver().drive(run)
+            return self._driver().drive(run, silence)
         except KeyboardInterrupt as exc:
             assert self.keeper is not None
             why = str(exc) or "interrupted"

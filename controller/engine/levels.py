@@ -31,6 +31,7 @@ from controller.controltable.journal import Journal, Run, RunStatus, StepRecord,
 from controller.controltable.lease import Lease, LeaseKeeper
 from controller.engine.prechecks import Precheck
 from controller.engine.retry import decide
+from controller.engine.silence import Silence
 from controller.errors import PermanentStepError, TargetLostError, TransientStepError
 from controller.plan import graph as graphs
 from controller.plan.steps import Phase, Step
@@ -70,7 +71,7 @@ class RunResult:
         """The result as ``failover execute --json`` prints it."""
         return {
             **self.run.to_dict(),
-            "prechecks": [{"name": p.name, "ok": p.ok, "detail": p.detail} for p in self.prechecks],
+            "prechecks": [p.to_dict() for p in self.prechecks],
         }
 
 
@@ -101,8 +102,11 @@ class Driver:
         """The desired state as the control table holds it now."""
         return self.journal.desired(self.topology.regions.primary)
 
-    def drive(self, run: Run) -> Run:
+    def drive(self, run: Run, silence: Silence | None = None) -> Run:
         """Run every level not done yet; the run's end (completed, degraded, rolled back).
+
+        ``silence``: the regions already known not to answer (the prechecks' reads); the run
+        adds those its own calls find, and sends a silent region nothing more.
 
         Raises
         ------
@@ -111,10 +115,10 @@ class Driver:
         """
         plan = run.plan
         degraded = self._degraded(run)
-        unreachable: set[str] = set()
+        unreachable = silence if silence is not None else Silence()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
-                lease = self.keeper.renew()
+                lease = self.keeper.renew(unless_held_for=self._level_budget())
                 todo = [
                     s
                     for s in level
@@ -137,6 +141,11 @@ class Driver:
                         return self._rollback(run, step)
                     self._degrade(run, step, degraded)
         return self._finish(run, degraded, unreachable)
+
+    def _level_budget(self) -> float:
+        """The longest a level may take: its steps' timeout, plus one attempt begun just
+        before it ran out; the lease is renewed before a level only when held for less."""
+        return self.policy.step_timeout_seconds + self.keeper.budget
 
     def _degraded(self, run: Run) -> dict[str, DegradedMode]:
         """The plan's degraded map plus what needs a step that already failed (on resume)."""
@@ -171,7 +180,7 @@ class Driver:
         self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
 
     def _step(
-        self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: set[str]
+        self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: Silence
     ) -> None:
         record = run.steps[step.id]
         record.started = time.time()
@@ -179,10 +188,16 @@ class Driver:
         fence = step.phase == Phase.FENCE
         clients = self.fence_clients if fence else self.clients
         action = action_for(self.topology, self.manifest, clients, step.component, step.region)
-        if fence and step.region in unreachable and not action.global_resource:
-            return self._end(
-                run, step, StepState.UNVERIFIED, f"{step.region} unreachable: not fenced"
-            )
+        if step.region in unreachable:
+            if fence and not action.global_resource:
+                return self._end(
+                    run,
+                    step,
+                    StepState.UNVERIFIED,
+                    f"{step.region} unreachable ({unreachable.why(step.region)}): not fenced; "
+                    "fenced when it answers",
+                )
+            action.assume_silent()  # a global step acts without the region's mode parameter
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
         deadline = time.monotonic() + self.policy.step_timeout_seconds
@@ -203,6 +218,8 @@ class Driver:
                 )
             except (TransientStepError, PermanentStepError) as exc:
                 error = exc
+            if fence and action.region_silent and step.region not in unreachable:
+                unreachable.mark(step.region, f"{step.id}: its mode parameter got no answer")
             outcome = decide(
                 error,
                 attempt=attempt,
@@ -213,7 +230,7 @@ class Driver:
                 remaining=deadline - time.monotonic(),
             )
             if outcome.region_unreachable:
-                unreachable.add(step.region)
+                unreachable.mark(step.region, f"{step.id}: {outcome.error}")
             if outcome.final:
                 return self._end(run, step, outcome.state, outcome.error)
             log.warning(
@@ -241,7 +258,7 @@ class Driver:
 
     # -- endings -----------------------------------------------------------------------------
 
-    def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: set[str]) -> Run:
+    def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: Silence) -> Run:
         plan = run.plan
         self._not_serving(run)
         try:

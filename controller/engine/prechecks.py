@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from controller import health
 from controller.actions.base import State
-from controller.actions.table import replication_lag
+from controller.actions.table import read_replication_lag
 from controller.aws import Clients
 from controller.controltable.journal import Journal, RunKind
+from controller.controltable.rpo import TableLag, to_plain
+from controller.engine.silence import Silence
 from controller.errors import FailoverError
 from controller.plan.steps import FailoverPlan
 from controller.topology import Kind, OnFailure, Topology
@@ -44,6 +47,15 @@ class Precheck:
     name: Check
     ok: bool
     detail: str = ""
+    #: The replication-lag check's readings (what the switch could lose: the run records them).
+    lags: tuple[TableLag, ...] = ()
+    #: A region that a check's read found not answering (the run sends it nothing more).
+    silent: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check as ``--json`` prints it (with its lag readings, when it read any)."""
+        out: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        return out | ({"lags": to_plain(self.lags)} if self.lags else {})
 
 
 def refusing(checks: Iterable[Precheck]) -> list[Precheck]:
@@ -55,6 +67,18 @@ def refusing(checks: Iterable[Precheck]) -> list[Precheck]:
     ['replication_lag']
     """
     return [c for c in checks if not c.ok and c.name != Check.LEASE_FREE]
+
+
+def seen(checks: Iterable[Precheck]) -> tuple[tuple[TableLag, ...], Silence]:
+    """What the checks found that the run goes on with: the tables' lags (its RPO record) and
+    the regions that did not answer (sent nothing more)."""
+    lags: tuple[TableLag, ...] = ()
+    silence = Silence()
+    for check in checks:
+        lags += check.lags
+        if check.silent:
+            silence.mark(check.silent, f"its {check.name} read got no answer")
+    return lags, silence
 
 
 def describe(checks: Iterable[Precheck]) -> str:
@@ -148,6 +172,38 @@ def target_check(topology: Topology, plan: FailoverPlan, target: health.RegionSt
     return Precheck(Check.TARGET_HEALTHY, not problems, detail)
 
 
+def read_lags(
+    topology: Topology,
+    manifest: Manifest,
+    clients: Clients,
+    source: str,
+    target: str,
+    clock: Callable[[], float] = time.time,
+) -> tuple[tuple[TableLag, ...], str]:
+    """Every table's replication lag from ``source`` to ``target``, as read now, and the read
+    that ``source`` left unanswered ("" when it answered).
+
+    Once a read got no answer from ``source``, the remaining tables are not asked (their lag is
+    unknown, naming that read): a hung source costs one timeout, not one per table.
+    """
+    lags: list[TableLag] = []
+    silent = ""
+    for name, _ in topology.of_kind(Kind.TABLE):
+        if silent:
+            lags.append(TableLag(name, None, clock(), error=silent))
+            continue
+        try:
+            lag, as_of = read_replication_lag(clients, manifest, name, source, target)
+        except (FailoverError, KeyError) as exc:
+            log.info("replication lag of %s unknown: %s", name, exc)
+            if getattr(exc, "unreachable", False):
+                silent = f"{source} unreachable: {exc}"
+            lags.append(TableLag(name, None, clock(), error=silent or str(exc)))
+            continue
+        lags.append(TableLag(name, lag, clock(), as_of, "" if lag is not None else "no datapoint"))
+    return tuple(lags), silent
+
+
 def lag_check(
     topology: Topology,
     manifest: Manifest,
@@ -160,39 +216,49 @@ def lag_check(
     """Every table's replica in the target within ``max_lag_seconds`` of the source.
 
     The lag is CloudWatch's ``ReplicationLatency`` (emitted in the source region, per receiving
-    region; :func:`~controller.actions.table.replication_lag`). A lag known to be over the bound
-    refuses; an unknown one (no datapoint, or the source does not answer) refuses unless
-    ``accept_unknown``: nothing known is not the same as 0. For a failback (``kind``) the
-    target is the returning region and the source the healthy active one: the refusal says
-    that the returning region has not caught up.
+    region; :func:`read_lags`). A lag known to be over the bound refuses; an unknown one (no
+    datapoint, or the source does not answer) refuses unless ``accept_unknown``: nothing known
+    is not the same as 0. For a failback (``kind``) the target is the returning region and the
+    source the healthy active one: the refusal says that the returning region has not caught up.
+    The check carries its readings (``lags``) and, when the source did not answer, its name
+    (``silent``).
     """
+    lags, silent = read_lags(topology, manifest, clients, plan.source, plan.target)
+    ok, detail = _judge_lags(topology, plan, lags, accept_unknown=accept_unknown, kind=kind)
+    return Precheck(
+        Check.REPLICATION_LAG, ok, detail, lags=lags, silent=plan.source if silent else ""
+    )
+
+
+def _judge_lags(
+    topology: Topology,
+    plan: FailoverPlan,
+    lags: Sequence[TableLag],
+    *,
+    accept_unknown: bool,
+    kind: RunKind,
+) -> tuple[bool, str]:
+    """Whether ``lags`` allow the run, and the check's detail."""
+    bounds = {name: comp.max_lag_seconds for name, comp in topology.of_kind(Kind.TABLE)}
     too_far: list[str] = []
     unknown: list[str] = []
     known: list[str] = []
-    for name, comp in topology.of_kind(Kind.TABLE):
-        try:
-            lag = replication_lag(clients, manifest, name, plan.source, plan.target)
-        except (FailoverError, KeyError) as exc:
-            log.info("replication lag of %s unknown: %s", name, exc)
-            lag = None
+    for reading in lags:
+        bound = bounds[reading.table]
+        lag = reading.lag_seconds
         if lag is None:
-            unknown.append(name)
-        elif lag > comp.max_lag_seconds:
-            too_far.append(f"{name} lags {lag:.1f}s > {comp.max_lag_seconds:g}s")
+            unknown.append(reading.table)
+        elif lag > bound:
+            too_far.append(f"{reading.table} lags {lag:.1f}s > {bound:g}s")
         else:
-            known.append(f"{name} {lag:.1f}s")
+            known.append(f"{reading.table} {lag:.1f}s")
     back = kind == RunKind.FAILBACK
     if too_far:
-        return Precheck(
-            Check.REPLICATION_LAG,
-            False,
-            "; ".join(too_far)
-            + (f": {plan.target} has not caught up with {plan.source}" if back else ""),
+        return False, "; ".join(too_far) + (
+            f": {plan.target} has not caught up with {plan.source}" if back else ""
         )
     if unknown and not accept_unknown:
-        return Precheck(
-            Check.REPLICATION_LAG,
-            False,
+        return False, (
             f"lag unknown ({', '.join(unknown)}: no ReplicationLatency from "
             f"{plan.source} to {plan.target}); "
             + (
@@ -200,9 +266,9 @@ def lag_check(
                 "--accept-unknown-lag goes back anyway)"
                 if back
                 else "pass --accept-unknown-lag to fail over anyway"
-            ),
+            )
         )
     detail = ", ".join(known) or "no tables"
     if unknown:
         detail += f"; unknown, accepted: {', '.join(unknown)}"
-    return Precheck(Check.REPLICATION_LAG, True, detail)
+    return True, detail

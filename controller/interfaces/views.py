@@ -20,6 +20,7 @@ from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.controltable import desired as desires
 from controller.controltable.journal import Journal, Run
 from controller.controltable.lease import lease_of
+from controller.controltable.rpo import to_plain
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
 from controller.controltable.watchstate import WatchStates
 from controller.errors import AwsError, FailoverError
@@ -144,6 +145,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "updated": run.updated,
         "error": run.error,
         "degraded": dict(sorted(run.degraded.items())),
+        "rpo": to_plain(run.rpo),
     }
 
 

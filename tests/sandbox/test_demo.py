@@ -25,6 +25,7 @@ REPORT_FIELDS = {
     "new_primary",
     "runs",
     "decisions",
+    "rpo",
 }
 
 
@@ -100,6 +101,22 @@ def test_no_acknowledged_write_is_lost_with_lag_zero(story: dict) -> None:
     assert report["writes_found_in_new_primary"] == report["writes_acknowledged"]
 
 
+def test_the_report_carries_the_rpo_of_the_switch(story: dict) -> None:
+    """Issue 27, item 3: what the switch could lose (each table's lag as the switching run read
+    it, here unknown: the hung source did not answer) and what it lost (no acknowledged write
+    missing from the new primary)."""
+    report = story["report"]
+    rpo = report["rpo"]
+    (table,) = rpo["tables_at_switch"]
+    assert table["table"] == "orders-table"
+    assert table["lag_seconds"] is None and "us-east-1 unreachable" in table["error"]
+    assert table["read_at"] <= rpo["switched_at"]  # read before the run acted
+    assert report["runs"][0]["rpo"] == rpo["tables_at_switch"]  # the run's own record
+    assert rpo["writes_acknowledged"] == report["writes_acknowledged"] > 10
+    assert rpo["writes_missing_from_new_primary"] == 0 and rpo["missing_ids"] == []
+    assert rpo["window_seconds"] == 0.0
+
+
 def test_under_one_percent_failed_during_the_outage(story: dict) -> None:
     report = story["report"]
     outage = report["requests"]["outage"]
@@ -153,6 +170,8 @@ def test_demo_cli_json(sandbox_env: None, tmp_path: Path, cli) -> None:
     report = json.loads(result.out)
     assert report["mode"] == "down"
     assert report["lost_writes"] == 0
+    assert report["rpo"]["writes_missing_from_new_primary"] == 0
+    assert [t["table"] for t in report["rpo"]["tables_at_switch"]] == ["orders-table"]
     # stderr: where the page was, and no log records (they went to the file the report names)
     assert "status page: http://127.0.0.1:" in result.err
     assert "WARNING" not in result.err and "Read timeout" not in result.err, result.err

@@ -70,6 +70,122 @@ def test_failover_with_the_primary_hung_completes(fresh_sandbox: Sandbox) -> Non
     assert {c.state for c in report.regions[TARGET].components.values()} == {"active"}
 
 
+class SourceCalls:
+    """A ``before-send`` hook counting the requests sent to the source's endpoint once it hangs
+    (each of them then gets no answer: it costs the run one timeout, whatever the machine's load).
+
+    ``hang_at``: the source is made to hang just before its n-th request (1: it hangs before the
+    run asks it anything; None: the test hangs it itself, and every request counts).
+    """
+
+    def __init__(self, box: Sandbox, hang_at: int | None = None) -> None:
+        self.box, self.hang_at = box, hang_at
+        self.url = box.manifest.endpoints[SOURCE]
+        self.sent = 0
+        self.unanswered: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Any, **kwargs: Any) -> None:
+        if not request.url.startswith(self.url):
+            return
+        with self.lock:
+            self.sent += 1
+            if self.sent == self.hang_at:
+                self.box.fail(SOURCE, "hang")
+            if self.hang_at is None or self.sent >= self.hang_at:
+                self.unanswered.append(str(kwargs.get("event_name", "")))
+
+
+def _fence_records(run: Any) -> dict[str, Any]:
+    return {s.id: run.steps[s.id] for s in run.plan.steps if s.phase == "fence"}
+
+
+def test_a_hung_source_costs_one_timeout_before_activation_not_one_per_level(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """The source hangs before the run: the prechecks' replication-lag read is the one request
+    it gets; no fence level sends it another (each would cost a timeout before activation), the
+    DNS is fenced in the global endpoint all the same, and the run records why the rest is not.
+
+    Counted requests, not durations: on a loaded machine a timeout is still one request."""
+    box = fresh_sandbox
+    box.fail(SOURCE, "hang")
+    calls = SourceCalls(box)
+    clients = box.clients.derive(hook=("before-send", calls))
+    journal = Journal(box.clients, box.manifest)  # the control table's own calls: not counted
+    run = executor(box, clients=clients, journal=journal).execute(plan_to(box)).run
+    assert run.status == RunStatus.COMPLETED
+    assert len(calls.unanswered) == 1, calls.unanswered  # 3 before: lag read, DNS mode, api
+    assert "GetMetricStatistics" in calls.unanswered[0]
+    fences = _fence_records(run)
+    assert fences.pop("fence:dns@us-east-1").state == StepState.DONE  # Route 53 is global
+    for record in fences.values():
+        assert record.state == StepState.UNVERIFIED and record.attempts == 0, record
+        assert "replication_lag read got no answer" in record.error
+        assert "fenced when it answers" in record.error
+    assert all(
+        run.steps[s.id].state == StepState.DONE for s in run.plan.steps if s.phase == "activate"
+    )
+    assert primary_record(box).rstrip(".") == region_host(box, TARGET)
+    (lag,) = journal.run(run.id).rpo  # what the switch could lose: not known, and why
+    assert lag.table == "orders-table" and lag.lag_seconds is None
+    assert f"{SOURCE} unreachable" in lag.error
+
+
+def test_a_source_that_hangs_after_the_prechecks_costs_the_fence_levels_one_timeout(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """The source answers the prechecks, then hangs as the DNS fence asks it for its mode: that
+    request is the one it leaves unanswered; the next levels send it none (before: one timeout
+    per level) and end unverified, naming that request."""
+    box = fresh_sandbox
+    calls = SourceCalls(box, hang_at=2)  # 1: the lag read; 2: the DNS fence's mode parameter
+    clients = box.clients.derive(hook=("before-send", calls))
+    journal = Journal(box.clients, box.manifest)
+    run = executor(box, clients=clients, journal=journal).execute(plan_to(box)).run
+    assert run.status == RunStatus.COMPLETED
+    assert len(calls.unanswered) == 1, calls.unanswered
+    assert "ssm" in calls.unanswered[0].lower()
+    fences = _fence_records(run)
+    assert fences.pop("fence:dns@us-east-1").state == StepState.DONE
+    for record in fences.values():
+        assert record.state == StepState.UNVERIFIED and record.attempts == 0, record
+        assert "fence:dns@us-east-1: its mode parameter got no answer" in record.error
+    assert all(
+        run.steps[s.id].state == StepState.DONE for s in run.plan.steps if s.phase == "activate"
+    )
+
+
+@pytest.mark.parametrize(("lease_seconds", "renewals"), [(3600.0, "none"), (20.0, "every level")])
+def test_a_run_renews_its_lease_before_a_level_only_when_the_level_could_outlast_it(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, lease_seconds: float, renewals: str
+) -> None:
+    """Issue 27, item 4: one control-table write a level saved. A lease held for longer than a
+    level can take (its steps' timeout plus one action's budget) is not renewed before the
+    level; one that may run out during it still is, before the level acts."""
+    from controller.controltable.lease import Leases
+
+    box = fresh_sandbox
+    topology = box.topology.model_copy(
+        update={"policy": box.topology.policy.model_copy(update={"lease_seconds": lease_seconds})}
+    )
+    renewed: list[float] = []
+    original = Leases.renew
+
+    def counted(self: Leases, lease: Any, seconds: float) -> Any:
+        renewed.append(seconds)
+        return original(self, lease, seconds)
+
+    monkeypatch.setattr(Leases, "renew", counted)
+    plan = build_plan(topology, graphs.build(topology), target=TARGET, source=SOURCE)
+    run = Executor(topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan).run
+    assert run.status == RunStatus.COMPLETED
+    if renewals == "none":
+        assert renewed == []  # 10 before: one a level
+    else:
+        assert len(renewed) >= len(plan.levels)
+
+
 def test_no_two_writers_at_any_instant(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     lock = threading.Lock()

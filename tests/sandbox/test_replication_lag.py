@@ -183,3 +183,46 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
         assert f"{SOURCE} has not caught up with {TARGET}" in line, line
     assert modes(box) == before == {SOURCE: "fenced", TARGET: "active"}, "nothing touched"
     assert Journal(box.clients, box.manifest).desired(SOURCE).active == TARGET
+
+
+def test_a_run_records_each_tables_lag_at_the_switch_and_runs_shows_it(
+    fresh_sandbox: Sandbox, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27, item 3: what a switch could lose is in the run's record. With 1 s of measured
+    lag (under the bound), ``execute`` journals the lag it read for every table, when it read it
+    and how old its datapoint was; ``runs --json`` and ``runs`` carry it."""
+    import json
+
+    monkeypatch.delenv("FAILOVER_ACCEPT_UNKNOWN_LAG", raising=False)
+    box = fresh_sandbox
+    replicator = Replicator(box.topology, box.manifest, box.clients, lag=1.0)
+    replicator.start()
+    try:
+        table = box.manifest.ref(TABLE, SOURCE).name
+        db = box.clients.client("dynamodb", SOURCE)
+        db.put_item(
+            TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
+        )
+        deadline = time.monotonic() + 45
+        lag = None
+        while time.monotonic() < deadline and lag is None:
+            lag = replication_lag(box.clients, box.manifest, TABLE, SOURCE, TARGET)
+            time.sleep(0.5)
+        assert lag is not None and lag >= 1.0, "the replicator publishes what it measures"
+    finally:
+        replicator.stop()
+    before = time.time()
+    result = cli("execute", "--to", TARGET, "--yes", "--manifest", box.manifest_path)
+    assert result.code == 0, result.err
+    assert f"lag at the switch (RPO): {TABLE} " in result.out
+    listed = cli("runs", "--json", "--manifest", box.manifest_path)
+    assert listed.code == 0, listed.err
+    newest = json.loads(listed.out)["runs"][0]
+    (record,) = newest["rpo"]
+    assert record["table"] == TABLE and record["error"] == ""
+    assert record["lag_seconds"] >= 1.0
+    assert before <= record["read_at"] <= newest["created"]  # read just before the run acted
+    assert record["as_of"] is not None and record["age_seconds"] >= 0
+    assert record["age_seconds"] == pytest.approx(record["read_at"] - record["as_of"], abs=1e-3)
+    shown = cli("runs", "--manifest", box.manifest_path)
+    assert shown.code == 0 and f"{record['lag_seconds']:.1f}s" in shown.out, shown.out

@@ -45,3 +45,32 @@ def test_log_records_go_to_the_file_while_the_demo_runs(
     assert path.stat().st_mode & 0o777 == 0o600
     assert "WARNING controller.health.reads: us-east-1: Read timeout" in path.read_text()
     assert "Read timeout" not in capsys.readouterr().err
+
+
+def test_the_report_shows_the_rpo_of_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    out = io.StringIO()
+    monkeypatch.setattr(demo_cmds, "console", Console(file=out, width=200))
+    lag = {"table": "orders-table", "lag_seconds": None, "read_at": 10.0, "as_of": None}
+    report = {
+        "title": "t",
+        "requests": {},
+        "time_to_detect_seconds": 1.0,
+        "time_to_shift_seconds": 2.0,
+        "failed_share_during_outage": 0.0,
+        "writes_acknowledged": 40,
+        "new_primary": "us-west-2",
+        "writes_found_in_new_primary": 38,
+        "lost_writes": 2,
+        "rpo": {
+            "tables_at_switch": [lag | {"error": "us-east-1 unreachable: ReadTimeoutError"}],
+            "writes_missing_from_new_primary": 2,
+            "window_seconds": 1.5,
+        },
+    }
+    demo_cmds.render(SimpleNamespace(report=report, json_path="j", png_path="p"))
+    assert (
+        "RPO: lag at the switch: orders-table unknown (us-east-1 unreachable: ReadTimeoutError)"
+        "   acknowledged writes missing from the new primary: 2 (window 1.5 s)"
+    ) in out.getvalue()

@@ -163,6 +163,25 @@ def render(result: Any) -> None:
         f"primary ({report['new_primary']}): {report['writes_found_in_new_primary']}"
         f"   lost: {report['lost_writes']}"
     )
+    if run := report.get("switch_run"):
+        console.print(
+            f"after the outage: run started {run['started']} s, ended {run['ended']} s "
+            f"({len(run['levels'])} levels); full service "
+            f"{report.get('time_to_full_service_seconds')} s",
+            highlight=False,
+        )
+    if rpo := report.get("rpo"):
+        from rich.markup import escape
+
+        from controller.controltable.rpo import describe, from_plain
+
+        lags = describe(from_plain(rpo["tables_at_switch"])) or "no table read"
+        console.print(
+            f"RPO: lag at the switch: {escape(lags)}   acknowledged writes missing from the new "
+            f"primary: {rpo['writes_missing_from_new_primary']}"
+            f" (window {rpo['window_seconds']} s)",
+            highlight=False,
+        )
     console.print(
         f"report: {result.json_path}  timeline: {result.png_path}"
         + (f"  log: {report['log']}" if report.get("log") else "")

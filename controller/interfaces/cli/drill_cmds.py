@@ -80,7 +80,7 @@ def _practice(
         plan
     )
     if as_json:
-        print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks], "practice": True})
+        print_json({**plan.to_dict(), "prechecks": [c.to_dict() for c in checks], "practice": True})
     else:
         render_plan(plan)
         render_checks(checks)

@@ -11,6 +11,8 @@ import typer
 from rich.markup import escape
 
 from controller.contract import DEFAULT_MANIFEST
+from controller.controltable.rpo import describe as describe_lags
+from controller.controltable.rpo import worst as worst_lag
 from controller.errors import UsageError
 from controller.interfaces.cli.app import (
     JsonOption,
@@ -174,7 +176,8 @@ def runs(
     table.add_column(
         "run", no_wrap=True, overflow="ignore", min_width=max((len(r.id) for r in found), default=3)
     )
-    for column in ("kind", "from", "to", "status", "started", "owner"):
+    # lag: the worst table's replication lag read at the switch (RPO); --json has each, aged
+    for column in ("kind", "from", "to", "status", "started", "owner", "lag"):
         table.add_column(column, overflow="fold")
     for run in found:
         style = STATUS_STYLE.get(run.status.value, "")
@@ -186,6 +189,7 @@ def runs(
             f"[{style}]{run.status.value}[/]",
             _when(run.created),
             run.owner,
+            worst_lag(run.rpo),
         )
     console.print(table if found else "no runs yet")
 
@@ -267,7 +271,7 @@ def _run_plan(run: _Run, asked: _Asked, topology: Any, deployed: Any, clients: A
         )
         checks = executor.prechecks(plan, kind=kind)
         if as_json:
-            print_json({**plan.to_dict(), "prechecks": [vars(c) for c in checks]})
+            print_json({**plan.to_dict(), "prechecks": [c.to_dict() for c in checks]})
         else:
             render_plan(plan)
             render_checks(checks)
@@ -356,6 +360,8 @@ def _render_result(result: RunResult, as_json: bool) -> int:
             "[yellow]degraded:[/] "
             + ", ".join(f"{k} -> {v}" for k, v in sorted(run.degraded.items()))
         )
+    if run.rpo:
+        console.print(f"lag at the switch (RPO): {escape(describe_lags(run.rpo))}", highlight=False)
     if run.error:
         console.print(f"[red]{escape(run.error)}[/]")
     return result.exit_code
