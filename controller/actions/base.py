@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -115,9 +115,14 @@ class Action(ABC):
 
     # -- the public, shared part -------------------------------------------------------------
 
-    def read(self) -> Observed:
-        """Read the real state (raises a transient or permanent step error)."""
-        component_mode, region_mode = self._guard(self._read_modes)
+    def read(self, parameters: Mapping[str, str] | None = None) -> Observed:
+        """Read the real state (raises a transient or permanent step error).
+
+        ``parameters``: the region's mode parameters as a caller read them just before, in one
+        batch for every component (``health``: a name absent does not exist); else this reads
+        its own two in one call.
+        """
+        component_mode, region_mode = self._guard(lambda: self._read_modes(parameters))
         observed = self._guard(self._read)
         facts = {**observed.facts, "mode": component_mode, "region_mode": region_mode}
         # A component mode of no opinion ("normal", as Pulumi deploys it) defers to the region's.
@@ -222,8 +227,12 @@ class Action(ABC):
             else self.topology.component_mode_parameter(self.component, self.region)
         )
 
-    def _read_modes(self) -> tuple[str | None, str | None]:
+    def _read_modes(
+        self, parameters: Mapping[str, str] | None = None
+    ) -> tuple[str | None, str | None]:
         region_parameter = modes.parameter_of(self.topology, self.manifest, self.region)
+        if parameters is not None:
+            return parameters.get(self.mode_parameter), parameters.get(region_parameter)
 
         def read() -> tuple[str | None, str | None]:
             return modes.read_modes(

@@ -10,35 +10,29 @@ functions over it (:mod:`controller.health.verdicts`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from typing import Any, TypeVar
 
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
-from controller.actions.base import Observed
-from controller.actions.dns import DnsAction
+from controller.actions.base import Action, Observed
 from controller.actions.registry import action_for
-from controller.actions.state import State, state_of
 from controller.aws import AwsSettings, Clients, classify
-from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS
+from controller.contract import GLOBAL, STATUS_DEADLINE_SECONDS, Mode
 from controller.controltable import table as controltable
-from controller.errors import TransientStepError
+from controller.errors import PermanentStepError, TransientStepError
 from controller.health import verdicts
-from controller.health.model import (
-    ComponentStatus,
-    Health,
-    HttpProbe,
-    RegionStatus,
-    StatusReport,
-)
+from controller.health.aggregate import RegionReads, active_region, futures, region_status
+from controller.health.model import HttpProbe, RegionStatus, StatusReport
 from controller.topology import Kind, Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Reads of a region's mode that answered with a throttle or a 5xx, before it counts as lost.
 PROBE_ANSWERED_ATTEMPTS = 3
@@ -74,6 +68,7 @@ def status(
     settings: AwsSettings | None = PROBE_SETTINGS,
     deadline: float = DEADLINE_SECONDS,
     components: bool = True,
+    beside: Callable[[], object] | None = None,
 ) -> StatusReport:
     """Read every component in every region (or in ``regions``) in parallel.
 
@@ -87,6 +82,8 @@ def status(
     components : False reads only the region-level signals (reachability, alarms, Route 53,
         HTTP): the watcher's cheap evaluation, a few calls per region instead of several per
         component.
+    beside : called once the probes are on their way: a caller's own read that must not delay
+        them (``failover status`` reads the control table there).
 
     Returns
     -------
@@ -99,22 +96,42 @@ def status(
     names = list(regions) if regions is not None else list(topology.regions.all)
     workers = min(MAX_WORKERS, len(names) * (len(topology.components) + 4))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
+    until = started + deadline
     try:
-        # The probes decide reachability; the reads start at once beside them, so that a hung
-        # region costs one probe timeout in all, and only the reachable regions' are awaited.
-        until = started + deadline
-        probes = {r: pool.submit(probe, fast, topology, manifest, r, until) for r in names}
-        reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
-        mode_of = _probe_results(probes, until)
-        reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
-        wait(_futures(reads), timeout=max(0.0, until - time.monotonic()))
+        # The probes go first: each reads every mode parameter of its region, in calls of ten
+        # (the region's own first: its answer says the region answers), so a hung region costs
+        # one probe timeout in all, counted from the first thing sent. A region's other reads
+        # start once its probe answered, each component given its modes as the probe read them.
+        actions = {r: _actions(topology, manifest, fast, r, components) for r in names}
+        for r in names:  # made here, before any other client: each probe is sent at once
+            fast.client("ssm", r)
+        probes = {
+            r: pool.submit(
+                probe_parameters,
+                fast,
+                r,
+                _parameter_names(topology, manifest, r, actions[r]),
+                until,
+            )
+            for r in names
+        }
+        if beside is not None:
+            beside()
+        values, reads = _read_answering(
+            pool, probes, actions, fast, topology, manifest, http_probe, until
+        )
+        wait(futures(reads), timeout=max(0.0, until - time.monotonic()))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    mode_of = {
+        r: got if isinstance(got, Exception) else _region_mode(topology, manifest, r, got)
+        for r, got in values.items()
+    }
     controltable.suspect(clients, manifest, [r for r in names if not isinstance(mode_of[r], str)])
-    report = {r: _region(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
+    report = {r: region_status(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
     elapsed = time.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)
-    active = _active_region(report, topology, manifest, fast)
+    active = active_region(report, topology, manifest, fast)
     return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
 
 
@@ -139,95 +156,142 @@ def region_health(
 # -- reading ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _RegionReads:
-    """The pending reads of one reachable region."""
-
-    components: dict[str, Future[Observed]]
-    alarms: Future[dict[str, str]]
-    route53: Future[bool | None]
-    http: Future[bool | None] | None
+#: GetParameters takes at most this many names a call.
+PARAMETERS_PER_CALL = 10
 
 
-def _futures(reads: Mapping[str, _RegionReads]) -> list[Future[Any]]:
-    out: list[Future[Any]] = []
-    for r in reads.values():
-        out += [*r.components.values(), r.alarms, r.route53, *([r.http] if r.http else [])]
-    return out
+def probe_parameters(
+    clients: Clients, region: str, names: Sequence[str], until: float
+) -> dict[str, str]:
+    """The values of ``region``'s mode parameters ``names`` (the region's own first), read in
+    calls of :data:`PARAMETERS_PER_CALL`: the probe that decides whether the region answers.
 
-
-def probe(
-    clients: Clients, topology: Topology, manifest: Manifest, region: str, until: float
-) -> str:
-    """``region``'s mode, read as the probe that decides whether the region is reachable.
-
-    A region that answered with an error a retry may fix (throttled, a 5xx) did answer: it is
-    read again, :data:`PROBE_PAUSE_SECONDS` apart, up to :data:`PROBE_ANSWERED_ATTEMPTS` times
-    while the deadline (``until``, monotonic) allows, so that a throttled region (as every region
-    may be while everyone fails over) is not taken for a lost one. A region that did not answer
-    (timed out, refused) is not read again: one timeout says it is unreachable.
+    A region that answered with an error a retry may fix (throttled, a 5xx) did answer: the
+    call is made again, :data:`PROBE_PAUSE_SECONDS` apart, up to
+    :data:`PROBE_ANSWERED_ATTEMPTS` times while the deadline (``until``, monotonic) allows, so
+    that a throttled region (as every region may be while everyone fails over) is not taken for
+    a lost one. A region that did not answer (timed out, refused) is not asked again: one
+    timeout says it is unreachable. A parameter that does not exist is absent.
     """
+    values: dict[str, str] = {}
+    for start in range(0, len(names), PARAMETERS_PER_CALL):
+        batch = list(names[start : start + PARAMETERS_PER_CALL])
+        values |= _answered(functools.partial(modes.get, clients, region, batch), region, until)
+    return values
+
+
+def _answered(read: Callable[[], T], region: str, until: float) -> T:
+    """``read()``, again after a throttle or a 5xx (see :func:`probe_parameters`)."""
     attempt = 1
     while True:
         try:
-            return modes.read_region_mode(clients, topology, manifest, region)
-        except TransientStepError as exc:
+            return read()
+        except Exception as exc:
+            error = classify(exc, component="mode", region=region)
             pause = PROBE_PAUSE_SECONDS * attempt
             last = attempt >= PROBE_ANSWERED_ATTEMPTS or time.monotonic() + pause >= until
-            if exc.unreachable or last:
-                raise
-            log.info("probe of %s: %s; reading again", region, exc)
+            if not isinstance(error, TransientStepError) or error.unreachable or last:
+                raise error from exc
+            log.info("probe of %s: %s; reading again", region, error)
             time.sleep(pause)
             attempt += 1
 
 
-def _probe_results(probes: Mapping[str, Future[str]], until: float) -> dict[str, str | Exception]:
-    """Each region's mode, or the error that says it did not answer by ``until``."""
-    wait(probes.values(), timeout=max(0.0, until - time.monotonic()))
-    out: dict[str, str | Exception] = {}
-    for region, future in probes.items():
-        if not future.done():
-            out[region] = TransientStepError("no answer before the deadline", region=region)
-            continue
-        exc = future.exception()
-        out[region] = future.result() if exc is None else classify(exc, region=region)
+def _actions(
+    topology: Topology, manifest: Manifest, clients: Clients, region: str, components: bool
+) -> dict[str, Action | PermanentStepError]:
+    """Each component's action in ``region`` (or why it has none); none for a signals read."""
+    out: dict[str, Action | PermanentStepError] = {}
+    for name in topology.components if components else ():
+        try:
+            out[name] = action_for(topology, manifest, clients, name, region)
+        except PermanentStepError as exc:
+            out[name] = exc
     return out
 
 
-def _read_all(
+def _parameter_names(
+    topology: Topology,
+    manifest: Manifest,
+    region: str,
+    actions: Mapping[str, Action | PermanentStepError],
+) -> list[str]:
+    """The region's mode parameter, then each component's (once each)."""
+    own = [a.mode_parameter for a in actions.values() if isinstance(a, Action)]
+    return list(dict.fromkeys([modes.parameter_of(topology, manifest, region), *own]))
+
+
+def _read_answering(
+    pool: ThreadPoolExecutor,
+    probes: Mapping[str, Future[dict[str, str]]],
+    actions: Mapping[str, Mapping[str, Action | PermanentStepError]],
+    clients: Clients,
+    topology: Topology,
+    manifest: Manifest,
+    http_probe: HttpProbe | None,
+    until: float,
+) -> tuple[dict[str, dict[str, str] | Exception], dict[str, RegionReads]]:
+    """Start each region's reads as soon as its probe answers, until ``until``: what each probe
+    read (or the error that says its region did not answer), and the reads started."""
+    region_of = {future: region for region, future in probes.items()}
+    values: dict[str, dict[str, str] | Exception] = {}
+    reads: dict[str, RegionReads] = {}
+    try:
+        for future in as_completed(region_of, timeout=max(0.0, until - time.monotonic())):
+            region = region_of[future]
+            exc = future.exception()
+            if exc is not None:
+                values[region] = classify(exc, region=region)
+                continue
+            got = values[region] = future.result()
+            reads[region] = _read_region(
+                pool, clients, topology, manifest, region, actions[region], got, http_probe
+            )
+    except TimeoutError:
+        pass
+    for region in probes:
+        values.setdefault(
+            region, TransientStepError("no answer before the deadline", region=region)
+        )
+    return values, reads
+
+
+def _read_region(
     pool: ThreadPoolExecutor,
     clients: Clients,
     topology: Topology,
     manifest: Manifest,
-    regions: list[str],
+    region: str,
+    actions: Mapping[str, Action | PermanentStepError],
+    parameters: dict[str, str],
     http_probe: HttpProbe | None,
-    components: bool = True,
-) -> dict[str, _RegionReads]:
-    reads: dict[str, _RegionReads] = {}
-    for region in regions:
-        regional = manifest.regions.get(region)
-        alarm_names = [
-            a for c in (regional.components.values() if regional else ()) for a in c.alarms
-        ]
-        url = _health_url(topology, manifest, region)
-        reads[region] = _RegionReads(
-            components={
-                name: pool.submit(_read_one, topology, manifest, clients, name, region)
-                for name in topology.components
-            }
-            if components
-            else {},
-            alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
-            route53=pool.submit(_route53_healthy, clients, manifest, region),
-            http=pool.submit(http_probe, region, url) if http_probe and url else None,
-        )
-    return reads
+) -> RegionReads:
+    """Start the reads of a region that answered: each component (given the modes its probe
+    read), its alarms, Route 53's view of it, and its HTTP health route."""
+    regional = manifest.regions.get(region)
+    alarm_names = [a for c in (regional.components.values() if regional else ()) for a in c.alarms]
+    url = _health_url(topology, manifest, region)
+    return RegionReads(
+        components={
+            name: pool.submit(_read_one, action, parameters) for name, action in actions.items()
+        },
+        alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
+        route53=pool.submit(_route53_healthy, clients, manifest, region),
+        http=pool.submit(http_probe, region, url) if http_probe and url else None,
+    )
 
 
-def _read_one(
-    topology: Topology, manifest: Manifest, clients: Clients, component: str, region: str
-) -> Observed:
-    return action_for(topology, manifest, clients, component, region).read()
+def _read_one(action: Action | PermanentStepError, parameters: dict[str, str]) -> Observed:
+    if isinstance(action, PermanentStepError):
+        raise action
+    return action.read(parameters)
+
+
+def _region_mode(
+    topology: Topology, manifest: Manifest, region: str, parameters: Mapping[str, str]
+) -> str:
+    """The mode ``region`` serves in (``standby`` when its parameter was never written)."""
+    return parameters.get(modes.parameter_of(topology, manifest, region)) or Mode.STANDBY
 
 
 def _route53_healthy(clients: Clients, manifest: Manifest, region: str) -> bool | None:
@@ -250,117 +314,3 @@ def _health_url(topology: Topology, manifest: Manifest, region: str) -> str | No
         (getattr(c, "health_path", "/health") for _, c in topology.of_kind(Kind.API)), "/health"
     )
     return regional.api_endpoint.rstrip("/") + path
-
-
-# -- aggregating ------------------------------------------------------------------------------
-
-
-def _result(future: Future[Any] | None) -> tuple[Any, BaseException | None]:
-    if future is None:
-        return None, None
-    if not future.done():
-        return None, TimeoutError("no answer before the deadline")
-    exc = future.exception()
-    return (None, exc) if exc is not None else (future.result(), None)
-
-
-def _region(
-    region: str,
-    topology: Topology,
-    manifest: Manifest,
-    mode: str | Exception,
-    reads: _RegionReads | None,
-) -> RegionStatus:
-    if isinstance(mode, Exception) or reads is None:
-        error = str(mode) if isinstance(mode, Exception) else "not read"
-        comps = {
-            name: ComponentStatus(name, str(spec.kind), State.UNREACHABLE, Health.UNREACHABLE)
-            for name, spec in topology.components.items()
-        }
-        return RegionStatus(region, False, Health.UNREACHABLE, components=comps, error=error)
-    alarm_states, alarm_error = _result(reads.alarms)
-    alarm_states = alarm_states or {}
-    route53, _ = _result(reads.route53)
-    http, http_error = _result(reads.http)
-    regional = manifest.regions.get(region)
-    comps = {}
-    # What the region's mode explains (a fenced region's throttles) is shown, not counted.
-    expected = verdicts.expected_alarms(alarm_states, mode)
-    for name, spec in topology.components.items():
-        if name not in reads.components:
-            continue  # a signals-only read
-        observed, exc = _result(reads.components[name])
-        ref = regional.components.get(name) if regional else None
-        own = {a: alarm_states[a] for a in (ref.alarms if ref else ()) if a in alarm_states}
-        fenced = observed is not None and observed.state == State.FENCED
-        mine = verdicts.expected_alarms(own, mode, fenced=fenced)
-        expected |= mine
-        comps[name] = verdicts.component_status(name, str(spec.kind), observed, exc, own, mine)
-    signals = verdicts.region_signals(
-        alarm_states,
-        mode,
-        expected,
-        route53=route53,
-        http_ok=None if reads.http is None else bool(http and not http_error),
-    )
-    health = verdicts.region_verdict(comps.values(), signals, mode)
-    return RegionStatus(
-        region,
-        True,
-        health,
-        mode=mode,
-        components=comps,
-        signals=signals,
-        error=str(alarm_error or ""),
-    )
-
-
-def _active_region(
-    report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest, clients: Clients
-) -> str | None:
-    """The region whose mode says active (else degraded), else the PRIMARY record's region."""
-    for wanted in (State.ACTIVE, State.DEGRADED):
-        claimed = [
-            name
-            for name, region in report.items()
-            if region.mode and state_of(region.mode) == wanted
-        ]
-        if len(claimed) > 1:
-            # A region that came back from an outage still says active (it could not be told
-            # otherwise): the traffic record, which the controller moved, decides.
-            primary = _dns_primary(report, topology, manifest, clients)
-            return primary if primary in claimed else claimed[0]
-        if claimed:
-            return claimed[0]
-    return _dns_primary(report, topology, manifest, clients)
-
-
-def _dns_primary(
-    report: Mapping[str, RegionStatus], topology: Topology, manifest: Manifest, clients: Clients
-) -> str | None:
-    dns = next((name for name, _ in topology.of_kind(Kind.DNS)), None)
-    if dns is None or manifest.dns is None:
-        return None
-    primary = next(
-        (
-            c.facts.get("primary")
-            for r in report.values()
-            for c in r.components.values()
-            if c.name == dns and c.facts
-        ),
-        None,
-    )
-    try:
-        action = DnsAction(topology, manifest, clients, dns, topology.regions.primary)
-        if primary is None:
-            record = action.records().get("PRIMARY")
-            primary = record["ResourceRecords"][0]["Value"] if record else None
-        if primary is None:
-            return None
-        return next(
-            (r for r in topology.regions.all if action.host(r) == str(primary).rstrip(".").lower()),
-            None,
-        )
-    except Exception as exc:
-        log.warning("cannot read the PRIMARY record: %s", exc)
-        return None

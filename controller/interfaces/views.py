@@ -11,14 +11,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import health
 from controller.actions.state import State
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.controltable import desired as desires
-from controller.controltable.journal import Journal, Run
 from controller.controltable.lease import lease_of
 from controller.controltable.rpo import to_plain
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
@@ -26,6 +25,9 @@ from controller.controltable.watchstate import WatchStates
 from controller.errors import AwsError, FailoverError
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
+
+if TYPE_CHECKING:  # the runs' views import the journal when called: status needs none of it
+    from controller.controltable.journal import Journal, Run
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,9 @@ def read_status(
     """
     started = time.monotonic()
     control = _ControlRead(manifest, clients, topology.regions.primary, deadline)
-    control.start()
-    report = health.status(topology, manifest, clients, deadline=deadline)
+    # The control table is read beside the regions, once their probes are sent (a hung region's
+    # timeout then runs while the rest is read).
+    report = health.status(topology, manifest, clients, deadline=deadline, beside=control.start)
     running, state = control.result(started + deadline)
     return StatusView(replace(report, elapsed=time.monotonic() - started), running, state)
 
@@ -123,6 +126,8 @@ def run_in_progress(manifest: Manifest, clients: Clients) -> str | None:
     A control table the manifest names wrongly is an error (:class:`AwsError`); one that cannot
     be reached is not: the regions are read anyway, and this says None.
     """
+    from controller.controltable.journal import Journal
+
     try:
         return Journal(clients, manifest).current_run_id()
     except AwsError:
@@ -151,6 +156,8 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 def read_runs(manifest: Manifest, clients: Clients, limit: int = 50) -> list[Run]:
     """The journalled runs, newest first (without their step records)."""
+    from controller.controltable.journal import Journal
+
     return Journal(clients, manifest).runs(limit)
 
 
@@ -185,6 +192,8 @@ def read_run(
     manifest: Manifest, clients: Clients, run_id: str | None = None
 ) -> dict[str, Any] | None:
     """``run_id``'s detail; without one, the run in progress, else the newest run (or None)."""
+    from controller.controltable.journal import Journal
+
     journal = Journal(clients, manifest)
     wanted = run_id or journal.current_run_id()
     if wanted is None:
@@ -233,6 +242,8 @@ def watchers_view(
     caller has them; each region's ``watcher`` slot carries what that region's watcher last
     decided once the watchers record it in the control table.
     """
+    from controller.controltable.journal import Journal
+
     journal = Journal(clients, manifest)
     rows = _or_error(lambda: {r["region"]: r for r in watcher_rows(topology, manifest, clients)})
     out: dict[str, Any] = {
