@@ -394,7 +394,7 @@ def test_a_reset_forgets_the_cut_off_marker_a_partitioned_watcher_wrote(
     """Self-fencing keeps since when a region is cut off in an SSM parameter the program does
     not declare: the controller writes it (no sandbox module does), and a reset, which puts
     back what the program deployed, leaves none behind for the next test's watcher to count."""
-    from controller.isolation import CUT_OFF, Isolation, cut_off_parameter
+    from controller.watchers.isolation import CUT_OFF, Isolation, cut_off_parameter
 
     from sandbox.deploy.engine import load_stack
     from sandbox.state import STACK_FILE
