@@ -45,6 +45,7 @@ from infra.common import (
     policy_json,
     statement,
 )
+from infra.deployed import Deployed, still_as_read
 from infra.global_ import Operated, controller_statements
 from infra.target import Architecture, Target
 
@@ -322,12 +323,24 @@ class Watchers(pulumi.ComponentResource):
         }
 
     def publish(
-        self, manifest: pulumi.Input[Mapping[str, Any]], pins: Mapping[str, Any] | None = None
+        self,
+        manifest: pulumi.Input[Mapping[str, Any]],
+        pins: Mapping[str, Any] | None = None,
+        deployed: Deployed | None = None,
     ) -> aws.dynamodb.TableItem:
         """Write the deployed manifest into the control table, where the watchers read it, with
-        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it."""
-        item = pulumi.Output.from_input(manifest).apply(
-            lambda m: json.dumps(
+        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it.
+
+        The write waits for the manifest (everything else deployed), then reads the control
+        table again: a failover started since ``deployed`` was read, or a manifest item that
+        changed since, stops it with one line (:func:`infra.deployed.still_as_read`).
+        """
+        topology, provider = self.args.topology, self._control_provider()
+        home, state = self.args.control_home, deployed or Deployed()
+
+        async def item(m: Mapping[str, Any]) -> str:
+            await still_as_read(topology, provider, home, state)
+            return json.dumps(
                 {
                     "pk": {"S": contract.MANIFEST_ITEM},
                     "sk": {"S": contract.MANIFEST_ITEM},
@@ -336,15 +349,16 @@ class Watchers(pulumi.ComponentResource):
                 },
                 sort_keys=True,
             )
-        )
+
         self.manifest_item = aws.dynamodb.TableItem(
-            f"{self.args.topology.prefix}-manifest-item",
+            f"{topology.prefix}-manifest-item",
             table_name=self.args.control_table,
             hash_key="pk",
             range_key="sk",
-            item=item,
-            opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()),
+            # apply awaits a coroutine; its Input[U] union defeats mypy's inference
+            item=pulumi.Output.from_input(manifest).apply(item),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
-        for region in self.args.topology.regions.all:
+        for region in topology.regions.all:
             self.alarms[region] = self._dead_man(region, self.manifest_item)
         return self.manifest_item
