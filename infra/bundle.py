@@ -1,19 +1,22 @@
 """A Lambda deployment bundle: a code folder plus its run-time dependencies, as one zip.
 
 Used by :func:`infra.program.deploy` for each function's code folder (its ``requirements.txt``
-names what the code imports), and meant for the controller's own bundle (the ``controller``
-package and its run-time requirements) the watchers run from. Dependencies come from the
-distributions installed in the current environment (``importlib.metadata``: each requirement,
-its transitive requirements, each distribution's RECORD files), so building a bundle needs no
-network and ships exactly the versions the tests ran against. What the Lambda Python runtime
-already provides (boto3 and its dependencies) is left out.
+names what the code imports), and by :mod:`infra.watchers` for the controller's own bundle
+(the ``controller`` package and its run-time requirements) the watchers run from. Dependencies
+come from the distributions installed in the current environment (``importlib.metadata``: each
+requirement, its transitive requirements, each distribution's RECORD files), so the bundle
+ships exactly the versions the tests ran against. What the Lambda Python runtime already
+provides (boto3 and its dependencies) is left out.
+
+Given the function's :class:`~infra.target.Target` (its runtime and architecture), markers are
+evaluated for it, and a distribution whose installed wheel does not run there (compiled for this
+machine's Python, OS or processor) is fetched for it with pip (:func:`fetch`: the same version,
+the target's manylinux wheel, cached by target and versions): only then does a bundle built on
+macOS, on arm64 or with another Python run in the function. Without a target, the installed
+files are copied as they are, for this machine's platform.
 
 The zip is reproducible (sorted entries, fixed timestamps and modes): the same inputs give the
 same bytes, so Pulumi sees no change to deploy when nothing changed.
-
-Binary distributions are copied as installed, for this machine's platform and Python: build the
-bundle on the runtime's platform (linux, the function's Python) when a dependency has compiled
-parts. The example functions' dependencies are pure Python.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as metadata
 import io
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import cast
@@ -32,6 +40,8 @@ from typing import cast
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from infra.target import Target
 
 #: What the Lambda Python runtime ships; bundling them again only adds megabytes.
 RUNTIME_PROVIDED = frozenset(
@@ -42,6 +52,10 @@ RUNTIME_PROVIDED = frozenset(
 REQUIREMENTS_FILE = "requirements.txt"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
+#: The file a finished fetch leaves in its cache folder: what it holds (target and versions).
+STAMP = ".fetched.json"
+#: Runs ``pip`` with these arguments; raises :class:`BundleError` when pip fails.
+Pip = Callable[[list[str]], None]
 
 
 class BundleError(ValueError):
@@ -55,6 +69,10 @@ class Bundle:
     path: Path
     size: int
     distributions: tuple[str, ...]
+    #: what it was built for (None: this machine's platform)
+    target: Target | None = None
+    #: the distributions fetched for the target, not copied from this environment
+    fetched: tuple[str, ...] = ()
 
 
 def requirement_names(folder: Path) -> list[str]:
@@ -71,13 +89,21 @@ def requirement_names(folder: Path) -> list[str]:
 
 
 def closure(
-    requirements: Iterable[str], exclude: frozenset[str] = RUNTIME_PROVIDED
+    requirements: Iterable[str],
+    exclude: frozenset[str] = RUNTIME_PROVIDED,
+    target: Target | None = None,
 ) -> list[metadata.Distribution]:
     """The installed distributions ``requirements`` need, transitively, minus ``exclude``.
 
     Extras (``aws-lambda-powertools[tracer]``) are followed; environment markers are evaluated
-    for this interpreter. A requirement that is not installed raises :class:`BundleError`.
+    for ``target`` (this interpreter without one). A requirement that is not installed raises
+    :class:`BundleError`.
     """
+    environment = (
+        target.environment()
+        if target is not None
+        else cast("dict[str, str]", dict(default_environment()))
+    )
     found: dict[str, metadata.Distribution] = {}
     pending: list[tuple[str, frozenset[str]]] = []
     for text in requirements:
@@ -98,7 +124,6 @@ def closure(
                 "(install it, then build the bundle again)"
             ) from exc
         found[key] = dist
-        environment = cast("dict[str, str]", dict(default_environment()))
         for text in dist.requires or ():
             req = _parse(text)
             if req.marker is None or any(
@@ -113,6 +138,70 @@ def _parse(text: str) -> Requirement:
         return Requirement(text)
     except InvalidRequirement as exc:
         raise BundleError(f"not a requirement: {text!r}") from exc
+
+
+def wheel_tags(dist: metadata.Distribution) -> list[str]:
+    """The tags of the wheel ``dist`` was installed from (its ``WHEEL`` file); none if unknown."""
+    text = dist.read_text("WHEEL") or ""
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")]
+
+
+def run_pip(args: list[str]) -> None:
+    """``python -m pip ARGS`` with this environment's pip and its index settings."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BundleError(f"pip did not run: {exc}") from exc
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise BundleError(f"pip failed: {lines[-1].strip() if lines else done.returncode}")
+
+
+def fetch(
+    target: Target, dists: Sequence[metadata.Distribution], cache: Path, pip: Pip = run_pip
+) -> list[metadata.Distribution]:
+    """The target's wheels of ``dists`` (same names and versions), installed under ``cache``.
+
+    One folder per target and set of versions, kept once complete (its :data:`STAMP` written
+    last, the folder renamed into place), so a bundle is fetched once per change of either.
+
+    Raises
+    ------
+    BundleError
+        pip failed (no wheel of that version for the target, no index reachable), or did not
+        install one of them.
+    """
+    pins = sorted(f"{d.metadata['Name']}=={d.version}" for d in dists)
+    stamp = {"runtime": target.runtime, "architecture": target.architecture.value, "pins": pins}
+    text = json.dumps(stamp, sort_keys=True)
+    folder = cache / f"{target.slug}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    if not (folder / STAMP).is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=cache))
+        try:
+            pip(target.pip_arguments(scratch, pins))
+            (scratch / STAMP).write_text(text, encoding="utf-8")
+            os.replace(scratch, folder)
+        except BundleError as exc:
+            raise BundleError(f"fetching {', '.join(pins)} for {target.slug}: {exc}") from exc
+        except OSError:
+            if not (folder / STAMP).is_file():  # not another build finishing the same fetch
+                raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    got = {
+        canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions(path=[str(folder)])
+    }
+    missing = [p for p in pins if canonicalize_name(p.split("==")[0]) not in got]
+    if missing:
+        raise BundleError(f"pip installed no {', '.join(missing)} for {target.slug} in {folder}")
+    return [got[canonicalize_name(d.metadata["Name"])] for d in dists]
 
 
 def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
@@ -140,6 +229,8 @@ def build(
     packages: Sequence[Path] = (),
     requirements: Sequence[str] = (),
     exclude: frozenset[str] = RUNTIME_PROVIDED,
+    target: Target | None = None,
+    pip: Pip = run_pip,
 ) -> Bundle:
     """Write a reproducible zip to ``out`` and describe it.
 
@@ -150,6 +241,8 @@ def build(
     packages : package folders that go into the zip under their own name (``controller/``).
     requirements : requirement strings; they and their transitive requirements are bundled
         from the installed distributions, except ``exclude``.
+    target : the runtime and architecture the bundle runs on; a distribution whose installed
+        wheel does not run there is fetched for it (:func:`fetch`, cached beside ``out``).
     """
     entries: dict[str, Path] = {}
     if code is not None:
@@ -158,15 +251,26 @@ def build(
         entries.update(_folder_files(code))
     for package in packages:
         entries.update(_folder_files(package, package.name))
-    dists = closure(requirements, exclude)
-    for dist in dists:
+    dists = closure(requirements, exclude, target)
+    foreign = [d for d in dists if target is not None and not target.runs(wheel_tags(d))]
+    shipped = [d for d in dists if d not in foreign]
+    if target is not None and foreign:
+        shipped += fetch(target, foreign, out.parent / "wheels", pip)
+    for dist in shipped:
         for name, source in _distribution_files(dist):
             entries.setdefault(name, source)  # the code's own files win
     names = tuple(str(d.metadata["Name"]) for d in dists)
+    fetched = tuple(str(d.metadata["Name"]) for d in foreign)
     stamp = _stamp(entries)
     kept = out.with_name(out.name + ".stamp")
     if out.is_file() and kept.is_file() and kept.read_text(encoding="utf-8") == stamp:
-        return Bundle(path=out, size=out.stat().st_size, distributions=names)
+        return Bundle(
+            path=out,
+            size=out.stat().st_size,
+            distributions=names,
+            target=target,
+            fetched=fetched,
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(entries):
@@ -179,7 +283,9 @@ def build(
     if not out.is_file() or out.read_bytes() != data:  # leave an identical file untouched
         _replace(out, data)
     _replace(kept, stamp.encode())
-    return Bundle(path=out, size=len(data), distributions=names)
+    return Bundle(
+        path=out, size=len(data), distributions=names, target=target, fetched=fetched
+    )
 
 
 def _stamp(entries: dict[str, Path]) -> str:

@@ -15,10 +15,20 @@ Called by :func:`infra.program.deploy` first. Two items of the control table say
   region would serve again). A change is refused with one line naming the field.
 
 A control table that does not exist yet (or holds neither item) is a first deployment.
+
+Called again by :meth:`infra.watchers.Watchers.publish` right before the manifest item is
+written (:func:`still_as_read`, once everything else is deployed): a failover that started
+during the deployment, or a manifest item that another writer changed since the first read,
+stops the write with one line. The check narrows the race to the moment between that read and
+the write, and does not close it: ``aws.dynamodb.TableItem`` updates with an unconditional
+UpdateItem (terraform-provider-aws ``table_item.go``: only its create is conditional), and a
+conditional write would need a provider of our own (its own credentials and a state
+migration of the deployed item).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -49,6 +59,8 @@ class Deployed:
     #: the lease's holder while it holds it (a failover in progress), else None
     holder: str | None = None
     pins: Mapping[str, Any] = field(default_factory=dict)
+    #: a digest of the manifest item as read (None: there was none)
+    manifest: str | None = None
 
 
 def pins(topology: Topology) -> dict[str, Any]:
@@ -90,45 +102,110 @@ def read(
                 region=region,
                 **provider_settings(settings or Settings(), region),
             )
-        manifest = _item(topology, provider, region, contract.MANIFEST_ITEM, "pins")
+        manifest = _item(topology, provider, region, contract.MANIFEST_ITEM)
         if manifest is None:
             continue
-        lease = _item(topology, provider, region, contract.LEASE_ITEM, None) or {}
-        expires = float(lease.get("expires_at", {}).get("N", 0) or 0)
-        holder = lease.get("owner", {}).get("S") if expires > time.time() else None
+        lease = _item(topology, provider, region, contract.LEASE_ITEM) or {}
         return Deployed(
             active=lease.get(contract.DESIRED_ACTIVE, {}).get("S"),
-            holder=holder,
+            holder=_holder(lease),
             pins=json.loads(manifest.get("pins", {}).get("S", "{}")),
+            manifest=_digest(manifest),
         )
     return Deployed()
 
 
+async def still_as_read(
+    topology: Topology, provider: aws.Provider, region: str, deployed: Deployed
+) -> None:
+    """Refuse to write the manifest item when the control table changed since :func:`read`.
+
+    Raises
+    ------
+    DeployedError
+        One line: a failover holds the lease now, the manifest item is not the one read at the
+        start (another writer), or the control table cannot be read.
+    """
+    lease = await _item_async(topology, provider, region, contract.LEASE_ITEM) or {}
+    holder = _holder(lease)
+    if holder is not None:
+        raise DeployedError(
+            f"control: a failover started during this deployment (the lease is held by "
+            f"{holder}): the manifest item was not written, everything else is deployed; "
+            "deploy again once it has ended (failover runs)"
+        )
+    now = _digest(await _item_async(topology, provider, region, contract.MANIFEST_ITEM))
+    if now != deployed.manifest:
+        raise DeployedError(
+            f"control: the manifest item in {topology.control_table} changed during this "
+            "deployment (another deployment wrote it): not overwritten; deploy again from the "
+            "newest topology"
+        )
+
+
+def _holder(lease: Mapping[str, Any]) -> str | None:
+    """The lease's owner while it holds it (a failover in progress), else None."""
+    expires = float(lease.get("expires_at", {}).get("N", 0) or 0)
+    owner: str | None = lease.get("owner", {}).get("S")
+    return owner if expires > time.time() else None
+
+
+def _digest(item: Mapping[str, Any] | None) -> str | None:
+    if item is None:
+        return None
+    return hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()
+
+
+def _key(key: str) -> str:
+    return json.dumps({"pk": {"S": key}, "sk": {"S": key}})
+
+
 def _item(
-    topology: Topology, provider: aws.Provider, region: str, key: str, attribute: str | None
+    topology: Topology, provider: aws.Provider, region: str, key: str
 ) -> dict[str, Any] | None:
     """One item of the control table in ``region`` as DynamoDB JSON; None when absent."""
     try:
         got = aws.dynamodb.get_table_item(
             table_name=topology.control_table,
-            key=json.dumps({"pk": {"S": key}, "sk": {"S": key}}),
-            projection_expression="#a" if attribute else None,
-            expression_attribute_names={"#a": attribute} if attribute else None,
+            key=_key(key),
             opts=pulumi.InvokeOptions(provider=provider),
         )
     except Exception as exc:  # the invoke's error type is the engine's; its text says why
-        text = str(exc)
-        if any(word in text.lower() for word in _ABSENT):
-            return None
-        raise DeployedError(
-            f"control: cannot read the control table {topology.control_table} in {region}, "
-            "so which region serves is unknown and whatever this deployment creates could "
-            "serve beside it: make the control table answer (credentials, "
-            f"dynamodb:GetItem, a majority of its regions), then deploy again "
-            f"({text.splitlines()[0] if text else type(exc).__name__})"
-        ) from exc
+        _absent_or_raise(topology, region, exc)
+        return None
     item: dict[str, Any] = json.loads(got.item or "{}")
     return item
+
+
+async def _item_async(
+    topology: Topology, provider: aws.Provider, region: str, key: str
+) -> dict[str, Any] | None:
+    """:func:`_item` inside an apply (a synchronous invoke there would stall the engine)."""
+    try:
+        got = await pulumi.runtime.invoke_async(
+            "aws:dynamodb/getTableItem:getTableItem",
+            {"tableName": topology.control_table, "key": _key(key)},
+            pulumi.InvokeOptions(provider=provider),
+        )
+    except Exception as exc:  # as in _item
+        _absent_or_raise(topology, region, exc)
+        return None
+    item: dict[str, Any] = json.loads((got or {}).get("item") or "{}")
+    return item
+
+
+def _absent_or_raise(topology: Topology, region: str, exc: Exception) -> None:
+    """Return when the invoke's error says the table or item does not exist; else refuse."""
+    text = str(exc)
+    if any(word in text.lower() for word in _ABSENT):
+        return
+    raise DeployedError(
+        f"control: cannot read the control table {topology.control_table} in {region}, "
+        "so which region serves is unknown and whatever this deployment creates could "
+        "serve beside it: make the control table answer (credentials, "
+        f"dynamodb:GetItem, a majority of its regions), then deploy again "
+        f"({text.splitlines()[0] if text else type(exc).__name__})"
+    ) from exc
 
 
 def serving_region(topology: Topology, deployed: Deployed) -> str:

@@ -83,7 +83,8 @@ def deploy(
     providers = providers_for(topology, providers, opts, settings)
     primary = providers[topology.regions.primary]
     # who serves now, and what cannot change: before anything is created
-    active = serving_region(topology, read(topology, providers, settings))
+    deployed = read(topology, providers, settings)
+    active = serving_region(topology, deployed)
 
     def top(provider: aws.Provider | None = None) -> pulumi.ResourceOptions:
         """A top-level component's options: the caller's ``opts`` and its region's provider."""
@@ -154,7 +155,7 @@ def deploy(
     for region, watcher in watchers.names().items():
         manifest["regions"][region]["watcher"] = watcher
     # the watchers read the manifest from the control table; the next `pulumi up` the pins
-    watchers.publish(manifest, pins(topology))
+    watchers.publish(manifest, pins(topology), deployed)
     return pulumi.Output.from_input(manifest)
 
 

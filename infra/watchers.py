@@ -25,7 +25,6 @@ import functools
 import importlib.metadata as metadata
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +35,8 @@ import pulumi_aws as aws
 import yaml
 
 from controller import contract
-from controller.topology import Topology
-from infra.bundle import Bundle, build
+from controller.topology import Kind, Topology
+from infra.bundle import Bundle, Pip, build, run_pip
 from infra.common import (
     PROJECT_ROOT,
     Account,
@@ -47,12 +46,17 @@ from infra.common import (
     provider_settings,
     statement,
 )
+from infra.deployed import Deployed, still_as_read
 from infra.global_ import Operated, controller_statements
+from infra.target import Architecture, Target
 
 #: The project's distribution, whose base requirements the watcher bundle carries.
 DISTRIBUTION = "failover"
 #: The handler the watcher function runs.
 HANDLER = "controller.watchers.lambda_entry.handler"
+#: The runtime and architecture the watcher function declares, and its bundle is built for
+#: (whatever the deployer's machine): Python 3.11, the version the controller is tested on.
+TARGET = Target(runtime="python3.11", architecture=Architecture.X86_64)
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 #: When and how long the watchers run (the rule, the timeout, the memory, async invocation).
@@ -79,20 +83,30 @@ class WatchersArgs:
     alarm_topics: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
-def watcher_bundle(topology: Topology, out_dir: Path) -> Bundle:
-    """The watcher's zip: the ``controller`` package, the project's run-time requirements (no
-    boto3: the runtime has it) and the topology as ``topology.yaml``."""
-    folder = out_dir / f"watcher-{re.sub(r'[^A-Za-z0-9_.-]', '-', topology.prefix)}"
+def watcher_bundle(
+    topology: Topology, out_dir: Path, target: Target = TARGET, pip: Pip = run_pip
+) -> Bundle:
+    """The watcher's zip for ``target``: the ``controller`` package, the project's run-time
+    requirements built for it (no boto3: the runtime has it) and the topology as
+    ``topology.yaml``, without the functions' code folders (paths of the deployer's machine,
+    which the watcher never reads)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "-", topology.prefix)
+    folder = out_dir / f"watcher-{slug}-{target.slug}"
     folder.mkdir(parents=True, exist_ok=True)
-    spec = yaml.safe_dump(topology.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    target = folder / contract.WATCHER_SPEC_FILE
-    if not target.is_file() or target.read_text(encoding="utf-8") != spec:
-        target.write_text(spec, encoding="utf-8")
+    data = topology.model_dump(mode="json", exclude_none=True)
+    for name, _ in topology.of_kind(Kind.FUNCTION):
+        data["components"][name].pop("code", None)
+    spec = yaml.safe_dump(data, sort_keys=False)
+    spec_file = folder / contract.WATCHER_SPEC_FILE
+    if not spec_file.is_file() or spec_file.read_text(encoding="utf-8") != spec:
+        spec_file.write_text(spec, encoding="utf-8")
     return build(
         out_dir / f"{folder.name}.zip",
         code=folder,
         packages=[PROJECT_ROOT / "controller"],
         requirements=requirements(),
+        target=target,
+        pip=pip,
     )
 
 
@@ -140,7 +154,9 @@ class Watchers(pulumi.ComponentResource):
         super().__init__("failover:infra:Watchers", name, None, opts)
         self.args = args
         topology = args.topology
-        self.bundle = watcher_bundle(topology, args.settings.bundle_dir)
+        #: the function's runtime and architecture, and what its bundle is built for
+        self.target = TARGET
+        self.bundle = watcher_bundle(topology, args.settings.bundle_dir, self.target)
         self.timeout = SCHEDULE.timeout_seconds(run_budget(topology))
         if self.timeout >= SCHEDULE.max_timeout_seconds:
             pulumi.log.warn(
@@ -190,7 +206,9 @@ class Watchers(pulumi.ComponentResource):
             name=name,
             role=role.arn,
             handler=HANDLER,
-            runtime=f"python{sys.version_info.major}.{sys.version_info.minor}",
+            # what the bundle was built for (TARGET), not the deployer's Python or processor
+            runtime=self.target.runtime,
+            architectures=[self.target.architecture.value],
             code=pulumi.FileArchive(str(self.bundle.path)),
             memory_size=SCHEDULE.memory_mb,
             timeout=self.timeout,
@@ -307,12 +325,24 @@ class Watchers(pulumi.ComponentResource):
         }
 
     def publish(
-        self, manifest: pulumi.Input[Mapping[str, Any]], pins: Mapping[str, Any] | None = None
+        self,
+        manifest: pulumi.Input[Mapping[str, Any]],
+        pins: Mapping[str, Any] | None = None,
+        deployed: Deployed | None = None,
     ) -> aws.dynamodb.TableItem:
         """Write the deployed manifest into the control table, where the watchers read it, with
-        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it."""
-        item = pulumi.Output.from_input(manifest).apply(
-            lambda m: json.dumps(
+        what the next ``pulumi up`` must keep (:mod:`infra.deployed`) beside it.
+
+        The write waits for the manifest (everything else deployed), then reads the control
+        table again: a failover started since ``deployed`` was read, or a manifest item that
+        changed since, stops it with one line (:func:`infra.deployed.still_as_read`).
+        """
+        topology, provider = self.args.topology, self._control_provider()
+        home, state = self.args.control_home, deployed or Deployed()
+
+        async def item(m: Mapping[str, Any]) -> str:
+            await still_as_read(topology, provider, home, state)
+            return json.dumps(
                 {
                     "pk": {"S": contract.MANIFEST_ITEM},
                     "sk": {"S": contract.MANIFEST_ITEM},
@@ -321,15 +351,16 @@ class Watchers(pulumi.ComponentResource):
                 },
                 sort_keys=True,
             )
-        )
+
         self.manifest_item = aws.dynamodb.TableItem(
-            f"{self.args.topology.prefix}-manifest-item",
+            f"{topology.prefix}-manifest-item",
             table_name=self.args.control_table,
             hash_key="pk",
             range_key="sk",
-            item=item,
-            opts=pulumi.ResourceOptions(parent=self, provider=self._control_provider()),
+            # apply awaits a coroutine; its Input[U] union defeats mypy's inference
+            item=pulumi.Output.from_input(manifest).apply(item),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
-        for region in self.args.topology.regions.all:
+        for region in topology.regions.all:
             self.alarms[region] = self._dead_man(region, self.manifest_item)
         return self.manifest_item

@@ -19,6 +19,10 @@ from packaging.version import Version
 from infra.bundle import requirement_names
 from infra.common import PROJECT_ROOT
 
+#: The first pulumi-aws with ``aws.dynamodb.TableGlobalTableWitnessArgs`` (the control table's
+#: witness region, ``infra/global_.py``): 7.12.0's wheel has neither the class nor the argument.
+FIRST_WITH_WITNESS = Version("7.13.0")
+
 
 def infra_extra() -> dict[str, Requirement]:
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
@@ -29,9 +33,19 @@ def infra_extra() -> dict[str, Requirement]:
 def test_pulumi_aws_is_pinned_to_the_major_version_the_code_uses() -> None:
     spec = infra_extra()["pulumi-aws"].specifier
     assert not spec.contains("6.99.0"), "the code uses pulumi-aws 7 names"
-    assert spec.contains("7.0.0") and not spec.contains("8.0.0")
+    assert spec.contains(str(FIRST_WITH_WITNESS)) and not spec.contains("8.0.0")
     installed = Version(metadata.version("pulumi-aws"))
     assert spec.contains(installed), f"the tests run on {installed}, outside the pin"
+
+
+def test_pulumi_aws_floor_has_the_control_tables_witness_argument() -> None:
+    """A floor below 7.13 lets ``pip`` pick a pulumi-aws that refuses ``global_table_witness``."""
+    spec = infra_extra()["pulumi-aws"].specifier
+    floors = [Version(s.version) for s in spec if s.operator in (">=", "==", "~=")]
+    assert floors and min(floors) >= FIRST_WITH_WITNESS, f"pulumi-aws{spec}"
+    import pulumi_aws as aws
+
+    assert hasattr(aws.dynamodb, "TableGlobalTableWitnessArgs"), metadata.version("pulumi-aws")
 
 
 def test_pulumi_install_installs_the_infra_extra() -> None:
