@@ -395,7 +395,6 @@ def test_a_reset_forgets_the_cut_off_marker_a_partitioned_watcher_wrote(
     not declare: the controller writes it (no sandbox module does), and a reset, which puts
     back what the program deployed, leaves none behind for the next test's watcher to count."""
     from controller.watchers.isolation import CUT_OFF, Isolation, cut_off_parameter
-
     from sandbox.deploy.engine import load_stack
     from sandbox.state import STACK_FILE
 
