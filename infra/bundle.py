@@ -283,9 +283,7 @@ def build(
     if not out.is_file() or out.read_bytes() != data:  # leave an identical file untouched
         _replace(out, data)
     _replace(kept, stamp.encode())
-    return Bundle(
-        path=out, size=len(data), distributions=names, target=target, fetched=fetched
-    )
+    return Bundle(path=out, size=len(data), distributions=names, target=target, fetched=fetched)
 
 
 def _stamp(entries: dict[str, Path]) -> str:
