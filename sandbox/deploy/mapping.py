@@ -759,6 +759,7 @@ def function(
     tracing_config: dict[str, Any] | None = None,
     environment: dict[str, Any] | None = None,
     description: str = "",
+    architectures: list[str] | None = None,
 ) -> Created:
     """CreateFunction with the zip's bytes; then PutFunctionConcurrency when one is reserved."""
     lam = at.client("lambda")
@@ -773,6 +774,8 @@ def function(
         "Publish": bool(publish),
         "Description": description,
     }
+    if architectures:
+        request["Architectures"] = list(architectures)
     if tracing_config:
         at.check(tracing_config, "tracingConfig", "mode")
         request["TracingConfig"] = {"Mode": tracing_config["mode"]}
