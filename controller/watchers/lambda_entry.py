@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 #: Seconds an evaluation is given on top of the interval before the invocation's end: the next
 #: evaluation starts only when this much is left (a failover started then may still outlive it).
 MARGIN_SECONDS = contract.WATCHER_MARGIN_SECONDS
+#: The deployment each region's watcher last read, kept by its execution environment between
+#: invocations (module state, as Lambda keeps it while the environment is warm).
+_KEPT: dict[str, Deployment] = {}
+
 #: The schedule the deployed watchers run on (one invocation a minute).
 SCHEDULE = contract.WATCHER_SCHEDULE
 
@@ -99,12 +103,18 @@ def watch(
     try:
         deployment = deployment or load_deployment(region)
     except FailoverError as exc:
+        # Cut off from the control table's majority, a fresh read of the manifest fails: the
+        # deployment this execution environment last read still says what to fence (isolation).
+        kept = _KEPT.get(region) if isinstance(exc, NoMajorityError) else None
+        if kept is not None:
+            return watch(region, context, deployment=kept, sleep=sleep, emit=emit)
         out(
             telemetry.log_line(
                 region, owner, {"action": WatchAction.ERROR, "reason": f"deployment: {exc}"}
             )
         )
         return {"region": region, "evaluations": 0, "error": str(exc)}
+    _KEPT[region] = deployment
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
     states = WatchStates(ControlTable(clients, manifest))
     isolation = Isolation(topology, manifest, clients, region)

@@ -434,7 +434,11 @@ def test_a_self_fenced_region_serves_again_only_once_the_control_table_says_so(
     still names it active, and the reconciler (under the lease) makes it serve again."""
     box = watched
     box.stop_watchers()
+    before = evaluations(box, (PRIMARY,))
     box.start_watchers([PRIMARY], schedule=SCHEDULE)
+    # A watcher fences its region with the deployment its execution environment last read (a
+    # cold one cut off cannot read the manifest from the control table): let it read it once.
+    until(lambda: evaluated_since(box, before, 1), 60, "the primary's new watcher evaluates")
     cut = time.time()
     box.fail(PRIMARY, "partition")
     try:
