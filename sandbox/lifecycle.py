@@ -246,15 +246,13 @@ class Sandbox:
         self._heal_watcher(region)
         log.info("region %s healed", region)
 
-    def model_round_trip(self, seconds: float) -> None:
-        """Make every server wait ``seconds`` before each answer, as a real region's API does
-        (0 turns it off). Not kept in the state: a restarted server answers at once."""
-        with ThreadPoolExecutor(len(self.state.servers)) as pool:
-            list(
-                pool.map(
-                    lambda s: servers.set_round_trip(s.url, seconds), self.state.servers.values()
-                )
-            )
+    def model_round_trip(self, seconds: float, regions: list[str] | None = None) -> None:
+        """Make every server (or those of ``regions``) wait ``seconds`` before each answer, as
+        a real region's API does (0 turns it off). Not kept in the state: a restarted server
+        answers at once."""
+        chosen = [s for name, s in self.state.servers.items() if regions is None or name in regions]
+        with ThreadPoolExecutor(max(1, len(chosen))) as pool:
+            list(pool.map(lambda s: servers.set_round_trip(s.url, seconds), chosen))
 
     # -- resetting and stopping ----------------------------------------------------------------
 

@@ -175,7 +175,10 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     # target up): only OTHER's watcher watches when the primary hangs; STANDBY's starts later.
     box.stop_watchers()
     box.start_watchers([OTHER, PRIMARY], schedule=SCHEDULE)
-    box.fail(PRIMARY, "hang")  # its fence steps each wait a timeout: the run takes seconds
+    # A hung source costs a run one timeout, and the rest takes about a second on loopback:
+    # the target answers as a distant region does, so that the run is seen mid-way.
+    box.model_round_trip(0.3, [STANDBY])
+    box.fail(PRIMARY, "hang")
 
     def running() -> Run | None:
         current = journal(box).current_run_id()
@@ -207,6 +210,7 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
         120,
         "another region's watcher finishes the run",
     )
+    box.model_round_trip(0, [STANDBY])
     assert done.status is RunStatus.COMPLETED, done.status
     assert region_of(done.owner) == STANDBY
     assert done.updated >= held.expires_at  # taken over only after the lease expired
