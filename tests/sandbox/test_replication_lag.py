@@ -36,6 +36,24 @@ def tight_topology(tmp_path: Path, max_lag: float) -> Path:
     return path
 
 
+def write_then_read_lag(box: Sandbox, active: str, other: str, writes: int) -> float | None:
+    """Write ``writes`` orders where ``active`` serves, then wait (45 s at most) until the
+    replicator has published the table's lag from ``active`` to ``other``; that lag, or None."""
+    table = box.manifest.ref(TABLE, active).name
+    db = box.clients.client("dynamodb", active)
+    for _ in range(writes):
+        db.put_item(
+            TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
+        )
+    deadline = time.monotonic() + 45
+    lag = None
+    while time.monotonic() < deadline and lag is None:
+        lag = replication_lag(box.clients, box.manifest, TABLE, active, other)
+        if lag is None:
+            time.sleep(0.5)
+    return lag
+
+
 def modes(box: Sandbox) -> dict[str, str]:
     """Each region's mode parameter: what a failover would change first."""
     out = {}
@@ -55,19 +73,7 @@ def test_execute_refuses_a_lag_over_the_tables_bound(
     replicator = Replicator(box.topology, box.manifest, box.clients, lag=5.0)
     replicator.start()
     try:
-        table = box.manifest.ref(TABLE, SOURCE).name
-        db = box.clients.client("dynamodb", SOURCE)
-        for _ in range(3):
-            db.put_item(
-                TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
-            )
-        deadline = time.monotonic() + 45
-        lag = None
-        while time.monotonic() < deadline:
-            lag = replication_lag(box.clients, box.manifest, TABLE, SOURCE, TARGET)
-            if lag is not None:
-                break
-            time.sleep(0.5)
+        lag = write_then_read_lag(box, SOURCE, TARGET, writes=3)
         assert lag is not None and lag >= 5.0, "the replicator publishes what it measures"
     finally:
         replicator.stop()
@@ -159,17 +165,7 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
     replicator = Replicator(box.topology, box.manifest, box.clients, lag=5.0)
     replicator.start()
     try:
-        table = box.manifest.ref(TABLE, TARGET).name
-        db = box.clients.client("dynamodb", TARGET)  # written where it is active now
-        for _ in range(3):
-            db.put_item(
-                TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
-            )
-        deadline = time.monotonic() + 45
-        lag = None
-        while time.monotonic() < deadline and lag is None:
-            lag = replication_lag(box.clients, box.manifest, TABLE, TARGET, SOURCE)
-            time.sleep(0.5)
+        lag = write_then_read_lag(box, TARGET, SOURCE, writes=3)  # active there now
         assert lag is not None and lag >= 5.0, "the replicator publishes what it measures"
     finally:
         replicator.stop()
@@ -198,16 +194,7 @@ def test_a_run_records_each_tables_lag_at_the_switch_and_runs_shows_it(
     replicator = Replicator(box.topology, box.manifest, box.clients, lag=1.0)
     replicator.start()
     try:
-        table = box.manifest.ref(TABLE, SOURCE).name
-        db = box.clients.client("dynamodb", SOURCE)
-        db.put_item(
-            TableName=table, Item={"order_id": {"S": uuid.uuid4().hex}, "body": {"S": "{}"}}
-        )
-        deadline = time.monotonic() + 45
-        lag = None
-        while time.monotonic() < deadline and lag is None:
-            lag = replication_lag(box.clients, box.manifest, TABLE, SOURCE, TARGET)
-            time.sleep(0.5)
+        lag = write_then_read_lag(box, SOURCE, TARGET, writes=1)
         assert lag is not None and lag >= 1.0, "the replicator publishes what it measures"
     finally:
         replicator.stop()
