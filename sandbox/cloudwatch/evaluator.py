@@ -98,9 +98,7 @@ def samples(
         if hasattr(datum, "value"):
             out.append(Sample.of(when, float(datum.value)))
         else:
-            out.append(
-                Sample(when, datum.sum_stat, datum.min_stat, datum.max_stat, datum.sample_count)
-            )
+            out.append(Sample(when, datum.sum, datum.min, datum.max, datum.sample_count))
     return out
 
 
@@ -168,7 +166,10 @@ class Evaluator:
                 if self._due.get((region, alarm.name)) == slot:
                     continue
                 self._due[(region, alarm.name)] = slot
-                self.evaluate(region, alarm, made, data, now)
+                try:
+                    self.evaluate(region, alarm, made, data, now)
+                except Exception:  # one alarm's failure does not stop the others'
+                    log.exception("alarm %s in %s: evaluation failed", alarm.name, region)
                 done += 1
         return done
 

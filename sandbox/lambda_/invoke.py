@@ -284,6 +284,11 @@ class Invoker:
         self._count(done)
         return done
 
+    def running(self, region: str, function: str) -> int:
+        """How many invocations of ``function`` (a name) run in ``region`` now."""
+        with self._lock:
+            return self._running[(region, function)]
+
     def reserved(self, config: FunctionConfig) -> int | None:
         """The function's reserved concurrency now (None: none), read back at most every
         :data:`RESERVED_MAX_AGE` seconds; when it cannot be read, the last one known."""
