@@ -2,9 +2,10 @@
 
 Started by :mod:`sandbox.launcher` in every server it forks (a thread of the server: a region
 that hangs stops evaluating with it, one that is killed forgets nothing it had not stored, and
-a restarted one evaluates again from what it holds). Each tick, every metric alarm the server
-holds whose evaluation is due (every minute, or every period when shorter, as CloudWatch
-evaluates) is evaluated from the metric data the server holds
+a restarted one evaluates again from what it holds). Once a minute of its clock it records what
+the region's services report on their own (SQS's queue depths); each tick, every metric alarm
+the server holds whose evaluation is due (every minute, or every period when shorter, as
+CloudWatch evaluates) is evaluated from the metric data the server holds
 (:func:`sandbox.cloudwatch.evaluation.evaluate`); a change of state is recorded as
 ``SetAlarmState`` records it (reason, reason data, history) and published to the topics of the
 alarm's actions for that state, in CloudWatch's notification format.
@@ -137,7 +138,11 @@ class Evaluator:
     now: Callable[[], float] = time.time
     enabled: bool = False
     ahead: float = 0.0
+    #: What the region's own services report once a minute, called with the evaluator's time
+    #: before its alarms are evaluated (SQS's queue depths).
+    samplers: list[Callable[[float], None]] = field(default_factory=list)
     _due: dict[tuple[str, str], int] = field(default_factory=dict)
+    _sampled: int = -1
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def time(self) -> float:
@@ -153,6 +158,11 @@ class Evaluator:
         if not self.enabled:
             return 0
         now = self.time()
+        minute = math.floor(now / EVALUATION_INTERVAL)
+        if minute != self._sampled:
+            self._sampled = minute
+            for sample in self.samplers:
+                sample(now)
         done = 0
         for region, backend in list(self.backends()):
             alarms = list(backend.alarms.values())
@@ -238,7 +248,32 @@ def moto_evaluator(now: Callable[[], float] = time.time) -> Evaluator:
         account = arn.split(":")[4]
         sns_backends[account][region].publish(message, arn=arn, subject=subject)
 
-    return Evaluator(backends, publish, now)
+    return Evaluator(backends, publish, now, samplers=[queue_depths])
+
+
+def queue_depths(now: float) -> None:
+    """SQS's minute metric of every queue this process holds: ``AWS/SQS``
+    ``ApproximateNumberOfMessagesVisible`` by ``QueueName``, into the queue's region's
+    CloudWatch (what the program's dead-letter alarms read)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.sqs.models import sqs_backends
+
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC)
+    for account in list(sqs_backends.keys()):
+        for region in list(sqs_backends[account].keys()):
+            queues = list(sqs_backends[account][region].queues.values())
+            data = [
+                {
+                    "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Dimensions": [{"Name": "QueueName", "Value": queue.name}],
+                    "Value": float(queue.approximate_number_of_messages),
+                    "Timestamp": stamp,
+                    "Unit": "Count",
+                }
+                for queue in queues
+            ]
+            if data:
+                cloudwatch_backends[account][region].put_metric_data("AWS/SQS", data)
 
 
 #: This server process's evaluator (:func:`start_here`), one per process as moto's backends are.

@@ -138,3 +138,45 @@ def test_the_clock_ahead_reaches_the_end_of_a_period_and_disabled_actions_publis
     evaluator.configure(True, 20.0)  # 1000 + 20: the throttles' period is over
     evaluator.tick()
     assert backend.alarms["f-throttles-high"].state_value == "ALARM" and sent == []
+
+
+def test_the_regions_own_metrics_are_sampled_once_a_minute_before_its_alarms_are_evaluated() -> (
+    None
+):
+    evaluator, backend, clock, _ = make()
+    seen: list[tuple[float, str]] = []
+    evaluator.samplers.append(
+        lambda now: seen.append((now, backend.alarms["f-throttles-high"].state_value))
+    )
+    evaluator.configure(True, 0.0)
+    throttle(backend, 1000.0)
+    clock.now = 1020.0
+    evaluator.tick()
+    evaluator.tick()
+    clock.now = 1081.0
+    evaluator.tick()
+    assert seen == [(1020.0, "OK"), (1081.0, "ALARM")]
+
+
+def test_sqs_reports_each_queues_visible_messages_into_its_regions_cloudwatch() -> None:
+    from moto import mock_aws
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
+    from moto.sqs.models import sqs_backends
+
+    from sandbox.cloudwatch.evaluator import queue_depths
+
+    with mock_aws():
+        sqs = sqs_backends[ACCOUNT]["eu-west-1"]
+        queue = sqs.create_queue("orders-dlq")
+        for body in ("a", "b"):
+            sqs.send_message(queue.name, body)
+        queue_depths(1200.0)
+        data = cloudwatch_backends[ACCOUNT]["eu-west-1"].metric_data
+        got = [
+            (d.namespace, d.name, [(x.name, x.value) for x in d.dimensions], d.value) for d in data
+        ]
+        assert got == [
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", [("QueueName", "orders-dlq")], 2.0)
+        ]
+        assert cloudwatch_backends[ACCOUNT]["us-east-1"].metric_data == []
