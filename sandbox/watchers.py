@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
+    from sandbox.cloudwatch.metrics import LambdaMetrics, LogMetrics, Metrics
     from sandbox.lambda_.invoke import Invoker
 
     region, state_dir = ns.region, ns.state_dir
@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     cloudwatch = Clients(endpoints=manifest.endpoints)
     metrics = Metrics(lambda where: cloudwatch.client("cloudwatch", where))
     invoker.observers.append(LambdaMetrics(metrics))
+    # ... and the metrics its log records carry (EMF), as CloudWatch Logs extracts them
+    invoker.observers.append(LogMetrics(metrics, {watcher.function: log_path(state_dir, region)}))
     metrics.start()
     try:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]

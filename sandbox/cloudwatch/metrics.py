@@ -5,7 +5,9 @@ Used by the data plane (:mod:`sandbox.dataplane`) and each region's watcher proc
 (:mod:`sandbox.lambda_.invoke`) and records, per function and region, what Lambda records
 (``AWS/Lambda``: ``Invocations``, ``Errors``, ``Throttles``, ``Duration``,
 ``ConcurrentExecutions``, by ``FunctionName`` and by ``FunctionName`` and ``Resource`` for an
-alias); :meth:`Metrics.add` takes any other (the API's ``5xx``, a queue's depth, a table's
+alias); :class:`LogMetrics` extracts what a function logs in the embedded metric format, as
+CloudWatch Logs does (the watchers' ``Failover/Watchers`` metrics, which their dead-man alarms
+read); :meth:`Metrics.add` takes any other (the API's ``5xx``, a queue's depth, a table's
 replication latency). A :class:`Metrics` sends what it gathered once a second per region, as
 statistic sets through ``PutMetricData`` of that region's server: what a hung or killed region
 would have received is lost, as it is on AWS when a region is out.
@@ -13,11 +15,13 @@ would have received is lost, as it is on AWS when a region is out.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sandbox.lambda_.invoke import Invocation, Outcome
@@ -67,10 +71,11 @@ class Metrics:
         dimensions: dict[str, str],
         value: float,
         unit: str = "Count",
+        at: float | None = None,
     ) -> None:
-        """Record one value of a metric, stamped now."""
+        """Record one value of a metric, stamped ``at`` (default: now)."""
         key: Key = (region, namespace, name, tuple(sorted(dimensions.items())), unit)
-        second = int(self.now())
+        second = int(self.now() if at is None else at)
         with self._lock:
             self._pending.setdefault((key, second), _Stats()).add(value)
 
@@ -160,3 +165,75 @@ class LambdaMetrics:
             self.metrics.add(region, "AWS/Lambda", name, dims, value, unit)
 
         return add
+
+
+Emitted = tuple[str, str, dict[str, str], float, str, float]  # ns, name, dims, value, unit, at
+
+
+def embedded(line: str) -> list[Emitted]:
+    """The metrics one log line carries in CloudWatch's embedded metric format (none when it
+    is not such a record): a value per metric per dimension set, at the record's timestamp.
+
+    >>> emf = {"Namespace": "N", "Dimensions": [["App"], ["App", "Region"]],
+    ...        "Metrics": [{"Name": "E", "Unit": "Count"}]}
+    >>> line = json.dumps({"_aws": {"Timestamp": 60000, "CloudWatchMetrics": [emf]},
+    ...     "App": "a", "Region": "r", "E": 1})
+    >>> [(m[1], m[2], m[3], m[5]) for m in embedded(line)]
+    [('E', {'App': 'a'}, 1.0, 60.0), ('E', {'App': 'a', 'Region': 'r'}, 1.0, 60.0)]
+    >>> embedded("evaluation done"), embedded('{"message": "evaluation"}')
+    ([], [])
+    """
+    try:
+        record = json.loads(line)
+        meta = record["_aws"]
+        at = float(meta["Timestamp"]) / 1000.0
+        out: list[Emitted] = []
+        for directive in meta["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = float(record[metric["Name"]])
+                for names in directive["Dimensions"]:
+                    dims = {n: str(record[n]) for n in names}
+                    out.append(
+                        (directive["Namespace"], metric["Name"], dims, value,
+                         str(metric.get("Unit", "None")), at)
+                    )  # fmt: skip
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+@dataclass
+class LogMetrics:
+    """An observer of the invoke path that reads what a function wrote to its log file since
+    the last look (since it was made, at first) and records its embedded-metric-format
+    records, in the invocation's region."""
+
+    metrics: Metrics
+    files: dict[str, Path]  # function name -> its log file
+    _offsets: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for function, path in self.files.items():
+            try:
+                self._offsets[function] = path.stat().st_size
+            except OSError:
+                self._offsets[function] = 0
+
+    def __call__(self, done: Invocation) -> None:
+        """Extract the metrics ``done``'s function logged since the last look."""
+        path = self.files.get(done.function)
+        if path is None:
+            return
+        with self._lock:
+            try:
+                with path.open("rb") as log_file:
+                    log_file.seek(self._offsets.get(done.function, 0))
+                    data = log_file.read()
+            except OSError:
+                return
+            complete = data[: data.rfind(b"\n") + 1]
+            self._offsets[done.function] = self._offsets.get(done.function, 0) + len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            for namespace, name, dims, value, unit, at in embedded(line):
+                self.metrics.add(done.region, namespace, name, dims, value, unit, at)
