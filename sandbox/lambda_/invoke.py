@@ -304,6 +304,8 @@ class Invoker:
                 .get("ReservedConcurrentExecutions")
             )
         except Exception:  # its region does not answer: the invocation finds out on its own
+            with self._lock:  # (and the next one does not wait for the read again at once)
+                self._reserved[key] = (time.monotonic(), known[1])
             return known[1]
         value = None if got is None else int(got)
         with self._lock:
