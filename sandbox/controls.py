@@ -12,6 +12,9 @@ from __future__ import annotations
 PREFIX = "/_failover/"
 #: ``GET`` here, then ``<region>/<function>?qualifier=Q``: a function's deployed zip.
 CODE_PATH = f"{PREFIX}lambda-code/"
+#: ``POST`` here with ``evaluate=0|1&ahead=S``: the server's alarm evaluator
+#: (:mod:`sandbox.cloudwatch.evaluator`), on or off, its clock ``S`` seconds ahead.
+ALARMS_PATH = f"{PREFIX}alarms"
 #: The environment variable that gives the launcher the sandbox's secret.
 SECRET_ENV = "FAILOVER_SANDBOX_SECRET"  # noqa: S105 - the name of a variable
 #: The request header that must carry it on the sandbox's controls.

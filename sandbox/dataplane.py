@@ -10,6 +10,7 @@ between regions by :mod:`.replicator`. Every invocation goes through one invoker
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from controller.aws import AwsSettings, Clients
 from controller.errors import UsageError
 from controller.topology import Kind
 from controller.topology.kinds import ApiSpec, DnsSpec
+from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
 from sandbox.endpoint import RegionalEndpoint, deployed_routes
 from sandbox.lambda_.invoke import Invoker
 from sandbox.lifecycle import Sandbox
@@ -66,6 +68,9 @@ class DataPlane:
             self.box.state.secret,
         )
         self.invoker.start()  # from this thread: the runtime's processes live as long as it
+        # Lambda's and the API's metrics, into each region's own CloudWatch
+        self.metrics = Metrics(lambda region: self.clients.client("cloudwatch", region))
+        self.invoker.observers.append(LambdaMetrics(self.metrics))
         self.replicator = Replicator(
             topology, manifest, self.clients, lag=self.settings.replication_lag
         )
@@ -92,6 +97,7 @@ class DataPlane:
                 self.invoker,
                 self.alive,
                 after_write=self.replicator.sync if strong else None,
+                answered=functools.partial(self._answered, region, api_id),
             )
         self.checks = HealthChecks(
             self.probe,
@@ -112,6 +118,7 @@ class DataPlane:
         """Start endpoints, checks, router, replicator and pollers, each function warm in every
         region (one environment each, as provisioned concurrency would)."""
         self.warm()
+        self.metrics.start()
         for endpoint in self.endpoints.values():
             endpoint.start()
         self.checks.start()
@@ -128,7 +135,16 @@ class DataPlane:
         self.checks.stop()
         for endpoint in self.endpoints.values():
             endpoint.stop()
+        self.metrics.stop()
         self.invoker.close()
+
+    def _answered(self, region: str, api_id: str, status: int) -> None:
+        """The HTTP API's metrics of one answer (``Count``, ``4xx``, ``5xx``, by API and
+        stage), as API Gateway records them."""
+        dims = {"ApiId": api_id, "Stage": "$default"}
+        self.metrics.add(region, "AWS/ApiGateway", "Count", dims, 1.0)
+        self.metrics.add(region, "AWS/ApiGateway", "4xx", dims, float(400 <= status < 500))
+        self.metrics.add(region, "AWS/ApiGateway", "5xx", dims, float(status >= 500))
 
     def warm(self) -> None:
         """Start one environment of every function the topology declares in every region."""

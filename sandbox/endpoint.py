@@ -4,11 +4,13 @@ Called by the data plane. The endpoint serves the API the program deployed in it
 routes and their integrations, read back from the emulator (``GetRoutes``, ``GetIntegrations``),
 each request an HTTP API (payload 2.0) event for the function the route's integration names (its
 alias), through the sandbox's one invoke path (:mod:`sandbox.lambda_.invoke`). A function that
-fails answers ``500 Internal Server Error``, as an HTTP API answers a Lambda error; a path no route
-matches, ``404 Not Found``. The endpoint lives and dies with its region: when the region's emulator
-does not answer, neither does the endpoint (it waits as long as a hung region makes it wait, or
-refuses at once for a dead one), as a regional API would. With strong replication, a write is
-acknowledged only once it has been copied to the other regions.
+fails, or that Lambda throttles (reserved concurrency in use: 0 when fenced), answers ``500
+Internal Server Error``, as an HTTP API answers a Lambda error and maps Lambda's 429; a path no
+route matches, ``404 Not Found``; every answer is told to ``answered`` (the API's metrics).
+The endpoint lives and dies with its region: when the region's emulator does not answer,
+neither does the endpoint (it waits as long as a hung region makes it wait, or refuses at once
+for a dead one), as a regional API would. With strong replication, a write is acknowledged only
+once it has been copied to the other regions.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from controller.aws import Clients
-from sandbox.lambda_.invoke import Invoker
+from sandbox.lambda_.invoke import Invoker, Throttled
 from sandbox.router import LoopbackService
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,15 @@ class RegionalEndpoint(LoopbackService):
         invoker: Invoker,
         alive: Alive,
         after_write: Callable[[str], bool] | None = None,
+        answered: Callable[[int], None] | None = None,
     ) -> None:
         self.region = region
         self.routes = routes
         self.invoker = invoker
         self.alive = alive
         self.after_write = after_write
+        #: Told the status of every answer the API gave (its metrics: ``4xx``, ``5xx``).
+        self.answered = answered
         super().__init__(self._handler(), f"api-{region}")
 
     def handle(
@@ -85,13 +90,29 @@ class RegionalEndpoint(LoopbackService):
     ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: ``(status, headers, body)``."""
         path = urlsplit(target).path
-        if not self.alive(self.region):
+        if not self.alive(self.region):  # no answer from the region: nothing it counts either
             return 503, {"X-Region-Down": self.region}, b'{"message": "region unavailable"}'
+        try:
+            answer = self._answer(method, target, path, headers, body)
+        except Exception:
+            if self.answered:
+                self.answered(500)
+            raise
+        if self.answered:
+            self.answered(answer[0])
+        return answer
+
+    def _answer(
+        self, method: str, target: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         route, params = self._match(method, path)
         if route is None:
             return 404, {}, b'{"message":"Not Found"}'
         event = _event(method, target, headers, body, route, params)
-        done = self.invoker.invoke(self.region, route.function, event, source="api")
+        try:
+            done = self.invoker.invoke(self.region, route.function, event, source="api")
+        except Throttled:  # API Gateway answers Lambda's 429 as an integration failure
+            return 500, {"Content-Type": "application/json"}, SERVER_ERROR
         if not done.ok:
             return 500, {"Content-Type": "application/json"}, SERVER_ERROR
         status, out, payload = _response(done.result)

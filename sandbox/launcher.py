@@ -320,8 +320,10 @@ def _application() -> Any:
         warm(MODELS)
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
         print(f"warm-up skipped: {exc!r}", file=sys.stderr)
+    from sandbox.cloudwatch.evaluator import AlarmControl
+
     return RoundTrip(
-        Snapshots(FunctionCode(mrsc.ControlGate(AwsErrors(application)))),
+        AlarmControl(Snapshots(FunctionCode(mrsc.ControlGate(AwsErrors(application))))),
         os.environ.pop(SECRET_ENV, ""),
     )
 
@@ -415,6 +417,9 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     server = make_server(
         HOST, port, application, threaded=True, request_handler=Handler, fd=listener.fileno()
     )
+    from sandbox.cloudwatch.evaluator import start_here
+
+    start_here()  # the region's alarms are evaluated in the region's process, off until asked
     server.serve_forever()
 
 

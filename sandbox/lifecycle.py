@@ -18,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
-
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
@@ -211,8 +209,7 @@ class Sandbox:
                 server.condition = Condition.RUNNING
                 self._save()
                 self._configure_gates()
-            self._set_alarms(region, "ALARM")
-            servers.hang(server)
+            servers.hang(server)  # its alarm evaluator stops with it
             server.condition = Condition.HUNG
         self._fail_watcher(region, mode)
         self._save()
@@ -224,7 +221,7 @@ class Sandbox:
         killed one restarted on the same port with what it held when it went down (or, if it
         died on its own, what the program deployed): an AWS region comes back from an outage
         with its resources, still in the shape it had (a primary still active: the watchers
-        fence it). Its alarms go back to OK."""
+        fence it). Its alarms change only as its evaluator finds them in its metrics again."""
         self._reload()
         server = self._server(region)
         if server.condition is Condition.HUNG:
@@ -242,9 +239,17 @@ class Sandbox:
         server.condition = Condition.RUNNING
         self._save()
         self._configure_gates()
-        self._set_alarms(region, "OK")
         self._heal_watcher(region)
         log.info("region %s healed", region)
+
+    def evaluate_alarms(self, on: bool = True, ahead: float = 0.0) -> None:
+        """Have every region evaluate its alarms from its metrics (``on``) or not, each region's
+        evaluator clock ``ahead`` seconds ahead of the wall clock (a test reaching the end of
+        an alarm's period). Kept in the state: a region healed or restarted evaluates as told."""
+        self._reload()
+        self.state.alarms_evaluated, self.state.alarms_ahead = on, ahead
+        self._save()
+        self._configure_gates()
 
     def model_round_trip(self, seconds: float, regions: list[str] | None = None) -> None:
         """Make every server (or those of ``regions``) wait ``seconds`` before each answer, as
@@ -266,6 +271,7 @@ class Sandbox:
         # Before anything is resumed: a request sent before the reset never lands after it.
         first = ghosts.begin(self.state_dir / LOG_DIR, held=self._may_hold_requests())
         self.stop_watchers()
+        self.state.alarms_evaluated, self.state.alarms_ahead = False, 0.0
         for server in self.state.servers.values():
             if server.condition is Condition.HUNG:
                 servers.resume(server)
@@ -366,22 +372,6 @@ class Sandbox:
 
     def _configure_gates(self) -> None:
         _configure_gates(self.topology, self.state)
-
-    def _set_alarms(self, region: str, value: str) -> None:
-        part = self.manifest.regions.get(region)
-        alarms = [a for ref in part.components.values() for a in ref.alarms] if part else []
-        try:
-            cloudwatch = self.clients.client("cloudwatch", region)
-            for alarm in alarms:
-                cloudwatch.set_alarm_state(
-                    AlarmName=alarm,
-                    StateValue="ALARM" if value == "ALARM" else "OK",
-                    StateReason=f"sandbox: region {region} {value.lower()}",
-                )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise FailoverError(
-                f"region {region}: cannot set its alarms to {value}: {exc}"
-            ) from exc
 
     def _restart(self, server: ServerState) -> None:
         servers.kill(server)
@@ -495,6 +485,15 @@ def _configure_gates(topology: Topology, state: SandboxState) -> None:
         if s.condition in (Condition.RUNNING, Condition.PARTITIONED) and servers.is_ours(s)
     }
     mrsc.configure(answering, config)
+    with ThreadPoolExecutor(max(1, len(answering))) as pool:
+        list(
+            pool.map(
+                lambda url: servers.configure_alarms(
+                    url, state.alarms_evaluated, state.alarms_ahead
+                ),
+                answering.values(),
+            )
+        )
 
 
 def _trust(state: SandboxState) -> None:

@@ -264,6 +264,13 @@ def set_round_trip(url: str, seconds: float) -> None:
     _post(url, f"{launcher.ROUND_TRIP_PATH}?seconds={seconds}")
 
 
+def configure_alarms(url: str, evaluate: bool, ahead: float = 0.0) -> None:
+    """Turn the server's alarm evaluator on or off (:mod:`sandbox.cloudwatch.evaluator`), its
+    clock ``ahead`` seconds ahead of the wall clock."""
+    query = urlencode({"evaluate": int(evaluate), "ahead": repr(float(ahead))})
+    _post(url, f"{controls.ALARMS_PATH}?{query}")
+
+
 def seed(url: str, value: int) -> None:
     """Seed the server's id generator so the next ids it makes are the same on every start."""
     _post(url, f"/moto-api/seed?a={value}")

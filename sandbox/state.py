@@ -77,6 +77,10 @@ class SandboxState(BaseModel):
     watchers: dict[str, int] = Field(default_factory=dict)
     #: Seconds between two of their scheduled invocations (None: a minute, as deployed).
     watcher_schedule: float | None = None
+    #: Whether the regions evaluate their alarms (:mod:`sandbox.cloudwatch.evaluator`), and
+    #: how many seconds ahead of the wall clock their evaluators' clocks run.
+    alarms_evaluated: bool = False
+    alarms_ahead: float = 0.0
     #: What a request to the servers' controls must carry (generated at ``up``; this file is
     #: 0600, so only the sandbox's owner can read it).
     secret: str = ""

@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from sandbox.cloudwatch.metrics import LambdaMetrics, LogMetrics, Metrics
     from sandbox.lambda_.invoke import Invoker
 
     region, state_dir = ns.region, ns.state_dir
@@ -217,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         told={watcher.function: told},
     )
     invoker.start()
+    # Lambda's metrics of the watcher's invocations, into its region's CloudWatch
+    cloudwatch = Clients(endpoints=manifest.endpoints)
+    metrics = Metrics(lambda where: cloudwatch.client("cloudwatch", where))
+    invoker.observers.append(LambdaMetrics(metrics))
+    # ... and the metrics its log records carry (EMF), as CloudWatch Logs extracts them
+    invoker.observers.append(LogMetrics(metrics, {watcher.function: log_path(state_dir, region)}))
+    metrics.start()
     try:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
         lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
@@ -239,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(max(0.0, tick - time.monotonic()))
             tick = max(tick, time.monotonic() - every)
     finally:
+        metrics.stop()
         invoker.close()
     return 0
 
@@ -255,6 +264,10 @@ class AsyncConfig:
 
 #: Lambda's waits before the first and the second retry of a failed asynchronous invocation.
 RETRY_DELAYS = (60.0, 120.0)
+#: Lambda's queue tries a throttled event again after a backoff that grows up to five minutes
+#: (the first wait is the sandbox's choice: AWS documents only the bound).
+THROTTLE_BACKOFF = 1.0
+THROTTLE_BACKOFF_MAX = 300.0
 
 
 def async_config(lam: Any, function: str) -> AsyncConfig:
@@ -281,13 +294,16 @@ def deliver(
 ) -> list[Invocation]:
     """Invoke ``target`` asynchronously with ``event``, as Lambda handles an event EventBridge
     queued: started only while the event is younger than its maximum age (a throttled event
-    waits for an environment that long at most, then is dropped), a failed invocation retried
-    as often as the config says, after Lambda's waits; each invocation made, in order."""
+    goes back to Lambda's queue and is tried again after a backoff, :data:`THROTTLE_BACKOFF`
+    doubling up to :data:`THROTTLE_BACKOFF_MAX`, while its age allows; throttles use up no
+    retry), a failed invocation retried as often as the config says, after Lambda's waits; each
+    invocation made, in order (a throttle is none)."""
+    from sandbox.lambda_.invoke import Throttled
+
     queued = clock()
     done: list[Invocation] = []
-    for attempt in range(config.retries + 1):
-        if attempt:
-            sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+    attempt, backoff = 0, THROTTLE_BACKOFF
+    while attempt <= config.retries:
         left = config.max_event_age - (clock() - queued)
         if left <= 0:
             log.warning(
@@ -296,11 +312,18 @@ def deliver(
             break
         try:
             done.append(invoker.invoke(region, target, event, source="schedule", wait=left))
+        except Throttled:
+            sleep(min(backoff, max(0.0, config.max_event_age - (clock() - queued))))
+            backoff = min(backoff * 2, THROTTLE_BACKOFF_MAX)
+            continue
         except FailoverError as exc:  # never started: no environment within its age, or no region
             log.warning("%s in %s: event dropped: %s", target, region, exc)
             break
         if done[-1].ok:
             break
+        attempt += 1
+        if attempt <= config.retries:
+            sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
     return done
 
 

@@ -10,10 +10,16 @@ Lambda's environment, and kills it at the configured timeout. Each invocation is
 :class:`Invocation` (its outcome, duration, whether it was a cold start), counted per function and
 handed to the observers, where AWS's own bookkeeping of invocations attaches.
 
-Not played yet: throttling at reserved concurrency 0 (a fenced function still runs when invoked;
-its pollers stop because its mappings are disabled), Lambda's metrics, the memory limit (given
-to the function, not enforced). The Python is this environment's, whatever runtime the function
-names.
+Reserved concurrency is Lambda's limit: an invocation that finds as many of the function's
+invocations running in the region as it reserves (none, for a function fenced at 0) is throttled
+at once (:class:`Throttled`, Lambda's ``TooManyRequestsException``), counted as the function's
+throttle and handed to the observers, never run; the reservation is read again at most every
+:data:`RESERVED_MAX_AGE` seconds, as a ``PutFunctionConcurrency`` takes effect at once on AWS.
+The observers get every invocation and every throttle, which is where Lambda's metrics attach
+(:class:`sandbox.cloudwatch.metrics.LambdaMetrics`).
+
+Not played yet: the memory limit (given to the function, not enforced). The Python is this
+environment's, whatever runtime the function names.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ LIMIT = 10
 WAIT_SECONDS = 10.0
 #: Reading a function's configuration: fail fast, as any call of the data plane.
 READ = AwsSettings(connect_timeout=1.0, read_timeout=5.0, max_attempts=2)
+#: How long a function's reserved concurrency, read back, is trusted.
+RESERVED_MAX_AGE = 1.0
 #: Placeholder credentials, as Lambda gives a function its role's (the emulator takes any).
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "sandbox",
@@ -63,6 +71,14 @@ class Outcome(StrEnum):
     ERROR = "error"
     #: Killed at the function's timeout.
     TIMEOUT = "timeout"
+    #: Never run: as many invocations ran as the function reserves (Lambda's 429).
+    THROTTLED = "throttled"
+
+
+class Throttled(FailoverError):
+    """Lambda refused the invocation: the function's reserved concurrency is in use (0: it is
+    fenced). Synchronous callers get it as ``TooManyRequestsException``; an asynchronous event
+    goes back to Lambda's queue and is retried while its age allows."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,11 @@ class Invocation:
     cold: bool
     result: Any = None
     error: dict[str, Any] | None = None
+    #: The function's invocations running in its region when this one started (itself
+    #: included): Lambda's ``ConcurrentExecutions``.
+    concurrent: int = 0
+    #: The alias or version it was invoked through ("$LATEST": none).
+    qualifier: str = "$LATEST"
 
     @property
     def ok(self) -> bool:
@@ -147,6 +168,8 @@ class Invoker:
     counts: dict[tuple[str, str], Counter[Outcome]] = field(default_factory=dict)
     _configs: dict[tuple[str, str, str], FunctionConfig] = field(default_factory=dict)
     _pools: dict[tuple[str, str, str], Pool] = field(default_factory=dict)
+    _running: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _reserved: dict[tuple[str, str], tuple[float, int | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -174,11 +197,54 @@ class Invoker:
 
         Raises
         ------
+        Throttled
+            The function's reserved concurrency is in use (0: always): it did not run.
         FailoverError
             The function's configuration or code cannot be read (its region does not answer),
             or no environment was free or could be started: the invocation did not happen.
         """
         pool, config = self._pool(region, function, qualifier)
+        key = (config.region, config.name)
+        reserved = self.reserved(config)
+        with self._lock:
+            running = self._running[key]
+            if reserved is None or running < reserved:
+                self._running[key] = running = running + 1
+            else:
+                running = -1
+        if running < 0:
+            self._count(
+                Invocation(
+                    region,
+                    config.name,
+                    source,
+                    Outcome.THROTTLED,
+                    time.time(),
+                    0.0,
+                    False,
+                    qualifier=config.qualifier,
+                )
+            )
+            raise Throttled(
+                f"{config.name} in {region}: TooManyRequestsException (reserved concurrency "
+                f"{reserved} in use)"
+            )
+        try:
+            return self._run(pool, config, event, source, wait, running)
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+
+    def _run(
+        self,
+        pool: Pool,
+        config: FunctionConfig,
+        event: Any,
+        source: str,
+        wait: float | None,
+        running: int,
+    ) -> Invocation:
+        region = config.region
         started = time.monotonic()
         deadline = started + config.timeout
         env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
@@ -212,9 +278,39 @@ class Invoker:
             cold,
             result,
             error,
+            running,
+            config.qualifier,
         )
         self._count(done)
         return done
+
+    def running(self, region: str, function: str) -> int:
+        """How many invocations of ``function`` (a name) run in ``region`` now."""
+        with self._lock:
+            return self._running[(region, function)]
+
+    def reserved(self, config: FunctionConfig) -> int | None:
+        """The function's reserved concurrency now (None: none), read back at most every
+        :data:`RESERVED_MAX_AGE` seconds; when it cannot be read, the last one known."""
+        key = (config.region, config.name)
+        with self._lock:
+            known = self._reserved.get(key, (0.0, config.reserved))
+        if time.monotonic() - known[0] < RESERVED_MAX_AGE:
+            return known[1]
+        try:
+            got = (
+                self.clients.client("lambda", config.region)
+                .get_function_concurrency(FunctionName=config.name)
+                .get("ReservedConcurrentExecutions")
+            )
+        except Exception:  # its region does not answer: the invocation finds out on its own
+            with self._lock:  # (and the next one does not wait for the read again at once)
+                self._reserved[key] = (time.monotonic(), known[1])
+            return known[1]
+        value = None if got is None else int(got)
+        with self._lock:
+            self._reserved[key] = (time.monotonic(), value)
+        return value
 
     def warm(self, region: str, function: str, qualifier: str | None = None) -> None:
         """Start one environment of ``function`` now, as provisioned concurrency would."""
@@ -337,7 +433,7 @@ class Invoker:
         with self._lock:
             self.counts.setdefault((done.region, done.function), Counter())[done.outcome] += 1
             observers = list(self.observers)
-        if not done.ok:
+        if not done.ok and done.outcome is not Outcome.THROTTLED:
             log.info(
                 "%s in %s: %s (%s)",
                 done.function,

@@ -9,22 +9,35 @@ path (:mod:`sandbox.lambda_.invoke`), as the API, the pollers and the schedules 
   ``requirements.txt`` runs; the API answers a failed function with ``500``;
 - a function runs with its deployed environment, memory and timeout, and Lambda's context;
 - an invocation that outlives the function's timeout is killed, and the next one starts cold;
+- a function fenced to reserved concurrency 0 is throttled, never run; its Throttles reach its
+  region's CloudWatch, whose evaluator (in the region's server) puts its throttles alarm in ALARM
+  within its evaluation periods and notifies its topic; a region that hangs and heals keeps
+  its alarms until its metrics say otherwise;
+- at reserved concurrency 1, an asynchronous event due while an invocation runs is throttled,
+  then retried or dropped as its event age allows;
 - nothing outlives the invoker.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from sandbox import Sandbox
+from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
+from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
 from sandbox.endpoint import RegionalEndpoint, deployed_routes
-from sandbox.lambda_.invoke import Invoker, Outcome
+from sandbox.lambda_.invoke import Invocation, Invoker, Outcome, Throttled
 from sandbox.state import LOG_DIR
-from tests.kit.emulator import pid_alive
+from sandbox.watchers import AsyncConfig, deliver
+from tests.kit.emulator import pid_alive, plain
 
 pytestmark = pytest.mark.sandbox
 
@@ -216,3 +229,184 @@ def test_nothing_outlives_the_invoker(box: Sandbox) -> None:
     while time.monotonic() < deadline and (pid_alive(pid) or pid_alive(runtime.pid)):
         time.sleep(0.05)
     assert not pid_alive(pid) and not pid_alive(runtime.pid)
+
+
+# -- throttles, Lambda's metrics and the alarms CloudWatch evaluates from them (#25) -----------
+
+
+def period_end(at: float, period: int) -> float:
+    """The end of the ``period``-long period ``at`` falls in."""
+    return (math.floor(at / period) + 1) * period
+
+
+def wait_for_state(box: Sandbox, alarm: str, state: str, deadline: float = 60.0) -> dict[str, Any]:
+    """The alarm once the region's evaluator has put it in ``state`` (polled, with a deadline)."""
+    cloudwatch = plain(box, "cloudwatch", REGION)
+    until = time.monotonic() + deadline
+    while True:
+        found = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+        if found["StateValue"] == state or time.monotonic() > until:
+            return dict(found)
+        time.sleep(0.2)
+
+
+def alarm_of(box: Sandbox, component: str, suffix: str) -> str:
+    return next(a for a in box.manifest.ref(component, REGION).alarms if a.endswith(suffix))
+
+
+@pytest.fixture
+def metered(box: Sandbox, invoker: Invoker) -> Iterator[Metrics]:
+    """The invoker's Lambda metrics, sent to each region's CloudWatch when flushed; the regions'
+    evaluators and every reservation put back afterwards."""
+    made = Metrics(lambda region: plain(box, "cloudwatch", region))
+    invoker.observers.append(LambdaMetrics(made))
+    try:
+        yield made
+    finally:
+        box.evaluate_alarms(False)
+        lam = plain(box, "lambda", REGION)
+        for component in ("slow", "env"):
+            lam.delete_function_concurrency(FunctionName=box.manifest.ref(component, REGION).name)
+
+
+def subscribe(box: Sandbox, alarm: str) -> tuple[Any, str]:
+    """A queue subscribed to the topic ``alarm`` notifies: what CloudWatch publishes."""
+    cloudwatch, sqs = plain(box, "cloudwatch", REGION), plain(box, "sqs", REGION)
+    topic = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["AlarmActions"][0]
+    url = sqs.create_queue(QueueName=f"on-call-{time.monotonic_ns()}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    plain(box, "sns", REGION).subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return sqs, url
+
+
+def notified(sqs: Any, url: str, alarm: str) -> list[dict[str, Any]]:
+    """The notifications of ``alarm`` the queue holds."""
+    out = []
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        body = json.loads(message["Body"])
+        if body.get("AlarmName") == alarm:
+            out.append(body)
+    return out
+
+
+def test_a_function_fenced_to_0_shows_throttles_and_its_alarm_fires_within_its_periods(
+    box: Sandbox, invoker: Invoker, metered: Metrics
+) -> None:
+    name = box.manifest.ref("env", REGION).name
+    plain(box, "lambda", REGION).put_function_concurrency(
+        FunctionName=name, ReservedConcurrentExecutions=0
+    )
+    alarm = alarm_of(box, "env", "throttles-high")
+    sqs, url = subscribe(box, alarm)
+    first = time.time()
+    for _ in range(3):
+        with pytest.raises(Throttled):
+            invoker.invoke(REGION, arn(box, "env"), {}, source="api")
+    assert invoker.counts[(REGION, name)][Outcome.THROTTLED] == 3
+    assert Outcome.OK not in invoker.counts[(REGION, name)]  # never ran
+    assert metered.flush() > 0
+    alias = box.manifest.ref("env", REGION).alias
+    stats = plain(box, "cloudwatch", REGION).get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Throttles",
+        # (moto matches any metric that has these dimensions: the alias's, not the function's)
+        Dimensions=[
+            {"Name": "FunctionName", "Value": name},
+            {"Name": "Resource", "Value": f"{name}:{alias}"},
+        ],
+        StartTime=first - 60,
+        EndTime=first + 60,
+        Period=60,
+        Statistics=["Sum"],
+    )
+    assert sum(p["Sum"] for p in stats["Datapoints"]) == 3.0
+
+    deployed = plain(box, "cloudwatch", REGION).describe_alarms(AlarmNames=[alarm])
+    period = deployed["MetricAlarms"][0]["Period"]
+    periods = deployed["MetricAlarms"][0]["EvaluationPeriods"]
+    # the evaluator's clock at the end of the throttles' period: the first evaluation after it
+    box.evaluate_alarms(True, ahead=period_end(first, period) - time.time() + 1.0)
+    found = wait_for_state(box, alarm, "ALARM")
+    assert found["StateValue"] == "ALARM", found["StateReason"]
+    assert "Threshold Crossed" in found["StateReason"] and "[3.0 (" in found["StateReason"]
+    evaluated_at = json.loads(found["StateReasonData"])["queryDate"]
+    at = time.mktime(time.strptime(evaluated_at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert at <= first + periods * period + EVALUATION_INTERVAL  # within its evaluation periods
+    deadline = time.monotonic() + 30
+    got: list[dict[str, Any]] = []
+    while not got and time.monotonic() < deadline:
+        got = notified(sqs, url, alarm)
+    assert [(m["OldStateValue"], m["NewStateValue"]) for m in got] == [("OK", "ALARM")]
+
+
+def test_a_region_that_recovers_returns_its_alarms_to_ok_only_through_its_metrics(
+    box: Sandbox, invoker: Invoker, metered: Metrics
+) -> None:
+    """Throttles put the alarm in ALARM; the region hangs and heals: the alarm is still ALARM
+    (nothing sets it OK by fiat), and goes OK only once its evaluator, running again, finds
+    the throttles' datapoint out of its evaluation range."""
+    name = box.manifest.ref("env", REGION).name
+    lam = plain(box, "lambda", REGION)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    alarm = alarm_of(box, "env", "throttles-high")
+    first = time.time()
+    with pytest.raises(Throttled):
+        invoker.invoke(REGION, arn(box, "env"), {}, source="api")
+    metered.flush()
+    period = 300
+    ahead = period_end(first, period) - time.time() + 1.0
+    box.evaluate_alarms(True, ahead=ahead)
+    assert wait_for_state(box, alarm, "ALARM")["StateValue"] == "ALARM"
+    box.fail(REGION, "hang")
+    try:
+        assert box.describe()["servers"][REGION]["condition"] == "hung"
+    finally:
+        box.heal(REGION)
+    found = plain(box, "cloudwatch", REGION).describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+    assert found["StateValue"] == "ALARM"  # healed, not reset: its metrics have not changed yet
+    plain(box, "lambda", REGION).delete_function_concurrency(FunctionName=name)
+    # the lone datapoint leaves the evaluation range (N + 2 periods) and missing data counts
+    box.evaluate_alarms(True, ahead=ahead + 3 * period)
+    found = wait_for_state(box, alarm, "OK")
+    assert found["StateValue"] == "OK"
+    assert json.loads(found["StateReasonData"])["recentDatapoints"] == []
+
+
+def test_an_invocation_due_while_one_runs_is_throttled_and_retried_or_dropped_as_configured(
+    box: Sandbox, invoker: Invoker, metered: Metrics
+) -> None:
+    """Reserved concurrency 1 and one invocation running: an asynchronous event due meanwhile
+    is throttled; with a maximum event age that outlasts the running one it is retried and
+    runs, with one shorter than a backoff it is dropped, never run."""
+    name = box.manifest.ref("slow", REGION).name
+    plain(box, "lambda", REGION).put_function_concurrency(
+        FunctionName=name, ReservedConcurrentExecutions=1
+    )
+    target = arn(box, "slow")
+    invoker.warm(REGION, target)
+
+    def while_one_runs(config: AsyncConfig) -> list[Invocation]:
+        running = threading.Thread(
+            target=invoker.invoke, args=(REGION, target, {"seconds": 0.6}), daemon=True
+        )
+        running.start()
+        deadline = time.monotonic() + 30
+        while invoker.running(REGION, name) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert invoker.running(REGION, name) == 1
+        done = deliver(invoker, REGION, target, {"seconds": 0}, config=config)
+        running.join(timeout=30)
+        return done
+
+    dropped = while_one_runs(AsyncConfig(max_event_age=0.5, retries=2))
+    assert dropped == []
+    assert invoker.counts[(REGION, name)][Outcome.THROTTLED] == 1
+    retried = while_one_runs(AsyncConfig(max_event_age=60, retries=0))
+    assert [d.outcome for d in retried] == [Outcome.OK]
+    assert invoker.counts[(REGION, name)][Outcome.THROTTLED] >= 2
+    assert invoker.counts[(REGION, name)][Outcome.OK] == 3  # the two running ones, the retried

@@ -240,8 +240,9 @@ def test_automated_failback_waits_for_a_lag_it_can_read_then_goes(fresh_sandbox:
 def alarm_as_fenced(box: Sandbox, region: str, function: str) -> list[str]:
     """Put ``function``'s alarms as the program deploys them in the states AWS computes once it
     is fenced: throttled (Route 53's checkers call its health route every 10 s) and no
-    invocations (missing data breaching in the deploy-time primary); their names. The sandbox
-    does not evaluate alarms yet: the states are set here, on the deployed alarms."""
+    invocations (missing data breaching in the deploy-time primary); their names. Set here, on
+    the deployed alarms, with the evaluator off (its own tests are in test_lambda.py): this
+    test's subject is the controller's reading of those states, not how CloudWatch gets there."""
     from controller.contract import FunctionAlarm
 
     ref = box.manifest.ref(function, region)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.errors import FailoverError
-from sandbox.lambda_.invoke import Invocation, Outcome
+from sandbox.lambda_.invoke import Invocation, Outcome, Throttled
 from sandbox.watchers import AsyncConfig, deliver
 
 REGION, TARGET = "us-east-1", "arn:aws:lambda:us-east-1:123456789012:function:w"
@@ -26,7 +26,8 @@ class Clock:
 
 class Invoker:
     """Stands in for the one invoke path: each call takes ``takes`` seconds of the clock and
-    ends as ``outcomes`` say in turn (``"throttled"``: no environment within the wait)."""
+    ends as ``outcomes`` say in turn (``"throttled"``: no environment within the wait;
+    ``"429"``: Lambda throttles it, the reserved concurrency in use)."""
 
     def __init__(self, clock: Clock, outcomes: list[str], takes: float = 1.0) -> None:
         self.clock, self.outcomes, self.takes = clock, list(outcomes), takes
@@ -35,6 +36,8 @@ class Invoker:
     def invoke(self, region: str, target: str, event: Any, **kw: Any) -> Invocation:
         self.waits.append(kw["wait"])
         outcome = self.outcomes.pop(0)
+        if outcome == "429":
+            raise Throttled(f"{target} in {region}: TooManyRequestsException")
         if outcome == "throttled":
             self.clock.now += kw["wait"]
             raise FailoverError(f"{target} in {region}: no free environment")
@@ -84,3 +87,21 @@ def test_a_retry_that_would_start_past_the_events_age_is_dropped() -> None:
     done = run(AsyncConfig(max_event_age=80, retries=2), invoker, clock)
     assert [d.outcome for d in done] == [Outcome.ERROR]  # the retry would start at 90 s
     assert invoker.waits == [80]
+
+
+def test_an_event_due_while_one_runs_is_throttled_then_retried_while_its_age_allows() -> None:
+    """Reserved concurrency 1, one invocation running: the next event is throttled, goes back
+    to Lambda's queue and runs once the first is done (backoff 1, 2, 4 s), using no retry."""
+    clock = Clock()
+    invoker = Invoker(clock, ["429", "429", "429", "ok"])
+    done = run(AsyncConfig(max_event_age=60, retries=0), invoker, clock)
+    assert [d.outcome for d in done] == [Outcome.OK]
+    assert invoker.waits == [60, 59, 57, 53]  # each try waits no longer than the age left
+
+
+def test_a_throttled_event_older_than_its_maximum_age_is_dropped_never_run() -> None:
+    clock = Clock()
+    invoker = Invoker(clock, ["429"] * 10 + ["ok"])
+    done = run(AsyncConfig(max_event_age=20, retries=2), invoker, clock)
+    assert done == []
+    assert invoker.outcomes == ["429"] * 5 + ["ok"]  # tried at 0, 1, 3, 7, 15 s: then 20 s old
