@@ -20,11 +20,12 @@ from typing import Any
 
 import botocore.exceptions
 
+from controller import clock
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Topology, load
-from controller.topology.manifest import Manifest, WatcherRef, load_manifest
+from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, load_manifest
 from sandbox import account, mrsc, servers
 from sandbox import watchers as watcher_procs
 from sandbox.state import (
@@ -58,6 +59,8 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.state = state
         self.manifest = manifest
+        # This process (the demo, a test, the CLI) runs on the sandbox's clock, as its own do.
+        clock.use(clock.Clock(origin=state.time_origin, scale=state.time_scale))
         _trust(state)
 
     # -- starting and finding ------------------------------------------------------------------
@@ -69,10 +72,12 @@ class Sandbox:
         state_dir: str | Path = DEFAULT_STATE_DIR,
         *,
         watchers: bool = False,
+        time_scale: float = 1.0,
     ) -> Sandbox:
         """Start a server per region and ``global``, deploy the Pulumi program onto them (the
         manifest is its output); with ``watchers``, start each application region's watcher
-        as ``pulumi up`` deploys them.
+        as ``pulumi up`` deploys them. Every process of the sandbox runs on AWS time at
+        ``time_scale`` times the wall's pace from now (:mod:`controller.clock`).
 
         Raises
         ------
@@ -89,8 +94,15 @@ class Sandbox:
         started = time.monotonic()
         names = server_names(topology)
         private_dir(state_dir)
+        scaled = clock.Clock(origin=time.time(), scale=time_scale)  # the one wall reading
+        clock.use(scaled)  # before anything starts: every child gets it (Clock.environment)
         state = SandboxState(
-            spec=spec, started_at=time.time(), servers={}, secret=secrets.token_urlsafe(24)
+            spec=spec,
+            started_at=scaled.origin,
+            servers={},
+            secret=secrets.token_urlsafe(24),
+            time_origin=scaled.origin,
+            time_scale=scaled.scale,
         )
         # While the launcher imports moto, this process imports the program and builds its
         # bundles: two cores, two jobs.
@@ -108,6 +120,7 @@ class Sandbox:
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
+            clock.use(clock.from_environment())
             raise
         finally:
             ahead.shutdown(wait=True)
@@ -295,6 +308,7 @@ class Sandbox:
         self._reload()
         _stop_all(self.state)
         remove_state(self.state_dir)
+        clock.use(clock.from_environment())  # this process leaves the sandbox's clock
         log.info("sandbox in %s is down", self.state_dir)
 
     # -- the watchers (one per application region, in that region's failure domain) -----------
@@ -441,6 +455,7 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)
     manifest = deployed.manifest
+    manifest.clock = ClockManifest(origin=state.time_origin, scale=state.time_scale)
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
     manifest.save(state_dir / DEPLOYED_FILE)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller import contract
+from controller import clock, contract
 from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
@@ -85,7 +85,7 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The schedule's own reads (the rule, the function's configuration) come from its region.
-    env = {**os.environ, contract.ENV_HOME_REGION: region}
+    env = {**os.environ, **clock.current().environment(), contract.ENV_HOME_REGION: region}
     env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
         lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
         configs = {target: async_config(lam, target) for target in targets}
-        tick = time.monotonic()
+        tick = clock.monotonic()  # the deployed rate, in AWS seconds
         while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher
             try:
                 if events.describe_rule(Name=rule)["State"] == "ENABLED":
@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # the rule cannot be read this minute: the next one is invoked
                 log.exception("watcher schedule failed")
             tick += every
-            time.sleep(max(0.0, tick - time.monotonic()))
-            tick = max(tick, time.monotonic() - every)
+            clock.sleep(tick - clock.monotonic())
+            tick = max(tick, clock.monotonic() - every)
     finally:
         invoker.close()
     return 0
@@ -276,19 +276,19 @@ def deliver(
     event: dict[str, Any],
     *,
     config: AsyncConfig,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = clock.sleep,
+    monotonic: Callable[[], float] = clock.monotonic,
 ) -> list[Invocation]:
     """Invoke ``target`` asynchronously with ``event``, as Lambda handles an event EventBridge
     queued: started only while the event is younger than its maximum age (a throttled event
     waits for an environment that long at most, then is dropped), a failed invocation retried
     as often as the config says, after Lambda's waits; each invocation made, in order."""
-    queued = clock()
+    queued = monotonic()
     done: list[Invocation] = []
     for attempt in range(config.retries + 1):
         if attempt:
             sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
-        left = config.max_event_age - (clock() - queued)
+        left = config.max_event_age - (monotonic() - queued)
         if left <= 0:
             log.warning(
                 "%s in %s: event dropped, older than %gs", target, region, config.max_event_age

@@ -8,12 +8,11 @@ over its :class:`~controller.health.RegionStatus`, the rest read the journal.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from controller import health
+from controller import clock, health
 from controller.actions.base import State
 from controller.actions.table import replication_lag
 from controller.aws import Clients
@@ -109,7 +108,7 @@ def prechecks(
         )
     )
     holder = journal.holder()
-    if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
+    if holder is None or holder.expires_at <= clock.now() or holder.owner == owner:
         checks.append(Precheck(Check.LEASE_FREE, True, "free"))
     elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
         checks.append(

@@ -11,12 +11,12 @@ functions over it (:mod:`controller.health.verdicts`)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from controller import clock
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
 from controller.actions.base import Observed
@@ -92,7 +92,7 @@ def status(
     -------
     A :class:`StatusReport`; never raises for a region that does not answer.
     """
-    started = time.monotonic()
+    started = clock.monotonic()
     if settings is PROBE_SETTINGS:
         settings = probe_settings(deadline)
     fast = clients.derive(settings=settings) if settings is not None else clients
@@ -107,12 +107,12 @@ def status(
         reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
         mode_of = _probe_results(probes, until)
         reads = {r: reads[r] for r in names if isinstance(mode_of[r], str)}
-        wait(_futures(reads), timeout=max(0.0, until - time.monotonic()))
+        wait(_futures(reads), timeout=clock.wall(clock.remaining(until)))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     controltable.suspect(clients, manifest, [r for r in names if not isinstance(mode_of[r], str)])
     report = {r: _region(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
-    elapsed = time.monotonic() - started
+    elapsed = clock.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)
     active = _active_region(report, topology, manifest, fast)
     return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
@@ -173,17 +173,17 @@ def probe(
             return modes.read_region_mode(clients, topology, manifest, region)
         except TransientStepError as exc:
             pause = PROBE_PAUSE_SECONDS * attempt
-            last = attempt >= PROBE_ANSWERED_ATTEMPTS or time.monotonic() + pause >= until
+            last = attempt >= PROBE_ANSWERED_ATTEMPTS or clock.monotonic() + pause >= until
             if exc.unreachable or last:
                 raise
             log.info("probe of %s: %s; reading again", region, exc)
-            time.sleep(pause)
+            clock.sleep(pause)
             attempt += 1
 
 
 def _probe_results(probes: Mapping[str, Future[str]], until: float) -> dict[str, str | Exception]:
     """Each region's mode, or the error that says it did not answer by ``until``."""
-    wait(probes.values(), timeout=max(0.0, until - time.monotonic()))
+    wait(probes.values(), timeout=clock.wall(clock.remaining(until)))
     out: dict[str, str | Exception] = {}
     for region, future in probes.items():
         if not future.done():

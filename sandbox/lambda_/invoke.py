@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from controller import clock
 from controller.aws import AwsSettings, Clients
 from controller.errors import FailoverError
 from sandbox.lambda_ import bootstrap, code
@@ -179,12 +179,12 @@ class Invoker:
             or no environment was free or could be started: the invocation did not happen.
         """
         pool, config = self._pool(region, function, qualifier)
-        started = time.monotonic()
+        started = clock.monotonic()  # AWS seconds: a timeout is the deployed one
         deadline = started + config.timeout
         env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
         if env is None:
             raise FailoverError(f"{config.name} in {region}: no free environment")
-        begun = time.monotonic()
+        begun = clock.monotonic()
         error: dict[str, Any] | None
         try:
             if env.init_error is not None:
@@ -207,8 +207,8 @@ class Invoker:
             config.name,
             source,
             outcome,
-            time.time(),
-            time.monotonic() - begun,
+            clock.now(),
+            clock.monotonic() - begun,
             cold,
             result,
             error,
@@ -219,7 +219,7 @@ class Invoker:
     def warm(self, region: str, function: str, qualifier: str | None = None) -> None:
         """Start one environment of ``function`` now, as provisioned concurrency would."""
         pool, config = self._pool(region, function, qualifier)
-        env, _ = pool.acquire(time.monotonic() + config.timeout + WAIT_SECONDS)
+        env, _ = pool.acquire(clock.monotonic() + config.timeout + WAIT_SECONDS)
         if env is not None:
             pool.release(env)
 
@@ -296,7 +296,7 @@ class Invoker:
     def _environment(self, config: FunctionConfig, root: Path) -> dict[str, str]:
         """The function's variables (and what it is ``told``), then what Lambda sets (its own
         names win)."""
-        stream = f"{time.strftime('%Y/%m/%d')}/[{config.version}]{secrets.token_hex(16)}"
+        stream = f"{clock.utcnow():%Y/%m/%d}/[{config.version}]{secrets.token_hex(16)}"
         return {
             **config.environment,
             **self.told.get(config.name, {}),
@@ -319,11 +319,13 @@ class Invoker:
             "TZ": ":UTC",
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             bootstrap.NETWORK_ENV: json.dumps(dict(self.endpoints)),
+            # the sandbox's world runs on its clock; AWS's runtime on the real one (nothing)
+            **clock.current().environment(),
         }
 
     @staticmethod
     def _request(config: FunctionConfig, event: Any) -> dict[str, Any]:
-        root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        root = f"1-{int(clock.now()):08x}-{secrets.token_hex(12)}"
         trace = f"Root={root};Parent={secrets.token_hex(8)};Sampled=0"
         return {
             "id": str(uuid.uuid4()),

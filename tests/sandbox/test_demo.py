@@ -61,7 +61,12 @@ def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     try:
         result = run_demo(
             DemoOptions(
-                spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0, rate=20.0, on_page=page.found
+                spec=EXAMPLE,
+                state_dir=state,
+                warmup=60.0,
+                after=100.0,
+                rate=20.0,
+                on_page=page.found,
             )
         )
     finally:

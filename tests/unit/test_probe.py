@@ -28,12 +28,12 @@ def reader(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> list[float]:
         return str(answer)
 
     monkeypatch.setattr(reads.modes, "read_region_mode", read)
-    monkeypatch.setattr(reads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(reads.clock, "sleep", lambda seconds: None)
     return calls
 
 
 def probe(until: float = 60.0) -> str:
-    return reads.probe(None, None, None, "us-west-2", time.monotonic() + until)  # type: ignore[arg-type]
+    return reads.probe(None, None, None, "us-west-2", reads.clock.monotonic() + until)  # type: ignore[arg-type]
 
 
 def test_a_throttled_region_is_read_again_and_counts_as_reachable(
