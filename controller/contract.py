@@ -184,6 +184,10 @@ class FailMode(StrEnum):
     PARTITION = "partition"
 
 
+#: Where a sandbox's global endpoint relays a plain HTTP call (``<path><host>/<path>``) to where
+#: the host resolves in the sandbox: the controller's HTTP probe of a region's health route.
+SANDBOX_RELAY_PATH = "/_relay/"
+
 #: The sandbox's scaled clock (:mod:`controller.clock`): AWS time = origin + k * (wall - origin),
 #: one origin (wall epoch seconds) and one k for every process of a sandbox. Unset: the real clock.
 ENV_TIME_ORIGIN = "FAILOVER_TIME_ORIGIN"

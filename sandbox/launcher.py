@@ -298,7 +298,7 @@ class FunctionCode:
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
     sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
-    from sandbox import moto_patches, mrsc
+    from sandbox import moto_patches, mrsc, route53
 
     moto_patches.share_data_loader()  # before moto's backends are imported: they read at import
     from moto.backend_index import backend_url_patterns
@@ -311,6 +311,7 @@ def _application() -> Any:
     moto_patches.regional_domain_names()
     moto_patches.one_copy_of_code()
     moto_patches.mappings_keep_their_alias()
+    route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:
@@ -321,7 +322,7 @@ def _application() -> Any:
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
         print(f"warm-up skipped: {exc!r}", file=sys.stderr)
     return RoundTrip(
-        Snapshots(FunctionCode(mrsc.ControlGate(AwsErrors(application)))),
+        Snapshots(FunctionCode(route53.Configure(mrsc.ControlGate(AwsErrors(application))))),
         os.environ.pop(SECRET_ENV, ""),
     )
 

@@ -26,8 +26,9 @@ from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Topology, load
 from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, load_manifest
-from sandbox import account, mrsc, servers
+from sandbox import account, mrsc, route53, servers
 from sandbox import watchers as watcher_procs
+from sandbox.controls import SECRET_HEADER
 from sandbox.state import (
     DEFAULT_STATE_DIR,
     DEPLOYED_FILE,
@@ -259,6 +260,14 @@ class Sandbox:
         self._heal_watcher(region)
         log.info("region %s healed", region)
 
+    def serve_api(self, hosts: Mapping[str, str]) -> None:
+        """Tell Route 53's checkers which regional API hosts a data plane serves, and where
+        (host to loopback URL; empty: none, they probe each region's front door)."""
+        self._reload()
+        self.state.api_hosts = dict(hosts)
+        self._save()
+        self._configure_gates()
+
     def model_round_trip(self, seconds: float) -> None:
         """Make every server wait ``seconds`` before each answer, as a real region's API does
         (0 turns it off). Not kept in the state: a restarted server answers at once."""
@@ -299,7 +308,7 @@ class Sandbox:
             list(pool.map(restore, self.state.servers.values()))
         for name in self.state.servers:
             snapshot_file(state_dir, name, DOWN).unlink(missing_ok=True)
-        self._configure_gates()
+        self._configure_gates(forget=True)  # Route 53's checkers start over, every check healthy
         self.manifest = load_manifest(state_dir / DEPLOYED_FILE)
         _save_current(self.topology, self.manifest, state_dir)
 
@@ -370,8 +379,8 @@ class Sandbox:
             raise UsageError(f"unknown region {region!r} (one of: {known})")
         return self.state.servers[region]
 
-    def _configure_gates(self) -> None:
-        _configure_gates(self.topology, self.state)
+    def _configure_gates(self, *, forget: bool = False) -> None:
+        _configure_gates(self.topology, self.state, forget=forget)
 
     def _set_alarms(self, region: str, value: str) -> None:
         part = self.manifest.regions.get(region)
@@ -487,9 +496,10 @@ def server_names(topology: Topology) -> list[str]:
     return [*regions, *extra, GLOBAL, mrsc.STORE]
 
 
-def _configure_gates(topology: Topology, state: SandboxState) -> None:
+def _configure_gates(topology: Topology, state: SandboxState, *, forget: bool = False) -> None:
     """Tell every answering server the control regions and who is partitioned
-    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`)."""
+    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`), and the global server's
+    Route 53 checkers where each check's name leads (``forget``: what they found so far)."""
     config = account.control_config(
         topology,
         {n: s.url for n, s in state.servers.items()},
@@ -502,6 +512,14 @@ def _configure_gates(topology: Topology, state: SandboxState) -> None:
         if s.condition in (Condition.RUNNING, Condition.PARTITIONED) and servers.is_ours(s)
     }
     mrsc.configure(answering, config)
+    checkers = state.servers.get(GLOBAL)
+    if checkers is not None and checkers.url in answering.values():
+        regions = {n: s.url for n, s in state.servers.items() if n in topology.regions.all}
+        route53.configure(
+            checkers.url,
+            route53.Network(dict(state.api_hosts), regions, forget=forget),
+            {SECRET_HEADER: state.secret},
+        )
 
 
 def _trust(state: SandboxState) -> None:

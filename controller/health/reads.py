@@ -219,7 +219,9 @@ def _read_all(
             else {},
             alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
             route53=pool.submit(_route53_healthy, clients, manifest, region),
-            http=pool.submit(http_probe, region, url) if http_probe and url else None,
+            http=pool.submit(http_probe, region, clients.http_url(url))
+            if http_probe and url
+            else None,
         )
     return reads
 

@@ -243,7 +243,7 @@ def watchers_view(
         row = rows.get(region, {}) if "error" not in rows else {}
         out["regions"][region] = {
             "health": status_of.health.value if status_of else None,
-            "votes": health.votes(status_of, route53=not clients.emulated) if status_of else {},
+            "votes": health.votes(status_of) if status_of else {},
             "watcher": row.get("last"),
             "silent": row.get("silent"),
         }

@@ -115,7 +115,7 @@ def watch(
         manifest,
         clients,
         executor=executor,
-        http_probe=None if clients.emulated else health.http_probe,
+        http_probe=health.http_probe,
     )
     state: WatchState | None = None
     interval = topology.policy.watch_interval_seconds

@@ -131,11 +131,7 @@ class Watcher:
             self.topology, self.manifest, self.clients, http_probe=self.http_probe, components=False
         )
         self._report = report
-        # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
-        votes = {
-            name: health.votes(region, route53=not self.clients.emulated)
-            for name, region in report.regions.items()
-        }
+        votes = {name: health.votes(region) for name, region in report.regions.items()}
         return Evaluation(
             self.clock(),
             report.active_region,
