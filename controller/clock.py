@@ -77,6 +77,18 @@ class Clock:
         """
         return wall_seconds * self.scale
 
+    def patient(self, seconds: float, wall_floor: float) -> float:
+        """``seconds`` of AWS time to wait for an answer, or, on a scaled clock, the AWS time
+        ``wall_floor`` wall seconds take if that is longer: the emulator's answer costs its CPU,
+        which is not AWS's time and does not shrink with k. The real clock waits ``seconds``.
+
+        >>> Clock(scale=10.0).patient(4.0, 1.0), Clock(scale=2.0).patient(4.0, 1.0)
+        (10.0, 4.0)
+        >>> Clock().patient(0.5, 1.0)
+        0.5
+        """
+        return seconds if self.scale == 1.0 else max(seconds, self.aws(wall_floor))
+
     def environment(self) -> dict[str, str]:
         """What a child process's environment carries so that it runs on this clock."""
         if self.scale == 1.0:
@@ -156,6 +168,12 @@ def wall(seconds: float) -> float:
     return _current.wall(seconds)
 
 
+def patient(seconds: float, wall_floor: float) -> float:
+    """``seconds`` of AWS time to wait for an answer, at least ``wall_floor`` on the wall on a
+    scaled clock (:meth:`Clock.patient`)."""
+    return _current.patient(seconds, wall_floor)
+
+
 def remaining(until: float) -> float:
     """AWS seconds left until the monotonic deadline ``until`` (never negative)."""
     return max(0.0, until - _current.monotonic())
@@ -167,6 +185,7 @@ __all__ = [
     "from_environment",
     "monotonic",
     "now",
+    "patient",
     "remaining",
     "sleep",
     "use",

@@ -48,6 +48,9 @@ PROBE_PAUSE_SECONDS = 0.1
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
 DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
+#: On a sandbox's scaled clock, the reads wait at least this long on the wall: the emulator's
+#: CPU is not AWS's time (below a watcher's interval at k = 10, so its cadence holds).
+READ_WALL_FLOOR = 1.0
 MAX_WORKERS = 64
 
 
@@ -102,7 +105,7 @@ def status(
     try:
         # The probes decide reachability; the reads start at once beside them, so that a hung
         # region costs one probe timeout in all, and only the reachable regions' are awaited.
-        until = started + deadline
+        until = started + clock.patient(deadline, READ_WALL_FLOOR)
         probes = {r: pool.submit(probe, fast, topology, manifest, r, until) for r in names}
         reads = _read_all(pool, fast, topology, manifest, names, http_probe, components)
         mode_of = _probe_results(probes, until)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,7 @@ class Pool:
         deadline. Raises :class:`EnvironmentError_` when a new one does not start."""
         with self._cond:
             while not self._idle and self._count >= self.limit:
-                if not self._cond.wait(clock.wall(clock.remaining(deadline))):
+                if not self._cond.wait(max(0.0, deadline - time.monotonic())):  # wall
                     return None, False
             if self._idle:
                 return self._idle.pop(), False

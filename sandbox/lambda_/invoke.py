@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 #: lower (the sandbox's limit, not AWS's: an account runs a thousand; beyond it an invocation
 #: waits for one to be free).
 LIMIT = 10
-#: How long an invocation may wait for a free environment beyond the function's timeout.
+#: How long (wall seconds) an invocation may wait for a free environment beyond the function's
+#: timeout: starting one is the emulator's CPU, not AWS's time, so the wait is on the wall.
 WAIT_SECONDS = 10.0
 #: Reading a function's configuration: fail fast, as any call of the data plane.
 READ = AwsSettings(connect_timeout=1.0, read_timeout=5.0, max_attempts=2)
@@ -179,9 +181,10 @@ class Invoker:
             or no environment was free or could be started: the invocation did not happen.
         """
         pool, config = self._pool(region, function, qualifier)
-        started = clock.monotonic()  # AWS seconds: a timeout is the deployed one
-        deadline = started + config.timeout
-        env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
+        # an environment is waited for on the wall (the sandbox's CPU starts it); ``wait`` is an
+        # asynchronous event's age left, AWS seconds
+        budget = clock.wall(wait) if wait is not None else clock.wall(config.timeout) + WAIT_SECONDS
+        env, cold = pool.acquire(time.monotonic() + budget)
         if env is None:
             raise FailoverError(f"{config.name} in {region}: no free environment")
         begun = clock.monotonic()
@@ -219,7 +222,7 @@ class Invoker:
     def warm(self, region: str, function: str, qualifier: str | None = None) -> None:
         """Start one environment of ``function`` now, as provisioned concurrency would."""
         pool, config = self._pool(region, function, qualifier)
-        env, _ = pool.acquire(clock.monotonic() + config.timeout + WAIT_SECONDS)
+        env, _ = pool.acquire(time.monotonic() + clock.wall(config.timeout) + WAIT_SECONDS)
         if env is not None:
             pool.release(env)
 
