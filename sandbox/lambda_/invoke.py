@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 #: lower (the sandbox's limit, not AWS's: an account runs a thousand; beyond it an invocation
 #: waits for one to be free).
 LIMIT = 10
+#: On a scaled clock, an invocation runs at least this long on the wall before it is killed.
+RUN_WALL_FLOOR = 3.0
 #: How long (wall seconds) an invocation may wait for a free environment beyond the function's
 #: timeout: starting one is the emulator's CPU, not AWS's time, so the wait is on the wall.
 WAIT_SECONDS = 10.0
@@ -193,7 +195,10 @@ class Invoker:
             if env.init_error is not None:
                 outcome, result, error = Outcome.ERROR, None, env.init_error
             else:
-                answer = env.invoke(self._request(config, event), begun + config.timeout)
+                # killed at its timeout (AWS seconds), but never sooner than a wall floor: its
+                # code runs on this machine's CPU, which is not AWS's time and does not shrink
+                until = begun + clock.patient(config.timeout, RUN_WALL_FLOOR)
+                answer = env.invoke(self._request(config, event), until)
                 if answer is None:
                     outcome, result = Outcome.TIMEOUT, None
                     error = {
