@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: waits for one to be free).
 LIMIT = 10
 #: On a scaled clock, an invocation runs at least this long on the wall before it is killed.
-RUN_WALL_FLOOR = 3.0
+RUN_WALL_FLOOR = 10.0
 #: How long (wall seconds) an invocation may wait for a free environment beyond the function's
 #: timeout: starting one is the emulator's CPU, not AWS's time, so the wait is on the wall.
 WAIT_SECONDS = 10.0
