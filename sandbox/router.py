@@ -26,6 +26,8 @@ from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
+#: AWS seconds a resolver keeps its last answer when Route 53 could not be read.
+UNREADABLE_TTL = 10.0
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
 
@@ -39,6 +41,9 @@ class Resolver:
     _cached: tuple[float, str | None] | None = None
     _expires: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: One lookup at a time: the requests that find the answer expired wait for it, as a
+    #: resolver's clients do, instead of each asking Route 53 again.
+    _asking: threading.Lock = field(default_factory=threading.Lock)
 
     def host_region(self) -> dict[str, str]:
         """Each region's host, as the failover records name it: the regional target of its
@@ -54,15 +59,16 @@ class Resolver:
 
     def resolve(self) -> str | None:
         """The region the name resolves to now (cached for the TTL, as a resolver would)."""
-        now = clock.monotonic()
-        with self._lock:
-            if self._cached and now < self._expires:
-                return self._cached[1]
-        region, ttl = self._answer()
-        with self._lock:
-            self._cached = (now, region)
-            self._expires = now + (self.ttl if self.ttl is not None else ttl)
-        return region
+        with self._asking:
+            now = clock.monotonic()
+            with self._lock:
+                if self._cached and now < self._expires:
+                    return self._cached[1]
+            region, ttl = self._answer()
+            with self._lock:
+                self._cached = (now, region)
+                self._expires = now + (self.ttl if self.ttl is not None else ttl)
+            return region
 
     def _answer(self) -> tuple[str | None, float]:
         """The region the records answer now, and the TTL of the record that answered."""
@@ -74,7 +80,7 @@ class Resolver:
             records = r53.list_resource_record_sets(HostedZoneId=dns.zone_id)
         except Exception as exc:  # Route 53 is global; if even it is gone, keep the last answer
             log.warning("route53 unreadable: %s", exc)
-            return (self._cached[1] if self._cached else None), 1.0
+            return (self._cached[1] if self._cached else None), UNREADABLE_TTL
         by_role: dict[str, Any] = {}
         for rs in records["ResourceRecordSets"]:
             if rs.get("Failover") and rs["Name"].rstrip(".") == dns.record.rstrip("."):
