@@ -184,6 +184,17 @@ class FailMode(StrEnum):
     PARTITION = "partition"
 
 
+#: Where a sandbox's global endpoint relays a plain HTTP call (``<path><host>/<path>``) to where
+#: the host resolves in the sandbox: the controller's HTTP probe of a region's health route.
+SANDBOX_RELAY_PATH = "/_relay/"
+
+#: The sandbox's scaled clock (:mod:`controller.clock`): AWS time = origin + k * (wall - origin),
+#: one origin (wall epoch seconds) and one k for every process of a sandbox. Unset: the real clock.
+ENV_TIME_ORIGIN = "FAILOVER_TIME_ORIGIN"
+ENV_TIME_SCALE = "FAILOVER_TIME_SCALE"
+#: The sandbox's default k: the deployed configuration at ten times AWS's pace.
+DEFAULT_TIME_SCALE = 10.0
+
 #: Names the region a controller (or a watcher) runs in: it tries its own control region
 #: first, and the sandbox lets it through when its region is cut off from the others.
 ENV_HOME_REGION = "FAILOVER_HOME_REGION"

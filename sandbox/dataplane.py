@@ -10,6 +10,7 @@ between regions by :mod:`.replicator`. Every invocation goes through one invoker
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -18,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from controller.aws import AwsSettings, Clients
-from controller.errors import UsageError
+from controller.errors import FailoverError, UsageError
 from controller.topology import Kind
 from controller.topology.kinds import ApiSpec, DnsSpec
 from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
@@ -27,7 +28,7 @@ from sandbox.lambda_.invoke import Invoker
 from sandbox.lifecycle import Sandbox
 from sandbox.pollers import Pollers
 from sandbox.replicator import Replicator
-from sandbox.router import HealthChecks, Resolver, Router
+from sandbox.router import Resolver, Router
 from sandbox.state import LOG_DIR
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,11 @@ FAST = AwsSettings(connect_timeout=0.5, read_timeout=1.5, max_attempts=1)
 
 @dataclass
 class DataPlaneSettings:
-    """Timings of the local data plane (the demo speeds Route 53's up)."""
+    """What the local data plane adds to the deployed stack: asynchronous replication's lag
+    (AWS seconds; 0: a write is acknowledged once another region has it). Route 53's checks,
+    the TTLs and the schedules are the deployed ones, on the sandbox's clock."""
 
-    check_interval: float = 1.0
-    check_threshold: int = 3
-    ttl: float | None = None  # None: the record's own TTL
     replication_lag: float = 0.0
-    schedule_every: float = 10.0
 
 
 @dataclass
@@ -79,7 +78,6 @@ class DataPlane:
             manifest,
             self.clients,
             self.invoker,
-            schedule_every=self.settings.schedule_every,
         )
         found = next((n for n, c in topology.of_kind(Kind.API)), None)
         dns = next((c for _, c in topology.of_kind(Kind.DNS)), None)
@@ -99,14 +97,7 @@ class DataPlane:
                 after_write=self.replicator.sync if strong else None,
                 answered=functools.partial(self._answered, region, api_id),
             )
-        self.checks = HealthChecks(
-            self.probe,
-            list(topology.regions.all),
-            self.settings.check_interval,
-            self.settings.check_threshold,
-        )
-        ttl = self.settings.ttl if self.settings.ttl is not None else float(dns.ttl)
-        self.resolver = Resolver(self.clients, manifest, self.checks, ttl)
+        self.resolver = Resolver(self.clients, manifest)
         self.router = Router(self.resolver, {r: e.url for r, e in self.endpoints.items()})
 
     @property
@@ -121,7 +112,13 @@ class DataPlane:
         self.metrics.start()
         for endpoint in self.endpoints.values():
             endpoint.start()
-        self.checks.start()
+        # Route 53's checkers (in the global server) now reach each regional API host here
+        self.box.serve_api(
+            {
+                host: self.endpoints[region].url
+                for host, region in self.resolver.host_region().items()
+            }
+        )
         self.router.start()
         self.replicator.start()
         self.pollers.start()
@@ -132,7 +129,8 @@ class DataPlane:
         self.pollers.stop()
         self.replicator.stop()
         self.router.stop()
-        self.checks.stop()
+        with contextlib.suppress(FailoverError):  # a sandbox already down has no checkers
+            self.box.serve_api({})
         for endpoint in self.endpoints.values():
             endpoint.stop()
         self.metrics.stop()
@@ -171,7 +169,7 @@ class DataPlane:
         return ok
 
     def probe(self, region: str) -> bool:
-        """Route 53's checker: GET the region's health route through its endpoint."""
+        """GET the region's health route through its endpoint."""
         url = self.endpoints[region].url + self._health_path()
         try:
             with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - loopback

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from controller import clock
+from controller.contract import DEFAULT_TIME_SCALE
 from controller.controltable.journal import Journal, Run, RunStatus
 from controller.controltable.rpo import to_plain
 from controller.errors import FailoverError, UsageError
@@ -44,18 +43,22 @@ LOG_NAME = "demo.log"
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """How long each phase lasts and how the outage looks."""
+    """How long each phase lasts (AWS seconds: the sandbox's clock runs ``time_scale`` times
+    the wall's pace) and how the outage looks. The topology is deployed as it is: its policy,
+    TTL, health checks and schedules are the ones AWS would run."""
 
     spec: Path
     state_dir: Path = Path(".failover")
     region: str | None = None  # default: the primary
     mode: str = "hang"
-    warmup: float = 12.0
-    outage_max: float = 60.0
-    after: float = 15.0
+    warmup: float = 120.0
+    outage_max: float = 900.0
+    after: float = 60.0
     rate: float = 40.0
     replication_lag: float = 0.0
-    interval: float = 1.0
+    time_scale: float = DEFAULT_TIME_SCALE
+    #: A client's retry budget (AWS seconds): longer than detection, the run and the TTL.
+    client_deadline: float = 300.0
     #: The live status page: its port (0: a free one; None: no page), and who is told its URL.
     page_port: int | None = 0
     on_page: Callable[[str], None] | None = None
@@ -97,6 +100,8 @@ def check_options(options: DemoOptions) -> None:
         positive = name != "--replication-lag"
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise UsageError(f"{name} {value:g}: must be {wanted}")
+    if not (math.isfinite(options.time_scale) and options.time_scale > 0):
+        raise UsageError(f"--time-scale {options.time_scale:g}: must be a number above 0")
     if options.page_port is not None and not 0 <= options.page_port <= 65535:
         raise UsageError(f"--port {options.page_port}: must be 0 (a free port) to 65535")
     if options.region is not None:
@@ -106,30 +111,6 @@ def check_options(options: DemoOptions) -> None:
                 f"--region {options.region}: not a region of {topology.app} "
                 f"({options.spec}); one of {', '.join(topology.regions.all)}"
             )
-
-
-def demo_topology(spec: Path, directory: Path, interval: float = 1.0) -> Path:
-    """The topology with the demo's time scale: a short DNS TTL, a watch interval of
-    ``interval`` seconds, a short lease and cooldown.
-
-    Route 53's 10-second checks and a 60-second TTL would make the demo wait minutes; the
-    failover logic is the same at any time scale.
-    """
-    data = yaml.safe_load(spec.read_text(encoding="utf-8"))
-    # code folders are relative to the original file: keep them found from the copy
-    code = {name: fn.code for name, fn in load(spec).of_kind(Kind.FUNCTION)}
-    for name, comp in data["components"].items():
-        if comp.get("kind") == "dns":
-            comp["ttl"] = 1
-        if name in code:
-            comp["code"] = code[name]
-    data.setdefault("policy", {}).update(
-        {"cooldown_seconds": 30, "lease_seconds": 30, "watch_interval_seconds": interval}
-    )
-    out = directory / "demo-topology.yaml"
-    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    load(out)  # still valid
-    return out
 
 
 def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResult:
@@ -142,22 +123,20 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoResu
     """
     check_options(options)
     say = progress or (lambda *args: None)
-    with tempfile.TemporaryDirectory(prefix="failover-demo-") as tmp:
-        spec = demo_topology(options.spec, Path(tmp), options.interval)
-        say("sandbox up", 0, 1, {})
-        box = Sandbox.up(spec, options.state_dir)
-        feed = demo_page.Feed()
-        page = None
-        try:
-            if options.page_port is not None:
-                page = demo_page.start_page(box, feed, options.page_port)
-                if options.on_page is not None:
-                    options.on_page(page.url)
-            return _story(box, options, say, feed)
-        finally:
-            if page is not None:
-                page.stop()
-            box.down()
+    say("sandbox up", 0, 1, {})
+    box = Sandbox.up(options.spec, options.state_dir, time_scale=options.time_scale)
+    feed = demo_page.Feed()
+    page = None
+    try:
+        if options.page_port is not None:
+            page = demo_page.start_page(box, feed, options.page_port)
+            if options.on_page is not None:
+                options.on_page(page.url)
+        return _story(box, options, say, feed)
+    finally:
+        if page is not None:
+            page.stop()
+        box.down()
 
 
 def _story(
@@ -165,16 +144,13 @@ def _story(
 ) -> DemoResult:
     topology = box.topology
     region = options.region or topology.regions.primary
-    plane = DataPlane(
-        box,
-        DataPlaneSettings(replication_lag=options.replication_lag, check_interval=options.interval),
-    )
+    plane = DataPlane(box, DataPlaneSettings(replication_lag=options.replication_lag))
     plane.start()
-    load_gen = LoadGenerator(plane.url, rate=options.rate)
+    load_gen = LoadGenerator(plane.url, rate=options.rate, deadline=options.client_deadline)
     journal = Journal(box.clients, box.manifest)
     regions = list(topology.regions.all)
     try:
-        start = time.time()
+        start = clock.now()
         box.start_watchers()  # as pulumi up deploys them: one per region, on a schedule
         if feed is not None:  # the page's traffic chart and each region watcher's decisions
             feed.attach(
@@ -184,14 +160,14 @@ def _story(
             )
         load_gen.start()
         _wait(options.warmup, "steady load", say, load_gen)
-        outage = time.time()
+        outage = clock.now()
         box.fail(region, options.mode)
         phase = f"{region} {options.mode}: waiting for failover"
         shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage, phase)
         runs = _until_failed_over(journal, outage, outage + options.outage_max, say, load_gen)
         _wait(options.after, "after the failover", say, load_gen)
         load_gen.stop()
-        end = time.time()
+        end = clock.now()
         box.stop_watchers()
         decisions = watcher_procs.decisions(box.state_dir, regions)
         detected = next(
@@ -230,6 +206,8 @@ def _story(
             "log": str(options.state_dir / LOG_NAME),
             "new_primary": new_primary,
             "replication_lag_seconds": options.replication_lag,
+            "time_scale": options.time_scale,
+            "client_deadline_seconds": options.client_deadline,
             "first_bad_evaluation_seconds": None
             if first_bad is None
             else round(first_bad - outage, 2),
@@ -240,7 +218,7 @@ def _story(
             },
         }
         switch = done[-1] if done else None  # the run that moved the application: its record
-        extra |= _where_time_went(load_gen, outage, switch)
+        extra |= _where_time_went(outage, switch)
         extra["rpo"] = reports.rpo(
             load_gen.samples,
             load_gen.acked,
@@ -258,13 +236,10 @@ def _story(
         plane.stop()
 
 
-def _where_time_went(load_gen: LoadGenerator, outage: float, switch: Run | None) -> dict[str, Any]:
-    """From the outage to full, non-degraded service: when the switching run started and ended,
-    each of its levels, and when every request came back ``ok`` (seconds after the outage)."""
-    full = reports.full_service(load_gen.samples, outage)
-    out: dict[str, Any] = {
-        "time_to_full_service_seconds": None if full is None else round(full - outage, 2),
-    }
+def _where_time_went(outage: float, switch: Run | None) -> dict[str, Any]:
+    """From the outage to the end of the switching run: when it started and ended, and each of
+    its levels (seconds after the outage; the time to full service is the report's own)."""
+    out: dict[str, Any] = {}
     if switch is not None:
         steps = [
             (s.level, str(s.phase), switch.steps[s.id].started, switch.steps[s.id].ended)
@@ -285,10 +260,10 @@ def _region_of(owner: str) -> str:
 
 
 def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) -> None:
-    started = time.monotonic()
-    while (done := time.monotonic() - started) < seconds:
+    started = clock.monotonic()
+    while (done := clock.monotonic() - started) < seconds:
         say(phase, done, seconds, _counts(load_gen))
-        time.sleep(0.25)
+        time.sleep(0.25)  # the display's pace: wall time
 
 
 def _until_shifted(
@@ -301,11 +276,11 @@ def _until_shifted(
     phase: str,
 ) -> float | None:
     """Wait until the router resolves to another region; when that happened (or None)."""
-    while time.time() - outage < limit:
-        say(phase, time.time() - outage, limit, _counts(load_gen))
+    while clock.now() - outage < limit:
+        say(phase, clock.now() - outage, limit, _counts(load_gen))
         resolved = plane.resolver.resolve()
         if resolved and resolved != region:
-            return time.time()
+            return clock.now()
         time.sleep(0.2)
     return None
 
@@ -323,7 +298,7 @@ def _until_failed_over(
             runs = []
         if (
             runs and all(r.status is not RunStatus.RUNNING for r in runs)
-        ) or time.time() >= deadline:
+        ) or clock.now() >= deadline:
             return sorted(runs, key=lambda r: r.created)
         time.sleep(0.2)
 

@@ -41,12 +41,12 @@ import signal
 import socket
 import struct
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from controller import clock
 from sandbox.controls import CODE_PATH, PREFIX, SECRET_ENV, SECRET_HEADER
 
 HOST = "127.0.0.1"
@@ -213,8 +213,8 @@ class RoundTrip:
             self.seconds = seconds
             start_response("204 No Content", [])
             return [b""]
-        if self.seconds:
-            time.sleep(self.seconds)
+        if self.seconds:  # AWS's latency, in AWS seconds: the sandbox's clock scales it
+            clock.sleep(self.seconds)
         return self.application(environ, start_response)
 
 
@@ -298,7 +298,7 @@ class FunctionCode:
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
     sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
-    from sandbox import moto_patches, mrsc
+    from sandbox import moto_patches, mrsc, route53
 
     moto_patches.share_data_loader()  # before moto's backends are imported: they read at import
     from moto.backend_index import backend_url_patterns
@@ -311,6 +311,7 @@ def _application() -> Any:
     moto_patches.regional_domain_names()
     moto_patches.one_copy_of_code()
     moto_patches.mappings_keep_their_alias()
+    route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:
@@ -323,7 +324,9 @@ def _application() -> Any:
     from sandbox.cloudwatch.evaluator import AlarmControl
 
     return RoundTrip(
-        AlarmControl(Snapshots(FunctionCode(mrsc.ControlGate(AwsErrors(application))))),
+        AlarmControl(
+            Snapshots(FunctionCode(route53.Configure(mrsc.ControlGate(AwsErrors(application)))))
+        ),
         os.environ.pop(SECRET_ENV, ""),
     )
 

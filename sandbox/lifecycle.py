@@ -18,13 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from controller import clock
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Topology, load
-from controller.topology.manifest import Manifest, WatcherRef, load_manifest
-from sandbox import account, ghosts, mrsc, servers
+from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, load_manifest
+from sandbox import account, ghosts, mrsc, route53, servers
 from sandbox import watchers as watcher_procs
+from sandbox.controls import SECRET_HEADER
 from sandbox.state import (
     DEFAULT_STATE_DIR,
     DEPLOYED_FILE,
@@ -56,6 +58,8 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.state = state
         self.manifest = manifest
+        # This process (the demo, a test, the CLI) runs on the sandbox's clock, as its own do.
+        clock.use(clock.Clock(origin=state.time_origin, scale=state.time_scale))
         _trust(state)
 
     # -- starting and finding ------------------------------------------------------------------
@@ -67,10 +71,12 @@ class Sandbox:
         state_dir: str | Path = DEFAULT_STATE_DIR,
         *,
         watchers: bool = False,
+        time_scale: float = 1.0,
     ) -> Sandbox:
         """Start a server per region and ``global``, deploy the Pulumi program onto them (the
         manifest is its output); with ``watchers``, start each application region's watcher
-        as ``pulumi up`` deploys them.
+        as ``pulumi up`` deploys them. Every process of the sandbox runs on AWS time at
+        ``time_scale`` times the wall's pace from now (:mod:`controller.clock`).
 
         Raises
         ------
@@ -87,8 +93,15 @@ class Sandbox:
         started = time.monotonic()
         names = server_names(topology)
         private_dir(state_dir)
+        scaled = clock.Clock(origin=time.time(), scale=time_scale)  # the one wall reading
+        clock.use(scaled)  # before anything starts: every child gets it (Clock.environment)
         state = SandboxState(
-            spec=spec, started_at=time.time(), servers={}, secret=secrets.token_urlsafe(24)
+            spec=spec,
+            started_at=scaled.origin,
+            servers={},
+            secret=secrets.token_urlsafe(24),
+            time_origin=scaled.origin,
+            time_scale=scaled.scale,
         )
         # While the launcher imports moto, this process imports the program and builds its
         # bundles: two cores, two jobs.
@@ -106,6 +119,7 @@ class Sandbox:
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
+            clock.use(clock.from_environment())
             raise
         finally:
             ahead.shutdown(wait=True)
@@ -251,6 +265,14 @@ class Sandbox:
         self._save()
         self._configure_gates()
 
+    def serve_api(self, hosts: Mapping[str, str]) -> None:
+        """Tell Route 53's checkers which regional API hosts a data plane serves, and where
+        (host to loopback URL; empty: none, they probe each region's front door)."""
+        self._reload()
+        self.state.api_hosts = dict(hosts)
+        self._save()
+        self._configure_gates()
+
     def model_round_trip(self, seconds: float, regions: list[str] | None = None) -> None:
         """Make every server (or those of ``regions``) wait ``seconds`` before each answer, as
         a real region's API does (0 turns it off). Not kept in the state: a restarted server
@@ -293,7 +315,7 @@ class Sandbox:
             list(pool.map(restore, self.state.servers.values()))
         for name in self.state.servers:
             snapshot_file(state_dir, name, DOWN).unlink(missing_ok=True)
-        self._configure_gates()
+        self._configure_gates(forget=True)  # Route 53's checkers start over, every check healthy
         self.manifest = load_manifest(state_dir / DEPLOYED_FILE)
         _save_current(self.topology, self.manifest, state_dir)
 
@@ -302,6 +324,7 @@ class Sandbox:
         self._reload()
         _stop_all(self.state)
         remove_state(self.state_dir)
+        clock.use(clock.from_environment())  # this process leaves the sandbox's clock
         log.info("sandbox in %s is down", self.state_dir)
 
     # -- the watchers (one per application region, in that region's failure domain) -----------
@@ -370,8 +393,8 @@ class Sandbox:
             raise UsageError(f"unknown region {region!r} (one of: {known})")
         return self.state.servers[region]
 
-    def _configure_gates(self) -> None:
-        _configure_gates(self.topology, self.state)
+    def _configure_gates(self, *, forget: bool = False) -> None:
+        _configure_gates(self.topology, self.state, forget=forget)
 
     def _restart(self, server: ServerState) -> None:
         servers.kill(server)
@@ -439,6 +462,7 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)
     manifest = deployed.manifest
+    manifest.clock = ClockManifest(origin=state.time_origin, scale=state.time_scale)
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
     manifest.save(state_dir / DEPLOYED_FILE)
@@ -470,9 +494,10 @@ def server_names(topology: Topology) -> list[str]:
     return [*regions, *extra, GLOBAL, mrsc.STORE]
 
 
-def _configure_gates(topology: Topology, state: SandboxState) -> None:
+def _configure_gates(topology: Topology, state: SandboxState, *, forget: bool = False) -> None:
     """Tell every answering server the control regions and who is partitioned
-    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`)."""
+    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`), and the global server's
+    Route 53 checkers where each check's name leads (``forget``: what they found so far)."""
     config = account.control_config(
         topology,
         {n: s.url for n, s in state.servers.items()},
@@ -493,6 +518,14 @@ def _configure_gates(topology: Topology, state: SandboxState) -> None:
                 ),
                 answering.values(),
             )
+        )
+    checkers = state.servers.get(GLOBAL)
+    if checkers is not None and checkers.url in answering.values():
+        regions = {n: s.url for n, s in state.servers.items() if n in topology.regions.all}
+        route53.configure(
+            checkers.url,
+            route53.Network(dict(state.api_hosts), regions, forget=forget),
+            {SECRET_HEADER: state.secret},
         )
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from controller import clock
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -37,7 +39,9 @@ class Sample:
 @dataclass
 class LoadGenerator:
     """``workers`` threads sending about ``rate`` requests per second in all, ``write_share``
-    of them writes, each with a retry budget of ``deadline`` seconds."""
+    of them writes, each with a retry budget of ``deadline`` AWS seconds (backoff and budget run
+    on the sandbox's clock, :mod:`controller.clock`; the socket ``timeout`` and the pacing are
+    wall time)."""
 
     url: str
     rate: float = 40.0
@@ -63,7 +67,7 @@ class LoadGenerator:
         """Stop sending; requests in flight finish (or give up at their deadline)."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=self.deadline + 5)
+            thread.join(timeout=clock.wall(self.deadline) + 5)
 
     def _loop(self) -> None:
         period = self.workers / self.rate
@@ -91,8 +95,8 @@ class LoadGenerator:
         return self._request("GET", f"/orders/{order_id}", b"", "read", order_id)
 
     def _request(self, method: str, path: str, body: bytes, kind: str, order_id: str) -> Sample:
-        start = time.time()
-        deadline = time.monotonic() + self.deadline
+        start = clock.now()
+        deadline = clock.monotonic() + self.deadline
         attempts, status = 0, 0
         headers: dict[str, str] = {}
         delay = 0.2
@@ -101,15 +105,15 @@ class LoadGenerator:
             status, headers = self._once(method, path, body)
             if (
                 _final(status, headers)
-                or time.monotonic() + delay > deadline
+                or clock.monotonic() + delay > deadline
                 or (self._stop.is_set() and attempts > 1)
             ):
                 break
-            time.sleep(delay)
+            clock.sleep(delay)
             delay = min(2.0, delay * 1.6)
         return Sample(
             start,
-            time.time(),
+            clock.now(),
             kind,
             classify(status, headers),
             status,

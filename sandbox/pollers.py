@@ -14,8 +14,10 @@ enabled and its function is not fenced (reserved concurrency 0): a fenced region
   up to the mapping's retries, then described on its on-failure queue and passed.
 
 Each schedule component's rule is read back too (its state, its targets): while it is enabled,
-its targets are invoked every ``schedule_every`` seconds (the sandbox's compressed day, whatever the
-expression). Every invocation goes through the one invoke path (:mod:`sandbox.lambda_.invoke`).
+its targets are invoked at the rule's rate on the sandbox's clock (:mod:`controller.clock`), or
+every ``schedule_every`` AWS seconds when given; a ``cron`` rule is not played (the sandbox's
+day is not AWS's calendar). Every invocation goes through the one invoke path
+(:mod:`sandbox.lambda_.invoke`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import clock
 from controller.aws import Clients
 from controller.topology import Kind, Topology
 from controller.topology.manifest import Manifest
 from sandbox.lambda_.invoke import Invocation, Invoker
+from sandbox.watchers import period
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class Pollers:
     clients: Clients
     invoker: Invoker
     poll: float = 0.5
-    schedule_every: float = 10.0
+    schedule_every: float | None = None
     invocations: dict[tuple[str, str], int] = field(default_factory=dict)
     _switches: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -275,15 +279,22 @@ class Pollers:
             )
 
     def _schedule_loop(self, region: str, schedule: str) -> None:
-        last = time.monotonic()
+        last = clock.monotonic()
         rule = self.manifest.ref(schedule, region).name
         targets: list[str] = []
+        every = self.schedule_every
         while self._wait():
-            if time.monotonic() - last < self.schedule_every:
-                continue
-            last = time.monotonic()
             try:
                 events = self.clients.client("events", region)
+                if every is None:
+                    expression = str(events.describe_rule(Name=rule).get("ScheduleExpression", ""))
+                    if not expression.startswith("rate("):
+                        log.info("schedule %s/%s: %s is not played", schedule, region, expression)
+                        return
+                    every = period(expression)
+                if clock.monotonic() - last < every:
+                    continue
+                last = clock.monotonic()
                 if events.describe_rule(Name=rule)["State"] != "ENABLED":
                     continue
                 if not targets:
@@ -324,7 +335,7 @@ def _kinesis_record(record: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
             "data": base64.b64encode(
                 data if isinstance(data, bytes) else str(data).encode()
             ).decode(),
-            "approximateArrivalTimestamp": arrived.timestamp() if arrived else time.time(),
+            "approximateArrivalTimestamp": arrived.timestamp() if arrived else clock.now(),
         },
         "eventSource": "aws:kinesis",
         "eventVersion": "1.0",

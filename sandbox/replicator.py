@@ -20,11 +20,11 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import clock
 from controller.aws import Clients
 from controller.topology import Kind, Topology
 from controller.topology.manifest import Manifest
@@ -32,8 +32,11 @@ from controller.topology.manifest import Manifest
 log = logging.getLogger(__name__)
 
 MARK = "_replicated_from"
+#: AWS seconds (:mod:`controller.clock`), as the lag itself: a region that does not answer is
+#: tried again after DOWN_BACKOFF; a region pair's ReplicationLatency is a datapoint every
+#: PUBLISH_EVERY.
 DOWN_BACKOFF = 5.0
-PUBLISH_EVERY = 1.0  # seconds between two ReplicationLatency datapoints of a region pair
+PUBLISH_EVERY = 10.0
 
 
 @dataclass
@@ -129,9 +132,9 @@ class Replicator:
 
     def _take_lags(self) -> dict[tuple[str, str, str], float]:
         """The lags measured since the last publication, once :data:`PUBLISH_EVERY` passed."""
-        if time.monotonic() - self._published < PUBLISH_EVERY or not self._lags:
+        if clock.monotonic() - self._published < PUBLISH_EVERY or not self._lags:
             return {}
-        self._published = time.monotonic()
+        self._published = clock.monotonic()
         lags, self._lags = self._lags, {}
         return lags
 
@@ -163,17 +166,17 @@ class Replicator:
         """Queue the shard's new changes for every other region; False if it was unreadable."""
         if shard.iterator is None:
             return True
-        if self._down_until.get(shard.region, 0.0) > time.monotonic():
+        if self._down_until.get(shard.region, 0.0) > clock.monotonic():
             return False
         streams = self.clients.client("dynamodbstreams", shard.region)
         try:
             got = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except Exception as exc:  # a failed region: keep the iterator, try again later
             log.debug("stream of %s in %s unreadable: %s", shard.table, shard.region, exc)
-            self._down_until[shard.region] = time.monotonic() + DOWN_BACKOFF
+            self._down_until[shard.region] = clock.monotonic() + DOWN_BACKOFF
             return False
         shard.iterator = got.get("NextShardIterator", shard.iterator)
-        due = time.monotonic() + self.lag
+        due = clock.monotonic() + self.lag
         for record in got.get("Records", []):
             change = record.get("dynamodb", {})
             image = change.get("NewImage")
@@ -190,13 +193,13 @@ class Replicator:
                             due,
                             seq,
                             shard.table,
-                            {**record, "_source": shard.region, "_read_at": time.monotonic()},
+                            {**record, "_source": shard.region, "_read_at": clock.monotonic()},
                         ),
                     )
         return True
 
     def _apply_due(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         for region, heap in self._due.items():
             if self._down_until.get(region, 0.0) > now:
                 continue
@@ -204,7 +207,7 @@ class Replicator:
                 _, _, table, record = heap[0]
                 if not self._apply(table, region, record):
                     # this destination does not answer: keep its order, retry it later
-                    self._down_until[region] = time.monotonic() + DOWN_BACKOFF
+                    self._down_until[region] = clock.monotonic() + DOWN_BACKOFF
                     break
                 heapq.heappop(heap)
 
@@ -229,6 +232,6 @@ class Replicator:
             return False
         self.applied += 1
         key = (table, str(record["_source"]), region)
-        lag = time.monotonic() - float(record["_read_at"])
+        lag = clock.monotonic() - float(record["_read_at"])
         self._lags[key] = max(lag, self._lags.get(key, 0.0))
         return True

@@ -1,7 +1,9 @@
 """The demo's report: what the clients saw, phase by phase, as JSON and as a PNG timeline.
 
 Called by the demo and the drill. Phases: ``before`` the outage, ``outage`` (from the outage to
-the traffic shift) and ``after`` the shift. Times are seconds from the start of the load.
+the traffic shift) and ``after`` the shift. Times are AWS seconds (the sandbox's clock) from the
+start of the load; every duration is also given in wall seconds (``..._wall_seconds``: the AWS
+seconds divided by the report's ``time_scale``).
 """
 
 from __future__ import annotations
@@ -61,14 +63,19 @@ def build(
 
     outage = phases["outage"]
     outage_total = sum(outage.values())
+    scale = float(extra.get("time_scale", 1.0))
+    durations = {
+        "time_to_detect": _since(marks.outage, marks.detected),
+        "time_to_shift": _since(marks.outage, marks.shifted),
+        "time_to_full_service": _since(marks.outage, full_service(samples, marks.outage)),
+    }
     return {
         **extra,
-        "time_to_detect_seconds": None
-        if marks.detected is None
-        else round(marks.detected - marks.outage, 2),
-        "time_to_shift_seconds": None
-        if marks.shifted is None
-        else round(marks.shifted - marks.outage, 2),
+        **{f"{name}_seconds": aws for name, aws in durations.items()},
+        **{
+            f"{name}_wall_seconds": None if aws is None else round(aws / scale, 2)
+            for name, aws in durations.items()
+        },
         "timeline": {
             "outage": rel(marks.outage),
             "detected": rel(marks.detected),
@@ -171,6 +178,10 @@ def levels(
             }
         )
     return out
+
+
+def _since(start: float, end: float | None) -> float | None:
+    return None if end is None else round(end - start, 2)
 
 
 def write(

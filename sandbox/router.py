@@ -1,11 +1,11 @@
 """The local router: resolves the API's DNS name exactly as Route 53 failover would, and forwards.
 
-Called by the data plane. The emulator stores failover records and health checks but always
-reports a check healthy and answers no DNS, so the sandbox plays Route 53's part: its own health
-checkers probe each region's endpoint every interval (a check flips after ``threshold`` results in
-a row), an inverted check reads the other way, and the answer is the PRIMARY record when its check
-is healthy, else the SECONDARY when its is, else the PRIMARY (as Route 53 does), cached for the
-record's TTL. Every server here binds 127.0.0.1.
+Called by the data plane. Route 53's checkers run in the global server (:mod:`sandbox.route53`)
+and ``GetHealthCheckStatus`` answers what they found; the router answers the API's name from the
+failover records and that status, as Route 53's resolvers do: the PRIMARY record when its check
+is healthy (an inverted check reads the other way), else the SECONDARY when its is, else the
+PRIMARY, cached for the record's TTL on the sandbox's clock (:mod:`controller.clock`). Every
+server here binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,68 +13,22 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from controller import clock
 from controller.aws import Clients
 from controller.contract import GLOBAL, normalize_host
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
+#: AWS seconds a resolver keeps its last answer when Route 53 could not be read.
+UNREADABLE_TTL = 10.0
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
-
-
-@dataclass
-class HealthChecks:
-    """Route 53's health checkers, played locally: one probe per region every ``interval``."""
-
-    probe: Callable[[str], bool]
-    regions: list[str]
-    interval: float
-    threshold: int
-    healthy: dict[str, bool] = field(default_factory=dict)
-    _streak: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def start(self) -> None:
-        """Start one checker thread per region (every region starts healthy)."""
-        for region in self.regions:
-            self.healthy[region] = True
-            self._streak[region] = 0
-            thread = threading.Thread(
-                target=self._loop, args=(region,), daemon=True, name=f"r53-check-{region}"
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self) -> None:
-        """Stop the checkers."""
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _loop(self, region: str) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.observe(region, self.probe(region))
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def observe(self, region: str, ok: bool) -> None:
-        """Count one probe result; flip the region's state after ``threshold`` in a row."""
-        if ok == self.healthy[region]:
-            self._streak[region] = 0
-            return
-        self._streak[region] += 1
-        if self._streak[region] >= self.threshold:
-            self.healthy[region] = ok
-            self._streak[region] = 0
-            log.info("health check %s -> %s", region, "healthy" if ok else "unhealthy")
 
 
 @dataclass
@@ -83,10 +37,13 @@ class Resolver:
 
     clients: Clients
     manifest: Manifest
-    checks: HealthChecks
-    ttl: float
+    ttl: float | None = None  # None: each answer's record's own TTL
     _cached: tuple[float, str | None] | None = None
+    _expires: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: One lookup at a time: the requests that find the answer expired wait for it, as a
+    #: resolver's clients do, instead of each asking Route 53 again.
+    _asking: threading.Lock = field(default_factory=threading.Lock)
 
     def host_region(self) -> dict[str, str]:
         """Each region's host, as the failover records name it: the regional target of its
@@ -102,25 +59,28 @@ class Resolver:
 
     def resolve(self) -> str | None:
         """The region the name resolves to now (cached for the TTL, as a resolver would)."""
-        now = time.monotonic()
-        with self._lock:
-            if self._cached and now - self._cached[0] < self.ttl:
-                return self._cached[1]
-        region = self._answer()
-        with self._lock:
-            self._cached = (now, region)
-        return region
+        with self._asking:
+            now = clock.monotonic()
+            with self._lock:
+                if self._cached and now < self._expires:
+                    return self._cached[1]
+            region, ttl = self._answer()
+            with self._lock:
+                self._cached = (now, region)
+                self._expires = now + (self.ttl if self.ttl is not None else ttl)
+            return region
 
-    def _answer(self) -> str | None:
+    def _answer(self) -> tuple[str | None, float]:
+        """The region the records answer now, and the TTL of the record that answered."""
         dns = self.manifest.dns
         if dns is None:
-            return None
+            return None, 0.0
         r53 = self.clients.client("route53", GLOBAL)
         try:
             records = r53.list_resource_record_sets(HostedZoneId=dns.zone_id)
         except Exception as exc:  # Route 53 is global; if even it is gone, keep the last answer
             log.warning("route53 unreadable: %s", exc)
-            return self._cached[1] if self._cached else None
+            return (self._cached[1] if self._cached else None), UNREADABLE_TTL
         by_role: dict[str, Any] = {}
         for rs in records["ResourceRecordSets"]:
             if rs.get("Failover") and rs["Name"].rstrip(".") == dns.record.rstrip("."):
@@ -129,22 +89,30 @@ class Resolver:
         for role in ("PRIMARY", "SECONDARY"):
             chosen = by_role.get(role)
             if chosen and self._healthy(r53, chosen, hosts):
-                return hosts.get(normalize_host(chosen["ResourceRecords"][0]["Value"]))
+                return _region(chosen, hosts), float(chosen.get("TTL", 60))
         primary = by_role.get("PRIMARY")
         if primary is None:
-            return None
-        return hosts.get(normalize_host(primary["ResourceRecords"][0]["Value"]))
+            return None, 1.0
+        return _region(primary, hosts), float(primary.get("TTL", 60))
 
     def _healthy(self, r53: Any, rs: Mapping[str, Any], hosts: Mapping[str, str]) -> bool:
-        region = hosts.get(normalize_host(rs["ResourceRecords"][0]["Value"]))
+        """The record's health check as Route 53 uses it: what its checkers found, inverted
+        when the check is."""
         check_id = rs.get("HealthCheckId")
-        if region is None:
+        if _region(rs, hosts) is None:
             return False
         if not check_id:
             return True
         config = r53.get_health_check(HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
-        healthy = self.checks.healthy.get(region, True)
+        found = r53.get_health_check_status(HealthCheckId=check_id)["HealthCheckObservations"]
+        healthy = bool(found) and all(
+            str(o["StatusReport"]["Status"]).startswith("Success") for o in found
+        )
         return not healthy if config.get("Inverted") else healthy
+
+
+def _region(rs: Mapping[str, Any], hosts: Mapping[str, str]) -> str | None:
+    return hosts.get(normalize_host(rs["ResourceRecords"][0]["Value"]))
 
 
 class QuietServer(ThreadingHTTPServer):

@@ -24,6 +24,7 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlencode
 
+from controller import clock
 from controller.errors import FailoverError, UsageError
 from sandbox import controls, launcher
 from sandbox.state import ServerState, Zygote, private_dir
@@ -78,7 +79,8 @@ def start_all(
         str(socket_path or "-"),
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
-    env = {**os.environ, controls.SECRET_ENV: secret}  # not argv: /proc/PID/cmdline is public
+    # not argv: /proc/PID/cmdline is public; the servers' loops run on the sandbox's clock
+    env = {**os.environ, **clock.current().environment(), controls.SECRET_ENV: secret}
     # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
     # no record, and the deployment checks it instead (sandbox.deploy.mapping)
     env["MOTO_ACM_VALIDATION_WAIT"] = "0"

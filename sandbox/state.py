@@ -84,6 +84,13 @@ class SandboxState(BaseModel):
     #: What a request to the servers' controls must carry (generated at ``up``; this file is
     #: 0600, so only the sandbox's owner can read it).
     secret: str = ""
+    #: The sandbox's clock (:mod:`controller.clock`): AWS time = origin + k * (wall - origin),
+    #: the same for every process it runs.
+    time_origin: float = 0.0
+    time_scale: float = 1.0
+    #: The regional API hosts a data plane serves (host to its loopback endpoint), where
+    #: Route 53's checkers probe them (:mod:`sandbox.route53`); empty without a data plane.
+    api_hosts: dict[str, str] = Field(default_factory=dict)
 
 
 class CorruptStateError(FailoverError):

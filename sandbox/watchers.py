@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller import contract
+from controller import clock, contract
 from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
@@ -85,7 +85,7 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The schedule's own reads (the rule, the function's configuration) come from its region.
-    env = {**os.environ, contract.ENV_HOME_REGION: region}
+    env = {**os.environ, **clock.current().environment(), contract.ENV_HOME_REGION: region}
     env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
         lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
         configs = {target: async_config(lam, target) for target in targets}
-        tick = time.monotonic()
+        tick = clock.monotonic()  # the deployed rate, in AWS seconds
         while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher
             try:
                 if events.describe_rule(Name=rule)["State"] == "ENABLED":
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # the rule cannot be read this minute: the next one is invoked
                 log.exception("watcher schedule failed")
             tick += every
-            time.sleep(max(0.0, tick - time.monotonic()))
-            tick = max(tick, time.monotonic() - every)
+            clock.sleep(tick - clock.monotonic())
+            tick = max(tick, clock.monotonic() - every)
     finally:
         metrics.stop()
         invoker.close()
@@ -289,8 +289,8 @@ def deliver(
     event: dict[str, Any],
     *,
     config: AsyncConfig,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = clock.sleep,
+    monotonic: Callable[[], float] = clock.monotonic,
 ) -> list[Invocation]:
     """Invoke ``target`` asynchronously with ``event``, as Lambda handles an event EventBridge
     queued: started only while the event is younger than its maximum age (a throttled event
@@ -300,11 +300,11 @@ def deliver(
     invocation made, in order (a throttle is none)."""
     from sandbox.lambda_.invoke import Throttled
 
-    queued = clock()
+    queued = monotonic()
     done: list[Invocation] = []
     attempt, backoff = 0, THROTTLE_BACKOFF
     while attempt <= config.retries:
-        left = config.max_event_age - (clock() - queued)
+        left = config.max_event_age - (monotonic() - queued)
         if left <= 0:
             log.warning(
                 "%s in %s: event dropped, older than %gs", target, region, config.max_event_age
@@ -313,7 +313,7 @@ def deliver(
         try:
             done.append(invoker.invoke(region, target, event, source="schedule", wait=left))
         except Throttled:
-            sleep(min(backoff, max(0.0, config.max_event_age - (clock() - queued))))
+            sleep(min(backoff, max(0.0, config.max_event_age - (monotonic() - queued))))
             backoff = min(backoff * 2, THROTTLE_BACKOFF_MAX)
             continue
         except FailoverError as exc:  # never started: no environment within its age, or no region

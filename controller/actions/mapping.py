@@ -9,10 +9,11 @@ that the caller's read-back asks for a retry.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from controller import clock
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ def set_enabled(
             log.info("mapping %s: %s -> %s", uuid, state, wanted)
             answer = client.update_event_source_mapping(UUID=uuid, Enabled=enabled)
             states[uuid] = str(answer.get("State", "Updating"))
-    deadline = time.monotonic() + settle_seconds
-    while not all(s == wanted for s in states.values()) and time.monotonic() < deadline:
-        time.sleep(poll)
+    deadline = clock.monotonic() + settle_seconds
+    while not all(s == wanted for s in states.values()) and clock.monotonic() < deadline:
+        clock.sleep(poll)
         states = read(client, uuids).states
     return MappingStates(states)

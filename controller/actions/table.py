@@ -7,8 +7,9 @@ the plan's precheck a replica's lag.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from controller import clock
 from controller.actions.base import Observed, PassiveAction, State, is_not_found, missing
 from controller.aws import Clients, classify
 from controller.contract import DegradedMode
@@ -94,7 +95,7 @@ def read_replication_lag(
     ``(None, None)`` when there is no datapoint: nothing is known, which a precheck must not take
     for 0.
     """
-    end = datetime.now(UTC) + timedelta(seconds=60)  # include the current minute
+    end = clock.utcnow() + timedelta(seconds=60)  # include the current minute
     try:
         got = clients.client("cloudwatch", source).get_metric_statistics(
             Namespace="AWS/DynamoDB",

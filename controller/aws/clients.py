@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlsplit
 
 import botocore.config
 import botocore.session
 
-from controller.contract import GLOBAL, HOME_AGENT, home_region, is_loopback
+from controller.contract import GLOBAL, HOME_AGENT, SANDBOX_RELAY_PATH, home_region, is_loopback
 from controller.errors import SpecError
 
 if TYPE_CHECKING:  # the [dev] extra's types-boto3 stubs; nothing of them at run time
@@ -130,10 +131,22 @@ class Clients:
             hooks=(*self.hooks, hook) if hook else self.hooks,
         )
 
-    @property
-    def emulated(self) -> bool:
-        """True when every call goes to the loopback emulator."""
-        return bool(self.endpoints)
+    def http_url(self, url: str) -> str:
+        """The URL a plain HTTP call to ``url`` (a region's health route) takes: ``url`` on AWS;
+        with a sandbox's endpoints, through its network (the global endpoint's relay, which
+        goes where the name resolves there), so that no call of a sandbox leaves this machine.
+
+        >>> Clients().http_url("https://a.execute-api.us-east-1.amazonaws.com/health")
+        'https://a.execute-api.us-east-1.amazonaws.com/health'
+        >>> Clients(endpoints={"global": "http://127.0.0.1:5"}).http_url(
+        ...     "https://a.execute-api.us-east-1.amazonaws.com/health")
+        'http://127.0.0.1:5/_relay/a.execute-api.us-east-1.amazonaws.com/health'
+        """
+        if not self.endpoints:
+            return url
+        parts = urlsplit(url)
+        relay = self.endpoint("route53", GLOBAL) or ""
+        return f"{relay.rstrip('/')}{SANDBOX_RELAY_PATH}{parts.hostname or ''}{parts.path or '/'}"
 
     # One overload per service the controller and the sandbox call: a typed client each.
     @overload
@@ -194,7 +207,7 @@ class Clients:
         Raises
         ------
         SpecError
-            The clients are emulated and ``region`` has no endpoint, or one off loopback: the
+            The clients have endpoints and ``region`` has none, or one off loopback: the
             call would otherwise leave this machine, with whatever credentials the caller has.
         """
         if not self.endpoints:
@@ -236,11 +249,11 @@ class Clients:
             kwargs["endpoint_url"] = endpoint
             kwargs["aws_access_key_id"] = EMULATOR_KEY
             kwargs["aws_secret_access_key"] = EMULATOR_KEY
-        emulated = bool(endpoint)
-        if emulated not in _SESSIONS:
-            _SESSIONS[emulated] = emulator_session() if emulated else botocore.session.Session()
+        local = bool(endpoint)
+        if local not in _SESSIONS:
+            _SESSIONS[local] = emulator_session() if local else botocore.session.Session()
         # A service name known only at run time: the overloads of client() type the callers.
-        client = _SESSIONS[emulated].create_client(service, **kwargs)
+        client = _SESSIONS[local].create_client(service, **kwargs)
         for event, handler in self.hooks:
             client.meta.events.register(event, handler)
         log.debug("client %s/%s -> %s", service, region, endpoint or "aws")

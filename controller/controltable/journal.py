@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from controller import clock as aws_clock
 from controller.aws import Clients
 from controller.controltable import desired as desires
 from controller.controltable.automation import AutomationSwitch
@@ -141,7 +142,7 @@ class Run:
 
 def new_run_id(now: float | None = None) -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxx``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or aws_clock.now()))
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
@@ -153,7 +154,7 @@ class Journal:
     """
 
     def __init__(
-        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = time.time
+        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = aws_clock.now
     ) -> None:
         self.control = ControlTable(clients, manifest, clock)
         self.leases = Leases(self.control)

@@ -14,8 +14,9 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
+
+from controller import clock
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,12 @@ def suspects_path() -> Path:
 def recent(now: float | None = None) -> dict[Key, float]:
     """Every failure within :data:`SUSPECT_SECONDS`, this process's and the others'."""
     with _SUSPECT_LOCK:
-        return _known(time.time() if now is None else now)
+        return _known(clock.now() if now is None else now)
 
 
 def remember(key: Key) -> None:
     """Remember that ``key``'s region did not answer just now, here and for the next processes."""
-    now = time.time()
+    now = clock.now()
     with _SUSPECT_LOCK:
         _SUSPECT[key] = now
         _save_suspects(_known(now))

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
+from controller import clock as aws_clock
 from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
 from controller.controltable import fencing, suspects
@@ -92,7 +92,7 @@ class ControlTable:
     """
 
     def __init__(
-        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = time.time
+        self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = aws_clock.now
     ) -> None:
         # One attempt per region: trying the next control region is the retry, and a region
         # that does not answer costs one timeout, not three.
@@ -152,7 +152,7 @@ class ControlTable:
         the others; a region that failed lately (:mod:`~controller.controltable.suspects`: in
         this process or in another) goes after those that did not, so one lost region costs one
         timeout, not one per call or per command."""
-        now = time.time()
+        now = aws_clock.now()
         known = suspects.recent(now)
         late = {
             r

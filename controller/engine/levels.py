@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 
+from controller import clock
 from controller.actions import mode as modes
 from controller.actions.base import State
 from controller.actions.registry import action_for
@@ -173,7 +173,7 @@ class Driver:
         One transaction per level, not one per step: a resumed run re-reads every step that
         is not done, so what matters is that a step is journalled before it acts.
         """
-        now = time.time()
+        now = clock.now()
         for step in steps:
             record = run.steps[step.id]
             record.state, record.started, record.error = StepState.RUNNING, now, ""
@@ -183,7 +183,7 @@ class Driver:
         self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: Silence
     ) -> None:
         record = run.steps[step.id]
-        record.started = time.time()
+        record.started = clock.now()
         self._announce(run, step)
         fence = step.phase == Phase.FENCE
         clients = self.fence_clients if fence else self.clients
@@ -200,7 +200,7 @@ class Driver:
             action.assume_silent()  # a global step acts without the region's mode parameter
         mode = degraded.get(step.component) if not fence else None
         retries = self.policy.step_retries
-        deadline = time.monotonic() + self.policy.step_timeout_seconds
+        deadline = clock.monotonic() + self.policy.step_timeout_seconds
         for attempt in range(retries + 1):
             if not fence and step.region in unreachable and not action.global_resource:
                 return self._end(
@@ -227,7 +227,7 @@ class Driver:
                 fence=fence,
                 global_resource=action.global_resource,
                 jitter=0.5 + random.random(),
-                remaining=deadline - time.monotonic(),
+                remaining=deadline - clock.monotonic(),
             )
             if outcome.region_unreachable:
                 unreachable.mark(step.region, f"{step.id}: {outcome.error}")
@@ -240,11 +240,11 @@ class Driver:
                 outcome.error,
                 outcome.delay,
             )
-            time.sleep(outcome.delay)
+            clock.sleep(outcome.delay)
 
     def _end(self, run: Run, step: Step, state: StepState, error: str = "") -> None:
         record = run.steps[step.id]
-        record.state, record.ended, record.error = state, time.time(), error
+        record.state, record.ended, record.error = state, clock.now(), error
         self._journal(run, record, step)
 
     def _journal(self, run: Run, record: StepRecord, step: Step) -> None:

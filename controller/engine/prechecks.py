@@ -8,13 +8,12 @@ over its :class:`~controller.health.RegionStatus`, the rest read the journal.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from controller import health
+from controller import clock, health
 from controller.actions.base import State
 from controller.actions.table import read_replication_lag
 from controller.aws import Clients
@@ -133,7 +132,7 @@ def prechecks(
         )
     )
     holder = journal.holder()
-    if holder is None or holder.expires_at <= time.time() or holder.owner == owner:
+    if holder is None or holder.expires_at <= clock.now() or holder.owner == owner:
         checks.append(Precheck(Check.LEASE_FREE, True, "free"))
     elif holder.holder_dead:  # the lease is taken over at once (Leases.acquire)
         checks.append(
@@ -178,7 +177,7 @@ def read_lags(
     clients: Clients,
     source: str,
     target: str,
-    clock: Callable[[], float] = time.time,
+    now: Callable[[], float] = clock.now,
 ) -> tuple[tuple[TableLag, ...], str]:
     """Every table's replication lag from ``source`` to ``target``, as read now, and the read
     that ``source`` left unanswered ("" when it answered).
@@ -190,7 +189,7 @@ def read_lags(
     silent = ""
     for name, _ in topology.of_kind(Kind.TABLE):
         if silent:
-            lags.append(TableLag(name, None, clock(), error=silent))
+            lags.append(TableLag(name, None, now(), error=silent))
             continue
         try:
             lag, as_of = read_replication_lag(clients, manifest, name, source, target)
@@ -198,9 +197,9 @@ def read_lags(
             log.info("replication lag of %s unknown: %s", name, exc)
             if getattr(exc, "unreachable", False):
                 silent = f"{source} unreachable: {exc}"
-            lags.append(TableLag(name, None, clock(), error=silent or str(exc)))
+            lags.append(TableLag(name, None, now(), error=silent or str(exc)))
             continue
-        lags.append(TableLag(name, lag, clock(), as_of, "" if lag is not None else "no datapoint"))
+        lags.append(TableLag(name, lag, now(), as_of, "" if lag is not None else "no datapoint"))
     return tuple(lags), silent
 
 

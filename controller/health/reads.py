@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from typing import Any, TypeVar
 
+from controller import clock
 from controller.actions import alarms as alarm_reads
 from controller.actions import mode as modes
 from controller.actions.base import Action, Observed
@@ -42,6 +42,9 @@ PROBE_PAUSE_SECONDS = 0.1
 PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts=1)
 #: How long status waits for all its reads before calling what is left unreachable.
 DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
+#: On a sandbox's scaled clock, the reads wait at least this long on the wall: the emulator's
+#: CPU is not AWS's time (below a watcher's interval at k = 10, so its cadence holds).
+READ_WALL_FLOOR = 1.0
 MAX_WORKERS = 64
 
 
@@ -89,14 +92,14 @@ def status(
     -------
     A :class:`StatusReport`; never raises for a region that does not answer.
     """
-    started = time.monotonic()
+    started = clock.monotonic()
     if settings is PROBE_SETTINGS:
         settings = probe_settings(deadline)
     fast = clients.derive(settings=settings) if settings is not None else clients
     names = list(regions) if regions is not None else list(topology.regions.all)
     workers = min(MAX_WORKERS, len(names) * (len(topology.components) + 4))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
-    until = started + deadline
+    until = started + clock.patient(deadline, READ_WALL_FLOOR)
     try:
         # The probes go first: each reads every mode parameter of its region, in calls of ten
         # (the region's own first: its answer says the region answers), so a hung region costs
@@ -120,7 +123,7 @@ def status(
         values, reads = _read_answering(
             pool, probes, actions, fast, topology, manifest, http_probe, until
         )
-        wait(futures(reads), timeout=max(0.0, until - time.monotonic()))
+        wait(futures(reads), timeout=clock.wall(clock.remaining(until)))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     mode_of = {
@@ -129,7 +132,7 @@ def status(
     }
     controltable.suspect(clients, manifest, [r for r in names if not isinstance(mode_of[r], str)])
     report = {r: region_status(r, topology, manifest, mode_of[r], reads.get(r)) for r in names}
-    elapsed = time.monotonic() - started
+    elapsed = clock.monotonic() - started
     log.info("status of %d regions in %.2fs", len(names), elapsed)
     active = active_region(report, topology, manifest, fast)
     return StatusReport(topology.app, active, report, elapsed, verdicts.warnings(report, active))
@@ -189,11 +192,11 @@ def _answered(read: Callable[[], T], region: str, until: float) -> T:
         except Exception as exc:
             error = classify(exc, component="mode", region=region)
             pause = PROBE_PAUSE_SECONDS * attempt
-            last = attempt >= PROBE_ANSWERED_ATTEMPTS or time.monotonic() + pause >= until
+            last = attempt >= PROBE_ANSWERED_ATTEMPTS or clock.monotonic() + pause >= until
             if not isinstance(error, TransientStepError) or error.unreachable or last:
                 raise error from exc
             log.info("probe of %s: %s; reading again", region, error)
-            time.sleep(pause)
+            clock.sleep(pause)
             attempt += 1
 
 
@@ -237,7 +240,7 @@ def _read_answering(
     values: dict[str, dict[str, str] | Exception] = {}
     reads: dict[str, RegionReads] = {}
     try:
-        for future in as_completed(region_of, timeout=max(0.0, until - time.monotonic())):
+        for future in as_completed(region_of, timeout=clock.wall(clock.remaining(until))):
             region = region_of[future]
             exc = future.exception()
             if exc is not None:
@@ -277,7 +280,7 @@ def _read_region(
         },
         alarms=pool.submit(alarm_reads.alarm_states, clients, region, alarm_names),
         route53=pool.submit(_route53_healthy, clients, manifest, region),
-        http=pool.submit(http_probe, region, url) if http_probe and url else None,
+        http=pool.submit(http_probe, region, clients.http_url(url)) if http_probe and url else None,
     )
 
 

@@ -143,11 +143,11 @@ def region_verdict(
     return Health.HEALTHY
 
 
-def votes(region: RegionStatus, *, route53: bool = True) -> dict[str, bool]:
+def votes(region: RegionStatus) -> dict[str, bool]:
     """Each independent probe's vote on ``region`` (True: failing); silent probes do not vote.
 
-    What the watcher counts before it fails a region over, and what the status page shows.
-    ``route53``: count Route 53's health checks (off against the emulator, which does not probe).
+    What the watcher counts before it fails a region over, and what the status page shows: the
+    same on AWS and in the sandbox (whose Route 53 checkers probe, :mod:`sandbox.route53`).
 
     >>> votes(RegionStatus("us-east-1", reachable=False, health=Health.UNREACHABLE))
     {'control_plane': True}
@@ -155,7 +155,7 @@ def votes(region: RegionStatus, *, route53: bool = True) -> dict[str, bool]:
     counted = {"control_plane": not region.reachable}
     if region.reachable:
         counted["alarms"] = bool(region.signals.alarms_firing)
-    if route53 and region.signals.route53_healthy is not None:
+    if region.signals.route53_healthy is not None:
         counted["route53"] = not region.signals.route53_healthy
     if region.signals.http_ok is not None:
         counted["http"] = not region.signals.http_ok

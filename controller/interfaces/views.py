@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from controller import health
+from controller import clock, health
 from controller.actions.state import State
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
@@ -66,13 +65,13 @@ def read_status(
     AwsError
         The control table the manifest names does not exist, or refuses the credentials.
     """
-    started = time.monotonic()
+    started = clock.monotonic()
     control = _ControlRead(manifest, clients, topology.regions.primary, deadline)
     # The control table is read beside the regions, once their probes are sent (a hung region's
     # timeout then runs while the rest is read).
     report = health.status(topology, manifest, clients, deadline=deadline, beside=control.start)
     running, state = control.result(started + deadline)
-    return StatusView(replace(report, elapsed=time.monotonic() - started), running, state)
+    return StatusView(replace(report, elapsed=clock.monotonic() - started), running, state)
 
 
 class _ControlRead(threading.Thread):
@@ -109,7 +108,7 @@ class _ControlRead(threading.Thread):
     def result(self, until: float) -> tuple[str | None, dict[str, Any]]:
         """The run in progress and the control state, waiting at most until ``until``
         (monotonic)."""
-        self.join(max(0.0, until - time.monotonic()))
+        self.join(clock.wall(clock.remaining(until)))
         if self.is_alive():
             return None, {
                 "error": f"the control table did not answer within {self.deadline:g}s: who "
@@ -257,7 +256,7 @@ def watchers_view(
         row = rows.get(region, {}) if "error" not in rows else {}
         out["regions"][region] = {
             "health": status_of.health.value if status_of else None,
-            "votes": health.votes(status_of, route53=not clients.emulated) if status_of else {},
+            "votes": health.votes(status_of) if status_of else {},
             "watcher": row.get("last"),
             "silent": row.get("silent"),
         }
@@ -281,7 +280,7 @@ def watcher_rows(
         The control table cannot be read.
     """
     states = WatchStates(ControlTable(clients, manifest)).all()
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     rows = []
     for region in topology.regions.all:
         state = states.get(region)

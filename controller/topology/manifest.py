@@ -79,6 +79,14 @@ class ControlManifest(_Model):
     regions: list[str]
 
 
+class ClockManifest(_Model):
+    """A sandbox's clock: AWS time = origin + scale * (wall - origin) (see
+    :mod:`controller.clock`); a stack exported from AWS has none (the real clock)."""
+
+    origin: float
+    scale: float = Field(gt=0)
+
+
 class Manifest(_Model):
     """A deployed topology: the shape both the Pulumi stack and the sandbox produce."""
 
@@ -92,6 +100,7 @@ class Manifest(_Model):
         default_factory=dict,
         description="service endpoint per region (and 'global'); empty on real AWS",
     )
+    clock: ClockManifest | None = None
 
     def ref(self, component: str, region: str) -> ComponentRef:
         """The physical resource of ``component`` in ``region``.
@@ -221,6 +230,12 @@ def check_deployment(manifest: Manifest, topology: Topology, *, source: str = "m
                 source=source,
                 field=f"regions.{region}.components.{name}",
             )
+    if manifest.clock is not None and not manifest.endpoints:
+        raise SpecError(
+            "a scaled clock is a sandbox's: a manifest of AWS runs on the real clock",
+            source=source,
+            field="clock",
+        )
     if manifest.endpoints:
         for name in (*wanted, GLOBAL):
             url = manifest.endpoints.get(name)

@@ -35,10 +35,10 @@ lease. Two regions write for at most ``lease + (3 - failure_threshold) * I + C +
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controller import clock as aws_clock
 from controller.actions import mode as modes
 from controller.actions.registry import action_for
 from controller.aws import Clients
@@ -104,7 +104,7 @@ class Isolation:
         manifest: Manifest,
         clients: Clients,
         region: str,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = aws_clock.now,
     ) -> None:
         self.topology = topology
         self.manifest = manifest

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from controller import contract, health
+from controller import clock, contract, health
 from controller.aws import Clients
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
@@ -94,7 +93,7 @@ def watch(
     context: Context,
     *,
     deployment: Deployment | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = clock.sleep,
     emit: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
@@ -126,7 +125,7 @@ def watch(
         manifest,
         clients,
         executor=executor,
-        http_probe=None if clients.emulated else health.http_probe,
+        http_probe=health.http_probe,
     )
     state: WatchState | None = None
     interval = topology.policy.watch_interval_seconds
@@ -134,7 +133,7 @@ def watch(
     invoked_left = context.get_remaining_time_in_millis() / 1000.0
     done, evaluations, actions = 0, 0, []
     while True:
-        started = time.monotonic()
+        started = clock.monotonic()
         if state is None:  # first, and after the control table stopped answering
             try:
                 state = states.read(region)
@@ -177,7 +176,7 @@ def watch(
             except FailoverError as exc:
                 log.warning("watcher %s: cannot save its state: %s", region, exc)
         left = context.get_remaining_time_in_millis() / 1000.0
-        wait = max(0.0, interval - (time.monotonic() - started))
+        wait = max(0.0, interval - (clock.monotonic() - started))
         next_start = invoked_left - left + wait  # seconds into the invocation
         if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
             break
@@ -198,7 +197,7 @@ def _cut_off(isolation: Isolation, watcher: Watcher, exc: NoMajorityError) -> De
     counts how long it has been cut off, and past the lease fences its own region."""
     log.warning("control table: %s", exc)
     verdict = isolation.cut_off()
-    return Decision(time.time(), verdict.action, verdict.reason, None, {}, watcher.consecutive_bad)
+    return Decision(clock.now(), verdict.action, verdict.reason, None, {}, watcher.consecutive_bad)
 
 
 def _step(watcher: Watcher) -> Decision:
@@ -216,7 +215,7 @@ def _step(watcher: Watcher) -> Decision:
     except FailoverError as exc:
         log.warning("evaluation failed: %s", exc)
         return Decision(
-            time.time(),
+            clock.now(),
             WatchAction.UNREACHABLE if _unanswered(exc) else WatchAction.ERROR,
             str(exc),
             None,

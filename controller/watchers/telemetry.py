@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
-from controller import contract
+from controller import clock, contract
 from controller.watchers.decisions import WatchAction
 
 
@@ -42,7 +41,7 @@ def metric_record(app: str, region: str, action: WatchAction, consecutive_bad: i
     return json.dumps(
         {
             "_aws": {
-                "Timestamp": int(time.time() * 1000),
+                "Timestamp": int(clock.now() * 1000),
                 "CloudWatchMetrics": [
                     {
                         "Namespace": contract.WATCHER_NAMESPACE,

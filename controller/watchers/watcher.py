@@ -19,12 +19,12 @@ whose controller died taken over.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller import clock as aws_clock
 from controller import health
 from controller.aws import Clients
 from controller.controltable.desired import Desired
@@ -77,7 +77,7 @@ class Watcher:
     http_probe: health.HttpProbe | None = None
     executor: Executor | None = None
     evaluate: Evaluate | None = None
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = aws_clock.now
     on_run: Callable[[RunResult], None] | None = None
     consecutive_bad: int = field(default=0, init=False)
     last_action: float | None = field(default=None, init=False)
@@ -131,11 +131,7 @@ class Watcher:
             self.topology, self.manifest, self.clients, http_probe=self.http_probe, components=False
         )
         self._report = report
-        # The emulator's Route 53 always says healthy: its vote would only outvote the truth.
-        votes = {
-            name: health.votes(region, route53=not self.clients.emulated)
-            for name, region in report.regions.items()
-        }
+        votes = {name: health.votes(region) for name, region in report.regions.items()}
         return Evaluation(
             self.clock(),
             report.active_region,
@@ -382,15 +378,15 @@ class Watcher:
         *,
         iterations: int | None = None,
         stop: Callable[[], bool] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = aws_clock.sleep,
     ) -> Iterator[Decision]:
         """Evaluate every ``interval`` seconds, yielding each decision."""
         count = 0
         while iterations is None or count < iterations:
-            started = time.monotonic()
+            started = aws_clock.monotonic()
             yield self.step()
             count += 1
             if stop is not None and stop():
                 return
             if iterations is None or count < iterations:
-                sleep(max(0.0, interval - (time.monotonic() - started)))
+                sleep(max(0.0, interval - (aws_clock.monotonic() - started)))

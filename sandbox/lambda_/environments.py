@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller import clock
 from controller.errors import FailoverError
 from sandbox.lambda_ import bootstrap
 
@@ -81,7 +82,7 @@ class Environment:
         killed) or the process died."""
         try:
             bootstrap.send(self.conn, request)
-            ready, _, _ = select.select([self.conn], [], [], max(0.0, deadline - time.monotonic()))
+            ready, _, _ = select.select([self.conn], [], [], clock.wall(clock.remaining(deadline)))
             got = bootstrap.receive(self.conn) if ready else None
         except OSError:
             got = None
@@ -212,7 +213,7 @@ class Pool:
         deadline. Raises :class:`EnvironmentError_` when a new one does not start."""
         with self._cond:
             while not self._idle and self._count >= self.limit:
-                if not self._cond.wait(max(0.0, deadline - time.monotonic())):
+                if not self._cond.wait(max(0.0, deadline - time.monotonic())):  # wall
                     return None, False
             if self._idle:
                 return self._idle.pop(), False

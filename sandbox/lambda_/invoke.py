@@ -38,6 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from controller import clock
 from controller.aws import AwsSettings, Clients
 from controller.errors import FailoverError
 from sandbox.lambda_ import bootstrap, code
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 LIMIT = 10
 #: How long an invocation may wait for a free environment beyond the function's timeout.
 WAIT_SECONDS = 10.0
+#: On a scaled clock, an invocation runs at least this long on the wall before it is killed.
+RUN_WALL_FLOOR = 10.0
 #: Reading a function's configuration: fail fast, as any call of the data plane.
 READ = AwsSettings(connect_timeout=1.0, read_timeout=5.0, max_attempts=2)
 #: How long a function's reserved concurrency, read back, is trusted.
@@ -219,7 +222,7 @@ class Invoker:
                     config.name,
                     source,
                     Outcome.THROTTLED,
-                    time.time(),
+                    clock.now(),
                     0.0,
                     False,
                     qualifier=config.qualifier,
@@ -245,18 +248,22 @@ class Invoker:
         running: int,
     ) -> Invocation:
         region = config.region
-        started = time.monotonic()
-        deadline = started + config.timeout
-        env, cold = pool.acquire(started + wait if wait is not None else deadline + WAIT_SECONDS)
+        # an environment is waited for on the wall (the sandbox's CPU starts it); ``wait`` is an
+        # asynchronous event's age left, AWS seconds
+        budget = clock.wall(wait) if wait is not None else clock.wall(config.timeout) + WAIT_SECONDS
+        env, cold = pool.acquire(time.monotonic() + budget)
         if env is None:
             raise FailoverError(f"{config.name} in {region}: no free environment")
-        begun = time.monotonic()
+        begun = clock.monotonic()
         error: dict[str, Any] | None
         try:
             if env.init_error is not None:
                 outcome, result, error = Outcome.ERROR, None, env.init_error
             else:
-                answer = env.invoke(self._request(config, event), begun + config.timeout)
+                # killed at its timeout (AWS seconds), but never sooner than a wall floor: its
+                # code runs on this machine's CPU, which is not AWS's time and does not shrink
+                until = begun + clock.patient(config.timeout, RUN_WALL_FLOOR)
+                answer = env.invoke(self._request(config, event), until)
                 if answer is None:
                     outcome, result = Outcome.TIMEOUT, None
                     error = {
@@ -273,8 +280,8 @@ class Invoker:
             config.name,
             source,
             outcome,
-            time.time(),
-            time.monotonic() - begun,
+            clock.now(),
+            clock.monotonic() - begun,
             cold,
             result,
             error,
@@ -315,7 +322,7 @@ class Invoker:
     def warm(self, region: str, function: str, qualifier: str | None = None) -> None:
         """Start one environment of ``function`` now, as provisioned concurrency would."""
         pool, config = self._pool(region, function, qualifier)
-        env, _ = pool.acquire(time.monotonic() + config.timeout + WAIT_SECONDS)
+        env, _ = pool.acquire(time.monotonic() + clock.wall(config.timeout) + WAIT_SECONDS)
         if env is not None:
             pool.release(env)
 
@@ -392,7 +399,7 @@ class Invoker:
     def _environment(self, config: FunctionConfig, root: Path) -> dict[str, str]:
         """The function's variables (and what it is ``told``), then what Lambda sets (its own
         names win)."""
-        stream = f"{time.strftime('%Y/%m/%d')}/[{config.version}]{secrets.token_hex(16)}"
+        stream = f"{clock.utcnow():%Y/%m/%d}/[{config.version}]{secrets.token_hex(16)}"
         return {
             **config.environment,
             **self.told.get(config.name, {}),
@@ -415,11 +422,13 @@ class Invoker:
             "TZ": ":UTC",
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             bootstrap.NETWORK_ENV: json.dumps(dict(self.endpoints)),
+            # the sandbox's world runs on its clock; AWS's runtime on the real one (nothing)
+            **clock.current().environment(),
         }
 
     @staticmethod
     def _request(config: FunctionConfig, event: Any) -> dict[str, Any]:
-        root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        root = f"1-{int(clock.now()):08x}-{secrets.token_hex(12)}"
         trace = f"Root={root};Parent={secrets.token_hex(8)};Sampled=0"
         return {
             "id": str(uuid.uuid4()),

@@ -16,6 +16,11 @@ from tests.kit.paths import EXAMPLE
 REPORT_FIELDS = {
     "time_to_detect_seconds",
     "time_to_shift_seconds",
+    "time_to_full_service_seconds",
+    "time_to_detect_wall_seconds",
+    "time_to_shift_wall_seconds",
+    "time_to_full_service_wall_seconds",
+    "time_scale",
     "requests",
     "writes_acknowledged",
     "writes_found_in_new_primary",
@@ -62,7 +67,12 @@ def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     try:
         result = run_demo(
             DemoOptions(
-                spec=EXAMPLE, state_dir=state, warmup=6.0, after=10.0, rate=20.0, on_page=page.found
+                spec=EXAMPLE,
+                state_dir=state,
+                warmup=60.0,
+                after=100.0,
+                rate=20.0,
+                on_page=page.found,
             )
         )
     finally:
@@ -92,6 +102,23 @@ def test_the_watcher_failed_over_to_a_standby(story: dict) -> None:
     assert actions.count("failover") == 1
     assert report["time_to_detect_seconds"] is not None and report["time_to_detect_seconds"] > 0
     assert report["time_to_shift_seconds"] is not None and report["time_to_shift_seconds"] > 0
+
+
+def test_the_deployed_configuration_runs_on_the_scaled_clock_and_reports_both_times(
+    story: dict,
+) -> None:
+    """No demo-only policy: the watcher needs its deployed 3 evaluations 10 AWS seconds apart,
+    and the TTL keeps the old answer up to 60 AWS seconds; every duration is also in wall
+    seconds, k times shorter."""
+    report = story["report"]
+    scale = report["time_scale"]
+    assert scale == 10.0
+    for name in ("time_to_detect", "time_to_shift", "time_to_full_service"):
+        aws, wall = report[f"{name}_seconds"], report[f"{name}_wall_seconds"]
+        assert aws is not None and wall == pytest.approx(aws / scale, abs=0.01), name
+    # three bad evaluations at the deployed interval (10 s), the first of them after the outage
+    assert report["time_to_detect_seconds"] >= 2 * 10.0
+    assert report["time_to_full_service_seconds"] >= report["time_to_shift_seconds"]
 
 
 def test_no_acknowledged_write_is_lost_with_lag_zero(story: dict) -> None:

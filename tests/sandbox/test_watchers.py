@@ -28,7 +28,6 @@ from controller.interfaces import views
 from controller.watchers.isolation import cut_off_parameter
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
-from sandbox.demo import demo_topology
 from tests.kit.emulator import (
     fenced_everywhere,
     mapping_enabled,
@@ -37,6 +36,7 @@ from tests.kit.emulator import (
     rules_enabled,
 )
 from tests.kit.paths import EXAMPLE
+from tests.kit.topologies import short_policy
 
 pytestmark = pytest.mark.sandbox
 
@@ -68,7 +68,7 @@ def until(what: Callable[[], T | None], seconds: float, message: str) -> T:
 def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """Its own sandbox: the example with a short watch interval and lease."""
     tmp = tmp_path_factory.mktemp("watchers")
-    spec = demo_topology(EXAMPLE, tmp)
+    spec = short_policy(EXAMPLE, tmp)
     data = yaml.safe_load(spec.read_text())
     data["policy"].update(
         {

@@ -59,8 +59,15 @@ def test_regional_services_go_to_their_region_and_global_ones_to_global() -> Non
 
 def test_no_endpoint_map_means_aws_itself() -> None:
     clients = Clients()
-    assert not clients.emulated
     assert clients.endpoint("sqs", "us-east-1") is None
+    url = "https://abc.execute-api.us-east-1.amazonaws.com/health"
+    assert clients.http_url(url) == url  # a health route on AWS is probed where it is
+
+
+def test_a_sandboxs_http_probe_stays_on_this_machine() -> None:
+    """The controller's HTTP probe of an AWS host goes through the sandbox's relay, never out."""
+    url = Clients(endpoints=ENDPOINTS).http_url("https://abc.execute-api.eu-west-1.amazonaws.com/h")
+    assert url == f"{ENDPOINTS[GLOBAL]}/_relay/abc.execute-api.eu-west-1.amazonaws.com/h"
 
 
 def test_settings_reach_the_botocore_config() -> None:

@@ -31,12 +31,12 @@ def reader(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> list[float]:
         return {MODE: str(answer)} if MODE in names else {}
 
     monkeypatch.setattr(reads.modes, "get", read)
-    monkeypatch.setattr(reads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(reads.clock, "sleep", lambda seconds: None)
     return calls
 
 
 def probe(until: float = 60.0, names: tuple[str, ...] = (MODE,)) -> str | None:
-    got = reads.probe_parameters(None, "us-west-2", names, time.monotonic() + until)  # type: ignore[arg-type]
+    got = reads.probe_parameters(None, "us-west-2", names, reads.clock.monotonic() + until)  # type: ignore[arg-type]
     return got.get(MODE)
 
 

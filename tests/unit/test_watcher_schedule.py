@@ -53,7 +53,7 @@ def run(config: AsyncConfig, invoker: Invoker, clock: Clock) -> list[Invocation]
         {},
         config=config,
         sleep=clock.sleep,
-        clock=clock,
+        monotonic=clock,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -366,4 +367,15 @@ def load_deployment(manifest: Path, spec: Path | None) -> tuple[Any, Any, Any]:
         spec = Path(deployed.spec)
     topology = load(spec_path(spec))
     check_deployment(deployed, topology, source=str(manifest))
+    run_on_clock_of(deployed)
     return topology, deployed, Clients(endpoints=deployed.endpoints)
+
+
+def run_on_clock_of(deployed: Any) -> None:
+    """Run this process on the clock of the sandbox a manifest names (AWS's time there), unless
+    the environment names one already (a process the sandbox started)."""
+    from controller import clock
+    from controller.contract import ENV_TIME_SCALE
+
+    if deployed.clock is not None and not os.environ.get(ENV_TIME_SCALE):
+        clock.use(clock.Clock(origin=deployed.clock.origin, scale=deployed.clock.scale))

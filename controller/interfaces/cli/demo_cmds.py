@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from controller.contract import FailMode
+from controller.contract import DEFAULT_TIME_SCALE, FailMode
 from controller.interfaces.cli.app import (
     JsonOption,
     SpecOption,
@@ -18,7 +18,11 @@ from controller.interfaces.cli.app import (
     print_json,
 )
 from controller.interfaces.cli.app import spec_path as resolve_spec
-from controller.interfaces.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
+from controller.interfaces.cli.sandbox_cmds import (
+    OutageModeOption,
+    OutageRegionOption,
+    TimeScaleOption,
+)
 
 
 @app.command()
@@ -32,11 +36,12 @@ def demo(
         ),
     ] = 0.0,
     warmup: Annotated[
-        float, typer.Option("--warmup", help="Seconds of load before the outage.")
-    ] = 12.0,
+        float, typer.Option("--warmup", help="AWS seconds of load before the outage.")
+    ] = 120.0,
     after: Annotated[
-        float, typer.Option("--after", help="Seconds of load after the shift.")
-    ] = 15.0,
+        float, typer.Option("--after", help="AWS seconds of load after the shift.")
+    ] = 60.0,
+    time_scale: TimeScaleOption = DEFAULT_TIME_SCALE,
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the sandbox and the report live.")
     ] = Path(".failover"),
@@ -61,6 +66,7 @@ def demo(
         warmup=warmup,
         after=after,
         replication_lag=lag,
+        time_scale=time_scale,
         page_port=None if no_page else port or 0,
         on_page=phases.page,
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from controller.contract import FailMode
+from controller.contract import DEFAULT_TIME_SCALE, FailMode
 from controller.errors import UsageError
 from controller.interfaces.cli.app import (
     JsonOption,
@@ -22,7 +22,11 @@ from controller.interfaces.cli.app import spec_path as resolve_spec
 from controller.interfaces.cli.demo_cmds import finish
 from controller.interfaces.cli.execute_cmds import AcceptLagOption, render_checks
 from controller.interfaces.cli.plan_view import render_plan
-from controller.interfaces.cli.sandbox_cmds import OutageModeOption, OutageRegionOption
+from controller.interfaces.cli.sandbox_cmds import (
+    OutageModeOption,
+    OutageRegionOption,
+    TimeScaleOption,
+)
 
 
 @app.command()
@@ -39,6 +43,7 @@ def drill(
     accept_unknown_lag: AcceptLagOption = False,
     spec: SpecOption = None,
     as_json: JsonOption = False,
+    time_scale: TimeScaleOption = DEFAULT_TIME_SCALE,
 ) -> int:
     """Game day: on the sandbox, the demo's story and report; on AWS, only plan and prechecks."""
     if manifest is None:
@@ -48,8 +53,9 @@ def drill(
             state_dir=state_dir,
             region=region,
             mode=mode.value,
-            warmup=8.0,
-            after=8.0,
+            warmup=90.0,
+            after=60.0,
+            time_scale=time_scale,
         )
         return finish(demos.run_demo(options), as_json)
     return _practice(manifest, spec, region, as_json, accept_unknown_lag)

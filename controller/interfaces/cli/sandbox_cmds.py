@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from controller.contract import FailMode
+from controller.contract import DEFAULT_TIME_SCALE, FailMode
 from controller.interfaces.cli.app import (
     JsonOption,
     SpecOption,
@@ -32,6 +33,23 @@ OutageRegionOption = Annotated[
 ]
 OutageModeOption = Annotated[
     FailMode, typer.Option("--mode", help="down (killed), hang (stopped) or partition (cut off).")
+]
+
+
+def _time_scale(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value:g}: AWS seconds per wall second, a number above 0")
+    return value
+
+
+TimeScaleOption = Annotated[
+    float,
+    typer.Option(
+        "--time-scale",
+        callback=_time_scale,
+        help="The sandbox's clock: AWS seconds per wall second (every deployed period, "
+        "interval, TTL and timeout runs unchanged, k times faster).",
+    ),
 ]
 
 
@@ -78,11 +96,15 @@ def up(
             "deploys them; --no-watchers: nothing fails over unless you run it.",
         ),
     ] = True,
+    time_scale: TimeScaleOption = DEFAULT_TIME_SCALE,
 ) -> None:
     """Start a moto server per region plus 'global', create the topology's resources in them
     and write the manifest."""
     started = time.monotonic()
-    info = _sandbox().Sandbox.up(spec_path(spec), _state_dir(), watchers=watchers).describe()
+    box = _sandbox().Sandbox.up(
+        spec_path(spec), _state_dir(), watchers=watchers, time_scale=time_scale
+    )
+    info = box.describe()
     info["seconds"] = round(time.monotonic() - started, 2)
     if as_json:
         print_json(info)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from controller import clock
 from controller.contract import DEFAULT_MANIFEST, STATUS_DEADLINE_SECONDS
 from controller.interfaces.cli.app import (
     JsonOption,
@@ -72,10 +72,10 @@ def _render_control(control: dict[str, Any], report: StatusReport) -> None:
         highlight=False,
     )
     lease = control.get("lease")
-    if lease and lease["expires_at"] > time.time():
+    if lease and lease["expires_at"] > clock.now():
         console.print(
             f"lease: held by {lease['owner']} (token {lease['token']}) for "
-            f"{lease['expires_at'] - time.time():.0f} s more",
+            f"{lease['expires_at'] - clock.now():.0f} s more",
             highlight=False,
         )
     if report.active_region and report.active_region != control["active"]:

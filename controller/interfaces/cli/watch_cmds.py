@@ -141,9 +141,9 @@ def watch(
         bool,
         typer.Option(
             "--probe/--no-probe",
-            help="HTTP-probe each region's health route (on by default on AWS).",
+            help="HTTP-probe each region's health route.",
         ),
-    ] = False,
+    ] = True,
     manifest: ManifestOption = DEFAULT_MANIFEST,
     spec: SpecOption = None,
 ) -> None:
@@ -152,10 +152,7 @@ def watch(
     from controller.watchers.watcher import Watcher
 
     topology, deployed, clients = load_deployment(manifest, spec)
-    use_probe = probe or not deployed.endpoints
-    watcher = Watcher(
-        topology, deployed, clients, http_probe=health.http_probe if use_probe else None
-    )
+    watcher = Watcher(topology, deployed, clients, http_probe=health.http_probe if probe else None)
     for decision in watcher.run(interval, iterations=1 if once else iterations):
         _emit(decision)
 

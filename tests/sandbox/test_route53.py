@@ -1,0 +1,119 @@
+"""Route 53's checkers in the sandbox, on the scaled clock: they probe, the records answer from
+what they found (issue 25, item 3). Durations are asserted in AWS seconds, never wall seconds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from controller import clock
+from controller.contract import GLOBAL
+from sandbox import Sandbox
+from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
+from sandbox.router import Resolver
+from tests.kit.paths import EXAMPLE
+
+pytestmark = pytest.mark.sandbox
+
+PRIMARY, STANDBY = "us-east-1", "us-west-2"
+K = 10.0
+T = TypeVar("T")
+
+
+def until(what: Callable[[], T | None], wall_seconds: float, message: str) -> T:
+    """Poll ``what`` until it returns something truthy (a deadline, never a duration)."""
+    deadline = time.monotonic() + wall_seconds
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(message)
+
+
+@pytest.fixture(scope="module")
+def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The example as deployed (10 s checks, threshold 3, TTL 60 s), at k = 10."""
+    sandbox = Sandbox.up(EXAMPLE, tmp_path_factory.mktemp("r53") / ".failover", time_scale=K)
+    try:
+        yield sandbox
+    finally:
+        sandbox.down()
+
+
+def status(box: Sandbox, region: str) -> str:
+    check = box.manifest.dns.health_checks[region] if box.manifest.dns else ""
+    got = box.clients.client("route53", GLOBAL).get_health_check_status(HealthCheckId=check)
+    return str(got["HealthCheckObservations"][0]["StatusReport"]["Status"])
+
+
+def check_config(box: Sandbox, region: str) -> dict[str, Any]:
+    check = box.manifest.dns.health_checks[region] if box.manifest.dns else ""
+    got = box.clients.client("route53", GLOBAL).get_health_check(HealthCheckId=check)
+    return dict(got["HealthCheck"]["HealthCheckConfig"])
+
+
+def test_a_hung_regions_health_check_turns_unhealthy_after_threshold_x_interval_and_the_failover_record_answers_the_standby(  # noqa: E501
+    box: Sandbox,
+) -> None:
+    box.reset()
+    config = check_config(box, PRIMARY)
+    interval, threshold = config["RequestInterval"], config["FailureThreshold"]
+    assert (interval, threshold) == (10, 3)  # the deployed configuration, unchanged
+    assert clock.current().scale == K
+    until(lambda: status(box, PRIMARY).startswith("Success"), 30, "the primary's check is healthy")
+    assert Resolver(box.clients, box.manifest).resolve() == PRIMARY
+    hung_at = clock.now()
+    box.fail(PRIMARY, "hang")
+    try:
+        until(lambda: status(box, PRIMARY).startswith("Failure"), 120, "the check never failed")
+        took = clock.now() - hung_at  # AWS seconds
+        # threshold failures in a row, one per interval, each ended by its probe's timeout at
+        # the latest: never sooner than (threshold - 1) intervals; later only by the sandbox's
+        # CPU (one more interval of slack: 56 AWS s were seen at a load average of 60 on 2 cores)
+        probe_timeout = clock.patient(PROBE_SECONDS, PROBE_WALL_FLOOR)
+        assert (threshold - 1) * interval <= took <= (threshold + 2) * interval + probe_timeout
+        assert status(box, STANDBY).startswith("Success")
+        assert Resolver(box.clients, box.manifest).resolve() == STANDBY
+    finally:
+        box.heal(PRIMARY)
+    until(lambda: status(box, PRIMARY).startswith("Success"), 120, "the check never recovered")
+
+
+def test_an_inverted_check_sends_the_record_to_the_standby_while_its_checkers_see_it_healthy(
+    box: Sandbox,
+) -> None:
+    """The controller fences traffic by inverting the primary's check: the failover record
+    answers the standby although nothing failed; the observations say what the checkers saw."""
+    box.reset()
+    r53 = box.clients.client("route53", GLOBAL)
+    check = box.manifest.dns.health_checks[PRIMARY] if box.manifest.dns else ""
+    assert Resolver(box.clients, box.manifest).resolve() == PRIMARY
+    r53.update_health_check(HealthCheckId=check, Inverted=True)
+    assert status(box, PRIMARY).startswith("Success")
+    assert Resolver(box.clients, box.manifest).resolve() == STANDBY
+
+
+def test_a_resolver_keeps_its_answer_for_the_records_ttl_in_aws_seconds(box: Sandbox) -> None:
+    box.reset()
+    r53 = box.clients.client("route53", GLOBAL)
+    check = box.manifest.dns.health_checks[PRIMARY] if box.manifest.dns else ""
+    resolver = Resolver(box.clients, box.manifest)
+    asked = clock.monotonic()
+    assert resolver.resolve() == PRIMARY
+    r53.update_health_check(HealthCheckId=check, Inverted=True)
+    changed = until(
+        lambda: resolver.resolve() == STANDBY and clock.monotonic(), 60, "the answer never changed"
+    )
+    assert changed - asked >= 60.0  # the record's TTL (AWS seconds), not a second sooner
+
+
+def test_a_reset_sandbox_starts_every_check_healthy_again(box: Sandbox) -> None:
+    box.reset()
+    box.fail(PRIMARY, "down")
+    until(lambda: status(box, PRIMARY).startswith("Failure"), 120, "the check never failed")
+    box.reset()
+    assert status(box, PRIMARY).startswith("Success")
