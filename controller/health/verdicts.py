@@ -147,7 +147,7 @@ def votes(region: RegionStatus) -> dict[str, bool]:
     """Each independent probe's vote on ``region`` (True: failing); silent probes do not vote.
 
     What the watcher counts before it fails a region over, and what the status page shows: the
-    same on AWS and in the sandbox (whose Route 53 checkers probe, :mod:`sandbox.route53`).
+    same on AWS and in the sandbox (whose own Route 53 checkers probe).
 
     >>> votes(RegionStatus("us-east-1", reachable=False, health=Health.UNREACHABLE))
     {'control_plane': True}

@@ -42,7 +42,7 @@ def test_round_trip_is_set_over_http_and_slept_before_each_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(launcher.time, "sleep", slept.append)
+    monkeypatch.setattr(launcher.clock, "sleep", slept.append)
     served: list[str] = []
     app = launcher.RoundTrip(moto_app(served), SECRET)
     assert call(app, "/", method="GET") == ("200 OK", [b"ok"]) and slept == []  # off by default
@@ -57,7 +57,7 @@ def test_round_trip_out_of_bounds_is_refused_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(launcher.time, "sleep", slept.append)
+    monkeypatch.setattr(launcher.clock, "sleep", slept.append)
     app = launcher.RoundTrip(moto_app([]), SECRET)
     assert call(app, launcher.ROUND_TRIP_PATH, f"seconds={value}")[0] == "400 Bad Request"
     assert app.seconds == 0.0
