@@ -19,13 +19,13 @@ import base64
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from controller import clock
 from controller.aws import Clients
 from sandbox.lambda_.invoke import Invoker, Throttled
 from sandbox.router import LoopbackService
@@ -183,7 +183,7 @@ def _event(
     """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
     parts = urlsplit(target)
     text = body.decode("utf-8", errors="replace")
-    now = time.time()
+    now = clock.now()  # AWS time: the sandbox's clock
     return {
         "version": "2.0",
         "routeKey": f"{route.method} {route.path}",

@@ -15,7 +15,7 @@ Off until the sandbox turns it on (``POST`` :data:`sandbox.controls.ALARMS_PATH`
 checkers, and the alarms on silence (a primary's low invocations, a watcher's dead man) would
 fire there as they would on AWS. ``&ahead=S`` runs the evaluator's clock S seconds ahead of
 ``now`` (a test's way to reach the end of a 60 s or 300 s period without waiting for it; the
-time comes from ``now``, ``time.time`` by default, which the scaled clock replaces).
+time comes from ``now``, the sandbox's clock by default: AWS time).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import clock
 from sandbox.cloudwatch.evaluation import (
     AlarmState,
     Comparison,
@@ -135,7 +136,7 @@ class Evaluator:
 
     backends: Callable[[], Iterable[tuple[str, Any]]]
     publish: Callable[[str, str, str, str], None]
-    now: Callable[[], float] = time.time
+    now: Callable[[], float] = clock.now
     enabled: bool = False
     ahead: float = 0.0
     #: What the region's own services report once a minute, called with the evaluator's time
@@ -233,7 +234,7 @@ class Evaluator:
         self._stop.set()
 
 
-def moto_evaluator(now: Callable[[], float] = time.time) -> Evaluator:
+def moto_evaluator(now: Callable[[], float] = clock.now) -> Evaluator:
     """An evaluator over this process's moto backends (every account and region it holds)."""
     from moto.cloudwatch.models import cloudwatch_backends
     from moto.sns.models import sns_backends
@@ -280,7 +281,7 @@ def queue_depths(now: float) -> None:
 _HERE: list[Evaluator] = []
 
 
-def start_here(now: Callable[[], float] = time.time) -> Evaluator:
+def start_here(now: Callable[[], float] = clock.now) -> Evaluator:
     """Start this process's evaluator over its moto backends (a server calls it once, after
     it is forked: the thread is the server's own)."""
     if not _HERE:

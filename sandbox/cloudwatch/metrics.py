@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller import clock
 from sandbox.lambda_.invoke import Invocation, Outcome
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Metrics:
     CloudWatch client; ``now`` stamps each datapoint."""
 
     client: Callable[[str], Any]
-    now: Callable[[], float] = time.time
+    now: Callable[[], float] = clock.now
     _pending: dict[tuple[Key, int], _Stats] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
