@@ -37,6 +37,9 @@ import time
 import traceback
 from typing import Any
 
+#: The sandbox's time scale, as :mod:`controller.clock` reads it (the same name).
+TIME_SCALE_ENV = "FAILOVER_TIME_SCALE"
+
 #: Global services: their calls go to the ``global`` server.
 GLOBAL_SERVICES = frozenset({"route53", "iam", "sts", "route53-recovery-control-config"})
 #: The environment variable that gives an environment the emulator's servers (region -> URL).
@@ -83,11 +86,14 @@ class Context:
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         self.invoked_function_arn = request["arn"]
         self.aws_request_id = request["id"]
-        self._deadline = time.monotonic() + request["remaining_ms"] / 1000.0
+        # The timeout is AWS time: on the sandbox's scaled clock (``FAILOVER_TIME_SCALE``, k)
+        # it passes k times faster than the wall (the runtime imports nothing of ours).
+        self._scale = float(env.get(TIME_SCALE_ENV) or 1.0)
+        self._deadline = time.monotonic() + request["remaining_ms"] / 1000.0 / self._scale
 
     def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds before the invocation's timeout."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        """Milliseconds (AWS's) before the invocation's timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * self._scale * 1000))
 
 
 def _error(kind: str, message: str, trace: list[str] | None = None) -> dict[str, Any]:
