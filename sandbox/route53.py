@@ -39,7 +39,7 @@ CHECKERS_PATH = f"{PREFIX}route53-checkers"
 #: Route 53 allows an HTTP check 4 s to connect and 2 s for the answer (AWS seconds).
 PROBE_SECONDS = 6.0
 #: ... but at least this long on the wall (the endpoint's answer is this machine's CPU).
-PROBE_WALL_FLOOR = 1.0
+PROBE_WALL_FLOOR = 0.5
 #: How often (wall seconds) the scheduler looks for checks that are due, and for new checks.
 TICK = 0.05
 _REGION = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com$")

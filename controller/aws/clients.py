@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import botocore.config
 import botocore.session
 
+from controller import clock
 from controller.contract import GLOBAL, HOME_AGENT, SANDBOX_RELAY_PATH, home_region, is_loopback
 from controller.errors import SpecError
 
@@ -76,6 +77,11 @@ def emulator_session() -> botocore.session.Session:
     session = botocore.session.Session(session_vars={"profile": unset})
     session.set_credentials(EMULATOR_KEY, EMULATOR_KEY)
     return session
+
+
+#: On a sandbox's scaled clock, a socket waits at least this long on the wall: the emulator's
+#: answer is this machine's CPU, which does not shrink with k (a loopback call takes 5-50 ms).
+SOCKET_WALL_FLOOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -231,8 +237,12 @@ class Clients:
 
     def _make(self, service: str, region: str) -> Any:
         config = botocore.config.Config(
-            connect_timeout=self.settings.connect_timeout,
-            read_timeout=self.settings.read_timeout,
+            # AWS seconds, on the wall at 1/k on a sandbox's scaled clock, never below the
+            # emulator's own answer time (SOCKET_WALL_FLOOR): AWS's timeout, not k times it
+            connect_timeout=clock.wall(
+                clock.patient(self.settings.connect_timeout, SOCKET_WALL_FLOOR)
+            ),
+            read_timeout=clock.wall(clock.patient(self.settings.read_timeout, SOCKET_WALL_FLOOR)),
             # total_max_attempts counts the first try; botocore's max_attempts would not.
             retries={
                 "total_max_attempts": self.settings.max_attempts,

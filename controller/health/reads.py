@@ -44,7 +44,7 @@ PROBE_SETTINGS = AwsSettings(connect_timeout=1.0, read_timeout=1.5, max_attempts
 DEADLINE_SECONDS = STATUS_DEADLINE_SECONDS
 #: On a sandbox's scaled clock, the reads wait at least this long on the wall: the emulator's
 #: CPU is not AWS's time (below a watcher's interval at k = 10, so its cadence holds).
-READ_WALL_FLOOR = 1.0
+READ_WALL_FLOOR = 0.5
 MAX_WORKERS = 64
 
 
