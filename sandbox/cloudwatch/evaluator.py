@@ -196,6 +196,8 @@ class Evaluator:
         if verdict.state is None or verdict.state.value == old:
             return
         alarm.update_state(verdict.reason, verdict.data, verdict.state.value)
+        # moto stamps its own (wall) time; the change happened at the evaluator's AWS time
+        alarm.state_updated_timestamp = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None)
         log.info(
             "alarm %s in %s: %s -> %s (%s)", alarm.name, region, old, verdict.state, verdict.reason
         )

@@ -1,5 +1,6 @@
 """Route 53's checkers in the sandbox, on the scaled clock: they probe, the records answer from
-what they found (issue 25, item 3). Durations are asserted in AWS seconds, never wall seconds."""
+what they found (issue 25, item 3); and CloudWatch's alarms, evaluated from Lambda's metrics on
+the same clock (item 2). Durations are asserted in AWS seconds, never wall seconds."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import pytest
 from controller import clock
 from controller.contract import GLOBAL
 from sandbox import Sandbox
+from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
+from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
+from sandbox.lambda_.invoke import Invoker, Outcome, Throttled
 from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
 from sandbox.router import Resolver
+from sandbox.state import LOG_DIR
 from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -117,3 +122,57 @@ def test_a_reset_sandbox_starts_every_check_healthy_again(box: Sandbox) -> None:
     until(lambda: status(box, PRIMARY).startswith("Failure"), 120, "the check never failed")
     box.reset()
     assert status(box, PRIMARY).startswith("Success")
+
+
+# -- CloudWatch on the same scaled clock: metrics feed the alarms (issue 25, item 2) ------------
+
+
+def test_a_function_fenced_to_0_that_still_gets_calls_shows_throttles_and_its_alarm_fires_on_the_scaled_clock(  # noqa: E501
+    box: Sandbox,
+) -> None:
+    """Reserved concurrency 0 (what a fence writes) and calls still arriving: each is throttled
+    and counted; Lambda's Throttles metric reaches the region's CloudWatch, whose evaluator
+    (once a minute of AWS time) puts the deployed throttles alarm (Sum >= 1 over 300 s, one
+    period) in ALARM at its first evaluation after the datapoint: nothing sets the state."""
+    box.reset()
+    ref = box.manifest.ref("api-handler", PRIMARY)
+    alarm = next(a for a in ref.alarms if a.endswith("throttles-high"))
+    cloudwatch = box.clients.client("cloudwatch", PRIMARY)
+    assert cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] != (
+        "ALARM"
+    )
+    box.clients.client("lambda", PRIMARY).put_function_concurrency(
+        FunctionName=ref.name, ReservedConcurrentExecutions=0
+    )
+    invoker = Invoker(
+        box.manifest.endpoints,
+        box.state_dir / "lambda",
+        box.state_dir / LOG_DIR / "functions",
+        box.state.secret,
+    )
+    metrics = Metrics(lambda region: box.clients.client("cloudwatch", region))
+    invoker.observers.append(LambdaMetrics(metrics))
+    invoker.start()
+    box.evaluate_alarms(True)
+    try:
+        throttled_at = clock.now()
+        for _ in range(2):
+            with pytest.raises(Throttled):
+                invoker.invoke(PRIMARY, ref.arn, {}, source="api")
+        assert invoker.counts[(PRIMARY, ref.name)][Outcome.THROTTLED] == 2
+        metrics.flush()
+
+        def fired() -> dict[str, Any] | None:
+            found = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+            return dict(found) if found["StateValue"] == "ALARM" else None
+
+        found = until(fired, 60, "the throttles alarm never fired")
+        fired_at = found["StateUpdatedTimestamp"].timestamp()  # the evaluator's AWS time
+        # its first evaluation after the datapoint: within one evaluation interval (60 AWS s),
+        # one more of slack for this machine's CPU
+        assert throttled_at <= fired_at <= throttled_at + 2 * EVALUATION_INTERVAL
+        assert "Threshold Crossed" in found["StateReason"] and "[2.0 (" in found["StateReason"]
+    finally:
+        box.evaluate_alarms(False)
+        invoker.close()
+        box.clients.client("lambda", PRIMARY).delete_function_concurrency(FunctionName=ref.name)
