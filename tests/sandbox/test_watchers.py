@@ -49,6 +49,10 @@ LEASE = 12.0
 THRESHOLD = 2
 #: Seconds between two scheduled invocations: short, so that every test crosses invocations.
 SCHEDULE = 15.0
+#: A watcher timeout (seconds) shorter than a run whose target answers in SLOW_TARGET s.
+CUT_TIMEOUT = 16
+SLOW_TARGET = 2.0
+
 
 T = TypeVar("T")
 
@@ -119,6 +123,29 @@ def evaluated_since(box: Sandbox, before: dict[str, int], count: int) -> bool:
     return all(now[r] >= n + count for r, n in before.items())
 
 
+def watcher_function(box: Sandbox, region: str) -> str:
+    """The name of ``region``'s watcher function, as deployed."""
+    watcher = box.manifest.regions[region].watcher
+    assert watcher is not None
+    return watcher.function
+
+
+def watcher_errors(box: Sandbox, region: str, function: str) -> float:
+    """Lambda's Errors of ``function`` in ``region`` over the last ten minutes (a timeout is
+    one: Lambda counts an invocation it killed as an error)."""
+    now = time.time()
+    got = box.clients.client("cloudwatch", region).get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        StartTime=now - 600,
+        EndTime=now + 60,
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return float(sum(p["Sum"] for p in got["Datapoints"]))
+
+
 def journal(box: Sandbox) -> Journal:
     return Journal(box.clients, box.manifest)
 
@@ -138,6 +165,19 @@ def mode(box: Sandbox, region: str) -> str:
     """``region``'s mode parameter, read back."""
     name = box.manifest.regions[region].mode_parameter
     return str(box.clients.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def running(box: Sandbox) -> Run | None:
+    """The current run, once it has finished a step and while it runs (else None)."""
+    current = journal(box).current_run_id()
+    run = journal(box).run(current) if current else None
+    return (
+        run
+        if run
+        and run.status is RunStatus.RUNNING
+        and any(s.state.finished for s in run.steps.values())
+        else None
+    )
 
 
 def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_it_returns(
@@ -179,20 +219,8 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     # the target answers as a distant region does, so that the run is seen mid-way.
     box.model_round_trip(0.3, [STANDBY])
     box.fail(PRIMARY, "hang")
-
-    def running() -> Run | None:
-        current = journal(box).current_run_id()
-        run = journal(box).run(current) if current else None
-        return (
-            run
-            if run
-            and run.status is RunStatus.RUNNING
-            and any(s.state.finished for s in run.steps.values())
-            else None
-        )
-
     try:
-        run = until(running, 120, "OTHER's watcher starts a failover")
+        run = until(lambda: running(box), 120, "OTHER's watcher starts a failover")
     except AssertionError:
         seen = watcher_procs.decisions(box.state_dir, [OTHER])
         raise AssertionError(
@@ -225,6 +253,49 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     box.heal(PRIMARY)
     until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the returning primary is fenced")
     assert mode(box, OTHER) == "standby"
+
+
+def test_a_watcher_invocation_that_outlives_its_timeout_is_killed_and_the_next_holder_finishes_its_run(  # noqa: E501
+    watched: Sandbox,
+) -> None:
+    """Lambda kills an invocation at its timeout whatever it is doing: here mid-run, holding
+    the lease (the target turns slow once the run has begun: 2 s a call, so its remaining
+    levels outlast any invocation). The run is not lost: a later invocation takes the lease
+    once it has expired and finishes it, and the end state is an uninterrupted run's."""
+    box = watched
+    box.stop_watchers()
+    name = watcher_function(box, OTHER)
+    lam = box.clients.client("lambda", OTHER)
+    deployed = lam.get_function_configuration(FunctionName=name)["Timeout"]
+    lam.update_function_configuration(FunctionName=name, Timeout=CUT_TIMEOUT)
+    try:
+        box.start_watchers([OTHER, PRIMARY], schedule=SCHEDULE)
+        box.fail(PRIMARY, "hang")
+        run = until(lambda: running(box), 120, "OTHER's watcher starts a failover")
+        box.model_round_trip(SLOW_TARGET, [STANDBY])
+        first = run.owner
+        assert region_of(first) == OTHER
+        until(lambda: watcher_errors(box, OTHER, name) >= 1, 60, "the invocation is killed")
+        held = journal(box).holder()
+        assert held is not None and held.owner == first  # killed holding it: never released
+        assert journal(box).run(run.id).status is RunStatus.RUNNING
+        box.model_round_trip(0, [STANDBY])  # the next holder's invocation can finish it
+        done = until(
+            lambda: (r := journal(box).run(run.id)).status is not RunStatus.RUNNING and r,
+            120,
+            "a later invocation finishes the run",
+        )
+    finally:
+        box.model_round_trip(0, [STANDBY])  # (the hung primary takes no setting)
+        lam.update_function_configuration(FunctionName=name, Timeout=deployed)
+    assert done.status is RunStatus.COMPLETED, done.status
+    assert done.owner != first and region_of(done.owner) == OTHER  # another invocation
+    assert done.updated >= held.expires_at  # taken over only once the lease expired
+    assert journal(box).desired(PRIMARY).active == STANDBY
+    assert mode(box, STANDBY) == "active"
+    assert all(s.state.finished for s in done.steps.values())
+    assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
+    box.heal(PRIMARY)
 
 
 def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluations(
