@@ -48,6 +48,8 @@ def _result(future: Future[Any] | None) -> tuple[Any, BaseException | None]:
         return None, None
     if not future.done():
         return None, TimeoutError("no answer before the deadline")
+    if future.cancelled():  # never started: the pool was shut down at the deadline
+        return None, TimeoutError("not read before the deadline")
     exc = future.exception()
     return (None, exc) if exc is not None else (future.result(), None)
 
