@@ -462,7 +462,8 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)
     manifest = deployed.manifest
-    manifest.clock = ClockManifest(origin=state.time_origin, scale=state.time_scale)
+    if state.time_scale != 1.0:  # the real clock is no clock: as a stack exported from AWS
+        manifest.clock = ClockManifest(origin=state.time_origin, scale=state.time_scale)
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
     manifest.save(state_dir / DEPLOYED_FILE)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from controller import clock
 from controller.interfaces.cli import main
 from tests.kit.cli import CliResult
 from tests.kit.paths import REPO
@@ -137,6 +138,16 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FAILOVER_CACHE_DIR", str(folder))
         yield folder
+
+
+@pytest.fixture(autouse=True)
+def same_clock() -> Iterator[None]:
+    """Each test leaves the process on the clock it found (the real one, or its module's
+    sandbox's): a CLI run in-process or a sandbox attached moves it to a sandbox's scaled clock,
+    which the next test on the worker must not inherit."""
+    found = clock.current()
+    yield
+    clock.use(found)
 
 
 @pytest.fixture

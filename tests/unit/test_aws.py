@@ -8,7 +8,9 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
+from controller import clock
 from controller.aws import AwsSettings, Clients, classify, is_unreachable
+from controller.aws.clients import SOCKET_WALL_FLOOR
 from controller.contract import GLOBAL
 from controller.errors import PermanentStepError, TransientStepError
 
@@ -78,6 +80,20 @@ def test_settings_reach_the_botocore_config() -> None:
     assert (config.connect_timeout, config.read_timeout) == (0.5, 1.5)
     # max_attempts counts the first try: 1 means no retry at all (a fail-fast probe).
     assert config.retries == {"total_max_attempts": 1, "mode": "adaptive"}
+
+
+def test_on_a_scaled_clock_socket_timeouts_are_aws_seconds_with_a_wall_floor() -> None:
+    """At k = 10 AWS's 4 s read timeout takes 0.4 s on the wall; never less than the floor the
+    emulator's own answer needs (a 0.5 s connect timeout would be 0.05 s)."""
+    previous = clock.current()
+    clock.use(clock.Clock(origin=0.0, scale=10.0))
+    try:
+        settings = AwsSettings(connect_timeout=0.5, read_timeout=40.0)
+        config = Clients(endpoints=ENDPOINTS, settings=settings).client("sqs", "us-east-1")
+    finally:
+        clock.use(previous)
+    assert config.meta.config.read_timeout == pytest.approx(4.0)
+    assert config.meta.config.connect_timeout == pytest.approx(SOCKET_WALL_FLOOR)
 
 
 def test_hooks_are_registered_on_every_client() -> None:
