@@ -4,6 +4,9 @@ the same clock (item 2). Durations are asserted in AWS seconds, never wall secon
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -127,13 +130,14 @@ def test_a_reset_sandbox_starts_every_check_healthy_again(box: Sandbox) -> None:
 # -- CloudWatch on the same scaled clock: metrics feed the alarms (issue 25, item 2) ------------
 
 
-def test_a_function_fenced_to_0_that_still_gets_calls_shows_throttles_and_its_alarm_fires_on_the_scaled_clock(  # noqa: E501
+def test_a_function_fenced_to_0_that_still_gets_calls_fires_its_throttles_alarm_which_recovers_only_through_metrics(  # noqa: E501
     box: Sandbox,
 ) -> None:
     """Reserved concurrency 0 (what a fence writes) and calls still arriving: each is throttled
     and counted; Lambda's Throttles metric reaches the region's CloudWatch, whose evaluator
     (once a minute of AWS time) puts the deployed throttles alarm (Sum >= 1 over 300 s, one
-    period) in ALARM at its first evaluation after the datapoint: nothing sets the state."""
+    period) in ALARM at its first evaluation after the datapoint: nothing sets the state, not
+    even a hang and a heal of the region; it returns to OK only through its metrics."""
     box.reset()
     ref = box.manifest.ref("api-handler", PRIMARY)
     alarm = next(a for a in ref.alarms if a.endswith("throttles-high"))
@@ -166,13 +170,34 @@ def test_a_function_fenced_to_0_that_still_gets_calls_shows_throttles_and_its_al
             found = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
             return dict(found) if found["StateValue"] == "ALARM" else None
 
-        found = until(fired, 60, "the throttles alarm never fired")
+        found = until(fired, 90, "the throttles alarm never fired")
         fired_at = found["StateUpdatedTimestamp"].timestamp()  # the evaluator's AWS time
-        # its first evaluation after the datapoint: within one evaluation interval (60 AWS s),
-        # one more of slack for this machine's CPU
-        assert throttled_at <= fired_at <= throttled_at + 2 * EVALUATION_INTERVAL
+        # the first evaluation once the throttles' period is complete: within one evaluation
+        # interval (60 AWS s) of its end, one more of slack for this machine's CPU
+        period = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["Period"]
+        period_end = (math.floor(throttled_at / period) + 1) * period
+        assert throttled_at <= fired_at <= period_end + 2 * EVALUATION_INTERVAL
         assert "Threshold Crossed" in found["StateReason"] and "[2.0 (" in found["StateReason"]
+
+        # The region hangs and heals: nothing sets its alarms by fiat, so it is still ALARM.
+        box.fail(PRIMARY, "hang")
+        box.heal(PRIMARY)
+        assert state_of(box, alarm) == "ALARM"
+        # Unfenced, no more throttles: OK only once the evaluator, its clock put past the
+        # throttles' evaluation range (the period and two more), finds them gone.
+        box.clients.client("lambda", PRIMARY).delete_function_concurrency(FunctionName=ref.name)
+        box.evaluate_alarms(True, ahead=3 * period + EVALUATION_INTERVAL)
+        until(lambda: state_of(box, alarm) == "OK", 60, "the alarm never went back to OK")
+        recovered = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+        assert json.loads(recovered["StateReasonData"])["recentDatapoints"] == []
     finally:
         box.evaluate_alarms(False)
         invoker.close()
-        box.clients.client("lambda", PRIMARY).delete_function_concurrency(FunctionName=ref.name)
+        with contextlib.suppress(Exception):  # (deleted above unless the test failed first)
+            box.clients.client("lambda", PRIMARY).delete_function_concurrency(FunctionName=ref.name)
+
+
+def state_of(box: Sandbox, alarm: str) -> str:
+    """``alarm``'s state in the primary, read back."""
+    cloudwatch = box.clients.client("cloudwatch", PRIMARY)
+    return str(cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"])

@@ -46,6 +46,7 @@ TimeScaleOption = Annotated[
     float,
     typer.Option(
         "--time-scale",
+        envvar="FAILOVER_SANDBOX_TIME_SCALE",
         callback=_time_scale,
         help="The sandbox's clock: AWS seconds per wall second (every deployed period, "
         "interval, TTL and timeout runs unchanged, k times faster).",
