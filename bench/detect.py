@@ -10,7 +10,9 @@ outages, in AWS seconds (the sandbox's clock) and in wall seconds, each against 
 - ``dns_answer``: to Route 53 answering the standby, asked afresh (goal: 40 s);
 - ``clients_shift``: to the clients' resolver moving (it keeps an answer for the TTL: the
   demo's "traffic shifted"; no goal of its own, bounded by ``dns_answer`` + TTL);
-- ``run_end``: to the end of the switching run (the standby active, fenced what answers);
+- ``run_start``, ``dns_step``, ``run_end``: to the switching run's start (its prechecks
+  passed), to the end of its own DNS step (the records moved to the standby, its last level),
+  and to its end (the standby active, fenced what answers);
 - ``full_service``: to the first request after which every request is served ``ok`` at its
   first attempt (goal: TTL + 40 = 100 s).
 
@@ -55,6 +57,8 @@ GOALS: dict[str, float | None] = {
     "detect": 30.0,
     "dns_answer": 40.0,
     "clients_shift": None,
+    "run_start": None,
+    "dns_step": None,
     "run_end": None,
     "full_service": 100.0,
 }
@@ -139,6 +143,8 @@ def one_outage(scale: float, mode: str, phases: tuple[float, float]) -> dict[str
         "detect": report["time_to_detect_seconds"],
         "dns_answer": report.get("time_to_dns_answer_seconds"),
         "clients_shift": report["time_to_shift_seconds"],
+        "run_start": switch.get("started"),
+        "dns_step": switch.get("dns_step_ended"),
         "run_end": switch.get("ended"),
         "full_service": report["time_to_full_service_seconds"],
     }
