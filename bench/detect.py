@@ -66,33 +66,47 @@ CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of ``root`` and every live process below it (with the children each reaped)."""
+def tree_cpu_seconds(root: int, marker: str) -> float:
+    """CPU seconds of ``root``, of every live process whose command line names ``marker`` (the
+    sandbox's servers, which the launcher detaches from the bench), and of every process below
+    them (each with the children it reaped)."""
     parent: dict[int, int] = {}
     spent: dict[int, float] = {}
+    tops = {root}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                named = marker.encode() in cmdline.read()
         except OSError:
             continue
         pid = int(entry)
         parent[pid] = int(fields[1])
         spent[pid] = sum(int(x) for x in fields[11:15]) / TICKS  # utime stime cutime cstime
-    total, todo = 0.0, [root]
+        if named:
+            tops.add(pid)
+    children: dict[int, list[int]] = {}
+    for pid, up in parent.items():
+        children.setdefault(up, []).append(pid)
+    seen: set[int] = set()
+    todo = list(tops)
     while todo:
         pid = todo.pop()
-        total += spent.get(pid, 0.0)
-        todo += [child for child, up in parent.items() if up == pid]
-    return total
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return sum(spent.get(pid, 0.0) for pid in seen)
 
 
 @dataclass
 class CpuTrace:
-    """(AWS seconds, wall seconds, CPU seconds) of this process's tree, every 0.1 wall s."""
+    """(AWS seconds, wall seconds, CPU seconds) of the bench and its sandbox (whose processes
+    name ``marker``), every 0.1 wall s."""
 
+    marker: str
     points: list[tuple[float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -100,7 +114,7 @@ class CpuTrace:
         """Sample until stopped (a thread's target)."""
         me = os.getpid()
         while not self._stop.wait(0.1):
-            self.points.append((clock.now(), time.monotonic(), tree_cpu_seconds(me)))
+            self.points.append((clock.now(), time.monotonic(), tree_cpu_seconds(me, self.marker)))
 
     def stop(self) -> None:
         """Stop sampling."""
@@ -118,11 +132,11 @@ class CpuTrace:
 def one_outage(scale: float, mode: str, phases: tuple[float, float]) -> dict[str, float]:
     """One demo at ``scale``: each figure's AWS seconds (NaN when it did not happen) and, under
     ``<figure>_cpu``, the CPU share of its period."""
-    trace = CpuTrace()
-    sampler = threading.Thread(target=trace.run, daemon=True)
-    sampler.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = CpuTrace(tmp)
+        sampler = threading.Thread(target=trace.run, daemon=True)
+        sampler.start()
+        try:
             report = run_demo(
                 DemoOptions(
                     spec=EXAMPLE,
@@ -135,9 +149,9 @@ def one_outage(scale: float, mode: str, phases: tuple[float, float]) -> dict[str
                     page_port=None,
                 )
             ).report
-    finally:
-        trace.stop()
-        sampler.join()
+        finally:
+            trace.stop()
+            sampler.join()
     switch = report.get("switch_run") or {}
     got: dict[str, float | None] = {
         "detect": report["time_to_detect_seconds"],
