@@ -66,10 +66,10 @@ CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(root: int, marker: str) -> float:
-    """CPU seconds of ``root``, of every live process whose command line names ``marker`` (the
-    sandbox's servers, which the launcher detaches from the bench), and of every process below
-    them (each with the children it reaped)."""
+def tree_cpu(root: int, marker: str) -> dict[int, float]:
+    """CPU seconds (user and system) of ``root``, of every live process whose command line
+    names ``marker`` (the sandbox's servers, which the launcher detaches from the bench), and of
+    every process below them, by process id."""
     parent: dict[int, int] = {}
     spent: dict[int, float] = {}
     tops = {root}
@@ -85,7 +85,7 @@ def tree_cpu_seconds(root: int, marker: str) -> float:
             continue
         pid = int(entry)
         parent[pid] = int(fields[1])
-        spent[pid] = sum(int(x) for x in fields[11:15]) / TICKS  # utime stime cutime cstime
+        spent[pid] = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
         if named:
             tops.add(pid)
     children: dict[int, list[int]] = {}
@@ -98,13 +98,24 @@ def tree_cpu_seconds(root: int, marker: str) -> float:
         if pid not in seen:
             seen.add(pid)
             todo += children.get(pid, [])
-    return sum(spent.get(pid, 0.0) for pid in seen)
+    return {pid: spent[pid] for pid in seen if pid in spent}
+
+
+def used_since(before: dict[int, float], now: dict[int, float]) -> float:
+    """CPU seconds spent between two readings of :func:`tree_cpu`: each process's growth, a
+    process born since counted whole (a process that ended since is not counted after its last
+    reading: a killed region's servers do not make the figure negative).
+
+    >>> used_since({1: 2.0, 2: 5.0}, {1: 2.5, 3: 0.25})
+    0.75
+    """
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in now.items())
 
 
 @dataclass
 class CpuTrace:
-    """(AWS seconds, wall seconds, CPU seconds) of the bench and its sandbox (whose processes
-    name ``marker``), every 0.1 wall s."""
+    """(AWS seconds, wall seconds, CPU seconds so far) of the bench and its sandbox (whose
+    processes name ``marker``), every 0.1 wall s."""
 
     marker: str
     points: list[tuple[float, float, float]] = field(default_factory=list)
@@ -112,9 +123,12 @@ class CpuTrace:
 
     def run(self) -> None:
         """Sample until stopped (a thread's target)."""
-        me = os.getpid()
+        me, total = os.getpid(), 0.0
+        last = tree_cpu(me, self.marker)
         while not self._stop.wait(0.1):
-            self.points.append((clock.now(), time.monotonic(), tree_cpu_seconds(me, self.marker)))
+            now = tree_cpu(me, self.marker)
+            total, last = total + used_since(last, now), now
+            self.points.append((clock.now(), time.monotonic(), total))
 
     def stop(self) -> None:
         """Stop sampling."""
