@@ -32,6 +32,7 @@ from sandbox import watchers as watcher_procs
 from sandbox.dataplane import DataPlane, DataPlaneSettings
 from sandbox.lifecycle import Sandbox
 from sandbox.loadgen import LoadGenerator
+from sandbox.router import Resolver
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ def _story(
         outage = clock.now()
         box.fail(region, options.mode)
         phase = f"{region} {options.mode}: waiting for failover"
-        shifted = _until_shifted(plane, region, options.outage_max, say, load_gen, outage, phase)
+        shifted, answered = _until_shifted(
+            plane, region, options.outage_max, say, load_gen, outage, phase
+        )
         runs = _until_failed_over(journal, outage, outage + options.outage_max, say, load_gen)
         _wait(options.after, "after the failover", say, load_gen)
         load_gen.stop()
@@ -189,6 +192,7 @@ def _story(
             shifted,
             end,
             tuple((d["ts"], d["watcher_region"], d["action"]) for d in acted),
+            dns_answered=answered,
         )
         done = [r for r in runs if r.status.ok]
         new_primary = done[-1].plan.target if done else (plane.resolver.resolve() or "")
@@ -218,7 +222,8 @@ def _story(
             },
         }
         switch = done[-1] if done else None  # the run that moved the application: its record
-        extra |= _where_time_went(outage, switch)
+        kinds = {"dns": {name for name, _ in topology.of_kind(Kind.DNS)}}
+        extra |= _where_time_went(outage, switch, kinds)
         extra["rpo"] = reports.rpo(
             load_gen.samples,
             load_gen.acked,
@@ -236,7 +241,9 @@ def _story(
         plane.stop()
 
 
-def _where_time_went(outage: float, switch: Run | None) -> dict[str, Any]:
+def _where_time_went(
+    outage: float, switch: Run | None, kinds: dict[str, set[str]]
+) -> dict[str, Any]:
     """From the outage to the end of the switching run: when it started and ended, and each of
     its levels (seconds after the outage; the time to full service is the report's own)."""
     out: dict[str, Any] = {}
@@ -245,9 +252,17 @@ def _where_time_went(outage: float, switch: Run | None) -> dict[str, Any]:
             (s.level, str(s.phase), switch.steps[s.id].started, switch.steps[s.id].ended)
             for s in switch.plan.steps
         ]
+        dns = [
+            switch.steps[s.id].ended
+            for s in switch.plan.steps
+            if str(s.phase) == "activate" and s.component in kinds.get("dns", ())
+        ]
+        ended = [t for t in dns if t is not None]
         out["switch_run"] = {
             "started": round(switch.created - outage, 2),
             "ended": round(switch.updated - outage, 2),
+            # the controller's own DNS step (the records moved to the target), after the outage
+            "dns_step_ended": round(max(ended) - outage, 2) if ended else None,
             "levels": reports.levels(steps, outage),
         }
     return out
@@ -274,15 +289,21 @@ def _until_shifted(
     load_gen: LoadGenerator,
     outage: float,
     phase: str,
-) -> float | None:
-    """Wait until the router resolves to another region; when that happened (or None)."""
+) -> tuple[float | None, float | None]:
+    """Wait until the clients' resolver (the data plane's, which keeps an answer for its TTL)
+    resolves to another region; when that happened, and when Route 53 itself first answered
+    another region (read with no cache: what a resolver asking afresh gets), or None each."""
+    fresh = Resolver(plane.clients, plane.resolver.manifest, ttl=0.0)
+    answered: float | None = None
     while clock.now() - outage < limit:
         say(phase, clock.now() - outage, limit, _counts(load_gen))
+        if answered is None and (now := fresh.resolve()) and now != region:
+            answered = clock.now()
         resolved = plane.resolver.resolve()
         if resolved and resolved != region:
-            return clock.now()
+            return clock.now(), answered if answered is not None else clock.now()
         time.sleep(0.2)
-    return None
+    return None, answered
 
 
 def _until_failed_over(

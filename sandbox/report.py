@@ -33,6 +33,9 @@ class Marks:
     end: float
     #: Each region's watcher decisions worth marking: (epoch seconds, region, action).
     decisions: tuple[tuple[float, str, str], ...] = ()
+    #: When Route 53 itself first answered another region (no resolver's cache): None when not
+    #: watched or it did not happen.
+    dns_answered: float | None = None
 
 
 def phase_of(sample: Sample, marks: Marks) -> str:
@@ -67,6 +70,7 @@ def build(
     durations = {
         "time_to_detect": _since(marks.outage, marks.detected),
         "time_to_shift": _since(marks.outage, marks.shifted),
+        "time_to_dns_answer": _since(marks.outage, marks.dns_answered),
         "time_to_full_service": _since(marks.outage, full_service(samples, marks.outage)),
     }
     return {
@@ -132,20 +136,31 @@ def rpo(
     }
 
 
+def served(sample: Sample) -> bool:
+    """True when ``sample`` was served in full at once: ``ok`` at its first attempt. A request
+    that reached a hung or dead region and was answered only by a retry after the shift was not
+    served at its start, and a client saw it wait."""
+    return sample.outcome == "ok" and sample.attempts <= 1
+
+
 def full_service(samples: Sequence[Sample], since: float) -> float | None:
     """When full, non-degraded service came back after ``since`` (the outage): the start of the
-    first request after the last one, started since then, that did not end ``ok``; None when
-    the last request did not end ``ok`` (it never came back while the load ran).
+    first request after the last one, started since then, that was not served at once (not
+    ``ok``, or ``ok`` only after a retry: :func:`served`); None when the last request was not
+    (it never came back while the load ran).
 
     >>> s = [Sample(t, t + 0.1, "read", o, 200, 1) for t, o in
     ...      ((1.0, "ok"), (2.0, "degraded"), (3.0, "failed"), (4.0, "ok"), (5.0, "ok"))]
     >>> full_service(s, since=1.5), full_service(s, since=3.5), full_service(s[:3], since=1.5)
     (4.0, 4.0, None)
+    >>> retried = [Sample(1.0, 9.0, "read", "ok", 200, 3), Sample(2.0, 2.1, "read", "ok", 200, 1)]
+    >>> full_service(retried, since=0.5)  # answered ok, but only by its third attempt
+    2.0
     """
     after = sorted((x for x in samples if x.start >= since), key=lambda x: x.start)
-    if not after or after[-1].outcome != "ok":
+    if not after or not served(after[-1]):
         return None
-    bad = [i for i, x in enumerate(after) if x.outcome != "ok"]
+    bad = [i for i, x in enumerate(after) if not served(x)]
     return after[bad[-1] + 1].start if bad else after[0].start
 
 

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,8 +176,27 @@ def decisions(state_dir: Path, regions: Iterable[str]) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             if record.get("message") == "evaluation":
+                if "ts" not in record:  # an error line (no deployment read) has only its time
+                    when = _epoch(record.get("time"))
+                    if when is None:
+                        continue
+                    record["ts"] = when
                 out.append(record)
     return sorted(out, key=lambda r: str(r.get("time", "")))
+
+
+def _epoch(iso: object) -> float | None:
+    """Epoch seconds of an ISO 8601 UTC time (``2026-12-03T15:07:40Z``); None when it is not.
+
+    >>> _epoch("1970-01-01T00:01:00Z"), _epoch(None)
+    (60.0, None)
+    """
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

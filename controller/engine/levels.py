@@ -118,13 +118,16 @@ class Driver:
         unreachable = silence if silence is not None else Silence()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
-                lease = self.keeper.renew(unless_held_for=self._level_budget())
+                self._leave_silent(run, unreachable)
                 todo = [
                     s
                     for s in level
                     if not run.steps[s.id].state.finished
                     and run.steps[s.id].state != StepState.FAILED
                 ]
+                if not todo:  # every step done, or a silent region's fence: no lease, no write
+                    continue
+                lease = self.keeper.renew(unless_held_for=self._level_budget())
                 self._start(run, lease, todo)
                 futures = [pool.submit(self._step, run, s, degraded, unreachable) for s in todo]
                 for future in futures:
@@ -141,6 +144,47 @@ class Driver:
                         return self._rollback(run, step)
                     self._degrade(run, step, degraded)
         return self._finish(run, degraded, unreachable)
+
+    def _leave_silent(self, run: Run, unreachable: Silence) -> None:
+        """End every fence step still to do in a region found silent, whatever its level, in
+        one journal write: ``unverified``, fenced when the region answers (the reconciler's).
+
+        Level by level, each of them cost a lease check, a journal write to start it and one
+        to end it, one level after another, for steps that send the region nothing: on the
+        scaled clock that was a second or more of AWS time per level before the target's
+        first activation. A global step (DNS) acts without the region, and stays.
+        """
+        silent = unreachable.regions
+        if not silent:
+            return
+        ending = [
+            s
+            for s in run.plan.steps
+            if s.phase == Phase.FENCE
+            and s.region in silent
+            and run.steps[s.id].state in (StepState.PENDING, StepState.RUNNING)
+            and not action_for(
+                self.topology, self.manifest, self.fence_clients, s.component, s.region
+            ).global_resource
+        ]
+        if not ending:
+            return
+        now = clock.now()
+        for step in ending:
+            record = run.steps[step.id]
+            record.state, record.started, record.ended = StepState.UNVERIFIED, now, now
+            record.error = (
+                f"{step.region} unreachable ({unreachable.why(step.region)}): not fenced; "
+                "fenced when it answers"
+            )
+        self.journal.record_steps(self.keeper.check(), run.id, [run.steps[s.id] for s in ending])
+        for step in ending:
+            self._announce(run, step)
+        log.warning(
+            "%d fence steps in silent %s end unverified at once",
+            len(ending),
+            ", ".join(sorted({s.region for s in ending})),
+        )
 
     def _level_budget(self) -> float:
         """The longest a level may take: its steps' timeout, plus one attempt begun just

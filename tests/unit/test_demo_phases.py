@@ -74,3 +74,22 @@ def test_the_report_shows_the_rpo_of_the_switch(monkeypatch: pytest.MonkeyPatch)
         "RPO: lag at the switch: orders-table unknown (us-east-1 unreachable: ReadTimeoutError)"
         "   acknowledged writes missing from the new primary: 2 (window 1.5 s)"
     ) in out.getvalue()
+
+
+def test_a_watcher_error_line_without_its_epoch_is_read_at_its_time(tmp_path: Path) -> None:
+    """A partitioned region's watcher that cannot read its deployment logs an evaluation line
+    with its time and no ``ts``: the demo crashed on it (``KeyError: 'ts'``) in partition mode."""
+    import json
+
+    from sandbox import watchers
+
+    path = watchers.log_path(tmp_path, "us-east-1")
+    path.parent.mkdir(parents=True)
+    lines = [
+        {"message": "evaluation", "action": "error", "time": "2026-12-03T15:07:40Z"},
+        {"message": "evaluation", "action": "none", "time": "2026-12-03T15:07:50Z", "ts": 5.0},
+        {"message": "evaluation", "action": "error", "time": "not a time"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    got = watchers.decisions(tmp_path, ["us-east-1"])
+    assert [d["ts"] for d in got] == [1796310460.0, 5.0]
