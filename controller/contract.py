@@ -192,8 +192,12 @@ SANDBOX_RELAY_PATH = "/_relay/"
 #: one origin (wall epoch seconds) and one k for every process of a sandbox. Unset: the real clock.
 ENV_TIME_ORIGIN = "FAILOVER_TIME_ORIGIN"
 ENV_TIME_SCALE = "FAILOVER_TIME_SCALE"
-#: The sandbox's default k: the deployed configuration at ten times AWS's pace.
-DEFAULT_TIME_SCALE = 10.0
+#: The sandbox's default k: the deployed configuration at five times AWS's pace. Every wall
+#: second of this machine's CPU counts k AWS seconds: measured on two cores (bench/detect.py),
+#: the sandbox took 15-23% of each period at k = 5 and 53-58% at k = 10, where a loaded run's
+#: own latency started to read as outages (all warm-up requests degraded, a failover to the
+#: wrong standby).
+DEFAULT_TIME_SCALE = 5.0
 
 #: Names the region a controller (or a watcher) runs in: it tries its own control region
 #: first, and the sandbox lets it through when its region is cut off from the others.
