@@ -18,14 +18,17 @@ The levers weighed (issue #27 item 5), the example's figures as this bench print
 
 - **duration spent sleeping** (most of the baseline's bill: a 512 MB function alive 60 s of
   every minute in each of three regions). Lambda durable functions do not bill their waits, but
-  run only on python3.13+ (the watcher's runtime is python3.11), launched in one region (US East
-  (Ohio)), which the example does not use, the sandbox cannot run them, and at 6 evaluations a
-  minute in 3 regions their operations alone ($8 per million, a step and a wait per evaluation)
-  cost about $12 a month: over the goal before any compute. Evaluations triggered by
-  CloudWatch alarm state changes cannot meet the goal: an alarm on a standard metric changes
-  state a minute or more after the outage (detection's goal is 30 s), and a region that is down
-  sends no event. EventBridge (rules and Scheduler) invokes at most once a minute: one
-  evaluation per invocation would watch every 60 s, not 10 s. **Chosen: the sentinel cadence**
+  run only on python3.13+ managed runtimes (the watcher's is python3.11; durable-supported-
+  runtimes in the Lambda guide), launched in US East (Ohio) only (December 2025), which the
+  example does not use, the sandbox cannot run them, and at 6 evaluations a minute in 3
+  regions their operations alone ($8 per million, a step and a wait per evaluation) cost about
+  $12 a month: over the goal before any compute (priced below, "levers not taken"). Evaluations
+  triggered by CloudWatch alarm state changes cannot meet the goal: an alarm on a standard
+  metric changes state a minute or more after the outage (detection's goal is 30 s), and a
+  region that is down sends no event. EventBridge invokes at most once a minute: rate
+  expressions take minutes, hours or days, and Scheduler invokes "with 60 second precision"
+  (EventBridge Scheduler guide, schedule types): one evaluation per invocation would watch every
+  60 s, not 10 s. **Chosen: the sentinel cadence**
   (:mod:`controller.watchers.cadence`): detection of the active region's failure needs one
   watcher outside it evaluating every interval, not three; the others evaluate once a minute
   (the dead-man alarm's and the reconciler's pace) and every interval only while something is not
