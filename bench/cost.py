@@ -9,10 +9,15 @@ CloudWatch metrics and log bytes, evaluations, CPU and wall time. The waits betw
 are not slept but counted (a sleeping Lambda function is billed all the same). Priced: dollars per
 application per month, line by line, and the ratio of the two.
 
-Billed duration per invocation = time slept + time waiting on AWS (wall minus CPU, as measured
-here: the emulator's round trips, shorter than AWS's) + CPU at the memory's share of a vCPU
-(a full vCPU at 1,769 MB). Not priced: EventBridge's schedule, Route 53 health checks (the
-application's, not the watchers'), data transfer, the free tiers.
+It measures on the sandbox's scaled clock (k = ``--time-scale``, 10 by default: the handler's
+interval, its minute and Lambda's context all count AWS seconds, :mod:`controller.clock`) and
+prices AWS seconds. Billed duration per invocation = the AWS seconds it slept (counted, not slept:
+the handler's own waits between evaluations) + the AWS seconds its evaluations took (k times
+their wall time here: what the sandbox's Lambda reports as the invocation's Duration). That
+counts the handler's CPU k times: at k = 10 about what 192 MB's share of a vCPU (192/1,769) makes
+of it, more than 512 MB's (the baseline's work is over-counted, by cents: it sleeps 50 s of its
+minute). Not priced: EventBridge's schedule, Route 53 health checks (the application's, not the
+watchers'), data transfer, the free tiers.
 
 The levers weighed (issue #27 item 5), the example's figures as this bench prints them:
 
@@ -32,8 +37,17 @@ The levers weighed (issue #27 item 5), the example's figures as this bench print
   (:mod:`controller.watchers.cadence`): detection of the active region's failure needs one
   watcher outside it evaluating every interval, not three; the others evaluate once a minute
   (the dead-man alarm's and the reconciler's pace) and every interval only while something is not
-  calm. One function alive all the time instead of three.
-- **arm64**: a fifth cheaper per GB-second; pure Python. Chosen.
+  calm. One function alive all the time instead of three. Its price: the active region's own
+  watcher, never the sentinel, sees a partition of its region up to a minute later, which
+  widens the window in which two regions may write from 60 s to 110 s (plus the check and the
+  fence: :mod:`controller.watchers.isolation`, tested in ``tests/unit/test_isolation.py``).
+  Keeping that watcher's cut-off check every interval needs the function alive all its
+  minute: one cheap read an interval, but 60 s of duration a minute (priced below, "levers not
+  taken").
+- **arm64**: a fifth cheaper per GB-second (priced below, "levers not taken"). Not taken: the
+  watcher's bundle carries pydantic-core, compiled, and a bundle built for arm64 carries its
+  aarch64 build, which the sandbox (x86_64, no emulator of another processor) cannot run; the
+  function runs what the rehearsal ran (``infra.watchers.TARGET``).
 - **memory**: an invocation peaks at about 105 MB resident (measured below, in a fresh
   interpreter, a first evaluation reading every component): 128 MB leaves too little. A steady
   evaluation takes about 0.035 s of CPU, 0.3 s at 192 MB's share of a vCPU (192/1769); 256 MB
@@ -69,7 +83,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from controller.contract import WATCHER_MARGIN_SECONDS, WATCHER_SCHEDULE, WatcherCadence
+from controller import clock
+from controller.contract import (
+    DEFAULT_TIME_SCALE,
+    WATCHER_MARGIN_SECONDS,
+    WATCHER_SCHEDULE,
+    WatcherCadence,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PRICES = Path(__file__).with_name("prices.toml")
@@ -85,16 +105,10 @@ LOG_PREFIX_BYTES = 70
 #: DynamoDB's units: reads per 4 KB (strongly consistent), writes per 1 KB.
 READ_UNIT_BYTES, WRITE_UNIT_BYTES = 4096, 1024
 GB = 1024**3
-#: The CloudWatch API requests billed per request (GetMetricData is billed per metric).
-CLOUDWATCH_BILLED = (
-    "GetMetricStatistics",
-    "ListMetrics",
-    "PutMetricData",
-    "GetDashboard",
-    "ListDashboards",
-    "PutDashboard",
-    "DeleteDashboards",
-)
+#: The CloudWatch API requests not billed per request: GetMetricData is billed per metric
+#: requested, DescribeAlarms on a line of its own (the watchers' most frequent call); every
+#: other request is one of the ``CW:Requests`` (``bench/prices.toml``).
+CLOUDWATCH_APART = ("GetMetricData", "DescribeAlarms")
 #: The goal, dollars per application per month (issue #27).
 GOAL_DOLLARS = 10.0
 
@@ -127,16 +141,17 @@ class Config:
     #: Custom metrics each region's watcher publishes, when not as measured.
     metrics_per_region: int | None = None
 
+    def sized(self, memory_mb: int, architecture: str) -> Config:
+        """This configuration at another size (the function's as deployed)."""
+        return replace(self, memory_mb=memory_mb, architecture=architecture)
+
 
 #: The watchers before issue #27: every watcher evaluates every interval, 512 MB x86_64, and
 #: its telemetry declared 3 metrics (Evaluations, Acted, ConsecutiveBad) in 2 dimension sets.
 BASELINE = Config("baseline", WatcherCadence.MINUTE, 512, "x86_64", metrics_per_region=6)
-DEPLOYED = Config(
-    "deployed",
-    WATCHER_SCHEDULE.cadence,
-    WATCHER_SCHEDULE.memory_mb,
-    WATCHER_SCHEDULE.architecture,
-)
+#: The deployed cadence; its memory and architecture are read from the functions the program
+#: deployed into the sandbox (:func:`deployed_size`), these until then.
+DEPLOYED = Config("deployed", WATCHER_SCHEDULE.cadence, WATCHER_SCHEDULE.memory_mb, "x86_64")
 
 
 @dataclass
@@ -145,8 +160,11 @@ class Invocation:
 
     region: str
     evaluations: int = 0
-    wall_seconds: float = 0.0
+    #: AWS seconds its evaluations took (the scaled clock's, sleeps not included)
+    aws_seconds: float = 0.0
+    #: the handler's CPU seconds (this host's)
     cpu_seconds: float = 0.0
+    #: AWS seconds it slept between evaluations (counted, not slept)
     slept_seconds: float = 0.0
     calls: collections.Counter[str] = field(default_factory=collections.Counter)
     metrics_requested: int = 0
@@ -189,16 +207,14 @@ class Line:
     dollars: float
 
 
-def billed_seconds(invocation: Invocation, memory_mb: int) -> float:
-    """The duration Lambda bills (rounded up to the ms): sleeping, waiting on AWS, and the CPU
-    at ``memory_mb``'s share of a vCPU.
+def billed_seconds(invocation: Invocation) -> float:
+    """The duration Lambda bills (rounded up to the ms): the AWS seconds the invocation lived,
+    sleeping and evaluating.
 
-    >>> billed_seconds(Invocation("r", wall_seconds=0.3, cpu_seconds=0.1, slept_seconds=50), 256)
-    50.891
+    >>> billed_seconds(Invocation("r", aws_seconds=3.0001, cpu_seconds=0.1, slept_seconds=50))
+    53.001
     """
-    waiting = max(0.0, invocation.wall_seconds - invocation.cpu_seconds)
-    cpu = invocation.cpu_seconds * max(1.0, FULL_VCPU_MB / memory_mb)
-    return math.ceil((invocation.slept_seconds + waiting + cpu) * 1000) / 1000
+    return math.ceil((invocation.slept_seconds + invocation.aws_seconds) * 1000) / 1000
 
 
 def usage(
@@ -225,11 +241,9 @@ def usage(
     return Usage(
         architecture=config.architecture,
         invocations=scale * len(invocations),
-        gb_seconds=scale
-        * sum(billed_seconds(i, config.memory_mb) for i in invocations)
-        * config.memory_mb
-        / 1024,
-        cloudwatch_requests=sum(total(f"cloudwatch.{op}") for op in CLOUDWATCH_BILLED),
+        gb_seconds=scale * sum(billed_seconds(i) for i in invocations) * config.memory_mb / 1024,
+        cloudwatch_requests=total("cloudwatch.")
+        - sum(total(f"cloudwatch.{op}") for op in CLOUDWATCH_APART),
         describe_alarms=total("cloudwatch.DescribeAlarms"),
         metrics_requested=scale * sum(i.metrics_requested for i in invocations),
         custom_metrics=len({(i.region, m) for i in invocations for m in i.metrics})
@@ -353,15 +367,16 @@ class LogBytes(logging.Handler):
 
 
 class Context:
-    """Lambda's context for one invocation whose sleeps are counted, not slept."""
+    """Lambda's context for one invocation whose sleeps are counted, not slept: its remaining
+    time in AWS seconds, as Lambda's (the scaled clock's, less the sleeps counted)."""
 
     def __init__(self, seconds: float) -> None:
         self.aws_request_id = uuid.uuid4().hex[:12]
-        self.deadline = time.monotonic() + seconds
+        self.deadline = clock.monotonic() + seconds
         self.slept = 0.0
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic() - self.slept) * 1000))
+        return max(0, int((self.deadline - clock.monotonic() - self.slept) * 1000))
 
     def sleep(self, seconds: float) -> None:
         self.slept += seconds
@@ -390,7 +405,7 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
                 )
                 lines: list[str] = []
                 clients = Clients(endpoints=manifest.endpoints, hooks=meter.hooks(), home=region)
-                wall, cpu = time.monotonic(), time.process_time()
+                began, cpu = clock.monotonic(), time.process_time()
                 summary = lambda_entry.watch(
                     region,
                     context,
@@ -399,7 +414,7 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
                     emit=lines.append,
                     cadence=config.cadence,
                 )
-                inv.wall_seconds = time.monotonic() - wall
+                inv.aws_seconds = clock.monotonic() - began
                 inv.cpu_seconds = time.process_time() - cpu
                 inv.slept_seconds = context.slept
                 inv.evaluations = int(summary["evaluations"])
@@ -472,16 +487,38 @@ def per_evaluation(invocations: Sequence[Invocation]) -> str:
         f"{sum(i.read_units for i in invocations) / evaluations:.1f} RRU, "
         f"{sum(i.write_units for i in invocations) / evaluations:.1f} WRU; "
         f"{sum(i.log_bytes for i in invocations) / evaluations:.0f} log bytes; "
-        f"CPU {cpu:.3f} s"
+        f"CPU {cpu:.3f} s, "
+        f"{sum(i.aws_seconds for i in invocations) / evaluations:.2f} AWS s"
     )
 
 
-def levers(baseline: Sequence[Invocation], prices: Mapping[str, Price], **shape: int) -> None:
-    """The levers not taken, priced from the baseline's measured invocations: its cadence at
-    the deployed size, and Lambda durable functions (waits not billed; a step and a wait per
-    evaluation)."""
-    sized = replace(BASELINE, cadence=WatcherCadence.MINUTE, metrics_per_region=1)
-    sized = replace(sized, memory_mb=DEPLOYED.memory_mb, architecture=DEPLOYED.architecture)
+def levers(
+    baseline: Sequence[Invocation],
+    deployed: Sequence[Invocation],
+    size: Config,
+    prices: Mapping[str, Price],
+    **shape: int,
+) -> None:
+    """The levers not taken, priced from the measured invocations: every watcher every interval
+    at the deployed ``size``; Lambda durable functions (waits not billed; a step and a wait per
+    evaluation); arm64; the active region's own watcher alive all its minute (its cut-off check
+    every interval, :mod:`controller.watchers.isolation`)."""
+    deployed_total = sum(line.dollars for line in bill(usage(deployed, size, **shape), prices))
+    other = "arm64" if size.architecture != "arm64" else "x86_64"
+    arm = sum(
+        line.dollars
+        for line in bill(usage(deployed, size.sized(size.memory_mb, other), **shape), prices)
+    )
+    own_minute = sum(
+        max(0.0, WATCHER_SCHEDULE.period_seconds - billed_seconds(i))
+        for i in deployed
+        if i.evaluations == 1
+    ) / max(1, len({i.region for i in deployed if i.evaluations == 1}))
+    scale = MONTH_SECONDS / WATCHER_SCHEDULE.period_seconds / shape["minutes"]
+    arch = "arm64" if size.architecture == "arm64" else "x86"
+    awake_own = own_minute * scale * size.memory_mb / 1024
+    awake_own *= prices[f"lambda_gb_second_{arch}"].amount
+    sized = replace(size, cadence=WatcherCadence.MINUTE, metrics_per_region=1)
     minute = sum(line.dollars for line in bill(usage(baseline, sized, **shape), prices))
     awake = [replace(i, slept_seconds=0.0) for i in baseline]
     durable = sum(line.dollars for line in bill(usage(awake, sized, **shape), prices))
@@ -492,22 +529,41 @@ def levers(baseline: Sequence[Invocation], prices: Mapping[str, Price], **shape:
         f"levers not taken: every watcher every interval at {sized.memory_mb} MB "
         f"{sized.architecture}: ${minute:.2f}; durable functions (no billed wait, "
         f"{operations:,.0f} operations at ${prices['lambda_durable_operation'].amount * 1e6:.2f} "
-        f"per million): ${durable:.2f}"
+        f"per million): ${durable:.2f}; the deployed cadence on {other}: ${arm:.2f} "
+        f"(${deployed_total - arm:+.2f}); the active region's watcher alive its whole minute "
+        f"(its cut-off check every interval, the two-writer window kept at 60 s): "
+        f"${deployed_total + awake_own:.2f} (+${awake_own:.2f})"
     )
 
 
-def main(minutes: int = 5) -> None:
+def deployed_size(box: Any) -> tuple[int, str]:
+    """The memory and architecture of the watcher functions the program deployed (the first
+    region's; the program gives every region the same)."""
+    from controller.aws import Clients
+
+    region = box.topology.regions.all[0]
+    got = (
+        Clients(endpoints=box.manifest.endpoints)
+        .client("lambda", region)
+        .get_function_configuration(FunctionName=box.topology.watcher_function(region))
+    )
+    return int(got["MemorySize"]), str((got.get("Architectures") or ["x86_64"])[0])
+
+
+def main(minutes: int = 5, time_scale: float = DEFAULT_TIME_SCALE) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     from sandbox import Sandbox
 
     prices = load_prices()
     measured: dict[str, list[Invocation]] = {}
+    configs = {BASELINE.name: BASELINE}
     with tempfile.TemporaryDirectory() as tmp:
-        box = Sandbox.up(EXAMPLE, Path(tmp) / ".failover")
+        box = Sandbox.up(EXAMPLE, Path(tmp) / ".failover", time_scale=time_scale)
         try:
             rss = resident_mb(box)
-            for config in (BASELINE, DEPLOYED):
+            configs[DEPLOYED.name] = DEPLOYED.sized(*deployed_size(box))
+            for config in configs.values():
                 box.reset()
                 measured[config.name] = measure(box, config, minutes)
             regions = len(box.topology.regions.all)
@@ -515,7 +571,7 @@ def main(minutes: int = 5) -> None:
         finally:
             box.down()
     bills = {}
-    for config in (BASELINE, DEPLOYED):
+    for config in configs.values():
         invs = measured[config.name]
         u = usage(invs, config, minutes=minutes, regions=regions, replicas=replicas)
         bills[config.name] = bill(u, prices)
@@ -533,7 +589,8 @@ def main(minutes: int = 5) -> None:
     print(
         f"\nthe watchers of {EXAMPLE.relative_to(REPO)} ({regions} regions), a 30-day month, "
         f"prices read {', '.join(dates)} ({PRICES.relative_to(REPO)}); measured {minutes} "
-        f"minute(s) per configuration; a watcher invocation's peak resident memory: {rss:.0f} MB"
+        f"minute(s) per configuration at k = {time_scale:g} (AWS seconds priced); a watcher "
+        f"invocation's peak resident memory: {rss:.0f} MB"
     )
     print(f"{'line':34} {'baseline':>22} {'deployed':>22}")
     for old, new in zip(bills["baseline"], bills["deployed"], strict=True):
@@ -544,7 +601,15 @@ def main(minutes: int = 5) -> None:
     before = sum(line.dollars for line in bills["baseline"])
     after = sum(line.dollars for line in bills["deployed"])
     print(f"{'total a month':34} {'':>12} ${before:>8.2f} {'':>12} ${after:>8.2f}")
-    levers(measured["baseline"], prices, minutes=minutes, regions=regions, replicas=replicas)
+    levers(
+        measured["baseline"],
+        measured["deployed"],
+        configs["deployed"],
+        prices,
+        minutes=minutes,
+        regions=regions,
+        replicas=replicas,
+    )
     print(
         f"ratio deployed/baseline: {after / before:.3f}; goal at most ${GOAL_DOLLARS:.2f}: "
         f"{'met' if after <= GOAL_DOLLARS else 'NOT met'}"
@@ -555,5 +620,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("minutes", nargs="?", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one minute per configuration")
+    parser.add_argument(
+        "--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="AWS seconds per wall second"
+    )
     ns = parser.parse_args()
-    main(1 if ns.quick else ns.minutes)
+    main(1 if ns.quick else ns.minutes, ns.time_scale)

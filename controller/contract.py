@@ -114,9 +114,6 @@ class WatcherSchedule:
     #: evaluation that reads every component), a steady evaluation takes about 0.035 s of CPU,
     #: 0.3 s at 192 MB's share. 256 MB would put the example's watchers over $10 a month.
     memory_mb: int = 192
-    #: The instruction set: arm64 costs a fifth less per GB-second than x86_64, and the handler
-    #: is pure Python (its bundle is built for the architecture declared).
-    architecture: str = "arm64"
     #: Which watchers evaluate every interval (:class:`WatcherCadence`).
     cadence: WatcherCadence = WatcherCadence.SENTINEL
     #: The longest timeout given: 15 minutes, which every Lambda API version and provider

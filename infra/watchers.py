@@ -212,9 +212,6 @@ class Watchers(pulumi.ComponentResource):
             architectures=[self.target.architecture.value],
             code=pulumi.FileArchive(str(self.bundle.path)),
             memory_size=SCHEDULE.memory_mb,
-            # arm64: a fifth cheaper per GB-second; the bundle is built for the architecture
-            # the function declares (infra/bundle.py)
-            architectures=[SCHEDULE.architecture],
             timeout=self.timeout,
             # no reserved concurrency (see the module's docstring)
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),

@@ -223,7 +223,7 @@ def _sentinel(
         topology,
         decision.active,
         known,
-        time.time(),
+        clock.now(),
         me=region,
         silent_after=cadences.SILENT_INTERVALS * interval + MARGIN_SECONDS,
     )

@@ -153,17 +153,17 @@ def test_no_reserved_concurrency_so_an_account_with_a_low_quota_takes_the_watche
         assert fn.get("reservedConcurrentExecutions") in (None, -1), region
 
 
-def test_each_watcher_is_the_arm64_function_of_the_size_the_cost_bench_prices(run: Run) -> None:
-    """``bench/cost.py`` prices :data:`SCHEDULE`'s memory and architecture; the functions
-    deployed are those (192 MB arm64: the example's watchers under $10 a month)."""
-    assert (SCHEDULE.memory_mb, SCHEDULE.architecture) == (192, "arm64")
+def test_each_watcher_is_the_function_of_the_size_the_cost_bench_prices(run: Run) -> None:
+    """``bench/cost.py`` prices the memory and architecture the deployed function declares
+    (192 MB: the example's watchers under $10 a month). x86_64, the sandbox's processor: a
+    bundle built for arm64 carries pydantic-core compiled for aarch64, which this host cannot
+    run, and the rehearsal is the deployment."""
+    assert SCHEDULE.memory_mb == 192
     for region, fn in watchers(run).items():
-        assert fn["architectures"] == ["arm64"], region
+        assert fn["architectures"] == [Architecture.X86_64.value], region
         assert int(fn["memorySize"]) == 192, region
-        # Lambda takes any memory from 128 MB to 10,240 MB in 1-MB steps
-        assert (
-            int(lambda_shape("MemorySize")["min"]) <= 192 <= int(lambda_shape("MemorySize")["max"])
-        )
+    # Lambda takes any memory from 128 MB to 10,240 MB in 1-MB steps
+    assert int(lambda_shape("MemorySize")["min"]) <= 192 <= int(lambda_shape("MemorySize")["max"])
 
 
 def test_a_failover_started_by_the_last_evaluation_fits_in_the_timeout(run: Run) -> None:

@@ -34,6 +34,7 @@ AMOUNTS = {
     "cloudwatch_custom_metric": 0.30,
     "cloudwatch_alarm_standard": 0.10,
     "cloudwatch_api_request": 0.01 / 1000,
+    "cloudwatch_describe_alarms": 0.01 / 1000,
     "cloudwatch_get_metric_data": 0.01 / 1000,
     "cloudwatch_logs_ingest_gb": 0.50,
     "dynamodb_read_unit": 0.125 / 1e6,
@@ -52,8 +53,8 @@ def prices(cost: ModuleType) -> dict[str, object]:
 
 
 def one_minute(cost: ModuleType) -> list[object]:
-    """One region's watcher, one invocation in its one measured minute: 50 s asleep, 1 s of
-    wall time of which 0.5 s of CPU, and what it called."""
+    """One region's watcher, one invocation in its one measured minute: 50 AWS seconds asleep,
+    1 AWS second evaluating (0.5 s of this host's CPU), and what it called."""
     calls = collections.Counter(
         {
             "cloudwatch.DescribeAlarms": 3,
@@ -67,7 +68,7 @@ def one_minute(cost: ModuleType) -> list[object]:
         cost.Invocation(
             "us-west-2",
             evaluations=6,
-            wall_seconds=1.0,
+            aws_seconds=1.0,
             cpu_seconds=0.5,
             slept_seconds=50.0,
             calls=calls,
@@ -81,7 +82,7 @@ def one_minute(cost: ModuleType) -> list[object]:
 
 
 def test_a_month_of_one_invocation_a_minute_priced_line_by_line(cost: ModuleType) -> None:
-    # 2,048 MB: more than a vCPU's worth, so the CPU takes its measured time: 51.0 s billed
+    # 51.0 AWS seconds billed: asleep and evaluating, as the scaled clock measured them
     config = cost.Config("fixed", cost.WatcherCadence.MINUTE, 2048, "x86_64")
     usage = cost.usage(one_minute(cost), config, minutes=1, regions=1, replicas=2)
     bill = {line.item: line for line in cost.bill(usage, prices(cost))}
@@ -94,11 +95,12 @@ def test_a_month_of_one_invocation_a_minute_priced_line_by_line(cost: ModuleType
     assert bill["X-Ray traces"].dollars == pytest.approx(0.216)  # 43,200 at $5 per M
     assert bill["CloudWatch custom metrics"].dollars == pytest.approx(0.30)
     assert bill["CloudWatch alarms"].dollars == pytest.approx(0.10)  # one dead-man alarm
-    # PutMetricData is billed per request, DescribeAlarms not, GetMetricData per metric
+    # PutMetricData and DescribeAlarms are billed per request (CW:Requests), GetMetricData per
+    # metric requested
     assert bill["CloudWatch API requests"].quantity == pytest.approx(86_400)
     assert bill["CloudWatch API requests"].dollars == pytest.approx(0.864)
     assert bill["CloudWatch DescribeAlarms"].quantity == pytest.approx(129_600)
-    assert bill["CloudWatch DescribeAlarms"].dollars == 0
+    assert bill["CloudWatch DescribeAlarms"].dollars == pytest.approx(1.296)
     assert bill["CloudWatch GetMetricData"].dollars == pytest.approx(4.32)  # 432,000 metrics
     # (1,000 + 330 bytes) x 43,200 = 57,456,000 bytes = 0.05351 GiB at $0.50
     assert bill["CloudWatch Logs ingested"].dollars == pytest.approx(0.026754, rel=1e-3)
@@ -123,9 +125,8 @@ def test_memory_architecture_and_measured_minutes_scale_the_bill(cost: ModuleTyp
         return float(cost.bill(usage, prices(cost))[0].dollars)
 
     assert duration(arm) == pytest.approx(4_406_400 * 0.0000133334)  # arm64's rate
-    # 256 MB: an eighth of the memory, and its CPU at 256/1769 of a vCPU: 0.5 s -> 3.455 s
-    billed = 50.0 + 0.5 + 0.5 * 1769 / 256
-    assert duration(small) == pytest.approx(billed * 0.25 * 43_200 * 0.0000133334, rel=1e-4)
+    # 256 MB: an eighth of the memory, the same 51 AWS seconds (what the scaled clock measured)
+    assert duration(small) == pytest.approx(51.0 * 0.25 * 43_200 * 0.0000133334, rel=1e-4)
     # the same invocation measured over two minutes is half as many a month
     assert duration(x86, minutes=2) == pytest.approx(duration(x86) / 2)
 
@@ -144,3 +145,5 @@ def test_every_price_says_when_it_was_read_and_where(cost: ModuleType) -> None:
         assert len(price.read) == 10 and price.read[4] == "-", name  # YYYY-MM-DD
         assert price.amount >= 0 and price.per, name
     assert table["lambda_gb_second_arm64"].amount < table["lambda_gb_second_x86"].amount
+    # every CloudWatch API request but GetMetricData's is metered: DescribeAlarms too
+    assert table["cloudwatch_describe_alarms"].amount == table["cloudwatch_api_request"].amount > 0
