@@ -71,6 +71,18 @@ ENV_WATCHER_STACK = "FAILOVER_STACK"
 WATCHER_SPEC_FILE = "topology.yaml"
 
 
+class WatcherCadence(StrEnum):
+    """How often each deployed watcher evaluates within its minute
+    (:mod:`controller.watchers.cadence`)."""
+
+    #: One watcher outside the active region evaluates every interval; the others once a minute,
+    #: and every interval only while something is not calm.
+    SENTINEL = "sentinel"
+    #: Every watcher evaluates every interval through its minute (the cadence before issue #27:
+    #: the cost bench's baseline).
+    MINUTE = "minute"
+
+
 @dataclass(frozen=True)
 class WatcherSchedule:
     """How the deployed watchers are invoked, and for how long: the schedule's one place.
@@ -97,8 +109,13 @@ class WatcherSchedule:
     max_event_age_seconds: int = 60
     #: No retry of a failed invocation: the next minute's is the retry.
     retries: int = 0
-    #: The function's memory (MB); its CPU share scales with it.
-    memory_mb: int = 512
+    #: The function's memory (MB); its CPU share (of a vCPU at 1,769 MB) scales with it.
+    #: Measured by ``bench/cost.py``: an invocation peaks at about 105 MB resident (a first
+    #: evaluation that reads every component), a steady evaluation takes about 0.035 s of CPU,
+    #: 0.3 s at 192 MB's share. 256 MB would put the example's watchers over $10 a month.
+    memory_mb: int = 192
+    #: Which watchers evaluate every interval (:class:`WatcherCadence`).
+    cadence: WatcherCadence = WatcherCadence.SENTINEL
     #: The longest timeout given: 15 minutes, which every Lambda API version and provider
     #: accepts (botocore's model now documents 1,800 s).
     max_timeout_seconds: int = 900

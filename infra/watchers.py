@@ -10,7 +10,8 @@ not evaluated for three minutes (its ``Evaluations`` metric, emitted in embedded
 missing data breaching). The deployed manifest goes into the control table (its ``manifest``
 item), where every watcher reads it.
 
-The schedule's parameters are :data:`controller.contract.WATCHER_SCHEDULE`'s: each invocation
+The schedule's parameters are :data:`controller.contract.WATCHER_SCHEDULE`'s (its memory,
+architecture and cadence are what the watchers cost: ``bench/cost.py``): each invocation
 evaluates inside its minute; its timeout is the minute plus a failover's whole budget
 (:func:`run_budget`), so a failover its last evaluation starts is not cut. No reserved
 concurrency: reserving even 1 is refused on an account whose unreserved pool would drop below

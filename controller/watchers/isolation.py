@@ -30,6 +30,15 @@ starts writing no earlier than its watchers' detection, ``failure_threshold - 1`
 their first bad evaluation, and no earlier than ``t0 + lease`` if the cut-off watcher held the
 lease. Two regions write for at most ``lease + (3 - failure_threshold) * I + C + F`` seconds:
 60 + 0 + C + F for the example's policy (lease 60 s, interval 10 s, threshold 3).
+
+Under the sentinel cadence (:mod:`controller.watchers.cadence`) the active region's own watcher
+is never the sentinel: while calm it evaluates once a minute, so it may see the cut only ``P``
+(the schedule's period, 60 s) after ``t0``, and every interval ``I`` from then on. It stops
+writing by ``t0 + P + C + lease + I + F``, and two regions write for at most
+``lease + P + (2 - failure_threshold) * I + C + F``: 110 + C + F seconds for the example, 50 s
+more than when every watcher evaluated every interval. That is the price of the cadence (a
+second function alive all the time would put the example's watchers over $10 a month:
+``bench/cost.py``).
 """
 
 from __future__ import annotations

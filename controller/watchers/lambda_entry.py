@@ -18,10 +18,13 @@ engine: the
    while the next evaluation can end inside the invocation's minute (its schedule's period,
    :data:`~controller.contract.WATCHER_SCHEDULE`) and before its timeout: the next minute's
    invocation finds it ended. Only a failover its last evaluation started runs on, for as
-   long as the timeout allows (the failover's budget, set by ``infra/watchers.py``);
-4. after every evaluation writes one JSON log line, one embedded-metric-format record (the
-   ``Evaluations`` metric per region, which the dead-man alarm watches: both
-   :mod:`controller.watchers.telemetry`'s) and its item back.
+   long as the timeout allows (the failover's budget, set by ``infra/watchers.py``). Only the
+   sentinel, and a watcher whose last evaluation was not calm, evaluate that often; the others
+   end after one evaluation (:mod:`controller.watchers.cadence`: what the watchers cost);
+4. after every evaluation writes one JSON log line (with its ``cadence``: ``sentinel``,
+   ``vigilant`` or ``calm``), one embedded-metric-format record (the ``Evaluations`` metric per
+   region, which the dead-man alarm watches: both :mod:`controller.watchers.telemetry`'s) and
+   its item back.
 
 Its lease owner is ``watcher@<region>/<request id>``, so a run's owner names the region that
 acted. A run it starts that outlives the invocation keeps the lease until the lease expires;
@@ -39,12 +42,14 @@ from typing import Any, Protocol
 
 from controller import clock, contract, health
 from controller.aws import Clients
+from controller.contract import WatcherCadence
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
 from controller.engine.executor import Executor
 from controller.errors import AwsError, FailoverError, NoMajorityError, RunInterruptedError
 from controller.topology import Topology, loads
 from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
+from controller.watchers import cadence as cadences
 from controller.watchers import telemetry
 from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.isolation import Isolation
@@ -95,6 +100,7 @@ def watch(
     deployment: Deployment | None = None,
     sleep: Callable[[float], None] = clock.sleep,
     emit: Callable[[str], None] | None = None,
+    cadence: WatcherCadence = SCHEDULE.cadence,
 ) -> dict[str, Any]:
     """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
     out = emit or telemetry.to_stdout
@@ -132,6 +138,8 @@ def watch(
     period = _period()
     invoked_left = context.get_remaining_time_in_millis() / 1000.0
     done, evaluations, actions = 0, 0, []
+    is_sentinel: bool | None = None
+    role = cadences.Role.SENTINEL
     while True:
         started = clock.monotonic()
         if state is None:  # first, and after the control table stopped answering
@@ -162,7 +170,16 @@ def watch(
                 evaluations += 1
         done += 1
         actions.append(decision.action)
-        out(telemetry.log_line(region, owner, decision.to_dict() | {"ts": round(decision.time, 3)}))
+        if state is not None and is_sentinel is None and cadence is WatcherCadence.SENTINEL:
+            is_sentinel = _sentinel(topology, states, region, decision, interval)
+        role = cadences.role(cadence, decision, None if state is None else is_sentinel)
+        out(
+            telemetry.log_line(
+                region,
+                owner,
+                decision.to_dict() | {"ts": round(decision.time, 3), "cadence": role.value},
+            )
+        )
         out(
             telemetry.metric_record(
                 topology.prefix, region, decision.action, decision.consecutive_bad
@@ -175,13 +192,41 @@ def watch(
                 )
             except FailoverError as exc:
                 log.warning("watcher %s: cannot save its state: %s", region, exc)
+        if role is cadences.Role.CALM:
+            break
         left = context.get_remaining_time_in_millis() / 1000.0
         wait = max(0.0, interval - (clock.monotonic() - started))
         next_start = invoked_left - left + wait  # seconds into the invocation
         if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
             break
         sleep(wait)
-    return {"region": region, "evaluations": done, "actions": sorted(set(actions))}
+    return {
+        "region": region,
+        "evaluations": done,
+        "actions": sorted(set(actions)),
+        "role": role.value,
+    }
+
+
+def _sentinel(
+    topology: Topology, states: WatchStates, region: str, decision: Decision, interval: float
+) -> bool | None:
+    """Whether ``region``'s watcher is the sentinel this minute (None: the items are unread)."""
+    if decision.active is None:
+        return None
+    try:
+        known = states.all()
+    except FailoverError as exc:
+        log.warning("watcher %s: cannot read the other watchers' items: %s", region, exc)
+        return None
+    return cadences.sentinel(
+        topology,
+        decision.active,
+        known,
+        clock.now(),
+        me=region,
+        silent_after=cadences.SILENT_INTERVALS * interval + MARGIN_SECONDS,
+    )
 
 
 def _period() -> float:

@@ -153,6 +153,19 @@ def test_no_reserved_concurrency_so_an_account_with_a_low_quota_takes_the_watche
         assert fn.get("reservedConcurrentExecutions") in (None, -1), region
 
 
+def test_each_watcher_is_the_function_of_the_size_the_cost_bench_prices(run: Run) -> None:
+    """``bench/cost.py`` prices the memory and architecture the deployed function declares
+    (192 MB: the example's watchers under $10 a month). x86_64, the sandbox's processor: a
+    bundle built for arm64 carries pydantic-core compiled for aarch64, which this host cannot
+    run, and the rehearsal is the deployment."""
+    assert SCHEDULE.memory_mb == 192
+    for region, fn in watchers(run).items():
+        assert fn["architectures"] == [Architecture.X86_64.value], region
+        assert int(fn["memorySize"]) == 192, region
+    # Lambda takes any memory from 128 MB to 10,240 MB in 1-MB steps
+    assert int(lambda_shape("MemorySize")["min"]) <= 192 <= int(lambda_shape("MemorySize")["max"])
+
+
 def test_a_failover_started_by_the_last_evaluation_fits_in_the_timeout(run: Run) -> None:
     """The timeout is the minute plus a failover's budget: every level of the real plan with
     every step at its last retry (a run cut at the timeout waits for the lease to expire)."""

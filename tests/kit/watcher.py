@@ -24,9 +24,16 @@ class Context:
 class Memory:
     """An in-memory stand-in for the control table's watcher items."""
 
-    def __init__(self, state: WatchState | None = None, *, reachable: bool = True) -> None:
+    def __init__(
+        self,
+        state: WatchState | None = None,
+        *,
+        reachable: bool = True,
+        others: dict[str, WatchState] | None = None,
+    ) -> None:
         self.state = state
         self.reachable = reachable
+        self.others = others or {}
         self.written: list[WatchState] = []
 
     def __call__(self, table: Any) -> Memory:
@@ -39,3 +46,8 @@ class Memory:
 
     def write(self, state: WatchState) -> None:
         self.written.append(state)
+
+    def all(self) -> dict[str, WatchState]:
+        """Every watcher's item: the other regions' given, and this one's last written."""
+        mine = {self.written[-1].region: self.written[-1]} if self.written else {}
+        return self.others | mine

@@ -34,7 +34,7 @@ def clean_env() -> dict[str, str]:
 
 
 def test_the_benches_are_found() -> None:
-    assert {b.name for b in BENCHES} >= {"execute.py", "detect.py", "plan_scaling.py"}
+    assert {b.name for b in BENCHES} >= {"execute.py", "detect.py", "plan_scaling.py", "cost.py"}
 
 
 @pytest.mark.parametrize("bench", BENCHES, ids=lambda path: path.stem)

@@ -205,6 +205,19 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     assert any(
         d["action"] == "failover" and d["watcher_region"] == region_of(run.owner) for d in decisions
     )
+    # Detected at the interval cadence: the acting watcher's evaluations before its failover
+    # were the threshold's bad ones in a row, none of them the end of a calm invocation.
+    acting = [d for d in decisions if d["watcher_region"] == region_of(run.owner)]
+    at = next(i for i, d in enumerate(acting) if d["action"] == "failover")
+    threshold = box.topology.policy.failure_threshold
+    before = acting[at - (threshold - 1) : at]
+    assert [(d["action"], d["consecutive_bad"]) for d in before] == [
+        ("watch", n) for n in range(1, threshold)
+    ], acting[: at + 1]
+    assert {d["cadence"] for d in before} <= {"sentinel", "vigilant"}
+    # ... while the active region's own watcher, never the sentinel, evaluated once an invocation
+    own = {d["cadence"] for d in decisions if d["watcher_region"] == PRIMARY}
+    assert "calm" in own and "sentinel" not in own, own
 
 
 def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(

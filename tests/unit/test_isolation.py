@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from controller.contract import WATCHER_SCHEDULE
+from controller.contract import WATCHER_SCHEDULE, WatcherCadence
 from controller.errors import NoMajorityError
 from controller.topology import load
 from controller.watchers import isolation as isolated
 from controller.watchers import lambda_entry as lambda_watcher
+from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.isolation import CUT_OFF, JOINED, SELF_FENCE, Isolation, cut_off_parameter
 from controller.watchers.watcher import Watcher
 from tests.kit.manifests import fake_manifest
@@ -152,3 +153,79 @@ def test_a_cut_off_invocation_keeps_watching_and_fences_past_the_lease(
     assert summary["actions"] == sorted({CUT_OFF, SELF_FENCE})
     assert all(m["Evaluations"] == 0 for m in metrics)  # the dead-man alarm sees silence
     assert metrics[-1]["Acted"] == 1 and region.fences >= 1
+
+
+def stops_writing_after(cadence: WatcherCadence, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Seconds from a partition of the active region to its self-fence: the cut begins just
+    after its watcher's first evaluation of a minute found everything calm (the worst case of
+    the cadence), and the schedule invokes the watcher every minute."""
+    region = Region(monkeypatch)
+    start = region.now
+    cut_at = start + 0.001
+    fenced: list[float] = []
+    monkeypatch.setattr(Isolation, "fence", lambda _: (fenced.append(region.now), (7, []))[1])
+
+    class Partitioned(Memory):
+        def read(self, name: str) -> Any:
+            if region.now > cut_at:
+                raise NoMajorityError("the control table x has no majority: us-east-1 answered 500")
+            return super().read(name)
+
+    def step(self: Watcher) -> Decision:
+        if region.now > cut_at:
+            raise NoMajorityError("the control table x has no majority: us-east-1 answered 500")
+        return Decision(region.now, WatchAction.NONE, "healthy", REGION, {}, 0)
+
+    monkeypatch.setattr(lambda_watcher, "WatchStates", Partitioned())
+    monkeypatch.setattr(Watcher, "step", step)
+    monkeypatch.setattr(
+        lambda_watcher, "Isolation", functools.partial(Isolation, clock=lambda: region.now)
+    )
+    # evaluations take no time on the test's clock: every wait is the interval
+    monkeypatch.setattr(lambda_watcher.clock, "monotonic", lambda: region.now)
+    manifest = fake_manifest(TOPOLOGY)
+    deployment = lambda_watcher.Deployment(
+        TOPOLOGY, manifest, lambda_watcher.Clients(endpoints=manifest.endpoints)
+    )
+    period = WATCHER_SCHEDULE.period_seconds
+    for minute in range(4):
+        region.now = start + minute * period
+        context = Context(period + INTERVAL + lambda_watcher.MARGIN_SECONDS)
+
+        def sleep(seconds: float, context: Context = context) -> None:
+            context.left -= seconds
+            region.now += seconds
+
+        lambda_watcher.watch(
+            REGION,
+            context,
+            deployment=deployment,
+            sleep=sleep,
+            emit=lambda _: None,
+            cadence=cadence,
+        )
+        if fenced:
+            return fenced[0] - cut_at
+    raise AssertionError(f"{REGION} never fenced itself under the {cadence} cadence")
+
+
+def test_a_partitioned_active_region_fences_itself_within_the_stated_two_writer_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The window isolation.py states, shown: under the sentinel cadence the active region's own
+    watcher (calm, one evaluation a minute) sees the partition up to a minute after it began,
+    and its region stops writing ``P + lease + I`` after the cut (130 s), where every watcher
+    evaluating every interval stopped it ``2I + lease`` after (80 s). The standbys' sentinel
+    may write ``(threshold - 1) * I`` after the cut (20 s): two writers for up to 110 s, not
+    60 s (plus the check and the fence, zero here)."""
+    period = WATCHER_SCHEDULE.period_seconds
+    threshold = TOPOLOGY.policy.failure_threshold
+    every_interval = stops_writing_after(WatcherCadence.MINUTE, monkeypatch)
+    sentinel = stops_writing_after(WatcherCadence.SENTINEL, monkeypatch)
+    assert every_interval == pytest.approx(2 * INTERVAL + LEASE, abs=0.01)  # 80 s
+    assert sentinel == pytest.approx(period + LEASE + INTERVAL, abs=0.01)  # 130 s
+    two_writers = sentinel - (threshold - 1) * INTERVAL
+    assert two_writers == pytest.approx(110.0, abs=0.01)
+    assert two_writers - (every_interval - (threshold - 1) * INTERVAL) == pytest.approx(
+        50, abs=0.01
+    )

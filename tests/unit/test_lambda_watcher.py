@@ -159,8 +159,10 @@ def test_every_evaluation_is_one_json_line_and_one_embedded_metric(
     assert log["consecutive_bad"] == 1
     spec = metric["_aws"]["CloudWatchMetrics"][0]
     assert spec["Namespace"] == contract.WATCHER_NAMESPACE
-    assert ["App"] in spec["Dimensions"] and ["App", "Region"] in spec["Dimensions"]
-    assert contract.WATCHER_METRIC in {m["Name"] for m in spec["Metrics"]}
+    # one custom metric per region ($0.30 a month each): the one the dead-man alarm watches
+    assert spec["Dimensions"] == [["App", "Region"]]
+    assert [m["Name"] for m in spec["Metrics"]] == [contract.WATCHER_METRIC]
+    assert metric["Acted"] == 0 and metric["ConsecutiveBad"] == 1  # fields, for Logs Insights
     assert metric[contract.WATCHER_METRIC] == 1 and metric["Region"] == "us-west-2"
     assert metric["App"] == deployment.topology.prefix
 
