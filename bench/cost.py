@@ -9,7 +9,8 @@ CloudWatch metrics and log bytes, evaluations, CPU and wall time. The waits betw
 are not slept but counted (a sleeping Lambda function is billed all the same). Priced: dollars per
 application per month, line by line, and the ratio of the two.
 
-It measures on the sandbox's scaled clock (k = ``--time-scale``, 10 by default: the handler's
+It measures on the sandbox's scaled clock (k = ``--time-scale``, 10 by default, not the
+sandbox's 5: the handler's
 interval, its minute and Lambda's context all count AWS seconds, :mod:`controller.clock`) and
 prices AWS seconds. Billed duration per invocation = the AWS seconds it slept (counted, not slept:
 the handler's own waits between evaluations) + the AWS seconds its evaluations took (k times
@@ -85,7 +86,6 @@ from typing import Any
 
 from controller import clock
 from controller.contract import (
-    DEFAULT_TIME_SCALE,
     WATCHER_MARGIN_SECONDS,
     WATCHER_SCHEDULE,
     WatcherCadence,
@@ -105,6 +105,9 @@ LOG_PREFIX_BYTES = 70
 #: DynamoDB's units: reads per 4 KB (strongly consistent), writes per 1 KB.
 READ_UNIT_BYTES, WRITE_UNIT_BYTES = 4096, 1024
 GB = 1024**3
+#: The bench's k: each wall second of the handler's CPU counts ten AWS seconds, about what a
+#: 192 MB function's share of a vCPU (192/1,769) makes of it.
+COST_TIME_SCALE = 10.0
 #: The CloudWatch API requests not billed per request: GetMetricData is billed per metric
 #: requested, DescribeAlarms on a line of its own (the watchers' most frequent call); every
 #: other request is one of the ``CW:Requests`` (``bench/prices.toml``).
@@ -550,7 +553,7 @@ def deployed_size(box: Any) -> tuple[int, str]:
     return int(got["MemorySize"]), str((got.get("Architectures") or ["x86_64"])[0])
 
 
-def main(minutes: int = 5, time_scale: float = DEFAULT_TIME_SCALE) -> None:
+def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     from sandbox import Sandbox
@@ -621,7 +624,7 @@ if __name__ == "__main__":
     parser.add_argument("minutes", nargs="?", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one minute per configuration")
     parser.add_argument(
-        "--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="AWS seconds per wall second"
+        "--time-scale", type=float, default=COST_TIME_SCALE, help="AWS seconds per wall second"
     )
     ns = parser.parse_args()
     main(1 if ns.quick else ns.minutes, ns.time_scale)
