@@ -147,13 +147,9 @@ class Driver:
 
     def _leave_silent(self, run: Run, unreachable: Silence) -> None:
         """End every fence step still to do in a region found silent, whatever its level, in
-        one journal write: ``unverified``, fenced when the region answers (the reconciler's).
-
-        Level by level, each of them cost a lease check, a journal write to start it and one
-        to end it, one level after another, for steps that send the region nothing: on the
-        scaled clock that was a second or more of AWS time per level before the target's
-        first activation. A global step (DNS) acts without the region, and stays.
-        """
+        one journal write: ``unverified``, fenced when it answers (the reconciler's). Level by
+        level, each cost a lease check and two writes, for steps that send the region nothing;
+        a global step (DNS) acts without the region, and stays."""
         silent = unreachable.regions
         if not silent:
             return

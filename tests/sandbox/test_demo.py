@@ -119,8 +119,9 @@ def test_the_deployed_configuration_runs_on_the_scaled_clock_and_reports_both_ti
     for name in ("time_to_detect", "time_to_shift", "time_to_full_service"):
         aws, wall = report[f"{name}_seconds"], report[f"{name}_wall_seconds"]
         assert aws is not None and wall == pytest.approx(aws / scale, abs=0.01), name
-    # three bad evaluations at the deployed interval (10 s), the first of them after the outage
-    assert report["time_to_detect_seconds"] >= 2 * 10.0
+    # three bad evaluations after the outage, at the deployed interval (10 s) within one
+    # invocation; a new minute's invocation may evaluate between two of them (as on AWS)
+    assert report["time_to_detect_seconds"] >= 10.0
     assert report["time_to_full_service_seconds"] >= report["time_to_shift_seconds"]
 
 
