@@ -1,7 +1,7 @@
 """A DynamoDB table: ``ACTIVE``, its stream, and its replicas where it is a global table.
 
 A table is not fenced (a global table stays writable everywhere): writers are fenced where they
-run, and the table's mode tells the functions whether to write. :func:`replication_lag` gives
+run, and the table's mode tells the functions whether to write. :func:`read_replication_lag` gives
 the plan's precheck a replica's lag.
 """
 
@@ -59,22 +59,6 @@ class TableAction(PassiveAction):
                 component=self.component,
                 region=self.region,
             )
-
-
-def replication_lag(
-    clients: Clients,
-    manifest: Manifest,
-    component: str,
-    source: str,
-    target: str,
-    *,
-    window_seconds: int = 300,
-) -> float | None:
-    """Seconds ``target``'s replica of ``component`` lags ``source``, worst over the window
-    (see :func:`read_replication_lag`, which also says how old the figure is)."""
-    return read_replication_lag(
-        clients, manifest, component, source, target, window_seconds=window_seconds
-    )[0]
 
 
 def read_replication_lag(

@@ -15,7 +15,7 @@ import pytest
 
 from controller.actions.base import Action, State
 from controller.actions.registry import action_for
-from controller.actions.table import replication_lag
+from controller.actions.table import read_replication_lag
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, DegradedMode
 from controller.errors import PermanentStepError, TransientStepError
@@ -297,7 +297,9 @@ def test_stream_kind_reads_activates_and_goes_missing(fresh_sandbox: Sandbox) ->
 
 def test_replication_lag_reads_the_cloudwatch_metric(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
-    assert replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY) is None
+    assert (
+        read_replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)[0] is None
+    )
     plain(box, "cloudwatch", PRIMARY).put_metric_data(
         Namespace="AWS/DynamoDB",
         MetricData=[
@@ -313,7 +315,7 @@ def test_replication_lag_reads_the_cloudwatch_metric(fresh_sandbox: Sandbox) -> 
             for value in (1200.0, 2500.0)
         ],
     )
-    lag = replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)
+    lag = read_replication_lag(box.clients, box.manifest, "orders-table", PRIMARY, STANDBY)[0]
     assert lag == pytest.approx(2.5)
 
 

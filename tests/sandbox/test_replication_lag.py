@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.actions.table import replication_lag
+from controller.actions.table import read_replication_lag
 from controller.topology import EXAMPLE_SPEC
 from sandbox import Sandbox
 from sandbox.replicator import Replicator
@@ -48,7 +48,7 @@ def write_then_read_lag(box: Sandbox, active: str, other: str, writes: int) -> f
     deadline = time.monotonic() + 45
     lag = None
     while time.monotonic() < deadline and lag is None:
-        lag = replication_lag(box.clients, box.manifest, TABLE, active, other)
+        lag = read_replication_lag(box.clients, box.manifest, TABLE, active, other)[0]
         if lag is None:
             time.sleep(0.5)
     return lag

@@ -161,7 +161,7 @@ def with_policy(topology: Topology, **policy: Any) -> Topology:
 def caught_up(box: Sandbox, source: str) -> None:
     """Replicate a fresh write from ``source`` with the replicator (no lag), until CloudWatch
     holds the ``ReplicationLatency`` it measured, as a global table's would."""
-    from controller.actions.table import replication_lag
+    from controller.actions.table import read_replication_lag
     from sandbox.replicator import Replicator
 
     replicator = Replicator(box.topology, box.manifest, box.clients, lag=0.0)
@@ -173,7 +173,9 @@ def caught_up(box: Sandbox, source: str) -> None:
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            lag = replication_lag(box.clients, box.manifest, "orders-table", source, PRIMARY)
+            lag = read_replication_lag(box.clients, box.manifest, "orders-table", source, PRIMARY)[
+                0
+            ]
             if lag is not None:
                 return
             replicator.sync(source)
