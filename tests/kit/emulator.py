@@ -24,6 +24,8 @@ from controller.aws import Clients
 from controller.contract import GLOBAL
 from controller.topology import Kind
 from sandbox import Sandbox
+from sandbox.lambda_.invoke import Invoker
+from sandbox.state import LOG_DIR
 from tests.kit.cli import CliResult
 from tests.kit.paths import EXAMPLE, REPO
 
@@ -198,3 +200,15 @@ def pid_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def new_invoker(box: Sandbox) -> Invoker:
+    """An invoker on ``box``, started (as the data plane and each watcher make theirs)."""
+    made = Invoker(
+        box.manifest.endpoints,
+        box.state_dir / "lambda",
+        box.state_dir / LOG_DIR / "functions",
+        box.state.secret,
+    )
+    made.start()
+    return made

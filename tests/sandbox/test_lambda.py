@@ -37,7 +37,7 @@ from sandbox.endpoint import RegionalEndpoint, deployed_routes
 from sandbox.lambda_.invoke import Invocation, Invoker, Outcome, Throttled
 from sandbox.state import LOG_DIR
 from sandbox.watchers import AsyncConfig, deliver
-from tests.kit.emulator import pid_alive, plain
+from tests.kit.emulator import new_invoker, pid_alive, plain
 
 pytestmark = pytest.mark.sandbox
 
@@ -113,18 +113,6 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield sandbox
     finally:
         sandbox.down()
-
-
-def new_invoker(box: Sandbox) -> Invoker:
-    """An invoker on ``box``, started (as the data plane and each watcher make theirs)."""
-    made = Invoker(
-        box.manifest.endpoints,
-        box.state_dir / "lambda",
-        box.state_dir / LOG_DIR / "functions",
-        box.state.secret,
-    )
-    made.start()
-    return made
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from controller.contract import GLOBAL
 from sandbox import Sandbox
 from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
 from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
-from sandbox.lambda_.invoke import Invoker, Outcome, Throttled
+from sandbox.lambda_.invoke import Outcome, Throttled
 from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
 from sandbox.router import Resolver
-from sandbox.state import LOG_DIR
+from tests.kit.emulator import new_invoker
 from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -148,15 +148,9 @@ def test_a_function_fenced_to_0_that_still_gets_calls_fires_its_throttles_alarm_
     box.clients.client("lambda", PRIMARY).put_function_concurrency(
         FunctionName=ref.name, ReservedConcurrentExecutions=0
     )
-    invoker = Invoker(
-        box.manifest.endpoints,
-        box.state_dir / "lambda",
-        box.state_dir / LOG_DIR / "functions",
-        box.state.secret,
-    )
+    invoker = new_invoker(box)
     metrics = Metrics(lambda region: box.clients.client("cloudwatch", region))
     invoker.observers.append(LambdaMetrics(metrics))
-    invoker.start()
     box.evaluate_alarms(True)
     try:
         throttled_at = clock.now()
