@@ -62,6 +62,9 @@ GOALS: dict[str, float | None] = {
     "run_end": None,
     "full_service": 100.0,
 }
+#: The clients' requests per AWS second (each is served through the emulator's API, a Lambda
+#: runtime process and DynamoDB: at k, k times as many per wall second).
+RATE = 2.0
 CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -143,7 +146,9 @@ class CpuTrace:
         return (last[2] - first[2]) / ((last[1] - first[1]) * CORES)
 
 
-def one_outage(scale: float, mode: str, phases: tuple[float, float]) -> dict[str, float]:
+def one_outage(
+    scale: float, mode: str, phases: tuple[float, float], rate: float = RATE
+) -> dict[str, float]:
     """One demo at ``scale``: each figure's AWS seconds (NaN when it did not happen) and, under
     ``<figure>_cpu``, the CPU share of its period."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +163,7 @@ def one_outage(scale: float, mode: str, phases: tuple[float, float]) -> dict[str
                     mode=mode,
                     warmup=phases[0],
                     after=phases[1],
-                    rate=10.0,
+                    rate=rate,
                     time_scale=scale,
                     page_port=None,
                 )
@@ -191,12 +196,13 @@ def rehearse(
     phases: tuple[float, float],
     modes: tuple[str, ...],
     say: Callable[..., None],
+    rate: float = RATE,
 ) -> dict[str, list[dict[str, float]]]:
     """K outages per mode at ``scale``, each outage's figures."""
     by_mode: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for i in range(k):
         for mode in modes:
-            got = one_outage(scale, mode, phases)
+            got = one_outage(scale, mode, phases, rate)
             by_mode[mode].append(got)
             shown = " ".join(f"{name}={got[name]:.1f}" for name in GOALS)
             say(
@@ -241,16 +247,17 @@ def main(
     modes: tuple[str, ...] = MODES,
     scale: float = DEFAULT_TIME_SCALE,
     against: float | None = None,
+    rate: float = RATE,
 ) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     say = lambda line: print(line, flush=True)  # noqa: E731
-    here = table(scale, rehearse(k, scale, phases, modes, say))
+    here = table(scale, rehearse(k, scale, phases, modes, say, rate))
     full = here["all"]["full_service"]
     print(f"ratio_full_service_to_goal={full / 100.0:.2f} (k={scale:g})")
     if against is None:
         return
-    there = table(against, rehearse(k, against, phases, modes, say))
+    there = table(against, rehearse(k, against, phases, modes, say, rate))
     print(f"\nratio k={against:g}/k={scale:g} of each median (AWS s; within 0.8-1.2 wanted)")
     for row in here:
         ratios = {name: there[row][name] / here[row][name] for name in GOALS}
@@ -271,6 +278,8 @@ if __name__ == "__main__":
         "--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="AWS seconds per wall second"
     )
     parser.add_argument("--against", type=float, default=None, help="a second scale to compare")
+    parser.add_argument("--rate", type=float, default=RATE, help="requests per AWS second")
+    parser.add_argument("--modes", default=",".join(MODES), help="failure modes, comma-separated")
     args = parser.parse_args()
     if not args.time_scale > 0 or (args.against is not None and not args.against > 0):
         parser.error("--time-scale and --against: AWS seconds per wall second, above 0")
@@ -279,4 +288,7 @@ if __name__ == "__main__":
     if args.quick:
         main(1, phases=QUICK_PHASES, modes=("down",), scale=args.time_scale)
     else:
-        main(args.k, scale=args.time_scale, against=args.against)
+        modes = tuple(args.modes.split(","))
+        if not set(modes) <= set(MODES) or not args.rate > 0:
+            parser.error(f"--modes: some of {','.join(MODES)}; --rate: above 0")
+        main(args.k, scale=args.time_scale, against=args.against, rate=args.rate, modes=modes)

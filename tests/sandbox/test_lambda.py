@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from controller import clock
 from sandbox import Sandbox
 from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
 from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
@@ -42,6 +43,8 @@ from tests.kit.emulator import new_invoker, pid_alive, plain
 pytestmark = pytest.mark.sandbox
 
 REGION = "us-east-1"
+#: The scaled clock of the test that needs one (AWS seconds per wall second).
+SCALED = 2.0
 TOPOLOGY = """\
 app: lam
 regions: {primary: us-east-1, standby: [us-west-2]}
@@ -97,8 +100,8 @@ def handler(event, context):
 """
 
 
-@pytest.fixture(scope="module")
-def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def deploy(tmp_path_factory: pytest.TempPathFactory, time_scale: float = 1.0) -> Sandbox:
+    """The small application above, deployed on a sandbox at ``time_scale``."""
     tmp = tmp_path_factory.mktemp("lambda")
     (tmp / "topology.yaml").write_text(TOPOLOGY, encoding="utf-8")
     plain, bundled = tmp / "plain", tmp / "with_yaml"
@@ -108,7 +111,12 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     (bundled / "requirements.txt").write_text("PyYAML\n", encoding="utf-8")
     (plain / "slow.py").write_text(SLOW, encoding="utf-8")
     (plain / "env.py").write_text(textwrap.dedent(ENV), encoding="utf-8")
-    sandbox = Sandbox.up(tmp / "topology.yaml", tmp / ".failover")
+    return Sandbox.up(tmp / "topology.yaml", tmp / ".failover", time_scale=time_scale)
+
+
+@pytest.fixture(scope="module")
+def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sandbox = deploy(tmp_path_factory)
     try:
         yield sandbox
     finally:
@@ -116,8 +124,31 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture
+def scaled(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The same application on a scaled clock (k = SCALED): its periods are AWS seconds."""
+    found = clock.current()
+    sandbox = deploy(tmp_path_factory, SCALED)
+    try:
+        yield sandbox
+    finally:
+        try:
+            sandbox.down()
+        finally:
+            clock.use(found)  # the module's sandbox's clock, for the tests after this one
+
+
+@pytest.fixture
 def invoker(box: Sandbox) -> Iterator[Invoker]:
     made = new_invoker(box)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def scaled_invoker(scaled: Sandbox) -> Iterator[Invoker]:
+    made = new_invoker(scaled)
     try:
         yield made
     finally:
@@ -366,11 +397,14 @@ def test_a_region_that_recovers_returns_its_alarms_to_ok_only_through_its_metric
 
 
 def test_an_invocation_due_while_one_runs_is_throttled_and_retried_or_dropped_as_configured(
-    box: Sandbox, invoker: Invoker, metered: Metrics
+    scaled: Sandbox, scaled_invoker: Invoker
 ) -> None:
     """Reserved concurrency 1 and one invocation running: an asynchronous event due meanwhile
     is throttled; with a maximum event age that outlasts the running one it is retried and
-    runs, with one shorter than a backoff it is dropped, never run."""
+    runs, with one shorter than a backoff it is dropped, never run. On the scaled clock: the
+    event's age and Lambda's backoff are AWS seconds."""
+    box, invoker = scaled, scaled_invoker
+    assert clock.current().scale == SCALED
     name = box.manifest.ref("slow", REGION).name
     plain(box, "lambda", REGION).put_function_concurrency(
         FunctionName=name, ReservedConcurrentExecutions=1

@@ -49,9 +49,6 @@ LEASE = 12.0
 THRESHOLD = 2
 #: Seconds between two scheduled invocations: short, so that every test crosses invocations.
 SCHEDULE = 15.0
-#: A watcher timeout (seconds) shorter than a run whose target answers in SLOW_TARGET s.
-CUT_TIMEOUT = 16
-SLOW_TARGET = 2.0
 
 
 T = TypeVar("T")
@@ -128,22 +125,6 @@ def watcher_function(box: Sandbox, region: str) -> str:
     watcher = box.manifest.regions[region].watcher
     assert watcher is not None
     return watcher.function
-
-
-def watcher_errors(box: Sandbox, region: str, function: str) -> float:
-    """Lambda's Errors of ``function`` in ``region`` over the last ten minutes (a timeout is
-    one: Lambda counts an invocation it killed as an error)."""
-    now = time.time()
-    got = box.clients.client("cloudwatch", region).get_metric_statistics(
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Dimensions=[{"Name": "FunctionName", "Value": function}],
-        StartTime=now - 600,
-        EndTime=now + 60,
-        Period=60,
-        Statistics=["Sum"],
-    )
-    return float(sum(p["Sum"] for p in got["Datapoints"]))
 
 
 def journal(box: Sandbox) -> Journal:
@@ -271,49 +252,6 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     box.heal(PRIMARY)
     until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the returning primary is fenced")
     assert mode(box, OTHER) == "standby"
-
-
-def test_a_watcher_invocation_that_outlives_its_timeout_is_killed_and_the_next_holder_finishes_its_run(  # noqa: E501
-    watched: Sandbox,
-) -> None:
-    """Lambda kills an invocation at its timeout whatever it is doing: here mid-run, holding
-    the lease (the target turns slow once the run has begun: 2 s a call, so its remaining
-    levels outlast any invocation). The run is not lost: a later invocation takes the lease
-    once it has expired and finishes it, and the end state is an uninterrupted run's."""
-    box = watched
-    box.stop_watchers()
-    name = watcher_function(box, OTHER)
-    lam = box.clients.client("lambda", OTHER)
-    deployed = lam.get_function_configuration(FunctionName=name)["Timeout"]
-    lam.update_function_configuration(FunctionName=name, Timeout=CUT_TIMEOUT)
-    try:
-        box.start_watchers([OTHER, PRIMARY], schedule=SCHEDULE)
-        box.fail(PRIMARY, "hang")
-        run = until(lambda: running(box), 120, "OTHER's watcher starts a failover")
-        box.model_round_trip(SLOW_TARGET, [STANDBY])
-        first = run.owner
-        assert region_of(first) == OTHER
-        until(lambda: watcher_errors(box, OTHER, name) >= 1, 60, "the invocation is killed")
-        held = journal(box).holder()
-        assert held is not None and held.owner == first  # killed holding it: never released
-        assert journal(box).run(run.id).status is RunStatus.RUNNING
-        box.model_round_trip(0, [STANDBY])  # the next holder's invocation can finish it
-        done = until(
-            lambda: (r := journal(box).run(run.id)).status is not RunStatus.RUNNING and r,
-            120,
-            "a later invocation finishes the run",
-        )
-    finally:
-        box.model_round_trip(0, [STANDBY])  # (the hung primary takes no setting)
-        lam.update_function_configuration(FunctionName=name, Timeout=deployed)
-    assert done.status is RunStatus.COMPLETED, done.status
-    assert done.owner != first and region_of(done.owner) == OTHER  # another invocation
-    assert done.updated >= held.expires_at  # taken over only once the lease expired
-    assert journal(box).desired(PRIMARY).active == STANDBY
-    assert mode(box, STANDBY) == "active"
-    assert all(s.state.finished for s in done.steps.values())
-    assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
-    box.heal(PRIMARY)
 
 
 def test_paused_automation_stops_every_watchers_failover_but_not_their_evaluations(
