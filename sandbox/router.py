@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from controller import clock
 from controller.aws import Clients
 from controller.contract import GLOBAL, normalize_host
+from controller.health.verdicts import route53_healthy
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,7 @@ class Resolver:
             return True
         config = r53.get_health_check(HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
         found = r53.get_health_check_status(HealthCheckId=check_id)["HealthCheckObservations"]
-        healthy = bool(found) and all(
-            str(o["StatusReport"]["Status"]).startswith("Success") for o in found
-        )
+        healthy = route53_healthy(found)
         return not healthy if config.get("Inverted") else healthy
 
 

@@ -298,15 +298,12 @@ def _region_mode(
 
 
 def _route53_healthy(clients: Clients, manifest: Manifest, region: str) -> bool | None:
-    """What Route 53's own checkers say of ``region`` (the emulator always says healthy)."""
+    """What Route 53's own checkers say of ``region``, as Route 53 counts them."""
     check = manifest.dns.health_checks.get(region) if manifest.dns else None
     if not check:
         return None
     got = clients.client("route53", GLOBAL).get_health_check_status(HealthCheckId=check)
-    observations = got.get("HealthCheckObservations", [])
-    return bool(observations) and all(
-        str(o.get("StatusReport", {}).get("Status", "")).startswith("Success") for o in observations
-    )
+    return verdicts.route53_healthy(got.get("HealthCheckObservations", []))
 
 
 def _health_url(topology: Topology, manifest: Manifest, region: str) -> str | None:

@@ -25,6 +25,32 @@ EXPECTED: dict[str, frozenset[FunctionAlarm]] = {
 }
 
 
+#: Route 53 counts an endpoint healthy while more than this share of its health checkers say
+#: so (AWS's Route 53 developer guide, "How Amazon Route 53 determines whether a health check is
+#: healthy"): one checker cut off from the endpoint does not turn the check unhealthy.
+ROUTE53_HEALTHY_SHARE = 0.18
+
+
+def route53_healthy(observations: Collection[Mapping[str, object]]) -> bool:
+    """Whether a health check is healthy, as Route 53 decides it from ``observations`` (the
+    ``HealthCheckObservations`` of ``GetHealthCheckStatus``: one per checker): more than
+    :data:`ROUTE53_HEALTHY_SHARE` of them report ``Success``. No observation: not healthy.
+
+    >>> ok, bad = ({"StatusReport": {"Status": s}} for s in ("Success: 200", "Failure"))
+    >>> route53_healthy([ok] + [bad] * 7), route53_healthy([ok] * 2 + [bad] * 6)
+    (False, True)
+    >>> route53_healthy([ok, bad, bad]), route53_healthy([bad]), route53_healthy([])
+    (True, False, False)
+    """
+    said = [str(_status(o)).startswith("Success") for o in observations]
+    return bool(said) and sum(said) > ROUTE53_HEALTHY_SHARE * len(said)
+
+
+def _status(observation: Mapping[str, object]) -> object:
+    report = observation.get("StatusReport")
+    return report.get("Status", "") if isinstance(report, Mapping) else ""
+
+
 def expected_alarms(names: Iterable[str], mode: str | None, *, fenced: bool = False) -> set[str]:
     """The alarms of ``names`` whose ``ALARM`` is what a healthy region in ``mode`` shows, or a
     fenced component (``fenced``: reserved concurrency 0) whatever its region's mode.

@@ -15,11 +15,12 @@ import pytest
 
 from controller import clock
 from controller.contract import GLOBAL
+from controller.health.verdicts import route53_healthy
 from sandbox import Sandbox
 from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
 from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
 from sandbox.lambda_.invoke import Outcome, Throttled
-from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
+from sandbox.route53 import CHECKER_REGIONS, PROBE_SECONDS, PROBE_WALL_FLOOR
 from sandbox.router import Resolver
 from tests.kit.emulator import new_invoker
 from tests.kit.paths import EXAMPLE
@@ -53,9 +54,10 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def status(box: Sandbox, region: str) -> str:
+    """``Success`` or ``Failure``: the region's check as Route 53 counts its checkers."""
     check = box.manifest.dns.health_checks[region] if box.manifest.dns else ""
     got = box.clients.client("route53", GLOBAL).get_health_check_status(HealthCheckId=check)
-    return str(got["HealthCheckObservations"][0]["StatusReport"]["Status"])
+    return "Success" if route53_healthy(got["HealthCheckObservations"]) else "Failure"
 
 
 def check_config(box: Sandbox, region: str) -> dict[str, Any]:
@@ -89,6 +91,35 @@ def test_a_hung_regions_health_check_turns_unhealthy_after_threshold_x_interval_
     finally:
         box.heal(PRIMARY)
     until(lambda: status(box, PRIMARY).startswith("Success"), 120, "the check never recovered")
+
+
+def test_each_checker_region_reports_its_own_observation_and_a_hung_region_fails_them_all(
+    box: Sandbox,
+) -> None:
+    """``GetHealthCheckStatus`` answers one observation per checker region (Route 53's default
+    eight: the program names none), each with what that checker found."""
+    box.reset()
+    check = box.manifest.dns.health_checks[PRIMARY] if box.manifest.dns else ""
+    r53 = box.clients.client("route53", GLOBAL)
+
+    def observations() -> list[dict[str, Any]]:
+        return list(r53.get_health_check_status(HealthCheckId=check)["HealthCheckObservations"])
+
+    until(
+        lambda: all(o["StatusReport"]["Status"].startswith("Success") for o in observations()),
+        60,
+        "every checker finds the primary healthy",
+    )
+    assert [o["Region"] for o in observations()] == list(CHECKER_REGIONS)
+    box.fail(PRIMARY, "hang")
+    try:
+        until(
+            lambda: all(o["StatusReport"]["Status"].startswith("Failure") for o in observations()),
+            120,
+            "every checker finds the hung primary failing",
+        )
+    finally:
+        box.heal(PRIMARY)
 
 
 def test_an_inverted_check_sends_the_record_to_the_standby_while_its_checkers_see_it_healthy(
