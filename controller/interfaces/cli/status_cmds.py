@@ -15,6 +15,7 @@ from controller.interfaces.cli.app import (
     SpecOption,
     app,
     console,
+    leave_at_once,
     load_deployment,
     print_json,
 )
@@ -60,6 +61,7 @@ def status(
                 highlight=False,
             )
         _render_control(view.control, view.report)
+    leave_at_once()
 
 
 def _render_control(control: dict[str, Any], report: StatusReport) -> None:
