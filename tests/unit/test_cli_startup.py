@@ -81,8 +81,19 @@ def test_in_process_the_callers_collector_is_left_alone(monkeypatch: pytest.Monk
 #: Runs ``failover ARGV`` as its own process would, with an atexit handler that says when
 #: Python's finalization ran (threads joined, then atexit handlers, then module teardown).
 FINALIZED = """
-import atexit, sys
+import atexit, gc, sys
 atexit.register(lambda: print("finalized", file=sys.stderr))
+from controller.interfaces import views
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and collections.append(1))
+real = views.read_status
+def read_status(*args, **kwargs):
+    before = len(collections)
+    try:
+        return real(*args, **kwargs)
+    finally:
+        print(f"collections in the read: {len(collections) - before}", file=sys.stderr)
+views.read_status = read_status
 from controller.interfaces.cli import main
 sys.argv = ["failover", *sys.argv[1:]]
 main()
@@ -132,6 +143,15 @@ def test_status_with_every_region_hung_prints_everything_and_ends_without_finali
     assert "error" in view["control"]
     # No finalization: the hung reads' threads were not joined, nothing was torn down.
     assert "finalized" not in done.stderr
+    # The collector did not walk what the read built (botocore's models, the answers).
+    assert "collections in the read: 0\n" in done.stderr
+
+
+def test_status_in_process_leaves_the_callers_collector_on(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, fake_manifest(load(EXAMPLE)))
+    assert gc.isenabled()
+    assert main(["status", "--json", "--timeout", "1", "-m", str(path)]) == 0
+    assert gc.isenabled()
 
 
 def test_a_status_that_fails_still_ends_the_usual_way(tmp_path: Path) -> None:

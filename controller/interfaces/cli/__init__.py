@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(app, argv, VERBS)
     with paused_until_started():  # a process of its own: start without the collector
         code = run(app, argv, VERBS)
-    if leaving():  # a read that printed everything: no finalization to pay for
-        end_process(code)
+        if leaving() and code == 0:  # a read that printed everything: no finalization to pay
+            end_process(code)  # within the block: a collector paused by the verb stays paused
     sys.exit(code)
 
 

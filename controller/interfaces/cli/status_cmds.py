@@ -45,6 +45,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show every component's state and health in every region (regions as columns)."""
+    leave_at_once()
     from controller.interfaces.views import read_status
 
     topology, deployed, clients = load_deployment(manifest, spec)
@@ -61,7 +62,6 @@ def status(
                 highlight=False,
             )
         _render_control(view.control, view.report)
-    leave_at_once()
 
 
 def _render_control(control: dict[str, Any], report: StatusReport) -> None:
