@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -208,16 +208,16 @@ def leaving() -> bool:
     return asked
 
 
-def end_process(code: int) -> None:
-    """End this process now with ``code``: what was printed is flushed, the log handlers too,
-    and nothing else runs (no atexit handler, no thread join, no module teardown)."""
+def end_process(code: int) -> NoReturn:
+    """End this process now with ``code``: the log handlers are flushed, then what was
+    printed, and nothing else runs (no atexit handler, no thread join, no module teardown)."""
     import contextlib
     import logging
 
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (``| head``) or stream
             stream.flush()
-    logging.shutdown()
     os._exit(code)
 
 
