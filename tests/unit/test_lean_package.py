@@ -117,6 +117,32 @@ def test_help_and_plan_import_no_aws_sdk_emulator_or_pulumi(argv: tuple[str, ...
     }
 
 
+def test_status_imports_botocore_and_no_emulator_pulumi_networkx_or_boto3(
+    tmp_path: Path,
+) -> None:
+    """``failover status`` is what an operator types first: it needs botocore, not what the
+    sandbox, the Pulumi program or the plan bring (each would cost every status 0.1 s or more
+    of imports, bench/status.py)."""
+    from controller.topology import load
+    from tests.kit.manifests import fake_manifest, write_manifest
+    from tests.kit.paths import EXAMPLE
+
+    path = write_manifest(tmp_path, fake_manifest(load(EXAMPLE)))
+    loaded = _modules("status", "--json", "--timeout", "0.5", "--manifest", str(path))
+    assert "botocore" in {m.split(".")[0] for m in loaded}  # the probe itself works
+    assert not {m.split(".")[0] for m in loaded} & {
+        "boto3",
+        "moto",
+        "matplotlib",
+        "networkx",
+        "pulumi",
+        "pulumi_aws",
+        "sandbox",
+        "infra",
+    }
+    assert "controller.plan.build" not in loaded
+
+
 def test_help_builds_no_verb() -> None:
     """``--help`` lists the verbs from their docstrings; typer's adapters are not loaded."""
     assert "typer._adapters" not in _modules("--help")

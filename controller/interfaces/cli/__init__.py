@@ -11,7 +11,14 @@ import os
 import sys
 
 from controller.collector import paused_until_started
-from controller.interfaces.cli.app import app, console, err_console, run
+from controller.interfaces.cli.app import (
+    app,
+    console,
+    end_process,
+    err_console,
+    leaving,
+    run,
+)
 
 #: Every verb: the module (under ``controller.interfaces.cli``) that defines it, and its one-line
 #: help. ``failover --help`` lists them from here and imports no verb's module: each would cost the
@@ -78,10 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI uses no pydantic plugin; looking for them scans every installed distribution's
     # entry points (~20 ms of each command's start-up). An explicit setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    leaving()  # only the verb that runs now may ask
     if argv is not None:  # called in-process (tests): the caller's collector is not ours
         return run(app, argv, VERBS)
     with paused_until_started():  # a process of its own: start without the collector
         code = run(app, argv, VERBS)
+        if leaving() and code == 0:  # a read that printed everything: no finalization to pay
+            end_process(code)  # within the block: a collector paused by the verb stays paused
     sys.exit(code)
 
 

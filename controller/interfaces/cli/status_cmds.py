@@ -15,6 +15,7 @@ from controller.interfaces.cli.app import (
     SpecOption,
     app,
     console,
+    leave_at_once,
     load_deployment,
     print_json,
 )
@@ -44,6 +45,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show every component's state and health in every region (regions as columns)."""
+    leave_at_once()
     from controller.interfaces.views import read_status
 
     topology, deployed, clients = load_deployment(manifest, spec)
