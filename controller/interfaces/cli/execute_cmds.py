@@ -21,6 +21,7 @@ from controller.interfaces.cli.app import (
     app,
     console,
     err_console,
+    leave_at_once,
     load_deployment,
     print_json,
 )
@@ -162,6 +163,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List the journalled runs, newest first."""
+    leave_at_once()  # reads and prints: its AWS clients need no finalization
     from rich.table import Table
 
     from controller.interfaces.views import read_runs, runs_to_dict

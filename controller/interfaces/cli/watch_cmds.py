@@ -15,6 +15,7 @@ from controller.interfaces.cli.app import (
     SpecOption,
     app,
     console,
+    leave_at_once,
     load_deployment,
     print_json,
 )
@@ -77,6 +78,7 @@ def watchers(
 ) -> int:
     """The last decision of each region's watcher, and where its logs are (exit 1 when a
     region's watcher has been silent for three minutes)."""
+    leave_at_once()  # reads and prints: its AWS clients need no finalization
     from rich.markup import escape
     from rich.table import Table
 
@@ -195,6 +197,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Say whether automation is paused, by whom and why."""
+    leave_at_once()  # reads and prints: its AWS clients need no finalization
     from controller.controltable.journal import Journal
 
     _, deployed, clients = load_deployment(manifest, spec)
