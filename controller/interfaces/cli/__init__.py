@@ -11,14 +11,8 @@ import os
 import sys
 
 from controller.collector import paused_until_started
-from controller.interfaces.cli.app import (
-    app,
-    console,
-    end_process,
-    err_console,
-    leaving,
-    run,
-)
+from controller.interfaces.cli.app import app, console, err_console, run
+from controller.interfaces.cli.ending import end_process, leaving
 
 #: Every verb: the module (under ``controller.interfaces.cli``) that defines it, and its one-line
 #: help. ``failover --help`` lists them from here and imports no verb's module: each would cost the

@@ -21,10 +21,10 @@ from controller.interfaces.cli.app import (
     app,
     console,
     err_console,
-    leave_at_once,
     load_deployment,
     print_json,
 )
+from controller.interfaces.cli.ending import leave_at_once
 from controller.interfaces.cli.plan_view import render_plan
 
 if TYPE_CHECKING:

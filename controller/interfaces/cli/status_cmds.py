@@ -15,10 +15,10 @@ from controller.interfaces.cli.app import (
     SpecOption,
     app,
     console,
-    leave_at_once,
     load_deployment,
     print_json,
 )
+from controller.interfaces.cli.ending import leave_at_once
 
 if TYPE_CHECKING:
     from controller.health import StatusReport
