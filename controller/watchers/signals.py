@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from controller import health
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
 
@@ -71,3 +72,31 @@ def without_alarms(manifest: Manifest, regions: Collection[str]) -> Manifest:
         }
         regions_out[name] = regional.model_copy(update={"components": components})
     return manifest.model_copy(update={"regions": regions_out})
+
+
+class AlarmReads:
+    """The manifests a watcher reads health with: one per set of regions whose alarms it reads,
+    made once."""
+
+    def __init__(self, topology: Topology, manifest: Manifest) -> None:
+        self.regions = frozenset(topology.regions.all)
+        self.full = manifest
+        self._made: dict[frozenset[str], Manifest] = {}
+
+    def manifest(self, alarms_of: frozenset[str]) -> Manifest:
+        """The manifest naming the alarms of ``alarms_of`` only."""
+        unread = self.regions - alarms_of
+        if not unread:
+            return self.full
+        if alarms_of not in self._made:
+            self._made[alarms_of] = without_alarms(self.full, unread)
+        return self._made[alarms_of]
+
+
+def votes(report: health.StatusReport, alarms_of: Collection[str]) -> dict[str, dict[str, bool]]:
+    """Each region's votes (:func:`controller.health.votes`); a region whose alarms were not
+    read casts no alarms vote."""
+    out = {name: health.votes(region) for name, region in report.regions.items()}
+    for name in out.keys() - set(alarms_of):
+        out[name].pop("alarms", None)
+    return out

@@ -88,16 +88,15 @@ class Watcher:
     _rounds: int = field(default=0, init=False)
     _answered: frozenset[str] | None = field(default=None, init=False)
     _desired: Desired | None = field(default=None, init=False)
-    #: The active region as last read (the control table's), and the regions whose alarms the
-    #: last read of health covered (:mod:`controller.watchers.signals`).
+    #: The active region last read, the regions whose alarms the last read covered (signals).
     _active_seen: str | None = field(default=None, init=False)
     _alarms_read: frozenset[str] | None = field(default=None, init=False)
-    _manifests: dict[frozenset[str], Manifest] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
         self.journal = Journal(self.clients, self.manifest)
         self.graph = graphs.build(self.topology)
+        self._alarm_reads = signals.AlarmReads(self.topology, self.manifest)
 
     # -- remembering (a deployed watcher lives one invocation at a time) ----------------------
 
@@ -107,8 +106,7 @@ class Watcher:
         self._history = deque(state.history, maxlen=FLAP_WINDOW)
         self.last_action = state.last_action
         self._good_primary = state.good_primary
-        active = state.decision.get("active_region")
-        self._active_seen = active if isinstance(active, str) else None
+        self._active_seen = str(state.decision.get("active_region") or "") or None
         seen = state.decision.get("region_health")
         if isinstance(seen, dict) and seen:
             self._answered = answering(seen)
@@ -131,37 +129,21 @@ class Watcher:
 
     # -- evaluating --------------------------------------------------------------------------
 
-    def read(self) -> Evaluation:
+    def read(self, alarms_of: frozenset[str] | None = None) -> Evaluation:
         """Evaluate every region now (the default ``evaluate``): its signals and mode, not every
-        component (the reconciler reads those when the modes disagree, or every few rounds),
-        and the alarms of the regions this evaluation's decision may need
-        (:func:`signals.alarm_regions`)."""
-        choosing = self.consecutive_bad + 1 >= self.threshold()
-        alarms_of = signals.alarm_regions(self.topology, self._active_seen, choosing=choosing)
-        return self._read(alarms_of)
-
-    def _read(self, alarms_of: frozenset[str]) -> Evaluation:
-        """Every region's signals and mode, the alarms of ``alarms_of`` only."""
-        manifest = self._manifests.get(alarms_of)
-        if manifest is None:
-            unread = set(self.topology.regions.all) - alarms_of
-            manifest = signals.without_alarms(self.manifest, unread) if unread else self.manifest
-            self._manifests[alarms_of] = manifest
+        component (the reconciler reads those when the modes disagree, or every few rounds), and
+        the alarms of ``alarms_of`` (default: those the decision may need, :mod:`.signals`)."""
+        if alarms_of is None:
+            choosing = self.consecutive_bad + 1 >= self.threshold()
+            alarms_of = signals.alarm_regions(self.topology, self._active_seen, choosing=choosing)
+        manifest = self._alarm_reads.manifest(alarms_of)
         report = health.status(
             self.topology, manifest, self.clients, http_probe=self.http_probe, components=False
         )
-        self._report = report
-        self._alarms_read = alarms_of
-        votes = {name: health.votes(region) for name, region in report.regions.items()}
-        for name in votes.keys() - alarms_of:
-            votes[name].pop("alarms", None)  # unread: no vote
-        return Evaluation(
-            self.clock(),
-            report.active_region,
-            {n: r.health for n, r in report.regions.items()},
-            votes,
-            self.policy.quorum,
-        )
+        self._report, self._alarms_read = report, alarms_of
+        healths = {n: r.health for n, r in report.regions.items()}
+        votes = signals.votes(report, alarms_of)
+        return Evaluation(self.clock(), report.active_region, healths, votes, self.policy.quorum)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -174,12 +156,11 @@ class Watcher:
         self._report, self._alarms_read = None, None
         ev = (self.evaluate or self.read)()
         # The active region is the control table's desired state, not what the regions say:
-        # a region that came back still saying active is stale, not active.
+        # a region that came back still saying active is stale (a new one: read its alarms).
         desired = self.journal.desired(self.topology.regions.primary)
         self._active_seen = desired.active
         if self._alarms_read is not None and desired.active not in self._alarms_read:
-            # The active region changed since the last evaluation: its alarms were not read.
-            ev = self._read(frozenset(self.topology.regions.all))
+            ev = self.read(frozenset(self.topology.regions.all))
         returning = self._returning(ev)
         self._epoch = desired.epoch
         self._desired = desired
