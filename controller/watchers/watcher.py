@@ -46,7 +46,7 @@ from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
-from controller.watchers import pacing
+from controller.watchers import pacing, signals
 from controller.watchers.decisions import Decision, Evaluate, Evaluation, WatchAction, answering
 from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG, accepts_unknown_lag
 
@@ -88,11 +88,15 @@ class Watcher:
     _rounds: int = field(default=0, init=False)
     _answered: frozenset[str] | None = field(default=None, init=False)
     _desired: Desired | None = field(default=None, init=False)
+    #: The active region last read, the regions whose alarms the last read covered (signals).
+    _active_seen: str | None = field(default=None, init=False)
+    _alarms_read: frozenset[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
         self.journal = Journal(self.clients, self.manifest)
         self.graph = graphs.build(self.topology)
+        self._alarm_reads = signals.AlarmReads(self.topology, self.manifest)
 
     # -- remembering (a deployed watcher lives one invocation at a time) ----------------------
 
@@ -102,6 +106,7 @@ class Watcher:
         self._history = deque(state.history, maxlen=FLAP_WINDOW)
         self.last_action = state.last_action
         self._good_primary = state.good_primary
+        self._active_seen = str(state.decision.get("active_region") or "") or None
         seen = state.decision.get("region_health")
         if isinstance(seen, dict) and seen:
             self._answered = answering(seen)
@@ -124,21 +129,21 @@ class Watcher:
 
     # -- evaluating --------------------------------------------------------------------------
 
-    def read(self) -> Evaluation:
+    def read(self, alarms_of: frozenset[str] | None = None) -> Evaluation:
         """Evaluate every region now (the default ``evaluate``): its signals and mode, not every
-        component (the reconciler reads those when the modes disagree, or every few rounds)."""
+        component (the reconciler reads those when the modes disagree, or every few rounds), and
+        the alarms of ``alarms_of`` (default: those the decision may need, :mod:`.signals`)."""
+        if alarms_of is None:
+            choosing = self.consecutive_bad + 1 >= self.threshold()
+            alarms_of = signals.alarm_regions(self.topology, self._active_seen, choosing=choosing)
+        manifest = self._alarm_reads.manifest(alarms_of)
         report = health.status(
-            self.topology, self.manifest, self.clients, http_probe=self.http_probe, components=False
+            self.topology, manifest, self.clients, http_probe=self.http_probe, components=False
         )
-        self._report = report
-        votes = {name: health.votes(region) for name, region in report.regions.items()}
-        return Evaluation(
-            self.clock(),
-            report.active_region,
-            {n: r.health for n, r in report.regions.items()},
-            votes,
-            self.policy.quorum,
-        )
+        self._report, self._alarms_read = report, alarms_of
+        healths = {n: r.health for n, r in report.regions.items()}
+        votes = signals.votes(report, alarms_of)
+        return Evaluation(self.clock(), report.active_region, healths, votes, self.policy.quorum)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -148,12 +153,15 @@ class Watcher:
 
     def step(self) -> Decision:
         """Evaluate once and decide; run a failover when the decision is to."""
-        self._report = None
+        self._report, self._alarms_read = None, None
         ev = (self.evaluate or self.read)()
-        returning = self._returning(ev)
         # The active region is the control table's desired state, not what the regions say:
-        # a region that came back still saying active is stale, not active.
+        # a region that came back still saying active is stale (a new one: read its alarms).
         desired = self.journal.desired(self.topology.regions.primary)
+        self._active_seen = desired.active
+        if self._alarms_read is not None and desired.active not in self._alarms_read:
+            ev = self.read(frozenset(self.topology.regions.all))
+        returning = self._returning(ev)
         self._epoch = desired.epoch
         self._desired = desired
         ev = replace(ev, active=desired.active)
