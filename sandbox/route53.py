@@ -4,19 +4,15 @@ Loaded by :mod:`sandbox.launcher` into every server; only the one the sandbox co
 ``global`` server, at ``up`` and whenever a region fails or heals) runs checkers, in threads of
 its own process: when the global server hangs or dies, so do they, as Route 53's would with it.
 
-Each health check moto stores is probed by one checker in each of its checker regions (its
-``Regions``, else Route 53's default eight), each at the check's ``RequestInterval`` on the
-sandbox's clock (:mod:`controller.clock`), the checkers spread over the interval as Route 53's,
-which do not coordinate; whatever a probe takes (a hung target costs a probe its timeout, not the
-cadence). Each checker flips after ``FailureThreshold`` results in a row; the check is healthy
-while more than 18 % of its checkers say so (:func:`controller.health.verdicts.route53_healthy`),
-so one checker's slow probe does not move the record. A probe goes where a client resolving the
-check's name would go: the regional endpoint the data plane serves for that host (``hosts``,
-when a data plane runs: its health route, healthy on 2xx or 3xx), else the front door of the
-region the name is in (``regions``: the region's emulator, healthy when it answers at all).
-``GetHealthCheckStatus`` answers from the findings (:func:`patch_status`), one observation per
-checker; an inverted check reads the other way where Route 53 uses the status (the router's
-failover answer), while the observations report what the checkers saw.
+Each health check moto stores is probed at its own ``RequestInterval`` on the sandbox's clock
+(:mod:`controller.clock`), whatever a probe takes (a hung target costs a probe its timeout, not
+the cadence), and flips after ``FailureThreshold`` results in a row, as one checker does. A
+probe goes where a client resolving the check's name would go: the regional endpoint the data
+plane serves for that host (``hosts``, when a data plane runs: its health route, healthy on
+2xx or 3xx), else the front door of the region the name is in (``regions``: the region's
+emulator, healthy when it answers at all). ``GetHealthCheckStatus`` answers from the findings
+(:func:`patch_status`); an inverted check reads the other way where Route 53 uses the status
+(the router's failover answer), while the observations report what the checkers saw.
 """
 
 from __future__ import annotations
@@ -44,17 +40,6 @@ CHECKERS_PATH = f"{PREFIX}route53-checkers"
 PROBE_SECONDS = 6.0
 #: ... but at least this long on the wall (the endpoint's answer is this machine's CPU).
 PROBE_WALL_FLOOR = 0.5
-#: Where Route 53's checkers probe from when a check names no ``Regions`` (its default).
-CHECKER_REGIONS = (
-    "us-east-1",
-    "us-west-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-northeast-1",
-    "sa-east-1",
-)
 #: How often (wall seconds) the scheduler looks for checks that are due, and for new checks.
 TICK = 0.05
 _REGION = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com$")
@@ -151,20 +136,14 @@ def probe(url: str, fqdn: str, timeout: float, *, served: bool = True) -> tuple[
     return ok, f"{'Success' if ok else 'Failure'}: HTTP Status Code {status}"
 
 
-def checker_regions(check: Any) -> tuple[str, ...]:
-    """Where ``check``'s checkers probe from: its ``Regions``, else Route 53's default."""
-    return tuple(check.regions or CHECKER_REGIONS)
-
-
 class Checkers:
-    """Every stored health check probed by its checkers at its interval; :meth:`status` is
-    what each checker found."""
+    """Every stored health check probed at its interval; :meth:`status` is what they found."""
 
     def __init__(self, checks: Callable[[], Iterable[Any]]) -> None:
         self._checks = checks
         self.network = Network()
-        self.findings: dict[tuple[str, str], Finding] = {}
-        self._due: dict[tuple[str, str], float] = {}
+        self.findings: dict[str, Finding] = {}
+        self._due: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -181,11 +160,10 @@ class Checkers:
                 )
                 self._thread.start()
 
-    def status(self, check_id: str, regions: Iterable[str]) -> dict[str, Finding]:
-        """What the checker in each of ``regions`` holds of ``check_id`` (healthy until it
-        found otherwise)."""
+    def status(self, check_id: str) -> Finding:
+        """What the checkers hold of ``check_id`` (healthy until they found otherwise)."""
         with self._lock:
-            return {r: self.findings.setdefault((check_id, r), Finding()) for r in regions}
+            return self.findings.setdefault(check_id, Finding())
 
     def _run(self) -> None:
         while True:
@@ -195,27 +173,23 @@ class Checkers:
                 log.exception("route53 checkers")
             threading.Event().wait(TICK)
 
-    def tick(self, now: float) -> list[tuple[str, str]]:
-        """Start a probe by every checker whose interval has passed; the (check, region)
-        started. A check's checkers first probe spread over its interval, then each every
-        interval."""
+    def tick(self, now: float) -> list[str]:
+        """Start a probe of every check whose interval has passed; the ids started."""
         started = []
         for check in list(self._checks()):
-            interval = float(check.request_interval or 30)
-            regions = checker_regions(check)
-            for i, region in enumerate(regions):
-                key = (check.id, region)
-                due = self._due.setdefault(key, now + i * interval / len(regions))
-                if now < due:
-                    continue
-                self._due[key] = due + interval
-                threading.Thread(
-                    target=self._probe, args=(check, region), daemon=True, name=f"r53-{check.id}"
-                ).start()
-                started.append(key)
+            due = self._due.get(check.id)
+            if due is not None and now < due:
+                continue
+            self._due[check.id] = (due if due is not None else now) + float(
+                check.request_interval or 30
+            )
+            threading.Thread(
+                target=self._probe, args=(check,), daemon=True, name=f"r53-{check.id}"
+            ).start()
+            started.append(check.id)
         return started
 
-    def _probe(self, check: Any, region: str) -> None:
+    def _probe(self, check: Any) -> None:
         fqdn = str(check.fqdn or check.ip_address or "")
         where = self.network.target(fqdn, str(check.resource_path or "/"))
         if where is None:
@@ -223,11 +197,11 @@ class Checkers:
         else:
             wait = clock.wall(clock.patient(PROBE_SECONDS, PROBE_WALL_FLOOR))
             ok, report = probe(where[0], fqdn, wait, served=where[1])
-        finding = self.status(check.id, [region])[region]
+        finding = self.status(check.id)
         with self._lock:
             flipped = finding.observe(ok, report, int(check.failure_threshold or 3), clock.now())
         if flipped:
-            log.info("health check %s (%s) from %s -> %s", check.id, fqdn, region, finding.healthy)
+            log.info("health check %s (%s) -> %s", check.id, fqdn, finding.healthy)
 
 
 #: The checkers of this server process (made on the first configuration).
@@ -291,37 +265,32 @@ def _relay(rest: str, start_response: Callable[..., Any]) -> list[bytes]:
 
 def patch_status() -> None:
     """moto answers ``GetHealthCheckStatus`` with a fixed "Success"; here, with what this
-    process's checkers found: one observation per checker region, as Route 53 answers."""
+    process's checkers found (one checker's observation)."""
     from moto.core.responses import ActionResult
     from moto.route53.responses import Route53
 
     def get_health_check_status(self: Any) -> Any:
         check_id = self._get_param("HealthCheckId")
-        check = self.backend.get_health_check(check_id)  # NoSuchHealthCheck as before
-        regions = checker_regions(check)
-        found = checkers().status(check_id, regions)
+        self.backend.get_health_check(check_id)  # NoSuchHealthCheck as before
+        found = checkers().status(check_id)
+        checked = datetime.fromtimestamp(found.checked or clock.now(), UTC)
+        said = ("Success" if found.healthy else "Failure") + ": " + found.report.split(": ", 1)[-1]
         return ActionResult(
             {
                 "HealthCheckObservations": [
-                    _observation(region, i, found[region]) for i, region in enumerate(regions)
+                    {
+                        "Region": "us-east-1",
+                        "IPAddress": "127.0.0.1",
+                        "StatusReport": {
+                            "Status": said,
+                            "CheckedTime": checked,
+                        },
+                    }
                 ]
             }
         )
 
     Route53.get_health_check_status = get_health_check_status  # type: ignore[method-assign]
-
-
-def _observation(region: str, index: int, found: Finding) -> dict[str, Any]:
-    """One checker's observation, as ``GetHealthCheckStatus`` gives it."""
-    said = ("Success" if found.healthy else "Failure") + ": " + found.report.split(": ", 1)[-1]
-    return {
-        "Region": region,
-        "IPAddress": f"127.0.0.{index + 1}",
-        "StatusReport": {
-            "Status": said,
-            "CheckedTime": datetime.fromtimestamp(found.checked or clock.now(), UTC),
-        },
-    }
 
 
 def configure(url: str, network: Network, secret_header: Mapping[str, str]) -> None:

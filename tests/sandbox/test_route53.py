@@ -20,7 +20,7 @@ from sandbox import Sandbox
 from sandbox.cloudwatch.evaluator import EVALUATION_INTERVAL
 from sandbox.cloudwatch.metrics import LambdaMetrics, Metrics
 from sandbox.lambda_.invoke import Outcome, Throttled
-from sandbox.route53 import CHECKER_REGIONS, PROBE_SECONDS, PROBE_WALL_FLOOR
+from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
 from sandbox.router import Resolver
 from tests.kit.emulator import new_invoker
 from tests.kit.paths import EXAMPLE
@@ -91,35 +91,6 @@ def test_a_hung_regions_health_check_turns_unhealthy_after_threshold_x_interval_
     finally:
         box.heal(PRIMARY)
     until(lambda: status(box, PRIMARY).startswith("Success"), 120, "the check never recovered")
-
-
-def test_each_checker_region_reports_its_own_observation_and_a_hung_region_fails_them_all(
-    box: Sandbox,
-) -> None:
-    """``GetHealthCheckStatus`` answers one observation per checker region (Route 53's default
-    eight: the program names none), each with what that checker found."""
-    box.reset()
-    check = box.manifest.dns.health_checks[PRIMARY] if box.manifest.dns else ""
-    r53 = box.clients.client("route53", GLOBAL)
-
-    def observations() -> list[dict[str, Any]]:
-        return list(r53.get_health_check_status(HealthCheckId=check)["HealthCheckObservations"])
-
-    until(
-        lambda: all(o["StatusReport"]["Status"].startswith("Success") for o in observations()),
-        60,
-        "every checker finds the primary healthy",
-    )
-    assert [o["Region"] for o in observations()] == list(CHECKER_REGIONS)
-    box.fail(PRIMARY, "hang")
-    try:
-        until(
-            lambda: all(o["StatusReport"]["Status"].startswith("Failure") for o in observations()),
-            120,
-            "every checker finds the hung primary failing",
-        )
-    finally:
-        box.heal(PRIMARY)
 
 
 def test_an_inverted_check_sends_the_record_to_the_standby_while_its_checkers_see_it_healthy(
