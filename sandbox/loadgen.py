@@ -36,18 +36,24 @@ class Sample:
     order_id: str = ""
 
 
+#: A client's socket timeout is AWS seconds, but at least this long on the wall (the answer is
+#: this machine's CPU, which is not AWS's time).
+SOCKET_WALL_FLOOR = 0.5
+
+
 @dataclass
 class LoadGenerator:
     """``workers`` threads sending about ``rate`` requests per second in all, ``write_share``
-    of them writes, each with a retry budget of ``deadline`` AWS seconds (backoff and budget run
-    on the sandbox's clock, :mod:`controller.clock`; the socket ``timeout`` and the pacing are
-    wall time)."""
+    of them writes, each with a retry budget of ``deadline`` AWS seconds. Pacing, backoff, budget
+    and each attempt's socket ``timeout`` are AWS seconds on the sandbox's clock
+    (:mod:`controller.clock`): a client's timeout in wall seconds would be k times longer in AWS
+    time, and a request to a region that does not answer would cost k times as much at k."""
 
     url: str
     rate: float = 40.0
     workers: int = 16
     write_share: float = 0.3
-    timeout: float = 2.0
+    timeout: float = 10.0
     deadline: float = 25.0
     samples: list[Sample] = field(default_factory=list)
     acked: dict[str, str] = field(default_factory=dict)  # order id -> region that acked it
@@ -125,7 +131,9 @@ class LoadGenerator:
     def _once(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str]]:
         parts = urlsplit(self.url)
         conn = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout
+            parts.hostname or "127.0.0.1",
+            parts.port,
+            timeout=clock.wall(clock.patient(self.timeout, SOCKET_WALL_FLOOR)),
         )
         try:
             conn.request(
