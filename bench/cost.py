@@ -45,6 +45,20 @@ The levers weighed (issue #27 item 5), the example's figures as this bench print
   Keeping that watcher's cut-off check every interval needs the function alive all its
   minute: one cheap read an interval, but 60 s of duration a minute (priced below, "levers not
   taken").
+  The sentinel still lived its whole minute, sleeping between its six evaluations: $7.10 of
+  the $13.25 it cost with one ``DescribeAlarms`` a calm evaluation. **Then chosen: the chain**
+  (:mod:`controller.watchers.chain`): after each evaluation it saved, the sentinel sends its
+  region's queue one message delayed by the rest of the interval (``DelaySeconds``) and ends;
+  the queue's event source mapping invokes it again. Not billed while it waits; in its place
+  six invocations a minute instead of one (requests, X-Ray traces) and SQS requests: a send, a
+  receive and a delete per link, and each queue's idle long polling, five pollers at one
+  receive per 20 s (``prices.toml``, ``sqs_request``): $1.09 for three queues. A lost,
+  failed or late link breaks the chain until the next minute's scheduled invocation, which
+  starts it again; a duplicated or late one finds the evaluations count it carries superseded
+  in the watcher's item and evaluates nothing. Durable functions would need python3.13 and
+  their regions, and would add $0.016 a minute of operations per region watching every 10 s.
+  Measured: $9.64 (duration $0.95; X-Ray $1.94 is now the second line after
+  ``DescribeAlarms``, $3.46).
 - **arm64**: a fifth cheaper per GB-second (priced below, "levers not taken"). Not taken: the
   watcher's bundle carries pydantic-core, compiled, and a bundle built for arm64 carries its
   aarch64 build, which the sandbox (x86_64, no emulator of another processor) cannot run; the
@@ -152,6 +166,9 @@ class Config:
     metrics_per_region: int | None = None
     #: Every evaluation reads every region's alarms (before :mod:`controller.watchers.signals`).
     every_alarm: bool = False
+    #: A watcher that must evaluate again sends a delayed link to its queue and ends, instead of
+    #: sleeping (:mod:`controller.watchers.chain`).
+    chained: bool = False
 
     def sized(self, memory_mb: int, architecture: str) -> Config:
         """This configuration at another size (the function's as deployed)."""
@@ -166,7 +183,13 @@ BASELINE = Config(
 )
 #: The deployed cadence; its memory and architecture are read from the functions the program
 #: deployed into the sandbox (:func:`deployed_size`), these until then.
-DEPLOYED = Config("deployed", WATCHER_SCHEDULE.cadence, WATCHER_SCHEDULE.memory_mb, "x86_64")
+DEPLOYED = Config(
+    "deployed", WATCHER_SCHEDULE.cadence, WATCHER_SCHEDULE.memory_mb, "x86_64", chained=True
+)
+#: The chain's queue, idle: Lambda long-polls a standard queue with five concurrent batches (as
+#: few as two at low traffic) until it becomes active, each receive waiting at most 20 s
+#: (``bench/prices.toml``, ``sqs_request``'s note): at most this many receives a minute, per queue.
+IDLE_RECEIVES_PER_MINUTE = 5 * 60 / 20
 
 
 @dataclass
@@ -270,7 +293,9 @@ def usage(
         write_units=writes,
         replicated_write_units=writes * max(0, replicas - 1),
         ssm_calls=total("ssm."),
-        sqs_requests=total("sqs."),
+        # each region's chain queue is polled all month, whatever it carries
+        sqs_requests=total("sqs.")
+        + (IDLE_RECEIVES_PER_MINUTE * MONTH_SECONDS / 60 * regions if config.chained else 0.0),
         s3_requests=total("s3."),
         traces=scale * len(invocations),
     )
@@ -403,7 +428,7 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
     import json
 
     from controller.aws import Clients
-    from controller.watchers import lambda_entry, signals
+    from controller.watchers import chain, lambda_entry, signals
 
     topology, manifest = box.topology, box.manifest
     meter = Meter(manifest.control.table)
@@ -418,39 +443,68 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
                 signals, "alarm_regions", lambda t, active, **_: frozenset(t.regions.all)
             )
         )
+
+    def one(region: str, link: Any = None) -> tuple[Invocation, Any]:
+        """One invocation of ``region``'s watcher (``link``: by its chain's link), measured;
+        the link it sent (after, delay), or None."""
+        meter.current = inv = Invocation(region)
+        context = Context(WATCHER_SCHEDULE.period_seconds + interval + WATCHER_MARGIN_SECONDS)
+        lines: list[str] = []
+        sent: list[tuple[int, float]] = []
+
+        def send(after: int, delay: float) -> None:
+            # the link's message: sent, then received and deleted by the mapping
+            sent.append((after, float(chain.delay_seconds(delay))))
+            inv.calls.update(["sqs.SendMessage", "sqs.ReceiveMessage", "sqs.DeleteMessage"])
+
+        clients = Clients(endpoints=manifest.endpoints, hooks=meter.hooks(), home=region)
+        began, cpu = clock.monotonic(), time.process_time()
+        summary = lambda_entry.watch(
+            region,
+            context,
+            deployment=lambda_entry.Deployment(topology, manifest, clients),
+            sleep=context.sleep,
+            emit=lines.append,
+            cadence=config.cadence,
+            link=link,
+            send=send if config.chained else None,
+        )
+        inv.aws_seconds = clock.monotonic() - began
+        inv.cpu_seconds = time.process_time() - cpu
+        inv.slept_seconds = context.slept
+        inv.evaluations = int(summary["evaluations"])
+        inv.log_bytes += sum(len(line) + 1 for line in lines)
+        for line in lines:
+            record = json.loads(line)
+            for spec in record.get("_aws", {}).get("CloudWatchMetrics", ()):
+                inv.metrics |= {
+                    (m["Name"], tuple(d)) for m in spec["Metrics"] for d in spec["Dimensions"]
+                }
+        return inv, sent[-1] if sent else None
+
+    # The chains that run, by region: the count their pending link carries. The bench counts
+    # the links' delays rather than waiting them, so the schedule's invocation is told whether
+    # its region's chain runs (on AWS it reads how long ago the chain's last link evaluated).
+    running: dict[str, int] = {}
     try:
         for minute in range(minutes + 1):
             for region in topology.regions.all:
-                meter.current = inv = Invocation(region)
-                context = Context(
-                    WATCHER_SCHEDULE.period_seconds + interval + WATCHER_MARGIN_SECONDS
-                )
-                lines: list[str] = []
-                clients = Clients(endpoints=manifest.endpoints, hooks=meter.hooks(), home=region)
-                began, cpu = clock.monotonic(), time.process_time()
-                summary = lambda_entry.watch(
-                    region,
-                    context,
-                    deployment=lambda_entry.Deployment(topology, manifest, clients),
-                    sleep=context.sleep,
-                    emit=lines.append,
-                    cadence=config.cadence,
-                )
-                inv.aws_seconds = clock.monotonic() - began
-                inv.cpu_seconds = time.process_time() - cpu
-                inv.slept_seconds = context.slept
-                inv.evaluations = int(summary["evaluations"])
-                inv.log_bytes += sum(len(line) + 1 for line in lines)
-                for line in lines:
-                    record = json.loads(line)
-                    for spec in record.get("_aws", {}).get("CloudWatchMetrics", ()):
-                        inv.metrics |= {
-                            (m["Name"], tuple(d))
-                            for m in spec["Metrics"]
-                            for d in spec["Dimensions"]
-                        }
+                with unittest.mock.patch.object(
+                    lambda_entry, "_chained", lambda state, _, r=region: r in running
+                ):
+                    inv, sent = one(region)
+                measured = [inv]
+                if region in running:  # the chain goes on: its next link is on its way
+                    sent = (running.pop(region), 0.0)
+                elapsed = inv.aws_seconds + (sent[1] if sent else 0.0)
+                while sent is not None and elapsed < WATCHER_SCHEDULE.period_seconds:
+                    inv, sent = one(region, chain.Link(region, sent[0]))
+                    measured.append(inv)
+                    elapsed += inv.aws_seconds + (sent[1] if sent else 0.0)
+                if sent is not None:
+                    running[region] = sent[0]
                 if minute:  # the first minute warms up
-                    out.append(inv)
+                    out.extend(measured)
     finally:
         every.close()
         logging.getLogger().removeHandler(counter)
@@ -532,11 +586,12 @@ def levers(
         line.dollars
         for line in bill(usage(deployed, size.sized(size.memory_mb, other), **shape), prices)
     )
+    # the calm regions: one invocation a minute, one evaluation (the sentinel's chain has more)
+    per_region = collections.Counter(i.region for i in deployed)
+    calm = [i for i in deployed if per_region[i.region] == shape["minutes"] and i.evaluations == 1]
     own_minute = sum(
-        max(0.0, WATCHER_SCHEDULE.period_seconds - billed_seconds(i))
-        for i in deployed
-        if i.evaluations == 1
-    ) / max(1, len({i.region for i in deployed if i.evaluations == 1}))
+        max(0.0, WATCHER_SCHEDULE.period_seconds - billed_seconds(i)) for i in calm
+    ) / max(1, len({i.region for i in calm}))
     scale = MONTH_SECONDS / WATCHER_SCHEDULE.period_seconds / shape["minutes"]
     arch = "arm64" if size.architecture == "arm64" else "x86"
     awake_own = own_minute * scale * size.memory_mb / 1024

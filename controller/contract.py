@@ -67,6 +67,9 @@ WATCHER_EVALUATION_SECONDS = STATUS_DEADLINE_SECONDS + WATCHER_MARGIN_SECONDS
 ENV_WATCHER_PERIOD = "FAILOVER_WATCHER_PERIOD"
 #: The Pulumi stack the watcher belongs to (its physical names carry it); empty in the sandbox.
 ENV_WATCHER_STACK = "FAILOVER_STACK"
+#: The URL of the watcher's chain queue in its region (:mod:`controller.watchers.chain`); unset:
+#: a watcher that must evaluate again sleeps inside its invocation instead.
+ENV_WATCHER_CHAIN_QUEUE = "FAILOVER_WATCHER_CHAIN_QUEUE"
 #: The file name the topology has in the watcher's bundle.
 WATCHER_SPEC_FILE = "topology.yaml"
 

@@ -5,8 +5,10 @@ operates). Each region gets the watcher function (``controller.watchers.lambda_e
 a bundle of the project's own ``controller`` package, its run-time requirements and the topology),
 its own role (the controller's actions on this application's resources, its own log group, X-Ray;
 no ``*`` action), a log group with retention, an EventBridge rule invoking it every minute, its
-asynchronous-invocation config, and a dead-man alarm that fires when that region's watcher has
-not evaluated for three minutes (its ``Evaluations`` metric, emitted in embedded metric format,
+asynchronous-invocation config, its chain queue and the mapping that invokes it from there
+(:mod:`controller.watchers.chain`: the sentinel's next evaluation is a delayed message, not a
+billed sleep), and a dead-man alarm that fires when that region's watcher has not evaluated
+for three minutes (its ``Evaluations`` metric, emitted in embedded metric format,
 missing data breaching). The deployed manifest goes into the control table (its ``manifest``
 item), where every watcher reads it.
 
@@ -60,6 +62,13 @@ HANDLER = "controller.watchers.lambda_entry.handler"
 TARGET = Target(runtime="python3.11", architecture=Architecture.X86_64)
 LOGS_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_WRITE = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+#: The chain (:mod:`controller.watchers.chain`): the watcher sends its next link to its queue,
+#: and its event source mapping (with the function's role) receives and deletes it.
+CHAIN_SEND = ("sqs:SendMessage",)
+CHAIN_POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+#: The chain queue keeps a link at most SQS's shortest retention: a link older than a minute is
+#: stale anyway (the schedule has started the chain again).
+CHAIN_RETENTION_SECONDS = 60
 #: When and how long the watchers run (the rule, the timeout, the memory, async invocation).
 SCHEDULE = contract.WATCHER_SCHEDULE
 #: The longest wait between two attempts at a step (``controller.engine.retry.MAX_BACKOFF``, 2 s) at
@@ -170,6 +179,7 @@ class Watchers(pulumi.ComponentResource):
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         self.log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
+        self.queues: dict[str, aws.sqs.Queue] = {}
         for region in topology.regions.all:
             self._region(region)
         self.manifest_item: aws.dynamodb.TableItem | None = None
@@ -196,10 +206,25 @@ class Watchers(pulumi.ComponentResource):
             description=f"the failover watcher in {region} only",
             opts=self._opts(region),
         )
+        queue = aws.sqs.Queue(
+            f"{name}-chain",
+            name=f"{name}-chain",
+            # the mapping's invocation may run the function's whole timeout: AWS refuses a
+            # mapping on a queue whose visibility timeout is shorter
+            visibility_timeout_seconds=self.timeout,
+            message_retention_seconds=CHAIN_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            opts=self._opts(region),
+        )
         policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.name,
-            policy=policy_json(self._statements(region, logs)),
+            policy=policy_json(
+                [
+                    *self._statements(region, logs),
+                    statement([*CHAIN_SEND, *CHAIN_POLL], [queue.arn]),
+                ]
+            ),
             opts=self._opts(region),
         )
         function = aws.lambda_.Function(
@@ -223,6 +248,7 @@ class Watchers(pulumi.ComponentResource):
                     ),
                     contract.ENV_WATCHER_STACK: args.settings.stack,
                     contract.ENV_WATCHER_PERIOD: str(SCHEDULE.period_seconds),
+                    contract.ENV_WATCHER_CHAIN_QUEUE: queue.url,
                 }
             ),
             opts=self._opts(region, depends_on=[logs, policy]),
@@ -235,6 +261,15 @@ class Watchers(pulumi.ComponentResource):
             maximum_event_age_in_seconds=SCHEDULE.max_event_age_seconds,
             maximum_retry_attempts=SCHEDULE.retries,
             opts=self._opts(region),
+        )
+        # one link at a time, as soon as it is due (no batching window)
+        aws.lambda_.EventSourceMapping(
+            f"{name}-chain",
+            event_source_arn=queue.arn,
+            function_name=function.arn,
+            batch_size=1,
+            enabled=True,
+            opts=self._opts(region, depends_on=[policy]),
         )
         rule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
@@ -263,6 +298,7 @@ class Watchers(pulumi.ComponentResource):
         )
         self.functions[region], self.roles[region] = function, role
         self.rules[region], self.log_groups[region] = rule, logs
+        self.queues[region] = queue
 
     def _dead_man(self, region: str, after: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
         """The alarm that fires when ``region``'s watcher has not evaluated for three minutes.

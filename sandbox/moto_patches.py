@@ -11,6 +11,9 @@ usual, but are never attached to their queue, table or stream inside moto.
 moto also sends an event to the targets of a rule that is disabled, which EventBridge never does;
 the sandbox fences an event bus by disabling its rules, so a disabled rule here delivers nothing.
 
+A message's delay (``DelaySeconds``) counts AWS seconds, as every period the deployment
+configures does on the sandbox's scaled clock (:mod:`controller.clock`).
+
 Three more changes make the servers cheaper without changing what they answer: moto's list of its
 own packages is read once, a DynamoDB transaction backs up the items it touches rather than whole
 tables, and botocore's list of a service's regions is read once per process rather than once per
@@ -295,6 +298,27 @@ def one_copy_of_code() -> None:
 
     set_code._failover_one_copy = True  # type: ignore[attr-defined]
     LambdaFunction._set_function_code = set_code  # type: ignore[method-assign]
+
+
+def delays_on_the_clock() -> None:
+    """A message's ``DelaySeconds`` are AWS seconds, on the sandbox's scaled clock.
+
+    moto holds a delayed message for that many wall seconds: at k = 5 a watcher's link delayed
+    by its 10 s interval would come 50 AWS seconds later (:mod:`controller.watchers.chain`).
+    """
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Message
+
+    from controller import clock
+
+    if getattr(Message.delay, "_failover_clock", False):
+        return
+
+    def delay(self: Any, delay_seconds: int) -> None:
+        self.delayed_until = unix_time_millis() + clock.wall(float(delay_seconds)) * 1000
+
+    delay._failover_clock = True  # type: ignore[attr-defined]
+    Message.delay = delay  # type: ignore[method-assign]
 
 
 def mappings_keep_their_alias() -> None:

@@ -155,48 +155,7 @@ class Pollers:
                 log.debug("poller %s in %s: %s", uuid, region, exc)
 
     def _drain_queue(self, mapping: Mapping) -> None:
-        sqs = self.clients.client("sqs", mapping.region)
-        url = sqs.get_queue_url(QueueName=mapping.source.rsplit(":", 1)[-1])["QueueUrl"]
-        got = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=min(mapping.batch_size, 10),
-            WaitTimeSeconds=0,
-            AttributeNames=["All"],
-        )
-        messages = got.get("Messages", [])
-        if not messages:
-            return
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m.get("MD5OfBody", ""),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": mapping.source,
-                    "awsRegion": mapping.region,
-                }
-                for m in messages
-            ]
-        }
-        done = self._call(mapping, event, "sqs")
-        if not done.ok:
-            return  # the whole batch comes back when its visibility ends
-        failures = (
-            (done.result or {}).get("batchItemFailures", []) if mapping.reports_failures else []
-        )
-        failed = {f.get("itemIdentifier") for f in failures}
-        kept = [m for m in messages if m["MessageId"] not in failed]
-        if kept:
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(kept)
-                ],
-            )
+        drain_queue(self.clients, mapping, lambda event: self._call(mapping, event, "sqs"))
 
     def _read_stream(self, mapping: Mapping, shards: dict[str, str | None]) -> None:
         client: Any
@@ -321,6 +280,55 @@ class Pollers:
         key = (mapping.function, mapping.region)
         self.invocations[key] = self.invocations.get(key, 0) + 1
         return self.invoker.invoke(mapping.region, mapping.function, event, source=source)
+
+
+def drain_queue(
+    clients: Clients, mapping: Mapping, call: Callable[[dict[str, Any]], Invocation]
+) -> None:
+    """One receive on ``mapping``'s queue, as Lambda's poller does it: a batch invokes the
+    function (``call``, synchronously); the messages it did not report as failed are deleted
+    (all of them when it does not report failures and returned); a batch whose invocation
+    failed goes back to the queue when its visibility ends."""
+    sqs = clients.client("sqs", mapping.region)
+    url = sqs.get_queue_url(QueueName=mapping.source.rsplit(":", 1)[-1])["QueueUrl"]
+    got = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=min(mapping.batch_size, 10),
+        WaitTimeSeconds=0,
+        AttributeNames=["All"],
+    )
+    messages = got.get("Messages", [])
+    if not messages:
+        return
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": mapping.source,
+                "awsRegion": mapping.region,
+            }
+            for m in messages
+        ]
+    }
+    done = call(event)
+    if not done.ok:
+        return  # the whole batch comes back when its visibility ends
+    failures = (done.result or {}).get("batchItemFailures", []) if mapping.reports_failures else []
+    failed = {f.get("itemIdentifier") for f in failures}
+    kept = [m for m in messages if m["MessageId"] not in failed]
+    if kept:
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(kept)
+            ],
+        )
 
 
 def _kinesis_record(record: dict[str, Any], mapping: Mapping) -> dict[str, Any]:

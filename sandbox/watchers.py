@@ -245,9 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     # ... and the metrics its log records carry (EMF), as CloudWatch Logs extracts them
     invoker.observers.append(LogMetrics(metrics, {watcher.function: log_path(state_dir, region)}))
     metrics.start()
+    stop = threading.Event()
     try:
         targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
         lam = Clients(endpoints=manifest.endpoints).client("lambda", region)
+        for uuid in chain_mappings(lam, watcher.function):
+            threading.Thread(
+                target=follow_chain,
+                args=(Clients(endpoints=manifest.endpoints), invoker, region, uuid, stop),
+                name=f"chain-{region}",
+                daemon=True,
+            ).start()
         configs = {target: async_config(lam, target) for target in targets}
         tick = clock.monotonic()  # the deployed rate, in AWS seconds
         while read_state(state_dir) is not None:  # the sandbox is gone: so is its watcher
@@ -267,9 +275,50 @@ def main(argv: list[str] | None = None) -> int:
             clock.sleep(tick - clock.monotonic())
             tick = max(tick, clock.monotonic() - every)
     finally:
+        stop.set()
         metrics.stop()
         invoker.close()
     return 0
+
+
+#: AWS seconds between two receives of a watcher's chain queue: Lambda long-polls it, and hands
+#: a link over about as soon as its delay ends.
+CHAIN_POLL_SECONDS = 1.0
+
+
+def chain_mappings(lam: Any, function: str) -> list[str]:
+    """The event source mappings that invoke the watcher ``function`` (its chain queue's:
+    :mod:`controller.watchers.chain`), as deployed."""
+    got = lam.list_event_source_mappings(FunctionName=function).get("EventSourceMappings", [])
+    return [
+        str(m["UUID"])
+        for m in got
+        if str(m.get("FunctionArn", "")).split(":")[6:7] == [function]
+        and str(m.get("EventSourceArn", "")).startswith("arn:aws:sqs:")
+    ]
+
+
+def follow_chain(
+    clients: Clients, invoker: Invoker, region: str, uuid: str, stop: threading.Event
+) -> None:
+    """Lambda's poller of the watcher's chain queue: each link, once its delay is over, invokes
+    the watcher synchronously (and is deleted when that returned), while the mapping is enabled,
+    until ``stop``."""
+    from sandbox.pollers import Mapping, drain_queue
+
+    mapping = Mapping.read(clients, region, uuid)
+    lam = clients.client("lambda", region)
+    while not stop.wait(clock.wall(CHAIN_POLL_SECONDS)):
+        try:
+            if lam.get_event_source_mapping(UUID=uuid)["State"] not in ("Enabled", "Enabling"):
+                continue
+            drain_queue(
+                clients,
+                mapping,
+                lambda event: invoker.invoke(region, mapping.function, event, source="sqs"),
+            )
+        except Exception as exc:  # its region failed: keep trying, as Lambda's pollers do
+            log.debug("chain of %s: %s", region, exc)
 
 
 @dataclass(frozen=True)

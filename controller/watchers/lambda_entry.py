@@ -20,7 +20,11 @@ engine: the
    invocation finds it ended. Only a failover its last evaluation started runs on, for as
    long as the timeout allows (the failover's budget, set by ``infra/watchers.py``). Only the
    sentinel, and a watcher whose last evaluation was not calm, evaluate that often; the others
-   end after one evaluation (:mod:`controller.watchers.cadence`: what the watchers cost);
+   end after one evaluation (:mod:`controller.watchers.cadence`: what the watchers cost).
+   Deployed with a chain queue, those do not sleep between evaluations either: each sends
+   the link that invokes it again an interval later, and ends (:mod:`controller.watchers.chain`);
+   a link that finds its chain superseded, and the schedule's invocation while the chain runs,
+   evaluate nothing;
 4. after every evaluation writes one JSON log line (with its ``cadence``: ``sentinel``,
    ``vigilant`` or ``calm``), one embedded-metric-format record (the ``Evaluations`` metric per
    region, which the dead-man alarm watches: both :mod:`controller.watchers.telemetry`'s) and
@@ -46,11 +50,17 @@ from controller.contract import WatcherCadence
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchState, WatchStates
 from controller.engine.executor import Executor
-from controller.errors import AwsError, FailoverError, NoMajorityError, RunInterruptedError
+from controller.errors import (
+    AwsError,
+    ConflictError,
+    FailoverError,
+    NoMajorityError,
+    RunInterruptedError,
+)
 from controller.topology import Topology, loads
 from controller.topology.manifest import ControlManifest, Manifest, check_deployment, load_manifest
 from controller.watchers import cadence as cadences
-from controller.watchers import telemetry
+from controller.watchers import chain, telemetry
 from controller.watchers.decisions import Decision, WatchAction
 from controller.watchers.isolation import Isolation
 from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG
@@ -88,9 +98,16 @@ class Deployment:
 
 
 def handler(event: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Lambda's entry point: watch from this region until shortly before the timeout."""
+    """Lambda's entry point: watch from this region until shortly before the timeout, or
+    evaluate once and hand over to the next link of the chain (:mod:`~controller.watchers.chain`:
+    ``event`` is the schedule's, or one of the chain queue's)."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
-    return watch(region, context)
+    return watch(
+        region,
+        context,
+        link=chain.link_of(event, region),
+        chain_queue=os.environ.get(contract.ENV_WATCHER_CHAIN_QUEUE) or None,
+    )
 
 
 def watch(
@@ -101,8 +118,15 @@ def watch(
     sleep: Callable[[float], None] = clock.sleep,
     emit: Callable[[str], None] | None = None,
     cadence: WatcherCadence = SCHEDULE.cadence,
+    link: chain.Link | None = None,
+    chain_queue: str | None = None,
+    send: chain.Send | None = None,
 ) -> dict[str, Any]:
-    """One invocation of ``region``'s watcher; a summary of what it did (its return value)."""
+    """One invocation of ``region``'s watcher; a summary of what it did (its return value).
+
+    ``link``: the chain's link that invoked it (None: the schedule); ``send`` (else one on
+    ``chain_queue``, else none): how it asks for its next evaluation instead of sleeping.
+    """
     out = emit or telemetry.to_stdout
     owner = f"watcher@{region}/{context.aws_request_id}"
     try:
@@ -112,7 +136,17 @@ def watch(
         # deployment this execution environment last read still says what to fence (isolation).
         kept = _KEPT.get(region) if isinstance(exc, NoMajorityError) else None
         if kept is not None:
-            return watch(region, context, deployment=kept, sleep=sleep, emit=emit)
+            return watch(
+                region,
+                context,
+                deployment=kept,
+                sleep=sleep,
+                emit=emit,
+                cadence=cadence,
+                link=link,
+                chain_queue=chain_queue,
+                send=send,
+            )
         out(
             telemetry.log_line(
                 region, owner, {"action": WatchAction.ERROR, "reason": f"deployment: {exc}"}
@@ -121,6 +155,8 @@ def watch(
         return {"region": region, "evaluations": 0, "error": str(exc)}
     _KEPT[region] = deployment
     topology, manifest, clients = deployment.topology, deployment.manifest, deployment.clients
+    if send is None and chain_queue:
+        send = chain.sender(clients, region, chain_queue)
     states = WatchStates(ControlTable(clients, manifest))
     isolation = Isolation(topology, manifest, clients, region)
     executor = Executor(
@@ -138,6 +174,7 @@ def watch(
     period = _period()
     invoked_left = context.get_remaining_time_in_millis() / 1000.0
     done, evaluations, actions = 0, 0, []
+    linked = False
     is_sentinel: bool | None = None
     role = cadences.Role.SENTINEL
     while True:
@@ -159,6 +196,19 @@ def watch(
                 return {"region": region, "evaluations": done, "error": str(exc)}
             else:
                 isolation.answered()
+                if link is not None and done == 0 and state.evaluations != link.after:
+                    # a duplicated or late link, or one of a chain another invocation took on
+                    log.info(
+                        "watcher %s: link after %d dropped (%d evaluations saved)",
+                        region,
+                        link.after,
+                        state.evaluations,
+                    )
+                    return {"region": region, "evaluations": 0, "dropped": True}
+                if link is None and send is not None and _chained(state, interval):
+                    # the schedule's invocation while this watcher's chain evaluates: its next
+                    # link comes within the interval (a broken chain is older: started again)
+                    return {"region": region, "evaluations": 0, "chained": True}
                 watcher.restore(state)
                 evaluations = state.evaluations
         if state is not None:
@@ -185,17 +235,26 @@ def watch(
                 topology.prefix, region, decision.action, decision.consecutive_bad
             )
         )
+        saved = False
         if state is not None:
             try:
                 states.write(
                     watcher.remember(region, decision, owner=owner, evaluations=evaluations)
                 )
+                saved = True
+            except ConflictError as exc:
+                log.warning("watcher %s: cannot save its state: %s", region, exc)
+                if send is not None:
+                    break  # another invocation saved a later evaluation: it goes on, not this
             except FailoverError as exc:
                 log.warning("watcher %s: cannot save its state: %s", region, exc)
         if role is cadences.Role.CALM:
             break
-        left = context.get_remaining_time_in_millis() / 1000.0
         wait = max(0.0, interval - (clock.monotonic() - started))
+        if send is not None and saved and _linked(send, region, evaluations, wait):
+            linked = True
+            break
+        left = context.get_remaining_time_in_millis() / 1000.0
         next_start = invoked_left - left + wait  # seconds into the invocation
         if left - wait < interval + MARGIN_SECONDS or not SCHEDULE.may_start(next_start, period):
             break
@@ -205,7 +264,25 @@ def watch(
         "evaluations": done,
         "actions": sorted(set(actions)),
         "role": role.value,
+        "linked": linked,
     }
+
+
+def _chained(state: WatchState, interval: float) -> bool:
+    """True when ``state`` was saved by a link of a chain that still runs: within the interval
+    (and the margin an evaluation and a link's delivery take)."""
+    return state.updated is not None and clock.now() - state.updated < interval + MARGIN_SECONDS
+
+
+def _linked(send: chain.Send, region: str, evaluations: int, wait: float) -> bool:
+    """Ask for the next evaluation in ``wait`` seconds (:mod:`~controller.watchers.chain`);
+    False when the queue did not take it (this invocation then keeps evaluating itself)."""
+    try:
+        send(evaluations, wait)
+    except FailoverError as exc:
+        log.warning("watcher %s: cannot send its next link: %s", region, exc)
+        return False
+    return True
 
 
 def _sentinel(

@@ -42,7 +42,7 @@ def enabled_in(run: Run) -> dict[str, set[str]]:
     """Where each kind of switch was created on: mappings, schedule rules, active mode."""
     out: dict[str, set[str]] = {"mappings": set(), "rules": set(), "active": set()}
     for m in run.of("aws:lambda/eventSourceMapping:EventSourceMapping"):
-        if m.inputs.get("enabled"):
+        if m.inputs.get("enabled") and not is_watcher(m.name):  # a watcher's chain: always on
             out["mappings"].add(m.region or "")
     for r in run.of("aws:cloudwatch/eventRule:EventRule"):
         if not is_watcher(r.name) and r.inputs.get("state", "ENABLED") == "ENABLED":

@@ -26,8 +26,16 @@ from controller.plan.build import build_plan
 from controller.topology import EXAMPLE_SPEC, Topology, load, loads
 from infra.bundle import RUNTIME_PROVIDED
 from infra.target import Architecture, Target
-from infra.watchers import HANDLER, SCHEDULE, STEP_BACKOFF_SECONDS, run_budget, watcher_bundle
-from tests.kit.pulumi_mocks import Run, is_watcher
+from infra.watchers import (
+    CHAIN_POLL,
+    CHAIN_SEND,
+    HANDLER,
+    SCHEDULE,
+    STEP_BACKOFF_SECONDS,
+    run_budget,
+    watcher_bundle,
+)
+from tests.kit.pulumi_mocks import ACCOUNT, Run, is_watcher
 
 #: The goal for the watcher's zipped bundle (Lambda's own limit is 50 MB zipped).
 SIZE_GOAL = 10 * 1024 * 1024
@@ -85,18 +93,48 @@ def test_each_watcher_may_do_what_the_controller_does_and_no_more(run: Run) -> N
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        *CHAIN_SEND,
+        *CHAIN_POLL,
     }
     assert controller
     for region in t.regions.all:
         name = f"{t.watcher_function(region)}-policy"
         actions = actions_of(run, name)
-        assert actions - own == controller, (region, actions ^ controller)
+        assert actions == controller | own, (region, actions ^ (controller | own))
         doc = next(d for n, d in policies(run) if n == name)
+        chained = [r for acts, r in statements(doc) if "sqs:SendMessage" in acts]
+        assert chained == [[f"arn:aws:sqs:{region}:{ACCOUNT}:{t.watcher_function(region)}-chain"]]
         for acts, resources in statements(doc):
             if acts[0].startswith("logs:"):
                 assert all(
                     f":{region}:" in r and t.watcher_log_group(region) in r for r in resources
                 )
+
+
+def test_each_watchers_next_evaluation_is_a_delayed_message_on_its_own_queue(run: Run) -> None:
+    """The chain (controller.watchers.chain): a queue per region, told to its watcher, invoking
+    it one link at a time; a link lives at most a minute (the schedule restarts a broken chain)
+    and stays invisible while its invocation may run (AWS refuses a mapping otherwise)."""
+    t = run.topology.for_stack(run.settings.stack)
+    queues = {q.region: q.inputs for q in run.of("aws:sqs/queue:Queue") if is_watcher(q.name)}
+    mappings = {
+        m.region: m.inputs
+        for m in run.of("aws:lambda/eventSourceMapping:EventSourceMapping")
+        if is_watcher(m.name)
+    }
+    assert set(queues) == set(mappings) == set(t.regions.all)
+    for region, fn in watchers(run).items():
+        queue = queues[region]
+        assert queue["name"] == f"{t.watcher_function(region)}-chain"
+        assert int(queue["visibilityTimeoutSeconds"]) >= int(fn["timeout"])
+        assert int(queue["messageRetentionSeconds"]) == 60
+        assert queue["sqsManagedSseEnabled"] is True
+        env = fn["environment"]["variables"]
+        assert str(env[contract.ENV_WATCHER_CHAIN_QUEUE]).endswith(queue["name"])
+        mapping = mappings[region]
+        assert str(mapping["eventSourceArn"]).endswith(f":{region}:{ACCOUNT}:{queue['name']}")
+        assert str(mapping["functionName"]).endswith(f"function:{t.watcher_function(region)}")
+        assert int(mapping["batchSize"]) == 1
 
 
 def test_each_watcher_is_invoked_every_minute(run: Run) -> None:

@@ -1,0 +1,120 @@
+"""The chain: a watcher that must evaluate again in an interval asks its queue, and ends.
+
+Called by the deployed watcher (:mod:`controller.watchers.lambda_entry`). A Lambda function is
+billed for every second it lives, sleeping included, and EventBridge invokes at most once a
+minute: the sentinel's sleep between its six evaluations a minute was most of the watchers' bill
+(``bench/cost.py``). Instead, after an evaluation it saved, a watcher that must evaluate again
+this interval (the sentinel, a vigilant one: :mod:`controller.watchers.cadence`) sends one message
+to its region's chain queue, delayed by what is left of the interval (``DelaySeconds``, whole
+seconds, at most 900), and ends; the queue's event source mapping invokes the function again
+with it: the next **link**. A link carries the count of evaluations its sender saved in the
+watcher's item of the control table (:mod:`controller.controltable.watchstate`), which is the
+chain's token:
+
+- a **duplicated** message (SQS delivers at least once): the copy that comes second finds the
+  count moved on and ends without evaluating; two copies at once both evaluate, but the item's
+  write is conditional on the count, so only one saves, and only one sends the next link;
+- a **late** message, or one of an older chain: the count moved on (the scheduled invocation
+  evaluated meanwhile, and went on with a link of its own): it ends without evaluating;
+- a **lost** message (or a link that failed, or a region whose queue does not answer): the chain
+  ends; the next scheduled invocation (every minute) evaluates and starts it again. Detection
+  waits at most that minute once; the dead-man alarm counts the evaluations either way.
+
+A watcher whose evaluation was not saved (the control table out of reach) sends no link: it
+keeps evaluating inside its invocation, sleeping, as before (:mod:`controller.watchers.isolation`
+counts how long it is cut off there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.aws import Clients, classify
+
+#: SQS's longest message delay.
+MAX_DELAY_SECONDS = 900
+#: What a link's message body says: the region whose watcher sent it, and the count it saved.
+KIND = "failover-watcher-link"
+
+#: ``send(after, delay)``: sends the link that invokes this watcher again in ``delay`` seconds,
+#: ``after`` its saved evaluations.
+Send = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link of a watcher's chain: its region and the evaluations saved before it was sent."""
+
+    region: str
+    after: int
+
+    def body(self) -> str:
+        """The message body.
+
+        >>> Link("us-west-2", 12).body()
+        '{"after": 12, "kind": "failover-watcher-link", "region": "us-west-2"}'
+        """
+        return json.dumps(
+            {"after": self.after, "kind": KIND, "region": self.region}, sort_keys=True
+        )
+
+
+def delay_seconds(wait: float) -> int:
+    """``DelaySeconds`` for a link due in ``wait`` seconds: whole seconds, rounded up (never
+    sooner than the interval), within SQS's bounds.
+
+    >>> delay_seconds(8.2), delay_seconds(0.0), delay_seconds(-1.0), delay_seconds(4000.0)
+    (9, 0, 0, 900)
+    """
+    return min(MAX_DELAY_SECONDS, max(0, math.ceil(wait)))
+
+
+def link_of(event: Mapping[str, Any], region: str) -> Link | None:
+    """The link an invocation's ``event`` carries (an SQS event of one record whose body is one
+    of ``region``'s links), None for any other event (the schedule's).
+
+    >>> record = {"eventSource": "aws:sqs", "body": Link("us-west-2", 3).body()}
+    >>> link_of({"Records": [record]}, "us-west-2")
+    Link(region='us-west-2', after=3)
+    >>> link_of({"source": "aws.events"}, "us-west-2") is None
+    True
+    >>> link_of({"Records": [record]}, "eu-west-1") is None  # another region's: not ours
+    True
+    """
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        return None
+    for record in records:
+        if not isinstance(record, Mapping) or record.get("eventSource") != "aws:sqs":
+            continue
+        try:
+            body = json.loads(str(record.get("body") or ""))
+        except ValueError:
+            continue
+        if isinstance(body, dict) and body.get("kind") == KIND and body.get("region") == region:
+            return Link(region, int(body.get("after") or 0))
+    return None
+
+
+def sender(clients: Clients, region: str, queue_url: str) -> Send:
+    """``send(after, delay)`` on ``region``'s chain queue at ``queue_url``.
+
+    Raises (from ``send``) a step error (``classify``) when the queue does not take it.
+    """
+
+    def send(after: int, delay: float) -> None:
+        sqs: Any = clients.client("sqs", region)
+        try:
+            sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=Link(region, after).body(),
+                DelaySeconds=delay_seconds(delay),
+            )
+        except Exception as exc:
+            raise classify(exc, component="watcher chain", region=region) from exc
+
+    return send
