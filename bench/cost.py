@@ -490,7 +490,7 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
         for minute in range(minutes + 1):
             for region in topology.regions.all:
                 with unittest.mock.patch.object(
-                    lambda_entry, "_chained", lambda state, _, r=region: r in running
+                    chain, "running", lambda updated, within, r=region: r in running
                 ):
                     inv, sent = one(region)
                 measured = [inv]

@@ -28,12 +28,17 @@ counts how long it is cut off there).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller import clock
 from controller.aws import Clients, classify
+from controller.errors import FailoverError
+
+log = logging.getLogger(__name__)
 
 #: SQS's longest message delay.
 MAX_DELAY_SECONDS = 900
@@ -118,3 +123,34 @@ def sender(clients: Clients, region: str, queue_url: str) -> Send:
             raise classify(exc, component="watcher chain", region=region) from exc
 
     return send
+
+
+def superseded(link: Link | None, saved: int) -> bool:
+    """True when ``link`` is not the next of its watcher's chain (``saved``: the evaluations its
+    item holds): a duplicated or late link, or one of a chain the schedule started again.
+
+    >>> superseded(Link("r", 4), 4), superseded(Link("r", 4), 5), superseded(None, 5)
+    (False, True, False)
+    """
+    if link is None or link.after == saved:
+        return False
+    log.info("watcher %s: link after %d dropped (%d saved)", link.region, link.after, saved)
+    return True
+
+
+def running(updated: float | None, within: float) -> bool:
+    """True when the watcher's last evaluation (saved at ``updated``) was ``within`` seconds
+    ago: its chain runs, and its next link is on its way (the schedule's invocation leaves it
+    alone); an older one is a broken chain, which that invocation starts again."""
+    return updated is not None and clock.now() - updated < within
+
+
+def ask(send: Send, region: str, after: int, wait: float) -> bool:
+    """Send the next link, due in ``wait`` seconds; False when the queue did not take it (the
+    invocation then keeps evaluating by itself, sleeping, as without a chain)."""
+    try:
+        send(after, wait)
+    except FailoverError as exc:
+        log.warning("watcher %s: cannot send its next link: %s", region, exc)
+        return False
+    return True

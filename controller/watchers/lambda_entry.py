@@ -137,16 +137,9 @@ def watch(
         kept = _KEPT.get(region) if isinstance(exc, NoMajorityError) else None
         if kept is not None:
             return watch(
-                region,
-                context,
-                deployment=kept,
-                sleep=sleep,
-                emit=emit,
-                cadence=cadence,
-                link=link,
-                chain_queue=chain_queue,
-                send=send,
-            )
+                region, context, deployment=kept, sleep=sleep, emit=emit, cadence=cadence,
+                link=link, chain_queue=chain_queue, send=send,
+            )  # fmt: skip
         out(
             telemetry.log_line(
                 region, owner, {"action": WatchAction.ERROR, "reason": f"deployment: {exc}"}
@@ -196,18 +189,13 @@ def watch(
                 return {"region": region, "evaluations": done, "error": str(exc)}
             else:
                 isolation.answered()
-                if link is not None and done == 0 and state.evaluations != link.after:
-                    # a duplicated or late link, or one of a chain another invocation took on
-                    log.info(
-                        "watcher %s: link after %d dropped (%d evaluations saved)",
-                        region,
-                        link.after,
-                        state.evaluations,
-                    )
+                if done == 0 and chain.superseded(link, state.evaluations):
                     return {"region": region, "evaluations": 0, "dropped": True}
-                if link is None and send is not None and _chained(state, interval):
-                    # the schedule's invocation while this watcher's chain evaluates: its next
-                    # link comes within the interval (a broken chain is older: started again)
+                if (
+                    link is None
+                    and send
+                    and chain.running(state.updated, interval + MARGIN_SECONDS)
+                ):
                     return {"region": region, "evaluations": 0, "chained": True}
                 watcher.restore(state)
                 evaluations = state.evaluations
@@ -251,7 +239,7 @@ def watch(
         if role is cadences.Role.CALM:
             break
         wait = max(0.0, interval - (clock.monotonic() - started))
-        if send is not None and saved and _linked(send, region, evaluations, wait):
+        if send is not None and saved and chain.ask(send, region, evaluations, wait):
             linked = True
             break
         left = context.get_remaining_time_in_millis() / 1000.0
@@ -266,23 +254,6 @@ def watch(
         "role": role.value,
         "linked": linked,
     }
-
-
-def _chained(state: WatchState, interval: float) -> bool:
-    """True when ``state`` was saved by a link of a chain that still runs: within the interval
-    (and the margin an evaluation and a link's delivery take)."""
-    return state.updated is not None and clock.now() - state.updated < interval + MARGIN_SECONDS
-
-
-def _linked(send: chain.Send, region: str, evaluations: int, wait: float) -> bool:
-    """Ask for the next evaluation in ``wait`` seconds (:mod:`~controller.watchers.chain`);
-    False when the queue did not take it (this invocation then keeps evaluating itself)."""
-    try:
-        send(evaluations, wait)
-    except FailoverError as exc:
-        log.warning("watcher %s: cannot send its next link: %s", region, exc)
-        return False
-    return True
 
 
 def _sentinel(
