@@ -10,6 +10,7 @@ failure domain, so a region's outage takes its watcher with it; nobody types a c
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -332,9 +333,10 @@ def test_each_invocation_evaluates_inside_the_shortened_schedule_it_is_told(
     invocations = until(lambda: len(got := ended()) >= 2 and got, 150, "two ended sentinels")
     for times in invocations:
         assert max(times) - min(times) < SCHEDULE, times
-    # It evaluated at its interval, not once per invocation. One invocation may fit only one
-    # evaluation when a loaded machine stretched its first (cold) one past the period's margin.
-    assert sum(len(times) >= 2 for times in invocations) >= len(invocations) - 1, invocations
+    # It evaluated at its interval, not once per scheduled invocation: each evaluation a link
+    # of its chain (controller.watchers.chain), an invocation of its own.
+    evaluated = sorted(t for times in invocations for t in times)
+    assert any(b - a < SCHEDULE / 2 for a, b in itertools.pairwise(evaluated)), invocations
 
 
 def test_sandbox_up_starts_the_watchers_and_no_watchers_leaves_them_out(
