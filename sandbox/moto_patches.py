@@ -344,3 +344,45 @@ def mappings_keep_their_alias() -> None:
 
     keep_alias._failover_alias = True  # type: ignore[attr-defined]
     EventSourceMapping.__init__ = keep_alias  # type: ignore[method-assign]
+
+
+def function_key(name: str) -> tuple[str, str | None]:
+    """A function's name and qualifier from any form Lambda's ``FunctionName`` takes: a name,
+    a function ARN, a version or alias ARN, a partial ARN.
+
+    >>> function_key("fn"), function_key("123456789012:function:fn")
+    (('fn', None), ('fn', None))
+    >>> function_key("arn:aws:lambda:us-east-1:123456789012:function:fn:live")
+    ('fn', 'live')
+    """
+    parts = name.split(":")
+    if "function" in parts:
+        parts = parts[parts.index("function") + 1 :]
+    return parts[0], (parts[1] if len(parts) > 1 and parts[1] else None)
+
+
+def mappings_listed_by_function() -> None:
+    """``ListEventSourceMappings`` filtered by ``FunctionName`` finds a function's mappings in
+    whichever form each was created and the filter is given (name, ARN, partial ARN), as
+    Lambda's does; a qualified filter finds the mappings of that version or alias.
+
+    moto compares the filter with the string the mapping was created with: a mapping that
+    ``pulumi up`` created on the function's ARN was not listed under its name, and the sandbox's
+    Lambda never polled the watcher's chain queue (:mod:`sandbox.watchers`).
+    """
+    from moto.awslambda.models import LambdaBackend
+
+    listed = LambdaBackend.list_event_source_mappings
+    if getattr(listed, "_failover_by_function", False):
+        return
+
+    @functools.wraps(listed)
+    def by_function(self: Any, event_source_arn: str, function_name: str) -> Any:
+        esms = listed(self, event_source_arn, "")
+        if not function_name:
+            return esms
+        wanted = function_key(function_name)
+        return [m for m in esms if function_key(str(m.function_arn)) == wanted]
+
+    by_function._failover_by_function = True  # type: ignore[attr-defined]
+    LambdaBackend.list_event_source_mappings = by_function  # type: ignore[method-assign]

@@ -93,5 +93,29 @@ def test_the_sentinel_evaluates_once_an_invocation_each_link_an_interval_after_t
         # a link comes after its delay (the interval less its evaluation); the schedule's
         # invocation, every minute, leaves a running chain alone
         assert sum(g >= interval - 2.0 for g in gaps) >= 3, gaps
+        # ... and comes: the sentinel evaluates every interval, not once a scheduled minute
+        assert sum(g < 2 * interval for g in gaps) >= 3, gaps
     finally:
         scaled.stop_watchers()
+
+
+def test_the_watchers_chain_mapping_is_listed_under_the_functions_name(scaled: Sandbox) -> None:
+    """``pulumi up`` creates the chain's mapping on the function's ARN; Lambda lists it under
+    the function's name, its ARN or a partial ARN alike (moto only under the string it was
+    created with), and not under an alias of the function."""
+    lam = scaled.clients.client("lambda", STANDBY)
+    watcher = scaled.manifest.regions[STANDBY].watcher
+    assert watcher is not None
+    name = watcher.function
+    arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    partial = ":".join(arn.split(":")[4:])
+    found = {
+        form: {
+            m["UUID"]
+            for m in lam.list_event_source_mappings(FunctionName=form)["EventSourceMappings"]
+        }
+        for form in (name, arn, partial, f"{arn}:live")
+    }
+    assert found[name] and found[name] == found[arn] == found[partial], found
+    assert set(watcher_procs.chain_mappings(lam, name)) == found[name]  # what the sandbox polls
+    assert not found[f"{arn}:live"] & found[name]
