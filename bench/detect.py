@@ -63,8 +63,9 @@ GOALS: dict[str, float | None] = {
     "full_service": 100.0,
 }
 #: The clients' requests per AWS second (each is served through the emulator's API, a Lambda
-#: runtime process and DynamoDB: at k, k times as many per wall second).
-RATE = 2.0
+#: runtime process and DynamoDB: at k, k times as many per wall second): each of the 16 clients
+#: asks every 40 AWS seconds, and one held by an outage retries every few seconds.
+RATE = 0.4
 CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 

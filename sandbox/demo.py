@@ -58,7 +58,7 @@ class DemoOptions:
     #: The clients' requests per AWS second. Each one costs the emulator's API, a Lambda runtime
     #: process and DynamoDB some CPU, k times as often per wall second: at 40 a second and k = 10
     #: that load alone took most of two cores, and its CPU counted as AWS seconds (issue 25).
-    rate: float = 10.0
+    rate: float = 2.0  # requests per AWS second: 10 a wall second at k = 5
     replication_lag: float = 0.0
     time_scale: float = DEFAULT_TIME_SCALE
     #: A client's retry budget (AWS seconds): longer than detection, the run and the TTL.

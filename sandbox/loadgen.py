@@ -13,7 +13,6 @@ import http.client
 import json
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,14 +42,17 @@ SOCKET_WALL_FLOOR = 0.5
 
 @dataclass
 class LoadGenerator:
-    """``workers`` threads sending about ``rate`` requests per second in all, ``write_share``
+    """``workers`` threads sending about ``rate`` requests per AWS second in all, ``write_share``
     of them writes, each with a retry budget of ``deadline`` AWS seconds. Pacing, backoff, budget
     and each attempt's socket ``timeout`` are AWS seconds on the sandbox's clock
     (:mod:`controller.clock`): a client's timeout in wall seconds would be k times longer in AWS
-    time, and a request to a region that does not answer would cost k times as much at k."""
+    time, and a request to a region that does not answer would cost k times as much at k; paced
+    on the wall, the clients would ask k times less often in AWS time, and when a client first
+    asked after an outage would depend on k. The clients start spread over one period, as
+    independent clients are, not all at one instant."""
 
     url: str
-    rate: float = 40.0
+    rate: float = 2.0
     workers: int = 16
     write_share: float = 0.3
     timeout: float = 10.0
@@ -65,7 +67,9 @@ class LoadGenerator:
     def start(self) -> None:
         """Start the client threads."""
         for i in range(self.workers):
-            thread = threading.Thread(target=self._loop, daemon=True, name=f"load-{i}")
+            thread = threading.Thread(
+                target=self._loop, args=(i / self.workers,), daemon=True, name=f"load-{i}"
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -75,10 +79,14 @@ class LoadGenerator:
         for thread in self._threads:
             thread.join(timeout=clock.wall(self.deadline) + 5)
 
-    def _loop(self) -> None:
+    def _loop(self, offset: float) -> None:
+        """One client: a request every ``workers / rate`` AWS seconds, the first ``offset`` of
+        that period after the start."""
         period = self.workers / self.rate
+        if self._stop.wait(clock.wall(offset * period)):
+            return
         while not self._stop.is_set():
-            started = time.monotonic()
+            started = clock.monotonic()
             with self._lock:
                 write = self._rng.random() < self.write_share or not self.acked
                 known = list(self.acked) if not write else []
@@ -88,7 +96,7 @@ class LoadGenerator:
                 self.samples.append(sample)
                 if sample.kind == "write" and sample.status in (201, 202):
                     self.acked[sample.order_id] = sample.region
-            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+            self._stop.wait(clock.wall(max(0.0, period - (clock.monotonic() - started))))
 
     def _write(self) -> Sample:
         order_id = uuid.uuid4().hex

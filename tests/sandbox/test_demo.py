@@ -72,7 +72,7 @@ def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
                 state_dir=state,
                 warmup=60.0,
                 after=100.0,
-                rate=20.0,
+                rate=4.0,
                 on_page=page.found,
             )
         )
