@@ -8,13 +8,15 @@ outages, in AWS seconds (the sandbox's clock) and in wall seconds, each against 
 
 - ``detect``: the outage to the watcher's failover decision (goal: 3 intervals, 30 s);
 - ``dns_answer``: to Route 53 answering the standby, asked afresh (goal: 40 s);
-- ``clients_shift``: to the clients' resolver moving (it keeps an answer for the TTL: the
-  demo's "traffic shifted"; no goal of its own, bounded by ``dns_answer`` + TTL);
+- ``clients_shift``: to the first client's resolver moving (each client has its own, whose
+  answer expires at its own moment within the TTL: the demo's "traffic shifted"; no goal of
+  its own, bounded by ``dns_answer`` + TTL / the number of clients, about 4 s);
 - ``run_start``, ``dns_step``, ``run_end``: to the switching run's start (its prechecks
   passed), to the end of its own DNS step (the records moved to the standby, its last level),
   and to its end (the standby active, fenced what answers);
-- ``full_service``: to the first request after which every request is served ``ok`` at its
-  first attempt (goal: TTL + 40 = 100 s).
+- ``full_service``: to the end of the last request not served ``ok`` at its first attempt
+  (a client held on the failed region by its resolver's cached answer waits until it moves:
+  bounded by ``dns_answer`` + TTL; goal: TTL + 40 = 100 s).
 
 Beside each median: the share of that period the sandbox's CPU took (every process of the bench
 and its children: the emulator, the watchers, the data plane), as a share of the machine's cores.
@@ -48,8 +50,9 @@ from controller.contract import DEFAULT_TIME_SCALE
 from sandbox.demo import DemoOptions, run_demo
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "orders" / "topology.yaml"
-#: AWS seconds of steady load before the outage and after the failover: the bench's, --quick's.
-PHASES = (90.0, 70.0)
+#: AWS seconds of steady load before the outage and after the first clients moved (the last
+#: may hold the old answer a TTL longer, 60 s): the bench's, --quick's.
+PHASES = (90.0, 90.0)
 QUICK_PHASES = (20.0, 20.0)
 MODES = ("hang", "down", "partition")
 #: Each figure and its goal in AWS seconds (None: reported, not judged).

@@ -54,7 +54,9 @@ class DemoOptions:
     mode: str = "hang"
     warmup: float = 120.0
     outage_max: float = 900.0
-    after: float = 60.0
+    #: After the first client's resolver moved, the last one's may hold the old answer for up
+    #: to its TTL (60 s in the example): the load runs on past that.
+    after: float = 90.0
     #: The clients' requests per AWS second. Each one costs the emulator's API, a Lambda runtime
     #: process and DynamoDB some CPU, k times as often per wall second: at 40 a second and k = 10
     #: that load alone took most of two cores, and its CPU counted as AWS seconds (issue 25).
@@ -293,17 +295,17 @@ def _until_shifted(
     outage: float,
     phase: str,
 ) -> tuple[float | None, float | None]:
-    """Wait until the clients' resolver (the data plane's, which keeps an answer for its TTL)
-    resolves to another region; when that happened, and when Route 53 itself first answered
-    another region (read with no cache: what a resolver asking afresh gets), or None each."""
+    """Wait until the first client's resolver (each keeps an answer for its TTL:
+    :class:`~sandbox.router.Resolvers`) answers another region: traffic begins to shift; when
+    that happened, and when Route 53 itself first answered another region (read with no cache:
+    what a resolver asking afresh gets), or None each."""
     fresh = Resolver(plane.clients, plane.resolver.manifest, ttl=0.0)
     answered: float | None = None
     while clock.now() - outage < limit:
         say(phase, clock.now() - outage, limit, _counts(load_gen))
         if answered is None and (now := fresh.resolve()) and now != region:
             answered = clock.now()
-        resolved = plane.resolver.resolve()
-        if resolved and resolved != region:
+        if any(r and r != region for r in plane.router.resolvers.answers()):
             return clock.now(), answered if answered is not None else clock.now()
         time.sleep(0.2)
     return None, answered

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from controller import clock
+from sandbox.router import CLIENT_HEADER
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,10 @@ class LoadGenerator:
         """Start the client threads."""
         for i in range(self.workers):
             thread = threading.Thread(
-                target=self._loop, args=(i / self.workers,), daemon=True, name=f"load-{i}"
+                target=self._loop,
+                args=(f"{i}/{self.workers}", i / self.workers),
+                daemon=True,
+                name=f"load-{i}",
             )
             thread.start()
             self._threads.append(thread)
@@ -79,9 +83,9 @@ class LoadGenerator:
         for thread in self._threads:
             thread.join(timeout=clock.wall(self.deadline) + 5)
 
-    def _loop(self, offset: float) -> None:
+    def _loop(self, client: str, offset: float) -> None:
         """One client: a request every ``workers / rate`` AWS seconds, the first ``offset`` of
-        that period after the start."""
+        that period after the start; ``client`` names it to the router (its own resolver)."""
         period = self.workers / self.rate
         if self._stop.wait(clock.wall(offset * period)):
             return
@@ -91,24 +95,26 @@ class LoadGenerator:
                 write = self._rng.random() < self.write_share or not self.acked
                 known = list(self.acked) if not write else []
                 pick = self._rng.choice(known) if known else ""
-            sample = self._write() if write else self._read(pick)
+            sample = self._write(client) if write else self._read(client, pick)
             with self._lock:
                 self.samples.append(sample)
                 if sample.kind == "write" and sample.status in (201, 202):
                     self.acked[sample.order_id] = sample.region
             self._stop.wait(clock.wall(max(0.0, period - (clock.monotonic() - started))))
 
-    def _write(self) -> Sample:
+    def _write(self, client: str) -> Sample:
         order_id = uuid.uuid4().hex
         body = json.dumps(
             {"order_id": order_id, "items": [{"sku": "tea", "qty": 2}], "total": 7.5}
         ).encode()
-        return self._request("POST", "/orders", body, "write", order_id)
+        return self._request(client, "POST", "/orders", body, "write", order_id)
 
-    def _read(self, order_id: str) -> Sample:
-        return self._request("GET", f"/orders/{order_id}", b"", "read", order_id)
+    def _read(self, client: str, order_id: str) -> Sample:
+        return self._request(client, "GET", f"/orders/{order_id}", b"", "read", order_id)
 
-    def _request(self, method: str, path: str, body: bytes, kind: str, order_id: str) -> Sample:
+    def _request(
+        self, client: str, method: str, path: str, body: bytes, kind: str, order_id: str
+    ) -> Sample:
         start = clock.now()
         deadline = clock.monotonic() + self.deadline
         attempts, status = 0, 0
@@ -116,7 +122,7 @@ class LoadGenerator:
         delay = 0.2
         while True:
             attempts += 1
-            status, headers = self._once(method, path, body)
+            status, headers = self._once(client, method, path, body)
             if (
                 _final(status, headers)
                 or clock.monotonic() + delay > deadline
@@ -136,7 +142,7 @@ class LoadGenerator:
             order_id,
         )
 
-    def _once(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str]]:
+    def _once(self, client: str, method: str, path: str, body: bytes) -> tuple[int, dict[str, str]]:
         parts = urlsplit(self.url)
         conn = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1",
@@ -148,7 +154,8 @@ class LoadGenerator:
                 method,
                 path,
                 body=body or None,
-                headers={"Content-Type": "application/json"} if body else {},
+                headers={CLIENT_HEADER: client}
+                | ({"Content-Type": "application/json"} if body else {}),
             )
             response = conn.getresponse()
             response.read()

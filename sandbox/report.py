@@ -144,24 +144,25 @@ def served(sample: Sample) -> bool:
 
 
 def full_service(samples: Sequence[Sample], since: float) -> float | None:
-    """When full, non-degraded service came back after ``since`` (the outage): the start of the
-    first request after the last one, started since then, that was not served at once (not
-    ``ok``, or ``ok`` only after a retry: :func:`served`); None when the last request was not
-    (it never came back while the load ran).
+    """When full, non-degraded service came back after ``since`` (the outage): the end of the
+    last request, in flight since then, that was not served at once (not ``ok``, or ``ok`` only
+    after a retry: :func:`served`): until then a client was still waiting, or got less. With no
+    such request, the start of the first one since; None when the last request was not served
+    at once (it never came back while the load ran).
 
     >>> s = [Sample(t, t + 0.1, "read", o, 200, 1) for t, o in
     ...      ((1.0, "ok"), (2.0, "degraded"), (3.0, "failed"), (4.0, "ok"), (5.0, "ok"))]
     >>> full_service(s, since=1.5), full_service(s, since=3.5), full_service(s[:3], since=1.5)
-    (4.0, 4.0, None)
+    (3.1, 4.0, None)
     >>> retried = [Sample(1.0, 9.0, "read", "ok", 200, 3), Sample(2.0, 2.1, "read", "ok", 200, 1)]
-    >>> full_service(retried, since=0.5)  # answered ok, but only by its third attempt
-    2.0
+    >>> full_service(retried, since=0.5)  # its client waited until 9.0 for its third attempt
+    9.0
     """
-    after = sorted((x for x in samples if x.start >= since), key=lambda x: x.start)
+    after = sorted((x for x in samples if x.end >= since), key=lambda x: x.start)
     if not after or not served(after[-1]):
         return None
-    bad = [i for i, x in enumerate(after) if not served(x)]
-    return after[bad[-1] + 1].start if bad else after[0].start
+    waited = [x.end for x in after if not served(x)]
+    return max(waited) if waited else max(after[0].start, since)
 
 
 def levels(
