@@ -7,9 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,23 +23,12 @@ from sandbox.route53 import PROBE_SECONDS, PROBE_WALL_FLOOR
 from sandbox.router import Resolver
 from tests.kit.emulator import new_invoker
 from tests.kit.paths import EXAMPLE
+from tests.kit.polling import until
 
 pytestmark = pytest.mark.sandbox
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
 K = 10.0
-T = TypeVar("T")
-
-
-def until(what: Callable[[], T | None], wall_seconds: float, message: str) -> T:
-    """Poll ``what`` until it returns something truthy (a deadline, never a duration)."""
-    deadline = time.monotonic() + wall_seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(message)
 
 
 @pytest.fixture(scope="module")

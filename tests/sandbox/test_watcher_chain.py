@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import collections
 import itertools
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,21 +15,10 @@ from controller import clock
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
 from tests.kit.paths import EXAMPLE
+from tests.kit.polling import until
 
-T = TypeVar("T")
 SCALE = 5.0
 STANDBY = "us-west-2"
-
-
-def until(what: Callable[[], T | None], seconds: float, message: str) -> T:
-    """Poll ``what`` until it returns something truthy; fail with ``message`` at the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"{message} (after {seconds:.0f} s)")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from sandbox import watchers as watcher_procs
 from sandbox.lambda_.invoke import RUN_WALL_FLOOR
 from tests.kit.emulator import primary_record, region_host
 from tests.kit.paths import EXAMPLE
+from tests.kit.polling import until
 from tests.kit.topologies import short_policy
 from tests.sandbox.test_watchers import (
     INTERVAL,
@@ -34,7 +35,6 @@ from tests.sandbox.test_watchers import (
     mode,
     region_of,
     running,
-    until,
     watcher_function,
 )
 

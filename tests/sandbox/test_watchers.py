@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -37,6 +37,7 @@ from tests.kit.emulator import (
     rules_enabled,
 )
 from tests.kit.paths import EXAMPLE
+from tests.kit.polling import until
 from tests.kit.topologies import short_policy
 
 pytestmark = pytest.mark.sandbox
@@ -50,20 +51,6 @@ LEASE = 12.0
 THRESHOLD = 2
 #: Seconds between two scheduled invocations: short, so that every test crosses invocations.
 SCHEDULE = 15.0
-
-
-T = TypeVar("T")
-
-
-def until(what: Callable[[], T | None], seconds: float, message: str) -> T:
-    """Poll ``what`` until it returns something truthy; fail with ``message`` at the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.25)
-    raise AssertionError(f"{message} (after {seconds:.0f} s)")
 
 
 @pytest.fixture(scope="module")
