@@ -290,12 +290,7 @@ def chain_mappings(lam: Any, function: str) -> list[str]:
     """The event source mappings that invoke the watcher ``function`` (its chain queue's:
     :mod:`controller.watchers.chain`), as deployed."""
     got = lam.list_event_source_mappings(FunctionName=function).get("EventSourceMappings", [])
-    return [
-        str(m["UUID"])
-        for m in got
-        if str(m.get("FunctionArn", "")).split(":")[6:7] == [function]
-        and str(m.get("EventSourceArn", "")).startswith("arn:aws:sqs:")
-    ]
+    return [str(m["UUID"]) for m in got if str(m["EventSourceArn"]).startswith("arn:aws:sqs:")]
 
 
 def follow_chain(
@@ -304,13 +299,13 @@ def follow_chain(
     """Lambda's poller of the watcher's chain queue: each link, once its delay is over, invokes
     the watcher synchronously (and is deleted when that returned), while the mapping is enabled,
     until ``stop``."""
-    from sandbox.pollers import Mapping, drain_queue
+    from sandbox.pollers import ON_STATES, Mapping, drain_queue
 
     mapping = Mapping.read(clients, region, uuid)
     lam = clients.client("lambda", region)
     while not stop.wait(clock.wall(CHAIN_POLL_SECONDS)):
         try:
-            if lam.get_event_source_mapping(UUID=uuid)["State"] not in ("Enabled", "Enabling"):
+            if lam.get_event_source_mapping(UUID=uuid)["State"] not in ON_STATES:
                 continue
             drain_queue(
                 clients,

@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from controller.aws import Clients
 from controller.contract import GLOBAL
 from controller.topology import Kind
 from sandbox import Sandbox
+from sandbox import watchers as watcher_procs
 from sandbox.lambda_.invoke import Invoker
 from sandbox.state import LOG_DIR
 from tests.kit.cli import CliResult
@@ -212,3 +214,18 @@ def new_invoker(box: Sandbox) -> Invoker:
     )
     made.start()
     return made
+
+
+@contextmanager
+def watched_sandbox(spec: Path, state_dir: Path, time_scale: float = 1.0) -> Iterator[Sandbox]:
+    """A sandbox of ``spec`` whose tests start its watchers: brought down at the end, and every
+    watcher process still running in ``state_dir`` killed even if bringing it down failed."""
+    box = Sandbox.up(spec, state_dir, time_scale=time_scale)
+    try:
+        yield box
+    finally:
+        try:
+            box.down()
+        finally:
+            for pid in watcher_procs.find_processes(state_dir):
+                watcher_procs.kill(pid, "")

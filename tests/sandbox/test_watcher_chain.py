@@ -14,6 +14,7 @@ import pytest
 from controller import clock
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
+from tests.kit.emulator import watched_sandbox
 from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
 
@@ -25,15 +26,8 @@ STANDBY = "us-west-2"
 def scaled(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The example on the scaled clock, the deployed policy (a 10 s interval), no watchers yet."""
     state_dir = tmp_path_factory.mktemp("chain") / ".failover"
-    box = Sandbox.up(EXAMPLE, state_dir, time_scale=SCALE)
-    try:
+    with watched_sandbox(EXAMPLE, state_dir, time_scale=SCALE) as box:
         yield box
-    finally:
-        try:
-            box.down()
-        finally:
-            for pid in watcher_procs.find_processes(state_dir):
-                watcher_procs.kill(pid, "")
 
 
 def test_a_delayed_message_is_held_for_its_aws_seconds_on_the_scaled_clock(

@@ -17,9 +17,8 @@ import yaml
 from controller import clock
 from controller.controltable.journal import RunStatus
 from sandbox import Sandbox
-from sandbox import watchers as watcher_procs
 from sandbox.lambda_.invoke import RUN_WALL_FLOOR
-from tests.kit.emulator import primary_record, region_host
+from tests.kit.emulator import primary_record, region_host, watched_sandbox
 from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
 from tests.kit.topologies import short_policy
@@ -64,15 +63,8 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     state_dir = tmp / ".failover"
-    sandbox = Sandbox.up(spec, state_dir, time_scale=K)
-    try:
-        yield sandbox
-    finally:
-        try:
-            sandbox.down()
-        finally:
-            for pid in watcher_procs.find_processes(state_dir):
-                watcher_procs.kill(pid, "")
+    with watched_sandbox(spec, state_dir, time_scale=K) as box:
+        yield box
 
 
 def errors(box: Sandbox, region: str, function: str) -> float:

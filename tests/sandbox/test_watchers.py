@@ -35,6 +35,7 @@ from tests.kit.emulator import (
     primary_record,
     region_host,
     rules_enabled,
+    watched_sandbox,
 )
 from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
@@ -69,15 +70,8 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     state_dir = tmp / ".failover"
-    sandbox = Sandbox.up(spec, state_dir)
-    try:
-        yield sandbox
-    finally:
-        try:
-            sandbox.down()
-        finally:
-            for pid in watcher_procs.find_processes(state_dir):
-                watcher_procs.kill(pid, "")
+    with watched_sandbox(spec, state_dir) as box:
+        yield box
 
 
 @pytest.fixture
