@@ -1,0 +1,99 @@
+"""Route 53's checker in the sandbox gives a probe Route 53's 6 AWS seconds, but never less than
+a wall floor: a healthy endpoint slowed by this machine's CPU is not a failed one (issue 25)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from controller import clock
+from sandbox.route53 import PROBE_SECONDS, Checkers, Network
+from sandbox.router import LoopbackService
+from tests.kit.polling import until
+
+HOST = "d-1.execute-api.us-east-1.amazonaws.com"
+#: What a healthy region's health route took at worst under the bench's load at k = 10.
+SLOW_ANSWER = 0.65
+
+
+def serving(delay: float, answers: threading.Event) -> LoopbackService:
+    """A health route that answers 200 after ``delay`` wall seconds, unless ``answers`` is
+    cleared (then it holds the request, as a hung region does)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            time.sleep(delay)
+            if not answers.wait(5.0):
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    service = LoopbackService(Handler, "health")
+    service.start()
+    return service
+
+
+@pytest.fixture
+def scaled() -> Iterator[clock.Clock]:
+    found = clock.current()
+    made = clock.Clock(origin=time.time(), scale=10.0)
+    clock.use(made)
+    yield made
+    clock.use(found)
+
+
+def checked_once(service: LoopbackService) -> str:
+    """The report of one probe of ``HOST`` through a checker whose network leads to ``service``."""
+    check = SimpleNamespace(
+        id="c1",
+        fqdn=HOST,
+        ip_address=None,
+        resource_path="/health",
+        request_interval=10,
+        failure_threshold=3,
+    )
+    checkers = Checkers(lambda: [check])
+    checkers.network = Network({HOST: service.url})
+    assert checkers.tick(clock.monotonic()) == ["c1"]
+    return str(
+        until(
+            lambda: checkers.status("c1").checked and checkers.status("c1").report,
+            10,
+            "the probe ended",
+        )
+    )
+
+
+def test_a_healthy_endpoint_slowed_by_the_sandboxs_cpu_passes_at_k_10(
+    scaled: clock.Clock,
+) -> None:
+    assert scaled.wall(PROBE_SECONDS) < SLOW_ANSWER  # 6 AWS s alone would fail it
+    answers = threading.Event()
+    answers.set()
+    service = serving(SLOW_ANSWER, answers)
+    try:
+        assert checked_once(service).startswith("Success")
+    finally:
+        service.stop()
+
+
+def test_a_hung_endpoint_still_fails_its_probe(scaled: clock.Clock) -> None:
+    answers = threading.Event()  # never set: the request is held
+    service = serving(0.0, answers)
+    try:
+        report = checked_once(service)
+        assert report.startswith("Failure"), report
+        assert "Timeout" in report
+    finally:
+        answers.set()
+        service.stop()
