@@ -218,6 +218,10 @@ ENV_TIME_SCALE = "FAILOVER_TIME_SCALE"
 #: own latency started to read as outages (all warm-up requests degraded, a failover to the
 #: wrong standby).
 DEFAULT_TIME_SCALE = 5.0
+#: AWS seconds the demo and the drill keep their load on after the first client's resolver
+#: moved: the last one may hold the old answer a TTL longer (60 s in the example), and full
+#: service is the end of the last request not served at once.
+DEMO_AFTER_SECONDS = 90.0
 
 #: Names the region a controller (or a watcher) runs in: it tries its own control region
 #: first, and the sandbox lets it through when its region is cut off from the others.

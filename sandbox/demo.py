@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import clock
-from controller.contract import DEFAULT_TIME_SCALE
+from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS
 from controller.controltable.journal import Journal, Run, RunStatus
 from controller.controltable.rpo import to_plain
 from controller.errors import FailoverError, UsageError
@@ -54,9 +54,7 @@ class DemoOptions:
     mode: str = "hang"
     warmup: float = 120.0
     outage_max: float = 900.0
-    #: After the first client's resolver moved, the last one's may hold the old answer for up
-    #: to its TTL (60 s in the example): the load runs on past that.
-    after: float = 90.0
+    after: float = DEMO_AFTER_SECONDS
     #: The clients' requests per AWS second. Each one costs the emulator's API, a Lambda runtime
     #: process and DynamoDB some CPU, k times as often per wall second: at 40 a second and k = 10
     #: that load alone took most of two cores, and its CPU counted as AWS seconds (issue 25).

@@ -82,3 +82,28 @@ def test_the_demo_report_is_its_owners_only_whatever_the_umask(tmp_path: Path) -
         assert path.stat().st_size > 0
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("verb", [("demo", "--no-page"), ("drill",)])
+def test_the_demo_and_the_drill_keep_their_load_on_longer_than_a_ttl_after_the_shift(
+    verb: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+) -> None:
+    """Each client's resolver keeps its answer up to a TTL after the first one moved: load that
+    stops sooner misses the last client's shift, and full service reads too early."""
+    from controller.topology import Kind, load
+    from sandbox import demo
+
+    seen: list[demo.DemoOptions] = []
+
+    def run_demo(options: demo.DemoOptions, *_: Any) -> Any:
+        seen.append(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(demo, "run_demo", run_demo)
+    with pytest.raises(SystemExit):
+        cli(*verb, "--spec", EXAMPLE, "--state-dir", tmp_path / ".failover")
+    ttl = max(spec.ttl for _, spec in load(EXAMPLE).of_kind(Kind.DNS))
+    assert [o.after > ttl for o in seen] == [True]

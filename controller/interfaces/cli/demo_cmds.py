@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from controller.contract import DEFAULT_TIME_SCALE, FailMode
+from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS, FailMode
 from controller.interfaces.cli.app import (
     JsonOption,
     SpecOption,
@@ -40,7 +40,7 @@ def demo(
     ] = 120.0,
     after: Annotated[
         float, typer.Option("--after", help="AWS seconds of load after the shift.")
-    ] = 60.0,
+    ] = DEMO_AFTER_SECONDS,
     time_scale: TimeScaleOption = DEFAULT_TIME_SCALE,
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the sandbox and the report live.")

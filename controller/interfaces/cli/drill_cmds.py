@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from controller.contract import DEFAULT_TIME_SCALE, FailMode
+from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS, FailMode
 from controller.errors import UsageError
 from controller.interfaces.cli.app import (
     JsonOption,
@@ -54,7 +54,7 @@ def drill(
             region=region,
             mode=mode.value,
             warmup=90.0,
-            after=60.0,
+            after=DEMO_AFTER_SECONDS,
             time_scale=time_scale,
         )
         return finish(demos.run_demo(options), as_json)
