@@ -3,7 +3,8 @@
 
 :mod:`~tests.kit.paths` names the repository and the example; :mod:`~tests.kit.cli` runs the
 CLI in-process; :mod:`~tests.kit.manifests` makes manifests that reach nothing;
-:mod:`~tests.kit.emulator` reads and faults the sandbox; :mod:`~tests.kit.watcher` stands in
+:mod:`~tests.kit.emulator` reads and faults the sandbox; :mod:`~tests.kit.loopback` serves a
+test's own HTTP handler; :mod:`~tests.kit.watcher` stands in
 for a deployed watcher's Lambda context and its items; :mod:`~tests.kit.pulumi_mocks` and
 :mod:`~tests.kit.code_calls` run the Pulumi program under mocks. Fixtures stay in the
 ``conftest.py`` files, which import from here.

@@ -4,16 +4,16 @@ often, and when a client first asked after an outage depended on k)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from controller import clock
 from sandbox.loadgen import LoadGenerator
+from tests.kit.loopback import serving
 
 
 class Ok(BaseHTTPRequestHandler):
@@ -40,15 +40,8 @@ class Ok(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Ok) as served:
+        yield served
 
 
 def run(url: str, scale: float, aws_seconds: float, **kwargs: Any) -> LoadGenerator:

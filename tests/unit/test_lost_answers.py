@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from controller.aws import AwsSettings, Clients
 from controller.controltable.table import ControlTable
 from controller.errors import NoMajorityError, OutcomeUnknownError
 from controller.topology.manifest import ControlManifest, Manifest
+from tests.kit.loopback import serving
 
 REGIONS = ["us-east-1", "us-west-2"]
 PUT = {"Item": {"pk": {"S": "automation"}, "sk": {"S": "automation"}}}
@@ -66,15 +66,8 @@ def answering(status: int, kind: str, seen: list[str] | None = None) -> Iterator
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(Handler) as served:
+        yield served
 
 
 def control(first: str, second: str, name: str) -> ControlTable:

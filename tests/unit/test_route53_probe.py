@@ -14,7 +14,7 @@ import pytest
 
 from controller import clock
 from sandbox.route53 import PROBE_SECONDS, Checkers, Network
-from sandbox.router import LoopbackService
+from tests.kit.loopback import serving
 from tests.kit.polling import until
 
 HOST = "d-1.execute-api.us-east-1.amazonaws.com"
@@ -22,7 +22,7 @@ HOST = "d-1.execute-api.us-east-1.amazonaws.com"
 SLOW_ANSWER = 0.65
 
 
-def serving(delay: float, answers: threading.Event) -> LoopbackService:
+def health_route(delay: float, answers: threading.Event) -> type[BaseHTTPRequestHandler]:
     """A health route that answers 200 after ``delay`` wall seconds, unless ``answers`` is
     cleared (then it holds the request, as a hung region does)."""
 
@@ -38,9 +38,7 @@ def serving(delay: float, answers: threading.Event) -> LoopbackService:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    service = LoopbackService(Handler, "health")
-    service.start()
-    return service
+    return Handler
 
 
 @pytest.fixture
@@ -52,8 +50,8 @@ def scaled() -> Iterator[clock.Clock]:
     clock.use(found)
 
 
-def checked_once(service: LoopbackService) -> str:
-    """The report of one probe of ``HOST`` through a checker whose network leads to ``service``."""
+def checked_once(url: str) -> str:
+    """The report of one probe of ``HOST`` through a checker whose network leads to ``url``."""
     check = SimpleNamespace(
         id="c1",
         fqdn=HOST,
@@ -63,7 +61,7 @@ def checked_once(service: LoopbackService) -> str:
         failure_threshold=3,
     )
     checkers = Checkers(lambda: [check])
-    checkers.network = Network({HOST: service.url})
+    checkers.network = Network({HOST: url})
     assert checkers.tick(clock.monotonic()) == ["c1"]
     return str(
         until(
@@ -80,20 +78,16 @@ def test_a_healthy_endpoint_slowed_by_the_sandboxs_cpu_passes_at_k_10(
     assert scaled.wall(PROBE_SECONDS) < SLOW_ANSWER  # 6 AWS s alone would fail it
     answers = threading.Event()
     answers.set()
-    service = serving(SLOW_ANSWER, answers)
-    try:
-        assert checked_once(service).startswith("Success")
-    finally:
-        service.stop()
+    with serving(health_route(SLOW_ANSWER, answers)) as url:
+        assert checked_once(url).startswith("Success")
 
 
 def test_a_hung_endpoint_still_fails_its_probe(scaled: clock.Clock) -> None:
     answers = threading.Event()  # never set: the request is held
-    service = serving(0.0, answers)
-    try:
-        report = checked_once(service)
-        assert report.startswith("Failure"), report
-        assert "Timeout" in report
-    finally:
-        answers.set()
-        service.stop()
+    with serving(health_route(0.0, answers)) as url:
+        try:
+            report = checked_once(url)
+        finally:
+            answers.set()  # let the held request end before the server stops
+    assert report.startswith("Failure"), report
+    assert "Timeout" in report
