@@ -33,17 +33,13 @@ typecheck: $(STAMP)
 
 # Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about 50 s on
 # 2 workers; 72 s in one process).
-UNIT_WORKERS ?= 2
 unit: bytecode
-	$(BIN)/pytest -m "not sandbox" -n $(UNIT_WORKERS) --dist loadgroup $(UNIT_ARGS)
+	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
 # Everything, on WORKERS processes (pytest-xdist). A module's tests stay on one worker, sharing
 # its emulator and module fixtures, unless marked independent (tests/conftest.py); each worker
-# has its own sandbox on its own free ports and temporary state directory. Four workers on two
-# cores: a sandbox test spends much of its time waiting on its clock or its servers, and a third
-# and fourth worker fill those waits (pytest 760 s on 2 workers, 557 s and 539 s on 4; the
-# cores were 95-99 % busy throughout). Unit tests wait on nothing: two workers for two cores.
-WORKERS ?= 4
+# has its own sandbox on its own free ports and temporary state directory.
+WORKERS ?= 2
 pytest: bytecode
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
