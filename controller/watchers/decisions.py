@@ -76,6 +76,10 @@ class WatchAction(StrEnum):
         return self not in (WatchAction.UNREACHABLE, WatchAction.ERROR, WatchAction.SELF_FENCE)
 
 
+#: Every decision that started no run, and that another controller's lease does not stop. A
+#: refused run is one: the refusal may be a run in progress whose controller died before it
+#: wrote the desired state, and only the reconciler ends that run once its lease has expired
+#: (a watcher past its threshold refuses at every evaluation: it was never reconciled).
 _CONVERGE_AFTER = frozenset(
     {
         WatchAction.NONE,
@@ -84,6 +88,7 @@ _CONVERGE_AFTER = frozenset(
         WatchAction.COOLDOWN,
         WatchAction.HOLD,
         WatchAction.WAITING,
+        WatchAction.REFUSED,
     }
 )
 _ACTED = frozenset(

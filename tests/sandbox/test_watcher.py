@@ -9,11 +9,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from controller.controltable.journal import Journal, RunStatus
+from controller import clock
+from controller.controltable.journal import Journal, RunStatus, new_run_id
+from controller.plan import graph as graphs
+from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.watchers.decisions import Evaluation
 from controller.watchers.watcher import Watcher
 from sandbox import Sandbox
+from tests.kit.polling import until
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
 HEALTHY = {"us-east-1": "healthy", "us-west-2": "healthy", "eu-west-1": "healthy"}
@@ -288,3 +292,32 @@ def test_a_fenced_primary_throttled_by_its_health_checks_is_still_failed_back_to
     assert decisions[-1].action == "failback", [d.to_dict() for d in decisions]
     assert decisions[-1].status == "completed"
     assert Journal(box.clients, box.manifest).desired(PRIMARY).active == PRIMARY
+
+
+def test_a_run_whose_controller_died_before_it_moved_the_desired_state_is_ended_and_decided_again(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A controller that journalled a run and died before writing the desired state (a Lambda
+    timeout, a crash) leaves a run in progress that no step touched, and every later failover
+    is refused on ``no_run_in_progress``. A watcher already past its threshold decides to fail
+    over at every evaluation: its refused evaluation ends with the reconciler, which ends that
+    run once its lease has expired, and the watcher decides again."""
+    box = fresh_sandbox
+    w = Watcher(box.topology, box.manifest, box.clients)
+    feed = evaluations("bbbbbb", now=True)
+    w.evaluate = lambda: next(feed)
+    threshold = box.topology.policy.failure_threshold
+    assert [w.step().action for _ in range(threshold - 1)] == ["watch"] * (threshold - 1)
+    journal = Journal(box.clients, box.manifest)
+    desired = journal.desired(PRIMARY)
+    lease = journal.acquire("watcher@eu-west-1/an-invocation-since-killed", 1.0)
+    plan = build_plan(box.topology, graphs.build(box.topology), source=PRIMARY, target=STANDBY)
+    orphan = journal.create_run(lease, new_run_id(), plan, epoch=desired.epoch + 1)
+    until(lambda: lease.expires_at < clock.now(), 30, "the dead controller's lease expires")
+    decisions = [w.step() for _ in range(3)]
+    actions = [d.action for d in decisions]
+    assert "failover" in actions, [(d.action, d.reason[:120]) for d in decisions]
+    done = decisions[actions.index("failover")]
+    assert done.target == STANDBY and done.status == "completed"
+    ended = journal.run(orphan.id)
+    assert ended.status is RunStatus.FAILED and "stopped before" in ended.error
