@@ -27,6 +27,7 @@ from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, lo
 from sandbox import account, ghosts, mrsc, route53, servers
 from sandbox import watchers as watcher_procs
 from sandbox.controls import SECRET_HEADER
+from sandbox.deploy import cache as stack_cache
 from sandbox.state import (
     DEFAULT_STATE_DIR,
     DEPLOYED_FILE,
@@ -42,6 +43,7 @@ from sandbox.state import (
     private_dir,
     read_state,
     remove_state,
+    write_private,
     write_state,
 )
 
@@ -103,19 +105,25 @@ class Sandbox:
             time_origin=scaled.origin,
             time_scale=scaled.scale,
         )
+        # A stack deployed before from the same inputs is put back, not deployed again.
+        digest = stack_cache.key(Path(spec))
+        kept = stack_cache.find(digest) if digest else None
         # While the launcher imports moto, this process imports the program and builds its
-        # bundles: two cores, two jobs.
+        # bundles: two cores, two jobs (not needed for a kept stack, unless it cannot be used).
         ahead = ThreadPoolExecutor(1, thread_name_prefix="prepare")
-        prepared = ahead.submit(_prepare, topology)
+        prepared = ahead.submit(_prepare, topology) if kept is None else None
         try:
             state.servers, state.zygote = servers.start_all(
                 dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret
             )
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())
-            prepared.result()
+            if prepared is not None:
+                prepared.result()
             _configure_gates(topology, state)
-            manifest = _deploy(topology, state, state_dir)
+            manifest = (_restore_kept(kept, topology, state, state_dir) if kept else None) or (
+                _deploy(topology, state, state_dir, digest)
+            )
         except BaseException:
             _stop_all(state)
             remove_state(state_dir)
@@ -448,11 +456,14 @@ def _prepare(topology: Topology) -> None:
     prepare(topology)
 
 
-def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifest:
+def _deploy(
+    topology: Topology, state: SandboxState, state_dir: Path, digest: str | None = None
+) -> Manifest:
     """Set the account up, run the Pulumi program against every server, then have each keep a
     snapshot of what it holds (in memory and in its file, for :meth:`Sandbox.reset`); the
     program's manifest, with the emulator's endpoints, written as the current one and as the
-    snapshots' own."""
+    snapshots' own. With a ``digest``, the stack is kept for the next sandbox of the same
+    inputs (:mod:`sandbox.deploy.cache`)."""
     from sandbox.deploy.engine import deploy, sandbox_settings  # pulumi: only when deploying
 
     urls = {n: s.url for n, s in state.servers.items()}
@@ -468,6 +479,50 @@ def _deploy(topology: Topology, state: SandboxState, state_dir: Path) -> Manifes
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
     manifest.save(state_dir / DEPLOYED_FILE)
     _save_current(topology, manifest, state_dir)
+    if digest:
+        files = {f"{n}.deployed": snapshot_file(state_dir, n) for n in urls}
+        files |= {stack_cache.STACK: state_dir / STACK_FILE}
+        files |= {stack_cache.MANIFEST: state_dir / DEPLOYED_FILE}
+        stack_cache.keep(digest, urls, files)
+    return manifest
+
+
+def _restore_kept(
+    kept: stack_cache.Kept, topology: Topology, state: SandboxState, state_dir: Path
+) -> Manifest | None:
+    """Put the stack ``kept`` back onto the new servers, their addresses rewritten (see
+    :mod:`sandbox.deploy.cache`), as :func:`_deploy` leaves them; None when it cannot be (a
+    server's address of another length, a file gone), and the servers are as they started."""
+    urls = {n: s.url for n, s in state.servers.items()}
+    rewrite = stack_cache.rebase(kept.urls, urls)
+    if rewrite is None:
+        return None
+    try:
+        for name in urls:
+            write_private(snapshot_file(state_dir, name), rewrite(kept.snapshot(name).read_bytes()))
+        stack = rewrite((kept.folder / stack_cache.STACK).read_bytes())
+        deployed = rewrite((kept.folder / stack_cache.MANIFEST).read_bytes())
+    except OSError as exc:
+        log.info("kept stack %s not used: %s", kept.folder.name, exc)
+        return None
+
+    def restore(name: str) -> None:
+        if not servers.restore(urls[name], snapshot_file(state_dir, name)):
+            raise FailoverError(f"server {name}: cannot read its kept stack")
+        servers.snapshot(urls[name])  # its own copy, in memory, for Sandbox.reset
+
+    with ThreadPoolExecutor(len(urls)) as pool:
+        list(pool.map(restore, urls))
+    write_private(state_dir / STACK_FILE, stack)
+    manifest = Manifest.model_validate_json(deployed)
+    manifest.clock = (
+        ClockManifest(origin=state.time_origin, scale=state.time_scale)
+        if state.time_scale != 1.0
+        else None
+    )
+    manifest.save(state_dir / DEPLOYED_FILE)
+    _save_current(topology, manifest, state_dir)
+    log.info("stack %s put back from the cache", kept.folder.name)
     return manifest
 
 

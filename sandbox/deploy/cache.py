@@ -1,0 +1,175 @@
+"""A deployed stack, kept for the next sandbox started from the same program and topology.
+
+Called by :mod:`sandbox.lifecycle` (``failover sandbox up``). Deploying the example costs about
+8 s of CPU: the Pulumi program under the SDK's mocks in this process, and the servers taking
+several hundred creates. Every input that shapes what the servers hold afterwards is in the
+:func:`key` (the spec and the files beside it, the program's, the sandbox's and the
+controller's source, the emulator's and the SDKs' versions, the ``FAILOVER_`` and ``PULUMI_``
+environment), so a sandbox whose key was deployed before gets what the servers held right after
+that deployment (:mod:`sandbox.snapshot`'s files) instead of running the program again: the
+same stack, put back in a fraction of the time.
+
+What differs from one sandbox to the next is the servers' loopback ports, which the deployment
+wrote into what it made (queue URLs in a function's environment, the control store's
+endpoints, the manifest). They are rewritten (:func:`rebase`) in the snapshots' pickles, which
+only stays a valid pickle when each old address is as long as its new one: when one is not,
+the sandbox deploys as if nothing were kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.controltable.suspects import suspects_path
+from sandbox.state import private_dir
+
+log = logging.getLogger(__name__)
+
+#: How many stacks the cache keeps (the newest; each is the servers' snapshots, ~36 MB for the
+#: example).
+KEEP = 3
+#: A spec folder with more files than this is not hashed (its stack is deployed every time).
+MAX_FILES = 2000
+#: What a stack's folder holds besides one ``<server>.deployed`` per server.
+SERVERS, STACK, MANIFEST = "servers.json", "stack.json", "manifest.json"
+#: The packages whose source shapes a deployment (the program, its mapping onto the emulator,
+#: the bundles' controller).
+PACKAGES = ("controller", "infra", "sandbox")
+DISTRIBUTIONS = ("moto", "pulumi", "pulumi-aws", "botocore")
+ENVIRONMENT = ("FAILOVER_", "PULUMI_")
+#: A server's address as the deployment wrote it.
+ADDRESS = re.compile(rb"127\.0\.0\.1:\d{1,5}")
+#: Turn the cache off (``FAILOVER_STACK_CACHE=0``): every sandbox runs the program.
+SWITCH = "FAILOVER_STACK_CACHE"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A stack's folder in the cache, and the server URLs it was deployed on."""
+
+    folder: Path
+    urls: dict[str, str]
+
+    def snapshot(self, server: str) -> Path:
+        """The file ``server``'s snapshot was kept in."""
+        return self.folder / f"{server}.deployed"
+
+
+def folder() -> Path:
+    """Where stacks are kept: ``stacks`` in the controller's cache (:func:`suspects_path`)."""
+    return suspects_path().parent / "stacks"
+
+
+def key(spec: Path) -> str | None:
+    """A digest of everything that shapes the stack ``spec`` deploys; None when the cache is
+    off or the spec's folder is too large to hash."""
+    if os.environ.get(SWITCH, "1") == "0":
+        return None
+    digest = hashlib.sha256()
+    spec = spec.resolve()
+    digest.update(str(spec).encode())
+    files = _files(spec.parent)
+    if files is None:
+        return None
+    for package in PACKAGES:
+        root = Path(str(importlib.import_module(package).__file__)).parent
+        files.extend(sorted(root.rglob("*.py")))
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in DISTRIBUTIONS:
+        digest.update(f"{name}={importlib.metadata.version(name)}\0".encode())
+    digest.update(sys.version.encode())
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENVIRONMENT))
+    digest.update(json.dumps(env).encode())
+    return digest.hexdigest()[:24]
+
+
+def find(digest: str) -> Kept | None:
+    """The stack kept under ``digest``, or None."""
+    where = folder() / digest
+    try:
+        urls = json.loads((where / SERVERS).read_text(encoding="utf-8"))
+        os.utime(where)  # the newest use: the last one evicted
+    except (OSError, ValueError):
+        return None
+    return Kept(where, {str(k): str(v) for k, v in urls.items()})
+
+
+def keep(digest: str, urls: Mapping[str, str], files: Mapping[str, Path]) -> None:
+    """Keep ``files`` (a snapshot per server, the stack and the manifest, by their name in the
+    folder) as the stack of ``digest`` deployed on ``urls``; a stack kept already stays.
+    Linked when the cache shares their file system, else copied; never fails the sandbox."""
+    root = private_dir(folder())
+    final = root / digest
+    if final.exists():
+        return
+    tmp = root / f".{digest}.{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        private_dir(tmp)
+        for name, source in files.items():
+            shutil.copyfile(source, tmp / name)
+        (tmp / SERVERS).write_text(json.dumps(dict(urls)), encoding="utf-8")
+        os.rename(tmp, final)  # another sandbox kept the same stack first: keep its
+    except OSError as exc:
+        log.info("stack %s not kept: %s", digest, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _evict(root)
+
+
+def rebase(kept: Mapping[str, str], now: Mapping[str, str]) -> Callable[[bytes], bytes] | None:
+    """A rewrite of every server address of ``kept`` (server to URL) to the same server's in
+    ``now``; None when a server is missing or an address changes length (a pickle's strings
+    carry their length)."""
+    table: dict[bytes, bytes] = {}
+    for name, url in kept.items():
+        if name not in now:
+            return None
+        old, new = _address(url), _address(now[name])
+        if len(old) != len(new):
+            return None
+        table[old] = new
+
+    def rewrite(data: bytes) -> bytes:
+        return ADDRESS.sub(lambda m: table.get(m.group(), m.group()), data)
+
+    return rewrite
+
+
+def _address(url: str) -> bytes:
+    """``http://127.0.0.1:4566`` -> ``b"127.0.0.1:4566"``."""
+    return url.split("://", 1)[-1].rstrip("/").encode()
+
+
+def _files(root: Path) -> list[Path] | None:
+    """The files under ``root`` but hidden folders and bytecode, sorted; None past
+    :data:`MAX_FILES`."""
+    found: list[Path] = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        found.extend(Path(here) / n for n in sorted(names) if not n.endswith(".pyc"))
+        if len(found) > MAX_FILES:
+            return None
+    return found
+
+
+def _evict(root: Path) -> None:
+    """Remove all but the :data:`KEEP` newest stacks."""
+    stacks = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in stacks[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
