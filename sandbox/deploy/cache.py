@@ -4,10 +4,11 @@ Called by :mod:`sandbox.lifecycle` (``failover sandbox up``). Deploying the exam
 8 s of CPU: the Pulumi program under the SDK's mocks in this process, and the servers taking
 several hundred creates. Every input that shapes what the servers hold afterwards is in the
 :func:`key` (the spec and the files beside it, the program's, the sandbox's and the
-controller's source, the emulator's and the SDKs' versions, the ``FAILOVER_`` and ``PULUMI_``
-environment), so a sandbox whose key was deployed before gets what the servers held right after
-that deployment (:mod:`sandbox.snapshot`'s files) instead of running the program again: the
-same stack, put back in a fraction of the time.
+controller's source, the installed distributions' versions), so a sandbox whose key was
+deployed before gets what the servers held right after that deployment
+(:mod:`sandbox.snapshot`'s files) instead of running the program again: the same stack, put
+back in a fraction of the time. A stack is kept the second time its key is deployed, so that
+a topology deployed once (a test's own) neither takes the space nor evicts one in use.
 
 What differs from one sandbox to the next is the servers' loopback ports, which the deployment
 wrote into what it made (queue URLs in a function's environment, the control store's
@@ -18,8 +19,9 @@ the sandbox deploys as if nothing were kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import importlib.metadata
+import importlib
 import json
 import logging
 import os
@@ -35,9 +37,9 @@ from sandbox.state import private_dir
 
 log = logging.getLogger(__name__)
 
-#: How many stacks the cache keeps (the newest; each is the servers' snapshots, ~36 MB for the
-#: example).
-KEEP = 3
+#: How many stacks the cache keeps (the last used; each is the servers' snapshots, ~36 MB for
+#: the example), and how many keys it remembers having deployed once.
+KEEP, SEEN = 3, 64
 #: A spec folder with more files than this is not hashed (its stack is deployed every time).
 MAX_FILES = 2000
 #: What a stack's folder holds besides one ``<server>.deployed`` per server.
@@ -45,8 +47,6 @@ SERVERS, STACK, MANIFEST = "servers.json", "stack.json", "manifest.json"
 #: The packages whose source shapes a deployment (the program, its mapping onto the emulator,
 #: the bundles' controller).
 PACKAGES = ("controller", "infra", "sandbox")
-DISTRIBUTIONS = ("moto", "pulumi", "pulumi-aws", "botocore")
-ENVIRONMENT = ("FAILOVER_", "PULUMI_")
 #: A server's address as the deployment wrote it.
 ADDRESS = re.compile(rb"127\.0\.0\.1:\d{1,5}")
 #: Turn the cache off (``FAILOVER_STACK_CACHE=0``): every sandbox runs the program.
@@ -86,11 +86,8 @@ def key(spec: Path) -> str | None:
         files.extend(sorted(root.rglob("*.py")))
     for path in files:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    for name in DISTRIBUTIONS:
-        digest.update(f"{name}={importlib.metadata.version(name)}\0".encode())
-    digest.update(sys.version.encode())
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENVIRONMENT))
-    digest.update(json.dumps(env).encode())
+    # The emulator's, the SDKs' and the bundles' distributions (a bundle carries some).
+    digest.update(json.dumps([sys.version, *_installed()]).encode())
     return digest.hexdigest()[:24]
 
 
@@ -107,11 +104,16 @@ def find(digest: str) -> Kept | None:
 
 def keep(digest: str, urls: Mapping[str, str], files: Mapping[str, Path]) -> None:
     """Keep ``files`` (a snapshot per server, the stack and the manifest, by their name in the
-    folder) as the stack of ``digest`` deployed on ``urls``; a stack kept already stays.
-    Linked when the cache shares their file system, else copied; never fails the sandbox."""
+    folder) as the stack of ``digest`` deployed on ``urls``, if that key was deployed once
+    before; a stack kept already stays. Never fails the sandbox."""
     root = private_dir(folder())
     final = root / digest
     if final.exists():
+        return
+    seen = root / f".seen-{digest}"
+    if not seen.exists():  # deployed once: kept the next time
+        seen.touch()
+        _evict(root)
         return
     tmp = root / f".{digest}.{os.getpid()}"
     try:
@@ -152,6 +154,16 @@ def _address(url: str) -> bytes:
     return url.split("://", 1)[-1].rstrip("/").encode()
 
 
+def _installed() -> list[str]:
+    """Every installed distribution's ``name-version.dist-info`` on the path (a listing, not
+    :mod:`importlib.metadata`'s reads: a few milliseconds, not a few hundred)."""
+    found: list[str] = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            found.extend(n for n in os.listdir(entry or ".") if n.endswith(".dist-info"))
+    return sorted(found)
+
+
 def _files(root: Path) -> list[Path] | None:
     """The files under ``root`` but hidden folders and bytecode, sorted; None past
     :data:`MAX_FILES`."""
@@ -165,7 +177,7 @@ def _files(root: Path) -> list[Path] | None:
 
 
 def _evict(root: Path) -> None:
-    """Remove all but the :data:`KEEP` newest stacks."""
+    """Remove all but the :data:`KEEP` last used stacks and the :data:`SEEN` last seen keys."""
     stacks = sorted(
         (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
@@ -173,3 +185,6 @@ def _evict(root: Path) -> None:
     )
     for old in stacks[KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
+    marks = sorted(root.glob(".seen-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for mark in marks[SEEN:]:
+        mark.unlink(missing_ok=True)

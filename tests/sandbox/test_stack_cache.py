@@ -1,8 +1,9 @@
 """A stack kept from an earlier ``sandbox up`` of the same inputs is the stack the program deploys.
 
-Three sandboxes of the example, one after another, on a cache of their own: the first runs the
-program and keeps its stack, the second is put back from it, the third finds it kept on
-addresses of another length and runs the program again. All three hold the same resources,
+Four sandboxes of the example, one after another, on a cache of their own: the first two run
+the program (a stack is kept the second time its inputs are deployed), the third is put back
+from the kept stack, the fourth finds it kept on addresses of another length and runs the
+program again. All four hold the same resources,
 read with plain boto3 clients, their own servers' addresses in every place one is written.
 """
 
@@ -126,9 +127,10 @@ def parameters(ssm: Any) -> list[tuple[str, str]]:
 def test_a_kept_stack_is_put_back_as_the_program_deployed_it(
     cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    deployed, first_kept = started(tmp_path / "one", caplog)
-    put_back, second_kept = started(tmp_path / "two", caplog)
-    assert (first_kept, second_kept) == (False, True)
+    _, first = started(tmp_path / "one", caplog)  # deployed, and remembered
+    deployed, second = started(tmp_path / "two", caplog)  # deployed again, and kept
+    put_back, third = started(tmp_path / "three", caplog)
+    assert (first, second, third) == (False, False, True)
     assert deployed["addresses"] == put_back["addresses"] == []  # only its own servers named
     assert put_back["held"] == deployed["held"]  # ids, timestamps and all
     assert sum(len(deployed["held"][r]["functions"]) for r in REGIONS) >= 9
@@ -139,8 +141,8 @@ def test_a_kept_stack_is_put_back_as_the_program_deployed_it(
     urls = json.loads((kept / stack_cache.SERVERS).read_text(encoding="utf-8"))
     shorter = {name: f"http://127.0.0.1:{1000 + i}" for i, name in enumerate(urls)}
     (kept / stack_cache.SERVERS).write_text(json.dumps(shorter), encoding="utf-8")
-    again, third_kept = started(tmp_path / "three", caplog)
-    assert third_kept is False
+    again, fourth = started(tmp_path / "four", caplog)
+    assert fourth is False
     assert again["addresses"] == []
     assert names(again["held"]) == names(deployed["held"])
 
