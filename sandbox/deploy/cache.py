@@ -112,7 +112,7 @@ def keep(digest: str, urls: Mapping[str, str], files: Mapping[str, Path]) -> Non
         return
     seen = root / f".seen-{digest}"
     if not seen.exists():  # deployed once: kept the next time
-        seen.touch()
+        seen.touch(mode=0o600)
         _evict(root)
         return
     tmp = root / f".{digest}.{os.getpid()}"
