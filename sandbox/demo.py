@@ -176,14 +176,7 @@ def _story(
         end = clock.now()
         box.stop_watchers()
         decisions = watcher_procs.decisions(box.state_dir, regions)
-        detected = next(
-            (
-                d["ts"]
-                for d in decisions
-                if d["action"] in ("failover", "hold") and d["ts"] >= outage
-            ),
-            None,
-        )
+        detected = detection(decisions, runs, outage)
         first_bad = next(
             (d["ts"] for d in decisions if d["action"] == "watch" and d["ts"] >= outage), None
         )
@@ -307,6 +300,25 @@ def _until_shifted(
             return clock.now(), answered if answered is not None else clock.now()
         time.sleep(0.2)
     return None, answered
+
+
+def detection(decisions: list[dict[str, Any]], runs: list[Run], outage: float) -> float | None:
+    """When a watcher first decided to act on the outage: its failover (or hold) decision's
+    time, or a run's journalled decision time when earlier. A watcher logs its decision once
+    its run has ended: one killed mid-run (its region lost, its timeout) logs none, and its
+    run says when it was decided.
+
+    >>> from types import SimpleNamespace as Run
+    >>> detection([{"action": "failover", "ts": 31.0}], [Run(decided=30.5)], 10.0)
+    30.5
+    >>> detection([{"action": "watch", "ts": 21.0}], [Run(decided=None)], 10.0) is None
+    True
+    """
+    logged = [
+        d["ts"] for d in decisions if d["action"] in ("failover", "hold") and d["ts"] >= outage
+    ]
+    journalled = [r.decided for r in runs if r.decided is not None and r.decided >= outage]
+    return min(logged + journalled, default=None)
 
 
 def _until_failed_over(

@@ -12,7 +12,7 @@ Items (``pk``, ``sk``):
 
 - ``lease``, ``lease``: owner, token, expires_at; active, epoch, run_id (the desired state)
 - ``automation``, ``automation``: paused, by, reason
-- ``run#<id>``, ``run``: plan, status, source, target, owner, created, updated, degraded, rpo
+- ``run#<id>``, ``run``: plan, status, owner, created, updated, degraded, rpo, decided
 - ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error
 - ``current``, ``run``: the run in progress, if any
 """
@@ -110,6 +110,8 @@ class Run:
     epoch: int = 0
     #: What the switch could lose: each table's replication lag as read just before it acted.
     rpo: tuple[TableLag, ...] = ()
+    #: When a watcher's evaluation decided it (None: an operator's), kept if the watcher dies.
+    decided: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The run as plain data (``failover runs --json``)."""
@@ -126,6 +128,7 @@ class Run:
             "error": self.error,
             "degraded": dict(sorted(self.degraded.items())),
             "rpo": to_plain(self.rpo),
+            "decided": self.decided,
             "steps": [
                 {
                     "id": s.id,
@@ -147,11 +150,7 @@ def new_run_id(now: float | None = None) -> str:
 
 
 class Journal:
-    """The control table: runs and steps, and the handle on the lease and automation switch.
-
-    Made from what :class:`~controller.controltable.table.ControlTable` is made of (the clients,
-    the manifest that names the table and its regions, a clock tests may replace).
-    """
+    """The control table's runs and steps; the handle on its lease, desired state and switch."""
 
     def __init__(
         self, clients: Clients, manifest: Manifest, clock: Callable[[], float] = aws_clock.now
@@ -218,6 +217,7 @@ class Journal:
         kind: RunKind = RunKind.FAILOVER,
         epoch: int = 0,
         rpo: Sequence[TableLag] = (),
+        decided: float | None = None,
     ) -> Run:
         """Journal a new run, every step pending, and mark it the run in progress (``rpo``: the
         tables' lags read just before, see :mod:`controller.controltable.rpo`)."""
@@ -234,6 +234,7 @@ class Journal:
             steps={s.id: StepRecord(s.id) for s in plan.steps},
             epoch=epoch,
             rpo=tuple(rpo),
+            decided=decided,
         )
         plan_json = json.dumps({**plan.to_dict(), "unavailable": list(plan.unavailable)})
         puts = [
@@ -250,6 +251,7 @@ class Journal:
                 error="",
                 epoch=epoch,
                 rpo=json.dumps(to_plain(rpo)),
+                decided=decided,
             ),
             item("current", "run", run_id=run_id, owner=lease.owner, updated=now),
         ]
@@ -381,6 +383,7 @@ def _run_of(head: dict[str, Any]) -> Run:
         head.get("error", ""),
         epoch=int(head.get("epoch", 0)),
         rpo=from_plain(json.loads(head.get("rpo") or "[]")),
+        decided=head.get("decided"),
     )
 
 

@@ -224,8 +224,9 @@ class Executor:
             if failed := refusing(checks):
                 raise PlanError(f"prechecks failed, nothing touched: {describe(failed)}")
             lags, silence = seen(checks)
+            epoch, held = desired.epoch + 1, keeper.check()
             run = self.journal.create_run(
-                keeper.check(), new_run_id(), plan, kind=kind, epoch=desired.epoch + 1, rpo=lags
+                held, new_run_id(), plan, kind=kind, epoch=epoch, rpo=lags, decided=since
             )
             self._make_desired(run, desired, plan.target)
             log.info(

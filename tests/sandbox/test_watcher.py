@@ -72,6 +72,10 @@ def test_a_sustained_outage_triggers_exactly_one_failover(fresh_sandbox: Sandbox
     json.dumps(failover.to_dict())  # one JSON line per decision
     assert failover.to_dict()["region_health"][PRIMARY] == "unreachable"
     assert [r.status for r in runs(box)] == [RunStatus.COMPLETED]
+    # The run says when it was decided, whatever becomes of the watcher's log line.
+    (run,) = runs(box)
+    assert run.decided == failover.time <= run.created
+    assert run.to_dict()["decided"] == failover.time
 
 
 def test_paused_automation_triggers_nothing(fresh_sandbox: Sandbox) -> None:
