@@ -22,7 +22,7 @@ from controller import clock
 from controller.aws import AwsSettings, Clients
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
-from controller.topology import Topology, load
+from controller.topology import Kind, Topology, load
 from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, load_manifest
 from sandbox import account, ghosts, mrsc, route53, servers
 from sandbox import watchers as watcher_procs
@@ -106,7 +106,8 @@ class Sandbox:
             time_scale=scaled.scale,
         )
         # A stack deployed before from the same inputs is put back, not deployed again.
-        digest = stack_cache.key(Path(spec))
+        code = [Path(fn.code) for _, fn in topology.of_kind(Kind.FUNCTION)]
+        digest = stack_cache.key(Path(spec), code)
         kept = stack_cache.find(digest) if digest else None
         # While the launcher imports moto, this process imports the program and builds its
         # bundles: two cores, two jobs (not needed for a kept stack, unless it cannot be used).

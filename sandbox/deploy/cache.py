@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,17 +70,24 @@ def folder() -> Path:
     return suspects_path().parent / "stacks"
 
 
-def key(spec: Path) -> str | None:
-    """A digest of everything that shapes the stack ``spec`` deploys; None when the cache is
-    off or the spec's folder is too large to hash."""
+def key(spec: Path, code: Iterable[Path] = ()) -> str | None:
+    """A digest of everything that shapes the stack ``spec`` deploys, its functions' ``code``
+    folders included (a spec may name one outside its own folder); None when the cache is off
+    or a folder is too large to hash."""
     if os.environ.get(SWITCH, "1") == "0":
         return None
     digest = hashlib.sha256()
     spec = spec.resolve()
     digest.update(str(spec).encode())
-    files = _files(spec.parent)
-    if files is None:
-        return None
+    folders = sorted({spec.parent, *(Path(c).resolve() for c in code)})
+    files: list[Path] = []
+    for folder in folders:
+        if any(other in folder.parents for other in folders):
+            continue  # hashed with the folder it is in
+        found = _files(folder)
+        if found is None:
+            return None
+        files.extend(found)
     for package in PACKAGES:
         root = Path(str(importlib.import_module(package).__file__)).parent
         files.extend(sorted(root.rglob("*.py")))

@@ -105,3 +105,18 @@ def test_a_stack_is_kept_the_second_time_it_is_deployed_and_the_last_used_are_ke
     assert stack_cache.find("a") is None  # the least recently used of four, evicted
     assert all(stack_cache.find(d) is not None for d in "bcd")
     assert stack_cache.find("zzz") is None
+
+
+def test_a_code_folder_outside_the_specs_folder_is_in_the_key(tmp_path: Path) -> None:
+    """A spec may name ``code: ../src``: a change there must not put back a stale function."""
+    spec = tmp_path / "deploy" / "topology.yaml"
+    spec.parent.mkdir()
+    spec.write_text("app: x\n")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "handler.py").write_text("def handler(event, context): return 1\n")
+    before = stack_cache.key(spec, [src])
+    assert before is not None
+    assert stack_cache.key(spec, [src, spec.parent]) == before  # a folder hashed once
+    (src / "handler.py").write_text("def handler(event, context): return 2\n")
+    assert stack_cache.key(spec, [src]) not in (None, before)
