@@ -48,7 +48,9 @@ def test_each_client_moves_at_its_own_moment_spread_over_one_ttl(world: World) -
     assert sorted(moved_at) == list(range(n))  # every client moved within one TTL
     for i, t in moved_at.items():  # client i of n kept its first answer [i/n, (i+1)/n) TTLs
         assert TTL * i / n <= t <= TTL * (i + 1) / n + 1, (i, t)
-    assert len(set(moved_at.values())) == n  # not all at one instant
+    # Spread over the TTL, not at one instant (two neighbours may share a one-second step: client
+    # 6's first answer may expire at 52.4 s and client 7's at 52.6, both seen at 53).
+    assert max(moved_at.values()) - min(moved_at.values()) >= TTL * (n - 2) / n - 1
 
 
 def test_a_caller_that_names_no_client_shares_the_default_resolver(world: World) -> None:
