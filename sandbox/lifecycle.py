@@ -473,18 +473,31 @@ def _deploy(
     settings = sandbox_settings(topology, endpoints, state.spec)
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)
-    manifest = deployed.manifest
-    if state.time_scale != 1.0:  # the real clock is no clock: as a stack exported from AWS
-        manifest.clock = ClockManifest(origin=state.time_origin, scale=state.time_scale)
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(lambda n: servers.snapshot(urls[n], snapshot_file(state_dir, n)), urls))
+    manifest = _settle(topology, deployed.manifest, state, state_dir)
+    if digest:
+        files = {stack_cache.snapshot_name(n): snapshot_file(state_dir, n) for n in urls} | {
+            stack_cache.STACK: state_dir / STACK_FILE,
+            stack_cache.MANIFEST: state_dir / DEPLOYED_FILE,
+        }
+        stack_cache.keep(digest, urls, files)
+    return manifest
+
+
+def _settle(
+    topology: Topology, manifest: Manifest, state: SandboxState, state_dir: Path
+) -> Manifest:
+    """``manifest`` on the sandbox's clock, written as the snapshots' own and as the current
+    one (a deployment's or a kept stack's)."""
+    # The real clock is no clock: as a stack exported from AWS.
+    manifest.clock = (
+        ClockManifest(origin=state.time_origin, scale=state.time_scale)
+        if state.time_scale != 1.0
+        else None
+    )
     manifest.save(state_dir / DEPLOYED_FILE)
     _save_current(topology, manifest, state_dir)
-    if digest:
-        files = {f"{n}.deployed": snapshot_file(state_dir, n) for n in urls}
-        files |= {stack_cache.STACK: state_dir / STACK_FILE}
-        files |= {stack_cache.MANIFEST: state_dir / DEPLOYED_FILE}
-        stack_cache.keep(digest, urls, files)
     return manifest
 
 
@@ -515,14 +528,7 @@ def _restore_kept(
     with ThreadPoolExecutor(len(urls)) as pool:
         list(pool.map(restore, urls))
     write_private(state_dir / STACK_FILE, stack)
-    manifest = Manifest.model_validate_json(deployed)
-    manifest.clock = (
-        ClockManifest(origin=state.time_origin, scale=state.time_scale)
-        if state.time_scale != 1.0
-        else None
-    )
-    manifest.save(state_dir / DEPLOYED_FILE)
-    _save_current(topology, manifest, state_dir)
+    manifest = _settle(topology, Manifest.model_validate_json(deployed), state, state_dir)
     log.info("stack %s put back from the cache", kept.folder.name)
     return manifest
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 KEEP, SEEN = 3, 64
 #: A spec folder with more files than this is not hashed (its stack is deployed every time).
 MAX_FILES = 2000
-#: What a stack's folder holds besides one ``<server>.deployed`` per server.
+#: What a stack's folder holds besides each server's snapshot (:func:`snapshot_name`).
 SERVERS, STACK, MANIFEST = "servers.json", "stack.json", "manifest.json"
 #: The packages whose source shapes a deployment (the program, its mapping onto the emulator,
 #: the bundles' controller).
@@ -62,7 +62,12 @@ class Kept:
 
     def snapshot(self, server: str) -> Path:
         """The file ``server``'s snapshot was kept in."""
-        return self.folder / f"{server}.deployed"
+        return self.folder / snapshot_name(server)
+
+
+def snapshot_name(server: str) -> str:
+    """The name ``server``'s snapshot is kept under in a stack's folder."""
+    return f"{server}.deployed"
 
 
 def folder() -> Path:
