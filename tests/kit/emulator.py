@@ -25,6 +25,7 @@ from controller.aws import Clients
 from controller.contract import GLOBAL
 from controller.topology import Kind
 from sandbox import Sandbox
+from sandbox import servers as sandbox_servers
 from sandbox import watchers as watcher_procs
 from sandbox.lambda_.invoke import Invoker
 from sandbox.state import LOG_DIR
@@ -214,6 +215,16 @@ def new_invoker(box: Sandbox) -> Invoker:
     )
     made.start()
     return made
+
+
+def stopped(box: Sandbox) -> None:
+    """Bring ``box`` down; whatever happens, none of its servers or its zygote outlives it."""
+    try:
+        box.down()
+    finally:
+        sandbox_servers.stop_zygote(box.state.zygote)
+        for server in box.state.servers.values():
+            sandbox_servers.kill(server)
 
 
 @contextmanager

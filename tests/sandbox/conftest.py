@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Sandbox
-from sandbox import servers as sandbox_servers
+from tests.kit.emulator import stopped
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
 
@@ -49,13 +49,8 @@ def sandbox(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     box = Sandbox.up(EXAMPLE, state_dir)
     try:
         yield box
-    finally:
-        try:
-            box.down()
-        finally:  # whatever happened, no process outlives the session
-            sandbox_servers.stop_zygote(box.state.zygote)
-            for server in box.state.servers.values():
-                sandbox_servers.kill(server)
+    finally:  # whatever happens, no process outlives the session
+        stopped(box)
 
 
 @pytest.fixture

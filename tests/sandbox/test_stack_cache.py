@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from sandbox import Sandbox
-from sandbox import servers as sandbox_servers
 from sandbox.deploy import cache as stack_cache
 from sandbox.state import private_dir
-from tests.kit.emulator import plain
+from tests.kit.emulator import plain, stopped
 from tests.kit.paths import EXAMPLE
 
 pytestmark = pytest.mark.sandbox
@@ -49,12 +48,7 @@ def started(tmp: Path, caplog: pytest.LogCaptureFixture) -> tuple[dict[str, Any]
     try:
         return inventory(box), any(PUT_BACK in r.getMessage() for r in caplog.records)
     finally:
-        try:
-            box.down()
-        finally:
-            sandbox_servers.stop_zygote(box.state.zygote)
-            for server in box.state.servers.values():
-                sandbox_servers.kill(server)
+        stopped(box)
 
 
 def inventory(box: Sandbox) -> dict[str, Any]:
