@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 
 #: ``POST`` a JSON :class:`Network` here (with the sandbox's secret) to (re)start the checkers.
 CHECKERS_PATH = f"{PREFIX}route53-checkers"
-#: Route 53 allows an HTTP check 4 s to connect and 2 s for the answer (AWS seconds).
-PROBE_SECONDS = 6.0
+#: Route 53 allows an HTTP check 4 s to establish its TCP connection, then 2 s after connecting
+#: for the answer (AWS seconds): a stopped process whose socket still accepts connections fails
+#: a probe 2 s after it connects, not 6.
+CONNECT_SECONDS = 4.0
+ANSWER_SECONDS = 2.0
 #: ... but at least this long on the wall: the endpoint's answer is this machine's CPU, not
 #: AWS's latency. A healthy region's health route took up to 0.61 wall s under the bench's load
 #: (a Lambda runtime started, the watchers evaluating): with 0.5 (0.6 s at k = 10) such probes
@@ -120,15 +123,26 @@ class Finding:
         return True
 
 
-Probe = Callable[[str, str, float], tuple[bool, str]]
+def waits() -> tuple[float, float]:
+    """The wall seconds a probe may take to connect, then to be answered: Route 53's AWS
+    seconds on the sandbox's clock, each at least :data:`PROBE_WALL_FLOOR` on the wall."""
+    return (
+        clock.wall(clock.patient(CONNECT_SECONDS, PROBE_WALL_FLOOR)),
+        clock.wall(clock.patient(ANSWER_SECONDS, PROBE_WALL_FLOOR)),
+    )
 
 
-def probe(url: str, fqdn: str, timeout: float, *, served: bool = True) -> tuple[bool, str]:
-    """GET ``url`` as a checker does (``Host: fqdn``); healthy on 2xx/3xx from a served
-    endpoint, on any answer below 500 from a region's front door."""
+def probe(url: str, fqdn: str, *, served: bool = True) -> tuple[bool, str]:
+    """GET ``url`` as a checker does (``Host: fqdn``), within Route 53's times (:func:`waits`);
+    healthy on 2xx/3xx from a served endpoint, on any answer below 500 from a region's front
+    door."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    connect, answer = waits()
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=connect)
     try:
+        conn.connect()
+        if conn.sock is not None:  # connected: the answer has its own, shorter time
+            conn.sock.settimeout(answer)
         conn.request("GET", parts.path or "/", headers={"Host": fqdn})
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
@@ -198,8 +212,7 @@ class Checkers:
         if where is None:
             ok, report = False, f"Failure: {fqdn} does not resolve"
         else:
-            wait = clock.wall(clock.patient(PROBE_SECONDS, PROBE_WALL_FLOOR))
-            ok, report = probe(where[0], fqdn, wait, served=where[1])
+            ok, report = probe(where[0], fqdn, served=where[1])
         finding = self.status(check.id)
         with self._lock:
             flipped = finding.observe(ok, report, int(check.failure_threshold or 3), clock.now())
@@ -256,8 +269,7 @@ def _relay(rest: str, start_response: Callable[..., Any]) -> list[bytes]:
     if where is None:
         start_response("502 Bad Gateway", [("Content-Length", "0")])
         return [b""]
-    wait = clock.wall(clock.patient(PROBE_SECONDS, PROBE_WALL_FLOOR))
-    ok, report = probe(where[0], host, wait, served=where[1])
+    ok, report = probe(where[0], host, served=where[1])
     status = report.split("HTTP Status Code ", 1)
     code = status[1] if len(status) == 2 else "502"
     if not where[1]:  # a region's front door stands for its API: answered, it is up

@@ -1,5 +1,6 @@
-"""Route 53's checker in the sandbox gives a probe Route 53's 6 AWS seconds, but never less than
-a wall floor: a healthy endpoint slowed by this machine's CPU is not a failed one (issue 25)."""
+"""Route 53's checker in the sandbox gives a probe Route 53's times (4 AWS seconds to connect,
+then 2 for the answer), but never less than a wall floor: a healthy endpoint slowed by this
+machine's CPU is not a failed one (issue 25)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from controller import clock
-from sandbox.route53 import PROBE_SECONDS, Checkers, Network
+from sandbox.route53 import ANSWER_SECONDS, CONNECT_SECONDS, Checkers, Network
 from tests.kit.loopback import serving
 from tests.kit.polling import until
 
@@ -75,7 +76,7 @@ def checked_once(url: str) -> str:
 def test_a_healthy_endpoint_slowed_by_the_sandboxs_cpu_passes_at_k_10(
     scaled: clock.Clock,
 ) -> None:
-    assert scaled.wall(PROBE_SECONDS) < SLOW_ANSWER  # 6 AWS s alone would fail it
+    assert scaled.wall(ANSWER_SECONDS) < SLOW_ANSWER  # 2 AWS s alone would fail it
     answers = threading.Event()
     answers.set()
     with serving(health_route(SLOW_ANSWER, answers)) as url:
@@ -91,3 +92,16 @@ def test_a_hung_endpoint_still_fails_its_probe(scaled: clock.Clock) -> None:
             answers.set()  # let the held request end before the server stops
     assert report.startswith("Failure"), report
     assert "Timeout" in report
+
+
+def test_on_the_real_clock_an_answer_later_than_two_seconds_after_connecting_fails() -> None:
+    """Route 53 waits 2 s for the answer once connected (4 s is the connect's alone): an
+    endpoint that accepts at once and answers 4 s later fails the probe, as on AWS (given 6 s
+    for both, the sandbox's checker had called it healthy)."""
+    assert clock.current().scale == 1.0
+    assert ANSWER_SECONDS < 4.0 < CONNECT_SECONDS + ANSWER_SECONDS
+    answers = threading.Event()
+    answers.set()
+    with serving(health_route(4.0, answers)) as url:
+        report = checked_once(url)
+    assert report.startswith("Failure") and "Timeout" in report, report
