@@ -3,8 +3,8 @@
 Called by the lease, the desired state, the journal of runs, the automation switch and the
 watchers' states, which each keep their own items (:mod:`controller.controltable.items` encodes
 them) in the one DynamoDB global table the manifest names. This module tries the control regions
-(its own region first, the ones that failed lately last: :mod:`controller.controltable.suspects`)
-until one answers with a majority behind it, raises :class:`~controller.errors.NoMajorityError`
+(its own region first, the ones that failed lately last: :mod:`controller.controltable.suspects`;
+a slow read is asked of the next region too) until one answers with a majority behind it, raises :class:`~controller.errors.NoMajorityError`
 when none does, and writes each item with a single-item conditional write on its last writer's
 fencing token (:mod:`controller.controltable.fencing` makes the requests; a multi-Region
 strongly consistent table takes no transactions, no TTL and no local secondary index, so nothing
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from enum import StrEnum
 from typing import Any
@@ -51,6 +52,10 @@ PER_TRANSACTION = 99
 WRITERS = 8
 #: The operations that change the control table: a lost answer to one is an unknown outcome.
 WRITES = frozenset({"put_item", "update_item", "delete_item"})
+#: Wall seconds a read waits for the regions asked before it asks the next one too: far above a
+#: healthy answer's time (milliseconds on AWS, tenths of a second from a loaded emulator), far
+#: below the 4 s a hung region costs a call before it times out.
+HEDGE_SECONDS = 0.5
 #: The lease's item; its ``token`` attribute fences every guarded write.
 LEASE_PK = LEASE_SK = contract.LEASE_ITEM
 
@@ -105,6 +110,11 @@ class ControlTable:
     def call(self, op: str, **kwargs: Any) -> Any:
         """Call DynamoDB in the first control region that answers with a majority behind it.
 
+        A read the regions asked have not answered within :data:`HEDGE_SECONDS` is asked of the
+        next region too: the first answer wins, and a region it outran is suspected (a strongly
+        consistent table answers a read alike in every region). A write waits for each region's
+        answer or timeout before it tries the next, so that at most one attempt lands.
+
         Raises
         ------
         NoMajorityError
@@ -116,11 +126,30 @@ class ControlTable:
         """
         failed: list[str] = []
         lost = False  # a write was sent somewhere and its answer never came
-        for region in self.order():
-            client = self.clients.client("dynamodb", region)
-            try:
-                return getattr(client, op)(TableName=self.table, **kwargs)
-            except Exception as exc:
+        regions = iter(self.order())
+        pending: dict[Future[Any], str] = {}
+        hedge = None if op in WRITES else HEDGE_SECONDS
+
+        def ask_next() -> bool:
+            region = next(regions, None)
+            if region is not None:
+                pending[self._ask(region, op, kwargs, inline=hedge is None)] = region
+            return region is not None
+
+        ask_next()
+        while pending:
+            done, _ = wait(pending, timeout=hedge, return_when=FIRST_COMPLETED)
+            if not done:  # slow to answer: the next region is asked as well
+                if not ask_next():
+                    hedge = None  # none left to ask: wait for the answers
+                continue
+            for future in done:
+                region = pending.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    for slow in pending.values():
+                        self.suspect(slow)
+                    return future.result()
                 if is_not_found(exc):  # a wrong manifest, or a wiped table: say so in one line
                     raise (
                         explain(exc, what=f"the control table {self.table}", where=region) or exc
@@ -133,11 +162,13 @@ class ControlTable:
                             f"the control table {self.table} did not confirm the write: "
                             f"{'; '.join(failed)}; then {region} found its condition false"
                         ) from exc
-                    raise
+                    raise exc
                 log.warning("control table in %s: %s; trying the next region", region, why)
                 failed.append(f"{region} {why}")
                 lost = lost or (op in WRITES and _answer_lost(exc))
                 self.suspect(region)
+            if not pending:
+                ask_next()
         if lost:
             raise OutcomeUnknownError(
                 f"the control table {self.table} did not confirm the write: {'; '.join(failed)}"
@@ -146,6 +177,25 @@ class ControlTable:
             f"the control table {self.table} has no majority: {'; '.join(failed)}"
             + ("; nothing was written" if op in WRITES else "")
         )
+
+    def _ask(self, region: str, op: str, kwargs: dict[str, Any], *, inline: bool) -> Future[Any]:
+        """``op`` sent to ``region``'s replica: in this thread (``inline``), or in a thread of
+        its own that nobody waits for once another region answered (a hung region's ends at its
+        timeout)."""
+        client = self.clients.client("dynamodb", region)
+        future: Future[Any] = Future()
+
+        def send() -> None:
+            try:
+                future.set_result(getattr(client, op)(TableName=self.table, **kwargs))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        if inline:
+            send()
+        else:
+            threading.Thread(target=send, daemon=True, name=f"control-{region}").start()
+        return future
 
     def order(self) -> list[str]:
         """The regions in the order they are tried: this controller's own region first, then

@@ -28,6 +28,7 @@ import pytest
 
 from controller.aws import Clients
 from controller.contract import HOME_AGENT
+from controller.controltable import suspects
 from controller.controltable.journal import Journal
 from controller.controltable.lease import Leases
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
@@ -207,6 +208,55 @@ def test_losing_one_control_region_loses_nothing(fresh_sandbox: Sandbox, lost: s
     second = Leases(table_from(box, EAST)).acquire("after", 30)
     assert second.token > first.token  # the token never goes back
     assert time.monotonic() - started < 15  # one timeout at most, not one per call
+
+
+@pytest.fixture
+def unsuspected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No control region failed lately, in this process or in a file (a fresh operator's)."""
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(suspects, "_SUSPECT", {})
+
+
+def first_attempt_ended(table: ControlTable, region: str) -> threading.Event:
+    """Set once a request to ``region``'s replica has ended (answered, or timed out)."""
+    ended = threading.Event()
+    client = table.clients.client("dynamodb", region)
+    client.meta.events.register("needs-retry.dynamodb", lambda **_: ended.set())
+    return ended
+
+
+def test_a_read_the_hung_home_replica_holds_is_answered_by_the_next_before_it_times_out(
+    fresh_sandbox: Sandbox, unsuspected: None
+) -> None:
+    """Issue 27, item 4: a run from a controller whose control region hangs (the primary's, on
+    the example) paid that replica's 4 s timeout on its first read before it tried the next.
+    A read is asked of the next region once the first is slow, and the first answer wins; the
+    hung replica is tried last from then on (the lease's write that follows costs nothing)."""
+    box = fresh_sandbox
+    item = {"pk": {"S": "hedge"}, "sk": {"S": "n"}, "n": {"N": "7"}}
+    table_from(box, EAST).call("put_item", Item=item)
+    table = table_from(box, EAST)
+    assert table.order() == [EAST, WEST]
+    ended = first_attempt_ended(table, EAST)
+    box.fail(EAST, "hang")
+    got = table.get("hedge", "n")
+    assert got == {"pk": "hedge", "sk": "n", "n": 7.0}  # WEST's answer: the last write
+    assert not ended.is_set(), "answered before the hung replica's request ended"
+    assert table.order() == [WEST, EAST]
+
+
+def test_a_write_the_hung_home_replica_holds_is_not_sent_to_the_next_until_it_ends(
+    fresh_sandbox: Sandbox, unsuspected: None
+) -> None:
+    """A write is never asked of two regions at once: each conditional write is tried in the
+    next region only once the last attempt's answer came or was lost, so at most one lands."""
+    box = fresh_sandbox
+    table = table_from(box, EAST)
+    ended = first_attempt_ended(table, EAST)
+    box.fail(EAST, "hang")
+    table.call("put_item", Item={"pk": {"S": "hedge"}, "sk": {"S": "w"}})
+    assert ended.is_set(), "the next region was asked while the first attempt was out"
+    assert table_from(box, WEST).get("hedge", "w") == {"pk": "hedge", "sk": "w"}
 
 
 def test_two_of_three_control_regions_lost_no_lease_nothing_acts_status_says_why(
