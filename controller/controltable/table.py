@@ -4,12 +4,12 @@ Called by the lease, the desired state, the journal of runs, the automation swit
 watchers' states, which each keep their own items (:mod:`controller.controltable.items` encodes
 them) in the one DynamoDB global table the manifest names. This module tries the control regions
 (its own region first, the ones that failed lately last: :mod:`controller.controltable.suspects`;
-a slow read is asked of the next region too) until one answers with a majority behind it, raises :class:`~controller.errors.NoMajorityError`
-when none does, and writes each item with a single-item conditional write on its last writer's
-fencing token (:mod:`controller.controltable.fencing` makes the requests; a multi-Region
-strongly consistent table takes no transactions, no TTL and no local secondary index, so nothing
-here uses them), so that a controller that lost its lease cannot overwrite what the new holder
-wrote.
+a slow read is asked of the next region too) until one answers with a majority behind it,
+raises :class:`~controller.errors.NoMajorityError` when none does, and writes each item with a
+single-item conditional write on its last writer's fencing token
+(:mod:`controller.controltable.fencing` makes the requests; a multi-Region strongly consistent
+table takes no transactions, no TTL and no local secondary index, so nothing here uses them), so
+that a controller that lost its lease cannot overwrite what the new holder wrote.
 
 A write's outcome is one of :class:`WriteOutcome`: done, refused (every attempt was refused
 before it was sent, or answered with an error: :class:`~controller.errors.NoMajorityError`), or
