@@ -23,11 +23,8 @@ from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
 from tests.kit.topologies import short_policy
 from tests.sandbox.test_watchers import (
-    INTERVAL,
-    LEASE,
     OTHER,
     PRIMARY,
-    SCHEDULE,
     STANDBY,
     THRESHOLD,
     journal,
@@ -45,11 +42,13 @@ K = 2.0
 #: shorter than a run whose target answers each call in SLOW_TARGET AWS seconds.
 CUT_TIMEOUT = int(RUN_WALL_FLOOR * K) + 4
 SLOW_TARGET = 2.0
+#: The watch interval, lease and schedule (AWS seconds): short, as test_watchers' on the wall.
+INTERVAL, LEASE, SCHEDULE = 2.0, 12.0, 15.0
 
 
 @pytest.fixture(scope="module")
 def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The example with test_watchers' short policy (AWS seconds), at k = K."""
+    """The example with a short policy (AWS seconds), at k = K."""
     tmp = tmp_path_factory.mktemp("watcher-timeout")
     spec = short_policy(EXAMPLE, tmp)
     data = yaml.safe_load(spec.read_text())

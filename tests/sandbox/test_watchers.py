@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller import clock
 from controller.actions import mode as modes
 from controller.aws import Clients
 from controller.controltable.journal import Journal, Run, RunStatus
@@ -46,12 +46,15 @@ pytestmark = pytest.mark.sandbox
 PRIMARY, STANDBY, OTHER = "us-east-1", "us-west-2", "eu-west-1"
 #: The regions whose watchers run on while the primary hangs.
 OUTSIDE = (STANDBY, OTHER)
-INTERVAL = 2.0
-LEASE = 12.0
+#: The sandbox's clock runs K times the wall's pace (:mod:`controller.clock`): every period
+#: below is AWS seconds, and takes 1/K of its time on the wall.
+K = 5.0
+INTERVAL = 4.0
+LEASE = 24.0
 #: Bad evaluations in a row before a watcher fails the primary over.
 THRESHOLD = 2
 #: Seconds between two scheduled invocations: short, so that every test crosses invocations.
-SCHEDULE = 15.0
+SCHEDULE = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +68,12 @@ def box(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "watch_interval_seconds": INTERVAL,
             "lease_seconds": LEASE,
             "failure_threshold": THRESHOLD,
-            "cooldown_seconds": 30,
+            "cooldown_seconds": 60,
         }
     )
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     state_dir = tmp / ".failover"
-    with watched_sandbox(spec, state_dir) as box:
+    with watched_sandbox(spec, state_dir, time_scale=K) as box:
         yield box
 
 
@@ -287,7 +290,7 @@ def test_each_invocation_evaluates_inside_the_shortened_schedule_it_is_told(
     evaluating inside it, so invocations follow one another instead of piling up beside one
     another (told 60 s, each would evaluate for most of a minute, four at once)."""
     box = watched
-    since = time.time()
+    since = clock.now()
 
     def ended() -> list[list[float]]:
         """The evaluation times of each invocation that began after ``since``, was the sentinel
@@ -366,7 +369,9 @@ def test_a_deployed_watcher_reads_the_manifest_pulumi_wrote_into_the_control_tab
     )
     got = load_deployment(STANDBY)
     deployed = load_manifest(box.state_dir / DEPLOYED_FILE)  # the program's output, as written
-    assert got.manifest == deployed
+    # the program's output names no clock; the sandbox's copy adds its own (scaled) one
+    assert deployed.clock is not None and got.manifest.clock is None
+    assert got.manifest == deployed.model_copy(update={"clock": None})
     assert got.manifest.endpoints == box.manifest.endpoints  # so it calls the emulator
 
 
@@ -423,7 +428,7 @@ def test_a_partitioned_primary_fences_itself_once_cut_off_longer_than_the_lease(
     fences it once cut off from the control table's majority for longer than the lease."""
     box = watched
     assert not self_fenced(box, PRIMARY)
-    cut = time.time()
+    cut = clock.now()
     box.fail(PRIMARY, "partition")  # its watcher runs on, cut off with it
     try:
         run = until(lambda: finished_run(box), 120, "a watcher outside the partition fails over")
@@ -469,7 +474,7 @@ def test_a_self_fenced_region_serves_again_only_once_the_control_table_says_so(
     # A watcher fences its region with the deployment its execution environment last read (a
     # cold one cut off cannot read the manifest from the control table): let it read it once.
     until(lambda: evaluated_since(box, before, 1), 60, "the primary's new watcher evaluates")
-    cut = time.time()
+    cut = clock.now()
     box.fail(PRIMARY, "partition")
     try:
         until(lambda: self_fenced(box, PRIMARY), 120, "the partitioned primary fences itself")
@@ -482,7 +487,7 @@ def test_a_self_fenced_region_serves_again_only_once_the_control_table_says_so(
         assert journal(box).desired(PRIMARY).active == PRIMARY  # nobody failed over
         assert journal(box).runs() == []
     finally:
-        healed = time.time()
+        healed = clock.now()
         box.heal(PRIMARY)
     until(
         lambda: mode(box, PRIMARY) == "active" and all(mapping_enabled(box, PRIMARY).values()),
