@@ -11,17 +11,17 @@ component and the region. A kind implements only ``_read``, ``_activate`` and ``
 from __future__ import annotations
 
 import logging
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
 from controller.actions import mode as modes
 from controller.actions.state import REGION_MODES, state_of
 from controller.actions.state import State as State  # the actions' vocabulary
 from controller.aws import Clients, classify
 from controller.aws import is_not_found as is_not_found  # the actions read it from here
+from controller.aws.background import in_background
 from controller.contract import DegradedMode, Mode
 from controller.errors import PermanentStepError, TransientStepError
 from controller.topology import Topology
@@ -262,19 +262,11 @@ class Action(ABC):
         """
         if self._region_silent:
             return default
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-
-        thread = threading.Thread(target=run, daemon=True, name=f"mode-{self.region}")
-        thread.start()
-        thread.join(MODE_WAIT)
-        if "value" in box:
-            return cast(T, box["value"])
+        call = in_background(fn, name=f"mode-{self.region}")
+        try:
+            return call.result(timeout=MODE_WAIT)
+        except Exception as exc:
+            why: object = exc if call.done() else f"no answer in {MODE_WAIT}s"
         self._region_silent = True
         log.log(
             logging.WARNING if what == "write" else logging.INFO,
@@ -282,7 +274,7 @@ class Action(ABC):
             self.component,
             self.region,
             what,
-            box.get("error", f"no answer in {MODE_WAIT}s"),
+            why,
         )
         return default
 

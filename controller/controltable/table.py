@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -34,6 +33,7 @@ from typing import Any
 from controller import clock as aws_clock
 from controller import contract
 from controller.aws import Clients, classify, decode, error_code, explain, is_not_found
+from controller.aws.background import in_background, in_this_thread
 from controller.controltable import fencing, suspects
 from controller.controltable.items import key, plain
 from controller.errors import (
@@ -183,19 +183,11 @@ class ControlTable:
         its own that nobody waits for once another region answered (a hung region's ends at its
         timeout)."""
         client = self.clients.client("dynamodb", region)
-        future: Future[Any] = Future()
 
-        def send() -> None:
-            try:
-                future.set_result(getattr(client, op)(TableName=self.table, **kwargs))
-            except Exception as exc:
-                future.set_exception(exc)
+        def send() -> Any:
+            return getattr(client, op)(TableName=self.table, **kwargs)
 
-        if inline:
-            send()
-        else:
-            threading.Thread(target=send, daemon=True, name=f"control-{region}").start()
-        return future
+        return in_this_thread(send) if inline else in_background(send, name=f"control-{region}")
 
     def order(self) -> list[str]:
         """The regions in the order they are tried: this controller's own region first, then

@@ -24,7 +24,15 @@ from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
 from controller.engine.guarded import RunClients
 from controller.engine.levels import Driver, Progress, RunResult, StepEvent
-from controller.engine.prechecks import Precheck, describe, prechecks, refusing, seen
+from controller.engine.prechecks import (
+    Lags,
+    Precheck,
+    describe,
+    lags_ahead,
+    prechecks,
+    refusing,
+    seen,
+)
 from controller.engine.silence import Silence
 from controller.errors import (
     ConflictError,
@@ -102,9 +110,10 @@ class Executor:
         resuming: str | None = None,
         kind: RunKind = RunKind.FAILOVER,
         accept_unknown_lag: bool | None = None,
+        lags_read: Lags | None = None,
     ) -> list[Precheck]:
-        """Check the target before touching anything (see :mod:`controller.engine.prechecks`);
-        ``accept_unknown_lag`` overrides the executor's for this check."""
+        """Check the target before touching anything (:mod:`controller.engine.prechecks`), with
+        ``accept_unknown_lag`` (default: the executor's) and the lags read ahead, if any."""
         return prechecks(
             self.topology,
             self.manifest,
@@ -118,6 +127,7 @@ class Executor:
             if accept_unknown_lag is None
             else accept_unknown_lag,
             kind=kind,
+            lags_read=lags_read,
         )
 
     def desired(self) -> Desired:
@@ -160,12 +170,7 @@ class Executor:
         self.keeper.check()
 
     def checked(
-        self,
-        plan: FailoverPlan,
-        desired: Desired,
-        *,
-        source_given: bool,
-        expect_epoch: int | None,
+        self, plan: FailoverPlan, desired: Desired, *, source_given: bool, expect_epoch: int | None
     ) -> FailoverPlan:
         """The plan checked against the desired state read under the lease (see
         :func:`controller.engine.policy.checked`)."""
@@ -210,6 +215,7 @@ class Executor:
         PlanError
             A precheck failed; nothing was touched.
         """
+        ahead, guessed = lags_ahead(self.topology, self.manifest, self.probe_clients, plan), plan
         lease = self.journal.acquire(self.owner, self.policy.lease_seconds)
         keeper = self._hold(lease)
         try:
@@ -220,7 +226,10 @@ class Executor:
             )
             if newer:
                 raise PlanError(newer)
-            checks = self.prechecks(plan, kind=kind, accept_unknown_lag=accept_unknown_lag)
+            read = ahead.result() if plan.source == guessed.source else None  # else a wrong guess's
+            checks = self.prechecks(
+                plan, kind=kind, accept_unknown_lag=accept_unknown_lag, lags_read=read
+            )
             if failed := refusing(checks):
                 raise PlanError(f"prechecks failed, nothing touched: {describe(failed)}")
             lags, silence = seen(checks)
@@ -388,10 +397,4 @@ class Executor:
             raise RunInterruptedError(run.id, why) from None
 
 
-__all__ = [
-    "Executor",
-    "Precheck",
-    "RunResult",
-    "StaleTokenError",
-    "StepEvent",
-]
+__all__ = ["Executor", "Precheck", "RunResult", "StaleTokenError", "StepEvent"]

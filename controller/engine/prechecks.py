@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ from controller import clock, health
 from controller.actions.base import State
 from controller.actions.table import read_replication_lag
 from controller.aws import Clients
+from controller.aws.background import in_background
 from controller.controltable.journal import Journal, RunKind
 from controller.controltable.rpo import TableLag, to_plain
 from controller.engine.silence import Silence
@@ -26,6 +28,9 @@ from controller.topology import Kind, OnFailure, Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
+
+#: Every table's lag as :func:`read_lags` read it, and the read the source left unanswered.
+Lags = tuple[tuple[TableLag, ...], str]
 
 
 class Check(StrEnum):
@@ -97,13 +102,14 @@ def prechecks(
     lag_clients: Clients | None = None,
     accept_unknown_lag: bool = False,
     kind: RunKind = RunKind.FAILOVER,
+    lags_read: Lags | None = None,
 ) -> list[Precheck]:
     """Check the target before touching anything: reachable, healthy, lag, no other run.
 
     ``lag_clients`` read the source region's replication metrics (the executor gives its
     short fencing timeouts: the source may be the failing region); ``accept_unknown_lag`` lets
     an unreadable lag pass (see :func:`lag_check`); ``kind`` (``failover``, ``failback``) only
-    words the refusals.
+    words the refusals; ``lags_read``: the plan's lags, already read (:func:`read_lags`).
     """
     checks: list[Precheck] = []
     target = health.region_health(topology, manifest, clients, plan.target)
@@ -119,6 +125,7 @@ def prechecks(
             plan,
             accept_unknown=accept_unknown_lag,
             kind=kind,
+            read=lags_read,
         )
     )
     current = journal.current_run_id()
@@ -178,7 +185,7 @@ def read_lags(
     source: str,
     target: str,
     now: Callable[[], float] = clock.now,
-) -> tuple[tuple[TableLag, ...], str]:
+) -> Lags:
     """Every table's replication lag from ``source`` to ``target``, as read now, and the read
     that ``source`` left unanswered ("" when it answered).
 
@@ -203,6 +210,17 @@ def read_lags(
     return tuple(lags), silent
 
 
+def lags_ahead(
+    topology: Topology, manifest: Manifest, clients: Clients, plan: FailoverPlan
+) -> Future[Lags]:
+    """``plan``'s lags (:func:`read_lags`), read in a thread of their own from now on: an
+    execute starts them before it takes the lease, which they do not need, so that a failing
+    source's read waits out its timeout while the lease is taken, not after."""
+    return in_background(
+        lambda: read_lags(topology, manifest, clients, plan.source, plan.target), name="lag-read"
+    )
+
+
 def lag_check(
     topology: Topology,
     manifest: Manifest,
@@ -211,6 +229,7 @@ def lag_check(
     *,
     accept_unknown: bool = False,
     kind: RunKind = RunKind.FAILOVER,
+    read: Lags | None = None,
 ) -> Precheck:
     """Every table's replica in the target within ``max_lag_seconds`` of the source.
 
@@ -220,9 +239,9 @@ def lag_check(
     is not the same as 0. For a failback (``kind``) the target is the returning region and the
     source the healthy active one: the refusal says that the returning region has not caught up.
     The check carries its readings (``lags``) and, when the source did not answer, its name
-    (``silent``).
+    (``silent``). ``read``: the plan's lags, already read (else they are read now).
     """
-    lags, silent = read_lags(topology, manifest, clients, plan.source, plan.target)
+    lags, silent = read or read_lags(topology, manifest, clients, plan.source, plan.target)
     ok, detail = _judge_lags(topology, plan, lags, accept_unknown=accept_unknown, kind=kind)
     return Precheck(
         Check.REPLICATION_LAG, ok, detail, lags=lags, silent=plan.source if silent else ""

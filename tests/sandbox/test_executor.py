@@ -132,6 +132,56 @@ def test_a_hung_source_costs_one_timeout_before_activation_not_one_per_level(
     assert f"{SOURCE} unreachable" in lag.error
 
 
+def test_the_lag_read_of_a_hung_source_runs_while_the_lease_is_taken_not_after(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """Issue 27, item 4: the replication-lag precheck needs no lease, so an execute sends it
+    before it takes the lease; a hung source's timeout then runs beside the lease's calls, not
+    after them (an operator's execute with the primary hung spent 2 s on it after the lease).
+
+    Ordered, not timed: the lease's write is held until the lag read has been sent; read after
+    the lease, it would not have been, and the write goes on once the hold runs out."""
+    box = fresh_sandbox
+    box.fail(SOURCE, "hang")
+    lag_read_sent = threading.Event()
+    waited_for: list[bool] = []
+
+    def lag_read(request: Any, **kwargs: Any) -> None:
+        if request.url.startswith(box.manifest.endpoints[SOURCE]):
+            lag_read_sent.set()
+
+    def lease_write(**kwargs: Any) -> None:
+        if not waited_for:  # the lease's first write: the acquire
+            waited_for.append(lag_read_sent.wait(SLACK))
+
+    clients = box.clients.derive(hook=("before-send.cloudwatch", lag_read))
+    journal_clients = box.clients.derive(hook=("before-call.dynamodb.PutItem", lease_write))
+    journal_clients = journal_clients.derive(hook=("before-call.dynamodb.UpdateItem", lease_write))
+    journal = Journal(journal_clients, box.manifest)
+    run = executor(box, clients=clients, journal=journal).execute(plan_to(box)).run
+    assert run.status == RunStatus.COMPLETED
+    assert waited_for == [True], "the lag read was not sent before the lease was written"
+    (lag,) = journal.run(run.id).rpo  # the read taken ahead is the run's record
+    assert lag.lag_seconds is None and f"{SOURCE} unreachable" in lag.error
+
+
+def test_a_wrongly_guessed_source_has_its_lags_read_again_from_the_active_region(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A run not told its source (``--from``) guesses it, reads its lags ahead, and learns the
+    active region under the lease: when the guess was wrong, the lags read ahead are another
+    region's and are read again (else a hung former primary would be the run's RPO record and
+    its silent region)."""
+    box = fresh_sandbox
+    assert executor(box).execute(plan_to(box, TARGET)).run.status == RunStatus.COMPLETED
+    box.fail(SOURCE, "hang")  # the guess below: the former primary, now hung
+    result = executor(box).execute(plan_to(box, OTHER, source=SOURCE), source_given=False)
+    run = result.run
+    assert run.status == RunStatus.COMPLETED and run.plan.source == TARGET
+    (lag,) = Journal(box.clients, box.manifest).run(run.id).rpo
+    assert "unreachable" not in lag.error, lag  # read from the active region, which answers
+
+
 def test_a_source_that_hangs_after_the_prechecks_costs_the_fence_levels_one_timeout(
     fresh_sandbox: Sandbox,
 ) -> None:
