@@ -460,7 +460,9 @@ def test_a_partitioned_primary_fences_itself_once_cut_off_longer_than_the_lease(
         until(lambda: self_fenced(box, PRIMARY), 120, "the partitioned primary fences itself")
         marker = cut_off_parameter(box.topology, box.manifest, PRIMARY)
         since = float(read_inside(box, PRIMARY, marker) or 0)  # when its watcher saw the cut
-        [fence, *_] = decided(box, PRIMARY, "self_fence", cut)
+        [fence, *_] = until(  # logged once its evaluation has ended, after the fence
+            lambda: decided(box, PRIMARY, "self_fence", cut), 30, "the self-fence is logged"
+        )
         assert cut <= since, "the cut was counted from this partition, not an older one"
         assert fence["ts"] - since > LEASE, "never before the lease"
         assert "serves again only when the control table says so" in fence["reason"]
