@@ -48,6 +48,7 @@ from urllib.parse import parse_qs
 
 from controller import clock
 from sandbox.controls import CODE_PATH, PREFIX, SECRET_ENV, SECRET_HEADER
+from sandbox.owner import watch as end_with_owner
 
 HOST = "127.0.0.1"
 #: The services the sandbox provisions and the controller calls: built before forking.
@@ -408,6 +409,7 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    end_with_owner()  # a test's sandbox: ends with the test process, however that ends
 
     class Handler(MotoRequestHandler):
         """moto's handler, logging only the requests that failed on the server's side: a line
@@ -474,6 +476,7 @@ def _zygote(
     """
     _detach(log_file)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the servers it forks are reaped at exit
+    end_with_owner()
     owner = os.getuid()
     while True:
         connection, _ = listener.accept()

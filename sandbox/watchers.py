@@ -47,6 +47,7 @@ from controller import clock, contract
 from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
+from sandbox.owner import watch as end_with_owner
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.cloudwatch.metrics import LambdaMetrics, LogMetrics, Metrics
     from sandbox.lambda_.invoke import Invoker
 
+    end_with_owner()  # a test's sandbox: ends with the test process, however that ends
     region, state_dir = ns.region, ns.state_dir
     state = read_state(state_dir)
     if state is None:

@@ -11,6 +11,7 @@ the longest does not start last.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,13 @@ import pytest
 
 from controller import clock
 from controller.interfaces.cli import main
+from sandbox import owner
 from tests.kit.cli import CliResult
 from tests.kit.paths import REPO
+
+#: Every sandbox this process starts, itself or through a command it runs, ends with it, even
+#: when the run is killed and no fixture stops it (each xdist worker names itself).
+os.environ[owner.ENV] = str(os.getpid())
 
 SANDBOX_TESTS = REPO / "tests" / "sandbox"
 #: Fixtures that start the emulator (or set its environment for a test that starts one).
