@@ -16,26 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from sandbox.liveness import alive
+
 #: The pid of the process a sandbox started under this environment ends with (unset: none).
 ENV = "FAILOVER_SANDBOX_OWNER"
 #: Wall seconds between two looks at the owner.
 POLL_SECONDS = 1.0
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists (another user's process under a reused pid counts: never end
-    on a doubt).
-
-    >>> alive(os.getpid())
-    True
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _terminate() -> None:

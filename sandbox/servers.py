@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from controller import clock
 from controller.errors import FailoverError, UsageError
 from sandbox import controls, launcher
+from sandbox.liveness import alive, is_zombie
 from sandbox.state import ServerState, Zygote, private_dir
 
 log = logging.getLogger(__name__)
@@ -278,33 +279,6 @@ def seed(url: str, value: int) -> None:
     _post(url, f"/moto-api/seed?a={value}")
 
 
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (or is stopped); reaps it when it is our exited child."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """True when ``pid`` has exited for good: a zombie none of whose threads still runs (a
-    killed server's main thread can be a zombie while another thread is still exiting with the
-    server's listening socket open)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        tasks = len(list(Path(f"/proc/{pid}/task").iterdir()))
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z" and tasks <= 1
-
-
 def is_ours(server: ServerState) -> bool:
     """True when ``server.pid`` is still the moto server we started (not a reused pid)."""
     if not alive(server.pid):
@@ -382,7 +356,7 @@ def find_processes(log_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"sandbox.launcher" in cmdline and marker in cmdline and not _is_zombie(int(entry.name)):
+        if b"sandbox.launcher" in cmdline and marker in cmdline and not is_zombie(int(entry.name)):
             found.append(int(entry.name))
     return sorted(found)
 

@@ -110,7 +110,7 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
 
 def is_ours(pid: int, region: str) -> bool:
     """True when ``pid`` is still ``region``'s watcher process (not a reused pid)."""
-    from sandbox.servers import alive
+    from sandbox.liveness import alive
 
     if not alive(pid):
         return False
@@ -136,7 +136,7 @@ def kill(pid: int, region: str, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGCONT)
         os.killpg(pid, signal.SIGKILL)
-    from sandbox.servers import alive
+    from sandbox.liveness import alive
 
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:

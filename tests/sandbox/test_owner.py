@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import owner
+from sandbox.liveness import alive
 from tests.kit.paths import EXAMPLE, REPO
 from tests.kit.polling import until
 
@@ -36,16 +37,8 @@ time.sleep(600)
 
 
 def running(pids: list[int]) -> list[int]:
-    """The ``pids`` that still run (a zombie counts as ended)."""
-    left = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            left.append(pid)
-    return left
+    """The ``pids`` that still run."""
+    return [pid for pid in pids if alive(pid)]
 
 
 def test_a_sandbox_ends_with_its_owner_killed_without_a_word(
