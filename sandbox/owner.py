@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 from sandbox.liveness import alive
 
@@ -24,17 +23,10 @@ ENV = "FAILOVER_SANDBOX_OWNER"
 POLL_SECONDS = 1.0
 
 
-def _terminate() -> None:
-    os.kill(os.getpid(), signal.SIGTERM)  # each process's own way to end (its handler, or none)
-
-
-def watch(
-    environ: dict[str, str] | None = None,
-    end: Callable[[], None] = _terminate,
-    poll: float = POLL_SECONDS,
-) -> threading.Thread | None:
-    """When ``environ`` (default: this process's) names an owner, call ``end`` from a daemon
-    thread once the owner is gone; the thread, or None when there is no owner."""
+def watch(environ: dict[str, str] | None = None) -> threading.Thread | None:
+    """When ``environ`` (default: this process's) names an owner, SIGTERM this process (its own
+    way to end: its handler, or none) from a daemon thread once the owner is gone; the thread,
+    or None when there is no owner."""
     raw = (os.environ if environ is None else environ).get(ENV, "")
     if not raw.isdigit():
         return None
@@ -42,8 +34,8 @@ def watch(
 
     def look() -> None:
         while alive(owner):
-            time.sleep(poll)
-        end()
+            time.sleep(POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     thread = threading.Thread(target=look, name="sandbox-owner", daemon=True)
     thread.start()
