@@ -7,6 +7,11 @@ its own process: when the global server hangs or dies, so do they, as Route 53's
 Each health check moto stores is probed at its own ``RequestInterval`` on the sandbox's clock
 (:mod:`controller.clock`), whatever a probe takes (a hung target costs a probe its timeout, not
 the cadence), and flips after ``FailureThreshold`` results in a row, as one checker does. A
+probe not answered by Route 53's deadline (4 s to connect, then 2 s) counts as failed from that
+moment on, as Route 53 counts it, until its answer settles it: the sandbox waits at least a
+wall floor before it fails a probe (its endpoints' answers cost this machine's CPU, not AWS's
+time), yet a hung region must not be seen later in AWS seconds at k = 10 than at k = 5. An
+answer in time for the floor takes the failure back. A
 probe goes where a client resolving the check's name would go: the regional endpoint the data
 plane serves for that host (``hosts``, when a data plane runs: its health route, healthy on
 2xx or 3xx), else the front door of the region the name is in (``regions``: the region's
@@ -23,7 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,8 +49,12 @@ ANSWER_SECONDS = 2.0
 #: ... but at least this long on the wall: the endpoint's answer is this machine's CPU, not
 #: AWS's latency. A healthy region's health route took up to 0.61 wall s under the bench's load
 #: (a Lambda runtime started, the watchers evaluating): with 0.5 (0.6 s at k = 10) such probes
-#: failed, and three in a row sent DNS to the standby before any outage.
+#: failed, and three in a row sent DNS to the standby before any outage. Past Route 53's own
+#: deadline a probe still under way counts as failed (:meth:`Checkers.status`), so the floor
+#: decides only whether a late answer takes that back, not when the failure is seen.
 PROBE_WALL_FLOOR = 1.0
+#: What a probe past Route 53's deadline, its answer not in, reports (Route 53's words).
+LATE_REPORT = "Failure: Connection timed out. The endpoint did not answer in time"
 #: How often (wall seconds) the scheduler looks for checks that are due, and for new checks.
 TICK = 0.05
 _REGION = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com$")
@@ -123,6 +132,25 @@ class Finding:
         return True
 
 
+@dataclass
+class Underway:
+    """A probe sent and not settled: Route 53 counts it failed once ``deadline`` (AWS seconds,
+    :func:`controller.clock.monotonic`) has passed: connected by then, or answered 2 s after
+    connecting."""
+
+    threshold: int
+    epoch: int
+    deadline: float = field(default_factory=lambda: clock.monotonic() + CONNECT_SECONDS)
+
+    def connected(self) -> None:
+        """The connection is up: the answer is due :data:`ANSWER_SECONDS` from now."""
+        self.deadline = clock.monotonic() + ANSWER_SECONDS
+
+    def late(self) -> bool:
+        """Past Route 53's deadline (so counted failed until the answer settles it)."""
+        return clock.monotonic() >= self.deadline
+
+
 def waits() -> tuple[float, float]:
     """The wall seconds a probe may take to connect, then to be answered: Route 53's AWS
     seconds on the sandbox's clock, each at least :data:`PROBE_WALL_FLOOR` on the wall."""
@@ -132,10 +160,12 @@ def waits() -> tuple[float, float]:
     )
 
 
-def probe(url: str, fqdn: str, *, served: bool = True) -> tuple[bool, str]:
+def probe(
+    url: str, fqdn: str, *, served: bool = True, connected: Callable[[], None] | None = None
+) -> tuple[bool, str]:
     """GET ``url`` as a checker does (``Host: fqdn``), within Route 53's times (:func:`waits`);
     healthy on 2xx/3xx from a served endpoint, on any answer below 500 from a region's front
-    door."""
+    door. ``connected`` is called once the TCP connection is up."""
     parts = urlsplit(url)
     connect, answer = waits()
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=connect)
@@ -143,6 +173,8 @@ def probe(url: str, fqdn: str, *, served: bool = True) -> tuple[bool, str]:
         conn.connect()
         if conn.sock is not None:  # connected: the answer has its own, shorter time
             conn.sock.settimeout(answer)
+        if connected is not None:
+            connected()
         conn.request("GET", parts.path or "/", headers={"Host": fqdn})
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
@@ -160,6 +192,9 @@ class Checkers:
         self._checks = checks
         self.network = Network()
         self.findings: dict[str, Finding] = {}
+        self._underway: dict[str, list[Underway]] = {}
+        #: Raised by a reset: a probe sent before it is not counted after it.
+        self._epoch = 0
         self._due: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -169,18 +204,38 @@ class Checkers:
         with self._lock:
             self.network = network
             if network.forget:
-                self.findings.clear()
-                self._due.clear()
+                self._forget()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, daemon=True, name="route53-checkers"
                 )
                 self._thread.start()
 
-    def status(self, check_id: str) -> Finding:
-        """What the checkers hold of ``check_id`` (healthy until they found otherwise)."""
+    def forget(self) -> None:
+        """Start every check healthy again (a reset sandbox): nothing found so far counts, nor
+        does a probe sent before, when it ends."""
         with self._lock:
-            return self.findings.setdefault(check_id, Finding())
+            self._forget()
+
+    def _forget(self) -> None:
+        self.findings.clear()
+        self._underway.clear()
+        self._due.clear()
+        self._epoch += 1
+
+    def status(self, check_id: str) -> Finding:
+        """What the checkers hold of ``check_id`` (healthy until they found otherwise), each
+        probe past Route 53's deadline counted failed as Route 53 counts it (a copy then: its
+        answer may still take that back)."""
+        with self._lock:
+            found = self.findings.setdefault(check_id, Finding())
+            late = [p for p in self._underway.get(check_id, []) if p.late()]
+            if not late:
+                return found
+            seen = replace(found)
+            for underway in late:
+                seen.observe(False, LATE_REPORT, underway.threshold, clock.now())
+            return seen
 
     def _run(self) -> None:
         while True:
@@ -209,13 +264,21 @@ class Checkers:
     def _probe(self, check: Any) -> None:
         fqdn = str(check.fqdn or check.ip_address or "")
         where = self.network.target(fqdn, str(check.resource_path or "/"))
-        if where is None:
-            ok, report = False, f"Failure: {fqdn} does not resolve"
-        else:
-            ok, report = probe(where[0], fqdn, served=where[1])
-        finding = self.status(check.id)
+        threshold = int(check.failure_threshold or 3)
         with self._lock:
-            flipped = finding.observe(ok, report, int(check.failure_threshold or 3), clock.now())
+            underway = Underway(threshold, self._epoch)
+            self._underway.setdefault(check.id, []).append(underway)
+        ok, report = False, f"Failure: {fqdn} does not resolve"
+        try:
+            if where is not None:
+                ok, report = probe(where[0], fqdn, served=where[1], connected=underway.connected)
+        finally:
+            with self._lock:
+                if underway in self._underway.get(check.id, []):
+                    self._underway[check.id].remove(underway)
+                settled = underway.epoch == self._epoch
+                finding = self.findings.setdefault(check.id, Finding())
+                flipped = settled and finding.observe(ok, report, threshold, clock.now())
         if flipped:
             log.info("health check %s (%s) -> %s", check.id, fqdn, finding.healthy)
 
