@@ -20,6 +20,15 @@ chain's token:
   ends; the next scheduled invocation (every minute) evaluates and starts it again. Detection
   waits at most that minute once; the dead-man alarm counts the evaluations either way.
 
+A link also carries when its evaluation is due (AWS epoch seconds): the chain keeps the
+interval's rate, not the interval after each link's delivery. Each link is delivered a little
+late (``DelaySeconds`` rounded up to whole seconds, the event source mapping's poll, the new
+invocation's start), and an invocation that waited a whole interval after its own start added
+that lateness to every period (11.2-12 s for a 10 s interval in the sandbox at k = 5): three bad
+evaluations took three periods' worth of it. The next link is due an interval after this one
+was due, so a late link asks for the next one sooner; one later than an interval evaluates at
+once and the chain's rate starts again from there.
+
 A watcher whose evaluation was not saved (the control table out of reach) sends no link: it
 keeps evaluating inside its invocation, sleeping, as before (:mod:`controller.watchers.isolation`
 counts how long it is cut off there).
@@ -52,20 +61,36 @@ Send = Callable[[int, float], None]
 
 @dataclass(frozen=True)
 class Link:
-    """One link of a watcher's chain: its region and the evaluations saved before it was sent."""
+    """One link of a watcher's chain: its region, the evaluations saved before it was sent, and
+    when its evaluation is due (AWS epoch seconds; None in a link sent before links said)."""
 
     region: str
     after: int
+    due: float | None = None
 
     def body(self) -> str:
         """The message body.
 
+        >>> Link("us-west-2", 12, due=1700000010.25).body()[:40]
+        '{"after": 12, "due": 1700000010.25, "kin'
         >>> Link("us-west-2", 12).body()
         '{"after": 12, "kind": "failover-watcher-link", "region": "us-west-2"}'
         """
-        return json.dumps(
-            {"after": self.after, "kind": KIND, "region": self.region}, sort_keys=True
-        )
+        body: dict[str, object] = {"after": self.after, "kind": KIND, "region": self.region}
+        if self.due is not None:
+            body["due"] = round(self.due, 3)
+        return json.dumps(body, sort_keys=True)
+
+    def late(self, now: float) -> float:
+        """Seconds this link's evaluation starts after it was due (0 when it says no due, or
+        a clock's skew makes it look early): the next link is asked that much sooner.
+
+        >>> Link("r", 1, due=97.5).late(100.0), Link("r", 1, due=101.0).late(100.0)
+        (2.5, 0.0)
+        >>> Link("r", 1).late(100.0)
+        0.0
+        """
+        return 0.0 if self.due is None else max(0.0, now - self.due)
 
 
 def delay_seconds(wait: float) -> int:
@@ -84,7 +109,7 @@ def link_of(event: Mapping[str, Any], region: str) -> Link | None:
 
     >>> record = {"eventSource": "aws:sqs", "body": Link("us-west-2", 3).body()}
     >>> link_of({"Records": [record]}, "us-west-2")
-    Link(region='us-west-2', after=3)
+    Link(region='us-west-2', after=3, due=None)
     >>> link_of({"source": "aws.events"}, "us-west-2") is None
     True
     >>> link_of({"Records": [record]}, "eu-west-1") is None  # another region's: not ours
@@ -101,7 +126,12 @@ def link_of(event: Mapping[str, Any], region: str) -> Link | None:
         except ValueError:
             continue
         if isinstance(body, dict) and body.get("kind") == KIND and body.get("region") == region:
-            return Link(region, int(body.get("after") or 0))
+            due = body.get("due")
+            return Link(
+                region,
+                int(body.get("after") or 0),
+                float(due) if isinstance(due, (int, float)) else None,
+            )
     return None
 
 
@@ -116,7 +146,7 @@ def sender(clients: Clients, region: str, queue_url: str) -> Send:
         try:
             sqs.send_message(
                 QueueUrl=queue_url,
-                MessageBody=Link(region, after).body(),
+                MessageBody=Link(region, after, due=clock.now() + delay).body(),
                 DelaySeconds=delay_seconds(delay),
             )
         except Exception as exc:

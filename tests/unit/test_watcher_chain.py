@@ -1,7 +1,8 @@
 """The watchers' chain (:mod:`controller.watchers.chain`): a watcher that must evaluate again
 sends one delayed link and ends instead of sleeping; a duplicated, late or superseded link
 evaluates nothing and sends nothing; a queue that refuses the link leaves the invocation
-evaluating by itself, as before."""
+evaluating by itself, as before; a link delivered late asks for the next one sooner, so the
+chain keeps the interval's rate."""
 
 from __future__ import annotations
 
@@ -174,6 +175,52 @@ def test_a_queue_that_refuses_the_link_leaves_the_invocation_evaluating_inside_i
     summary, _ = invoke(deployment, STANDBY)
     assert summary["evaluations"] == 6 and summary["linked"] is False
     assert len(invoke.slept) == 5
+
+
+def test_a_link_delivered_late_asks_for_the_next_one_that_much_sooner(
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link was due 3 s ago (its delay rounded up, the mapping's poll, the invocation's
+    start): the next is due an interval after this one was due, not an interval from now, and
+    says so. Each period was the interval plus that lateness before."""
+    interval = deployment.topology.policy.watch_interval_seconds
+    invoke = Invocation(monkeypatch, Memory(WatchState(STANDBY, evaluations=42)))
+    invoke(deployment, STANDBY, chain.Link(STANDBY, 42, due=lambda_watcher.clock.now() - 3.0))
+    [(after, delay)] = invoke.links
+    assert after == 43
+    assert interval - 4.0 < delay <= interval - 3.0
+
+
+def test_a_link_later_than_an_interval_asks_for_the_next_at_once(
+    deployment: lambda_watcher.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = deployment.topology.policy.watch_interval_seconds
+    invoke = Invocation(monkeypatch, Memory(WatchState(STANDBY, evaluations=42)))
+    due = lambda_watcher.clock.now() - 2.5 * interval
+    invoke(deployment, STANDBY, chain.Link(STANDBY, 42, due=due))
+    assert [delay for _, delay in invoke.links] == [0.0]
+
+
+def test_a_link_says_when_the_next_evaluation_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the sender puts on the queue: the count, and now plus the delay it was asked (not
+    the whole seconds SQS delays it by), read back as the same link."""
+    sent: list[dict[str, Any]] = []
+
+    class Sqs:
+        def send_message(self, **kw: Any) -> None:
+            sent.append(kw)
+
+    class Made:
+        def client(self, service: str, region: str) -> Sqs:
+            assert (service, region) == ("sqs", STANDBY)
+            return Sqs()
+
+    monkeypatch.setattr(lambda_watcher.clock, "now", lambda: 1_000.0)
+    chain.sender(Made(), STANDBY, "https://sqs/q")(43, 8.25)  # type: ignore[arg-type]
+    [message] = sent
+    assert message["DelaySeconds"] == 9
+    record = {"eventSource": "aws:sqs", "body": message["MessageBody"]}
+    assert chain.link_of({"Records": [record]}, STANDBY) == chain.Link(STANDBY, 43, 1_008.25)
 
 
 def test_the_handler_passes_an_sqs_link_and_its_queue(monkeypatch: pytest.MonkeyPatch) -> None:
