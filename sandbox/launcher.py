@@ -403,6 +403,7 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     from werkzeug.serving import make_server
 
     from sandbox.ghosts import DropGhosts
+    from sandbox.keepalive import KeepAlive
 
     _detach(log_file)
     os.environ["MOTO_PORT"] = str(port)
@@ -411,9 +412,10 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     end_with_owner()  # a test's sandbox: ends with the test process, however that ends
 
-    class Handler(MotoRequestHandler):
-        """moto's handler, logging only the requests that failed on the server's side: a line
-        per request costs the server a tenth of its time and says nothing in a sandbox."""
+    class Handler(KeepAlive, MotoRequestHandler):
+        """moto's handler, on connections kept across requests (:mod:`sandbox.keepalive`),
+        logging only the requests that failed on the server's side: a line per request costs
+        the server a tenth of its time and says nothing in a sandbox."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             if str(code).startswith("5"):
