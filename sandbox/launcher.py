@@ -314,6 +314,7 @@ def _application() -> Any:
     moto_patches.mappings_keep_their_alias()
     moto_patches.delays_on_the_clock()
     moto_patches.mappings_listed_by_function()
+    moto_patches.dispatch_lookups_once()
     route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
