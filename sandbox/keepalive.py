@@ -12,11 +12,16 @@ HTTP/1.0 client or one that asks to close is answered as before, on a connection
 
 from __future__ import annotations
 
+import threading
 from typing import Any, BinaryIO
 
 from werkzeug.serving import WSGIRequestHandler
 
 _CHUNK = 1 << 16
+#: The most connections a server keeps open at once; past it, an answer closes its connection
+#: as werkzeug's do. A caller's pool keeps each connection until that caller is closed (each
+#: client a test made), so this bounds the descriptors a test process holds, about 80 before.
+MOST_KEPT = 16
 
 
 class Body:
@@ -92,11 +97,26 @@ class KeepAlive(WSGIRequestHandler):
     #: with Nagle's algorithm on, each later write waited for the caller's delayed ACK (40 ms).
     disable_nagle_algorithm = True
     _body: Body | None = None
+    #: The connections this server has open (shared by its handlers).
+    _open = [0]
+    _count = threading.Lock()
+
+    def setup(self) -> None:
+        """Count the connection as open."""
+        super().setup()
+        with self._count:
+            self._open[0] += 1
+
+    def finish(self) -> None:
+        """Count the connection as closed."""
+        with self._count:
+            self._open[0] -= 1
+        super().finish()
 
     def run_wsgi(self) -> None:
         """Serve one request with its body bounded, so that the next request stays unread."""
         length = body_length(self.headers)
-        if length is None:
+        if length is None or self._open[0] > MOST_KEPT:
             self.close_connection = True
             super().run_wsgi()
             return

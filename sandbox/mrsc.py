@@ -383,8 +383,9 @@ def _closed(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
         return False
-    ready, _, _ = select.select([sock], [], [], 0)
-    return bool(ready)
+    poll = select.poll()  # not select.select: a busy server's descriptors pass 1024
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def configure(urls: Mapping[str, str], config: Config, timeout: float = 2.0) -> None:

@@ -41,8 +41,9 @@ HANG_BOUND = 30.0
 XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize the id
 
 
-#: Plain clients by service, region and endpoint: made once each (a client costs milliseconds
-#: of CPU to make, and some tests read back on every step), used from any thread.
+#: Plain clients of the last sandbox asked for, by service, region and endpoint: made once each
+#: (a client costs milliseconds of CPU to make, and some tests read back on every step), used
+#: from any thread; another sandbox's closes them (the servers keep connections open).
 _PLAIN: dict[tuple[str, str, str], Any] = {}
 _PLAIN_LOCK = threading.Lock()
 
@@ -52,6 +53,10 @@ def plain(box: Sandbox, service: str, region: str) -> Any:
     endpoint = box.manifest.endpoints[GLOBAL if service == "route53" else region]
     key = (service, region, endpoint)
     with _PLAIN_LOCK:  # boto3's default session makes one client at a time
+        if any(url not in box.manifest.endpoints.values() for _, _, url in _PLAIN):
+            for made in _PLAIN.values():
+                made.close()  # still usable: its next call connects again
+            _PLAIN.clear()
         if key not in _PLAIN:
             _PLAIN[key] = boto3.client(
                 service, region_name=region if region != GLOBAL else PRIMARY, endpoint_url=endpoint

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from sandbox import keepalive
 from sandbox.keepalive import KeepAlive
 
 
@@ -68,3 +69,18 @@ def test_a_chunked_request_is_answered_on_a_connection_that_closes(
     finally:
         conn.close()
     assert answer.getheader("Connection") == "close"
+
+
+def test_past_its_most_kept_connections_a_server_closes_them_as_werkzeug_does(
+    server: BaseWSGIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keepalive, "MOST_KEPT", 1)
+    first = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    second = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        _, kept = ask(first, "/", b"a")
+        _, closed = ask(second, "/", b"b")
+    finally:
+        first.close()
+        second.close()
+    assert (kept, closed) == (None, "close")
