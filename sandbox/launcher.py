@@ -314,6 +314,7 @@ def _application() -> Any:
     moto_patches.mappings_keep_their_alias()
     moto_patches.delays_on_the_clock()
     moto_patches.mappings_listed_by_function()
+    moto_patches.dispatch_lookups_once()
     route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}
@@ -403,6 +404,7 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     from werkzeug.serving import make_server
 
     from sandbox.ghosts import DropGhosts
+    from sandbox.keepalive import KeepAlive
 
     _detach(log_file)
     os.environ["MOTO_PORT"] = str(port)
@@ -411,9 +413,10 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     end_with_owner()  # a test's sandbox: ends with the test process, however that ends
 
-    class Handler(MotoRequestHandler):
-        """moto's handler, logging only the requests that failed on the server's side: a line
-        per request costs the server a tenth of its time and says nothing in a sandbox."""
+    class Handler(KeepAlive, MotoRequestHandler):
+        """moto's handler, on connections kept across requests (:mod:`sandbox.keepalive`),
+        logging only the requests that failed on the server's side: a line per request costs
+        the server a tenth of its time and says nothing in a sandbox."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             if str(code).startswith("5"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import clock
-from controller.aws import AwsSettings, Clients
+from controller.aws import AwsSettings, Clients, close_connections
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Kind, Topology, load
@@ -327,11 +327,15 @@ class Sandbox:
         self._configure_gates(forget=True)  # Route 53's checkers start over, every check healthy
         self.manifest = load_manifest(state_dir / DEPLOYED_FILE)
         _save_current(self.topology, self.manifest, state_dir)
+        # A new world, new connections: this process's clients made for the last one (an
+        # executor's guarded ones) would each keep theirs open, a descriptor each, until down.
+        close_connections(server.url for server in self.state.servers.values())
 
     def down(self) -> None:
         """Stop every server (resuming stopped ones first) and remove the state."""
         self._reload()
         _stop_all(self.state)
+        close_connections(server.url for server in self.state.servers.values())
         remove_state(self.state_dir)
         clock.use(clock.from_environment())  # this process leaves the sandbox's clock
         log.info("sandbox in %s is down", self.state_dir)

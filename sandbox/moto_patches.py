@@ -14,10 +14,11 @@ the sandbox fences an event bus by disabling its rules, so a disabled rule here 
 A message's delay (``DelaySeconds``) counts AWS seconds, as every period the deployment
 configures does on the sandbox's scaled clock (:mod:`controller.clock`).
 
-Three more changes make the servers cheaper without changing what they answer: moto's list of its
+More changes make the servers cheaper without changing what they answer: moto's list of its
 own packages is read once, a DynamoDB transaction backs up the items it touches rather than whole
-tables, and botocore's list of a service's regions is read once per process rather than once per
-botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three).
+tables, botocore's list of a service's regions is read once per process rather than once per
+botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three), and
+the backend that serves a host and the actions of a response class are looked up once.
 """
 
 from __future__ import annotations
@@ -386,3 +387,52 @@ def mappings_listed_by_function() -> None:
 
     by_function._failover_by_function = True  # type: ignore[attr-defined]
     LambdaBackend.list_event_source_mappings = by_function  # type: ignore[method-assign]
+
+
+def dispatch_lookups_once() -> None:
+    """Work out once, not on every request, which backend serves a host and which actions a
+    response class has: the answers depend only on moto's code, which does not change while a
+    server runs.
+
+    moto's server matched every request's host against each service's URL patterns (several
+    hundred regular expressions, under the server's one dispatch lock), and listed the
+    response class's functions with ``inspect.getmembers`` to check the action is one of them:
+    together about a tenth of a server's CPU per request. A host no backend serves is looked
+    up every time, as before (moto prints a line for it).
+    """
+    import moto.core.responses
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    names = getattr(moto.core.responses, "method_names_from_class", None)  # None: moved
+    if names is not None and not getattr(names, "_failover_once", False):
+        moto.core.responses.method_names_from_class = _once_per_class(names)  # type: ignore[attr-defined]
+    lookup = DomainDispatcherApplication.get_backend_for_host
+    if getattr(lookup, "_failover_once", False):
+        return
+    found: dict[str, Any] = {}
+
+    @functools.wraps(lookup)
+    def backend_for_host(self: Any, host: str | None) -> Any:
+        if host is not None and host in found:
+            return found[host]
+        backend = lookup(self, host)
+        if host is not None and backend:
+            found[host] = backend
+        return backend
+
+    backend_for_host._failover_once = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+
+
+def _once_per_class(names: Any) -> Any:
+    """``names(cls)`` (a class's function names), kept per class as a frozen set."""
+    kept: dict[type, frozenset[str]] = {}
+
+    @functools.wraps(names)
+    def once(cls: type) -> frozenset[str]:
+        if cls not in kept:
+            kept[cls] = frozenset(names(cls))
+        return kept[cls]
+
+    once._failover_once = True  # type: ignore[attr-defined]
+    return once

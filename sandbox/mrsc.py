@@ -32,6 +32,7 @@ import http.client
 import io
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -335,23 +336,56 @@ def _forward(
         headers["Authorization"] = _SCOPE.sub(
             rf"\g<1>{config.store_region}\g<2>", headers["Authorization"]
         )
-    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    connection = _store_connection(url.hostname or "127.0.0.1", url.port)
     try:
         connection.request("POST", "/", body=body, headers=headers)
         answer = connection.getresponse()
         data = answer.read()
     except (OSError, http.client.HTTPException) as exc:
+        connection.close()
+        _kept.connection = None
         return _error(
             start_response,
             "500 Internal Server Error",
             "com.amazonaws.dynamodb.v20120810#InternalServerError",
             f"the sandbox's control store did not answer: {exc}",
         )
-    finally:
+    if answer.will_close:
         connection.close()
+        _kept.connection = None
     kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP]
     start_response(f"{answer.status} {answer.reason}", kept)
     return [data]
+
+
+#: Each serving thread's connection to the store, kept across the requests it forwards: a new
+#: one per request cost both servers a TCP connection and the store a thread.
+_kept = threading.local()
+
+
+def _store_connection(host: str, port: int | None) -> http.client.HTTPConnection:
+    """This thread's connection to the store at ``host:port``: the one it kept, unless the store
+    closed it (a restarted store), else a new one."""
+    connection: http.client.HTTPConnection | None = getattr(_kept, "connection", None)
+    if connection is not None and (
+        (connection.host, connection.port) != (host, port) or _closed(connection)
+    ):
+        connection.close()
+        connection = None
+    if connection is None:
+        connection = _kept.connection = http.client.HTTPConnection(host, port, timeout=30)
+    return connection
+
+
+def _closed(connection: http.client.HTTPConnection) -> bool:
+    """True when an idle kept connection has been closed by its server (it reads as ready: at
+    its end, or with bytes no request asked for)."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    poll = select.poll()  # not select.select: a busy server's descriptors pass 1024
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def configure(urls: Mapping[str, str], config: Config, timeout: float = 2.0) -> None:

@@ -12,6 +12,7 @@ from controller.aws.clients import (
     AwsSettings,
     Clients,
     Hook,
+    close_connections,
     emulator_session,
 )
 from controller.aws.errors import (
@@ -39,6 +40,7 @@ __all__ = [
     "Decoded",
     "Hook",
     "classify",
+    "close_connections",
     "decode",
     "emulator_session",
     "error_code",

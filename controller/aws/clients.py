@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
@@ -62,6 +62,22 @@ Hook = tuple[str, Callable[..., Any]]
 _SHARED_LOCK = threading.Lock()
 _SHARED: dict[tuple[Any, ...], Any] = {}
 _SESSIONS: dict[bool, botocore.session.Session] = {}
+
+
+def close_connections(endpoints: Iterable[str]) -> int:
+    """Close the idle connections of every shared client that sends to one of ``endpoints`` (a
+    sandbox's servers, gone down); the number of clients.
+
+    The sandbox's servers keep a connection open between requests, as AWS's endpoints do: a
+    client's pool would hold those of a sandbox that is gone, a file descriptor each, for the
+    life of the process. A client closed here still works: its next call connects again.
+    """
+    urls = {url.rstrip("/") for url in endpoints}
+    with _SHARED_LOCK:
+        chosen = [made for key, made in _SHARED.items() if str(key[2] or "").rstrip("/") in urls]
+    for made in chosen:
+        made.close()
+    return len(chosen)
 
 
 def emulator_session() -> botocore.session.Session:

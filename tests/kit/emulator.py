@@ -1,7 +1,7 @@
 """What the sandbox tests share: plain boto3 reads, injected faults, patient limits, a
 controller run as a real process, and what "fenced everywhere" means read back.
 
-Plain clients are not ours (no cache, no hooks, no retries), so what they read back is what the
+Plain clients are not ours (no hooks, no retries of ours), so what they read back is what the
 emulator holds, not what our code believes.
 """
 
@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,12 +41,27 @@ HANG_BOUND = 30.0
 XML_SERVICES = frozenset({"s3", "route53", "route-53"})  # event names hyphenize the id
 
 
+#: Plain clients of the last sandbox asked for, by service, region and endpoint: made once each
+#: (a client costs milliseconds of CPU to make, and some tests read back on every step), used
+#: from any thread; another sandbox's closes them (the servers keep connections open).
+_PLAIN: dict[tuple[str, str, str], Any] = {}
+_PLAIN_LOCK = threading.Lock()
+
+
 def plain(box: Sandbox, service: str, region: str) -> Any:
-    """A plain boto3 client on the sandbox (not ours: no cache, no hooks, no retries)."""
+    """A plain boto3 client on the sandbox (not ours: no hooks, boto3's own retries)."""
     endpoint = box.manifest.endpoints[GLOBAL if service == "route53" else region]
-    return boto3.client(
-        service, region_name=region if region != GLOBAL else PRIMARY, endpoint_url=endpoint
-    )
+    key = (service, region, endpoint)
+    with _PLAIN_LOCK:  # boto3's default session makes one client at a time
+        if any(url not in box.manifest.endpoints.values() for _, _, url in _PLAIN):
+            for made in _PLAIN.values():
+                made.close()  # still usable: its next call connects again
+            _PLAIN.clear()
+        if key not in _PLAIN:
+            _PLAIN[key] = boto3.client(
+                service, region_name=region if region != GLOBAL else PRIMARY, endpoint_url=endpoint
+            )
+        return _PLAIN[key]
 
 
 class _Body:

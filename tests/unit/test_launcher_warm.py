@@ -129,3 +129,29 @@ def test_the_launcher_imports_neither_boto3_nor_the_sandbox_life_cycle() -> None
     assert seen["loaded"] == []
     assert seen["lazy"] == "sandbox.lifecycle"
     assert seen["missing"] == "module 'sandbox' has no attribute 'Nothing'"
+
+
+def test_moto_dispatches_as_before_with_its_lookups_made_once() -> None:
+    seen = run(
+        """
+        import json
+        import moto.core.responses
+        from moto.awslambda.responses import LambdaResponse
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from sandbox import moto_patches
+
+        app = DomainDispatcherApplication(create_backend_app)
+        hosts = ["lambda.us-east-1.amazonaws.com", "dynamodb.us-west-2.amazonaws.com",
+                 "monitoring.eu-west-1.amazonaws.com", "example.org"]
+        def answers():
+            names = moto.core.responses.method_names_from_class(LambdaResponse)
+            return [sorted(names), [app.get_backend_for_host(h) for h in hosts * 2]]
+
+        before = answers()
+        moto_patches.dispatch_lookups_once()
+        moto_patches.dispatch_lookups_once()  # applied once, whatever the calls
+        after, again = answers(), answers()
+        print(json.dumps({"same": before == after == again, "backends": after[1][:4]}))
+        """
+    )
+    assert seen == {"same": True, "backends": ["awslambda", "dynamodb", "cloudwatch", None]}
