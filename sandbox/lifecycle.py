@@ -203,10 +203,10 @@ class Sandbox:
     # -- failing and healing -------------------------------------------------------------------
 
     def fail(self, region: str, mode: FailMode | str) -> None:
-        """Make ``region`` fail: ``down`` kills its server, ``hang`` sets its alarms to ALARM and
-        stops it (SIGSTOP), ``partition`` cuts it off (it serves its own callers, reaches no
-        other region and none reaches it; :mod:`sandbox.mrsc`). Failing a region that already
-        fails that way does nothing.
+        """Make ``region`` fail: ``down`` kills its server, ``hang`` stops it (SIGSTOP; its
+        alarms' evaluator stops with it, nothing sets their state), ``partition`` cuts it off
+        (it serves its own callers, reaches no other region and none reaches it;
+        :mod:`sandbox.mrsc`). Failing a region that already fails that way does nothing.
         """
         mode = FailMode(mode)
         self._reload()
