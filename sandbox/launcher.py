@@ -299,9 +299,10 @@ class FunctionCode:
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
     sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
-    from sandbox import moto_patches, mrsc, route53
+    from sandbox import moto_iteration, moto_patches, mrsc, route53
 
     moto_patches.share_data_loader()  # before moto's backends are imported: they read at import
+    moto_iteration.backends_walk_copies()  # before the first backend is made
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
