@@ -8,9 +8,9 @@ dictionary ends the walk with ``RuntimeError: dictionary changed size during ite
 the server answers as a 500 that AWS never gives for it: a fresh clone's ``sandbox up`` failed on
 ``DescribeAlarms`` while the deployment's workers created the region's other alarms.
 
-Here every dictionary a backend holds as an attribute walks a copy of itself, taken in one step
-(listing a dictionary's items runs in C, holding the interpreter's lock throughout); looking up,
-adding and removing stay as they were. The resources' own dictionaries (a table's items) are
+Here every dictionary a backend holds as an attribute walks a copy of itself, listed in C and
+listed again in the rare case an insertion got in; looking up, adding and removing stay as they
+were. The resources' own dictionaries (a table's items) are
 not changed.
 """
 
@@ -29,8 +29,14 @@ class Walked(dict[K, V]):
 
     def _copy(self) -> dict[K, V]:
         # dict's own items, listed in C (not dict.copy: on a subclass that defines __iter__ it
-        # copies through keys(), i.e. through this class again)
-        return dict(list(dict.items(self)))
+        # copies through keys(), i.e. through this class again). Listing holds the interpreter's
+        # lock unless Python code runs meanwhile (a finaliser, a gc callback), which can let an
+        # insertion in: then the listing fails at once and is taken again.
+        while True:
+            try:
+                return dict(list(dict.items(self)))
+            except RuntimeError:
+                continue
 
     def __iter__(self) -> Iterator[K]:
         return iter(self._copy())

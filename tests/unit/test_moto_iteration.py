@@ -3,6 +3,7 @@ sandbox's servers answer in threads, and a walk that saw an insertion failed wit
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sys
 import threading
@@ -27,15 +28,27 @@ TRUST = '{"Version": "2012-10-17", "Statement": []}'
 @pytest.fixture
 def walked() -> Iterator[None]:
     """The patch, for this test only, with the interpreter switching threads as often as it
-    can (the race then shows in a few hundred insertions, not once in a suite)."""
+    can (the race then shows in a few hundred insertions, not once in a suite), and Python code
+    run by the collector during a copy (as hypothesis's gc callback does, which let insertions
+    into a copy listed in C)."""
     before, interval = BaseBackend.__setattr__, sys.getswitchinterval()
+    thresholds = gc.get_threshold()
     moto_iteration.backends_walk_copies()
     sys.setswitchinterval(1e-6)
+    gc.set_threshold(50)
+    gc.callbacks.append(collected)
     try:
         yield
     finally:
+        gc.callbacks.remove(collected)
+        gc.set_threshold(*thresholds)
         sys.setswitchinterval(interval)
         BaseBackend.__setattr__ = before  # type: ignore[method-assign]
+
+
+def collected(phase: str, info: dict[str, int]) -> None:
+    """A gc callback: Python code between two steps of a C loop."""
+    sum(range(50))
 
 
 def put_alarm(backend: CloudWatchBackend, name: str) -> None:
