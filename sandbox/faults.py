@@ -2,8 +2,9 @@
 
 Used by ``tests/sandbox/test_crash.py`` and the controller-stuck runbook. The control plane has
 no hook for this: ``python -m sandbox.faults --kill-after-steps N -- ARGS`` runs ``failover ARGS``
-in this process with :meth:`Journal.record_step` wrapped so that the process SIGKILLs itself
-once ``N`` steps have journalled their end (the same moment a real crash loses the least).
+in this process with :meth:`Journal.record_steps` wrapped so that the process SIGKILLs itself
+once ``N`` steps have journalled their end (the same moment a real crash loses the least); a
+write that journals several ends (a level's, with the next level's start) counts each.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from controller.controltable.journal import Journal
+from controller.controltable.journal import Journal, StepRecord
+from controller.controltable.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,12 @@ log = logging.getLogger(__name__)
 def kill_after_steps(
     count: int, kill: Callable[[], None] | None = None, signum: int = signal.SIGKILL
 ) -> Callable[[], None]:
-    """Send ``signum`` (SIGKILL) to this process once ``count`` steps have journalled their end;
-    returns the undo.
+    """Send ``signum`` (SIGKILL) to this process once ``count`` steps have journalled their end
+    (after the write that takes the count to ``count`` or past it); returns the undo.
 
     ``kill`` replaces the signal (tests of this module pass their own).
     """
-    original = Journal.record_step
+    original = Journal.record_steps
     lock = threading.Lock()
     ended = 0
 
@@ -38,19 +39,22 @@ def kill_after_steps(
         log.critical("fault injection: signal %d to this controller after %d steps", signum, count)
         os.kill(os.getpid(), signum)
 
-    def record_step(self: Journal, *args: Any, **kwargs: Any) -> None:
+    def record_steps(
+        self: Journal, lease: Lease, run_id: str, records: Sequence[StepRecord]
+    ) -> None:
         nonlocal ended
-        original(self, *args, **kwargs)
+        original(self, lease, run_id, records)
         with lock:
-            ended += 1
-            reached = ended == count  # once: a signal that does not kill is sent only once
+            before = ended
+            ended += sum(1 for r in records if r.state.finished)
+            reached = before < count <= ended  # once: a signal that does not kill is sent once
         if reached:
             (kill or die)()
 
-    Journal.record_step = record_step  # type: ignore[method-assign]
+    Journal.record_steps = record_steps  # type: ignore[method-assign]
 
     def undo() -> None:
-        Journal.record_step = original  # type: ignore[method-assign]
+        Journal.record_steps = original  # type: ignore[method-assign]
 
     return undo
 

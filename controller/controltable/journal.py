@@ -13,7 +13,7 @@ Items (``pk``, ``sk``):
 - ``lease``, ``lease``: owner, token, expires_at; active, epoch, run_id (the desired state)
 - ``automation``, ``automation``: paused, by, reason
 - ``run#<id>``, ``run``: plan, status, owner, created, updated, degraded, rpo, decided
-- ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error
+- ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error (none: pending)
 - ``current``, ``run``: the run in progress, if any
 """
 
@@ -255,8 +255,9 @@ class Journal:
             ),
             item("current", "run", run_id=run_id, owner=lease.owner, updated=now),
         ]
+        # No item per pending step: a step without one reads as pending (:meth:`run`), and
+        # its first item is written before it acts (a write of every step, saved on each run)
         self._write(lease, puts)
-        self.record_steps(lease, run_id, list(run.steps.values()))
         return run
 
     def record_step(self, lease: Lease, run_id: str, record: StepRecord) -> None:

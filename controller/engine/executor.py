@@ -22,8 +22,9 @@ from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal, Run, RunKind, RunStatus, new_run_id
 from controller.controltable.lease import Lease, LeaseKeeper, default_owner
 from controller.engine import policy
+from controller.engine.events import Progress, RunResult, StepEvent
 from controller.engine.guarded import RunClients
-from controller.engine.levels import Driver, Progress, RunResult, StepEvent
+from controller.engine.levels import Driver
 from controller.engine.prechecks import (
     Lags,
     Precheck,
@@ -95,8 +96,7 @@ class Executor:
         self.clients = via.act
         #: Fencing a source that may be gone: one attempt, short timeouts, the lease checked.
         self.fence_clients = via.fence
-        self.owner = owner or default_owner()
-        self.progress = progress or (lambda event: None)
+        self.owner, self.progress = owner or default_owner(), progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
         self.policy = topology.policy
         self.graph = graphs.build(topology)

@@ -1,19 +1,22 @@
-"""Driving one run: its levels in order, the steps of a level in parallel, each step retried;
-what a step's progress and a run's end say (:class:`StepEvent`, :class:`RunResult`).
+"""Driving one run: its levels in order, the steps of a level in parallel, each step retried.
 
 Called by the executor (:mod:`controller.engine.executor`), which holds the lease and hands a
 :class:`Driver` the run. Each step: journal ``running``, act, read the state back, journal the
-outcome; what one attempt came to is :func:`~controller.engine.retry.decide`'s. Fencing the source
-is best effort (a source that does not answer gets ``unverified`` steps and the run goes on); a
-target step that fails after its retries either degrades what needs it or rolls the target back,
-as the component's ``on_failure`` says.
+outcome; what one attempt came to is :func:`~controller.engine.retry.decide`'s. A level's
+outcomes go in the run's next journal write (the next level's ``running``, the run's end), not
+one write each: a step is journalled before it acts, and one that ended unjournalled is done
+again on resume, like one that acted and died before its write. Fencing the source is best
+effort (a source that does not answer gets ``unverified`` steps and the run goes on); a target
+step that fails after its retries degrades what needs it or rolls the target back, as the
+component's ``on_failure`` says.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,57 +25,28 @@ import networkx as nx
 
 from controller import clock
 from controller.actions import mode as modes
-from controller.actions.base import State
+from controller.actions.base import Action, State
 from controller.actions.registry import action_for
 from controller.aws import Clients
 from controller.contract import DegradedMode, Mode
 from controller.controltable.desired import Desired
-from controller.controltable.journal import Journal, Run, RunStatus, StepRecord, StepState
+from controller.controltable.journal import Journal, Run, RunStatus, StepState
 from controller.controltable.lease import Lease, LeaseKeeper
-from controller.engine.prechecks import Precheck
+from controller.engine.events import Progress, StepEvent
 from controller.engine.retry import decide
 from controller.engine.silence import Silence
-from controller.errors import PermanentStepError, TargetLostError, TransientStepError
+from controller.errors import (
+    FailoverError,
+    PermanentStepError,
+    TargetLostError,
+    TransientStepError,
+)
 from controller.plan import graph as graphs
 from controller.plan.steps import Phase, Step
 from controller.topology import OnFailure, Policy, Topology
 from controller.topology.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """Progress of one step, for the CLI's live display and for tests."""
-
-    run_id: str
-    step: Step
-    state: StepState
-    attempt: int = 0
-    error: str = ""
-
-
-Progress = Callable[[StepEvent], None]
-
-
-@dataclass
-class RunResult:
-    """How a run ended, with its prechecks."""
-
-    run: Run
-    prechecks: list[Precheck] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when the target serves (also degraded), 1 when failed or rolled back."""
-        return 0 if self.run.status.ok else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as ``failover execute --json`` prints it."""
-        return {
-            **self.run.to_dict(),
-            "prechecks": [p.to_dict() for p in self.prechecks],
-        }
 
 
 @dataclass
@@ -92,6 +66,9 @@ class Driver:
     graph: nx.DiGraph
     progress: Progress
     max_workers: int
+    #: Steps ended since the run's last journal write: written with its next one.
+    _ended: list[Step] = field(default_factory=list, init=False)
+    _ended_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @property
     def policy(self) -> Policy:
@@ -113,9 +90,15 @@ class Driver:
         TargetLostError
             The target stopped answering: the caller moves the run on.
         """
+        try:
+            return self._levels(run, silence if silence is not None else Silence())
+        except BaseException:
+            self._journal_ended(run, quietly=True)  # a lost lease, an interruption, a lost target
+            raise
+
+    def _levels(self, run: Run, unreachable: Silence) -> Run:
         plan = run.plan
         degraded = self._degraded(run)
-        unreachable = silence if silence is not None else Silence()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="step") as pool:
             for level in plan.levels:
                 self._leave_silent(run, unreachable)
@@ -146,10 +129,9 @@ class Driver:
         return self._finish(run, degraded, unreachable)
 
     def _leave_silent(self, run: Run, unreachable: Silence) -> None:
-        """End every fence step still to do in a region found silent, whatever its level, in
-        one journal write: ``unverified``, fenced when it answers (the reconciler's). Level by
-        level, each cost a lease check and two writes, for steps that send the region nothing;
-        a global step (DNS) acts without the region, and stays."""
+        """End every fence step still to do in a region found silent, whatever its level:
+        ``unverified``, fenced when it answers (the reconciler's), journalled with the run's
+        next write. A global step (DNS) acts without the region, and stays."""
         silent = unreachable.regions
         ending = [
             s
@@ -157,9 +139,7 @@ class Driver:
             if s.phase == Phase.FENCE
             and s.region in silent
             and run.steps[s.id].state in (StepState.PENDING, StepState.RUNNING)
-            and not action_for(
-                self.topology, self.manifest, self.fence_clients, s.component, s.region
-            ).global_resource
+            and not self._action(s, self.fence_clients).global_resource
         ]
         if not ending:
             return
@@ -171,9 +151,8 @@ class Driver:
                 f"{step.region} unreachable ({unreachable.why(step.region)}): not fenced; "
                 "fenced when it answers"
             )
-        self.journal.record_steps(self.keeper.check(), run.id, [run.steps[s.id] for s in ending])
-        for step in ending:
-            self._announce(run, step)
+        with self._ended_lock:
+            self._ended.extend(ending)
         log.warning("%d fence steps of silent %s end unverified", len(ending), sorted(silent))
 
     def _level_budget(self) -> float:
@@ -186,8 +165,7 @@ class Driver:
         degraded = dict(run.plan.degraded)
         for step in run.plan.steps:
             if step.phase == Phase.ACTIVATE and run.steps[step.id].state == StepState.FAILED:
-                for name in graphs.impact(self.graph, [step.component]):
-                    degraded.setdefault(name, self._mode_of(name))
+                self._degrade(run, step, degraded)
         return degraded
 
     def _mode_of(self, name: str) -> DegradedMode:
@@ -204,14 +182,15 @@ class Driver:
     def _start(self, run: Run, lease: Lease, steps: list[Step]) -> None:
         """Journal a level's steps ``running`` in one write, before any of them acts.
 
-        One transaction per level, not one per step: a resumed run re-reads every step that
-        is not done, so what matters is that a step is journalled before it acts.
+        One write per level, not one per step, which also carries the last level's outcomes: a
+        resumed run re-reads every step that is not done, so what matters is that a step is
+        journalled before it acts.
         """
         now = clock.now()
         for step in steps:
             record = run.steps[step.id]
             record.state, record.started, record.error = StepState.RUNNING, now, ""
-        self.journal.record_steps(lease, run.id, [run.steps[s.id] for s in steps])
+        self._journal_ended(run, lease, steps)
 
     def _step(
         self, run: Run, step: Step, degraded: dict[str, DegradedMode], unreachable: Silence
@@ -221,7 +200,7 @@ class Driver:
         self._announce(run, step)
         fence = step.phase == Phase.FENCE
         clients = self.fence_clients if fence else self.clients
-        action = action_for(self.topology, self.manifest, clients, step.component, step.region)
+        action = self._action(step, clients)
         if step.region in unreachable:
             if fence and not action.global_resource:
                 return self._end(
@@ -277,13 +256,38 @@ class Driver:
             clock.sleep(outcome.delay)
 
     def _end(self, run: Run, step: Step, state: StepState, error: str = "") -> None:
+        """Record how ``step`` ended; journalled with the run's next write."""
         record = run.steps[step.id]
         record.state, record.ended, record.error = state, clock.now(), error
-        self._journal(run, record, step)
+        with self._ended_lock:
+            self._ended.append(step)
 
-    def _journal(self, run: Run, record: StepRecord, step: Step) -> None:
-        self.journal.record_step(self.keeper.check(), run.id, record)
-        self._announce(run, step)
+    def _journal_ended(
+        self,
+        run: Run,
+        lease: Lease | None = None,
+        starting: Sequence[Step] = (),
+        *,
+        quietly: bool = False,
+    ) -> None:
+        """Journal the steps ended since the last write, with the records of the ``starting``
+        ones, in one write (under ``lease``, else the keeper's), then announce the ended ones;
+        ``quietly``: on the way out of a run, a write that fails is only logged."""
+        with self._ended_lock:
+            ended, self._ended = self._ended, []
+        written = [*ended, *starting]
+        if not written:
+            return
+        try:
+            held = lease if lease is not None else self.keeper.check()
+            self.journal.record_steps(held, run.id, [run.steps[s.id] for s in written])
+        except FailoverError as exc:
+            if not quietly:
+                raise
+            log.warning("run %s: %d step outcomes not journalled (%s)", run.id, len(ended), exc)
+            return
+        for step in ended:
+            self._announce(run, step)
 
     def _announce(self, run: Run, step: Step) -> None:
         """Tell the progress callback the step's state as the run holds it."""
@@ -294,6 +298,7 @@ class Driver:
 
     def _finish(self, run: Run, degraded: dict[str, DegradedMode], unreachable: Silence) -> Run:
         plan = run.plan
+        self._journal_ended(run)
         self._not_serving(run)
         try:
             modes.set_region_mode(
@@ -351,6 +356,7 @@ class Driver:
     def _rollback(self, run: Run, failed: Step) -> Run:
         """Undo the target's activations (dependents first) and re-activate the source."""
         plan = run.plan
+        self._journal_ended(run)
         log.error("%s failed and its policy is rollback: rolling the target back", failed.id)
         done = [
             s
@@ -358,17 +364,9 @@ class Driver:
             if s.phase == Phase.ACTIVATE and run.steps[s.id].state == StepState.DONE
         ]
         for step in reversed(done):
-            self._best_effort(
-                lambda s=step: action_for(  # type: ignore[misc]
-                    self.topology, self.manifest, self.clients, s.component, s.region
-                ).deactivate()
-            )
+            self._best_effort(self._action(step, self.clients).deactivate)
         for step in [s for s in plan.steps if s.phase == Phase.ACTIVATE]:
-            self._best_effort(
-                lambda s=step: action_for(  # type: ignore[misc]
-                    self.topology, self.manifest, self.fence_clients, s.component, plan.source
-                ).activate()
-            )
+            self._best_effort(self._action(step, self.fence_clients, plan.source).activate)
         desired = self.desired()
         if desired.active == plan.target and run.epoch and desired.epoch == run.epoch:
             self.journal.set_desired(self.keeper.check(), desired, plan.source, run.id)
@@ -379,6 +377,12 @@ class Driver:
             f"{failed.id} failed: {run.steps[failed.id].error}",
         )
         return run
+
+    def _action(self, step: Step, clients: Clients, region: str = "") -> Action:
+        """``step``'s action (in ``region``, else the step's), acting through ``clients``."""
+        return action_for(
+            self.topology, self.manifest, clients, step.component, region or step.region
+        )
 
     def _best_effort(self, fn: Callable[[], Any]) -> None:
         try:

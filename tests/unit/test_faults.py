@@ -5,25 +5,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.controltable.journal import Journal, StepRecord
+from controller.controltable.journal import Journal, StepRecord, StepState
 from sandbox import faults
 
 
-def test_kill_comes_after_the_nth_step_is_journalled_and_undo_restores() -> None:
-    journal = Journal.__new__(Journal)  # no control table: record_steps is stubbed below
+def test_kill_comes_after_the_write_that_journals_the_nth_ending_and_undo_restores() -> None:
+    journal = Journal.__new__(Journal)  # no control table: its writes are stubbed below
     written: list[str] = []
     kills: list[int] = []
 
-    def record_steps(lease: Any, run_id: str, records: list[StepRecord]) -> None:
-        written.extend(r.id for r in records)
+    def write(lease: Any, puts: list[dict[str, Any]], *_: Any) -> None:
+        written.extend(p["sk"]["S"] for p in puts)
 
-    journal.record_steps = record_steps  # type: ignore[method-assign]
-    original = Journal.record_step
+    journal._write = write  # type: ignore[method-assign]
+    original = Journal.record_steps
     undo = faults.kill_after_steps(3, kill=lambda: kills.append(len(written)))
+    running, done = StepState.RUNNING, StepState.DONE
     try:
-        for step in ("a", "b", "c"):
-            journal.record_step(None, "run", StepRecord(step))  # type: ignore[arg-type]
-        assert kills == [3]  # killed once the third step was written, not before
+        journal.record_steps(None, "run", [StepRecord("a", running), StepRecord("b", running)])  # type: ignore[arg-type]
+        assert kills == []  # starts are not endings
+        journal.record_steps(
+            None,  # type: ignore[arg-type]
+            "run",
+            [
+                StepRecord("a", done),
+                StepRecord("b", StepState.UNVERIFIED),
+                StepRecord("c", running),
+            ],
+        )
+        assert kills == []  # two endings
+        journal.record_step(None, "run", StepRecord("c", done))  # type: ignore[arg-type]
+        assert kills == [6]  # after the write of the third ending, not before
+        journal.record_step(None, "run", StepRecord("d", done))  # type: ignore[arg-type]
+        assert kills == [6]  # once
     finally:
         undo()
-    assert Journal.record_step is original
+    assert Journal.record_steps is original
