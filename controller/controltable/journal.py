@@ -14,7 +14,7 @@ Items (``pk``, ``sk``):
 - ``automation``, ``automation``: paused, by, reason
 - ``run#<id>``, ``run``: plan, status, owner, created, updated, degraded, rpo, decided
 - ``run#<id>``, ``step#<step id>``: state, started, ended, attempts, error (none: pending)
-- ``current``, ``run``: the run in progress, if any
+- ``current``, ``run``: run_id, the run in progress ("": none)
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ from controller.controltable.table import PER_TRANSACTION, ControlTable
 from controller.errors import RunNotFoundError
 from controller.plan.steps import FailoverPlan
 from controller.topology.manifest import Manifest
+
+#: Items to write, as DynamoDB takes them.
+Items = Sequence[dict[str, Any]]
 
 
 class RunKind(StrEnum):
@@ -198,15 +201,9 @@ class Journal:
 
     # -- token-guarded writes ----------------------------------------------------------------
 
-    def _write(
-        self,
-        lease: Lease,
-        puts: Sequence[dict[str, Any]],
-        updates: Sequence[dict[str, Any]] = (),
-        deletes: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        """Write items in one transaction that also checks ``lease``'s token is current."""
-        self.control.write(lease.owner, lease.token, puts, updates, deletes)
+    def _write(self, lease: Lease, puts: Items, updates: Items = ()) -> None:
+        """Write items, each conditional on ``lease``'s token (:meth:`ControlTable.write`)."""
+        self.control.write(lease.owner, lease.token, puts, updates)
 
     def create_run(
         self,
@@ -270,19 +267,10 @@ class Journal:
             self._write(lease, [_step_item(run_id, s) for s in chunk])
 
     def finish_run(self, lease: Lease, run: Run, status: RunStatus, error: str = "") -> None:
-        """Journal the run's outcome and clear the run-in-progress mark."""
+        """Journal the run's outcome and clear the run-in-progress mark: emptied, not deleted, so
+        that a late copy of the run's own mark (sent to a hung region) cannot land after it."""
         run.status, run.error, run.updated = status, error, self.clock()
-        done = (
-            []
-            if status == RunStatus.RUNNING
-            else [
-                {
-                    "Key": key("current", "run"),
-                    "ConditionExpression": "attribute_not_exists(pk) OR run_id = :r",
-                    "ExpressionAttributeValues": {":r": {"S": run.id}},
-                }
-            ]
-        )
+        done = [] if status == RunStatus.RUNNING else [_no_run(run.id, run.updated)]
         self._write(
             lease,
             [],
@@ -301,8 +289,8 @@ class Journal:
                         ":o": {"S": lease.owner},
                     },
                 },
+                *done,
             ],
-            done,
         )
 
     def adopt_run(self, lease: Lease, run: Run) -> None:
@@ -329,7 +317,7 @@ class Journal:
     def current_run_id(self) -> str | None:
         """The id of the run in progress, if any."""
         got = self.control.get("current", "run")
-        return str(got["run_id"]) if got else None
+        return str(got.get("run_id", "")) or None if got else None
 
     def run(self, run_id: str) -> Run:
         """A run with all its steps.
@@ -386,6 +374,17 @@ def _run_of(head: dict[str, Any]) -> Run:
         rpo=from_plain(json.loads(head.get("rpo") or "[]")),
         decided=head.get("decided"),
     )
+
+
+def _no_run(run_id: str, now: float) -> dict[str, Any]:
+    """The update that empties the run-in-progress mark if it still names ``run_id``."""
+    values = {":r": {"S": run_id}, ":none": {"S": ""}, ":u": {"N": repr(now)}}
+    return {
+        "Key": key("current", "run"),
+        "UpdateExpression": "SET run_id = :none, updated = :u",
+        "ConditionExpression": "attribute_not_exists(pk) OR run_id = :r",
+        "ExpressionAttributeValues": values,
+    }
 
 
 def _step_item(run_id: str, record: StepRecord) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class _ControlRead(threading.Thread):
                 else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
             }
             current = self.table.get("current", "run")
-            self.running = str(current["run_id"]) if current else None
+            self.running = str(current.get("run_id", "")) or None if current else None
         except AwsError as exc:  # a wrong table, refused credentials: the caller raises it
             self.failed = exc
         except FailoverError as exc:

@@ -337,6 +337,32 @@ def test_a_late_journal_write_of_the_same_holder_cannot_undo_its_newer_one(
     assert journal.run(run_id).steps[step].state is StepState.DONE
 
 
+def test_a_late_copy_of_a_runs_mark_cannot_bring_back_a_run_that_ended(
+    fresh_sandbox: Sandbox, writes: Writes
+) -> None:
+    """A run's in-progress mark, sent to a hung region and answered by the next, lands when that
+    region resumes, after the run ended: the run must not read as in progress again, or the next
+    reconcile takes over a run that ended (seen: a reconcile after a hung primary healed)."""
+    from controller.controltable.journal import RunStatus, new_run_id
+    from controller.plan import graph as graphs
+    from controller.plan.build import build_plan
+
+    box = fresh_sandbox
+    journal = Journal(box.clients, box.manifest)
+    lease = journal.acquire("operator@test", 60)
+    plan = build_plan(box.topology, graphs.build(box.topology), target=EU, source=EAST)
+    writes.sent.clear()
+    run = journal.create_run(lease, new_run_id(), plan, epoch=1)
+    mark = [w for w in writes.sent if w[1].get("Item", {}).get("pk") == {"S": "current"}]
+    journal.finish_run(lease, run, RunStatus.COMPLETED)
+    assert journal.current_run_id() is None
+    assert len(mark) == 1
+    writes.sent[:] = mark  # only the mark was held: the run's end went through
+    writes.land_late()
+    assert journal.current_run_id() is None
+    assert journal.runs()[0].status is RunStatus.COMPLETED
+
+
 def test_a_late_lease_renewal_cannot_undo_a_release(fresh_sandbox: Sandbox, writes: Writes) -> None:
     journal = Journal(fresh_sandbox.clients, fresh_sandbox.manifest)
     lease = journal.acquire("operator@test", 60)
