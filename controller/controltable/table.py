@@ -193,15 +193,17 @@ class ControlTable:
         """The regions in the order they are tried: this controller's own region first, then
         the others; a region that failed lately (:mod:`~controller.controltable.suspects`: in
         this process or in another) goes after those that did not, so one lost region costs one
-        timeout, not one per call or per command."""
+        timeout, not one per call or per command; of those, the one that failed last goes last
+        (when every region failed lately, a blip in one, the one still lost is not tried first
+        on every call)."""
         now = aws_clock.now()
         known = suspects.recent(now)
-        late = {
-            r
-            for r in self.regions
-            if now - known.get(self._key(r), -math.inf) < suspects.SUSPECT_SECONDS
-        }
-        return sorted(nearest_first(self.regions, self.home), key=lambda r: r in late)
+
+        def failed_at(region: str) -> float:
+            when = known.get(self._key(region), -math.inf)
+            return when if now - when < suspects.SUSPECT_SECONDS else -math.inf
+
+        return sorted(nearest_first(self.regions, self.home), key=failed_at)
 
     def _key(self, region: str) -> suspects.Key:
         """Which replica: the table, its region and where that region is reached (the

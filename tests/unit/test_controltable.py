@@ -94,6 +94,24 @@ def test_an_old_failure_is_forgotten(fresh_process: Path, monkeypatch: pytest.Mo
     assert control.order() == REGIONS
 
 
+def test_when_every_region_failed_lately_the_last_to_fail_is_tried_last(
+    fresh_process: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blip in us-west-2, then us-east-1 lost (the controller's own region): both are
+    suspects for a while, and us-east-1, still lost, must not be tried first on every call."""
+    control = table("us-east-1", "t-both")
+    now = [1000.0]
+    monkeypatch.setattr(controltable.aws_clock, "now", lambda: now[0])
+    monkeypatch.setattr(suspects.clock, "now", lambda: now[0])
+    control.suspect("us-west-2")
+    now[0] += 5
+    control.suspect("us-east-1")
+    assert control.order() == ["us-west-2", "us-east-1"]
+    now[0] += 5
+    control.suspect("us-west-2")  # it failed again since: now the later one
+    assert control.order() == ["us-east-1", "us-west-2"]
+
+
 def test_a_cache_that_cannot_be_written_still_orders_this_process(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
