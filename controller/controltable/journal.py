@@ -257,10 +257,6 @@ class Journal:
         self._write(lease, puts)
         return run
 
-    def record_step(self, lease: Lease, run_id: str, record: StepRecord) -> None:
-        """Journal one step's state (after it acts; see :meth:`record_steps` for before)."""
-        self.record_steps(lease, run_id, [record])
-
     def record_steps(self, lease: Lease, run_id: str, records: Sequence[StepRecord]) -> None:
         """Journal several steps' states, as few transactions as DynamoDB allows."""
         for chunk in chunks(list(records), PER_TRANSACTION):

@@ -59,11 +59,11 @@ def test_expired_holder_cannot_write_after_takeover(fresh_sandbox: Sandbox) -> N
     clock.now += 6
     new = j.acquire("new", 5)
     with pytest.raises(StaleTokenError):
-        j.record_step(old, run_id, StepRecord("fence:dns@us-east-1", StepState.DONE))
+        j.record_steps(old, run_id, [StepRecord("fence:dns@us-east-1", StepState.DONE)])
     with pytest.raises(StaleTokenError):
         j.leases.renew(old, 5)
     assert j.run(run_id).steps["fence:dns@us-east-1"].state == StepState.PENDING
-    j.record_step(new, run_id, StepRecord("fence:dns@us-east-1", StepState.DONE, attempts=1))
+    j.record_steps(new, run_id, [StepRecord("fence:dns@us-east-1", StepState.DONE, attempts=1)])
     assert j.run(run_id).steps["fence:dns@us-east-1"].state == StepState.DONE
 
 
@@ -96,7 +96,9 @@ def test_run_round_trips_with_its_plan_and_steps(fresh_sandbox: Sandbox) -> None
     run_id = new_run_id()
     j.create_run(lease, run_id, plan)
     assert j.current_run_id() == run_id
-    j.record_step(lease, run_id, StepRecord(plan.steps[0].id, StepState.FAILED, 1.0, 2.0, 3, "x"))
+    j.record_steps(
+        lease, run_id, [StepRecord(plan.steps[0].id, StepState.FAILED, 1.0, 2.0, 3, "x")]
+    )
     run = j.run(run_id)
     assert run.plan.to_dict() == plan.to_dict()
     assert run.steps[plan.steps[0].id] == StepRecord(

@@ -328,8 +328,8 @@ def test_a_late_journal_write_of_the_same_holder_cannot_undo_its_newer_one(
     journal.create_run(lease, run_id, plan)
     step = plan.steps[0].id
     writes.sent.clear()
-    journal.record_step(lease, run_id, StepRecord(step, StepState.RUNNING, started=1.0))
-    journal.record_step(lease, run_id, StepRecord(step, StepState.DONE, 1.0, 2.0, 1))
+    journal.record_steps(lease, run_id, [StepRecord(step, StepState.RUNNING, started=1.0)])
+    journal.record_steps(lease, run_id, [StepRecord(step, StepState.DONE, 1.0, 2.0, 1)])
     older = writes.sent[:1]
     assert json.dumps(older).count('"running"') == 1
     writes.sent[:] = older

@@ -34,9 +34,9 @@ def test_kill_comes_after_the_write_that_journals_the_nth_ending_and_undo_restor
             ],
         )
         assert kills == []  # two endings
-        journal.record_step(None, "run", StepRecord("c", done))  # type: ignore[arg-type]
+        journal.record_steps(None, "run", [StepRecord("c", done)])  # type: ignore[arg-type]
         assert kills == [6]  # after the write of the third ending, not before
-        journal.record_step(None, "run", StepRecord("d", done))  # type: ignore[arg-type]
+        journal.record_steps(None, "run", [StepRecord("d", done)])  # type: ignore[arg-type]
         assert kills == [6]  # once
     finally:
         undo()
