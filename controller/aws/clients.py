@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 from urllib.parse import urlsplit
 
 import botocore.config
@@ -56,11 +56,23 @@ NO_PROXY = {"http": "", "https": ""}
 
 Hook = tuple[str, Callable[..., Any]]
 
+
+class _Shared(NamedTuple):
+    """What makes two clients alike: the key of the process's shared clients."""
+
+    service: str
+    region: str
+    endpoint: str | None
+    settings: AwsSettings
+    hooks: tuple[Hook, ...]
+    home: str | None
+
+
 #: One botocore session, and the clients made from it, for the whole process. Making a session, and
 #: a service's first client in it, costs tens of milliseconds of CPU (the service model is parsed
 #: per session); a status read or a precheck that made its own would pay it on every call.
 _SHARED_LOCK = threading.Lock()
-_SHARED: dict[tuple[Any, ...], Any] = {}
+_SHARED: dict[_Shared, Any] = {}
 _SESSIONS: dict[bool, botocore.session.Session] = {}
 
 
@@ -74,7 +86,7 @@ def close_connections(endpoints: Iterable[str]) -> int:
     """
     urls = {url.rstrip("/") for url in endpoints}
     with _SHARED_LOCK:
-        chosen = [made for key, made in _SHARED.items() if str(key[2] or "").rstrip("/") in urls]
+        chosen = [made for key, made in _SHARED.items() if (key.endpoint or "").rstrip("/") in urls]
     for made in chosen:
         made.close()
     return len(chosen)
@@ -208,7 +220,7 @@ class Clients:
         cached = self._cache.get(key)
         if cached is None:
             # Clients alike in endpoint, settings and hooks share one (clients are thread safe).
-            shared = (
+            shared = _Shared(
                 service,
                 region,
                 self.endpoint(service, region),
