@@ -10,8 +10,7 @@ the server answers as a 500 that AWS never gives for it: a fresh clone's ``sandb
 
 Here every dictionary a backend holds as an attribute walks a copy of itself, listed in C and
 listed again in the rare case an insertion got in; looking up, adding and removing stay as they
-were. The resources' own dictionaries (a table's items) are
-not changed.
+were. The resources' own dictionaries (a table's items) are not changed.
 """
 
 from __future__ import annotations
