@@ -63,6 +63,10 @@ class DemoOptions:
     time_scale: float = DEFAULT_TIME_SCALE
     #: A client's retry budget (AWS seconds): longer than detection, the run and the TTL.
     client_deadline: float = 300.0
+    #: The outage starts this many AWS seconds after an evaluation of the sentinel (the watcher
+    #: that evaluates every interval) is due, once the warmup is over; None: when it is over.
+    #: The same phase at two time scales is the same outage (``bench/detect.py``).
+    outage_phase: float | None = None
     #: The live status page: its port (0: a free one; None: no page), and who is told its URL.
     page_port: int | None = 0
     on_page: Callable[[str], None] | None = None
@@ -164,6 +168,8 @@ def _story(
             )
         load_gen.start()
         _wait(options.warmup, "steady load", say, load_gen)
+        if options.outage_phase is not None:
+            _at_phase(box, region, options.outage_phase)
         outage = clock.now()
         box.fail(region, options.mode)
         phase = f"{region} {options.mode}: waiting for failover"
@@ -275,6 +281,31 @@ def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) ->
     while (done := clock.monotonic() - started) < seconds:
         say(phase, done, seconds, _counts(load_gen))
         time.sleep(0.25)  # the display's pace: wall time
+
+
+def _at_phase(box: Sandbox, failing: str, phase: float) -> None:
+    """Return ``phase`` AWS seconds after the sentinel's next evaluation is due: its last
+    logged evaluation plus whole intervals. The sentinel is the first region a failover from
+    ``failing`` would pick whose watcher lives (:func:`controller.watchers.cadence.sentinel`):
+    here, with every watcher alive, the first."""
+    topology = box.topology
+    interval = topology.policy.watch_interval_seconds
+    order = [r for r in (*topology.regions.standby, topology.regions.primary) if r != failing]
+    deadline = clock.monotonic() + 3 * interval
+    while not (
+        logged := [
+            d["ts"]
+            for d in watcher_procs.decisions(box.state_dir, order[:1])
+            if d.get("cadence") == "sentinel"
+        ]
+    ):
+        if clock.monotonic() > deadline:
+            log.warning("%s logged no sentinel evaluation: outage out of phase", order[0])
+            return
+        clock.sleep(interval / 10)
+    last = max(logged)
+    due = last + phase + interval * max(0, math.ceil((clock.now() - last - phase) / interval))
+    clock.sleep(max(0.0, due - clock.now()))
 
 
 def _until_shifted(
