@@ -320,15 +320,25 @@ def _until_shifted(
     """Wait until the first client's resolver (each keeps an answer for its TTL:
     :class:`~sandbox.router.Resolvers`) answers another region: traffic begins to shift; when
     that happened, and when Route 53 itself first answered another region (read with no cache:
-    what a resolver asking afresh gets), or None each."""
+    what a resolver asking afresh gets), or None each.
+
+    Each is the middle of the polls around it, from the start of the last that saw nothing
+    move to the end of the first that did: the polls are 0.2 wall s apart, 2 AWS s at k = 10
+    and 1 at k = 5, and the first poll's time alone would count a change half that late."""
     fresh = Resolver(plane.clients, plane.resolver.manifest, ttl=0.0)
     answered: float | None = None
-    while clock.now() - outage < limit:
-        say(phase, clock.now() - outage, limit, _counts(load_gen))
-        if answered is None and (now := fresh.resolve()) and now != region:
-            answered = clock.now()
+    unanswered = unshifted = outage  # when the last poll that saw nothing move began
+    while (began := clock.now()) - outage < limit:
+        say(phase, began - outage, limit, _counts(load_gen))
+        if answered is None:
+            if (now := fresh.resolve()) and now != region:
+                answered = (unanswered + clock.now()) / 2
+            else:
+                unanswered = began
         if any(r and r != region for r in plane.router.resolvers.answers()):
-            return clock.now(), answered if answered is not None else clock.now()
+            shifted = (unshifted + clock.now()) / 2
+            return shifted, answered if answered is not None else shifted
+        unshifted = began
         time.sleep(0.2)
     return None, answered
 

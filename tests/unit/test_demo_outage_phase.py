@@ -1,5 +1,6 @@
-"""The demo's outage at a phase of the sentinel's evaluations: the same phase at two time scales
-is the same outage (``bench/detect.py`` rehearses each of its outages so)."""
+"""The demo's timing at two time scales: the outage at a phase of the sentinel's evaluations (the
+same phase is the same outage: ``bench/detect.py`` rehearses each of its outages so), and when
+the traffic moved, read by polls whose wall pace is not the same in AWS seconds at each scale."""
 
 from __future__ import annotations
 
@@ -63,3 +64,43 @@ def test_the_outage_starts_its_phase_after_the_sentinels_next_evaluation_is_due(
     demo._at_phase(box, "us-east-1", 4.0)  # type: ignore[arg-type]
     # now - 3 + 4 = now + 1 is the first such moment still ahead (eu-west-1's: now + 8)
     assert now + 1.0 <= clock.now() < now + 7.5
+
+
+class Moving:
+    """Route 53's fresh answer, then the clients' resolvers, move to the standby at set times."""
+
+    def __init__(self, answered_at: float, shifted_at: float) -> None:
+        self.answered_at, self.shifted_at = answered_at, shifted_at
+        self.resolvers = self  # plane.router.resolvers
+
+    def resolve(self) -> str:
+        return "us-west-2" if clock.now() >= self.answered_at else "us-east-1"
+
+    def answers(self) -> list[str]:
+        return ["us-west-2" if clock.now() >= self.shifted_at else "us-east-1"]
+
+
+def test_traffic_moved_in_the_middle_of_the_polls_around_it_not_at_the_first_that_saw_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wall = [1000.0]
+    before = clock.current()
+    clock.use(clock.Clock(origin=1000.0, scale=K, wall_time=lambda: wall[0]))
+    try:
+        outage = clock.now()  # polls every 0.2 wall s: at 0, 2, 4, 6, 8, 10 AWS s after it
+        moving = Moving(answered_at=outage + 5.0, shifted_at=outage + 9.0)
+        monkeypatch.setattr(demo, "Resolver", lambda *args, **kwargs: moving)
+        # the demo's poll pace is wall time: each sleep moves the fake wall on
+        monkeypatch.setattr(time, "sleep", lambda seconds: wall.__setitem__(0, wall[0] + seconds))
+        plane: Any = SimpleNamespace(
+            clients=None, resolver=SimpleNamespace(manifest=None), router=moving
+        )
+        load_gen: Any = SimpleNamespace(samples=[])
+        shifted, answered = demo._until_shifted(
+            plane, "us-east-1", 60.0, lambda *a: None, load_gen, outage, "failing over"
+        )
+    finally:
+        clock.use(before)
+    # seen at the polls of 6 and 10 (the first after each move): 4-6 and 8-10 bracket them
+    assert answered == pytest.approx(outage + 5.0)
+    assert shifted == pytest.approx(outage + 9.0)
