@@ -5,24 +5,16 @@ per request for per million, a day's scale for a month's) moves a line by orders
 from __future__ import annotations
 
 import collections
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "cost.py"
+from tests.kit import benches
 
 
 @pytest.fixture(scope="module")
 def cost() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_cost", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benches.load("cost")
 
 
 #: Round public prices, so that each line below can be worked out by hand.

@@ -4,25 +4,17 @@ Importing the bench imports the sandbox's demo, which starts nothing until it is
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "detect.py"
+from tests.kit import benches
 
 
 @pytest.fixture(scope="module")
 def detect() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_detect", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return benches.load("detect")
 
 
 def outage(detect: ModuleType, seconds: float) -> dict[str, float]:
