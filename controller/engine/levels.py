@@ -35,12 +35,7 @@ from controller.controltable.lease import Lease, LeaseKeeper
 from controller.engine.events import Progress, StepEvent
 from controller.engine.retry import decide
 from controller.engine.silence import Silence
-from controller.errors import (
-    FailoverError,
-    PermanentStepError,
-    TargetLostError,
-    TransientStepError,
-)
+from controller.errors import FailoverError, PermanentStepError, TargetLostError, TransientStepError
 from controller.plan import graph as graphs
 from controller.plan.steps import Phase, Step
 from controller.topology import OnFailure, Policy, Topology
@@ -364,9 +359,9 @@ class Driver:
             if s.phase == Phase.ACTIVATE and run.steps[s.id].state == StepState.DONE
         ]
         for step in reversed(done):
-            self._best_effort(self._action(step, self.clients).deactivate)
+            self._best_effort(lambda a: a.deactivate(), step, self.clients)
         for step in [s for s in plan.steps if s.phase == Phase.ACTIVATE]:
-            self._best_effort(self._action(step, self.fence_clients, plan.source).activate)
+            self._best_effort(lambda a: a.activate(), step, self.fence_clients, plan.source)
         desired = self.desired()
         if desired.active == plan.target and run.epoch and desired.epoch == run.epoch:
             self.journal.set_desired(self.keeper.check(), desired, plan.source, run.id)
@@ -384,9 +379,13 @@ class Driver:
             self.topology, self.manifest, clients, step.component, region or step.region
         )
 
-    def _best_effort(self, fn: Callable[[], Any]) -> None:
+    def _best_effort(
+        self, act: Callable[[Action], Any], step: Step, clients: Clients, region: str = ""
+    ) -> None:
+        """``act`` on ``step``'s action, made here (one that cannot be made fails like a step),
+        its failure logged: a rollback goes on past it."""
         try:
-            fn()
+            act(self._action(step, clients, region))
         except (TransientStepError, PermanentStepError) as exc:
             log.warning("rollback step failed: %s", exc)
 
