@@ -290,7 +290,7 @@ def _at_phase(box: Sandbox, failing: str, phase: float) -> None:
     here, with every watcher alive, the first."""
     topology = box.topology
     interval = topology.policy.watch_interval_seconds
-    order = [r for r in (*topology.regions.standby, topology.regions.primary) if r != failing]
+    order = topology.regions.targets(failing)
     deadline = clock.monotonic() + 3 * interval
     while not (
         logged := [

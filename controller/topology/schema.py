@@ -62,6 +62,15 @@ class Regions(_Strict):
         """Every region, primary first."""
         return (self.primary, *self.standby)
 
+    def targets(self, away_from: str) -> tuple[str, ...]:
+        """The regions a failover away from ``away_from`` may pick, in order of preference:
+        the standbys, then the primary.
+
+        >>> Regions(primary="us-east-1", standby=("us-west-2", "eu-west-1")).targets("us-west-2")
+        ('eu-west-1', 'us-east-1')
+        """
+        return tuple(r for r in (*self.standby, self.primary) if r != away_from)
+
 
 class Control(_Strict):
     """Where the control table lives: three replicas, or two and a witness, in one MRSC set.

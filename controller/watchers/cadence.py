@@ -66,7 +66,7 @@ def sentinel(
     >>> [sentinel(t, "us-east-1", alive, 200.0, me=r, silent_after=35) for r in t.regions.all]
     [False, True, True]
     """
-    order = [r for r in (*topology.regions.standby, topology.regions.primary) if r != active]
+    order = topology.regions.targets(active)
     if me not in order:
         return False
     for region in order[: order.index(me)]:

@@ -259,8 +259,7 @@ class Watcher:
 
     def _target(self, ev: Evaluation, active: str) -> str | None:
         """The first good region in the spec's preference order (standbys, then the primary)."""
-        order = [*self.topology.regions.standby, self.topology.regions.primary]
-        return next((r for r in order if r != active and ev.good(r)), None)
+        return next((r for r in self.topology.regions.targets(active) if ev.good(r)), None)
 
     def _failover(
         self,
