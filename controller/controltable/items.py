@@ -19,6 +19,16 @@ def key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+def marked_run(mark: dict[str, Any] | None) -> str | None:
+    """The run the ``current`` mark names (read as plain values), None when there is none: no
+    mark, or one a run's end emptied (``run_id`` "", so that no late copy of it lands after).
+
+    >>> marked_run({"run_id": "r-1"}), marked_run({"run_id": ""}), marked_run(None)
+    ('r-1', None, None)
+    """
+    return str(mark.get("run_id", "")) or None if mark else None
+
+
 def item(pk: str, sk: str, **fields: Any) -> dict[str, Any]:
     """An item from plain values: bools, numbers and strings; None leaves the field out.
 

@@ -31,7 +31,7 @@ from controller import clock as aws_clock
 from controller.aws import Clients
 from controller.controltable import desired as desires
 from controller.controltable.automation import AutomationSwitch
-from controller.controltable.items import as_float, chunks, item, key, plain
+from controller.controltable.items import as_float, chunks, item, key, marked_run, plain
 from controller.controltable.lease import Lease, Leases
 from controller.controltable.rpo import TableLag, from_plain, to_plain
 from controller.controltable.table import PER_TRANSACTION, ControlTable
@@ -312,8 +312,7 @@ class Journal:
 
     def current_run_id(self) -> str | None:
         """The id of the run in progress, if any."""
-        got = self.control.get("current", "run")
-        return str(got.get("run_id", "")) or None if got else None
+        return marked_run(self.control.get("current", "run"))
 
     def run(self, run_id: str) -> Run:
         """A run with all its steps.

@@ -17,6 +17,7 @@ from controller.actions.state import State
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.controltable import desired as desires
+from controller.controltable.items import marked_run
 from controller.controltable.lease import lease_of
 from controller.controltable.rpo import to_plain
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
@@ -97,8 +98,7 @@ class _ControlRead(threading.Thread):
                 if lease is None
                 else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
             }
-            current = self.table.get("current", "run")
-            self.running = str(current.get("run_id", "")) or None if current else None
+            self.running = marked_run(self.table.get("current", "run"))
         except AwsError as exc:  # a wrong table, refused credentials: the caller raises it
             self.failed = exc
         except FailoverError as exc:
