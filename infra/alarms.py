@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.contract import fit
 from controller.topology import Kind, Topology
+from infra import aws
 from infra.common import Account
 from infra.regional import Region
 

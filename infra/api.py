@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.contract import ALIAS, fit
 from controller.topology import Topology
 from controller.topology.kinds import ApiSpec, Route
+from infra import aws
 from infra.common import InfraError, Ref, Settings
 
 ACCESS_LOG_FORMAT = json.dumps(

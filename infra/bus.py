@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.topology import Kind
 from controller.topology.kinds import BusSpec
+from infra import aws
 from infra.common import InfraError, Ref
 
 if TYPE_CHECKING:

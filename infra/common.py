@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+
+from infra import aws
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

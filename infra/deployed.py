@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller import contract
 from controller.topology import Kind, Topology
+from infra import aws
 from infra.common import Settings, provider_settings
 
 #: What the invoke says when the table or the item does not exist (the provider's words, from

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.contract import (
     ALIAS,
@@ -29,6 +28,7 @@ from controller.contract import (
 )
 from controller.topology import Kind, Topology
 from controller.topology.kinds import FunctionSpec
+from infra import aws
 from infra.calls import declared_calls, for_ref, service
 from infra.common import (
     InfraError,

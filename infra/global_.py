@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.contract import fit
 from controller.topology import Kind, Topology
 from controller.topology.kinds import BucketSpec, DnsSpec
+from infra import aws
 from infra.common import (
     Account,
     InfraError,

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.topology import Kind, Topology
 from controller.topology.kinds import DnsSpec
+from infra import aws
 from infra.alarms import RegionAlarms, RegionAlarmsArgs, alarm_topic
 from infra.bundle import BundleError, function_bundle
 from infra.common import Account, InfraError, Settings, provider_settings

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from controller.contract import ALIAS, fit
 from controller.topology import Kind, Topology, declared, resolve
@@ -32,6 +31,7 @@ from controller.topology.kinds import (
     StreamSpec,
     TableSpec,
 )
+from infra import aws
 from infra.api import ApiArgs, Domain, RegionalApi
 from infra.common import Account, InfraError, Ref, Settings, policy_json
 from infra.function import FunctionArgs, RegionalFunction

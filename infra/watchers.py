@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import yaml
 
 from controller import contract
 from controller.topology import Kind, Topology
+from infra import aws
 from infra.bundle import Bundle, Pip, build, run_pip
 from infra.common import (
     PROJECT_ROOT,
