@@ -1,8 +1,9 @@
 """The pulumi-aws modules the program declares resources from, each imported by name.
 
-``import pulumi_aws`` makes mypy read all of pulumi-aws (3,140 modules, 72 s from a cold cache):
-its package imports every service for type checkers. Imported one by one, as here, with the
-package itself skipped (pyproject.toml), mypy reads only these, fully typed (17 s in all).
+``import pulumi_aws`` makes mypy read all of pulumi-aws (3,140 modules): its package imports every
+service for type checkers. Imported one by one, as here, with the package itself skipped
+(pyproject.toml), mypy reads only these, still fully typed: ``make typecheck`` from a cold cache
+in 24 s, not 74 s, and 0.9 GB of memory, not 2.7 (medians of 3).
 The program writes ``aws.iam.Role`` as before, through ``from infra import aws``.
 """
 
