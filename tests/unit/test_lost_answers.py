@@ -81,7 +81,9 @@ def control(first: str, second: str, name: str) -> ControlTable:
         control=ControlManifest(table=name, regions=REGIONS),
         endpoints=endpoints,
     )
-    settings = AwsSettings(connect_timeout=0.5, read_timeout=0.5)
+    # A hung region costs the read timeout; the answering servers run in this process, so on a
+    # loaded machine their answer may be a second late (0.5 s once failed this way): 2 s.
+    settings = AwsSettings(connect_timeout=0.5, read_timeout=2.0)
     return ControlTable(Clients(endpoints=endpoints, home="us-east-1", settings=settings), manifest)
 
 
