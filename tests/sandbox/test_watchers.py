@@ -248,7 +248,7 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
     box.heal(OTHER)
     box.heal(PRIMARY)
-    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 30, "the returning primary is fenced")
+    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 120, "the returning primary is fenced")
     assert mode(box, OTHER) == "standby"
 
 
