@@ -33,23 +33,31 @@ SANDBOX_TESTS = REPO / "tests" / "sandbox"
 EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
 #: Module fixtures of the longest tests: a demo, a crash at every step (runbook pages: marked).
 SLOW_FIXTURES = frozenset({"story", "uninterrupted"})
-#: Collected first, longest first (module or group; from --durations of `make test`), so that
-#: no long module starts last and runs alone at the end.
+#: Collected first, longest first (module or group), so that no long module starts last and runs
+#: alone at the end: each group's wall seconds in a `make test` run on two cores (2026-12-06),
+#: every group of 20 s or more. xdist keeps this order only without its own reordering by test
+#: count (:func:`pytest_configure`).
 HEAVY_FIRST = (
-    "test_runbooks.py",
-    "test_crash.py",
-    "test_demo.py",
-    "test_benches.py",
-    "test_watchers.py",
-    "test_mrsc.py",
-    "infra",
-    "test_watcher.py",
-    "test_desired.py",
-    "test_target_lost.py",
-    "test_bad_input.py",
-    "test_executor.py",
-    "test_serve_browser.py",
-    "test_reconcile.py",
+    "test_runbooks.py",  # 143 s, one page a unit
+    "test_watchers.py",  # 130
+    "test_benches.py",  # 100, one bench a unit
+    "test_crash.py",  # 96
+    "test_lost_answers.py",  # 91
+    "test_demo.py",  # 75
+    "infra",  # 67
+    "test_mrsc.py",  # 63
+    "test_watcher.py",  # 54
+    "test_executor.py",  # 48
+    "test_watcher_timeout.py",  # 44
+    "test_desired.py",  # 44
+    "test_route53.py",  # 40
+    "test_target_lost.py",  # 30
+    "test_watcher_chain.py",  # 27
+    "test_bad_input.py",  # 25
+    "test_reconcile.py",  # 22
+    "test_stack_cache.py",  # 21
+    "test_lambda.py",  # 21
+    "test_deployed.py",  # 20
 )
 
 
@@ -124,6 +132,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if distributing and not hasattr(config, "workerinput"):
         if config.option.dist == "loadgroup":
             config.pluginmanager.register(GroupCheck(), "failover-group-check")
+            # xdist sends the groups with the most tests first unless told not to: the unit
+            # modules' hundreds of quick tests went first and the runbook pages and the crash
+            # tests (a few long tests each) last, whatever HEAVY_FIRST said.
+            config.option.loadscopereorder = False
         return  # pytest-xdist's controller collects nothing: its collector stays on
     gc.disable()
 
