@@ -132,9 +132,13 @@ def proxy_trap() -> Iterator[Trap]:
 
 
 def test_every_verb_refuses_every_broken_manifest_and_changes_nothing(
-    sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
+    fresh_sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
-    """The acceptance test: exit 2, one line, no traceback, nothing changed, nothing sent."""
+    """The acceptance test: exit 2, one line, no traceback, nothing changed, nothing sent.
+
+    On a sandbox reset first: a test before it on this worker may have left a region down, and
+    the snapshot reads every region (it once ran first on its worker, and only so passed)."""
+    sandbox = fresh_sandbox
     before = snapshot(sandbox)  # plain clients, read before the proxy variables are set
     failures = []
     with proxy_trap() as trap:
@@ -154,9 +158,10 @@ def test_every_verb_refuses_every_broken_manifest_and_changes_nothing(
 
 
 def test_a_wrong_control_table_is_one_line_saying_what_to_check(
-    sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
+    fresh_sandbox: Sandbox, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
     """The reproduction: a misspelled control.table gave a 46-105 line traceback."""
+    sandbox = fresh_sandbox
     path = broken_manifests(sandbox, tmp_path)["wrong_control_table"]
     result = cli("runs", "--manifest", path)
     assert result.code == 2
@@ -167,9 +172,10 @@ def test_a_wrong_control_table_is_one_line_saying_what_to_check(
 
 
 def test_a_lease_whose_holder_died_on_this_machine_is_reported_as_such(
-    sandbox: Sandbox, cli: Callable[..., Any]
+    fresh_sandbox: Sandbox, cli: Callable[..., Any]
 ) -> None:
     """The reproduction: a dead holder's lease was reported as held by a live one."""
+    sandbox = fresh_sandbox
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     owner = f"ops@{socket.gethostname()}:{child.pid}/dead"
