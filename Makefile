@@ -49,8 +49,9 @@ pytest: bytecode
 # Lint and type-check run beside the tests, not before them: the tests leave about a quarter of
 # the two cores idle (waiting out hung regions' timeouts), which ruff's and mypy's 25 s of CPU
 # fill. A failure of either still fails `make test`, once the tests have ended (make waits for
-# its jobs). No --output-sync: it would hold pytest's progress until the tests end.
-test: bytecode
+# its jobs). No --output-sync: it would hold pytest's progress until the tests end. No
+# prerequisite here: the jobs share the venv and bytecode steps, which the sub-make runs once.
+test:
 	@$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
 demo: bytecode
