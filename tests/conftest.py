@@ -126,8 +126,9 @@ def ungrouped(ids: list[str]) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check the xdist groups take, when the suite runs on workers by group; in a process that
-    collects, collect with the cyclic garbage collector paused (see the next hook)."""
+    """Check the xdist groups take and keep HEAVY_FIRST's order, when the suite runs on workers
+    by group; in a process that collects, collect with the cyclic garbage collector paused (see
+    the next hook)."""
     distributing = getattr(config.option, "dist", "no") != "no"
     if distributing and not hasattr(config, "workerinput"):
         if config.option.dist == "loadgroup":
