@@ -13,6 +13,7 @@ until the sandbox evaluates alarms).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 import botocore.session
@@ -46,9 +47,11 @@ DATA_PLANE = frozenset(
 PRECONDITIONS = {"sandbox/account.py": frozenset({"create_hosted_zone"})}
 
 
+@functools.cache
 def operations() -> frozenset[str]:
     """Every operation of the services the sandbox calls that creates or changes a resource, in
-    botocore's Python spelling."""
+    botocore's Python spelling (read once: loading the services' models took a second of every
+    test here)."""
     from botocore import xform_name
 
     session = botocore.session.get_session()
