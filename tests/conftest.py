@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,27 +43,33 @@ SLOW_FIXTURES = frozenset({"story", "uninterrupted"})
 #: every group of 20 s or more. xdist keeps this order only without its own reordering by test
 #: count (:func:`pytest_configure`).
 HEAVY_FIRST = (
-    "test_runbooks.py",  # 143 s, one page a unit
-    "test_watchers.py",  # 130
-    "test_benches.py",  # 100, one bench a unit
-    "test_crash.py",  # 96
-    "test_lost_answers.py",  # 91
-    "test_demo.py",  # 75
-    "infra",  # 67
-    "test_mrsc.py",  # 63
-    "test_watcher.py",  # 54
-    "test_executor.py",  # 48
-    "test_watcher_timeout.py",  # 44
-    "test_desired.py",  # 44
-    "test_route53.py",  # 40
-    "test_target_lost.py",  # 30
-    "test_watcher_chain.py",  # 27
-    "test_bad_input.py",  # 25
-    "test_reconcile.py",  # 22
-    "test_stack_cache.py",  # 21
-    "test_lambda.py",  # 21
-    "test_deployed.py",  # 20
+    "sandbox/test_runbooks.py",  # 143 s, one page a unit
+    "sandbox/test_watchers.py",  # 130
+    "sandbox/test_benches.py",  # 100, one bench a unit
+    "sandbox/test_crash.py",  # 96
+    "sandbox/test_lost_answers.py",  # 91
+    "sandbox/test_demo.py",  # 75
+    "infra",  # 67 with the next two
+    "sandbox/test_mrsc.py",  # 63
+    "sandbox/test_watcher.py",  # 54
+    "sandbox/test_executor.py",  # 48
+    "sandbox/test_watcher_timeout.py",  # 44
+    "sandbox/test_desired.py",  # 44
+    "sandbox/test_route53.py",  # 40
+    "sandbox/test_target_lost.py",  # 30
+    "sandbox/test_watcher_chain.py",  # 27
+    "sandbox/test_bad_input.py",  # 25
+    "sandbox/test_reconcile.py",  # 22
+    "sandbox/test_stack_cache.py",  # 21
+    "sandbox/test_lambda.py",  # 21
+    "sandbox/test_deployed.py",  # 20
+    "infra/test_infra_policy_sizes.py",  # 18, its own fifty-function program
+    "infra/test_infra_manifest_write.py",  # 11, its own programs
 )
+#: The Pulumi program tests' session fixtures (tests/infra/conftest.py): the program run once
+#: per topology, on the worker where the modules that ask for them run.
+SHARED_RUNS = frozenset({"run", "runs"})
+INFRA_TESTS = REPO / "tests" / "infra"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -78,6 +84,11 @@ def pytest_collection_modifyitems(
     every module was spread over both workers, and each worker set up its module fixtures
     again, so every runbook page, the demo and the crash baseline ran twice.)
     """
+    shared = {
+        item.path
+        for item in items
+        if INFRA_TESTS in item.path.parents and SHARED_RUNS & set(getattr(item, "fixturenames", ()))
+    }
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if SANDBOX_TESTS in item.path.parents or fixtures & EMULATOR_FIXTURES:
@@ -85,20 +96,35 @@ def pytest_collection_modifyitems(
         if fixtures & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
         if not item.get_closest_marker("independent"):
-            item.add_marker(pytest.mark.xdist_group(group(item)))
+            item.add_marker(pytest.mark.xdist_group(group(item, shared)))
 
     def rank(item: pytest.Item) -> int:
-        name = group(item)
+        name = group(item, shared)
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: every other test keeps its order
     return (yield)
 
 
-def group(item: pytest.Item) -> str:
-    """The xdist group of ``item``: its module, or ``infra`` for the Pulumi program's tests
-    (they share one session fixture)."""
-    return "infra" if REPO / "tests" / "infra" in item.path.parents else item.path.name
+def group(item: pytest.Item, shared: Collection[Path] = ()) -> str:
+    """The xdist group of ``item``: ``infra`` when its module is one of ``shared`` (the Pulumi
+    program's tests that use the session's program runs), else its module's path under
+    ``tests/`` (or the checkout, for a doctest): a unit and a sandbox module of one name are
+    two groups, which any worker may take.
+
+    >>> from types import SimpleNamespace
+    >>> group(SimpleNamespace(path=REPO / "tests" / "sandbox" / "test_demo.py"))
+    'sandbox/test_demo.py'
+    >>> group(SimpleNamespace(path=INFRA_TESTS / "test_x.py"), {INFRA_TESTS / "test_x.py"})
+    'infra'
+    """
+    if item.path in shared:
+        return "infra"
+    tests = REPO / "tests"
+    try:
+        return item.path.relative_to(tests if tests in item.path.parents else REPO).as_posix()
+    except ValueError:  # outside the checkout
+        return item.path.name
 
 
 class GroupCheck:
