@@ -34,8 +34,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy controller sandbox infra
 
-# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (about 50 s on
-# 2 workers; 72 s in one process).
+# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (74 s on 2
+# workers, 113 s of CPU: median of 3, 2026-12-06; over the minute it should take).
 unit: bytecode
 	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
