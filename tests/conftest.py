@@ -33,15 +33,21 @@ os.environ[owner.ENV] = str(os.getpid())
 #: 6.9 s of its 17 s).
 moto_patches.share_data_loader()
 
-SANDBOX_TESTS = REPO / "tests" / "sandbox"
+TESTS = REPO / "tests"
+SANDBOX_TESTS = TESTS / "sandbox"
+#: The Pulumi program's tests, and their session fixtures (tests/infra/conftest.py): the program
+#: run once per topology, on the worker where the modules that ask for them run.
+INFRA_TESTS = TESTS / "infra"
+SHARED_RUNS = frozenset({"run", "runs"})
 #: Fixtures that start the emulator (or set its environment for a test that starts one).
 EMULATOR_FIXTURES = frozenset({"sandbox", "fresh_sandbox", "sandbox_env"})
 #: Module fixtures of the longest tests: a demo, a crash at every step (runbook pages: marked).
 SLOW_FIXTURES = frozenset({"story", "uninterrupted"})
 #: Collected first, longest first (module or group), so that no long module starts last and runs
 #: alone at the end: each group's wall seconds in a `make test` run on two cores (2026-12-06),
-#: every group of 20 s or more. xdist keeps this order only without its own reordering by test
-#: count (:func:`pytest_configure`).
+#: every group of 20 s or more, and last the two infra modules that left the ``infra`` group
+#: (their seconds were part of its 67). xdist keeps this order only without its own reordering
+#: by test count (:func:`pytest_configure`).
 HEAVY_FIRST = (
     "sandbox/test_runbooks.py",  # 143 s, one page a unit
     "sandbox/test_watchers.py",  # 130
@@ -49,7 +55,7 @@ HEAVY_FIRST = (
     "sandbox/test_crash.py",  # 96
     "sandbox/test_lost_answers.py",  # 91
     "sandbox/test_demo.py",  # 75
-    "infra",  # 67 with the next two
+    "infra",  # 67 with the last two
     "sandbox/test_mrsc.py",  # 63
     "sandbox/test_watcher.py",  # 54
     "sandbox/test_executor.py",  # 48
@@ -66,10 +72,6 @@ HEAVY_FIRST = (
     "infra/test_infra_policy_sizes.py",  # 18, its own fifty-function program
     "infra/test_infra_manifest_write.py",  # 11, its own programs
 )
-#: The Pulumi program tests' session fixtures (tests/infra/conftest.py): the program run once
-#: per topology, on the worker where the modules that ask for them run.
-SHARED_RUNS = frozenset({"run", "runs"})
-INFRA_TESTS = REPO / "tests" / "infra"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -84,13 +86,12 @@ def pytest_collection_modifyitems(
     every module was spread over both workers, and each worker set up its module fixtures
     again, so every runbook page, the demo and the crash baseline ran twice.)
     """
+    asks = {item: set(getattr(item, "fixturenames", ())) for item in items}
     shared = {
-        item.path
-        for item in items
-        if INFRA_TESTS in item.path.parents and SHARED_RUNS & set(getattr(item, "fixturenames", ()))
+        item.path for item in items if INFRA_TESTS in item.path.parents and asks[item] & SHARED_RUNS
     }
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
+        fixtures = asks[item]
         if SANDBOX_TESTS in item.path.parents or fixtures & EMULATOR_FIXTURES:
             item.add_marker(pytest.mark.sandbox)
         if fixtures & SLOW_FIXTURES:
@@ -120,9 +121,8 @@ def group(item: pytest.Item, shared: Collection[Path] = ()) -> str:
     """
     if item.path in shared:
         return "infra"
-    tests = REPO / "tests"
     try:
-        return item.path.relative_to(tests if tests in item.path.parents else REPO).as_posix()
+        return item.path.relative_to(TESTS if TESTS in item.path.parents else REPO).as_posix()
     except ValueError:  # outside the checkout
         return item.path.name
 
