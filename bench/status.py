@@ -21,8 +21,8 @@ compile some 300 modules again (about 0.45 s of CPU). The warm-up run writes the
 under the bench's temporary folder (``PYTHONPYCACHEPREFIX``) and the counted runs read it;
 ``--no-bytecode`` measures them compiled at every run, as this environment runs them.
 
-``--quick`` runs each measure once: ``make test`` runs it so that a change that breaks the bench
-breaks the build; its figures mean nothing.
+``--quick`` runs each measure once, without the warm-ups: ``make test`` runs it so that a change
+that breaks the bench breaks the build; its figures mean nothing.
 
 Run: ``.venv/bin/python bench/status.py [--runs N] [--quick] [--no-bytecode]``
 """
@@ -108,10 +108,12 @@ def counted(box: Sandbox) -> tuple[Clients, list[int]]:
 Read = Callable[[Sandbox, Clients], None]
 
 
-def in_process(box: Sandbox, read: Read, runs: int) -> dict[str, float]:
-    """Median wall time and AWS calls of ``runs`` reads, after one that makes the clients."""
+def in_process(box: Sandbox, read: Read, runs: int, warm_up: bool = True) -> dict[str, float]:
+    """Median wall time and AWS calls of ``runs`` reads, after one that makes the clients
+    (``warm_up``; without it, the first read makes them and is counted)."""
     clients, sent = counted(box)
-    read(box, clients)
+    if warm_up:
+        read(box, clients)
     walls, calls = [], []
     for _ in range(runs):
         before, started = sent[0], time.perf_counter()
@@ -121,17 +123,20 @@ def in_process(box: Sandbox, read: Read, runs: int) -> dict[str, float]:
     return {"wall_seconds": round(statistics.median(walls), 4), "calls": statistics.median(calls)}
 
 
-def whole_process(box: Sandbox, runs: int, cache: str, bytecode: str | None) -> dict[str, float]:
+def whole_process(
+    box: Sandbox, runs: int, cache: str, bytecode: str | None, warm_up: bool = True
+) -> dict[str, float]:
     """Median wall time and CPU of ``failover status --json`` as a fresh process, ``runs`` times
-    after one warm-up (the suspects file in ``cache`` is an operator's, kept between them),
-    reading its modules' bytecode from ``bytecode`` (None: compiling them at every run)."""
+    after one warm-up (none without ``warm_up``; the suspects file in ``cache`` is an
+    operator's, kept between them), reading its modules' bytecode from ``bytecode`` (None:
+    compiling them at every run)."""
     command = [*FAILOVER, "status", "--json", "--manifest", str(box.manifest_path)]
     env = os.environ | {"FAILOVER_CACHE_DIR": cache}
     if bytecode is not None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = bytecode
     walls, cpus = [], []
-    for run in range(runs + 1):
+    for run in range(0 if warm_up else 1, runs + 1):
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -148,12 +153,14 @@ def whole_process(box: Sandbox, runs: int, cache: str, bytecode: str | None) -> 
     }
 
 
-def measure(box: Sandbox, runs: int, cache: str, bytecode: str | None) -> dict[str, Any]:
+def measure(
+    box: Sandbox, runs: int, cache: str, bytecode: str | None, warm_up: bool = True
+) -> dict[str, Any]:
     """Every figure of one state of the sandbox."""
     return {
-        "process": whole_process(box, runs, cache, bytecode),
-        "read": in_process(box, batched_read, runs),
-        "per_component_read": in_process(box, per_component_read, runs),
+        "process": whole_process(box, runs, cache, bytecode, warm_up),
+        "read": in_process(box, batched_read, runs, warm_up),
+        "per_component_read": in_process(box, per_component_read, runs, warm_up),
     }
 
 
@@ -175,9 +182,10 @@ def main() -> None:
         cache = str(Path(folder) / "cache")
         bytecode = None if args.no_bytecode else str(Path(folder) / "bytecode")
         try:
-            figures["up"] = measure(box, args.runs, cache, bytecode)
+            warm_up = not args.quick
+            figures["up"] = measure(box, args.runs, cache, bytecode, warm_up)
             box.fail(HUNG, "hang")
-            figures["hung"] = measure(box, args.runs, cache, bytecode)
+            figures["hung"] = measure(box, args.runs, cache, bytecode, warm_up)
         finally:
             box.down()
     print("modules: " + ("compiled at every run" if args.no_bytecode else "bytecode, as installed"))
