@@ -34,8 +34,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy controller sandbox infra
 
-# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (74 s on 2
-# workers, 113 s of CPU: median of 3, 2026-12-06; over the minute it should take).
+# Tests that need no emulator: unit, the Pulumi program under mocks, doctests (59 s on 2
+# workers, 83 s of CPU: median of 3, 2026-12-06, no test bytecode yet; 63 s and 91 s before the
+# Pulumi mocks stopped recording each resource's stack: the minute it should take, just).
 unit: bytecode
 	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
