@@ -60,9 +60,13 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.state = state
         self.manifest = manifest
-        # This process (the demo, a test, the CLI) runs on the sandbox's clock, as its own do.
-        clock.use(clock.Clock(origin=state.time_origin, scale=state.time_scale))
+        self.use_clock()
         _trust(state)
+
+    def use_clock(self) -> None:
+        """Put this process (the demo, a test, the CLI) on the sandbox's clock, as its own
+        processes are."""
+        clock.use(clock.Clock(origin=self.state.time_origin, scale=self.state.time_scale))
 
     # -- starting and finding ------------------------------------------------------------------
 

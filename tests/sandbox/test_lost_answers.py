@@ -99,13 +99,6 @@ class Writes:
                     raise
 
 
-def on_clock_of(box: Sandbox) -> Sandbox:
-    """``box``, with this process on its clock (a test leaves the clock it found, which may be
-    another sandbox's)."""
-    clock.use(clock.Clock(origin=box.state.time_origin, scale=box.state.time_scale))
-    return box
-
-
 @pytest.fixture(scope="module")
 def scaled(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The example on a sandbox of this module's, at k = ``K``, for the whole module."""
@@ -122,9 +115,11 @@ def scaled(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture
 def fresh_sandbox(scaled: Sandbox) -> Sandbox:
-    """This module's sandbox, reset (the session's is on the real clock: see ``K``)."""
+    """This module's sandbox, reset, this process on its clock (the session's sandbox is on the
+    real clock: see ``K``)."""
     scaled.reset()
-    return on_clock_of(scaled)
+    scaled.use_clock()
+    return scaled
 
 
 @pytest.fixture
@@ -305,8 +300,9 @@ def test_status_timeout_bounds_the_whole_read_reads_the_control_table_once_and_s
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the session's sandbox, on the real clock: the wall is what the bound is about."""
-    sandbox.reset()
-    box = on_clock_of(sandbox)
+    box = sandbox
+    box.reset()
+    box.use_clock()  # a test leaves the clock it found: here, this module's sandbox's
     writes = Writes(box, monkeypatch)
     for region in HUNG:
         box.fail(region, "hang")
