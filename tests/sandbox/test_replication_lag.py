@@ -154,6 +154,7 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
     it refuses, names the lag and that the primary has not caught up, and changes nothing."""
     from controller.controltable.journal import Journal
     from controller.engine.executor import Executor
+    from controller.engine.reconcile import reconcile
     from controller.plan import graph as graphs
     from controller.plan.build import build_plan
 
@@ -161,7 +162,14 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
     box = fresh_sandbox
     spec = tight_topology(tmp_path, max_lag=2)
     plan = build_plan(box.topology, graphs.build(box.topology), target=TARGET)
-    Executor(box.topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    run = Executor(box.topology, box.manifest, box.clients, accept_unknown_lag=True).execute(plan)
+    assert run.run.status.ok, run.to_dict()
+    failed_over = {SOURCE: "fenced", TARGET: "active"}
+    if modes(box) != failed_over:
+        # A run fences its source best effort, one attempt of 2 s a call: one that got no
+        # answer on busy cores leaves the source to the reconciler, as on AWS (seen once in CI).
+        reconcile(box.topology, box.manifest, box.clients)
+    assert modes(box) == failed_over, run.to_dict()
     replicator = Replicator(box.topology, box.manifest, box.clients, lag=5.0)
     replicator.start()
     try:
@@ -177,7 +185,7 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
         assert len(line.splitlines()) == 1, result.err
         assert f"{TABLE} lags 5." in line and "> 2s" in line, line
         assert f"{SOURCE} has not caught up with {TARGET}" in line, line
-    assert modes(box) == before == {SOURCE: "fenced", TARGET: "active"}, "nothing touched"
+    assert modes(box) == before == failed_over, "nothing touched"
     assert Journal(box.clients, box.manifest).desired(SOURCE).active == TARGET
 
 
