@@ -17,14 +17,23 @@ files are copied as they are, for this machine's platform.
 
 The zip is reproducible (sorted entries, fixed timestamps and modes): the same inputs give the
 same bytes, so Pulumi sees no change to deploy when nothing changed.
+
+It carries each module's bytecode when it is built for this machine's Python (no target, or a
+target of the same version): Lambda's ``/var/task`` is read-only, so a bundle without it
+compiles every module it imports at every cold start (the watcher's: 0.88 s of CPU against 0.19 s
+with it, measured at a full core). The bytecode is hash-checked (PEP 552): it records no time,
+so it is as reproducible as the rest, and Python checks it against its source at import.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata as metadata
+import importlib.util
 import io
 import json
+import marshal
 import os
 import re
 import shutil
@@ -54,6 +63,8 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
 #: The file a finished fetch leaves in its cache folder: what it holds (target and versions).
 STAMP = ".fetched.json"
+#: A hash-based pyc that Python checks against its source at import (PEP 552's flags).
+_CHECKED_HASH = (0b11).to_bytes(4, "little")
 #: Runs ``pip`` with these arguments; raises :class:`BundleError` when pip fails.
 Pip = Callable[[list[str]], None]
 
@@ -261,7 +272,8 @@ def build(
             entries.setdefault(name, source)  # the code's own files win
     names = tuple(str(d.metadata["Name"]) for d in dists)
     fetched = tuple(str(d.metadata["Name"]) for d in foreign)
-    stamp = _stamp(entries)
+    compiled = target is None or target.python == sys.version_info[:2]
+    stamp = _stamp(entries, sys.implementation.cache_tag if compiled else "")
     kept = out.with_name(out.name + ".stamp")
     if out.is_file() and kept.is_file() and kept.read_text(encoding="utf-8") == stamp:
         return Bundle(
@@ -271,13 +283,16 @@ def build(
             target=target,
             fetched=fetched,
         )
+    files = {name: source.read_bytes() for name, source in entries.items()}
+    if compiled:
+        files.update(bytecode(files))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(entries):
+        for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entries[name].read_bytes())
+            archive.writestr(info, files[name])
     data = buffer.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file() or out.read_bytes() != data:  # leave an identical file untouched
@@ -286,11 +301,41 @@ def build(
     return Bundle(path=out, size=len(data), distributions=names, target=target, fetched=fetched)
 
 
-def _stamp(entries: dict[str, Path]) -> str:
-    """What a bundle is made of: each entry's name, size and time of change. The zip of the same
-    stamp is the same (it is reproducible), so a bundle whose stamp has not changed is not made
-    again (zipping the watcher's takes most of a second)."""
-    listed = []
+def bytecode(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The bytecode of each module in ``files`` (path in the zip to source), for this Python,
+    at the path its import looks for it (``pkg/__pycache__/mod.cpython-311.pyc``).
+
+    A module this Python cannot compile (a file of another Python's syntax, shipped but never
+    imported) is left without: its import, if any, fails as it would have.
+    """
+    out = {}
+    for name, source in files.items():
+        if name.endswith(".py") and (compiled := _compiled(name, source)) is not None:
+            out[importlib.util.cache_from_source(name)] = compiled
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _compiled(name: str, source: bytes) -> bytes | None:
+    """A checked hash-based pyc of ``source``; its code names the module by its path in the
+    zip, never this machine's (Python names it by where it is found, at import).
+
+    Cached: the program builds the same modules into several bundles (two seconds of CPU for
+    the watcher's 1,400 modules)."""
+    try:
+        code = compile(source, name, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
+    return header + marshal.dumps(code)
+
+
+def _stamp(entries: dict[str, Path], compiled_for: str = "") -> str:
+    """What a bundle is made of: each entry's name, size and time of change, and the Python its
+    bytecode is for ("" when none). The zip of the same stamp is the same (it is reproducible),
+    so a bundle whose stamp has not changed is not made again (zipping the watcher's takes a
+    few seconds)."""
+    listed = [f"bytecode\0{compiled_for}"]
     for name in sorted(entries):
         stat = entries[name].stat()
         listed.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}")

@@ -170,3 +170,93 @@ def test_a_bundle_whose_files_have_not_changed_is_not_zipped_again(
     assert len(zipped) == 1
     assert b"return 22" in real(changed.path).read("app.py")
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _app(tmp: Path, text: str) -> Path:
+    code = tmp / "code"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(text)
+    return code
+
+
+_HERE = "import sys; sys.path.insert(0, ''); "
+
+
+def _imported(root: Path, expression: str) -> str:
+    """``expression`` evaluated after ``import app`` from ``root``, in an interpreter that
+    writes no bytecode (as Lambda's read-only ``/var/task`` makes it)."""
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", f"{_HERE}import app; print({expression})"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_a_bundle_ships_hash_checked_bytecode_that_its_import_uses(tmp_path: Path) -> None:
+    """Each module's bytecode is in the zip where ``import`` looks for it, for this Python,
+    with no time in it: the import runs it (a pyc carrying other code, with the source's hash,
+    is what runs), and checks it against the source (an edited source is what runs then)."""
+    import importlib.util
+    import marshal
+
+    bundle = build(tmp_path / "app.zip", code=_app(tmp_path, "X = 1\n"))
+    root = tmp_path / "task"
+    zipfile.ZipFile(bundle.path).extractall(root)
+    pyc = root / importlib.util.cache_from_source("app.py")
+    header = pyc.read_bytes()[:16]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert header[4:8] == (0b11).to_bytes(4, "little"), "hash-based and checked (PEP 552)"
+    assert header[8:] == importlib.util.source_hash(b"X = 1\n")
+    pyc.write_bytes(header + marshal.dumps(compile("X = 2\n", "app.py", "exec")))
+    assert _imported(root, "app.X") == "2", "the shipped bytecode is what runs"
+    (root / "app.py").write_text("X = 3\n")
+    assert _imported(root, "app.X") == "3", "checked against its source"
+
+
+def test_a_bundle_for_another_python_ships_no_bytecode(tmp_path: Path) -> None:
+    """Bytecode is for one Python: a target of another version gets none (its runtime would
+    not read it), and a module this Python cannot compile ships as source alone."""
+    from infra.target import Target
+
+    other = Target(f"python3.{sys.version_info[1] + 1}")
+    code = _app(tmp_path, "X = 1\n")
+    (code / "old.py").write_text("print 'python 2'\n")
+    theirs = build(tmp_path / "theirs.zip", code=code, target=other)
+    assert [n for n in zipfile.ZipFile(theirs.path).namelist() if "__pycache__" in n] == []
+    ours = build(tmp_path / "ours.zip", code=code)
+    cached = [n for n in zipfile.ZipFile(ours.path).namelist() if "__pycache__" in n]
+    assert cached == [importlib_cache("app.py")]
+
+
+def importlib_cache(name: str) -> str:
+    import importlib.util
+
+    return importlib.util.cache_from_source(name)
+
+
+def test_the_bytecode_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Reproducible across processes too: a set's constant is marshalled in its hash order
+    unless sorted, and each process salts its string hashes differently."""
+    code = _app(tmp_path, "def f(x):\n    return x in {'alpha', 'beta', 'gamma', 'delta'}\n")
+    built = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"{seed}.zip"
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from infra.bundle import build; "
+                "build(Path(sys.argv[1]), code=Path(sys.argv[2]))",
+                str(out),
+                str(code),
+            ],
+            cwd=PROJECT_ROOT,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            check=True,
+        )
+        built.append(out.read_bytes())
+    assert built[0] == built[1]
+    assert importlib_cache("app.py") in zipfile.ZipFile(tmp_path / "1.zip").namelist()
