@@ -9,7 +9,9 @@ seconds), which keeps the connection for its life:
 
 1. it reads its init (the function's task root, handler and environment, its log file), takes
    that environment as its own, puts the task root first on ``sys.path`` and imports the handler
-   module; what fails there fails every invocation as Lambda fails it
+   module, writing no bytecode (Lambda's ``/var/task`` is read-only: a module the bundle has no
+   ``.pyc`` for is compiled at every cold start, here as there); what fails there fails every
+   invocation as Lambda fails it
    (``Runtime.ImportModuleError``, ``Runtime.HandlerNotFound``, ``Runtime.UserCodeSyntaxError``);
 2. then it answers invocations one at a time, each with a Lambda context (request id, deadline),
    each answer the handler's JSON result or its error (``errorType``, ``errorMessage``,
@@ -247,6 +249,7 @@ def shared_models() -> None:
 def zygote(path: str, layer: str) -> None:
     """Import the runtime's packages once, then fork an environment per connection."""
     die_with_parent()
+    sys.dont_write_bytecode = True  # /var/task is read-only on Lambda (the module's docstring)
     sys.path.insert(0, layer)
     import boto3  # noqa: F401 - imported here so that every environment starts warm
 

@@ -96,6 +96,8 @@ def handler(event, context):
         "parameter": value,
         "importable": importable,
         "pid": os.getpid(),
+        "writes_bytecode": not sys.dont_write_bytecode,
+        "own_bytecode": os.path.isfile(__cached__),
     }
 """
 
@@ -219,6 +221,8 @@ def test_a_function_runs_with_its_deployed_configuration_and_only_its_bundle(
     assert got["parameter"] == "blue"  # its own region's SSM, reached without an endpoint
     # the runtime's packages and nothing of this environment besides
     assert sorted(got["importable"]) == ["boto3", "botocore"]
+    # /var/task is read-only: the handler's module ran from the bytecode its bundle shipped
+    assert not got["writes_bytecode"] and got["own_bytecode"]
 
 
 def test_an_invocation_past_its_timeout_is_killed_and_the_next_starts_cold(
