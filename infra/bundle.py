@@ -61,6 +61,9 @@ RUNTIME_PROVIDED = frozenset(
 REQUIREMENTS_FILE = "requirements.txt"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
+#: A distribution's own test suite, which its wheel may ship (networkx's: 9 MB unpacked with
+#: its bytecode) and nothing imports at run time.
+_TEST_PARTS = frozenset({"tests", "test"})
 #: The file a finished fetch leaves in its cache folder: what it holds (target and versions).
 STAMP = ".fetched.json"
 #: A hash-based pyc that Python checks against its source at import (PEP 552's flags).
@@ -219,8 +222,9 @@ def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path
     """``(path in the zip, file on disk)`` for each installed file of ``dist`` (its RECORD)."""
     for entry in dist.files or ():
         parts = PurePosixPath(str(entry)).parts
-        if not parts or parts[0] == ".." or _SKIPPED_PARTS & set(parts) or entry.suffix == ".pyc":
-            continue  # scripts installed outside site-packages, caches
+        folders = (_SKIPPED_PARTS | _TEST_PARTS) & set(parts[:-1])
+        if not parts or parts[0] == ".." or folders or entry.suffix == ".pyc":
+            continue  # scripts installed outside site-packages, caches, the dist's own tests
         source = Path(str(dist.locate_file(entry)))
         if source.is_file():
             yield str(PurePosixPath(*parts)), source

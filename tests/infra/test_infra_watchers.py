@@ -299,7 +299,9 @@ def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(tmp_pa
     carried = {metadata.distribution(d).metadata["Name"].lower() for d in bundle.distributions}
     assert {"networkx", "pydantic", "pyyaml"} <= carried
     assert not carried & {"moto", "matplotlib", "pulumi", "pulumi-aws", *RUNTIME_PROVIDED}
+    assert not carried & {"typer", "rich", "pygments"}, "the CLI's, which a watcher never imports"
     names = zipfile.ZipFile(bundle.path).namelist()
+    assert not [n for n in names if "/tests/" in n and not n.startswith("controller/")]
     assert contract.WATCHER_SPEC_FILE in names and "controller/watchers/lambda_entry.py" in names
     assert not any(n.startswith(("sandbox/", "infra/", "moto/", "pulumi")) for n in names)
     unpacked = tmp_path / "bundle"
