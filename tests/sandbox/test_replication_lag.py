@@ -9,6 +9,7 @@ nothing. Without any measurement the lag is unknown, which refuses too unless th
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from pathlib import Path
@@ -54,6 +55,14 @@ def write_then_read_lag(box: Sandbox, active: str, other: str, writes: int) -> f
     return lag
 
 
+def lag_named(text: str) -> float:
+    """The lag a refusal names for the table ("orders-table lags 5.3s > 2s"): what the
+    replicator measured, its 5 s plus however late the copy ran on a busy machine."""
+    found = re.search(rf"{TABLE} lags (\d+(?:\.\d+)?)s > 2s", text)
+    assert found, text
+    return float(found.group(1))
+
+
 def modes(box: Sandbox) -> dict[str, str]:
     """Each region's mode parameter: what a failover would change first."""
     out = {}
@@ -91,8 +100,7 @@ def test_execute_refuses_a_lag_over_the_tables_bound(
         spec,
     )
     assert result.code == 1, result.err
-    assert "replication_lag" in result.err and f"{TABLE} lags 5." in result.err
-    assert "> 2s" in result.err
+    assert "replication_lag" in result.err and lag_named(result.err) >= 5.0
     assert modes(box) == before == {SOURCE: "active", TARGET: "standby"}, "nothing touched"
     # even an operator accepting an unknown lag does not get past a known one
     result = cli(
@@ -108,7 +116,7 @@ def test_execute_refuses_a_lag_over_the_tables_bound(
         "--spec",
         spec,
     )
-    assert result.code == 1 and f"{TABLE} lags 5." in result.err
+    assert result.code == 1 and lag_named(result.err) >= 5.0
 
 
 def test_an_unknown_lag_refuses_unless_accepted(
@@ -183,7 +191,7 @@ def test_failback_refuses_in_one_line_while_the_returning_region_lags(
         assert result.code == 1, result.err
         line = result.err.strip()
         assert len(line.splitlines()) == 1, result.err
-        assert f"{TABLE} lags 5." in line and "> 2s" in line, line
+        assert lag_named(line) >= 5.0, line
         assert f"{SOURCE} has not caught up with {TARGET}" in line, line
     assert modes(box) == before == failed_over, "nothing touched"
     assert Journal(box.clients, box.manifest).desired(SOURCE).active == TARGET
