@@ -10,6 +10,8 @@ and a copy of that runtime on ``sys.path``.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
+import marshal
 import subprocess
 import sys
 import zipfile
@@ -199,9 +201,6 @@ def test_a_bundle_ships_hash_checked_bytecode_that_its_import_uses(tmp_path: Pat
     """Each module's bytecode is in the zip where ``import`` looks for it, for this Python,
     with no time in it: the import runs it (a pyc carrying other code, with the source's hash,
     is what runs), and checks it against the source (an edited source is what runs then)."""
-    import importlib.util
-    import marshal
-
     bundle = build(tmp_path / "app.zip", code=_app(tmp_path, "X = 1\n"))
     root = tmp_path / "task"
     zipfile.ZipFile(bundle.path).extractall(root)
@@ -228,13 +227,7 @@ def test_a_bundle_for_another_python_ships_no_bytecode(tmp_path: Path) -> None:
     assert [n for n in zipfile.ZipFile(theirs.path).namelist() if "__pycache__" in n] == []
     ours = build(tmp_path / "ours.zip", code=code)
     cached = [n for n in zipfile.ZipFile(ours.path).namelist() if "__pycache__" in n]
-    assert cached == [importlib_cache("app.py")]
-
-
-def importlib_cache(name: str) -> str:
-    import importlib.util
-
-    return importlib.util.cache_from_source(name)
+    assert cached == [importlib.util.cache_from_source("app.py")]
 
 
 def test_the_bytecode_is_the_same_in_every_process(tmp_path: Path) -> None:
@@ -259,4 +252,5 @@ def test_the_bytecode_is_the_same_in_every_process(tmp_path: Path) -> None:
         )
         built.append(out.read_bytes())
     assert built[0] == built[1]
-    assert importlib_cache("app.py") in zipfile.ZipFile(tmp_path / "1.zip").namelist()
+    names = zipfile.ZipFile(tmp_path / "1.zip").namelist()
+    assert importlib.util.cache_from_source("app.py") in names
