@@ -189,13 +189,13 @@ def network() -> None:
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
 
 
-def die_with_parent() -> None:
-    """Be killed when the process that started this one ends (Linux), so that nothing of the
-    sandbox's Lambda outlives the process that uses it."""
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """Be sent ``sig`` when the process that started this one ends (Linux), so that nothing of
+    the sandbox's Lambda outlives the process that uses it."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent ended before the call
             os._exit(0)
 
@@ -247,8 +247,13 @@ def shared_models() -> None:
 
 
 def zygote(path: str, layer: str) -> None:
-    """Import the runtime's packages once, then fork an environment per connection."""
-    die_with_parent()
+    """Import the runtime's packages once, then fork an environment per connection.
+
+    Its parent may end without stopping it (a region's server killed with SIGKILL): then it is
+    sent SIGTERM, removes its socket and the folder made for it, and exits, so that a killed
+    region leaves nothing behind in the temporary directory.
+    """
+    die_with_parent(signal.SIGTERM)
     sys.dont_write_bytecode = True  # /var/task is read-only on Lambda (the module's docstring)
     sys.path.insert(0, layer)
     import boto3  # noqa: F401 - imported here so that every environment starts warm
@@ -256,7 +261,7 @@ def zygote(path: str, layer: str) -> None:
     shared_models()
     network()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the environments are reaped as they end
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: _gone(path))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
@@ -283,6 +288,14 @@ def zygote(path: str, layer: str) -> None:
                 sys.stderr.flush()
                 os._exit(code)
         conn.close()
+
+
+def _gone(path: str) -> None:
+    """Remove the socket at ``path`` and its folder (when empty), then exit."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    os._exit(0)
 
 
 if __name__ == "__main__":

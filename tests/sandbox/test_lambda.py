@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -252,6 +255,44 @@ def test_nothing_outlives_the_invoker(box: Sandbox) -> None:
     while time.monotonic() < deadline and (pid_alive(pid) or pid_alive(runtime.pid)):
         time.sleep(0.05)
     assert not pid_alive(pid) and not pid_alive(runtime.pid)
+
+
+#: A process holding a warm runtime, as a region's watcher or the data plane does; it prints the
+#: runtime's pid and socket, then waits to be killed.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from sandbox.lambda_ import code
+from sandbox.lambda_.environments import Runtime
+work = Path(sys.argv[1])
+runtime = Runtime(layer=code.runtime_layer(work), log=work / "runtime.log")
+path = runtime._ready()
+print(runtime._proc.pid, path, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_runtime_whose_holder_is_killed_leaves_no_process_or_socket(
+    tmp_path: Path,
+) -> None:
+    # A region killed with SIGKILL (its watcher, its data plane) stops no runtime itself: the
+    # runtime goes with it, and takes its socket's folder in the temporary directory along.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        pid, path = holder.stdout.readline().split()
+        socket = Path(path)
+        assert socket.is_socket() and pid_alive(int(pid))
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (pid_alive(int(pid)) or socket.parent.exists()):
+        time.sleep(0.05)
+    assert not pid_alive(int(pid))
+    assert not socket.parent.exists()
 
 
 # -- throttles, Lambda's metrics and the alarms CloudWatch evaluates from them (#25) -----------
