@@ -15,6 +15,7 @@ multiprocessing) for its resources and S3 transfer helpers, which the controller
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -126,6 +127,45 @@ class AwsSettings:
     retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
 
 
+class Guarded:
+    """A shared client whose every request first runs ``guard``, which raises to stop it.
+
+    A run's lease check (:mod:`controller.engine.guarded`) was a botocore ``before-call`` hook,
+    and a hook is part of what makes a client (:class:`_Shared`): every run made its acting and
+    fencing clients again (16-27 a failover of the example, each 5-15 ms of CPU, a tenth of a
+    watcher's vCPU on AWS) and kept them for the life of the process. Here the run's guard wraps
+    the clients every run shares. It runs once per call, before botocore validates, signs or
+    sends anything, as the hook did (``before-call`` is emitted once per call, not per retry).
+
+    >>> def stop() -> None:
+    ...     raise PermissionError("no lease")
+    >>> sqs = Clients(endpoints={"us-east-1": "http://127.0.0.1:9"}, guard=stop)
+    >>> sqs.client("sqs", "us-east-1").list_queues()
+    Traceback (most recent call last):
+    PermissionError: no lease
+    >>> sqs.client("sqs", "us-east-1").meta.region_name
+    'us-east-1'
+    """
+
+    def __init__(self, client: Any, guard: Callable[[], None]) -> None:
+        self._client = client
+        self._guard = guard
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if name not in self._client.meta.method_to_api_mapping:
+            return found  # not a request: the client's meta, exceptions, ...
+        guard = self._guard
+
+        @functools.wraps(found)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            guard()
+            return found(*args, **kwargs)
+
+        setattr(self, name, call)  # made once per operation
+        return call
+
+
 @dataclass
 class Clients:
     """A cache of AWS clients, one per (service, region).
@@ -151,12 +191,20 @@ class Clients:
     settings: AwsSettings = field(default_factory=AwsSettings)
     hooks: Sequence[Hook] = ()
     home: str | None = field(default_factory=home_region)
+    #: Run before every request (it raises to stop it): a run's lease check (see :class:`Guarded`).
+    guard: Callable[[], None] | None = None
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
 
-    def derive(self, *, settings: AwsSettings | None = None, hook: Hook | None = None) -> Clients:
-        """Clients to the same endpoints from the same home, with other ``settings`` and/or one
-        more ``hook``: the one way to make a variant (it has a cache of its own; clients alike in
-        every respect are still made once, see :meth:`client`).
+    def derive(
+        self,
+        *,
+        settings: AwsSettings | None = None,
+        hook: Hook | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> Clients:
+        """Clients to the same endpoints from the same home, with other ``settings``, one more
+        ``hook`` and/or a ``guard``: the one way to make a variant (it has a cache of its own;
+        clients alike in every respect are still made once, see :meth:`client`).
 
         >>> base = Clients(endpoints={"us-east-1": "http://127.0.0.1:1"})
         >>> fast = base.derive(settings=AwsSettings(max_attempts=1))
@@ -167,6 +215,7 @@ class Clients:
             self,
             settings=settings or self.settings,
             hooks=(*self.hooks, hook) if hook else self.hooks,
+            guard=guard or self.guard,
         )
 
     def http_url(self, url: str) -> str:
@@ -236,6 +285,8 @@ class Clients:
                 cached = _SHARED.get(shared)
                 if cached is None:
                     cached = _SHARED[shared] = self._make(service, region)
+            if self.guard is not None:
+                cached = Guarded(cached, self.guard)
             self._cache[key] = cached
         return cached
 

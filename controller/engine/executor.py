@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from controller.aws import Clients
 from controller.controltable.desired import Desired
@@ -163,7 +162,7 @@ class Executor:
         finally:
             self._release()
 
-    def _guard(self, **_: Any) -> None:
+    def _guard(self) -> None:
         """Just before an action's AWS request: the lease must be held (else stop acting)."""
         if self.keeper is None:
             raise StaleTokenError("no lease held: this controller may not act")

@@ -2,15 +2,15 @@
 while this controller holds the lease.
 
 Called by the executor (:mod:`controller.engine.executor`), which gives its lease check as the
-guard: every request an acting or fencing client makes runs it first (a botocore ``before-call``
-hook), so a controller that lost the lease stops before its next request, not after.
+guard: every request an acting or fencing client makes runs it first (:class:`Guarded
+<controller.aws.clients.Guarded>`), so a controller that lost the lease stops before its next
+request, not after. The guarded clients wrap the ones every run shares: a run makes none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from controller.aws import AwsSettings, Clients
 
@@ -32,12 +32,11 @@ class RunClients:
     fence: Clients
 
     @classmethod
-    def around(cls, clients: Clients, guard: Callable[..., Any]) -> RunClients:
+    def around(cls, clients: Clients, guard: Callable[[], None]) -> RunClients:
         """The four kinds made from ``clients``, ``guard`` run before every acting request."""
-        hook = ("before-call", guard)
         return cls(
             read=clients,
             probe=clients.derive(settings=FENCE_SETTINGS),
-            act=clients.derive(hook=hook),
-            fence=clients.derive(settings=FENCE_SETTINGS, hook=hook),
+            act=clients.derive(guard=guard),
+            fence=clients.derive(settings=FENCE_SETTINGS, guard=guard),
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import botocore.awsrequest
 import botocore.exceptions
 import pytest
 
@@ -106,6 +108,65 @@ def test_hooks_are_registered_on_every_client() -> None:
     for service in ("sqs", "ssm"):
         clients.client(service, "us-east-1").meta.events.emit(f"test-fault.{service}")
     assert len(seen) == 2
+
+
+class Refused(Exception):
+    """What the tests' guards raise."""
+
+
+class RawBody:
+    """An HTTP body as botocore reads it from urllib3 (``stream``)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        return iter([self.body])
+
+
+def test_a_guard_runs_before_every_request_and_stops_it_before_it_is_sent() -> None:
+    sent: list[str] = []
+    allowed = [True]
+
+    def guard() -> None:
+        if not allowed[0]:
+            raise Refused("no lease")
+
+    def answer(**kwargs: Any) -> Any:  # before-send: the request is not sent, this answers
+        sent.append(kwargs["event_name"])
+        return botocore.awsrequest.AWSResponse(kwargs["request"].url, 200, {}, RawBody(b"{}"))
+
+    clients = Clients(endpoints=ENDPOINTS, hooks=[("before-send", answer)]).derive(guard=guard)
+    ssm = clients.client("ssm", "us-east-1")
+    ssm.get_parameters(Names=["a"])
+    assert sent == ["before-send.ssm.GetParameters"]
+    allowed[0] = False
+    with pytest.raises(Refused):
+        ssm.get_parameters(Names=["a"])
+    assert len(sent) == 1  # the refused request never reached the wire
+    assert ssm.meta.region_name == "us-east-1"  # what is not a request is the client's
+
+
+def test_clients_guarded_by_two_runs_share_one_botocore_client_each_with_its_own_guard() -> None:
+    # A run's lease check used to be a hook of clients made for that run: every failover made
+    # its clients again. Two runs' guards now wrap the same shared client.
+    calls: list[str] = []
+    base = Clients(endpoints=ENDPOINTS)
+
+    def guard_of(run: str) -> Callable[[], None]:
+        def guard() -> None:
+            calls.append(run)
+            raise Refused(run)
+
+        return guard
+
+    first = base.derive(guard=guard_of("first")).client("sqs", "us-east-1")
+    second = base.derive(guard=guard_of("second")).client("sqs", "us-east-1")
+    assert first._client is second._client is base.client("sqs", "us-east-1")
+    for client in (first, second):
+        with pytest.raises(Refused):
+            client.list_queues()
+    assert calls == ["first", "second"]
 
 
 @pytest.mark.parametrize(
