@@ -3,7 +3,8 @@
 Run by :mod:`sandbox.lambda_.environments` as ``python -I -S bootstrap.py zygote SOCKET LAYER``:
 an isolated interpreter (no site-packages, no ``PYTHON*`` variables) whose ``sys.path`` is the
 standard library and ``LAYER``, the runtime's own packages (boto3, botocore and what they need).
-It imports them once, then listens on the unix socket ``SOCKET``; each connection is one new
+It imports them once, then listens on the unix socket ``SOCKET`` (:func:`address`: an abstract
+one, ``@NAME``, or a path), taking connections of its own user only; each connection is one new
 environment, forked with boto3 already imported (a warm runtime: Lambda's cold start without the
 seconds), which keeps the connection for its life:
 
@@ -189,13 +190,13 @@ def network() -> None:
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
 
 
-def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
-    """Be sent ``sig`` when the process that started this one ends (Linux), so that nothing of
-    the sandbox's Lambda outlives the process that uses it."""
+def die_with_parent() -> None:
+    """Be killed when the process that started this one ends (Linux), so that nothing of the
+    sandbox's Lambda outlives the process that uses it."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent ended before the call
             os._exit(0)
 
@@ -246,14 +247,31 @@ def shared_models() -> None:
             )
 
 
-def zygote(path: str, layer: str) -> None:
-    """Import the runtime's packages once, then fork an environment per connection.
+def address(name: str) -> str:
+    """The socket address ``name`` stands for: ``@NAME`` is NAME in Linux's abstract namespace,
+    which has no file (a runtime killed with its region's processes leaves nothing behind in the
+    temporary directory); anything else is a path.
 
-    Its parent may end without stopping it (a region's server killed with SIGKILL): then it is
-    sent SIGTERM, removes its socket and the folder made for it, and exits, so that a killed
-    region leaves nothing behind in the temporary directory.
+    >>> address("@failover-lambda-1a2b"), address("/tmp/runtime.sock")
+    ('\\x00failover-lambda-1a2b', '/tmp/runtime.sock')
     """
-    die_with_parent(signal.SIGTERM)
+    return "\0" + name[1:] if name.startswith("@") else name
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The user id of the process at the other end of ``conn`` (None where the system does not
+    say)."""
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    return int(struct.unpack("3i", creds)[1])
+
+
+def zygote(path: str, layer: str) -> None:
+    """Import the runtime's packages once, then fork an environment per connection of this
+    user's (the socket is ``address(path)``)."""
+    die_with_parent()
     sys.dont_write_bytecode = True  # /var/task is read-only on Lambda (the module's docstring)
     sys.path.insert(0, layer)
     import boto3  # noqa: F401 - imported here so that every environment starts warm
@@ -261,17 +279,20 @@ def zygote(path: str, layer: str) -> None:
     shared_models()
     network()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the environments are reaped as they end
-    signal.signal(signal.SIGTERM, lambda *_: _gone(path))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
-        listener.bind(path)
+        listener.bind(address(path))
     finally:
         os.umask(old)
     listener.listen(64)
     print("ready", flush=True)
     while True:
         conn, _ = listener.accept()
+        if peer_uid(conn) != os.getuid():  # an abstract socket has no file mode to refuse them
+            conn.close()
+            continue
         if os.fork() == 0:
             die_with_parent()
             listener.close()
@@ -288,14 +309,6 @@ def zygote(path: str, layer: str) -> None:
                 sys.stderr.flush()
                 os._exit(code)
         conn.close()
-
-
-def _gone(path: str) -> None:
-    """Remove the socket at ``path`` and its folder (when empty), then exit."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
-    os._exit(0)
 
 
 if __name__ == "__main__":

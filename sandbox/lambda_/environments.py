@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import select
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -110,7 +110,7 @@ class Runtime:
     layer: Path
     log: Path
     _proc: subprocess.Popen[bytes] | None = None
-    _socket: Path | None = None
+    _socket: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -129,7 +129,7 @@ class Runtime:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.settimeout(INIT_SECONDS)
-            conn.connect(str(path))
+            conn.connect(bootstrap.address(path))
             bootstrap.send(
                 conn,
                 {
@@ -150,12 +150,13 @@ class Runtime:
         conn.settimeout(None)
         return Environment(conn, int(pid), done.get("init"))
 
-    def _ready(self) -> Path:
+    def _ready(self) -> str:
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self._socket:
                 return self._socket
-            folder = Path(tempfile.mkdtemp(prefix="lambda-"))  # short: a socket path is 108 B
-            self._socket = folder / "runtime.sock"
+            # Linux's abstract namespace (bootstrap.address): no file, none left behind when a
+            # killed region's processes take the runtime with them (SIGKILL to their group)
+            self._socket = f"@failover-lambda-{secrets.token_hex(8)}"
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with self.log.open("ab") as sink:
                 self._proc = subprocess.Popen(
@@ -165,14 +166,14 @@ class Runtime:
                         "-S",
                         str(BOOTSTRAP),
                         "zygote",
-                        str(self._socket),
+                        self._socket,
                         str(self.layer),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=sink,
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
-                    cwd=str(folder),
+                    cwd=str(self.log.parent),
                 )
             assert self._proc.stdout is not None
             ready, _, _ = select.select([self._proc.stdout], [], [], START_SECONDS)
@@ -188,10 +189,6 @@ class Runtime:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.kill()
                 self._proc.wait(timeout=10)
-            if self._socket is not None:
-                self._socket.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    self._socket.parent.rmdir()
             self._proc = None
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -258,7 +260,7 @@ def test_nothing_outlives_the_invoker(box: Sandbox) -> None:
 
 
 #: A process holding a warm runtime, as a region's watcher or the data plane does; it prints the
-#: runtime's pid and socket, then waits to be killed.
+#: runtime's pid and socket address, then waits to be killed.
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -266,33 +268,40 @@ from sandbox.lambda_ import code
 from sandbox.lambda_.environments import Runtime
 work = Path(sys.argv[1])
 runtime = Runtime(layer=code.runtime_layer(work), log=work / "runtime.log")
-path = runtime._ready()
-print(runtime._proc.pid, path, flush=True)
+address = runtime._ready()
+print(runtime._proc.pid, address, flush=True)
 time.sleep(600)
 """
 
 
-def test_a_runtime_whose_holder_is_killed_leaves_no_process_or_socket(
-    tmp_path: Path,
-) -> None:
-    # A region killed with SIGKILL (its watcher, its data plane) stops no runtime itself: the
-    # runtime goes with it, and takes its socket's folder in the temporary directory along.
+def unix_sockets() -> set[str]:
+    """The addresses of the machine's listening unix sockets (an abstract one as ``@NAME``)."""
+    rows = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return {row.split()[7] for row in rows if len(row.split()) > 7}
+
+
+def test_a_runtime_killed_with_its_region_leaves_no_socket_behind(tmp_path: Path) -> None:
+    # A killed region's watcher is killed with its process group (sandbox.watchers.kill), the
+    # runtime in it: nothing runs its cleanup. Its socket is no file, so nothing is left.
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert holder.stdout is not None
-        pid, path = holder.stdout.readline().split()
-        socket = Path(path)
-        assert socket.is_socket() and pid_alive(int(pid))
+        pid, address = holder.stdout.readline().split()
+        assert pid_alive(int(pid)) and address in unix_sockets()
     finally:
-        holder.kill()
+        os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (pid_alive(int(pid)) or socket.parent.exists()):
+    while time.monotonic() < deadline and pid_alive(int(pid)):
         time.sleep(0.05)
     assert not pid_alive(int(pid))
-    assert not socket.parent.exists()
+    assert address.startswith("@") and not Path(address).exists()
+    assert address not in unix_sockets()
 
 
 # -- throttles, Lambda's metrics and the alarms CloudWatch evaluates from them (#25) -----------
