@@ -39,7 +39,6 @@ import math
 import os
 import signal
 import socket
-import struct
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -48,6 +47,7 @@ from urllib.parse import parse_qs
 
 from controller import clock
 from sandbox.controls import CODE_PATH, PREFIX, SECRET_ENV, SECRET_HEADER
+from sandbox.lambda_.bootstrap import peer_uid
 from sandbox.owner import watch as end_with_owner
 
 HOST = "127.0.0.1"
@@ -372,16 +372,6 @@ def _detach(log_file: str) -> None:
         os.dup2(log, 2)
     finally:
         os.close(log)
-
-
-def peer_uid(connection: socket.socket) -> int | None:
-    """The user id of the process at the other end of a unix socket (None if unknown)."""
-    try:
-        creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except (AttributeError, OSError):
-        return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 def reserve(port: int) -> socket.socket:

@@ -3,8 +3,8 @@
 Run by :mod:`sandbox.lambda_.environments` as ``python -I -S bootstrap.py zygote SOCKET LAYER``:
 an isolated interpreter (no site-packages, no ``PYTHON*`` variables) whose ``sys.path`` is the
 standard library and ``LAYER``, the runtime's own packages (boto3, botocore and what they need).
-It imports them once, then listens on the unix socket ``SOCKET`` (:func:`address`: an abstract
-one, ``@NAME``, or a path), taking connections of its own user only; each connection is one new
+It imports them once, then listens on the abstract unix socket ``SOCKET`` (``@NAME``, see
+:func:`address`), taking connections of its own user only; each connection is one new
 environment, forked with boto3 already imported (a warm runtime: Lambda's cold start without the
 seconds), which keeps the connection for its life:
 
@@ -248,19 +248,19 @@ def shared_models() -> None:
 
 
 def address(name: str) -> str:
-    """The socket address ``name`` stands for: ``@NAME`` is NAME in Linux's abstract namespace,
-    which has no file (a runtime killed with its region's processes leaves nothing behind in the
-    temporary directory); anything else is a path.
+    """The socket address of ``@NAME`` (as ``/proc/net/unix`` shows it): NAME in Linux's abstract
+    namespace, which has no file (a runtime killed with its region's processes leaves nothing
+    behind in the temporary directory).
 
-    >>> address("@failover-lambda-1a2b"), address("/tmp/runtime.sock")
-    ('\\x00failover-lambda-1a2b', '/tmp/runtime.sock')
+    >>> address("@failover-lambda-1a2b")
+    '\\x00failover-lambda-1a2b'
     """
-    return "\0" + name[1:] if name.startswith("@") else name
+    return "\0" + name.removeprefix("@")
 
 
 def peer_uid(conn: socket.socket) -> int | None:
-    """The user id of the process at the other end of ``conn`` (None where the system does not
-    say)."""
+    """The user id of the process at the other end of the unix socket ``conn`` (None where the
+    system does not say): the runtime's and the servers' launcher's one check of who calls."""
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except (AttributeError, OSError):
@@ -281,11 +281,7 @@ def zygote(path: str, layer: str) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the environments are reaped as they end
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        listener.bind(address(path))
-    finally:
-        os.umask(old)
+    listener.bind(address(path))
     listener.listen(64)
     print("ready", flush=True)
     while True:
