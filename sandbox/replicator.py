@@ -8,6 +8,11 @@ regional endpoints wait for :meth:`Replicator.sync` before they acknowledge a wr
 multi-Region strong consistency: nothing acknowledged is lost. A replicated item carries
 ``_replicated_from`` so it is not copied back.
 
+No region that does not answer holds up the others: each region's stream has one reader and
+each destination one sender at a time, and no lock is held over a call to a region. A write
+acknowledged in a live region waits for one other live region, never for a hung one, as a
+multi-Region strongly consistent table answers with its majority while a replica is lost.
+
 Like a global table, it reports how far behind each replica is: once a second, the worst lag it
 measured (from reading a change to applying it elsewhere) goes to the source region's CloudWatch
 as ``AWS/DynamoDB`` ``ReplicationLatency`` (milliseconds, per ``TableName`` and
@@ -62,7 +67,12 @@ class Replicator:
     #: per destination region, a heap of (due, seq, table, record)
     _due: dict[str, list[tuple[float, int, str, dict[str, Any]]]] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
+    #: guards the queues, the sequence, the lags and the backoffs; never held over a call
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: one reader per source region (a shard's iterator is read once), one sender per
+    #: destination (its changes in order): a call that hangs holds up only its own region
+    _reading: dict[str, threading.Lock] = field(default_factory=dict)
+    _sending: dict[str, threading.Lock] = field(default_factory=dict)
     #: a destination that failed is skipped until then (monotonic seconds), so that one dead
     #: region does not hold up the copies to the others
     _down_until: dict[str, float] = field(default_factory=dict)
@@ -71,6 +81,11 @@ class Replicator:
     #: worst lag measured since the last publication, per (table, source, receiving region)
     _lags: dict[tuple[str, str, str], float] = field(default_factory=dict)
     _published: float = 0.0
+
+    def __post_init__(self) -> None:
+        for region in self.topology.regions.all:
+            self._reading[region] = threading.Lock()
+            self._sending[region] = threading.Lock()
 
     def start(self) -> None:
         """Open every table stream at its latest position and start copying."""
@@ -91,19 +106,42 @@ class Replicator:
     def sync(self, region: str) -> bool:
         """Copy everything ``region`` has written so far, now (used when ``lag`` is 0).
 
-        True when the source could be read and every change reached at least one other region
-        (a majority of three, as multi-Region strong consistency asks); False when the write
-        must not be acknowledged.
+        True when the source could be read and every change it has written reached at least
+        one other region (a majority of three, as multi-Region strong consistency asks); False
+        when the write must not be acknowledged. The destinations that answered last are tried
+        first, and one busy with another sender is waited for only if no other took the
+        changes: a hung region costs a write nothing while another region takes it.
         """
+        if not self._read_region(region):
+            return False
+        order = self._destinations(exclude=region)
+        for wait in (False, True):
+            for destination in order:
+                if self._copied(region):
+                    return True
+                self._send(destination, force=True, wait=wait)
+        return self._copied(region)
+
+    def _copied(self, source: str) -> bool:
+        """Has every change read from ``source`` reached at least one other region?"""
+        others = len(self.topology.regions.all) - 1
         with self._lock:
-            seqs: list[int] = []
-            for shard in [s for s in self._shards if s.region == region]:
-                if not self._read(shard, seqs):
-                    return False
-            self._apply_due(force=True)
-            waiting = Counter(seq for heap in self._due.values() for _, seq, _, _ in heap)
-            others = len(self.topology.regions.all) - 1
-            return all(waiting[seq] < others for seq in seqs)
+            waiting = Counter(
+                seq
+                for heap in self._due.values()
+                for _, seq, _, record in heap
+                if record["_source"] == source
+            )
+        return all(count < others for count in waiting.values())
+
+    def _destinations(self, exclude: str = "") -> list[str]:
+        """The regions to send to, those that never failed or failed longest ago first."""
+        with self._lock:
+            down = dict(self._down_until)
+        return sorted(
+            (r for r in self.topology.regions.all if r != exclude),
+            key=lambda r: down.get(r, 0.0),
+        )
 
     def _open(self, table: str, region: str) -> None:
         ref = self.manifest.regions[region].components.get(table)
@@ -122,10 +160,11 @@ class Replicator:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            for region in self.topology.regions.all:
+                self._read_region(region)
+            for region in self._destinations():
+                self._send(region)
             with self._lock:
-                for shard in self._shards:
-                    self._read(shard)
-                self._apply_due()
                 lags = self._take_lags()
             self._publish(lags)
             self._stop.wait(self.poll)
@@ -162,60 +201,88 @@ class Replicator:
             except Exception as exc:  # a failed source region: nobody can read it there either
                 log.debug("lag of %s %s->%s not published: %s", table, source, target, exc)
 
-    def _read(self, shard: _Shard, seqs: list[int] | None = None) -> bool:
-        """Queue the shard's new changes for every other region; False if it was unreadable."""
+    def _read_region(self, region: str) -> bool:
+        """Queue the new changes of every stream in ``region``; False if one was unreadable."""
+        with self._reading[region]:
+            return all(self._read(shard) for shard in self._shards if shard.region == region)
+
+    def _read(self, shard: _Shard) -> bool:
+        """Queue the shard's new changes for every other region; False if it was unreadable.
+        The caller holds the shard region's reading lock."""
         if shard.iterator is None:
             return True
-        if self._down_until.get(shard.region, 0.0) > clock.monotonic():
-            return False
+        with self._lock:
+            if self._down_until.get(shard.region, 0.0) > clock.monotonic():
+                return False
         streams = self.clients.client("dynamodbstreams", shard.region)
         try:
             got = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except Exception as exc:  # a failed region: keep the iterator, try again later
             log.debug("stream of %s in %s unreadable: %s", shard.table, shard.region, exc)
-            self._down_until[shard.region] = clock.monotonic() + DOWN_BACKOFF
+            with self._lock:
+                self._down_until[shard.region] = clock.monotonic() + DOWN_BACKOFF
             return False
         shard.iterator = got.get("NextShardIterator", shard.iterator)
         due = clock.monotonic() + self.lag
-        for record in got.get("Records", []):
-            change = record.get("dynamodb", {})
-            image = change.get("NewImage")
-            if image and MARK in image:
-                continue  # itself a copy: do not send it back
-            seq = next(self._seq)
-            if seqs is not None:
-                seqs.append(seq)
-            for region in self.topology.regions.all:
-                if region != shard.region:
-                    heapq.heappush(
-                        self._due.setdefault(region, []),
-                        (
-                            due,
-                            seq,
-                            shard.table,
-                            {**record, "_source": shard.region, "_read_at": clock.monotonic()},
-                        ),
-                    )
+        with self._lock:
+            for record in got.get("Records", []):
+                change = record.get("dynamodb", {})
+                image = change.get("NewImage")
+                if image and MARK in image:
+                    continue  # itself a copy: do not send it back
+                seq = next(self._seq)
+                for region in self.topology.regions.all:
+                    if region != shard.region:
+                        heapq.heappush(
+                            self._due.setdefault(region, []),
+                            (
+                                due,
+                                seq,
+                                shard.table,
+                                {**record, "_source": shard.region, "_read_at": clock.monotonic()},
+                            ),
+                        )
         return True
 
-    def _apply_due(self, force: bool = False) -> None:
-        now = clock.monotonic()
-        for region, heap in self._due.items():
-            if self._down_until.get(region, 0.0) > now:
-                continue
-            while heap and (force or heap[0][0] <= now):
-                _, _, table, record = heap[0]
-                if not self._apply(table, region, record):
-                    # this destination does not answer: keep its order, retry it later
-                    self._down_until[region] = clock.monotonic() + DOWN_BACKOFF
-                    break
-                heapq.heappop(heap)
+    def _send(self, region: str, force: bool = False, wait: bool = True) -> None:
+        """Apply ``region``'s due changes (all with ``force``) in order, until one fails: that
+        destination is then skipped for :data:`DOWN_BACKOFF`. A change stays queued while it is
+        being applied, so that :meth:`sync` counts it as not there yet. Without ``wait``, a
+        destination another thread is sending to is left to that thread."""
+        gate = self._sending[region]
+        if not gate.acquire(blocking=wait):
+            return
+        try:
+            while True:
+                with self._lock:
+                    heap = self._due.get(region)
+                    now = clock.monotonic()
+                    if self._down_until.get(region, 0.0) > now or not heap:
+                        return
+                    if not force and heap[0][0] > now:
+                        return
+                    entry = heap[0]  # only this region's sender takes from its queue
+                _, _, table, record = entry
+                ok = self._apply(table, region, record)
+                with self._lock:
+                    if not ok:  # this destination does not answer: keep its order, retry later
+                        self._down_until[region] = clock.monotonic() + DOWN_BACKOFF
+                        return
+                    heapq.heappop(self._due[region])
+                    self.applied += 1
+                    key = (table, str(record["_source"]), region)
+                    lag = clock.monotonic() - float(record["_read_at"])
+                    self._lags[key] = max(lag, self._lags.get(key, 0.0))
+        finally:
+            gate.release()
 
     def backlog(self) -> int:
         """Changes read but not yet applied (all destinations)."""
-        return sum(len(h) for h in self._due.values())
+        with self._lock:
+            return sum(len(h) for h in self._due.values())
 
     def _apply(self, table: str, region: str, record: dict[str, Any]) -> bool:
+        """Put (or delete) one change in ``region``'s table; False when the region failed it."""
         ref = self.manifest.regions[region].components.get(table)
         if ref is None:
             return True
@@ -230,8 +297,4 @@ class Replicator:
         except Exception as exc:
             log.debug("replication to %s/%s failed: %s", table, region, exc)
             return False
-        self.applied += 1
-        key = (table, str(record["_source"]), region)
-        lag = clock.monotonic() - float(record["_read_at"])
-        self._lags[key] = max(lag, self._lags.get(key, 0.0))
         return True
