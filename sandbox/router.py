@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 #: AWS seconds a resolver keeps its last answer when Route 53 could not be read.
 UNREADABLE_TTL = 10.0
+#: AWS seconds the router waits for a regional endpoint: API Gateway's integration timeout (an
+#: HTTP API's 30 s), at least :data:`UPSTREAM_WALL_FLOOR` on the wall, which is longer than a
+#: client's own (:data:`sandbox.loadgen.SOCKET_WALL_FLOOR`): as on AWS, the client gives up
+#: first, and a live region that answers late on this machine's busy cores is still answered.
+INTEGRATION_TIMEOUT = 30.0
+UPSTREAM_WALL_FLOOR = 6.0
 #: The header a load client names itself by, ``i/n``: the i-th of n clients (:class:`Resolvers`).
 CLIENT_HEADER = "X-Failover-Client"
 #: Headers not forwarded: the hop's own, and the client's name (for its resolver, not the API).
@@ -227,13 +233,10 @@ class LoopbackService:
 class Router(LoopbackService):
     """An HTTP server on loopback that forwards each request to the region DNS resolves to."""
 
-    def __init__(
-        self, resolver: Resolver, endpoints: Mapping[str, str], *, upstream_timeout: float = 2.0
-    ) -> None:
+    def __init__(self, resolver: Resolver, endpoints: Mapping[str, str]) -> None:
         self.resolver = resolver
         self.resolvers = Resolvers(resolver)
         self.endpoints = dict(endpoints)
-        self.upstream_timeout = upstream_timeout
         super().__init__(self._handler(), "router")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -262,7 +265,9 @@ class Router(LoopbackService):
             return _reply(request, 502, {"X-Router": "no-region"}, b'{"message": "no region"}')
         parts = urlsplit(target)
         conn = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port, timeout=self.upstream_timeout
+            parts.hostname or "127.0.0.1",
+            parts.port,
+            timeout=clock.wall(clock.patient(INTEGRATION_TIMEOUT, UPSTREAM_WALL_FLOOR)),
         )
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
