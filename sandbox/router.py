@@ -107,13 +107,20 @@ class Resolver:
             return None, 0.0
         r53 = self.clients.client("route53", GLOBAL)
         try:
-            records = r53.list_resource_record_sets(HostedZoneId=dns.zone_id)
+            return self._lookup(r53, dns.zone_id, dns.record)
         except Exception as exc:  # Route 53 is global; if even it is gone, keep the last answer
             log.warning("route53 unreadable: %s", exc)
             return (self._cached[1] if self._cached else None), UNREADABLE_TTL
+
+    def _lookup(self, r53: Any, zone_id: str, record: str) -> tuple[str | None, float]:
+        """:meth:`_answer` read from Route 53: the records, then each one's health check. Any
+        of these reads may fail (a busy global server, its client's short timeouts): a
+        resolver then keeps its last answer, as resolvers serve a stale one, and the request
+        that asked is forwarded, not dropped."""
+        records = r53.list_resource_record_sets(HostedZoneId=zone_id)
         by_role: dict[str, Any] = {}
         for rs in records["ResourceRecordSets"]:
-            if rs.get("Failover") and rs["Name"].rstrip(".") == dns.record.rstrip("."):
+            if rs.get("Failover") and rs["Name"].rstrip(".") == record.rstrip("."):
                 by_role[rs["Failover"]] = rs
         hosts = self.host_region()
         for role in ("PRIMARY", "SECONDARY"):

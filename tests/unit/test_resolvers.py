@@ -3,6 +3,7 @@ first answers expiring spread over one TTL, as a population's do, not at one ins
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -66,3 +67,64 @@ def test_a_caller_that_names_no_client_shares_the_default_resolver(world: World)
 
 def test_the_clients_name_is_not_forwarded_to_the_api() -> None:
     assert router.CLIENT_HEADER.lower() in router.HOP_HEADERS
+
+
+class Route53:
+    """Route 53's API as a resolver reads it: a failover pair of records with health checks,
+    whose status reads fail while ``failing`` (a busy global server, a client's timeout)."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.asked = 0
+
+    def list_resource_record_sets(self, HostedZoneId: str) -> dict[str, Any]:
+        self.asked += 1
+        return {
+            "ResourceRecordSets": [
+                {
+                    "Name": "api.example.com.",
+                    "Failover": role,
+                    "TTL": TTL,
+                    "HealthCheckId": f"check-{host}",
+                    "ResourceRecords": [{"Value": f"{host}.example.com"}],
+                }
+                for role, host in (("PRIMARY", "east"), ("SECONDARY", "west"))
+            ]
+        }
+
+    def get_health_check(self, HealthCheckId: str) -> dict[str, Any]:
+        return {"HealthCheck": {"HealthCheckConfig": {}}}
+
+    def get_health_check_status(self, HealthCheckId: str) -> dict[str, Any]:
+        if self.failing:
+            raise TimeoutError("read timed out")
+        return {"HealthCheckObservations": [{"StatusReport": {"Status": "Success: HTTP 200"}}]}
+
+
+def test_a_health_check_that_cannot_be_read_keeps_the_last_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Route 53's records read, their health check's status not: the resolver answers what it
+    had, for UNREADABLE_TTL, and asks again after; it never fails the request that asked."""
+    now = [1000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+    r53 = Route53()
+    region = {
+        name: SimpleNamespace(
+            components={"dns": SimpleNamespace(kind="dns", endpoint=f"{host}.example.com")},
+            api_endpoint=None,
+        )
+        for name, host in (("us-east-1", "east"), ("us-west-2", "west"))
+    }
+    manifest = SimpleNamespace(
+        dns=SimpleNamespace(zone_id="Z1", record="api.example.com"), regions=region
+    )
+    resolver = Resolver(clients=SimpleNamespace(client=lambda *_: r53), manifest=manifest)  # type: ignore[arg-type]
+    assert resolver.resolve() == "us-east-1"
+    r53.failing, now[0] = True, now[0] + TTL + 1
+    assert resolver.resolve() == "us-east-1", "the last answer, kept"
+    asked = r53.asked
+    now[0] += router.UNREADABLE_TTL - 1
+    assert resolver.resolve() == "us-east-1" and r53.asked == asked, "kept, not asked again"
+    r53.failing, now[0] = False, now[0] + 2
+    assert resolver.resolve() == "us-east-1" and r53.asked == asked + 1
