@@ -223,8 +223,8 @@ class Replicator:
                 self._down_until[shard.region] = clock.monotonic() + DOWN_BACKOFF
             return False
         shard.iterator = got.get("NextShardIterator", shard.iterator)
-        due = clock.monotonic() + self.lag
-        with self._lock:
+        with self._lock:  # due times in the order of the queue: a change never jumps ahead
+            due = clock.monotonic() + self.lag
             for record in got.get("Records", []):
                 change = record.get("dynamodb", {})
                 image = change.get("NewImage")
@@ -268,7 +268,7 @@ class Replicator:
                     if not ok:  # this destination does not answer: keep its order, retry later
                         self._down_until[region] = clock.monotonic() + DOWN_BACKOFF
                         return
-                    heapq.heappop(self._due[region])
+                    _remove(self._due[region], entry)
                     self.applied += 1
                     key = (table, str(record["_source"]), region)
                     lag = clock.monotonic() - float(record["_read_at"])
@@ -298,3 +298,19 @@ class Replicator:
             log.debug("replication to %s/%s failed: %s", table, region, exc)
             return False
         return True
+
+
+def _remove(heap: list[Any], entry: Any) -> None:
+    """Take ``entry`` out of ``heap``: its head, as a rule, else wherever it is now.
+
+    >>> heap = [(1, "a"), (2, "b"), (3, "c")]
+    >>> _remove(heap, (1, "a")), heap[0]
+    (None, (2, 'b'))
+    >>> _remove(heap, (3, "c")), heap
+    (None, [(2, 'b')])
+    """
+    if heap and heap[0] is entry:
+        heapq.heappop(heap)
+        return
+    heap.remove(entry)
+    heapq.heapify(heap)
