@@ -224,7 +224,8 @@ class Replicator:
             return False
         shard.iterator = got.get("NextShardIterator", shard.iterator)
         with self._lock:  # due times in the order of the queue: a change never jumps ahead
-            due = clock.monotonic() + self.lag
+            read_at = clock.monotonic()
+            due = read_at + self.lag
             for record in got.get("Records", []):
                 change = record.get("dynamodb", {})
                 image = change.get("NewImage")
@@ -239,7 +240,7 @@ class Replicator:
                                 due,
                                 seq,
                                 shard.table,
-                                {**record, "_source": shard.region, "_read_at": clock.monotonic()},
+                                {**record, "_source": shard.region, "_read_at": read_at},
                             ),
                         )
         return True
