@@ -32,6 +32,7 @@ from sandbox import watchers as watcher_procs
 from tests.kit.emulator import (
     fenced_everywhere,
     mapping_enabled,
+    observer,
     primary_record,
     region_host,
     rules_enabled,
@@ -126,7 +127,7 @@ def watcher_function(box: Sandbox, region: str) -> str:
 
 
 def journal(box: Sandbox) -> Journal:
-    return Journal(box.clients, box.manifest)
+    return Journal(observer(box), box.manifest)
 
 
 def finished_run(box: Sandbox) -> Run | None:
