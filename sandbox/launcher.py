@@ -391,11 +391,8 @@ def reserve(port: int) -> socket.socket:
 def _serve(listener: socket.socket, application: Any, port: int, log_file: str) -> None:
     """A server's life: its own session and log, then moto's server on ``listener`` until a
     signal."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
-
     from sandbox.ghosts import DropGhosts
-    from sandbox.keepalive import KeepAlive
+    from sandbox.keepalive import make_server
 
     _detach(log_file)
     os.environ["MOTO_PORT"] = str(port)
@@ -404,20 +401,9 @@ def _serve(listener: socket.socket, application: Any, port: int, log_file: str) 
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     end_with_owner()  # a test's sandbox: ends with the test process, however that ends
 
-    class Handler(KeepAlive, MotoRequestHandler):
-        """moto's handler, on connections kept across requests (:mod:`sandbox.keepalive`),
-        logging only the requests that failed on the server's side: a line per request costs
-        the server a tenth of its time and says nothing in a sandbox."""
-
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            if str(code).startswith("5"):
-                super().log_request(code, size)
-
     # Outside everything: a request from before the last reset never reaches a backend.
     application = DropGhosts(application, os.path.dirname(log_file))
-    server = make_server(
-        HOST, port, application, threaded=True, request_handler=Handler, fd=listener.fileno()
-    )
+    server = make_server(HOST, port, application, fd=listener.fileno())
     from sandbox.cloudwatch.evaluator import start_here
 
     start_here()  # the region's alarms are evaluated in the region's process, off until asked
