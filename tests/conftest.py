@@ -22,7 +22,7 @@ from controller import clock
 from controller.interfaces.cli import main
 from sandbox import moto_patches, owner
 from tests.kit.cli import CliResult
-from tests.kit.paths import REPO
+from tests.kit.paths import REPO, cache_sharing
 
 #: Every sandbox this process starts, itself or through a command it runs, ends with it, even
 #: when the run is killed and no fixture stops it (each xdist worker names itself).
@@ -180,11 +180,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.enable()
 
 
+@pytest.fixture(scope="session")
+def shared_stacks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's deployed stacks (:mod:`sandbox.deploy.cache`), shared by the xdist workers as
+    by one user's commands. A stack is kept the second time it is deployed: each worker
+    deployed the example only about twice (a runbook page, its sandbox fixture), so every page
+    and bench ran the Pulumi program again (about 6 s of CPU each)."""
+    base = tmp_path_factory.getbasetemp()
+    stacks = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "stacks"
+    stacks.mkdir(mode=0o700, exist_ok=True)
+    return stacks
+
+
 @pytest.fixture(scope="session", autouse=True)
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The controller's cache (failed control regions) in the session's folder, not the home:
-    every CLI process a test starts inherits it."""
-    folder = tmp_path_factory.mktemp("cache")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory, shared_stacks: Path) -> Iterator[Path]:
+    """The controller's cache in the session's folder, not the home: every CLI process a test
+    starts inherits it."""
+    folder = cache_sharing(tmp_path_factory.mktemp("cache"), shared_stacks)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FAILOVER_CACHE_DIR", str(folder))
         yield folder

@@ -1,4 +1,4 @@
-"""Where things are: the repository and the example application's topology."""
+"""Where things are: the repository, the example application's topology, a test's caches."""
 
 from __future__ import annotations
 
@@ -6,3 +6,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "orders" / "topology.yaml"
+
+
+def cache_sharing(folder: Path, stacks: Path) -> Path:
+    """``folder`` made a controller's cache whose deployed stacks are ``stacks``; its failed
+    control regions stay its own (one worker's hung region is not another's)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "stacks").symlink_to(stacks, target_is_directory=True)
+    return folder

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit.paths import cache_sharing
 from tests.sandbox.conftest import UNSET_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,11 +27,16 @@ BENCHES = sorted((REPO / "bench").glob("*.py"))
 FOREIGN = re.compile(r"^(AWS_|FAILOVER_)")
 
 
-def clean_env() -> dict[str, str]:
+def clean_env(cache: Path) -> dict[str, str]:
     """The caller's environment without its AWS and failover settings, with dummy credentials
-    (the emulator takes any; a bench sets its own when none is given)."""
+    (the emulator takes any; a bench sets its own when none is given) and ``cache`` for the
+    controller's cache (a user has one; a fresh machine's would make each bench deploy)."""
     env = {k: v for k, v in os.environ.items() if not FOREIGN.match(k) and k not in UNSET_ENV}
-    return env | {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return env | {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "FAILOVER_CACHE_DIR": str(cache),
+    }
 
 
 def test_the_benches_are_found() -> None:
@@ -38,11 +44,13 @@ def test_the_benches_are_found() -> None:
 
 
 @pytest.mark.parametrize("bench", BENCHES, ids=lambda path: path.stem)
-def test_every_bench_runs_to_its_figures_in_its_quick_mode(bench: Path) -> None:
+def test_every_bench_runs_to_its_figures_in_its_quick_mode(
+    bench: Path, tmp_path: Path, shared_stacks: Path
+) -> None:
     done = subprocess.run(
         [sys.executable, str(bench.relative_to(REPO)), "--quick"],
         cwd=REPO,
-        env=clean_env(),
+        env=clean_env(cache_sharing(tmp_path / "cache", shared_stacks)),
         capture_output=True,
         text=True,
         timeout=600,
