@@ -24,7 +24,7 @@ from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Kind, Topology, load
 from controller.topology.manifest import ClockManifest, Manifest, WatcherRef, load_manifest
-from sandbox import account, ghosts, mrsc, route53, servers
+from sandbox import account, ghosts, mrsc, owner, route53, servers
 from sandbox import watchers as watcher_procs
 from sandbox.controls import SECRET_HEADER
 from sandbox.deploy import cache as stack_cache
@@ -215,6 +215,7 @@ class Sandbox:
         mode = FailMode(mode)
         self._reload()
         server = self._server(region)
+        stopped = False
         if server.condition is Condition.HUNG and mode is FailMode.DOWN:
             servers.resume(server)  # a stopped process is killed all the same; say it is down
         if mode is FailMode.DOWN:
@@ -238,7 +239,11 @@ class Sandbox:
                 self._configure_gates()
             servers.hang(server)  # its alarm evaluator stops with it
             server.condition = Condition.HUNG
+            stopped = True
         self._fail_watcher(region, mode)
+        if stopped:  # a stopped process cannot see its owner go (sandbox.owner)
+            watcher = self.state.watchers.get(region)
+            owner.guard([server.pid], [watcher] if watcher is not None else [])
         self._save()
         self._configure_gates()
         log.info("region %s failed (%s)", region, mode.value)

@@ -29,6 +29,8 @@ os.environ["{env}"] = str(os.getpid())
 from sandbox import Sandbox
 box = Sandbox.up(Path(sys.argv[1]), Path(sys.argv[2]))
 box.start_watchers()
+if sys.argv[3:]:  # a region hung: its server and watcher stopped, they see nothing end
+    box.fail(box.topology.regions.primary, sys.argv[3])
 pids = [s.pid for s in box.state.servers.values()] + list(box.state.watchers.values())
 pids += [box.state.zygote.pid] if box.state.zygote else []
 print(json.dumps(pids), flush=True)
@@ -41,13 +43,22 @@ def running(pids: list[int]) -> list[int]:
     return [pid for pid in pids if alive(pid)]
 
 
+@pytest.mark.parametrize("failed", [[], ["hang"]], ids=["running", "primary-hung"])
 def test_a_sandbox_ends_with_its_owner_killed_without_a_word(
-    sandbox_env: None, tmp_path: Path
+    sandbox_env: None, tmp_path: Path, failed: list[str]
 ) -> None:
     """The owner is SIGKILLed (it runs no cleanup): its servers and watchers, detached and in
-    sessions of their own, all end within a few of their looks at it."""
+    sessions of their own, all end within a few of their looks at it; a hung region's too,
+    stopped and looking at nothing, through the guardian its hang started."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", OWNER.format(env=owner.ENV), str(EXAMPLE), str(tmp_path / "s")],
+        [
+            sys.executable,
+            "-c",
+            OWNER.format(env=owner.ENV),
+            str(EXAMPLE),
+            str(tmp_path / "s"),
+            *failed,
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
