@@ -354,7 +354,7 @@ class KeepAlive(socketserver.StreamRequestHandler):
             lines.append(f"Content-Length: {sum(len(chunk) for chunk in chunks)}")
         if "date" not in named:
             lines.append(f"Date: {http_date()}")
-        if closing or self._open[0] > MOST_KEPT:
+        if closing:  # _serve_one decided, MOST_KEPT included: the header says what happens
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(b"".join((head, *chunks)) if send else head)
