@@ -8,6 +8,7 @@ what is remembered between commands in :mod:`~sandbox.state`; this module only s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import secrets
@@ -98,6 +99,14 @@ class Sandbox:
         spec = str(Path(spec_path).resolve())
         started = time.monotonic()
         names = server_names(topology)
+        # A stack deployed before from the same inputs is put back, not deployed again; one
+        # another sandbox is deploying is waited for, before the clock starts.
+        code = [Path(fn.code) for _, fn in topology.of_kind(Kind.FUNCTION)]
+        digest = stack_cache.key(Path(spec), code)
+        claim = contextlib.ExitStack()
+        kept = stack_cache.find(digest) if digest else None
+        if digest and kept is None:
+            kept = claim.enter_context(stack_cache.claimed(digest))
         private_dir(state_dir)
         scaled = clock.Clock(origin=time.time(), scale=time_scale)  # the one wall reading
         clock.use(scaled)  # before anything starts: every child gets it (Clock.environment)
@@ -109,10 +118,6 @@ class Sandbox:
             time_origin=scaled.origin,
             time_scale=scaled.scale,
         )
-        # A stack deployed before from the same inputs is put back, not deployed again.
-        code = [Path(fn.code) for _, fn in topology.of_kind(Kind.FUNCTION)]
-        digest = stack_cache.key(Path(spec), code)
-        kept = stack_cache.find(digest) if digest else None
         # While the launcher imports moto, this process imports the program and builds its
         # bundles: two cores, two jobs (not needed for a kept stack, unless it cannot be used).
         ahead = ThreadPoolExecutor(1, thread_name_prefix="prepare")
@@ -136,6 +141,7 @@ class Sandbox:
             raise
         finally:
             ahead.shutdown(wait=True)
+            claim.close()  # kept (or not) by now: a sandbox waiting for it goes on
         log.info("sandbox up in %.2f s", time.monotonic() - started)
         box = cls(state_dir, state, manifest)
         if watchers:

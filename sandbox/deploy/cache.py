@@ -8,7 +8,10 @@ controller's source, the installed distributions' versions), so a sandbox whose 
 deployed before gets what the servers held right after that deployment
 (:mod:`sandbox.snapshot`'s files) instead of running the program again: the same stack, put
 back in a fraction of the time. A stack is kept the second time its key is deployed, so that
-a topology deployed once (a test's own) neither takes the space nor evicts one in use.
+a topology deployed once (a test's own) neither takes the space nor evicts one in use, or the
+first time when another sandbox of the same key waited for it: while one sandbox deploys a key
+(:func:`claimed`), another started meanwhile waits for its stack instead of deploying it too
+(the test suite's workers start several sandboxes of the example at once).
 
 What differs from one sandbox to the next is the servers' loopback ports, which the deployment
 wrote into what it made (queue URLs in a function's environment, the control store's
@@ -20,6 +23,7 @@ the sandbox deploys as if nothing were kept.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib
 import json
@@ -28,7 +32,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,10 @@ PACKAGES = ("controller", "infra", "sandbox")
 ADDRESS = re.compile(rb"127\.0\.0\.1:\d{1,5}")
 #: Turn the cache off (``FAILOVER_STACK_CACHE=0``): every sandbox runs the program.
 SWITCH = "FAILOVER_STACK_CACHE"
+#: How long a sandbox waits for another deploying the same key (the example takes about 8 s of
+#: CPU; a loaded machine, several times that) before it deploys the key itself; how often it
+#: looks whether the other is done.
+WAIT, POLL = 120.0, 0.1
 
 
 @dataclass(frozen=True)
@@ -114,10 +123,43 @@ def find(digest: str) -> Kept | None:
     return Kept(where, {str(k): str(v) for k, v in urls.items()})
 
 
+@contextlib.contextmanager
+def claimed(digest: str, wait: float = WAIT) -> Iterator[Kept | None]:
+    """Deploy ``digest`` alone: inside, no other sandbox deploys it (it waits), and what is
+    yielded is the stack kept under it, if another sandbox kept it while this one waited (or
+    before). A sandbox that waits marks the key wanted twice, so the one deploying it keeps its
+    stack (:func:`keep`). After ``wait`` seconds a waiter goes on and deploys it too."""
+    root = private_dir(folder())
+    lock = os.open(root / f".lock-{digest}", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not _lock(lock, 0.0):
+            (root / f".seen-{digest}").touch(mode=0o600)
+            log.info("another sandbox deploys stack %s: waiting for it", digest)
+            if not _lock(lock, wait):
+                log.info("stack %s: waited %.0f s, deploying it too", digest, wait)
+        yield find(digest)
+    finally:
+        os.close(lock)  # and with it the lock
+
+
+def _lock(fd: int, wait: float) -> bool:
+    """Take ``fd``'s exclusive lock within ``wait`` seconds (flock has no timeout: polled)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL)
+
+
 def keep(digest: str, urls: Mapping[str, str], files: Mapping[str, Path]) -> None:
     """Keep ``files`` (a snapshot per server, the stack and the manifest, by their name in the
     folder) as the stack of ``digest`` deployed on ``urls``, if that key was deployed once
-    before; a stack kept already stays. Never fails the sandbox."""
+    before or waited for (:func:`claimed`); a stack kept already stays. Never fails the
+    sandbox."""
     root = private_dir(folder())
     final = root / digest
     if final.exists():
@@ -200,3 +242,19 @@ def _evict(root: Path) -> None:
     marks = sorted(root.glob(".seen-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for mark in marks[SEEN:]:
         mark.unlink(missing_ok=True)
+    known = {p.name for p in stacks[:KEEP]} | {m.name.removeprefix(".seen-") for m in marks[:SEEN]}
+    for lock in root.glob(".lock-*"):
+        if lock.name.removeprefix(".lock-") not in known:
+            _drop_lock(lock)
+
+
+def _drop_lock(path: Path) -> None:
+    """Remove the lock file ``path`` unless a sandbox holds it (one that opens it meanwhile
+    locks a file gone: at worst it deploys a stack another deploys too)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            if _lock(fd, 0.0):
+                path.unlink()
+        finally:
+            os.close(fd)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from sandbox.deploy import cache as stack_cache
 from tests.kit.paths import EXAMPLE
+from tests.kit.polling import until
 
 KEPT = {"us-east-1": "http://127.0.0.1:41001", "global": "http://127.0.0.1:41002"}
 NOW = {"us-east-1": "http://127.0.0.1:41002", "global": "http://127.0.0.1:39999"}
@@ -120,3 +122,43 @@ def test_a_code_folder_outside_the_specs_folder_is_in_the_key(tmp_path: Path) ->
     assert stack_cache.key(spec, [src, spec.parent]) == before  # a folder hashed once
     (src / "handler.py").write_text("def handler(event, context): return 2\n")
     assert stack_cache.key(spec, [src]) not in (None, before)
+
+
+def test_a_sandbox_started_while_another_deploys_its_key_waits_and_gets_that_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test suite's workers start sandboxes of the example at once: one deploys, the others
+    wait and put its stack back, kept the first time because they waited for it."""
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "us-east-1.deployed"
+    source.write_bytes(b"deployed")
+    got: list[stack_cache.Kept | None] = []
+
+    def second_sandbox() -> None:
+        with stack_cache.claimed("a") as kept:
+            got.append(kept)
+
+    with stack_cache.claimed("a") as kept:
+        assert kept is None  # nothing kept: this one deploys
+        waiter = threading.Thread(target=second_sandbox)
+        waiter.start()
+        seen = stack_cache.folder() / ".seen-a"
+        until(seen.exists, 30, "the second sandbox marks the key wanted twice")
+        assert waiter.is_alive() and not got  # it waits for the first, deploying nothing
+        with stack_cache.claimed("b", wait=0.0) as other:  # another key: no wait, no mark
+            assert other is None
+        assert not (stack_cache.folder() / ".seen-b").exists()
+        stack_cache.keep("a", KEPT, {"us-east-1.deployed": source})  # its first deployment
+    waiter.join(30)
+    assert len(got) == 1 and got[0] is not None, got
+    assert got[0].urls == KEPT and got[0].snapshot("us-east-1").read_bytes() == b"deployed"
+
+
+def test_a_sandbox_that_waits_too_long_for_another_deploys_the_key_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment that hangs (or takes longer than :data:`~sandbox.deploy.cache.WAIT`) holds
+    no other sandbox up for good."""
+    monkeypatch.setenv("FAILOVER_CACHE_DIR", str(tmp_path / "cache"))
+    with stack_cache.claimed("a") as first, stack_cache.claimed("a", wait=0.2) as second:
+        assert first is None and second is None  # neither found a stack: both deploy
