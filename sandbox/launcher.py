@@ -316,6 +316,7 @@ def _application() -> Any:
     moto_patches.delays_on_the_clock()
     moto_patches.mappings_listed_by_function()
     moto_patches.dispatch_lookups_once()
+    moto_patches.private_keys_when_used()
     route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}

@@ -18,12 +18,15 @@ More changes make the servers cheaper without changing what they answer: moto's 
 own packages is read once, a DynamoDB transaction backs up the items it touches rather than whole
 tables, botocore's list of a service's regions is read once per process rather than once per
 botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three), and
-the backend that serves a host and the actions of a response class are looked up once.
+the backend that serves a host and the actions of a response class are looked up once, and a
+KMS key that is not asymmetric gets moto's private key only if something uses it.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 #: The moto classes that keep their own copy of the mappings attached to them.
@@ -436,3 +439,51 @@ def _once_per_class(names: Any) -> Any:
 
     once._failover_once = True  # type: ignore[attr-defined]
     return once
+
+
+def private_keys_when_used() -> None:
+    """Give a KMS key moto's private key the first time something uses it, not when the key is
+    made, unless its spec is asymmetric (the spec is checked as it was, at ``CreateKey``).
+
+    moto makes an RSA-2048 private key for every KMS key, symmetric ones included (about 50 ms
+    of CPU each): the deployment's own keys and DynamoDB's AWS-managed key, in every region, at
+    every deployment, while a symmetric key has no private key in KMS. Nothing the sandbox
+    deploys signs with one; if a call does, the key is made then, as moto would have made it.
+    """
+    from moto.kms import models
+    from moto.kms.utils import KeySpec
+
+    make = models.generate_private_key  # type: ignore[attr-defined]
+    if getattr(make, "_failover_when_used", False):
+        return
+    rsa = (KeySpec.RSA_2048, KeySpec.RSA_3072, KeySpec.RSA_4096)
+    asymmetric = {str(spec.value) for spec in rsa} | {str(s) for s in KeySpec.ecc_key_specs()}
+
+    @functools.wraps(make)
+    def when_used(key_spec: str) -> Any:
+        return make(key_spec) if key_spec in asymmetric else DeferredKey(make, key_spec)
+
+    when_used._failover_when_used = True  # type: ignore[attr-defined]
+    models.generate_private_key = when_used  # type: ignore[attr-defined]
+
+
+#: Makes a :class:`DeferredKey`'s key (two threads using one key at once make one key).
+_MAKING = threading.Lock()
+
+
+class DeferredKey:
+    """moto's private key of a KMS key, made by ``make(key_spec)`` the first time one of its
+    attributes is read; it pickles (a server's snapshot) made or not."""
+
+    def __init__(self, make: Callable[[str], Any], key_spec: str) -> None:
+        self._make = make
+        self._spec = key_spec
+        self._key: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_make", "_spec", "_key"):
+            raise AttributeError(name)  # pickle's lookups, and an instance being unpickled
+        with _MAKING:
+            if self._key is None:
+                self._key = self._make(self._spec)
+        return getattr(self._key, name)
