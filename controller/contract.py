@@ -222,6 +222,9 @@ DEFAULT_TIME_SCALE = 5.0
 #: moved: the last one may hold the old answer a TTL longer (60 s in the example), and full
 #: service is the end of the last request not served at once.
 DEMO_AFTER_SECONDS = 90.0
+#: The demo's clients' requests per AWS second, by default (``failover demo --rate``; what
+#: each costs: :class:`sandbox.demo.DemoOptions`).
+DEMO_RATE = 2.0
 
 #: Names the region a controller (or a watcher) runs in: it tries its own control region
 #: first, and the sandbox lets it through when its region is cut off from the others.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import clock
-from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS
+from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS, DEMO_RATE
 from controller.controltable.journal import Journal, Run, RunStatus
 from controller.controltable.rpo import to_plain
 from controller.errors import FailoverError, UsageError
@@ -58,7 +58,7 @@ class DemoOptions:
     #: The clients' requests per AWS second. Each one costs the emulator's API, a Lambda runtime
     #: process and DynamoDB some CPU, k times as often per wall second: at 40 a second and k = 10
     #: that load alone took most of two cores, and its CPU counted as AWS seconds (issue 25).
-    rate: float = 2.0  # requests per AWS second: 10 a wall second at k = 5
+    rate: float = DEMO_RATE  # requests per AWS second: 10 a wall second at k = 5
     replication_lag: float = 0.0
     time_scale: float = DEFAULT_TIME_SCALE
     #: A client's retry budget (AWS seconds): longer than detection, the run and the TTL.
@@ -86,8 +86,9 @@ def check_options(options: DemoOptions) -> None:
     """Refuse what the demo cannot do, before anything starts (one line each, exit code 2).
 
     The outage region must be one of the topology's regions (not a control region of its own
-    nor the global services); durations must be finite, the phases' positive (a phase of no
-    load reports nothing), the replication lag 0 (synchronous) or more; the page's port a port.
+    nor the global services); durations and the rate must be finite, the phases' and the rate
+    positive (a phase of no load reports nothing), the replication lag 0 (synchronous) or more;
+    the page's port a port.
 
     Raises
     ------
@@ -96,15 +97,16 @@ def check_options(options: DemoOptions) -> None:
     SpecError
         The topology cannot be read.
     """
-    durations = {
+    numbers = {
         "--warmup": (options.warmup, "seconds of load before the outage, more than 0"),
         "--after": (options.after, "seconds of load after the shift, more than 0"),
+        "--rate": (options.rate, "requests per AWS second, more than 0"),
         "--replication-lag": (
             options.replication_lag,
             "seconds of asynchronous replication, 0 (synchronous) or more",
         ),
     }
-    for name, (value, wanted) in durations.items():
+    for name, (value, wanted) in numbers.items():
         positive = name != "--replication-lag"
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise UsageError(f"{name} {value:g}: must be {wanted}")

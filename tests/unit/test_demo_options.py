@@ -45,6 +45,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         (("--warmup", "-5"), "--warmup -5: must be seconds of load before the outage"),
         (("--warmup", "0"), "--warmup 0: must be"),
         (("--after", "-1"), "--after -1: must be seconds of load after the shift"),
+        (("--rate", "0"), "--rate 0: must be requests per AWS second, more than 0"),
+        (("--rate", "inf"), "--rate inf: must be requests per AWS second"),
         (("--port", "70000"), "--port 70000: must be 0 (a free port) to 65535"),
         (("--region", "ap-south-1"), "--region ap-south-1: not a region of orders"),
         (("--region", "us-east-2"), "--region us-east-2: not a region of orders"),

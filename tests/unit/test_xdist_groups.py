@@ -18,7 +18,6 @@ MODULES = [
 ]
 INDEPENDENT = [
     *(f"tests/sandbox/test_runbooks.py::test_runbook_runs_as_written[{p}]" for p in "abc"),
-    "tests/sandbox/test_demo.py::test_demo_cli_json",
     "tests/sandbox/test_crash.py::test_resume_after_kill_at_every_step[3]",
 ]
 

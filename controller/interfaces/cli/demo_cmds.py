@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS, FailMode
+from controller.contract import DEFAULT_TIME_SCALE, DEMO_AFTER_SECONDS, DEMO_RATE, FailMode
 from controller.interfaces.cli.app import (
     JsonOption,
     SpecOption,
@@ -41,6 +41,9 @@ def demo(
     after: Annotated[
         float, typer.Option("--after", help="AWS seconds of load after the shift.")
     ] = DEMO_AFTER_SECONDS,
+    rate: Annotated[
+        float, typer.Option("--rate", help="The clients' requests per AWS second.")
+    ] = DEMO_RATE,
     time_scale: TimeScaleOption = DEFAULT_TIME_SCALE,
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the sandbox and the report live.")
@@ -65,6 +68,7 @@ def demo(
         mode=mode.value,
         warmup=warmup,
         after=after,
+        rate=rate,
         replication_lag=lag,
         time_scale=time_scale,
         page_port=None if no_page else port or 0,
