@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
 import threading
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from controller.contract import DEFAULT_TIME_SCALE
 from controller.interfaces.cli import main
+from tests.kit.manifests import dead_port
 from tests.kit.paths import EXAMPLE
 
 REPORT_FIELDS = {
@@ -36,13 +36,6 @@ REPORT_FIELDS = {
     "decisions",
     "rpo",
 }
-
-
-def free_port() -> int:
-    """A loopback port free a moment ago (the demo's page binds it next)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PageWatcher:
@@ -79,7 +72,7 @@ def story(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     runbook pages."""
     state = tmp_path_factory.mktemp("demo") / ".failover"
     page = PageWatcher()
-    port = free_port()
+    port = dead_port()  # free a moment ago: the demo's page binds it next
     page.found(f"http://127.0.0.1:{port}/")  # read from the moment the demo serves it
     out, err = io.StringIO(), io.StringIO()
     try:
