@@ -21,6 +21,7 @@ import ast
 import re
 from pathlib import Path
 
+from controller.collector import paused_gc
 from infra.common import InfraError, Ref
 
 DECLARATION = "AWS_CALLS"
@@ -46,7 +47,11 @@ def declared_calls(component: str, code_dir: Path, handler: str) -> tuple[str, .
     module = handler.rpartition(".")[0]
     path = code_dir / f"{module.replace('.', '/')}.py"
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        # No collection while the tree is built: a finalizer it runs may build one too (an
+        # unretrieved future's traceback, which Python 3.11 formats with ast), and before
+        # 3.11.8 both share one depth counter (CPython gh-106905): SystemError, now and then.
+        with paused_gc():
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, SyntaxError) as exc:
         raise InfraError(component, f"cannot read {path}: {exc}") from exc
     for node in tree.body:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import gc
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from controller.topology.kinds import FunctionSpec
 from infra.calls import declared_calls
 from infra.common import InfraError, Ref, Settings
 from infra.function import FunctionArgs, RegionalFunction
+from tests.kit.paths import EXAMPLE
 from tests.kit.pulumi_mocks import run_resources
 
 TOPOLOGY = """\
@@ -100,3 +105,39 @@ def test_a_write_declared_by_a_function_that_does_not_write_is_refused(tmp_path:
     with pytest.raises(InfraError, match="dynamodb:PutItem but the function has writes: false"):
         cart(tmp_path, False, '("dynamodb:PutItem",)')
     cart(tmp_path, False, '("dynamodb:GetItem",)')  # a read is fine
+
+
+@contextlib.contextmanager
+def collections_that_parse() -> Iterator[None]:
+    """A collection every 50 allocations, each running code that builds an AST, as a failed
+    deploy's unretrieved future does when collected (its traceback, formatted by Python 3.11,
+    is parsed); the collector put back as it was after."""
+    threshold = gc.get_threshold()
+
+    def parse(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            ast.parse("x = [1, (2, {3: 4})]")
+
+    gc.callbacks.append(parse)
+    gc.set_threshold(50)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(parse)
+        gc.set_threshold(*threshold)
+
+
+def test_a_collection_during_the_read_does_not_break_it() -> None:
+    """Before Python 3.11.8, an AST built inside another's construction (by a collection's
+    finalizer) made the outer one fail with SystemError (CPython gh-106905): here, without the
+    pause, 20 reads in 20 on 3.11.2 and 3.11.7. A full test run failed on it, in
+    tests/infra/test_infra_manifest_write.py."""
+    functions = EXAMPLE.parent / "functions"
+    failed: list[SystemError] = []
+    with collections_that_parse():  # put back before anything formats a failure
+        for _ in range(20):
+            try:
+                assert declared_calls("worker", functions, "worker.handler")
+            except SystemError as exc:
+                failed.append(exc)
+    assert failed == []
