@@ -23,8 +23,10 @@ day is not AWS's calendar). Every invocation goes through the one invoke path
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -92,7 +94,6 @@ class Pollers:
     poll: float = 0.5
     schedule_every: float | None = None
     invocations: dict[tuple[str, str], int] = field(default_factory=dict)
-    _switches: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -121,20 +122,18 @@ class Pollers:
 
     # -- switches ----------------------------------------------------------------------------
 
-    def consuming(self, mapping: Mapping) -> bool:
-        """True when ``mapping`` is enabled and its function not fenced (reserved concurrency
-        0), read at most once a second, as Lambda's pollers notice a change."""
-        key = (mapping.uuid, mapping.region)
-        cached = self._switches.get(key)
-        if cached and time.monotonic() - cached[0] < SWITCH_MAX_AGE:
-            return cached[1]
+    def consuming(self, mapping: Mapping) -> Switch:
+        """Whether ``mapping`` is enabled and its function not fenced (reserved concurrency
+        0), as a :class:`Switch`."""
         lam = self.clients.client("lambda", mapping.region)
-        on = lam.get_event_source_mapping(UUID=mapping.uuid)["State"] in ON_STATES
-        if on:
+
+        def read() -> bool:
+            if not enabled(lam, mapping.uuid):
+                return False
             got = lam.get_function_concurrency(FunctionName=mapping.function.split(":")[6])
-            on = got.get("ReservedConcurrentExecutions") != 0
-        self._switches[key] = (time.monotonic(), on)
-        return on
+            return got.get("ReservedConcurrentExecutions") != 0
+
+        return Switch(read)
 
     def _wait(self) -> bool:
         return not self._stop.wait(self.poll)
@@ -143,19 +142,18 @@ class Pollers:
 
     def _source_loop(self, region: str, uuid: str, mapping: Mapping) -> None:
         shards: dict[str, str | None] = {}  # a stream's place in each shard, kept while paused
+        queue, consuming = QueueUrl(self.clients, mapping), self.consuming(mapping)
         while self._wait():
             try:
-                if not self.consuming(mapping):
+                if not consuming():
                     continue
                 if mapping.service == "sqs":
-                    self._drain_queue(mapping)
+                    call = functools.partial(self._call, mapping, source="sqs")
+                    drain_queue(self.clients, mapping, call, queue.get())
                 else:
                     self._read_stream(mapping, shards)
             except Exception as exc:  # a failed region: keep trying, as Lambda's pollers do
                 log.debug("poller %s in %s: %s", uuid, region, exc)
-
-    def _drain_queue(self, mapping: Mapping) -> None:
-        drain_queue(self.clients, mapping, lambda event: self._call(mapping, event, "sqs"))
 
     def _read_stream(self, mapping: Mapping, shards: dict[str, str | None]) -> None:
         client: Any
@@ -282,15 +280,58 @@ class Pollers:
         return self.invoker.invoke(mapping.region, mapping.function, event, source=source)
 
 
+class QueueUrl:
+    """The URL of a mapping's queue, asked once (Lambda's poller knows its queue): a poll
+    costs its receive, not a ``GetQueueUrl`` as well. Asked again after a failed ask (the
+    region did not answer), never after one that answered: a queue keeps its URL."""
+
+    def __init__(self, clients: Clients, mapping: Mapping) -> None:
+        self.clients = clients
+        self.mapping = mapping
+        self.url: str | None = None
+
+    def get(self) -> str:
+        """The queue's URL (raises as ``GetQueueUrl`` does while it has none)."""
+        if self.url is None:
+            sqs = self.clients.client("sqs", self.mapping.region)
+            name = self.mapping.source.rsplit(":", 1)[-1]
+            self.url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        return self.url
+
+
+def enabled(lam: Any, uuid: str) -> bool:
+    """Whether the event source mapping ``uuid`` is on, as ``lam`` (its region's Lambda) says."""
+    return lam.get_event_source_mapping(UUID=uuid)["State"] in ON_STATES
+
+
+class Switch:
+    """Whether a mapping is on, read back at most once every :data:`SWITCH_MAX_AGE` wall
+    seconds, as Lambda's pollers notice a change a moment after it is made; ``read`` raises
+    as the emulator does (the previous answer is not kept then)."""
+
+    #: The wall's monotonic clock (tests stop it).
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, read: Callable[[], bool]) -> None:
+        self.read = read
+        self.at = -math.inf
+        self.on = False
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now - self.at >= SWITCH_MAX_AGE:
+            self.on, self.at = self.read(), now
+        return self.on
+
+
 def drain_queue(
-    clients: Clients, mapping: Mapping, call: Callable[[dict[str, Any]], Invocation]
+    clients: Clients, mapping: Mapping, call: Callable[[dict[str, Any]], Invocation], url: str
 ) -> None:
-    """One receive on ``mapping``'s queue, as Lambda's poller does it: a batch invokes the
-    function (``call``, synchronously); the messages it did not report as failed are deleted
-    (all of them when it does not report failures and returned); a batch whose invocation
-    failed goes back to the queue when its visibility ends."""
+    """One receive on ``mapping``'s queue at ``url``, as Lambda's poller does it: a batch
+    invokes the function (``call``, synchronously); the messages it did not report as failed are
+    deleted (all of them when it does not report failures and returned); a batch whose
+    invocation failed goes back to the queue when its visibility ends."""
     sqs = clients.client("sqs", mapping.region)
-    url = sqs.get_queue_url(QueueName=mapping.source.rsplit(":", 1)[-1])["QueueUrl"]
     got = sqs.receive_message(
         QueueUrl=url,
         MaxNumberOfMessages=min(mapping.batch_size, 10),

@@ -301,18 +301,20 @@ def follow_chain(
     """Lambda's poller of the watcher's chain queue: each link, once its delay is over, invokes
     the watcher synchronously (and is deleted when that returned), while the mapping is enabled,
     until ``stop``."""
-    from sandbox.pollers import ON_STATES, Mapping, drain_queue
+    from sandbox.pollers import Mapping, QueueUrl, Switch, drain_queue, enabled
 
     mapping = Mapping.read(clients, region, uuid)
     lam = clients.client("lambda", region)
+    queue, on = QueueUrl(clients, mapping), Switch(lambda: enabled(lam, uuid))
     while not stop.wait(clock.wall(CHAIN_POLL_SECONDS)):
         try:
-            if lam.get_event_source_mapping(UUID=uuid)["State"] not in ON_STATES:
+            if not on():
                 continue
             drain_queue(
                 clients,
                 mapping,
                 lambda event: invoker.invoke(region, mapping.function, event, source="sqs"),
+                queue.get(),
             )
         except Exception as exc:  # its region failed: keep trying, as Lambda's pollers do
             log.debug("chain of %s: %s", region, exc)
