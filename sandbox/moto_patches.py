@@ -487,3 +487,28 @@ class DeferredKey:
             if self._key is None:
                 self._key = self._make(self._spec)
         return getattr(self._key, name)
+
+
+def url_builders_when_used() -> None:
+    """werkzeug compiles each route's two URL builders when the route is added: Python source,
+    built with :mod:`ast` and compiled, for ``url_for``. moto's servers match URLs and never
+    build one, and a sandbox's launcher adds about 600 routes (Flask's and moto's routers) at
+    every ``sandbox up``: each builder is compiled when first called instead."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    if getattr(compile_builder, "_failover_lazy", False):
+        return
+
+    def lazy(self: Any, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        built: list[Callable[..., tuple[str, str]]] = []
+
+        def build(rule: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
+            if not built:
+                built.append(compile_builder(rule, append_unknown))
+            return built[0](rule, *args, **kwargs)
+
+        return build
+
+    lazy._failover_lazy = True  # type: ignore[attr-defined]
+    Rule._compile_builder = lazy  # type: ignore[method-assign]

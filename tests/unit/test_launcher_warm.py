@@ -155,3 +155,50 @@ def test_moto_dispatches_as_before_with_its_lookups_made_once() -> None:
         """
     )
     assert seen == {"same": True, "backends": ["awslambda", "dynamodb", "cloudwatch", None]}
+
+
+def test_url_builders_are_compiled_only_when_a_url_is_built_and_build_as_werkzeugs() -> None:
+    seen = run(
+        """
+        import json
+        from werkzeug.routing import Map, Rule
+        from werkzeug.routing import rules as werkzeug_rules
+
+        ROUTES = ["/2015-03-31/functions/<name>/invocations", "/v2/apis/<api>/stages/<path:s>"]
+
+        def urls():
+            routes = Map([Rule(r, endpoint=str(i)) for i, r in enumerate(ROUTES)])
+            adapter = routes.bind("127.0.0.1")
+            matched = adapter.match("/2015-03-31/functions/fn/invocations")
+            built = [
+                adapter.build("0", {"name": "f n"}),
+                adapter.build("1", {"api": "a", "s": "x/y", "extra": "1"}),
+            ]
+            return matched, built
+
+        compiled = []
+        original = werkzeug_rules.Rule._get_func_code
+        werkzeug_rules.Rule._get_func_code = staticmethod(
+            lambda code, name: compiled.append(name) or original(code, name)
+        )
+        plain = urls()
+        by_werkzeug = len(compiled)
+
+        from sandbox import moto_patches
+        moto_patches.url_builders_when_used()
+        moto_patches.url_builders_when_used()  # twice: still one layer
+        compiled.clear()
+        routes = Map([Rule(r, endpoint=str(i)) for i, r in enumerate(ROUTES)])
+        routes.bind("127.0.0.1").match("/v2/apis/a/stages/x/y")
+        on_match = len(compiled)
+        lazy = urls()
+        print(json.dumps([by_werkzeug, on_match, plain == lazy, plain[1]]))
+        """
+    )
+    by_werkzeug, on_match, same, built = seen
+    assert by_werkzeug == 4  # werkzeug: two builders per route, compiled as each is added
+    assert on_match == 0  # patched: matching compiles none
+    assert same and built == [
+        "/2015-03-31/functions/f%20n/invocations",
+        "/v2/apis/a/stages/x/y?extra=1",
+    ]
