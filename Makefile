@@ -39,8 +39,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check controller sandbox infra tests bench examples
 	$(BIN)/lint-imports
 
+# mypy keeps its cache with the user's other caches (the sandbox's kept stacks, uv's wheels), not
+# in the checkout: a fresh clone of a tree checked before checks in 0.4 s, not 14 s of CPU taken
+# from the tests beside it. An entry counts only for a module whose source hashes the same (mypy
+# hashes a file whose path or mtime differs from its entry's), so another tree's entries cannot
+# pass a module they do not describe.
+MYPY_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/failover/mypy
+
 typecheck: $(STAMP)
-	$(BIN)/mypy controller sandbox infra
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE) controller sandbox infra
 
 # Tests that need no emulator: unit, the Pulumi program under mocks, doctests (59 s on 2
 # workers, 83 s of CPU: median of 3, 2026-12-06, no test bytecode yet; 63 s and 91 s before the
