@@ -18,19 +18,29 @@ venv: $(STAMP)
 
 # Re-install when pyproject.toml changes (a stale .venv), or create it when missing. uv installs
 # what pip would (the same versions), downloading in parallel: a new venv in 47 s where pip took
-# 84 s (medians of 2, cold caches), byte-compiled as pip does (every process reads the .pyc). pip
-# stays in the venv: the bundler downloads each function's wheels with it (infra/bundle.py).
+# 84 s (medians of 2, cold caches). Not byte-compiled at install: the venv holds about 14,000
+# modules and the tests, servers and CLI import about 1,900 of them; each is compiled when first
+# imported and its .pyc written for every later process (below). uv's --compile-bytecode took
+# 12 s of the install's wall time and 21 s of CPU, before any test could start (2026-12-06,
+# warm cache: 15.6 s with it, 3.5 s without). pip stays in the venv: the bundler downloads each
+# function's wheels with it (infra/bundle.py), and compiles what a bundle ships itself.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# pip byte-compiles what it installs, but not the sources of an editable install, and with
-# PYTHONDONTWRITEBYTECODE set (as on our CI machines) no process writes them either: every CLI call,
-# server and test worker would compile the same modules again, about 0.3 s of CPU each. Compiled
-# here, they are read by all; compileall skips what is up to date, and Python still checks each
-# .pyc against its source.
+# Every process make starts writes the bytecode of what it imports (into the venv and this
+# checkout's __pycache__ folders, both ignored by git), whatever the caller's environment says:
+# with PYTHONDONTWRITEBYTECODE set (as on our CI machines) no process would, and every CLI call,
+# server, Lambda runtime and test worker would compile the same modules again (about 0.3 s of
+# CPU each for ours, 1.7 s for what a server imports), and pytest would rewrite every test
+# module's asserts again in each worker (1.3 s of CPU each).
+unexport PYTHONDONTWRITEBYTECODE
+
+# Our own sources, compiled before the test workers start (compileall skips what is up to date,
+# and Python still checks each .pyc against its source): the first workers and servers would
+# otherwise each compile them at once.
 bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q controller sandbox infra examples
 
