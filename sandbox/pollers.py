@@ -125,9 +125,9 @@ class Pollers:
     def consuming(self, mapping: Mapping) -> Switch:
         """Whether ``mapping`` is enabled and its function not fenced (reserved concurrency
         0), as a :class:`Switch`."""
-        lam = self.clients.client("lambda", mapping.region)
 
         def read() -> bool:
+            lam = self.clients.client("lambda", mapping.region)
             if not enabled(lam, mapping.uuid):
                 return False
             got = lam.get_function_concurrency(FunctionName=mapping.function.split(":")[6])
