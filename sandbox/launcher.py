@@ -302,6 +302,7 @@ def _application() -> Any:
     from sandbox import moto_iteration, moto_patches, mrsc, route53
 
     moto_patches.share_data_loader()  # before moto's backends are imported: they read at import
+    moto_patches.ssm_without_ec2()
     moto_iteration.backends_walk_copies()  # before the first backend is made
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app

@@ -202,3 +202,24 @@ def test_url_builders_are_compiled_only_when_a_url_is_built_and_build_as_werkzeu
         "/2015-03-31/functions/f%20n/invocations",
         "/v2/apis/a/stages/x/y?extra=1",
     ]
+
+
+def test_the_launcher_builds_ssm_without_ec2_which_comes_when_ssm_first_uses_it() -> None:
+    seen = run(
+        """
+        import json, sys
+        from sandbox import launcher
+        launcher._application()
+        import moto.ssm.models as ssm
+        before = "moto.ec2" in sys.modules
+        backend = ssm.ec2_backends["123456789012"]["us-east-1"]  # SendCommand's one use
+        import moto.ec2
+        print(json.dumps([
+            before,
+            type(backend).__name__,
+            hasattr(moto.ec2, "__path__"),  # moto's own package, not the stand-in
+            moto.ec2.ec2_backends["123456789012"]["us-east-1"] is backend,
+        ]))
+        """
+    )
+    assert seen == [False, "EC2Backend", True, True]
