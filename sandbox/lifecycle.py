@@ -103,11 +103,11 @@ class Sandbox:
         # another sandbox is deploying is waited for, before the clock starts.
         code = [Path(fn.code) for _, fn in topology.of_kind(Kind.FUNCTION)]
         digest = stack_cache.key(Path(spec), code)
+        private_dir(state_dir)  # before the claim: nothing between it and the try below raises
         claim = contextlib.ExitStack()
         kept = stack_cache.find(digest) if digest else None
         if digest and kept is None:
             kept = claim.enter_context(stack_cache.claimed(digest))
-        private_dir(state_dir)
         scaled = clock.Clock(origin=time.time(), scale=time_scale)  # the one wall reading
         clock.use(scaled)  # before anything starts: every child gets it (Clock.environment)
         state = SandboxState(
