@@ -19,7 +19,9 @@ own packages is read once, a DynamoDB transaction backs up the items it touches 
 tables, botocore's list of a service's regions is read once per process rather than once per
 botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three), and
 the backend that serves a host and the actions of a response class are looked up once, and a
-KMS key that is not asymmetric gets moto's private key only if something uses it.
+KMS key that is not asymmetric gets moto's private key only if something uses it. The launcher
+builds its servers without what they never use: werkzeug's URL builders, and the EC2 backend
+that moto's SSM imports.
 """
 
 from __future__ import annotations

@@ -143,12 +143,12 @@ class Pollers:
     def _source_loop(self, region: str, uuid: str, mapping: Mapping) -> None:
         shards: dict[str, str | None] = {}  # a stream's place in each shard, kept while paused
         queue, consuming = QueueUrl(self.clients, mapping), self.consuming(mapping)
+        call = functools.partial(self._call, mapping, source="sqs")
         while self._wait():
             try:
                 if not consuming():
                     continue
                 if mapping.service == "sqs":
-                    call = functools.partial(self._call, mapping, source="sqs")
                     drain_queue(self.clients, mapping, call, queue.get())
                 else:
                     self._read_stream(mapping, shards)
