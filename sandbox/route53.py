@@ -49,10 +49,13 @@ ANSWER_SECONDS = 2.0
 #: ... but at least this long on the wall: the endpoint's answer is this machine's CPU, not
 #: AWS's latency. A healthy region's health route took up to 0.61 wall s under the bench's load
 #: (a Lambda runtime started, the watchers evaluating): with 0.5 (0.6 s at k = 10) such probes
-#: failed, and three in a row sent DNS to the standby before any outage. Past Route 53's own
+#: failed, and three in a row sent DNS to the standby before any outage; with 1.0 it happened
+#: again on a machine twice as loaded (2026-12-07: the demo's DNS answered the standby at the
+#: first look after the outage, 24 AWS s before any watcher acted). Past Route 53's own
 #: deadline a probe still under way counts as failed (:meth:`Checkers.status`), so the floor
-#: decides only whether a late answer takes that back, not when the failure is seen.
-PROBE_WALL_FLOOR = 1.0
+#: decides only whether a late answer takes that back, not when the failure is seen: a hung
+#: region, which never answers, flips after as many AWS seconds whatever the floor.
+PROBE_WALL_FLOOR = 3.0
 #: What a probe past Route 53's deadline, its answer not in, reports (Route 53's words).
 LATE_REPORT = "Failure: Connection timed out. The endpoint did not answer in time"
 #: How often (wall seconds) the scheduler looks for checks that are due, and for new checks.

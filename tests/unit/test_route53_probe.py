@@ -135,8 +135,8 @@ def test_a_hung_endpoint_counts_failed_at_route53s_deadline_not_at_the_sandboxs_
     scaled: clock.Clock, floor_of_a_minute: None
 ) -> None:
     """The failure is seen once Route 53 would count it, 2 AWS s after connecting, while the
-    sandbox still waits for the answer: with the floor's wait alone (60 wall s here, 1 in the
-    sandbox: 10 AWS s at k = 10, 5 at k = 5) a hung region was seen later the faster the clock."""
+    sandbox still waits for the answer: with the floor's wait alone (60 wall s here, 3 in the
+    sandbox: 30 AWS s at k = 10, 15 at k = 5) a hung region was seen later the faster the clock."""
     answers = threading.Event()  # never set: the request is held
     with serving(health_route(0.0, answers, hold=60.0)) as url:
         try:
