@@ -249,7 +249,14 @@ def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
     assert primary_record(box).rstrip(".") == region_host(box, STANDBY)
     box.heal(OTHER)
     box.heal(PRIMARY)
-    until(lambda: fenced_everywhere(box, PRIMARY) == {}, 120, "the returning primary is fenced")
+    try:
+        until(lambda: fenced_everywhere(box, PRIMARY) == {}, 120, "the returning primary fenced")
+    except AssertionError:  # what is still unfenced, and what the watchers last decided
+        seen = watcher_procs.decisions(box.state_dir, list(box.topology.regions.all))
+        raise AssertionError(
+            [fenced_everywhere(box, PRIMARY)]
+            + [(d["watcher_region"], d["action"], d["reason"][:160]) for d in seen[-12:]]
+        ) from None
     assert mode(box, OTHER) == "standby"
 
 
