@@ -319,6 +319,7 @@ def _application() -> Any:
     moto_patches.dispatch_lookups_once()
     moto_patches.private_keys_when_used()
     moto_patches.url_builders_when_used()
+    moto_patches.no_cors()  # before the first app is built
     route53.patch_status()
     application = DomainDispatcherApplication(create_backend_app)
     known = {name for name, _ in backend_url_patterns}

@@ -20,8 +20,8 @@ tables, botocore's list of a service's regions is read once per process rather t
 botocore session moto makes (importing moto's EC2 backend, which SSM's imports, made three), and
 the backend that serves a host and the actions of a response class are looked up once, and a
 KMS key that is not asymmetric gets moto's private key only if something uses it. The launcher
-builds its servers without what they never use: werkzeug's URL builders, and the EC2 backend
-that moto's SSM imports.
+builds its servers without what they never use: werkzeug's URL builders, the EC2 backend
+that moto's SSM imports, and flask-cors's headers on every answer, which AWS's APIs do not send.
 """
 
 from __future__ import annotations
@@ -549,3 +549,17 @@ def ssm_without_ec2() -> None:
     finally:
         if sys.modules.get("moto.ec2") is stand_in:
             del sys.modules["moto.ec2"]
+
+
+def no_cors() -> None:
+    """Build moto's service apps without flask-cors, as moto's own ``MOTO_DISABLE_GLOBAL_CORS``
+    setting does (read once, when moto's server module is imported).
+
+    flask-cors added ``Access-Control-Allow-*`` headers to every answer of every service, which
+    AWS's APIs do not (S3's bucket CORS is S3's own, answered by moto's S3, not by this), and
+    no browser calls the emulator (the status page reads ``failover serve``): its after-request
+    hook took about 7 % of a server's CPU on a call as light as ``ssm:GetParameters``.
+    """
+    from moto.moto_server import werkzeug_app
+
+    werkzeug_app.DISABLE_GLOBAL_CORS = True  # type: ignore[attr-defined]

@@ -223,3 +223,34 @@ def test_the_launcher_builds_ssm_without_ec2_which_comes_when_ssm_first_uses_it(
         """
     )
     assert seen == [False, "EC2Backend", True, True]
+
+
+def test_the_services_answer_without_cors_headers_once_patched_as_aws_does() -> None:
+    seen = run(
+        """
+        import json
+        from moto.moto_server import werkzeug_app
+        from werkzeug.test import Client
+        from sandbox import moto_patches
+
+        def allows_origin():
+            app = Client(werkzeug_app.create_backend_app("ssm"))
+            answer = app.post(
+                "/",
+                headers={
+                    "X-Amz-Target": "AmazonSSM.GetParameters",
+                    "Content-Type": "application/x-amz-json-1.1",
+                    "Authorization": "AWS4-HMAC-SHA256 Credential=k/20261207/us-east-1/ssm/"
+                    "aws4_request, SignedHeaders=host, Signature=0",
+                },
+                data=json.dumps({"Names": ["/a"]}),
+            )
+            assert answer.status_code == 200, answer.data
+            return "Access-Control-Allow-Origin" in answer.headers
+
+        before = allows_origin()
+        moto_patches.no_cors()
+        print(json.dumps([before, allows_origin()]))
+        """
+    )
+    assert seen == [True, False]  # moto's default, then the patch's
