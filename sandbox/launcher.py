@@ -146,7 +146,11 @@ class AwsErrors:
 
     botocore's query-protocol parser raises on an HTML body before its retry handler sees the
     status, so one emulator bug under load failed a whole call that AWS's answer would have
-    let botocore retry. The traceback stays in the server's log.
+    let botocore retry. moto runs its apps in debug mode, where Flask re-raises an error
+    instead of answering its page: that error is answered the same way (it used to reach the
+    HTTP front, whose plain-text 500 botocore's query parser failed on just the same). The
+    traceback stays in the server's log. A caller's dropped connection is not moto's error: it
+    goes up as it came.
     """
 
     def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
@@ -161,7 +165,13 @@ class AwsErrors:
             answer[:] = [status, headers, exc_info]
             return lambda data: None  # the legacy write(); moto's Flask apps never call it
 
-        body = self.application(environ, hold)
+        try:
+            body = self.application(environ, hold)
+        except (ConnectionError, TimeoutError):  # the caller went away (keepalive.DROPPED)
+            raise
+        except Exception:  # any error inside moto is AWS's InternalFailure
+            traceback.print_exc()
+            return internal_failure(start_response)
         status, headers, exc_info = answer
         html = any(k.lower() == "content-type" and v.startswith("text/html") for k, v in headers)
         if not (status.startswith("500") and html):
@@ -169,15 +179,20 @@ class AwsErrors:
             return body
         if hasattr(body, "close"):
             body.close()
-        start_response(
-            "500 Internal Server Error",
-            [
-                ("Content-Type", "text/xml"),
-                ("Content-Length", str(len(INTERNAL_FAILURE))),
-                ("x-amzn-ErrorType", "InternalFailure"),
-            ],
-        )
-        return [INTERNAL_FAILURE]
+        return internal_failure(start_response)
+
+
+def internal_failure(start_response: Callable[..., Any]) -> list[bytes]:
+    """Answer AWS's ``500 InternalFailure``, in a body every botocore protocol parses."""
+    start_response(
+        "500 Internal Server Error",
+        [
+            ("Content-Type", "text/xml"),
+            ("Content-Length", str(len(INTERNAL_FAILURE))),
+            ("x-amzn-ErrorType", "InternalFailure"),
+        ],
+    )
+    return [INTERNAL_FAILURE]
 
 
 class RoundTrip:
@@ -307,6 +322,8 @@ def _application() -> Any:
     from moto.backend_index import backend_url_patterns
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from sandbox import moto_dispatch  # imports moto's: after the changes above
+
     moto_patches.detach_event_sources()
     moto_patches.respect_rule_state()
     moto_patches.cache_module_list()
@@ -325,7 +342,8 @@ def _application() -> Any:
     known = {name for name, _ in backend_url_patterns}
     for service in SERVICES:
         if service in known:
-            application.app_instances[service] = create_backend_app(service)  # type: ignore[arg-type]
+            built = create_backend_app(service)  # type: ignore[arg-type]
+            application.app_instances[service] = moto_dispatch.Lean(built)  # type: ignore[assignment]
     try:
         warm(MODELS)
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
