@@ -71,8 +71,9 @@ unit: bytecode
 # a sandbox test spends much of its wall time waiting (a hung region's timeouts, the scaled
 # clock's intervals), and a third worker's tests fill it. 2026-12-06, one tree, a cold cache:
 # three workers 368 s (116 s of the cores idle), four 336 s (48 s idle); two took 464 s (303 s
-# idle) on the tree before. Not four: under four a healthy control-table replica's answer
-# outran the demo watcher's scaled timeout (1 red in 6 full runs; three: 0 in 4).
+# idle) on the tree before. Not four: every test costs more CPU under their load (2026-12-07,
+# back to back: three 381 s and 640 s of CPU, four 407 s and 778 s), and under four a healthy
+# control-table replica's answer outran the demo watcher's scaled timeout (1 red in 6 runs).
 WORKERS ?= 3
 pytest: bytecode
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
