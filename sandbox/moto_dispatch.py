@@ -4,7 +4,7 @@ Called by :mod:`sandbox.launcher` for the services it builds before forking. mot
 service from a Flask app whose every route calls moto's own handler, with the request as moto's
 ``convert_to_flask_response`` passes it; Flask adds an application and a request context, its
 signals, and its response processing around that call, about a fifth of the app's CPU on a call
-as light as ``ssm:GetParameters`` (0.93 ms against 0.75 ms, medians of 5 x 1,500 calls). A
+as light as ``ssm:GetParameters`` (0.91 ms against 0.76 ms, medians of 5 x 1,500 calls). A
 :class:`Lean` app routes on the same URL map and calls the same handler with the same request,
 and answers with the same response: what a caller sees does not change. An error inside moto
 goes up to the launcher's ``AwsErrors``, as it does from Flask's app (moto runs it in debug
