@@ -143,6 +143,10 @@ def test_a_function_fenced_to_0_that_still_gets_calls_fires_its_throttles_alarm_
     metrics = Metrics(lambda region: box.clients.client("cloudwatch", region))
     invoker.observers.append(LambdaMetrics(metrics))
     box.evaluate_alarms(True)
+    period = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["Period"]
+    # Throttle well inside one period: throttles that a loaded machine delays past its end fall
+    # into the next one (the alarm fires a period later, or sees two datapoints of 1).
+    until(lambda: clock.now() % period < period - EVALUATION_INTERVAL, 120, "a period starts")
     try:
         throttled_at = clock.now()
         for _ in range(2):
@@ -159,7 +163,6 @@ def test_a_function_fenced_to_0_that_still_gets_calls_fires_its_throttles_alarm_
         fired_at = found["StateUpdatedTimestamp"].timestamp()  # the evaluator's AWS time
         # the first evaluation once the throttles' period is complete: within one evaluation
         # interval (60 AWS s) of its end, one more of slack for this machine's CPU
-        period = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["Period"]
         period_end = (math.floor(throttled_at / period) + 1) * period
         assert throttled_at <= fired_at <= period_end + 2 * EVALUATION_INTERVAL
         assert "Threshold Crossed" in found["StateReason"] and "[2.0 (" in found["StateReason"]
