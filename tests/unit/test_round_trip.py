@@ -101,7 +101,9 @@ def test_the_launcher_knows_its_peer_user() -> None:
 
 
 def flaky_moto(failures: int) -> Any:
-    """A Flask app as moto builds them, whose first ``failures`` calls raise inside it."""
+    """A Flask app as moto builds them but out of debug mode, so that Flask answers its HTML
+    page (moto's own re-raise: tests/unit/test_moto_dispatch.py), whose first ``failures``
+    calls raise inside it."""
     import flask
 
     app = flask.Flask("flaky")
