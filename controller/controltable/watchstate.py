@@ -39,6 +39,9 @@ class WatchState:
     updated: float | None = None
     owner: str = ""
     decision: dict[str, Any] = field(default_factory=dict)
+    #: The regions owed a full read (:mod:`controller.watchers.owed`); None: not recorded (an item
+    #: saved before it kept them, or none saved).
+    unsettled: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The item as ``failover watchers --json`` shows it."""
@@ -52,6 +55,7 @@ class WatchState:
             "last_action": self.last_action,
             "good_primary": self.good_primary,
             "decision": self.decision,
+            "unsettled": None if self.unsettled is None else list(self.unsettled),
         }
 
 
@@ -92,6 +96,7 @@ class WatchStates:
                     updated=state.updated,
                     owner=state.owner,
                     decision=json.dumps(state.decision, sort_keys=True),
+                    unsettled=None if state.unsettled is None else ",".join(state.unsettled),
                 ),
                 ConditionExpression="attribute_not_exists(#n) OR #n < :n",
                 ExpressionAttributeNames={"#n": "evaluations"},
@@ -119,6 +124,7 @@ def _state(got: dict[str, Any]) -> WatchState:
         decision = json.loads(got.get("decision") or "{}")
     except ValueError:
         decision = {}
+    unsettled = got.get("unsettled")
     return WatchState(
         region=str(got.get("region") or got["sk"]),
         consecutive_bad=int(got.get("consecutive_bad") or 0),
@@ -129,4 +135,5 @@ def _state(got: dict[str, Any]) -> WatchState:
         updated=as_float(got.get("updated")),
         owner=str(got.get("owner") or ""),
         decision=decision if isinstance(decision, dict) else {},
+        unsettled=None if unsettled is None else tuple(r for r in str(unsettled).split(",") if r),
     )

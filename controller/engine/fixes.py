@@ -85,6 +85,8 @@ class Reconciliation:
     fixes: list[Fix]
     dry_run: bool
     outcomes: dict[int, FixOutcome] = field(default_factory=dict)
+    #: The regions the fixes cover (:class:`~controller.engine.reconcile.Observation`).
+    covered: frozenset[str] = frozenset()
 
     @property
     def acted(self) -> bool:
@@ -97,6 +99,12 @@ class Reconciliation:
         return [
             f for i, f in enumerate(self.fixes) if i in self.outcomes and not self.outcomes[i].ok
         ]
+
+    @property
+    def settled(self) -> frozenset[str]:
+        """The regions read and, where they needed it, fixed: covered, no fix of theirs failed.
+        A watcher owes a region that came back a full read until one settles it."""
+        return self.covered - {f.region for f in self.failed}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``failover reconcile --json``)."""

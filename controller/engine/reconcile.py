@@ -21,6 +21,7 @@ every request checks the lease first, as a run's do.
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -206,6 +207,16 @@ def _serves(seen: health.ComponentStatus) -> bool:
     return seen.state in SERVING or (isinstance(mode, str) and state_of(mode) in SERVING)
 
 
+class Observation(NamedTuple):
+    """What :func:`observe` read and decided."""
+
+    desired: Desired
+    fixes: list[Fix]
+    #: The regions the fixes cover: every region that answered the read, or none while a run is
+    #: in progress (the one fix is then the run's, whatever each region says).
+    covered: frozenset[str]
+
+
 def observe(
     topology: Topology,
     manifest: Manifest,
@@ -214,7 +225,7 @@ def observe(
     *,
     fence_only: bool = False,
     report: health.StatusReport | None = None,
-) -> tuple[Desired, list[Fix]]:
+) -> Observation:
     """Read the desired state, the journal and every component (unless ``report`` is a
     fresh read of them already), and decide."""
     desired = journal.desired(topology.regions.primary)
@@ -231,7 +242,8 @@ def observe(
         lease_live=live,
         fence_only=fence_only,
     )
-    return desired, fixes
+    answered = frozenset(n for n, r in report.regions.items() if r.reachable)
+    return Observation(desired, fixes, frozenset() if run_id else answered)
 
 
 def reconcile(
@@ -258,10 +270,10 @@ def reconcile(
         The desired state changed between the read and the lease (exit code 3).
     """
     journal = journal or Journal(clients, manifest)
-    desired, fixes = observe(
+    desired, fixes, covered = observe(
         topology, manifest, clients, journal, fence_only=fence_only, report=report
     )
-    result = Reconciliation(desired, fixes, dry_run)
+    result = Reconciliation(desired, fixes, dry_run, covered=covered)
     todo = [i for i, f in enumerate(fixes) if f.action != FixAction.REPORT]
     if dry_run or not todo:
         return result

@@ -10,8 +10,9 @@ threshold, the cooldown, an unknown lag) is :mod:`controller.watchers.pacing`'s.
 back by itself unless the topology's policy says so, and starts no run while automation is
 paused. Every evaluation that starts no run ends with the reconciler
 (:mod:`controller.engine.reconcile`), first on the same read of the region modes, on a read of
-every component when those disagree, when a region answers again (a fence write lost in its
-outage may land as it resumes), and every few rounds: a region back from an outage is fenced
+every component when those disagree, when a region it saw not answering answers again, until
+a full read has covered it (a fence write lost in its outage may land as it resumes:
+:mod:`controller.watchers.owed`), and every few rounds: a region back from an outage is fenced
 (also while paused: fencing only removes writers), drift in the active region undone, a run
 whose controller died taken over.
 """
@@ -47,7 +48,8 @@ from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
 from controller.watchers import pacing, signals
-from controller.watchers.decisions import Decision, Evaluate, Evaluation, WatchAction, answering
+from controller.watchers.decisions import Decision, Evaluate, Evaluation, WatchAction
+from controller.watchers.owed import OwedReads
 from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG, accepts_unknown_lag
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class Watcher:
     _epoch: int = field(default=0, init=False)
     _report: health.StatusReport | None = field(default=None, init=False)
     _rounds: int = field(default=0, init=False)
-    _answered: frozenset[str] | None = field(default=None, init=False)
+    _owed: OwedReads = field(default_factory=OwedReads, init=False)
     _desired: Desired | None = field(default=None, init=False)
     #: The active region last read, the regions whose alarms the last read covered (signals).
     _active_seen: str | None = field(default=None, init=False)
@@ -107,9 +109,7 @@ class Watcher:
         self.last_action = state.last_action
         self._good_primary = state.good_primary
         self._active_seen = str(state.decision.get("active_region") or "") or None
-        seen = state.decision.get("region_health")
-        if isinstance(seen, dict) and seen:
-            self._answered = answering(seen)
+        self._owed.restore(state)
 
     def remember(
         self, region: str, decision: Decision, *, owner: str = "", evaluations: int = 0
@@ -125,6 +125,7 @@ class Watcher:
             decision.time,
             owner,
             decision.to_dict(),
+            self._owed.saved(),
         )
 
     # -- evaluating --------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Watcher:
         self._active_seen = desired.active
         if self._alarms_read is not None and desired.active not in self._alarms_read:
             ev = self.read(frozenset(self.topology.regions.all))
-        returning = self._returning(ev)
+        returning = self._owed.due(ev.health)
         self._epoch = desired.epoch
         self._desired = desired
         ev = replace(ev, active=desired.active)
@@ -180,19 +181,6 @@ class Watcher:
             extra={"event": decision.to_dict()},
         )
         return decision
-
-    def _returning(self, ev: Evaluation) -> frozenset[str]:
-        """The regions that answer again since the last evaluation (remembering who answers).
-
-        A region that answers again (or that this watcher has not seen answer before) is read in
-        full by the reconciler: its mode parameter may say fenced while its components still
-        serve, because a fence write that timed out during the outage can still be applied when
-        the region resumes (AWS, too, may apply a request whose answer was lost).
-        """
-        now = answering(ev.health)
-        returning = now - self._answered if self._answered is not None else now
-        self._answered = now
-        return returning
 
     def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
         def say(action: WatchAction, reason: str, **kw: Any) -> Decision:
@@ -321,16 +309,16 @@ class Watcher:
             if self._report is not None and self._rounds % DEEP_EVERY and not returning:
                 # The evaluation's own read (region modes, no components) first: a full read of
                 # every component costs the data plane CPU; it is made only when the modes
-                # disagree with the desired state, when a region answers again, and every
-                # DEEP_EVERY rounds for drift.
-                _, fixes = observe(
+                # disagree with the desired state, while a region that did not answer is owed
+                # one (OwedReads), and every DEEP_EVERY rounds for drift.
+                fixes = observe(
                     self.topology,
                     self.manifest,
                     self.clients,
                     self.journal,
                     fence_only=paused,
                     report=self._report,
-                )
+                ).fixes
                 if all(f.action == FixAction.REPORT for f in fixes):
                     return decision
             result = reconcile(
@@ -341,6 +329,7 @@ class Watcher:
                 fence_only=paused,
                 executor=executor,
             )
+            self._owed.paid(result.settled)
         except RunInterruptedError:
             raise
         except LeaseHeldError as exc:

@@ -157,3 +157,52 @@ def test_a_paused_watcher_fences_a_returning_region_whatever_its_mode_says_but_s
     assert "automation paused" in decision.reason
     assert fenced_everywhere(box, PRIMARY) == {}
     assert len(journal.runs()) == 1  # the fence is not a run
+
+
+def test_a_returning_region_whose_full_read_fails_is_read_in_full_by_the_next_invocation(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full read owed to a region back from an outage can fail (it hangs again for a moment,
+    or another watcher holds the lease): the debt outlives the evaluation that could not pay
+    it, in the watcher's item, until a full read covers the region and fences it."""
+    from controller.actions.mode import parameter_of
+    from controller.controltable.table import ControlTable
+    from controller.controltable.watchstate import WatchStates
+    from controller.watchers import watcher as watchers
+
+    box = fresh_sandbox
+    box.fail(PRIMARY, "hang")
+    plan = build_plan(box.topology, graphs.build(box.topology), target=STANDBY)
+    Executor(box.topology, box.manifest, box.clients).execute(plan)
+    states = WatchStates(ControlTable(box.clients, box.manifest))
+    watcher = watchers.Watcher(box.topology, box.manifest, box.clients)
+    first = watcher.step()
+    assert first.health[PRIMARY] == "unreachable", first
+    box.heal(PRIMARY)
+    late = parameter_of(box.topology, box.manifest, PRIMARY)
+    plain(box, "ssm", PRIMARY).put_parameter(Name=late, Value="fenced", Overwrite=True)
+
+    full_read = watchers.reconcile
+
+    def hung_again(*args: object, **kwargs: object) -> object:
+        box.fail(PRIMARY, "hang")  # answered the evaluation's read, not the full one
+        try:
+            return full_read(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            box.heal(PRIMARY)
+
+    monkeypatch.setattr(watchers, "reconcile", hung_again)
+    second = watcher.step()
+    monkeypatch.undo()
+    assert second.health[PRIMARY] != "unreachable", second
+    assert fenced_everywhere(box, PRIMARY)  # the mode says fenced; the components serve
+    states.write(watcher.remember(STANDBY, second, evaluations=2))
+    assert states.read(STANDBY).unsettled == (PRIMARY,)
+
+    following = watchers.Watcher(box.topology, box.manifest, box.clients)
+    following.restore(states.read(STANDBY))
+    third = following.step()
+    assert third.action == "reconcile" and third.target == PRIMARY, third
+    assert fenced_everywhere(box, PRIMARY) == {}
+    states.write(following.remember(STANDBY, third, evaluations=3))
+    assert states.read(STANDBY).unsettled == ()  # paid: the next evaluation reads the modes only
