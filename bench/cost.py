@@ -79,8 +79,14 @@ The levers weighed (issue #27 item 5), the example's figures as this bench print
   custom metrics at $0.30: cut to the 1 the dead-man alarm watches, per region
   (:mod:`controller.watchers.telemetry`).
 
-``--quick`` measures one minute per configuration (``make test`` runs it so that a change that
-breaks the bench breaks the build; its figures are coarse).
+Each region's watcher also reads every component in full once every DEEP_EVERY evaluations of
+its item (the reconciler's check for drift, :data:`controller.watchers.watcher.DEEP_EVERY`): fewer
+than a few minutes hold, so the minutes are measured without them and one full read is measured
+apart, priced over the evaluation after it and counted once every DEEP_EVERY evaluations.
+
+``--quick`` measures one minute per configuration, without the warm-up minute (``make test`` runs
+it so that a change that breaks the bench breaks the build; its figures are coarse: they count
+each watcher's first evaluation, which reads every component).
 
 Run: ``.venv/bin/python bench/cost.py [MINUTES] [--quick]``
 """
@@ -111,6 +117,7 @@ from controller.contract import (
     WATCHER_SCHEDULE,
     WatcherCadence,
 )
+from controller.watchers.watcher import DEEP_EVERY
 
 REPO = Path(__file__).resolve().parent.parent
 PRICES = Path(__file__).with_name("prices.toml")
@@ -422,13 +429,29 @@ class Context:
         self.slept += seconds
 
 
-def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
+@dataclass
+class Measured:
+    """The invocations of the scheduled minutes measured, and of one full read apart."""
+
+    minutes: list[Invocation]
+    #: One calm region's invocation whose evaluation was its full read of every component (the
+    #: reconciler's, every DEEP_EVERY evaluations), and the one after it, which was not.
+    full_read: tuple[Invocation, Invocation]
+
+
+def measure(box: Any, config: Config, minutes: int, warm_up: bool = True) -> Measured:
     """``minutes`` scheduled minutes of every region's watcher under ``config``'s cadence, after
-    one minute of warm-up (a fresh stack's first evaluation reads every component)."""
+    one minute of warm-up (a fresh stack's first evaluation reads every component; without
+    ``warm_up``, that minute is measured), with no full read of every component in them (they
+    come every DEEP_EVERY evaluations of a region's watcher, fewer than a few minutes hold:
+    priced apart, :func:`full_reads`); then one full read and the invocation after it."""
     import json
 
     from controller.aws import Clients
+    from controller.controltable.table import ControlTable
+    from controller.controltable.watchstate import WatchStates
     from controller.watchers import chain, lambda_entry, signals
+    from controller.watchers import watcher as watchers
 
     topology, manifest = box.topology, box.manifest
     meter = Meter(manifest.control.table)
@@ -486,8 +509,9 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
     # the links' delays rather than waiting them, so the schedule's invocation is told whether
     # its region's chain runs (on AWS it reads how long ago the chain's last link evaluated).
     running: dict[str, int] = {}
+    every.enter_context(unittest.mock.patch.object(watchers, "DEEP_EVERY", 10**9))
     try:
-        for minute in range(minutes + 1):
+        for minute in range(minutes + warm_up):
             for region in topology.regions.all:
                 with unittest.mock.patch.object(
                     chain, "running", lambda updated, within, r=region: r in running
@@ -503,12 +527,38 @@ def measure(box: Any, config: Config, minutes: int) -> list[Invocation]:
                     elapsed += inv.aws_seconds + (sent[1] if sent else 0.0)
                 if sent is not None:
                     running[region] = sent[0]
-                if minute:  # the first minute warms up
+                if minute or not warm_up:  # the first minute warms up
                     out.extend(measured)
+        every.close()
+        # a calm region's watcher at its DEEP_EVERY-th evaluation, then at the one after it
+        region = topology.regions.standby[-1]
+        states = WatchStates(ControlTable(Clients(endpoints=manifest.endpoints), manifest))
+        seen = states.read(region)
+        due = (seen.evaluations // watchers.DEEP_EVERY + 1) * watchers.DEEP_EVERY - 1
+        states.write(replace(seen, evaluations=due))
+        with unittest.mock.patch.object(chain, "running", lambda updated, within: False):
+            full, light = one(region)[0], one(region)[0]
     finally:
         every.close()
         logging.getLogger().removeHandler(counter)
-    return out
+    return Measured(out, (full, light))
+
+
+def full_reads(
+    measured: Measured, config: Config, prices: Mapping[str, Price], **shape: int
+) -> tuple[float, float]:
+    """The full reads of a month (one every DEEP_EVERY evaluations of each region's watcher, at
+    the measured minutes' evaluations) and what they add to the bill: each one's cost over the
+    evaluation after it, which read the modes only."""
+    evaluations = sum(i.evaluations for i in measured.minutes) / shape["minutes"]
+    a_month = evaluations / DEEP_EVERY * MONTH_SECONDS / 60
+    full, light = measured.full_read
+
+    def once_a_minute(invocation: Invocation) -> float:
+        one = {**shape, "minutes": 1}
+        return sum(line.dollars for line in bill(usage([invocation], config, **one), prices))
+
+    return a_month, (once_a_minute(full) - once_a_minute(light)) * a_month / (MONTH_SECONDS / 60)
 
 
 #: One invocation of a watcher in a fresh interpreter (the sandbox reset: its first evaluation
@@ -610,7 +660,7 @@ def levers(
         f"per million): ${durable:.2f}; the deployed cadence on {other}: ${arm:.2f} "
         f"(${deployed_total - arm:+.2f}); the active region's watcher alive its whole minute "
         f"(its cut-off check every interval, the two-writer window kept at 60 s): "
-        f"${deployed_total + awake_own:.2f} (+${awake_own:.2f})"
+        f"${deployed_total + awake_own:.2f} (+${awake_own:.2f}); each without the full reads"
     )
 
 
@@ -628,13 +678,13 @@ def deployed_size(box: Any) -> tuple[int, str]:
     return int(got["MemorySize"]), str((got.get("Architectures") or ["x86_64"])[0])
 
 
-def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
+def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE, warm_up: bool = True) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     from sandbox import Sandbox
 
     prices = load_prices()
-    measured: dict[str, list[Invocation]] = {}
+    measured: dict[str, Measured] = {}
     configs = {BASELINE.name: BASELINE}
     with tempfile.TemporaryDirectory() as tmp:
         box = Sandbox.up(EXAMPLE, Path(tmp) / ".failover", time_scale=time_scale)
@@ -643,16 +693,18 @@ def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
             configs[DEPLOYED.name] = DEPLOYED.sized(*deployed_size(box))
             for config in configs.values():
                 box.reset()
-                measured[config.name] = measure(box, config, minutes)
+                measured[config.name] = measure(box, config, minutes, warm_up)
             regions = len(box.topology.regions.all)
             replicas = len(box.topology.control_regions.replicas)
         finally:
             box.down()
-    bills = {}
+    bills, reads = {}, {}
+    shape = {"minutes": minutes, "regions": regions, "replicas": replicas}
     for config in configs.values():
-        invs = measured[config.name]
-        u = usage(invs, config, minutes=minutes, regions=regions, replicas=replicas)
+        invs = measured[config.name].minutes
+        u = usage(invs, config, **shape)
         bills[config.name] = bill(u, prices)
+        reads[config.name] = full_reads(measured[config.name], config, prices, **shape)
         by_region = collections.defaultdict(list)
         for i in invs:
             by_region[i.region].append(i.evaluations)
@@ -663,6 +715,12 @@ def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
         )
         print(f"  per evaluation: {per_evaluation(invs)}")
         print(f"  invocations a month: {u.invocations:,.0f}; GB-s: {u.gb_seconds:,.0f}")
+        full, light = measured[config.name].full_read
+        print(
+            f"  a full read of every component (every {DEEP_EVERY} evaluations): "
+            f"{sum(full.calls.values())} calls, {full.aws_seconds:.2f} AWS s; the evaluation "
+            f"after it {sum(light.calls.values())} calls, {light.aws_seconds:.2f} AWS s"
+        )
     dates = sorted({p.read for p in prices.values()})
     print(
         f"\nthe watchers of {EXAMPLE.relative_to(REPO)} ({regions} regions), a 30-day month, "
@@ -676,17 +734,20 @@ def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
             f"{old.item:34} {old.quantity:>12,.1f} ${old.dollars:>8.2f} "
             f"{new.quantity:>12,.1f} ${new.dollars:>8.2f}  ({old.unit})"
         )
-    before = sum(line.dollars for line in bills["baseline"])
-    after = sum(line.dollars for line in bills["deployed"])
+    (old_n, old_d), (new_n, new_d) = reads["baseline"], reads["deployed"]
+    print(
+        f"{'Full reads (reconciler)':34} {old_n:>12,.1f} ${old_d:>8.2f} "
+        f"{new_n:>12,.1f} ${new_d:>8.2f}  (reads, over the evaluation after each)"
+    )
+    before = sum(line.dollars for line in bills["baseline"]) + old_d
+    after = sum(line.dollars for line in bills["deployed"]) + new_d
     print(f"{'total a month':34} {'':>12} ${before:>8.2f} {'':>12} ${after:>8.2f}")
     levers(
-        measured["baseline"],
-        measured["deployed"],
+        measured["baseline"].minutes,
+        measured["deployed"].minutes,
         configs["deployed"],
         prices,
-        minutes=minutes,
-        regions=regions,
-        replicas=replicas,
+        **shape,
     )
     print(
         f"ratio deployed/baseline: {after / before:.3f}; goal at most ${GOAL_DOLLARS:.2f}: "
@@ -697,9 +758,11 @@ def main(minutes: int = 5, time_scale: float = COST_TIME_SCALE) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("minutes", nargs="?", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="one minute per configuration")
+    parser.add_argument(
+        "--quick", action="store_true", help="one minute per configuration, no warm-up"
+    )
     parser.add_argument(
         "--time-scale", type=float, default=COST_TIME_SCALE, help="AWS seconds per wall second"
     )
     ns = parser.parse_args()
-    main(1 if ns.quick else ns.minutes, ns.time_scale)
+    main(1 if ns.quick else ns.minutes, ns.time_scale, warm_up=not ns.quick)

@@ -10,13 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from controller import clock
+from controller.actions.registry import action_for
 from controller.controltable.journal import Journal, RunStatus, new_run_id
+from controller.controltable.table import ControlTable
+from controller.controltable.watchstate import WatchStates
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import Topology
 from controller.watchers.decisions import Evaluation
-from controller.watchers.watcher import Watcher
+from controller.watchers.watcher import DEEP_EVERY, Watcher
 from sandbox import Sandbox
+from tests.kit.emulator import mapping_enabled
 from tests.kit.polling import until
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
@@ -325,3 +329,32 @@ def test_a_run_whose_controller_died_before_it_moved_the_desired_state_is_ended_
     assert done.target == STANDBY and done.status == "completed"
     ended = journal.run(orphan.id)
     assert ended.status is RunStatus.FAILED and "stopped before" in ended.error
+
+
+def test_drift_in_the_active_region_is_undone_by_invocations_of_one_evaluation_each(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A deployed watcher lives one invocation, often of one evaluation (a chain's link, a calm
+    region's minute): its full read every DEEP_EVERY evaluations counts its item's evaluations,
+    or it never comes and drift that leaves the modes alone stays."""
+    box = fresh_sandbox
+    states = WatchStates(ControlTable(box.clients, box.manifest))
+
+    def invocation(evaluations: int) -> Any:
+        watcher = Watcher(box.topology, box.manifest, box.clients)
+        watcher.restore(states.read(STANDBY))
+        decision = watcher.step()
+        states.write(watcher.remember(STANDBY, decision, evaluations=evaluations))
+        return decision
+
+    first = DEEP_EVERY - 4  # as if the item had counted that many evaluations
+    invocation(first)  # a watcher's first evaluation reads every component
+    stale = action_for(box.topology, box.manifest, box.clients, "worker", PRIMARY)
+    stale.deactivate()  # a controller that lost its lease; the region's mode still says active
+    decisions = []
+    for evaluations in range(first + 1, first + 1 + DEEP_EVERY):
+        decisions.append(invocation(evaluations))
+        if mapping_enabled(box, PRIMARY)["worker"]:
+            break
+    assert mapping_enabled(box, PRIMARY)["worker"] is True, [d.action for d in decisions]
+    assert [d.action for d in decisions] == ["none"] * 3 + ["reconcile"]  # at the DEEP_EVERY-th
