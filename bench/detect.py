@@ -189,6 +189,7 @@ def one_outage(
                     time_scale=scale,
                     outage_phase=phase,
                     page_port=None,
+                    chart=False,
                 )
             ).report
         finally:

@@ -70,6 +70,9 @@ class DemoOptions:
     #: The live status page: its port (0: a free one; None: no page), and who is told its URL.
     page_port: int | None = 0
     on_page: Callable[[str], None] | None = None
+    #: The report's chart (``demo-report.png``): matplotlib's import and drawing take about 3 s
+    #: of CPU, which a bench that reads the figures only does without.
+    chart: bool = True
 
 
 @dataclass
@@ -78,7 +81,7 @@ class DemoResult:
 
     report: dict[str, Any]
     json_path: Path
-    png_path: Path
+    png_path: Path | None
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -238,7 +241,9 @@ def _story(
         report = reports.build(
             load_gen.samples, marks, acked=load_gen.acked, found=found, extra=extra
         )
-        json_path, png_path = reports.write(report, load_gen.samples, marks, options.state_dir)
+        json_path, png_path = reports.write(
+            report, load_gen.samples, marks, options.state_dir, chart=options.chart
+        )
         return DemoResult(report, json_path, png_path, decisions)
     finally:
         load_gen.stop()

@@ -201,13 +201,20 @@ def _since(start: float, end: float | None) -> float | None:
 
 
 def write(
-    report: dict[str, Any], samples: Sequence[Sample], marks: Marks, directory: Path
-) -> tuple[Path, Path]:
-    """Write ``demo-report.json`` and ``demo-report.png`` into ``directory``: its owner's
-    only (0600 in a 0700 folder, whatever the umask), as the sandbox's state is."""
+    report: dict[str, Any],
+    samples: Sequence[Sample],
+    marks: Marks,
+    directory: Path,
+    *,
+    chart: bool = True,
+) -> tuple[Path, Path | None]:
+    """Write ``demo-report.json`` and (with ``chart``) ``demo-report.png`` into ``directory``:
+    its owner's only (0600 in a 0700 folder, whatever the umask), as the sandbox's state is."""
     private_dir(directory)
     json_path = directory / "demo-report.json"
     write_private(json_path, json.dumps(report, indent=2) + "\n")
+    if not chart:
+        return json_path, None
     png_path = directory / "demo-report.png"
     plot(samples, marks, png_path, title=str(report.get("title", "failover demo")))
     return json_path, png_path

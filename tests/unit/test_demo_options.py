@@ -79,11 +79,23 @@ def test_the_demo_report_is_its_owners_only_whatever_the_umask(tmp_path: Path) -
         json_path, png_path = reports.write(report, samples, marks, tmp_path / "out")
     finally:
         os.umask(previous)
+    assert png_path is not None
     for path in (json_path, png_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         assert path.stat().st_size > 0
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_report_without_its_chart_is_the_same_json_and_no_png(tmp_path: Path) -> None:
+    """What ``bench/detect.py`` asks for: it reads the figures, not the chart."""
+    marks = reports.Marks(start=0.0, outage=2.0, detected=3.0, shifted=4.0, end=6.0)
+    samples = [Sample(t, t + 0.1, "read", "ok", 200, 1) for t in (0.5, 1.5, 4.5, 5.5)]
+    report = reports.build(samples, marks, acked={}, found=set(), extra={"title": "t"})
+    charted, _ = reports.write(report, samples, marks, tmp_path / "a")
+    json_path, png_path = reports.write(report, samples, marks, tmp_path / "b", chart=False)
+    assert png_path is None and not (tmp_path / "b" / "demo-report.png").exists()
+    assert json_path.read_text() == charted.read_text()
 
 
 @pytest.mark.parametrize("verb", [("demo", "--no-page"), ("drill",)])
