@@ -225,13 +225,18 @@ def observe(
     *,
     fence_only: bool = False,
     report: health.StatusReport | None = None,
+    known: tuple[Desired, Lease | None] | None = None,
 ) -> Observation:
     """Read the desired state, the journal and every component (unless ``report`` is a
-    fresh read of them already), and decide."""
-    desired = journal.desired(topology.regions.primary)
+    fresh read of them already), and decide.
+
+    ``known``: the desired state and the lease (one item) as a read a moment ago said them, not
+    read again: the watcher's first look, on its evaluation's own read; :func:`reconcile` reads
+    them afresh, and takes the lease before it acts."""
+    desired = known[0] if known else journal.desired(topology.regions.primary)
     report = report or health.status(topology, manifest, clients)
     run_id = journal.current_run_id()
-    holder = journal.holder()
+    holder = known[1] if known else journal.holder()
     live = holder is not None and holder.expires_at > journal.clock()
     fixes = decide(
         topology,

@@ -30,6 +30,7 @@ from controller import health
 from controller.aws import Clients
 from controller.controltable.desired import Desired
 from controller.controltable.journal import Journal, RunKind, RunStatus
+from controller.controltable.lease import Lease
 from controller.controltable.watchstate import WatchState
 from controller.engine.executor import Executor, RunResult
 from controller.engine.fixes import FixAction
@@ -95,6 +96,7 @@ class Watcher:
     _rounds: int = field(default=0, init=False)
     _owed: OwedReads = field(default_factory=OwedReads, init=False)
     _desired: Desired | None = field(default=None, init=False)
+    _holder: Lease | None = field(default=None, init=False)
     #: The active region last read, the regions whose alarms the last read covered (signals).
     _active_seen: str | None = field(default=None, init=False)
     _alarms_read: frozenset[str] | None = field(default=None, init=False)
@@ -164,7 +166,7 @@ class Watcher:
         ev = (self.evaluate or self.read)()
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale (a new one: read its alarms).
-        desired = self.journal.desired(self.topology.regions.primary)
+        desired, self._holder = self.journal.desired_and_holder(self.topology.regions.primary)
         self._active_seen = desired.active
         if self._alarms_read is not None and desired.active not in self._alarms_read:
             ev = self.read(frozenset(self.topology.regions.all))
@@ -313,10 +315,8 @@ class Watcher:
         executor = self._executor()
         try:
             if self._report is not None and self._rounds % DEEP_EVERY and not returning:
-                # The evaluation's own read (region modes, no components) first: a full read of
-                # every component costs the data plane CPU; it is made only when the modes
-                # disagree with the desired state, while a region that did not answer is owed
-                # one (OwedReads), and every DEEP_EVERY rounds for drift.
+                # First the evaluation's own read (modes, no components, the lease item): a
+                # full read only when the modes disagree, one is owed, and every DEEP_EVERY.
                 fixes = observe(
                     self.topology,
                     self.manifest,
@@ -324,6 +324,7 @@ class Watcher:
                     self.journal,
                     fence_only=paused,
                     report=self._report,
+                    known=(self._desired, self._holder) if self._desired else None,
                 ).fixes
                 if all(f.action == FixAction.REPORT for f in fixes):
                     return decision

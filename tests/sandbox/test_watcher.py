@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from controller import clock
 from controller.actions.registry import action_for
 from controller.controltable.journal import Journal, RunStatus, new_run_id
-from controller.controltable.table import ControlTable
+from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
 from controller.controltable.watchstate import WatchStates
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
@@ -358,3 +360,25 @@ def test_drift_in_the_active_region_is_undone_by_invocations_of_one_evaluation_e
             break
     assert mapping_enabled(box, PRIMARY)["worker"] is True, [d.action for d in decisions]
     assert [d.action for d in decisions] == ["none"] * 3 + ["reconcile"]  # at the DEEP_EVERY-th
+
+
+def test_a_calm_evaluation_reads_the_lease_item_once(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desired state and the lease are one item: an evaluation that reads the modes only
+    reads it once, not once for its decision and twice more for the reconciler's first look
+    (each read is a strongly consistent read of a multi-Region table, billed and waited for)."""
+    box = fresh_sandbox
+    watcher = Watcher(box.topology, box.manifest, box.clients)
+    watcher.step()  # the first evaluation reads every component
+    keys: list[tuple[str, str]] = []
+    get = ControlTable.get
+
+    def counted(table: ControlTable, pk: str, sk: str, *args: Any, **kwargs: Any) -> Any:
+        keys.append((pk, sk))
+        return get(table, pk, sk, *args, **kwargs)
+
+    monkeypatch.setattr(ControlTable, "get", counted)
+    decision = watcher.step()
+    assert decision.action == "none", decision
+    assert keys.count((LEASE_PK, LEASE_SK)) == 1, keys

@@ -73,6 +73,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     w = World(load(EXAMPLE))
     monkeypatch.setattr(health, "status", w.status)
     monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(w.active, 0))
+    monkeypatch.setattr(
+        Journal, "desired_and_holder", lambda self, default: (Desired(w.active, 0), None)
+    )
     monkeypatch.setattr(Journal, "automation", lambda self: {"paused": False})
     monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
     return w
