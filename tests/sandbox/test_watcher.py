@@ -19,7 +19,7 @@ from controller.controltable.watchstate import WatchStates
 from controller.plan import graph as graphs
 from controller.plan.build import build_plan
 from controller.topology import Topology
-from controller.watchers.decisions import Evaluation
+from controller.watchers.decisions import Evaluation, answering
 from controller.watchers.watcher import DEEP_EVERY, Watcher
 from sandbox import Sandbox
 from tests.kit.emulator import mapping_enabled
@@ -358,8 +358,13 @@ def test_drift_in_the_active_region_is_undone_by_invocations_of_one_evaluation_e
         decisions.append(invocation(evaluations))
         if mapping_enabled(box, PRIMARY)["worker"]:
             break
-    assert mapping_enabled(box, PRIMARY)["worker"] is True, [d.action for d in decisions]
-    assert [d.action for d in decisions] == ["none"] * 3 + ["reconcile"]  # at the DEEP_EVERY-th
+    seen = [(d.action, sorted(answering(d.health))) for d in decisions]
+    assert mapping_enabled(box, PRIMARY)["worker"] is True, seen
+    assert decisions[-1].action == "reconcile", seen
+    if all(len(regions) == len(box.topology.regions.all) for _, regions in seen):
+        # nothing owed (on a loaded machine a read may time out, and the region is owed one):
+        # the full read came at the item's DEEP_EVERY-th evaluation, not before
+        assert len(decisions) == 4, seen
 
 
 def test_a_calm_evaluation_reads_the_lease_item_once(
@@ -370,7 +375,7 @@ def test_a_calm_evaluation_reads_the_lease_item_once(
     (each read is a strongly consistent read of a multi-Region table, billed and waited for)."""
     box = fresh_sandbox
     watcher = Watcher(box.topology, box.manifest, box.clients)
-    watcher.step()  # the first evaluation reads every component
+    decision = watcher.step()  # the first evaluation reads every component
     keys: list[tuple[str, str]] = []
     get = ControlTable.get
 
@@ -379,6 +384,17 @@ def test_a_calm_evaluation_reads_the_lease_item_once(
         return get(table, pk, sk, *args, **kwargs)
 
     monkeypatch.setattr(ControlTable, "get", counted)
-    decision = watcher.step()
-    assert decision.action == "none", decision
+    calm = None
+    for _ in range(5):  # on a loaded machine a read may time out: its region is then owed one
+        owed = watcher.remember(STANDBY, decision).unsettled
+        keys.clear()
+        decision = watcher.step()
+        if (
+            not owed
+            and decision.action == "none"
+            and set(answering(decision.health)) == set(decision.health)
+        ):
+            calm = decision
+            break
+    assert calm is not None, decision
     assert keys.count((LEASE_PK, LEASE_SK)) == 1, keys
