@@ -91,7 +91,8 @@ def watchers(
         print_json({"watchers": rows, "silent": silent})
         return 1 if silent else 0
     table = Table(title="watchers (last decision of each region's watcher)")
-    for column in ("region", "last evaluation", "decision", "bad in a row", "owner", "logs"):
+    columns = ("region", "last evaluation", "decision", "bad in a row", "owes a full read of")
+    for column in (*columns, "owner", "logs"):
         table.add_column(column)
     for row in rows:
         last = row.get("last", {})
@@ -106,6 +107,7 @@ def watchers(
             ("[red]" if row["silent"] else "") + when,
             escape(f"{decision.get('action', '-')}: {decision.get('reason', '')}"),
             str(last.get("consecutive_bad", "-")),
+            ", ".join(last.get("unsettled") or ()) or "-",  # until a full read covers it
             last.get("owner", "-"),
             row["log_file"] or row["log_group"],
         )
