@@ -47,8 +47,10 @@ def control_config(
     urls: Mapping[str, str],
     secret: str,
     partitioned: frozenset[str] = frozenset(),
+    stopped: frozenset[str] = frozenset(),
 ) -> mrsc.Config:
-    """The control table's region set as every server's gate plays it (:mod:`sandbox.mrsc`)."""
+    """The control table's region set as every server's gate plays it (:mod:`sandbox.mrsc`);
+    ``partitioned`` and ``stopped`` (hung or down): the regions the sandbox made fail."""
     control = topology.control_regions
     return mrsc.Config(
         table=topology.control_table,
@@ -57,5 +59,6 @@ def control_config(
         urls=dict(urls),
         store_region=control.replicas[0],
         partitioned=partitioned,
+        stopped=stopped,
         secret=secret,
     )

@@ -585,6 +585,11 @@ def _configure_gates(topology: Topology, state: SandboxState, *, forget: bool = 
         {n: s.url for n, s in state.servers.items()},
         state.secret,
         frozenset(n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED),
+        frozenset(
+            n
+            for n, s in state.servers.items()
+            if s.condition in (Condition.HUNG, Condition.DOWN) or not servers.is_ours(s)
+        ),
     )
     answering = {
         n: s.url

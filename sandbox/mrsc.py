@@ -16,7 +16,10 @@ library only: the launcher imports it before forking.
   the control regions (replicas and witness, itself included). A region that cannot answers
   ``500 InternalServerError`` naming the regions it cannot reach (a 5xx, as DynamoDB answers when
   it cannot serve; the exact MRSC error for a lost quorum is not documented where we looked). A
-  killed region refuses connections and a stopped one never answers, as before.
+  killed region refuses connections and a stopped one never answers, as before. Reaching a
+  majority is the network's part, which the sandbox plays: a region it hung, killed or cut off
+  is not reached, and a running one is, even when its answer to a ping comes late (on a busy
+  machine that lateness is CPU, not distance: :meth:`ControlGate.unreachable`).
 - What MRSC refuses on the control table, the sandbox refuses (``ValidationException``): time to
   live and transactions (``TransactWriteItems``, ``TransactGetItems``, ``ExecuteTransaction``).
 - A partitioned region serves its own callers, reaches no other region and is reached by none:
@@ -87,6 +90,8 @@ class Config:
     store_region: str = ""
     #: The regions cut off by a partition.
     partitioned: frozenset[str] = frozenset()
+    #: The servers the sandbox stopped or killed (a region that hangs or is down).
+    stopped: frozenset[str] = frozenset()
     #: The sandbox's secret, which a ping carries.
     secret: str = ""
 
@@ -101,6 +106,7 @@ class Config:
                 "urls": dict(self.urls),
                 "store_region": self.store_region,
                 "partitioned": sorted(self.partitioned),
+                "stopped": sorted(self.stopped),
                 "secret": self.secret,
             }
         ).encode()
@@ -117,6 +123,7 @@ class Config:
             urls=dict(data["urls"]),
             store_region=data["store_region"],
             partitioned=frozenset(data["partitioned"]),
+            stopped=frozenset(data.get("stopped", ())),
             secret=data["secret"],
         )
 
@@ -231,11 +238,19 @@ class ControlGate:
 
     def unreachable(self, config: Config) -> list[str] | None:
         """None when this region reaches a majority of the control regions (itself included);
-        else the regions it cannot reach."""
+        else the regions it cannot reach.
+
+        A region the sandbox stopped or cut off is not reached, whatever a ping would say: a
+        ping it would not answer waits its whole timeout, and one that a running region
+        answers late is this machine's CPU, not the network (under load a live region's server
+        missed the 0.5 s and a write through another failed with no majority).
+        """
         others = [m for m in config.members if m != config.name]
         if config.name in config.partitioned:
             return others
         need = majority(config.members) - 1
+        failed = [m for m in others if m in config.stopped or m in config.partitioned]
+        others = [m for m in others if m not in failed]
         now = time.monotonic()
         with self._lock:
             trusted = [m for m in others if now - self._seen.get(m, -1e9) < PING_TRUST]
@@ -249,7 +264,7 @@ class ControlGate:
                 future = self._pool.submit(self._ping, config, member)
                 pending.add(future)
                 names[future] = member
-        lost = []
+        lost = list(failed)
         while pending and reached < need:
             done, pending = wait(pending, timeout=PING_TIMEOUT * 2, return_when=FIRST_COMPLETED)
             if not done:
@@ -273,11 +288,25 @@ class ControlGate:
         try:
             with urllib.request.urlopen(request, timeout=PING_TIMEOUT):  # noqa: S310
                 pass
-        except (urllib.error.URLError, OSError, http.client.HTTPException):
-            return False
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # refused: a server that died on its own; late: a running one on a busy machine
+            return _timed_out(exc)
         with self._lock:
             self._seen[member] = time.monotonic()
         return True
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True when a ping failed only by waiting too long (its server runs: the sandbox did not
+    stop it, :meth:`ControlGate.unreachable`).
+
+    >>> _timed_out(TimeoutError()), _timed_out(urllib.error.URLError(TimeoutError()))
+    (True, True)
+    >>> _timed_out(ConnectionRefusedError()), _timed_out(urllib.error.URLError("refused"))
+    (False, False)
+    """
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, TimeoutError)
 
 
 def caller(environ: Mapping[str, Any]) -> str | None:
