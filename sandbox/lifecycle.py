@@ -577,25 +577,22 @@ def server_names(topology: Topology) -> list[str]:
 
 
 def _configure_gates(topology: Topology, state: SandboxState, *, forget: bool = False) -> None:
-    """Tell every answering server the control regions and who is partitioned
-    (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`), and the global server's
-    Route 53 checkers where each check's name leads (``forget``: what they found so far)."""
-    config = account.control_config(
-        topology,
-        {n: s.url for n, s in state.servers.items()},
-        state.secret,
-        frozenset(n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED),
-        frozenset(
-            n
-            for n, s in state.servers.items()
-            if s.condition in (Condition.HUNG, Condition.DOWN) or not servers.is_ours(s)
-        ),
-    )
+    """Tell every answering server the control regions, who is partitioned and who does not
+    answer (:mod:`sandbox.mrsc`, :func:`sandbox.account.control_config`), and the global
+    server's Route 53 checkers where each check's name leads (``forget``: what they found so
+    far)."""
     answering = {
         n: s.url
         for n, s in state.servers.items()
         if s.condition in (Condition.RUNNING, Condition.PARTITIONED) and servers.is_ours(s)
     }
+    config = account.control_config(
+        topology,
+        {n: s.url for n, s in state.servers.items()},
+        state.secret,
+        frozenset(n for n, s in state.servers.items() if s.condition is Condition.PARTITIONED),
+        frozenset(state.servers.keys() - answering.keys()),  # hung, down, or dead on its own
+    )
     mrsc.configure(answering, config)
     with ThreadPoolExecutor(max(1, len(answering))) as pool:
         list(
