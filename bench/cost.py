@@ -384,6 +384,10 @@ class Meter:
         op = event_name.split(".", 1)[1]
         if op == "cloudwatch.GetMetricData":
             self.current.metrics_requested += len(params.get("MetricDataQueries", ()))
+        batch = (params.get("RequestItems") or {}).get(self.table)
+        if op == "dynamodb.BatchGetItem" and batch:
+            context["cost_consistent"] = bool(batch.get("ConsistentRead"))
+            context["cost_keys"] = len(batch.get("Keys", ()))
         if op.startswith("dynamodb.") and params.get("TableName") == self.table:
             context["cost_consistent"] = bool(params.get("ConsistentRead"))
             if op in ("dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.DeleteItem"):
@@ -398,6 +402,13 @@ class Meter:
         items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
         if event_name.endswith((".GetItem", ".Query", ".Scan")):
             units = max(1, math.ceil(sum(item_bytes(i) for i in items) / READ_UNIT_BYTES))
+            self.current.read_units += units * (1.0 if context["cost_consistent"] else 0.5)
+        if event_name.endswith(".BatchGetItem"):
+            # Each item billed apart (at least one unit); a key not found, one unit too.
+            found = parsed.get("Responses", {}).get(self.table, [])
+            units = sum(max(1, math.ceil(item_bytes(i) / READ_UNIT_BYTES)) for i in found)
+            left = parsed.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            units += max(0, context.get("cost_keys", 0) - len(found) - len(left))
             self.current.read_units += units * (1.0 if context["cost_consistent"] else 0.5)
 
 

@@ -33,6 +33,7 @@ from infra.common import (
 
 CONTROL_ACTIONS = (
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",  # a watcher's evaluation reads three items in one request
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",

@@ -37,14 +37,7 @@ class AutomationSwitch:
 
     def read(self) -> dict[str, Any]:
         """``{"paused": bool, "by": str, "reason": str, "since": float, "version": int}``."""
-        got = self.table.get(PK, SK) or {}
-        return {
-            "paused": bool(got.get("paused", False)),
-            "by": got.get("by", ""),
-            "reason": got.get("reason", ""),
-            "since": as_float(got.get("since")),
-            "version": int(got.get(VERSION, 0)),
-        }
+        return state_of(self.table.get(PK, SK))
 
     def set(self, paused: bool, by: str, reason: str = "") -> None:
         """Pause or resume automatic failover (kept in the control table for every watcher).
@@ -110,3 +103,19 @@ class AutomationSwitch:
             f"{what} not applied: the switch changed since it was read (another operator or "
             f"the status page); check with {SHOW} and decide again"
         )
+
+
+def state_of(got: dict[str, Any] | None) -> dict[str, Any]:
+    """The switch as its item (plain values, or None: never set) holds it.
+
+    >>> state_of(None)["paused"], state_of({"paused": True, "by": "oncall", "version": 3})["by"]
+    (False, 'oncall')
+    """
+    got = got or {}
+    return {
+        "paused": bool(got.get("paused", False)),
+        "by": got.get("by", ""),
+        "reason": got.get("reason", ""),
+        "since": as_float(got.get("since")),
+        "version": int(got.get(VERSION, 0)),
+    }

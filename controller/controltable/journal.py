@@ -30,11 +30,13 @@ from typing import Any
 from controller import clock as aws_clock
 from controller.aws import Clients
 from controller.controltable import desired as desires
+from controller.controltable import glance as glances
 from controller.controltable.automation import AutomationSwitch
+from controller.controltable.glance import Glance
 from controller.controltable.items import as_float, chunks, item, key, marked_run, plain
-from controller.controltable.lease import Lease, Leases, lease_of
+from controller.controltable.lease import Lease, Leases
 from controller.controltable.rpo import TableLag, from_plain, to_plain
-from controller.controltable.table import LEASE_PK, LEASE_SK, PER_TRANSACTION, ControlTable
+from controller.controltable.table import PER_TRANSACTION, ControlTable
 from controller.errors import RunNotFoundError
 from controller.plan.steps import FailoverPlan
 from controller.topology.manifest import Manifest
@@ -183,10 +185,9 @@ class Journal:
         """Which region should be active (``default`` at epoch 0 until a run says)."""
         return desires.read(self.control, default)
 
-    def desired_and_holder(self, default: str) -> tuple[desires.Desired, Lease | None]:
-        """:meth:`desired` and :meth:`holder` in one read: the lease item holds both."""
-        got = self.control.get(LEASE_PK, LEASE_SK)
-        return desires.of_item(got, default), lease_of(got)
+    def glance(self, default: str) -> Glance:
+        """The desired state, the lease, the switch and the run in progress in one read."""
+        return glances.read(self.control, default)
 
     def set_desired(
         self, lease: Lease, current: desires.Desired, active: str, run_id: str

@@ -52,6 +52,8 @@ PER_TRANSACTION = 99
 WRITERS = 8
 #: The operations that change the control table: a lost answer to one is an unknown outcome.
 WRITES = frozenset({"put_item", "update_item", "delete_item"})
+#: Operations that name the table inside their request items, not as ``TableName``.
+BATCHES = frozenset({"batch_get_item"})
 #: Wall seconds a read waits for the regions asked before it asks the next one too: far above a
 #: healthy answer's time (milliseconds on AWS, tenths of a second from a loaded emulator), far
 #: below the 4 s a hung region costs a call before it times out.
@@ -184,8 +186,11 @@ class ControlTable:
         timeout)."""
         client = self.clients.client("dynamodb", region)
 
+        # A batch names its table in each request item; every other operation, once.
+        params = kwargs if op in BATCHES else {"TableName": self.table, **kwargs}
+
         def send() -> Any:
-            return getattr(client, op)(TableName=self.table, **kwargs)
+            return getattr(client, op)(**params)
 
         return in_this_thread(send) if inline else in_background(send, name=f"control-{region}")
 
@@ -218,6 +223,20 @@ class ControlTable:
         """One item as plain values, read consistently; None when it does not exist."""
         item = self.call("get_item", Key=key(pk, sk), ConsistentRead=True).get("Item")
         return plain(item) if item else None
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """Items read consistently in one request (``BatchGetItem``, at most 100 keys), each
+        ``(pk, sk)`` to its item as plain values or None; a key left unprocessed (throttled) is
+        read on its own. One round trip, the same units as a ``GetItem`` a key."""
+        request = {"Keys": [key(pk, sk) for pk, sk in keys], "ConsistentRead": True}
+        page = self.call("batch_get_item", RequestItems={self.table: request})
+        found: dict[tuple[str, str], Any] = dict.fromkeys(keys)
+        for got in map(plain, page.get("Responses", {}).get(self.table, [])):
+            found[(got["pk"], got["sk"])] = got
+        for left in page.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", []):
+            pk, sk = left["pk"]["S"], left["sk"]["S"]
+            found[(pk, sk)] = self.get(pk, sk)
+        return found
 
     def query(self, pk: str) -> Iterator[dict[str, Any]]:
         """Every item of partition ``pk`` (as DynamoDB returns them), page after page."""

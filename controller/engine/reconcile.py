@@ -32,6 +32,7 @@ from controller.actions.state import SERVING, State, state_of
 from controller.aws import Clients
 from controller.contract import Mode
 from controller.controltable.desired import Desired
+from controller.controltable.glance import Glance
 from controller.controltable.journal import Journal
 from controller.controltable.lease import Lease
 from controller.engine.executor import Executor
@@ -225,18 +226,18 @@ def observe(
     *,
     fence_only: bool = False,
     report: health.StatusReport | None = None,
-    known: tuple[Desired, Lease | None] | None = None,
+    known: Glance | None = None,
 ) -> Observation:
     """Read the desired state, the journal and every component (unless ``report`` is a
     fresh read of them already), and decide.
 
-    ``known``: the desired state and the lease (one item) as a read a moment ago said them, not
-    read again: the watcher's first look, on its evaluation's own read; :func:`reconcile` reads
-    them afresh, and takes the lease before it acts."""
-    desired = known[0] if known else journal.desired(topology.regions.primary)
+    ``known``: the desired state, the lease and the run in progress as a read a moment ago said
+    them, not read again: the watcher's first look, on its evaluation's own read;
+    :func:`reconcile` reads them afresh, and takes the lease before it acts."""
+    desired = known.desired if known else journal.desired(topology.regions.primary)
     report = report or health.status(topology, manifest, clients)
-    run_id = journal.current_run_id()
-    holder = known[1] if known else journal.holder()
+    run_id = known.run_id if known else journal.current_run_id()
+    holder = known.holder if known else journal.holder()
     live = holder is not None and holder.expires_at > journal.clock()
     fixes = decide(
         topology,

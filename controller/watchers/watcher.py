@@ -28,9 +28,8 @@ from typing import Any
 from controller import clock as aws_clock
 from controller import health
 from controller.aws import Clients
-from controller.controltable.desired import Desired
+from controller.controltable.glance import Glance
 from controller.controltable.journal import Journal, RunKind, RunStatus
-from controller.controltable.lease import Lease
 from controller.controltable.watchstate import WatchState
 from controller.engine.executor import Executor, RunResult
 from controller.engine.fixes import FixAction
@@ -95,8 +94,7 @@ class Watcher:
     _report: health.StatusReport | None = field(default=None, init=False)
     _rounds: int = field(default=0, init=False)
     _owed: OwedReads = field(default_factory=OwedReads, init=False)
-    _desired: Desired | None = field(default=None, init=False)
-    _holder: Lease | None = field(default=None, init=False)
+    _glance: Glance | None = field(default=None, init=False)  # the evaluation's read of it
     #: The active region last read, the regions whose alarms the last read covered (signals).
     _active_seen: str | None = field(default=None, init=False)
     _alarms_read: frozenset[str] | None = field(default=None, init=False)
@@ -166,13 +164,13 @@ class Watcher:
         ev = (self.evaluate or self.read)()
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale (a new one: read its alarms).
-        desired, self._holder = self.journal.desired_and_holder(self.topology.regions.primary)
+        desired = (glance := self.journal.glance(self.topology.regions.primary)).desired
+        self._glance = glance
         self._active_seen = desired.active
         if self._alarms_read is not None and desired.active not in self._alarms_read:
             ev = self.read(frozenset(self.topology.regions.all))
         returning = self._owed.due(ev.health)
         self._epoch = desired.epoch
-        self._desired = desired
         ev = replace(ev, active=desired.active)
         active = desired.active
         bad = ev.bad(active)
@@ -194,7 +192,8 @@ class Watcher:
         def say(action: WatchAction, reason: str, **kw: Any) -> Decision:
             return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad, **kw)
 
-        automation = self.journal.automation()
+        glance = self._glance or self.journal.glance(self.topology.regions.primary)
+        automation = glance.automation
         if automation["paused"]:
             return say(
                 WatchAction.PAUSED,
@@ -202,7 +201,7 @@ class Watcher:
                 + (f": {automation['reason']}" if automation["reason"] else ""),
             )
         left, why = pacing.cooldown_left(
-            self.policy.cooldown_seconds, self._desired, self.clock(), self.last_action, ev.time
+            self.policy.cooldown_seconds, glance.desired, self.clock(), self.last_action, ev.time
         )
         if left > 0:
             return say(WatchAction.COOLDOWN, f"cooling down: {why} ({left:.0f}s left)")
@@ -324,7 +323,7 @@ class Watcher:
                     self.journal,
                     fence_only=paused,
                     report=self._report,
-                    known=(self._desired, self._holder) if self._desired else None,
+                    known=self._glance,
                 ).fixes
                 if all(f.action == FixAction.REPORT for f in fixes):
                     return decision

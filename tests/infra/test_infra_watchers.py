@@ -8,6 +8,7 @@ read. The bundle imports the handler in a clean interpreter with only itself and
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata as metadata
 import json
 import platform
@@ -25,6 +26,7 @@ from controller.plan import graph
 from controller.plan.build import build_plan
 from controller.topology import EXAMPLE_SPEC, Topology, load, loads
 from infra.bundle import RUNTIME_PROVIDED
+from infra.global_ import CONTROL_ACTIONS
 from infra.target import Architecture, Target
 from infra.watchers import (
     CHAIN_POLL,
@@ -35,6 +37,8 @@ from infra.watchers import (
     run_budget,
     watcher_bundle,
 )
+from tests.kit.code_calls import action, operations
+from tests.kit.paths import REPO
 from tests.kit.pulumi_mocks import ACCOUNT, Run, is_watcher
 
 #: The goal for the watcher's zipped bundle (Lambda's own limit is 50 MB zipped).
@@ -314,3 +318,19 @@ def test_the_watcher_bundle_imports_its_handler_with_only_boto3_beside_it(tmp_pa
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     print(f"watcher bundle: {bundle.size / 1e6:.2f} MB zipped, {len(names)} files")
     assert bundle.size < SIZE_GOAL, f"{bundle.size / 1e6:.1f} MB zipped"
+
+
+def test_the_controllers_role_allows_every_operation_it_sends_to_the_control_table() -> None:
+    """Every DynamoDB operation named in the control table's modules (``call("get_item", ...)``,
+    ``attempt("update_item", ...)``) is an action of the roles' control-table statement: a read
+    the role does not allow fails only on AWS, where the sandbox (which checks no policy) is
+    not."""
+    names = operations("dynamodb")
+    sent = {
+        node.value
+        for path in sorted((REPO / "controller" / "controltable").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    }
+    assert {"get_item", "batch_get_item", "put_item", "update_item", "query"} <= sent
+    assert {action("dynamodb", op) for op in sent} <= set(CONTROL_ACTIONS)

@@ -367,27 +367,28 @@ def test_drift_in_the_active_region_is_undone_by_invocations_of_one_evaluation_e
         assert len(decisions) == 4, seen
 
 
-def test_a_calm_evaluation_reads_the_lease_item_once(
+def test_a_calm_evaluation_reads_the_control_table_in_one_request(
     fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The desired state and the lease are one item: an evaluation that reads the modes only
-    reads it once, not once for its decision and twice more for the reconciler's first look
-    (each read is a strongly consistent read of a multi-Region table, billed and waited for)."""
+    """The desired state and the lease (one item), the automation switch and the run in
+    progress: an evaluation that reads the modes only reads them in one request, not once for
+    its decision, again for the switch and twice more for the reconciler's first look (each
+    read a strongly consistent read of a multi-Region table, waited for)."""
     box = fresh_sandbox
     watcher = Watcher(box.topology, box.manifest, box.clients)
     decision = watcher.step()  # the first evaluation reads every component
-    keys: list[tuple[str, str]] = []
-    get = ControlTable.get
+    sent: list[tuple[str, Any]] = []
+    call = ControlTable.call
 
-    def counted(table: ControlTable, pk: str, sk: str, *args: Any, **kwargs: Any) -> Any:
-        keys.append((pk, sk))
-        return get(table, pk, sk, *args, **kwargs)
+    def counted(table: ControlTable, op: str, **kwargs: Any) -> Any:
+        sent.append((op, kwargs.get("RequestItems") or kwargs.get("Key")))
+        return call(table, op, **kwargs)
 
-    monkeypatch.setattr(ControlTable, "get", counted)
+    monkeypatch.setattr(ControlTable, "call", counted)
     calm = None
     for _ in range(5):  # on a loaded machine a read may time out: its region is then owed one
         owed = watcher.remember(STANDBY, decision).unsettled
-        keys.clear()
+        sent.clear()
         decision = watcher.step()
         if (
             not owed
@@ -397,4 +398,8 @@ def test_a_calm_evaluation_reads_the_lease_item_once(
             calm = decision
             break
     assert calm is not None, decision
-    assert keys.count((LEASE_PK, LEASE_SK)) == 1, keys
+    assert [op for op, _ in sent] == ["batch_get_item"], sent
+    (request,) = sent[0][1].values()
+    read = {(k["pk"]["S"], k["sk"]["S"]) for k in request["Keys"]}
+    assert read == {(LEASE_PK, LEASE_SK), ("automation", "automation"), ("current", "run")}
+    assert request["ConsistentRead"] is True

@@ -139,3 +139,40 @@ def test_every_price_says_when_it_was_read_and_where(cost: ModuleType) -> None:
     assert table["lambda_gb_second_arm64"].amount < table["lambda_gb_second_x86"].amount
     # every CloudWatch API request but GetMetricData's is metered: DescribeAlarms too
     assert table["cloudwatch_describe_alarms"].amount == table["cloudwatch_api_request"].amount > 0
+
+
+def test_a_batch_read_bills_each_item_apart_and_each_key_not_found(cost: ModuleType) -> None:
+    """``BatchGetItem`` bills each item it reads apart (at least one unit, then one per 4 KB), a
+    key it did not find one unit, a key it left unprocessed nothing; an eventually consistent
+    read half. Three keys: one 5 KB item (2 units), one small (1), one not found (1)."""
+    meter = cost.Meter("control")
+    keys = [{"pk": {"S": k}, "sk": {"S": k}} for k in ("lease", "automation", "current")]
+    big = {"pk": {"S": "lease"}, "sk": {"S": "lease"}, "blob": {"S": "x" * 5000}}
+    small = {"pk": {"S": "automation"}, "sk": {"S": "automation"}}
+
+    def read(consistent: bool, unprocessed: list[dict[str, object]]) -> float:
+        meter.current = cost.Invocation("us-west-2")
+        context: dict[str, object] = {}
+        request = {"control": {"Keys": keys, "ConsistentRead": consistent}}
+        meter.params(
+            "before-parameter-build.dynamodb.BatchGetItem", {"RequestItems": request}, context
+        )
+        answer = {
+            "Responses": {"control": [big, small]},
+            "UnprocessedKeys": {"control": {"Keys": unprocessed}} if unprocessed else {},
+        }
+        meter.after("after-call.dynamodb.BatchGetItem", answer, context)
+        return float(meter.current.read_units)
+
+    assert read(True, []) == 4.0
+    assert read(False, []) == 2.0
+    assert read(True, keys[2:]) == 3.0  # the unprocessed key is read again, and billed then
+    meter.current = cost.Invocation("us-west-2")
+    other: dict[str, object] = {}
+    meter.params(
+        "before-parameter-build.dynamodb.BatchGetItem",
+        {"RequestItems": {"another-table": {"Keys": keys, "ConsistentRead": True}}},
+        other,
+    )
+    meter.after("after-call.dynamodb.BatchGetItem", {"Responses": {"control": [big]}}, other)
+    assert meter.current.read_units == 0  # another table's reads are not the watcher's

@@ -99,6 +99,7 @@ def test_a_region_bad_across_two_invocations_fails_over_at_the_threshold(
     table's desired state and switch, the reconciler and the executor (which records the run).
     """
     from controller.controltable.desired import Desired
+    from controller.controltable.glance import Glance
     from controller.controltable.journal import Journal, Run, RunStatus
     from controller.health import Health
     from controller.watchers.decisions import Evaluation
@@ -125,9 +126,8 @@ def test_a_region_bad_across_two_invocations_fails_over_at_the_threshold(
     monkeypatch.setattr(Watcher, "read", read)
     monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
     monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(primary, 0))
-    monkeypatch.setattr(
-        Journal, "desired_and_holder", lambda self, default: (Desired(primary, 0), None)
-    )
+    calm = Glance(Desired(primary, 0), None, {"paused": False}, None)
+    monkeypatch.setattr(Journal, "glance", lambda self, default: calm)
     monkeypatch.setattr(Journal, "automation", lambda self: {"paused": False})
     monkeypatch.setattr(lambda_watcher, "Executor", Executor)
     memory = Memory()

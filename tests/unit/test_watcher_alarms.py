@@ -20,6 +20,7 @@ import pytest
 from controller import health
 from controller.aws import Clients
 from controller.controltable.desired import Desired
+from controller.controltable.glance import Glance
 from controller.controltable.journal import Journal, Run, RunStatus
 from controller.health import Health, RegionStatus, Signals, StatusReport
 from controller.topology import Topology, load
@@ -68,15 +69,19 @@ class World:
         return StatusReport(topology.app, self.active, regions)
 
 
+#: The automation switch as nobody set it.
+CALM = {"paused": False}
+
+
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     w = World(load(EXAMPLE))
     monkeypatch.setattr(health, "status", w.status)
     monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(w.active, 0))
     monkeypatch.setattr(
-        Journal, "desired_and_holder", lambda self, default: (Desired(w.active, 0), None)
+        Journal, "glance", lambda self, default: Glance(Desired(w.active, 0), None, CALM, None)
     )
-    monkeypatch.setattr(Journal, "automation", lambda self: {"paused": False})
+    monkeypatch.setattr(Journal, "automation", lambda self: CALM)
     monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
     return w
 
