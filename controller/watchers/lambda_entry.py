@@ -67,6 +67,8 @@ from controller.watchers.pacing import AUTOMATION_ACCEPTS_UNKNOWN_LAG
 from controller.watchers.watcher import Watcher
 
 log = logging.getLogger(__name__)
+#: Every region's watcher item (by region), and when they were read.
+Seen = tuple[dict[str, WatchState], float]
 
 #: Seconds an evaluation is given on top of the interval before the invocation's end: the next
 #: evaluation starts only when this much is left (a failover started then may still outlive it).
@@ -163,6 +165,7 @@ def watch(
         http_probe=health.http_probe,
     )
     state: WatchState | None = None
+    seen: Seen | None = None  # every watcher's item, as the last read found them, and when
     interval = topology.policy.watch_interval_seconds
     period = _period()
     invoked_left = context.get_remaining_time_in_millis() / 1000.0
@@ -176,7 +179,7 @@ def watch(
         started, late = clock.monotonic() - late, 0.0
         if state is None:  # first, and after the control table stopped answering
             try:
-                state = states.read(region)
+                state, seen = _items(states, region)
             except NoMajorityError as exc:
                 decision = _cut_off(isolation, watcher, exc)
             except FailoverError as exc:  # no control table, no action: say so, end
@@ -211,7 +214,7 @@ def watch(
         done += 1
         actions.append(decision.action)
         if state is not None and is_sentinel is None and cadence is WatcherCadence.SENTINEL:
-            is_sentinel = _sentinel(topology, states, region, decision, interval)
+            is_sentinel = _sentinel(topology, seen, region, decision, interval)
         role = cadences.role(cadence, decision, None if state is None else is_sentinel)
         out(
             telemetry.log_line(
@@ -258,22 +261,30 @@ def watch(
     }
 
 
-def _sentinel(
-    topology: Topology, states: WatchStates, region: str, decision: Decision, interval: float
-) -> bool | None:
-    """Whether ``region``'s watcher is the sentinel this minute (None: the items are unread)."""
-    if decision.active is None:
-        return None
+def _items(states: WatchStates, region: str) -> tuple[WatchState, Seen | None]:
+    """``region``'s watcher item and every region's, read in one query, and when; when the
+    query fails (throttled), the item read alone (None: nobody knows if a sentinel lives)."""
     try:
         known = states.all()
+    except NoMajorityError:
+        raise
     except FailoverError as exc:
         log.warning("watcher %s: cannot read the other watchers' items: %s", region, exc)
+        return states.read(region), None
+    return known.get(region) or WatchState(region), (known, clock.now())
+
+
+def _sentinel(
+    topology: Topology, seen: Seen | None, region: str, decision: Decision, interval: float
+) -> bool | None:
+    """Whether ``region``'s watcher is the sentinel this minute, by the watchers' items as
+    last read (None: they are unread, or no active region is known)."""
+    if seen is None or decision.active is None:
         return None
     return cadences.sentinel(
         topology,
         decision.active,
-        known,
-        clock.now(),
+        *seen,
         me=region,
         silent_after=cadences.SILENT_INTERVALS * interval + MARGIN_SECONDS,
     )

@@ -48,6 +48,9 @@ class Memory:
         self.written.append(state)
 
     def all(self) -> dict[str, WatchState]:
-        """Every watcher's item: the other regions' given, and this one's last written."""
-        mine = {self.written[-1].region: self.written[-1]} if self.written else {}
-        return self.others | mine
+        """Every watcher's item: the other regions' given, and this one's last written (or the
+        one it was given)."""
+        if not self.reachable:
+            raise FailoverError("control table x unreachable in every region (global)")
+        last = self.written[-1] if self.written else self.state
+        return self.others | ({last.region: last} if last else {})

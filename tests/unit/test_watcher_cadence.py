@@ -137,3 +137,27 @@ def test_the_minute_cadence_every_watcher_evaluates_every_interval(
             deployment, region, Memory(others=others), monkeypatch, cadence=WatcherCadence.MINUTE
         )
         assert summary["evaluations"] == 6, region
+
+
+def test_an_invocation_reads_the_watcher_items_in_one_query_its_own_among_them(
+    deployment: lambda_entry.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own item (to carry on from) and the others' (is a sentinel alive?) are one query of
+    one partition: not a read of its own and a query of all, two requests an invocation. What
+    it carries on from is its own item in that query."""
+    reads: list[str] = []
+
+    class Counted(Memory):
+        def read(self, region: str) -> WatchState:
+            reads.append("read")
+            return super().read(region)
+
+        def all(self) -> dict[str, WatchState]:
+            reads.append("all")
+            return super().all()
+
+    memory = Counted(WatchState(OTHER, evaluations=41), others={STANDBY: alive(STANDBY)})
+    summary, _ = invoke(deployment, OTHER, memory, monkeypatch)
+    assert reads == ["all"]
+    assert summary["role"] == "calm" and summary["evaluations"] == 1  # the sentinel is alive
+    assert [s.evaluations for s in memory.written] == [42]  # carried on from its own item
