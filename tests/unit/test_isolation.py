@@ -115,9 +115,12 @@ def test_a_cut_off_invocation_keeps_watching_and_fences_past_the_lease(
     meanwhile."""
     region = Region(monkeypatch)
 
-    class NoMajority(Memory):
+    class NoMajority(Memory):  # every read of the watcher items: its own, all of them
         def read(self, _: str) -> Any:
             raise NoMajorityError("the control table x has no majority: us-east-1 answered 500")
+
+        def all(self) -> Any:
+            return self.read("")
 
     monkeypatch.setattr(lambda_watcher, "WatchStates", NoMajority())
     monkeypatch.setattr(Watcher, "step", lambda self: pytest.fail("evaluated while cut off"))
@@ -165,11 +168,18 @@ def stops_writing_after(cadence: WatcherCadence, monkeypatch: pytest.MonkeyPatch
     fenced: list[float] = []
     monkeypatch.setattr(Isolation, "fence", lambda _: (fenced.append(region.now), (7, []))[1])
 
-    class Partitioned(Memory):
+    class Partitioned(Memory):  # every read of the watcher items, once cut off
         def read(self, name: str) -> Any:
+            self.cut()
+            return super().read(name)
+
+        def all(self) -> Any:
+            self.cut()
+            return super().all()
+
+        def cut(self) -> None:
             if region.now > cut_at:
                 raise NoMajorityError("the control table x has no majority: us-east-1 answered 500")
-            return super().read(name)
 
     def step(self: Watcher) -> Decision:
         if region.now > cut_at:
