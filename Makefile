@@ -74,6 +74,10 @@ unit: bytecode
 # idle) on the tree before. Not four: every test costs more CPU under their load (2026-12-07,
 # back to back: three 381 s and 640 s of CPU, four 407 s and 778 s), and under four a healthy
 # control-table replica's answer outran the demo watcher's scaled timeout (1 red in 6 runs).
+# Nor the tests that need no emulator in a process of their own beside the three, at nice 10
+# (2026-12-07, back to back: the idle went from 121 s to 57 s, the CPU from 778 s to 855 s, the
+# whole run from 7 m 32 s to 7 m 37 s): under the load, the sandbox tests' waits grow, and so
+# does the work their sandboxes do while they wait.
 WORKERS ?= 3
 pytest: bytecode
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
