@@ -402,14 +402,15 @@ class Meter:
         items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
         if event_name.endswith((".GetItem", ".Query", ".Scan")):
             units = max(1, math.ceil(sum(item_bytes(i) for i in items) / READ_UNIT_BYTES))
-            self.current.read_units += units * (1.0 if context["cost_consistent"] else 0.5)
-        if event_name.endswith(".BatchGetItem"):
+        elif event_name.endswith(".BatchGetItem"):
             # Each item billed apart (at least one unit); a key not found, one unit too.
             found = parsed.get("Responses", {}).get(self.table, [])
             units = sum(max(1, math.ceil(item_bytes(i) / READ_UNIT_BYTES)) for i in found)
             left = parsed.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
             units += max(0, context.get("cost_keys", 0) - len(found) - len(left))
-            self.current.read_units += units * (1.0 if context["cost_consistent"] else 0.5)
+        else:
+            return  # a write: billed by its request (params)
+        self.current.read_units += units * (1.0 if context["cost_consistent"] else 0.5)
 
 
 class LogBytes(logging.Handler):

@@ -16,12 +16,9 @@ from controller.controltable import desired as desires
 from controller.controltable.automation import PK as SWITCH_PK
 from controller.controltable.automation import SK as SWITCH_SK
 from controller.controltable.automation import state_of
-from controller.controltable.items import marked_run
+from controller.controltable.items import RUN_MARK, marked_run
 from controller.controltable.lease import Lease, lease_of
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
-
-#: The key of the item that names the run in progress (:meth:`Journal.current_run_id`).
-CURRENT = ("current", "run")
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,10 @@ class Glance:
 def read(control: ControlTable, default: str) -> Glance:
     """The :class:`Glance` of ``control`` now (``default``: the active region at epoch 0)."""
     lease, switch = (LEASE_PK, LEASE_SK), (SWITCH_PK, SWITCH_SK)
-    got = control.get_many([lease, switch, CURRENT])
+    got = control.get_many([lease, switch, RUN_MARK])
     return Glance(
         desires.of_item(got[lease], default),
         lease_of(got[lease]),
         state_of(got[switch]),
-        marked_run(got[CURRENT]),
+        marked_run(got[RUN_MARK]),
     )

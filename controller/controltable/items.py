@@ -19,6 +19,10 @@ def key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+#: The key of the mark naming the run in progress (its ``run_id``, "" once the run ended).
+RUN_MARK = ("current", "run")
+
+
 def marked_run(mark: dict[str, Any] | None) -> str | None:
     """The run the ``current`` mark names (read as plain values), None when there is none: no
     mark, or one a run's end emptied (``run_id`` "", so that no late copy of it lands after).

@@ -33,7 +33,7 @@ from controller.controltable import desired as desires
 from controller.controltable import glance as glances
 from controller.controltable.automation import AutomationSwitch
 from controller.controltable.glance import Glance
-from controller.controltable.items import as_float, chunks, item, key, marked_run, plain
+from controller.controltable.items import RUN_MARK, as_float, chunks, item, key, marked_run, plain
 from controller.controltable.lease import Lease, Leases
 from controller.controltable.rpo import TableLag, from_plain, to_plain
 from controller.controltable.table import PER_TRANSACTION, ControlTable
@@ -256,7 +256,7 @@ class Journal:
                 rpo=json.dumps(to_plain(rpo)),
                 decided=decided,
             ),
-            item("current", "run", run_id=run_id, owner=lease.owner, updated=now),
+            item(*RUN_MARK, run_id=run_id, owner=lease.owner, updated=now),
         ]
         # No item per pending step: a step without one reads as pending (:meth:`run`), and
         # its first item is written before it acts (a write of every step, saved on each run)
@@ -300,7 +300,7 @@ class Journal:
         run.owner, run.status = lease.owner, RunStatus.RUNNING
         self._write(
             lease,
-            [item("current", "run", run_id=run.id, owner=lease.owner, updated=self.clock())],
+            [item(*RUN_MARK, run_id=run.id, owner=lease.owner, updated=self.clock())],
             [
                 {
                     "Key": key(f"run#{run.id}", "run"),
@@ -318,7 +318,7 @@ class Journal:
 
     def current_run_id(self) -> str | None:
         """The id of the run in progress, if any."""
-        return marked_run(self.control.get("current", "run"))
+        return marked_run(self.control.get(*RUN_MARK))
 
     def run(self, run_id: str) -> Run:
         """A run with all its steps.
@@ -381,7 +381,7 @@ def _no_run(run_id: str, now: float) -> dict[str, Any]:
     """The update that empties the run-in-progress mark if it still names ``run_id``."""
     values = {":r": {"S": run_id}, ":none": {"S": ""}, ":u": {"N": repr(now)}}
     return {
-        "Key": key("current", "run"),
+        "Key": key(*RUN_MARK),
         "UpdateExpression": "SET run_id = :none, updated = :u",
         "ConditionExpression": "attribute_not_exists(pk) OR run_id = :r",
         "ExpressionAttributeValues": values,

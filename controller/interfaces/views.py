@@ -17,7 +17,7 @@ from controller.actions.state import State
 from controller.aws import Clients
 from controller.contract import STATUS_DEADLINE_SECONDS
 from controller.controltable import desired as desires
-from controller.controltable.items import marked_run
+from controller.controltable.items import RUN_MARK, marked_run
 from controller.controltable.lease import lease_of
 from controller.controltable.rpo import to_plain
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
@@ -102,7 +102,7 @@ class _ControlRead(threading.Thread):
                 if lease is None
                 else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
             }
-            self.running = marked_run(self.table.get("current", "run"))
+            self.running = marked_run(self.table.get(*RUN_MARK))
         except AwsError as exc:  # a wrong table, refused credentials: the caller raises it
             self.failed = exc
         except FailoverError as exc:

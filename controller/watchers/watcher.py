@@ -164,8 +164,8 @@ class Watcher:
         ev = (self.evaluate or self.read)()
         # The active region is the control table's desired state, not what the regions say:
         # a region that came back still saying active is stale (a new one: read its alarms).
-        desired = (glance := self.journal.glance(self.topology.regions.primary)).desired
-        self._glance = glance
+        self._glance = glance = self.journal.glance(self.topology.regions.primary)
+        desired = glance.desired
         self._active_seen = desired.active
         if self._alarms_read is not None and desired.active not in self._alarms_read:
             ev = self.read(frozenset(self.topology.regions.all))
@@ -177,7 +177,7 @@ class Watcher:
         threshold = self.threshold()
         self._history.append(bad)
         self.consecutive_bad = self.consecutive_bad + 1 if bad else 0
-        decision = self._decide(ev, active, bad, threshold)
+        decision = self._decide(ev, glance, bad, threshold)
         if decision.action.converges:
             decision = self._reconcile(decision, returning)
         log.info(
@@ -188,11 +188,12 @@ class Watcher:
         )
         return decision
 
-    def _decide(self, ev: Evaluation, active: str, bad: bool, threshold: int) -> Decision:
+    def _decide(self, ev: Evaluation, glance: Glance, bad: bool, threshold: int) -> Decision:
+        active = glance.desired.active
+
         def say(action: WatchAction, reason: str, **kw: Any) -> Decision:
             return Decision(ev.time, action, reason, active, ev.health, self.consecutive_bad, **kw)
 
-        glance = self._glance or self.journal.glance(self.topology.regions.primary)
         automation = glance.automation
         if automation["paused"]:
             return say(

@@ -125,10 +125,8 @@ def test_a_region_bad_across_two_invocations_fails_over_at_the_threshold(
 
     monkeypatch.setattr(Watcher, "read", read)
     monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
-    monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(primary, 0))
     calm = Glance(Desired(primary, 0), None, {"paused": False}, None)
     monkeypatch.setattr(Journal, "glance", lambda self, default: calm)
-    monkeypatch.setattr(Journal, "automation", lambda self: {"paused": False})
     monkeypatch.setattr(lambda_watcher, "Executor", Executor)
     memory = Memory()
     monkeypatch.setattr(lambda_watcher, "WatchStates", memory)

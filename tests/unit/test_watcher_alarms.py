@@ -69,19 +69,15 @@ class World:
         return StatusReport(topology.app, self.active, regions)
 
 
-#: The automation switch as nobody set it.
-CALM = {"paused": False}
-
-
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     w = World(load(EXAMPLE))
     monkeypatch.setattr(health, "status", w.status)
-    monkeypatch.setattr(Journal, "desired", lambda self, default: Desired(w.active, 0))
     monkeypatch.setattr(
-        Journal, "glance", lambda self, default: Glance(Desired(w.active, 0), None, CALM, None)
+        Journal,
+        "glance",
+        lambda self, default: Glance(Desired(w.active, 0), None, {"paused": False}, None),
     )
-    monkeypatch.setattr(Journal, "automation", lambda self: CALM)
     monkeypatch.setattr(Watcher, "_reconcile", lambda self, decision, returning: decision)
     return w
 
