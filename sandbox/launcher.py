@@ -51,6 +51,8 @@ from sandbox.lambda_.bootstrap import peer_uid
 from sandbox.owner import watch as end_with_owner
 
 HOST = "127.0.0.1"
+#: The zygote's log, beside the servers' logs.
+ZYGOTE_LOG = "zygote.log"
 #: The services the sandbox provisions and the controller calls: built before forking.
 SERVICES = (
     "awslambda",
@@ -313,8 +315,16 @@ class FunctionCode:
 
 def _application() -> Any:
     """moto's dispatching application, with the sandbox's services already built and the
-    sandbox's changes to moto applied (:mod:`sandbox.moto_patches`)."""
-    from sandbox import moto_iteration, moto_patches, mrsc, route53
+    sandbox's changes to moto applied (:mod:`sandbox.moto_patches`), behind the sandbox's
+    layers (:func:`sandbox_layers`)."""
+    return sandbox_layers(moto_application())
+
+
+def moto_application() -> Any:
+    """moto's dispatching application, its services built and moto changed as the sandbox
+    needs: the part of a launcher's start that is the same for every sandbox (the forkserver
+    keeps one built, :mod:`sandbox.forkserver`)."""
+    from sandbox import moto_iteration, moto_patches, route53
 
     moto_patches.share_data_loader()  # before moto's backends are imported: they read at import
     moto_patches.ssm_without_ec2()
@@ -348,6 +358,14 @@ def _application() -> Any:
         warm(MODELS)
     except (ImportError, AttributeError) as exc:  # moto's internals moved: start cold, as moto does
         print(f"warm-up skipped: {exc!r}", file=sys.stderr)
+    return application
+
+
+def sandbox_layers(application: Any) -> Any:
+    """``application`` behind the sandbox's own layers (its controls, the snapshots, the
+    functions' code, Route 53's configuration, the control table's gate, AWS's errors), which
+    take this sandbox's secret from the environment."""
+    from sandbox import mrsc, route53
     from sandbox.cloudwatch.evaluator import AlarmControl
 
     return RoundTrip(
@@ -444,6 +462,11 @@ def _serve_without(
     _serve(listener, application, port, log_file)
 
 
+#: Sockets of the process that forked this launcher (:mod:`sandbox.forkserver`), which no
+#: server or zygote forked here may keep open.
+NOT_INHERITED: list[socket.socket] = []
+
+
 def _fork(target: Any, *args: Any) -> int:
     """Run ``target(*args)`` in a child that never returns here; the child's pid."""
     sys.stdout.flush()
@@ -451,6 +474,8 @@ def _fork(target: Any, *args: Any) -> int:
     pid = os.fork()
     if pid:
         return pid
+    for sock in NOT_INHERITED:
+        sock.close()
     gc.enable()  # paused in the launcher while it built moto (main)
     code = 0
     try:
@@ -502,8 +527,11 @@ def _zygote(
             connection.sendall(f"{pid}\n".encode())
 
 
-def main(argv: list[str]) -> int:
-    """Fork a server for every ``NAME=PORT=LOGFILE``, and the zygote; print ``NAME PID PORT``."""
+def main(argv: list[str], built: Any = None) -> int:
+    """Fork a server for every ``NAME=PORT=LOGFILE``, and the zygote; print ``NAME PID PORT``.
+
+    ``built``: moto's application already built (:func:`moto_application`), else built here.
+    """
     socket_path, *targets = argv
     # moto's modules and the applications built from them live as long as every server forked
     # from here: the collector is paused while they are built, and they are frozen before the
@@ -516,7 +544,7 @@ def main(argv: list[str]) -> int:
     for name, asked, log_file in (arg.split("=", 2) for arg in targets):
         reserved.append(reserve(int(asked)))
         chosen[name] = (int(reserved[-1].getsockname()[1]), log_file)
-    application = _application()
+    application = sandbox_layers(built) if built is not None else _application()
     gc.freeze()
     for name, (port, log_file) in chosen.items():
         pid = _fork(_serve_without, reserved, application, port, log_file)
@@ -526,7 +554,7 @@ def main(argv: list[str]) -> int:
         listener.bind(socket_path)
         os.chmod(socket_path, 0o600)
         listener.listen(8)
-        log_file = os.path.join(os.path.dirname(targets[0].split("=", 2)[2]), "zygote.log")
+        log_file = os.path.join(os.path.dirname(targets[0].split("=", 2)[2]), ZYGOTE_LOG)
         pid = _fork(_zygote, application, listener, log_file, chosen, reserved)
         sys.stdout.write(f"zygote {pid} 0\n")
         listener.close()

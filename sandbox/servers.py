@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from controller import clock
 from controller.errors import FailoverError, UsageError
-from sandbox import controls, launcher
+from sandbox import controls, forkserver, launcher
 from sandbox.liveness import alive, is_zombie
 from sandbox.state import ServerState, Zygote, private_dir
 
@@ -36,6 +36,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 30.0
 LAUNCH_TIMEOUT = 60.0
 ZYGOTE = "zygote"  # the name under which the launcher reports its zygote
+ZYGOTE_LOG = launcher.ZYGOTE_LOG
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 STOP_TIMEOUT = 10.0
 _POLL = 0.05
@@ -86,7 +87,7 @@ def start_all(
     # no record, and the deployment checks it instead (sandbox.deploy.mapping)
     env["MOTO_ACM_VALIDATION_WAIT"] = "0"
     try:
-        done = subprocess.run(
+        done = forkserver.launch(args, env, LAUNCH_TIMEOUT) or subprocess.run(
             [sys.executable, "-m", "sandbox.launcher", *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -117,7 +118,11 @@ def start_all(
     trust((server.url for server in started.values()), secret)
     for server in started.values():
         log.info("started moto server %s: pid %d, port %d", server.name, server.pid, server.port)
-    zygote = Zygote(pid=zygote_pid, socket=str(socket_path)) if zygote_pid and socket_path else None
+    zygote = (
+        Zygote(pid=zygote_pid, socket=str(socket_path), log=str(log_dir.resolve() / ZYGOTE_LOG))
+        if zygote_pid and socket_path
+        else None
+    )
     return started, zygote
 
 
@@ -148,11 +153,7 @@ def respawn(zygote: Zygote | None, server: ServerState) -> int | None:
 def _zygote_alive(zygote: Zygote) -> bool:
     if not alive(zygote.pid):
         return False
-    try:
-        cmdline = Path(f"/proc/{zygote.pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return b"sandbox.launcher" in cmdline and zygote.socket.encode() in cmdline
+    return _launched(zygote.pid, zygote.socket, zygote.log) is not False
 
 
 def stop_zygote(zygote: Zygote | None) -> None:
@@ -283,12 +284,32 @@ def is_ours(server: ServerState) -> bool:
     """True when ``server.pid`` is still the moto server we started (not a reused pid)."""
     if not alive(server.pid):
         return False
+    return _launched(server.pid, f"={server.log}", server.log) is not False  # no /proc: trust it
+
+
+#: How the processes of a launcher (servers, zygote) begin their command line: a launcher's own,
+#: or a forkserver's (:mod:`sandbox.forkserver`).
+LAUNCHERS = (b"sandbox.launcher", b"sandbox.forkserver")
+
+
+def _launched(pid: int, named: str, log: str, *, folder: bool = False) -> bool | None:
+    """Whether ``pid`` is a launcher's process whose command line holds ``named`` (a launcher
+    started by :func:`start_all` names every server's log there) or whose output goes to
+    ``log`` (under the folder ``log`` when ``folder``), as a forkserver's launcher's processes
+    are known; None without ``/proc``."""
     try:
-        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return True  # no /proc: trust the pid
-    joined = b" ".join(cmdline)
-    return b"sandbox.launcher" in joined and f"={server.log}".encode() in joined
+        return None
+    if not any(name in cmdline for name in LAUNCHERS):
+        return False
+    if named.encode() in cmdline.replace(b"\0", b" "):
+        return True
+    try:
+        out = os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
+    except OSError:
+        return False
+    return out.startswith(log) if folder else bool(log) and out == log
 
 
 def kill(server: ServerState) -> None:
@@ -356,7 +377,9 @@ def find_processes(log_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"sandbox.launcher" in cmdline and marker in cmdline and not is_zombie(int(entry.name)):
+        if b"sandbox." not in cmdline or is_zombie(int(entry.name)):
+            continue
+        if _launched(int(entry.name), marker.decode(), marker.decode(), folder=True):
             found.append(int(entry.name))
     return sorted(found)
 

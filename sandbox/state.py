@@ -61,6 +61,8 @@ class Zygote(BaseModel):
 
     pid: int
     socket: str
+    #: Its output (how a zygote a forkserver's launcher forked is known: :mod:`sandbox.servers`).
+    log: str = ""
 
 
 class SandboxState(BaseModel):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox
+from sandbox import Sandbox, forkserver
 from tests.kit.emulator import stopped
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
@@ -32,14 +32,22 @@ UNSET_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_C
 
 
 @pytest.fixture(scope="session")
-def sandbox_env() -> Iterator[None]:
-    """Dummy AWS credentials and no profile or endpoint override, for the whole session."""
+def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Dummy AWS credentials and no profile or endpoint override, for the whole session; and
+    a forkserver (:mod:`sandbox.forkserver`) that every sandbox the session starts, in this
+    process or in a command it runs, takes its launcher from (about 1.1 s of CPU saved on each
+    sandbox after the first)."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in TEST_ENV.items():
             patch.setenv(name, value)
         for name in UNSET_ENV:
             patch.delenv(name, raising=False)
-        yield
+        server = forkserver.start(tmp_path_factory.mktemp("forkserver"))
+        patch.setenv(forkserver.ENV, server.socket)
+        try:
+            yield
+        finally:
+            forkserver.stop(server)
 
 
 @pytest.fixture(scope="session")
