@@ -1,4 +1,5 @@
-"""A launcher kept built: moto imported once, forked into the launcher of each new sandbox.
+"""A launcher kept built: moto imported once, forked into the launcher of each new sandbox,
+and into each watcher process.
 
 Started by whoever starts many sandboxes one after another (the tests' session, one per worker:
 ``tests/sandbox/conftest.py``) as ``python -m sandbox.forkserver SOCKET``. A launcher
@@ -13,6 +14,13 @@ sandbox's relative paths are the caller's), a session of its own, stdin from
 answer is one JSON line: the launcher's exit code and what it printed. Its servers and zygote
 are the ones a launcher started by ``start_all`` forks, but their command line is the
 forkserver's: :mod:`sandbox.servers` also knows them by their log (their standard output).
+
+A request that names an ``output`` asks for a watcher process instead (``python -m
+sandbox.watchers``, about 0.4 s of CPU to import; :func:`sandbox.watchers.start`): the fork takes
+the same environment, folder and session, appends its output to that file, and runs on; the
+answer is its pid. :mod:`sandbox.watchers` knows it by that output too. A Lambda execution
+environment is never forked here: it is an isolated interpreter of its own
+(:mod:`sandbox.lambda_.bootstrap`).
 
 :func:`launch` asks the forkserver that ``FAILOVER_SANDBOX_FORKSERVER`` names; None when there is
 none, it does not answer yet (it is still building), or it was built under other moto settings
@@ -69,6 +77,15 @@ def settings(environ: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k.startswith(IMPORT_TIME)}
 
 
+def spawn_watcher(argv: list[str], env: dict[str, str], cwd: str, output: Path) -> int | None:
+    """Start ``python -m sandbox.watchers ARGV`` (in ``cwd``, with ``env``, its output appended
+    to ``output``) as a fork of the forkserver ``env`` names; its pid, or None when none answers.
+    """
+    answer = _ask(env, {"argv": argv, "env": env, "cwd": cwd, "output": str(output)}, 30.0)
+    pid = answer.get("pid") if answer else None
+    return pid if isinstance(pid, int) else None
+
+
 def launch(
     argv: list[str], env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str] | None:
@@ -80,6 +97,23 @@ def launch(
     subprocess.TimeoutExpired
         The forkserver took the request and no answer came within ``timeout`` wall seconds.
     """
+    try:
+        answer = _ask(env, {"argv": argv, "env": env, "cwd": os.getcwd()}, timeout)
+    except TimeoutError as exc:
+        raise subprocess.TimeoutExpired(["forkserver", *argv], timeout) from exc
+    if answer is None or "code" not in answer:
+        return None  # none there, not listening yet, or it refused (other moto settings)
+    return subprocess.CompletedProcess(argv, answer["code"], answer["stdout"], answer["stderr"])
+
+
+def _ask(env: dict[str, str], request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """The forkserver's answer to ``request``; None when ``env`` names none or none answers.
+
+    Raises
+    ------
+    TimeoutError
+        It took the request and did not answer within ``timeout`` wall seconds.
+    """
     path = env.get(ENV, "")
     if not path:
         return None
@@ -87,18 +121,18 @@ def launch(
         try:
             conn.settimeout(REQUEST_TIMEOUT)
             conn.connect(path)
-            request = {"argv": argv, "env": env, "cwd": os.getcwd()}
             conn.sendall(json.dumps(request).encode() + b"\n")
-            conn.settimeout(timeout)
-            line = conn.makefile("rb").readline()
-        except TimeoutError as exc:
-            raise subprocess.TimeoutExpired(["forkserver", *argv], timeout) from exc
         except OSError:
             return None  # none there, or not listening yet
+        conn.settimeout(timeout)
+        try:
+            line = conn.makefile("rb").readline()
+        except TimeoutError:
+            raise
+        except OSError:
+            return None
     answer = json.loads(line) if line.strip() else {}
-    if "code" not in answer:
-        return None  # it refused (another user, other moto settings)
-    return subprocess.CompletedProcess(argv, answer["code"], answer["stdout"], answer["stderr"])
+    return answer if isinstance(answer, dict) else None
 
 
 def start(directory: Path) -> Forkserver:
@@ -139,6 +173,10 @@ def serve(path: str) -> None:
     or a SIGTERM."""
     gc.disable()  # as the launcher: what is built here is frozen for every fork
     built = launcher.moto_application()
+    from sandbox import watchers  # noqa: F401  (and what a watcher process imports)
+    from sandbox.cloudwatch import metrics  # noqa: F401
+    from sandbox.lambda_ import invoke  # noqa: F401
+
     gc.freeze()
     owner = os.environ.get(OWNER_ENV, "")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -159,8 +197,15 @@ def serve(path: str) -> None:
             request = _request(conn, mine)
             if request is None:
                 continue
-            if os.fork() == 0:
-                _become_launcher(listener, conn, built, request)
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                if request["output"]:
+                    conn.close()
+                    _become_watcher(request)
+                _become_launcher(conn, built, request)
+            if request["output"]:  # a watcher runs on: its pid is the answer
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 
 def _request(conn: socket.socket, mine: dict[str, str]) -> dict[str, Any] | None:
@@ -172,39 +217,65 @@ def _request(conn: socket.socket, mine: dict[str, str]) -> dict[str, Any] | None
     try:
         request = json.loads(conn.makefile("rb").readline())
         argv, env, cwd = list(request["argv"]), dict(request["env"]), str(request["cwd"])
+        output = str(request.get("output") or "")
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if settings(env) != mine:
+    if not output and settings(env) != mine:  # a launcher serves moto as built here
         conn.sendall(b'{"error": "built under other moto settings"}\n')
         return None
     return {
         "argv": [str(a) for a in argv],
         "env": {str(k): str(v) for k, v in env.items()},
         "cwd": cwd,
+        "output": output,
     }
 
 
-def _become_launcher(
-    listener: socket.socket, conn: socket.socket, built: Any, request: dict[str, Any]
-) -> None:
+def _take(request: dict[str, Any]) -> None:
+    """In a fork: take on what a process started with ``request`` would have (a session of its
+    own, its caller's folder, environment and clock, stdin from ``/dev/null``)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.setsid()
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    clock.use(clock.from_environment())
+    with open(os.devnull, "rb") as devnull:
+        os.dup2(devnull.fileno(), 0)
+
+
+def _become_watcher(request: dict[str, Any]) -> None:
+    """In the fork: be the watcher process ``request`` asks for (:mod:`sandbox.watchers`), its
+    output appended to ``request["output"]``, until it ends."""
+    code = 1
+    try:
+        _take(request)
+        gc.enable()  # paused while moto was built: a watcher is a process of its own
+        with open(request["output"], "ab") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+        from sandbox import watchers
+
+        code = watchers.main(request["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _become_launcher(conn: socket.socket, built: Any, request: dict[str, Any]) -> None:
     """In the fork: be the launcher ``request`` asks for, answer on ``conn``, and end."""
     code, out, err = 1, b"", b""
     try:
-        listener.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.setsid()  # as start_all's launcher: a session of its own, in its caller's folder
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        clock.use(clock.from_environment())
+        _take(request)
         launcher.NOT_INHERITED.append(conn)  # its servers and zygote keep no connection here
-        with (
-            open(os.devnull, "rb") as devnull,
-            tempfile.TemporaryFile() as stdout,
-            tempfile.TemporaryFile() as stderr,
-        ):
-            for source, fd in ((devnull, 0), (stdout, 1), (stderr, 2)):
+        with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+            for source, fd in ((stdout, 1), (stderr, 2)):
                 os.dup2(source.fileno(), fd)
             try:
                 code = launcher.main(request["argv"], built)

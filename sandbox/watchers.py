@@ -47,6 +47,7 @@ from controller import clock, contract
 from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
+from sandbox import forkserver
 from sandbox.owner import watch as end_with_owner
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 #: it to cross invocations sooner).
 ENV_SCHEDULE = "FAILOVER_SANDBOX_WATCHER_SCHEDULE"
 MARKER = "sandbox.watchers"
+#: ... or a forkserver's (:mod:`sandbox.forkserver`), for a watcher process it forked.
+FORKSERVER = "sandbox.forkserver"
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _UNIT = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
@@ -91,21 +94,40 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
     env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)
-    with (out.parent / f"schedule-{region}.log").open("ab") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", MARKER, region, "--state-dir", str(state_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=str(Path(__file__).resolve().parents[1]),
-        )
-    deadline = time.monotonic() + 10.0  # until it runs our module (not the forked parent yet)
-    while not is_ours(proc.pid, region) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    log.info("watcher of %s started (pid %d)", region, proc.pid)
-    return proc.pid
+    argv, cwd = [region, "--state-dir", str(state_dir)], str(Path(__file__).resolve().parents[1])
+    sink_path = schedule_log(state_dir, region)
+    pid = forkserver.spawn_watcher(argv, env, cwd, sink_path)  # moto and ours imported
+    if pid is None:
+        with sink_path.open("ab") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", MARKER, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=cwd,
+            )
+        pid = proc.pid
+        deadline = time.monotonic() + 10.0  # until it runs our module (not the forked parent)
+        while not is_ours(pid, region) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    log.info("watcher of %s started (pid %d)", region, pid)
+    return pid
+
+
+def schedule_log(state_dir: Path, region: str) -> Path:
+    """The output of ``region``'s watcher process (its schedule's log)."""
+    return Path(state_dir) / LOG_DIR / f"schedule-{region}.log"
+
+
+def _output(pid: int) -> str:
+    """Where ``pid``'s standard output goes ('' when unknown): how a watcher process a
+    forkserver forked (whose command line is the forkserver's) is known."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
+    except OSError:
+        return ""
 
 
 def is_ours(pid: int, region: str) -> bool:
@@ -118,6 +140,8 @@ def is_ours(pid: int, region: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True
+    if FORKSERVER.encode() in cmdline:
+        return _output(pid).endswith(f"{os.sep}schedule-{region}.log")
     return MARKER.encode() in cmdline and region.encode() in cmdline
 
 
@@ -146,6 +170,7 @@ def kill(pid: int, region: str, timeout: float = 10.0) -> None:
 def find_processes(state_dir: Path) -> list[int]:
     """The pids of this user's watcher processes of the sandbox in ``state_dir``."""
     marker = str(Path(state_dir).resolve()).encode()
+    logs = str(schedule_log(Path(state_dir).resolve(), ""))[: -len("-.log")]  # .../schedule
     found = []
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -156,7 +181,9 @@ def find_processes(state_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if MARKER.encode() in cmdline and marker in cmdline:
+        if (MARKER.encode() in cmdline and marker in cmdline) or (
+            FORKSERVER.encode() in cmdline and _output(int(entry.name)).startswith(logs)
+        ):
             found.append(int(entry.name))
     return sorted(found)
 

@@ -15,9 +15,13 @@ import pytest
 from sandbox import down as sandbox_down
 from sandbox import forkserver
 from sandbox import servers as sandbox_servers
+from sandbox import watchers as watcher_procs
+from sandbox.state import read_state
 from tests.kit.emulator import pid_alive
 from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 
 
 def answering(path: str) -> bool:
@@ -42,22 +46,34 @@ def test_a_sandbox_launched_by_the_forkserver_is_found_by_its_logs_and_stopped_w
     ready: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Any]
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the sandbox's paths are relative: the launcher takes the folder
+    state_dir = tmp_path / ".failover"
     try:
-        up = cli("sandbox", "up", "--no-watchers", "--spec", EXAMPLE, "--json")
+        up = cli("sandbox", "up", "--spec", EXAMPLE, "--json")
         assert up.code == 0, up.err
         pids = [s["pid"] for s in json.loads(up.out)["servers"].values()]
-        for pid in pids:  # forks of the forkserver, not of a launcher of their own
+        state = read_state(state_dir)
+        assert state is not None and set(state.watchers) == set(REGIONS)
+        for pid in [*pids, *state.watchers.values()]:  # forks of the forkserver
             assert b"sandbox.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        logs = tmp_path / ".failover" / "logs"
+        logs = state_dir / "logs"
         assert set(pids) <= set(sandbox_servers.find_processes(logs))  # as a lost state file's
+        assert set(watcher_procs.find_processes(state_dir)) == set(state.watchers.values())
+        assert all(watcher_procs.is_ours(pid, r) for r, pid in state.watchers.items())
+        assert not watcher_procs.is_ours(state.watchers[REGIONS[0]], REGIONS[1])
+        until(  # each one plays its schedule: its function evaluates
+            lambda: len(watcher_procs.decisions(state_dir, REGIONS)) >= len(REGIONS),
+            60,
+            "every watcher forked by the forkserver evaluates",
+        )
         assert cli("sandbox", "fail", "eu-west-1", "--mode", "down").code == 0
         assert cli("sandbox", "heal", "eu-west-1").code == 0  # from the zygote, known by its log
         shown = json.loads(cli("sandbox", "show", "--json").out)
         assert all(s["alive"] for s in shown["servers"].values())
         pids = [s["pid"] for s in shown["servers"].values()]
         assert cli("sandbox", "down").code == 0
-        assert not any(pid_alive(pid) for pid in pids)
+        assert not any(pid_alive(pid) for pid in [*pids, *state.watchers.values()])
         assert sandbox_servers.find_processes(logs) == []
+        assert watcher_procs.find_processes(state_dir) == []
     finally:
         sandbox_down(tmp_path / ".failover")
 
