@@ -33,7 +33,7 @@ from infra.common import (
 
 CONTROL_ACTIONS = (
     "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",  # a watcher's evaluation reads three items in one request
+    "dynamodb:BatchGetItem",  # an evaluation and a status read each read their items at once
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",

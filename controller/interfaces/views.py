@@ -81,7 +81,7 @@ def read_status(
 
 class _ControlRead(threading.Thread):
     """The control table's part of a status, read once in a thread of its own: the lease item
-    (the desired state and the lease) and, only when that answered, the run in progress."""
+    (the desired state and the lease) and the run in progress, in one request."""
 
     def __init__(self, manifest: Manifest, clients: Clients, primary: str, deadline: float):
         super().__init__(daemon=True, name="status-control")
@@ -95,14 +95,15 @@ class _ControlRead(threading.Thread):
 
     def run(self) -> None:
         try:
-            got = self.table.get(LEASE_PK, LEASE_SK)
+            items = self.table.get_many([(LEASE_PK, LEASE_SK), RUN_MARK])
+            got = items[(LEASE_PK, LEASE_SK)]
             lease = lease_of(got)
             self.state = desires.of_item(got, self.primary).to_dict() | {
                 "lease": None
                 if lease is None
                 else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
             }
-            self.running = marked_run(self.table.get(*RUN_MARK))
+            self.running = marked_run(items[RUN_MARK])
         except AwsError as exc:  # a wrong table, refused credentials: the caller raises it
             self.failed = exc
         except FailoverError as exc:
