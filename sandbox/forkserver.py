@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import clock
+from controller.errors import FailoverError
 from sandbox import launcher
 from sandbox.lambda_.bootstrap import peer_uid
 from sandbox.liveness import alive
@@ -80,8 +81,21 @@ def settings(environ: dict[str, str]) -> dict[str, str]:
 def spawn_watcher(argv: list[str], env: dict[str, str], cwd: str, output: Path) -> int | None:
     """Start ``python -m sandbox.watchers ARGV`` (in ``cwd``, with ``env``, its output appended
     to ``output``) as a fork of the forkserver ``env`` names; its pid, or None when none answers.
+
+    Raises
+    ------
+    FailoverError
+        The forkserver took the request and did not answer (it answers as soon as it forked):
+        whether a watcher runs is unknown, so none is started beside it.
     """
-    answer = _ask(env, {"argv": argv, "env": env, "cwd": cwd, "output": str(output)}, 30.0)
+    request = {"argv": argv, "env": env, "cwd": cwd, "output": str(output)}
+    try:
+        answer = _ask(env, request, REQUEST_TIMEOUT)
+    except TimeoutError as exc:
+        raise FailoverError(
+            f"the sandbox's forkserver ({env.get(ENV)}) took the request for a watcher and did "
+            f"not answer within {REQUEST_TIMEOUT:g} s: stop the sandbox and start it again"
+        ) from exc
     pid = answer.get("pid") if answer else None
     return pid if isinstance(pid, int) else None
 
