@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ from sandbox.owner import ENV as OWNER_ENV
 #: The environment variable that names a forkserver's socket to the processes that start
 #: sandboxes (in-process, or ``failover sandbox up`` run by a runbook page).
 ENV = "FAILOVER_SANDBOX_FORKSERVER"
+#: Its module: the command line of every process it forks (how they are told apart from others').
+MODULE = "sandbox.forkserver"
 #: Settings moto reads once, at import: a launcher forked here has the forkserver's.
 IMPORT_TIME = ("MOTO_", "TEST_SERVER_MODE", "TESTS_", "DEFAULT_CONTAINER_REGISTRY")
 #: Wall seconds between two looks at the owner while no request comes.
@@ -161,7 +164,7 @@ def start(directory: Path) -> Forkserver:
     env.pop(ENV, None)
     with open(directory / "forkserver.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.forkserver", str(path)],
+            [sys.executable, "-m", MODULE, str(path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -262,8 +265,8 @@ def _take(request: dict[str, Any]) -> None:
 def _become_watcher(request: dict[str, Any]) -> None:
     """In the fork: be the watcher process ``request`` asks for (:mod:`sandbox.watchers`), its
     output appended to ``request["output"]``, until it ends."""
-    code = 1
-    try:
+
+    def watch() -> int:
         _take(request)
         gc.enable()  # paused while moto was built: a watcher is a process of its own
         with open(request["output"], "ab") as sink:
@@ -271,11 +274,11 @@ def _become_watcher(request: dict[str, Any]) -> None:
             os.dup2(sink.fileno(), 2)
         from sandbox import watchers
 
-        code = watchers.main(request["argv"])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
+        return watchers.main(request["argv"])
+
+    code = 1
+    try:
+        code = _run(watch)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -291,12 +294,7 @@ def _become_launcher(conn: socket.socket, built: Any, request: dict[str, Any]) -
         with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
             for source, fd in ((stdout, 1), (stderr, 2)):
                 os.dup2(source.fileno(), fd)
-            try:
-                code = launcher.main(request["argv"], built)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                traceback.print_exc()
+            code = _run(lambda: launcher.main(request["argv"], built))
             sys.stdout.flush()
             sys.stderr.flush()
             out, err = _read(stdout), _read(stderr)
@@ -307,6 +305,18 @@ def _become_launcher(conn: socket.socket, built: Any, request: dict[str, Any]) -
             conn.sendall(json.dumps(answer).encode() + b"\n")
         finally:
             os._exit(0)
+
+
+def _run(main: Callable[[], int]) -> int:
+    """``main()``'s exit code, as the process it plays would end with it (1 for an error, its
+    traceback on stderr)."""
+    try:
+        return main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
 
 
 def _read(file: Any) -> bytes:

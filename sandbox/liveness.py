@@ -40,3 +40,12 @@ def is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] == "Z" and tasks <= 1
+
+
+def output_of(pid: int) -> str:
+    """Where ``pid``'s standard output goes ('' when unknown): how a process forked by the
+    forkserver, whose command line is the forkserver's, is known (:mod:`sandbox.forkserver`)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
+    except OSError:
+        return ""

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 from controller import clock
 from controller.errors import FailoverError, UsageError
 from sandbox import controls, forkserver, launcher
-from sandbox.liveness import alive, is_zombie
+from sandbox.liveness import alive, is_zombie, output_of
 from sandbox.state import ServerState, Zygote, private_dir
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ def is_ours(server: ServerState) -> bool:
 
 #: How the processes of a launcher (servers, zygote) begin their command line: a launcher's own,
 #: or a forkserver's (:mod:`sandbox.forkserver`).
-LAUNCHERS = (b"sandbox.launcher", b"sandbox.forkserver")
+LAUNCHERS = (b"sandbox.launcher", forkserver.MODULE.encode())
 
 
 def _launched(pid: int, named: str, log: str, *, folder: bool = False) -> bool | None:
@@ -305,11 +305,8 @@ def _launched(pid: int, named: str, log: str, *, folder: bool = False) -> bool |
         return False
     if named.encode() in cmdline.replace(b"\0", b" "):
         return True
-    try:
-        out = os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
-    except OSError:
-        return False
-    return out.startswith(log) if folder else bool(log) and out == log
+    out = output_of(pid)
+    return bool(log) and (out.startswith(log) if folder else out == log)
 
 
 def kill(server: ServerState) -> None:
@@ -365,7 +362,7 @@ def find_processes(log_dir: Path) -> list[int]:
     Every server and the zygote are forks of one launcher, whose command line names each
     server's log file, so the log folder identifies the sandbox.
     """
-    marker = (str(log_dir.resolve()) + os.sep).encode()
+    folder = str(log_dir.resolve()) + os.sep
     found = []
     me, uid = os.getpid(), os.getuid()
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
@@ -374,13 +371,11 @@ def find_processes(log_dir: Path) -> list[int]:
         try:
             if entry.stat().st_uid != uid:
                 continue
-            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"sandbox." not in cmdline or is_zombie(int(entry.name)):
-            continue
-        if _launched(int(entry.name), marker.decode(), marker.decode(), folder=True):
-            found.append(int(entry.name))
+        pid = int(entry.name)
+        if _launched(pid, folder, folder, folder=True) and not is_zombie(pid):
+            found.append(pid)
     return sorted(found)
 
 

@@ -48,6 +48,7 @@ from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
 from sandbox import forkserver
+from sandbox.liveness import alive, output_of
 from sandbox.owner import watch as end_with_owner
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
@@ -60,8 +61,8 @@ log = logging.getLogger(__name__)
 #: it to cross invocations sooner).
 ENV_SCHEDULE = "FAILOVER_SANDBOX_WATCHER_SCHEDULE"
 MARKER = "sandbox.watchers"
-#: ... or a forkserver's (:mod:`sandbox.forkserver`), for a watcher process it forked.
-FORKSERVER = "sandbox.forkserver"
+#: Its schedule's log, beside the function's (``logs/``): a forked watcher's output.
+SCHEDULE_LOG = "schedule-{region}.log"
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _UNIT = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
@@ -118,30 +119,32 @@ def start(state_dir: Path, spec: str, region: str, schedule: float | None = None
 
 def schedule_log(state_dir: Path, region: str) -> Path:
     """The output of ``region``'s watcher process (its schedule's log)."""
-    return Path(state_dir) / LOG_DIR / f"schedule-{region}.log"
+    return Path(state_dir) / LOG_DIR / SCHEDULE_LOG.format(region=region)
 
 
-def _output(pid: int) -> str:
-    """Where ``pid``'s standard output goes ('' when unknown): how a watcher process a
-    forkserver forked (whose command line is the forkserver's) is known."""
-    try:
-        return os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
-    except OSError:
-        return ""
+def is_schedule_log(path: str, logs: Path) -> bool:
+    """Whether ``path`` is the schedule's log of a region's watcher in the folder ``logs``.
+
+    >>> is_schedule_log("/s/logs/schedule-eu-west-1.log", Path("/s/logs"))
+    True
+    >>> is_schedule_log("/s/logs/eu-west-1.log", Path("/s/logs"))
+    False
+    """
+    prefix, suffix = SCHEDULE_LOG.split("{region}")
+    name = Path(path).name
+    return Path(path).parent == logs and name.startswith(prefix) and name.endswith(suffix)
 
 
 def is_ours(pid: int, region: str) -> bool:
     """True when ``pid`` is still ``region``'s watcher process (not a reused pid)."""
-    from sandbox.liveness import alive
-
     if not alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True
-    if FORKSERVER.encode() in cmdline:
-        return _output(pid).endswith(f"{os.sep}schedule-{region}.log")
+    if forkserver.MODULE.encode() in cmdline:
+        return Path(output_of(pid)).name == SCHEDULE_LOG.format(region=region)
     return MARKER.encode() in cmdline and region.encode() in cmdline
 
 
@@ -160,8 +163,6 @@ def kill(pid: int, region: str, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGCONT)
         os.killpg(pid, signal.SIGKILL)
-    from sandbox.liveness import alive
-
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -170,7 +171,7 @@ def kill(pid: int, region: str, timeout: float = 10.0) -> None:
 def find_processes(state_dir: Path) -> list[int]:
     """The pids of this user's watcher processes of the sandbox in ``state_dir``."""
     marker = str(Path(state_dir).resolve()).encode()
-    logs = str(schedule_log(Path(state_dir).resolve(), ""))[: -len("-.log")]  # .../schedule
+    logs = Path(state_dir).resolve() / LOG_DIR
     found = []
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -182,7 +183,8 @@ def find_processes(state_dir: Path) -> list[int]:
         except OSError:
             continue
         if (MARKER.encode() in cmdline and marker in cmdline) or (
-            FORKSERVER.encode() in cmdline and _output(int(entry.name)).startswith(logs)
+            forkserver.MODULE.encode() in cmdline
+            and is_schedule_log(output_of(int(entry.name)), logs)
         ):
             found.append(int(entry.name))
     return sorted(found)
