@@ -17,10 +17,10 @@ forkserver's: :mod:`sandbox.servers` also knows them by their log (their standar
 
 A request that names an ``output`` asks for a watcher process instead (``python -m
 sandbox.watchers``, about 0.4 s of CPU to import; :func:`sandbox.watchers.start`): the fork takes
-the same environment, folder and session, appends its output to that file, and runs on; the
-answer is its pid. :mod:`sandbox.watchers` knows it by that output too. A Lambda execution
-environment is never forked here: it is an isolated interpreter of its own
-(:mod:`sandbox.lambda_.bootstrap`).
+the same environment, folder and session, appends its output to that file, and runs on. The
+answer, sent by the fork once its output is that file, is its pid: :mod:`sandbox.watchers` knows
+it by that output too. A Lambda execution environment is never forked here: it is an isolated
+interpreter of its own (:mod:`sandbox.lambda_.bootstrap`).
 
 :func:`launch` asks the forkserver that ``FAILOVER_SANDBOX_FORKSERVER`` names; None when there is
 none, it does not answer yet (it is still building), or it was built under other moto settings
@@ -214,15 +214,11 @@ def serve(path: str) -> None:
             request = _request(conn, mine)
             if request is None:
                 continue
-            pid = os.fork()
-            if pid == 0:
+            if os.fork() == 0:
                 listener.close()
                 if request["output"]:
-                    conn.close()
-                    _become_watcher(request)
+                    _become_watcher(conn, request)
                 _become_launcher(conn, built, request)
-            if request["output"]:  # a watcher runs on: its pid is the answer
-                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 
 def _request(conn: socket.socket, mine: dict[str, str]) -> dict[str, Any] | None:
@@ -262,9 +258,13 @@ def _take(request: dict[str, Any]) -> None:
         os.dup2(devnull.fileno(), 0)
 
 
-def _become_watcher(request: dict[str, Any]) -> None:
+def _become_watcher(conn: socket.socket, request: dict[str, Any]) -> None:
     """In the fork: be the watcher process ``request`` asks for (:mod:`sandbox.watchers`), its
-    output appended to ``request["output"]``, until it ends."""
+    output appended to ``request["output"]``, until it ends.
+
+    Its pid is answered on ``conn`` only once its output is that log: :mod:`sandbox.watchers`
+    knows a forked watcher by it, so a caller never holds a pid it cannot yet recognise.
+    """
 
     def watch() -> int:
         _take(request)
@@ -272,6 +272,8 @@ def _become_watcher(request: dict[str, Any]) -> None:
         with open(request["output"], "ab") as sink:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
+        with conn:
+            conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
         from sandbox import watchers
 
         return watchers.main(request["argv"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -87,3 +88,47 @@ def test_a_caller_with_other_moto_settings_is_refused_and_starts_its_own_launche
     assert (
         forkserver.launch(["-"], {k: v for k, v in env.items() if k != forkserver.ENV}, 30) is None
     )
+
+
+def forked_into(folder: Path) -> list[int]:
+    """This user's forks of a forkserver that have taken ``folder`` as their working folder."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if forkserver.MODULE.encode() in (entry / "cmdline").read_bytes().split(b"\0") and (
+                Path(os.readlink(entry / "cwd")) == folder
+            ):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_a_watcher_is_answered_only_once_its_output_is_its_log(ready: str, tmp_path: Path) -> None:
+    # The log is a FIFO: the fork's open of it waits for a reader, so the fork is held right
+    # before its output becomes the log. A pid answered then could not be known as a watcher's.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / watcher_procs.SCHEDULE_LOG.format(region=REGIONS[0])
+    os.mkfifo(log)
+    request = {
+        "argv": [REGIONS[0], "--state-dir", str(tmp_path)],  # no sandbox there: it ends at once
+        "env": dict(os.environ),
+        "cwd": str(tmp_path),
+        "output": str(log),
+    }
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(ready)
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        try:
+            forks = until(lambda: forked_into(tmp_path), 30, "the forkserver forks the watcher")
+            with pytest.raises(BlockingIOError):  # no answer while its output is not the log
+                conn.recv(1, socket.MSG_DONTWAIT)
+            with open(log, "rb") as output:  # now its open of the log goes on
+                conn.settimeout(30)
+                answer = json.loads(conn.makefile("rb").readline())
+                assert answer == {"pid": forks[0]}
+                assert output.read() == b""  # it found no sandbox and ended without a word
+        finally:
+            for pid in forked_into(tmp_path):  # a fork still held by its log
+                os.kill(pid, signal.SIGKILL)
