@@ -43,9 +43,8 @@ CONTROL_ACTIONS = (
     "dynamodb:DescribeTable",
 )
 FUNCTION_CONTROL = (
-    "lambda:GetFunction",
+    "lambda:GetFunction",  # its answer holds the reserved concurrency too (0 when fenced)
     "lambda:GetFunctionConfiguration",
-    "lambda:GetFunctionConcurrency",
     "lambda:PutFunctionConcurrency",
     "lambda:DeleteFunctionConcurrency",
     "lambda:GetAlias",

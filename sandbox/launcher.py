@@ -341,6 +341,7 @@ def moto_application() -> Any:
     moto_patches.regional_domain_names()
     moto_patches.one_copy_of_code()
     moto_patches.mappings_keep_their_alias()
+    moto_patches.reserved_zero_answered()
     moto_patches.delays_on_the_clock()
     moto_patches.mappings_listed_by_function()
     moto_patches.dispatch_lookups_once()

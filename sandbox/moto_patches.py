@@ -10,6 +10,7 @@ usual, but are never attached to their queue, table or stream inside moto.
 
 moto also sends an event to the targets of a rule that is disabled, which EventBridge never does;
 the sandbox fences an event bus by disabling its rules, so a disabled rule here delivers nothing.
+And its ``GetFunction`` leaves out a reserved concurrency of 0, which Lambda's answers.
 
 A message's delay (``DelaySeconds``) counts AWS seconds, as every period the deployment
 configures does on the sandbox's scaled clock (:mod:`controller.clock`).
@@ -350,6 +351,31 @@ def mappings_keep_their_alias() -> None:
 
     keep_alias._failover_alias = True  # type: ignore[attr-defined]
     EventSourceMapping.__init__ = keep_alias  # type: ignore[method-assign]
+
+
+def reserved_zero_answered() -> None:
+    """``GetFunction`` answers a reserved concurrency of 0, as Lambda's does.
+
+    moto leaves ``Concurrency`` out of the answer when none is reserved, and also when 0 is (a
+    fenced function), so a reader of ``GetFunction`` alone would take a fenced function for one
+    with no reservation. Lambda answers ``{"ReservedConcurrentExecutions": 0}`` there: it is
+    where Terraform's provider reads a function's reserved concurrency, 0 (off) included.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    get_code = LambdaFunction.get_code
+    if getattr(get_code, "_failover_zero", False):
+        return
+
+    @functools.wraps(get_code)
+    def with_zero(self: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = get_code(self)
+        if self.reserved_concurrency is not None and "Concurrency" not in answer:
+            answer["Concurrency"] = {"ReservedConcurrentExecutions": int(self.reserved_concurrency)}
+        return answer
+
+    with_zero._failover_zero = True  # type: ignore[attr-defined]
+    LambdaFunction.get_code = with_zero  # type: ignore[method-assign]
 
 
 def function_key(name: str) -> tuple[str, str | None]:

@@ -9,7 +9,8 @@ and every mapping is enabled, else ``standby``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from controller.actions import mapping
 from controller.actions.base import Action, Observed, State, is_not_found, missing
@@ -39,12 +40,12 @@ class FunctionAction(Action):
     def _read(self) -> Observed:
         name = self.ref.name
         try:
-            config = self.lambda_.get_function(FunctionName=name)["Configuration"]
+            got = self.lambda_.get_function(FunctionName=name)
         except Exception as exc:
             if is_not_found(exc):
                 return missing(f"function {name}")
             raise
-        concurrency = self._concurrency()
+        config, concurrency = got["Configuration"], reserved(got)
         has_alias = self._has_alias()
         maps = mapping.read(self.lambda_, self.ref.mappings)
         facts = {
@@ -86,11 +87,6 @@ class FunctionAction(Action):
             )
         mapping.set_enabled(self.lambda_, self.ref.mappings, False, known=seen["mappings"])
 
-    def _concurrency(self) -> int | None:
-        got = self.lambda_.get_function_concurrency(FunctionName=self.ref.name)
-        value = got.get("ReservedConcurrentExecutions")
-        return None if value is None else int(value)
-
     def _has_alias(self) -> bool:
         try:
             self.lambda_.get_alias(FunctionName=self.ref.name, Name=self.alias)
@@ -99,3 +95,14 @@ class FunctionAction(Action):
                 return False
             raise
         return True
+
+
+def reserved(got: Mapping[str, Any]) -> int | None:
+    """The reserved concurrency in a ``GetFunction`` answer (0: fenced), None when none is
+    reserved: Lambda answers it there, so no ``GetFunctionConcurrency`` is needed beside it.
+
+    >>> reserved({"Concurrency": {"ReservedConcurrentExecutions": 0}}), reserved({})
+    (0, None)
+    """
+    value = (got.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+    return None if value is None else int(value)

@@ -77,6 +77,22 @@ def test_function_fence_then_activate_twice_is_once(fresh_sandbox: Sandbox, comp
     assert mode_of(box, component, PRIMARY) == "active"
 
 
+def test_a_fenced_functions_reserved_concurrency_is_in_its_get_function_answer(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A function is read with GetFunction alone: its answer holds the reserved concurrency,
+    0 when fenced, as Lambda's does (moto's left a 0 out), and nothing when none is reserved."""
+    box = fresh_sandbox
+    ref = box.manifest.ref("worker", PRIMARY)
+    lam = plain(box, "lambda", PRIMARY)
+    assert "Concurrency" not in lam.get_function(FunctionName=ref.name)
+    assert action(box, "worker", PRIMARY).read().state == State.ACTIVE
+    lam.put_function_concurrency(FunctionName=ref.name, ReservedConcurrentExecutions=0)
+    answer = lam.get_function(FunctionName=ref.name)["Concurrency"]
+    assert answer == {"ReservedConcurrentExecutions": 0}
+    assert action(box, "worker", PRIMARY).read().state == State.FENCED
+
+
 def test_standby_function_activates_its_mappings(fresh_sandbox: Sandbox) -> None:
     box = fresh_sandbox
     act = action(box, "worker", STANDBY)
