@@ -549,7 +549,7 @@ def controller_statements(
         "reads": [
             statement(("sqs:GetQueueAttributes", "sqs:GetQueueUrl"), operated.queues),
             statement(("kinesis:DescribeStreamSummary",), operated.streams),
-            statement(("s3:ListBucket", "s3:GetBucketVersioning"), operated.buckets),
+            statement(("s3:GetBucketVersioning",), operated.buckets),
             statement(("ssm:GetParameter",), operated.parameters),
             statement(("apigateway:GET",), operated.apis),
             statement(("dynamodb:DescribeTable",), operated.tables),

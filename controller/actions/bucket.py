@@ -1,4 +1,8 @@
-"""An S3 bucket: exists and is versioned (replication needs versioning)."""
+"""An S3 bucket: exists and is versioned (replication needs versioning).
+
+One call reads both: ``GetBucketVersioning`` answers ``NoSuchBucket`` for a bucket that is not
+there, so no ``HeadBucket`` is asked first.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ class BucketAction(PassiveAction):
     def _read(self) -> Observed:
         s3 = self.clients.client("s3", self.region)
         try:
-            s3.head_bucket(Bucket=self.ref.name)
             versioning = s3.get_bucket_versioning(Bucket=self.ref.name).get("Status", "")
         except Exception as exc:
             if is_not_found(exc):

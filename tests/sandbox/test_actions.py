@@ -222,6 +222,17 @@ def test_a_missing_queue_reads_missing_and_cannot_be_activated(fresh_sandbox: Sa
         act.activate()
 
 
+def test_a_missing_bucket_reads_missing_from_its_versioning_alone(fresh_sandbox: Sandbox) -> None:
+    box = fresh_sandbox
+    name = box.manifest.ref("receipts-bucket", STANDBY).name
+    s3 = plain(box, "s3", STANDBY)
+    for version in s3.list_object_versions(Bucket=name).get("Versions", []):
+        s3.delete_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket=name)
+    observed = action(box, "receipts-bucket", STANDBY).read()
+    assert (observed.state, observed.detail) == (State.MISSING, f"bucket {name} does not exist")
+
+
 # -- injected faults --------------------------------------------------------------------------
 
 
