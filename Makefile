@@ -77,7 +77,10 @@ unit: bytecode
 # Nor the tests that need no emulator in a process of their own beside the three, at nice 10
 # (2026-12-07, back to back: the idle went from 121 s to 57 s, the CPU from 778 s to 855 s, the
 # whole run from 7 m 32 s to 7 m 37 s): under the load, the sandbox tests' waits grow, and so
-# does the work their sandboxes do while they wait.
+# does the work their sandboxes do while they wait. Nor four under a scheduler that gave a worker
+# only a group whose measured cores (busy CPU over wall, run alone) fit beside what the others ran
+# (2026-12-07, fresh clones: 8 m 10 s, 792 s of CPU, 175 s idle, against 7 m 04 s, 718 s and 122 s
+# with three): a group's CPU comes in bursts, and its average left the cores idler, not fuller.
 WORKERS ?= 3
 pytest: bytecode
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
