@@ -251,6 +251,24 @@ def home_region(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def cache_folder() -> Path:
+    """The controller's cache, kept between processes (hints and copies, never a verdict):
+    ``$FAILOVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/failover``, else ``~/.cache/failover``, else
+    (no home at all: a function's sandbox) the temporary folder's ``failover``."""
+    folder = os.environ.get("FAILOVER_CACHE_DIR")
+    if folder:
+        return Path(folder)
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache:
+        try:
+            cache = str(Path.home() / ".cache")
+        except RuntimeError:
+            import tempfile  # only here: contract imports little, and this is rare
+
+            cache = tempfile.gettempdir()
+    return Path(cache) / "failover"
+
+
 def env_key(*parts: str) -> str:
     """An environment variable name from parts: upper case, anything else to underscores.
 

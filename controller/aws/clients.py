@@ -27,6 +27,7 @@ import botocore.config
 import botocore.session
 
 from controller import clock
+from controller.aws.models import use_model_cache
 from controller.contract import GLOBAL, HOME_AGENT, SANDBOX_RELAY_PATH, home_region, is_loopback
 from controller.errors import SpecError
 
@@ -344,7 +345,8 @@ class Clients:
             kwargs["aws_secret_access_key"] = EMULATOR_KEY
         local = bool(endpoint)
         if local not in _SESSIONS:
-            _SESSIONS[local] = emulator_session() if local else botocore.session.Session()
+            session = emulator_session() if local else botocore.session.Session()
+            _SESSIONS[local] = use_model_cache(session)  # the models parsed once per machine
         # A service name known only at run time: the overloads of client() type the callers.
         client = _SESSIONS[local].create_client(service, **kwargs)
         for event, handler in self.hooks:

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from controller import clock
+from controller.contract import cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,9 @@ def suspects_path() -> Path:
     An operator types a dozen commands in an incident, each a new process: without this, each
     would wait out one timeout on the lost region before trying the next. The file only orders
     the attempts (every region is still tried), so a stale or foreign entry costs time, never a
-    wrong answer. ``$FAILOVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/failover``, else
-    ``~/.cache/failover``.
+    wrong answer. In the controller's cache (:func:`controller.contract.cache_folder`).
     """
-    folder = os.environ.get("FAILOVER_CACHE_DIR")
-    if not folder:
-        cache = os.environ.get("XDG_CACHE_HOME")
-        if not cache:
-            try:
-                cache = str(Path.home() / ".cache")
-            except RuntimeError:  # no home at all (a function's sandbox): its temporary folder
-                cache = tempfile.gettempdir()
-        folder = str(Path(cache) / "failover")
-    return Path(folder) / "control-suspects.json"
+    return cache_folder() / "control-suspects.json"
 
 
 def recent(now: float | None = None) -> dict[Key, float]:
