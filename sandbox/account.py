@@ -18,11 +18,14 @@ Nothing else in the sandbox creates a resource outside the program's run
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from controller.aws import Clients
 from controller.contract import GLOBAL
 from controller.topology import Kind, Topology
 from sandbox import mrsc
+
+if TYPE_CHECKING:  # the clients are the caller's: importing botocore is its cost
+    from controller.aws import Clients
 
 
 def zones(topology: Topology) -> list[str]:

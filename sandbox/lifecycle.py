@@ -13,14 +13,14 @@ import functools
 import logging
 import secrets
 import signal
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import clock
-from controller.aws import AwsSettings, Clients, close_connections
 from controller.contract import GLOBAL, FailMode
 from controller.errors import FailoverError, UsageError
 from controller.topology import Kind, Topology, load
@@ -47,6 +47,9 @@ from sandbox.state import (
     write_private,
     write_state,
 )
+
+if TYPE_CHECKING:  # botocore: only for the verbs that call AWS (up, reset), not fail/heal/down
+    from controller.aws import AwsSettings, Clients
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +177,8 @@ class Sandbox:
     def clients(self) -> Clients:
         """Clients on the sandbox's endpoints: regions to their servers, global services to
         ``global``."""
+        from controller.aws import Clients
+
         return Clients(endpoints=dict(self.manifest.endpoints))
 
     @property
@@ -344,13 +349,13 @@ class Sandbox:
         _save_current(self.topology, self.manifest, state_dir)
         # A new world, new connections: this process's clients made for the last one (an
         # executor's guarded ones) would each keep theirs open, a descriptor each, until down.
-        close_connections(server.url for server in self.state.servers.values())
+        _close_connections(server.url for server in self.state.servers.values())
 
     def down(self) -> None:
         """Stop every server (resuming stopped ones first) and remove the state."""
         self._reload()
         _stop_all(self.state)
-        close_connections(server.url for server in self.state.servers.values())
+        _close_connections(server.url for server in self.state.servers.values())
         remove_state(self.state_dir)
         clock.use(clock.from_environment())  # this process leaves the sandbox's clock
         log.info("sandbox in %s is down", self.state_dir)
@@ -454,8 +459,22 @@ class Sandbox:
 
 #: The snapshot a server writes when its region goes down (``fail --mode down``).
 DOWN = "down"
-#: The deployment's calls: one attempt each (creating is not idempotent), and a generous read.
-DEPLOY_SETTINGS = AwsSettings(connect_timeout=2.0, read_timeout=30.0, max_attempts=1)
+
+
+def deploy_settings() -> AwsSettings:
+    """The deployment's calls: one attempt each (creating is not idempotent), a generous read."""
+    from controller.aws import AwsSettings
+
+    return AwsSettings(connect_timeout=2.0, read_timeout=30.0, max_attempts=1)
+
+
+def _close_connections(urls: Iterable[str]) -> None:
+    """Close this process's idle connections to ``urls`` (:func:`controller.aws.
+    close_connections`). A process that never imported the module that makes clients has none:
+    ``failover sandbox down`` is spared importing botocore to find that out."""
+    made = sys.modules.get("controller.aws.clients")
+    if made is not None:
+        made.close_connections(urls)
 
 
 def snapshot_file(state_dir: Path, server: str, kind: str = "deployed") -> Path:
@@ -488,7 +507,9 @@ def _deploy(
 
     urls = {n: s.url for n, s in state.servers.items()}
     endpoints = endpoints_of(urls)
-    account.create_zones(topology, Clients(endpoints=endpoints, settings=DEPLOY_SETTINGS))
+    from controller.aws import Clients
+
+    account.create_zones(topology, Clients(endpoints=endpoints, settings=deploy_settings()))
     settings = sandbox_settings(topology, endpoints, state.spec)
     deployed = deploy(topology, settings)
     deployed.save(state_dir / STACK_FILE)

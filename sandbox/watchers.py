@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller import clock, contract
-from controller.aws import Clients
 from controller.errors import FailoverError
 from controller.topology.manifest import load_manifest
 from sandbox import forkserver
@@ -52,7 +51,8 @@ from sandbox.liveness import alive, output_of
 from sandbox.owner import watch as end_with_owner
 from sandbox.state import LOG_DIR, MANIFEST_FILE, read_state
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # botocore only in the watcher's own process (main), not in fail or heal
+    from controller.aws import Clients
     from sandbox.lambda_.invoke import Invocation, Invoker
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from controller.aws import Clients  # botocore: this process calls AWS, fail and heal do not
     from sandbox.cloudwatch.metrics import LambdaMetrics, LogMetrics, Metrics
     from sandbox.lambda_.invoke import Invoker
 
