@@ -40,8 +40,12 @@ def reconcile(
     from controller.engine.fixes import FixAction
     from controller.engine.reconcile import reconcile as converge
 
+    if dry_run:  # reads and prints, as status does: its AWS clients need no finalization
+        leave_at_once()
     topology, deployed, clients = load_deployment(manifest, spec)
     result = converge(topology, deployed, clients, dry_run=dry_run)
+    if not result.outcomes:  # nothing was done (converged): it only read, too
+        leave_at_once()
     if as_json:
         print_json(result.to_dict())
         return 1 if result.failed else 0
