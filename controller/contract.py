@@ -234,6 +234,10 @@ ENV_HOME_REGION = "FAILOVER_HOME_REGION"
 HOME_AGENT = "failover-home"
 
 
+#: Set by AWS Lambda (and the sandbox's runtime) in a function's environment: code runs in one.
+ENV_LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"
+
+
 def home_region(environ: Mapping[str, str] | None = None) -> str | None:
     """The region this controller runs in: ``FAILOVER_HOME_REGION``, else a Lambda
     function's own ``AWS_REGION``; None on an operator's machine.
@@ -246,7 +250,7 @@ def home_region(environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     if env.get(ENV_HOME_REGION):
         return env[ENV_HOME_REGION]
-    if env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_REGION"):
+    if env.get(ENV_LAMBDA_FUNCTION) and env.get("AWS_REGION"):
         return env["AWS_REGION"]
     return None
 

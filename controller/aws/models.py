@@ -31,7 +31,7 @@ from typing import Any
 import botocore.loaders
 import botocore.session
 
-from controller.contract import cache_folder
+from controller.contract import ENV_LAMBDA_FUNCTION, cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,12 @@ def _name(source: str, found: os.stat_result) -> str:
 
 def use_model_cache(session: botocore.session.Session) -> botocore.session.Session:
     """Make ``session`` read botocore's data through a :class:`ModelCache`, from the same
-    search paths (``AWS_DATA_PATH`` included) as botocore's own loader; ``session`` back."""
+    search paths (``AWS_DATA_PATH`` included) as botocore's own loader; ``session`` back.
+
+    Not in a Lambda function (a watcher): its environment keeps nothing from one cold start to
+    the next, so it parses as botocore does, on AWS and in the sandbox that rehearses it."""
+    if os.environ.get(ENV_LAMBDA_FUNCTION):
+        return session
     loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
     loader.file_loader = ModelCache()
     session.register_component("data_loader", loader)

@@ -97,3 +97,18 @@ def test_a_torn_copy_is_parsed_again(tmp_path: Path) -> None:
     copy.write_bytes(copy.read_bytes()[:100])
     assert cache.load_file(path) == expected
     assert cache.load_file(path) == expected
+
+
+def test_a_lambda_function_parses_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function's environment keeps nothing between cold starts: the sandbox's watchers
+    parse botocore's models as AWS's would (their CPU is what bench/cost.py models)."""
+    import botocore.session
+
+    from controller.aws.models import use_model_cache
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-watcher")
+    loader = use_model_cache(botocore.session.Session()).get_component("data_loader")
+    assert not isinstance(loader.file_loader, ModelCache)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    loader = use_model_cache(botocore.session.Session()).get_component("data_loader")
+    assert isinstance(loader.file_loader, ModelCache)
