@@ -44,8 +44,7 @@ from controller.errors import (
     TargetLostError,
     UsageError,
 )
-from controller.plan import graph as graphs
-from controller.plan.build import build_plan
+from controller.plan.planner import Planner
 from controller.plan.steps import FailoverPlan
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
@@ -98,7 +97,8 @@ class Executor:
         self.owner, self.progress = owner or default_owner(), progress or (lambda event: None)
         self.max_workers = max(1, max_workers)
         self.policy = topology.policy
-        self.graph = graphs.build(topology)
+        #: The graph and the plans, made at the first run (a watcher makes an executor per call).
+        self.planner = Planner(topology)
 
     # -- prechecks ---------------------------------------------------------------------------
 
@@ -174,8 +174,7 @@ class Executor:
         """The plan checked against the desired state read under the lease (see
         :func:`controller.engine.policy.checked`)."""
         return policy.checked(
-            self.topology,
-            self.graph,
+            self.planner,
             plan,
             desired,
             source_given=source_given,
@@ -303,7 +302,7 @@ class Executor:
             self.fence_clients,
             self.journal,
             self.keeper,
-            self.graph,
+            self.planner.graph,
             self.progress,
             self.max_workers,
         )
@@ -359,9 +358,7 @@ class Executor:
         assert self.keeper is not None
         lost_target = lost_run.plan.target
         for candidate in policy.moving_on(self.topology, origin, lost):
-            plan = build_plan(
-                self.topology,
-                self.graph,
+            plan = self.planner.plan(
                 target=candidate,
                 source=lost_target,
                 unavailable=lost_run.plan.unavailable,

@@ -19,9 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from controller import clock
 from controller.actions import mode as modes
@@ -36,10 +34,12 @@ from controller.engine.events import Progress, StepEvent
 from controller.engine.retry import decide
 from controller.engine.silence import Silence
 from controller.errors import FailoverError, PermanentStepError, TargetLostError, TransientStepError
-from controller.plan import graph as graphs
 from controller.plan.steps import Phase, Step
 from controller.topology import OnFailure, Policy, Topology
 from controller.topology.manifest import Manifest
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,12 @@ class Driver:
                 self._degrade(run, step, degraded)
         return degraded
 
-    def _mode_of(self, name: str) -> DegradedMode:
-        return self.topology.components[name].degraded or DegradedMode.UNAVAILABLE
-
     def _degrade(self, run: Run, step: Step, degraded: dict[str, DegradedMode]) -> None:
-        impacted = graphs.impact(self.graph, [step.component])
-        for name in sorted(impacted):
-            degraded.setdefault(name, self._mode_of(name))
+        from controller.plan.build import degraded_map  # not at import: every watcher imports us
+
+        impacted = degraded_map(self.topology, self.graph, [step.component])
+        for name, mode in impacted.items():
+            degraded.setdefault(name, mode)
         log.warning("%s failed: %d dependents go degraded", step.id, len(impacted))
 
     # -- one step ----------------------------------------------------------------------------

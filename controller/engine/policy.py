@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import networkx as nx
-
 from controller.controltable.desired import Desired
 from controller.controltable.journal import Run
 from controller.errors import ConflictError, UsageError
-from controller.plan.build import build_plan
+from controller.plan.planner import Planner
 from controller.plan.steps import FailoverPlan
 from controller.topology import TargetLost, Topology
 
 
 def checked(
-    topology: Topology,
-    graph: nx.DiGraph,
+    planner: Planner,
     plan: FailoverPlan,
     desired: Desired,
     *,
@@ -54,13 +51,7 @@ def checked(
         raise UsageError(
             f"--from {plan.source} disagrees with the control table: {where}; nothing changed"
         )
-    return build_plan(
-        topology,
-        graph,
-        target=plan.target,
-        source=desired.active,
-        unavailable=plan.unavailable,
-    )
+    return planner.plan(target=plan.target, source=desired.active, unavailable=plan.unavailable)
 
 
 def not_resumable(run: Run, desired: Desired) -> str:

@@ -53,7 +53,6 @@ from controller.actions.registry import action_for
 from controller.aws import Clients
 from controller.contract import Mode
 from controller.errors import FailoverError, PermanentStepError, TransientStepError
-from controller.plan import graph as graphs
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
 from controller.watchers.decisions import WatchAction
@@ -169,6 +168,8 @@ class Isolation:
         ``fenced`` only when every component is fenced, so that the next evaluation tries
         again what failed (the functions read the mode: ``fenced`` tells them to stop too).
         """
+        from controller.plan import graph as graphs  # networkx: only once the region fences
+
         changed, failed = 0, []
         for level in graphs.fencing_levels(graphs.build(self.topology)):
             for component in level:

@@ -43,8 +43,7 @@ from controller.errors import (
     RunInterruptedError,
     UsageError,
 )
-from controller.plan import graph as graphs
-from controller.plan.build import build_plan
+from controller.plan.planner import Planner
 from controller.topology import Topology
 from controller.topology.manifest import Manifest
 from controller.watchers import pacing, signals
@@ -102,7 +101,7 @@ class Watcher:
     def __post_init__(self) -> None:
         self.policy = self.topology.policy
         self.journal = Journal(self.clients, self.manifest)
-        self.graph = graphs.build(self.topology)
+        self.planner = Planner(self.topology)  # the graph: built at the first plan
         self._alarm_reads = signals.AlarmReads(self.topology, self.manifest)
 
     # -- remembering (a deployed watcher lives one invocation at a time) ----------------------
@@ -236,7 +235,7 @@ class Watcher:
             )
         # The returning region must have the data first: read the lag before taking the lease
         # (the run's precheck reads it again under the lease, and that read decides).
-        plan = build_plan(self.topology, self.graph, source=active, target=primary)
+        plan = self.planner.plan(source=active, target=primary)
         lag = lag_check(
             self.topology,
             self.manifest,
@@ -266,7 +265,7 @@ class Watcher:
         reason: str,
         kind: RunKind = RunKind.FAILOVER,
     ) -> Decision:
-        plan = build_plan(self.topology, self.graph, source=source, target=target)
+        plan = self.planner.plan(source=source, target=target)
         try:
             result = self._executor().execute(
                 plan,
