@@ -167,6 +167,16 @@ def impact(graph: nx.DiGraph, unavailable: Iterable[str]) -> set[str]:
     return reached - down
 
 
+def dependencies(graph: nx.DiGraph, component: str) -> set[str]:
+    """Every component that ``component`` needs, transitively (not itself): :func:`impact`'s
+    other direction.
+
+    >>> sorted(dependencies(nx.DiGraph([("a", "b"), ("b", "c"), ("d", "e")]), "a"))
+    ['b', 'c']
+    """
+    return set(nx.descendants(graph, component))
+
+
 def critical_path(graph: nx.DiGraph) -> list[str]:
     """The longest chain of needs: the lower bound of any parallel activation's step count."""
     return list(nx.dag_longest_path(graph))
