@@ -220,10 +220,11 @@ WARM_SERVICES = (
 )
 
 
-def shared_models() -> None:
+def shared_models(services: tuple[str, ...] = WARM_SERVICES) -> None:
     """One botocore data loader for every session of the process (boto3 makes a session per
     ``boto3.session.Session``, each with a loader that would parse every model again), with
-    the common services' models read into it before the forks."""
+    the models of ``services`` read into it before the forks (the client made for each is
+    dropped: it never connected)."""
     import botocore.loaders
     import botocore.session
 
@@ -237,7 +238,7 @@ def shared_models() -> None:
 
     botocore.session.create_loader = create_loader  # type: ignore[assignment]
     session = botocore.session.get_session()
-    for service in WARM_SERVICES:
+    for service in services:
         with contextlib.suppress(Exception):  # a model this botocore lacks: read when asked
             session.create_client(
                 service,
