@@ -30,7 +30,9 @@ from sandbox import servers as sandbox_servers
 from sandbox import watchers as watcher_procs
 from sandbox.lambda_.invoke import Invoker
 from sandbox.state import LOG_DIR
+from tests.kit import controller_zygote
 from tests.kit.cli import CliResult
+from tests.kit.controller_zygote import Forked
 from tests.kit.paths import EXAMPLE, REPO
 
 PRIMARY = "us-east-1"
@@ -182,17 +184,29 @@ def status_json(
     return data
 
 
-def controller(box: Sandbox, *args: str, kill_after: int | None = None) -> subprocess.Popen[str]:
-    """``failover ARGS --manifest M`` as a real process; with ``kill_after``, one that SIGKILLs
-    itself once that many steps have ended (``sandbox.faults``)."""
-    entry = (
-        ["-m", "controller"]
+def controller(
+    box: Sandbox, *args: str, kill_after: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str] | Forked:
+    """``failover ARGS --manifest M`` as a real process (with ``env``, default this process's
+    environment); with ``kill_after``, one that SIGKILLs itself once that many steps have ended
+    (``sandbox.faults``).
+
+    Forked from the session's controller zygote when there is one (:mod:`tests.kit.controller_
+    zygote`: about a second of imports saved), else started as ``python -m``.
+    """
+    entry, words = (
+        ("controller", [])
         if kill_after is None
-        else ["-m", "sandbox.faults", "--kill-after-steps", str(kill_after), "--"]
+        else ("sandbox.faults", ["--kill-after-steps", str(kill_after), "--"])
     )
+    argv = [*words, *args, "--manifest", str(box.manifest_path)]
+    forked = controller_zygote.spawn(entry, argv, os.environ if env is None else env, REPO)
+    if forked is not None:
+        return forked
     return subprocess.Popen(
-        [sys.executable, *entry, *args, "--manifest", str(box.manifest_path)],
+        [sys.executable, "-m", entry, *argv],
         cwd=REPO,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,8 @@
 ``sandbox`` starts the example topology on free loopback ports in a temporary state directory
 and always stops every process it started, also when a test or the start fails.
 ``fresh_sandbox`` is the same object, reset to the state ``up`` leaves (every region running and
-provisioned again, the primary active) before the test.
+provisioned again, the primary active) before the test. ``forked_controllers``, asked for by the
+modules that run the controller as a process, keeps one imported for them to fork.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from sandbox import Sandbox, forkserver
+from tests.kit import controller_zygote
 from tests.kit.emulator import stopped
+from tests.kit.paths import REPO
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders" / "topology.yaml"
 
@@ -48,6 +51,22 @@ def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             yield
         finally:
             forkserver.stop(server)
+
+
+@pytest.fixture(scope="session")
+def forked_controllers(
+    sandbox_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[controller_zygote.Zygote]:
+    """A controller zygote (:mod:`tests.kit.controller_zygote`) for the session: every
+    ``failover`` process :func:`tests.kit.emulator.controller` starts is forked from it, about a
+    second of CPU saved on each; started with the session's environment, the one they run in."""
+    with pytest.MonkeyPatch.context() as patch:
+        zygote = controller_zygote.start(tmp_path_factory.mktemp("zygote"), REPO)
+        patch.setenv(controller_zygote.ENV, zygote.socket)
+        try:
+            yield zygote
+        finally:
+            controller_zygote.stop(zygote)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,9 @@ from sandbox import Sandbox
 from tests.kit.emulator import controller, mapping_enabled, primary_record, rules_enabled
 from tests.kit.paths import EXAMPLE
 
+#: Its controller processes are forked from the session's zygote.
+pytestmark = pytest.mark.usefixtures("forked_controllers")
+
 TARGET = "us-west-2"
 EXAMPLE_STEPS = len(build_plan(load(EXAMPLE), graphs.build(load(EXAMPLE)), target=TARGET).steps)
 

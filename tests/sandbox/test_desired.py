@@ -25,7 +25,8 @@ from controller.plan.build import build_plan
 from sandbox import Sandbox
 from tests.kit.emulator import controller, mapping_enabled, plain
 
-pytestmark = pytest.mark.sandbox
+#: Its controller processes are forked from the session's zygote.
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("forked_controllers")]
 #: The emulator publishes no replication-lag metric: these tests are not about the lag check.
 Executor = partial(_Executor, accept_unknown_lag=True)
 

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +33,12 @@ from controller.controltable.lease import Leases
 from controller.controltable.table import LEASE_PK, LEASE_SK, ControlTable
 from controller.errors import NoMajorityError
 from sandbox import Sandbox
-from tests.kit.emulator import plain
+from tests.kit.controller_zygote import Forked
+from tests.kit.emulator import controller, plain
 
-pytestmark = pytest.mark.sandbox
+#: Its controller processes are forked from the session's zygote.
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("forked_controllers")]
 
-REPO = Path(__file__).resolve().parents[2]
 EAST, WEST, WITNESS, EU = "us-east-1", "us-west-2", "us-east-2", "eu-west-1"
 
 
@@ -47,17 +47,9 @@ def table_from(box: Sandbox, home: str | None) -> ControlTable:
     return ControlTable(Clients(endpoints=box.manifest.endpoints, home=home), box.manifest)
 
 
-def failover(box: Sandbox, home: str, *args: str) -> subprocess.Popen[str]:
+def failover(box: Sandbox, home: str, *args: str) -> subprocess.Popen[str] | Forked:
     """``failover ARGS --manifest M`` as a real process running in region ``home``."""
-    env = {**os.environ, "FAILOVER_HOME_REGION": home}
-    return subprocess.Popen(
-        [sys.executable, "-m", "controller", *args, "--manifest", str(box.manifest_path)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return controller(box, *args, env={**os.environ, "FAILOVER_HOME_REGION": home})
 
 
 def mode_from(box: Sandbox, region: str, home: str | None) -> str | None:
