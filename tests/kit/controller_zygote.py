@@ -461,12 +461,19 @@ def _accept(
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    # SIGTERM held until the child has its own handler: the zygote's would unwind the child
+    # into the zygote's loop and its clean-up.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid == 0:
-        selector.close()
-        for sock in [*own, *children.by_pid.values()]:
-            sock.close()
-        _become(conn, request, fds)
+        try:
+            selector.close()
+            for sock in [*own, *children.by_pid.values()]:
+                sock.close()
+            _become(conn, request, fds)
+        finally:
+            os._exit(1)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     _close_fds(fds)  # the child's now: a pipe held here would never end for its reader
     children.add(pid, conn)
     print(f"{pid}: {request['entry']} {' '.join(request['args'])}", flush=True)
@@ -538,6 +545,7 @@ def _take(request: dict[str, Any], fds: list[int]) -> None:
     for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held since the fork
     die_with_parent()  # a zygote killed outright takes its children along
     for fd, target in zip(fds, STDIO, strict=True):
         os.dup2(fd, target)
