@@ -68,6 +68,9 @@ IMPORT_TIME = (
     "NO_COLOR",
     "TTY_",
 )
+#: What the CLI's ``main`` sets when the environment does not (and what a test that ran the CLI
+#: in its own process has kept set since): a caller without it runs as one with it.
+CLI_DEFAULTS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 #: What the zygote imports before its first fork: what the entry modules import (not themselves:
 #: ``python -m`` runs a module not imported yet, and runpy warns of one that is), the verbs the
 #: sandbox tests run as a process, and what a run imports only once it runs (read from a run's
@@ -123,12 +126,14 @@ def answering(path: str) -> bool:
 
 
 def settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """The part of ``environ`` an interpreter reads at start-up or import (:data:`IMPORT_TIME`).
+    """The part of ``environ`` an interpreter reads at start-up or import (:data:`IMPORT_TIME`),
+    with the CLI's defaults where it names none (:data:`CLI_DEFAULTS`).
 
     >>> settings({"PYTHONPATH": "/x", "LANG": "C.UTF-8", "HOME": "/root"})
-    {'PYTHONPATH': '/x', 'LANG': 'C.UTF-8'}
+    {'PYDANTIC_DISABLE_PLUGINS': '__all__', 'PYTHONPATH': '/x', 'LANG': 'C.UTF-8'}
     """
-    return {k: v for k, v in environ.items() if k.startswith(IMPORT_TIME) and k != ENV}
+    merged = {**CLI_DEFAULTS, **environ}
+    return {k: v for k, v in merged.items() if k.startswith(IMPORT_TIME) and k != ENV}
 
 
 # -- the caller's side ------------------------------------------------------------------------
@@ -353,7 +358,8 @@ def preload() -> None:
     client, session or thread behind."""
     import importlib
 
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as the CLI's main sets it
+    for name, value in CLI_DEFAULTS.items():  # as the CLI's main sets them, before its imports
+        os.environ.setdefault(name, value)
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -389,7 +395,7 @@ class Children:
 def serve(path: str) -> None:
     """Preload, then fork a child for each request on ``path`` and answer its pid and its wait
     status, until the owner is gone or a SIGTERM."""
-    mine = settings(os.environ)  # before preload() sets anything
+    mine = settings(os.environ)
     owner = os.environ.get(OWNER_ENV, "")
     gc.disable()  # what preload() builds is kept for every child: frozen, not walked
     preload()
@@ -455,6 +461,8 @@ def _accept(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         request = {"error": f"no request: {exc!r}"}
     if "error" in request:
+        if request["error"]:
+            print(f"refused: {request['error']}", flush=True)
         _close_fds(fds)
         _answer(conn, {"error": request["error"]})
         conn.close()
@@ -496,6 +504,8 @@ def _request(conn: socket.socket, mine: dict[str, str]) -> tuple[dict[str, Any],
     """The request on ``conn`` and the descriptors it carries; an ``error`` when refused
     (another user, other interpreter settings, an entry module not served)."""
     data, fds, _, _ = socket.recv_fds(conn, 1 << 20, len(STDIO))
+    if not data and not fds:
+        return {"error": ""}, fds  # a look whether it answers (:func:`answering`)
     if peer_uid(conn) != os.getuid():
         return {"error": "not the owner"}, fds
     while data and not data.endswith(b"\n"):
