@@ -109,8 +109,10 @@ SERVICES = (
 )
 #: Wall seconds between two looks at the owner while nothing happens.
 OWNER_POLL_SECONDS = 0.5
-#: Wall seconds a request may take to arrive once connected, or its answer to come.
-REQUEST_TIMEOUT = 5.0
+#: Wall seconds a request may take to arrive once connected, or its answer to come. Long: a
+#: caller that gives up starts the process itself, and a child forked for it meanwhile would
+#: run beside that one until the zygote, finding its caller gone, kills it.
+REQUEST_TIMEOUT = 30.0
 #: The standard streams a child takes from its caller.
 STDIO = (0, 1, 2)
 
