@@ -118,7 +118,8 @@ STDIO = (0, 1, 2)
 
 
 def answering(path: str) -> bool:
-    """Whether the zygote at ``path`` takes connections (it has preloaded: it listens only then)."""
+    """Whether the unix socket ``path`` takes connections: the zygote listens only once it has
+    preloaded, :mod:`sandbox.forkserver` once it has built moto."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         try:
             conn.connect(path)

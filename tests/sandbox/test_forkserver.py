@@ -18,21 +18,12 @@ from sandbox import forkserver
 from sandbox import servers as sandbox_servers
 from sandbox import watchers as watcher_procs
 from sandbox.state import read_state
+from tests.kit.controller_zygote import answering  # the forkserver too listens once built
 from tests.kit.emulator import pid_alive
 from tests.kit.paths import EXAMPLE
 from tests.kit.polling import until
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-
-
-def answering(path: str) -> bool:
-    """Whether the forkserver at ``path`` takes connections (it has built moto)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.connect(path)
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture
