@@ -10,6 +10,11 @@ by the file's name, size and modification time, as Python names its bytecode: an
 botocore, or an edited model, is parsed afresh, and venvs installed from the same wheel share
 the copies. A cache that cannot be read or written costs only the parse.
 
+Each botocore release would leave its copies behind (about 5 MB for what the controller
+reads), so writing a file's copy removes that file's other copies last written more than
+:data:`PRUNE_AFTER` ago: an old release's, once nothing has parsed it for that long. A venv
+that still uses one parses it again, once, and its copy is fresh from then on.
+
 botocore parses into ``OrderedDict`` (from before dicts kept their order); the copies hold plain
 dicts in the same order, and botocore reads its data only as mappings.
 """
@@ -25,6 +30,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 FOLDER = "botocore"
 #: The forms botocore reads a data file in, in its order: plain JSON, else gzipped JSON.
 SUFFIXES = (".json", ".json.gz")
+#: Seconds after which a copy that another is written beside is removed (a week).
+PRUNE_AFTER = 7 * 24 * 3600.0
 
 
 class ModelCache(botocore.loaders.JSONFileLoader):
@@ -78,6 +86,7 @@ class ModelCache(botocore.loaders.JSONFileLoader):
                 log.debug("model copy %s unreadable: %s", copy, exc)
             data = self.parse(source)
             self._keep(copy, data)
+            self._prune(copy)
             return data
         return None
 
@@ -102,13 +111,35 @@ class ModelCache(botocore.loaders.JSONFileLoader):
             if temp is not None:
                 Path(temp).unlink(missing_ok=True)
 
+    def _prune(self, kept: Path) -> None:
+        """Remove the copies of ``kept``'s file, this Python's, that were last written more
+        than :data:`PRUNE_AFTER` ago (another process may still read one: it has it open, or
+        parses again)."""
+        family = kept.name.partition("-")[0]
+        old = time.time() - PRUNE_AFTER
+        try:
+            for copy in self.folder.glob(f"{family}-*.marshal"):
+                if copy != kept and copy.stat().st_mtime < old:
+                    copy.unlink(missing_ok=True)
+        except OSError as exc:  # unreadable folder, or a copy removed meanwhile
+            log.debug("model copies of %s not pruned: %s", family, exc)
+
 
 def _name(source: str, found: os.stat_result) -> str:
-    """A copy's name: this Python, the file's last three path parts (``lambda/2015-03-31/
-    service-2.json.gz``), its size and modification time."""
+    """A copy's name: a digest of this Python and the file's last three path parts
+    (``lambda/2015-03-31/service-2.json.gz``), the copies of one file for one Python, then a
+    digest of its size and modification time, the copy of one version of it.
+
+    >>> import os
+    >>> a = _name("/x/lambda/2015-03-31/service-2.json", os.stat_result((0,) * 6 + (1, 0, 2, 0)))
+    >>> b = _name("/y/lambda/2015-03-31/service-2.json", os.stat_result((0,) * 6 + (9, 0, 2, 0)))
+    >>> a.partition("-")[0] == b.partition("-")[0], a == b
+    (True, False)
+    """
     tail = "/".join(Path(source).parts[-3:])
-    key = f"{sys.version}\0{tail}\0{found.st_size}\0{found.st_mtime_ns}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    family = hashlib.sha256(f"{sys.version}\0{tail}".encode()).hexdigest()[:16]
+    version = hashlib.sha256(f"{found.st_size}\0{found.st_mtime_ns}".encode()).hexdigest()[:16]
+    return f"{family}-{version}"
 
 
 def use_model_cache(session: botocore.session.Session) -> botocore.session.Session:

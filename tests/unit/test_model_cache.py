@@ -4,14 +4,16 @@ reads the copy, which holds what botocore's own parse holds."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import botocore.loaders
 import pytest
 
-from controller.aws.models import ModelCache
+from controller.aws.models import PRUNE_AFTER, ModelCache
 
 #: Makes a client of each service named on its command line (against an unused loopback port:
 #: nothing is sent) and prints how many data files this process parsed, ours and botocore's.
@@ -112,3 +114,27 @@ def test_a_lambda_function_parses_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
     loader = use_model_cache(botocore.session.Session()).get_component("data_loader")
     assert isinstance(loader.file_loader, ModelCache)
+
+
+def test_a_new_copy_removes_its_files_copies_unwritten_for_a_week_only(tmp_path: Path) -> None:
+    """An upgraded botocore leaves its predecessor's copies behind: the first parse of a file
+    removes that file's copies older than a week, not a recent one (another venv's botocore
+    may still read it), nor another file's."""
+    cache = ModelCache(tmp_path)
+    path = _model("sqs")
+    cache.load_file(path)
+    (kept,) = tmp_path.iterdir()
+    family = kept.name.partition("-")[0]
+    week_ago = time.time() - PRUNE_AFTER
+    stale, recent = tmp_path / f"{family}-0.marshal", tmp_path / f"{family}-1.marshal"
+    other = tmp_path / "0-0.marshal"
+    for copy, age in ((stale, week_ago - 60), (recent, week_ago + 60), (other, week_ago - 60)):
+        copy.write_bytes(kept.read_bytes())
+        os.utime(copy, (age, age))
+    assert cache.load_file(path) is not None  # read back: nothing written, nothing removed
+    assert stale.exists()
+    kept.unlink()
+    assert cache.load_file(path) == botocore.loaders.JSONFileLoader().load_file(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [kept.name, recent.name, other.name]
+    )
