@@ -156,15 +156,25 @@ def start(directory: Path) -> Forkserver:
     """Start a forkserver listening in ``directory`` (0700), its output in ``forkserver.log``
     there; it answers once it has built moto (about a second), and ends with this process's
     owner (:mod:`sandbox.owner`) or at :func:`stop`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    path = directory / "forkserver.sock"
-    path.unlink(missing_ok=True)
     env = {**os.environ, "MOTO_ACM_VALIDATION_WAIT": "0"}  # as start_all's launcher has it
     env.pop(ENV, None)
-    with open(directory / "forkserver.log", "ab") as log:
+    return spawn(MODULE, directory, "forkserver", env)
+
+
+def spawn(
+    module: str, directory: Path, name: str, env: dict[str, str], cwd: Path | None = None
+) -> Forkserver:
+    """Run ``python -m module SOCKET`` in a session of its own, listening on ``name.sock`` in
+    ``directory`` (made 0700), its output appended to ``name.log`` there: a server that forks
+    what its callers ask for (this module's, and the test suite's controller zygote)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    path = directory / f"{name}.sock"
+    path.unlink(missing_ok=True)
+    with open(directory / f"{name}.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", MODULE, str(path)],
+            [sys.executable, "-m", module, str(path)],
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -174,11 +184,12 @@ def start(directory: Path) -> Forkserver:
     return Forkserver(process=process, socket=str(path))
 
 
-def stop(server: Forkserver) -> None:
-    """Stop the forkserver (the sandboxes it launched are their own: stop them apart)."""
+def stop(server: Forkserver, timeout: float = 5.0) -> None:
+    """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds) and remove its
+    socket; the sandboxes a forkserver launched are their own: stop them apart."""
     server.process.terminate()
     try:
-        server.process.wait(timeout=5)
+        server.process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()

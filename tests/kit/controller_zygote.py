@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.lambda_.bootstrap import die_with_parent, peer_uid, shared_models
 from sandbox.liveness import alive
@@ -142,12 +142,8 @@ def settings(environ: Mapping[str, str]) -> dict[str, str]:
 # -- the caller's side ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Zygote:
-    """A zygote started by :func:`start`: its process and its socket."""
-
-    process: subprocess.Popen[bytes]
-    socket: str
+if TYPE_CHECKING:  # a zygote is served as a forkserver is; the zygote imports no sandbox more
+    from sandbox.forkserver import Forkserver as Zygote
 
 
 def start(directory: Path, cwd: Path) -> Zygote:
@@ -155,32 +151,17 @@ def start(directory: Path, cwd: Path) -> Zygote:
     run from ``cwd`` (the repository: ``tests`` must be importable); it answers once it has
     imported the controller (a second or two), and ends with this process's owner or at
     :func:`stop`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    path = directory / "zygote.sock"
-    path.unlink(missing_ok=True)
-    with open(directory / "zygote.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", MODULE, str(path)],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != ENV},
-        )
-    return Zygote(process=process, socket=str(path))
+    from sandbox import forkserver
+
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    return forkserver.spawn(MODULE, directory, "zygote", env, cwd=cwd)
 
 
 def stop(zygote: Zygote) -> None:
     """Stop the zygote; it SIGKILLs and reaps the children still running first."""
-    zygote.process.terminate()
-    try:
-        zygote.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        zygote.process.kill()
-        zygote.process.wait()
-    Path(zygote.socket).unlink(missing_ok=True)
+    from sandbox import forkserver
+
+    forkserver.stop(zygote, timeout=10)
 
 
 @dataclass

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from controller.topology import load
+from sandbox.forkserver import Forkserver as Zygote
 from sandbox.owner import ENV as OWNER_ENV
 from tests.kit import controller_zygote
-from tests.kit.controller_zygote import Forked, Zygote, spawn
+from tests.kit.controller_zygote import Forked, spawn
 from tests.kit.emulator import pid_alive
 from tests.kit.manifests import fake_manifest, write_manifest
 from tests.kit.paths import EXAMPLE, REPO
