@@ -61,12 +61,23 @@ def test_base_install_carries_no_emulator_plotting_or_pulumi() -> None:
     assert {"pulumi", "pulumi-aws"} <= {_name(r) for r in extras["infra"]}
 
 
+def _python(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """This interpreter run with ``argv`` in ``cwd``, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=120,
+    )
+
+
 def _probe(*lines: str) -> list[str]:
     """The words a fresh interpreter prints after running ``lines`` (with ``sys`` imported)."""
     code = "\n".join(("import sys", *lines))
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
+    done = _python("-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.split()
 
 
@@ -148,14 +159,7 @@ def test_a_watchers_cold_start_and_calm_evaluation_import_no_networkx() -> None:
     """A watcher's execution environment imports its handler module at every cold start, and
     most evaluations are calm: nothing to plan, no fix to order. networkx (about 0.13 s of CPU
     per process, its package imports all its algorithms) waits for a plan or a fix."""
-    proc = subprocess.run(
-        [sys.executable, "-c", CALM_EVALUATION],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
+    proc = _python("-c", CALM_EVALUATION)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["False", "False", "1", "calm", "none", "False", "False"]
 
@@ -227,20 +231,13 @@ def test_failing_healing_and_stopping_a_sandbox_imports_no_aws_sdk(tmp_path: Pat
 
 def _modules(*argv: str, cwd: Path = ROOT) -> set[str]:
     """Every module the CLI imports to run ``argv`` in ``cwd`` (``python -X importtime``)."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-c",
-            "from controller.interfaces.cli import main; main()",
-            *argv,
-        ],
-        capture_output=True,
-        text=True,
+    proc = _python(
+        "-X",
+        "importtime",
+        "-c",
+        "from controller.interfaces.cli import main; main()",
+        *argv,
         cwd=cwd,
-        check=False,
-        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {
@@ -270,14 +267,7 @@ BLOCKER = textwrap.dedent("""
 def test_sandbox_verbs_without_the_extra_say_what_to_install(
     argv: tuple[str, ...], tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", BLOCKER, *argv],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-        timeout=120,
-    )
+    proc = _python("-c", BLOCKER, *argv, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -286,14 +276,7 @@ def test_sandbox_verbs_without_the_extra_say_what_to_install(
 
 
 def test_plan_works_without_the_extras(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "plan", "--to", "us-west-2", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-        timeout=120,
-    )
+    proc = _python("-c", BLOCKER, "plan", "--to", "us-west-2", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["to"] == "us-west-2"
 
