@@ -147,6 +147,11 @@ def mode(box: Sandbox, region: str) -> str:
     return str(box.clients.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
 
+def cadences(box: Sandbox, region: str) -> set[str]:
+    """The cadences ``region``'s watcher has evaluated in so far."""
+    return {str(d["cadence"]) for d in watcher_procs.decisions(box.state_dir, [region])}
+
+
 def running(box: Sandbox) -> Run | None:
     """The current run, once it has finished a step and while it runs (else None)."""
     current = journal(box).current_run_id()
@@ -164,6 +169,10 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     watched: Sandbox,
 ) -> None:
     box = watched
+    # The primary's watcher first evaluates calm (once an invocation, never the sentinel), as
+    # the last assertion reads: its first evaluation may not be, on a loaded machine (a read
+    # that outlived its deadline makes it vigilant for the rest of its minute).
+    until(lambda: "calm" in cadences(box, PRIMARY), 120, "the primary's watcher evaluates calm")
     box.fail(PRIMARY, "hang")
     run = until(lambda: finished_run(box), 120, "a watcher fails over the hung primary")
     assert run.plan.source == PRIMARY and run.plan.target == STANDBY
