@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import forkserver
 from tests.kit.paths import cache_sharing
 from tests.sandbox.conftest import UNSET_ENV
 
@@ -30,8 +31,12 @@ FOREIGN = re.compile(r"^(AWS_|FAILOVER_)")
 def clean_env(cache: Path) -> dict[str, str]:
     """The caller's environment without its AWS and failover settings, with dummy credentials
     (the emulator takes any; a bench sets its own when none is given) and ``cache`` for the
-    controller's cache (a user has one; a fresh machine's would make each bench deploy)."""
+    controller's cache (a user has one; a fresh machine's would make each bench deploy). The
+    session's forkserver stays: a bench's sandbox forks its launcher from it, with moto built
+    once for the session (as a runbook's does), and runs the same servers."""
     env = {k: v for k, v in os.environ.items() if not FOREIGN.match(k) and k not in UNSET_ENV}
+    if forkserver.ENV in os.environ:
+        env[forkserver.ENV] = os.environ[forkserver.ENV]
     return env | {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
