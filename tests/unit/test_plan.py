@@ -17,6 +17,20 @@ from tests.kit.paths import EXAMPLE
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
 PLAIN_KINDS = ["function", "queue", "table", "bucket", "stream", "parameter"]
 MODES = [None, "read_only", "queue_writes", "static", "unavailable"]
+#: Strategies made once: hypothesis validates each strategy it is given, and one made from a
+#: list at every draw (``sampled_from(pool)``) was validated at every draw, about half the
+#: module's time. Those below that depend on a size are made from hashable arguments, which
+#: hypothesis keeps: one per size.
+KINDS, DEGRADED, REGION_ORDERS = (
+    st.sampled_from(PLAIN_KINDS),
+    st.sampled_from(MODES),
+    st.permutations(REGIONS),
+)
+
+
+def _picks(size: int, most: int) -> st.SearchStrategy[list[int]]:
+    """Up to ``most`` distinct positions in a list of ``size``."""
+    return st.lists(st.integers(0, size - 1), max_size=most, unique=True)
 
 
 @st.composite
@@ -28,19 +42,19 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
     for i in range(n):
         name = f"c{i}"
         is_traffic = draw(st.integers(0, 5)) == 0
-        kind = "api" if is_traffic else draw(st.sampled_from(PLAIN_KINDS))
+        kind = "api" if is_traffic else draw(KINDS)
         pool = [f"c{j}" for j in range(i) if is_traffic or f"c{j}" not in traffic]
-        deps = draw(st.lists(st.sampled_from(pool), max_size=4, unique=True)) if pool else []
+        deps = [pool[k] for k in draw(_picks(len(pool), 4))] if pool else []
         comp: dict[str, Any] = {"kind": kind, "depends_on": deps}
-        mode = draw(st.sampled_from(MODES))
+        mode = draw(DEGRADED)
         if mode:
             comp["degraded"] = mode
         components[name] = comp
         if is_traffic:
             traffic.add(name)
-    names = list(components)
+    names = tuple(components)
     order = draw(st.permutations(names))
-    regions = draw(st.permutations(REGIONS))
+    regions = draw(REGION_ORDERS)
     return {
         "app": "gen",
         "regions": {"primary": regions[0], "standby": list(regions[1:3])},
@@ -74,7 +88,7 @@ def dependents(data: dict[str, Any], roots: set[str]) -> set[str]:
 def requests(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
     data = draw(topologies())
     names = sorted(data["components"])
-    return data, draw(st.lists(st.sampled_from(names), max_size=3, unique=True))
+    return data, [names[k] for k in draw(_picks(len(names), 3))]
 
 
 @settings(max_examples=150, deadline=None)
