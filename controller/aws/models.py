@@ -47,6 +47,8 @@ FOLDER = "botocore"
 SUFFIXES = (".json", ".json.gz")
 #: Seconds after which a copy that another is written beside is removed (a week).
 PRUNE_AFTER = 7 * 24 * 3600.0
+#: The names copies had before a copy's name began with its file's digest (32 hex digits).
+UNSORTED = "[0-9a-f]" * 32 + ".marshal"
 
 
 class ModelCache(botocore.loaders.JSONFileLoader):
@@ -114,13 +116,15 @@ class ModelCache(botocore.loaders.JSONFileLoader):
     def _prune(self, kept: Path) -> None:
         """Remove the copies of ``kept``'s file, this Python's, that were last written more
         than :data:`PRUNE_AFTER` ago (another process may still read one: it has it open, or
-        parses again)."""
+        parses again); and as old copies named as before copies had a file's digest in their
+        names (:data:`UNSORTED`), whose file no name tells."""
         family = kept.name.partition("-")[0]
         old = time.time() - PRUNE_AFTER
         try:
-            for copy in self.folder.glob(f"{family}-*.marshal"):
-                if copy != kept and copy.stat().st_mtime < old:
-                    copy.unlink(missing_ok=True)
+            for pattern in (f"{family}-*.marshal", UNSORTED):
+                for copy in self.folder.glob(pattern):
+                    if copy != kept and copy.stat().st_mtime < old:
+                        copy.unlink(missing_ok=True)
         except OSError as exc:  # unreadable folder, or a copy removed meanwhile
             log.debug("model copies of %s not pruned: %s", family, exc)
 

@@ -119,7 +119,8 @@ def test_a_lambda_function_parses_as_on_aws(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_new_copy_removes_its_files_copies_unwritten_for_a_week_only(tmp_path: Path) -> None:
     """An upgraded botocore leaves its predecessor's copies behind: the first parse of a file
     removes that file's copies older than a week, not a recent one (another venv's botocore
-    may still read it), nor another file's."""
+    may still read it), nor another file's; and copies older than a week named as before a
+    name told its file."""
     cache = ModelCache(tmp_path)
     path = _model("sqs")
     cache.load_file(path)
@@ -128,7 +129,14 @@ def test_a_new_copy_removes_its_files_copies_unwritten_for_a_week_only(tmp_path:
     week_ago = time.time() - PRUNE_AFTER
     stale, recent = tmp_path / f"{family}-0.marshal", tmp_path / f"{family}-1.marshal"
     other = tmp_path / "0-0.marshal"
-    for copy, age in ((stale, week_ago - 60), (recent, week_ago + 60), (other, week_ago - 60)):
+    unsorted_old, unsorted_new = tmp_path / f"{'a' * 32}.marshal", tmp_path / f"{'b' * 32}.marshal"
+    for copy, age in (
+        (stale, week_ago - 60),
+        (recent, week_ago + 60),
+        (other, week_ago - 60),
+        (unsorted_old, week_ago - 60),  # named as before copies told their file
+        (unsorted_new, week_ago + 60),
+    ):
         copy.write_bytes(kept.read_bytes())
         os.utime(copy, (age, age))
     assert cache.load_file(path) is not None  # read back: nothing written, nothing removed
@@ -136,5 +144,5 @@ def test_a_new_copy_removes_its_files_copies_unwritten_for_a_week_only(tmp_path:
     kept.unlink()
     assert cache.load_file(path) == botocore.loaders.JSONFileLoader().load_file(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [kept.name, recent.name, other.name]
+        [kept.name, recent.name, other.name, unsorted_new.name]
     )
