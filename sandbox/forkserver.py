@@ -66,7 +66,8 @@ REQUEST_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Forkserver:
-    """A forkserver started by :func:`start`: its process and its socket."""
+    """A server started by :func:`spawn` (a forkserver by :func:`start`): its process and its
+    socket."""
 
     process: subprocess.Popen[bytes]
     socket: str
