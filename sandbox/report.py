@@ -1,7 +1,8 @@
 """The demo's report: what the clients saw, phase by phase, as JSON and as a PNG timeline.
 
 Called by the demo and the drill. Phases: ``before`` the outage, ``outage`` (from the outage to
-the traffic shift) and ``after`` the shift. Times are AWS seconds (the sandbox's clock) from the
+the traffic shift) and ``after`` the shift; a request counts in the outage when it was under way
+at any moment of it, whenever it began. Times are AWS seconds (the sandbox's clock) from the
 start of the load; every duration is also given in wall seconds (``..._wall_seconds``: the AWS
 seconds divided by the report's ``time_scale``).
 """
@@ -39,8 +40,18 @@ class Marks:
 
 
 def phase_of(sample: Sample, marks: Marks) -> str:
-    """The phase a request started in."""
-    if sample.start < marks.outage:
+    """The phase a request belongs to: ``before`` when it ended before the outage, ``after``
+    when it began once the traffic had shifted, else ``outage``: it was under way during the
+    outage. A request sent just before a region hung, and retried until the shift, is the
+    outage's: counted by when it began, an outage shorter than the clients' timeouts would
+    have had no request at all (every client still waiting on one begun before it).
+
+    >>> marks = Marks(start=0.0, outage=10.0, detected=12.0, shifted=20.0, end=30.0)
+    >>> [phase_of(Sample(a, b, "read", "ok", 200, 1), marks) for a, b in
+    ...  ((1, 2), (9, 11), (9, 25), (15, 16), (19, 21), (20, 21))]
+    ['before', 'outage', 'outage', 'outage', 'outage', 'after']
+    """
+    if sample.end < marks.outage:
         return "before"
     if marks.shifted is None or sample.start < marks.shifted:
         return "outage"
