@@ -26,6 +26,7 @@ from controller.controltable.journal import Journal, Run, RunStatus
 from controller.controltable.table import ControlTable
 from controller.controltable.watchstate import WatchStates
 from controller.interfaces import views
+from controller.watchers.cadence import Role
 from controller.watchers.isolation import cut_off_parameter
 from sandbox import Sandbox
 from sandbox import watchers as watcher_procs
@@ -172,7 +173,7 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     # The primary's watcher first evaluates calm (once an invocation, never the sentinel), as
     # the last assertion reads: its first evaluation may not be, on a loaded machine (a read
     # that outlived its deadline makes it vigilant for the rest of its minute).
-    until(lambda: "calm" in cadences(box, PRIMARY), 120, "the primary's watcher evaluates calm")
+    until(lambda: Role.CALM in cadences(box, PRIMARY), 120, "the primary's watcher evaluates calm")
     box.fail(PRIMARY, "hang")
     run = until(lambda: finished_run(box), 120, "a watcher fails over the hung primary")
     assert run.plan.source == PRIMARY and run.plan.target == STANDBY
@@ -203,7 +204,7 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     assert [(d["action"], d["consecutive_bad"]) for d in before] == [
         ("watch", n) for n in range(1, threshold)
     ], acting[: at + 1]
-    assert {d["cadence"] for d in before} <= {"sentinel", "vigilant"}
+    assert {d["cadence"] for d in before} <= {Role.SENTINEL, Role.VIGILANT}
     # ... while the active region's own watcher, never the sentinel, evaluated once an invocation
     # (until the failover: a standby then, its watcher may become the sentinel)
     own = {
@@ -211,7 +212,7 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
         for d in decisions
         if d["watcher_region"] == PRIMARY and float(d["ts"]) < run.created
     }
-    assert "calm" in own and "sentinel" not in own, own
+    assert Role.CALM in own and Role.SENTINEL not in own, own
 
 
 def test_a_watcher_killed_with_its_region_mid_run_is_finished_by_another_region(
@@ -339,7 +340,7 @@ def test_each_invocation_evaluates_inside_the_shortened_schedule_it_is_told(
                 for invocations in by_region.values()
                 for ds in sorted(invocations, key=lambda ds: min(float(d["ts"]) for d in ds))[:-1]
                 if min(float(d["ts"]) for d in ds) >= since
-                and all(d.get("cadence") == "sentinel" for d in ds)
+                and all(d.get("cadence") == Role.SENTINEL for d in ds)
             ),
             key=min,
         )
