@@ -11,23 +11,43 @@ PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+#: Our share of the user's cache: uv's binary, mypy's cache (below).
+CACHE  := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/failover
 
 .PHONY: test unit demo lint typecheck pytest bench clean venv bytecode
 
 venv: $(STAMP)
 
+# uv makes the venv and installs into it: one binary, kept with the user's other caches and made
+# once per machine (from a throwaway venv's pip: the only step that needs pip and ensurepip), not
+# once per clone. Where `python -m venv` (ensurepip: 3.5 s), pip installing pip and uv (2.6 s) and
+# uv's install (6.4 s) took 14 s in each fresh clone, `uv venv` and an install from uv's cache take
+# 1.5 s (2026-12-07, warm cache). Delete the binary to take a newer uv.
+UV := $(CACHE)/uv/uv
+$(UV):
+	@mkdir -p $(@D)
+	@boot=$$(mktemp -d $(@D)/boot.XXXXXX) && $(PYTHON) -m venv $$boot \
+	  && $$boot/bin/python -m pip install --quiet uv \
+	  && cp $$boot/bin/uv $@.$$$$ && mv -f $@.$$$$ $@; status=$$?; rm -rf $$boot; exit $$status
+
 # Re-install when pyproject.toml changes (a stale .venv), or create it when missing. uv installs
 # what pip would (the same versions), downloading in parallel: a new venv in 47 s where pip took
-# 84 s (medians of 2, cold caches). Not byte-compiled at install: the venv holds about 14,000
-# modules and the tests, servers and CLI import about 1,900 of them; each is compiled when first
-# imported and its .pyc written for every later process (below). uv's --compile-bytecode took
-# 12 s of the install's wall time and 21 s of CPU, before any test could start (2026-12-06,
-# warm cache: 15.6 s with it, 3.5 s without). pip stays in the venv: the bundler downloads each
-# function's wheels with it (infra/bundle.py), and compiles what a bundle ships itself.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+# 84 s (medians of 2, cold caches). It installs from its cache alone first (--offline): asking the
+# index whether what the cache holds is still the newest took 5 s of its 6.4; only when the cache
+# cannot satisfy pyproject.toml does it ask. So a machine keeps the versions it resolved first
+# until pyproject.toml asks for others (`rm -rf .venv; make venv OFFLINE=` takes the index's
+# newest); a fresh machine, as CI's, resolves against the index. Not byte-compiled at
+# install: the venv holds about 14,000 modules and the tests, servers and CLI import about 1,900
+# of them; each is compiled when first imported and its .pyc written for every later process
+# (below). uv's --compile-bytecode took 12 s of the install's wall time and 21 s of CPU, before
+# any test could start (2026-12-06, warm cache: 15.6 s with it, 3.5 s without). pip is installed
+# in the venv: the bundler downloads each function's wheels with it (infra/bundle.py), and
+# compiles what a bundle ships itself.
+OFFLINE ?= --offline
+INSTALL = $(UV) pip install --python $(BIN)/python --quiet -e '.[dev]' pip
+$(STAMP): pyproject.toml | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(INSTALL) $(OFFLINE) 2>/dev/null || $(INSTALL)
 	@touch $(STAMP)
 
 # Every process make starts writes the bytecode of what it imports (into the venv and this
@@ -54,7 +74,7 @@ lint: $(STAMP)
 # from the tests beside it. An entry counts only for a module whose source hashes the same (mypy
 # hashes a file whose path or mtime differs from its entry's), so another tree's entries cannot
 # pass a module they do not describe.
-MYPY_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/failover/mypy
+MYPY_CACHE := $(CACHE)/mypy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --cache-dir $(MYPY_CACHE) controller sandbox infra
