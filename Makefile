@@ -85,25 +85,25 @@ typecheck: $(STAMP)
 unit: bytecode
 	$(BIN)/pytest -m "not sandbox" -n $(WORKERS) --dist loadgroup $(UNIT_ARGS)
 
-# Everything, on WORKERS processes (pytest-xdist). A module's tests stay on one worker, sharing
-# its emulator and module fixtures, unless marked independent (tests/conftest.py); each worker
-# has its own sandbox on its own free ports and temporary state directory. Three on two cores:
-# a sandbox test spends much of its wall time waiting (a hung region's timeouts, the scaled
-# clock's intervals), and a third worker's tests fill it. 2026-12-06, one tree, a cold cache:
-# three workers 368 s (116 s of the cores idle), four 336 s (48 s idle); two took 464 s (303 s
-# idle) on the tree before. Not four: every test costs more CPU under their load (2026-12-07,
-# back to back: three 381 s and 640 s of CPU, four 407 s and 778 s), and under four a healthy
-# control-table replica's answer outran the demo watcher's scaled timeout (1 red in 6 runs).
-# Nor the tests that need no emulator in a process of their own beside the three, at nice 10
-# (2026-12-07, back to back: the idle went from 121 s to 57 s, the CPU from 778 s to 855 s, the
-# whole run from 7 m 32 s to 7 m 37 s): under the load, the sandbox tests' waits grow, and so
-# does the work their sandboxes do while they wait. Nor four under a scheduler that gave a worker
-# only a group whose measured cores (busy CPU over wall, run alone) fit beside what the others ran
-# (2026-12-07, fresh clones: 8 m 10 s, 792 s of CPU, 175 s idle, against 7 m 04 s, 718 s and 122 s
-# with three): a group's CPU comes in bursts, and its average left the cores idler, not fuller.
+# Everything, on WORKERS processes (pytest-xdist) and a lane beside them. A module's tests stay on
+# one worker, sharing its emulator and module fixtures, unless marked independent
+# (tests/conftest.py); each worker has its own sandbox on its own free ports and temporary state
+# directory. Three on two cores: a sandbox test spends much of its wall time waiting (a hung
+# region's timeouts, the scaled clock's intervals), and a third worker's tests fill it (2026-12-06,
+# a cold cache: two took 464 s, 303 s of the cores idle; three 368 s, 116 s idle). Not a fourth
+# alike: every test cost more CPU under their load (2026-12-07, back to back: three 381 s and
+# 640 s of CPU, four 407 s and 778 s), and a healthy control-table replica's answer outran the demo
+# watcher's scaled timeout (1 red in 6 runs); nor the tests that need no emulator in a fourth
+# process at nice 10 (7 m 32 s against 7 m 37 s, 77 s more CPU); nor four under a scheduler that
+# fitted each group's average cores beside the others' (8 m 10 s against 7 m 04 s: a group's CPU
+# comes in bursts). The fourth is a lane (tests/kit/lanes.py): it takes first the groups that
+# mostly wait on the scaled clock, a fifth of a core to under half of one, which the three take
+# last. On three alone the cores went idle whenever two of those ran at once (2026-12-07, fresh
+# clones, `bash .ci/run`: 6 m 23 s with 110 s of the cores idle; with the lane 5 m 54 s and 32 s,
+# then 5 m 51 s and 41 s, and 6 m 08 s and 36 s with the machine slower).
 WORKERS ?= 3
 pytest: bytecode
-	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $$(($(WORKERS) + 1)) --dist loadgroup
 
 # Lint and type-check run beside the tests, not before them: the tests leave about a quarter of
 # the two cores idle (waiting out hung regions' timeouts), which ruff's and mypy's 25 s of CPU

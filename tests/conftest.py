@@ -5,7 +5,8 @@ Every test under ``tests/sandbox/``, and any other that asks for an emulator fix
 emulator. Under pytest-xdist (``make test``: ``--dist loadgroup``) a module's tests run on one
 worker, where they share its module fixtures and its emulator, except tests marked
 ``independent``, which may go to any worker; the slowest modules are collected first, so that
-the longest does not start last.
+the longest does not start last, and the last of four workers or more is a lane that takes the
+modules that mostly wait first (:mod:`tests.kit.lanes`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from controller import clock
 from controller.interfaces.cli import main
 from sandbox import moto_patches, owner
+from tests.kit import lanes
 from tests.kit.cli import CliResult
 from tests.kit.paths import REPO, cache_sharing
 
@@ -172,6 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if distributing and not hasattr(config, "workerinput"):
         if config.option.dist == "loadgroup":
             config.pluginmanager.register(GroupCheck(), "failover-group-check")
+            config.pluginmanager.register(lanes.Lanes(), "failover-lanes")
             # xdist sends the groups with the most tests first unless told not to: the unit
             # modules' hundreds of quick tests went first and the runbook pages and the crash
             # tests (a few long tests each) last, whatever HEAVY_FIRST said.
