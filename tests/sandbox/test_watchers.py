@@ -195,18 +195,20 @@ def test_a_hung_primary_is_failed_over_by_a_watcher_outside_it_and_fenced_when_i
     assert any(
         d["action"] == "failover" and d["watcher_region"] == region_of(run.owner) for d in decisions
     )
-    # Detected at the interval cadence: the acting watcher's evaluations before its failover
-    # were bad ones in a row, counted from 1, at least the threshold's (more by one for each
-    # flap it saw before the hang, up to twice the threshold: a loaded machine's slow read is
-    # one), none of them the end of a calm invocation.
+    # Detected at the interval cadence: the acting watcher's evaluation just before its failover
+    # had counted at least the threshold's bad ones but one (more by one for each flap it saw
+    # before the hang, up to twice the threshold: a loaded machine's slow read is one), and the
+    # bad ones in a row before the failover counted up to it, none of them the end of a calm
+    # invocation. (Two of its invocations may overlap, the sentinel's chain and the minute's
+    # schedule: no reserved concurrency, infra/watchers.py; each counts in its own state, so
+    # their evaluations interleave: a fresh-clone run saw 1, 1, then the failover.)
     acting = [d for d in decisions if d["watcher_region"] == region_of(run.owner)]
     at = next(i for i, d in enumerate(acting) if d["action"] == "failover")
     threshold = box.topology.policy.failure_threshold
-    streak = list(itertools.takewhile(lambda d: d["action"] == "watch", reversed(acting[:at])))
-    before = streak[::-1]
-    counted = [d["consecutive_bad"] for d in before]
-    assert counted == list(range(1, len(before) + 1)), acting[: at + 1]
-    assert threshold - 1 <= len(before) <= 2 * threshold - 1, acting[: at + 1]
+    before = list(itertools.takewhile(lambda d: d["action"] == "watch", reversed(acting[:at])))
+    last = before[0]["consecutive_bad"] if before else 0
+    assert threshold - 1 <= last <= 2 * threshold - 1, acting[: at + 1]
+    assert set(range(1, last + 1)) <= {d["consecutive_bad"] for d in before}, acting[: at + 1]
     assert {d["cadence"] for d in before} <= {Role.SENTINEL, Role.VIGILANT}
     # ... while the active region's own watcher, never the sentinel, evaluated once an invocation
     # (until the failover: a standby then, its watcher may become the sentinel)
