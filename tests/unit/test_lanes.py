@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.kit.lanes import WAITERS, LaneScheduling
+from tests.kit.paths import REPO
 
 WAITER = sorted(WAITERS)[0]
 QUEUE = ["sandbox/test_runbooks.py", WAITER, "unit/test_plan.py", sorted(WAITERS)[1]]
@@ -60,3 +61,9 @@ def test_the_other_workers_take_the_waiting_groups_last() -> None:
 
 def test_under_four_workers_there_is_no_lane_and_the_queue_keeps_its_order() -> None:
     assert scheduled(3, "gw2") == QUEUE
+
+
+def test_every_waiting_group_is_a_module_of_the_suite() -> None:
+    """A module renamed or removed would leave the lane nothing to take first, silently."""
+    missing = sorted(group for group in WAITERS if not (REPO / "tests" / group).is_file())
+    assert not missing, f"tests/kit/lanes.py names modules the suite no longer has: {missing}"
