@@ -97,7 +97,7 @@ unit: bytecode
 # process at nice 10 (7 m 32 s against 7 m 37 s, 77 s more CPU); nor four under a scheduler that
 # fitted each group's average cores beside the others' (8 m 10 s against 7 m 04 s: a group's CPU
 # comes in bursts). The fourth is a lane (tests/kit/lanes.py): it takes first the groups that
-# mostly wait on the scaled clock, a fifth of a core to under half of one, which the three take
+# mostly wait on the scaled clock, a tenth of a core to under half of one, which the three take
 # last. On three alone the cores went idle whenever two of those ran at once (2026-12-07, fresh
 # clones, `bash .ci/run`: 6 m 23 s with 110 s of the cores idle; with the lane 5 m 54 s and 32 s,
 # then 5 m 51 s and 41 s, and 6 m 08 s and 36 s with the machine slower).

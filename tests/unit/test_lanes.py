@@ -10,8 +10,10 @@ import pytest
 from tests.kit.lanes import WAITERS, LaneScheduling
 from tests.kit.paths import REPO
 
-WAITER = sorted(WAITERS)[0]
-QUEUE = ["sandbox/test_runbooks.py", WAITER, "unit/test_plan.py", sorted(WAITERS)[1]]
+#: A queue of two groups of each kind, interleaved: each kind in its queued order.
+WAITING = sorted(WAITERS)[:2]
+OTHERS = ["sandbox/test_runbooks.py", "unit/test_plan.py"]
+QUEUE = [OTHERS[0], WAITING[0], OTHERS[1], WAITING[1]]
 
 
 class Worker:
@@ -48,15 +50,11 @@ def scheduled(workers: int, first: str) -> list[str]:
 
 @pytest.mark.parametrize("workers", [4, 5])
 def test_the_last_worker_takes_the_waiting_groups_first_then_the_rest(workers: int) -> None:
-    waiting = [g for g in QUEUE if g in WAITERS]
-    assert scheduled(workers, f"gw{workers - 1}") == waiting + [
-        g for g in QUEUE if g not in waiting
-    ]
+    assert scheduled(workers, f"gw{workers - 1}") == WAITING + OTHERS
 
 
 def test_the_other_workers_take_the_waiting_groups_last() -> None:
-    waiting = [g for g in QUEUE if g in WAITERS]
-    assert scheduled(4, "gw0") == [g for g in QUEUE if g not in waiting] + waiting
+    assert scheduled(4, "gw0") == OTHERS + WAITING
 
 
 def test_under_four_workers_there_is_no_lane_and_the_queue_keeps_its_order() -> None:
