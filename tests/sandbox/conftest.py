@@ -3,8 +3,10 @@
 ``sandbox`` starts the example topology on free loopback ports in a temporary state directory
 and always stops every process it started, also when a test or the start fails.
 ``fresh_sandbox`` is the same object, reset to the state ``up`` leaves (every region running and
-provisioned again, the primary active) before the test. ``forked_controllers``, asked for by the
-modules that run the controller as a process, keeps one imported for them to fork.
+provisioned again, the primary active) before the test. ``scaled_sandbox`` and
+``fresh_scaled_sandbox`` are the same on a scaled clock (k = ``SCALED_K``), started by the first
+test that asks. ``forked_controllers``, asked for by the modules that run the controller as a
+process, keeps one imported for them to fork.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import clock
 from sandbox import Sandbox, forkserver
 from tests.kit import controller_zygote
 from tests.kit.emulator import stopped
@@ -31,6 +34,9 @@ TEST_ENV = {
     # the tests that fail over accept that (test_replication_lag.py unsets it to check both).
     "FAILOVER_ACCEPT_UNKNOWN_LAG": "1",
 }
+#: The scaled sandbox's clock: AWS seconds per wall second. A timeout of 4 AWS s (a verb's read
+#: of a hung region) is a wall second there.
+SCALED_K = 4.0
 UNSET_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
@@ -85,3 +91,35 @@ def fresh_sandbox(sandbox: Sandbox) -> Sandbox:
     """The session's sandbox, reset: every region running and provisioned as after ``up``."""
     sandbox.reset()
     return sandbox
+
+
+@pytest.fixture(scope="session")
+def scaled_sandbox(
+    sandbox_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    """The example topology on the emulator at k = ``SCALED_K``, for the whole session: a
+    sandbox's clock is set when it starts, so the scaled one is a sandbox of its own."""
+    found = clock.current()
+    try:
+        box = Sandbox.up(
+            EXAMPLE, tmp_path_factory.mktemp("scaled") / ".failover", time_scale=SCALED_K
+        )
+    finally:
+        clock.use(found)  # ``up`` put this process on the sandbox's clock: only its tests are
+    try:
+        yield box
+    finally:
+        stopped(box)
+
+
+@pytest.fixture
+def fresh_scaled_sandbox(scaled_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The scaled sandbox, reset, and this process on its clock for the test (the CLI, the
+    executor and their clients count AWS seconds as the sandbox's own processes do)."""
+    found = clock.current()
+    scaled_sandbox.reset()
+    scaled_sandbox.use_clock()
+    try:
+        yield scaled_sandbox
+    finally:
+        clock.use(found)

@@ -100,15 +100,25 @@ def _fence_records(run: Any) -> dict[str, Any]:
     return {s.id: run.steps[s.id] for s in run.plan.steps if s.phase == "fence"}
 
 
+@pytest.fixture(params=["real clock", "scaled clock"])
+def either_clock(request: pytest.FixtureRequest) -> Sandbox:
+    """The session's sandbox (k = 1) or the scaled one (k = 4, this process on its clock, where a
+    timeout is AWS seconds and 1/k of them on the wall): what a hung source costs the run is
+    counted in requests it leaves unanswered, each one timeout, the same on either clock."""
+    fixture = "fresh_sandbox" if request.param == "real clock" else "fresh_scaled_sandbox"
+    box: Sandbox = request.getfixturevalue(fixture)
+    return box
+
+
 def test_a_hung_source_costs_one_timeout_before_activation_not_one_per_level(
-    fresh_sandbox: Sandbox,
+    either_clock: Sandbox,
 ) -> None:
     """The source hangs before the run: the prechecks' replication-lag read is the one request
     it gets; no fence level sends it another (each would cost a timeout before activation), the
     DNS is fenced in the global endpoint all the same, and the run records why the rest is not.
 
     Counted requests, not durations: on a loaded machine a timeout is still one request."""
-    box = fresh_sandbox
+    box = either_clock
     box.fail(SOURCE, "hang")
     calls = SourceCalls(box)
     clients = box.clients.derive(hook=("before-send", calls))
@@ -183,12 +193,12 @@ def test_a_wrongly_guessed_source_has_its_lags_read_again_from_the_active_region
 
 
 def test_a_source_that_hangs_after_the_prechecks_costs_the_fence_levels_one_timeout(
-    fresh_sandbox: Sandbox,
+    either_clock: Sandbox,
 ) -> None:
     """The source answers the prechecks, then hangs as the DNS fence asks it for its mode: that
     request is the one it leaves unanswered; the next levels send it none (before: one timeout
     per level) and end unverified, naming that request."""
-    box = fresh_sandbox
+    box = either_clock
     calls = SourceCalls(box, hang_at=2)  # 1: the lag read; 2: the DNS fence's mode parameter
     clients = box.clients.derive(hook=("before-send", calls))
     journal = Journal(box.clients, box.manifest)

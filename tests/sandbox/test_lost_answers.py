@@ -12,8 +12,8 @@ hung server applies it (:class:`Writes`), and what the verb said must still hold
 - done (exit 0): it shows.
 
 Each verb waits its read timeout (4 AWS s) for a region that never answers: these tests run on
-a sandbox of their own at k = 4, where that is a wall second (it was 4.5 s a verb, 66 s for
-the module's four longest tests on the real clock).
+the session's scaled sandbox, at k = 4, where that is a wall second (it was 4.5 s a verb, 66 s
+for the module's four longest tests on the real clock).
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
 
-from controller import clock
 from controller.controltable.items import RUN_MARK
 from controller.controltable.journal import Journal, StepState
 from controller.controltable.table import LEASE_PK, LEASE_SK, WRITES, ControlTable
@@ -37,7 +36,7 @@ from controller.interfaces.serve import Api, StatusServer, deployment_sources
 from controller.interfaces.views import read_status
 from sandbox import Sandbox
 from tests.kit.cli import CliResult
-from tests.kit.emulator import plain, stopped
+from tests.kit.emulator import plain
 
 pytestmark = pytest.mark.sandbox
 
@@ -48,8 +47,6 @@ HUNG = (WEST, WITNESS)
 TOKEN = "a-token-for-the-lost-answers-tests"
 #: The page's status deadline: an action waits for the control table a second more.
 PAGE_DEADLINE = 4.0
-#: The module's sandbox's clock: AWS seconds per wall second.
-K = 4.0
 
 
 class Writes:
@@ -100,27 +97,11 @@ class Writes:
                     raise
 
 
-@pytest.fixture(scope="module")
-def scaled(sandbox_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The example on a sandbox of this module's, at k = ``K``, for the whole module."""
-    found = clock.current()
-    box = Sandbox.up(EXAMPLE, tmp_path_factory.mktemp("lost") / ".failover", time_scale=K)
-    try:
-        yield box
-    finally:
-        try:
-            stopped(box)
-        finally:
-            clock.use(found)
-
-
 @pytest.fixture
-def fresh_sandbox(scaled: Sandbox) -> Sandbox:
-    """This module's sandbox, reset, this process on its clock (the session's sandbox is on the
-    real clock: see ``K``)."""
-    scaled.reset()
-    scaled.use_clock()
-    return scaled
+def fresh_sandbox(fresh_scaled_sandbox: Sandbox) -> Sandbox:
+    """The session's scaled sandbox (k = ``SCALED_K``), reset, this process on its clock: each
+    verb here waits a timeout of 4 AWS s for a hung region, a wall second there."""
+    return fresh_scaled_sandbox
 
 
 @pytest.fixture
@@ -303,7 +284,6 @@ def test_status_timeout_bounds_the_whole_read_reads_the_control_table_once_and_s
     """On the session's sandbox, on the real clock: the wall is what the bound is about."""
     box = sandbox
     box.reset()
-    box.use_clock()  # a test leaves the clock it found: here, this module's sandbox's
     writes = Writes(box, monkeypatch)
     for region in HUNG:
         box.fail(region, "hang")
