@@ -670,7 +670,8 @@ def levers(
         f"{sized.architecture}: ${minute:.2f}; durable functions (no billed wait, "
         f"{operations:,.0f} operations at ${prices['lambda_durable_operation'].amount * 1e6:.2f} "
         f"per million): ${durable:.2f}; the deployed cadence on {other}: ${arm:.2f} "
-        f"(${deployed_total - arm:+.2f}); the active region's watcher alive its whole minute "
+        f"({'-' if arm < deployed_total else '+'}${abs(arm - deployed_total):.2f}); "
+        f"the active region's watcher alive its whole minute "
         f"(its cut-off check every interval, the two-writer window kept at 60 s): "
         f"${deployed_total + awake_own:.2f} (+${awake_own:.2f}); each without the full reads"
     )
