@@ -67,10 +67,16 @@ class Sandbox:
         self.use_clock()
         _trust(state)
 
+    @property
+    def own_clock(self) -> clock.Clock:
+        """The sandbox's clock: every process it starts runs on it, whichever clock the caller
+        is on (a test may hold two sandboxes, each on its own)."""
+        return clock.Clock(origin=self.state.time_origin, scale=self.state.time_scale)
+
     def use_clock(self) -> None:
         """Put this process (the demo, a test, the CLI) on the sandbox's clock, as its own
         processes are."""
-        clock.use(clock.Clock(origin=self.state.time_origin, scale=self.state.time_scale))
+        clock.use(self.own_clock)
 
     # -- starting and finding ------------------------------------------------------------------
 
@@ -376,7 +382,7 @@ class Sandbox:
             if self._server(region).condition is not Condition.RUNNING:
                 continue  # a failed region's watcher starts when the region is healed
             self.state.watchers[region] = watcher_procs.start(
-                self.state_dir, self.state.spec, region, schedule
+                self.state_dir, self.state.spec, region, schedule, on=self.own_clock
             )
         self._save()
         return dict(self.state.watchers)
@@ -407,7 +413,11 @@ class Sandbox:
             watcher_procs.signal_watcher(pid, region, signal.SIGCONT)
         else:  # killed with its region: the schedule invokes the function again
             self.state.watchers[region] = watcher_procs.start(
-                self.state_dir, self.state.spec, region, self.state.watcher_schedule
+                self.state_dir,
+                self.state.spec,
+                region,
+                self.state.watcher_schedule,
+                on=self.own_clock,
             )
             self._save()
 
@@ -434,7 +444,10 @@ class Sandbox:
         pid = servers.respawn(self.state.zygote, server)
         if pid is None:
             fresh, _ = servers.start_all(
-                {server.name: server.port}, self.state_dir / LOG_DIR, secret=self.state.secret
+                {server.name: server.port},
+                self.state_dir / LOG_DIR,
+                secret=self.state.secret,
+                on=self.own_clock,
             )
             pid = fresh[server.name].pid
         server.pid = pid

@@ -56,7 +56,11 @@ def trust(urls: Iterable[str], secret: str) -> None:
 
 
 def start_all(
-    ports: Mapping[str, int], log_dir: Path, socket_path: Path | None = None, secret: str = ""
+    ports: Mapping[str, int],
+    log_dir: Path,
+    socket_path: Path | None = None,
+    secret: str = "",
+    on: clock.Clock | None = None,
 ) -> tuple[dict[str, ServerState], Zygote | None]:
     """Start a moto server per ``name: port`` (0: a free port the launcher picks and keeps);
     returns at once (see :func:`wait_ready`).
@@ -82,7 +86,8 @@ def start_all(
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
     # not argv: /proc/PID/cmdline is public; the servers' loops run on the sandbox's clock
-    env = {**os.environ, **clock.current().environment(), controls.SECRET_ENV: secret}
+    time_env = (on or clock.current()).environment()
+    env = {**os.environ, **time_env, controls.SECRET_ENV: secret}
     # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
     # no record, and the deployment checks it instead (sandbox.deploy.mapping)
     env["MOTO_ACM_VALIDATION_WAIT"] = "0"

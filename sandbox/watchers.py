@@ -84,14 +84,21 @@ def log_path(state_dir: Path, region: str) -> Path:
     return Path(state_dir) / LOG_DIR / f"watcher-{region}.log"
 
 
-def start(state_dir: Path, spec: str, region: str, schedule: float | None = None) -> int:
+def start(
+    state_dir: Path,
+    spec: str,
+    region: str,
+    schedule: float | None = None,
+    on: clock.Clock | None = None,
+) -> int:
     """Start ``region``'s watcher process (in its own session and process group, outliving the
-    caller); its pid."""
+    caller), on clock ``on`` (the sandbox's; default: this process's); its pid."""
     state_dir = Path(state_dir).resolve()
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The schedule's own reads (the rule, the function's configuration) come from its region.
-    env = {**os.environ, **clock.current().environment(), contract.ENV_HOME_REGION: region}
+    time_env = (on or clock.current()).environment()
+    env = {**os.environ, **time_env, contract.ENV_HOME_REGION: region}
     env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)

@@ -117,8 +117,8 @@ def fresh_scaled_sandbox(scaled_sandbox: Sandbox) -> Iterator[Sandbox]:
     """The scaled sandbox, reset, and this process on its clock for the test (the CLI, the
     executor and their clients count AWS seconds as the sandbox's own processes do)."""
     found = clock.current()
-    scaled_sandbox.reset()
     scaled_sandbox.use_clock()
+    scaled_sandbox.reset()
     try:
         yield scaled_sandbox
     finally:
