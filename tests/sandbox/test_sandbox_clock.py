@@ -8,6 +8,7 @@ it: its alarms' periods, its invocations' timeouts and its lease's expiry would 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,36 +35,44 @@ class Captured:
         return self.original(argv, env, *args)
 
 
-def _on_the_real_clock() -> None:
-    assert clock.current().scale == 1.0  # the precondition: the caller is not on the sandbox's
+@pytest.fixture
+def elsewhere(scaled_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The scaled sandbox, asked by this process on the real clock (whichever clock an earlier
+    test left it on), put back on the clock it was on afterwards."""
+    found = clock.current()
+    clock.use(clock.Clock())
+    try:
+        yield scaled_sandbox
+    finally:
+        clock.use(found)
 
 
 def test_a_watcher_started_from_a_process_on_another_clock_runs_on_the_sandboxs(
-    scaled_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    elsewhere: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _on_the_real_clock()
+    box = elsewhere
     spawned = Captured(forkserver.spawn_watcher)
     monkeypatch.setattr(forkserver, "spawn_watcher", spawned)
     try:
-        scaled_sandbox.start_watchers([REGION])
+        box.start_watchers([REGION])
     finally:
-        scaled_sandbox.stop_watchers()
+        box.stop_watchers()
     (env,) = spawned.environments
-    assert clock.from_environment(env) == scaled_sandbox.own_clock
+    assert clock.from_environment(env) == box.own_clock
     assert clock.from_environment(env).scale == SCALED_K
 
 
 def test_a_server_started_again_from_a_process_on_another_clock_runs_on_the_sandboxs(
-    scaled_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    elsewhere: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The region is killed and its launcher's zygote does not answer: the sandbox starts a
     new launcher for it, the path where the caller's clock was given."""
-    _on_the_real_clock()
+    box = elsewhere
     launched = Captured(forkserver.launch)
     monkeypatch.setattr(forkserver, "launch", launched)
     monkeypatch.setattr(servers, "respawn", lambda zygote, server: None)
-    scaled_sandbox.fail(REGION, "down")
-    scaled_sandbox.reset()
+    box.fail(REGION, "down")
+    box.reset()
     (env,) = launched.environments
-    assert clock.from_environment(env) == scaled_sandbox.own_clock
-    assert scaled_sandbox.state.servers[REGION].condition is Condition.RUNNING
+    assert clock.from_environment(env) == box.own_clock
+    assert box.state.servers[REGION].condition is Condition.RUNNING
