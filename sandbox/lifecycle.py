@@ -133,7 +133,11 @@ class Sandbox:
         prepared = ahead.submit(_prepare, topology) if kept is None else None
         try:
             state.servers, state.zygote = servers.start_all(
-                dict.fromkeys(names, 0), state_dir / LOG_DIR, state_dir / SOCKET_FILE, state.secret
+                dict.fromkeys(names, 0),
+                state_dir / LOG_DIR,
+                state_dir / SOCKET_FILE,
+                state.secret,
+                on=scaled,
             )
             write_state(state_dir, state)
             servers.wait_ready(state.servers.values())

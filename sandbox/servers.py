@@ -60,10 +60,11 @@ def start_all(
     log_dir: Path,
     socket_path: Path | None = None,
     secret: str = "",
-    on: clock.Clock | None = None,
+    *,
+    on: clock.Clock,
 ) -> tuple[dict[str, ServerState], Zygote | None]:
-    """Start a moto server per ``name: port`` (0: a free port the launcher picks and keeps);
-    returns at once (see :func:`wait_ready`).
+    """Start a moto server per ``name: port`` (0: a free port the launcher picks and keeps), on
+    clock ``on`` (its sandbox's); returns at once (see :func:`wait_ready`).
 
     One launcher imports moto once and forks the servers (:mod:`sandbox.launcher`);
     each is a process of its own, in its own session, that outlives the caller. With
@@ -86,8 +87,7 @@ def start_all(
         *(f"{name}={port}={logs[name]}" for name, port in ports.items()),
     ]
     # not argv: /proc/PID/cmdline is public; the servers' loops run on the sandbox's clock
-    time_env = (on or clock.current()).environment()
-    env = {**os.environ, **time_env, controls.SECRET_ENV: secret}
+    env = {**os.environ, **on.environment(), controls.SECRET_ENV: secret}
     # ACM issues a DNS-validated certificate once it finds the record; the emulator looks for
     # no record, and the deployment checks it instead (sandbox.deploy.mapping)
     env["MOTO_ACM_VALIDATION_WAIT"] = "0"

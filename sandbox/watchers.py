@@ -89,16 +89,16 @@ def start(
     spec: str,
     region: str,
     schedule: float | None = None,
-    on: clock.Clock | None = None,
+    *,
+    on: clock.Clock,
 ) -> int:
     """Start ``region``'s watcher process (in its own session and process group, outliving the
-    caller), on clock ``on`` (the sandbox's; default: this process's); its pid."""
+    caller), on clock ``on`` (its sandbox's); its pid."""
     state_dir = Path(state_dir).resolve()
     out = log_path(state_dir, region)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The schedule's own reads (the rule, the function's configuration) come from its region.
-    time_env = (on or clock.current()).environment()
-    env = {**os.environ, **time_env, contract.ENV_HOME_REGION: region}
+    env = {**os.environ, **on.environment(), contract.ENV_HOME_REGION: region}
     env.pop(ENV_SCHEDULE, None)
     if schedule is not None:
         env[ENV_SCHEDULE] = str(schedule)

@@ -105,7 +105,9 @@ def scaled_sandbox(
             EXAMPLE, tmp_path_factory.mktemp("scaled") / ".failover", time_scale=SCALED_K
         )
     finally:
-        clock.use(found)  # ``up`` put this process on the sandbox's clock: only its tests are
+        # ``up`` put this process on the sandbox's clock, and a session fixture is set up
+        # before ``same_clock`` reads the clock to put back: only the tests that ask are on it
+        clock.use(found)
     try:
         yield box
     finally:
@@ -113,13 +115,10 @@ def scaled_sandbox(
 
 
 @pytest.fixture
-def fresh_scaled_sandbox(scaled_sandbox: Sandbox) -> Iterator[Sandbox]:
+def fresh_scaled_sandbox(scaled_sandbox: Sandbox) -> Sandbox:
     """The scaled sandbox, reset, and this process on its clock for the test (the CLI, the
-    executor and their clients count AWS seconds as the sandbox's own processes do)."""
-    found = clock.current()
+    executor and their clients count AWS seconds as the sandbox's own processes do;
+    ``same_clock`` puts the process back after it)."""
     scaled_sandbox.use_clock()
     scaled_sandbox.reset()
-    try:
-        yield scaled_sandbox
-    finally:
-        clock.use(found)
+    return scaled_sandbox

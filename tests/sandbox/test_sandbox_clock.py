@@ -8,7 +8,6 @@ it: its alarms' periods, its invocations' timeouts and its lease's expiry would 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,15 +35,11 @@ class Captured:
 
 
 @pytest.fixture
-def elsewhere(scaled_sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The scaled sandbox, asked by this process on the real clock (whichever clock an earlier
-    test left it on), put back on the clock it was on afterwards."""
-    found = clock.current()
+def elsewhere(scaled_sandbox: Sandbox) -> Sandbox:
+    """The scaled sandbox, asked by this process on the real clock (``same_clock`` puts back the
+    clock it found after the test)."""
     clock.use(clock.Clock())
-    try:
-        yield scaled_sandbox
-    finally:
-        clock.use(found)
+    return scaled_sandbox
 
 
 def test_a_watcher_started_from_a_process_on_another_clock_runs_on_the_sandboxs(
