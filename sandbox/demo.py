@@ -172,7 +172,7 @@ def _story(
                 lambda: watcher_procs.decisions(box.state_dir, regions),
             )
         load_gen.start()
-        _wait(options.warmup, "steady load", say, load_gen)
+        _wait(options.warmup, "steady load", say, load_gen, served_within=options.client_deadline)
         if options.outage_phase is not None:
             _at_phase(box, region, options.outage_phase)
         outage = clock.now()
@@ -283,10 +283,25 @@ def _region_of(owner: str) -> str:
     return owner.removeprefix("watcher@").split("/")[0] if owner.startswith("watcher@") else owner
 
 
-def _wait(seconds: float, phase: str, say: Progress, load_gen: LoadGenerator) -> None:
+def _wait(
+    seconds: float,
+    phase: str,
+    say: Progress,
+    load_gen: LoadGenerator,
+    served_within: float = 0.0,
+) -> None:
+    """Show ``phase`` for ``seconds`` AWS seconds; then until a client has had an answer, at
+    most ``served_within`` AWS seconds more. On a loaded machine the application's first cold
+    environments may answer no one inside a short warmup, and an outage begun then has no
+    ``before``: every request under way when it began counts as the outage's."""
     started = clock.monotonic()
-    while (done := clock.monotonic() - started) < seconds:
-        say(phase, done, seconds, _counts(load_gen))
+    while True:
+        done, counts = clock.monotonic() - started, _counts(load_gen)
+        if done >= seconds and (counts["ok"] or done >= seconds + served_within):
+            if not counts["ok"] and served_within:
+                log.warning("%s: no client served within %.0f AWS s", phase, done)
+            return
+        say(phase, done, seconds, counts)
         time.sleep(0.25)  # the display's pace: wall time
 
 

@@ -17,6 +17,7 @@ from controller import clock
 from controller.topology import load
 from sandbox import demo
 from sandbox import watchers as watcher_procs
+from sandbox.loadgen import Sample
 from tests.kit.paths import EXAMPLE
 
 #: AWS seconds per wall second: the example's 10 s interval is one wall second.
@@ -104,3 +105,34 @@ def test_traffic_moved_in_the_middle_of_the_polls_around_it_not_at_the_first_tha
     # seen at the polls of 6 and 10 (the first after each move): 4-6 and 8-10 bracket them
     assert answered == pytest.approx(outage + 5.0)
     assert shifted == pytest.approx(outage + 9.0)
+
+
+class Answers:
+    """A load generator's samples as the steady-load phase reads them: none for the first
+    ``silent`` reads (the application's environments still cold), then one request served."""
+
+    def __init__(self, silent: int) -> None:
+        self.silent, self.reads = silent, 0
+
+    @property
+    def samples(self) -> list[Sample]:
+        self.reads += 1
+        return [] if self.reads <= self.silent else [Sample(0.0, 1.0, "read", "ok", 200, 1)]
+
+
+def test_the_steady_load_lasts_until_a_client_was_served_not_only_its_seconds() -> None:
+    """A fresh-clone run began the outage 32 AWS s in, before any request had ended (cold
+    environments under load): the report's ``before`` held nothing."""
+    answers = Answers(silent=4)
+    demo._wait(0.0, "steady load", lambda *_: None, answers, served_within=3600.0)  # type: ignore[arg-type]
+    assert answers.reads == 5  # read on until the first answer, and no longer
+
+
+def test_an_application_that_serves_no_one_holds_the_steady_load_only_to_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = Answers(silent=10**9)
+    with caplog.at_level("WARNING", logger="sandbox.demo"):
+        demo._wait(0.0, "steady load", lambda *_: None, answers, served_within=0.3)  # type: ignore[arg-type]
+    assert answers.reads >= 2  # it waited past its seconds for an answer that never came
+    assert "steady load: no client served within" in caplog.text
